@@ -1,0 +1,23 @@
+#ifndef AI_UTF8_H
+#define AI_UTF8_H
+/* utf8.h - UTF-8 checks shared by every program that reads text. */
+#include "ai.h"
+
+/*
+ * Returns the length of the longest prefix of s[0..n) that is valid
+ * UTF-8 (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF)
+ * and contains no NUL byte.  Equal to n when all of s is valid.
+ */
+size_t utf8_valid_prefix(const char *s, size_t n);
+
+/*
+ * Returns the length of the longest prefix of s[0..n) that does not end
+ * inside a multi-byte sequence: the place to cut a valid UTF-8 string
+ * without splitting a character.  s must be valid UTF-8.
+ */
+size_t utf8_cut(const char *s, size_t n);
+
+/* Line (1-based) and column (1-based, in bytes) of offset off in s. */
+void utf8_where(const char *s, size_t off, size_t *line, size_t *col);
+
+#endif
