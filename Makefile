@@ -7,7 +7,6 @@
 #   make fuzz          libFuzzer harnesses for FUZZ_SECONDS each (clang)
 #   make lint          mandoc -Tlint and the banned-call grep
 #   make install       PREFIX=/usr/local DESTDIR=
-.POSIX:
 .SUFFIXES:
 
 VERSION   = 0.1.0
