@@ -1,0 +1,370 @@
+#include "cli.h"
+#include "utf8.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <unistd.h>
+
+const char *cli_prog = "ai";
+volatile sig_atomic_t cli_interrupted;
+
+static const struct cli_opt common_opts[] = {
+	{ "model", required_argument, 'm', "NAME", "model to use (AI_MODEL)" },
+	{ "profile", required_argument, 'p', "NAME", "configuration profile (AI_PROFILE)" },
+	{ "base-url", required_argument, CLI_OPT_BASE_URL, "URL", "API endpoint (OPENAI_BASE_URL)" },
+	{ "json", no_argument, 'j', NULL, "print JSON instead of text" },
+	{ "verbose", no_argument, 'v', NULL, "show the HTTP exchange on stderr, key redacted" },
+	{ "quiet", no_argument, 'q', NULL, "no progress or warnings" },
+	{ "no-cache", no_argument, CLI_OPT_NO_CACHE, NULL, "neither read nor write the response cache" },
+	{ "cache-ttl", required_argument, CLI_OPT_CACHE_TTL, "DURATION", "ignore cached answers older than this" },
+	{ "timeout", required_argument, CLI_OPT_TIMEOUT, "SECONDS", "give up on a request after this long (default 600)" },
+	{ "retries", required_argument, CLI_OPT_RETRIES, "N", "retries on 408, 409, 429, 5xx and network errors (default 2)" },
+	{ "log-prompts", no_argument, CLI_OPT_LOG_PROMPTS, NULL, "keep prompt text in the usage ledger" },
+	{ "dry-run", no_argument, CLI_OPT_DRY_RUN, NULL, "print the request instead of sending it" },
+	{ "help", no_argument, 'h', NULL, "print this help and exit" },
+	{ "version", no_argument, 'V', NULL, "print the version and exit" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	cli_interrupted = 1;
+}
+
+void cli_init(struct cli *c, const char *prog)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	cli_prog = prog;
+	c->prog = prog;
+	c->model = c->profile = c->base_url = NULL;
+	c->json = c->verbose = c->quiet = c->no_cache = c->dry_run = c->log_prompts = 0;
+	c->timeout_s = -1;
+	c->retries = -1;
+	c->cache_ttl_s = -1;
+}
+
+static void vwarn(const char *fmt, va_list ap)
+{
+	struct buf b;
+
+	/* One write, so lines from processes sharing stderr do not interleave. */
+	buf_init(&b, 4096);
+	buf_addf(&b, "%s: ", cli_prog);
+	buf_vaddf(&b, fmt, ap);
+	buf_addch(&b, '\n');
+	fflush(stdout);
+	if (b.data)
+		(void)!write(2, b.data, b.len);
+	buf_release(&b);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+}
+
+void cli_die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+void cli_die_err(const struct ai_err *e)
+{
+	if (e->msg[0])
+		cli_warn("%s", e->msg);
+	exit(e->code ? e->code : AI_EX_SOFTWARE);
+}
+
+void cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
+	exit(AI_EX_USAGE);
+}
+
+static void print_opts(const struct cli_opt *o)
+{
+	for (; o->name; o++) {
+		char left[64];
+		int n;
+
+		if (o->val > 32 && o->val < 127)
+			n = snprintf(left, sizeof(left), "-%c, --%s", o->val, o->name);
+		else
+			n = snprintf(left, sizeof(left), "    --%s", o->name);
+		if (o->arg && n > 0 && (size_t)n < sizeof(left))
+			snprintf(left + n, sizeof(left) - (size_t)n, " %s", o->arg);
+		printf("  %-28s %s\n", left, o->help);
+	}
+}
+
+static void usage(const struct cli *c)
+{
+	printf("Usage: %s %s\n%s\n\nOptions:\n", c->prog, c->usage, c->summary);
+	if (c->opts)
+		print_opts(c->opts);
+	printf("\nCommon options:\n");
+	print_opts(common_opts);
+	printf("\nSee %s(1) and ai(7).\n", c->prog);
+}
+
+static size_t count_opts(const struct cli_opt *o)
+{
+	size_t n = 0;
+
+	while (o && o[n].name)
+		n++;
+	return n;
+}
+
+static void add_opts(const struct cli_opt *o, struct option *lo, size_t *nl, struct buf *sh)
+{
+	for (; o && o->name; o++) {
+		lo[*nl].name = o->name;
+		lo[*nl].has_arg = o->has_arg;
+		lo[*nl].flag = NULL;
+		lo[*nl].val = o->val;
+		(*nl)++;
+		if (o->val > 32 && o->val < 127) {
+			buf_addch(sh, (char)o->val);
+			if (o->has_arg == required_argument)
+				buf_addch(sh, ':');
+			else if (o->has_arg == optional_argument)
+				buf_addstr(sh, "::");
+		}
+	}
+}
+
+int cli_parse(struct cli *c, int argc, char **argv,
+	      void (*fn)(int val, const char *arg, void *ud), void *ud)
+{
+	size_t n = count_opts(common_opts) + count_opts(c->opts) + 2, nl = 0;
+	struct option *lo = calloc(n, sizeof(*lo));
+	struct buf sh;
+	int ch;
+
+	if (!lo)
+		cli_die(AI_EX_OSERR, "out of memory");
+	buf_init(&sh, 0);
+	buf_addch(&sh, '+');    /* stop at the first operand, as POSIX asks */
+	buf_addch(&sh, ':');    /* report a missing argument as ':' */
+	add_opts(c->opts, lo, &nl, &sh);
+	add_opts(common_opts, lo, &nl, &sh);
+	lo[nl].name = "list-options";
+	lo[nl].has_arg = no_argument;
+	lo[nl].val = CLI_OPT_LIST_OPTIONS;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, sh.data, lo, NULL)) != -1) {
+		switch (ch) {
+		case 'm': c->model = optarg; break;
+		case 'p': c->profile = optarg; break;
+		case CLI_OPT_BASE_URL: c->base_url = optarg; break;
+		case 'j': c->json = 1; break;
+		case 'v': c->verbose++; break;
+		case 'q': c->quiet = 1; break;
+		case CLI_OPT_NO_CACHE: c->no_cache = 1; break;
+		case CLI_OPT_DRY_RUN: c->dry_run = 1; break;
+		case CLI_OPT_LOG_PROMPTS: c->log_prompts = 1; break;
+		case CLI_OPT_TIMEOUT:
+			c->timeout_s = cli_duration("--timeout", optarg);
+			if (c->timeout_s <= 0)
+				cli_usage_error("--timeout must be more than 0");
+			break;
+		case CLI_OPT_RETRIES: c->retries = cli_long("--retries", optarg, 0, 100); break;
+		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
+		case 'h':
+			usage(c);
+			exit(cli_finish(0));
+		case 'V':
+			printf("%s %s\n", c->prog, AI_VERSION);
+			exit(cli_finish(0));
+		case CLI_OPT_LIST_OPTIONS:
+			for (size_t i = 0; i < nl; i++)
+				printf("--%s\n", lo[i].name);
+			exit(cli_finish(0));
+		case ':':
+			cli_usage_error("option '%s' needs an argument", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				cli_usage_error("unknown option '-%c'", optopt);
+			cli_usage_error("unknown option '%s'", argv[optind - 1]);
+		default:
+			fn(ch, optarg, ud);
+		}
+	}
+	free(lo);
+	buf_release(&sh);
+	return optind;
+}
+
+long cli_long(const char *opt, const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || *end || errno == ERANGE || v < min || v > max)
+		cli_usage_error("%s wants a whole number from %ld to %ld, not '%s'", opt, min, max, s);
+	return v;
+}
+
+double cli_double(const char *opt, const char *s, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno == ERANGE || !isfinite(v) || v < min || v > max)
+		cli_usage_error("%s wants a number from %g to %g, not '%s'", opt, min, max, s);
+	return v;
+}
+
+double cli_duration(const char *opt, const char *s)
+{
+	char *end;
+	double v, mul = 1;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end != s && errno != ERANGE && isfinite(v) && v >= 0) {
+		if (!strcmp(end, "") || !strcmp(end, "s"))
+			mul = 1;
+		else if (!strcmp(end, "ms"))
+			mul = 0.001;
+		else if (!strcmp(end, "m"))
+			mul = 60;
+		else if (!strcmp(end, "h"))
+			mul = 3600;
+		else if (!strcmp(end, "d"))
+			mul = 86400;
+		else
+			mul = -1;
+		if (mul > 0 && v * mul < 1e9)
+			return v * mul;
+	}
+	cli_usage_error("%s wants a duration such as 30, 500ms, 5m, 2h or 7d, not '%s'", opt, s);
+}
+
+static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err)
+{
+	char chunk[65536];
+
+	for (;;) {
+		ssize_t r = read(fd, chunk, sizeof(chunk));
+
+		if (r < 0) {
+			if (errno == EINTR && !cli_interrupted)
+				continue;
+			if (errno == EINTR)
+				return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+			return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
+		}
+		if (r == 0)
+			return 0;
+		if (buf_add(out, chunk, (size_t)r)) {
+			if (errno == EFBIG)
+				return ai_errf(err, AI_EX_DATAERR,
+					       "input is larger than %zu MiB ('%s'); split it (split -C) or raise AI_MAX_INPUT",
+					       out->max >> 20, name);
+			return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
+		}
+	}
+}
+
+static int check_text(const char *name, const struct buf *b, size_t from, struct ai_err *err)
+{
+	size_t ok = from + utf8_valid_prefix(b->data + from, b->len - from);
+	size_t line, col;
+
+	if (ok == b->len)
+		return 0;
+	utf8_where(b->data + from, ok - from, &line, &col);
+	if (b->data[ok] == '\0')
+		return ai_errf(err, AI_EX_DATAERR,
+			       "'%s' has a NUL byte at line %zu, column %zu: binary input is not text",
+			       name, line, col);
+	return ai_errf(err, AI_EX_DATAERR,
+		       "'%s' is not valid UTF-8 at line %zu, column %zu; convert it first (iconv -f LATIN1 -t UTF-8)",
+		       name, line, col);
+}
+
+int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
+{
+	char *dash[] = { "-" };
+
+	if (argc == 0) {
+		argc = 1;
+		argv = dash;
+	}
+	for (int i = 0; i < argc; i++) {
+		const char *name = argv[i];
+		size_t from = out->len;
+		int fd = 0, r;
+
+		if (strcmp(name, "-")) {
+			fd = open(name, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return ai_errf(err, AI_EX_NOINPUT, "cannot open '%s': %s", name,
+					       strerror(errno));
+		} else {
+			name = "stdin";
+		}
+		r = read_fd(fd, name, out, err);
+		if (fd)
+			close(fd);
+		if (r || check_text(name, out, from, err))
+			return -1;
+	}
+	return 0;
+}
+
+void cli_write(const void *p, size_t n, bool flush)
+{
+	if ((n && fwrite(p, 1, n, stdout) != n) || (flush && fflush(stdout))) {
+		if (errno == EPIPE)
+			exit(0);
+		cli_die(AI_EX_IOERR, "cannot write output: %s", strerror(errno));
+	}
+}
+
+void cli_puts(const char *s, bool flush)
+{
+	cli_write(s, strlen(s), flush);
+}
+
+int cli_finish(int code)
+{
+	int bad = ferror(stdout);
+
+	errno = 0;
+	if (fclose(stdout))
+		bad = 1;
+	if (!bad)
+		return code;
+	if (errno == EPIPE)
+		return code;
+	cli_warn("cannot write output: %s", errno ? strerror(errno) : "write error");
+	return code ? code : AI_EX_IOERR;
+}

@@ -1,0 +1,105 @@
+#ifndef AI_CLI_H
+#define AI_CLI_H
+/*
+ * cli.h - what every program's main() shares: the common options, one
+ * table of options per program (from which --help is printed and the
+ * man pages and completions are checked), diagnostics with the program
+ * name, number parsing with range checks, input as cat(1) reads it, and
+ * output that notices when it was not really written.
+ *
+ * This is the one part of common/ that prints and exits: it exists to
+ * serve main().
+ */
+#include "ai.h"
+#include "buf.h"
+
+#include <getopt.h>
+#include <signal.h>
+
+/* An option: the long name, has_arg as getopt_long, the short letter (or a
+ * value >= 256 for long-only options), the argument's name in --help, and a help line. */
+struct cli_opt {
+	const char *name;
+	int has_arg;
+	int val;
+	const char *arg;
+	const char *help;
+};
+
+/* Values of long-only common options; programs number their own from CLI_OPT_PROG. */
+enum {
+	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
+	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
+	CLI_OPT_PROG = 300
+};
+
+/* The common options, their values after parsing.  Unset strings are NULL, unset numbers -1. */
+struct cli {
+	const char *prog;       /* "ai-summarize" */
+	const char *usage;      /* "[OPTION]... [FILE]..." */
+	const char *summary;    /* one line for --help */
+	const struct cli_opt *opts;  /* the program's own options, ended by a zeroed entry */
+	const char *model, *profile, *base_url;
+	int json, verbose, quiet, no_cache, dry_run, log_prompts;
+	double timeout_s;
+	long retries;
+	long cache_ttl_s;
+};
+
+extern const char *cli_prog;                 /* for messages; "ai" until cli_init */
+extern volatile sig_atomic_t cli_interrupted; /* set by the SIGINT handler */
+
+/*
+ * Sets the program name, ignores SIGPIPE (so a closed pipe is EPIPE, not a
+ * silent death mid-write), and installs a SIGINT handler that only sets
+ * cli_interrupted, so network loops can stop cleanly and exit 130.
+ */
+void cli_init(struct cli *c, const char *prog);
+
+/*
+ * Parses argv with the common options and c->opts.  For each option of the
+ * program's own table it calls fn(val, optarg, ud), which returns 0 or
+ * exits through cli_usage_error().  Handles -h (usage on stdout, exit 0),
+ * -V, and the hidden --list-options (every long option name, one a line:
+ * the tests compare it with the man page and completions).  Returns optind.
+ */
+int cli_parse(struct cli *c, int argc, char **argv,
+	      void (*fn)(int val, const char *arg, void *ud), void *ud);
+
+/* Prints "prog: message" to stderr; warn adds nothing, die exits with code. */
+void cli_warn(const char *fmt, ...) AI_PRINTF(1, 2);
+_Noreturn void cli_die(int code, const char *fmt, ...) AI_PRINTF(2, 3);
+/* Prints the error (if any text) and exits with its code (or 70 when it has none). */
+_Noreturn void cli_die_err(const struct ai_err *e);
+/* "prog: message" plus "Try 'prog --help'." and exit 64. */
+_Noreturn void cli_usage_error(const char *fmt, ...) AI_PRINTF(1, 2);
+
+/* Parses a whole decimal integer in [min, max] or exits 64 naming the option. */
+long cli_long(const char *opt, const char *s, long min, long max);
+/* Parses a finite number in [min, max] or exits 64 naming the option. */
+double cli_double(const char *opt, const char *s, double min, double max);
+/* Parses a duration: "30", "30s", "500ms", "5m", "2h", "7d" into seconds; exits 64 when bad. */
+double cli_duration(const char *opt, const char *s);
+
+/*
+ * Reads the files named in argv[0..argc) ("-" is stdin), or stdin when
+ * argc is 0, into out (whose max is the cap), as cat does.  The text must be
+ * UTF-8 without NUL bytes: otherwise -1 with a message that names the file,
+ * line and column (AI_EX_DATAERR).  An unreadable file is AI_EX_NOINPUT,
+ * input over the cap AI_EX_DATAERR.
+ */
+int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err);
+
+/*
+ * Writes n bytes to stdout and flushes when flush is true.  On EPIPE (the
+ * reader went away, as with "| head -1") it exits 0 quietly; on another
+ * error it exits 74 with a message.
+ */
+void cli_write(const void *p, size_t n, bool flush);
+void cli_puts(const char *s, bool flush);
+
+/* The last thing main does: checks that stdout was really written (">/dev/full"
+ * fails) and returns code, or 74 when the output was lost. */
+int cli_finish(int code);
+
+#endif
