@@ -1,0 +1,512 @@
+#include "config.h"
+#include "cli.h"
+#include "buf.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <fcntl.h>
+
+#define DEFAULT_BASE_URL "https://api.openai.com/v1"
+#define DEFAULT_MODEL "gpt-4o-mini"
+#define DEFAULT_EMBED_MODEL "text-embedding-3-small"
+
+static int set_str(char **dst, const char *val)
+{
+	char *p = strdup(val);
+
+	if (!p)
+		return -1;
+	free(*dst);
+	*dst = p;
+	return 0;
+}
+
+static int parse_bool(const char *v, bool *out)
+{
+	if (!strcmp(v, "1") || !strcasecmp(v, "on") || !strcasecmp(v, "yes") || !strcasecmp(v, "true")) {
+		*out = true;
+		return 0;
+	}
+	if (!strcmp(v, "0") || !strcasecmp(v, "off") || !strcasecmp(v, "no") || !strcasecmp(v, "false")) {
+		*out = false;
+		return 0;
+	}
+	return -1;
+}
+
+static int parse_num(const char *v, double min, double max, double *out)
+{
+	char *end;
+	double d;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || errno == ERANGE || !isfinite(d) || d < min || d > max)
+		return -1;
+	while (isspace((unsigned char)*end))
+		end++;
+	if (*end)
+		return -1;
+	*out = d;
+	return 0;
+}
+
+/* Seconds from "30", "30s", "500ms", "5m", "2h", "7d". */
+static int parse_duration(const char *v, double *out)
+{
+	char *end;
+	double d, mul;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || errno == ERANGE || !isfinite(d) || d < 0)
+		return -1;
+	if (!*end || !strcmp(end, "s"))
+		mul = 1;
+	else if (!strcmp(end, "ms"))
+		mul = 0.001;
+	else if (!strcmp(end, "m"))
+		mul = 60;
+	else if (!strcmp(end, "h"))
+		mul = 3600;
+	else if (!strcmp(end, "d"))
+		mul = 86400;
+	else
+		return -1;
+	*out = d * mul;
+	return 0;
+}
+
+/* Bytes from "1048576", "512K", "256M", "2G". */
+static int parse_size(const char *v, uint64_t *out)
+{
+	char *end;
+	double d, mul = 1;
+
+	errno = 0;
+	d = strtod(v, &end);
+	if (end == v || errno == ERANGE || !isfinite(d) || d < 0)
+		return -1;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': mul = 1024.0; end++; break;
+	case 'M': mul = 1024.0 * 1024; end++; break;
+	case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+	default: return -1;
+	}
+	if ((*end == 'B' || *end == 'b') && end[1] == '\0')
+		end++;
+	if (*end || d * mul > 1e15)
+		return -1;
+	*out = (uint64_t)(d * mul);
+	return 0;
+}
+
+int config_header_safe(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return -1;
+	return 0;
+}
+
+int config_set(struct ai_config *cfg, const char *key, const char *val, const char *where,
+	       struct ai_err *err)
+{
+	double d;
+	int r = 0;
+
+	if (!strcmp(key, "base_url")) {
+		size_t n;
+
+		if (config_header_safe(val) || strchr(val, ' ') ||
+		    (strncmp(val, "http://", 7) && strncmp(val, "https://", 8)))
+			return ai_errf(err, AI_EX_CONFIG, "%s: base_url must be an http:// or https:// URL, not '%s'",
+				       where, val);
+		r = set_str(&cfg->base_url, val);
+		n = cfg->base_url ? strlen(cfg->base_url) : 0;
+		while (n > 0 && cfg->base_url[n - 1] == '/')
+			cfg->base_url[--n] = '\0';
+		cfg->endpoint_set = true;
+	} else if (!strcmp(key, "model")) {
+		r = set_str(&cfg->model, val);
+	} else if (!strcmp(key, "embed_model")) {
+		r = set_str(&cfg->embed_model, val);
+	} else if (!strcmp(key, "api_key_cmd")) {
+		r = set_str(&cfg->api_key_cmd, val);
+		cfg->endpoint_set = true;
+	} else if (!strcmp(key, "api_key_file")) {
+		r = set_str(&cfg->api_key_file, val);
+		cfg->endpoint_set = true;
+	} else if (!strcmp(key, "api_key")) {
+		return ai_errf(err, AI_EX_CONFIG,
+			       "%s: api_key is not read from the config file; use api_key_cmd or api_key_file (mode 0600)",
+			       where);
+	} else if (!strcmp(key, "timeout")) {
+		if (parse_duration(val, &d) || d <= 0)
+			goto bad;
+		cfg->timeout_s = d;
+	} else if (!strcmp(key, "connect_timeout")) {
+		if (parse_duration(val, &d) || d <= 0)
+			goto bad;
+		cfg->connect_timeout_s = d;
+	} else if (!strcmp(key, "retries")) {
+		if (parse_num(val, 0, 100, &d) || d != floor(d))
+			goto bad;
+		cfg->retries = (long)d;
+	} else if (!strcmp(key, "cache")) {
+		if (parse_bool(val, &cfg->cache))
+			goto bad;
+	} else if (!strcmp(key, "cache_ttl")) {
+		if (parse_duration(val, &d))
+			goto bad;
+		cfg->cache_ttl_s = (long)d;
+	} else if (!strcmp(key, "cache_max")) {
+		if (parse_size(val, &cfg->cache_max))
+			goto bad;
+	} else if (!strcmp(key, "ledger")) {
+		if (parse_bool(val, &cfg->ledger))
+			goto bad;
+	} else if (!strcmp(key, "log_prompts")) {
+		if (parse_bool(val, &cfg->log_prompts))
+			goto bad;
+	} else if (!strcmp(key, "budget_daily")) {
+		if (!*val) {
+			cfg->budget_daily = NAN;
+			return 0;
+		}
+		if (parse_num(val, 0, 1e9, &d))
+			goto bad;
+		cfg->budget_daily = d;
+	} else if (!strcmp(key, "max_input")) {
+		uint64_t sz;
+
+		if (parse_size(val, &sz) || sz < 1 || sz > SIZE_MAX / 2)
+			goto bad;
+		cfg->max_input = (size_t)sz;
+	} else {
+		return ai_errf(err, AI_EX_CONFIG, "%s: unknown setting '%s' (see ai.conf(5))", where, key);
+	}
+	if (r)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	return 0;
+bad:
+	return ai_errf(err, AI_EX_CONFIG, "%s: bad value '%s' for %s (see ai.conf(5))", where, val, key);
+}
+
+char *config_xdg_path(const char *kind, const char *name)
+{
+	char var[32];
+	const char *base, *home = getenv("HOME");
+	const char *fallback = !strcmp(kind, "CONFIG") ? ".config" :
+			       !strcmp(kind, "CACHE") ? ".cache" : ".local/share";
+	struct buf b;
+
+	snprintf(var, sizeof(var), "XDG_%s_HOME", kind);
+	base = getenv(var);
+	buf_init(&b, 0);
+	if (base && base[0] == '/')
+		buf_addf(&b, "%s/ai", base);
+	else if (home && *home)
+		buf_addf(&b, "%s/%s/ai", home, fallback);
+	else
+		return NULL;
+	if (name && *name)
+		buf_addf(&b, "/%s", name);
+	return buf_detach(&b, NULL);
+}
+
+int config_mkdirs(const char *dir, unsigned mode, struct ai_err *err)
+{
+	char *p = strdup(dir);
+	struct stat st;
+
+	if (!p)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	for (char *s = p + 1;; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+
+			*s = '\0';
+			if (mkdir(p, (mode_t)mode) == 0) {
+				chmod(p, (mode_t)mode);   /* the umask must not loosen it */
+			} else if (errno != EEXIST || stat(p, &st) || !S_ISDIR(st.st_mode)) {
+				int e = errno == EEXIST ? ENOTDIR : errno;
+
+				ai_errf(err, AI_EX_CONFIG, "cannot create directory '%s': %s", p, strerror(e));
+				free(p);
+				return -1;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	free(p);
+	return 0;
+}
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/*
+ * Reads the config file in two passes: the global part (lines before any
+ * section), then the chosen profile's section over it, so a profile
+ * overrides the global settings wherever it stands in the file.
+ */
+static int read_file(struct ai_config *cfg, const char *profile, struct ai_err *err)
+{
+	FILE *f = fopen(cfg->path, "r");
+	char *line = NULL, where[PATH_MAX + 32];
+	size_t cap = 0;
+	bool found = false;
+	int rc = 0;
+
+	if (!f) {
+		if (errno == ENOENT && !profile)
+			return 0;
+		if (errno == ENOENT)
+			return ai_errf(err, AI_EX_CONFIG,
+				       "profile '%s' not found: there is no config file '%s'",
+				       profile, cfg->path);
+		return ai_errf(err, AI_EX_CONFIG, "cannot read '%s': %s", cfg->path, strerror(errno));
+	}
+	cfg->have_file = true;
+	cfg->endpoint_set = true;
+	for (int pass = 0; pass < (profile ? 2 : 1) && !rc; pass++) {
+		size_t lineno = 0;
+		bool in_profile = false, in_section = false;
+
+		rewind(f);
+		while (!rc && getline(&line, &cap, f) > 0) {
+			char *s = trim(line), *eq;
+
+			lineno++;
+			snprintf(where, sizeof(where), "%s:%zu", cfg->path, lineno);
+			if (!*s || *s == '#' || *s == ';')
+				continue;
+			if (*s == '[') {
+				char name[128], close = 0;
+
+				if (sscanf(s, "[profile %127[^] \t]%c", name, &close) != 2 || close != ']' ||
+				    strcmp(s + strlen(s) - 1, "]")) {
+					rc = ai_errf(err, AI_EX_CONFIG, "%s: expected '[profile NAME]'", where);
+					break;
+				}
+				in_section = true;
+				in_profile = profile && !strcmp(name, profile);
+				found |= in_profile;
+				continue;
+			}
+			if (!(eq = strchr(s, '='))) {
+				rc = ai_errf(err, AI_EX_CONFIG, "%s: expected 'key = value'", where);
+				break;
+			}
+			if (pass == 0 ? in_section : !in_profile)
+				continue;
+			*eq = '\0';
+			rc = config_set(cfg, trim(s), trim(eq + 1), where, err);
+		}
+	}
+	free(line);
+	fclose(f);
+	if (!rc && profile && !found)
+		rc = ai_errf(err, AI_EX_CONFIG, "profile '%s' not found in '%s'", profile, cfg->path);
+	return rc;
+}
+
+static int from_env(struct ai_config *cfg, struct ai_err *err)
+{
+	static const struct { const char *env, *key; } map[] = {
+		{ "OPENAI_BASE_URL", "base_url" }, { "AI_MODEL", "model" },
+		{ "AI_EMBED_MODEL", "embed_model" }, { "AI_TIMEOUT", "timeout" },
+		{ "AI_RETRIES", "retries" }, { "AI_CACHE", "cache" },
+		{ "AI_CACHE_TTL", "cache_ttl" }, { "AI_CACHE_MAX", "cache_max" },
+		{ "AI_LEDGER", "ledger" }, { "AI_BUDGET_DAILY", "budget_daily" },
+		{ "AI_MAX_INPUT", "max_input" },
+	};
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(map); i++) {
+		const char *v = getenv(map[i].env);
+
+		if (v && *v && config_set(cfg, map[i].key, v, map[i].env, err))
+			return -1;
+	}
+	if (getenv("OPENAI_API_KEY") && *getenv("OPENAI_API_KEY"))
+		cfg->endpoint_set = true;
+	return 0;
+}
+
+int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
+{
+	const char *profile = c && c->profile ? c->profile : getenv("AI_PROFILE");
+	const char *path = getenv("AI_CONFIG");
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->timeout_s = 600;
+	cfg->connect_timeout_s = 10;
+	cfg->retries = 2;
+	cfg->cache = true;
+	cfg->cache_max = 512ull << 20;
+	cfg->ledger = true;
+	cfg->budget_daily = NAN;
+	cfg->max_input = 32u << 20;
+	if (set_str(&cfg->base_url, DEFAULT_BASE_URL) || set_str(&cfg->model, DEFAULT_MODEL) ||
+	    set_str(&cfg->embed_model, DEFAULT_EMBED_MODEL))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (profile && !*profile)
+		profile = NULL;
+	if (profile && !(cfg->profile = strdup(profile)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	cfg->path = path && *path ? strdup(path) : config_xdg_path("CONFIG", "config");
+	if (!cfg->path)
+		return ai_errf(err, AI_EX_CONFIG, "cannot find the config directory: set HOME or XDG_CONFIG_HOME");
+	if (read_file(cfg, cfg->profile, err) || from_env(cfg, err))
+		return -1;
+	if (!c)
+		return 0;
+	if (c->base_url && config_set(cfg, "base_url", c->base_url, "--base-url", err))
+		return -1;
+	if (c->model && set_str(&cfg->model, c->model))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (c->timeout_s > 0)
+		cfg->timeout_s = c->timeout_s;
+	if (c->retries >= 0)
+		cfg->retries = c->retries;
+	if (c->no_cache)
+		cfg->cache = false;
+	if (c->cache_ttl_s >= 0)
+		cfg->cache_ttl_s = c->cache_ttl_s;
+	if (c->log_prompts)
+		cfg->log_prompts = true;
+	cfg->dry_run = c->dry_run;
+	cfg->verbose = c->verbose;
+	return 0;
+}
+
+int config_read_key_file(const char *path, char **key, struct ai_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	struct stat st;
+	char *k;
+	ssize_t n;
+
+	*key = NULL;
+	if (fd < 0)
+		return ai_errf(err, AI_EX_CONFIG, "cannot open key file '%s': %s", path, strerror(errno));
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return ai_errf(err, AI_EX_CONFIG, "key file '%s' is not a regular file", path);
+	}
+	if (st.st_uid != getuid() || (st.st_mode & 077)) {
+		close(fd);
+		return ai_errf(err, AI_EX_CONFIG,
+			       "key file '%s' must be yours and private; run: chmod 600 '%s'", path, path);
+	}
+	if (!(k = sodium_malloc(4097))) {
+		close(fd);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	n = read(fd, k, 4096);
+	close(fd);
+	if (n < 0) {
+		sodium_free(k);
+		return ai_errf(err, AI_EX_CONFIG, "cannot read key file '%s': %s", path, strerror(errno));
+	}
+	k[n] = '\0';
+	k[strcspn(k, "\r\n")] = '\0';
+	*key = k;
+	return 0;
+}
+
+/* Runs api_key_cmd through the shell (it is the user's own configuration, as a git
+ * credential helper is) and keeps the first line it prints. */
+static int key_from_cmd(const char *cmd, char **key, struct ai_err *err)
+{
+	FILE *p = popen(cmd, "r");
+	char *k;
+	size_t n;
+	int st;
+
+	*key = NULL;
+	if (!p)
+		return ai_errf(err, AI_EX_CONFIG, "cannot run api_key_cmd: %s", strerror(errno));
+	if (!(k = sodium_malloc(4097))) {
+		pclose(p);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	n = fread(k, 1, 4096, p);
+	k[n] = '\0';
+	st = pclose(p);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		sodium_free(k);
+		return ai_errf(err, AI_EX_CONFIG, "api_key_cmd failed (status %d): check it in '%s'",
+			       st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), "the config file");
+	}
+	k[strcspn(k, "\r\n")] = '\0';
+	*key = k;
+	return 0;
+}
+
+int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
+{
+	const char *env = getenv("OPENAI_API_KEY");
+
+	*key = NULL;
+	if (!cfg->key_loaded) {
+		int r = 0;
+
+		if (sodium_init() < 0)
+			return ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libsodium");
+		if (env && *env) {
+			size_t n = strlen(env);
+
+			if (!(cfg->key = sodium_malloc(n + 1)))
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			memcpy(cfg->key, env, n + 1);
+		} else if (cfg->api_key_cmd) {
+			r = key_from_cmd(cfg->api_key_cmd, &cfg->key, err);
+		} else if (cfg->api_key_file) {
+			r = config_read_key_file(cfg->api_key_file, &cfg->key, err);
+		}
+		if (r)
+			return -1;
+		cfg->key_loaded = true;
+		if (cfg->key && !*cfg->key) {
+			sodium_free(cfg->key);
+			cfg->key = NULL;
+		}
+		if (cfg->key && config_header_safe(cfg->key))
+			return ai_errf(err, AI_EX_CONFIG,
+				       "the API key holds a control character (CR, LF, ...); check how it is set");
+	}
+	*key = cfg->key;
+	return 0;
+}
+
+void config_release(struct ai_config *cfg)
+{
+	free(cfg->base_url);
+	free(cfg->model);
+	free(cfg->embed_model);
+	free(cfg->profile);
+	free(cfg->path);
+	free(cfg->api_key_cmd);
+	free(cfg->api_key_file);
+	if (cfg->key)
+		sodium_free(cfg->key);
+	memset(cfg, 0, sizeof(*cfg));
+}

@@ -1,0 +1,82 @@
+#ifndef AI_CONFIG_H
+#define AI_CONFIG_H
+/*
+ * config.h - where every setting comes from: flag, environment, config
+ * file ([profile NAME] section, then the global part), built-in default,
+ * in that order.  The API key is never taken from the command line: it
+ * comes from OPENAI_API_KEY, api_key_cmd (a command that prints it, as git
+ * credential helpers do) or api_key_file (mode 0600, the user's own), and
+ * lives in libsodium guarded memory that is wiped when released.
+ */
+#include "ai.h"
+
+struct cli;
+
+struct ai_config {
+	char *base_url;        /* owned; without a trailing slash */
+	char *model;           /* owned */
+	char *embed_model;     /* owned */
+	char *profile;         /* owned or NULL */
+	char *path;            /* owned: the config file's path (it may not exist) */
+	bool have_file;        /* the config file exists */
+	bool endpoint_set;     /* a base URL or key was given somewhere, or a config file exists */
+	double timeout_s;
+	double connect_timeout_s;
+	long retries;
+	bool cache;
+	long cache_ttl_s;      /* 0: no bound */
+	uint64_t cache_max;    /* bytes */
+	bool ledger;
+	double budget_daily;   /* USD; NAN when unset */
+	bool log_prompts;
+	bool dry_run;
+	int verbose;
+	size_t max_input;      /* bytes a program reads at most */
+	char *api_key_cmd;     /* owned or NULL */
+	char *api_key_file;    /* owned or NULL */
+	char *key;             /* sodium_malloc'd, or NULL: see config_key() */
+	bool key_loaded;
+};
+
+/*
+ * Fills cfg from the defaults, the config file, the environment and the
+ * parsed common options c (which may be NULL).  -1 with AI_EX_CONFIG on a
+ * bad config file or value; the message names the file and line.
+ */
+int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err);
+
+/*
+ * Returns the API key, borrowed (valid until config_release), or NULL when
+ * none is configured: some local servers need none.  Loads it on first use
+ * from the environment, api_key_cmd or api_key_file.  -1 with AI_EX_CONFIG
+ * when a configured source fails or the key holds a control character.
+ */
+int config_key(struct ai_config *cfg, const char **key, struct ai_err *err);
+
+/* Frees everything; the key's memory is wiped. */
+void config_release(struct ai_config *cfg);
+
+/*
+ * Parses one "key = value" setting into cfg, as a config-file line would.
+ * Exposed for the unit tests.  where names the source for messages.
+ */
+int config_set(struct ai_config *cfg, const char *key, const char *val, const char *where,
+	       struct ai_err *err);
+
+/* Reads a key file: refused unless a regular file of mode 0600 (or stricter) owned by the
+ * user.  Returns the first line in sodium_malloc'd memory (free with sodium_free). */
+int config_read_key_file(const char *path, char **key, struct ai_err *err);
+
+/* 0 when s can go into an HTTP header: no CR, LF or other control character. */
+int config_header_safe(const char *s);
+
+/*
+ * Returns an owned path "$XDG_<kind>_HOME/ai/<name>" (kind is "CONFIG", "CACHE" or "DATA"),
+ * falling back to ~/.config, ~/.cache and ~/.local/share.  NULL when no HOME is known.
+ */
+char *config_xdg_path(const char *kind, const char *name);
+
+/* mkdir -p with the given mode for every directory it creates. */
+int config_mkdirs(const char *dir, unsigned mode, struct ai_err *err);
+
+#endif

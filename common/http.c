@@ -1,0 +1,715 @@
+#include "http.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <strings.h>
+#include <time.h>
+
+#define MAX_RETRY_AFTER_MS 120000L
+#define BACKOFF_BASE_MS 500L
+#define BACKOFF_MAX_MS 8000L
+#define POLL_MAX_MS 100     /* how often an interrupt is noticed at the latest */
+
+struct http_xfer {
+	struct http_pool *pool;
+	const struct http_req *req;
+	struct http_resp *resp;
+	http_done_fn done;
+	void *ud;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char errbuf[CURL_ERROR_SIZE];
+	int64_t start_ms;       /* the first attempt's start */
+	int64_t due_ms;         /* when a waiting transfer may start */
+	int64_t attempt_ms;     /* this attempt's start */
+	int64_t active_ms;      /* the last byte received (idle timer) */
+	bool running, idle_expired, too_big, aborted;
+	struct ai_err err;      /* filled by an on_data abort */
+	struct http_xfer *next;
+};
+
+struct http_pool {
+	CURLM *multi;
+	struct http_opts o;
+	int max, running, queued;
+	int64_t pause_until_ms;
+	struct http_xfer *waiting;   /* not started, or waiting for a retry */
+	struct http_xfer *active;    /* in the multi handle */
+	uint64_t rnd;
+};
+
+int64_t http_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void http_opts_init(struct http_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->connect_timeout_ms = 10000;
+	o->timeout_ms = 600000;
+	o->retries = 2;
+	o->max_response = 64u << 20;
+}
+
+void http_resp_init(struct http_resp *r)
+{
+	memset(r, 0, sizeof(*r));
+	buf_init(&r->body, 0);
+	r->retry_after_ms = r->rl_remaining_requests = r->rl_remaining_tokens = r->rl_reset_ms = -1;
+}
+
+void http_resp_release(struct http_resp *r)
+{
+	buf_release(&r->body);
+}
+
+bool http_retryable_status(long s)
+{
+	return s == 408 || s == 409 || s == 429 || s >= 500;
+}
+
+long http_parse_retry_after(const char *ra, const char *ra_ms, int64_t now_s)
+{
+	char *end;
+
+	if (ra_ms && *ra_ms) {
+		double v;
+
+		errno = 0;
+		v = strtod(ra_ms, &end);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (end != ra_ms && !*end && errno != ERANGE && isfinite(v) && v >= 0 && v < 1e12)
+			return (long)v;
+	}
+	if (ra && *ra) {
+		const char *p = ra;
+		long long v;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p >= '0' && *p <= '9') {
+			errno = 0;
+			v = strtoll(p, &end, 10);
+			while (*end == ' ' || *end == '\t')
+				end++;
+			if (*end || errno == ERANGE)
+				return -1;
+			return v > LONG_MAX / 1000 ? LONG_MAX : (long)(v * 1000);
+		}
+		{
+			/* An HTTP date: libcurl parses every form RFC 9110 allows. */
+			time_t t = curl_getdate(p, NULL);
+
+			if (t == (time_t)-1)
+				return -1;
+			return t <= now_s ? 0 : (long)((t - now_s) > LONG_MAX / 1000 ? LONG_MAX : (t - now_s) * 1000);
+		}
+	}
+	return -1;
+}
+
+long http_retry_delay_ms(int n, long after_ms, double rnd)
+{
+	double d;
+
+	if (after_ms >= 0)
+		return after_ms > MAX_RETRY_AFTER_MS ? MAX_RETRY_AFTER_MS : after_ms;
+	if (n < 1)
+		n = 1;
+	d = BACKOFF_BASE_MS * pow(2.0, n - 1);
+	if (d > BACKOFF_MAX_MS)
+		d = BACKOFF_MAX_MS;
+	return (long)(d * (1.0 - 0.25 * rnd));
+}
+
+static double pool_rand(struct http_pool *p)
+{
+	/* xorshift64*: jitter needs spread between processes, not secrecy. */
+	p->rnd ^= p->rnd >> 12;
+	p->rnd ^= p->rnd << 25;
+	p->rnd ^= p->rnd >> 27;
+	return (double)((p->rnd * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
+}
+
+/* "1s", "6m0s", "20ms", "0.5s", "1h2m" (x-ratelimit-reset-*) to ms; -1 when it does not parse. */
+static long parse_reset(const char *s)
+{
+	double total = 0;
+	bool any = false;
+
+	while (*s && *s != '\r' && *s != '\n') {
+		char *end;
+		double v = strtod(s, &end);
+
+		if (end == s || !isfinite(v) || v < 0)
+			return -1;
+		s = end;
+		if (!strncmp(s, "ms", 2)) {
+			total += v;
+			s += 2;
+		} else if (*s == 's') {
+			total += v * 1000;
+			s++;
+		} else if (*s == 'm') {
+			total += v * 60000;
+			s++;
+		} else if (*s == 'h') {
+			total += v * 3600000;
+			s++;
+		} else if (!*s || *s == '\r' || *s == '\n' || *s == ' ') {
+			total += v * 1000;   /* bare seconds */
+		} else {
+			return -1;
+		}
+		any = true;
+		while (*s == ' ')
+			s++;
+	}
+	return any && total < 1e12 ? (long)total : -1;
+}
+
+static size_t on_header(char *line, size_t size, size_t n, void *ud)
+{
+	struct http_xfer *x = ud;
+	struct http_resp *r = x->resp;
+	size_t len = size * n;
+	char v[256];
+	const char *colon;
+	size_t nl, vl;
+
+	if (len >= 5 && !strncmp(line, "HTTP/", 5)) {
+		/* A new response (after a 100 Continue, or a new attempt): forget the last one's. */
+		r->retry_after_ms = r->rl_remaining_requests = r->rl_remaining_tokens = r->rl_reset_ms = -1;
+		r->content_type[0] = '\0';
+		return len;
+	}
+	colon = memchr(line, ':', len);
+	if (!colon)
+		return len;
+	nl = (size_t)(colon - line);
+	colon++;
+	while (colon < line + len && (*colon == ' ' || *colon == '\t'))
+		colon++;
+	vl = (size_t)(line + len - colon);
+	while (vl && (colon[vl - 1] == '\r' || colon[vl - 1] == '\n' || colon[vl - 1] == ' '))
+		vl--;
+	if (vl >= sizeof(v))
+		vl = sizeof(v) - 1;
+	memcpy(v, colon, vl);
+	v[vl] = '\0';
+#define IS(h) (nl == sizeof(h) - 1 && !strncasecmp(line, h, nl))
+	if (IS("retry-after")) {
+		long ms = http_parse_retry_after(v, NULL, (int64_t)time(NULL));
+
+		if (ms >= 0 && r->retry_after_ms < 0)
+			r->retry_after_ms = ms;
+	} else if (IS("retry-after-ms")) {
+		long ms = http_parse_retry_after(NULL, v, 0);
+
+		if (ms >= 0)
+			r->retry_after_ms = ms;   /* the finer one wins */
+	} else if (IS("content-type")) {
+		size_t cl = vl < sizeof(r->content_type) ? vl : sizeof(r->content_type) - 1;
+
+		memcpy(r->content_type, v, cl);
+		r->content_type[cl] = '\0';
+	} else if (IS("x-ratelimit-remaining-requests")) {
+		r->rl_remaining_requests = strtol(v, NULL, 10);
+	} else if (IS("x-ratelimit-remaining-tokens")) {
+		r->rl_remaining_tokens = strtol(v, NULL, 10);
+	} else if (IS("x-ratelimit-reset-requests") || IS("x-ratelimit-reset-tokens")) {
+		long ms = parse_reset(v);
+
+		if (ms > r->rl_reset_ms)
+			r->rl_reset_ms = ms;
+	}
+#undef IS
+	return len;
+}
+
+static size_t on_write(char *p, size_t size, size_t n, void *ud)
+{
+	struct http_xfer *x = ud;
+	size_t len = size * n;
+	long status = 0;
+
+	x->active_ms = http_now_ms();
+	if (!x->resp->body.len && !x->resp->delivered)
+		x->resp->ttfb_ms = (double)(x->active_ms - x->attempt_ms);
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (x->req->on_data && status >= 200 && status < 300) {
+		x->resp->delivered = true;
+		if (x->req->on_data(p, len, x->req->ud)) {
+			x->aborted = true;
+			return 0;
+		}
+		return len;
+	}
+	if (buf_add(&x->resp->body, p, len)) {
+		x->too_big = true;
+		return 0;
+	}
+	return len;
+}
+
+/* -v: the exchange on stderr through the caller's function, the bearer token redacted. */
+static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
+{
+	struct http_xfer *x = ud;
+	const struct http_opts *o = &x->pool->o;
+	const char *pfx;
+	struct buf b;
+
+	(void)h;
+	switch (type) {
+	case CURLINFO_TEXT: pfx = "* "; break;
+	case CURLINFO_HEADER_IN: pfx = "< "; break;
+	case CURLINFO_HEADER_OUT: pfx = "> "; break;
+	case CURLINFO_DATA_OUT:
+		if (o->verbose < 2)
+			return 0;
+		pfx = "> ";
+		break;
+	default:
+		return 0;
+	}
+	buf_init(&b, 1u << 20);
+	while (size) {
+		const char *nlp = memchr(data, '\n', size);
+		size_t l = nlp ? (size_t)(nlp - data) + 1 : size, show = l;
+
+		while (show && (data[show - 1] == '\n' || data[show - 1] == '\r'))
+			show--;
+		buf_reset(&b);
+		buf_addstr(&b, pfx);
+		if (show > 14 && !strncasecmp(data, "authorization:", 14))
+			buf_addstr(&b, "Authorization: [redacted]");
+		else
+			buf_add(&b, data, show);
+		if (show && o->debug)
+			o->debug(b.data, o->debug_ud);
+		data += l;
+		size -= l;
+	}
+	buf_release(&b);
+	return 0;
+}
+
+static int setup_easy(struct http_xfer *x, struct ai_err *err)
+{
+	const struct http_req *q = x->req;
+	const struct http_opts *o = &x->pool->o;
+	CURL *e = x->easy;
+
+	if (q->headers)
+		for (const char *const *h = q->headers; *h; h++) {
+			struct curl_slist *n = curl_slist_append(x->hdrs, *h);
+
+			if (!n)
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			x->hdrs = n;
+		}
+	curl_easy_setopt(e, CURLOPT_URL, q->url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-tools/" AI_VERSION);
+	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	if (!q->stream && o->timeout_ms > 0)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (q->body || (q->method && !strcmp(q->method, "POST"))) {
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+	}
+	if (q->method && strcmp(q->method, "POST") && strcmp(q->method, "GET"))
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+	if (o->verbose && o->debug) {
+		curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+		curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+	}
+	return 0;
+}
+
+struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, struct ai_err *err)
+{
+	static bool inited;
+	struct http_pool *p;
+
+	if (!inited) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
+			ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libcurl");
+			return NULL;
+		}
+		inited = true;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p || !(p->multi = curl_multi_init())) {
+		free(p);
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		return NULL;
+	}
+	p->o = *o;
+	p->max = max_parallel < 1 ? 1 : max_parallel;
+	p->rnd = (uint64_t)http_now_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)p;
+	if (!p->rnd)
+		p->rnd = 1;
+	curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->max);
+	curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)p->max + 4);
+	return p;
+}
+
+static void xfer_free(struct http_xfer *x)
+{
+	curl_slist_free_all(x->hdrs);
+	if (x->easy)
+		curl_easy_cleanup(x->easy);
+	free(x);
+}
+
+void http_pool_free(struct http_pool *p)
+{
+	if (!p)
+		return;
+	while (p->active) {
+		struct http_xfer *x = p->active;
+
+		p->active = x->next;
+		curl_multi_remove_handle(p->multi, x->easy);
+		xfer_free(x);
+	}
+	while (p->waiting) {
+		struct http_xfer *x = p->waiting;
+
+		p->waiting = x->next;
+		xfer_free(x);
+	}
+	curl_multi_cleanup(p->multi);
+	free(p);
+}
+
+int http_pool_add(struct http_pool *p, const struct http_req *req, struct http_resp *resp,
+		  http_done_fn done, void *ud, struct ai_err *err)
+{
+	struct http_xfer *x = calloc(1, sizeof(*x)), **tail;
+
+	if (!x || !(x->easy = curl_easy_init())) {
+		free(x);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	x->pool = p;
+	x->req = req;
+	x->resp = resp;
+	x->done = done;
+	x->ud = ud;
+	if (setup_easy(x, err)) {
+		xfer_free(x);
+		return -1;
+	}
+	buf_init(&resp->body, p->o.max_response);
+	resp->attempts = 0;
+	resp->status = 0;
+	resp->delivered = false;
+	x->start_ms = x->due_ms = http_now_ms();
+	/* FIFO: append, so requests start in the order they were added. */
+	for (tail = &p->waiting; *tail; tail = &(*tail)->next)
+		;
+	*tail = x;
+	p->queued++;
+	return 0;
+}
+
+int http_pool_pending(const struct http_pool *p)
+{
+	return p->queued + p->running;
+}
+
+void http_pool_pause(struct http_pool *p, long ms)
+{
+	int64_t until = http_now_ms() + ms;
+
+	if (until > p->pause_until_ms)
+		p->pause_until_ms = until;
+}
+
+static void unlink_xfer(struct http_xfer **list, struct http_xfer *x)
+{
+	for (; *list; list = &(*list)->next)
+		if (*list == x) {
+			*list = x->next;
+			x->next = NULL;
+			return;
+		}
+}
+
+static void start_due(struct http_pool *p, int64_t now)
+{
+	struct http_xfer **pp = &p->waiting;
+
+	if (now < p->pause_until_ms)
+		return;
+	while (*pp && p->running < p->max) {
+		struct http_xfer *x = *pp;
+
+		if (x->due_ms > now) {
+			pp = &x->next;
+			continue;
+		}
+		*pp = x->next;
+		buf_reset(&x->resp->body);
+		x->errbuf[0] = '\0';
+		x->attempt_ms = x->active_ms = now;
+		x->idle_expired = x->too_big = x->aborted = false;
+		x->resp->attempts++;
+		x->running = true;
+		x->next = p->active;
+		p->active = x;
+		p->queued--;
+		p->running++;
+		curl_multi_add_handle(p->multi, x->easy);
+	}
+}
+
+static void finish(struct http_pool *p, struct http_xfer *x, int rc, struct ai_err *e)
+{
+	x->resp->ms = (double)(http_now_ms() - x->start_ms);
+	x->done(rc, x->resp, e, x->ud);
+	(void)p;
+	xfer_free(x);
+}
+
+static void requeue(struct http_pool *p, struct http_xfer *x, long delay)
+{
+	x->due_ms = http_now_ms() + delay;
+	x->next = p->waiting;
+	p->waiting = x;
+	p->queued++;
+}
+
+static const char *host_of(const char *url, char *out, size_t n)
+{
+	const char *s = strstr(url, "://");
+	size_t l;
+
+	s = s ? s + 3 : url;
+	l = strcspn(s, "/?#");
+	if (l >= n)
+		l = n - 1;
+	memcpy(out, s, l);
+	out[l] = '\0';
+	return out;
+}
+
+/* A transfer ended (cc) or was cut by us: decide between done and a retry. */
+static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
+{
+	const struct http_opts *o = &p->o;
+	struct http_resp *r = x->resp;
+	bool can_retry = !r->delivered && r->attempts <= o->retries;
+	struct ai_err e;
+	char host[256];
+
+	ai_err_clear(&e);
+	curl_multi_remove_handle(p->multi, x->easy);
+	unlink_xfer(&p->active, x);
+	x->running = false;
+	p->running--;
+	if (cc == CURLE_OK && !x->idle_expired) {
+		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
+		if (http_retryable_status(r->status) && can_retry) {
+			long d = http_retry_delay_ms(r->attempts, r->retry_after_ms, pool_rand(p));
+
+			if (r->status == 429 && r->retry_after_ms >= 0)
+				http_pool_pause(p, d);
+			requeue(p, x, d);
+			return;
+		}
+		if (r->status == 429 && r->retry_after_ms >= 0)
+			http_pool_pause(p, http_retry_delay_ms(1, r->retry_after_ms, 0));
+		finish(p, x, 0, NULL);
+		return;
+	}
+	if (x->aborted) {
+		e = x->err;
+		if (!e.code)
+			ai_errf(&e, AI_EX_SOFTWARE, "transfer aborted");
+		finish(p, x, -1, &e);
+		return;
+	}
+	host_of(x->req->url, host, sizeof(host));
+	if (x->too_big) {
+		ai_errf(&e, AI_EX_UNAVAILABLE, "the answer from %s is larger than %zu MiB", host,
+			o->max_response >> 20);
+		finish(p, x, -1, &e);
+		return;
+	}
+	if (x->idle_expired)
+		ai_errf(&e, AI_EX_TEMPFAIL, "no data from %s for %.1f s (--idle-timeout)", host,
+			(double)o->idle_timeout_ms / 1000);
+	else if (cc == CURLE_OPERATION_TIMEDOUT)
+		ai_errf(&e, AI_EX_TEMPFAIL, "no answer from %s within %.1f s (--timeout)", host,
+			(double)o->timeout_ms / 1000);
+	else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
+		 cc == CURLE_COULDNT_RESOLVE_PROXY)
+		ai_errf(&e, AI_EX_TEMPFAIL, "cannot connect to %s: %s; is the server running?", host,
+			x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+	else if (r->delivered)
+		ai_errf(&e, AI_EX_TEMPFAIL, "the connection to %s broke mid-answer: %s", host,
+			x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+	else
+		ai_errf(&e, AI_EX_TEMPFAIL, "request to %s failed: %s", host,
+			x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+	/* A timeout is retried too (the SDKs do), but never after output was delivered. */
+	if (can_retry && cc != CURLE_UNSUPPORTED_PROTOCOL && cc != CURLE_URL_MALFORMAT) {
+		requeue(p, x, http_retry_delay_ms(r->attempts, -1, pool_rand(p)));
+		return;
+	}
+	if (cc == CURLE_UNSUPPORTED_PROTOCOL || cc == CURLE_URL_MALFORMAT)
+		e.code = AI_EX_CONFIG;
+	finish(p, x, -1, &e);
+}
+
+static long next_wake(struct http_pool *p, int64_t now)
+{
+	long t = POLL_MAX_MS;
+
+	for (struct http_xfer *x = p->waiting; x; x = x->next) {
+		int64_t due = x->due_ms > p->pause_until_ms ? x->due_ms : p->pause_until_ms;
+
+		if (p->running < p->max && due - now < t)
+			t = due - now < 0 ? 0 : (long)(due - now);
+	}
+	if (p->o.idle_timeout_ms > 0)
+		for (struct http_xfer *x = p->active; x; x = x->next)
+			if (x->req->stream) {
+				int64_t d = x->active_ms + p->o.idle_timeout_ms - now;
+
+				if (d < t)
+					t = d < 0 ? 0 : (long)d;
+			}
+	return t;
+}
+
+static void abort_all(struct http_pool *p)
+{
+	struct ai_err e;
+
+	ai_errf(&e, AI_EX_INTERRUPT, "interrupted");
+	while (p->active) {
+		struct http_xfer *x = p->active;
+
+		p->active = x->next;
+		curl_multi_remove_handle(p->multi, x->easy);
+		p->running--;
+		finish(p, x, -1, &e);
+	}
+	while (p->waiting) {
+		struct http_xfer *x = p->waiting;
+
+		p->waiting = x->next;
+		p->queued--;
+		finish(p, x, -1, &e);
+	}
+}
+
+int http_pool_step(struct http_pool *p, long timeout_ms, struct ai_err *err)
+{
+	int64_t now = http_now_ms(), end = now + (timeout_ms < 0 ? 0 : timeout_ms);
+
+	for (;;) {
+		int still, left, finished = 0;
+		CURLMsg *m;
+		long wait;
+
+		if (p->o.interrupt && *p->o.interrupt) {
+			abort_all(p);
+			return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+		}
+		start_due(p, now);
+		curl_multi_perform(p->multi, &still);
+		while ((m = curl_multi_info_read(p->multi, &left))) {
+			if (m->msg == CURLMSG_DONE) {
+				struct http_xfer *x;
+				CURLcode cc = m->data.result;
+
+				curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+				completed(p, x, cc);
+				finished++;
+			}
+		}
+		now = http_now_ms();
+		if (p->o.idle_timeout_ms > 0) {
+			for (struct http_xfer *x = p->active, *nx; x; x = nx) {
+				nx = x->next;
+				if (x->req->stream && now - x->active_ms >= p->o.idle_timeout_ms) {
+					x->idle_expired = true;
+					completed(p, x, CURLE_OPERATION_TIMEDOUT);
+					finished++;
+				}
+			}
+		}
+		if (!http_pool_pending(p))
+			return 0;
+		if (finished || now >= end)
+			return http_pool_pending(p);
+		start_due(p, now);
+		wait = next_wake(p, now);
+		if (wait > end - now)
+			wait = (long)(end - now);
+		curl_multi_poll(p->multi, NULL, 0, (int)wait, NULL);
+		now = http_now_ms();
+	}
+}
+
+int http_pool_run(struct http_pool *p, struct ai_err *err)
+{
+	while (http_pool_pending(p))
+		if (http_pool_step(p, 1000000, err) < 0)
+			return -1;
+	return 0;
+}
+
+struct one {
+	int rc;
+	struct ai_err *err;
+};
+
+static void one_done(int rc, struct http_resp *resp, struct ai_err *e, void *ud)
+{
+	struct one *o = ud;
+
+	(void)resp;
+	o->rc = rc;
+	if (rc && o->err)
+		*o->err = *e;
+}
+
+int http_do(const struct http_opts *o, const struct http_req *req, struct http_resp *resp,
+	    struct ai_err *err)
+{
+	struct http_pool *p = http_pool_new(o, 1, err);
+	struct one st = { 0, err };
+	int rc;
+
+	if (!p)
+		return -1;
+	if (http_pool_add(p, req, resp, one_done, &st, err)) {
+		http_pool_free(p);
+		return -1;
+	}
+	rc = http_pool_run(p, err);
+	http_pool_free(p);
+	return rc ? rc : st.rc;
+}
