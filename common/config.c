@@ -1,6 +1,7 @@
 #include "config.h"
 #include "cli.h"
 #include "buf.h"
+#include "prices.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -142,6 +143,13 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 	} else if (!strcmp(key, "api_key_file")) {
 		r = set_str(&cfg->api_key_file, val);
 		cfg->endpoint_set = true;
+	} else if (!strncmp(key, "price.", 6) && key[6]) {
+		if (prices_override_str(key + 6, val, err)) {
+			char m[sizeof(err->msg)];
+
+			snprintf(m, sizeof(m), "%s: %s", where, err->msg);
+			return ai_errf(err, AI_EX_CONFIG, "%s", m);
+		}
 	} else if (!strcmp(key, "api_key")) {
 		return ai_errf(err, AI_EX_CONFIG,
 			       "%s: api_key is not read from the config file; use api_key_cmd or api_key_file (mode 0600)",

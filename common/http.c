@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 #include <math.h>
+#include <sodium.h>
 #include <strings.h>
 #include <time.h>
 
@@ -373,6 +374,9 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 
 static void xfer_free(struct http_xfer *x)
 {
+	/* libcurl's copy of the headers holds the key: wipe it before freeing. */
+	for (struct curl_slist *s = x->hdrs; s; s = s->next)
+		sodium_memzero(s->data, strlen(s->data));
 	curl_slist_free_all(x->hdrs);
 	if (x->easy)
 		curl_easy_cleanup(x->easy);
