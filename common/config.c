@@ -147,8 +147,8 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		if (prices_override_str(key + 6, val, err)) {
 			char m[sizeof(err->msg)];
 
-			snprintf(m, sizeof(m), "%s: %s", where, err->msg);
-			return ai_errf(err, AI_EX_CONFIG, "%s", m);
+			memcpy(m, err->msg, sizeof(m));
+			return ai_errf(err, AI_EX_CONFIG, "%s: %s", where, m);
 		}
 	} else if (!strcmp(key, "api_key")) {
 		return ai_errf(err, AI_EX_CONFIG,
