@@ -1,0 +1,38 @@
+#ifndef AI_PROG_H
+#define AI_PROG_H
+/*
+ * prog.h - the glue every program's main() repeats otherwise: load the
+ * configuration, set up the API client with its diagnostics, build the
+ * small JSON values programs print, and end on an error.  Like cli.h, it
+ * prints and exits, because it serves main().
+ */
+#include "ai.h"
+#include "api.h"
+#include "cli.h"
+#include "config.h"
+
+#include <json-c/json.h>
+
+/*
+ * Loads cfg from c, refuses to go on without an endpoint (exit 78, saying in
+ * one line how to configure one) unless --dry-run, and initialises client with
+ * warnings and -v lines to stderr and --dry-run requests to stdout.
+ */
+void prog_setup(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
+
+/* Reports err and exits with its code, after releasing client and cfg. */
+_Noreturn void prog_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err);
+
+/* Returns a new {"role": role, "content": content} object; exits on ENOMEM. */
+json_object *prog_message(const char *role, const char *content);
+
+/* Adds val (may be NULL for JSON null) to o under k; exits on ENOMEM. Takes val. */
+void prog_add(json_object *o, const char *k, json_object *val);
+
+/* Prints j as one line and flushes (JSON lines are flushed one by one). */
+void prog_print_json(json_object *j);
+
+/* A new JSON number, or null when v is NaN (an unknown cost). */
+json_object *prog_json_double(double v);
+
+#endif
