@@ -1,0 +1,185 @@
+#ifndef AI_TOOLRUN_H
+#define AI_TOOLRUN_H
+/*
+ * toolrun.h - the user's own tools for ai-agent: the tools file and the runner.
+ *
+ * A tool is an argv, never a shell string.  The model's arguments reach
+ * the tool as one JSON object on its standard input; nothing the model
+ * says ever becomes part of a command line (DESIGN.md, agent contract).
+ *
+ * A tools file is JSON and may hold several tools:
+ *
+ *   {"tools": [
+ *     {"name": "weather", "description": "Current weather for a city",
+ *      "parameters": {"type": "object",
+ *                     "properties": {"city": {"type": "string"}},
+ *                     "required": ["city"]},
+ *      "argv": ["/usr/local/bin/weather", "--json"],
+ *      "side_effects": false, "timeout_ms": 10000, "env": ["WEATHER_UNITS"]}
+ *   ]}
+ *
+ *   name          required; ^[a-zA-Z0-9_-]{1,64}$ (the API's rule), unique
+ *                 within the toolset
+ *   argv          required; a non-empty array of strings.  argv[0] is an
+ *                 absolute path or a bare command name, looked up in PATH
+ *                 when the file is loaded; either way it must be executable
+ *                 then.  A relative path with a slash is refused: it would
+ *                 depend on the agent's working directory.
+ *   description   optional string, default ""
+ *   parameters    optional JSON Schema object, default
+ *                 {"type":"object","properties":{}}
+ *   side_effects  optional boolean, default true: a command is assumed to
+ *                 change something unless the file says it does not
+ *   timeout_ms    optional integer 1..86400000; when set it overrides the
+ *                 caller's limit for this tool
+ *   env           optional array of extra variable names to pass through
+ *                 (see the environment rules below); a secret-looking name
+ *                 is refused at load time
+ * Any other key is an error, so a misspelt "timeout" does not pass silently.
+ *
+ * The environment a tool sees is built from the agent's own by an
+ * allow-list: PATH (default "/usr/local/bin:/usr/bin:/bin" when unset),
+ * HOME, USER, LOGNAME, LANG, LANGUAGE, LC_*, TZ, TMPDIR, TERM, NO_COLOR,
+ * plus the tool's "env" names.  On top of that, a deny-list always wins:
+ * names beginning with OPENAI_ or AI_, ending in _KEY, _TOKEN, _SECRET,
+ * _PASSWORD or _PASSWD, or containing APIKEY or API_KEY (all
+ * case-insensitive).  A tool that needs a secret reads it from a file of
+ * its own.
+ */
+#include "ai.h"
+#include "buf.h"
+
+#include <signal.h>
+
+#include <json-c/json.h>
+
+struct tooldef {
+	char *name;              /* owned */
+	char *description;       /* owned; "" when the file gives none */
+	json_object *parameters; /* owned reference; a JSON Schema object */
+	char **argv;             /* owned; NULL-terminated, each string owned */
+	char *path;              /* owned; the executable: argv[0] resolved to an
+	                            absolute path at load time.  May be NULL in a
+	                            hand-built tooldef: toolrun then execs argv[0] */
+	char **env;              /* owned; NULL-terminated extra names; may be NULL */
+	bool side_effects;
+	long timeout_ms;         /* 0: use the caller's limit */
+};
+
+struct toolset {
+	struct tooldef *v;       /* owned */
+	size_t n;
+};
+
+#define TOOLSET_INIT { NULL, 0 }
+
+/*
+ * Reads the tools file at path and appends its tools to ts (which starts
+ * as TOOLSET_INIT or from earlier loads).  All or nothing: on error ts is
+ * unchanged.  Errors (code AI_EX_CONFIG) name the file and the tool.
+ * Returns 0 or -1.
+ */
+int toolset_load(struct toolset *ts, const char *path, struct ai_err *err);
+
+/*
+ * Loads every regular file named *.json in dir, in strcmp order, as
+ * toolset_load does.  A missing directory is not an error (returns 0 with
+ * nothing added).  All or nothing across the directory: on error ts is
+ * unchanged.
+ */
+int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err);
+
+/* Returns the tool named name, borrowed from ts (valid until ts changes), or NULL. */
+const struct tooldef *toolset_find(const struct toolset *ts, const char *name);
+
+/* Frees every tool and leaves ts empty (TOOLSET_INIT) and reusable. */
+void toolset_release(struct toolset *ts);
+
+/* Frees what t owns and zeroes it. */
+void tooldef_release(struct tooldef *t);
+
+/*
+ * Returns the tool as the chat API's tool entry:
+ * {"type":"function","function":{"name","description","parameters"}}.
+ * Owned by the caller (json_object_put); parameters is a deep copy.
+ * NULL on allocation failure.
+ */
+json_object *tooldef_to_openai(const struct tooldef *t);
+
+/*
+ * Limits for one run.  Zero in any field means its default:
+ *   timeout_ms     30000; the tool's own timeout_ms wins when it has one
+ *   max_output     1 MiB of stdout kept; the rest is read and discarded
+ *   cpu_seconds    RLIMIT_CPU not set
+ *   max_memory_mb  RLIMIT_AS not set
+ *   max_procs      RLIMIT_NPROC not set.  It counts every process of the
+ *                  user, not just the tool's, so only a caller that knows
+ *                  the user's process count should set it.
+ * RLIMIT_CORE is always 0.  A limit is only ever lowered, never raised
+ * past the current hard limit.
+ * cancel, when not NULL, is polled: once *cancel is non-zero (a SIGINT
+ * handler sets it), the tool's process group is killed, reaped, and
+ * toolrun fails with AI_EX_INTERRUPT.
+ */
+struct toolrun_limits {
+	long timeout_ms;
+	size_t max_output;
+	long cpu_seconds;
+	long max_memory_mb;
+	long max_procs;
+	const volatile sig_atomic_t *cancel;
+};
+
+#define TOOLRUN_TIMEOUT_MS 30000L
+#define TOOLRUN_MAX_OUTPUT ((size_t)1 << 20)
+#define TOOLRUN_MAX_STDERR ((size_t)4096)
+
+struct toolrun_result {
+	int exit_status;         /* 0..255, or -1 when killed by a signal */
+	int term_signal;         /* the signal, or 0 */
+	bool timed_out;          /* the wall-clock limit passed and we killed it */
+	bool truncated;          /* stdout passed max_output */
+	struct buf out;          /* owned: stdout, at most max_output bytes */
+	struct buf err;          /* owned: stderr, at most TOOLRUN_MAX_STDERR bytes */
+	long ms;                 /* wall-clock time of the run */
+};
+
+/*
+ * Runs tool t: fork, then execve of t->path (or argv[0]) with t->argv and
+ * the scrubbed environment, in its own process group, with no descriptor
+ * but 0-2 inherited, every signal at its default disposition, and the
+ * limits in lim (NULL: all defaults).  args_json (may be NULL: "{}") is
+ * written to the tool's stdin, which is then closed; a tool that does not
+ * read it cannot block us.  When the tool exits, or at the deadline, its
+ * whole process group is killed with SIGKILL, so nothing it started lives
+ * on; the tool is always reaped.
+ *
+ * Returns 0 when the tool ran, whatever its exit status, timeout included:
+ * res then holds the result and must be released with
+ * toolrun_result_release.  Returns -1 when it could not run (pipe or fork
+ * failure, AI_EX_OSERR; execve failure such as "cannot run '/x': No such
+ * file or directory", AI_EX_CONFIG; cancelled, AI_EX_INTERRUPT); res is
+ * then empty, and releasing it is harmless.
+ *
+ * SIGPIPE is blocked in the calling thread only around each write to the
+ * tool, and a SIGPIPE raised there is consumed, so the caller's own
+ * disposition does not matter.  Every descriptor it creates is
+ * close-on-exec, so a fork+exec in another thread does not inherit them.
+ */
+int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun_limits *lim,
+            struct toolrun_result *res, struct ai_err *err);
+
+/* Frees the buffers of res; res stays valid and empty. */
+void toolrun_result_release(struct toolrun_result *res);
+
+/*
+ * Returns true when the variable name may pass to a tool under the rules
+ * above: in the allow-list or in extra (NULL-terminated, may be NULL),
+ * and not secret-looking.
+ */
+bool toolrun_env_allowed(const char *name, size_t len, char *const *extra);
+
+/* Returns true when name looks like a secret and is never passed on. */
+bool toolrun_env_secret(const char *name, size_t len);
+
+#endif
