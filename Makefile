@@ -112,19 +112,16 @@ install: all
 	mkdir -p $(DESTDIR)$(DATADIR)/ai-tools $(DESTDIR)$(DATADIR)/bash-completion/completions \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
 	[ ! -f common/prices.tsv ] || cp common/prices.tsv $(DESTDIR)$(DATADIR)/ai-tools/
-	for p in $(PROGS); do n=$$(basename $$p); \
-		ln -sf ai-tools $(DESTDIR)$(DATADIR)/bash-completion/completions/$$n; done
-	cp completions/bash/ai-tools $(DESTDIR)$(DATADIR)/bash-completion/completions/ai-tools
-	cp completions/zsh/_ai-tools $(DESTDIR)$(DATADIR)/zsh/site-functions/
+	cp completions/bash/* $(DESTDIR)$(DATADIR)/bash-completion/completions/
+	cp completions/zsh/_* $(DESTDIR)$(DATADIR)/zsh/site-functions/
 	cp completions/fish/*.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/
 
 uninstall:
 	for p in $(PROGS); do n=$$(basename $$p); rm -f $(DESTDIR)$(BINDIR)/$$n \
 		$(DESTDIR)$(MANDIR)/man1/$$n.1 $(DESTDIR)$(DATADIR)/bash-completion/completions/$$n \
+		$(DESTDIR)$(DATADIR)/zsh/site-functions/_$$n \
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/$$n.fish; done
-	rm -f $(DESTDIR)$(MANDIR)/man7/ai.7 $(DESTDIR)$(MANDIR)/man5/ai.conf.5 \
-		$(DESTDIR)$(DATADIR)/bash-completion/completions/ai-tools \
-		$(DESTDIR)$(DATADIR)/zsh/site-functions/_ai-tools
+	rm -f $(DESTDIR)$(MANDIR)/man7/ai.7 $(DESTDIR)$(MANDIR)/man5/ai.conf.5
 	rm -rf $(DESTDIR)$(DATADIR)/ai-tools
 
 clean:
