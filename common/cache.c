@@ -28,6 +28,7 @@
 #define EVICT_LOCK ".evict.lock"
 #define TEMP_MAX_AGE 600               /* seconds before a temp file is a leftover */
 #define SCAN_EVERY 86400               /* a put rescans when the last scan is older */
+#define ATIME_GRAIN 60                 /* a hit refreshes atime when it is older */
 
 /* The longest directory name we accept, leaving room for "/ab/" + hex. */
 #define DIR_MAX (PATH_MAX - REL_LEN - 16)
@@ -148,9 +149,6 @@ int cache_open(struct cache *c, const char *dir, long ttl_s, uint64_t max_bytes,
 		return ai_errf(err, AI_EX_CONFIG, "cache directory is empty: set XDG_CACHE_HOME or HOME");
 	if (strlen(dir) > DIR_MAX)
 		return ai_errf(err, AI_EX_CONFIG, "cache directory '%.80s...' is too long", dir);
-	/* libsodium picks its fastest BLAKE2b here; it is idempotent and cheap. */
-	if (sodium_init() < 0)
-		return ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libsodium");
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 && errno == ENOENT) {
 		if (mkdir_parents(dir) < 0)
@@ -287,8 +285,12 @@ int cache_get(struct cache *c, const unsigned char key[CACHE_KEY_LEN], struct bu
 		goto corrupt;
 	out->len = old + n;
 	out->data[out->len] = '\0';
-	{
-		/* Recency lives in atime; mtime stays the write time the TTL needs. */
+	/*
+	 * Recency lives in atime; mtime stays the write time the TTL needs.
+	 * A minute is fine enough for LRU, and skipping the update spares a
+	 * hot entry an inode write on every hit.
+	 */
+	if ((long long)st.st_atime < (long long)time(NULL) - ATIME_GRAIN) {
 		struct timespec ts[2] = { { 0, UTIME_NOW }, { 0, UTIME_OMIT } };
 
 		futimens(fd, ts);
@@ -623,6 +625,14 @@ int cache_put(struct cache *c, const unsigned char key[CACHE_KEY_LEN], const voi
 
 	if (!c || c->dirfd < 0)
 		return ai_errf(err, AI_EX_SOFTWARE, "cache is not open");
+	/*
+	 * Only the put path needs sodium_init() (for randombytes_buf()): on a
+	 * virtual machine its cpuid probing costs ~100 us of every process
+	 * start, and BLAKE2b needs no initialisation (the portable code it
+	 * then uses was even the faster one where this was measured).
+	 */
+	if (sodium_init() < 0)
+		return ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libsodium");
 	if (n > c->max_bytes / 2 || n > (uint64_t)INT64_MAX / 2)
 		return 0;       /* would push everything else out: not worth caching */
 	entry_name(key, rel);

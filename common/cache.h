@@ -24,7 +24,8 @@
  *
  * Age and recency come from the file times: mtime is when the entry was
  * written (the TTL bound), atime when it was last used (set explicitly
- * on every hit, so noatime and relatime mounts do not matter).
+ * by a hit when it is more than a minute old, so noatime and relatime
+ * mounts do not matter, and a hot entry costs no inode write per hit).
  *
  * Size: DIR/.usage holds an approximate running total, updated under
  * flock(2) on every put; only when it passes max_bytes (or the last full
@@ -75,7 +76,7 @@ void cache_key(const void *canonical, size_t len, unsigned char key[CACHE_KEY_LE
  * entry is a miss.  A corrupt entry is unlinked so that it is replaced;
  * an expired one is left for callers with a longer TTL.  A hit marks
  * the entry as recently used.  Cost on a hit: open, fstat, one read,
- * futimens, close.
+ * close, and a futimens at most once a minute per entry.
  */
 int cache_get(struct cache *c, const unsigned char key[CACHE_KEY_LEN], struct buf *out);
 
