@@ -983,14 +983,25 @@ static void drain(int *fd, struct buf *b, size_t cap, bool *trunc)
 	}
 }
 
-static bool child_exited(pid_t pid)
+/*
+ * True once the child has exited.  *lost is set when it can no longer be
+ * waited for: the caller ignores SIGCHLD (children are then reaped by the
+ * kernel) or reaped it with a waitpid(-1) of its own.
+ */
+static bool child_exited(pid_t pid, bool *lost)
 {
 	siginfo_t si;
 
 	memset(&si, 0, sizeof(si));
 	/* WNOWAIT: leave it a zombie, so that its pid, which is also the
 	 * process group's id, cannot be reused before we kill the group. */
-	return waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 && si.si_pid == pid;
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+		if (errno != ECHILD)
+			return false;
+		*lost = true;
+		return true;
+	}
+	return si.si_pid == pid;
 }
 
 static void kill_group(pid_t pid)
@@ -999,10 +1010,14 @@ static void kill_group(pid_t pid)
 	kill(pid, SIGKILL);     /* in case it left its group */
 }
 
-static void reap(pid_t pid, int *status)
+/* Returns 0, or -1 when the child was already reaped by someone else. */
+static int reap(pid_t pid, int *status)
 {
-	while (waitpid(pid, status, 0) < 0 && errno == EINTR)
+	pid_t r;
+
+	while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
 		;
+	return r == pid ? 0 : -1;
 }
 
 void toolrun_result_release(struct toolrun_result *res)
@@ -1025,7 +1040,7 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 	const char *args = args_json ? args_json : "{}";
 	size_t args_len = strlen(args), args_off = 0;
 	long start, deadline, grace_end = 0;
-	bool exited = false, killed = false, cancelled = false;
+	bool exited = false, killed = false, cancelled = false, lost = false;
 	struct child_plan plan;
 	char **envp = NULL;
 	pid_t pid;
@@ -1036,6 +1051,8 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 	buf_init(&res->err, TOOLRUN_MAX_STDERR);
 	if (!t->argv || !t->argv[0])
 		return ai_errf(err, AI_EX_SOFTWARE, "tool '%s' has no argv", t->name ? t->name : "");
+	if (cancel && *cancel)
+		return ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : "");
 
 	memset(&plan, 0, sizeof(plan));
 	plan.path = t->path ? t->path : t->argv[0];
@@ -1107,7 +1124,7 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 			cancelled = true;
 			break;
 		}
-		if (!exited && child_exited(pid)) {
+		if (!exited && child_exited(pid, &lost)) {
 			exited = true;
 			/* Whatever it left behind in its group goes with it. */
 			kill(-pid, SIGKILL);
@@ -1166,13 +1183,16 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 		if (perr >= 0 && pfd[perr].revents)
 			drain(&errp[0], &res->err, TOOLRUN_MAX_STDERR, NULL);
 	}
-	reap(pid, &status);
+	if (reap(pid, &status))
+		lost = true;
 	res->ms = now_ms() - start;
 	if (cancelled) {
 		ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : plan.path);
 		goto out;
 	}
-	if (WIFEXITED(status)) {
+	if (lost) {
+		/* Its output is here, but not how it ended. */
+	} else if (WIFEXITED(status)) {
 		res->exit_status = WEXITSTATUS(status);
 	} else if (WIFSIGNALED(status)) {
 		res->term_signal = WTERMSIG(status);

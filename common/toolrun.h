@@ -135,7 +135,7 @@ struct toolrun_limits {
 #define TOOLRUN_MAX_STDERR ((size_t)4096)
 
 struct toolrun_result {
-	int exit_status;         /* 0..255, or -1 when killed by a signal */
+	int exit_status;         /* 0..255; -1 when killed by a signal, or unknown */
 	int term_signal;         /* the signal, or 0 */
 	bool timed_out;          /* the wall-clock limit passed and we killed it */
 	bool truncated;          /* stdout passed max_output */
@@ -159,7 +159,13 @@ struct toolrun_result {
  * toolrun_result_release.  Returns -1 when it could not run (pipe or fork
  * failure, AI_EX_OSERR; execve failure such as "cannot run '/x': No such
  * file or directory", AI_EX_CONFIG; cancelled, AI_EX_INTERRUPT); res is
- * then empty, and releasing it is harmless.
+ * then empty, and releasing it is harmless.  A script without a "#!"
+ * line fails with "Exec format error": unlike execvp, there is no
+ * fallback to sh.
+ *
+ * The caller must leave the child to toolrun: with SIGCHLD ignored, or a
+ * handler that reaps every child, the output is still returned but the
+ * exit status is lost (exit_status -1, term_signal 0).
  *
  * SIGPIPE is blocked in the calling thread only around each write to the
  * tool, and a SIGPIPE raised there is consumed, so the caller's own

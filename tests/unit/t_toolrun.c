@@ -396,6 +396,16 @@ static void test_status(void)
 	is_str(res.err.data, "oops\n", "exit 3: stderr");
 	toolrun_result_release(&res);
 
+	/* A caller that ignores SIGCHLD: the kernel reaps the tool, its
+	 * output still comes back, and we do not hang waiting for it. */
+	signal(SIGCHLD, SIG_IGN);
+	is_int(run(&t, "{}", NULL, &res, &err), 0, "SIGCHLD ignored: runs");
+	is_str(res.out.data, "out\n", "SIGCHLD ignored: stdout");
+	ok(res.exit_status == -1 && res.ms < 5000, "SIGCHLD ignored: status unknown, prompt (%ld ms)",
+	   res.ms);
+	toolrun_result_release(&res);
+	signal(SIGCHLD, SIG_DFL);
+
 	argv[0] = (char *)FIX "selfkill.sh";
 	is_int(run(&t, "{}", NULL, &res, &err), 0, "signal: runs");
 	ok(res.exit_status == -1 && res.term_signal == SIGTERM, "signal: SIGTERM recorded (%d, %d)",
