@@ -31,7 +31,8 @@
  * flock(2) on every put; only when it passes max_bytes (or the last full
  * scan is a day old) does a put scan the directory and evict the least
  * recently used entries down to 7/8 of max_bytes, so a cache at its cap
- * is not rescanned on every put.  DIR/.evict.lock keeps it to one
+ * is not rescanned on every put.  Eviction ignores the TTL, which is the
+ * reader's bound, not the cache's: processes may use different ones.  DIR/.evict.lock keeps it to one
  * evicting process at a time.  Sizes are file sizes (header included).
  *
  * Not thread-safe for one struct cache used from several threads at
@@ -84,9 +85,10 @@ int cache_get(struct cache *c, const unsigned char key[CACHE_KEY_LEN], struct bu
  * Stores n bytes of value under key, replacing any entry there,
  * atomically (see above).  A value larger than half of max_bytes is not
  * stored (it would evict everything else) and that is not an error.
- * May run cache_evict() when the running total passes max_bytes.
- * Returns 0, or -1 with err (nothing half-written is left visible); a
- * caller reports it once and goes on without the cache.
+ * May run the eviction scan when the running total passes max_bytes.
+ * Returns 0, or -1 with err when the entry could not be written
+ * (nothing half-written is left visible) or the eviction it ran failed;
+ * a caller reports it once and goes on without the cache.
  */
 int cache_put(struct cache *c, const unsigned char key[CACHE_KEY_LEN], const void *value,
 	      size_t n, struct ai_err *err);
