@@ -1,0 +1,326 @@
+/*
+ * ai-summarize - text in, summary out (pattern 1: the API wrapper).
+ *
+ * Input longer than --max-input-tokens is split on paragraph and sentence
+ * boundaries into parts that fit; the parts are summarized concurrently,
+ * then their summaries are summarized (map-reduce), until one is left.
+ */
+#include "ai.h"
+#include "api.h"
+#include "chunk.h"
+#include "cli.h"
+#include "prog.h"
+
+#include <math.h>
+
+enum {
+	OPT_WORDS = CLI_OPT_PROG, OPT_LENGTH, OPT_LANG, OPT_FOCUS, OPT_PROMPT, OPT_MAX_INPUT,
+	OPT_TEMPERATURE, OPT_MAX_TOKENS
+};
+
+static const struct cli_opt opts[] = {
+	{ "words", required_argument, OPT_WORDS, "N", "aim for about N words" },
+	{ "length", required_argument, OPT_LENGTH, "LEN", "short (50 words), medium (150, default) or long (400)" },
+	{ "format", required_argument, 'f', "FORM", "paragraph (default), bullets or line" },
+	{ "lang", required_argument, OPT_LANG, "LANG", "write the summary in this language" },
+	{ "focus", required_argument, OPT_FOCUS, "TEXT", "what the summary must keep" },
+	{ "prompt", required_argument, OPT_PROMPT, "TEXT", "replace the instruction entirely" },
+	{ "max-input-tokens", required_argument, OPT_MAX_INPUT, "N", "split input longer than this (default 8000)" },
+	{ "parallel", required_argument, 'P', "N", "summarize up to N parts at once (default 4)" },
+	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
+	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+struct opts {
+	long words;
+	const char *format, *lang, *focus, *prompt;
+	long max_input, parallel, max_tokens;
+	double temperature;
+};
+
+static void on_opt(int val, const char *arg, void *ud)
+{
+	struct opts *o = ud;
+
+	switch (val) {
+	case OPT_WORDS: o->words = cli_long("--words", arg, 1, 100000); break;
+	case OPT_LENGTH:
+		if (!strcmp(arg, "short"))
+			o->words = 50;
+		else if (!strcmp(arg, "medium"))
+			o->words = 150;
+		else if (!strcmp(arg, "long"))
+			o->words = 400;
+		else
+			cli_usage_error("--length wants short, medium or long, not '%s'", arg);
+		break;
+	case 'f':
+		if (strcmp(arg, "paragraph") && strcmp(arg, "bullets") && strcmp(arg, "line"))
+			cli_usage_error("--format wants paragraph, bullets or line, not '%s'", arg);
+		o->format = arg;
+		break;
+	case OPT_LANG: o->lang = arg; break;
+	case OPT_FOCUS: o->focus = arg; break;
+	case OPT_PROMPT: o->prompt = arg; break;
+	case OPT_MAX_INPUT: o->max_input = cli_long("--max-input-tokens", arg, 100, 10000000); break;
+	case 'P': o->parallel = cli_long("--parallel", arg, 1, 64); break;
+	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
+	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	}
+}
+
+/* The instruction for one request: what to write, for a whole text, a part, or the parts' summaries. */
+static void instruction(const struct opts *o, struct buf *b, int stage, size_t part, size_t parts)
+{
+	if (o->prompt && stage == 0) {
+		buf_addstr(b, o->prompt);
+		return;
+	}
+	if (stage == 1)
+		buf_addf(b, "This is part %zu of %zu of a longer text. Summarize this part so that the "
+			 "summaries of all parts can later be combined. ", part, parts);
+	else if (stage == 2)
+		buf_addstr(b, "These are summaries of consecutive parts of one text. Combine them into "
+			   "a single summary of the whole text. ");
+	if (o->prompt && stage == 2) {
+		buf_addstr(b, o->prompt);
+		return;
+	}
+	if (stage != 1) {
+		if (!strcmp(o->format, "line"))
+			buf_addstr(b, "Summarize it in one line of at most 25 words. ");
+		else if (!strcmp(o->format, "bullets"))
+			buf_addf(b, "Summarize it as a list of bullet points starting with '- ', about %ld words in all. ",
+				 o->words);
+		else
+			buf_addf(b, "Summarize it in one paragraph of about %ld words. ", o->words);
+	} else {
+		buf_addf(b, "Keep it under %ld words. ", o->words * 2);
+	}
+	if (o->focus)
+		buf_addf(b, "Focus on: %s. ", o->focus);
+	if (o->lang)
+		buf_addf(b, "Write the summary in %s. ", o->lang);
+	buf_addstr(b, "Reply with the summary only, without a preamble.");
+}
+
+static json_object *messages(const struct opts *o, const char *text, size_t len, int stage,
+			     size_t part, size_t parts)
+{
+	json_object *m = json_object_new_array(), *sys, *user;
+	struct buf b;
+
+	buf_init(&b, 0);
+	instruction(o, &b, stage, part, parts);
+	buf_addstr(&b, "\n\n");
+	buf_add(&b, text, len);
+	sys = prog_message("system", "You write faithful, concise summaries of the text you are given.");
+	user = prog_message("user", b.data);
+	buf_release(&b);
+	if (!m || !sys || !user || json_object_array_add(m, sys) || (sys = NULL) ||
+	    json_object_array_add(m, user))
+		cli_die(AI_EX_OSERR, "out of memory");
+	return m;
+}
+
+struct part {
+	struct ai_chat_resp resp;
+	struct ai_err err;
+	int rc;
+};
+
+struct totals {
+	long prompt_tokens, completion_tokens;
+	double latency_ms;
+	bool all_cached;
+	bool dry_run;
+	char *model;
+	size_t parts;
+};
+
+static void part_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud)
+{
+	struct part *p = ud;
+
+	(void)r;
+	p->rc = rc;
+	if (rc)
+		p->err = *e;
+}
+
+static void add_usage(struct totals *t, const struct ai_chat_resp *r)
+{
+	if (r->prompt_tokens > 0)
+		t->prompt_tokens += r->prompt_tokens;
+	if (r->completion_tokens > 0)
+		t->completion_tokens += r->completion_tokens;
+	t->all_cached &= r->cached;
+	t->dry_run |= r->dry_run;
+	if (!t->model && r->model)
+		t->model = strdup(r->model);
+}
+
+/*
+ * Summarizes n texts (stage 0: the whole input; 1: parts; 2: combining)
+ * concurrently; returns their summaries joined by blank lines in out.
+ */
+static int summarize_all(struct ai_client *c, const struct opts *o, const char *const *texts,
+			 const size_t *lens, size_t n, int stage, struct totals *t, struct buf *out,
+			 struct ai_err *err)
+{
+	struct part *p = calloc(n, sizeof(*p));
+	int rc = 0;
+
+	if (!p)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		struct ai_chat_req q;
+
+		ai_chat_req_init(&q);
+		q.messages = messages(o, texts[i], lens[i], stage, i + 1, n);
+		q.temperature = o->temperature;
+		q.max_tokens = o->max_tokens;
+		rc = ai_chat_start(c, &q, &p[i].resp, part_done, &p[i], err);
+		json_object_put(q.messages);
+		if (rc)
+			break;
+	}
+	if (!rc)
+		rc = ai_client_run(c, err);
+	for (size_t i = 0; i < n; i++) {
+		if (!rc && p[i].rc) {
+			*err = p[i].err;
+			rc = -1;
+		}
+		if (!rc) {
+			add_usage(t, &p[i].resp);
+			if (out->len)
+				buf_addstr(out, "\n\n");
+			buf_addstr(out, p[i].resp.content);
+		}
+		ai_chat_resp_release(&p[i].resp);
+	}
+	free(p);
+	t->latency_ms = 0;
+	return rc;
+}
+
+/* Map-reduce: split what does not fit, summarize the parts, and repeat on their summaries. */
+static int summarize(struct ai_client *c, const struct opts *o, const char *text, size_t len,
+		     struct totals *t, struct buf *out, struct ai_err *err)
+{
+	struct buf cur, next;
+	int stage = 0, rc = 0;
+
+	buf_init(&cur, 0);
+	buf_init(&next, 0);
+	buf_add(&cur, text, len);
+	for (int round = 0; !rc; round++) {
+		struct chunk_opts co = { (size_t)o->max_input, 0, false };
+		struct chunk_list cl = { NULL, 0 };
+		const char **texts;
+		size_t *lens;
+
+		if (tok_estimate(cur.data, cur.len) <= (size_t)o->max_input) {
+			const char *one = cur.data;
+			size_t l = cur.len;
+
+			rc = summarize_all(c, o, &one, &l, 1, round ? 2 : 0, t, out, err);
+			t->parts += round ? 0 : 1;
+			break;
+		}
+		if (chunk_text(cur.data, cur.len, &co, &cl, err))
+			break;
+		texts = calloc(cl.n, sizeof(*texts));
+		lens = calloc(cl.n, sizeof(*lens));
+		if (!texts || !lens) {
+			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+		} else {
+			for (size_t i = 0; i < cl.n; i++) {
+				texts[i] = cur.data + cl.v[i].off;
+				lens[i] = cl.v[i].len;
+			}
+			if (!round)
+				t->parts = cl.n;
+			stage = 1;
+			buf_reset(&next);
+			rc = summarize_all(c, o, texts, lens, cl.n, stage, t, &next, err);
+		}
+		free(texts);
+		free(lens);
+		chunk_list_release(&cl);
+		if (rc || t->dry_run)
+			break;
+		/* Summaries that do not shrink would loop for ever. */
+		if (next.len >= cur.len) {
+			rc = ai_errf(err, AI_EX_UNAVAILABLE,
+				     "the summaries of the parts are no shorter than the parts; "
+				     "raise --max-input-tokens or lower --words");
+			break;
+		}
+		buf_reset(&cur);
+		buf_add(&cur, next.data, next.len);
+	}
+	buf_release(&cur);
+	buf_release(&next);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c;
+	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN };
+	struct ai_config cfg;
+	struct ai_client client;
+	struct ai_err err;
+	struct buf in, out;
+	struct totals t = { 0, 0, 0, true, false, NULL, 0 };
+	int64_t t0 = http_now_ms();
+	int optind_;
+
+	cli_init(&c, "ai-summarize");
+	c.usage = "[OPTION]... [FILE]...";
+	c.summary = "Summarize text from FILEs or standard input.";
+	c.opts = opts;
+	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	ai_err_clear(&err);
+	prog_setup(&c, &cfg, &client, &err);
+	client.parallel = (int)o.parallel;
+
+	buf_init(&in, cfg.max_input);
+	if (cli_read_input(argc - optind_, argv + optind_, &in, &err))
+		cli_die_err(&err);
+	if (in.len == strspn(in.data ? in.data : "", " \t\r\n\f\v"))
+		cli_die(AI_EX_NOINPUT, "no input: give a file or pipe text to standard input");
+
+	buf_init(&out, 0);
+	if (summarize(&client, &o, in.data, in.len, &t, &out, &err))
+		prog_die(&client, &cfg, &err);
+	if (t.dry_run) {
+		/* The requests were printed; nothing was sent. */
+	} else if (c.json) {
+		json_object *j = json_object_new_object(), *u = json_object_new_object();
+
+		prog_add(j, "summary", json_object_new_string(out.data ? out.data : ""));
+		prog_add(j, "model", t.model ? json_object_new_string(t.model) : NULL);
+		prog_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
+		prog_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
+		prog_add(j, "usage", u);
+		prog_add(j, "latency_ms", json_object_new_int64(http_now_ms() - t0));
+		prog_add(j, "cached", json_object_new_boolean(t.all_cached));
+		prog_add(j, "parts", json_object_new_int64((int64_t)t.parts));
+		prog_print_json(j);
+		json_object_put(j);
+	} else {
+		cli_write(out.data ? out.data : "", out.len, false);
+		if (!out.len || out.data[out.len - 1] != '\n')
+			cli_write("\n", 1, false);
+	}
+	free(t.model);
+	buf_release(&in);
+	buf_release(&out);
+	ai_client_release(&client);
+	config_release(&cfg);
+	return cli_finish(0);
+}

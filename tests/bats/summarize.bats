@@ -1,0 +1,366 @@
+#!/usr/bin/env bats
+# ai-summarize against the test server: what is sent, what comes back, and
+# the failures its users meet.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { setup_env; start_server; }
+teardown() { stop_server; }
+
+CHAT=/v1/chat/completions
+
+@test "summarize: sends one chat request with the text, model, key and user agent" {
+	run --separate-stderr ai-summarize -m my-model <<<"The cat sat on the mat."
+	assert_eq "$status" 0 status
+	assert_eq "$stderr" "" stderr
+	assert_contains "$output" "echo: "
+	assert_eq "$(request_count $CHAT)" 1 requests
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r .method <<<"$r")" POST
+	assert_eq "$(jq -r .body.model <<<"$r")" my-model
+	assert_eq "$(jq -r '.headers.authorization' <<<"$r")" "Bearer $KEY"
+	assert_eq "$(jq -r '.headers["content-type"]' <<<"$r")" application/json
+	assert_contains "$(jq -r '.headers["user-agent"]' <<<"$r")" "ai-tools/"
+	assert_contains "$(jq -r '.body.messages[-1].content' <<<"$r")" "The cat sat on the mat."
+	assert_eq "$(jq -r '.body.messages[0].role' <<<"$r")" system
+	assert_eq "$(jq -r '.body.stream // "absent"' <<<"$r")" absent
+}
+
+@test "summarize: the answer is printed once, with a final newline" {
+	ctl '{"push":[{"reply":"A cat sat."}]}'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 0
+	assert_eq "$output" "A cat sat."
+}
+
+@test "summarize: options shape the instruction" {
+	run ai-summarize --words 30 -f bullets --lang German --focus "the dates" <<<"x"
+	assert_eq "$status" 0
+	c=$(last_request $CHAT | jq -r '.body.messages[-1].content')
+	assert_contains "$c" "bullet points"
+	assert_contains "$c" "about 30 words"
+	assert_contains "$c" "in German"
+	assert_contains "$c" "Focus on: the dates"
+	run ai-summarize --prompt "Translate to French:" --temperature 0.2 --max-tokens 50 <<<"hello"
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.messages[-1].content' <<<"$r")" $'Translate to French:\n\nhello'
+	assert_eq "$(jq -r '.body.temperature' <<<"$r")" 0.2
+	assert_eq "$(jq -r '.body.max_tokens' <<<"$r")" 50
+}
+
+@test "summarize: files are read in order, as cat reads them, and - is stdin" {
+	printf 'first file\n' >"$T/a"
+	printf 'second file\n' >"$T/b"
+	run ai-summarize --prompt P "$T/a" - "$T/b" <<<"from stdin"
+	assert_eq "$status" 0
+	assert_eq "$(last_request $CHAT | jq -r '.body.messages[-1].content')" \
+		$'P\n\nfirst file\nfrom stdin\nsecond file'
+}
+
+@test "summarize: --json prints one object with summary, model, usage, latency, cached, parts" {
+	ctl '{"push":[{"reply":"Short.","usage":{"prompt_tokens":11,"completion_tokens":2,"total_tokens":13}}]}'
+	run --separate-stderr ai-summarize --json -m m1 <<<"some text"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .summary <<<"$output")" Short.
+	assert_eq "$(jq -r .model <<<"$output")" m1
+	assert_eq "$(jq -c .usage <<<"$output")" '{"prompt_tokens":11,"completion_tokens":2}'
+	assert_eq "$(jq -r '.latency_ms|type' <<<"$output")" number
+	assert_eq "$(jq -r .cached <<<"$output")" false
+	assert_eq "$(jq -r .parts <<<"$output")" 1
+	assert_eq "$(wc -l <<<"$output")" 1 lines
+}
+
+@test "summarize: 429 with Retry-After is waited out, then the answer" {
+	ctl '{"push":[{"status":429,"headers":{"Retry-After":"1"}}]}'
+	start=$(date +%s%N)
+	run --separate-stderr ai-summarize --no-cache <<<"text"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2 requests
+	((ms >= 1000)) || { echo "waited only ${ms} ms" >&2; false; }
+	t=($(requests $CHAT | jq -r .t))
+	gap=$(awk -v a="${t[0]}" -v b="${t[1]}" 'BEGIN { printf "%d", b - a }')
+	((gap >= 950)) || { echo "requests ${gap} ms apart" >&2; false; }
+}
+
+@test "summarize: retry-after-ms is honoured in milliseconds" {
+	ctl '{"push":[{"status":503,"headers":{"retry-after-ms":"300","Retry-After":"30"}}]}'
+	start=$(date +%s%N)
+	run ai-summarize --no-cache <<<"text"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2
+	((ms >= 280 && ms < 5000)) || { echo "took ${ms} ms" >&2; false; }
+}
+
+@test "summarize: 500 three times is a temporary failure after exactly 3 requests" {
+	ctl '{"push":[{"status":500,"times":3,"body":{"error":{"message":"the model crashed"}}}]}'
+	run --separate-stderr ai-summarize --no-cache <<<"text"
+	assert_eq "$status" 75
+	assert_eq "$output" ""
+	assert_contains "$stderr" "ai-summarize: "
+	assert_contains "$stderr" "500"
+	assert_contains "$stderr" "the model crashed"
+	assert_eq "$(request_count $CHAT)" 3 requests
+}
+
+@test "summarize: --retries 0 makes one attempt" {
+	ctl '{"push":[{"status":502,"times":5}]}'
+	run ai-summarize --retries 0 <<<"text"
+	assert_eq "$status" 75
+	assert_eq "$(request_count $CHAT)" 1
+}
+
+@test "summarize: 400 is not retried and its message is quoted" {
+	ctl '{"push":[{"status":400,"body":{"error":{"message":"context too long","type":"invalid_request_error"}}}]}'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "context too long"
+	assert_eq "$(request_count $CHAT)" 1 requests
+}
+
+@test "summarize: an error that is a plain string is quoted too" {
+	ctl '{"push":[{"status":404,"body":{"error":"model not found: nope"}}]}'
+	run --separate-stderr ai-summarize -m nope <<<"text"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "model not found: nope"
+	assert_contains "$stderr" "check the model name"
+}
+
+@test "summarize: 401 is a configuration error that says how to fix it" {
+	ctl '{"push":[{"status":401,"body":{"error":{"message":"Incorrect API key provided"}}}]}'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "Incorrect API key"
+	assert_contains "$stderr" "OPENAI_API_KEY"
+	assert_not_contains "$stderr" "$KEY"
+	assert_eq "$(request_count $CHAT)" 1
+}
+
+@test "summarize: a dropped connection is retried" {
+	ctl '{"push":[{"close":true}]}'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2
+}
+
+@test "summarize: a malformed answer is an error, not output" {
+	ctl '{"push":[{"malformed":true}]}'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 69
+	assert_eq "$output" ""
+	assert_contains "$stderr" "not a JSON object"
+}
+
+@test "summarize: an idle server meets --timeout" {
+	ctl '{"set":{"latency_ms":5000}}'
+	start=$(date +%s%N)
+	run --separate-stderr ai-summarize --timeout 0.5 --retries 0 <<<"text"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$status" 75
+	assert_contains "$stderr" "--timeout"
+	((ms < 3000)) || { echo "took ${ms} ms" >&2; false; }
+}
+
+@test "summarize: connection refused is a temporary failure that names the server" {
+	export OPENAI_BASE_URL="http://127.0.0.1:$(free_port)/v1"
+	run --separate-stderr ai-summarize --retries 1 <<<"text"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "cannot connect to 127.0.0.1"
+}
+
+@test "summarize: empty input exits 66 without a request" {
+	run --separate-stderr ai-summarize </dev/null
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no input"
+	run ai-summarize <<<$'  \n\t\n'
+	assert_eq "$status" 66
+	assert_eq "$(request_count)" 0
+}
+
+@test "summarize: NUL bytes and invalid UTF-8 are refused with the place, nothing sent" {
+	printf 'line one\nab\0cd\n' >"$T/nul"
+	run --separate-stderr ai-summarize "$T/nul"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "NUL byte at line 2, column 3"
+	printf 'caf\xe9\n' >"$T/latin1"
+	run --separate-stderr ai-summarize "$T/latin1"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "not valid UTF-8 at line 1, column 4"
+	assert_eq "$(request_count)" 0
+}
+
+@test "summarize: a missing file exits 66 and names it" {
+	run --separate-stderr ai-summarize "$T/nope"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "cannot open '$T/nope'"
+}
+
+@test "summarize: input over AI_MAX_INPUT is refused clearly" {
+	head -c 300000 /dev/zero | tr '\0' 'a' >"$T/big"
+	AI_MAX_INPUT=100K run --separate-stderr ai-summarize "$T/big"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "larger than"
+	assert_eq "$(request_count)" 0
+}
+
+@test "summarize: long input is split, the parts summarized, then combined" {
+	for i in $(seq 1 60); do
+		echo "Paragraph $i tells a short story about item number $i and what became of it in the end."
+		echo
+	done >"$T/long"
+	run --separate-stderr ai-summarize --json --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	parts=$(jq -r .parts <<<"$output")
+	((parts >= 4)) || { echo "parts=$parts" >&2; false; }
+	n=$(request_count $CHAT)
+	assert_eq "$(requests $CHAT | jq -r '.body.messages[-1].content' | grep -c '^This is part ')" "$parts" "part requests"
+	assert_eq "$(requests $CHAT | jq -r '.body.messages[-1].content' | grep -c '^These are summaries')" "$((n - parts))" "combining requests"
+	((n > parts)) || { echo "no combining request" >&2; false; }
+	# Every part fits the budget: about 4 bytes a token, with the instruction beside it.
+	max=$(requests $CHAT | jq -r '.body.messages[-1].content | length' | sort -n | tail -1)
+	((max < 1400)) || { echo "a part of $max bytes" >&2; false; }
+	# Every paragraph went into exactly one part.
+	for i in 1 30 60; do
+		assert_eq "$(requests $CHAT | jq -r '.body.messages[-1].content' | grep -c "Paragraph $i tells")" 1 "paragraph $i"
+	done
+}
+
+@test "summarize: the key is in no argv, --dry-run, -v output or file on disk" {
+	run --separate-stderr ai-summarize --dry-run <<<"text"
+	assert_eq "$status" 0
+	assert_contains "$output" "Authorization: Bearer [redacted]"
+	assert_contains "$output" "POST http://127.0.0.1:$PORT/v1/chat/completions"
+	assert_not_contains "$output" "$KEY"
+	assert_eq "$(request_count)" 0 "requests sent by --dry-run"
+	run --separate-stderr ai-summarize -v <<<"text"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "Authorization: [redacted]"
+	assert_not_contains "$stderr" "$KEY"
+	assert_not_contains "$output" "$KEY"
+	run ai-summarize --api-key "$KEY" <<<"text"
+	assert_eq "$status" 64
+	run grep -rl -- "$KEY" "$HOME"
+	assert_eq "$status" 1 "grep status (1: no file holds the key)"
+}
+
+@test "summarize: writing to a full disk fails with 74" {
+	run --separate-stderr bash -c 'echo text | ai-summarize >/dev/full'
+	assert_eq "$status" 74
+	assert_contains "$stderr" "cannot write output"
+}
+
+@test "summarize: a reader that closes the pipe early gets no error message" {
+	long=$(printf 'word %.0s' $(seq 1 20000))
+	ctl "{\"push\":[{\"reply\":\"$long\"}]}"
+	run --separate-stderr bash -c 'set -o pipefail; echo text | ai-summarize | head -c1'
+	assert_eq "$stderr" ""
+	assert_eq "$output" "w"
+	assert_eq "$status" 0
+}
+
+@test "summarize: usage errors exit 64, --help 0, --version 0" {
+	run --separate-stderr ai-summarize --bogus
+	assert_eq "$status" 64
+	assert_contains "$stderr" "unknown option"
+	run --separate-stderr ai-summarize --words zero
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--words"
+	run --separate-stderr ai-summarize --format poem
+	assert_eq "$status" 64
+	run ai-summarize --timeout
+	assert_eq "$status" 64
+	run --separate-stderr ai-summarize --help
+	assert_eq "$status" 0
+	assert_contains "$output" "Usage: ai-summarize"
+	assert_contains "$output" "--max-input-tokens"
+	run ai-summarize -V
+	assert_eq "$status" 0
+	assert_contains "$output" "ai-summarize 0."
+}
+
+@test "summarize: without any endpoint it says in one line how to configure one" {
+	unset OPENAI_API_KEY OPENAI_BASE_URL
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "OPENAI_API_KEY"
+	assert_contains "$stderr" "OPENAI_BASE_URL"
+	assert_eq "$(wc -l <<<"$stderr")" 1
+}
+
+@test "summarize: config file profiles, api_key_cmd, and flags over environment over file" {
+	unset OPENAI_API_KEY
+	base=$OPENAI_BASE_URL
+	unset OPENAI_BASE_URL
+	cat >"$XDG_CONFIG_HOME/ai/config" 2>/dev/null || { mkdir -p "$XDG_CONFIG_HOME/ai"; }
+	cat >"$XDG_CONFIG_HOME/ai/config" <<-EOF
+	model = global-model
+	base_url = http://127.0.0.1:1/v1
+	[profile test]
+	base_url = $base
+	api_key_cmd = echo sk-from-cmd
+	model = profile-model
+	EOF
+	run ai-summarize -p test <<<"text"
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r .body.model <<<"$r")" profile-model
+	assert_eq "$(jq -r .headers.authorization <<<"$r")" "Bearer sk-from-cmd"
+	AI_MODEL=env-model run ai-summarize -p test <<<"text"
+	assert_eq "$(last_request $CHAT | jq -r .body.model)" env-model
+	AI_MODEL=env-model run ai-summarize -p test -m flag-model <<<"text"
+	assert_eq "$(last_request $CHAT | jq -r .body.model)" flag-model
+	run --separate-stderr ai-summarize -p nosuch <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "profile 'nosuch' not found"
+}
+
+@test "summarize: a bad config file names the file and line" {
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	printf 'model = x\ntimeout = soon\n' >"$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "config:2"
+	assert_contains "$stderr" "timeout"
+	printf 'api_key = sk-x\n' >"$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "api_key_cmd"
+}
+
+@test "summarize: a key file must be private" {
+	unset OPENAI_API_KEY
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	echo sk-from-file >"$T/key"
+	chmod 644 "$T/key"
+	printf 'api_key_file = %s\n' "$T/key" >"$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "chmod 600"
+	assert_eq "$(request_count)" 0
+	chmod 600 "$T/key"
+	run ai-summarize <<<"text"
+	assert_eq "$status" 0
+	assert_eq "$(last_request $CHAT | jq -r .headers.authorization)" "Bearer sk-from-file"
+}
+
+@test "summarize: a key with a newline in it is refused, not sent as a second header" {
+	export OPENAI_API_KEY=$'sk-abc\r\nX-Injected: 1'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "control character"
+	assert_eq "$(request_count)" 0
+}
+
+@test "summarize: SIGINT during a request exits 130" {
+	ctl '{"set":{"latency_ms":5000}}'
+	ai-summarize <<<"text" >/dev/null 2>"$T/err" &
+	pid=$!
+	wait_for_requests 1 $CHAT
+	kill -INT $pid
+	rc=0
+	wait $pid || rc=$?
+	assert_eq "$rc" 130
+}
