@@ -405,6 +405,14 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	return 0;
 }
 
+/* Guarded memory for the key: libsodium must be initialised before its first allocation. */
+static char *key_alloc(size_t n)
+{
+	if (sodium_init() < 0)
+		return NULL;
+	return sodium_malloc(n);
+}
+
 int config_read_key_file(const char *path, char **key, struct ai_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -424,7 +432,7 @@ int config_read_key_file(const char *path, char **key, struct ai_err *err)
 		return ai_errf(err, AI_EX_CONFIG,
 			       "key file '%s' must be yours and private; run: chmod 600 '%s'", path, path);
 	}
-	if (!(k = sodium_malloc(4097))) {
+	if (!(k = key_alloc(4097))) {
 		close(fd);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -452,7 +460,7 @@ static int key_from_cmd(const char *cmd, char **key, struct ai_err *err)
 	*key = NULL;
 	if (!p)
 		return ai_errf(err, AI_EX_CONFIG, "cannot run api_key_cmd: %s", strerror(errno));
-	if (!(k = sodium_malloc(4097))) {
+	if (!(k = key_alloc(4097))) {
 		pclose(p);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -477,12 +485,10 @@ int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 	if (!cfg->key_loaded) {
 		int r = 0;
 
-		if (sodium_init() < 0)
-			return ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libsodium");
 		if (env && *env) {
 			size_t n = strlen(env);
 
-			if (!(cfg->key = sodium_malloc(n + 1)))
+			if (!(cfg->key = key_alloc(n + 1)))
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
 			memcpy(cfg->key, env, n + 1);
 		} else if (cfg->api_key_cmd) {
@@ -492,14 +498,17 @@ int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 		}
 		if (r)
 			return -1;
-		cfg->key_loaded = true;
+		if (cfg->key && config_header_safe(cfg->key)) {
+			sodium_free(cfg->key);
+			cfg->key = NULL;
+			return ai_errf(err, AI_EX_CONFIG,
+				       "the API key holds a control character (CR, LF, ...); check how it is set");
+		}
 		if (cfg->key && !*cfg->key) {
 			sodium_free(cfg->key);
 			cfg->key = NULL;
 		}
-		if (cfg->key && config_header_safe(cfg->key))
-			return ai_errf(err, AI_EX_CONFIG,
-				       "the API key holds a control character (CR, LF, ...); check how it is set");
+		cfg->key_loaded = true;
 	}
 	*key = cfg->key;
 	return 0;

@@ -1,0 +1,109 @@
+/* t_http - the retry policy: which answers are retried, how long to wait. */
+#include "http.h"
+#include "tap.h"
+
+#include <curl/curl.h>
+
+static void test_statuses(void)
+{
+	static const long yes[] = { 408, 409, 429, 500, 502, 503, 504, 599 };
+	static const long no[] = { 200, 201, 301, 400, 401, 403, 404, 413, 422 };
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(yes); i++)
+		ok(http_retryable_status(yes[i]), "%ld is retried", yes[i]);
+	for (size_t i = 0; i < AI_ARRAY_LEN(no); i++)
+		ok(!http_retryable_status(no[i]), "%ld is not retried", no[i]);
+}
+
+static void test_retry_after(void)
+{
+	int64_t now = 1700000000;   /* Tue, 14 Nov 2023 22:13:20 GMT */
+
+	is_int(http_parse_retry_after("1", NULL, now), 1000, "delta seconds");
+	is_int(http_parse_retry_after("0", NULL, now), 0, "zero");
+	is_int(http_parse_retry_after("  7 ", NULL, now), 7000, "surrounding blanks");
+	is_int(http_parse_retry_after("120", NULL, now), 120000, "two minutes");
+	is_int(http_parse_retry_after("-1", NULL, now), -1, "negative is ignored");
+	is_int(http_parse_retry_after("1.5", NULL, now), -1, "a fraction is not a delta-seconds");
+	is_int(http_parse_retry_after("soon", NULL, now), -1, "garbage is ignored");
+	is_int(http_parse_retry_after("", NULL, now), -1, "empty is ignored");
+	is_int(http_parse_retry_after(NULL, NULL, now), -1, "absent");
+	is_int(http_parse_retry_after("99999999999999999999", NULL, now), -1, "overflow is ignored");
+	is_int(http_parse_retry_after("Tue, 14 Nov 2023 22:13:30 GMT", NULL, now), 10000, "an HTTP date 10 s ahead");
+	is_int(http_parse_retry_after("Tue, 14 Nov 2023 22:13:00 GMT", NULL, now), 0, "an HTTP date in the past");
+	is_int(http_parse_retry_after("Tuesday, 14-Nov-23 22:13:25 GMT", NULL, now), 5000, "an RFC 850 date");
+	is_int(http_parse_retry_after(NULL, "250", now), 250, "retry-after-ms");
+	is_int(http_parse_retry_after(NULL, "12.7", now), 12, "retry-after-ms with a fraction");
+	is_int(http_parse_retry_after("30", "200", now), 200, "retry-after-ms wins over Retry-After");
+	is_int(http_parse_retry_after("3", "x", now), 3000, "a bad retry-after-ms falls back");
+	is_int(http_parse_retry_after(NULL, "-5", now), -1, "negative ms is ignored");
+}
+
+static void test_delays(void)
+{
+	is_int(http_retry_delay_ms(1, -1, 0), 500, "first retry waits 0.5 s");
+	is_int(http_retry_delay_ms(2, -1, 0), 1000, "then 1 s");
+	is_int(http_retry_delay_ms(3, -1, 0), 2000, "then 2 s");
+	is_int(http_retry_delay_ms(5, -1, 0), 8000, "capped at 8 s");
+	is_int(http_retry_delay_ms(30, -1, 0), 8000, "still capped far out");
+	is_int(http_retry_delay_ms(1, -1, 0.999999), 375, "jitter takes off at most a quarter");
+	for (int i = 0; i < 1000; i++) {
+		double r = i / 1000.0;
+		long d = http_retry_delay_ms(2, -1, r);
+
+		if (d < 750 || d > 1000) {
+			ok(0, "jitter out of range: %ld for %g", d, r);
+			return;
+		}
+	}
+	ok(1, "jittered delays stay within [0.75, 1] of the base");
+	is_int(http_retry_delay_ms(1, 3000, 0.5), 3000, "Retry-After is honoured exactly");
+	is_int(http_retry_delay_ms(1, 0, 0.5), 0, "Retry-After: 0 means now");
+	is_int(http_retry_delay_ms(1, 500000, 0), 120000, "Retry-After is capped at 120 s");
+}
+
+/* A request to a closed port fails without a response: -1, a temporary failure. */
+static void test_refused(void)
+{
+	struct http_opts o;
+	struct http_req q = { 0 };
+	struct http_resp r;
+	struct ai_err e;
+
+	http_opts_init(&o);
+	o.retries = 0;
+	o.connect_timeout_ms = 2000;
+	q.url = "http://127.0.0.1:1/v1/models";
+	http_resp_init(&r);
+	ai_err_clear(&e);
+	is_int(http_do(&o, &q, &r, &e), -1, "connection refused fails");
+	is_int(e.code, AI_EX_TEMPFAIL, "as a temporary failure");
+	ok(strstr(e.msg, "cannot connect to 127.0.0.1:1") != NULL, "naming the host: %s", e.msg);
+	is_int(r.attempts, 1, "one attempt with retries 0");
+	http_resp_release(&r);
+
+	o.retries = 1;
+	http_resp_init(&r);
+	is_int(http_do(&o, &q, &r, &e), -1, "refused again");
+	is_int(r.attempts, 2, "two attempts with retries 1");
+	ok(r.ms >= 350, "the retry waited the backoff (%.0f ms)", r.ms);
+	http_resp_release(&r);
+
+	q.url = "ftp://127.0.0.1/x";
+	o.retries = 3;
+	http_resp_init(&r);
+	is_int(http_do(&o, &q, &r, &e), -1, "another protocol is refused");
+	is_int(r.attempts, 1, "and not retried");
+	is_int(e.code, AI_EX_CONFIG, "as a configuration error");
+	http_resp_release(&r);
+}
+
+int main(void)
+{
+	test_statuses();
+	test_retry_after();
+	test_delays();
+	test_refused();
+	curl_global_cleanup();
+	return tap_done();
+}
