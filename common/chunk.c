@@ -13,7 +13,9 @@
  *
  * Each scan reads at most one target's worth of text past the chunk
  * start, and the text after the chosen break is read again by the next
- * scan; in practice the total is a small multiple of n.  Markdown
+ * scan; in practice the total is a small multiple of n.  A chunk that
+ * would stay less than half full costs one more look-ahead scan, to
+ * learn whether the paragraph that did not fit would fit on its own.  Markdown
  * structure (headings, fenced code) comes from one line-by-line pass
  * before chunking, so a scan that starts anywhere knows whether it is
  * inside a fence without re-reading from the top.
@@ -470,127 +472,21 @@ static size_t est_prefix(const struct tally *t, const unsigned char *u, size_t s
 }
 
 /*
- * Finds where the chunk that starts at s (a non-space byte) ends.  Only
- * ends after floor count, so that with overlap every chunk reaches past
- * the one before.  Returns 0, or -1 when no such end fits (possible only
- * when s is an overlap start, s < floor).
- *
- * The loop is the hot path of the module: it records only whitespace
- * runs and CJK sentence ends as it goes.  The best break between two
- * characters of a word needs no recording: it is where the scan stops,
- * since only the first byte of a character can raise the estimate.
- */
-static int find_cut(const struct ck *k, size_t s, size_t floor, struct cut *out)
-{
-	const unsigned char *u = k->u;
-	size_t be[LV_N], bn[LV_N];
-	size_t i = s, rs = NONE, rnl = 0;
-	int rsent = 0, lv;
-	struct tally t = { 0, 0, 0, 0 };
-	struct mdcur cur = { 0, 0 };
-
-	for (lv = 0; lv < LV_N; lv++)
-		be[lv] = 0;
-	if (k->markdown) {
-		cur.h = md_head_at(&k->md, s);
-		cur.f = md_fence_at(&k->md, s);
-	}
-	for (; i < k->n; i++) {
-		unsigned b = u[i];
-
-		if (cls[b] == C_SPACE) {
-			if (rs == NONE) {
-				rs = i;
-				rnl = 0;
-				rsent = ends_sentence(u, s, i);
-			}
-			rnl += b == '\n';
-		} else if (rs != NONE) {
-			if (rs > floor) {
-				lv = run_level(k, &cur, rs, i, rnl, rsent);
-				be[lv] = rs;
-				bn[lv] = i;
-			}
-			rs = NONE;
-		} else if (i > s && u[i - 1] >= 0x80 && i > floor && cjk_term_before(u, s, i)) {
-			be[LV_SENT] = bn[LV_SENT] = i;
-		}
-		tally_add(&t, u, s, i);
-		if (tally_est(&t) > k->target)
-			break;
-	}
-	if (i == k->n) {
-		/* The rest fits: this is the last chunk. */
-		out->end = rs != NONE ? rs : k->n;
-		out->next = k->n;
-		out->level = LV_PARA;
-		out->tokens = est_prefix(&t, u, s, out->end, k->n);
-		return out->end > floor ? 0 : -1;
-	}
-	if (rs != NONE) {
-		/*
-		 * Stopped inside whitespace: read to its end to know what kind
-		 * of break it is.  Whitespace after the chunk's end costs the
-		 * chunk nothing, so the run's kind must not depend on where in
-		 * it the budget ran out.
-		 */
-		size_t re = i + 1;
-
-		while (re < k->n && cls[u[re]] == C_SPACE)
-			rnl += u[re++] == '\n';
-		if (re == k->n) {
-			/* Only whitespace is left: this is the last chunk. */
-			out->end = rs;
-			out->next = k->n;
-			out->level = LV_PARA;
-			out->tokens = est_prefix(&t, u, s, rs, i + 1);
-			return rs > floor ? 0 : -1;
-		}
-		if (rs > floor) {
-			lv = run_level(k, &cur, rs, re, rnl, rsent);
-			be[lv] = rs;
-			bn[lv] = re;
-		}
-	} else if (i > s && i > floor && cls[u[i - 1]] != C_SPACE) {
-		be[LV_CHAR] = bn[LV_CHAR] = i;
-	}
-	for (lv = LV_N - 1; lv >= 0; lv--) {
-		if (be[lv]) {
-			out->end = be[lv];
-			out->next = bn[lv];
-			out->level = lv;
-			out->tokens = est_prefix(&t, u, s, out->end, i + 1);
-			return 0;
-		}
-	}
-	if (s < floor)
-		return -1;
-	/*
-	 * Not even the first character fits.  Cannot happen while every
-	 * character counts 1 and the target is >= 1, but the loop must
-	 * progress whatever the estimate does: take one character.
-	 */
-	i = s + 1;
-	while (i < k->n && is_cont(u[i]))
-		i++;
-	out->end = out->next = i;
-	out->level = LV_CHAR;
-	out->tokens = tok_estimate((const char *)u + s, i - s);
-	return 0;
-}
-
-/*
  * Where the chunk after [s, e) should start to repeat about k->ov tokens
  * of it: the furthest-back sentence start within the budget if that
- * gives at least half of it, else the furthest-back word start, else a
+ * gives at least a third of it, else the furthest-back word start, else a
  * character boundary (text without spaces).  Always > s; 0 for none.
  */
 static size_t overlap_start(const struct ck *k, size_t s, size_t e)
 {
 	const unsigned char *u = k->u;
 	struct tally t = { 0, 0, 0, 0 };
-	size_t q = e, qs = 0, qs_est = 0, qw = 0, qc = 0;
+	size_t q = e, qs = 0, qs_est = 0, qw = 0, qc = 0, h;
 
+	/* Never reach back into a heading: the heading path says it already. */
+	if (k->markdown && (h = md_head_at(&k->md, e)) > 0 &&
+	    md_head(&k->md, h - 1)->end + 1 > s)
+		s = md_head(&k->md, h - 1)->end + 1;
 	while (q - 1 > s) {
 		size_t est;
 		unsigned b;
@@ -615,11 +511,180 @@ static size_t overlap_start(const struct ck *k, size_t s, size_t e)
 			qc = q;
 		}
 	}
-	if (qs && qs_est * 2 >= k->ov)
+	if (qs && qs_est * 3 >= k->ov)
 		return qs;
 	if (qw)
 		return qw;
 	return qs ? qs : qc;
+}
+
+/* What one forward scan found. */
+struct scan {
+	size_t be[LV_N];  /* the last break of each kind: chunk end, 0 for none */
+	size_t bn[LV_N];  /* and where the text after it begins */
+	struct tally t;   /* the tally of [s, stop) */
+	size_t stop;
+	size_t last_end;  /* when the rest of the text fits: where it ends, else 0 */
+};
+
+/*
+ * Scans forward from s (a non-space byte) while the text still fits the
+ * target, recording the last break of each kind whose end is past
+ * after.  Returns early, with 1, as soon as it records a break of kind
+ * stop_level or better; returns 0 when the budget or the text runs out.
+ *
+ * The loop is the hot path of the module: it records only whitespace
+ * runs and CJK sentence ends as it goes.  The best break between two
+ * characters of a word needs no recording: it is where the scan stops,
+ * since only the first byte of a character can raise the estimate.
+ */
+static int scan(const struct ck *k, size_t s, size_t after, int stop_level, struct scan *sc)
+{
+	const unsigned char *u = k->u;
+	size_t i = s, rs = NONE, rnl = 0;
+	int rsent = 0, lv;
+	struct mdcur cur = { 0, 0 };
+
+	for (lv = 0; lv < LV_N; lv++)
+		sc->be[lv] = 0;
+	memset(&sc->t, 0, sizeof sc->t);
+	sc->last_end = 0;
+	if (k->markdown) {
+		cur.h = md_head_at(&k->md, s);
+		cur.f = md_fence_at(&k->md, s);
+	}
+	for (; i < k->n; i++) {
+		unsigned b = u[i];
+
+		if (cls[b] == C_SPACE) {
+			if (rs == NONE) {
+				rs = i;
+				rnl = 0;
+				rsent = ends_sentence(u, s, i);
+			}
+			rnl += b == '\n';
+		} else if (rs != NONE) {
+			if (rs > after) {
+				lv = run_level(k, &cur, rs, i, rnl, rsent);
+				sc->be[lv] = rs;
+				sc->bn[lv] = i;
+				if (lv >= stop_level) {
+					sc->stop = i;
+					return 1;
+				}
+			}
+			rs = NONE;
+		} else if (i > s && u[i - 1] >= 0x80 && i > after && cjk_term_before(u, s, i)) {
+			sc->be[LV_SENT] = sc->bn[LV_SENT] = i;
+			if (LV_SENT >= stop_level) {
+				sc->stop = i;
+				return 1;
+			}
+		}
+		tally_add(&sc->t, u, s, i);
+		if (tally_est(&sc->t) > k->target)
+			break;
+	}
+	if (i == k->n) {
+		sc->stop = k->n;
+		sc->last_end = rs != NONE ? rs : k->n;
+		return 0;
+	}
+	sc->stop = i + 1;
+	if (rs != NONE) {
+		/*
+		 * Stopped inside whitespace: read to its end to know what kind
+		 * of break it is.  Whitespace after the chunk's end costs the
+		 * chunk nothing, so the run's kind must not depend on where in
+		 * it the budget ran out.
+		 */
+		size_t re = i + 1;
+
+		while (re < k->n && cls[u[re]] == C_SPACE)
+			rnl += u[re++] == '\n';
+		if (re == k->n) {
+			sc->last_end = rs;  /* only whitespace is left */
+		} else if (rs > after) {
+			lv = run_level(k, &cur, rs, re, rnl, rsent);
+			sc->be[lv] = rs;
+			sc->bn[lv] = re;
+			return lv >= stop_level;
+		}
+	} else if (i > s && i > after && cls[u[i - 1]] != C_SPACE) {
+		sc->be[LV_CHAR] = sc->bn[LV_CHAR] = i;
+	}
+	return 0;
+}
+
+/*
+ * Finds where the chunk that starts at s (a non-space byte) ends.  Only
+ * ends past after count, so that with overlap every chunk reaches past
+ * the one before.  Returns 0, or -1 when no such end fits (possible only
+ * when s is an overlap start, s < after).
+ */
+static int find_cut(const struct ck *k, size_t s, size_t after, struct cut *out)
+{
+	struct scan sc, ahead;
+	int lv, best = -1;
+	size_t i, q;
+
+	scan(k, s, after, LV_N, &sc);
+	if (sc.last_end) {
+		/* The rest fits: this is the last chunk. */
+		out->end = sc.last_end;
+		out->next = k->n;
+		out->level = LV_PARA;
+		out->tokens = est_prefix(&sc.t, k->u, s, out->end, sc.stop);
+		return out->end > after ? 0 : -1;
+	}
+	for (lv = LV_N - 1; lv >= 0 && best < 0; lv--)
+		if (sc.be[lv])
+			best = lv;
+	if (best < 0) {
+		if (s < after)
+			return -1;
+		/*
+		 * Not even the first character fits.  Cannot happen while every
+		 * character counts 1 and the target is >= 1, but the loop must
+		 * progress whatever the estimate does: take one character.
+		 */
+		i = s + 1;
+		while (i < k->n && is_cont(k->u[i]))
+			i++;
+		out->end = out->next = i;
+		out->level = LV_CHAR;
+		out->tokens = tok_estimate((const char *)k->u + s, i - s);
+		return 0;
+	}
+	out->end = sc.be[best];
+	out->next = sc.bn[best];
+	out->level = best;
+	out->tokens = est_prefix(&sc.t, k->u, s, out->end, sc.stop);
+	/*
+	 * A chunk less than half full because the paragraph (line, sentence)
+	 * after it did not fit: if that paragraph will not fit a chunk of
+	 * its own either, it is going to be split anyway, so start splitting
+	 * it here and fill this chunk.  Otherwise it moves whole to the next
+	 * chunk.  Sections are kept apart: never across a heading break.
+	 */
+	if (best == LV_HEAD || best == LV_CHAR || out->tokens >= k->target / 2)
+		return 0;
+	/* Look ahead as the next chunk will, overlap included. */
+	i = skip_ws(k, out->next);
+	if (k->ov && (q = overlap_start(k, s, out->end)) && q < i)
+		i = q;
+	if (scan(k, i, out->end, best, &ahead) || ahead.last_end)
+		return 0;
+	for (lv = best - 1; lv >= 0; lv--) {
+		if (sc.be[lv] > out->end) {
+			out->end = sc.be[lv];
+			out->next = sc.bn[lv];
+			out->level = lv;
+			out->tokens = est_prefix(&sc.t, k->u, s, out->end, sc.stop);
+			break;
+		}
+	}
+	return 0;
 }
 
 static size_t count_nl(const unsigned char *u, size_t a, size_t b)
@@ -675,7 +740,7 @@ int chunk_text(const char *text, size_t n, const struct chunk_opts *o,
 	struct ck k;
 	struct buf arr;
 	struct chunk_list res = CHUNK_LIST_INIT;
-	size_t stack[7], hp = 0, lpos = 0, line = 1, floor = 0, s;
+	size_t stack[7], hp = 0, lpos = 0, line = 1, after = 0, s;
 	int rc = -1;
 
 	out->v = NULL;
@@ -702,11 +767,11 @@ int chunk_text(const char *text, size_t n, const struct chunk_opts *o,
 		struct cut c;
 		size_t next, q;
 
-		if (find_cut(&k, s, floor, &c)) {
+		if (find_cut(&k, s, after, &c)) {
 			/* The overlap left no room to move on: start after the last chunk. */
-			s = skip_ws(&k, floor);
-			if (find_cut(&k, s, floor, &c))
-				break;  /* not reached: s > floor always finds a cut */
+			s = skip_ws(&k, after);
+			if (find_cut(&k, s, after, &c))
+				break;  /* not reached: s > after always finds a cut */
 		}
 		/*
 		 * The heading path is the one in force at the chunk's first
@@ -742,7 +807,7 @@ int chunk_text(const char *text, size_t n, const struct chunk_opts *o,
 		next = skip_ws(&k, c.next);
 		if (next >= n)
 			break;
-		floor = c.end;
+		after = c.end;
 		if (k.ov && c.level != LV_HEAD && (q = overlap_start(&k, s, c.end)) && q < next)
 			next = q;
 		s = next;

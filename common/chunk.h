@@ -96,6 +96,10 @@ struct chunk_list {
  * after 。！？), then any whitespace, then any character boundary.  So
  * whole paragraphs are packed greedily while they fit, a paragraph too
  * big is split by sentences, a sentence by words, a word by characters.
+ * One refinement: when that would leave a chunk less than half full
+ * because the next paragraph (or line, or sentence) did not fit, and
+ * that paragraph is too big for a chunk of its own anyway, its first
+ * sentences fill this chunk instead.  Never across a heading break.
  *
  * Runs in time linear in n (plus the overlap re-read).  Returns 0, or -1
  * with err filled (AI_EX_OSERR) when memory runs out; *out is then empty.

@@ -341,6 +341,31 @@ static void test_paragraphs(void)
 		ok(l.n > 5 && sent, "big paragraph: %zu chunks, each ends a sentence", l.n);
 		chunk_list_release(&l);
 	}
+	/*
+	 * A short paragraph before one too big for any chunk: the chunk is
+	 * filled with the big one's first sentences rather than left nearly
+	 * empty; a paragraph that fits a chunk of its own moves whole.
+	 */
+	{
+		const char *t = "Short intro.\n\nOne two three four. Five six seven eight. "
+				"Nine ten eleven twelve. Thirteen fourteen fifteen sixteen. "
+				"Seventeen eighteen nineteen twenty.\n\nTail.";
+		char *s;
+
+		if (run(t, strlen(t), 24, 0, false, &l) == 0 && l.n >= 2) {
+			s = chunk_str(t, &l.v[0]);
+			is_str(s, "Short intro.\n\nOne two three four. Five six seven eight. "
+			       "Nine ten eleven twelve.", "half-empty chunk filled from a paragraph too big");
+			free(s);
+		}
+		chunk_list_release(&l);
+		if (run(t, strlen(t), 40, 0, false, &l) == 0 && l.n >= 2) {
+			s = chunk_str(t, &l.v[0]);
+			is_str(s, "Short intro.", "a paragraph that fits a chunk moves whole");
+			free(s);
+		}
+		chunk_list_release(&l);
+	}
 	/* Hard-wrapped prose prefers a line end that closes a sentence. */
 	{
 		const char *t = "one two three four five six seven\neight nine. ten eleven\n"
@@ -542,7 +567,7 @@ static void test_markdown(void)
 	struct chunk_list l;
 	const char *why;
 	long i;
-	int starts_at_head = 1, no_lone_head = 1, no_fake = 1;
+	int no_lone_head = 1, no_fake = 1, mid_head = 0;
 
 	for (size_t target = 1; target <= 80; target++) {
 		run_check(md_doc, n, target, target / 6, true, &why);
@@ -552,6 +577,23 @@ static void test_markdown(void)
 		}
 	}
 	ok(!why, "markdown: invariants at targets 1..80 (%s)", why ? why : "all hold");
+	for (size_t target = 8; target <= 60; target++) {
+		if (run(md_doc, n, target, target / 3, true, &l))
+			break;
+		for (size_t k = 1; k < l.n; k++) {
+			size_t ls = l.v[k].off;
+
+			while (ls > 0 && md_doc[ls - 1] != '\n')
+				ls--;
+			/* Only a heading too long for one chunk may be cut inside. */
+			if (md_doc[ls] == '#' && ls != l.v[k].off &&
+			    strncmp(md_doc + ls, "# not a heading", 15) != 0 &&
+			    tok_estimate(md_doc + ls, strcspn(md_doc + ls, "\n")) <= target)
+				mid_head++;
+		}
+		chunk_list_release(&l);
+	}
+	is_int(mid_head, 0, "markdown: no overlap starts inside a heading line");
 
 	if (run(md_doc, n, 30, 0, true, &l))
 		return;
@@ -585,16 +627,20 @@ static void test_markdown(void)
 		ok(0, "markdown: tail in one chunk");
 	is_str(l.v[0].heading, "Intro", "markdown: the first chunk is under its own heading");
 
+	{
+		static const char *const starts[] = {
+			"# Intro", "## Install", "```sh", "## Use", "Setext Title", "Sub title",
+		};
+		int fine = l.n == AI_ARRAY_LEN(starts);
+
+		for (size_t k = 0; fine && k < l.n; k++)
+			fine = strncmp(md_doc + l.v[k].off, starts[k], strlen(starts[k])) == 0;
+		ok(fine, "markdown: sections and the fenced block packed whole, %zu chunks", l.n);
+	}
 	for (size_t k = 0; k < l.n; k++) {
 		const char *s = md_doc + l.v[k].off;
 		const char *last_nl = NULL;
 
-		/* Each chunk here is small enough to start at a heading, except
-		 * those that continue a section too big for one chunk. */
-		if (k > 0 && s[0] != '#' && strncmp(s, "Setext", 6) && strncmp(s, "Sub title", 9) &&
-		    l.v[k - 1].off + l.v[k - 1].len + 2 < l.v[k].off &&
-		    md_doc[l.v[k].off - 2] != '\n')
-			starts_at_head = 0;
 		/* No chunk ends with a heading line: a heading sticks to its body. */
 		for (const char *p = s; p < s + l.v[k].len; p++)
 			if (*p == '\n')
@@ -604,7 +650,6 @@ static void test_markdown(void)
 		if (l.v[k].heading && strstr(l.v[k].heading, "not a heading"))
 			no_fake = 0;
 	}
-	ok(starts_at_head, "markdown: chunks start at a heading or a paragraph");
 	ok(no_lone_head, "markdown: no chunk ends with a heading line");
 	ok(no_fake, "markdown: no heading path from inside a fence");
 	chunk_list_release(&l);
@@ -632,6 +677,21 @@ static void test_markdown(void)
 			ok(l.n >= 1 && l.v[0].heading == NULL, "markdown off: no heading path");
 			chunk_list_release(&l);
 		}
+	}
+	/* A short section before a big one stays alone: sections are kept apart. */
+	{
+		static const char doc[] =
+			"# A\nShort.\n\n# B\nOne two three four. Five six seven eight. "
+			"Nine ten eleven twelve. Thirteen fourteen fifteen sixteen.\n";
+		char *s;
+
+		if (run(doc, sizeof doc - 1, 20, 0, true, &l) == 0 && l.n >= 2) {
+			s = chunk_str(doc, &l.v[0]);
+			is_str(s, "# A\nShort.", "markdown: a short section is not filled from the next");
+			free(s);
+			is_str(l.v[1].heading, "B", "markdown: the big section starts its own chunk");
+		}
+		chunk_list_release(&l);
 	}
 	/* A fence never closed runs to the end; '#' after it is still code. */
 	{
