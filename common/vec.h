@@ -78,7 +78,8 @@ void vec_topk_release(struct vec_topk *t);
 
 /*
  * Scores the count vectors of base (dim floats each) against q by dot
- * product and pushes each into t with id ids[i], or i when ids is NULL.
+ * product and pushes each into t with id ids[i], or i (the row number
+ * within this call) when ids is NULL.
  */
 void vec_scan_f32(const float *q, const float *base, const int64_t *ids, size_t count,
 		  size_t dim, struct vec_topk *t);
@@ -117,7 +118,7 @@ void vec_rescore_f32(const float *q, size_t dim, const struct vec_hit *cand,
  * (with padding) of dim float32 values, little-endian.  Fills out[0..dim)
  * and returns 0, or returns -1 with err set (AI_EX_DATAERR) when b64[0..len)
  * is not base64 or does not hold exactly dim floats; out may then have
- * been written to.
+ * been written to.  The values are not checked: see vec_finite.
  */
 int vec_from_base64(const char *b64, size_t len, float *out, size_t dim, struct ai_err *err);
 
