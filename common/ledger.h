@@ -1,0 +1,178 @@
+#ifndef AI_LEDGER_H
+#define AI_LEDGER_H
+/*
+ * ledger.h - the usage ledger: one SQLite row per model call, hit or
+ * miss, in $XDG_DATA_HOME/ai/usage.db, and the queries ai-usage and the
+ * daily budget make on it.
+ *
+ * What a row holds: time, program, model, endpoint host, token counts,
+ * latency, HTTP status, whether the cache answered, cost and what a hit
+ * saved.  Never the API key (there is no field for it, and a host given
+ * as "user:secret@host" is stored as "host"); never the prompt unless
+ * the caller passes one (--log-prompts).
+ *
+ * Durability and concurrency: the database is in WAL mode with
+ * synchronous=NORMAL, so a commit writes the WAL without an fsync; a
+ * power cut may lose the last few rows but never corrupts the file.
+ * Each append is one BEGIN IMMEDIATE ... COMMIT; a busy timeout (5 s)
+ * makes concurrent writers queue instead of failing, so many programs
+ * can append at once.
+ *
+ * One struct ledger is one connection: use it from one thread.
+ */
+#include "ai.h"
+#include "buf.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+struct ledger {
+	struct sqlite3 *db;           /* NULL when closed */
+	struct sqlite3_stmt *begin, *commit, *rollback, *insert; /* prepared on first append */
+	char *path;                   /* owned copy, for messages */
+	int busy_ms;
+	int wal_frames;               /* frames in the WAL after this connection's last commit */
+};
+
+/* The schema version this code writes (PRAGMA user_version). */
+#define LEDGER_SCHEMA 1
+
+/* How long an append waits for another writer before giving up. */
+#define LEDGER_BUSY_MS 5000
+
+/*
+ * One call.  Strings are borrowed for the duration of ledger_append and
+ * may be NULL (stored as NULL).  A negative token count means unknown
+ * (stored as NULL).
+ */
+struct ledger_row {
+	int64_t ts_ms;                /* when the call started, ms since the epoch */
+	const char *program;          /* "ai-summarize" */
+	const char *model;            /* as sent, e.g. "gpt-4o-mini" */
+	const char *host;             /* endpoint host, e.g. "api.openai.com"; never a URL with credentials */
+	long prompt_tokens;
+	long completion_tokens;
+	long latency_ms;
+	long status;                  /* HTTP status; 0 when none was received */
+	bool cached;                  /* answered from the response cache */
+	bool batch;                   /* billed at the Batch API price */
+	double cost;                  /* USD actually spent (0 for a cache hit); NAN = unknown */
+	double saved;                 /* for a hit, the cost it avoided; NAN = unknown; ignored on a miss */
+	const char *prompt;           /* NULL unless --log-prompts */
+};
+
+/*
+ * Where the ledger lives: $XDG_DATA_HOME/ai/usage.db, or
+ * $HOME/.local/share/ai/usage.db when XDG_DATA_HOME is unset, empty or
+ * relative (as the XDG spec says).  Appends the path to out.  Fails when
+ * neither variable gives an absolute directory.
+ */
+int ledger_default_path(struct buf *out, struct ai_err *err);
+
+/* False when AI_LEDGER is "0", "no", "off" or "false": ledger turned off. */
+bool ledger_enabled(void);
+
+/*
+ * Opens (creating if need be) the ledger at path: missing parent
+ * directories are made 0700 and a new file 0600 (SQLite gives the -wal
+ * and -shm files the same mode).  Cheap when the file is current: no
+ * schema work, no journal-mode change.  Refuses, with a message saying
+ * what to do, a file that is not an SQLite database (code
+ * AI_EX_DATAERR), an SQLite database that is not a ledger
+ * (AI_EX_DATAERR), and a ledger with a newer schema (AI_EX_DATAERR).
+ * On failure l is left closed; ledger_close on it is harmless.
+ */
+int ledger_open(struct ledger *l, const char *path, struct ai_err *err);
+
+/*
+ * As ledger_open, but never creates the file or its directory: for
+ * ai-usage, which should say "no ledger yet" (code AI_EX_NOINPUT)
+ * rather than make an empty one in a mistyped place.
+ */
+int ledger_open_existing(struct ledger *l, const char *path, struct ai_err *err);
+
+/* Changes how long appends wait on another writer (default LEDGER_BUSY_MS). */
+void ledger_set_busy_timeout(struct ledger *l, int ms);
+
+/*
+ * Appends one row in its own BEGIN IMMEDIATE ... COMMIT.  Fails with a
+ * message naming the file and the cause: locked by another process past
+ * the timeout (AI_EX_TEMPFAIL), disk full or an I/O error (AI_EX_IOERR),
+ * a read-only file (AI_EX_IOERR).  Nothing is half-written on failure.
+ */
+int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *err);
+
+/*
+ * USD spent today (local time, midnight to midnight) in *usd: the sum
+ * of the known costs; rows of unknown cost add nothing.
+ */
+int ledger_spent_today(struct ledger *l, double *usd, struct ai_err *err);
+
+/*
+ * The daily budget: fails with code AI_EX_TEMPFAIL and a message naming
+ * today's spend and the limit when today's spend has reached limit_usd
+ * (so a call that would start after that is never sent); a limit of 0
+ * allows no paid call at all.  A negative or non-finite limit fails
+ * with AI_EX_CONFIG.
+ */
+int ledger_check_budget(struct ledger *l, double limit_usd, struct ai_err *err);
+
+/*
+ * One line of ai-usage.  days is the denominator for "per day" figures
+ * (requests/day = requests / days, cost/day = cost / days):
+ *  - grouped by "day": 1;
+ *  - otherwise the number of local calendar days from the first row in
+ *    the whole selection (all groups, so per-group figures add up to
+ *    the total's) to the end of the range, that end being until_ms or
+ *    now, whichever is earlier (or the last row, if later).  A program
+ *    used on one day of a week in which others ran every day gets its
+ *    requests divided by 7; a ledger begun two days ago gives 2, not
+ *    the 7 a "--since 7d" asked for.
+ */
+struct ledger_group {
+	char *key;                    /* owned by the array; program, model, "YYYY-MM-DD" or "total"; "-" for NULL */
+	long days;
+	long requests;                /* rows, hits included */
+	long hits;                    /* rows answered by the cache */
+	double hit_rate;              /* hits / requests */
+	double avg_latency_ms;        /* over every row, hits included */
+	long p95_latency_ms;          /* nearest rank: the ceil(0.95 n)-th smallest latency */
+	int64_t prompt_tokens;        /* sums of the known counts */
+	int64_t completion_tokens;
+	double cost;                  /* sum of the known costs; NAN when no row's cost is known */
+	long unknown_cost;            /* rows whose cost is unknown (an unpriced model) */
+	double saved;                 /* sum of the known savings of hits; 0 without hits, NAN when no hit's saving is known */
+	int64_t first_ms, last_ms;    /* earliest and latest row of the group */
+};
+
+/*
+ * Rows with since_ms <= ts_ms < until_ms (pass 0 and INT64_MAX for no
+ * bound), grouped by "program", "model", "day" (local date) or "all"
+ * (one group, key "total", for the totals line).  Groups come sorted by
+ * key (so days in order).  *out is owned by the caller: free with
+ * ledger_groups_free(*out, *n).  No rows gives *out NULL, *n 0.
+ */
+int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t until_ms,
+		  struct ledger_group **out, size_t *n, struct ai_err *err);
+
+/* Frees what ledger_report returned. */
+void ledger_groups_free(struct ledger_group *g, size_t n);
+
+/*
+ * Parses a --since/--until argument to ms since the epoch, in local
+ * time: "YYYY-MM-DD" is that date's midnight, or with end=true the next
+ * midnight (so "--until 2026-01-31" includes the 31st); "today" likewise;
+ * "Nd" (1 <= N <= 36500) is the midnight that begins the last N days,
+ * today included ("7d": today and the 6 days before).  now_ms is the
+ * time to count from (ledger_now_ms() in a program).  Fails with
+ * AI_EX_USAGE and a message quoting s.
+ */
+int ledger_parse_time(const char *s, bool end, int64_t now_ms, int64_t *out, struct ai_err *err);
+
+/* The wall clock in ms since the epoch. */
+int64_t ledger_now_ms(void);
+
+/* Closes the connection and frees everything; l may be closed already. */
+void ledger_close(struct ledger *l);
+
+#endif

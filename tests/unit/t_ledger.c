@@ -1,0 +1,726 @@
+/* t_ledger - the usage ledger: files and modes, sums, grouping, ranges, budget, failures, concurrency. */
+#include "ledger.h"
+#include "tap.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define H (3600 * 1000LL)
+#define DAY (24 * H)
+/* 2026-01-10 00:00:00 UTC */
+#define D0 (1768003200LL * 1000)
+
+static char dir[64];
+
+static void path_in(char *out, size_t n, const char *name)
+{
+	snprintf(out, n, "%s/%s", dir, name);
+}
+
+static void set_tz(const char *tz)
+{
+	setenv("TZ", tz, 1);
+	tzset();
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static int add(struct ledger *l, int64_t ts, const char *prog, const char *model, long in, long out,
+	       long lat, bool hit, double cost, double saved)
+{
+	struct ledger_row r;
+	struct ai_err err;
+
+	memset(&r, 0, sizeof(r));
+	r.ts_ms = ts;
+	r.program = prog;
+	r.model = model;
+	r.host = "api.openai.com";
+	r.prompt_tokens = in;
+	r.completion_tokens = out;
+	r.latency_ms = lat;
+	r.status = 200;
+	r.cached = hit;
+	r.cost = cost;
+	r.saved = saved;
+	if (ledger_append(l, &r, &err) < 0) {
+		printf("# append: %s\n", err.msg);
+		return -1;
+	}
+	return 0;
+}
+
+static long long count_rows(struct ledger *l, const char *where)
+{
+	char sql[256];
+	sqlite3_stmt *st;
+	long long n = -1;
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM calls %s", where);
+	if (sqlite3_prepare_v2(l->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+static int mode_of(const char *path)
+{
+	struct stat sb;
+
+	return stat(path, &sb) < 0 ? -1 : (int)(sb.st_mode & 07777);
+}
+
+static void test_create(void)
+{
+	char path[256], sub[256], wal[300];
+	struct ledger l;
+	struct ai_err err;
+	long long v = 0;
+	sqlite3_stmt *st;
+
+	ai_err_clear(&err);
+	path_in(path, sizeof(path), "a/b/usage.db");
+	is_int(ledger_open(&l, path, &err), 0, "open creates the ledger and its directories: %s", err.msg);
+	is_int(mode_of(path), 0600, "file mode 0600");
+	path_in(sub, sizeof(sub), "a/b");
+	is_int(mode_of(sub), 0700, "new directory mode 0700");
+	path_in(sub, sizeof(sub), "a");
+	is_int(mode_of(sub), 0700, "each new directory 0700");
+	if (sqlite3_prepare_v2(l.db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	is_int(v, LEDGER_SCHEMA, "user_version set");
+	add(&l, D0, "p", "m", 1, 1, 1, false, 0, NAN);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	is_int(mode_of(wal), 0600, "the WAL file is 0600 too (WAL mode on)");
+	ledger_close(&l);
+	ledger_close(&l);
+	ok(1, "closing twice is harmless");
+
+	is_int(ledger_open(&l, path, &err), 0, "reopen a current ledger");
+	is_int(count_rows(&l, ""), 1, "the row is still there");
+	ledger_close(&l);
+	is_int(ledger_open_existing(&l, path, &err), 0, "open_existing on a ledger");
+	ledger_close(&l);
+
+	path_in(path, sizeof(path), "none/usage.db");
+	is_int(ledger_open_existing(&l, path, &err), -1, "open_existing on a missing file fails");
+	is_int(err.code, AI_EX_NOINPUT, "as no input");
+	ok(strstr(err.msg, "no usage ledger") && strstr(err.msg, path), "and says so: %s", err.msg);
+	path_in(sub, sizeof(sub), "none");
+	is_int(mode_of(sub), -1, "and made no directory");
+
+	is_int(ledger_open(&l, "", &err), -1, "empty path refused");
+	is_int(ledger_open(&l, NULL, &err), -1, "NULL path refused");
+	path_in(path, sizeof(path), "a");
+	is_int(ledger_open(&l, path, &err), -1, "a directory is refused");
+	ok(strstr(err.msg, path) != NULL, "naming it: %s", err.msg);
+	{
+		struct ledger_row r;
+
+		memset(&r, 0, sizeof(r));
+		is_int(ledger_append(&l, &r, &err), -1, "append on a closed ledger fails, no crash");
+	}
+}
+
+static void test_bad_files(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	sqlite3 *db;
+	FILE *f;
+	int i;
+
+	ai_err_clear(&err);
+	path_in(path, sizeof(path), "text.db");
+	f = fopen(path, "w");
+	for (i = 0; i < 200; i++)
+		fputs("this is not a database, only text in the wrong place\n", f);
+	fclose(f);
+	is_int(ledger_open(&l, path, &err), -1, "a text file is refused");
+	is_int(err.code, AI_EX_DATAERR, "as bad data");
+	ok(strstr(err.msg, "not a usage ledger") && strstr(err.msg, "not an SQLite database") &&
+	   strstr(err.msg, path), "clear message: %s", err.msg);
+	is_int(ledger_open_existing(&l, path, &err), -1, "ai-usage's open says the same");
+	ok(strstr(err.msg, "not an SQLite database") != NULL, "message: %s", err.msg);
+	f = fopen(path, "r");
+	fseek(f, 0, SEEK_END);
+	is_int(ftell(f), 200 * 53, "the file is left alone");
+	fclose(f);
+
+	path_in(path, sizeof(path), "other.db");
+	sqlite3_open(path, &db);
+	sqlite3_exec(db, "CREATE TABLE notes(x); INSERT INTO notes VALUES(1)", NULL, NULL, NULL);
+	sqlite3_close(db);
+	is_int(ledger_open(&l, path, &err), -1, "another program's SQLite database is refused");
+	ok(strstr(err.msg, "SQLite database but not a usage ledger") != NULL, "message: %s", err.msg);
+
+	path_in(path, sizeof(path), "newer.db");
+	is_int(ledger_open(&l, path, &err), 0, "make a ledger");
+	sqlite3_exec(l.db, "PRAGMA user_version = 2", NULL, NULL, NULL);
+	ledger_close(&l);
+	is_int(ledger_open(&l, path, &err), -1, "a newer schema is refused");
+	is_int(err.code, AI_EX_DATAERR, "as bad data");
+	ok(strstr(err.msg, "schema 2") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
+	is_int(ledger_open_existing(&l, path, &err), -1, "by ai-usage's open too");
+
+	path_in(path, sizeof(path), "empty.db");
+	f = fopen(path, "w");
+	fclose(f);
+	is_int(ledger_open_existing(&l, path, &err), 0, "an empty file becomes a ledger");
+	ledger_close(&l);
+}
+
+static struct ledger_group *find(struct ledger_group *g, size_t n, const char *key)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(g[i].key, key) == 0)
+			return &g[i];
+	return NULL;
+}
+
+static void test_report(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	struct ledger_group *g = NULL, *a, *b, *c;
+	size_t n = 0, i;
+	int fails = 0;
+
+	ai_err_clear(&err);
+	set_tz("UTC");
+	path_in(path, sizeof(path), "report.db");
+	if (!ok(ledger_open(&l, path, &err) == 0, "open: %s", err.msg))
+		return;
+	fails += add(&l, D0 + 1 * H, "ai-summarize", "gpt-4o-mini", 1000, 200, 100, false, 0.01, NAN);
+	fails += add(&l, D0 + 2 * H, "ai-summarize", "gpt-4o-mini", 500, 100, 300, false, 0.02, NAN);
+	fails += add(&l, D0 + 3 * H, "ai-summarize", "gpt-4o-mini", 500, 100, 1, true, 0, 0.02);
+	fails += add(&l, D0 + DAY + H, "ai-summarize", "gpt-4o-mini", 100, 10, 200, false, 0.03, NAN);
+	fails += add(&l, D0 + 1 * H, "ai-ask", "llama3", 10, 10, 50, false, NAN, NAN);
+	fails += add(&l, D0 + 1 * H, "ai-agent", "qwen", 10, 10, 50, false, NAN, NAN);
+	fails += add(&l, D0 + DAY + 2 * H, "ai-ask", "llama3", 10, 10, 70, true, 0, NAN);
+	fails += add(&l, D0 + 2 * H, "ai-index", "text-embedding-3-small", 100, 0, 10, false, 0.001, NAN);
+	fails += add(&l, D0 + 2 * H, "ai-index", "text-embedding-3-small", -1, -1, 20, false, NAN, NAN);
+	fails += add(&l, D0 - DAY, "ai-summarize", "gpt-4o-mini", 1, 1, 5, false, 1, NAN);
+	fails += add(&l, D0 + 5 * DAY, "ai-summarize", "gpt-4o-mini", 1, 1, 5, false, 1, NAN);
+	fails += add(&l, D0 + 6 * DAY, NULL, NULL, 1, 1, 5, false, NAN, NAN);
+	is_int(fails, 0, "12 rows appended");
+
+	is_int(ledger_report(&l, "program", D0, D0 + 2 * DAY, &g, &n, &err), 0, "report by program");
+	is_int(n, 4, "four programs in range");
+	if (n == 4) {
+		is_str(g[0].key, "ai-agent", "sorted by key: first");
+		is_str(g[3].key, "ai-summarize", "sorted by key: last");
+		ok(isnan(g[0].cost), "every row's cost unknown: NAN");
+		is_int(g[0].unknown_cost, 1, "and counted");
+	}
+	a = find(g, n, "ai-summarize");
+	b = find(g, n, "ai-ask");
+	c = find(g, n, "ai-index");
+	if (ok(a && b && c, "every program present")) {
+		is_int(a->requests, 4, "requests, out-of-range rows excluded");
+		is_int(a->hits, 1, "hits");
+		is_dbl(a->hit_rate, 0.25, 1e-12, "hit rate");
+		is_dbl(a->avg_latency_ms, 150.25, 1e-9, "average latency");
+		is_int(a->p95_latency_ms, 300, "p95 of 4 rows is the largest (nearest rank 4)");
+		is_int(a->prompt_tokens, 2100, "prompt tokens");
+		is_int(a->completion_tokens, 410, "completion tokens");
+		is_dbl(a->cost, 0.06, 1e-12, "cost");
+		is_int(a->unknown_cost, 0, "no unknown cost");
+		is_dbl(a->saved, 0.02, 1e-12, "saved by the hit");
+		is_int(a->days, 2, "days: first row's date to the end of the range");
+		is_int(a->first_ms, D0 + H, "first row");
+		is_int(a->last_ms, D0 + DAY + H, "last row");
+
+		is_dbl(b->cost, 0, 0, "an unpriced model's hit cost 0 (known), its miss is unknown");
+		is_int(b->unknown_cost, 1, "the miss counted as unknown");
+		ok(isnan(b->saved), "a hit of unknown saving: NAN saved");
+		is_int(b->hits, 1, "one hit");
+		is_int(b->days, 2, "same denominator in every group");
+
+		is_dbl(c->cost, 0.001, 1e-15, "an unknown row does not make a known sum NAN");
+		is_int(c->unknown_cost, 1, "but is counted");
+		is_int(c->prompt_tokens, 100, "unknown tokens add nothing");
+		is_dbl(c->saved, 0, 0, "no hits: nothing saved, not NAN");
+		is_dbl(c->hit_rate, 0, 0, "no hits: rate 0");
+	}
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "model", D0, D0 + 2 * DAY, &g, &n, &err), 0, "report by model");
+	is_int(n, 4, "four models");
+	a = find(g, n, "gpt-4o-mini");
+	ok(a && a->requests == 4, "gpt-4o-mini requests");
+	a = find(g, n, "llama3");
+	ok(a && a->requests == 2, "llama3 requests");
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "day", D0, D0 + 2 * DAY, &g, &n, &err), 0, "report by day");
+	is_int(n, 2, "two days");
+	if (n == 2) {
+		is_str(g[0].key, "2026-01-10", "first day");
+		is_int(g[0].requests, 7, "first day's requests");
+		is_dbl(g[0].cost, 0.031, 1e-12, "first day's cost");
+		is_int(g[0].days, 1, "a day group counts one day");
+		is_str(g[1].key, "2026-01-11", "second day");
+		is_int(g[1].requests, 2, "second day's requests");
+		is_int(g[1].p95_latency_ms, 200, "second day's p95");
+	}
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "all", D0, D0 + 2 * DAY, &g, &n, &err), 0, "report of the totals");
+	is_int(n, 1, "one group");
+	if (n == 1) {
+		is_str(g[0].key, "total", "key total");
+		is_int(g[0].requests, 9, "every row in range");
+		is_dbl(g[0].cost, 0.061, 1e-12, "total known cost");
+		is_int(g[0].unknown_cost, 3, "total unknown");
+		is_dbl(g[0].saved, 0.02, 1e-12, "total saved (unknown savings skipped)");
+		is_int(g[0].days, 2, "two days");
+	}
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "program", D0 + DAY, D0 + 2 * DAY, &g, &n, &err), 0, "since a day later");
+	is_int(n, 2, "only programs with rows then");
+	if (n >= 1)
+		is_int(g[0].days, 1, "one day in that range");
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "all", D0, D0 + H, &g, &n, &err), 0, "until is exclusive");
+	is_int(n, 0, "rows at exactly until are left out");
+	ok(g == NULL, "no groups: NULL");
+	is_int(ledger_report(&l, "all", D0 + H, D0 + H + 1, &g, &n, &err), 0, "since is inclusive");
+	ok(n == 1 && g[0].requests == 3, "rows at exactly since are in");
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "program", 0, INT64_MAX, &g, &n, &err), 0, "unbounded");
+	a = find(g, n, "ai-summarize");
+	ok(a && a->requests == 6, "every row of the program");
+	a = find(g, n, "-");
+	ok(a && a->requests == 1, "a NULL program shows as '-'");
+	ledger_groups_free(g, n);
+
+	is_int(ledger_report(&l, "host", 0, INT64_MAX, &g, &n, &err), -1, "unknown grouping refused");
+	is_int(err.code, AI_EX_USAGE, "as a usage error");
+	ok(strstr(err.msg, "'host'") != NULL, "message: %s", err.msg);
+	is_int(ledger_report(&l, NULL, 0, INT64_MAX, &g, &n, &err), -1, "NULL grouping refused");
+
+	/* p95 by nearest rank on larger groups, inserted out of order */
+	fails = 0;
+	for (i = 0; i < 100; i++)
+		fails += add(&l, D0 + 10 * DAY, "p100", "m", 1, 1, (long)((i * 37) % 100 + 1), false, 0, NAN);
+	for (i = 0; i < 20; i++)
+		fails += add(&l, D0 + 10 * DAY, "p20", "m", 1, 1, (long)((i * 7) % 20 + 1), false, 0, NAN);
+	fails += add(&l, D0 + 10 * DAY, "p1", "m", 1, 1, 42, false, 0, NAN);
+	is_int(fails, 0, "latency rows appended");
+	is_int(ledger_report(&l, "program", D0 + 10 * DAY, D0 + 11 * DAY, &g, &n, &err), 0, "report");
+	a = find(g, n, "p100");
+	ok(a && a->p95_latency_ms == 95, "p95 of 1..100 is 95");
+	ok(a && fabs(a->avg_latency_ms - 50.5) < 1e-9, "average of 1..100 is 50.5");
+	a = find(g, n, "p20");
+	ok(a && a->p95_latency_ms == 19, "p95 of 1..20 is 19 (rank ceil(19.0))");
+	a = find(g, n, "p1");
+	ok(a && a->p95_latency_ms == 42, "p95 of one row is that row");
+	ledger_groups_free(g, n);
+
+	/* the day boundary is local time */
+	add(&l, D0 + 20 * DAY + 20 * H, "tz", "m", 1, 1, 1, false, 0, NAN);
+	set_tz("JST-9");
+	is_int(ledger_report(&l, "day", D0 + 20 * DAY, D0 + 21 * DAY, &g, &n, &err), 0, "by day in JST");
+	ok(n == 1 && strcmp(g[0].key, "2026-01-31") == 0, "20:00 UTC is the next day in JST");
+	ledger_groups_free(g, n);
+	set_tz("UTC");
+	is_int(ledger_report(&l, "day", D0 + 20 * DAY, D0 + 21 * DAY, &g, &n, &err), 0, "by day in UTC");
+	ok(n == 1 && strcmp(g[0].key, "2026-01-30") == 0, "and the same day in UTC");
+	ledger_groups_free(g, n);
+	ledger_close(&l);
+}
+
+static void test_spent_and_budget(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	struct ledger_row r;
+	int64_t now = ledger_now_ms();
+	double usd = -1;
+	sqlite3_stmt *st;
+	int found = 0;
+
+	ai_err_clear(&err);
+	set_tz("UTC");
+	path_in(path, sizeof(path), "budget.db");
+	if (!ok(ledger_open(&l, path, &err) == 0, "open: %s", err.msg))
+		return;
+	is_int(ledger_spent_today(&l, &usd, &err), 0, "spent today on an empty ledger");
+	is_dbl(usd, 0, 0, "is 0");
+	add(&l, now, "p", "gpt-4o", 1, 1, 1, false, 0.25, NAN);
+	add(&l, now, "p", "gpt-4o", 1, 1, 1, false, 0.25, NAN);
+	add(&l, now, "p", "llama", 1, 1, 1, false, NAN, NAN);
+	add(&l, now, "p", "gpt-4o", 1, 1, 1, true, 0, 5.0);
+	add(&l, now - 2 * DAY, "p", "gpt-4o", 1, 1, 1, false, 100, NAN);
+	add(&l, now + 2 * DAY, "p", "gpt-4o", 1, 1, 1, false, 100, NAN);
+	is_int(ledger_spent_today(&l, &usd, &err), 0, "spent today");
+	is_dbl(usd, 0.5, 1e-12, "today's known costs only; other days, hits' savings and unknowns excluded");
+
+	is_int(ledger_check_budget(&l, 1.0, &err), 0, "under the budget: go");
+	is_int(ledger_check_budget(&l, 0.5, &err), -1, "spend reached the budget: stop");
+	is_int(err.code, AI_EX_TEMPFAIL, "exit 75");
+	ok(strstr(err.msg, "$0.50 spent today") && strstr(err.msg, "AI_BUDGET_DAILY is $0.50"),
+	   "message names the spend and the limit: %s", err.msg);
+	is_int(ledger_check_budget(&l, 0.4, &err), -1, "over the budget: stop");
+	is_int(ledger_check_budget(&l, 0, &err), -1, "a zero budget allows nothing");
+	is_int(ledger_check_budget(&l, -1, &err), -1, "a negative budget is refused");
+	is_int(err.code, AI_EX_CONFIG, "as configuration");
+	is_int(ledger_check_budget(&l, NAN, &err), -1, "a NAN budget is refused");
+
+	/* what the row keeps, and what it never keeps */
+	memset(&r, 0, sizeof(r));
+	r.ts_ms = now;
+	r.program = "p";
+	r.host = "user:sk-SECRET@api.example.com";
+	r.prompt_tokens = r.completion_tokens = -1;
+	r.cost = NAN;
+	r.saved = 1.0; /* on a miss: ignored */
+	is_int(ledger_append(&l, &r, &err), 0, "append with credentials in the host");
+	r.prompt = "the prompt text";
+	r.host = "api.example.com";
+	is_int(ledger_append(&l, &r, &err), 0, "append with a logged prompt");
+	if (sqlite3_prepare_v2(l.db, "SELECT host, prompt, saved, prompt_tokens FROM calls"
+			       " ORDER BY id DESC LIMIT 2", -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *host = (const char *)sqlite3_column_text(st, 0);
+
+			found++;
+			is_str(host, "api.example.com", "host stored without credentials");
+			if (found == 1)
+				is_str((const char *)sqlite3_column_text(st, 1), "the prompt text",
+				       "prompt stored when given");
+			else
+				ok(sqlite3_column_type(st, 1) == SQLITE_NULL, "no prompt unless given");
+			ok(sqlite3_column_type(st, 2) == SQLITE_NULL, "saved only on a hit");
+			ok(sqlite3_column_type(st, 3) == SQLITE_NULL, "unknown tokens stored as NULL");
+		}
+		sqlite3_finalize(st);
+	}
+	is_int(found, 2, "both rows read back");
+	is_int(count_rows(&l, "WHERE host LIKE '%SECRET%' OR prompt LIKE '%SECRET%'"), 0,
+	       "the secret is nowhere in the ledger");
+	ledger_close(&l);
+}
+
+static void test_write_failures(void)
+{
+	char path[256], big[20000];
+	struct ledger l;
+	struct ledger_row r;
+	struct ai_err err;
+	sqlite3 *holder;
+	double t;
+	long long before;
+
+	ai_err_clear(&err);
+	path_in(path, sizeof(path), "locked.db");
+	if (!ok(ledger_open(&l, path, &err) == 0, "open: %s", err.msg))
+		return;
+	ledger_set_busy_timeout(&l, 200);
+	add(&l, D0, "p", "m", 1, 1, 1, false, 0, NAN);
+	sqlite3_open(path, &holder);
+	is_int(sqlite3_exec(holder, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK,
+	       "another connection holds the write lock");
+	memset(&r, 0, sizeof(r));
+	r.ts_ms = D0;
+	r.program = "p";
+	r.cost = NAN;
+	t = now_s();
+	is_int(ledger_append(&l, &r, &err), -1, "append fails once the timeout has passed");
+	t = now_s() - t;
+	ok(t >= 0.19 && t < 2.0, "after waiting the timeout (%.3f s)", t);
+	is_int(err.code, AI_EX_TEMPFAIL, "as a temporary failure");
+	ok(strstr(err.msg, "locked by another process") && strstr(err.msg, path),
+	   "message: %s", err.msg);
+	sqlite3_exec(holder, "COMMIT", NULL, NULL, NULL);
+	is_int(ledger_append(&l, &r, &err), 0, "append works again when the lock is gone");
+	is_int(count_rows(&l, ""), 2, "the failed row left nothing behind");
+
+	/* disk full: cap the file at its current size */
+	sqlite3_exec(l.db, "PRAGMA max_page_count = 1", NULL, NULL, NULL);
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	r.prompt = big;
+	before = count_rows(&l, "");
+	is_int(ledger_append(&l, &r, &err), -1, "append fails on a full disk");
+	is_int(err.code, AI_EX_IOERR, "as an I/O error");
+	ok(strstr(err.msg, "disk full") && strstr(err.msg, path), "message: %s", err.msg);
+	is_int(count_rows(&l, ""), before, "nothing half-written");
+	r.prompt = NULL;
+	sqlite3_exec(l.db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL);
+	is_int(ledger_append(&l, &r, &err), 0, "and works once there is room");
+	sqlite3_close(holder);
+	ledger_close(&l);
+
+	if (geteuid() != 0) {
+		chmod(path, 0400);
+		if (ledger_open(&l, path, &err) == 0) {
+			is_int(ledger_append(&l, &r, &err), -1, "a read-only ledger fails to append");
+			ok(strstr(err.msg, "permissions") != NULL, "message: %s", err.msg);
+			ledger_close(&l);
+		} else {
+			ok(strstr(err.msg, path) != NULL, "a read-only ledger fails to open: %s", err.msg);
+		}
+		chmod(path, 0600);
+	} else {
+		ok(1, "# SKIP read-only file: running as root");
+	}
+}
+
+/*
+ * nproc processes each append per_proc rows; reopen=true opens, appends
+ * and closes for every row, as short-lived programs do.  Returns the
+ * number of children that failed; *secs is the wall time.
+ */
+static int run_procs(const char *path, int nproc, int per_proc, bool reopen, double *secs)
+{
+	pid_t pids[16];
+	int i, failed = 0, status;
+	double t;
+
+	fflush(stdout); /* or the children print it again */
+	t = now_s();
+	for (i = 0; i < nproc; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0) {
+			struct ledger l;
+			struct ai_err err;
+			int k, bad = 0;
+
+			if (!reopen && ledger_open(&l, path, &err) < 0) {
+				fprintf(stderr, "child %d: %s\n", i, err.msg);
+				_exit(2);
+			}
+			for (k = 0; k < per_proc; k++) {
+				if (reopen && ledger_open(&l, path, &err) < 0) {
+					fprintf(stderr, "child %d: %s\n", i, err.msg);
+					bad++;
+					continue;
+				}
+				if (add(&l, D0 + k, "proc", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN) < 0)
+					bad++;
+				if (reopen)
+					ledger_close(&l);
+			}
+			if (!reopen)
+				ledger_close(&l);
+			fflush(stdout);
+			_exit(bad ? 1 : 0);
+		}
+		if (pids[i] < 0)
+			failed++;
+	}
+	for (i = 0; i < nproc; i++) {
+		if (pids[i] > 0 && (waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) ||
+				    WEXITSTATUS(status) != 0))
+			failed++;
+	}
+	*secs = now_s() - t;
+	return failed;
+}
+
+static void test_concurrency(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	double secs;
+
+	ai_err_clear(&err);
+	/* A fresh path: the eight also race to create the file and schema. */
+	path_in(path, sizeof(path), "conc/usage.db");
+	is_int(run_procs(path, 8, 200, false, &secs), 0, "8 processes x 200 appends, none failed");
+	if (ledger_open(&l, path, &err) == 0) {
+		is_int(count_rows(&l, ""), 1600, "exactly 1,600 rows");
+		is_int(count_rows(&l, "WHERE latency_ms = 7"), 200, "200 from the last process");
+		ledger_close(&l);
+	}
+	is_int(run_procs(path, 8, 25, true, &secs), 0,
+	       "8 processes x 25 open-append-close cycles, none failed");
+	if (ledger_open(&l, path, &err) == 0) {
+		is_int(count_rows(&l, ""), 1800, "exactly 200 more rows");
+		ledger_close(&l);
+	}
+}
+
+/* Figures, not tests: printed as TAP comments. */
+static void measure(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	double t, secs;
+	int i, fails = 0;
+
+	path_in(path, sizeof(path), "speed1.db");
+	if (ledger_open(&l, path, &err) < 0)
+		return;
+	t = now_s();
+	for (i = 0; i < 2000; i++)
+		fails += add(&l, D0 + i, "speed", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN);
+	t = now_s() - t;
+	ledger_close(&l);
+	is_int(fails, 0, "2,000 appends in one process");
+	printf("# one process: %.4f ms per append (2,000 appends in %.3f s)\n", t * 1000 / 2000, t);
+
+	path_in(path, sizeof(path), "speed4.db");
+	if (ledger_open(&l, path, &err) < 0)
+		return;
+	ledger_close(&l);
+	is_int(run_procs(path, 4, 500, false, &secs), 0, "4 processes x 500 appends at once");
+	printf("# four processes at once: %.4f ms of wall time per append (2,000 in %.3f s)\n",
+	       secs * 1000 / 2000, secs);
+
+	path_in(path, sizeof(path), "speedo.db");
+	if (ledger_open(&l, path, &err) < 0)
+		return;
+	ledger_close(&l);
+	t = now_s();
+	for (i = 0; i < 500; i++) {
+		if (ledger_open(&l, path, &err) < 0 ||
+		    add(&l, D0 + i, "speed", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN) < 0)
+			fails++;
+		ledger_close(&l);
+	}
+	t = now_s() - t;
+	is_int(fails, 0, "500 open-append-close cycles");
+	printf("# open + append + close (a program's whole use): %.4f ms each\n", t * 1000 / 500);
+}
+
+static void test_parse_time(void)
+{
+	int64_t now = D0 + 5 * H, t = 0;
+	struct ai_err err;
+
+	ai_err_clear(&err);
+	set_tz("UTC");
+	ok(ledger_parse_time("today", false, now, &t, &err) == 0 && t == D0, "today: its midnight");
+	ok(ledger_parse_time("today", true, now, &t, &err) == 0 && t == D0 + DAY, "today as end: next midnight");
+	ok(ledger_parse_time("1d", false, now, &t, &err) == 0 && t == D0, "1d: today");
+	ok(ledger_parse_time("7d", false, now, &t, &err) == 0 && t == D0 - 6 * DAY, "7d: today and 6 before");
+	ok(ledger_parse_time("2026-01-31", false, now, &t, &err) == 0 && t == D0 + 21 * DAY, "a date");
+	ok(ledger_parse_time("2026-01-31", true, now, &t, &err) == 0 && t == D0 + 22 * DAY,
+	   "a date as end includes that day");
+	ok(ledger_parse_time("2024-02-29", false, now, &t, &err) == 0, "a leap day");
+	ok(ledger_parse_time("2026-12-31", true, now, &t, &err) == 0, "the last day of a year as end");
+	set_tz("JST-9");
+	ok(ledger_parse_time("2026-01-10", false, now, &t, &err) == 0 && t == D0 - 9 * H,
+	   "dates are local midnights");
+	set_tz("CET-1CEST,M3.5.0,M10.5.0/3");
+	{
+		int64_t a = 0, b = 0;
+
+		ledger_parse_time("2026-03-29", false, now, &a, &err);
+		ledger_parse_time("2026-03-29", true, now, &b, &err);
+		is_int(b - a, 23 * H, "a spring-forward day is 23 hours long");
+	}
+	set_tz("UTC");
+
+	is_int(ledger_parse_time("2025-02-29", false, now, &t, &err), -1, "no 29 February in 2025");
+	is_int(err.code, AI_EX_USAGE, "as a usage error");
+	ok(strstr(err.msg, "'2025-02-29'") && strstr(err.msg, "YYYY-MM-DD"), "message: %s", err.msg);
+	is_int(ledger_parse_time("2026-04-31", false, now, &t, &err), -1, "no 31 April");
+	is_int(ledger_parse_time("2026-13-01", false, now, &t, &err), -1, "no month 13");
+	is_int(ledger_parse_time("2026-00-10", false, now, &t, &err), -1, "no month 0");
+	is_int(ledger_parse_time("2026-1-1", false, now, &t, &err), -1, "two-digit month and day");
+	is_int(ledger_parse_time("2026-01-10x", false, now, &t, &err), -1, "trailing junk");
+	is_int(ledger_parse_time("1969-12-31", false, now, &t, &err), -1, "before the epoch");
+	is_int(ledger_parse_time("0d", false, now, &t, &err), -1, "0d");
+	is_int(ledger_parse_time("36501d", false, now, &t, &err), -1, "too many days");
+	is_int(ledger_parse_time("99999999d", false, now, &t, &err), -1, "far too many days");
+	is_int(ledger_parse_time("d", false, now, &t, &err), -1, "d alone");
+	is_int(ledger_parse_time("7", false, now, &t, &err), -1, "a bare number");
+	is_int(ledger_parse_time("7dd", false, now, &t, &err), -1, "7dd");
+	is_int(ledger_parse_time("-7d", false, now, &t, &err), -1, "-7d");
+	is_int(ledger_parse_time("", false, now, &t, &err), -1, "empty");
+	is_int(ledger_parse_time(NULL, false, now, &t, &err), -1, "NULL");
+}
+
+static void test_env(void)
+{
+	struct buf b = BUF_INIT;
+	struct ai_err err;
+
+	ai_err_clear(&err);
+	setenv("XDG_DATA_HOME", "/x/data", 1);
+	setenv("HOME", "/home/u", 1);
+	ledger_default_path(&b, &err);
+	is_str(b.data, "/x/data/ai/usage.db", "XDG_DATA_HOME first");
+	buf_reset(&b);
+	setenv("XDG_DATA_HOME", "rel", 1);
+	ledger_default_path(&b, &err);
+	is_str(b.data, "/home/u/.local/share/ai/usage.db", "a relative XDG_DATA_HOME is ignored");
+	buf_reset(&b);
+	unsetenv("XDG_DATA_HOME");
+	ledger_default_path(&b, &err);
+	is_str(b.data, "/home/u/.local/share/ai/usage.db", "HOME otherwise");
+	buf_reset(&b);
+	unsetenv("HOME");
+	is_int(ledger_default_path(&b, &err), -1, "neither: an error");
+	ok(strstr(err.msg, "AI_LEDGER=0") != NULL, "saying what to do: %s", err.msg);
+	buf_release(&b);
+
+	unsetenv("AI_LEDGER");
+	ok(ledger_enabled(), "on by default");
+	setenv("AI_LEDGER", "0", 1);
+	ok(!ledger_enabled(), "AI_LEDGER=0 turns it off");
+	setenv("AI_LEDGER", "off", 1);
+	ok(!ledger_enabled(), "AI_LEDGER=off too");
+	setenv("AI_LEDGER", "1", 1);
+	ok(ledger_enabled(), "AI_LEDGER=1 on");
+	unsetenv("AI_LEDGER");
+}
+
+static int rm_rf(const char *path)
+{
+	char cmd[300];
+
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
+	return system(cmd);
+}
+
+int main(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/t_ledger.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("mkdtemp");
+		return 1;
+	}
+	test_create();
+	test_bad_files();
+	test_report();
+	test_spent_and_budget();
+	test_write_failures();
+	test_concurrency();
+	measure();
+	test_parse_time();
+	test_env();
+	if (getenv("T_LEDGER_KEEP"))
+		printf("# kept %s\n", dir);
+	else
+		rm_rf(dir);
+	return tap_done();
+}
