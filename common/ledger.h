@@ -18,7 +18,8 @@
  * makes concurrent writers queue instead of failing, so many programs
  * can append at once.
  *
- * One struct ledger is one connection: use it from one thread.
+ * One struct ledger is one connection: use it from one thread, and do
+ * not copy or move it while open (SQLite holds its address).
  */
 #include "ai.h"
 #include "buf.h"

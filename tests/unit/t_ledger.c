@@ -566,6 +566,39 @@ static void test_concurrency(void)
 	}
 }
 
+/*
+ * One-shot programs (open, append, close) leave the WAL in place while
+ * it is small; it must still be checkpointed and stay small, or every
+ * open would replay more of it.
+ */
+static void test_wal_bounded(void)
+{
+	char path[256], wal[300];
+	struct ledger l;
+	struct ai_err err;
+	struct stat sb;
+	int i, fails = 0;
+	long long max = 0;
+
+	path_in(path, sizeof(path), "walsize.db");
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	for (i = 0; i < 600; i++) {
+		if (ledger_open(&l, path, &err) < 0 ||
+		    add(&l, D0 + i, "p", "m", 1, 1, 1, false, 0, NAN) < 0)
+			fails++;
+		ledger_close(&l);
+		if (stat(wal, &sb) == 0 && sb.st_size > max)
+			max = sb.st_size;
+	}
+	is_int(fails, 0, "600 open-append-close cycles");
+	ok(max > 0, "the WAL is kept between runs (%lld bytes at most)", max);
+	ok(max < 1024 * 1024, "and checkpointed before it grows past 1 MB");
+	if (ledger_open(&l, path, &err) == 0) {
+		is_int(count_rows(&l, ""), 600, "every row there");
+		ledger_close(&l);
+	}
+}
+
 /* Figures, not tests: printed as TAP comments. */
 static void measure(void)
 {
@@ -715,6 +748,7 @@ int main(void)
 	test_spent_and_budget();
 	test_write_failures();
 	test_concurrency();
+	test_wal_bounded();
 	measure();
 	test_parse_time();
 	test_env();
