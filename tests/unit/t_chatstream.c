@@ -432,6 +432,45 @@ static void test_shapes(void)
 	res_free(&r);
 }
 
+/* Through chatstream_feed in pieces of every size: same deltas, same reply. */
+static void test_pieces(void)
+{
+	static const char body[] =
+		"data: {\"choices\":[{\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\r\n\r\n"
+		"data: {\"choices\":[{\"delta\":{\"content\":\"caf\xc3\xa9 \\ud83d\\ude00\"}}]}\r\n\r\n"
+		"data: {\"choices\":[{\"delta\":{\"content\":\" ok\"},\"finish_reason\":\"stop\"}]}\r\n\r\n"
+		"data: [DONE]\r\n\r\n";
+	size_t len = sizeof(body) - 1, step, at;
+	bool all = true;
+
+	for (step = 1; step <= len; step++) {
+		struct chatstream cs;
+		struct sse_parser p;
+		struct dctx d = { BUF_INIT, 0, 0 };
+		struct ai_err err;
+		int rc = 0;
+
+		chatstream_init(&cs, 0);
+		cs.on_delta = on_delta;
+		cs.ud = &d;
+		sse_init(&p, 0, 0);
+		for (at = 0; at < len && !rc; at += step)
+			rc = chatstream_feed(&cs, &p, body + at, len - at < step ? len - at : step, &err);
+		if (!rc)
+			rc = chatstream_end(&cs, &p, &err);
+		if (rc || !d.b.data || strcmp(d.b.data, "caf\xc3\xa9 \xf0\x9f\x98\x80| ok|") != 0 ||
+		    strcmp(cs.finish_reason, "stop") != 0 || !cs.done) {
+			if (all)
+				printf("# pieces of %zu: rc %d deltas '%s'\n", step, rc, d.b.data);
+			all = false;
+		}
+		buf_release(&d.b);
+		sse_release(&p);
+		chatstream_release(&cs);
+	}
+	ok(all, "chatstream_feed in pieces of every size gives the same reply");
+}
+
 /* ---- the fast path against json-c, on many generated and mutated chunks ---- */
 
 static unsigned long rng = 12345;
@@ -536,6 +575,7 @@ int main(void)
 	test_bad_data();
 	test_limits_and_abort();
 	test_shapes();
+	test_pieces();
 	is_int(ndiff, 0, "fast and slow paths agreed on every stream above (%d)", nsame);
 	test_differential();
 	return tap_done();
