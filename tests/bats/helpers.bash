@@ -1,0 +1,193 @@
+# tests/bats/helpers.bash - loaded by every suite with "load helpers".
+#
+# Every suite starts with
+#
+#     setup()    { setup_env; start_server; }
+#     teardown() { stop_server; }
+#
+# setup_env gives the test a private HOME and a fresh key; start_server
+# runs tests/server/ai-testserver on an ephemeral port and points
+# OPENAI_BASE_URL at it.  The server logs every API request as one JSON
+# line in $SERVER_LOG (see requests, last_request) and is scripted with
+# ctl (see the top of tests/server/ai-testserver.c for the control API).
+#
+# Functions: setup_env start_server stop_server ctl queued requests
+# request_count last_request wait_for_requests free_port assert_eq
+# assert_contains assert_not_contains.
+
+# The runner (tests/run) exports these; the defaults serve a bare "bats tests/bats".
+: "${AI_BIN:=$BATS_TEST_DIRNAME/../../bin}"
+: "${AI_TESTSERVER:=$BATS_TEST_DIRNAME/../../build/tests/ai-testserver}"
+export AI_BIN AI_TESTSERVER
+
+# setup_env: a fresh directory $T, HOME and the XDG directories inside it,
+# no inherited AI_* / OPENAI_* settings, a new OPENAI_API_KEY (also in
+# $KEY, so a test can check that it never leaks), and $AI_BIN first on PATH.
+setup_env() {
+	local v
+	T=$(mktemp -d "${BATS_TEST_TMPDIR:-${TMPDIR:-/tmp}}/t.XXXXXX") || return 1
+	export HOME="$T/home"
+	export XDG_CONFIG_HOME="$HOME/.config" XDG_CACHE_HOME="$HOME/.cache" XDG_DATA_HOME="$HOME/.local/share"
+	mkdir -p "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME" "$XDG_DATA_HOME" || return 1
+	for v in $(compgen -e); do
+		case $v in
+		AI_BIN | AI_TESTSERVER | AI_UNITS) ;; # the runner's own
+		AI_* | OPENAI_*) unset "$v" ;;
+		esac
+	done
+	# A proxy from the environment must not carry requests meant for 127.0.0.1.
+	unset http_proxy HTTP_PROXY https_proxy HTTPS_PROXY all_proxy ALL_PROXY
+	export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+	KEY="sk-test-SECRET-$RANDOM$RANDOM"
+	export OPENAI_API_KEY="$KEY"
+	export PATH="$AI_BIN:$PATH"
+	SERVER_PID=
+}
+
+# start_server: runs the test server in the background and waits (up to
+# 5 s) for its port; exports PORT, OPENAI_BASE_URL and SERVER_LOG.  Its
+# stdout and stderr go to $T/server.out and $T/server.err, and fd 3 (bats'
+# own) is closed, so bats never waits on it; --exit-with-parent ends it
+# even when bats is killed before teardown.  A bare "wait" in a test would
+# wait for the server too: wait for the pids you started.
+start_server() {
+	local pf="$T/server.port" i
+	if [[ ! -x $AI_TESTSERVER ]]; then
+		echo "start_server: '$AI_TESTSERVER' is missing; run: make build/tests/ai-testserver" >&2
+		return 1
+	fi
+	rm -f "$pf" "$pf.tmp"
+	SERVER_LOG="$T/server.log"
+	: >"$SERVER_LOG"
+	"$AI_TESTSERVER" --port-file "$pf" --log "$SERVER_LOG" --exit-with-parent \
+		</dev/null >"$T/server.out" 2>"$T/server.err" 3>&- &
+	SERVER_PID=$!
+	for ((i = 0; i < 500; i++)); do
+		[[ -s $pf ]] && break
+		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+			echo "start_server: the server exited: $(cat "$T/server.err")" >&2
+			wait "$SERVER_PID" 2>/dev/null
+			SERVER_PID=
+			return 1
+		fi
+		sleep 0.01
+	done
+	if [[ ! -s $pf ]]; then
+		echo "start_server: no port file after 5 s" >&2
+		stop_server
+		return 1
+	fi
+	PORT=$(<"$pf")
+	export PORT SERVER_LOG OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1"
+}
+
+# stop_server: SIGTERM, then wait (SIGKILL after 5 s).  Safe to call twice
+# or when no server was started.  Fails, showing the server's stderr, when
+# the server did not exit 0 (a crash, a sanitizer report, a hang).
+stop_server() {
+	local pid=${SERVER_PID:-} i rc=0
+	[[ -n $pid ]] || return 0
+	SERVER_PID=
+	kill -TERM "$pid" 2>/dev/null
+	for ((i = 0; i < 500; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.01
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null || rc=$?
+	if ((rc != 0)); then
+		echo "stop_server: the server exited with status $rc; its stderr:" >&2
+		cat "$T/server.err" >&2
+		return 1
+	fi
+}
+
+# ctl JSON: posts JSON to the control API; fails (showing the server's
+# answer) when curl fails or the server refuses the script.
+ctl() {
+	local out
+	if ! out=$(curl -sS --noproxy '*' --fail-with-body -H 'Content-Type: application/json' \
+		--data-binary "$1" "http://127.0.0.1:$PORT/_control" 2>&1); then
+		echo "ctl: $1 failed: $out" >&2
+		return 1
+	fi
+}
+
+# queued: the number of scripted actions still waiting.
+queued() {
+	curl -sS --noproxy '*' --fail "http://127.0.0.1:$PORT/_control" | jq -r .queued
+}
+
+# requests [PATH]: the logged request lines, one JSON object a line; only
+# those for PATH (e.g. /v1/chat/completions) when given.
+requests() {
+	if (($# == 0)); then
+		cat "$SERVER_LOG"
+	else
+		jq -c --arg p "$1" 'select(.path == $p)' "$SERVER_LOG"
+	fi
+}
+
+# request_count [PATH]: how many requests were logged (for PATH).
+request_count() {
+	local n
+	n=$(requests "$@" | wc -l)
+	echo $((n))
+}
+
+# last_request [PATH]: the last logged line (for PATH).
+last_request() {
+	requests "$@" | tail -n 1
+}
+
+# wait_for_requests N [PATH [SECONDS]]: waits until at least N requests
+# were logged (default limit 5 s); fails when they do not come.
+wait_for_requests() {
+	local n=$1 path=${2:-} limit=${3:-5} i
+	for ((i = 0; i < limit * 100; i++)); do
+		if [[ -n $path ]]; then
+			(($(request_count "$path") >= n)) && return 0
+		else
+			(($(request_count) >= n)) && return 0
+		fi
+		sleep 0.01
+	done
+	echo "wait_for_requests: wanted $n requests${path:+ for $path}, have $(request_count $path)" >&2
+	return 1
+}
+
+# free_port: prints a port on 127.0.0.1 with nothing listening, chosen
+# below Linux's ephemeral range so that no client socket takes it meanwhile.
+free_port() {
+	local p i
+	for ((i = 0; i < 100; i++)); do
+		p=$((20000 + RANDOM % 12000))
+		if ! (exec 9<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "free_port: no free port found" >&2
+	return 1
+}
+
+# assert_eq GOT WANT [WHAT]
+assert_eq() {
+	[[ $1 == "$2" ]] && return 0
+	printf '%s differs\n  got:  [%s]\n  want: [%s]\n' "${3:-value}" "$1" "$2" >&2
+	return 1
+}
+
+# assert_contains HAYSTACK NEEDLE
+assert_contains() {
+	[[ $1 == *"$2"* ]] && return 0
+	printf 'expected to find [%s]\n  in: [%s]\n' "$2" "$1" >&2
+	return 1
+}
+
+# assert_not_contains HAYSTACK NEEDLE
+assert_not_contains() {
+	[[ $1 != *"$2"* ]] && return 0
+	printf 'expected not to find [%s]\n  in: [%s]\n' "$2" "$1" >&2
+	return 1
+}
