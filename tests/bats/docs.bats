@@ -1,0 +1,63 @@
+#!/usr/bin/env bats
+# Every program's options, as its own table lists them (--list-options), are
+# in its man page and its bash, zsh and fish completions; every man page is
+# lint-clean.  Three copies drift apart otherwise.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { setup_env; }
+
+programs() {
+	for p in "$AI_BIN"/ai-*; do
+		[[ -x $p ]] && basename "$p"
+	done
+}
+
+@test "docs: every program has a man page and three completion files" {
+	top=$BATS_TEST_DIRNAME/../..
+	n=0
+	for p in $(programs); do
+		[[ -f $top/man/$p.1 ]] || { echo "no man/$p.1" >&2; false; }
+		[[ -f $top/completions/bash/$p ]] || { echo "no completions/bash/$p" >&2; false; }
+		[[ -f $top/completions/zsh/_$p ]] || { echo "no completions/zsh/_$p" >&2; false; }
+		[[ -f $top/completions/fish/$p.fish ]] || { echo "no completions/fish/$p.fish" >&2; false; }
+		grep -q -- "$p" "$top/README.md" || { echo "$p is not in README.md" >&2; false; }
+		n=$((n + 1))
+	done
+	((n >= 1))
+}
+
+@test "docs: every option is in the man page and every completion file" {
+	top=$BATS_TEST_DIRNAME/../..
+	missing=
+	for p in $(programs); do
+		for o in $("$AI_BIN/$p" --list-options); do
+			[[ $o == --list-options ]] && continue
+			name=${o#--}
+			grep -q -- "Fl -$name\b\|Fl $name\b\|-$name" "$top/man/$p.1" 2>/dev/null ||
+				grep -q -- "Fl -$name" "$top/man/ai.7" || missing+=" man/$p.1:$o"
+			grep -q -- "$o\b" "$top/completions/bash/$p" 2>/dev/null || missing+=" bash/$p:$o"
+			grep -q -- "$o\b" "$top/completions/zsh/_$p" 2>/dev/null || missing+=" zsh/_$p:$o"
+			grep -q -- "-l $name\b" "$top/completions/fish/$p.fish" 2>/dev/null || missing+=" fish/$p:$o"
+		done
+	done
+	assert_eq "$missing" "" "options missing from docs"
+}
+
+@test "docs: the man pages are lint-clean" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	run mandoc -Tlint -Wwarning "$BATS_TEST_DIRNAME"/../../man/*
+	assert_eq "$output" ""
+	assert_eq "$status" 0
+}
+
+@test "docs: --help lists every option the program accepts" {
+	for p in $(programs); do
+		help=$("$AI_BIN/$p" --help)
+		for o in $("$AI_BIN/$p" --list-options); do
+			[[ $o == --list-options ]] && continue
+			assert_contains "$help" "$o"
+		done
+	done
+}
