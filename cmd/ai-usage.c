@@ -1,0 +1,410 @@
+/*
+ * ai-usage - the usage ledger as a table (pattern 7: the cost monitor).
+ *
+ * Reads the ledger every model call writes (common/ledger.h) and prints,
+ * per program, model or day: requests per day, average and p95 latency,
+ * tokens, cost per day, cache hit rate and the dollars hits saved, then
+ * the totals and a month's projection.  It makes no model call, so it
+ * needs no endpoint or key.
+ */
+#include "ai.h"
+#include "cli.h"
+#include "config.h"
+#include "ledger.h"
+#include "prices.h"
+
+#include <math.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES };
+
+static const struct cli_opt opts[] = {
+	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, or Nd for the last N days" },
+	{ "until", required_argument, OPT_UNTIL, "DATE", "up to DATE, that day included" },
+	{ "by", required_argument, OPT_BY, "KEY", "one row per program (default), model or day" },
+	{ "db", required_argument, OPT_DB, "FILE", "read this ledger instead of $XDG_DATA_HOME/ai/usage.db" },
+	{ "prices", no_argument, OPT_PRICES, NULL, "print the price table (USD per million tokens) and exit" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+struct opts {
+	const char *since, *until, *by, *db;
+	bool prices;
+};
+
+static void on_opt(int val, const char *arg, void *ud)
+{
+	struct opts *o = ud;
+
+	switch (val) {
+	case OPT_SINCE: o->since = arg; break;
+	case OPT_UNTIL: o->until = arg; break;
+	case OPT_BY:
+		if (strcmp(arg, "program") && strcmp(arg, "model") && strcmp(arg, "day"))
+			cli_usage_error("--by wants program, model or day, not '%s'", arg);
+		o->by = arg;
+		break;
+	case OPT_DB:
+		if (!*arg)
+			cli_usage_error("--db wants a file name");
+		o->db = arg;
+		break;
+	case OPT_PRICES: o->prices = true; break;
+	}
+}
+
+/* ---- formatting ---- */
+
+#define NCOLS 9
+#define CELL 40
+
+/* Money as people read it: cents, or below a cent two significant digits ($0.0041, $0.000041). */
+static void fmt_usd(char *out, size_t n, double v)
+{
+	int dec = 2;
+
+	if (isnan(v)) {
+		snprintf(out, n, "-");
+		return;
+	}
+	if (v != 0 && fabs(v) < 0.01)
+		dec = (int)-floor(log10(fabs(v))) + 1;
+	if (dec > 10)
+		dec = 10;
+	snprintf(out, n, "$%.*f", dec, v);
+}
+
+/* A number with at most dec decimals, trailing zeros dropped: 12, 3.5, 33.3. */
+static void fmt_num(char *out, size_t n, double v, int dec)
+{
+	char *dot;
+	size_t l;
+
+	snprintf(out, n, "%.*f", dec, v);
+	dot = strchr(out, '.');
+	if (!dot)
+		return;
+	l = strlen(out);
+	while (l > 0 && out[l - 1] == '0')
+		out[--l] = '\0';
+	if (l > 0 && out[l - 1] == '.')
+		out[--l] = '\0';
+	if (!strcmp(out, "-0"))
+		snprintf(out, n, "0");
+}
+
+static double per_day(double v, long days)
+{
+	return days > 0 ? v / (double)days : v;
+}
+
+/* The cells of one table row; cost cells carry a '*' when some calls have no price. */
+static void row_cells(const struct ledger_group *g, const char *key, char c[NCOLS][CELL])
+{
+	char usd[CELL - 1], pct[CELL - 1];
+
+	snprintf(c[0], CELL, "%.*s", CELL - 1, key);
+	fmt_num(c[1], CELL, per_day((double)g->requests, g->days), 1);
+	fmt_num(c[2], CELL, g->avg_latency_ms, 0);
+	snprintf(c[3], CELL, "%ld", g->p95_latency_ms);
+	snprintf(c[4], CELL, "%" PRId64, g->prompt_tokens);
+	snprintf(c[5], CELL, "%" PRId64, g->completion_tokens);
+	fmt_usd(usd, sizeof(usd), per_day(g->cost, g->days));
+	snprintf(c[6], CELL, "%s%s", usd, g->unknown_cost && !isnan(g->cost) ? "*" : "");
+	fmt_num(pct, sizeof(pct), 100.0 * g->hit_rate, 1);
+	snprintf(c[7], CELL, "%s%%", pct);
+	fmt_usd(c[8], CELL, g->saved);
+}
+
+/* Prints rows of cells: aligned on a terminal (text left, numbers right), else tab-separated. */
+static void print_table(char (*cells)[NCOLS][CELL], size_t rows, int ncols, bool aligned)
+{
+	size_t w[NCOLS] = { 0 };
+	struct buf line = BUF_INIT;
+
+	for (size_t r = 0; r < rows; r++)
+		for (int i = 0; i < NCOLS; i++)
+			if (strlen(cells[r][i]) > w[i])
+				w[i] = strlen(cells[r][i]);
+	for (size_t r = 0; r < rows; r++) {
+		buf_reset(&line);
+		for (int i = 0; i < ncols; i++) {
+			if (!aligned)
+				buf_addf(&line, "%s%s", i ? "\t" : "", cells[r][i]);
+			else if (i == 0)
+				buf_addf(&line, "%-*s", (int)w[i], cells[r][i]);
+			else
+				buf_addf(&line, "  %*s", (int)w[i], cells[r][i]);
+		}
+		/* The first column is padded; trailing spaces would be noise. */
+		while (line.len && line.data[line.len - 1] == ' ')
+			line.data[--line.len] = '\0';
+		buf_addch(&line, '\n');
+		cli_write(line.data, line.len, false);
+	}
+	buf_release(&line);
+}
+
+/* ---- JSON ---- */
+
+/* A number printed with 10 significant digits (0.1+0.2 is 0.3), or null when unknown. */
+static json_object *jnum(double v)
+{
+	char s[40];
+
+	if (isnan(v) || isinf(v))
+		return NULL;
+	snprintf(s, sizeof(s), "%.10g", v);
+	return json_object_new_double_s(v, s);
+}
+
+static void jadd(json_object *o, const char *k, json_object *v)
+{
+	if (json_object_object_add(o, k, v)) {
+		json_object_put(v);
+		cli_die(AI_EX_OSERR, "out of memory");
+	}
+}
+
+static void print_json(json_object *j)
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	if (!s)
+		cli_die(AI_EX_OSERR, "out of memory");
+	cli_write(s, n, false);
+	cli_write("\n", 1, true);
+}
+
+static json_object *group_json(const struct ledger_group *g, const char *by, bool total)
+{
+	json_object *j = json_object_new_object();
+
+	if (!j)
+		cli_die(AI_EX_OSERR, "out of memory");
+	jadd(j, by, total ? NULL : json_object_new_string(g->key));
+	jadd(j, "total", json_object_new_boolean(total));
+	jadd(j, "days", json_object_new_int64(g->days));
+	jadd(j, "requests", json_object_new_int64(g->requests));
+	jadd(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
+	jadd(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
+	jadd(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
+	jadd(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
+	jadd(j, "tokens_out", json_object_new_int64(g->completion_tokens));
+	jadd(j, "cost", jnum(g->cost));
+	jadd(j, "cost_per_day", jnum(per_day(g->cost, g->days)));
+	jadd(j, "unknown_cost", json_object_new_int64(g->unknown_cost));
+	jadd(j, "hits", json_object_new_int64(g->hits));
+	jadd(j, "hit_rate", jnum(g->hit_rate));
+	jadd(j, "saved", jnum(g->saved));
+	return j;
+}
+
+/* ---- --prices ---- */
+
+static int print_prices(bool json)
+{
+	size_t n = prices_builtin_count();
+	char (*cells)[NCOLS][CELL] = calloc(n + 1, sizeof(*cells));
+	bool tty = isatty(STDOUT_FILENO);
+
+	if (!cells)
+		cli_die(AI_EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *name;
+		struct price p;
+
+		if (!prices_builtin(i, &name, &p))
+			continue;
+		/* The config file's price.MODEL overrides apply here as to every call. */
+		prices_lookup(name, &p);
+		if (json) {
+			json_object *j = json_object_new_object();
+
+			if (!j)
+				cli_die(AI_EX_OSERR, "out of memory");
+			jadd(j, "model", json_object_new_string(name));
+			jadd(j, "in_per_mtok", jnum(p.in_per_mtok));
+			jadd(j, "out_per_mtok", jnum(p.out_per_mtok));
+			print_json(j);
+			json_object_put(j);
+		} else {
+			snprintf(cells[i + 1][0], CELL, "%.*s", CELL - 1, name);
+			fmt_num(cells[i + 1][1], CELL, p.in_per_mtok, 4);
+			fmt_num(cells[i + 1][2], CELL, p.out_per_mtok, 4);
+		}
+	}
+	if (!json) {
+		snprintf(cells[0][0], CELL, "MODEL");
+		snprintf(cells[0][1], CELL, "IN/MTOK");
+		snprintf(cells[0][2], CELL, "OUT/MTOK");
+		print_table(cells, n + 1, 3, tty);
+	}
+	free(cells);
+	return 0;
+}
+
+/* ---- the report ---- */
+
+static const char *key_header(const char *by)
+{
+	return !strcmp(by, "model") ? "MODEL" : !strcmp(by, "day") ? "DAY" : "PROGRAM";
+}
+
+static int report(struct ledger *l, const struct opts *o, const struct cli *c,
+		  const struct ai_config *cfg, int64_t since, int64_t until, struct ai_err *err)
+{
+	struct ledger_group *g = NULL, *t = NULL;
+	size_t n = 0, nt = 0;
+	double month;
+	int rc = -1;
+
+	if (ledger_report(l, o->by, since, until, &g, &n, err) ||
+	    ledger_report(l, "all", since, until, &t, &nt, err))
+		goto out;
+	if (!n || !nt) {
+		if (!c->quiet)
+			cli_warn("no calls recorded in '%s'%s", l->path,
+				 o->since || o->until ? " in that range" : " yet");
+		rc = 0;
+		goto out;
+	}
+	month = per_day(t->cost, t->days) * 30;
+	if (c->json) {
+		for (size_t i = 0; i < n; i++) {
+			json_object *j = group_json(&g[i], o->by, false);
+
+			print_json(j);
+			json_object_put(j);
+		}
+		{
+			json_object *j = group_json(t, o->by, true);
+
+			jadd(j, "projected_month", jnum(month));
+			print_json(j);
+			json_object_put(j);
+		}
+	} else {
+		static const char *const head[NCOLS] = {
+			NULL, "REQ/DAY", "AVG_MS", "P95_MS", "TOKENS_IN", "TOKENS_OUT", "COST/DAY",
+			"HIT%", "SAVED"
+		};
+		char (*cells)[NCOLS][CELL] = calloc(n + 2, sizeof(*cells));
+		char usd[32];
+
+		if (!cells)
+			cli_die(AI_EX_OSERR, "out of memory");
+		for (int i = 0; i < NCOLS; i++)
+			snprintf(cells[0][i], CELL, "%s", i ? head[i] : key_header(o->by));
+		for (size_t i = 0; i < n; i++)
+			row_cells(&g[i], g[i].key, cells[i + 1]);
+		row_cells(t, "total", cells[n + 1]);
+		print_table(cells, n + 2, NCOLS, isatty(STDOUT_FILENO));
+		free(cells);
+		fmt_usd(usd, sizeof(usd), month);
+		cli_puts("projected month: ", false);
+		cli_puts(usd, false);
+		cli_puts("\n", false);
+		if (t->unknown_cost) {
+			struct buf b = BUF_INIT;
+
+			buf_addf(&b, "* %ld call%s of models without a price %s not counted; "
+				 "add price.MODEL to the config (see ai.conf(5))\n", t->unknown_cost,
+				 t->unknown_cost == 1 ? "" : "s", t->unknown_cost == 1 ? "is" : "are");
+			cli_write(b.data, b.len, false);
+			buf_release(&b);
+		}
+	}
+	if (!c->json && !isnan(cfg->budget_daily)) {
+		double spent;
+		char s[32], lim[32];
+		struct buf b = BUF_INIT;
+
+		if (ledger_spent_today(l, &spent, err))
+			goto out;
+		fmt_usd(s, sizeof(s), spent);
+		fmt_usd(lim, sizeof(lim), cfg->budget_daily);
+		buf_addf(&b, "daily budget: %s, spent today: %s\n", lim, s);
+		cli_write(b.data, b.len, false);
+		buf_release(&b);
+	}
+	rc = 0;
+out:
+	ledger_groups_free(g, n);
+	ledger_groups_free(t, nt);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c;
+	struct opts o = { NULL, NULL, "program", NULL, false };
+	struct ai_config cfg;
+	struct ai_err err;
+	struct ledger l;
+	struct buf path = BUF_INIT;
+	int64_t now, since = 0, until = INT64_MAX;
+	int optind_, rc;
+
+	cli_init(&c, "ai-usage");
+	c.usage = "[OPTION]...";
+	c.summary = "Show what the model calls recorded in the usage ledger cost, per program, model or day.";
+	c.opts = opts;
+	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	if (optind_ < argc)
+		cli_usage_error("unexpected argument '%s'; use --db FILE to read another ledger", argv[optind_]);
+	ai_err_clear(&err);
+	now = ledger_now_ms();
+	if ((o.since && ledger_parse_time(o.since, false, now, &since, &err)) ||
+	    (o.until && ledger_parse_time(o.until, true, now, &until, &err)))
+		cli_usage_error("%s", err.msg);
+	if (since >= until)
+		cli_usage_error("--since '%s' is not before --until '%s'", o.since ? o.since : "",
+				o.until ? o.until : "");
+	/* The config gives price overrides (--prices) and the daily budget; no endpoint is needed. */
+	if (config_load(&cfg, &c, &err))
+		cli_die_err(&err);
+	if (o.prices) {
+		print_prices(c.json);
+		config_release(&cfg);
+		return cli_finish(0);
+	}
+	if (o.db) {
+		rc = buf_addstr(&path, o.db);
+	} else {
+		rc = ledger_default_path(&path, &err);
+		if (rc && !err.msg[0])
+			ai_errf(&err, AI_EX_OSERR, "out of memory");
+	}
+	if (rc) {
+		config_release(&cfg);
+		if (!err.msg[0])
+			ai_errf(&err, AI_EX_OSERR, "out of memory");
+		cli_die_err(&err);
+	}
+	if (ledger_open_existing(&l, path.data, &err)) {
+		/* Nothing recorded yet is no error; a --db FILE that is missing is. */
+		if (err.code == AI_EX_NOINPUT && !o.db && access(path.data, F_OK) < 0 && errno == ENOENT) {
+			if (!c.quiet)
+				cli_warn("no usage recorded yet at '%s'%s", path.data,
+					 cfg.ledger ? "" : " (the ledger is turned off: AI_LEDGER=0 or ledger = no)");
+			buf_release(&path);
+			config_release(&cfg);
+			return cli_finish(0);
+		}
+		buf_release(&path);
+		config_release(&cfg);
+		cli_die_err(&err);
+	}
+	rc = report(&l, &o, &c, &cfg, since, until, &err);
+	ledger_close(&l);
+	buf_release(&path);
+	config_release(&cfg);
+	if (rc)
+		cli_die_err(&err);
+	return cli_finish(0);
+}
