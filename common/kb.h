@@ -1,0 +1,199 @@
+#ifndef AI_KB_H
+#define AI_KB_H
+/*
+ * kb.h - the knowledge base behind ai-index and ai-ask (and ai-agent's
+ * search tool): one SQLite file holding collections of documents, their
+ * chunks, an FTS5 index for BM25, and embedding vectors for similarity.
+ *
+ * Layout (schema 1):
+ *   collections  name, embedding model and dimension (set by the first
+ *                vectors stored; later vectors must match)
+ *   documents    source, content hash (BLAKE2b-256, hex), size, mtime
+ *   chunks       document, sequence number, line range
+ *   chunks_fts   FTS5 (heading, text, coll UNINDEXED), rowid = chunk id;
+ *                Porter stemming over unicode61
+ *   vblocks      the float32 vectors of one document, in blocks of up to
+ *                KB_BLOCK vectors: the chunk ids (int64) and the vectors
+ *                (dim float32 each, L2-normalised, little-endian host
+ *                order) as two BLOBs
+ *   qblocks      the same vectors as int8 codes with one float scale
+ *                each (same rowid as the vblocks row)
+ * so that a query reads the vectors of a collection block by block in
+ * rowid order instead of looking up a row per vector.
+ *
+ * Concurrency: WAL, a busy timeout, and one BEGIN IMMEDIATE transaction per
+ * document, so that several writers and any number of readers share a file
+ * without errors, and a killed writer leaves every document either wholly
+ * in or wholly out.
+ *
+ * Nothing here prints or exits; every function returns 0 or -1 with err
+ * filled.  A struct kb is not shared between threads.
+ */
+#include "ai.h"
+
+struct ai_client;
+
+#define KB_SCHEMA 1
+#define KB_BLOCK 4096           /* most vectors in one stored block */
+#define KB_DEFAULT_COLLECTION "default"
+
+struct kb;                      /* opaque */
+
+enum kb_mode {
+	KB_READ,                /* the file must exist and be an index (ai-ask, ai-agent) */
+	KB_WRITE                /* created (with its directory, 0700, file 0600) when missing */
+};
+
+/*
+ * Opens the index at path, or at $XDG_DATA_HOME/ai/index.db when path is
+ * NULL.  Errors: AI_EX_NOINPUT when KB_READ finds no file or an empty one
+ * ("no index at '...': build one with ai-index"); AI_EX_DATAERR when the
+ * file is not an SQLite database, is another program's database, or has
+ * a schema newer than KB_SCHEMA (the message names both versions).
+ * *out is owned; close with kb_close.
+ */
+int kb_open(struct kb **out, const char *path, enum kb_mode mode, struct ai_err *err);
+
+/* Closes kb (NULL is fine). */
+void kb_close(struct kb *kb);
+
+/* The path kb was opened at; borrowed, valid until kb_close. */
+const char *kb_path(const struct kb *kb);
+
+/* Returns an owned copy of the default path (free with free()), or NULL when no HOME is known. */
+char *kb_default_path(void);
+
+/* ---- writing ------------------------------------------------------------ */
+
+/* What is known of a document before it is stored. */
+struct kb_doc {
+	const char *source;     /* its name: a path, or --source NAME */
+	const char *hash;       /* hex content hash, from kb_hash */
+	int64_t size;           /* bytes */
+	int64_t mtime;          /* seconds since the epoch; 0 when unknown (stdin) */
+};
+
+/* One chunk of a document, as the chunker made it. */
+struct kb_chunk {
+	const char *text;       /* borrowed; need not be NUL-terminated */
+	size_t len;
+	size_t line_start, line_end;
+	const char *heading;    /* borrowed heading path, or NULL */
+};
+
+/* Fills hex (65 bytes) with the BLAKE2b-256 of p[0..n) in hex. */
+void kb_hash(const void *p, size_t n, char hex[65]);
+
+/*
+ * Whether the collection already holds source with this hash: *same is set
+ * true when it does (the caller then skips the document).  A missing
+ * collection or source gives false.
+ */
+int kb_unchanged(struct kb *kb, const char *coll, const char *source, const char *hash,
+		 bool *same, struct ai_err *err);
+
+/*
+ * Stores one document with its n chunks in one transaction, replacing any
+ * document of the same source in the collection (created when missing).
+ * vecs is NULL (BM25 only) or n vectors of dim floats, row-major, embedded
+ * by model; they are checked (finite, non-zero), normalised and stored
+ * with their int8 codes.  Refused with AI_EX_DATAERR and the store left
+ * unchanged when a vector is not finite or zero, or model or dim differ
+ * from the collection's (the message names both).  Busy databases are
+ * waited for (up to a minute).  *replaced (may be NULL) says whether an
+ * older version was replaced.
+ */
+int kb_put(struct kb *kb, const char *coll, const struct kb_doc *doc, const struct kb_chunk *chunks,
+	   size_t n, const float *vecs, size_t dim, const char *model, bool *replaced,
+	   struct ai_err *err);
+
+/* Removes source from the collection, in one transaction; *found says whether it was there. */
+int kb_remove(struct kb *kb, const char *coll, const char *source, bool *found, struct ai_err *err);
+
+/* ---- reading ------------------------------------------------------------ */
+
+struct kb_stats {
+	char *model;            /* owned or NULL: the collection's embedding model */
+	size_t dim;             /* 0 when the collection has no vectors */
+	int64_t documents, chunks, bytes, vectors;
+	bool exists;
+};
+
+/* Fills s for the collection (s->exists false when there is none). */
+int kb_stats(struct kb *kb, const char *coll, struct kb_stats *s, struct ai_err *err);
+void kb_stats_release(struct kb_stats *s);
+
+/* One stored document, for --list. */
+struct kb_doc_info {
+	const char *source, *hash;  /* borrowed: valid during the callback only */
+	int64_t size, mtime, chunks, indexed_at;
+	bool vectors;
+};
+
+/*
+ * Calls fn once per document of the collection, by source; a non-zero
+ * return from fn stops the walk and is returned.  The collection names
+ * can be listed with coll NULL: fn then gets one kb_doc_info per
+ * collection with source the collection's name and chunks its chunk count.
+ */
+int kb_list(struct kb *kb, const char *coll, int (*fn)(const struct kb_doc_info *d, void *ud),
+	    void *ud, struct ai_err *err);
+
+/* ---- search ------------------------------------------------------------- */
+
+struct kb_passage {
+	int64_t id;             /* the chunk's id */
+	char *source;           /* owned */
+	size_t line_start, line_end;
+	char *heading;          /* owned or NULL */
+	char *text;             /* owned */
+	double score;           /* the fused RRF score (or BM25's or the cosine when only one list) */
+	double bm25;            /* SQLite's bm25() (lower is better), NAN when not in the BM25 list */
+	double cosine;          /* NAN when not in the vector list */
+	int bm25_rank, vec_rank;  /* 1-based, 0 when not in that list */
+};
+
+struct kb_results {
+	struct kb_passage *v;   /* owned; free with kb_results_release */
+	size_t n;
+	bool hybrid;            /* vectors took part */
+	char *note;             /* owned or NULL: why retrieval fell back to BM25 alone */
+};
+
+struct kb_query {
+	const char *coll;       /* NULL: KB_DEFAULT_COLLECTION */
+	const char *text;       /* the question */
+	size_t k;               /* passages wanted (0: 5) */
+	size_t candidates;      /* top-N of each list before fusion (0: max(50, 4k)) */
+	/* The query's embedding (NULL: BM25 only), qdim floats, from qmodel. */
+	const float *qvec;
+	size_t qdim;
+	const char *qmodel;
+	bool int8;              /* scan the int8 codes and rescore the best exactly */
+};
+
+/*
+ * Retrieves the k best passages for q: BM25 over FTS5 and (when q->qvec is
+ * given and the collection has vectors) the vector scan, each its top-N,
+ * fused by reciprocal rank (k0 = 60).  Refuses (AI_EX_DATAERR, naming both)
+ * a query embedded by another model or of another dimension than the
+ * collection's.  A collection that does not exist gives AI_EX_NOINPUT.
+ * No match gives n 0, not an error.  out is overwritten; release it.
+ */
+int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, struct ai_err *err);
+
+/*
+ * The same, embedding the question first through c (the cache and the
+ * ledger apply) with c's configured embedding model, when the collection
+ * has vectors; c NULL or a collection without vectors: BM25 alone.  When
+ * the embeddings request fails for want of the service (no endpoint, a
+ * network error, 404, 5xx), retrieval goes on with BM25 alone and
+ * out->note says why; a model that differs from the index's is an error.
+ * This is the call for ai-ask and ai-agent's search tool.
+ */
+int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
+		struct kb_results *out, struct ai_err *err);
+
+void kb_results_release(struct kb_results *r);
+
+#endif
