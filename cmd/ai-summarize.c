@@ -202,7 +202,6 @@ static int summarize_all(struct ai_client *c, const struct opts *o, const char *
 		ai_chat_resp_release(&p[i].resp);
 	}
 	free(p);
-	t->latency_ms = 0;
 	return rc;
 }
 

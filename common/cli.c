@@ -194,14 +194,14 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
 		case 'h':
 			usage(c);
-			exit(cli_finish(0));
+			goto done;
 		case 'V':
 			printf("%s %s\n", c->prog, AI_VERSION);
-			exit(cli_finish(0));
+			goto done;
 		case CLI_OPT_LIST_OPTIONS:
 			for (size_t i = 0; i < nl; i++)
 				printf("--%s\n", lo[i].name);
-			exit(cli_finish(0));
+			goto done;
 		case ':':
 			cli_usage_error("option '%s' needs an argument", argv[optind - 1]);
 		case '?':
@@ -215,6 +215,11 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	free(lo);
 	buf_release(&sh);
 	return optind;
+done:
+	/* --help, --version, --list-options: the whole job is done. */
+	free(lo);
+	buf_release(&sh);
+	exit(cli_finish(0));
 }
 
 long cli_long(const char *opt, const char *s, long min, long max)
