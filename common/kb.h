@@ -170,6 +170,8 @@ struct kb_query {
 	size_t qdim;
 	const char *qmodel;
 	bool int8;              /* scan the int8 codes and rescore the best exactly */
+	/* Vector hits below this cosine are not relevant (0: 0.3; negative: keep all). */
+	double min_cosine;
 };
 
 /*

@@ -1,0 +1,1319 @@
+/*
+ * kb.c - the knowledge-base store (see kb.h for the layout).
+ */
+#include "kb.h"
+#include "api.h"
+#include "config.h"
+#include "vec.h"
+
+#include <math.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#define KB_APP_ID 0x61696b62    /* "aikb": tells our files from other SQLite files */
+#define KB_BUSY_MS 60000
+#define KB_RRF_K0 60
+#define KB_MIN_COSINE 0.3
+#define KB_MAX_TERMS 64
+/* Vectors read from a block at a time: small enough that the slice stays in
+ * the L2 cache between the copy out of SQLite and the scan. */
+#define KB_SLICE_BYTES (128u * 1024)
+
+struct kb {
+	sqlite3 *db;
+	char *path;
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE collections(id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, model TEXT,"
+	" dim INTEGER NOT NULL DEFAULT 0, created INTEGER NOT NULL);"
+	"CREATE TABLE documents(id INTEGER PRIMARY KEY, coll INTEGER NOT NULL, source TEXT NOT NULL,"
+	" hash TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL, chunks INTEGER NOT NULL,"
+	" vectors INTEGER NOT NULL, indexed_at INTEGER NOT NULL, UNIQUE(coll, source));"
+	"CREATE TABLE chunks(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, seq INTEGER NOT NULL,"
+	" line_start INTEGER NOT NULL, line_end INTEGER NOT NULL);"
+	"CREATE INDEX chunks_doc ON chunks(doc);"
+	"CREATE VIRTUAL TABLE chunks_fts USING fts5(heading, text, coll UNINDEXED,"
+	" tokenize = 'porter unicode61 remove_diacritics 2');"
+	"CREATE TABLE vblocks(id INTEGER PRIMARY KEY, coll INTEGER NOT NULL, doc INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, dim INTEGER NOT NULL, ids BLOB NOT NULL, f32 BLOB NOT NULL);"
+	"CREATE INDEX vblocks_coll ON vblocks(coll);"
+	"CREATE INDEX vblocks_doc ON vblocks(doc);"
+	"CREATE TABLE qblocks(id INTEGER PRIMARY KEY, coll INTEGER NOT NULL, doc INTEGER NOT NULL,"
+	" count INTEGER NOT NULL, dim INTEGER NOT NULL, scales BLOB NOT NULL, codes BLOB NOT NULL);"
+	"CREATE INDEX qblocks_coll ON qblocks(coll);"
+	"CREATE INDEX qblocks_doc ON qblocks(doc);"
+	"PRAGMA application_id = 1634296674;"
+	"PRAGMA user_version = 1;";
+
+/* ---- SQLite helpers ----------------------------------------------------- */
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Whether to try again after rc: SQLITE_BUSY within the busy timeout.  The
+ * busy handler waits for ordinary contention, but in WAL mode SQLite can
+ * answer BUSY at once (a reader meeting a recovery in another process, a
+ * journal-mode change), which must not surface as "database is locked".
+ */
+static bool again(int rc, int64_t start, long *pause)
+{
+	if ((rc & 0xff) != SQLITE_BUSY || mono_ms() - start >= KB_BUSY_MS)
+		return false;
+	sleep_ms(*pause);
+	if (*pause < 32)
+		*pause *= 2;
+	return true;
+}
+
+static int exec_retry(struct kb *kb, const char *sql)
+{
+	int64_t start = mono_ms();
+	long pause = 1;
+	int rc;
+
+	while ((rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL)) != SQLITE_OK && again(rc, start, &pause))
+		;
+	return rc;
+}
+
+static int query_int(struct kb *kb, const char *sql, long long *v)
+{
+	int64_t start = mono_ms();
+	long pause = 1;
+	sqlite3_stmt *st;
+	int rc;
+
+	do {
+		rc = sqlite3_prepare_v2(kb->db, sql, -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			continue;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*v = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(st);
+	} while (rc != SQLITE_OK && again(rc, start, &pause));
+	return rc;
+}
+
+static int db_err(struct kb *kb, int rc, const char *what, struct ai_err *err)
+{
+	int code = AI_EX_SOFTWARE;
+
+	switch (rc & 0xff) {
+	case SQLITE_NOTADB:
+		return ai_errf(err, AI_EX_DATAERR, "'%s' is not an ai-index database: give another --db",
+			       kb->path);
+	case SQLITE_CORRUPT:
+		return ai_errf(err, AI_EX_DATAERR, "index '%s' is damaged: rebuild it with ai-index",
+			       kb->path);
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		code = AI_EX_TEMPFAIL;
+		break;
+	case SQLITE_NOMEM:
+		code = AI_EX_OSERR;
+		break;
+	case SQLITE_CANTOPEN:
+	case SQLITE_PERM:
+	case SQLITE_READONLY:
+		code = AI_EX_NOINPUT;
+		break;
+	case SQLITE_FULL:
+	case SQLITE_IOERR:
+		code = AI_EX_IOERR;
+		break;
+	}
+	return ai_errf(err, code, "cannot %s index '%s': %s", what, kb->path,
+		       kb->db ? sqlite3_errmsg(kb->db) : sqlite3_errstr(rc));
+}
+
+/* Prepares sql or fills err. */
+static sqlite3_stmt *prep(struct kb *kb, const char *sql, struct ai_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(kb->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK) {
+		db_err(kb, rc, "read", err);
+		return NULL;
+	}
+	return st;
+}
+
+/* Steps a statement that returns no row (or whose rows are ignored), retried on BUSY. */
+static int step_done(sqlite3_stmt *st)
+{
+	int64_t start = mono_ms();
+	long pause = 1;
+	int rc;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+		;
+	while (rc != SQLITE_DONE && again(rc, start, &pause)) {
+		sqlite3_reset(st);
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* ---- open --------------------------------------------------------------- */
+
+char *kb_default_path(void)
+{
+	return config_xdg_path("DATA", "index.db");
+}
+
+const char *kb_path(const struct kb *kb)
+{
+	return kb->path;
+}
+
+static int newer_schema(struct kb *kb, long long v, struct ai_err *err)
+{
+	return ai_errf(err, AI_EX_DATAERR,
+		       "index '%s' has schema %lld, newer than this ai-tools reads (%d): upgrade ai-tools",
+		       kb->path, v, KB_SCHEMA);
+}
+
+static int not_ours(struct kb *kb, struct ai_err *err)
+{
+	return ai_errf(err, AI_EX_DATAERR,
+		       "'%s' is an SQLite database but not an ai-index database: give another --db",
+		       kb->path);
+}
+
+/* Sets WAL, then creates the schema when the file is empty (several processes may race here). */
+static int create_schema(struct kb *kb, struct ai_err *err)
+{
+	int64_t start = mono_ms();
+	long pause = 1;
+	long long v = 0, app = 0, tables = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	do {
+		rc = sqlite3_prepare_v2(kb->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return db_err(kb, rc, "set up", err);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *mode = sqlite3_column_text(st, 0);
+
+			rc = mode && !strcmp((const char *)mode, "wal") ? SQLITE_OK : SQLITE_BUSY;
+		}
+		sqlite3_finalize(st);
+	} while (rc != SQLITE_OK && again(rc, start, &pause));
+	if (rc != SQLITE_OK)
+		return db_err(kb, rc, "set up", err);
+	if ((rc = exec_retry(kb, "BEGIN IMMEDIATE")) != SQLITE_OK)
+		return db_err(kb, rc, "set up", err);
+	rc = query_int(kb, "PRAGMA user_version", &v);
+	if (rc == SQLITE_OK)
+		rc = query_int(kb, "PRAGMA application_id", &app);
+	if (rc == SQLITE_OK)
+		rc = query_int(kb, "SELECT count(*) FROM sqlite_master", &tables);
+	if (rc != SQLITE_OK)
+		goto fail;
+	if (tables > 0 && app != KB_APP_ID) {
+		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+		return not_ours(kb, err);
+	}
+	if (v > KB_SCHEMA) {
+		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+		return newer_schema(kb, v, err);
+	}
+	if (tables == 0 && (rc = sqlite3_exec(kb->db, schema_sql, NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	if ((rc = exec_retry(kb, "COMMIT")) == SQLITE_OK)
+		return 0;
+fail:
+	db_err(kb, rc, "set up", err);
+	if (!sqlite3_get_autocommit(kb->db))
+		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+	return -1;
+}
+
+/* The checks of a file opened for reading: ours, not newer, not empty. */
+static int check_read(struct kb *kb, struct ai_err *err)
+{
+	long long v = 0, app = 0, tables = 0;
+	int rc = query_int(kb, "PRAGMA user_version", &v);
+
+	if (rc == SQLITE_OK)
+		rc = query_int(kb, "PRAGMA application_id", &app);
+	if (rc == SQLITE_OK)
+		rc = query_int(kb, "SELECT count(*) FROM sqlite_master", &tables);
+	if (rc != SQLITE_OK)
+		return db_err(kb, rc, "open", err);
+	if (tables == 0)
+		return ai_errf(err, AI_EX_NOINPUT, "no index at '%s': build one with ai-index", kb->path);
+	if (app != KB_APP_ID)
+		return not_ours(kb, err);
+	if (v > KB_SCHEMA)
+		return newer_schema(kb, v, err);
+	return 0;
+}
+
+int kb_open(struct kb **out, const char *path, enum kb_mode mode, struct ai_err *err)
+{
+	struct kb *kb = calloc(1, sizeof(*kb));
+	int rc;
+
+	*out = NULL;
+	if (!kb)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	kb->path = path ? strdup(path) : kb_default_path();
+	if (!kb->path) {
+		free(kb);
+		return path ? ai_errf(err, AI_EX_OSERR, "out of memory")
+			    : ai_errf(err, AI_EX_CONFIG, "no HOME: give the index with --db FILE");
+	}
+	if (mode == KB_READ) {
+		struct stat sb;
+
+		if (stat(kb->path, &sb) != 0) {
+			ai_errf(err, AI_EX_NOINPUT, errno == ENOENT ? "no index at '%s': build one with ai-index"
+				: "cannot open index '%s': %s", kb->path, strerror(errno));
+			goto fail;
+		}
+		if (!S_ISREG(sb.st_mode)) {
+			ai_errf(err, AI_EX_NOINPUT, "index '%s' is not a regular file", kb->path);
+			goto fail;
+		}
+	} else {
+		char *dir = strdup(kb->path), *slash;
+		int r = 0;
+
+		if (!dir) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto fail;
+		}
+		slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			r = config_mkdirs(dir, 0700, err);
+		}
+		free(dir);
+		if (r)
+			goto fail;
+	}
+	rc = sqlite3_open_v2(kb->path, &kb->db,
+			     SQLITE_OPEN_READWRITE | (mode == KB_WRITE ? SQLITE_OPEN_CREATE : 0), NULL);
+	if (rc != SQLITE_OK) {
+		db_err(kb, rc, "open", err);
+		goto fail;
+	}
+	if (mode == KB_WRITE)
+		chmod(kb->path, 0600);
+	sqlite3_busy_timeout(kb->db, KB_BUSY_MS);
+	sqlite3_extended_result_codes(kb->db, 1);
+	/* Vector blocks are read through the memory map: no read(2) per page. */
+	sqlite3_exec(kb->db, "PRAGMA mmap_size = 17179869184", NULL, NULL, NULL);
+	if (mode == KB_WRITE) {
+		if (create_schema(kb, err))
+			goto fail;
+		if ((rc = exec_retry(kb, "PRAGMA synchronous = NORMAL")) != SQLITE_OK) {
+			db_err(kb, rc, "set up", err);
+			goto fail;
+		}
+	} else if (check_read(kb, err)) {
+		goto fail;
+	}
+	*out = kb;
+	return 0;
+fail:
+	kb_close(kb);
+	return -1;
+}
+
+void kb_close(struct kb *kb)
+{
+	if (!kb)
+		return;
+	sqlite3_close_v2(kb->db);
+	free(kb->path);
+	free(kb);
+}
+
+/* ---- writing ------------------------------------------------------------ */
+
+void kb_hash(const void *p, size_t n, char hex[65])
+{
+	unsigned char h[32];
+
+	crypto_generichash(h, sizeof(h), p, n, NULL, 0);
+	sodium_bin2hex(hex, 65, h, sizeof(h));
+}
+
+/* The collection's id, or 0 when there is none. */
+static int coll_id(struct kb *kb, const char *coll, int64_t *id, char **model, size_t *dim,
+		   struct ai_err *err)
+{
+	sqlite3_stmt *st = prep(kb, "SELECT id, model, dim FROM collections WHERE name = ?1", err);
+	int64_t start = mono_ms();
+	long pause = 1;
+	int rc;
+
+	*id = 0;
+	if (model)
+		*model = NULL;
+	if (dim)
+		*dim = 0;
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, coll ? coll : KB_DEFAULT_COLLECTION, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE && again(rc, start, &pause))
+		sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		*id = sqlite3_column_int64(st, 0);
+		if (model && sqlite3_column_text(st, 1) &&
+		    !(*model = strdup((const char *)sqlite3_column_text(st, 1))))
+			rc = SQLITE_NOMEM;
+		if (dim)
+			*dim = (size_t)sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(kb, rc, "read", err);
+	return 0;
+}
+
+int kb_unchanged(struct kb *kb, const char *coll, const char *source, const char *hash,
+		 bool *same, struct ai_err *err)
+{
+	sqlite3_stmt *st = prep(kb, "SELECT d.hash FROM documents d JOIN collections c ON c.id = d.coll"
+				" WHERE c.name = ?1 AND d.source = ?2", err);
+	int64_t start = mono_ms();
+	long pause = 1;
+	int rc;
+
+	*same = false;
+	if (!st)
+		return -1;
+	sqlite3_bind_text(st, 1, coll ? coll : KB_DEFAULT_COLLECTION, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE && again(rc, start, &pause))
+		sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		*same = sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), hash);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_err(kb, rc, "read", err);
+	return 0;
+}
+
+/* Deletes document doc with its chunks, text and vectors (inside a transaction). */
+static int delete_doc(struct kb *kb, int64_t doc)
+{
+	static const char *const sql[] = {
+		"DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc = ?1)",
+		"DELETE FROM chunks WHERE doc = ?1",
+		"DELETE FROM vblocks WHERE doc = ?1",
+		"DELETE FROM qblocks WHERE doc = ?1",
+		"DELETE FROM documents WHERE id = ?1",
+	};
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(sql); i++) {
+		sqlite3_stmt *st;
+		int rc = sqlite3_prepare_v2(kb->db, sql[i], -1, &st, NULL);
+
+		if (rc != SQLITE_OK)
+			return rc;
+		sqlite3_bind_int64(st, 1, doc);
+		rc = step_done(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
+	return SQLITE_OK;
+}
+
+/* Checks and normalises the n vectors into an owned copy; NULL with err on bad input. */
+static float *checked_vectors(const float *vecs, size_t n, size_t dim, struct ai_err *err)
+{
+	float *v;
+
+	if (!dim || n > SIZE_MAX / dim / sizeof(float)) {
+		ai_errf(err, AI_EX_DATAERR, "embeddings of dimension %zu cannot be stored", dim);
+		return NULL;
+	}
+	if (!(v = malloc(n * dim * sizeof(float) + 1))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		return NULL;
+	}
+	memcpy(v, vecs, n * dim * sizeof(float));
+	for (size_t i = 0; i < n; i++) {
+		float *x = v + i * dim;
+		double norm = 0;
+
+		if (!vec_finite(x, dim)) {
+			ai_errf(err, AI_EX_DATAERR, "embedding %zu holds NaN or infinity", i + 1);
+			free(v);
+			return NULL;
+		}
+		for (size_t j = 0; j < dim; j++)
+			norm += (double)x[j] * x[j];
+		if (!(norm > 0) || !isfinite(norm)) {
+			ai_errf(err, AI_EX_DATAERR, "embedding %zu is a zero vector", i + 1);
+			free(v);
+			return NULL;
+		}
+		vec_normalize(x, dim);
+	}
+	return v;
+}
+
+/* Writes the vectors of doc as blocks of up to KB_BLOCK, float32 and int8. */
+static int put_blocks(struct kb *kb, int64_t coll, int64_t doc, const int64_t *ids, const float *v,
+		      size_t n, size_t dim)
+{
+	sqlite3_stmt *vs = NULL, *qs = NULL;
+	int8_t *codes = malloc(KB_BLOCK * dim);
+	float *scales = malloc(KB_BLOCK * sizeof(float));
+	int rc = SQLITE_NOMEM;
+
+	if (!codes || !scales)
+		goto out;
+	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO vblocks(coll, doc, count, dim, ids, f32)"
+				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &vs, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(kb->db, "INSERT INTO qblocks(id, coll, doc, count, dim, scales, codes)"
+				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &qs, NULL)) != SQLITE_OK)
+		goto out;
+	for (size_t at = 0; at < n; at += KB_BLOCK) {
+		size_t m = n - at < KB_BLOCK ? n - at : KB_BLOCK;
+		int64_t block;
+
+		for (size_t i = 0; i < m; i++)
+			vec_quantize_i8(v + (at + i) * dim, dim, codes + i * dim, &scales[i]);
+		sqlite3_bind_int64(vs, 1, coll);
+		sqlite3_bind_int64(vs, 2, doc);
+		sqlite3_bind_int64(vs, 3, (int64_t)m);
+		sqlite3_bind_int64(vs, 4, (int64_t)dim);
+		sqlite3_bind_blob64(vs, 5, ids + at, m * sizeof(int64_t), SQLITE_STATIC);
+		sqlite3_bind_blob64(vs, 6, v + at * dim, m * dim * sizeof(float), SQLITE_STATIC);
+		if ((rc = step_done(vs)) != SQLITE_OK)
+			goto out;
+		block = sqlite3_last_insert_rowid(kb->db);
+		sqlite3_bind_int64(qs, 1, block);
+		sqlite3_bind_int64(qs, 2, coll);
+		sqlite3_bind_int64(qs, 3, doc);
+		sqlite3_bind_int64(qs, 4, (int64_t)m);
+		sqlite3_bind_int64(qs, 5, (int64_t)dim);
+		sqlite3_bind_blob64(qs, 6, scales, m * sizeof(float), SQLITE_STATIC);
+		sqlite3_bind_blob64(qs, 7, codes, m * dim, SQLITE_STATIC);
+		if ((rc = step_done(qs)) != SQLITE_OK)
+			goto out;
+	}
+	rc = SQLITE_OK;
+out:
+	sqlite3_finalize(vs);
+	sqlite3_finalize(qs);
+	free(codes);
+	free(scales);
+	return rc;
+}
+
+/* Finds or creates the collection, and checks (or sets) its model and dimension. */
+static int put_coll(struct kb *kb, const char *name, const char *model, size_t dim, int64_t *id,
+		    struct ai_err *err)
+{
+	char *have = NULL;
+	size_t hdim = 0;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (coll_id(kb, name, id, &have, &hdim, err))
+		return -1;
+	if (!*id) {
+		rc = sqlite3_prepare_v2(kb->db, "INSERT INTO collections(name, model, dim, created)"
+					" VALUES (?1, ?2, ?3, ?4)", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return db_err(kb, rc, "write", err);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (model && dim)
+			sqlite3_bind_text(st, 2, model, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int64(st, 3, model ? (int64_t)dim : 0);
+		sqlite3_bind_int64(st, 4, (int64_t)time(NULL));
+		rc = step_done(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_OK)
+			return db_err(kb, rc, "write", err);
+		*id = sqlite3_last_insert_rowid(kb->db);
+		return 0;
+	}
+	if (model && dim) {
+		if (have && strcmp(have, model)) {
+			ai_errf(err, AI_EX_DATAERR,
+				"collection '%s' was indexed with embedding model '%s', not '%s': "
+				"use --embed-model %s, or another collection", name, have, model, have);
+			free(have);
+			return -1;
+		}
+		if (have && hdim != dim) {
+			free(have);
+			return ai_errf(err, AI_EX_DATAERR,
+				       "embeddings of dimension %zu, but collection '%s' holds dimension %zu",
+				       dim, name, hdim);
+		}
+		if (!have) {
+			rc = sqlite3_prepare_v2(kb->db, "UPDATE collections SET model = ?1, dim = ?2 WHERE id = ?3",
+						-1, &st, NULL);
+			if (rc != SQLITE_OK)
+				return db_err(kb, rc, "write", err);
+			sqlite3_bind_text(st, 1, model, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, (int64_t)dim);
+			sqlite3_bind_int64(st, 3, *id);
+			rc = step_done(st);
+			sqlite3_finalize(st);
+			if (rc != SQLITE_OK)
+				return db_err(kb, rc, "write", err);
+		}
+	}
+	free(have);
+	return 0;
+}
+
+int kb_put(struct kb *kb, const char *coll, const struct kb_doc *doc, const struct kb_chunk *chunks,
+	   size_t n, const float *vecs, size_t dim, const char *model, bool *replaced,
+	   struct ai_err *err)
+{
+	sqlite3_stmt *ds = NULL, *cs = NULL, *fs = NULL, *old = NULL;
+	float *v = NULL;
+	int64_t *ids = NULL, cid = 0, did;
+	int rc;
+
+	if (replaced)
+		*replaced = false;
+	if (!coll)
+		coll = KB_DEFAULT_COLLECTION;
+	if (vecs && !model)
+		return ai_errf(err, AI_EX_SOFTWARE, "kb_put: vectors without a model");
+	if (vecs && n && !(v = checked_vectors(vecs, n, dim, err)))
+		return -1;
+	if (!(ids = malloc((n ? n : 1) * sizeof(*ids)))) {
+		free(v);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if ((rc = exec_retry(kb, "BEGIN IMMEDIATE")) != SQLITE_OK) {
+		free(v);
+		free(ids);
+		return db_err(kb, rc, "write", err);
+	}
+	if (put_coll(kb, coll, v ? model : NULL, v ? dim : 0, &cid, err))
+		goto fail_quiet;
+	rc = sqlite3_prepare_v2(kb->db, "SELECT id FROM documents WHERE coll = ?1 AND source = ?2", -1, &old, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(old, 1, cid);
+	sqlite3_bind_text(old, 2, doc->source, -1, SQLITE_STATIC);
+	if ((rc = sqlite3_step(old)) == SQLITE_ROW) {
+		int64_t prev = sqlite3_column_int64(old, 0);
+
+		if (replaced)
+			*replaced = true;
+		if ((rc = delete_doc(kb, prev)) != SQLITE_OK)
+			goto fail;
+	} else if (rc != SQLITE_DONE) {
+		goto fail;
+	}
+	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO documents(coll, source, hash, size, mtime, chunks,"
+				     " vectors, indexed_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", -1, &ds,
+				     NULL)) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(ds, 1, cid);
+	sqlite3_bind_text(ds, 2, doc->source, -1, SQLITE_STATIC);
+	sqlite3_bind_text(ds, 3, doc->hash ? doc->hash : "", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ds, 4, doc->size);
+	sqlite3_bind_int64(ds, 5, doc->mtime);
+	sqlite3_bind_int64(ds, 6, (int64_t)n);
+	sqlite3_bind_int64(ds, 7, v ? (int64_t)n : 0);
+	sqlite3_bind_int64(ds, 8, (int64_t)time(NULL));
+	if ((rc = step_done(ds)) != SQLITE_OK)
+		goto fail;
+	did = sqlite3_last_insert_rowid(kb->db);
+	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO chunks(doc, seq, line_start, line_end)"
+				     " VALUES (?1, ?2, ?3, ?4)", -1, &cs, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v2(kb->db, "INSERT INTO chunks_fts(rowid, heading, text, coll)"
+				     " VALUES (?1, ?2, ?3, ?4)", -1, &fs, NULL)) != SQLITE_OK)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		sqlite3_bind_int64(cs, 1, did);
+		sqlite3_bind_int64(cs, 2, (int64_t)i);
+		sqlite3_bind_int64(cs, 3, (int64_t)chunks[i].line_start);
+		sqlite3_bind_int64(cs, 4, (int64_t)chunks[i].line_end);
+		if ((rc = step_done(cs)) != SQLITE_OK)
+			goto fail;
+		ids[i] = sqlite3_last_insert_rowid(kb->db);
+		sqlite3_bind_int64(fs, 1, ids[i]);
+		if (chunks[i].heading)
+			sqlite3_bind_text(fs, 2, chunks[i].heading, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(fs, 2);
+		sqlite3_bind_text64(fs, 3, chunks[i].text, chunks[i].len, SQLITE_STATIC, SQLITE_UTF8);
+		sqlite3_bind_int64(fs, 4, cid);
+		if ((rc = step_done(fs)) != SQLITE_OK)
+			goto fail;
+	}
+	if (v && n && (rc = put_blocks(kb, cid, did, ids, v, n, dim)) != SQLITE_OK)
+		goto fail;
+	if ((rc = exec_retry(kb, "COMMIT")) != SQLITE_OK)
+		goto fail;
+	sqlite3_finalize(old);
+	sqlite3_finalize(ds);
+	sqlite3_finalize(cs);
+	sqlite3_finalize(fs);
+	free(v);
+	free(ids);
+	return 0;
+fail:
+	db_err(kb, rc, "write", err);
+fail_quiet:
+	sqlite3_finalize(old);
+	sqlite3_finalize(ds);
+	sqlite3_finalize(cs);
+	sqlite3_finalize(fs);
+	sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+	free(v);
+	free(ids);
+	return -1;
+}
+
+int kb_remove(struct kb *kb, const char *coll, const char *source, bool *found, struct ai_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	*found = false;
+	if ((rc = exec_retry(kb, "BEGIN IMMEDIATE")) != SQLITE_OK)
+		return db_err(kb, rc, "write", err);
+	rc = sqlite3_prepare_v2(kb->db, "SELECT d.id FROM documents d JOIN collections c ON c.id = d.coll"
+				" WHERE c.name = ?1 AND d.source = ?2", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, coll ? coll : KB_DEFAULT_COLLECTION, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*found = true;
+			rc = delete_doc(kb, sqlite3_column_int64(st, 0));
+		} else if (rc == SQLITE_DONE) {
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = exec_retry(kb, "COMMIT");
+	if (rc != SQLITE_OK) {
+		db_err(kb, rc, "write", err);
+		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+		*found = false;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- reading ------------------------------------------------------------ */
+
+int kb_stats(struct kb *kb, const char *coll, struct kb_stats *s, struct ai_err *err)
+{
+	sqlite3_stmt *st;
+	int64_t id;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	if (coll_id(kb, coll, &id, &s->model, &s->dim, err))
+		return -1;
+	if (!id)
+		return 0;
+	s->exists = true;
+	if (!(st = prep(kb, "SELECT count(*), coalesce(sum(chunks), 0), coalesce(sum(size), 0),"
+			" coalesce(sum(vectors), 0) FROM documents WHERE coll = ?1", err))) {
+		kb_stats_release(s);
+		return -1;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		s->documents = sqlite3_column_int64(st, 0);
+		s->chunks = sqlite3_column_int64(st, 1);
+		s->bytes = sqlite3_column_int64(st, 2);
+		s->vectors = sqlite3_column_int64(st, 3);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW) {
+		kb_stats_release(s);
+		return db_err(kb, rc, "read", err);
+	}
+	return 0;
+}
+
+void kb_stats_release(struct kb_stats *s)
+{
+	free(s->model);
+	s->model = NULL;
+}
+
+int kb_list(struct kb *kb, const char *coll, int (*fn)(const struct kb_doc_info *d, void *ud),
+	    void *ud, struct ai_err *err)
+{
+	sqlite3_stmt *st;
+	int rc, r = 0;
+
+	if (coll)
+		st = prep(kb, "SELECT d.source, d.hash, d.size, d.mtime, d.chunks, d.indexed_at, d.vectors"
+			  " FROM documents d JOIN collections c ON c.id = d.coll WHERE c.name = ?1"
+			  " ORDER BY d.source", err);
+	else
+		st = prep(kb, "SELECT c.name, coalesce(c.model, ''), coalesce(sum(d.size), 0),"
+			  " c.created, coalesce(sum(d.chunks), 0), c.created, coalesce(sum(d.vectors), 0)"
+			  " FROM collections c LEFT JOIN documents d ON d.coll = c.id GROUP BY c.id"
+			  " ORDER BY c.name", err);
+	if (!st)
+		return -1;
+	if (coll)
+		sqlite3_bind_text(st, 1, coll, -1, SQLITE_STATIC);
+	while (!r && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct kb_doc_info d;
+
+		d.source = (const char *)sqlite3_column_text(st, 0);
+		d.hash = (const char *)sqlite3_column_text(st, 1);
+		d.size = sqlite3_column_int64(st, 2);
+		d.mtime = sqlite3_column_int64(st, 3);
+		d.chunks = sqlite3_column_int64(st, 4);
+		d.indexed_at = sqlite3_column_int64(st, 5);
+		d.vectors = sqlite3_column_int64(st, 6) > 0;
+		r = fn(&d, ud);
+	}
+	sqlite3_finalize(st);
+	if (r)
+		return r;
+	if (rc != SQLITE_DONE)
+		return db_err(kb, rc, "read", err);
+	return 0;
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+static bool word_byte(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       ch >= 0x80;
+}
+
+/* Words too common to help BM25 rank, dropped from a question that has others. */
+static bool stop_word(const char *w, size_t n)
+{
+	static const char *const stop[] = {
+		"a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
+		"how", "i", "in", "is", "it", "of", "on", "or", "that", "the", "this", "to", "was",
+		"what", "when", "where", "which", "who", "why", "with", "you",
+	};
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(stop); i++)
+		if (strlen(stop[i]) == n && !strncasecmp(stop[i], w, n))
+			return true;
+	return false;
+}
+
+/*
+ * The FTS5 query for a question: its words, each quoted (so no word is read
+ * as an operator), joined by OR; stop words dropped unless nothing else is
+ * left.  An empty result means there is nothing to search for.
+ */
+static int fts_query(const char *text, struct buf *q)
+{
+	for (int pass = 0; pass < 2 && !q->len; pass++) {
+		const unsigned char *s = (const unsigned char *)text;
+		int terms = 0;
+
+		while (*s && terms < KB_MAX_TERMS) {
+			const unsigned char *w;
+
+			while (*s && !word_byte(*s))
+				s++;
+			if (!*s)
+				break;
+			for (w = s; *s && word_byte(*s); s++)
+				;
+			if (!pass && stop_word((const char *)w, (size_t)(s - w)))
+				continue;
+			if ((q->len && buf_addstr(q, " OR ")) || buf_addch(q, '"') ||
+			    buf_add(q, w, (size_t)(s - w)) || buf_addch(q, '"'))
+				return -1;
+			terms++;
+		}
+	}
+	return 0;
+}
+
+/* BM25's top n for the question, best first, into ids/scores (*got of them). */
+static int search_bm25(struct kb *kb, int64_t coll, const char *text, size_t n, int64_t *ids,
+		       double *scores, size_t *got, struct ai_err *err)
+{
+	struct buf q;
+	sqlite3_stmt *st;
+	int rc;
+
+	*got = 0;
+	buf_init(&q, 0);
+	if (fts_query(text, &q)) {
+		buf_release(&q);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if (!q.len) {
+		buf_release(&q);
+		return 0;
+	}
+	if (!(st = prep(kb, "SELECT rowid, bm25(chunks_fts, 2.0, 1.0) AS r FROM chunks_fts"
+			" WHERE chunks_fts MATCH ?1 AND coll = ?2 ORDER BY r LIMIT ?3", err))) {
+		buf_release(&q);
+		return -1;
+	}
+	sqlite3_bind_text(st, 1, q.data, (int)q.len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, coll);
+	sqlite3_bind_int64(st, 3, (int64_t)n);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW && *got < n) {
+		ids[*got] = sqlite3_column_int64(st, 0);
+		scores[*got] = sqlite3_column_double(st, 1);
+		(*got)++;
+	}
+	sqlite3_finalize(st);
+	buf_release(&q);
+	if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+		return db_err(kb, rc, "search", err);
+	return 0;
+}
+
+/* Reads blob column col of table's row into p[0..n) from offset off, through h (opened on first use). */
+static int blob_read(struct kb *kb, sqlite3_blob **h, const char *table, const char *col, int64_t row,
+		     void *p, size_t n, size_t off)
+{
+	int rc;
+
+	if (!*h)
+		rc = sqlite3_blob_open(kb->db, "main", table, col, row, 0, h);
+	else
+		rc = sqlite3_blob_reopen(*h, row);
+	if (rc != SQLITE_OK)
+		return rc;
+	if ((size_t)sqlite3_blob_bytes(*h) < off + n)
+		return SQLITE_CORRUPT;
+	return sqlite3_blob_read(*h, p, (int)n, (int)off);
+}
+
+struct block {
+	int64_t id;
+	size_t count, dim;
+};
+
+/* The vector blocks of the collection, in rowid order (table: vblocks or qblocks). */
+static int list_blocks(struct kb *kb, const char *table, int64_t coll, struct block **out, size_t *n,
+		       struct ai_err *err)
+{
+	char sql[128];
+	sqlite3_stmt *st;
+	struct block *v = NULL;
+	size_t cap = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(sql, sizeof(sql), "SELECT id, count, dim FROM %s WHERE coll = ?1 ORDER BY id", table);
+	if (!(st = prep(kb, sql, err)))
+		return -1;
+	sqlite3_bind_int64(st, 1, coll);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			struct block *nv = realloc(v, (cap = cap ? 2 * cap : 64) * sizeof(*v));
+
+			if (!nv) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			v = nv;
+		}
+		v[*n].id = sqlite3_column_int64(st, 0);
+		v[*n].count = (size_t)sqlite3_column_int64(st, 1);
+		v[*n].dim = (size_t)sqlite3_column_int64(st, 2);
+		(*n)++;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		free(v);
+		*n = 0;
+		return db_err(kb, rc, "search", err);
+	}
+	*out = v;
+	return 0;
+}
+
+/*
+ * The exact float32 scan: every block read in slices into one small buffer
+ * (the ids blob whole), scored into t with the chunk ids.
+ */
+static int scan_f32(struct kb *kb, const struct block *b, size_t nb, const float *q, size_t dim,
+		    struct vec_topk *t, struct ai_err *err)
+{
+	size_t per = KB_SLICE_BYTES / (dim * sizeof(float)) ? KB_SLICE_BYTES / (dim * sizeof(float)) : 1;
+	float *buf = malloc(per * dim * sizeof(float));
+	int64_t *ids = malloc(KB_BLOCK * sizeof(int64_t));
+	sqlite3_blob *hv = NULL, *hi = NULL;
+	int rc = SQLITE_OK;
+
+	if (!buf || !ids) {
+		free(buf);
+		free(ids);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	for (size_t i = 0; i < nb && rc == SQLITE_OK; i++) {
+		if (b[i].dim != dim || b[i].count > KB_BLOCK) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		rc = blob_read(kb, &hi, "vblocks", "ids", b[i].id, ids, b[i].count * sizeof(int64_t), 0);
+		for (size_t at = 0; rc == SQLITE_OK && at < b[i].count; at += per) {
+			size_t m = b[i].count - at < per ? b[i].count - at : per;
+
+			rc = blob_read(kb, &hv, "vblocks", "f32", b[i].id, buf, m * dim * sizeof(float),
+				       at * dim * sizeof(float));
+			if (rc == SQLITE_OK)
+				vec_scan_f32(q, buf, ids + at, m, dim, t);
+		}
+	}
+	sqlite3_blob_close(hv);
+	sqlite3_blob_close(hi);
+	free(buf);
+	free(ids);
+	return rc == SQLITE_OK ? 0 : db_err(kb, rc, "search", err);
+}
+
+/*
+ * The int8 scan into a top-k of 4 times cand, then exact rescoring of
+ * those from their float32 vectors into t.  Hits are numbered block << 16
+ * | position while scanning, so that a candidate's vector and chunk id are
+ * read straight from its block.
+ */
+static int scan_i8(struct kb *kb, const struct block *b, size_t nb, const float *q, size_t dim,
+		   struct vec_topk *t, struct ai_err *err)
+{
+	size_t per = KB_SLICE_BYTES / dim ? KB_SLICE_BYTES / dim : 1;
+	int8_t *codes = malloc(per * dim), *qc = malloc(dim);
+	float *scales = malloc(KB_BLOCK * sizeof(float)), qscale, *fv = NULL;
+	int64_t *pos = malloc(per * sizeof(int64_t));
+	const float **vp = NULL;
+	sqlite3_blob *hc = NULL, *hs = NULL, *hv = NULL, *hi = NULL;
+	struct vec_topk c = { NULL, 0, 0 };
+	int rc = SQLITE_OK;
+
+	if (!codes || !qc || !scales || !pos || vec_topk_init(&c, t->k * 4)) {
+		rc = SQLITE_NOMEM;
+		goto out;
+	}
+	vec_quantize_i8(q, dim, qc, &qscale);
+	for (size_t i = 0; i < nb && rc == SQLITE_OK; i++) {
+		if (b[i].dim != dim || b[i].count > KB_BLOCK) {
+			rc = SQLITE_CORRUPT;
+			break;
+		}
+		rc = blob_read(kb, &hs, "qblocks", "scales", b[i].id, scales, b[i].count * sizeof(float), 0);
+		for (size_t at = 0; rc == SQLITE_OK && at < b[i].count; at += per) {
+			size_t m = b[i].count - at < per ? b[i].count - at : per;
+
+			rc = blob_read(kb, &hc, "qblocks", "codes", b[i].id, codes, m * dim, at * dim);
+			for (size_t j = 0; j < m; j++)
+				pos[j] = b[i].id << 16 | (int64_t)(at + j);
+			if (rc == SQLITE_OK)
+				vec_scan_i8(qc, qscale, codes, scales + at, pos, m, dim, &c);
+		}
+	}
+	if (rc != SQLITE_OK)
+		goto out;
+	vec_topk_sorted(&c);
+	if (!(fv = malloc((c.n ? c.n : 1) * dim * sizeof(float))) || !(vp = calloc(c.n + 1, sizeof(*vp)))) {
+		rc = SQLITE_NOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < c.n && rc == SQLITE_OK; i++) {
+		int64_t block = c.v[i].id >> 16, at = c.v[i].id & 0xffff, id;
+
+		rc = blob_read(kb, &hv, "vblocks", "f32", block, fv + i * dim, dim * sizeof(float),
+			       (size_t)at * dim * sizeof(float));
+		if (rc == SQLITE_OK)
+			rc = blob_read(kb, &hi, "vblocks", "ids", block, &id, sizeof(id), (size_t)at * sizeof(id));
+		if (rc == SQLITE_OK) {
+			vp[i] = fv + i * dim;
+			c.v[i].id = id;
+		}
+	}
+	if (rc == SQLITE_OK)
+		vec_rescore_f32(q, dim, c.v, vp, c.n, t);
+out:
+	sqlite3_blob_close(hc);
+	sqlite3_blob_close(hs);
+	sqlite3_blob_close(hv);
+	sqlite3_blob_close(hi);
+	vec_topk_release(&c);
+	free(codes);
+	free(qc);
+	free(scales);
+	free(pos);
+	free(fv);
+	free(vp);
+	return rc == SQLITE_OK ? 0 : db_err(kb, rc, "search", err);
+}
+
+/* Fills p (id already set) from the chunk's rows. */
+static int fill_passage(struct kb *kb, sqlite3_stmt *st, sqlite3_stmt *ft, struct kb_passage *p)
+{
+	int rc;
+
+	sqlite3_bind_int64(st, 1, p->id);
+	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		p->line_start = (size_t)sqlite3_column_int64(st, 0);
+		p->line_end = (size_t)sqlite3_column_int64(st, 1);
+		if (!(p->source = strdup((const char *)sqlite3_column_text(st, 2))))
+			rc = SQLITE_NOMEM;
+	}
+	sqlite3_reset(st);
+	if (rc != SQLITE_ROW)
+		return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+	sqlite3_bind_int64(ft, 1, p->id);
+	if ((rc = sqlite3_step(ft)) == SQLITE_ROW) {
+		const char *h = (const char *)sqlite3_column_text(ft, 0);
+		const char *t = (const char *)sqlite3_column_text(ft, 1);
+
+		if ((h && !(p->heading = strdup(h))) || !(p->text = strdup(t ? t : "")))
+			rc = SQLITE_NOMEM;
+	}
+	sqlite3_reset(ft);
+	(void)kb;
+	return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
+}
+
+int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, struct ai_err *err)
+{
+	const char *name = q->coll ? q->coll : KB_DEFAULT_COLLECTION;
+	size_t k = q->k ? q->k : 5, cand = q->candidates, nbm = 0, nvec = 0, nb = 0, nf;
+	double floor_cos = q->min_cosine == 0 ? KB_MIN_COSINE : q->min_cosine;
+	int64_t coll, *bm_ids = NULL, *vec_ids = NULL;
+	double *bm_sc = NULL;
+	float *qv = NULL;
+	char *model = NULL;
+	size_t dim;
+	struct block *blocks = NULL;
+	struct vec_topk t = { NULL, 0, 0 };
+	struct vec_hit *fused = NULL;
+	sqlite3_stmt *st = NULL, *ft = NULL;
+	int rc = -1, src;
+
+	memset(out, 0, sizeof(*out));
+	if (!cand)
+		cand = k * 4 > 50 ? k * 4 : 50;
+	if (cand < k)
+		cand = k;
+	if (coll_id(kb, name, &coll, &model, &dim, err))
+		return -1;
+	if (!coll)
+		return ai_errf(err, AI_EX_NOINPUT, "index '%s' has no collection '%s': build it with ai-index -c %s",
+			       kb->path, name, name);
+	/* One read transaction, so that BM25, the vectors and the passages come from one snapshot. */
+	if ((src = exec_retry(kb, "BEGIN")) != SQLITE_OK) {
+		free(model);
+		return db_err(kb, src, "search", err);
+	}
+	if (q->qvec && dim) {
+		if (!q->qmodel || strcmp(q->qmodel, model ? model : "")) {
+			ai_errf(err, AI_EX_DATAERR,
+				"collection '%s' was indexed with embedding model '%s' but the question was "
+				"embedded with '%s': use --embed-model %s, or reindex", name, model ? model : "",
+				q->qmodel ? q->qmodel : "", model ? model : "");
+			goto out;
+		}
+		if (q->qdim != dim) {
+			ai_errf(err, AI_EX_DATAERR, "collection '%s' holds vectors of dimension %zu but the "
+				"question's embedding has %zu", name, dim, q->qdim);
+			goto out;
+		}
+	}
+	if (!(bm_ids = malloc(cand * sizeof(*bm_ids))) || !(bm_sc = malloc(cand * sizeof(*bm_sc))) ||
+	    !(vec_ids = malloc(cand * sizeof(*vec_ids))) || !(fused = malloc(k * sizeof(*fused)))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	if (search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err))
+		goto out;
+	if (q->qvec && dim) {
+		if (!(qv = malloc(dim * sizeof(float))) || vec_topk_init(&t, cand)) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto out;
+		}
+		memcpy(qv, q->qvec, dim * sizeof(float));
+		if (!vec_finite(qv, dim)) {
+			ai_errf(err, AI_EX_DATAERR, "the question's embedding holds NaN or infinity");
+			goto out;
+		}
+		vec_normalize(qv, dim);
+		if (list_blocks(kb, q->int8 ? "qblocks" : "vblocks", coll, &blocks, &nb, err) ||
+		    (q->int8 ? scan_i8 : scan_f32)(kb, blocks, nb, qv, dim, &t, err))
+			goto out;
+		vec_topk_sorted(&t);
+		for (size_t i = 0; i < t.n; i++)
+			if (floor_cos < 0 || t.v[i].score >= floor_cos)
+				vec_ids[nvec++] = t.v[i].id;
+		out->hybrid = true;
+	}
+	nf = vec_rrf(bm_ids, nbm, vec_ids, nvec, KB_RRF_K0, fused, k);
+	if (nf && !(out->v = calloc(nf, sizeof(*out->v)))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	if (!(st = prep(kb, "SELECT c.line_start, c.line_end, d.source FROM chunks c"
+			" JOIN documents d ON d.id = c.doc WHERE c.id = ?1", err)) ||
+	    !(ft = prep(kb, "SELECT heading, text FROM chunks_fts WHERE rowid = ?1", err)))
+		goto out;
+	for (size_t i = 0; i < nf; i++) {
+		struct kb_passage *p = &out->v[i];
+
+		p->id = fused[i].id;
+		p->score = fused[i].score;
+		p->bm25 = p->cosine = NAN;
+		for (size_t j = 0; j < nbm; j++)
+			if (bm_ids[j] == p->id) {
+				p->bm25_rank = (int)j + 1;
+				p->bm25 = bm_sc[j];
+				break;
+			}
+		for (size_t j = 0; j < nvec; j++)
+			if (vec_ids[j] == p->id) {
+				p->vec_rank = (int)j + 1;
+				p->cosine = t.v[j].score;
+				break;
+			}
+		out->n++;
+		if ((src = fill_passage(kb, st, ft, p)) != SQLITE_OK) {
+			db_err(kb, src, "search", err);
+			goto out;
+		}
+	}
+	rc = 0;
+out:
+	sqlite3_finalize(st);
+	sqlite3_finalize(ft);
+	sqlite3_exec(kb->db, "COMMIT", NULL, NULL, NULL);
+	if (rc)
+		kb_results_release(out);
+	vec_topk_release(&t);
+	free(blocks);
+	free(qv);
+	free(bm_ids);
+	free(bm_sc);
+	free(vec_ids);
+	free(fused);
+	free(model);
+	return rc;
+}
+
+int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
+		struct kb_results *out, struct ai_err *err)
+{
+	struct kb_query qq = *q;
+	struct kb_stats s;
+	struct ai_embed_resp r;
+	struct ai_err e;
+	const char *text = q->text ? q->text : "";
+	char *note = NULL;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (kb_stats(kb, q->coll, &s, err))
+		return -1;
+	if (!s.exists) {
+		kb_stats_release(&s);
+		return ai_errf(err, AI_EX_NOINPUT, "index '%s' has no collection '%s': build it with ai-index -c %s",
+			       kb->path, q->coll ? q->coll : KB_DEFAULT_COLLECTION,
+			       q->coll ? q->coll : KB_DEFAULT_COLLECTION);
+	}
+	if (!c || !s.dim || !s.model) {
+		kb_stats_release(&s);
+		qq.qvec = NULL;
+		return kb_search(kb, &qq, out, err);
+	}
+	if (strcmp(c->cfg->embed_model, s.model)) {
+		ai_errf(err, AI_EX_DATAERR, "collection '%s' was indexed with embedding model '%s', not '%s': "
+			"use --embed-model %s, or reindex", q->coll ? q->coll : KB_DEFAULT_COLLECTION, s.model,
+			c->cfg->embed_model, s.model);
+		kb_stats_release(&s);
+		return -1;
+	}
+	kb_stats_release(&s);
+	ai_err_clear(&e);
+	if (ai_embed(c, &text, 1, NULL, &r, &e)) {
+		ai_embed_resp_release(&r);
+		if (e.code == AI_EX_INTERRUPT || e.code == AI_EX_CONFIG || e.code == AI_EX_OSERR) {
+			*err = e;
+			return -1;
+		}
+		{
+			struct buf b;
+
+			buf_init(&b, 0);
+			if (!buf_addf(&b, "the question could not be embedded (%s); retrieving by BM25 alone",
+				      e.msg))
+				note = buf_detach(&b, NULL);
+			buf_release(&b);
+		}
+		qq.qvec = NULL;
+		rc = kb_search(kb, &qq, out, err);
+		if (!rc)
+			out->note = note;
+		else
+			free(note);
+		return rc;
+	}
+	if (!r.v || r.n != 1) {
+		/* --dry-run: the request was printed and nothing came back. */
+		ai_embed_resp_release(&r);
+		qq.qvec = NULL;
+		return kb_search(kb, &qq, out, err);
+	}
+	qq.qvec = r.v;
+	qq.qdim = r.dim;
+	qq.qmodel = c->cfg->embed_model;
+	rc = kb_search(kb, &qq, out, err);
+	ai_embed_resp_release(&r);
+	return rc;
+}
+
+void kb_results_release(struct kb_results *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free(r->v[i].source);
+		free(r->v[i].heading);
+		free(r->v[i].text);
+	}
+	free(r->v);
+	free(r->note);
+	memset(r, 0, sizeof(*r));
+}
