@@ -1,0 +1,753 @@
+/*
+ * ai-stream - a chat reply printed token by token as it arrives (pattern 2:
+ * streaming), alone or as a conversation kept in a history file.
+ *
+ * Every delta is written and flushed the moment the API layer hands it
+ * over.  On a terminal the model's text passes through a filter that makes
+ * control characters visible, so a reply cannot move the cursor, retitle
+ * the window or hide text (ESC, CSI, OSC); with --json the deltas become
+ * JSON lines, with --sse text/event-stream frames for a CGI script.
+ *
+ * The retry policy lives in the transport, which never retries once a byte
+ * was delivered: a stream cut short keeps what was printed, says why and
+ * exits 75 (69 for an error the server sent in the stream), and the history
+ * file is written only for a complete exchange.
+ */
+#include "ai.h"
+#include "api.h"
+#include "cli.h"
+#include "prog.h"
+#include "utf8.h"
+
+#include <fcntl.h>
+#include <math.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+enum {
+	OPT_SYSTEM = CLI_OPT_PROG, OPT_HISTORY, OPT_SSE, OPT_RAW, OPT_IDLE, OPT_TEMPERATURE,
+	OPT_MAX_TOKENS
+};
+
+static const struct cli_opt opts[] = {
+	{ "system", required_argument, OPT_SYSTEM, "TEXT", "the system message" },
+	{ "history", required_argument, OPT_HISTORY, "FILE", "continue the conversation in FILE (JSON lines) and append to it" },
+	{ "interactive", no_argument, 'i', NULL, "read a message a line at a time, answer each" },
+	{ "sse", no_argument, OPT_SSE, NULL, "write text/event-stream frames (for CGI)" },
+	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
+	{ "idle-timeout", required_argument, OPT_IDLE, "SECONDS", "give up when the stream is silent this long (default 60)" },
+	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
+	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+struct opts {
+	const char *system, *history;
+	bool interactive, sse, raw;
+	double idle_s;
+	double temperature;
+	long max_tokens;
+};
+
+static void on_opt(int val, const char *arg, void *ud)
+{
+	struct opts *o = ud;
+
+	switch (val) {
+	case OPT_SYSTEM: o->system = arg; break;
+	case OPT_HISTORY: o->history = arg; break;
+	case 'i': o->interactive = true; break;
+	case OPT_SSE: o->sse = true; break;
+	case OPT_RAW: o->raw = true; break;
+	case OPT_IDLE:
+		o->idle_s = cli_duration("--idle-timeout", arg);
+		if (o->idle_s < 0.001)
+			cli_usage_error("--idle-timeout must be at least 1ms");
+		break;
+	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
+	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	}
+}
+
+/* ---- output ---- */
+
+enum mode { MODE_TEXT, MODE_JSON, MODE_SSE };
+
+/* Where one answer goes, and what was seen of it. */
+struct sink {
+	enum mode mode;
+	bool neutral;           /* text on a terminal: make control characters visible */
+	bool tty;               /* stdout is a terminal */
+	bool cgi;               /* --sse under a web server: CGI headers first */
+	bool headers_sent;
+	unsigned char pend[4];  /* an incomplete UTF-8 sequence carried to the next delta */
+	size_t npend, need;
+	bool any;               /* a delta was written */
+	char last;              /* its last byte, in text mode */
+	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
+	struct buf scratch;
+};
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void add_cp(struct buf *b, unsigned cp)
+{
+	char u[4];
+	size_t n;
+
+	if (cp < 0x80) {
+		u[0] = (char)cp;
+		n = 1;
+	} else if (cp < 0x800) {
+		u[0] = (char)(0xc0 | (cp >> 6));
+		u[1] = (char)(0x80 | (cp & 0x3f));
+		n = 2;
+	} else {
+		u[0] = (char)(0xe0 | (cp >> 12));
+		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		u[2] = (char)(0x80 | (cp & 0x3f));
+		n = 3;
+	}
+	buf_add(b, u, n);
+}
+
+#define REPLACEMENT 0xfffdu
+
+/* The second byte a lead byte allows (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
+static bool second_ok(unsigned char lead, unsigned char c)
+{
+	switch (lead) {
+	case 0xe0: return c >= 0xa0 && c <= 0xbf;
+	case 0xed: return c >= 0x80 && c <= 0x9f;
+	case 0xf0: return c >= 0x90 && c <= 0xbf;
+	case 0xf4: return c >= 0x80 && c <= 0x8f;
+	default: return c >= 0x80 && c <= 0xbf;
+	}
+}
+
+/*
+ * Copies p to out with every control character made visible: C0 controls
+ * other than newline and tab as their Control Pictures (ESC is U+241B),
+ * DEL as U+2421, the C1 controls U+0080..U+009F and bytes that are not
+ * UTF-8 as U+FFFD.  A sequence split between deltas waits in s->pend, so
+ * a character is never cut in two nor taken for garbage.
+ */
+static void neutralise(struct sink *s, const unsigned char *p, size_t n, struct buf *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = p[i];
+
+		if (s->npend) {
+			bool ok = s->npend == 1 ? second_ok(s->pend[0], c) : (c >= 0x80 && c <= 0xbf);
+
+			if (ok) {
+				s->pend[s->npend++] = c;
+				if (s->npend == s->need) {
+					/* U+0080..U+009F are C2 80..C2 9F. */
+					if (s->need == 2 && s->pend[0] == 0xc2 && s->pend[1] <= 0x9f)
+						add_cp(out, REPLACEMENT);
+					else
+						buf_add(out, s->pend, s->npend);
+					s->npend = 0;
+				}
+				continue;
+			}
+			add_cp(out, REPLACEMENT);
+			s->npend = 0;
+		}
+		if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f))
+			buf_addch(out, (char)c);
+		else if (c < 0x20)
+			add_cp(out, 0x2400u + c);
+		else if (c == 0x7f)
+			add_cp(out, 0x2421u);
+		else if (c >= 0xc2 && c <= 0xf4) {
+			s->pend[0] = c;
+			s->npend = 1;
+			s->need = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		} else {
+			add_cp(out, REPLACEMENT);
+		}
+	}
+}
+
+/* Under CGI the frames follow a header; a failure before any frame gets a status too. */
+static void cgi_headers(struct sink *s, int fail_code)
+{
+	if (!s->cgi || s->headers_sent)
+		return;
+	s->headers_sent = true;
+	if (fail_code == AI_EX_TEMPFAIL)
+		cli_puts("Status: 503 Service Unavailable\r\n", false);
+	else if (fail_code == AI_EX_USAGE || fail_code == AI_EX_DATAERR || fail_code == AI_EX_NOINPUT)
+		cli_puts("Status: 400 Bad Request\r\n", false);
+	else if (fail_code)
+		cli_puts("Status: 502 Bad Gateway\r\n", false);
+	cli_puts("Content-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+		 "X-Accel-Buffering: no\r\n\r\n", false);
+}
+
+/* One record: a JSON line, or an SSE frame whose data is that line. */
+static void emit(struct sink *s, json_object *j)
+{
+	size_t n;
+	const char *t;
+
+	if (s->mode == MODE_JSON) {
+		prog_print_json(j);
+		return;
+	}
+	t = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	buf_reset(&s->scratch);
+	buf_addstr(&s->scratch, "data: ");
+	buf_add(&s->scratch, t, n);
+	buf_addstr(&s->scratch, "\n\n");
+	if (!s->scratch.data)
+		cli_die(AI_EX_OSERR, "out of memory");
+	cli_write(s->scratch.data, s->scratch.len, true);
+}
+
+static int on_delta(const char *text, size_t n, void *ud)
+{
+	struct sink *s = ud;
+
+	if (!n)
+		return 0;
+	if (!s->t_first)
+		s->t_first = now_ms();
+	s->any = true;
+	if (s->mode == MODE_TEXT) {
+		if (s->neutral) {
+			buf_reset(&s->scratch);
+			neutralise(s, (const unsigned char *)text, n, &s->scratch);
+			if (s->scratch.len && !s->scratch.data)
+				cli_die(AI_EX_OSERR, "out of memory");
+			cli_write(s->scratch.data ? s->scratch.data : "", s->scratch.len, true);
+		} else {
+			cli_write(text, n, true);
+		}
+		s->last = text[n - 1];
+		return 0;
+	}
+	{
+		json_object *j = json_object_new_object();
+
+		if (!j)
+			cli_die(AI_EX_OSERR, "out of memory");
+		cgi_headers(s, 0);
+		prog_add(j, "type", json_object_new_string("delta"));
+		prog_add(j, "content", json_object_new_string_len(text, (int)n));
+		emit(s, j);
+		json_object_put(j);
+	}
+	return 0;
+}
+
+static void sink_start(struct sink *s)
+{
+	s->npend = 0;
+	s->any = false;
+	s->last = 0;
+	s->t0 = now_ms();
+	s->t_first = 0;
+}
+
+/* Milliseconds to the microsecond, printed as such rather than with 17 digits. */
+static json_object *json_ms(double ms)
+{
+	char t[32];
+
+	snprintf(t, sizeof(t), "%.3f", ms);
+	return json_object_new_double_s(ms, t);
+}
+
+static void add_times(const struct sink *s, json_object *j)
+{
+	prog_add(j, "ttft_ms", s->t_first ? json_ms(s->t_first - s->t0) : NULL);
+	prog_add(j, "total_ms", json_ms(now_ms() - s->t0));
+}
+
+/* Ends one answer: the last record, or a newline so that what follows starts a line. */
+static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const struct ai_err *e)
+{
+	json_object *j, *u;
+
+	if (s->mode == MODE_TEXT) {
+		if (s->npend) {
+			buf_reset(&s->scratch);
+			add_cp(&s->scratch, REPLACEMENT);
+			cli_write(s->scratch.data ? s->scratch.data : "", s->scratch.len, false);
+			s->npend = 0;
+			s->last = 0;
+		}
+		/* A failure leaves the text as it came, unless a person is reading it. */
+		if (s->any && s->last != '\n' && (!rc || s->tty))
+			cli_write("\n", 1, true);
+		return;
+	}
+	j = json_object_new_object();
+	if (!j)
+		cli_die(AI_EX_OSERR, "out of memory");
+	cgi_headers(s, rc ? (e->code ? e->code : AI_EX_SOFTWARE) : 0);
+	if (!rc) {
+		prog_add(j, "type", json_object_new_string("done"));
+		prog_add(j, "finish_reason", r->finish_reason ? json_object_new_string(r->finish_reason) : NULL);
+		u = json_object_new_object();
+		if (!u)
+			cli_die(AI_EX_OSERR, "out of memory");
+		prog_add(u, "prompt_tokens", r->prompt_tokens >= 0 ? json_object_new_int64(r->prompt_tokens) : NULL);
+		prog_add(u, "completion_tokens",
+			 r->completion_tokens >= 0 ? json_object_new_int64(r->completion_tokens) : NULL);
+		prog_add(j, "usage", u);
+		prog_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
+		prog_add(j, "cached", json_object_new_boolean(r->cached));
+	} else {
+		prog_add(j, "type", json_object_new_string("error"));
+		prog_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
+		prog_add(j, "exit", json_object_new_int(e->code ? e->code : AI_EX_SOFTWARE));
+		prog_add(j, "partial", json_object_new_boolean(s->any));
+	}
+	add_times(s, j);
+	emit(s, j);
+	json_object_put(j);
+}
+
+/* A failure before any answer (bad input): its record in --json/--sse, then the message. */
+static _Noreturn void sink_die(struct sink *s, const struct ai_err *e)
+{
+	if (s->mode != MODE_TEXT)
+		sink_end(s, -1, NULL, e);
+	fflush(stdout);
+	cli_die_err(e);
+}
+
+/* ---- history ---- */
+
+/*
+ * Loads FILE's JSON lines into conv: each a message object with a string
+ * role and a string (or null) content.  A missing file is an empty history.
+ */
+static int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err)
+{
+	struct buf b;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *name[1];
+	size_t line = 0;
+	int rc = 0;
+
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ai_errf(err, AI_EX_NOINPUT, "cannot open history '%s': %s", path, strerror(errno));
+	}
+	close(fd);
+	buf_init(&b, max);
+	name[0] = (char *)path;
+	if (cli_read_input(1, name, &b, err)) {
+		buf_release(&b);
+		return -1;
+	}
+	for (char *p = b.data ? b.data : "", *nl; *p && !rc; p = nl ? nl + 1 : p + strlen(p)) {
+		json_object *m, *v;
+
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		line++;
+		if (p[strspn(p, " \t\r")] == '\0')
+			continue;
+		m = json_tokener_parse(p);
+		if (!m || !json_object_is_type(m, json_type_object) ||
+		    !json_object_object_get_ex(m, "role", &v) || !json_object_is_type(v, json_type_string) ||
+		    !json_object_object_get_ex(m, "content", &v) ||
+		    !(json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_null))) {
+			json_object_put(m);
+			rc = ai_errf(err, AI_EX_DATAERR,
+				     "history '%s' line %zu is not a message: want {\"role\": \"...\", \"content\": \"...\"}",
+				     path, line);
+		} else if (json_object_array_add(conv, m)) {
+			json_object_put(m);
+			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+	}
+	buf_release(&b);
+	return rc;
+}
+
+/*
+ * Appends msgs[0..n) to FILE as JSON lines with one write(2) under an
+ * exclusive flock(2), so concurrent writers never interleave and a reader
+ * sees a whole exchange or none of it.  A short write (disk full) is cut
+ * back off, so the file never ends with half an exchange.
+ */
+static int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err)
+{
+	struct buf b;
+	struct stat st;
+	ssize_t w;
+	int fd, rc = 0;
+	char last = '\n';
+
+	buf_init(&b, 0);
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		const char *t = json_object_to_json_string_length(msgs[i], JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+		buf_add(&b, t, len);
+		buf_addch(&b, '\n');
+	}
+	if (!b.data)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		buf_release(&b);
+		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
+	}
+	while (flock(fd, LOCK_EX) && errno == EINTR && !cli_interrupted)
+		;
+	if (fstat(fd, &st)) {
+		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	/* A file that does not end in a newline (edited by hand) gets one first. */
+	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+		buf_addch(&b, '\n');
+		memmove(b.data + 1, b.data, b.len - 1);
+		b.data[0] = '\n';
+	}
+	w = write(fd, b.data, b.len);
+	if (w < 0 || (size_t)w != b.len) {
+		int e = w < 0 ? errno : ENOSPC;
+
+		if (w > 0 && ftruncate(fd, st.st_size))
+			e = errno;
+		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(e));
+	}
+out:
+	close(fd);
+	buf_release(&b);
+	return rc;
+}
+
+/* ---- one exchange ---- */
+
+struct chat {
+	struct ai_client *client;
+	struct opts *o;
+	struct sink *sink;
+	json_object *conv;      /* the conversation: system message (if any), history, turns */
+	bool store_system;      /* the history file is new: write the system message with the first exchange */
+};
+
+/* Asks for the answer to text and streams it; on success the exchange joins the conversation. */
+static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp, struct ai_err *err)
+{
+	struct ai_chat_req q;
+	json_object *user = prog_message("user", text), *asst;
+	size_t n = json_object_array_length(ch->conv);
+	int rc;
+
+	memset(resp, 0, sizeof(*resp));
+	if (json_object_array_add(ch->conv, user)) {
+		json_object_put(user);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	ai_chat_req_init(&q);
+	q.messages = ch->conv;
+	q.temperature = ch->o->temperature;
+	q.max_tokens = ch->o->max_tokens;
+	q.stream = true;
+	q.on_delta = on_delta;
+	q.ud = ch->sink;
+	sink_start(ch->sink);
+	rc = ai_chat(ch->client, &q, resp, err);
+	if (rc || resp->dry_run) {
+		json_object_array_del_idx(ch->conv, n, 1);
+		return rc;
+	}
+	asst = prog_message("assistant", resp->content ? resp->content : "");
+	if (json_object_array_add(ch->conv, asst)) {
+		json_object_put(asst);
+		json_object_array_del_idx(ch->conv, n, 1);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	return 0;
+}
+
+/* Writes the last exchange (and the system message of a new history) to --history. */
+static int save(struct chat *ch, struct ai_err *err)
+{
+	json_object *m[3];
+	size_t len = json_object_array_length(ch->conv), k = 0;
+
+	if (!ch->o->history)
+		return 0;
+	if (ch->store_system)
+		m[k++] = json_object_array_get_idx(ch->conv, 0);
+	m[k++] = json_object_array_get_idx(ch->conv, len - 2);
+	m[k++] = json_object_array_get_idx(ch->conv, len - 1);
+	if (history_append(ch->o->history, m, k, err))
+		return -1;
+	ch->store_system = false;
+	return 0;
+}
+
+/* ---- input ---- */
+
+static void strip_newlines(struct buf *b)
+{
+	while (b->len && (b->data[b->len - 1] == '\n' || b->data[b->len - 1] == '\r'))
+		b->data[--b->len] = '\0';
+}
+
+static bool blank(const char *s)
+{
+	return s[strspn(s, " \t\r\n\f\v")] == '\0';
+}
+
+/* Under CGI the request body is CONTENT_LENGTH bytes, and the server need not close the pipe. */
+static int read_cgi_body(const char *cl, struct buf *out, struct ai_err *err)
+{
+	char *end;
+	unsigned long long want;
+	char chunk[65536];
+
+	errno = 0;
+	want = strtoull(cl, &end, 10);
+	if (end == cl || *end || errno || cl[0] == '-')
+		return ai_errf(err, AI_EX_USAGE, "bad CONTENT_LENGTH '%s'", cl);
+	if (out->max && want > out->max)
+		return ai_errf(err, AI_EX_DATAERR, "request body is larger than %zu MiB", out->max >> 20);
+	while (out->len < want) {
+		size_t n = want - out->len < sizeof(chunk) ? (size_t)(want - out->len) : sizeof(chunk);
+		ssize_t r = read(0, chunk, n);
+
+		if (r < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (r < 0)
+			return ai_errf(err, cli_interrupted ? AI_EX_INTERRUPT : AI_EX_NOINPUT,
+				       "cannot read the request body: %s", strerror(errno));
+		if (r == 0)
+			return ai_errf(err, AI_EX_NOINPUT, "request body ended after %zu of %llu bytes",
+				       out->len, want);
+		if (buf_add(out, chunk, (size_t)r))
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if (utf8_valid_prefix(out->data ? out->data : "", out->len) != out->len)
+		return ai_errf(err, AI_EX_DATAERR, "the request body is not UTF-8 text without NUL bytes");
+	return 0;
+}
+
+/* The message: the arguments joined by spaces, else the CGI body, else stdin. */
+static int read_message(const struct opts *o, int argc, char **argv, struct buf *out, struct ai_err *err)
+{
+	const char *cl = getenv("CONTENT_LENGTH");
+
+	if (argc > 0) {
+		for (int i = 0; i < argc; i++) {
+			if (i)
+				buf_addch(out, ' ');
+			if (buf_addstr(out, argv[i]))
+				return ai_errf(err, errno == EFBIG ? AI_EX_DATAERR : AI_EX_OSERR,
+					       "the message is too large");
+		}
+		if (utf8_valid_prefix(out->data, out->len) != out->len)
+			return ai_errf(err, AI_EX_DATAERR, "the message is not valid UTF-8");
+	} else if (o->sse && getenv("GATEWAY_INTERFACE") && cl && *cl) {
+		if (read_cgi_body(cl, out, err))
+			return -1;
+	} else if (!o->interactive && cli_read_input(0, NULL, out, err)) {
+		return -1;
+	}
+	strip_newlines(out);
+	return 0;
+}
+
+/* ---- main ---- */
+
+static int report(struct chat *ch, int rc, struct ai_chat_resp *resp, struct ai_err *err)
+{
+	sink_end(ch->sink, rc, resp, err);
+	if (rc && err->code != AI_EX_INTERRUPT) {
+		fflush(stdout);
+		if (err->msg[0])
+			cli_warn("%s", err->msg);
+	}
+	return rc ? (err->code ? err->code : AI_EX_SOFTWARE) : 0;
+}
+
+/* -i: a line at a time until end of input; Ctrl-C stops an answer or clears the line. */
+static int interactive(struct chat *ch, const char *first, struct ai_err *err)
+{
+	bool prompt = isatty(0);
+	char *line = NULL;
+	size_t cap = 0;
+	int code = 0;
+
+	for (;;) {
+		struct ai_chat_resp resp;
+		const char *text = first;
+		ssize_t n = 0;
+		int rc;
+
+		if (!text) {
+			if (prompt)
+				fputs("> ", stderr);
+			errno = 0;
+			n = getline(&line, &cap, stdin);
+			if (n < 0) {
+				if (cli_interrupted) {
+					/* Ctrl-C at the prompt: a fresh line, as a shell does. */
+					cli_interrupted = 0;
+					clearerr(stdin);
+					if (prompt)
+						fputc('\n', stderr);
+					continue;
+				}
+				if (ferror(stdin)) {
+					cli_warn("cannot read standard input: %s", strerror(errno));
+					code = AI_EX_NOINPUT;
+				}
+				if (prompt)
+					fputc('\n', stderr);
+				break;
+			}
+			while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+				line[--n] = '\0';
+			if (blank(line))
+				continue;
+			if (utf8_valid_prefix(line, (size_t)n) != (size_t)n) {
+				cli_warn("that line is not valid UTF-8 text; not sent");
+				continue;
+			}
+			text = line;
+		}
+		first = NULL;
+		rc = exchange(ch, text, &resp, err);
+		if (!rc && !resp.dry_run && save(ch, err)) {
+			cli_warn("%s", err->msg);
+			code = err->code;
+		}
+		if (rc && err->code == AI_EX_INTERRUPT) {
+			sink_end(ch->sink, rc, &resp, err);
+			cli_interrupted = 0;
+			cli_warn("answer interrupted");
+		} else if (!resp.dry_run) {
+			int c = report(ch, rc, &resp, err);
+
+			if (c)
+				code = c;
+		}
+		ai_chat_resp_release(&resp);
+	}
+	free(line);
+	return code;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c;
+	struct opts o = { NULL, NULL, false, false, false, 60, NAN, 0 };
+	struct ai_config cfg;
+	struct ai_client client;
+	struct ai_err err;
+	struct sink sink;
+	struct chat ch;
+	struct buf msg;
+	int optind_, code = 0;
+
+	cli_init(&c, "ai-stream");
+	c.usage = "[OPTION]... [MESSAGE]...";
+	c.summary = "Stream a model's answer to MESSAGE (or standard input) as it arrives.";
+	c.opts = opts;
+	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	if (o.sse && c.json)
+		cli_usage_error("--sse and --json are two output formats; choose one");
+	if (o.sse && o.interactive)
+		cli_usage_error("--sse answers one message; it cannot be --interactive");
+	ai_err_clear(&err);
+
+	memset(&sink, 0, sizeof(sink));
+	buf_init(&sink.scratch, 0);
+	sink.mode = o.sse ? MODE_SSE : c.json ? MODE_JSON : MODE_TEXT;
+	sink.tty = isatty(1);
+	sink.neutral = sink.mode == MODE_TEXT && sink.tty && !o.raw;
+	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
+	sink_start(&sink);
+
+	prog_setup(&c, &cfg, &client, &err);
+	client.http.idle_timeout_ms = (long)ceil(o.idle_s * 1000);
+
+	buf_init(&msg, cfg.max_input);
+	if (read_message(&o, argc - optind_, argv + optind_, &msg, &err))
+		sink_die(&sink, &err);
+	if (!o.interactive && blank(msg.data ? msg.data : ""))
+		sink_die(&sink, (ai_errf(&err, AI_EX_NOINPUT,
+					 "no message: give it as arguments or on standard input"), &err));
+
+	memset(&ch, 0, sizeof(ch));
+	ch.client = &client;
+	ch.o = &o;
+	ch.sink = &sink;
+	ch.conv = json_object_new_array();
+	if (!ch.conv)
+		cli_die(AI_EX_OSERR, "out of memory");
+	if (o.history && history_load(o.history, cfg.max_input, ch.conv, &err))
+		sink_die(&sink, &err);
+	if (o.system) {
+		json_object *m0 = json_object_array_get_idx(ch.conv, 0), *r;
+		const char *role = m0 && json_object_object_get_ex(m0, "role", &r) ? json_object_get_string(r) : "";
+
+		ch.store_system = json_object_array_length(ch.conv) == 0;
+		if (!strcmp(role, "system")) {
+			/* --system wins over the history's own for this request; the file keeps its own. */
+			if (json_object_array_put_idx(ch.conv, 0, prog_message("system", o.system)))
+				cli_die(AI_EX_OSERR, "out of memory");
+		} else {
+			json_object *a = json_object_new_array();
+
+			if (!a || json_object_array_add(a, prog_message("system", o.system)))
+				cli_die(AI_EX_OSERR, "out of memory");
+			for (size_t i = 0; i < json_object_array_length(ch.conv); i++)
+				if (json_object_array_add(a, json_object_get(json_object_array_get_idx(ch.conv, i))))
+					cli_die(AI_EX_OSERR, "out of memory");
+			json_object_put(ch.conv);
+			ch.conv = a;
+		}
+	}
+
+	if (o.interactive) {
+		code = interactive(&ch, blank(msg.data ? msg.data : "") ? NULL : msg.data, &err);
+	} else {
+		struct ai_chat_resp resp;
+		int rc = exchange(&ch, msg.data, &resp, &err);
+
+		if (!resp.dry_run) {
+			code = report(&ch, rc, &resp, &err);
+			if (!rc && save(&ch, &err)) {
+				cli_warn("%s", err.msg);
+				code = err.code;
+			}
+		}
+		ai_chat_resp_release(&resp);
+	}
+	json_object_put(ch.conv);
+	buf_release(&msg);
+	buf_release(&sink.scratch);
+	ai_client_release(&client);
+	config_release(&cfg);
+	if (code == AI_EX_INTERRUPT) {
+		fflush(stdout);
+		return AI_EX_INTERRUPT;
+	}
+	return cli_finish(code);
+}
