@@ -1,0 +1,419 @@
+/*
+ * ai-agent - a task in, an answer out, through a tool-calling loop
+ * (pattern 5: the agent).  The loop lives in common/agent.c; this file
+ * gathers the tools, asks for approval on the terminal, writes the trace
+ * and prints the answer.
+ */
+#include "ai.h"
+#include "agent.h"
+#include "api.h"
+#include "cli.h"
+#include "prog.h"
+#include "toolrun.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <math.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum {
+	OPT_MAX_STEPS = CLI_OPT_PROG, OPT_TOOLS, OPT_NO_DEFAULT_TOOLS, OPT_DB_SQL, OPT_DB, OPT_TRACE,
+	OPT_TOOL_TIMEOUT, OPT_TOOL_MEMORY, OPT_MAX_OUTPUT, OPT_SYSTEM, OPT_TEMPERATURE,
+	OPT_MAX_TOKENS
+};
+
+static const struct cli_opt opts[] = {
+	{ "max-steps", required_argument, OPT_MAX_STEPS, "N", "give up after N model turns (default 10; exit 2)" },
+	{ "tools", required_argument, OPT_TOOLS, "FILE", "offer the tools declared in FILE (repeatable)" },
+	{ "no-default-tools", no_argument, OPT_NO_DEFAULT_TOOLS, NULL, "do not load ~/.config/ai/tools/*.json" },
+	{ "yes", no_argument, 'y', NULL, "run tools with side effects without asking" },
+	{ "db-sql", required_argument, OPT_DB_SQL, "FILE", "offer read-only SQL on this SQLite database" },
+	{ "collection", required_argument, 'c', "NAME", "search this collection of the index (default \"default\")" },
+	{ "db", required_argument, OPT_DB, "FILE", "the index to search (default ~/.local/share/ai/index.db)" },
+	{ "trace", required_argument, OPT_TRACE, "FILE", "write every step as JSON lines to FILE (- for stderr)" },
+	{ "tool-timeout", required_argument, OPT_TOOL_TIMEOUT, "DUR", "kill a user tool after this long (default 30s)" },
+	{ "tool-memory", required_argument, OPT_TOOL_MEMORY, "MB", "address-space limit of a user tool (default 2048)" },
+	{ "max-output", required_argument, OPT_MAX_OUTPUT, "BYTES", "tool output sent back at most (default 16384)" },
+	{ "system", required_argument, OPT_SYSTEM, "TEXT", "replace the system prompt" },
+	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
+	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each model turn" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+struct opts {
+	struct agent_opts a;
+	const char *tools[64];
+	size_t ntools;
+	bool no_default_tools;
+	const char *coll, *kb_path, *trace;
+};
+
+static void on_opt(int val, const char *arg, void *ud)
+{
+	struct opts *o = ud;
+
+	switch (val) {
+	case OPT_MAX_STEPS: o->a.max_steps = cli_long("--max-steps", arg, 1, 1000); break;
+	case OPT_TOOLS:
+		if (o->ntools == AI_ARRAY_LEN(o->tools))
+			cli_usage_error("--tools: at most %zu files", AI_ARRAY_LEN(o->tools));
+		o->tools[o->ntools++] = arg;
+		break;
+	case OPT_NO_DEFAULT_TOOLS: o->no_default_tools = true; break;
+	case 'y': o->a.yes = true; break;
+	case OPT_DB_SQL: o->a.sql_db = arg; break;
+	case 'c': o->coll = arg; break;
+	case OPT_DB: o->kb_path = arg; break;
+	case OPT_TRACE: o->trace = arg; break;
+	case OPT_TOOL_TIMEOUT: {
+		double s = cli_duration("--tool-timeout", arg);
+
+		if (s < 0.001 || s > 86400)
+			cli_usage_error("--tool-timeout wants 1ms to 1d, not '%s'", arg);
+		o->a.lim.timeout_ms = (long)(s * 1000 + 0.5);
+		break;
+	}
+	case OPT_TOOL_MEMORY: o->a.lim.max_memory_mb = cli_long("--tool-memory", arg, 16, 1L << 30); break;
+	case OPT_MAX_OUTPUT: o->a.result_max = (size_t)cli_long("--max-output", arg, 256, 16L << 20); break;
+	case OPT_SYSTEM: o->a.system = arg; break;
+	case OPT_TEMPERATURE: o->a.temperature = cli_double("--temperature", arg, 0, 2); break;
+	case OPT_MAX_TOKENS: o->a.max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	}
+}
+
+/* ---- approval on the terminal ------------------------------------------ */
+
+/* Appends s to b with control bytes shown as \xNN, so a model cannot drive the terminal. */
+static void add_visible(struct buf *b, const char *s, size_t max)
+{
+	size_t n = 0;
+
+	for (; *s && n < max; s++, n++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch < 0x20 || ch == 0x7f)
+			buf_addf(b, "\\x%02x", ch);
+		else
+			buf_addch(b, (char)ch);
+	}
+	if (*s)
+		buf_addstr(b, "...");
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/*
+ * Asks on /dev/tty, never on stdin: a task piped in, or "yes |", must not
+ * approve anything.  No controlling terminal means nobody can be asked.
+ */
+static int approve_tty(const struct tooldef *t, const char *args, void *ud)
+{
+	struct buf q;
+	char line[64];
+	size_t n = 0;
+	int fd, ans = AGENT_APPROVE_NO;
+
+	(void)ud;
+	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
+		return AGENT_APPROVE_NOTTY;
+	buf_init(&q, 0);
+	buf_addf(&q, "%s: the model wants to run '%s' (", cli_prog, t->name);
+	for (size_t i = 0; t->argv[i]; i++) {
+		if (i)
+			buf_addch(&q, ' ');
+		add_visible(&q, t->argv[i], 200);
+	}
+	buf_addstr(&q, ") with\n  ");
+	add_visible(&q, args, 2000);
+	buf_addstr(&q, "\nRun it? [y/N] ");
+	if (!write_all(fd, q.data, q.len)) {
+		buf_release(&q);
+		close(fd);
+		return cli_interrupted ? AGENT_APPROVE_INTERRUPT : AGENT_APPROVE_NOTTY;
+	}
+	buf_release(&q);
+	for (;;) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (r < 0 && cli_interrupted) {
+			ans = AGENT_APPROVE_INTERRUPT;
+			break;
+		}
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n + 1 < sizeof(line))
+			line[n++] = ch;
+	}
+	line[n] = '\0';
+	if (ans != AGENT_APPROVE_INTERRUPT) {
+		char *s = line + strspn(line, " \t\r");
+
+		s[strcspn(s, " \t\r")] = '\0';
+		if (!strcasecmp(s, "y") || !strcasecmp(s, "yes"))
+			ans = AGENT_APPROVE_YES;
+	}
+	close(fd);
+	return ans;
+}
+
+/* ---- the trace ---------------------------------------------------------- */
+
+struct tracer {
+	FILE *f;
+	bool failed;
+};
+
+static void trace_line(json_object *ev, void *ud)
+{
+	struct tracer *t = ud;
+	size_t n;
+	const char *s = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	if (t->failed)
+		return;
+	if (fwrite(s, 1, n, t->f) != n || putc('\n', t->f) == EOF || fflush(t->f)) {
+		cli_warn("cannot write the trace: %s", strerror(errno));
+		t->failed = true;
+	}
+}
+
+static FILE *trace_open(const char *path)
+{
+	int fd;
+	FILE *f;
+
+	if (!strcmp(path, "-"))
+		return stderr;
+	/* 0600: the trace holds the task, tool output and database rows. */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || !(f = fdopen(fd, "w")))
+		cli_die(AI_EX_IOERR, "cannot open the trace '%s': %s", path, strerror(errno));
+	return f;
+}
+
+/* ---- search ------------------------------------------------------------- */
+
+struct search {
+	const char *path, *coll;
+	struct ai_client *client;
+};
+
+/* The search backend.  Returns passages with their sources. */
+static int search_kb(const char *query, long k, json_object **result, struct ai_err *err, void *ud)
+{
+	struct search *s = ud;
+
+	(void)s;
+	(void)query;
+	(void)k;
+	*result = NULL;
+	return ai_errf(err, AI_EX_UNAVAILABLE, "the knowledge base is not available");
+}
+
+/* ---- limits ------------------------------------------------------------- */
+
+/*
+ * RLIMIT_NPROC counts every process of the user, so the tool's limit is
+ * what the user runs now plus a margin: enough for any honest tool, and a
+ * fork bomb stops there.  (It does not bind root.)
+ */
+static long user_procs(void)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+	uid_t uid = getuid();
+	long n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		struct stat st;
+		char path[300];
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s", e->d_name);
+		if (!stat(path, &st) && st.st_uid == uid)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
+/* ---- output ------------------------------------------------------------- */
+
+static void print_json(const struct agent_result *r, int64_t ms)
+{
+	json_object *j = json_object_new_object(), *u = json_object_new_object();
+
+	prog_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL);
+	prog_add(j, "steps", json_object_new_int64(r->steps));
+	prog_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
+	prog_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens));
+	prog_add(j, "usage", u);
+	prog_add(j, "cost", prog_json_double(r->cost));
+	prog_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
+	prog_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps));
+	prog_add(j, "calls", json_object_get(r->trace));
+	prog_add(j, "latency_ms", json_object_new_int64(ms));
+	prog_print_json(j);
+	json_object_put(j);
+}
+
+/* Without --trace, the steps so far in short, for a run that hit the step limit. */
+static void print_steps(const struct agent_result *r)
+{
+	size_t n = json_object_array_length(r->trace);
+
+	for (size_t i = 0; i < n; i++) {
+		json_object *c = json_object_array_get_idx(r->trace, i), *v;
+		const char *name = "", *args = "";
+		long step = 0;
+		bool ok = false;
+		struct buf b;
+
+		if (json_object_object_get_ex(c, "name", &v))
+			name = json_object_get_string(v);
+		if (json_object_object_get_ex(c, "arguments", &v))
+			args = json_object_get_string(v);
+		if (json_object_object_get_ex(c, "step", &v))
+			step = (long)json_object_get_int64(v);
+		if (json_object_object_get_ex(c, "ok", &v))
+			ok = json_object_get_boolean(v);
+		buf_init(&b, 0);
+		add_visible(&b, args, 200);
+		fprintf(stderr, "  step %ld: %s %s: %s\n", step, name, b.data ? b.data : "",
+			ok ? "ok" : "failed");
+		buf_release(&b);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct cli c;
+	struct opts o;
+	struct ai_config cfg;
+	struct ai_client client;
+	struct ai_err err;
+	struct toolset ts = TOOLSET_INIT;
+	struct agent_result res;
+	struct tracer tr = { NULL, false };
+	struct search srch = { NULL, NULL, NULL };
+	struct buf task;
+	int64_t t0 = http_now_ms();
+	int optind_, code = AI_EX_OK;
+	long procs;
+
+	memset(&o, 0, sizeof(o));
+	agent_opts_init(&o.a);
+	cli_init(&c, "ai-agent");
+	c.usage = "[OPTION]... [TASK]...";
+	c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
+	c.opts = opts;
+	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	ai_err_clear(&err);
+
+	/* The tools first: a bad tools file is a configuration error, before any request. */
+	if (!o.no_default_tools) {
+		char *dir = config_xdg_path("CONFIG", "tools");
+
+		if (dir && toolset_load_dir(&ts, dir, &err)) {
+			free(dir);
+			cli_die_err(&err);
+		}
+		free(dir);
+	}
+	for (size_t i = 0; i < o.ntools; i++)
+		if (toolset_load(&ts, o.tools[i], &err))
+			cli_die_err(&err);
+	o.a.user = &ts;
+	if (o.a.sql_db && access(o.a.sql_db, R_OK))
+		cli_die(AI_EX_NOINPUT, "cannot read the database '%s': %s", o.a.sql_db, strerror(errno));
+
+	prog_setup(&c, &cfg, &client, &err);
+	srch.client = &client;
+	srch.path = o.kb_path;
+	srch.coll = o.coll;
+	if (o.kb_path || o.coll) {
+		o.a.search = search_kb;
+		o.a.search_ud = &srch;
+	}
+	o.a.model = c.model;
+	o.a.lim.cancel = &cli_interrupted;
+	if (!o.a.lim.max_memory_mb)
+		o.a.lim.max_memory_mb = 2048;
+	if ((procs = user_procs()) > 0 && getuid() != 0)
+		o.a.lim.max_procs = procs + 256;
+	o.a.approve = approve_tty;
+	if (o.trace) {
+		tr.f = trace_open(o.trace);
+		o.a.trace = trace_line;
+		o.a.trace_ud = &tr;
+	}
+
+	buf_init(&task, cfg.max_input);
+	if (optind_ < argc) {
+		for (int i = optind_; i < argc; i++)
+			if ((i > optind_ && buf_addch(&task, ' ')) || buf_addstr(&task, argv[i]))
+				cli_die(AI_EX_DATAERR, "the task is too long");
+	} else if (cli_read_input(0, NULL, &task, &err)) {
+		cli_die_err(&err);
+	}
+	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
+		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
+
+	if (agent_run(&client, &o.a, task.data, &res, &err)) {
+		agent_result_release(&res);
+		buf_release(&task);
+		toolset_release(&ts);
+		if (tr.f && tr.f != stderr)
+			fclose(tr.f);
+		prog_die(&client, &cfg, &err);
+	}
+	if (res.dry_run) {
+		/* The request was printed; nothing was sent. */
+	} else if (c.json) {
+		print_json(&res, http_now_ms() - t0);
+	} else if (res.answer) {
+		size_t n = strlen(res.answer);
+
+		cli_write(res.answer, n, false);
+		if (!n || res.answer[n - 1] != '\n')
+			cli_write("\n", 1, false);
+	}
+	if (res.max_steps) {
+		code = AI_EX_MAXSTEPS;
+		cli_warn("no answer after %ld steps: raise --max-steps, or see what happened with --trace",
+			 res.steps);
+		if (!o.trace && !c.json)
+			print_steps(&res);
+	}
+	agent_result_release(&res);
+	buf_release(&task);
+	toolset_release(&ts);
+	if (tr.f && tr.f != stderr && fclose(tr.f))
+		cli_warn("cannot write the trace '%s': %s", o.trace, strerror(errno));
+	ai_client_release(&client);
+	config_release(&cfg);
+	return cli_finish(code);
+}
