@@ -48,7 +48,7 @@ static const char schema_sql[] =
 	" count INTEGER NOT NULL, dim INTEGER NOT NULL, scales BLOB NOT NULL, codes BLOB NOT NULL);"
 	"CREATE INDEX qblocks_coll ON qblocks(coll);"
 	"CREATE INDEX qblocks_doc ON qblocks(doc);"
-	"PRAGMA application_id = 1634296674;"
+	"PRAGMA application_id = 1634298722;"
 	"PRAGMA user_version = 1;";
 
 /* ---- SQLite helpers ----------------------------------------------------- */
