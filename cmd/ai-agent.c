@@ -8,6 +8,7 @@
 #include "agent.h"
 #include "api.h"
 #include "cli.h"
+#include "kb.h"
 #include "prog.h"
 #include "toolrun.h"
 
@@ -211,23 +212,102 @@ static FILE *trace_open(const char *path)
 	return f;
 }
 
-/* ---- search ------------------------------------------------------------- */
+/* ---- search ---------------------------------------------------------- */
 
 struct search {
-	const char *path, *coll;
+	struct kb *kb;
+	const char *coll;
 	struct ai_client *client;
 };
 
-/* The search backend.  Returns passages with their sources. */
+/*
+ * The search tool's backend: ai-ask's retrieval (BM25 and vectors, fused),
+ * each passage with its source and lines so that the model can cite it.
+ */
 static int search_kb(const char *query, long k, json_object **result, struct ai_err *err, void *ud)
 {
 	struct search *s = ud;
+	struct kb_query q;
+	struct kb_results r;
+	json_object *a;
 
-	(void)s;
-	(void)query;
-	(void)k;
 	*result = NULL;
-	return ai_errf(err, AI_EX_UNAVAILABLE, "the knowledge base is not available");
+	memset(&q, 0, sizeof(q));
+	q.coll = s->coll;
+	q.text = query;
+	q.k = (size_t)k;
+	memset(&r, 0, sizeof(r));
+	if (kb_retrieve(s->kb, s->client, &q, &r, err))
+		return -1;
+	if (!(a = json_object_new_array())) {
+		kb_results_release(&r);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	for (size_t i = 0; i < r.n; i++) {
+		const struct kb_passage *p = &r.v[i];
+		json_object *o = json_object_new_object();
+		char lines[64], score[32];
+
+		snprintf(lines, sizeof(lines), "%zu-%zu", p->line_start, p->line_end);
+		snprintf(score, sizeof(score), "%.4g", p->score);
+		prog_add(o, "source", json_object_new_string(p->source));
+		prog_add(o, "lines", json_object_new_string(lines));
+		if (p->heading)
+			prog_add(o, "heading", json_object_new_string(p->heading));
+		prog_add(o, "score", json_object_new_double_s(p->score, score));
+		prog_add(o, "text", json_object_new_string(p->text));
+		if (json_object_array_add(a, o)) {
+			json_object_put(o);
+			json_object_put(a);
+			kb_results_release(&r);
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+	}
+	kb_results_release(&r);
+	*result = a;
+	return 0;
+}
+
+/*
+ * Opens the index for the search tool: the one named by --db or -c must
+ * be there; without them the default index is used when it exists.
+ */
+static void search_open(struct search *s, const char *path, const char *coll, bool quiet)
+{
+	char *def = NULL;
+	struct kb_stats st;
+	struct ai_err err;
+
+	ai_err_clear(&err);
+	s->coll = coll ? coll : KB_DEFAULT_COLLECTION;
+	if (!path && !coll) {
+		def = kb_default_path();
+		if (!def || access(def, F_OK)) {
+			free(def);
+			return;
+		}
+	}
+	if (kb_open(&s->kb, path ? path : def, KB_READ, &err)) {
+		free(def);
+		if (path || coll)
+			cli_die_err(&err);
+		if (!quiet)
+			cli_warn("no search tool: %s", err.msg);
+		s->kb = NULL;
+		return;
+	}
+	free(def);
+	memset(&st, 0, sizeof(st));
+	if (kb_stats(s->kb, s->coll, &st, &err))
+		cli_die_err(&err);
+	if (!st.exists && (path || coll))
+		cli_die(AI_EX_NOINPUT, "no collection '%s' in '%s': build one with ai-index -c %s",
+			s->coll, kb_path(s->kb), s->coll);
+	if (!st.exists) {
+		kb_close(s->kb);
+		s->kb = NULL;
+	}
+	kb_stats_release(&st);
 }
 
 /* ---- limits ------------------------------------------------------------- */
@@ -352,9 +432,8 @@ int main(int argc, char **argv)
 
 	prog_setup(&c, &cfg, &client, &err);
 	srch.client = &client;
-	srch.path = o.kb_path;
-	srch.coll = o.coll;
-	if (o.kb_path || o.coll) {
+	search_open(&srch, o.kb_path, o.coll, c.quiet);
+	if (srch.kb) {
 		o.a.search = search_kb;
 		o.a.search_ud = &srch;
 	}
@@ -388,6 +467,7 @@ int main(int argc, char **argv)
 		toolset_release(&ts);
 		if (tr.f && tr.f != stderr)
 			fclose(tr.f);
+		kb_close(srch.kb);
 		prog_die(&client, &cfg, &err);
 	}
 	if (res.dry_run) {
@@ -411,6 +491,7 @@ int main(int argc, char **argv)
 	agent_result_release(&res);
 	buf_release(&task);
 	toolset_release(&ts);
+	kb_close(srch.kb);
 	if (tr.f && tr.f != stderr && fclose(tr.f))
 		cli_warn("cannot write the trace '%s': %s", o.trace, strerror(errno));
 	ai_client_release(&client);

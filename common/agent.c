@@ -296,26 +296,67 @@ static const char *builtin_description(const char *name)
 	       "rows as JSON objects. Query sqlite_master to see the tables.";
 }
 
-static json_object *builtin_tool(const char *name)
+/* The entry of a built-in tool; extra (may be NULL) is added to its description. */
+static json_object *builtin_tool(const char *name, const char *extra)
 {
 	json_object *t = json_object_new_object(), *f = json_object_new_object();
 	json_object *p = json_tokener_parse(builtin_schema(name));
+	struct buf d;
+	int bad;
 
-	if (!t || !f || !p || jadd(f, "name", json_object_new_string(name)) ||
-	    jadd(f, "description", json_object_new_string(builtin_description(name))) ||
+	buf_init(&d, 0);
+	bad = buf_addstr(&d, builtin_description(name)) || (extra && buf_addstr(&d, extra));
+	if (bad || !t || !f || !p || jadd(f, "name", json_object_new_string(name)) ||
+	    jadd(f, "description", json_object_new_string(d.data)) ||
 	    jadd(f, "parameters", p) || (p = NULL) ||
 	    jadd(t, "type", json_object_new_string("function")) || jadd(t, "function", f)) {
 		json_object_put(t);
 		json_object_put(p);
+		buf_release(&d);
 		return NULL;
 	}
+	buf_release(&d);
 	return t;
+}
+
+/*
+ * The database's tables and views as their CREATE statements, for the sql
+ * tool's description: the model writes better queries when it knows the
+ * columns, and it saves a turn.  Also the check that the file can be read.
+ */
+static int sql_schema_text(const struct agent_opts *o, struct buf *out, struct ai_err *err)
+{
+	json_object *rows = NULL;
+	bool truncated = false;
+	struct sqlro_opts so = o->sql;
+
+	so.max_bytes = 8192;
+	if (sqlro_query(o->sql_db, "SELECT sql FROM sqlite_schema WHERE type IN ('table', 'view') "
+			"AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' AND sql IS NOT NULL ORDER BY rowid",
+			&so, &rows, &truncated, err)) {
+		char msg[sizeof(err->msg)];
+
+		memcpy(msg, err->msg, sizeof(msg));
+		return ai_errf(err, err->code, "cannot read the database '%s': %s", o->sql_db, msg);
+	}
+	buf_addstr(out, " The database's schema:");
+	for (size_t i = 0; i < json_object_array_length(rows); i++) {
+		const char *sql = jstr(json_object_array_get_idx(rows, i), "sql");
+
+		if (sql && (buf_addstr(out, "\n") || buf_addstr(out, sql) || buf_addch(out, ';')))
+			break;
+	}
+	if (truncated)
+		buf_addstr(out, "\n(more tables not shown)");
+	json_object_put(rows);
+	return 0;
 }
 
 int agent_tools(const struct agent_opts *o, json_object **tools, struct ai_err *err)
 {
 	json_object *a;
 	size_t nu = o->user ? o->user->n : 0;
+	struct buf schema = BUF_INIT;
 
 	*tools = NULL;
 	for (size_t i = 0; i < nu; i++) {
@@ -331,18 +372,26 @@ int agent_tools(const struct agent_opts *o, json_object **tools, struct ai_err *
 				return ai_errf(err, AI_EX_CONFIG,
 					       "the tool '%s' is declared twice; rename one", name);
 	}
+	if (o->sql_db && sql_schema_text(o, &schema, err))
+		return -1;
 	if (!(a = json_object_new_array()))
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	for (size_t j = 0; agent_builtin_names[j]; j++)
-		if (builtin_on(o, agent_builtin_names[j]) && jpush(a, builtin_tool(agent_builtin_names[j])))
+		goto oom;
+	for (size_t j = 0; agent_builtin_names[j]; j++) {
+		const char *name = agent_builtin_names[j];
+
+		if (builtin_on(o, name) &&
+		    jpush(a, builtin_tool(name, !strcmp(name, "sql") ? schema.data : NULL)))
 			goto oom;
+	}
 	for (size_t i = 0; i < nu; i++)
 		if (jpush(a, tooldef_to_openai(&o->user->v[i])))
 			goto oom;
 	*tools = a;
+	buf_release(&schema);
 	return 0;
 oom:
 	json_object_put(a);
+	buf_release(&schema);
 	return ai_errf(err, AI_EX_OSERR, "out of memory");
 }
 
@@ -676,6 +725,17 @@ static void trace_start(struct run *r, const char *task, json_object *tools, con
 	trace(r, ev);
 }
 
+/* A cost in USD for the trace, to 8 significant digits; null when unknown. */
+static json_object *jcost(double v)
+{
+	char text[32];
+
+	if (isnan(v))
+		return NULL;
+	snprintf(text, sizeof(text), "%.8g", v);
+	return json_object_new_double_s(v, text);
+}
+
 static json_object *num_or_null(long v)
 {
 	return v < 0 ? NULL : json_object_new_int64(v);
@@ -706,7 +766,7 @@ static void trace_model(struct run *r, long step, const struct ai_chat_resp *res
 	    jadd(ev, "ms", json_object_new_int64((int64_t)resp->latency_ms)) ||
 	    jadd(ev, "prompt_tokens", num_or_null(resp->prompt_tokens)) ||
 	    jadd(ev, "completion_tokens", num_or_null(resp->completion_tokens)) ||
-	    jadd(ev, "cost", isnan(resp->cost) ? NULL : json_object_new_double(resp->cost)) ||
+	    jadd(ev, "cost", jcost(resp->cost)) ||
 	    jadd(ev, "cached", json_object_new_boolean(resp->cached)) ||
 	    jadd(ev, "finish_reason", resp->finish_reason ?
 		 json_object_new_string(resp->finish_reason) : NULL) ||
@@ -763,7 +823,7 @@ static void trace_end(struct run *r, const char *status, const struct ai_err *er
 	    jadd(ev, "calls", json_object_new_int64(r->res->calls)) ||
 	    jadd(ev, "prompt_tokens", json_object_new_int64(r->res->prompt_tokens)) ||
 	    jadd(ev, "completion_tokens", json_object_new_int64(r->res->completion_tokens)) ||
-	    jadd(ev, "cost", isnan(r->res->cost) ? NULL : json_object_new_double(r->res->cost)) ||
+	    jadd(ev, "cost", jcost(r->res->cost)) ||
 	    (r->res->answer && jadd(ev, "answer", jstring_cut(r->res->answer, r->trace_max, &cut))) ||
 	    (err && jadd(ev, "error", json_object_new_string(err->msg)))) {
 		json_object_put(ev);
