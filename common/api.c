@@ -538,6 +538,10 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 	r->attempts = h->attempts;
 	r->latency_ms = h->ms;
 	r->ttfb_ms = h->ttfb_ms;
+	r->rl_remaining_requests = h->rl_remaining_requests;
+	r->rl_remaining_tokens = h->rl_remaining_tokens;
+	r->rl_reset_ms = h->rl_reset_ms;
+	r->retry_after_ms = h->retry_after_ms;
 	if (rc) {
 		e = k->stream_err.code ? k->stream_err : *herr;
 		if (k->stream && h->delivered) {
@@ -550,6 +554,7 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 	}
 	if (h->status < 200 || h->status > 299) {
 		ai_http_error("chat", h->status, h->body.data, h->body.len, &e);
+		ai_error_type(h->body.data, h->body.len, r->error_type, sizeof(r->error_type));
 		account(k, -1, -1, h->status, false, NAN, h->ms);
 		chat_finish(k, -1, &e);
 		return;
@@ -752,6 +757,8 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	memset(resp, 0, sizeof(*resp));
 	resp->prompt_tokens = resp->completion_tokens = -1;
 	resp->cost = NAN;
+	resp->rl_remaining_requests = resp->rl_remaining_tokens = -1;
+	resp->rl_reset_ms = resp->retry_after_ms = -1;
 	if (!k)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	k->c = c;
@@ -1066,4 +1073,94 @@ int ai_client_run(struct ai_client *c, struct ai_err *err)
 		if (ai_client_step(c, 1000000, err) < 0)
 			return -1;
 	return 0;
+}
+
+void ai_client_pause(struct ai_client *c, long ms)
+{
+	struct ai_err e;
+
+	ai_err_clear(&e);
+	if (ms > 0 && client_pool(c, &e))
+		http_pool_pause(c->pool, ms);
+}
+
+void ai_error_type(const char *body, size_t len, char *out, size_t n)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL, *e;
+	const char *t = NULL;
+
+	if (j && json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_object))
+		t = jstr(e, "type");
+	snprintf(out, n, "%s", t ? t : "");
+	if (j)
+		json_object_put(j);
+}
+
+int ai_api_request(struct ai_client *c, const char *method, const char *path,
+		   const char *const *headers, const char *body, size_t len,
+		   struct http_resp *resp, struct ai_err *err)
+{
+	const char *hdrs[16], *shown[16], *auth = NULL;
+	struct http_req q;
+	struct http_opts o = c->http;
+	char *url;
+	size_t nh = 0;
+	int rc;
+
+	if (client_auth(c, &auth, err))
+		return -1;
+	if (auth)
+		hdrs[nh++] = auth;
+	for (size_t i = 0; headers && headers[i] && nh < AI_ARRAY_LEN(hdrs) - 1; i++)
+		hdrs[nh++] = headers[i];
+	hdrs[nh] = NULL;
+	if (!(url = endpoint(c, path)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (c->cfg->dry_run) {
+		for (size_t i = 0; i <= nh; i++)
+			shown[i] = hdrs[i] && hdrs[i] == auth ? "Authorization: Bearer [redacted]" : hdrs[i];
+		if (c->dry_run)
+			c->dry_run(method, url, shown, body, c->ud);
+		free(url);
+		return 1;
+	}
+	memset(&q, 0, sizeof(q));
+	q.url = url;
+	q.method = method;
+	q.body = body;
+	q.body_len = len;
+	q.headers = hdrs;
+	o.debug = c->debug;
+	o.debug_ud = c->ud;
+	rc = http_do(&o, &q, resp, err);
+	free(url);
+	if (rc)
+		return -1;
+	if (resp->status < 200 || resp->status > 299) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "%s %s", method, path);
+		return ai_http_error(what, resp->status, resp->body.data, resp->body.len, err);
+	}
+	return 0;
+}
+
+double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,
+			       long completion_tokens, long status)
+{
+	struct call k;
+	bool was = c->batch_price;
+	double cost;
+	struct timespec ts;
+
+	memset(&k, 0, sizeof(k));
+	k.c = c;
+	k.model = (char *)(model ? model : c->cfg->model);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	k.t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	c->batch_price = true;
+	cost = call_cost(&k, prompt_tokens, completion_tokens);
+	account(&k, prompt_tokens, completion_tokens, status, false, cost, 0);
+	c->batch_price = was;
+	return cost;
 }

@@ -77,6 +77,10 @@ struct ai_chat_resp {
 	long status;
 	int attempts;
 	bool partial;                   /* a stream that ended before it was complete */
+	/* The server's rate-limit signals on the last answer, -1 when absent (see struct
+	 * http_resp): a batch slows down as a whole when they run low. */
+	long rl_remaining_requests, rl_remaining_tokens, rl_reset_ms, retry_after_ms;
+	char error_type[64];            /* a failed call: the server's error.type, else "" */
 };
 
 void ai_chat_resp_release(struct ai_chat_resp *r);
@@ -117,6 +121,33 @@ int ai_client_run(struct ai_client *c, struct ai_err *err);
 /* Runs for at most timeout_ms; returns calls still pending, or -1 when interrupted. */
 int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err);
 int ai_client_pending(const struct ai_client *c);
+
+/* Delays every request not yet started (retries included) by ms: a batch's rate limiter. */
+void ai_client_pause(struct ai_client *c, long ms);
+
+/*
+ * One request to another endpoint of the API (files, batches), synchronous, with the
+ * key and the retry policy: path is appended to the base URL ("/files"); headers
+ * (NULL-terminated, borrowed, may be NULL) come after the Authorization line.  0 on a
+ * 2xx answer (resp holds it; the caller releases resp); -1 with err on anything else,
+ * the server's message quoted.  Under --dry-run the request is shown through
+ * c->dry_run, nothing is sent, and 1 is returned.
+ */
+int ai_api_request(struct ai_client *c, const char *method, const char *path,
+		   const char *const *headers, const char *body, size_t len,
+		   struct http_resp *resp, struct ai_err *err);
+
+/*
+ * Writes the ledger row of one chat completion answered through the Batch API (whose
+ * results arrive as files, not through ai_chat), priced at the batch rate whatever
+ * c->batch_price says.  Returns the cost in USD (NAN when the model's price is unknown).
+ * A ledger that cannot be written is warned about, as for any call.
+ */
+double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,
+			       long completion_tokens, long status);
+
+/* Copies the "type" of the error object in an error answer into out (n bytes), or "". */
+void ai_error_type(const char *body, size_t len, char *out, size_t n);
 
 /*
  * Turns a failed HTTP exchange into a message and exit code: the server's
