@@ -624,7 +624,7 @@ struct chat {
 
 static json_object *usage_obj(const struct chat *c)
 {
-	json_object *u = jget(c->act, "usage"), *o;
+	json_object *u = jget(c->act, "usage"), *o = NULL;
 
 	if (u && json_object_deep_copy(u, &o, NULL) == 0)
 		return o;
