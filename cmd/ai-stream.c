@@ -80,6 +80,7 @@ struct sink {
 	enum mode mode;
 	bool neutral;           /* text on a terminal: make control characters visible */
 	bool tty;               /* stdout is a terminal */
+	bool lines;             /* -i: every answer ends its line, whatever happened */
 	bool cgi;               /* --sse under a web server: CGI headers first */
 	bool headers_sent;
 	unsigned char pend[4];  /* an incomplete UTF-8 sequence carried to the next delta */
@@ -289,7 +290,7 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 			s->last = 0;
 		}
 		/* A failure leaves the text as it came, unless a person is reading it. */
-		if (s->any && s->last != '\n' && (!rc || s->tty))
+		if (s->any && s->last != '\n' && (!rc || s->tty || s->lines))
 			cli_write("\n", 1, true);
 		return;
 	}
@@ -407,7 +408,7 @@ static int history_append(const char *path, json_object *const *msgs, size_t n, 
 	}
 	if (!b.data)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		buf_release(&b);
 		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
@@ -680,6 +681,7 @@ int main(int argc, char **argv)
 	buf_init(&sink.scratch, 0);
 	sink.mode = o.sse ? MODE_SSE : c.json ? MODE_JSON : MODE_TEXT;
 	sink.tty = isatty(1);
+	sink.lines = o.interactive;
 	sink.neutral = sink.mode == MODE_TEXT && sink.tty && !o.raw;
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
