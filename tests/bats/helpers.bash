@@ -66,7 +66,7 @@ start_server() {
 		[[ -s $pf ]] && break
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
 			echo "start_server: the server exited: $(cat "$T/server.err")" >&2
-			wait "$SERVER_PID" 2>/dev/null
+			wait "$SERVER_PID" 2>/dev/null || true
 			SERVER_PID=
 			return 1
 		fi
@@ -88,12 +88,16 @@ stop_server() {
 	local pid=${SERVER_PID:-} i rc=0
 	[[ -n $pid ]] || return 0
 	SERVER_PID=
-	kill -TERM "$pid" 2>/dev/null
+	# Bats runs with errexit: a server that already died must not end this early.
+	kill -TERM "$pid" 2>/dev/null || true
 	for ((i = 0; i < 500; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.01
 	done
-	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	if kill -0 "$pid" 2>/dev/null; then
+		echo "stop_server: no exit 5 s after SIGTERM; sending SIGKILL" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
 	wait "$pid" 2>/dev/null || rc=$?
 	if ((rc != 0)); then
 		echo "stop_server: the server exited with status $rc; its stderr:" >&2
@@ -152,7 +156,7 @@ wait_for_requests() {
 		fi
 		sleep 0.01
 	done
-	echo "wait_for_requests: wanted $n requests${path:+ for $path}, have $(request_count $path)" >&2
+	echo "wait_for_requests: wanted $n requests${path:+ for $path}, have $(request_count ${path:+"$path"})" >&2
 	return 1
 }
 
