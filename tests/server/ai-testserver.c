@@ -12,8 +12,29 @@
  * before the answer leaves, so a test that got an answer can read the
  * line), and it can be scripted through POST /_control to be slow, fail
  * with any status, cut a connection or a stream short, or answer with
- * tool calls.  The control API is described where it is parsed, in
- * control_set() and action_check(); tests/bats/helpers.bash wraps it.
+ * tool calls.  tests/bats/helpers.bash wraps all of this (ctl, requests).
+ *
+ * Log line: {"t": ms since the epoch (float), "method", "path" (no query),
+ * "headers": {lowercased names}, "body": parsed JSON, else the raw body as
+ * a string, else null}.  /_control requests are not logged.
+ *
+ * Control API (POST /_control, a JSON object; refused with a 400 when a
+ * key is unknown, so a misspelt script fails its test):
+ *   {"set": {...}}   until reset: latency_ms, embed_dim, chunk_delay_ms,
+ *                    reply (a string instead of the echo; null: echo again)
+ *   {"push": [...]}  appends actions to a FIFO.  Each API request takes the
+ *                    first action whose "path" equals its path (no "path":
+ *                    any); "times": N (default 1) serves N requests.
+ *   {"reset": true}  empties the queue and restores the settings.
+ *   GET /_control    {"queued": N}
+ * Action keys: status, body (JSON or a string sent as is), headers,
+ * latency_ms (instead of the set one), close, malformed, reply,
+ * tool_calls ([{id, name, arguments}], used when the request has tools),
+ * usage, raw, drip_ms, and for streams cut_after (K events, counting the
+ * role chunk, then the connection is dropped), hold_ms (a pause after the
+ * first content chunk), no_done, error_event.  An error status with no
+ * body answers {"error":{"message":"scripted N","type":"test_error",
+ * "code":N}}; a status below 400 with no body answers normally with it.
  *
  * Endpoints: POST /v1/chat/completions (plain and "stream": true),
  * POST /v1/embeddings, GET /v1/models; anything else is a 404.
@@ -840,7 +861,7 @@ static void chat_stream(struct chat *c, struct reply *rp, long chunk_delay_ms)
 	json_object *errev = jget(c->act, "error_event");
 	long cut = jlong(c->act, "cut_after", -1), hold = jlong(c->act, "hold_ms", 0);
 	long drip = jlong(c->act, "drip_ms", 0);
-	size_t content_end, limit;
+	size_t limit;
 	struct body *b;
 
 	jadd(role, "role", json_object_new_string("assistant"));
@@ -879,7 +900,6 @@ static void chat_stream(struct chat *c, struct reply *rp, long chunk_delay_ms)
 			s = p;
 		}
 	}
-	content_end = e.n;
 	if (errev) {
 		/* The error event replaces everything after the first content chunk. */
 		json_object *o = json_object_new_object(), *copy = NULL;
@@ -900,7 +920,6 @@ static void chat_stream(struct chat *c, struct reply *rp, long chunk_delay_ms)
 		if (!jbool(c->act, "no_done"))
 			ev_add(&e, "[DONE]");
 	}
-	(void)content_end;
 
 	b = xmalloc(sizeof(*b));
 	memset(b, 0, sizeof(*b));
