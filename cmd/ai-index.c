@@ -300,6 +300,16 @@ static int start_batch(struct ix *ix, struct ai_err *err)
 	ix->cur = NULL;
 	if (!b)
 		return 0;
+	if (ix->bm25_only) {
+		/* The server turned out to have no embeddings: these documents go without. */
+		for (size_t i = 0; i < b->n; i++) {
+			b->docs[i]->novec = true;
+			if (i == 0 || b->docs[i - 1] != b->docs[i])
+				b->docs[i]->pending--;
+		}
+		batch_free(b);
+		return 0;
+	}
 	ix->inflight++;
 	if (ai_embed_start(ix->client, (const char *const *)b->texts, b->n, NULL, &b->resp, batch_done, b,
 			   err)) {
@@ -349,6 +359,11 @@ static int queue_chunks(struct ix *ix, struct doc *d, struct ai_err *err)
 
 			if (wait_room(ix, false, err))
 				return -1;
+			if (ix->bm25_only) {
+				d->novec = true;
+				d->queued = d->cl.n;
+				break;
+			}
 			if (!(b = calloc(1, sizeof(*b))) || !(b->docs = calloc(cap, sizeof(*b->docs))) ||
 			    !(b->rows = calloc(cap, sizeof(*b->rows))) || !(b->texts = calloc(cap, sizeof(*b->texts))))
 				cli_die(AI_EX_OSERR, "out of memory");

@@ -1,0 +1,249 @@
+#!/usr/bin/env bats
+# ai-index against the test server: batching, incremental re-indexing,
+# BM25-only indexes, rejected embeddings, bad files, several writers at
+# once and a killed run.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	setup_env
+	start_server
+	CORPUS=$BATS_TEST_DIRNAME/../fixtures/corpus
+	DB=$T/index.db
+}
+teardown() { stop_server; }
+
+EMB=/v1/embeddings
+
+# stats KEY: one figure of --stats --json
+stats() {
+	ai-index --db "$DB" --stats --json | jq -r ".$1"
+}
+
+@test "index: files are chunked, embedded in batches and stored" {
+	run --separate-stderr ai-index --db "$DB" --chunk-tokens 60 --overlap 0 --embed-batch 10 "$CORPUS"/*.md
+	assert_eq "$status" 0 status
+	assert_contains "$stderr" "10 indexed"
+	assert_eq "$(stats documents)" 10
+	chunks=$(stats chunks)
+	((chunks > 20)) || { echo "only $chunks chunks" >&2; false; }
+	assert_eq "$(stats vectors)" "$chunks" vectors
+	assert_eq "$(stats dim)" 64
+	assert_eq "$(stats model)" text-embedding-3-small
+	# Batches of at most 10 inputs, as many as needed and no more.
+	assert_eq "$(request_count $EMB)" $(((chunks + 9) / 10)) requests
+	sizes=$(requests $EMB | jq -r '.body.input | length' | sort -n | tail -1)
+	assert_eq "$sizes" 10 "largest batch"
+	# A chunk's embedding text carries its heading path.
+	assert_contains "$(requests $EMB | jq -r '.body.input[]')" "Sourdough bread > Baking"
+	run sqlite3 "$DB" "PRAGMA integrity_check"
+	assert_eq "$output" ok
+}
+
+@test "index: an unchanged file costs no embeddings request; a changed one is replaced" {
+	cp "$CORPUS"/coffee.md "$CORPUS"/tides.md "$T"/
+	ai-index --db "$DB" "$T"/coffee.md "$T"/tides.md 2>/dev/null
+	n=$(request_count $EMB)
+	run --separate-stderr ai-index --db "$DB" --json "$T"/coffee.md "$T"/tides.md
+	assert_eq "$status" 0
+	assert_eq "$(request_count $EMB)" "$n" "requests after an unchanged rerun"
+	assert_eq "$(jq -r .status <<<"$output" | sort | uniq -c | awk '{print $1, $2}')" "2 unchanged"
+	echo "A new paragraph about milk foam." >>"$T"/coffee.md
+	run --separate-stderr ai-index --db "$DB" --json "$T"/coffee.md "$T"/tides.md
+	assert_eq "$status" 0
+	assert_eq "$(request_count $EMB)" $((n + 1)) "one request for the changed file"
+	assert_contains "$(last_request $EMB | jq -r '.body.input[]')" "milk foam"
+	assert_eq "$(jq -r 'select(.source | endswith("coffee.md")) | .status' <<<"$output")" replaced
+	assert_eq "$(stats documents)" 2
+	assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM chunks_fts WHERE text LIKE '%milk foam%'")" 1
+	# --force embeds again (the cache answers it).
+	run ai-index --db "$DB" --force --json "$T"/tides.md
+	assert_eq "$(jq -r .status <<<"$output")" replaced
+}
+
+@test "index: --files-from - reads names from find, and stdin needs --source" {
+	(cd "$CORPUS" && find . -name '*.txt' | sort | ai-index --db "$DB" --files-from - -q)
+	assert_eq "$(ai-index --db "$DB" --list --json | jq -r .source | paste -sd,)" "compost.txt,git-rebase.txt"
+	run --separate-stderr ai-index --db "$DB" <<<"some text"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--source"
+	printf 'page one\fpage two about pdf text\n' | ai-index --db "$DB" --source f.pdf -q
+	run ai-index --db "$DB" --list
+	assert_contains "$output" "f.pdf"
+	run --separate-stderr ai-index --db "$DB" --source x "$CORPUS/coffee.md"
+	assert_eq "$status" 64
+}
+
+@test "index: --no-embed stores BM25 only, says so once, sends nothing" {
+	run --separate-stderr ai-index --db "$DB" --no-embed "$CORPUS"/*.md
+	assert_eq "$status" 0
+	assert_eq "$(grep -c 'BM25 only' <<<"$stderr")" 1 "BM25 messages"
+	assert_eq "$(request_count)" 0 requests
+	assert_eq "$(stats vectors)" 0
+	assert_eq "$(stats model)" null
+	assert_contains "$(ai-index --db "$DB" --stats)" "none (BM25 only)"
+}
+
+@test "index: no endpoint configured at all is BM25 only, offline" {
+	unset OPENAI_BASE_URL OPENAI_API_KEY
+	run --separate-stderr ai-index --db "$DB" "$CORPUS"/coffee.md "$CORPUS"/tides.md
+	assert_eq "$status" 0
+	assert_eq "$(grep -c 'no embeddings endpoint' <<<"$stderr")" 1
+	assert_eq "$(stats documents)" 2
+}
+
+@test "index: a server without embeddings (404) gives a BM25 index, said once" {
+	ctl '{"push":[{"path":"/v1/embeddings","status":404,"times":100}]}'
+	run --separate-stderr ai-index --db "$DB" --embed-batch 5 -P 1 --chunk-tokens 60 "$CORPUS"/*.md
+	assert_eq "$status" 0
+	assert_eq "$(grep -c 'BM25 only' <<<"$stderr")" 1 "messages"
+	assert_eq "$(request_count $EMB)" 1 "requests: the first 404 stops them"
+	assert_eq "$(stats documents)" 10
+	assert_eq "$(stats vectors)" 0
+}
+
+@test "index: embeddings with NaN, the wrong count or dimension reject that document only" {
+	ai-index --db "$DB" -q "$CORPUS"/coffee.md
+	before=$(sqlite3 "$DB" "SELECT count(*) FROM chunks; SELECT count(*) FROM vblocks")
+	printf 'one short note\n' >"$T/nan.txt"
+	ctl '{"push":[{"path":"/v1/embeddings","body":"{\"data\":[{\"index\":0,\"embedding\":[NaN,1,0]}],\"model\":\"m\"}"}]}'
+	run --separate-stderr ai-index --db "$DB" --no-cache "$T/nan.txt"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "nan.txt"
+	assert_contains "$stderr" "NaN"
+	ctl '{"push":[{"path":"/v1/embeddings","body":{"data":[],"model":"m"}}]}'
+	run --separate-stderr ai-index --db "$DB" --no-cache "$T/nan.txt"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "got 0"
+	ctl '{"set":{"embed_dim":32}}'
+	run --separate-stderr ai-index --db "$DB" --no-cache "$T/nan.txt"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "dimension 32"
+	assert_contains "$stderr" "dimension 64"
+	assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM chunks; SELECT count(*) FROM vblocks")" "$before" "store unchanged"
+	assert_eq "$(stats documents)" 1
+	# One good, one bad: the good one is stored and the exit status says some failed.
+	ctl '{"set":{"embed_dim":64}}'
+	printf 'another short note\n' >"$T/good.txt"
+	ctl '{"push":[{"path":"/v1/embeddings","body":"{\"data\":[{\"index\":0,\"embedding\":[NaN]}]}"}]}'
+	run --separate-stderr ai-index --db "$DB" --no-cache -P 1 --embed-batch 1 "$T/nan.txt" "$T/good.txt"
+	assert_eq "$status" 1
+	assert_eq "$(stats documents)" 2
+}
+
+@test "index: bad files and bad databases get clear errors" {
+	run --separate-stderr ai-index --db "$DB" "$T/missing.md" "$CORPUS/coffee.md"
+	assert_eq "$status" 1
+	assert_contains "$stderr" "missing.md"
+	printf 'bad \xff byte\n' >"$T/bad.txt"
+	run --separate-stderr ai-index --db "$DB" "$T/bad.txt"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "bad.txt"
+	echo "just some text, not a database at all, long enough for a header" >"$T/text.db"
+	run --separate-stderr ai-index --db "$T/text.db" "$CORPUS/coffee.md"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "not an ai-index database"
+	sqlite3 "$DB" "PRAGMA user_version = 7"
+	run --separate-stderr ai-index --db "$DB" "$CORPUS/coffee.md"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "schema 7"
+	run --separate-stderr ai-index --db "$T/none.db" --stats
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no index"
+	run --separate-stderr ai-index --chunk-tokens 10 x
+	assert_eq "$status" 64
+	run --separate-stderr ai-index --chunk-tokens 100 --overlap 100 x
+	assert_eq "$status" 64
+}
+
+@test "index: --rm, --list and --stats" {
+	ai-index --db "$DB" -q -c notes "$CORPUS"/coffee.md "$CORPUS"/chess.md
+	run ai-index --db "$DB" -c notes --list
+	assert_eq "$(wc -l <<<"$output")" 2
+	run --separate-stderr ai-index --db "$DB" -c notes --rm "$CORPUS"/coffee.md --rm nothing
+	assert_eq "$status" 1
+	assert_contains "$stderr" "'nothing' is not in collection 'notes'"
+	run ai-index --db "$DB" -c notes --stats --json
+	assert_eq "$(jq -r .documents <<<"$output")" 1
+	assert_eq "$(jq -r .collection <<<"$output")" notes
+	assert_eq "$(ai-index --db "$DB" --stats --json | jq -r .documents)" 0
+}
+
+@test "index: the default index lives in XDG_DATA_HOME, mode 0600" {
+	ai-index -q "$CORPUS"/coffee.md
+	f=$XDG_DATA_HOME/ai/index.db
+	[[ -f $f ]]
+	assert_eq "$(stat -c %a "$f")" 600
+	assert_eq "$(stat -c %a "$XDG_DATA_HOME/ai")" 700
+}
+
+@test "index: --dry-run prints the embeddings request and writes nothing" {
+	run --separate-stderr ai-index --db "$DB" --dry-run "$CORPUS"/coffee.md
+	assert_eq "$status" 0
+	assert_contains "$output" "POST http://127.0.0.1:$PORT/v1/embeddings"
+	assert_not_contains "$output" "$KEY"
+	assert_eq "$(request_count)" 0
+	[[ ! -e $DB ]]
+}
+
+@test "index: several writers at once and a reader meanwhile: nothing lost, no error" {
+	ctl '{"set":{"latency_ms":5}}'
+	mkdir "$T/docs"
+	for i in $(seq 1 40); do
+		printf '# Note %d\n\nNote number %d talks about topic%d and shared words.\n' "$i" "$i" "$i" >"$T/docs/n$i.md"
+	done
+	pids=()
+	for w in 1 2 3 4; do
+		# Overlapping sets: every file is indexed by two writers.
+		ls "$T"/docs/n*.md | awk -v w=$w 'NR % 4 == w - 1 || NR % 4 == w % 4' |
+			ai-index --db "$DB" -q --embed-batch 3 --files-from - 2>"$T/w$w.err" &
+		pids+=($!)
+	done
+	reads=0
+	while kill -0 "${pids[0]}" 2>/dev/null; do
+		if [[ -s $DB ]] && ai-ask --db "$DB" --retrieve-only -q "topic7 shared" >/dev/null 2>>"$T/r.err"; then :; fi
+		reads=$((reads + 1))
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	for w in 1 2 3 4; do assert_eq "$(cat "$T/w$w.err")" "" "writer $w stderr"; done
+	assert_eq "$(grep -v 'not relevant\|nothing in\|no index\|no collection' "$T/r.err" 2>/dev/null)" "" "reader stderr"
+	assert_eq "$(stats documents)" 40
+	assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM documents GROUP BY source HAVING count(*) > 1")" ""
+	assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM chunks")" "$(sqlite3 "$DB" "SELECT count(*) FROM chunks_fts")"
+	assert_eq "$(sqlite3 "$DB" "PRAGMA integrity_check")" ok
+}
+
+@test "index: a run killed mid-way leaves a consistent index, and a rerun completes it" {
+	mkdir "$T/docs"
+	for i in $(seq 1 30); do
+		printf 'Document %d about subject%d.\n' "$i" "$i" >"$T/docs/d$i.txt"
+	done
+	ctl '{"set":{"latency_ms":60}}'
+	ai-index --db "$DB" -q --embed-batch 1 -P 1 "$T"/docs/*.txt &
+	pid=$!
+	wait_for_requests 8 $EMB 10
+	kill -KILL "$pid"
+	wait "$pid" || true
+	assert_eq "$(sqlite3 "$DB" "PRAGMA integrity_check")" ok
+	done1=$(stats documents)
+	((done1 > 0 && done1 < 30)) || { echo "$done1 documents after the kill" >&2; false; }
+	# Each stored document is whole: its chunks, its text and its vectors.
+	assert_eq "$(sqlite3 "$DB" "SELECT count(*) FROM documents d WHERE chunks != (SELECT count(*) FROM chunks WHERE doc = d.id)")" 0
+	ctl '{"set":{"latency_ms":0}}'
+	n=$(request_count $EMB)
+	run --separate-stderr ai-index --db "$DB" --json --no-cache --embed-batch 1 "$T"/docs/*.txt
+	assert_eq "$status" 0
+	assert_eq "$(jq -r 'select(.status == "unchanged")' <<<"$output" | jq -s length)" "$done1" "skipped"
+	assert_eq "$(($(request_count $EMB) - n))" $((30 - done1)) "requests for the rest only"
+	assert_eq "$(stats documents)" 30
+	assert_eq "$(stats vectors)" 30
+}
+
+@test "index: a failing embeddings service is a temporary failure and stores nothing" {
+	ctl '{"push":[{"path":"/v1/embeddings","status":500,"times":10}]}'
+	run --separate-stderr ai-index --db "$DB" --retries 0 "$CORPUS"/coffee.md
+	assert_eq "$status" 75
+	assert_contains "$stderr" "500"
+	assert_eq "$(stats documents)" 0
+}
