@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "config.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -248,28 +249,11 @@ double cli_double(const char *opt, const char *s, double min, double max)
 
 double cli_duration(const char *opt, const char *s)
 {
-	char *end;
-	double v, mul = 1;
+	double v;
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (end != s && errno != ERANGE && isfinite(v) && v >= 0) {
-		if (!strcmp(end, "") || !strcmp(end, "s"))
-			mul = 1;
-		else if (!strcmp(end, "ms"))
-			mul = 0.001;
-		else if (!strcmp(end, "m"))
-			mul = 60;
-		else if (!strcmp(end, "h"))
-			mul = 3600;
-		else if (!strcmp(end, "d"))
-			mul = 86400;
-		else
-			mul = -1;
-		if (mul > 0 && v * mul < 1e9)
-			return v * mul;
-	}
-	cli_usage_error("%s wants a duration such as 30, 500ms, 5m, 2h or 7d, not '%s'", opt, s);
+	if (config_parse_duration(s, &v))
+		cli_usage_error("%s wants a duration such as 30, 500ms, 5m, 2h or 7d, not '%s'", opt, s);
+	return v;
 }
 
 static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err)

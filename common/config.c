@@ -56,8 +56,7 @@ static int parse_num(const char *v, double min, double max, double *out)
 	return 0;
 }
 
-/* Seconds from "30", "30s", "500ms", "5m", "2h", "7d". */
-static int parse_duration(const char *v, double *out)
+int config_parse_duration(const char *v, double *out)
 {
 	char *end;
 	double d, mul;
@@ -77,6 +76,8 @@ static int parse_duration(const char *v, double *out)
 	else if (!strcmp(end, "d"))
 		mul = 86400;
 	else
+		return -1;
+	if (d * mul >= 1e9)
 		return -1;
 	*out = d * mul;
 	return 0;
@@ -155,11 +156,11 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 			       "%s: api_key is not read from the config file; use api_key_cmd or api_key_file (mode 0600)",
 			       where);
 	} else if (!strcmp(key, "timeout")) {
-		if (parse_duration(val, &d) || d <= 0)
+		if (config_parse_duration(val, &d) || d <= 0)
 			goto bad;
 		cfg->timeout_s = d;
 	} else if (!strcmp(key, "connect_timeout")) {
-		if (parse_duration(val, &d) || d <= 0)
+		if (config_parse_duration(val, &d) || d <= 0)
 			goto bad;
 		cfg->connect_timeout_s = d;
 	} else if (!strcmp(key, "retries")) {
@@ -170,7 +171,7 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		if (parse_bool(val, &cfg->cache))
 			goto bad;
 	} else if (!strcmp(key, "cache_ttl")) {
-		if (parse_duration(val, &d))
+		if (config_parse_duration(val, &d))
 			goto bad;
 		cfg->cache_ttl_s = (long)d;
 	} else if (!strcmp(key, "cache_max")) {

@@ -67,6 +67,9 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
  * user.  Returns the first line in sodium_malloc'd memory (free with sodium_free). */
 int config_read_key_file(const char *path, char **key, struct ai_err *err);
 
+/* Seconds from "30", "30s", "500ms", "5m", "2h" or "7d"; 0, or -1 when it does not parse. */
+int config_parse_duration(const char *s, double *seconds);
+
 /* 0 when s can go into an HTTP header: no CR, LF or other control character. */
 int config_header_safe(const char *s);
 
