@@ -1,0 +1,184 @@
+#!/usr/bin/env bats
+# ai-ask against the test server over an index of tests/fixtures/corpus:
+# retrieval quality, the grounded prompt, citations, and the failures its
+# users meet.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	setup_env
+	start_server
+	CORPUS=$BATS_TEST_DIRNAME/../fixtures/corpus
+	DB=$T/index.db
+	(cd "$CORPUS" && ai-index --db "$DB" -q --chunk-tokens 60 --overlap 0 *.md *.txt)
+}
+teardown() { stop_server; }
+
+CHAT=/v1/chat/completions
+EMB=/v1/embeddings
+
+# recall MODE...: how many of the corpus questions find their document among the 5 passages.
+recall() {
+	local q s hit=0
+	while IFS=$'\t' read -r q s; do
+		[[ $q == \#* ]] && continue
+		if ai-ask --db "$DB" -q --retrieve-only -k 5 "$@" "$q" | jq -r .source | grep -qxF "$s"; then
+			hit=$((hit + 1))
+		else
+			echo "# miss ($*): $q" >&3
+		fi
+	done <"$CORPUS/questions.tsv"
+	echo "$hit"
+}
+
+@test "ask: recall@5 over the corpus, BM25 alone and hybrid, is at least 23 of 25" {
+	# Every question shares at least one content word with the passage that answers it, as a
+	# user's question usually does; 12 documents on unrelated subjects then leave little
+	# excuse for a miss, so the floor is 0.92 (23 of 25): two misses allowed for the
+	# stop-word-heavy questions ("Why are leaves green?") where the words are few.
+	n=$(grep -vc '^#' "$CORPUS/questions.tsv")
+	assert_eq "$n" 25 questions
+	bm25=$(recall --no-embed)
+	hybrid=$(recall)
+	echo "# recall@5: BM25 $bm25/25, hybrid $hybrid/25" >&3
+	((bm25 >= 23)) || { echo "BM25 recall@5 $bm25/25" >&2; false; }
+	((hybrid >= 23)) || { echo "hybrid recall@5 $hybrid/25" >&2; false; }
+	assert_eq "$(request_count $CHAT)" 0 "chat requests"
+}
+
+@test "ask: the prompt numbers the passages; Sources name the ones the answer cites" {
+	ctl '{"push":[{"path":"/v1/chat/completions","reply":"Bake it at 250 degrees [1], lid on first [2]. See also [9]."}]}'
+	run --separate-stderr ai-ask --db "$DB" "How long do I bake the sourdough loaf in the Dutch oven?"
+	assert_eq "$status" 0
+	p=$(last_request $CHAT | jq -r '.body.messages[-1].content')
+	assert_contains "$p" "Cite the passages"
+	assert_contains "$p" "Question: How long do I bake the sourdough loaf"
+	assert_contains "$output" "Bake it at 250 degrees [1], lid on first [2]."
+	assert_contains "$output" $'\n\nSources:\n[1] '
+	# Each cited source line is the header of that passage in the prompt.
+	for n in 1 2; do
+		src=$(grep "^\[$n\] " <<<"$output")
+		[[ -n $src ]] || { echo "no source [$n]" >&2; false; }
+		assert_contains "$p" "$src"
+	done
+	assert_not_contains "$output" "[3] "
+	assert_not_contains "$output" "[9] "
+	assert_contains "$stderr" "cites 1 passage number that was not given"
+	assert_contains "$(grep '^\[1\] ' <<<"$output")" "sourdough.md:"
+}
+
+@test "ask: --json gives answer, sources with scores, usage" {
+	ctl '{"push":[{"path":"/v1/chat/completions","reply":"Two high tides a day [1].","usage":{"prompt_tokens":300,"completion_tokens":7,"total_tokens":307}}]}'
+	run --separate-stderr ai-ask --db "$DB" --json -k 3 "How many high tides are there each day?"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .answer <<<"$output")" "Two high tides a day [1]."
+	assert_eq "$(jq -r '.sources | length' <<<"$output")" 3
+	assert_eq "$(jq -r '.sources[0].source' <<<"$output")" tides.md
+	assert_eq "$(jq -r '.sources[0].n' <<<"$output")" 1
+	assert_eq "$(jq -r '.sources[0].cited' <<<"$output")" true
+	assert_eq "$(jq -r '.sources[0].lines | test("^[0-9]+(-[0-9]+)?$")' <<<"$output")" true
+	assert_eq "$(jq -r '.sources[0].score | type' <<<"$output")" number
+	assert_eq "$(jq -c .usage <<<"$output")" '{"prompt_tokens":300,"completion_tokens":7}'
+	assert_eq "$(jq -r .retrieval <<<"$output")" hybrid
+}
+
+@test "ask: nothing relevant: says so and does not call the model" {
+	run --separate-stderr ai-ask --db "$DB" "xylophone zeppelin quasar"
+	assert_eq "$status" 1
+	assert_eq "$output" ""
+	assert_contains "$stderr" "nothing in collection 'default' is relevant"
+	assert_eq "$(request_count $CHAT)" 0
+}
+
+@test "ask: --retrieve-only prints JSON lines and makes no chat call; offline it uses BM25" {
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only -k 4 "When should a worn chain be replaced?"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 4 lines
+	assert_eq "$(head -1 <<<"$output" | jq -r .source)" bicycle.md
+	assert_eq "$(head -1 <<<"$output" | jq -r '.n, (.score|type), (.text|type)' | paste -sd,)" "1,number,string"
+	assert_eq "$(jq -s 'map(.cosine | type) | index("number") != null' <<<"$output")" true "some cosine"
+	assert_eq "$(request_count $CHAT)" 0
+	# The question's embedding came through the cache the second time.
+	n=$(request_count $EMB)
+	ai-ask --db "$DB" --retrieve-only "When should a worn chain be replaced?" >/dev/null
+	assert_eq "$(request_count $EMB)" "$n" "embeddings requests on a repeat"
+	unset OPENAI_BASE_URL OPENAI_API_KEY
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only "When should a worn chain be replaced?"
+	assert_eq "$status" 0
+	assert_eq "$(head -1 <<<"$output" | jq -r .source)" bicycle.md
+	assert_eq "$(head -1 <<<"$output" | jq -r .cosine)" null
+}
+
+@test "ask: an embeddings service that fails falls back to BM25 with a note" {
+	ctl '{"push":[{"path":"/v1/embeddings","status":503,"times":5}]}'
+	run --separate-stderr ai-ask --db "$DB" --retries 0 --no-cache --retrieve-only "Why are leaves green?"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "BM25 alone"
+	assert_eq "$(head -1 <<<"$output" | jq -r .source)" photosynthesis.md
+}
+
+@test "ask: --int8 finds what float32 finds" {
+	for q in "What buried Pompeii?" "Which enzyme fixes carbon dioxide?" "How high is the Pont du Gard?"; do
+		a=$(ai-ask --db "$DB" --retrieve-only -k 3 "$q" | jq -r .text | head -1)
+		b=$(ai-ask --db "$DB" --retrieve-only --int8 -k 3 "$q" | jq -r .text | head -1)
+		assert_eq "$b" "$a" "$q"
+	done
+}
+
+@test "ask: a question embedded by another model is refused, naming both" {
+	run --separate-stderr ai-ask --db "$DB" --embed-model other-embedder "Why are leaves green?"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "'text-embedding-3-small'"
+	assert_contains "$stderr" "'other-embedder'"
+	assert_eq "$(request_count $CHAT)" 0
+	AI_EMBED_MODEL=other-embedder run --separate-stderr ai-ask --db "$DB" --retrieve-only "leaves"
+	assert_eq "$status" 65
+}
+
+@test "ask: --stream prints the answer as it arrives, then the sources" {
+	ctl '{"push":[{"path":"/v1/chat/completions","reply":"Grind finer [1]."}]}'
+	run --separate-stderr ai-ask --db "$DB" --stream "My espresso tastes sour, what should I change?"
+	assert_eq "$status" 0
+	assert_eq "$(last_request $CHAT | jq -r .body.stream)" true
+	assert_contains "$output" $'Grind finer [1].\n\nSources:\n[1] coffee.md:'
+}
+
+@test "ask: the question comes from stdin too; none at all is an error" {
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only -k 1 <<<"What does White offer in the Queen's Gambit?"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .source <<<"$output")" chess.md
+	run --separate-stderr ai-ask --db "$DB" </dev/null
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no question"
+}
+
+@test "ask: missing index, missing collection and a chat failure" {
+	run --separate-stderr ai-ask --db "$T/none.db" "anything"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no index at"
+	assert_contains "$stderr" "ai-index"
+	run --separate-stderr ai-ask --db "$DB" -c nope "anything"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no collection 'nope'"
+	ctl '{"push":[{"path":"/v1/chat/completions","status":500,"times":5}]}'
+	run --separate-stderr ai-ask --db "$DB" --retries 0 "Why are leaves green?"
+	assert_eq "$status" 75
+	assert_eq "$output" ""
+	run --separate-stderr ai-ask -k 0 "x"
+	assert_eq "$status" 64
+}
+
+@test "ask: a BM25-only index answers without embedding the question" {
+	ai-index --db "$T/bm.db" -q --no-embed "$CORPUS"/*.md 2>/dev/null
+	n=$(request_count $EMB)
+	run --separate-stderr ai-ask --db "$T/bm.db" --json "Why are leaves green?"
+	assert_eq "$status" 0
+	assert_eq "$(request_count $EMB)" "$n"
+	assert_eq "$(jq -r .retrieval <<<"$output")" bm25
+}
+
+@test "ask: output to a full disk fails" {
+	run bash -c 'ai-ask --db "$1" --retrieve-only "Why are leaves green?" >/dev/full' _ "$DB"
+	assert_eq "$status" 74
+}
