@@ -5,6 +5,7 @@
 #include "sse.h"
 
 #include <math.h>
+#include <strings.h>
 #include <sodium.h>
 #include <time.h>
 
@@ -34,6 +35,8 @@ struct call {
 	bool stream;
 	struct sse_parser sse;
 	struct chatstream cs;
+	bool checked, plain;    /* a stream request answered with plain JSON */
+	struct buf plainbuf;
 	struct ai_err stream_err;
 	/* embeddings */
 	struct ai_embed_resp *eresp;
@@ -224,6 +227,8 @@ static void call_free(struct call *k)
 	free(k->model);
 	free(k->prompt);
 	http_resp_release(&k->hresp);
+	if (k->checked)
+		buf_release(&k->plainbuf);
 	if (k->kind == CALL_CHAT && k->stream) {
 		sse_release(&k->sse);
 		chatstream_release(&k->cs);
@@ -408,6 +413,15 @@ static int stream_data(const char *p, size_t n, void *ud)
 {
 	struct call *k = ud;
 
+	/* Some servers ignore "stream": true and answer with one JSON object. */
+	if (!k->checked) {
+		k->checked = true;
+		k->plain = !strncasecmp(k->hresp.content_type, "application/json", 16);
+		buf_init(&k->plainbuf, MAX_CONTENT);
+	}
+	if (k->plain)
+		return buf_add(&k->plainbuf, p, n) ? ai_errf(&k->stream_err, AI_EX_UNAVAILABLE,
+						     "the answer is too large") : 0;
 	if (chatstream_feed(&k->cs, &k->sse, p, n, &k->stream_err))
 		return -1;
 	return 0;
@@ -559,7 +573,7 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 		chat_finish(k, -1, &e);
 		return;
 	}
-	if (k->stream && h->delivered) {
+	if (k->stream && h->delivered && !k->plain) {
 		int end = chatstream_end(&k->cs, &k->sse, &e);
 
 		r->prompt_tokens = k->cs.prompt_tokens;
@@ -575,7 +589,8 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 			chat_finish(k, -1, &e);
 			return;
 		}
-	} else if (parse_chat(k, h->body.data, h->body.len, &e)) {
+	} else if (k->plain ? parse_chat(k, k->plainbuf.data, k->plainbuf.len, &e) :
+		   parse_chat(k, h->body.data, h->body.len, &e)) {
 		account(k, -1, -1, h->status, false, NAN, h->ms);
 		chat_finish(k, -1, &e);
 		return;
