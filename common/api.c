@@ -1179,3 +1179,8 @@ double ai_account_batch_result(struct ai_client *c, const char *model, long prom
 	c->batch_price = was;
 	return cost;
 }
+
+json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q)
+{
+	return chat_body(q, q->model ? q->model : c->cfg->model);
+}

@@ -146,6 +146,10 @@ int ai_api_request(struct ai_client *c, const char *method, const char *path,
 double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,
 			       long completion_tokens, long status);
 
+/* The JSON body ai_chat would send for q (model: q->model, else the configured one), for
+ * requests sent another way (the Batch API's input file).  Returns owned, NULL on ENOMEM. */
+json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q);
+
 /* Copies the "type" of the error object in an error answer into out (n bytes), or "". */
 void ai_error_type(const char *body, size_t len, char *out, size_t n);
 
