@@ -46,6 +46,7 @@ static const struct cli_opt opts[] = {
 struct opts {
 	const char *system, *history;
 	bool interactive, sse, raw;
+	bool quiet;             /* -q: not even "answer interrupted" */
 	double idle_s;
 	double temperature;
 	long max_tokens;
@@ -641,7 +642,8 @@ static int interactive(struct chat *ch, const char *first, struct ai_err *err)
 		if (rc && err->code == AI_EX_INTERRUPT) {
 			sink_end(ch->sink, rc, &resp, err);
 			cli_interrupted = 0;
-			cli_warn("answer interrupted");
+			if (!ch->o->quiet)
+				cli_warn("answer interrupted");
 		} else if (!resp.dry_run) {
 			int c = report(ch, rc, &resp, err);
 
@@ -657,7 +659,7 @@ static int interactive(struct chat *ch, const char *first, struct ai_err *err)
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, false, false, false, 60, NAN, 0 };
+	struct opts o = { NULL, NULL, false, false, false, false, 60, NAN, 0 };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
@@ -675,6 +677,7 @@ int main(int argc, char **argv)
 		cli_usage_error("--sse and --json are two output formats; choose one");
 	if (o.sse && o.interactive)
 		cli_usage_error("--sse answers one message; it cannot be --interactive");
+	o.quiet = c.quiet;
 	ai_err_clear(&err);
 
 	memset(&sink, 0, sizeof(sink));

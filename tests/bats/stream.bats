@@ -375,6 +375,23 @@ on_tty() {
 	assert_eq "$(last_request $CHAT | jq '.body.messages | length')" 1
 }
 
+@test "stream: -i on a terminal prompts, Ctrl-C stops the answer or clears the line, Ctrl-D ends" {
+	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
+	ctl '{"push":[{"hold_ms":5000}]}'
+	# Keys typed at the terminal: ^C and ^D go through the pseudo-terminal's line discipline.
+	out=$( (printf 'first one\n'; sleep 1; printf '\003'; sleep 0.5; printf 'again\n'; sleep 1
+		printf 'half typed'; sleep 0.3; printf '\003'; sleep 0.3; printf '\004') |
+		timeout 20 script -qec "ai-stream -i --no-cache" /dev/null)
+	rc=$?
+	assert_eq "$rc" 0
+	assert_contains "$out" "> "
+	assert_contains "$out" "echo: "
+	assert_contains "$out" "ai-stream: answer interrupted"
+	assert_contains "$out" "echo: again"
+	assert_eq "$(request_count $CHAT)" 2
+	assert_eq "$(last_request $CHAT | jq -c '[.body.messages[] | .content]')" '["again"]'
+}
+
 @test "stream: bad command lines and bad input" {
 	run --separate-stderr ai-stream --sse --json x
 	assert_eq "$status" 64
