@@ -1,0 +1,304 @@
+#!/usr/bin/env bats
+# ai-usage: the ledger as a table.  Most tests fill a ledger with known
+# rows (sqlite3, on the schema a real call created) and check the sums.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	setup_env
+	# Days are local days: pin them, so that the known rows fall where the test says.
+	export TZ=UTC
+	DB=$XDG_DATA_HOME/ai/usage.db
+}
+teardown() { stop_server; }
+
+# make_ledger: an empty ledger at $DB, made by a real call (so the schema is the code's own).
+make_ledger() {
+	start_server
+	ai-summarize <<<"make the ledger" >/dev/null || return 1
+	sqlite3 "$DB" 'DELETE FROM calls'
+}
+
+# row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC).
+row() {
+	local ts
+	ts=$(($(date -u -d "$1" +%s) * 1000))
+	sqlite3 "$DB" "INSERT INTO calls(ts_ms, program, model, host, prompt_tokens, completion_tokens,
+		latency_ms, status, cached, cost, saved)
+		VALUES($ts, $2, $3, 'api.example.com', $4, $5, $6, 200, $7, $8, $9)"
+}
+
+# known_rows: six calls over three days of January 2024; see the sums in the tests.
+known_rows() {
+	make_ledger
+	row '2024-01-10 09:00' "'ai-summarize'" "'m1'" 100 10 100 0 0.25 NULL
+	row '2024-01-10 10:00' "'ai-summarize'" "'m1'" 100 10 0 1 0 0.25
+	row '2024-01-11 12:00' "'ai-ask'" "'m2'" 1000 200 300 0 1.5 NULL
+	row '2024-01-11 23:59' "'ai-ask'" "'m2'" 1000 200 500 0 1.5 NULL
+	row '2024-01-12 00:00' "'ai-index'" "'emb'" 50 NULL 20 0 NULL NULL
+	row '2024-01-12 18:00' "'ai-summarize'" "NULL" 200 20 200 0 0.5 NULL
+}
+
+RANGE=(--since 2024-01-10 --until 2024-01-12)
+
+@test "usage: the known rows, per program: requests/day, latency, tokens, cost/day, hit rate, saved" {
+	known_rows
+	run --separate-stderr ai-usage "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED)
+	want=${want%$'\t'}$'\n'
+	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.00\t0%\t$0.00\n'
+	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.00\n'
+	want+=$'ai-summarize\t1\t100\t200\t400\t40\t$0.25\t33.3%\t$0.25\n'
+	want+=$'total\t2\t187\t500\t2450\t440\t$1.25*\t16.7%\t$0.25\n'
+	want+=$'projected month: $37.50\n'
+	want+='* 1 call of models without a price is not counted; add price.MODEL to the config (see ai.conf(5))'
+	assert_eq "$output" "$want" table
+}
+
+@test "usage: --json gives every row's exact sums, null for an unknown cost" {
+	known_rows
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 4 lines
+	a=$(sed -n 1p <<<"$output")
+	assert_eq "$(jq -c '[.program, .total, .days, .requests, .hits, .tokens_in, .tokens_out, .cost, .cost_per_day, .avg_ms, .p95_ms, .unknown_cost]' <<<"$a")" \
+		'["ai-ask",false,3,2,0,2000,400,3,1,400,500,0]'
+	i=$(sed -n 2p <<<"$output")
+	assert_eq "$(jq -c '[.program, .requests, .cost, .cost_per_day, .unknown_cost, .saved, .tokens_out]' <<<"$i")" \
+		'["ai-index",1,null,null,1,0,0]'
+	s=$(sed -n 3p <<<"$output")
+	assert_eq "$(jq -c '[.program, .requests, .hits, .hit_rate, .cost, .saved, .avg_ms, .p95_ms]' <<<"$s")" \
+		'["ai-summarize",3,1,0.3333333333,0.75,0.25,100,200]'
+	t=$(sed -n 4p <<<"$output")
+	assert_eq "$(jq -c '[.program, .total, .days, .requests, .requests_per_day, .hits, .tokens_in, .tokens_out, .cost, .cost_per_day, .unknown_cost, .saved, .projected_month, .p95_ms]' <<<"$t")" \
+		'[null,true,3,6,2,1,2450,440,3.75,1.25,1,0.25,37.5,500]'
+	assert_eq "$(jq -r '.avg_ms' <<<"$t")" 186.7
+}
+
+@test "usage: --by model and --by day" {
+	known_rows
+	run ai-usage --by model "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(head -1 <<<"$output" | cut -f1)" MODEL
+	assert_eq "$(cut -f1,2,7 <<<"$output" | sed -n '2,6p' | tr '\t\n' ' |')" \
+		'- 0.3 $0.17|emb 0.3 -|m1 0.7 $0.08|m2 0.7 $1.00|total 2 $1.25*|'
+	run ai-usage --by day --json "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(jq -c 'select(.total | not) | [.day, .days, .requests, .requests_per_day, .cost, .cost_per_day, .hit_rate]' <<<"$output" | tr '\n' ' ')" \
+		'["2024-01-10",1,2,2,0.25,0.25,0.5] ["2024-01-11",1,2,2,3,3,0] ["2024-01-12",1,2,2,0.5,0.5,0] '
+	run ai-usage --by day "${RANGE[@]}"
+	assert_eq "$(sed -n 2p <<<"$output" | cut -f1,2,7,8)" $'2024-01-10\t2\t$0.25\t50%'
+	assert_eq "$(tail -2 <<<"$output" | head -1)" 'projected month: $37.50'
+}
+
+@test "usage: --since and --until select whole local days" {
+	known_rows
+	run ai-usage --json --since 2024-01-11 --until 2024-01-11
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.days, .requests, .cost, .tokens_in]')" '[1,2,3,2000]'
+	run ai-usage --json --since 2024-01-11 --until 2024-01-12
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.days, .requests, .cost]')" '[2,4,3.5]'
+	# Without --until the range ends today: the per-day figures spread over every day since.
+	run ai-usage --json --since 2024-01-10
+	days=$(tail -1 <<<"$output" | jq .days)
+	((days > 3)) || { echo "days=$days" >&2; false; }
+	# Another timezone moves the day boundaries: 23:59 UTC on the 11th is the 12th in Tokyo.
+	TZ=Asia/Tokyo run ai-usage --json --by day --since 2024-01-12 --until 2024-01-12
+	assert_eq "$(head -1 <<<"$output" | jq -c '[.day, .requests]')" '["2024-01-12",2]'
+}
+
+@test "usage: Nd and today count from now; calls of today only give one day" {
+	make_ledger
+	now=$(date -u '+%Y-%m-%d %H:%M:%S')
+	row "$now" "'ai-stream'" "'gpt-4o-mini'" 10 5 40 0 0.002 NULL
+	row "$now" "'ai-stream'" "'gpt-4o-mini'" 10 5 60 1 0 0.002
+	row '2024-01-10 09:00' "'old'" "'m'" 1 1 1 0 9 NULL
+	for since in 7d 1d today; do
+		run --separate-stderr ai-usage --json --since $since
+		assert_eq "$status" 0
+		assert_eq "$(head -1 <<<"$output" | jq -c '[.program, .days, .requests, .cost, .saved, .hit_rate]')" \
+			'["ai-stream",1,2,0.002,0.002,0.5]' "--since $since"
+		assert_eq "$(wc -l <<<"$output")" 2 "lines with --since $since"
+	done
+	run ai-usage --since today
+	assert_eq "$(sed -n 2p <<<"$output" | cut -f1,2,3,7,8,9)" $'ai-stream\t2\t50\t$0.0020\t50%\t$0.0020'
+	assert_eq "$(tail -1 <<<"$output")" 'projected month: $0.06'
+}
+
+@test "usage: what real calls wrote: misses, hits and their cost" {
+	start_server
+	ai-summarize -m gpt-4o-mini <<<"one" >/dev/null
+	ai-summarize -m gpt-4o-mini <<<"one" >/dev/null
+	ai-summarize -m unpriced-model <<<"two" >/dev/null
+	run --separate-stderr ai-usage --json --by model
+	assert_eq "$status" 0
+	assert_eq "$(jq -c 'select(.model == "gpt-4o-mini") | [.requests, .hits, .hit_rate]' <<<"$output")" '[2,1,0.5]'
+	# The cost is what the price table makes of the tokens the server reported.
+	assert_eq "$(jq -c 'select(.model == "gpt-4o-mini") | [.cost > 0, .saved == .cost]' <<<"$output")" '[true,true]'
+	assert_eq "$(jq -c 'select(.model == "unpriced-model") | [.requests, .cost, .unknown_cost]' <<<"$output")" '[1,null,1]'
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .hits, .unknown_cost]')" '[3,1,1]'
+	# ai-usage made no request of its own.
+	assert_eq "$(request_count)" 2
+}
+
+@test "usage: aligned columns on a terminal" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	known_rows
+	run script -qec "ai-usage --since 2024-01-10 --until 2024-01-12" /dev/null
+	assert_eq "$status" 0
+	out=${output//$'\r'/}
+	# Text left, numbers right, two spaces between columns, no tabs.
+	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%  SAVED"
+	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400     $1.00     0%  $0.00'
+	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2450         440    $1.25*  16.7%  $0.25'
+	assert_not_contains "$out" $'\t'
+}
+
+@test "usage: no ledger yet at the default place is no error; a missing --db file is" {
+	run --separate-stderr ai-usage
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	assert_eq "$stderr" "ai-usage: no usage recorded yet at '$DB'"
+	[[ ! -e $DB ]] || { echo "ai-usage made a ledger" >&2; false; }
+	[[ ! -e $XDG_DATA_HOME/ai ]] || { echo "ai-usage made a directory" >&2; false; }
+	run --separate-stderr ai-usage -q
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	run --separate-stderr ai-usage --db "$T/nope.db"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "'$T/nope.db'"
+	[[ ! -e $T/nope.db ]]
+}
+
+@test "usage: an empty range says so and exits 0" {
+	known_rows
+	run --separate-stderr ai-usage --since 2023-01-01 --until 2023-12-31
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	assert_contains "$stderr" "no calls recorded"
+	run --separate-stderr ai-usage --json --since 2023-01-01 --until 2023-12-31
+	assert_eq "$output" ""
+}
+
+@test "usage: a file that is not a ledger, a newer ledger, another database, a directory: says what is wrong" {
+	echo "plain text, not a database" >"$T/text"
+	run --separate-stderr ai-usage --db "$T/text"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "ai-usage: '$T/text' is not a usage ledger (not an SQLite database)"
+	sqlite3 "$T/other.db" 'CREATE TABLE t(x); INSERT INTO t VALUES(1);'
+	run --separate-stderr ai-usage --db "$T/other.db"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "$T/other.db"
+	make_ledger
+	cp "$DB" "$T/newer.db"
+	sqlite3 "$T/newer.db" 'PRAGMA user_version = 99'
+	run --separate-stderr ai-usage --db "$T/newer.db"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "$T/newer.db"
+	run --separate-stderr ai-usage --db "$T"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "not a regular file"
+	head -c 8192 /dev/urandom >"$T/noise"
+	run --separate-stderr ai-usage --db "$T/noise"
+	assert_eq "$status" 65
+}
+
+@test "usage: --db reads another ledger; the default one is left alone" {
+	known_rows
+	mv "$DB" "$T/elsewhere.db"
+	rm -f "$DB-wal" "$DB-shm"
+	run --separate-stderr ai-usage --json --db "$T/elsewhere.db" "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(tail -1 <<<"$output" | jq .requests)" 6
+	[[ ! -e $DB ]]
+}
+
+@test "usage: needs no endpoint or key, and shows the daily budget" {
+	known_rows
+	stop_server
+	unset OPENAI_API_KEY OPENAI_BASE_URL
+	now=$(date -u '+%Y-%m-%d %H:%M:%S')
+	row "$now" "'ai-ask'" "'m2'" 1 1 1 0 0.4 NULL
+	run --separate-stderr ai-usage --since today
+	assert_eq "$status" 0
+	assert_eq "$(grep -c 'daily budget' <<<"$output")" 0
+	AI_BUDGET_DAILY=2 run --separate-stderr ai-usage --since today
+	assert_eq "$status" 0
+	assert_eq "$(tail -1 <<<"$output")" 'daily budget: $2.00, spent today: $0.40'
+}
+
+@test "usage: --prices lists the price table with the config's overrides" {
+	run --separate-stderr ai-usage --prices
+	assert_eq "$status" 0
+	assert_eq "$(head -1 <<<"$output")" $'MODEL\tIN/MTOK\tOUT/MTOK'
+	assert_contains "$output" $'\ngpt-4o-mini\t'
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	echo 'price.gpt-4o-mini = 7 8.5' >"$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-usage --prices --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -c 'select(.model == "gpt-4o-mini")' <<<"$output")" '{"model":"gpt-4o-mini","in_per_mtok":7,"out_per_mtok":8.5}'
+	echo 'price.gpt-4o-mini = cheap' >"$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-usage --prices
+	assert_eq "$status" 78
+	assert_contains "$stderr" "config:1"
+}
+
+@test "usage: bad options and dates exit 64 and say why" {
+	run --separate-stderr ai-usage --by week
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--by wants program, model or day, not 'week'"
+	for d in yesterday 2024-13-01 2024-02-30 0d 24-01-01 7; do
+		run --separate-stderr ai-usage --since "$d"
+		assert_eq "$status" 64 "status for --since $d"
+		assert_contains "$stderr" "bad date '$d'"
+	done
+	run --separate-stderr ai-usage --until nope
+	assert_eq "$status" 64
+	run --separate-stderr ai-usage --since 2024-02-01 --until 2024-01-01
+	assert_eq "$status" 64
+	assert_contains "$stderr" "is not before"
+	run --separate-stderr ai-usage somefile
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--db"
+	run --separate-stderr ai-usage --db ''
+	assert_eq "$status" 64
+	run --separate-stderr ai-usage --bogus
+	assert_eq "$status" 64
+	run ai-usage --help
+	assert_eq "$status" 0
+	assert_contains "$output" "Usage: ai-usage"
+	run ai-usage -V
+	assert_eq "$status" 0
+	assert_contains "$output" "ai-usage 0."
+}
+
+@test "usage: a full disk fails with 74; a closed pipe is quiet" {
+	known_rows
+	run --separate-stderr bash -c 'ai-usage --since 2024-01-10 --until 2024-01-12 >/dev/full'
+	assert_eq "$status" 74
+	assert_contains "$stderr" "cannot write output"
+	run --separate-stderr bash -c 'set -o pipefail; ai-usage --json --since 2024-01-10 --until 2024-01-12 | head -c1'
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+}
+
+@test "usage: reads while another process holds the write lock" {
+	known_rows
+	mkfifo "$T/fifo"
+	sqlite3 "$DB" <"$T/fifo" >/dev/null 2>&1 &
+	holder=$!
+	exec 5>"$T/fifo"
+	echo 'BEGIN IMMEDIATE; INSERT INTO calls(ts_ms) VALUES(0);' >&5
+	sleep 0.2
+	start=$(date +%s%N)
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	echo 'ROLLBACK;' >&5
+	exec 5>&-
+	wait "$holder"
+	assert_eq "$status" 0
+	assert_eq "$(tail -1 <<<"$output" | jq .requests)" 6
+	((ms < 3000)) || { echo "took $ms ms" >&2; false; }
+}
