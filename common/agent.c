@@ -188,18 +188,15 @@ static bool type_is(json_object *v, const char *t)
 }
 
 /* Whether v matches the schema's "type" (a string or an array of strings); true when absent. */
-static bool type_matches(json_object *schema, json_object *v, const char **want)
+static bool type_matches(json_object *schema, json_object *v)
 {
 	json_object *t;
 
-	*want = NULL;
 	if (!schema || !json_object_is_type(schema, json_type_object) ||
 	    !json_object_object_get_ex(schema, "type", &t))
 		return true;
-	if (json_object_is_type(t, json_type_string)) {
-		*want = json_object_get_string(t);
-		return type_is(v, *want);
-	}
+	if (json_object_is_type(t, json_type_string))
+		return type_is(v, json_object_get_string(t));
 	if (json_object_is_type(t, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(t); i++) {
 			json_object *e = json_object_array_get_idx(t, i);
@@ -208,16 +205,39 @@ static bool type_matches(json_object *schema, json_object *v, const char **want)
 			    type_is(v, json_object_get_string(e)))
 				return true;
 		}
-		*want = "one of the listed types";
 		return false;
 	}
 	return true;
 }
 
+/* "a string", "an integer", "string or null": the type the schema wants, in words. */
+static void type_words(json_object *schema, char *out, size_t n)
+{
+	json_object *t = NULL;
+	size_t len = 0;
+
+	json_object_object_get_ex(schema, "type", &t);
+	if (json_object_is_type(t, json_type_string)) {
+		const char *w = json_object_get_string(t);
+
+		snprintf(out, n, "%s %s", strchr("aeiou", w[0]) && w[0] ? "an" : "a", w);
+		return;
+	}
+	out[0] = '\0';
+	for (size_t i = 0; i < json_object_array_length(t) && len < n; i++) {
+		const char *w = json_object_get_string(json_object_array_get_idx(t, i));
+		int k = snprintf(out + len, n - len, "%s%s", i ? " or " : "", w ? w : "?");
+
+		if (k < 0)
+			break;
+		len += (size_t)k;
+	}
+}
+
 int agent_check_args(json_object *schema, json_object *args, char *why, size_t n)
 {
 	json_object *props = NULL, *req, *addl;
-	const char *want;
+	char want[100];
 
 	if (!json_object_is_type(args, json_type_object)) {
 		snprintf(why, n, "the arguments must be a JSON object, not %s", type_name(args));
@@ -243,9 +263,9 @@ int agent_check_args(json_object *schema, json_object *args, char *why, size_t n
 		json_object *ps = NULL;
 
 		if (props && json_object_object_get_ex(props, k, &ps)) {
-			if (!type_matches(ps, v, &want)) {
-				snprintf(why, n, "the argument '%s' must be %s%s, not %s", k,
-					 want && strchr("aeiou", want[0]) ? "an " : "a ", want ? want : "?",
+			if (!type_matches(ps, v)) {
+				type_words(ps, want, sizeof(want));
+				snprintf(why, n, "the argument '%s' must be %s, not %s", k, want,
 					 type_name(v));
 				return -1;
 			}
