@@ -791,13 +791,19 @@ int chatstream_end(struct chatstream *cs, struct sse_parser *p, struct ai_err *e
 {
 	bool partial = sse_finish(p);
 
-	if (cs->done || (cs->finish_reason[0] && !partial))
+	/*
+	 * Only "[DONE]" proves the stream was not cut: a connection closed
+	 * after a finish_reason chunk may still have lost the usage chunk, and
+	 * every server we know (OpenAI, llama.cpp, Ollama, vLLM) sends it.
+	 */
+	if (cs->done)
 		return 0;
 	if (partial)
 		return ai_errf(err, AI_EX_TEMPFAIL,
 			       "stream cut short in the middle of an event; the reply is incomplete");
-	return ai_errf(err, AI_EX_TEMPFAIL,
-		       "stream ended before [DONE] or a finish reason; the reply may be incomplete");
+	return ai_errf(err, AI_EX_TEMPFAIL, "stream ended without [DONE]%s",
+		       cs->finish_reason[0] ? " (after a finish reason); the usage may be missing" :
+		       "; the reply may be incomplete");
 }
 
 /* json_object_object_add takes val only on success. */

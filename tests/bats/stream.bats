@@ -249,11 +249,13 @@ on_tty() {
 	assert_contains "$stderr" "[DONE]"
 }
 
-@test "stream: no [DONE] after a finish reason is complete, as some servers send it" {
+@test "stream: no [DONE] even after a finish reason keeps the text and exits 75" {
 	ctl '{"push":[{"no_done":true}]}'
-	run --separate-stderr ai-stream --no-cache x
-	assert_eq "$status" 0
+	run --separate-stderr ai-stream --no-cache --history "$T/h.jsonl" x
+	assert_eq "$status" 75
 	assert_eq "$output" "echo: x"
+	assert_contains "$stderr" "without [DONE]"
+	[[ ! -s $T/h.jsonl ]]
 }
 
 @test "stream: a 500 before the first byte is retried and the answer printed once" {

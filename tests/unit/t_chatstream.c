@@ -202,7 +202,8 @@ static void test_no_role_no_finish(void)
 	buf_reset(&b);
 	buf_addf(&b, "%sdata: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n", body);
 	r = go(b.data);
-	is_int(r.rc, 0, "finish_reason but no [DONE]: complete");
+	is_int(r.rc, -1, "finish_reason but no [DONE]: incomplete (the usage chunk may be lost)");
+	ok(strstr(r.msg, "without [DONE]") != NULL, "says [DONE] is missing: %s", r.msg);
 	res_free(&r);
 
 	buf_addstr(&b, "data: {\"choices\":[{\"delta\":{\"content\":\"x");
