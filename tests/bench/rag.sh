@@ -1,0 +1,124 @@
+#!/bin/sh
+# rag.sh [O] [BIN] - benchmarks of ai-index and ai-ask (issue 6).
+#
+#   1. ingest: ai-index on about 8 MB of generated Markdown against the
+#      test server at zero latency (64-dim embeddings), in MB of text a second;
+#   2. query: the whole ai-ask --retrieve-only process (start, open, the
+#      question's embedding from the warm cache, scan, passages) over
+#      100,000 chunks of 1,536 dims, float32 and --int8, median of 11 runs
+#      after a warm-up, with its peak RSS, beside membw's read bound for the
+#      614 MB of float32 vectors; BM25 alone (--no-embed) at the same size;
+#   3. int8 recall@10 against the exact float32 answer, in process.
+#
+# The 100k database is written directly with kb_put by rag_bench.c (through
+# the API it would take hours) and kept in O/bench/rag100k.db for reruns
+# (about 900 MB; RAG_BENCH_N overrides the size).  Never fails its caller.
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+O=${1:-build}
+BIN=${2:-bin}
+case $O in /*) ;; *) O="$top/$O" ;; esac
+case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
+out="$O/bench"
+N=${RAG_BENCH_N:-100000}
+DIM=1536
+MODEL=text-embedding-3-small
+CC=${CC:-cc}
+WFLAGS="-std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototypes
+-Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral"
+PKGS="json-c libsodium libcurl sqlite3"
+SERVER=$O/tests/ai-testserver
+
+say() { echo "rag-bench: $*"; }
+
+# median_ms CMD...: runs CMD 11 times (after one warm-up) and prints the median wall time in ms.
+median_ms() {
+	"$@" >/dev/null 2>&1
+	i=0
+	while [ $i -lt 11 ]; do
+		s=$(date +%s%N)
+		"$@" >/dev/null 2>&1
+		e=$(date +%s%N)
+		echo $(((e - s) / 1000))
+		i=$((i + 1))
+	done | sort -n | sed -n 6p | awk '{ printf "%.1f", $1 / 1000 }'
+}
+
+# rss_mb CMD...: peak resident set of one run, in MB.
+rss_mb() {
+	/usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{ printf "%.0f", $1 / 1024 }'
+}
+
+run() {
+	mkdir -p "$out" || { say "cannot create $out"; return 1; }
+	for f in "$O/libai.a" "$BIN/ai-index" "$BIN/ai-ask" "$SERVER"; do
+		[ -e "$f" ] || { say "missing $f: run make all $SERVER first"; return 1; }
+	done
+	# shellcheck disable=SC2086
+	cflags=$(pkg-config --cflags $PKGS) && libs=$(pkg-config --libs $PKGS) || return 1
+	for p in membw rag_bench; do
+		# shellcheck disable=SC2086
+		$CC $WFLAGS -O2 -g -I"$top/common" $cflags -o "$out/$p" "$top/tests/bench/$p.c" \
+			"$O/libai.a" $libs -lm -lpthread || { say "cannot compile tests/bench/$p.c"; return 1; }
+	done
+
+	tmp=$(mktemp -d) || return 1
+	trap 'kill $spid 2>/dev/null; rm -rf "$tmp"' EXIT
+	export HOME="$tmp/home" XDG_DATA_HOME="$tmp/data" XDG_CACHE_HOME="$tmp/cache" XDG_CONFIG_HOME="$tmp/config"
+	"$SERVER" --port-file "$tmp/port" --exit-with-parent </dev/null >/dev/null 2>&1 &
+	spid=$!
+	i=0
+	while [ ! -s "$tmp/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+	[ -s "$tmp/port" ] || { say "the test server did not start"; return 1; }
+	port=$(cat "$tmp/port")
+	export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=bench NO_PROXY=127.0.0.1
+	unset AI_EMBED_MODEL AI_MODEL
+
+	# 1. Ingest.
+	"$out/rag_bench" corpus "$tmp/corpus" 8 || return 1
+	mb=$(du -sb "$tmp/corpus" | awk '{ print $1 / 1e6 }')
+	s=$(date +%s%N)
+	"$BIN/ai-index" --db "$tmp/ingest.db" -q --no-cache "$tmp/corpus"/*.md || say "ai-index failed"
+	e=$(date +%s%N)
+	secs=$(awk -v a="$s" -v b="$e" 'BEGIN { print (b - a) / 1e9 }')
+	chunks=$("$BIN/ai-index" --db "$tmp/ingest.db" --stats --json | sed 's/.*"chunks":\([0-9]*\).*/\1/')
+	say "ingest: $mb MB, $chunks chunks in $secs s: $(awk -v m="$mb" -v s="$secs" 'BEGIN { printf "%.2f", m / s }') MB/s (64-dim embeddings at zero latency; --no-cache)"
+	s=$(date +%s%N)
+	"$BIN/ai-index" --db "$tmp/ingest2.db" -q --no-embed "$tmp/corpus"/*.md
+	e=$(date +%s%N)
+	say "ingest, --no-embed (chunking and SQLite alone): $(awk -v m="$mb" -v a="$s" -v b="$e" 'BEGIN { printf "%.2f", m / ((b - a) / 1e9) }') MB/s"
+	rm -rf "$tmp/corpus" "$tmp/ingest.db"* "$tmp/ingest2.db"*
+
+	# 2. Query time at N chunks.
+	db="$out/rag${N}.db"
+	if [ ! -s "$db.ok" ]; then
+		rm -f "$db" "$db-wal" "$db-shm"
+		say "building $db ($N x $DIM; takes a minute or two)"
+		"$out/rag_bench" build "$db" "$N" "$DIM" "$MODEL" || return 1
+		echo ok >"$db.ok"
+	fi
+	"$out/membw" >"$out/membw.txt" 2>&1
+	bound=$(sed -n 's/^membw: bound_ms=\([0-9.]*\) .*/\1/p' "$out/membw.txt")
+	say "membw: reading the $(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.0f", n * d * 4 / 1e6 }') MB of float32 vectors from memory: ${bound:-?} ms (100,000 x 1,536)"
+	curl -sS --noproxy '*' -H 'Content-Type: application/json' --data-binary '{"set":{"embed_dim":1536}}' \
+		"http://127.0.0.1:$port/_control" >/dev/null || { say "cannot set the server's dimension"; return 1; }
+	cat "$db" >/dev/null   # warm page cache
+	q="kalo mire tavo senda"
+	f32=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only -k 10 "$q")
+	i8=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --int8 -k 10 "$q")
+	bm=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-embed -k 10 "$q")
+	rf=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only -k 10 "$q")
+	ri=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only --int8 -k 10 "$q")
+	say "query, whole ai-ask --retrieve-only process, $N x $DIM, median of 11:"
+	say "  float32 hybrid: $f32 ms ($(awk -v a="$f32" -v b="${bound:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')x the read bound; target 1.6x), peak RSS $rf MB"
+	say "  int8 + rescore: $i8 ms (target < 25 ms), peak RSS $ri MB"
+	say "  BM25 alone:     $bm ms"
+	say "  vectors: $(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.0f", n * d * 4 / 1048576 }') MiB float32 (RSS target <= 1.1x)"
+	say "  command: $BIN/ai-ask --db $db --retrieve-only [--int8|--no-embed] -k 10 '$q'"
+
+	# 3. int8 recall.
+	"$out/rag_bench" recall "$db" "$DIM" "$MODEL" 50
+}
+
+run || say "failed (see above); not failing the caller"
+exit 0
