@@ -514,6 +514,10 @@ static int run_user(const struct agent_opts *o, const struct tooldef *t, const c
 		lim.max_output = o->result_max ? o->result_max : AGENT_DEFAULT_RESULT_MAX;
 	limit = t->timeout_ms > 0 ? t->timeout_ms : lim.timeout_ms > 0 ? lim.timeout_ms :
 		TOOLRUN_TIMEOUT_MS;
+	/* CPU time cannot usefully pass wall-clock time for a one-thread tool; a tool that
+	 * spins in many threads is stopped there too. */
+	if (!lim.cpu_seconds)
+		lim.cpu_seconds = (limit + 999) / 1000;
 	memset(&r, 0, sizeof(r));
 	ai_err_clear(&e);
 	if (toolrun(t, args, &lim, &r, &e)) {

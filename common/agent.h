@@ -82,7 +82,9 @@ struct agent_opts {
 	void *approve_ud;
 	agent_trace_fn trace;         /* NULL: no trace */
 	void *trace_ud;
-	struct toolrun_limits lim;    /* for the user's tools; lim.cancel also stops the loop */
+	struct toolrun_limits lim;    /* for the user's tools (cpu_seconds 0: the tool's
+	                                 wall-clock limit, rounded up); lim.cancel also
+	                                 stops the loop */
 	size_t result_max;            /* bytes of tool output sent back; 0: the default */
 	size_t trace_max;             /* bytes of each result in the trace; 0: the default */
 };
