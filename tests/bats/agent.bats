@@ -206,6 +206,21 @@ agent() {
 	assert_eq "$(request_count $CHAT)" 1
 }
 
+@test "agent: SIGINT while waiting for the model exits 130 at once" {
+	push '{"reply":"late","latency_ms":10000}'
+	ai-agent --no-cache "wait" >"$T/out" 2>"$T/err" &
+	pid=$!
+	wait_for_requests 1 $CHAT
+	start=$(date +%s%N)
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$rc" 130 status
+	((ms < 3000)) || { echo "took $ms ms" >&2; false; }
+	assert_eq "$(cat "$T/out")" ""
+}
+
 @test "agent: a tool with side effects is refused without a terminal, even with yes piped in" {
 	push "$(calls '{"name":"touch","arguments":{}}')" '{"reply":"could not"}'
 	run --separate-stderr bash -c 'yes | setsid -w ai-agent --no-cache --tools "$1" --trace "$2" "touch it"' \
