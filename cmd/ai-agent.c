@@ -34,7 +34,7 @@ static const struct cli_opt opts[] = {
 	{ "collection", required_argument, 'c', "NAME", "search this collection of the index (default \"default\")" },
 	{ "db", required_argument, OPT_DB, "FILE", "the index to search (default ~/.local/share/ai/index.db)" },
 	{ "trace", required_argument, OPT_TRACE, "FILE", "write every step as JSON lines to FILE (- for stderr)" },
-	{ "tool-timeout", required_argument, OPT_TOOL_TIMEOUT, "DUR", "kill a user tool after this long (default 30s)" },
+	{ "tool-timeout", required_argument, OPT_TOOL_TIMEOUT, "DUR", "stop a tool or SQL query after this long (default 30s, SQL 5s)" },
 	{ "tool-memory", required_argument, OPT_TOOL_MEMORY, "MB", "address-space limit of a user tool (default 2048)" },
 	{ "max-output", required_argument, OPT_MAX_OUTPUT, "BYTES", "tool output sent back at most (default 16384)" },
 	{ "system", required_argument, OPT_SYSTEM, "TEXT", "replace the system prompt" },
@@ -439,6 +439,8 @@ int main(int argc, char **argv)
 	}
 	o.a.model = c.model;
 	o.a.lim.cancel = &cli_interrupted;
+	if (o.a.lim.timeout_ms)
+		o.a.sql.timeout_ms = o.a.lim.timeout_ms;
 	if (!o.a.lim.max_memory_mb)
 		o.a.lim.max_memory_mb = 2048;
 	if ((procs = user_procs()) > 0 && getuid() != 0)
