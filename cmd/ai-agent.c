@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "kb.h"
 #include "prog.h"
+#include "termsafe.h"
 #include "toolrun.h"
 
 #include <dirent.h>
@@ -86,20 +87,20 @@ static void on_opt(int val, const char *arg, void *ud)
 
 /* ---- approval on the terminal ------------------------------------------ */
 
-/* Appends s to b with control bytes shown as \xNN, so a model cannot drive the terminal. */
+/*
+ * Appends at most max bytes of s to b with every control character made
+ * visible (termsafe.h), so that text from a model cannot drive the terminal.
+ */
 static void add_visible(struct buf *b, const char *s, size_t max)
 {
-	size_t n = 0;
+	struct termsafe t;
+	size_t n = strlen(s);
+	struct ai_err err;
 
-	for (; *s && n < max; s++, n++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch < 0x20 || ch == 0x7f)
-			buf_addf(b, "\\x%02x", ch);
-		else
-			buf_addch(b, (char)ch);
-	}
-	if (*s)
+	termsafe_init(&t);
+	if (termsafe_feed(&t, s, n < max ? n : max, b, &err) || termsafe_flush(&t, b, &err))
+		return;
+	if (n > max)
 		buf_addstr(b, "...");
 }
 
@@ -477,11 +478,19 @@ int main(int argc, char **argv)
 	} else if (c.json) {
 		print_json(&res, http_now_ms() - t0);
 	} else if (res.answer) {
+		struct buf shown;
 		size_t n = strlen(res.answer);
 
-		cli_write(res.answer, n, false);
-		if (!n || res.answer[n - 1] != '\n')
+		/* On a terminal, escape sequences in the answer are shown, not obeyed. */
+		buf_init(&shown, 0);
+		if (isatty(STDOUT_FILENO))
+			add_visible(&shown, res.answer, n);
+		else
+			buf_add(&shown, res.answer, n);
+		cli_write(shown.data ? shown.data : "", shown.len, false);
+		if (!shown.len || shown.data[shown.len - 1] != '\n')
 			cli_write("\n", 1, false);
+		buf_release(&shown);
 	}
 	if (res.max_steps) {
 		code = AI_EX_MAXSTEPS;

@@ -246,7 +246,7 @@ agent() {
 
 @test "agent: on a terminal, y approves and anything else declines" {
 	command -v script >/dev/null || skip "script(1) is not installed"
-	push "$(calls '{"name":"touch","arguments":{"note":"\u001b[2J\u0007"}}')" '{"reply":"done"}'
+	push "$(calls '{"name":"touch","arguments":{"note":"\u001b[2J\u0007"}}')" '{"reply":"done\u001b]0;owned\u0007"}'
 	(sleep 0.5; printf 'y\n'; sleep 0.5) | script -qec \
 		"ai-agent --no-cache --tools '$FIX/tools.json' --trace '$T/trace' 'touch it'" /dev/null >"$T/tty" 2>&1
 	[[ -s $T/touched ]]
@@ -254,6 +254,8 @@ agent() {
 	# the model's arguments are shown with control characters escaped
 	assert_contains "$(cat "$T/tty")" '{"note":"\u001b[2J\u0007"}'
 	! grep -q $'\x1b\\|\x07' "$T/tty"
+	# and so is the answer, on a terminal
+	assert_contains "$(cat "$T/tty")" "done␛]0;owned␇"
 	assert_eq "$(jq -r 'select(.event == "tool") | .approval' "$T/trace")" yes
 	rm -f "$T/touched"
 	push "$(calls '{"name":"touch","arguments":{}}')" '{"reply":"declined"}'
