@@ -167,7 +167,11 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	if (!lo)
 		cli_die(AI_EX_OSERR, "out of memory");
 	buf_init(&sh, 0);
-	buf_addch(&sh, '+');    /* stop at the first operand, as POSIX asks */
+	/*
+	 * Options may follow operands (ai-index a.md --json), as with the GNU
+	 * tools people use these with; "--" ends the options, for a message
+	 * that starts with '-'.
+	 */
 	buf_addch(&sh, ':');    /* report a missing argument as ':' */
 	add_opts(c->opts, lo, &nl, &sh);
 	add_opts(common_opts, lo, &nl, &sh);

@@ -422,3 +422,11 @@ on_tty() {
 	assert_eq "$(request_count $CHAT)" 0
 	[[ ! -e $T/h ]]
 }
+
+@test "stream: a server that ignores stream:true and sends one JSON object is still read" {
+	ctl '{"push":[{"status":200,"body":{"choices":[{"index":0,"message":{"role":"assistant","content":"whole answer"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":2}}}]}'
+	run --separate-stderr ai-stream --no-cache --json hello
+	assert_eq "$status" 0
+	assert_eq "$(jq -r 'select(.type=="delta").content' <<<"$output")" "whole answer"
+	assert_eq "$(jq -r 'select(.type=="done").usage.completion_tokens' <<<"$output")" 2
+}

@@ -364,3 +364,13 @@ CHAT=/v1/chat/completions
 	wait $pid || rc=$?
 	assert_eq "$rc" 130
 }
+
+@test "summarize: options may follow the file names, and -- ends them" {
+	printf 'some text\n' >"$T/a"
+	run --separate-stderr ai-summarize "$T/a" --prompt P
+	assert_eq "$status" 0
+	assert_eq "$(last_request $CHAT | jq -r '.body.messages[-1].content')" $'P\n\nsome text'
+	printf 'dash file\n' >"$T/-v"
+	(cd "$T" && ai-summarize --prompt Q -- -v >/dev/null)
+	assert_eq "$(last_request $CHAT | jq -r '.body.messages[-1].content')" $'Q\n\ndash file'
+}
