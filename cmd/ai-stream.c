@@ -16,15 +16,14 @@
 #include "ai.h"
 #include "api.h"
 #include "cli.h"
+#include "history.h"
 #include "prog.h"
+#include "termsafe.h"
 #include "utf8.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <time.h>
 #include <unistd.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 
 enum {
 	OPT_SYSTEM = CLI_OPT_PROG, OPT_HISTORY, OPT_SSE, OPT_RAW, OPT_IDLE, OPT_TEMPERATURE,
@@ -84,8 +83,7 @@ struct sink {
 	bool lines;             /* -i: every answer ends its line, whatever happened */
 	bool cgi;               /* --sse under a web server: CGI headers first */
 	bool headers_sent;
-	unsigned char pend[4];  /* an incomplete UTF-8 sequence carried to the next delta */
-	size_t npend, need;
+	struct termsafe ts;     /* the neutraliser, with a character split between deltas */
 	bool any;               /* a delta was written */
 	char last;              /* its last byte, in text mode */
 	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
@@ -98,87 +96,6 @@ static double now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void add_cp(struct buf *b, unsigned cp)
-{
-	char u[4];
-	size_t n;
-
-	if (cp < 0x80) {
-		u[0] = (char)cp;
-		n = 1;
-	} else if (cp < 0x800) {
-		u[0] = (char)(0xc0 | (cp >> 6));
-		u[1] = (char)(0x80 | (cp & 0x3f));
-		n = 2;
-	} else {
-		u[0] = (char)(0xe0 | (cp >> 12));
-		u[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
-		u[2] = (char)(0x80 | (cp & 0x3f));
-		n = 3;
-	}
-	buf_add(b, u, n);
-}
-
-#define REPLACEMENT 0xfffdu
-
-/* The second byte a lead byte allows (RFC 3629): no overlongs, surrogates or > U+10FFFF. */
-static bool second_ok(unsigned char lead, unsigned char c)
-{
-	switch (lead) {
-	case 0xe0: return c >= 0xa0 && c <= 0xbf;
-	case 0xed: return c >= 0x80 && c <= 0x9f;
-	case 0xf0: return c >= 0x90 && c <= 0xbf;
-	case 0xf4: return c >= 0x80 && c <= 0x8f;
-	default: return c >= 0x80 && c <= 0xbf;
-	}
-}
-
-/*
- * Copies p to out with every control character made visible: C0 controls
- * other than newline and tab as their Control Pictures (ESC is U+241B),
- * DEL as U+2421, the C1 controls U+0080..U+009F and bytes that are not
- * UTF-8 as U+FFFD.  A sequence split between deltas waits in s->pend, so
- * a character is never cut in two nor taken for garbage.
- */
-static void neutralise(struct sink *s, const unsigned char *p, size_t n, struct buf *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = p[i];
-
-		if (s->npend) {
-			bool ok = s->npend == 1 ? second_ok(s->pend[0], c) : (c >= 0x80 && c <= 0xbf);
-
-			if (ok) {
-				s->pend[s->npend++] = c;
-				if (s->npend == s->need) {
-					/* U+0080..U+009F are C2 80..C2 9F. */
-					if (s->need == 2 && s->pend[0] == 0xc2 && s->pend[1] <= 0x9f)
-						add_cp(out, REPLACEMENT);
-					else
-						buf_add(out, s->pend, s->npend);
-					s->npend = 0;
-				}
-				continue;
-			}
-			add_cp(out, REPLACEMENT);
-			s->npend = 0;
-		}
-		if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f))
-			buf_addch(out, (char)c);
-		else if (c < 0x20)
-			add_cp(out, 0x2400u + c);
-		else if (c == 0x7f)
-			add_cp(out, 0x2421u);
-		else if (c >= 0xc2 && c <= 0xf4) {
-			s->pend[0] = c;
-			s->npend = 1;
-			s->need = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
-		} else {
-			add_cp(out, REPLACEMENT);
-		}
-	}
 }
 
 /* Under CGI the frames follow a header; a failure before any frame gets a status too. */
@@ -228,10 +145,11 @@ static int on_delta(const char *text, size_t n, void *ud)
 	s->any = true;
 	if (s->mode == MODE_TEXT) {
 		if (s->neutral) {
+			struct ai_err e;
+
 			buf_reset(&s->scratch);
-			neutralise(s, (const unsigned char *)text, n, &s->scratch);
-			if (s->scratch.len && !s->scratch.data)
-				cli_die(AI_EX_OSERR, "out of memory");
+			if (termsafe_feed(&s->ts, text, n, &s->scratch, &e))
+				cli_die_err(&e);
 			cli_write(s->scratch.data ? s->scratch.data : "", s->scratch.len, true);
 		} else {
 			cli_write(text, n, true);
@@ -255,7 +173,7 @@ static int on_delta(const char *text, size_t n, void *ud)
 
 static void sink_start(struct sink *s)
 {
-	s->npend = 0;
+	termsafe_init(&s->ts);
 	s->any = false;
 	s->last = 0;
 	s->t0 = now_ms();
@@ -283,11 +201,14 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 	json_object *j, *u;
 
 	if (s->mode == MODE_TEXT) {
-		if (s->npend) {
+		if (termsafe_pending(&s->ts)) {
+			struct ai_err fe;
+
+			/* The answer stopped inside a character. */
 			buf_reset(&s->scratch);
-			add_cp(&s->scratch, REPLACEMENT);
-			cli_write(s->scratch.data ? s->scratch.data : "", s->scratch.len, false);
-			s->npend = 0;
+			if (termsafe_flush(&s->ts, &s->scratch, &fe))
+				cli_die_err(&fe);
+			cli_write(s->scratch.data, s->scratch.len, false);
 			s->last = 0;
 		}
 		/* A failure leaves the text as it came, unless a person is reading it. */
@@ -329,115 +250,6 @@ static _Noreturn void sink_die(struct sink *s, const struct ai_err *e)
 		sink_end(s, -1, NULL, e);
 	fflush(stdout);
 	cli_die_err(e);
-}
-
-/* ---- history ---- */
-
-/*
- * Loads FILE's JSON lines into conv: each a message object with a string
- * role and a string (or null) content.  A missing file is an empty history.
- */
-static int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err)
-{
-	struct buf b;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *name[1];
-	size_t line = 0;
-	int rc = 0;
-
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return ai_errf(err, AI_EX_NOINPUT, "cannot open history '%s': %s", path, strerror(errno));
-	}
-	close(fd);
-	buf_init(&b, max);
-	name[0] = (char *)path;
-	if (cli_read_input(1, name, &b, err)) {
-		buf_release(&b);
-		return -1;
-	}
-	for (char *p = b.data ? b.data : "", *nl; *p && !rc; p = nl ? nl + 1 : p + strlen(p)) {
-		json_object *m, *v;
-
-		nl = strchr(p, '\n');
-		if (nl)
-			*nl = '\0';
-		line++;
-		if (p[strspn(p, " \t\r")] == '\0')
-			continue;
-		m = json_tokener_parse(p);
-		if (!m || !json_object_is_type(m, json_type_object) ||
-		    !json_object_object_get_ex(m, "role", &v) || !json_object_is_type(v, json_type_string) ||
-		    !json_object_object_get_ex(m, "content", &v) ||
-		    !(json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_null))) {
-			json_object_put(m);
-			rc = ai_errf(err, AI_EX_DATAERR,
-				     "history '%s' line %zu is not a message: want {\"role\": \"...\", \"content\": \"...\"}",
-				     path, line);
-		} else if (json_object_array_add(conv, m)) {
-			json_object_put(m);
-			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
-		}
-	}
-	buf_release(&b);
-	return rc;
-}
-
-/*
- * Appends msgs[0..n) to FILE as JSON lines with one write(2) under an
- * exclusive flock(2), so concurrent writers never interleave and a reader
- * sees a whole exchange or none of it.  A short write (disk full) is cut
- * back off, so the file never ends with half an exchange.
- */
-static int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err)
-{
-	struct buf b;
-	struct stat st;
-	ssize_t w;
-	int fd, rc = 0;
-	char last = '\n';
-
-	buf_init(&b, 0);
-	for (size_t i = 0; i < n; i++) {
-		size_t len;
-		const char *t = json_object_to_json_string_length(msgs[i], JSON_C_TO_STRING_PLAIN |
-								   JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-
-		buf_add(&b, t, len);
-		buf_addch(&b, '\n');
-	}
-	if (!b.data)
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		buf_release(&b);
-		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
-	}
-	while (flock(fd, LOCK_EX) && errno == EINTR && !cli_interrupted)
-		;
-	if (fstat(fd, &st)) {
-		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(errno));
-		goto out;
-	}
-	/* A file that does not end in a newline (edited by hand) gets one first. */
-	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
-		buf_addch(&b, '\n');
-		memmove(b.data + 1, b.data, b.len - 1);
-		b.data[0] = '\n';
-	}
-	w = write(fd, b.data, b.len);
-	if (w < 0 || (size_t)w != b.len) {
-		int e = w < 0 ? errno : ENOSPC;
-
-		if (w > 0 && ftruncate(fd, st.st_size))
-			e = errno;
-		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(e));
-	}
-out:
-	close(fd);
-	buf_release(&b);
-	return rc;
 }
 
 /* ---- one exchange ---- */
