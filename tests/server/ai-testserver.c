@@ -21,7 +21,10 @@
  * Control API (POST /_control, a JSON object; refused with a 400 when a
  * key is unknown, so a misspelt script fails its test):
  *   {"set": {...}}   until reset: latency_ms, embed_dim, chunk_delay_ms,
- *                    reply (a string instead of the echo; null: echo again)
+ *                    reply (a string instead of the echo; null: echo again),
+ *                    batch_delay_ms (a batch completes on the first GET this
+ *                    long after its creation), batch_fail_every (N: every
+ *                    Nth line of a batch goes to its error file with a 500)
  *   {"push": [...]}  appends actions to a FIFO.  Each API request takes the
  *                    first action whose "path" equals its path (no "path":
  *                    any); "times": N (default 1) serves N requests.
@@ -37,7 +40,11 @@
  * "code":N}}; a status below 400 with no body answers normally with it.
  *
  * Endpoints: POST /v1/chat/completions (plain and "stream": true),
- * POST /v1/embeddings, GET /v1/models; anything else is a 404.
+ * POST /v1/embeddings, GET /v1/models; the Batch API: POST /v1/files
+ * (multipart: purpose, file), GET /v1/files/ID/content, POST /v1/batches,
+ * GET /v1/batches/ID, POST /v1/batches/ID/cancel (kept in memory; answers
+ * are made as /v1/chat/completions makes them, when the batch completes);
+ * anything else is a 404.
  *
  * Embeddings are deterministic: every word (a run of ASCII letters and
  * digits, or bytes >= 0x80, ASCII lowercased) is hashed with 64-bit
@@ -272,12 +279,14 @@ struct settings {
 	long embed_dim;
 	long chunk_delay_ms;
 	char *reply;            /* owned; NULL: echo the last message */
+	long batch_delay_ms;
+	long batch_fail_every;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;   /* all below */
 static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;     /* shutdown */
 static bool g_stopping;
-static struct settings g_set = { 0, DEFAULT_DIM, 0, NULL };
+static struct settings g_set = { 0, DEFAULT_DIM, 0, NULL, 0, 0 };
 static struct action *g_queue;
 static unsigned long g_seq;
 
@@ -1143,6 +1152,350 @@ static void handle_embeddings(json_object *req, struct reply *rp)
 	reply_json(rp, 200, o);
 }
 
+/* ---- /v1/files and /v1/batches ------------------------------------------ */
+
+struct stored_file {
+	char id[48];
+	char *purpose;
+	struct sb content;
+	struct stored_file *next;
+};
+
+struct stored_batch {
+	char id[48];
+	char input_file_id[48];
+	char output_file_id[48];
+	char error_file_id[48];
+	char status[24];
+	double created_ms;
+	long total, completed, failed;
+	struct stored_batch *next;
+};
+
+static struct stored_file *g_files;      /* under g_lock */
+static struct stored_batch *g_batches;   /* under g_lock */
+static unsigned long g_objseq;
+
+static struct stored_file *file_find_locked(const char *id)
+{
+	for (struct stored_file *f = g_files; f; f = f->next)
+		if (strcmp(f->id, id) == 0)
+			return f;
+	return NULL;
+}
+
+static struct stored_batch *batch_find_locked(const char *id)
+{
+	for (struct stored_batch *b = g_batches; b; b = b->next)
+		if (strcmp(b->id, id) == 0)
+			return b;
+	return NULL;
+}
+
+static struct stored_file *file_add_locked(const char *purpose, const char *data, size_t len)
+{
+	struct stored_file *f = xmalloc(sizeof(*f));
+
+	memset(f, 0, sizeof(*f));
+	snprintf(f->id, sizeof(f->id), "file-test-%lu", ++g_objseq);
+	f->purpose = xstrdup(purpose);
+	sb_add(&f->content, data, len);
+	f->next = g_files;
+	g_files = f;
+	return f;
+}
+
+static json_object *file_obj(const struct stored_file *f)
+{
+	json_object *o = json_object_new_object();
+
+	jadd(o, "id", json_object_new_string(f->id));
+	jadd(o, "object", json_object_new_string("file"));
+	jadd(o, "bytes", json_object_new_int64((int64_t)f->content.len));
+	jadd(o, "purpose", json_object_new_string(f->purpose));
+	jadd(o, "filename", json_object_new_string("requests.jsonl"));
+	return o;
+}
+
+static json_object *batch_obj(const struct stored_batch *b)
+{
+	json_object *o = json_object_new_object(), *c = json_object_new_object();
+
+	jadd(o, "id", json_object_new_string(b->id));
+	jadd(o, "object", json_object_new_string("batch"));
+	jadd(o, "endpoint", json_object_new_string("/v1/chat/completions"));
+	jadd(o, "input_file_id", json_object_new_string(b->input_file_id));
+	jadd(o, "completion_window", json_object_new_string("24h"));
+	jadd(o, "status", json_object_new_string(b->status));
+	jadd(o, "output_file_id", b->output_file_id[0] ? json_object_new_string(b->output_file_id) : NULL);
+	jadd(o, "error_file_id", b->error_file_id[0] ? json_object_new_string(b->error_file_id) : NULL);
+	jadd(o, "created_at", json_object_new_int64((int64_t)(b->created_ms / 1000)));
+	jadd(c, "total", json_object_new_int64(b->total));
+	jadd(c, "completed", json_object_new_int64(b->completed));
+	jadd(c, "failed", json_object_new_int64(b->failed));
+	jadd(o, "request_counts", c);
+	return o;
+}
+
+/*
+ * Runs every line of the batch's input (a copy, owned) as /v1/chat/completions
+ * would, into its files.  Called without g_lock, which chat_prepare takes; the
+ * batch is "finalizing" meanwhile, so no other request completes it too.
+ */
+static void batch_complete(struct stored_batch *b, char *input, long fail_every, char *def)
+{
+	struct sb out = { 0 }, errs = { 0 };
+	const char *p = input ? input : "";
+	long n = 0, completed = 0, failed = 0;
+	unsigned long seq;
+
+	pthread_mutex_lock(&g_lock);
+	seq = ++g_objseq;
+	pthread_mutex_unlock(&g_lock);
+
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		json_object *line = parse_json(p, len), *res = json_object_new_object();
+		json_object *resp = json_object_new_object();
+		char rid[48];
+		struct sb *to = &out;
+
+		p += len + (nl ? 1 : 0);
+		if (!line) {
+			json_object_put(res);
+			json_object_put(resp);
+			continue;
+		}
+		n++;
+		snprintf(rid, sizeof(rid), "batch_req_%lu_%ld", seq, n);
+		jadd(res, "id", json_object_new_string(rid));
+		jadd(res, "custom_id", json_object_new_string(jstr(line, "custom_id") ? jstr(line, "custom_id") : ""));
+		if (fail_every > 0 && n % fail_every == 0) {
+			jadd(resp, "status_code", json_object_new_int(500));
+			jadd(resp, "request_id", json_object_new_string(rid));
+			jadd(resp, "body", error_obj("scripted batch failure", "server_error", NULL));
+			to = &errs;
+			failed++;
+		} else {
+			struct chat c;
+			struct reply rp;
+			const char *e;
+
+			memset(&c, 0, sizeof(c));
+			memset(&rp, 0, sizeof(rp));
+			c.req = jget(line, "body");
+			e = chat_prepare(&c, def);
+			if (e) {
+				jadd(resp, "status_code", json_object_new_int(400));
+				jadd(resp, "body", error_obj(e, "invalid_request_error", NULL));
+				to = &errs;
+				failed++;
+			} else {
+				chat_whole(&c, &rp);
+				jadd(resp, "status_code", json_object_new_int(200));
+				jadd(resp, "request_id", json_object_new_string(rid));
+				jadd(resp, "body", parse_json(rp.text.p, rp.text.len));
+				completed++;
+			}
+			free(rp.text.p);
+			free(c.content);
+			json_object_put(c.calls);
+		}
+		jadd(res, "response", resp);
+		jadd(res, "error", NULL);
+		sb_str(to, jtext(res));
+		sb_add(to, "\n", 1);
+		json_object_put(res);
+		json_object_put(line);
+	}
+	pthread_mutex_lock(&g_lock);
+	if (out.len)
+		snprintf(b->output_file_id, sizeof(b->output_file_id), "%s",
+			file_add_locked("batch_output", out.p, out.len)->id);
+	if (errs.len)
+		snprintf(b->error_file_id, sizeof(b->error_file_id), "%s",
+			file_add_locked("batch_output", errs.p, errs.len)->id);
+	b->completed = completed;
+	b->failed = failed;
+	snprintf(b->status, sizeof(b->status), "completed");
+	pthread_mutex_unlock(&g_lock);
+	free(out.p);
+	free(errs.p);
+	free(input);
+	free(def);
+}
+
+static void store_clear_locked(void)
+{
+	while (g_files) {
+		struct stored_file *f = g_files;
+
+		g_files = f->next;
+		free(f->purpose);
+		free(f->content.p);
+		free(f);
+	}
+	while (g_batches) {
+		struct stored_batch *b = g_batches;
+
+		g_batches = b->next;
+		free(b);
+	}
+}
+
+/* The value of the part named name in a multipart/form-data body, or NULL. */
+static const char *multipart_part(const char *body, size_t len, const char *boundary, const char *name,
+	size_t *plen)
+{
+	char delim[256], want[160];
+	size_t dl;
+	const char *p = body, *end = body + len;
+
+	snprintf(delim, sizeof(delim), "--%s", boundary);
+	snprintf(want, sizeof(want), "name=\"%s\"", name);
+	dl = strlen(delim);
+	for (;;) {
+		const char *hdr_end, *next;
+
+		while (p + dl <= end && memcmp(p, delim, dl) != 0)
+			p++;
+		if (p + dl > end)
+			return NULL;
+		p += dl;
+		if (p + 2 <= end && p[0] == '-' && p[1] == '-')
+			return NULL;
+		for (hdr_end = p; hdr_end + 4 <= end && memcmp(hdr_end, "\r\n\r\n", 4) != 0; hdr_end++)
+			;
+		if (hdr_end + 4 > end)
+			return NULL;
+		for (next = hdr_end + 4; next + 2 + dl <= end &&
+			!(next[0] == '\r' && next[1] == '\n' && memcmp(next + 2, delim, dl) == 0); next++)
+			;
+		if (next + 2 + dl > end)
+			return NULL;
+		{
+			bool match = false;
+
+			for (const char *h = p; h + strlen(want) <= hdr_end; h++)
+				if (memcmp(h, want, strlen(want)) == 0)
+					match = true;
+			if (match) {
+				*plen = (size_t)(next - (hdr_end + 4));
+				return hdr_end + 4;
+			}
+		}
+		p = next + 2;
+	}
+}
+
+static void handle_batch_api(struct MHD_Connection *conn, const char *method, const char *path,
+	json_object *req, const struct req *r, struct reply *rp)
+{
+	bool post = strcmp(method, "POST") == 0, get = strcmp(method, "GET") == 0;
+	char id[64];
+	json_object *o = NULL;
+
+	if (strcmp(path, "/v1/files") == 0 && post) {
+		const char *ct = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type");
+		const char *bd = ct ? strstr(ct, "boundary=") : NULL, *file, *purpose;
+		char boundary[200];
+		size_t flen = 0, plen = 0;
+
+		if (!ct || strncmp(ct, "multipart/form-data", 19) != 0 || !bd)
+			{ reply_error(rp, 400, "upload the file as multipart/form-data"); return; }
+		snprintf(boundary, sizeof(boundary), "%s", bd + 9);
+		file = multipart_part(r->body.p ? r->body.p : "", r->body.len, boundary, "file", &flen);
+		purpose = multipart_part(r->body.p ? r->body.p : "", r->body.len, boundary, "purpose", &plen);
+		if (!file || !purpose)
+			{ reply_error(rp, 400, "the upload needs the parts 'file' and 'purpose'"); return; }
+		if (plen != 5 || memcmp(purpose, "batch", 5) != 0)
+			{ reply_error(rp, 400, "'purpose' must be 'batch'"); return; }
+		pthread_mutex_lock(&g_lock);
+		o = file_obj(file_add_locked("batch", file, flen));
+		pthread_mutex_unlock(&g_lock);
+		reply_json(rp, 200, o);
+		return;
+	}
+	if (get && sscanf(path, "/v1/files/%63[^/]/content", id) == 1) {
+		struct stored_file *f;
+
+		pthread_mutex_lock(&g_lock);
+		f = file_find_locked(id);
+		if (f) {
+			rp->status = 200;
+			rp->ctype = "application/jsonl";
+			sb_add(&rp->text, f->content.p ? f->content.p : "", f->content.len);
+		}
+		pthread_mutex_unlock(&g_lock);
+		if (!f)
+			reply_json(rp, 404, error_obj("no such file", "invalid_request_error", json_object_new_string("not_found")));
+		return;
+	}
+	if (strcmp(path, "/v1/batches") == 0 && post) {
+		const char *fid = jstr(req, "input_file_id");
+		struct stored_batch *b;
+
+		if (!fid || !jstr(req, "endpoint") || !jstr(req, "completion_window"))
+			{ reply_error(rp, 400, "'input_file_id', 'endpoint' and 'completion_window' are required"); return; }
+		pthread_mutex_lock(&g_lock);
+		if (!file_find_locked(fid)) {
+			pthread_mutex_unlock(&g_lock);
+			reply_json(rp, 404, error_obj("no such file", "invalid_request_error", json_object_new_string("not_found")));
+			return;
+		}
+		b = xmalloc(sizeof(*b));
+		memset(b, 0, sizeof(*b));
+		snprintf(b->id, sizeof(b->id), "batch_test_%lu", ++g_objseq);
+		snprintf(b->input_file_id, sizeof(b->input_file_id), "%s", fid);
+		snprintf(b->status, sizeof(b->status), "in_progress");
+		b->created_ms = now_ms();
+		for (const char *p = file_find_locked(fid)->content.p; p && *p; p++)
+			if (*p == '\n')
+				b->total++;
+		b->next = g_batches;
+		g_batches = b;
+		o = batch_obj(b);
+		pthread_mutex_unlock(&g_lock);
+		reply_json(rp, 200, o);
+		return;
+	}
+	if ((get && sscanf(path, "/v1/batches/%63[^/]", id) == 1 && !strchr(path + 12, '/')) ||
+		(post && sscanf(path, "/v1/batches/%63[^/]/cancel", id) == 1)) {
+		struct stored_batch *b;
+
+		pthread_mutex_lock(&g_lock);
+		b = batch_find_locked(id);
+		if (b && post && strcmp(b->status, "in_progress") == 0)
+			snprintf(b->status, sizeof(b->status), "cancelled");
+		if (b && get && strcmp(b->status, "in_progress") == 0 &&
+			now_ms() >= b->created_ms + (double)g_set.batch_delay_ms) {
+			struct stored_file *in = file_find_locked(b->input_file_id);
+			char *input = in && in->content.p ? xstrdup(in->content.p) : NULL;
+			char *def = g_set.reply ? xstrdup(g_set.reply) : NULL;
+			long every = g_set.batch_fail_every;
+
+			snprintf(b->status, sizeof(b->status), "finalizing");
+			pthread_mutex_unlock(&g_lock);
+			batch_complete(b, input, every, def);
+			pthread_mutex_lock(&g_lock);
+		}
+		o = b ? batch_obj(b) : NULL;
+		pthread_mutex_unlock(&g_lock);
+		if (o)
+			reply_json(rp, 200, o);
+		else
+			reply_json(rp, 404, error_obj("no such batch", "invalid_request_error", json_object_new_string("not_found")));
+		return;
+	}
+	{
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "unknown path '%.200s' for %s", path, method);
+		reply_json(rp, 404, error_obj(msg, "invalid_request_error", json_object_new_string("not_found")));
+	}
+}
+
 /* ---- /_control ---------------------------------------------------------- */
 
 static const char *const action_keys[] = {
@@ -1211,7 +1564,8 @@ static const char *control_set(json_object *set, char *why, size_t whylen)
 		if (strcmp(k, "reply") == 0) {
 			if (v && !json_object_is_type(v, json_type_string))
 				return "'reply' must be a string or null";
-		} else if (strcmp(k, "latency_ms") == 0 || strcmp(k, "chunk_delay_ms") == 0) {
+		} else if (strcmp(k, "latency_ms") == 0 || strcmp(k, "chunk_delay_ms") == 0 ||
+			strcmp(k, "batch_delay_ms") == 0 || strcmp(k, "batch_fail_every") == 0) {
 			if (!is_int(v) || json_object_get_int64(v) < 0) {
 				snprintf(why, whylen, "'%s' must be a non-negative integer", k);
 				return why;
@@ -1233,6 +1587,10 @@ static const char *control_set(json_object *set, char *why, size_t whylen)
 			g_set.latency_ms = (long)json_object_get_int64(v2);
 		} else if (strcmp(k2, "chunk_delay_ms") == 0) {
 			g_set.chunk_delay_ms = (long)json_object_get_int64(v2);
+		} else if (strcmp(k2, "batch_delay_ms") == 0) {
+			g_set.batch_delay_ms = (long)json_object_get_int64(v2);
+		} else if (strcmp(k2, "batch_fail_every") == 0) {
+			g_set.batch_fail_every = (long)json_object_get_int64(v2);
 		} else {
 			g_set.embed_dim = (long)json_object_get_int64(v2);
 		}
@@ -1280,7 +1638,7 @@ static void handle_control(const char *method, const struct req *r, struct reply
 		pthread_mutex_lock(&g_lock);
 		queue_clear_locked();
 		free(g_set.reply);
-		g_set = (struct settings){ 0, DEFAULT_DIM, 0, NULL };
+		g_set = (struct settings){ 0, DEFAULT_DIM, 0, NULL, 0, 0 };
 		pthread_mutex_unlock(&g_lock);
 	}
 	if (!err && set)
@@ -1421,7 +1779,10 @@ static enum MHD_Result serve(struct MHD_Connection *conn, const char *method, co
 		sb_str(&rp.text, "{\"choices\": [");
 		goto send;
 	}
-	handle_api(method, path, req, r, act, &rp);
+	if (strncmp(path, "/v1/files", 9) == 0 || strncmp(path, "/v1/batches", 11) == 0)
+		handle_batch_api(conn, method, path, req, r, &rp);
+	else
+		handle_api(method, path, req, r, act, &rp);
 	if (jget(act, "status") && rp.status == 200)
 		rp.status = (unsigned)jlong(act, "status", 200);
 send:
@@ -1612,6 +1973,7 @@ int main(int argc, char **argv)
 	MHD_stop_daemon(d);
 	pthread_mutex_lock(&g_lock);
 	queue_clear_locked();
+	store_clear_locked();
 	free(g_set.reply);
 	g_set.reply = NULL;
 	pthread_mutex_unlock(&g_lock);
