@@ -2,6 +2,7 @@
  * agent.c - the tool-calling loop behind ai-agent.
  */
 #include "agent.h"
+#include "jsonu.h"
 #include "calc.h"
 #include "utf8.h"
 
@@ -37,34 +38,6 @@ static const char sql_schema[] =
 	"\"required\":[\"query\"],\"additionalProperties\":false}";
 
 /* ---- small helpers ------------------------------------------------------ */
-
-/* Adds val to o under k; on failure val is released.  Returns 0 or -1. */
-static int jadd(json_object *o, const char *k, json_object *val)
-{
-	if (json_object_object_add(o, k, val)) {
-		json_object_put(val);
-		return -1;
-	}
-	return 0;
-}
-
-static int jpush(json_object *a, json_object *val)
-{
-	if (!val || json_object_array_add(a, val)) {
-		json_object_put(val);
-		return -1;
-	}
-	return 0;
-}
-
-static const char *jstr(json_object *o, const char *k)
-{
-	json_object *v;
-
-	if (o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
-}
 
 /* A new JSON string of s[0..n) with every invalid UTF-8 sequence or NUL replaced by U+FFFD. */
 static json_object *jstring_clean(const char *s, size_t n)
@@ -133,7 +106,7 @@ static int call_error(struct agent_call *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	c->ok = false;
-	if (!o || jadd(o, "error", jstring_clean(msg, strlen(msg)))) {
+	if (!o || ju_add(o, "error", jstring_clean(msg, strlen(msg)))) {
 		json_object_put(o);
 		return -1;
 	}
@@ -326,10 +299,10 @@ static json_object *builtin_tool(const char *name, const char *extra)
 
 	buf_init(&d, 0);
 	bad = buf_addstr(&d, builtin_description(name)) || (extra && buf_addstr(&d, extra));
-	if (bad || !t || !f || !p || jadd(f, "name", json_object_new_string(name)) ||
-	    jadd(f, "description", json_object_new_string(d.data)) ||
-	    jadd(f, "parameters", p) || (p = NULL) ||
-	    jadd(t, "type", json_object_new_string("function")) || jadd(t, "function", f)) {
+	if (bad || !t || !f || !p || ju_add(f, "name", json_object_new_string(name)) ||
+	    ju_add(f, "description", json_object_new_string(d.data)) ||
+	    ju_add(f, "parameters", p) || (p = NULL) ||
+	    ju_add(t, "type", json_object_new_string("function")) || ju_add(t, "function", f)) {
 		json_object_put(t);
 		json_object_put(p);
 		buf_release(&d);
@@ -361,7 +334,7 @@ static int sql_schema_text(const struct agent_opts *o, struct buf *out, struct a
 	}
 	buf_addstr(out, " The database's schema:");
 	for (size_t i = 0; i < json_object_array_length(rows); i++) {
-		const char *sql = jstr(json_object_array_get_idx(rows, i), "sql");
+		const char *sql = ju_str(json_object_array_get_idx(rows, i), "sql");
 
 		if (sql && (buf_addstr(out, "\n") || buf_addstr(out, sql) || buf_addch(out, ';')))
 			break;
@@ -400,11 +373,11 @@ int agent_tools(const struct agent_opts *o, json_object **tools, struct ai_err *
 		const char *name = agent_builtin_names[j];
 
 		if (builtin_on(o, name) &&
-		    jpush(a, builtin_tool(name, !strcmp(name, "sql") ? schema.data : NULL)))
+		    ju_push(a, builtin_tool(name, !strcmp(name, "sql") ? schema.data : NULL)))
 			goto oom;
 	}
 	for (size_t i = 0; i < nu; i++)
-		if (jpush(a, tooldef_to_openai(&o->user->v[i])))
+		if (ju_push(a, tooldef_to_openai(&o->user->v[i])))
 			goto oom;
 	*tools = a;
 	buf_release(&schema);
@@ -423,7 +396,7 @@ void agent_call_release(struct agent_call *c)
 
 static int run_calculate(json_object *args, struct agent_call *c)
 {
-	const char *expr = jstr(args, "expression");
+	const char *expr = ju_str(args, "expression");
 	struct ai_err e;
 	double v;
 	char text[64];
@@ -434,7 +407,7 @@ static int run_calculate(json_object *args, struct agent_call *c)
 		return call_error(c, "%s", e.msg);
 	calc_format(v, text, sizeof(text));
 	o = json_object_new_object();
-	if (!o || jadd(o, "result", json_object_new_double_s(v, text))) {
+	if (!o || ju_add(o, "result", json_object_new_double_s(v, text))) {
 		json_object_put(o);
 		return -1;
 	}
@@ -452,7 +425,7 @@ static int run_sql(const struct agent_opts *o, json_object *args, struct agent_c
 	if (!so.max_bytes)
 		so.max_bytes = o->result_max ? o->result_max : AGENT_DEFAULT_RESULT_MAX;
 	ai_err_clear(&e);
-	if (sqlro_query(o->sql_db, jstr(args, "query"), &so, &rows, &truncated, &e)) {
+	if (sqlro_query(o->sql_db, ju_str(args, "query"), &so, &rows, &truncated, &e)) {
 		if (e.code == AI_EX_OSERR) {
 			*err = e;
 			return -1;
@@ -460,8 +433,8 @@ static int run_sql(const struct agent_opts *o, json_object *args, struct agent_c
 		return call_error(c, "%s", e.msg);
 	}
 	r = json_object_new_object();
-	if (!r || jadd(r, "rows", rows) || (rows = NULL) ||
-	    jadd(r, "truncated", json_object_new_boolean(truncated))) {
+	if (!r || ju_add(r, "rows", rows) || (rows = NULL) ||
+	    ju_add(r, "truncated", json_object_new_boolean(truncated))) {
 		json_object_put(r);
 		json_object_put(rows);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -484,7 +457,7 @@ static int run_search(const struct agent_opts *o, json_object *args, struct agen
 		k = (long)v;
 	}
 	ai_err_clear(&e);
-	if (o->search(jstr(args, "query"), k, &res, &e, o->search_ud)) {
+	if (o->search(ju_str(args, "query"), k, &res, &e, o->search_ud)) {
 		if (e.code == AI_EX_OSERR || e.code == AI_EX_INTERRUPT) {
 			*err = e;
 			return -1;
@@ -492,7 +465,7 @@ static int run_search(const struct agent_opts *o, json_object *args, struct agen
 		return call_error(c, "search failed: %s", e.msg);
 	}
 	r = json_object_new_object();
-	if (!r || jadd(r, "passages", res ? res : json_object_new_array())) {
+	if (!r || ju_add(r, "passages", res ? res : json_object_new_array())) {
 		json_object_put(r);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -535,27 +508,27 @@ static int run_user(const struct agent_opts *o, const struct tooldef *t, const c
 
 		snprintf(msg, sizeof(msg), "the tool '%s' took longer than %ld ms and was killed",
 			 t->name, limit);
-		rc = jadd(j, "error", json_object_new_string(msg));
+		rc = ju_add(j, "error", json_object_new_string(msg));
 	} else if (!rc && r.term_signal) {
 		char msg[160];
 
 		snprintf(msg, sizeof(msg), "the tool '%s' was killed by signal %d", t->name,
 			 r.term_signal);
-		rc = jadd(j, "error", json_object_new_string(msg));
+		rc = ju_add(j, "error", json_object_new_string(msg));
 	} else if (!rc) {
-		rc = jadd(j, "exit_status", json_object_new_int(r.exit_status));
+		rc = ju_add(j, "exit_status", json_object_new_int(r.exit_status));
 	}
 	if (!rc)
-		rc = jadd(j, "output", jstring_clean(r.out.data, r.out.len));
+		rc = ju_add(j, "output", jstring_clean(r.out.data, r.out.len));
 	if (!rc && r.truncated) {
 		char msg[160];
 
 		snprintf(msg, sizeof(msg), "the output was cut at %zu bytes", lim.max_output);
-		rc = jadd(j, "truncated", json_object_new_boolean(1)) ||
-		     jadd(j, "note", json_object_new_string(msg));
+		rc = ju_add(j, "truncated", json_object_new_boolean(1)) ||
+		     ju_add(j, "note", json_object_new_string(msg));
 	}
 	if (!rc && (r.exit_status != 0 || r.timed_out || r.term_signal) && r.err.len)
-		rc = jadd(j, "stderr", jstring_clean(r.err.data, r.err.len));
+		rc = ju_add(j, "stderr", jstring_clean(r.err.data, r.err.len));
 	c->ms = r.ms;
 	if (rc) {
 		json_object_put(j);
@@ -716,8 +689,8 @@ static json_object *new_event(struct run *r, const char *name)
 {
 	json_object *ev = json_object_new_object();
 
-	if (!ev || jadd(ev, "event", json_object_new_string(name)) ||
-	    jadd(ev, "t_ms", json_object_new_int64(http_now_ms() - r->t0))) {
+	if (!ev || ju_add(ev, "event", json_object_new_string(name)) ||
+	    ju_add(ev, "t_ms", json_object_new_int64(http_now_ms() - r->t0))) {
 		json_object_put(ev);
 		return NULL;
 	}
@@ -737,12 +710,12 @@ static void trace_start(struct run *r, const char *task, json_object *tools, con
 		json_object *f;
 
 		if (json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &f))
-			jpush(names, json_object_new_string(jstr(f, "name") ? jstr(f, "name") : ""));
+			ju_push(names, json_object_new_string(ju_str(f, "name") ? ju_str(f, "name") : ""));
 	}
-	if (!ev || jadd(ev, "task", jstring_cut(task, r->trace_max, &cut)) ||
-	    jadd(ev, "model", model ? json_object_new_string(model) : NULL) ||
-	    jadd(ev, "max_steps", json_object_new_int64(r->o->max_steps)) ||
-	    jadd(ev, "tools", names)) {
+	if (!ev || ju_add(ev, "task", jstring_cut(task, r->trace_max, &cut)) ||
+	    ju_add(ev, "model", model ? json_object_new_string(model) : NULL) ||
+	    ju_add(ev, "max_steps", json_object_new_int64(r->o->max_steps)) ||
+	    ju_add(ev, "tools", names)) {
 		json_object_put(ev);
 		return;
 	}
@@ -779,23 +752,23 @@ static void trace_model(struct run *r, long step, const struct ai_chat_resp *res
 
 		json_object_object_get_ex(tc, "function", &f);
 		o = json_object_new_object();
-		if (!o || jadd(o, "id", json_object_new_string(jstr(tc, "id") ? jstr(tc, "id") : "")) ||
-		    jadd(o, "name", json_object_new_string(jstr(f, "name") ? jstr(f, "name") : "")) ||
-		    jadd(o, "arguments", jstring_cut(jstr(f, "arguments"), r->trace_max, &cut)) ||
-		    jpush(calls, o))
+		if (!o || ju_add(o, "id", json_object_new_string(ju_str(tc, "id") ? ju_str(tc, "id") : "")) ||
+		    ju_add(o, "name", json_object_new_string(ju_str(f, "name") ? ju_str(f, "name") : "")) ||
+		    ju_add(o, "arguments", jstring_cut(ju_str(f, "arguments"), r->trace_max, &cut)) ||
+		    ju_push(calls, o))
 			json_object_put(o);
 	}
-	if (!ev || jadd(ev, "step", json_object_new_int64(step)) ||
-	    jadd(ev, "model", resp->model ? json_object_new_string(resp->model) : NULL) ||
-	    jadd(ev, "ms", json_object_new_int64((int64_t)resp->latency_ms)) ||
-	    jadd(ev, "prompt_tokens", num_or_null(resp->prompt_tokens)) ||
-	    jadd(ev, "completion_tokens", num_or_null(resp->completion_tokens)) ||
-	    jadd(ev, "cost", jcost(resp->cost)) ||
-	    jadd(ev, "cached", json_object_new_boolean(resp->cached)) ||
-	    jadd(ev, "finish_reason", resp->finish_reason ?
+	if (!ev || ju_add(ev, "step", json_object_new_int64(step)) ||
+	    ju_add(ev, "model", resp->model ? json_object_new_string(resp->model) : NULL) ||
+	    ju_add(ev, "ms", json_object_new_int64((int64_t)resp->latency_ms)) ||
+	    ju_add(ev, "prompt_tokens", num_or_null(resp->prompt_tokens)) ||
+	    ju_add(ev, "completion_tokens", num_or_null(resp->completion_tokens)) ||
+	    ju_add(ev, "cost", jcost(resp->cost)) ||
+	    ju_add(ev, "cached", json_object_new_boolean(resp->cached)) ||
+	    ju_add(ev, "finish_reason", resp->finish_reason ?
 		 json_object_new_string(resp->finish_reason) : NULL) ||
-	    jadd(ev, "content", jstring_cut(resp->content, r->trace_max, &cut)) ||
-	    jadd(ev, "tool_calls", calls)) {
+	    ju_add(ev, "content", jstring_cut(resp->content, r->trace_max, &cut)) ||
+	    ju_add(ev, "tool_calls", calls)) {
 		json_object_put(ev);
 		return;
 	}
@@ -809,29 +782,29 @@ static int record_call(struct run *r, long step, const char *id, const char *nam
 	json_object *o = json_object_new_object(), *ev;
 	bool cut = false;
 
-	if (!o || jadd(o, "step", json_object_new_int64(step)) ||
-	    jadd(o, "id", json_object_new_string(id)) ||
-	    jadd(o, "name", jstring_cut(name, 200, &cut)) ||
-	    jadd(o, "arguments", jstring_cut(args, r->trace_max, &cut)) ||
-	    jadd(o, "approval", json_object_new_string(skipped ? "not asked" : c->approval)) ||
-	    jadd(o, "ok", json_object_new_boolean(c->ok)) ||
-	    jadd(o, "ms", json_object_new_int64(c->ms))) {
+	if (!o || ju_add(o, "step", json_object_new_int64(step)) ||
+	    ju_add(o, "id", json_object_new_string(id)) ||
+	    ju_add(o, "name", jstring_cut(name, 200, &cut)) ||
+	    ju_add(o, "arguments", jstring_cut(args, r->trace_max, &cut)) ||
+	    ju_add(o, "approval", json_object_new_string(skipped ? "not asked" : c->approval)) ||
+	    ju_add(o, "ok", json_object_new_boolean(c->ok)) ||
+	    ju_add(o, "ms", json_object_new_int64(c->ms))) {
 		json_object_put(o);
 		return -1;
 	}
 	if (r->o->trace) {
 		ev = new_event(r, "tool");
 		json_object_object_foreach(o, k, v) {
-			if (jadd(ev, k, json_object_get(v)))
+			if (ju_add(ev, k, json_object_get(v)))
 				break;
 		}
-		if (ev && !jadd(ev, "result", jstring_cut(c->content, r->trace_max, &cut)) &&
-		    !jadd(ev, "result_truncated", json_object_new_boolean(cut)))
+		if (ev && !ju_add(ev, "result", jstring_cut(c->content, r->trace_max, &cut)) &&
+		    !ju_add(ev, "result_truncated", json_object_new_boolean(cut)))
 			trace(r, ev);
 		else
 			json_object_put(ev);
 	}
-	return jpush(r->res->trace, o);
+	return ju_push(r->res->trace, o);
 }
 
 static void trace_end(struct run *r, const char *status, const struct ai_err *err)
@@ -842,14 +815,14 @@ static void trace_end(struct run *r, const char *status, const struct ai_err *er
 	if (!r->o->trace)
 		return;
 	ev = new_event(r, "end");
-	if (!ev || jadd(ev, "status", json_object_new_string(status)) ||
-	    jadd(ev, "steps", json_object_new_int64(r->res->steps)) ||
-	    jadd(ev, "calls", json_object_new_int64(r->res->calls)) ||
-	    jadd(ev, "prompt_tokens", json_object_new_int64(r->res->prompt_tokens)) ||
-	    jadd(ev, "completion_tokens", json_object_new_int64(r->res->completion_tokens)) ||
-	    jadd(ev, "cost", jcost(r->res->cost)) ||
-	    (r->res->answer && jadd(ev, "answer", jstring_cut(r->res->answer, r->trace_max, &cut))) ||
-	    (err && jadd(ev, "error", json_object_new_string(err->msg)))) {
+	if (!ev || ju_add(ev, "status", json_object_new_string(status)) ||
+	    ju_add(ev, "steps", json_object_new_int64(r->res->steps)) ||
+	    ju_add(ev, "calls", json_object_new_int64(r->res->calls)) ||
+	    ju_add(ev, "prompt_tokens", json_object_new_int64(r->res->prompt_tokens)) ||
+	    ju_add(ev, "completion_tokens", json_object_new_int64(r->res->completion_tokens)) ||
+	    ju_add(ev, "cost", jcost(r->res->cost)) ||
+	    (r->res->answer && ju_add(ev, "answer", jstring_cut(r->res->answer, r->trace_max, &cut))) ||
+	    (err && ju_add(ev, "error", json_object_new_string(err->msg)))) {
 		json_object_put(ev);
 		return;
 	}
@@ -861,10 +834,10 @@ static json_object *assistant_message(const struct ai_chat_resp *resp)
 {
 	json_object *m = json_object_new_object();
 
-	if (!m || jadd(m, "role", json_object_new_string("assistant")) ||
-	    jadd(m, "content", resp->content && *resp->content ?
+	if (!m || ju_add(m, "role", json_object_new_string("assistant")) ||
+	    ju_add(m, "content", resp->content && *resp->content ?
 		 json_object_new_string(resp->content) : NULL) ||
-	    jadd(m, "tool_calls", json_object_get(resp->tool_calls))) {
+	    ju_add(m, "tool_calls", json_object_get(resp->tool_calls))) {
 		json_object_put(m);
 		return NULL;
 	}
@@ -875,9 +848,9 @@ static json_object *tool_message(const char *id, const char *content)
 {
 	json_object *m = json_object_new_object();
 
-	if (!m || jadd(m, "role", json_object_new_string("tool")) ||
-	    jadd(m, "tool_call_id", json_object_new_string(id)) ||
-	    jadd(m, "content", json_object_new_string(content))) {
+	if (!m || ju_add(m, "role", json_object_new_string("tool")) ||
+	    ju_add(m, "tool_call_id", json_object_new_string(id)) ||
+	    ju_add(m, "content", json_object_new_string(content))) {
 		json_object_put(m);
 		return NULL;
 	}
@@ -911,7 +884,7 @@ static int run_calls(struct run *r, long step, json_object *calls, json_object *
 
 	for (size_t i = 0; i < n; i++) {
 		json_object *tc = json_object_array_get_idx(calls, i), *f = NULL;
-		const char *id = jstr(tc, "id"), *name, *args, *type = jstr(tc, "type");
+		const char *id = ju_str(tc, "id"), *name, *args, *type = ju_str(tc, "type");
 		struct agent_call c;
 		char idbuf[48];
 		int rc;
@@ -921,12 +894,12 @@ static int run_calls(struct run *r, long step, json_object *calls, json_object *
 			 * that the tool message answers it. */
 			snprintf(idbuf, sizeof(idbuf), "call_%ld_%zu", step, i + 1);
 			if (json_object_is_type(tc, json_type_object))
-				jadd(tc, "id", json_object_new_string(idbuf));
+				ju_add(tc, "id", json_object_new_string(idbuf));
 			id = idbuf;
 		}
 		json_object_object_get_ex(tc, "function", &f);
-		name = jstr(f, "name");
-		args = jstr(f, "arguments");
+		name = ju_str(f, "name");
+		args = ju_str(f, "arguments");
 		if (r->o->lim.cancel && *r->o->lim.cancel)
 			return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
 		memset(&c, 0, sizeof(c));
@@ -945,7 +918,7 @@ static int run_calls(struct run *r, long step, json_object *calls, json_object *
 			return -1;
 		r->res->calls++;
 		if (record_call(r, step, id, name ? name : "", args ? args : "", &c, false) ||
-		    jpush(messages, tool_message(id, c.content))) {
+		    ju_push(messages, tool_message(id, c.content))) {
 			agent_call_release(&c);
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
 		}
@@ -970,13 +943,13 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 		return -1;
 	messages = json_object_new_array();
 	if (!messages ||
-	    jpush(messages, json_object_new_object()) ||
-	    jadd(json_object_array_get_idx(messages, 0), "role", json_object_new_string("system")) ||
-	    jadd(json_object_array_get_idx(messages, 0), "content",
+	    ju_push(messages, json_object_new_object()) ||
+	    ju_add(json_object_array_get_idx(messages, 0), "role", json_object_new_string("system")) ||
+	    ju_add(json_object_array_get_idx(messages, 0), "content",
 		 json_object_new_string(o->system ? o->system : default_system)) ||
-	    jpush(messages, json_object_new_object()) ||
-	    jadd(json_object_array_get_idx(messages, 1), "role", json_object_new_string("user")) ||
-	    jadd(json_object_array_get_idx(messages, 1), "content", json_object_new_string(task))) {
+	    ju_push(messages, json_object_new_object()) ||
+	    ju_add(json_object_array_get_idx(messages, 1), "role", json_object_new_string("user")) ||
+	    ju_add(json_object_array_get_idx(messages, 1), "content", json_object_new_string(task))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -1030,7 +1003,7 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 			rc = 0;
 			break;
 		}
-		if (jpush(messages, assistant_message(&resp))) {
+		if (ju_push(messages, assistant_message(&resp))) {
 			ai_chat_resp_release(&resp);
 			ai_errf(err, AI_EX_OSERR, "out of memory");
 			break;

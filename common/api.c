@@ -1,5 +1,6 @@
 #include "api.h"
 #include "chatstream.h"
+#include "jsonu.h"
 #include "ledger.h"
 #include "prices.h"
 #include "sse.h"
@@ -236,35 +237,6 @@ static void call_free(struct call *k)
 	free(k);
 }
 
-/* json-c's add takes the value only on success: drop it ourselves otherwise. */
-static int jadd(json_object *o, const char *k, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(o, k, v)) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
-
-static const char *jstr(json_object *o, const char *k)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ?
-	       json_object_get_string(v) : NULL;
-}
-
-static long jlong(json_object *o, const char *k)
-{
-	json_object *v;
-
-	return json_object_object_get_ex(o, k, &v) &&
-	       (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) ?
-	       (long)json_object_get_int64(v) : -1;
-}
-
 int ai_cache_canonical(const char *base_url, json_object *body, struct buf *out)
 {
 	const char *s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
@@ -285,20 +257,20 @@ static json_object *chat_body(const struct ai_chat_req *q, const char *model)
 
 	if (!b)
 		return NULL;
-	if (jadd(b, "model", json_object_new_string(model)) ||
-	    jadd(b, "messages", json_object_get(q->messages)))
+	if (ju_add(b, "model", json_object_new_string(model)) ||
+	    ju_add(b, "messages", json_object_get(q->messages)))
 		goto fail;
-	if (!isnan(q->temperature) && jadd(b, "temperature", json_object_new_double(q->temperature)))
+	if (!isnan(q->temperature) && ju_add(b, "temperature", json_object_new_double(q->temperature)))
 		goto fail;
 	if (q->max_tokens > 0 &&
-	    jadd(b, wants_completion_tokens(model) ? "max_completion_tokens" : "max_tokens",
+	    ju_add(b, wants_completion_tokens(model) ? "max_completion_tokens" : "max_tokens",
 		 json_object_new_int64(q->max_tokens)))
 		goto fail;
-	if (q->tools && jadd(b, "tools", json_object_get(q->tools)))
+	if (q->tools && ju_add(b, "tools", json_object_get(q->tools)))
 		goto fail;
 	if (q->extra) {
 		json_object_object_foreach(q->extra, k, v)
-			if (jadd(b, k, json_object_get(v)))
+			if (ju_add(b, k, json_object_get(v)))
 				goto fail;
 	}
 	return b;
@@ -335,12 +307,12 @@ int ai_http_error(const char *what, long status, const char *body, size_t len, s
 			if (json_object_is_type(e, json_type_string))
 				msg = json_object_get_string(e);
 			else
-				msg = jstr(e, "message");
+				msg = ju_str(e, "message");
 		}
 		if (!msg)
-			msg = jstr(j, "message");
+			msg = ju_str(j, "message");
 		if (!msg)
-			msg = jstr(j, "detail");
+			msg = ju_str(j, "detail");
 	}
 	if (!msg && len) {
 		size_t n = len < 200 ? len : 200;
@@ -468,15 +440,15 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 
 		if (json_object_object_get_ex(j, "error", &e))
 			em = json_object_is_type(e, json_type_string) ? json_object_get_string(e) :
-			     jstr(e, "message");
+			     ju_str(e, "message");
 		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has no choices%s%s", k->c->host,
 			em ? ": " : "", em ? em : "");
 		goto out;
 	}
-	content = jstr(msg, "content");
+	content = ju_str(msg, "content");
 	if (!(r->content = strdup(content ? content : "")) ||
-	    dup_or_null(&r->finish_reason, jstr(ch, "finish_reason")) ||
-	    dup_or_null(&r->model, jstr(j, "model") ? jstr(j, "model") : k->model)) {
+	    dup_or_null(&r->finish_reason, ju_str(ch, "finish_reason")) ||
+	    dup_or_null(&r->model, ju_str(j, "model") ? ju_str(j, "model") : k->model)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -485,8 +457,8 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 		r->tool_calls = json_object_get(tc);
 	r->prompt_tokens = r->completion_tokens = -1;
 	if (json_object_object_get_ex(j, "usage", &u) && json_object_is_type(u, json_type_object)) {
-		r->prompt_tokens = jlong(u, "prompt_tokens");
-		r->completion_tokens = jlong(u, "completion_tokens");
+		r->prompt_tokens = ju_long(u, "prompt_tokens", -1);
+		r->completion_tokens = ju_long(u, "completion_tokens", -1);
 	}
 	rc = 0;
 out:
@@ -506,23 +478,23 @@ static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
 
 	if (!o || !ch || !msg || !arr || !u)
 		goto out;
-	if (jadd(msg, "role", json_object_new_string("assistant")) ||
-	    jadd(msg, "content", json_object_new_string(r->content ? r->content : "")) ||
-	    (r->tool_calls && jadd(msg, "tool_calls", json_object_get(r->tool_calls))) ||
-	    jadd(ch, "message", msg))
+	if (ju_add(msg, "role", json_object_new_string("assistant")) ||
+	    ju_add(msg, "content", json_object_new_string(r->content ? r->content : "")) ||
+	    (r->tool_calls && ju_add(msg, "tool_calls", json_object_get(r->tool_calls))) ||
+	    ju_add(ch, "message", msg))
 		goto out;
 	msg = NULL;
-	if ((r->finish_reason && jadd(ch, "finish_reason", json_object_new_string(r->finish_reason))) ||
+	if ((r->finish_reason && ju_add(ch, "finish_reason", json_object_new_string(r->finish_reason))) ||
 	    json_object_array_add(arr, ch))
 		goto out;
 	ch = NULL;
-	if (jadd(o, "choices", arr))
+	if (ju_add(o, "choices", arr))
 		goto out;
 	arr = NULL;
-	if ((r->model && jadd(o, "model", json_object_new_string(r->model))) ||
-	    jadd(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
-	    jadd(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
-	    jadd(o, "usage", u))
+	if ((r->model && ju_add(o, "model", json_object_new_string(r->model))) ||
+	    ju_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
+	    ju_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
+	    ju_add(o, "usage", u))
 		goto out;
 	u = NULL;
 	rc = buf_addstr(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -751,7 +723,7 @@ static char *last_user_text(json_object *messages)
 
 	while (n--) {
 		json_object *m = json_object_array_get_idx(messages, n);
-		const char *role = jstr(m, "role"), *content = jstr(m, "content");
+		const char *role = ju_str(m, "role"), *content = ju_str(m, "content");
 
 		if (role && !strcmp(role, "user") && content)
 			return strdup(content);
@@ -800,8 +772,8 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	if (k->stream) {
 		json_object *so = json_object_new_object();
 
-		if (jadd(b, "stream", json_object_new_boolean(1)) || !so ||
-		    jadd(so, "include_usage", json_object_new_boolean(1)) || jadd(b, "stream_options", so)) {
+		if (ju_add(b, "stream", json_object_new_boolean(1)) || !so ||
+		    ju_add(so, "include_usage", json_object_new_boolean(1)) || ju_add(b, "stream_options", so)) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
 			goto out;
 		}
@@ -876,7 +848,7 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *it = json_object_array_get_idx(data, i), *emb;
-		long idx = jlong(it, "index");
+		long idx = ju_long(it, "index", -1);
 		size_t d;
 
 		if (idx < 0)
@@ -922,8 +894,8 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 	r->dim = dim;
 	r->prompt_tokens = -1;
 	if (json_object_object_get_ex(j, "usage", &u))
-		r->prompt_tokens = jlong(u, "prompt_tokens");
-	r->model = strdup(jstr(j, "model") ? jstr(j, "model") : k->model);
+		r->prompt_tokens = ju_long(u, "prompt_tokens", -1);
+	r->model = strdup(ju_str(j, "model") ? ju_str(j, "model") : k->model);
 	rc = 0;
 out:
 	if (rc) {
@@ -991,7 +963,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 	k->ud = ud;
 	k->n_inputs = n;
 	http_resp_init(&k->hresp);
-	if (jadd(b, "model", json_object_new_string(model)) || jadd(b, "input", in))
+	if (ju_add(b, "model", json_object_new_string(model)) || ju_add(b, "input", in))
 		goto oom;
 	in = NULL;
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/embeddings")) ||
@@ -1105,7 +1077,7 @@ void ai_error_type(const char *body, size_t len, char *out, size_t n)
 	const char *t = NULL;
 
 	if (j && json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_object))
-		t = jstr(e, "type");
+		t = ju_str(e, "type");
 	snprintf(out, n, "%s", t ? t : "");
 	if (j)
 		json_object_put(j);

@@ -1,0 +1,34 @@
+#ifndef AI_JSONU_H
+#define AI_JSONU_H
+/*
+ * jsonu.h - the json-c wrappers every module uses, written once.
+ *
+ * json-c's json_object_object_add and json_object_array_add take the
+ * value only when they succeed; these take it always (releasing it on
+ * failure), so a caller can chain them without leaking.  The getters
+ * lend: what they return lives as long as the object it came from.
+ */
+#include "ai.h"
+
+#include <json-c/json.h>
+
+/*
+ * Adds v to object o under k.  Takes v, even on failure.  A NULL v adds
+ * JSON null, as json-c does (so pass ju_num(NAN) for an unknown number).
+ * 0 or -1.
+ */
+int ju_add(json_object *o, const char *k, json_object *v);
+
+/* Appends v to array a.  Takes v, even on failure; a NULL v fails.  0 or -1. */
+int ju_push(json_object *a, json_object *v);
+
+/* The string member k of o, borrowed; NULL when o is NULL, k is missing or not a string. */
+const char *ju_str(json_object *o, const char *k);
+
+/* The integer (or integral double) member k of o; dflt when missing or not a number. */
+long ju_long(json_object *o, const char *k, long dflt);
+
+/* A new JSON number for v, or NULL (JSON null) when v is NaN or infinite: an unknown cost. */
+json_object *ju_num(double v);
+
+#endif
