@@ -354,7 +354,7 @@ ledger() {
 	assert_contains "$output" "quiet"
 }
 
-@test "ledger: a directory or a read-only file in its place: the answer is printed, one warning" {
+@test "ledger: a directory in its place: the answer is printed, one warning" {
 	mkdir -p "$DB"
 	run --separate-stderr sum P "text"
 	assert_eq "$status" 0
