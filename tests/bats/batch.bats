@@ -1,0 +1,432 @@
+#!/usr/bin/env bats
+# ai-batch against the test server: the filter's contract (one line per
+# item, in order, whatever fails), the journal under kills and signals,
+# rate limits, jobs, and the Batch API.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { setup_env; start_server; }
+teardown() { stop_server; }
+
+CHAT=/v1/chat/completions
+
+# items N [PREFIX]: N items {"id":"PREFIXi","text":"tPREFIXi"}, one a line
+items() {
+	local i
+	for ((i = 1; i <= $1; i++)); do
+		printf '{"id":"%s%d","text":"t%s%d"}\n' "${2:-i}" "$i" "${2:-i}" "$i"
+	done
+}
+
+# assert_each_once FILE N: every id of FILE appears once, and there are N lines
+assert_each_once() {
+	assert_eq "$(jq -r .id "$1" | sort | uniq -d)" "" "duplicate ids"
+	assert_eq "$(jq -r .id "$1" | sort -u | wc -l)" "$2" "distinct ids"
+	assert_eq "$(wc -l <"$1")" "$2" "lines"
+}
+
+# sent_counts FILE: "N COUNT" per item N (text "echo-me N" or "tN"), sorted, into FILE
+sent_counts() {
+	requests $CHAT | jq -r '.body.messages[-1].content | sub("^(echo-me |t)"; "")' |
+		sort | uniq -c | awk '{ print $2, $1 }' | sort >"$1"
+}
+
+# snapshot_finished STATE PREFIX: adds "N COUNT" for every item in the journal
+# STATE, COUNT being its requests so far, to $T/expect: none may come later.
+snapshot_finished() {
+	sent_counts "$T/counts"
+	tail -n +2 "$1" | jq -r ".id | sub(\"^$2\"; \"\")" 2>/dev/null | sort -u >"$T/fin"
+	join "$T/fin" "$T/counts" >>"$T/expect"
+}
+
+# assert_not_sent_again: every item of $T/expect has had no request since
+assert_not_sent_again() {
+	sent_counts "$T/counts"
+	(($(wc -l <"$T/expect") > 0))
+	sort -u "$T/expect" -o "$T/expect"
+	assert_eq "$(join "$T/expect" "$T/counts" | awk '$2 != $3' | head -n 5)" "" "items sent after they were journaled"
+}
+
+# ge A B: A >= B as numbers (A may be fractional)
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+@test "batch: strings, text items, chat requests and ids; the output contract" {
+	printf '%s\n' '"hello"' '{"id":"a","text":"world"}' \
+		'{"id":7,"messages":[{"role":"user","content":"hi"}],"temperature":0.3,"model":"m2"}' >"$T/in"
+	run --separate-stderr ai-batch --no-cache -m m1 "$T/in"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$(jq -c .id <<<"$output" | tr '\n' ' ')" '1 "a" 7 '
+	l1=$(sed -n 1p <<<"$output")
+	assert_eq "$(jq -r .output <<<"$l1")" "echo: hello"
+	assert_eq "$(jq -r '.usage|keys|join(",")' <<<"$l1")" "completion_tokens,prompt_tokens"
+	assert_eq "$(jq -r .model <<<"$l1")" m1
+	assert_eq "$(jq -r .cached <<<"$l1")" false
+	assert_eq "$(jq -r '.ms|type' <<<"$l1")" number
+	assert_eq "$(request_count $CHAT)" 3
+	r=$(requests $CHAT | jq -c 'select(.body.messages[-1].content == "hi") | .body')
+	assert_eq "$(jq -r .temperature <<<"$r")" 0.3
+	assert_eq "$(jq -r .model <<<"$r")" m2
+	assert_eq "$(jq -r '.stream // "absent"' <<<"$r")" absent
+}
+
+@test "batch: --template fills fields, --lines reads plain text, --system goes first" {
+	run --separate-stderr ai-batch --no-cache -t 'Classify: {{text}} ({{ lang }})' --system S \
+		<<<'{"id":"x","text":"good","lang":"en"}'
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.messages[0].content' <<<"$r")" S
+	assert_eq "$(jq -r '.body.messages[1].content' <<<"$r")" "Classify: good (en)"
+	run --separate-stderr ai-batch --no-cache -t 'Q: {{missing}}' <<<'{"id":"y","text":"a"}'
+	assert_eq "$status" 69
+	assert_contains "$(jq -r .error.message <<<"$output")" "no field 'missing'"
+	printf 'first line\r\n\nsecond line\n' | ai-batch --no-cache --lines >"$T/out"
+	assert_eq "$(jq -c .id "$T/out" | tr '\n' ' ')" "1 3 "
+	assert_eq "$(jq -r .output "$T/out" | tr '\n' '|')" "echo: first line|echo: second line|"
+}
+
+@test "batch: bad lines get their own error line and the rest go on" {
+	long=$(head -c 3000 /dev/zero | tr '\0' x)
+	printf '%s\r\n' '{"id":"ok1","text":"a"}' 'not json' "\"$long\"" '{"id":"nt"}' '' \
+		'[1,2]' '{"id":"ok2","text":"b"}' '{"id":{"x":1},"text":"c"}' >"$T/in"
+	run --separate-stderr ai-batch --no-cache --max-line 1000 "$T/in"
+	assert_eq "$status" 1 "some failed"
+	assert_eq "$(jq -c .id <<<"$output" | tr '\n' ' ')" '"ok1" 2 3 "nt" 6 "ok2" 8 '
+	assert_eq "$(jq -r 'select(.error) | .error.type' <<<"$output" | sort -u)" invalid_input
+	assert_contains "$output" "not valid JSON"
+	assert_contains "$output" "longer than the limit"
+	assert_contains "$output" "has no text"
+	assert_contains "$output" "non-empty string or an integer"
+	assert_eq "$(jq -r 'select(.error) | .attempts' <<<"$output" | sort -u)" 0
+	assert_eq "$(request_count $CHAT)" 2
+}
+
+@test "batch: empty and blank input print nothing and exit 0" {
+	run --separate-stderr ai-batch </dev/null
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	run --separate-stderr ai-batch <<<$'\n  \r\n'
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	assert_eq "$(request_count)" 0
+}
+
+@test "batch: duplicate ids are refused before any request" {
+	printf '%s\n' '{"id":"a","text":"x"}' '"y"' '{"id":"a","text":"z"}' >"$T/in"
+	run --separate-stderr ai-batch "$T/in"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "duplicate id 'a' on lines 1 and 3"
+	assert_eq "$output" ""
+	# A line number is an id too.
+	run --separate-stderr ai-batch <<<$'"x"\n{"id":1,"text":"y"}'
+	assert_eq "$status" 65
+	assert_eq "$(request_count)" 0
+}
+
+@test "batch: every id exactly once, in order, under 429s, 500s, drops and timeouts" {
+	n=200
+	for ((i = 1; i <= n; i++)); do printf '{"id":"c%d","text":"echo-me %d"}\n' $i $i; done >"$T/in"
+	# About one request in ten meets a fault; everything else is answered.
+	acts=$(for ((i = 0; i < 240; i++)); do
+		case $((RANDOM % 40)) in
+		0) echo '{"path":"/v1/chat/completions","status":429,"headers":{"Retry-After":"1"}}' ;;
+		1) echo '{"path":"/v1/chat/completions","status":500}' ;;
+		2) echo '{"path":"/v1/chat/completions","close":true}' ;;
+		3) echo '{"path":"/v1/chat/completions","latency_ms":1500}' ;;
+		*) echo '{"path":"/v1/chat/completions"}' ;;
+		esac
+	done | jq -sc '{push: .}')
+	ctl "$acts"
+	run --separate-stderr ai-batch --no-cache -P 16 --timeout 1 --retries 1 "$T/in"
+	[[ $status == 0 || $status == 1 ]]
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" $n
+	assert_eq "$(jq -r .id "$T/out" | tr '\n' ' ')" "$(jq -r .id "$T/in" | tr '\n' ' ')" "order"
+	# Failures carry status, type and message, and how often they were tried.
+	jq -e 'select(.error) | .error.type and .error.message and (.attempts >= 1)' "$T/out" >/dev/null ||
+		[[ -z $(jq -c 'select(.error)' "$T/out") ]]
+}
+
+@test "batch: --unordered prints each line as it finishes" {
+	items 6 >"$T/in"
+	ctl '{"push":[{"latency_ms":700}]}'
+	run --separate-stderr ai-batch --no-cache -P 6 --unordered "$T/in"
+	assert_eq "$status" 0
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 6
+	assert_eq "$(tail -n 1 "$T/out" | jq -r .id)" "$(requests $CHAT | head -n 1 | jq -r '.body.messages[-1].content | sub("^t"; "")')"
+	# In order, the slow first item comes first all the same.
+	ctl '{"push":[{"latency_ms":500}]}'
+	run --separate-stderr ai-batch --no-cache -P 6 "$T/in"
+	assert_eq "$(head -n 1 <<<"$output" | jq -r .id)" i1
+}
+
+@test "batch: a state journal makes a rerun send nothing and print everything" {
+	items 30 >"$T/in"
+	run --separate-stderr ai-batch --no-cache --state "$T/st" "$T/in"
+	assert_eq "$status" 0
+	first=$output
+	assert_eq "$(request_count $CHAT)" 30
+	assert_contains "$(head -n 1 "$T/st")" '"input":"blake2b-256:'
+	assert_eq "$(wc -l <"$T/st")" 31
+	run --separate-stderr ai-batch --no-cache --state "$T/st" <"$T/in"
+	assert_eq "$status" 0
+	assert_eq "$output" "$first"
+	assert_eq "$(request_count $CHAT)" 30 "nothing sent again"
+	# Another input is refused, before anything is sent.
+	items 31 >"$T/in2"
+	run --separate-stderr ai-batch --no-cache --state "$T/st" "$T/in2"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "not the one"
+	assert_eq "$(request_count $CHAT)" 30
+}
+
+@test "batch: temporary failures are tried again on a rerun, refusals are not" {
+	items 3 >"$T/in"
+	ctl '{"push":[{"status":500},{"status":400}]}'
+	run --separate-stderr ai-batch --no-cache -P 1 --retries 0 --state "$T/st" "$T/in"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r '.error.status // "ok"' <<<"$output" | tr '\n' ' ')" "500 400 ok "
+	assert_eq "$(jq -r '.error.type // "ok"' <<<"$output" | tr '\n' ' ')" "test_error test_error ok "
+	run --separate-stderr ai-batch --no-cache -P 1 --retries 0 --state "$T/st" "$T/in"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r '.error.status // "ok"' <<<"$output" | tr '\n' ' ')" "ok 400 ok "
+	assert_eq "$(request_count $CHAT)" 4
+}
+
+@test "batch: SIGKILL at several points, then resume: no id lost or repeated, no finished item sent again" {
+	n=120
+	for ((i = 1; i <= n; i++)); do printf '{"id":"k%d","text":"echo-me %d"}\n' $i $i; done >"$T/in"
+	ctl '{"set":{"latency_ms":30}}'
+	for at in 0.15 0.4 0.3; do
+		ai-batch --no-cache -P 4 --state "$T/st" "$T/in" >"$T/part" 2>/dev/null &
+		pid=$!
+		sleep $at
+		kill -KILL $pid
+		wait $pid || true
+		# What the journal holds now must never be asked for again.
+		snapshot_finished "$T/st" k
+	done
+	ai-batch --no-cache -P 4 --state "$T/st" "$T/in" >"$T/out"
+	assert_each_once "$T/out" $n
+	assert_eq "$(jq -r .id "$T/out" | tr '\n' ' ')" "$(jq -r .id "$T/in" | tr '\n' ' ')" "order"
+	assert_not_sent_again
+	assert_eq "$(jq -r 'select(.error)' "$T/out")" "" "errors"
+}
+
+@test "batch: SIGINT and SIGTERM stop cleanly with the journal intact" {
+	items 60 >"$T/in"
+	ctl '{"set":{"latency_ms":50}}'
+	for sig in INT TERM; do
+		ai-batch --no-cache -P 2 --state "$T/st.$sig" "$T/in" >"$T/out.$sig" 2>"$T/err" &
+		pid=$!
+		sleep 0.4
+		kill -$sig $pid
+		rc=0
+		wait $pid || rc=$?
+		if [[ $sig == INT ]]; then assert_eq "$rc" 130; else assert_eq "$rc" 143; fi
+		# Every journal line is whole, and every printed line is in the journal.
+		jq -e . "$T/st.$sig" >/dev/null
+		assert_eq "$(tail -c 1 "$T/st.$sig" | od -An -c | tr -d ' ')" '\n'
+		while read -r id; do grep -q "\"id\":\"$id\"" "$T/st.$sig"; done < <(jq -r .id "$T/out.$sig")
+		ai-batch --no-cache -P 8 --state "$T/st.$sig" "$T/in" >"$T/out2"
+		assert_each_once "$T/out2" 60
+	done
+}
+
+@test "batch: --rpm holds the request rate" {
+	items 12 >"$T/in"
+	run --separate-stderr ai-batch --no-cache -P 8 --rpm 600 "$T/in"
+	assert_eq "$status" 0
+	# 12 requests at 10 a second: the first and the last are at least 1.1 s apart.
+	span=$(requests $CHAT | jq -s '(map(.t) | max - min)')
+	ge "$span" 1000 || { echo "span $span ms" >&2; false; }
+	gaps=$(requests $CHAT | jq -s '[map(.t) | sort | . as $t | range(1; length) | $t[.] - $t[. - 1]] | min')
+	ge "$gaps" 80 || { echo "smallest gap $gaps ms" >&2; false; }
+}
+
+@test "batch: the server's x-ratelimit headers slow the whole batch" {
+	items 3 >"$T/in"
+	ctl '{"push":[{"headers":{"x-ratelimit-remaining-requests":"0","x-ratelimit-reset-requests":"800ms"}}]}'
+	run --separate-stderr ai-batch --no-cache -P 1 "$T/in"
+	assert_eq "$status" 0
+	gap=$(requests $CHAT | jq -s '.[1].t - .[0].t')
+	ge "$gap" 700 || { echo "gap $gap ms" >&2; false; }
+}
+
+@test "batch: --tpm waits for the token budget" {
+	a=$(head -c 1200 /dev/zero | tr '\0' a)
+	for ((i = 1; i <= 12; i++)); do printf '{"id":%d,"text":"%s"}\n' $i "$a"; done >"$T/in"
+	ctl '{"set":{"reply":"ok"}}'
+	start=$(date +%s%N)
+	run --separate-stderr ai-batch --no-cache -P 12 --tpm 3600 "$T/in"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$status" 0
+	# About 308 tokens an item; the minute's 3600 (60 a second) cover 11 at once, so
+	# the twelfth waits for about 30 tokens more than the early answers gave back.
+	((ms >= 350)) || { echo "took $ms ms" >&2; false; }
+	gap=$(requests $CHAT | jq -s '(map(.t) | max - min)')
+	ge "$gap" 300 || { echo "last request $gap ms after the first" >&2; false; }
+}
+
+@test "batch: nothing answered is 75, all refused is 69; failed items each have a line" {
+	items 3 >"$T/in"
+	run --separate-stderr ai-batch --no-cache --retries 0 --base-url "http://127.0.0.1:$(free_port)/v1" "$T/in"
+	assert_eq "$status" 75
+	assert_eq "$(jq -r .error.type <<<"$output" | sort -u)" connection_error
+	ctl '{"push":[{"status":404,"times":3}]}'
+	run --separate-stderr ai-batch --no-cache "$T/in"
+	assert_eq "$status" 69
+	assert_eq "$(wc -l <<<"$output")" 3
+}
+
+@test "batch: --dry-run shows the requests and sends none; usage errors exit 64" {
+	items 2 >"$T/in"
+	run --separate-stderr ai-batch --dry-run "$T/in"
+	assert_eq "$status" 0
+	assert_contains "$output" "POST http://127.0.0.1:$PORT/v1/chat/completions"
+	assert_not_contains "$output" "$KEY"
+	assert_eq "$(request_count)" 0
+	run --separate-stderr ai-batch --parallel 0 "$T/in"
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch "$T/in" "$T/in"
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch status
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch status nonsense/../x
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch -h
+	assert_eq "$status" 0
+	assert_contains "$output" "ai-batch submit"
+}
+
+@test "batch: a full disk fails with 74, a closed pipe is quiet" {
+	items 3 >"$T/in"
+	run --separate-stderr bash -c "ai-batch --no-cache '$T/in' >/dev/full"
+	assert_eq "$status" 74
+	run --separate-stderr bash -c "ai-batch --no-cache '$T/in' | head -n 1"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+}
+
+# ---- jobs ----
+
+# wait_state ID STATE: polls status until STATE (5 s at most)
+wait_state() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[[ $(ai-batch status "$1" | jq -r .state) == "$2" ]] && return 0
+		sleep 0.05
+	done
+	echo "job $1 is $(ai-batch status "$1" | jq -r .state), not $2" >&2
+	return 1
+}
+
+@test "jobs: submit prints an id at once; status, results while running, wait, list" {
+	items 40 >"$T/in"
+	ctl '{"set":{"latency_ms":50}}'
+	start=$(date +%s%N)
+	run --separate-stderr ai-batch submit --no-cache -P 2 <"$T/in"
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$status" 0
+	id=$output
+	[[ $id =~ ^[0-9]{8}T[0-9]{6}-[0-9a-f]{6}$ ]]
+	((ms < 700)) || { echo "submit took $ms ms" >&2; false; }
+	wait_state "$id" running
+	wait_for_requests 6 $CHAT
+	s=$(ai-batch status "$id")
+	assert_eq "$(jq -r .total <<<"$s")" 40
+	assert_eq "$(jq -r '.started|type' <<<"$s")" string
+	some=$(ai-batch results "$id" | wc -l)
+	((some < 40))
+	run --separate-stderr ai-batch wait "$id"
+	assert_eq "$status" 0
+	ai-batch results "$id" >"$T/out"
+	assert_each_once "$T/out" 40
+	s=$(ai-batch status "$id")
+	assert_eq "$(jq -c '[.state, .done, .failed, .total]' <<<"$s")" '["done",40,0,40]'
+	assert_eq "$(ai-batch list | jq -r .id)" "$id"
+	[[ -d $XDG_DATA_HOME/ai/jobs/$id ]]
+	assert_eq "$(stat -c %a "$XDG_DATA_HOME/ai/jobs/$id")" 700
+}
+
+@test "jobs: cancel stops the runner; resume after killing the runner completes without repeats" {
+	items 60 >"$T/in"
+	ctl '{"set":{"latency_ms":40}}'
+	id=$(ai-batch submit --no-cache -P 2 <"$T/in")
+	wait_state "$id" running
+	wait_for_requests 8 $CHAT
+	run --separate-stderr ai-batch cancel "$id"
+	assert_eq "$status" 0
+	assert_eq "$(ai-batch status "$id" | jq -r .state)" cancelled
+	run --separate-stderr ai-batch wait "$id"
+	assert_eq "$status" 75
+	# Resume, then kill the runner the hard way, then resume again.
+	run --separate-stderr ai-batch resume "$id"
+	assert_eq "$status" 0
+	wait_state "$id" running
+	sleep 0.3
+	pid=$(ai-batch status "$id" | jq -r .pid)
+	kill -KILL "$pid"
+	wait_state "$id" stopped
+	snapshot_finished "$XDG_DATA_HOME/ai/jobs/$id/state" ""
+	ai-batch resume "$id" >/dev/null
+	run --separate-stderr ai-batch wait "$id"
+	assert_eq "$status" 0
+	ai-batch results "$id" >"$T/out"
+	assert_each_once "$T/out" 60
+	assert_eq "$(jq -r .id "$T/out" | tr '\n' ' ')" "$(jq -r .id "$T/in" | tr '\n' ' ')" "order"
+	assert_not_sent_again
+}
+
+@test "jobs: bad submissions are refused at once and leave no job" {
+	run --separate-stderr ai-batch submit <<<$'{"id":1,"text":"a"}\n{"id":1,"text":"b"}'
+	assert_eq "$status" 65
+	assert_eq "$(ai-batch list)" ""
+	run --separate-stderr ai-batch submit --state x </dev/null
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch status 20990101T000000-abcdef
+	assert_eq "$status" 66
+}
+
+@test "remote: submit uploads a JSONL file, the batch completes, results map back to the ids" {
+	printf '%s\n' '{"id":"a","text":"x"}' '{"id":"b","text":"y"}' 'bad' '{"id":"c","text":"z"}' \
+		'{"id":"d","text":"w"}' >"$T/in"
+	ctl '{"set":{"batch_delay_ms":1500,"batch_fail_every":3}}'
+	run --separate-stderr ai-batch submit --remote -m m1 "$T/in"
+	assert_eq "$status" 0
+	id=$output
+	up=$(requests /v1/files | head -n 1)
+	assert_contains "$(jq -r '.headers["content-type"]' <<<"$up")" "multipart/form-data; boundary="
+	assert_eq "$(jq -r '.headers.authorization' <<<"$up")" "Bearer $KEY"
+	file=$(jq -r .body <<<"$up")
+	assert_contains "$file" '"custom_id":"a","method":"POST","url":"/v1/chat/completions"'
+	assert_contains "$file" '"model":"m1"'
+	b=$(last_request /v1/batches | jq -c .body)
+	assert_eq "$(jq -r .completion_window <<<"$b")" 24h
+	assert_eq "$(jq -r .endpoint <<<"$b")" /v1/chat/completions
+	assert_eq "$(ai-batch status "$id" | jq -r .state)" in_progress
+	assert_eq "$(ai-batch results "$id")" ""
+	run --separate-stderr ai-batch wait --poll 0.1 "$id"
+	assert_eq "$status" 1 "one line failed"
+	ai-batch results "$id" >"$T/out"
+	assert_eq "$(jq -c .id "$T/out" | tr '\n' ' ')" '"a" "b" 3 "c" "d" '
+	assert_eq "$(jq -r '.error.type // .output' "$T/out" | tr '\n' '|')" \
+		"echo: x|echo: y|invalid_input|server_error|echo: w|"
+	assert_eq "$(ai-batch status "$id" | jq -c '[.state, .ok, .failed]')" '["completed",3,1]'
+	# Priced at the batch rate, once, however often the results are read.
+	ai-batch results "$id" >/dev/null
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'select count(*), min(batch) from calls where program = "ai-batch"')" "4|1"
+}
+
+@test "remote: cancel maps to the API" {
+	ctl '{"set":{"batch_delay_ms":60000}}'
+	id=$(ai-batch submit --remote <<<'"x"')
+	run --separate-stderr ai-batch cancel "$id"
+	assert_eq "$status" 0
+	assert_eq "$(last_request | jq -r '.method + " " + .path')" "POST /v1/batches/$(ai-batch status "$id" | jq -r .batch)/cancel"
+	assert_eq "$(ai-batch status "$id" | jq -r .state)" cancelled
+	run --separate-stderr ai-batch results "$id"
+	assert_eq "$(jq -r .error.type <<<"$output")" batch_not_processed
+}
