@@ -9,6 +9,7 @@
  */
 #include "ai.h"
 #include "cli.h"
+#include "prog.h"
 #include "config.h"
 #include "ledger.h"
 #include "prices.h"
@@ -160,47 +161,27 @@ static json_object *jnum(double v)
 	return json_object_new_double_s(v, s);
 }
 
-static void jadd(json_object *o, const char *k, json_object *v)
-{
-	if (json_object_object_add(o, k, v)) {
-		json_object_put(v);
-		cli_die(AI_EX_OSERR, "out of memory");
-	}
-}
-
-static void print_json(json_object *j)
-{
-	size_t n;
-	const char *s = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-
-	if (!s)
-		cli_die(AI_EX_OSERR, "out of memory");
-	cli_write(s, n, false);
-	cli_write("\n", 1, true);
-}
-
 static json_object *group_json(const struct ledger_group *g, const char *by, bool total)
 {
 	json_object *j = json_object_new_object();
 
 	if (!j)
 		cli_die(AI_EX_OSERR, "out of memory");
-	jadd(j, by, total ? NULL : json_object_new_string(g->key));
-	jadd(j, "total", json_object_new_boolean(total));
-	jadd(j, "days", json_object_new_int64(g->days));
-	jadd(j, "requests", json_object_new_int64(g->requests));
-	jadd(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
-	jadd(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
-	jadd(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
-	jadd(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
-	jadd(j, "tokens_out", json_object_new_int64(g->completion_tokens));
-	jadd(j, "cost", jnum(g->cost));
-	jadd(j, "cost_per_day", jnum(per_day(g->cost, g->days)));
-	jadd(j, "unknown_cost", json_object_new_int64(g->unknown_cost));
-	jadd(j, "hits", json_object_new_int64(g->hits));
-	jadd(j, "hit_rate", jnum(g->hit_rate));
-	jadd(j, "saved", jnum(g->saved));
+	prog_add(j, by, total ? NULL : json_object_new_string(g->key));
+	prog_add(j, "total", json_object_new_boolean(total));
+	prog_add(j, "days", json_object_new_int64(g->days));
+	prog_add(j, "requests", json_object_new_int64(g->requests));
+	prog_add(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
+	prog_add(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
+	prog_add(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
+	prog_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
+	prog_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
+	prog_add(j, "cost", jnum(g->cost));
+	prog_add(j, "cost_per_day", jnum(per_day(g->cost, g->days)));
+	prog_add(j, "unknown_cost", json_object_new_int64(g->unknown_cost));
+	prog_add(j, "hits", json_object_new_int64(g->hits));
+	prog_add(j, "hit_rate", jnum(g->hit_rate));
+	prog_add(j, "saved", jnum(g->saved));
 	return j;
 }
 
@@ -227,10 +208,10 @@ static int print_prices(bool json)
 
 			if (!j)
 				cli_die(AI_EX_OSERR, "out of memory");
-			jadd(j, "model", json_object_new_string(name));
-			jadd(j, "in_per_mtok", jnum(p.in_per_mtok));
-			jadd(j, "out_per_mtok", jnum(p.out_per_mtok));
-			print_json(j);
+			prog_add(j, "model", json_object_new_string(name));
+			prog_add(j, "in_per_mtok", jnum(p.in_per_mtok));
+			prog_add(j, "out_per_mtok", jnum(p.out_per_mtok));
+			prog_print_json(j);
 			json_object_put(j);
 		} else {
 			snprintf(cells[i + 1][0], CELL, "%.*s", CELL - 1, name);
@@ -278,14 +259,14 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 		for (size_t i = 0; i < n; i++) {
 			json_object *j = group_json(&g[i], o->by, false);
 
-			print_json(j);
+			prog_print_json(j);
 			json_object_put(j);
 		}
 		{
 			json_object *j = group_json(t, o->by, true);
 
-			jadd(j, "projected_month", jnum(month));
-			print_json(j);
+			prog_add(j, "projected_month", jnum(month));
+			prog_print_json(j);
 			json_object_put(j);
 		}
 	} else {
