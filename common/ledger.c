@@ -7,6 +7,7 @@
  * mode is set once, when the file is created: it persists in the file.
  */
 #include "ledger.h"
+#include "db.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -46,21 +47,6 @@ int64_t ledger_now_ms(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 int ledger_default_path(struct buf *out, struct ai_err *err)
@@ -156,56 +142,15 @@ out:
 	return rc;
 }
 
-/*
- * Whether to try again after rc, which came start_ms (monotonic) into
- * the attempt: SQLITE_BUSY before the busy timeout has passed.  The busy
- * handler already waits for ordinary lock contention; in WAL mode SQLite
- * can still return BUSY at once (a reader meeting a recovery or a
- * journal-mode change in another process), and that must not surface as
- * "database is locked" after 1 ms.  Sleeps a little before saying yes.
- */
-static bool again(struct ledger *l, int rc, int64_t start_ms, long *pause)
-{
-	if ((rc & 0xff) != SQLITE_BUSY || mono_ms() - start_ms >= l->busy_ms)
-		return false;
-	sleep_ms(*pause);
-	if (*pause < 32)
-		*pause *= 2;
-	return true;
-}
-
-/* sqlite3_exec, retried on BUSY within the busy timeout. */
+/* The store's statements, retried on SQLITE_BUSY within the busy timeout (see db.h). */
 static int exec_retry(struct ledger *l, const char *sql)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
-	int rc;
-
-	while ((rc = sqlite3_exec(l->db, sql, NULL, NULL, NULL)) != SQLITE_OK && again(l, rc, start, &pause))
-		;
-	return rc;
+	return db_exec_retry(l->db, sql, l->busy_ms);
 }
 
-/* Runs a statement that returns one integer (a PRAGMA), retried on BUSY. */
 static int query_int(struct ledger *l, const char *sql, long long *v)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
-	sqlite3_stmt *st;
-	int rc;
-
-	do {
-		rc = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			continue;
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*v = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		}
-		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && again(l, rc, start, &pause));
-	return rc;
+	return db_query_int(l->db, sql, v, l->busy_ms);
 }
 
 static int newer_schema(struct ledger *l, long long v, struct ai_err *err)
@@ -224,15 +169,14 @@ static int create_schema(struct ledger *l, struct ai_err *err)
 {
 	sqlite3_stmt *st;
 	long long v = 0, tables = 0;
-	int64_t start;
-	long pause = 1;
+	struct db_retry retry;
 	int rc;
 	const unsigned char *mode = NULL;
 
 	/* WAL first, outside a transaction; it persists in the file.
 	 * Switching needs the file to itself; while another process holds
 	 * it the pragma answers the old mode, so that is retried too. */
-	start = mono_ms();
+	db_retry_init(&retry, l->busy_ms);
 	do {
 		rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 		if (rc != SQLITE_OK)
@@ -243,7 +187,7 @@ static int create_schema(struct ledger *l, struct ai_err *err)
 			rc = mode && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_BUSY;
 		}
 		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && again(l, rc, start, &pause));
+	} while (rc != SQLITE_OK && db_retry_again(&retry, rc));
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "set up", err);
 	rc = exec_retry(l, "BEGIN IMMEDIATE");
@@ -428,20 +372,10 @@ static int prepare(struct ledger *l, const char *sql, sqlite3_stmt **st)
 	return sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL);
 }
 
-/* Steps a statement that returns no row, retried on BUSY (see again()). */
+/* Steps a statement that returns no row, retried on BUSY (see db.h). */
 static int step_retry(struct ledger *l, sqlite3_stmt *st)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
-	int rc;
-
-	do {
-		rc = sqlite3_step(st);
-		sqlite3_reset(st);
-		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
-			return SQLITE_OK;
-	} while (again(l, rc, start, &pause));
-	return rc;
+	return db_step_retry(st, l->busy_ms);
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)
