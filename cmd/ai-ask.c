@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 enum {
-	OPT_DB = CLI_OPT_PROG, OPT_RETRIEVE_ONLY, OPT_STREAM, OPT_INT8, OPT_NO_EMBED, OPT_EMBED_MODEL,
+	OPT_DB = CLI_OPT_PROG, OPT_RETRIEVE_ONLY, OPT_STREAM, OPT_INT8, OPT_NO_EMBED, OPT_NO_BM25, OPT_EMBED_MODEL,
 	OPT_CANDIDATES, OPT_MIN_SIM, OPT_TEMPERATURE, OPT_MAX_TOKENS
 };
 
@@ -31,6 +31,7 @@ static const struct cli_opt opts[] = {
 	{ "stream", no_argument, OPT_STREAM, NULL, "print the answer as it arrives" },
 	{ "int8", no_argument, OPT_INT8, NULL, "scan int8-quantised vectors, then rescore the best exactly" },
 	{ "no-embed", no_argument, OPT_NO_EMBED, NULL, "retrieve by BM25 alone, without embedding the question" },
+	{ "no-bm25", no_argument, OPT_NO_BM25, NULL, "retrieve by the vectors alone, without BM25" },
 	{ "embed-model", required_argument, OPT_EMBED_MODEL, "MODEL", "the embedding model (must be the index's)" },
 	{ "min-similarity", required_argument, OPT_MIN_SIM, "X", "ignore vector hits with a cosine below X (default 0.3)" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
@@ -42,7 +43,7 @@ struct opts {
 	const char *coll, *db, *embed_model;
 	long k, candidates, max_tokens;
 	double min_sim, temperature;
-	bool retrieve_only, stream, int8, no_embed;
+	bool retrieve_only, stream, int8, no_embed, no_bm25;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -62,6 +63,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_STREAM: o->stream = true; break;
 	case OPT_INT8: o->int8 = true; break;
 	case OPT_NO_EMBED: o->no_embed = true; break;
+	case OPT_NO_BM25: o->no_bm25 = true; break;
 	case OPT_EMBED_MODEL: o->embed_model = arg; break;
 	case OPT_MIN_SIM: o->min_sim = cli_double("--min-similarity", arg, -1, 1); break;
 	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
@@ -178,7 +180,7 @@ int main(int argc, char **argv)
 {
 	struct cli c;
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, 5, 0, 0, 0, NAN,
-			  false, false, false, false };
+			  false, false, false, false, false };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_client *cl = NULL;
@@ -211,6 +213,8 @@ int main(int argc, char **argv)
 	if (!q.len || q.len == strspn(q.data, " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no question: give it as arguments or on standard input");
 
+	if (o.no_bm25 && o.no_embed)
+		cli_usage_error("--no-bm25 and --no-embed leave nothing to retrieve by");
 	if (config_load(&cfg, &c, &err))
 		cli_die_err(&err);
 	online = cfg.endpoint_set || cfg.dry_run;
@@ -239,6 +243,7 @@ int main(int argc, char **argv)
 	kq.k = (size_t)o.k;
 	kq.candidates = (size_t)o.candidates;
 	kq.int8 = o.int8;
+	kq.no_bm25 = o.no_bm25;
 	kq.min_cosine = o.min_sim;
 	if (kb_retrieve(kb, o.no_embed ? NULL : cl, &kq, &r, &err)) {
 		kb_close(kb);

@@ -9,7 +9,9 @@
 #include <math.h>
 #include <strings.h>
 #include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -20,13 +22,35 @@
 #define KB_RRF_K0 60
 #define KB_MIN_COSINE 0.3
 #define KB_MAX_TERMS 64
-/* Vectors read from a block at a time: small enough that the slice stays in
- * the L2 cache between the copy out of SQLite and the scan. */
-#define KB_SLICE_BYTES (128u * 1024)
+/* Bytes read from the vector file at a time into one reused buffer: small
+ * enough that the slice stays in the L2 cache between the copy out of the
+ * page cache and the scan. */
+#define KB_SLICE_BYTES (256u * 1024)
+
+/*
+ * The vector file ("<index>.vec"): a 64-byte header (KB_VEC_MAGIC, then
+ * the file's id in hex, also kept in the index's meta table so that a
+ * vector file is never read against another index), then blocks, each
+ *   16-byte header: KB_BLK_MAGIC, count and dim as uint32 (host order)
+ *   ids     count int64 chunk ids
+ *   scales  count float int8 scales
+ *   codes   count * dim int8 codes
+ *   f32     count * dim float32 vectors, L2-normalised
+ * so that an int8 scan reads the first four parts and a float32 scan the
+ * first two and the last.  Blocks are only ever appended; vblocks rows
+ * name the offsets of those a committed transaction references.
+ */
+#define KB_VEC_MAGIC "AIKBVEC1"
+#define KB_BLK_MAGIC "AIKBBLK1"
+#define KB_VEC_HDR 64
+#define KB_BLK_HDR 16
 
 struct kb {
 	sqlite3 *db;
 	char *path;
+	char *vpath;            /* path + ".vec" */
+	int vfd;                /* the vector file, opened on first use; -1 before */
+	bool vwrite;            /* vfd is open for writing */
 };
 
 static const char schema_sql[] =
@@ -41,15 +65,13 @@ static const char schema_sql[] =
 	"CREATE VIRTUAL TABLE chunks_fts USING fts5(heading, text, coll UNINDEXED,"
 	" tokenize = 'porter unicode61 remove_diacritics 2');"
 	"CREATE TABLE vblocks(id INTEGER PRIMARY KEY, coll INTEGER NOT NULL, doc INTEGER NOT NULL,"
-	" count INTEGER NOT NULL, dim INTEGER NOT NULL, ids BLOB NOT NULL, f32 BLOB NOT NULL);"
-	"CREATE INDEX vblocks_coll ON vblocks(coll);"
+	" count INTEGER NOT NULL, dim INTEGER NOT NULL, off INTEGER NOT NULL);"
+	"CREATE INDEX vblocks_coll ON vblocks(coll, off);"
 	"CREATE INDEX vblocks_doc ON vblocks(doc);"
-	"CREATE TABLE qblocks(id INTEGER PRIMARY KEY, coll INTEGER NOT NULL, doc INTEGER NOT NULL,"
-	" count INTEGER NOT NULL, dim INTEGER NOT NULL, scales BLOB NOT NULL, codes BLOB NOT NULL);"
-	"CREATE INDEX qblocks_coll ON qblocks(coll);"
-	"CREATE INDEX qblocks_doc ON qblocks(doc);"
+	"CREATE INDEX vblocks_off ON vblocks(off);"
+	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"PRAGMA application_id = 1634298722;"
-	"PRAGMA user_version = 1;";
+	"PRAGMA user_version = 2;";
 
 /* ---- SQLite helpers ----------------------------------------------------- */
 
@@ -197,11 +219,157 @@ static int newer_schema(struct kb *kb, long long v, struct ai_err *err)
 		       kb->path, v, KB_SCHEMA);
 }
 
+static int older_schema(struct kb *kb, long long v, struct ai_err *err)
+{
+	return ai_errf(err, AI_EX_DATAERR,
+		       "index '%s' has schema %lld, older than this ai-tools reads (%d): remove it and "
+		       "build it again with ai-index", kb->path, v, KB_SCHEMA);
+}
+
 static int not_ours(struct kb *kb, struct ai_err *err)
 {
 	return ai_errf(err, AI_EX_DATAERR,
 		       "'%s' is an SQLite database but not an ai-index database: give another --db",
 		       kb->path);
+}
+
+/* ---- the vector file ---------------------------------------------------- */
+
+static int vec_damaged(struct kb *kb, const char *why, struct ai_err *err)
+{
+	return ai_errf(err, AI_EX_DATAERR, "vector file '%s' of index '%s' %s: reindex with "
+		       "ai-index --force, or remove both files and build the index again",
+		       kb->vpath, kb->path, why);
+}
+
+/* Writes p[0..n) at off, whole, or returns -1 with errno. */
+static int write_at(int fd, const void *p, size_t n, off_t off)
+{
+	const char *s = p;
+
+	while (n) {
+		ssize_t w = pwrite(fd, s, n, off);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (w == 0) {
+			errno = ENOSPC;
+			return -1;
+		}
+		s += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
+/* Reads p[0..n) at off, whole: 0, 1 at end of file (a short file), or -1 with errno. */
+static int read_at(int fd, void *p, size_t n, off_t off)
+{
+	char *s = p;
+
+	while (n) {
+		ssize_t r = pread(fd, s, n, off);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			return 1;
+		s += r;
+		n -= (size_t)r;
+		off += r;
+	}
+	return 0;
+}
+
+/*
+ * Creates the vector file of a new index (inside create_schema's
+ * transaction): truncated, a header with a new random id, that id in the
+ * meta table.
+ */
+static int vec_create(struct kb *kb, struct ai_err *err)
+{
+	unsigned char id[16];
+	char hdr[KB_VEC_HDR] = { 0 }, hex[33];
+	sqlite3_stmt *st;
+	int fd, rc;
+
+	randombytes_buf(id, sizeof(id));
+	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+	memcpy(hdr, KB_VEC_MAGIC, 8);
+	memcpy(hdr + 8, hex, 32);
+	fd = open(kb->vpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_at(fd, hdr, sizeof(hdr), 0) || fdatasync(fd)) {
+		ai_errf(err, AI_EX_IOERR, "cannot create vector file '%s': %s", kb->vpath, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	rc = sqlite3_prepare_v2(kb->db, "INSERT INTO meta(key, value) VALUES ('vecfile', ?1)", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+		rc = step_done(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : db_err(kb, rc, "set up", err);
+}
+
+/*
+ * Opens the vector file on first use (for appending when write), and
+ * checks that it belongs to this index.  Call inside a transaction.
+ */
+static int vec_open(struct kb *kb, bool write, struct ai_err *err)
+{
+	char hdr[KB_VEC_HDR];
+	sqlite3_stmt *st;
+	const unsigned char *id;
+	int fd, rc, r;
+
+	if (kb->vfd >= 0 && (kb->vwrite || !write))
+		return 0;
+	if (kb->vfd >= 0) {
+		close(kb->vfd);
+		kb->vfd = -1;
+	}
+	fd = open(kb->vpath, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return vec_damaged(kb, "is missing", err);
+		return ai_errf(err, AI_EX_NOINPUT, "cannot open vector file '%s': %s", kb->vpath, strerror(errno));
+	}
+	if ((r = read_at(fd, hdr, sizeof(hdr), 0)) != 0 || memcmp(hdr, KB_VEC_MAGIC, 8)) {
+		close(fd);
+		if (r < 0)
+			return ai_errf(err, AI_EX_IOERR, "cannot read vector file '%s': %s", kb->vpath,
+				       strerror(errno));
+		return vec_damaged(kb, "is not one", err);
+	}
+	if (!(st = prep(kb, "SELECT value FROM meta WHERE key = 'vecfile'", err))) {
+		close(fd);
+		return -1;
+	}
+	rc = sqlite3_step(st);
+	id = rc == SQLITE_ROW ? sqlite3_column_text(st, 0) : NULL;
+	r = id && strlen((const char *)id) == 32 && !memcmp(id, hdr + 8, 32);
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+		close(fd);
+		return db_err(kb, rc, "read", err);
+	}
+	if (!r) {
+		close(fd);
+		return vec_damaged(kb, "belongs to another index", err);
+	}
+	kb->vfd = fd;
+	kb->vwrite = write;
+	return 0;
 }
 
 /* Sets WAL, then creates the schema when the file is empty (several processes may race here). */
@@ -214,17 +382,10 @@ static int create_schema(struct kb *kb, struct ai_err *err)
 	int rc;
 
 	/*
-	 * Only a new, empty file takes these.  A vector block is a chain of
-	 * overflow pages: 16 KiB pages make the chain a quarter as long as the
-	 * default 4 KiB (a full scan of 100,000 x 1,536 floats was a third
-	 * slower with 4 KiB).  Auto-vacuum keeps a pointer map, which SQLite
-	 * uses to find a page in the middle of a chain without reading every
-	 * page before it: int8 rescoring reads 40 vectors from the middle of
-	 * their blocks, and touched 500 MB of a 100k index without it, 200 MB
-	 * with it.
+	 * Only a new, empty file takes this.  The vectors live in the vector
+	 * file; 16 KiB pages suit FTS5's segment blobs and chunk texts.
 	 */
 	sqlite3_exec(kb->db, "PRAGMA page_size = 16384", NULL, NULL, NULL);
-	sqlite3_exec(kb->db, "PRAGMA auto_vacuum = INCREMENTAL", NULL, NULL, NULL);
 	do {
 		rc = sqlite3_prepare_v2(kb->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
 		if (rc != SQLITE_OK)
@@ -252,15 +413,21 @@ static int create_schema(struct kb *kb, struct ai_err *err)
 		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
 		return not_ours(kb, err);
 	}
-	if (v > KB_SCHEMA) {
+	if (v > KB_SCHEMA || (tables > 0 && v < KB_SCHEMA)) {
 		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
-		return newer_schema(kb, v, err);
+		return v > KB_SCHEMA ? newer_schema(kb, v, err) : older_schema(kb, v, err);
 	}
 	if (tables == 0 && (rc = sqlite3_exec(kb->db, schema_sql, NULL, NULL, NULL)) != SQLITE_OK)
 		goto fail;
 	if (tables == 0 && (rc = sqlite3_exec(kb->db, "INSERT INTO chunks_fts(chunks_fts, rank)"
 					      " VALUES ('rank', 'bm25(2.0, 1.0)')", NULL, NULL, NULL)) != SQLITE_OK)
 		goto fail;
+	/* Still inside the transaction: a process killed before COMMIT leaves an
+	 * empty file that the next one sets up again, vector file and all. */
+	if (tables == 0 && vec_create(kb, err)) {
+		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
+		return -1;
+	}
 	if ((rc = exec_retry(kb, "COMMIT")) == SQLITE_OK)
 		return 0;
 fail:
@@ -288,6 +455,8 @@ static int check_read(struct kb *kb, struct ai_err *err)
 		return not_ours(kb, err);
 	if (v > KB_SCHEMA)
 		return newer_schema(kb, v, err);
+	if (v < KB_SCHEMA)
+		return older_schema(kb, v, err);
 	return 0;
 }
 
@@ -299,11 +468,22 @@ int kb_open(struct kb **out, const char *path, enum kb_mode mode, struct ai_err 
 	*out = NULL;
 	if (!kb)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	kb->vfd = -1;
 	kb->path = path ? strdup(path) : kb_default_path();
 	if (!kb->path) {
 		free(kb);
 		return path ? ai_errf(err, AI_EX_OSERR, "out of memory")
 			    : ai_errf(err, AI_EX_CONFIG, "no HOME: give the index with --db FILE");
+	}
+	{
+		size_t n = strlen(kb->path);
+
+		if (!(kb->vpath = malloc(n + 5))) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto fail;
+		}
+		memcpy(kb->vpath, kb->path, n);
+		memcpy(kb->vpath + n, ".vec", 5);
 	}
 	if (mode == KB_READ) {
 		struct stat sb;
@@ -344,12 +524,6 @@ int kb_open(struct kb **out, const char *path, enum kb_mode mode, struct ai_err 
 		chmod(kb->path, 0600);
 	sqlite3_busy_timeout(kb->db, KB_BUSY_MS);
 	sqlite3_extended_result_codes(kb->db, 1);
-	/*
-	 * No memory map: a fresh process that maps 614 MB of vectors pays a
-	 * page fault per few pages and keeps them all resident (0.9 s and
-	 * 630 MB against 0.3 s and 12 MB with read(2) on a loaded 2-core VM);
-	 * SQLite reads whole overflow pages straight into the caller's buffer.
-	 */
 	if (mode == KB_WRITE) {
 		if (create_schema(kb, err))
 			goto fail;
@@ -372,7 +546,10 @@ void kb_close(struct kb *kb)
 	if (!kb)
 		return;
 	sqlite3_close_v2(kb->db);
+	if (kb->vfd >= 0)
+		close(kb->vfd);
 	free(kb->path);
+	free(kb->vpath);
 	free(kb);
 }
 
@@ -450,7 +627,6 @@ static int delete_doc(struct kb *kb, int64_t doc)
 		"DELETE FROM chunks_fts WHERE rowid IN (SELECT id FROM chunks WHERE doc = ?1)",
 		"DELETE FROM chunks WHERE doc = ?1",
 		"DELETE FROM vblocks WHERE doc = ?1",
-		"DELETE FROM qblocks WHERE doc = ?1",
 		"DELETE FROM documents WHERE id = ?1",
 	};
 
@@ -504,54 +680,129 @@ static float *checked_vectors(const float *vecs, size_t n, size_t dim, struct ai
 	return v;
 }
 
-/* Writes the vectors of doc as blocks of up to KB_BLOCK, float32 and int8. */
-static int put_blocks(struct kb *kb, int64_t coll, int64_t doc, const int64_t *ids, const float *v,
-		      size_t n, size_t dim)
+/* Bytes of a stored block of m vectors of dim. */
+static size_t block_bytes(size_t m, size_t dim)
 {
-	sqlite3_stmt *vs = NULL, *qs = NULL;
-	int8_t *codes = malloc(KB_BLOCK * dim);
-	float *scales = malloc(KB_BLOCK * sizeof(float));
-	int rc = SQLITE_NOMEM;
+	return KB_BLK_HDR + m * (sizeof(int64_t) + sizeof(float)) + m * dim * (1 + sizeof(float));
+}
 
-	if (!codes || !scales)
+/* Writes one block at off: header, ids, scales, codes, vectors. */
+static int write_block(int fd, off_t off, const int64_t *ids, const float *scales, const int8_t *codes,
+		       const float *v, size_t m, size_t dim)
+{
+	char hdr[KB_BLK_HDR];
+	uint32_t c = (uint32_t)m, d = (uint32_t)dim;
+
+	memcpy(hdr, KB_BLK_MAGIC, 8);
+	memcpy(hdr + 8, &c, 4);
+	memcpy(hdr + 12, &d, 4);
+	if (write_at(fd, hdr, sizeof(hdr), off))
+		return -1;
+	off += (off_t)sizeof(hdr);
+	if (write_at(fd, ids, m * sizeof(*ids), off))
+		return -1;
+	off += (off_t)(m * sizeof(*ids));
+	if (write_at(fd, scales, m * sizeof(*scales), off))
+		return -1;
+	off += (off_t)(m * sizeof(*scales));
+	if (write_at(fd, codes, m * dim, off))
+		return -1;
+	off += (off_t)(m * dim);
+	return write_at(fd, v, m * dim * sizeof(*v), off);
+}
+
+/*
+ * Appends the vectors of doc to the vector file in blocks of up to
+ * KB_BLOCK, float32 and int8, and names them in vblocks (inside kb_put's
+ * transaction).  The bytes reach the disk (fdatasync) before the rows that
+ * name them can commit, so a killed or crashed writer leaves at worst
+ * unreferenced bytes at the end of the file, never a row naming bytes
+ * that are not there.  The flock keeps appenders apart even outside
+ * SQLite's write lock.
+ */
+static int put_blocks(struct kb *kb, int64_t coll, int64_t doc, const int64_t *ids, const float *v,
+		      size_t n, size_t dim, struct ai_err *err)
+{
+	size_t per = n < KB_BLOCK ? n : KB_BLOCK;
+	int8_t *codes = malloc(per * dim);
+	float *scales = malloc(per * sizeof(float));
+	sqlite3_stmt *vs = NULL;
+	off_t end = -1, off;
+	long long named = 0;
+	int rc, r = -1;
+
+	if (!codes || !scales) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
-	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO vblocks(coll, doc, count, dim, ids, f32)"
-				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6)", -1, &vs, NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v2(kb->db, "INSERT INTO qblocks(id, coll, doc, count, dim, scales, codes)"
-				     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)", -1, &qs, NULL)) != SQLITE_OK)
+	}
+	if (vec_open(kb, true, err))
 		goto out;
+	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO vblocks(coll, doc, count, dim, off)"
+				     " VALUES (?1, ?2, ?3, ?4, ?5)", -1, &vs, NULL)) != SQLITE_OK) {
+		db_err(kb, rc, "write", err);
+		goto out;
+	}
+	while (flock(kb->vfd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			ai_errf(err, AI_EX_IOERR, "cannot lock vector file '%s': %s", kb->vpath, strerror(errno));
+			goto out;
+		}
+	if ((end = lseek(kb->vfd, 0, SEEK_END)) < 0)
+		goto write_fail;
+	/* Appending to a file cut short would write over blocks rows still name
+	 * (the sum is block_bytes's). */
+	if ((rc = query_int(kb, "SELECT coalesce(max(off + 16 + count * (12 + 5 * dim)), 64) FROM vblocks",
+			    &named)) != SQLITE_OK) {
+		db_err(kb, rc, "write", err);
+		flock(kb->vfd, LOCK_UN);
+		goto out;
+	}
+	if ((long long)end < named) {
+		vec_damaged(kb, "is cut short", err);
+		flock(kb->vfd, LOCK_UN);
+		goto out;
+	}
+	off = end;
 	for (size_t at = 0; at < n; at += KB_BLOCK) {
 		size_t m = n - at < KB_BLOCK ? n - at : KB_BLOCK;
-		int64_t block;
 
 		for (size_t i = 0; i < m; i++)
 			vec_quantize_i8(v + (at + i) * dim, dim, codes + i * dim, &scales[i]);
+		if (write_block(kb->vfd, off, ids + at, scales, codes, v + at * dim, m, dim))
+			goto write_fail;
+		off += (off_t)block_bytes(m, dim);
+	}
+	if (fdatasync(kb->vfd))
+		goto write_fail;
+	flock(kb->vfd, LOCK_UN);
+	off = end;
+	for (size_t at = 0; at < n; at += KB_BLOCK) {
+		size_t m = n - at < KB_BLOCK ? n - at : KB_BLOCK;
+
 		sqlite3_bind_int64(vs, 1, coll);
 		sqlite3_bind_int64(vs, 2, doc);
 		sqlite3_bind_int64(vs, 3, (int64_t)m);
 		sqlite3_bind_int64(vs, 4, (int64_t)dim);
-		sqlite3_bind_blob64(vs, 5, ids + at, m * sizeof(int64_t), SQLITE_STATIC);
-		sqlite3_bind_blob64(vs, 6, v + at * dim, m * dim * sizeof(float), SQLITE_STATIC);
-		if ((rc = step_done(vs)) != SQLITE_OK)
+		sqlite3_bind_int64(vs, 5, (int64_t)off);
+		if ((rc = step_done(vs)) != SQLITE_OK) {
+			db_err(kb, rc, "write", err);
 			goto out;
-		block = sqlite3_last_insert_rowid(kb->db);
-		sqlite3_bind_int64(qs, 1, block);
-		sqlite3_bind_int64(qs, 2, coll);
-		sqlite3_bind_int64(qs, 3, doc);
-		sqlite3_bind_int64(qs, 4, (int64_t)m);
-		sqlite3_bind_int64(qs, 5, (int64_t)dim);
-		sqlite3_bind_blob64(qs, 6, scales, m * sizeof(float), SQLITE_STATIC);
-		sqlite3_bind_blob64(qs, 7, codes, m * dim, SQLITE_STATIC);
-		if ((rc = step_done(qs)) != SQLITE_OK)
-			goto out;
+		}
+		off += (off_t)block_bytes(m, dim);
 	}
-	rc = SQLITE_OK;
+	r = 0;
+	goto out;
+write_fail:
+	ai_errf(err, AI_EX_IOERR, "cannot write vector file '%s': %s", kb->vpath, strerror(errno));
+	/* Nobody else appends while the lock is held: cut back what was written. */
+	if (end >= 0 && ftruncate(kb->vfd, end) != 0)
+		err->code = AI_EX_IOERR;
+	flock(kb->vfd, LOCK_UN);
 out:
 	sqlite3_finalize(vs);
-	sqlite3_finalize(qs);
 	free(codes);
 	free(scales);
-	return rc;
+	return r;
 }
 
 /* Finds or creates the collection, and checks (or sets) its model and dimension. */
@@ -697,8 +948,8 @@ int kb_put(struct kb *kb, const char *coll, const struct kb_doc *doc, const stru
 		if ((rc = step_done(fs)) != SQLITE_OK)
 			goto fail;
 	}
-	if (v && n && (rc = put_blocks(kb, cid, did, ids, v, n, dim)) != SQLITE_OK)
-		goto fail;
+	if (v && n && put_blocks(kb, cid, did, ids, v, n, dim, err))
+		goto fail_quiet;
 	if ((rc = exec_retry(kb, "COMMIT")) != SQLITE_OK)
 		goto fail;
 	sqlite3_finalize(old);
@@ -887,10 +1138,17 @@ static int fts_query(const char *text, struct buf *q)
 	return 0;
 }
 
-/* BM25's top n for the question, best first, into ids/scores (*got of them). */
+/*
+ * BM25's top n for the question, best first, into ids/scores (*got of
+ * them).  The collection filter is left out when the index holds one
+ * collection: FTS5 reads the coll column from its content table for every
+ * match, which doubled the time of a question of common words at 100,000
+ * chunks.
+ */
 static int search_bm25(struct kb *kb, int64_t coll, const char *text, size_t n, int64_t *ids,
 		       double *scores, size_t *got, struct ai_err *err)
 {
+	long long colls = 0;
 	struct buf q;
 	sqlite3_stmt *st;
 	int rc;
@@ -905,7 +1163,13 @@ static int search_bm25(struct kb *kb, int64_t coll, const char *text, size_t n, 
 		buf_release(&q);
 		return 0;
 	}
-	if (!(st = prep(kb, "SELECT rowid, rank FROM chunks_fts"
+	if ((rc = query_int(kb, "SELECT count(*) FROM collections", &colls)) != SQLITE_OK) {
+		buf_release(&q);
+		return db_err(kb, rc, "search", err);
+	}
+	if (!(st = prep(kb, colls == 1 ? "SELECT rowid, rank FROM chunks_fts"
+			" WHERE chunks_fts MATCH ?1 ORDER BY rank LIMIT ?3"
+			: "SELECT rowid, rank FROM chunks_fts"
 			" WHERE chunks_fts MATCH ?1 AND coll = ?2 ORDER BY rank LIMIT ?3", err))) {
 		buf_release(&q);
 		return -1;
@@ -925,33 +1189,14 @@ static int search_bm25(struct kb *kb, int64_t coll, const char *text, size_t n, 
 	return 0;
 }
 
-/* Reads blob column col of table's row into p[0..n) from offset off, through h (opened on first use). */
-static int blob_read(struct kb *kb, sqlite3_blob **h, const char *table, const char *col, int64_t row,
-		     void *p, size_t n, size_t off)
-{
-	int rc;
-
-	if (!*h)
-		rc = sqlite3_blob_open(kb->db, "main", table, col, row, 0, h);
-	else
-		rc = sqlite3_blob_reopen(*h, row);
-	if (rc != SQLITE_OK)
-		return rc;
-	if ((size_t)sqlite3_blob_bytes(*h) < off + n)
-		return SQLITE_CORRUPT;
-	return sqlite3_blob_read(*h, p, (int)n, (int)off);
-}
-
 struct block {
-	int64_t id;
+	int64_t off;            /* of its header in the vector file */
 	size_t count, dim;
 };
 
-/* The vector blocks of the collection, in rowid order (table: vblocks or qblocks). */
-static int list_blocks(struct kb *kb, const char *table, int64_t coll, struct block **out, size_t *n,
-		       struct ai_err *err)
+/* The collection's vector blocks, in file order. */
+static int list_blocks(struct kb *kb, int64_t coll, struct block **out, size_t *n, struct ai_err *err)
 {
-	char sql[128];
 	sqlite3_stmt *st;
 	struct block *v = NULL;
 	size_t cap = 0;
@@ -959,8 +1204,7 @@ static int list_blocks(struct kb *kb, const char *table, int64_t coll, struct bl
 
 	*out = NULL;
 	*n = 0;
-	snprintf(sql, sizeof(sql), "SELECT id, count, dim FROM %s WHERE coll = ?1 ORDER BY id", table);
-	if (!(st = prep(kb, sql, err)))
+	if (!(st = prep(kb, "SELECT off, count, dim FROM vblocks WHERE coll = ?1 ORDER BY off", err)))
 		return -1;
 	sqlite3_bind_int64(st, 1, coll);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -973,7 +1217,7 @@ static int list_blocks(struct kb *kb, const char *table, int64_t coll, struct bl
 			}
 			v = nv;
 		}
-		v[*n].id = sqlite3_column_int64(st, 0);
+		v[*n].off = sqlite3_column_int64(st, 0);
 		v[*n].count = (size_t)sqlite3_column_int64(st, 1);
 		v[*n].dim = (size_t)sqlite3_column_int64(st, 2);
 		(*n)++;
@@ -988,9 +1232,69 @@ static int list_blocks(struct kb *kb, const char *table, int64_t coll, struct bl
 	return 0;
 }
 
+/* Offsets within a block of m vectors of dim, from its header. */
+static size_t ids_at(void)
+{
+	return KB_BLK_HDR;
+}
+
+static size_t scales_at(size_t m)
+{
+	return KB_BLK_HDR + m * sizeof(int64_t);
+}
+
+static size_t codes_at(size_t m)
+{
+	return scales_at(m) + m * sizeof(float);
+}
+
+static size_t f32_at(size_t m, size_t dim)
+{
+	return codes_at(m) + m * dim;
+}
+
+/* Reads n bytes at off into p, or fills err: a short file is a damaged one. */
+static int vread(struct kb *kb, void *p, size_t n, int64_t off, struct ai_err *err)
+{
+	int r = off < 0 ? 1 : read_at(kb->vfd, p, n, (off_t)off);
+
+	if (r < 0)
+		return ai_errf(err, AI_EX_IOERR, "cannot read vector file '%s': %s", kb->vpath, strerror(errno));
+	if (r > 0)
+		return vec_damaged(kb, "is cut short", err);
+	return 0;
+}
+
 /*
- * The exact float32 scan: every block read in slices into one small buffer
- * (the ids blob whole), scored into t with the chunk ids.
+ * Reads block b's header and first part (the header and ids, plus the
+ * scales when scales is not NULL) and checks the header against b.
+ */
+static int read_head(struct kb *kb, const struct block *b, size_t dim, int64_t *ids, float *scales,
+		     char *tmp, struct ai_err *err)
+{
+	size_t m = b->count, n = scales ? codes_at(m) : scales_at(m);
+	uint32_t c, d;
+
+	if (b->dim != dim || !m || m > KB_BLOCK)
+		return ai_errf(err, AI_EX_DATAERR, "index '%s' is damaged: rebuild it with ai-index", kb->path);
+	if (vread(kb, tmp, n, b->off, err))
+		return -1;
+	memcpy(&c, tmp + 8, 4);
+	memcpy(&d, tmp + 12, 4);
+	if (memcmp(tmp, KB_BLK_MAGIC, 8) || c != m || d != dim)
+		return vec_damaged(kb, "does not match the index", err);
+	memcpy(ids, tmp + ids_at(), m * sizeof(int64_t));
+	if (scales)
+		memcpy(scales, tmp + scales_at(m), m * sizeof(float));
+	return 0;
+}
+
+/*
+ * The exact float32 scan: each block's vectors read in slices into one
+ * small buffer, which the scan reads while it is still in the cache.
+ * pread into a reused buffer rather than mmap: a fresh process pays for
+ * every page it maps (on this project's VMs about 3 us a 4 KiB page of
+ * shadow page-table work, 0.5 s for 614 MB, against 0.11 s to copy it).
  */
 static int scan_f32(struct kb *kb, const struct block *b, size_t nb, const float *q, size_t dim,
 		    struct vec_topk *t, struct ai_err *err)
@@ -998,41 +1302,40 @@ static int scan_f32(struct kb *kb, const struct block *b, size_t nb, const float
 	size_t per = KB_SLICE_BYTES / (dim * sizeof(float)) ? KB_SLICE_BYTES / (dim * sizeof(float)) : 1;
 	float *buf = malloc(per * dim * sizeof(float));
 	int64_t *ids = malloc(KB_BLOCK * sizeof(int64_t));
-	sqlite3_blob *hv = NULL, *hi = NULL;
-	int rc = SQLITE_OK;
+	char *tmp = malloc(codes_at(KB_BLOCK));
+	int r = 0;
 
-	if (!buf || !ids) {
-		free(buf);
-		free(ids);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (!buf || !ids || !tmp) {
+		r = ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
 	}
-	for (size_t i = 0; i < nb && rc == SQLITE_OK; i++) {
-		if (b[i].dim != dim || b[i].count > KB_BLOCK) {
-			rc = SQLITE_CORRUPT;
+	for (size_t i = 0; i < nb && !r; i++) {
+		int64_t base = b[i].off + (int64_t)f32_at(b[i].count, dim);
+
+		if ((r = read_head(kb, &b[i], dim, ids, NULL, tmp, err)))
 			break;
-		}
-		rc = blob_read(kb, &hi, "vblocks", "ids", b[i].id, ids, b[i].count * sizeof(int64_t), 0);
-		for (size_t at = 0; rc == SQLITE_OK && at < b[i].count; at += per) {
+		for (size_t at = 0; at < b[i].count; at += per) {
 			size_t m = b[i].count - at < per ? b[i].count - at : per;
 
-			rc = blob_read(kb, &hv, "vblocks", "f32", b[i].id, buf, m * dim * sizeof(float),
-				       at * dim * sizeof(float));
-			if (rc == SQLITE_OK)
-				vec_scan_f32(q, buf, ids + at, m, dim, t);
+			if ((r = vread(kb, buf, m * dim * sizeof(float), base + (int64_t)(at * dim * sizeof(float)),
+				       err)))
+				break;
+			vec_scan_f32(q, buf, ids + at, m, dim, t);
 		}
 	}
-	sqlite3_blob_close(hv);
-	sqlite3_blob_close(hi);
+out:
 	free(buf);
 	free(ids);
-	return rc == SQLITE_OK ? 0 : db_err(kb, rc, "search", err);
+	free(tmp);
+	return r;
 }
 
 /*
- * The int8 scan into a top-k of 4 times cand, then exact rescoring of
- * those from their float32 vectors into t.  Hits are numbered block << 16
- * | position while scanning, so that a candidate's vector and chunk id are
- * read straight from its block.
+ * The int8 scan into a top-k of 4 times the wanted, then exact rescoring
+ * of those from their float32 vectors into t.  Hits are numbered block <<
+ * 16 | position while scanning, so that a candidate's vector is read
+ * straight from its block; reading codes and scales only, an int8 query
+ * reads a quarter of the bytes.
  */
 static int scan_i8(struct kb *kb, const struct block *b, size_t nb, const float *q, size_t dim,
 		   struct vec_topk *t, struct ai_err *err)
@@ -1040,67 +1343,66 @@ static int scan_i8(struct kb *kb, const struct block *b, size_t nb, const float 
 	size_t per = KB_SLICE_BYTES / dim ? KB_SLICE_BYTES / dim : 1;
 	int8_t *codes = malloc(per * dim), *qc = malloc(dim);
 	float *scales = malloc(KB_BLOCK * sizeof(float)), qscale, *fv = NULL;
-	int64_t *pos = malloc(per * sizeof(int64_t));
+	int64_t *pos = malloc(per * sizeof(int64_t)), *ids = malloc(KB_BLOCK * sizeof(int64_t));
+	char *tmp = malloc(codes_at(KB_BLOCK));
 	const float **vp = NULL;
-	sqlite3_blob *hc = NULL, *hs = NULL, *hv = NULL, *hi = NULL;
 	struct vec_topk c = { NULL, 0, 0 };
-	int rc = SQLITE_OK;
+	int r = 0;
 
-	if (!codes || !qc || !scales || !pos || vec_topk_init(&c, t->k * 4)) {
-		rc = SQLITE_NOMEM;
+	if (!codes || !qc || !scales || !pos || !ids || !tmp || vec_topk_init(&c, t->k * 4)) {
+		r = ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
 	vec_quantize_i8(q, dim, qc, &qscale);
-	for (size_t i = 0; i < nb && rc == SQLITE_OK; i++) {
-		if (b[i].dim != dim || b[i].count > KB_BLOCK) {
-			rc = SQLITE_CORRUPT;
+	for (size_t i = 0; i < nb && !r; i++) {
+		int64_t base = b[i].off + (int64_t)codes_at(b[i].count);
+
+		if ((r = read_head(kb, &b[i], dim, ids, scales, tmp, err)))
 			break;
-		}
-		rc = blob_read(kb, &hs, "qblocks", "scales", b[i].id, scales, b[i].count * sizeof(float), 0);
-		for (size_t at = 0; rc == SQLITE_OK && at < b[i].count; at += per) {
+		for (size_t at = 0; at < b[i].count; at += per) {
 			size_t m = b[i].count - at < per ? b[i].count - at : per;
 
-			rc = blob_read(kb, &hc, "qblocks", "codes", b[i].id, codes, m * dim, at * dim);
+			if ((r = vread(kb, codes, m * dim, base + (int64_t)(at * dim), err)))
+				break;
 			for (size_t j = 0; j < m; j++)
-				pos[j] = b[i].id << 16 | (int64_t)(at + j);
-			if (rc == SQLITE_OK)
-				vec_scan_i8(qc, qscale, codes, scales + at, pos, m, dim, &c);
+				pos[j] = (int64_t)i << 16 | (int64_t)(at + j);
+			vec_scan_i8(qc, qscale, codes, scales + at, pos, m, dim, &c);
 		}
 	}
-	if (rc != SQLITE_OK)
+	if (r)
 		goto out;
 	vec_topk_sorted(&c);
 	if (!(fv = malloc((c.n ? c.n : 1) * dim * sizeof(float))) || !(vp = calloc(c.n + 1, sizeof(*vp)))) {
-		rc = SQLITE_NOMEM;
+		r = ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < c.n && rc == SQLITE_OK; i++) {
-		int64_t block = c.v[i].id >> 16, at = c.v[i].id & 0xffff, id;
+	for (size_t i = 0; i < c.n && !r; i++) {
+		const struct block *bk = &b[c.v[i].id >> 16];
+		size_t at = (size_t)(c.v[i].id & 0xffff);
+		int64_t id;
 
-		rc = blob_read(kb, &hv, "vblocks", "f32", block, fv + i * dim, dim * sizeof(float),
-			       (size_t)at * dim * sizeof(float));
-		if (rc == SQLITE_OK)
-			rc = blob_read(kb, &hi, "vblocks", "ids", block, &id, sizeof(id), (size_t)at * sizeof(id));
-		if (rc == SQLITE_OK) {
+		r = vread(kb, fv + i * dim, dim * sizeof(float),
+			  bk->off + (int64_t)(f32_at(bk->count, dim) + at * dim * sizeof(float)), err);
+		if (!r)
+			r = vread(kb, &id, sizeof(id), bk->off + (int64_t)(ids_at() + at * sizeof(id)), err);
+		if (!r) {
 			vp[i] = fv + i * dim;
 			c.v[i].id = id;
 		}
 	}
-	if (rc == SQLITE_OK)
+	if (!r)
 		vec_rescore_f32(q, dim, c.v, vp, c.n, t);
 out:
-	sqlite3_blob_close(hc);
-	sqlite3_blob_close(hs);
-	sqlite3_blob_close(hv);
-	sqlite3_blob_close(hi);
 	vec_topk_release(&c);
 	free(codes);
 	free(qc);
 	free(scales);
 	free(pos);
+	free(ids);
+	free(tmp);
 	free(fv);
 	free(vp);
-	return rc == SQLITE_OK ? 0 : db_err(kb, rc, "search", err);
+	return r;
 }
 
 /* Fills p (id already set) from the chunk's rows. */
@@ -1181,7 +1483,7 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err))
+	if (!q->no_bm25 && search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err))
 		goto out;
 	if (q->qvec && dim) {
 		if (!(qv = malloc(dim * sizeof(float))) || vec_topk_init(&t, cand)) {
@@ -1194,7 +1496,7 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 			goto out;
 		}
 		vec_normalize(qv, dim);
-		if (list_blocks(kb, q->int8 ? "qblocks" : "vblocks", coll, &blocks, &nb, err) ||
+		if (list_blocks(kb, coll, &blocks, &nb, err) || (nb && vec_open(kb, false, err)) ||
 		    (q->int8 ? scan_i8 : scan_f32)(kb, blocks, nb, qv, dim, &t, err))
 			goto out;
 		vec_topk_sorted(&t);
@@ -1277,6 +1579,7 @@ int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
 	if (!c || !s.dim || !s.model) {
 		kb_stats_release(&s);
 		qq.qvec = NULL;
+		qq.no_bm25 = false;
 		return kb_search(kb, &qq, out, err);
 	}
 	if (strcmp(c->cfg->embed_model, s.model)) {
@@ -1304,6 +1607,7 @@ int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
 			buf_release(&b);
 		}
 		qq.qvec = NULL;
+		qq.no_bm25 = false;
 		rc = kb_search(kb, &qq, out, err);
 		if (!rc)
 			out->note = note;
@@ -1315,6 +1619,7 @@ int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
 		/* --dry-run: the request was printed and nothing came back. */
 		ai_embed_resp_release(&r);
 		qq.qvec = NULL;
+		qq.no_bm25 = false;
 		return kb_search(kb, &qq, out, err);
 	}
 	qq.qvec = r.v;

@@ -5,21 +5,25 @@
  * search tool): one SQLite file holding collections of documents, their
  * chunks, an FTS5 index for BM25, and embedding vectors for similarity.
  *
- * Layout (schema 1):
+ * Layout (schema 2):
  *   collections  name, embedding model and dimension (set by the first
  *                vectors stored; later vectors must match)
  *   documents    source, content hash (BLAKE2b-256, hex), size, mtime
  *   chunks       document, sequence number, line range
  *   chunks_fts   FTS5 (heading, text, coll UNINDEXED), rowid = chunk id;
  *                Porter stemming over unicode61
- *   vblocks      the float32 vectors of one document, in blocks of up to
- *                KB_BLOCK vectors: the chunk ids (int64) and the vectors
- *                (dim float32 each, L2-normalised, little-endian host
- *                order) as two BLOBs
- *   qblocks      the same vectors as int8 codes with one float scale
- *                each (same rowid as the vblocks row)
- * so that a query reads the vectors of a collection block by block in
- * rowid order instead of looking up a row per vector.
+ *   vblocks      the vectors of one document, in blocks of up to KB_BLOCK
+ *                vectors: where the block starts in the vector file
+ *   meta         the id of the vector file
+ * and beside it the vector file, PATH.vec: append-only blocks, each the
+ * chunk ids (int64), int8 scales (float), int8 codes and float32 vectors
+ * (dim each, L2-normalised, host order), so that a query reads one
+ * collection's codes or vectors with a few large reads into one reused
+ * buffer, and an int8 query reads a quarter of the bytes.  Blocks reach the
+ * disk before the transaction naming them commits: a killed writer leaves
+ * unreferenced bytes at the end of the file, never a row naming bytes that
+ * are not there.  Replaced and removed documents leave their old blocks
+ * unreferenced in the file (nothing compacts it yet).
  *
  * Concurrency: WAL, a busy timeout, and one BEGIN IMMEDIATE transaction per
  * document, so that several writers and any number of readers share a file
@@ -33,7 +37,7 @@
 
 struct ai_client;
 
-#define KB_SCHEMA 1
+#define KB_SCHEMA 2
 #define KB_BLOCK 4096           /* most vectors in one stored block */
 #define KB_DEFAULT_COLLECTION "default"
 
@@ -49,7 +53,9 @@ enum kb_mode {
  * NULL.  Errors: AI_EX_NOINPUT when KB_READ finds no file or an empty one
  * ("no index at '...': build one with ai-index"); AI_EX_DATAERR when the
  * file is not an SQLite database, is another program's database, or has
- * a schema newer than KB_SCHEMA (the message names both versions).
+ * a schema other than KB_SCHEMA (the message names both versions; an
+ * older one must be rebuilt).  KB_WRITE creates the vector file with a new
+ * index; both modes open it only when vectors are written or searched.
  * *out is owned; close with kb_close.
  */
 int kb_open(struct kb **out, const char *path, enum kb_mode mode, struct ai_err *err);
@@ -170,6 +176,9 @@ struct kb_query {
 	size_t qdim;
 	const char *qmodel;
 	bool int8;              /* scan the int8 codes and rescore the best exactly */
+	/* Vectors alone: leave BM25 out (to measure the scan).  kb_retrieve
+	 * clears it when it falls back to BM25 for want of vectors. */
+	bool no_bm25;
 	/* Vector hits below this cosine are not relevant (0: 0.3; negative: keep all). */
 	double min_cosine;
 };
@@ -180,6 +189,8 @@ struct kb_query {
  * fused by reciprocal rank (k0 = 60).  Refuses (AI_EX_DATAERR, naming both)
  * a query embedded by another model or of another dimension than the
  * collection's.  A collection that does not exist gives AI_EX_NOINPUT.
+ * A vector file that is missing, cut short or another index's gives
+ * AI_EX_DATAERR, naming the file and saying to reindex.
  * No match gives n 0, not an error.  out is overwritten; release it.
  */
 int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, struct ai_err *err);

@@ -29,6 +29,7 @@ complete -c $c -l retrieve-only -d 'print the passages as JSON lines, no chat ca
 complete -c $c -l stream -d 'print the answer as it arrives'
 complete -c $c -l int8 -d 'scan int8 vectors, rescore exactly'
 complete -c $c -l no-embed -d 'retrieve by BM25 alone'
+complete -c $c -l no-bm25 -d 'retrieve by the vectors alone'
 complete -c $c -l embed-model -x -d 'embedding model'
 complete -c $c -l min-similarity -x -d 'lowest cosine counted'
 complete -c $c -l temperature -x -d 'sampling temperature'

@@ -5,14 +5,16 @@
 #      test server at zero latency (64-dim embeddings), in MB of text a second;
 #   2. query: the whole ai-ask --retrieve-only process (start, open, the
 #      question's embedding from the warm cache, scan, passages) over
-#      100,000 chunks of 1,536 dims, float32 and --int8, median of 11 runs
-#      after a warm-up, with its peak RSS, beside membw's read bound for the
-#      614 MB of float32 vectors; BM25 alone (--no-embed) at the same size;
+#      100,000 chunks of 1,536 dims, float32 and --int8, vectors alone
+#      (--no-bm25) and hybrid, median of 11 runs after a warm-up, with its
+#      peak RSS, beside membw's read bound for the 614 MB of float32
+#      vectors; BM25 alone (--no-embed) at the same size;
 #   3. int8 recall@10 against the exact float32 answer, in process.
 #
 # The 100k database is written directly with kb_put by rag_bench.c (through
-# the API it would take hours) and kept in O/bench/rag100k.db for reruns
-# (about 900 MB; RAG_BENCH_N overrides the size).  Never fails its caller.
+# the API it would take hours) and kept in O/bench/rag100000-s2.db (and its
+# .vec) for reruns (about 1 GB; RAG_BENCH_N overrides the size).  Never
+# fails its caller.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 O=${1:-build}
@@ -90,9 +92,10 @@ run() {
 	rm -rf "$tmp/corpus" "$tmp/ingest.db"* "$tmp/ingest2.db"*
 
 	# 2. Query time at N chunks.
-	db="$out/rag${N}.db"
+	db="$out/rag${N}-s2.db"
+	rm -f "$out/rag${N}.db" "$out/rag${N}.db.ok"   # schema 1, vectors inside SQLite
 	if [ ! -s "$db.ok" ]; then
-		rm -f "$db" "$db-wal" "$db-shm"
+		rm -f "$db" "$db-wal" "$db-shm" "$db.vec"
 		say "building $db ($N x $DIM; takes a minute or two)"
 		"$out/rag_bench" build "$db" "$N" "$DIM" "$MODEL" || return 1
 		echo ok >"$db.ok"
@@ -102,19 +105,25 @@ run() {
 	say "membw: reading the $(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.0f", n * d * 4 / 1e6 }') MB of float32 vectors from memory: ${bound:-?} ms (100,000 x 1,536)"
 	curl -sS --noproxy '*' -H 'Content-Type: application/json' --data-binary '{"set":{"embed_dim":1536}}' \
 		"http://127.0.0.1:$port/_control" >/dev/null || { say "cannot set the server's dimension"; return 1; }
-	cat "$db" >/dev/null   # warm page cache
+	cat "$db" "$db.vec" >/dev/null   # warm page cache
 	q="kalo mire tavo senda"
+	ratio() { awk -v a="$1" -v b="${bound:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+	f32v=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 -k 10 "$q")
+	i8v=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --int8 -k 10 "$q")
 	f32=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only -k 10 "$q")
 	i8=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --int8 -k 10 "$q")
 	bm=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-embed -k 10 "$q")
-	rf=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only -k 10 "$q")
-	ri=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only --int8 -k 10 "$q")
-	say "query, whole ai-ask --retrieve-only process, $N x $DIM, median of 11:"
-	say "  float32 hybrid: $f32 ms ($(awk -v a="$f32" -v b="${bound:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }')x the read bound; target 1.6x), peak RSS $rf MB"
-	say "  int8 + rescore: $i8 ms (target < 25 ms), peak RSS $ri MB"
-	say "  BM25 alone:     $bm ms"
+	base=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-embed -k 10 "zzzz")
+	rf=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 -k 10 "$q")
+	ri=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --int8 -k 10 "$q")
+	say "query, whole ai-ask --retrieve-only process, $N x $DIM, median of 11 (load average $(cut -d' ' -f1 /proc/loadavg)):"
+	say "  float32, vectors alone: $f32v ms ($(ratio "$f32v")x the read bound; target 1.6x), peak RSS $rf MB"
+	say "  int8 + rescore, alone:  $i8v ms (target < 25 ms), peak RSS $ri MB"
+	say "  float32 hybrid:         $f32 ms"
+	say "  int8 hybrid:            $i8 ms"
+	say "  BM25 alone:             $bm ms (a question matching nothing, the process's floor: $base ms)"
 	say "  vectors: $(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.0f", n * d * 4 / 1048576 }') MiB float32 (RSS target <= 1.1x)"
-	say "  command: $BIN/ai-ask --db $db --retrieve-only [--int8|--no-embed] -k 10 '$q'"
+	say "  command: $BIN/ai-ask --db $db --retrieve-only [--no-bm25] [--int8|--no-embed] -k 10 '$q'"
 
 	# 3. int8 recall.
 	"$out/rag_bench" recall "$db" "$DIM" "$MODEL" 50

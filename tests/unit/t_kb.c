@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 
 #include "tap.h"
@@ -101,8 +102,14 @@ static void test_open_errors(void)
 	sqlite3_open(p, &db);
 	sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
 	sqlite3_close(db);
-	ok(kb_open(&kb, p, KB_READ, &err) == -1 && strstr(err.msg, "schema 99") && strstr(err.msg, "(1)"),
+	ok(kb_open(&kb, p, KB_READ, &err) == -1 && strstr(err.msg, "schema 99") && strstr(err.msg, "(2)"),
 	   "a newer schema is refused, naming both: %s", err.msg);
+	ok(kb_open(&kb, p, KB_WRITE, &err) == -1 && err.code == AI_EX_DATAERR, "also for writing");
+	sqlite3_open(p, &db);
+	sqlite3_exec(db, "PRAGMA user_version = 1", NULL, NULL, NULL);
+	sqlite3_close(db);
+	ok(kb_open(&kb, p, KB_READ, &err) == -1 && strstr(err.msg, "schema 1") && strstr(err.msg, "older") &&
+	   strstr(err.msg, "build it again"), "an older schema (vectors inside SQLite) is refused: %s", err.msg);
 	ok(kb_open(&kb, p, KB_WRITE, &err) == -1 && err.code == AI_EX_DATAERR, "also for writing");
 
 	xpath(p, sizeof(p), "empty.db");
@@ -264,6 +271,18 @@ static void test_vectors(struct kb *kb)
 		ok(r.v[0].score > r.v[1].score, "fused scores descend");
 	}
 	kb_results_release(&r);
+	qq.no_bm25 = true;
+	ok(kb_search(kb, &qq, &r, &err) == 0 && r.n == 2 && r.hybrid, "vectors alone");
+	for (size_t i = 0; i < r.n; i++)
+		ok(r.v[i].bm25_rank == 0 && isnan(r.v[i].bm25) && r.v[i].vec_rank == (int)i + 1, "no BM25 rank");
+	kb_results_release(&r);
+	qq.no_bm25 = false;
+	qq.coll = NULL;
+	qq.qvec = NULL;
+	ok(kb_search(kb, &qq, &r, &err) == 0 && r.n == 0, "BM25 keeps to its collection among several");
+	kb_results_release(&r);
+	qq.coll = "vec";
+	qq.qvec = q;
 	qq.qmodel = "emb-b";
 	ok(kb_search(kb, &qq, &r, &err) == -1 && strstr(err.msg, "'emb-a'") && strstr(err.msg, "'emb-b'"),
 	   "a question embedded by another model is refused, naming both: %s", err.msg);
@@ -333,6 +352,118 @@ static void test_blocks(struct kb *kb)
 	free(c);
 }
 
+/* Copies file a to b; 0 or -1. */
+static int copy_file(const char *a, const char *b)
+{
+	FILE *in = fopen(a, "rb"), *out = fopen(b, "wb");
+	char buf[4096];
+	size_t n;
+	int r = in && out ? 0 : -1;
+
+	while (!r && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+		if (fwrite(buf, 1, n, out) != n)
+			r = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out))
+		r = -1;
+	return r;
+}
+
+/* The vector file beside the index: missing, cut short, another index's, a killed writer's tail. */
+static void test_vecfile(void)
+{
+	enum { D = 8 };
+	static const char *const t[] = { "alpha one", "beta two", "gamma three" };
+	char p[300], vp[310], other[300], ovp[310], save[330];
+	float v[3 * D], q[D];
+	struct kb_query qq = { 0 };
+	struct kb_results r;
+	struct ai_err err;
+	struct kb *kb, *kb2;
+	struct stat sb;
+	off_t size;
+	FILE *f;
+
+	xpath(p, sizeof(p), "side.db");
+	snprintf(vp, sizeof(vp), "%s.vec", p);
+	snprintf(save, sizeof(save), "%s.save", vp);
+	xpath(other, sizeof(other), "twin.db");
+	snprintf(ovp, sizeof(ovp), "%s.vec", other);
+	axis(v, D, 0, 1);
+	axis(v + D, D, 1, 2);
+	axis(v + 2 * D, D, 2, 3);
+	axis(q, D, 1, 1);
+	ok(kb_open(&kb, p, KB_WRITE, &err) == 0, "a new index");
+	ok(stat(vp, &sb) == 0 && sb.st_size == 64 && (sb.st_mode & 0777) == 0600,
+	   "has a vector file of a header alone, mode 0600");
+	ok(put(kb, NULL, "a", t, 3, v, D, "m", &err) == 0, "vectors stored: %s", err.msg);
+	kb_close(kb);
+	ok(stat(vp, &sb) == 0 && sb.st_size == 64 + 16 + 3 * (8 + 4 + D + 4 * D), "the block appended: %lld bytes",
+	   (long long)sb.st_size);
+	size = sb.st_size;
+	ok(kb_open(&kb2, other, KB_WRITE, &err) == 0, "another index: %s", err.msg);
+	kb_close(kb2);
+
+	qq.text = "beta";
+	qq.k = 2;
+	qq.qvec = q;
+	qq.qdim = D;
+	qq.qmodel = "m";
+	ok(copy_file(vp, save) == 0, "saved the vector file");
+	for (int c = 0; c < 4; c++) {
+		static const char *const what[] = { "missing", "cut short", "another index's", "not one" };
+		static const char *const says[] = { "is missing", "is cut short", "belongs to another index",
+						     "is not one" };
+
+		if (c == 0)
+			unlink(vp);
+		else if (c == 1)
+			ok(copy_file(save, vp) == 0 && truncate(vp, size - 5) == 0, "cut");
+		else if (c == 2)
+			ok(copy_file(ovp, vp) == 0, "swapped");
+		else if ((f = fopen(vp, "wb"))) {
+			fputs("not a vector file at all, but text long enough for a header of sixty-four", f);
+			fclose(f);
+		}
+		ok(kb_open(&kb, p, KB_READ, &err) == 0, "the index opens without its vector file (%s)", what[c]);
+		for (int i8 = 0; i8 < 2; i8++) {
+			qq.int8 = i8;
+			ok(kb_search(kb, &qq, &r, &err) == -1 && err.code == AI_EX_DATAERR && strstr(err.msg, says[c]) &&
+			   strstr(err.msg, vp) && strstr(err.msg, "ai-index --force"),
+			   "a vector search says the file %s, and what to do (%s): %s", says[c], i8 ? "int8" : "f32",
+			   err.msg);
+		}
+		qq.qvec = NULL;
+		ok(kb_search(kb, &qq, &r, &err) == 0 && r.n == 1, "BM25 alone still works: %s", err.msg);
+		kb_results_release(&r);
+		qq.qvec = q;
+		kb_close(kb);
+		ok(kb_open(&kb, p, KB_WRITE, &err) == 0 && put(kb, NULL, "b", t, 1, v, D, "m", &err) == -1 &&
+		   err.code == AI_EX_DATAERR && strstr(err.msg, says[c]), "writing vectors is refused too: %s",
+		   err.msg);
+		kb_close(kb);
+	}
+
+	/* A writer killed mid-append leaves bytes nothing names; the next appends after them. */
+	ok(copy_file(save, vp) == 0 && (f = fopen(vp, "ab")) && fputs("AIKBBLK1 half a block", f) >= 0 &&
+	   fclose(f) == 0, "a torn tail");
+	ok(kb_open(&kb, p, KB_WRITE, &err) == 0, "reopened for writing");
+	axis(v, D, 5, 6);
+	ok(put(kb, NULL, "b", t, 1, v, D, "m", &err) == 0, "another document after the torn tail: %s", err.msg);
+	axis(q, D, 5, 5);
+	for (int i8 = 0; i8 < 2; i8++) {
+		qq.int8 = i8;
+		qq.text = "";
+		ok(kb_search(kb, &qq, &r, &err) == 0 && r.n == 1, "found (%s): %s", i8 ? "int8" : "f32", err.msg);
+		if (r.n)
+			is_str(r.v[0].source, "b", "the new document's vector");
+		kb_results_release(&r);
+	}
+	kb_close(kb);
+	unlink(save);
+}
+
 int main(void)
 {
 	struct kb *kb;
@@ -351,6 +482,7 @@ int main(void)
 	test_vectors(kb);
 	test_blocks(kb);
 	kb_close(kb);
+	test_vecfile();
 	ok(kb_open(&kb, path, KB_READ, &err) == 0, "reopen for reading");
 	kb_close(kb);
 	is_int(count_rows("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"), 1,
