@@ -28,8 +28,26 @@ programs() {
 	((n >= 1))
 }
 
+# common_options: the long options under "Common options" in --help, which
+# every program shares; their completions are written once per shell.
+common_options() {
+	"$AI_BIN/ai-summarize" --help | sed -n '/^Common options/,/^$/p' |
+		grep -o -- '--[a-z][a-z-]*' | sort -u
+}
+
+# in_completion FILE COMMON-FILE PATTERN OPTION: PATTERN is in the
+# program's completion FILE or, when OPTION is a common option, in the
+# shell's COMMON-FILE.
+in_completion() {
+	grep -q -- "$3" "$1" 2>/dev/null && return 0
+	[[ " $common " == *" $4 "* ]] && grep -q -- "$3" "$2" 2>/dev/null
+}
+
 @test "docs: every option is in the man page and every completion file" {
 	top=$BATS_TEST_DIRNAME/../..
+	c=$top/completions
+	common=$(common_options | tr '\n' ' ')
+	[[ $common == *--profile* ]] || { echo "no common options in ai-summarize --help" >&2; false; }
 	missing=
 	for p in $(programs); do
 		for o in $("$AI_BIN/$p" --list-options); do
@@ -37,9 +55,10 @@ programs() {
 			name=${o#--}
 			grep -q -- "Fl -$name\b\|Fl $name\b\|-$name" "$top/man/$p.1" 2>/dev/null ||
 				grep -q -- "Fl -$name" "$top/man/ai.7" || missing+=" man/$p.1:$o"
-			grep -q -- "$o\b" "$top/completions/bash/$p" 2>/dev/null || missing+=" bash/$p:$o"
-			grep -q -- "$o\b" "$top/completions/zsh/_$p" 2>/dev/null || missing+=" zsh/_$p:$o"
-			grep -q -- "-l $name\b" "$top/completions/fish/$p.fish" 2>/dev/null || missing+=" fish/$p:$o"
+			in_completion "$c/bash/$p" "$c/bash/_ai-common" "$o\b" "$o" || missing+=" bash/$p:$o"
+			in_completion "$c/zsh/_$p" "$c/zsh/_ai_common" "$o\b" "$o" || missing+=" zsh/_$p:$o"
+			in_completion "$c/fish/$p.fish" "$c/fish/_ai-common.fish" "-l $name\b" "$o" ||
+				missing+=" fish/$p:$o"
 		done
 	done
 	assert_eq "$missing" "" "options missing from docs"
