@@ -779,7 +779,7 @@ int main(int argc, char **argv)
 	const char *sub = NULL;
 	struct job j;
 	struct ai_err err;
-	int optind_;
+	int optind_, code;
 
 	if (argc > 1)
 		for (size_t i = 0; i < AI_ARRAY_LEN(subcommands); i++)
@@ -809,12 +809,15 @@ int main(int argc, char **argv)
 	if (job_open(&j, argv[optind_], &err))
 		cli_die_err(&err);
 	if (!strcmp(sub, "status"))
-		return cmd_status(&c, &j);
-	if (!strcmp(sub, "results"))
-		return cmd_results(&c, &j);
-	if (!strcmp(sub, "wait"))
-		return cmd_wait(&c, &o, &j);
-	if (!strcmp(sub, "cancel"))
-		return cmd_cancel(&c, &j);
-	return cmd_resume(&c, &j);
+		code = cmd_status(&c, &j);
+	else if (!strcmp(sub, "results"))
+		code = cmd_results(&c, &j);
+	else if (!strcmp(sub, "wait"))
+		code = cmd_wait(&c, &o, &j);
+	else if (!strcmp(sub, "cancel"))
+		code = cmd_cancel(&c, &j);
+	else
+		code = cmd_resume(&c, &j);
+	job_release(&j);
+	return code;
 }
