@@ -352,6 +352,84 @@ static void test_blocks(struct kb *kb)
 	free(c);
 }
 
+/*
+ * A collection big enough that a scan is split between threads (on a
+ * machine of several cores): the split must not change the answer.
+ */
+static void test_parallel(struct kb *kb)
+{
+	enum { D = 768, N = 3 * KB_BLOCK + 7, K = 10 };
+	float *v = malloc((size_t)N * D * sizeof(float)), q[D], best[K];
+	int64_t want[K];
+	struct kb_chunk *c = malloc(N * sizeof(*c));
+	struct kb_doc d = { "par", "h", 1, 0 };
+	struct kb_query qq = { 0 };
+	struct kb_results r;
+	struct ai_err err;
+	uint64_t x = 7;
+
+	for (size_t i = 0; i < (size_t)N * D; i++) {
+		x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+		v[i] = (float)((double)(x >> 40) / 8388608.0 - 1.0);
+	}
+	for (size_t i = 0; i < N; i++) {
+		vec_normalize(v + i * D, D);
+		c[i].text = "y";
+		c[i].len = 1;
+		c[i].line_start = c[i].line_end = i + 1;
+		c[i].heading = NULL;
+	}
+	memcpy(q, v + 9000 * (size_t)D, sizeof(q));
+	for (size_t j = 0; j < D; j += 3)
+		q[j] += 0.02f;
+	vec_normalize(q, D);
+	/* The exact top K by brute force, as line numbers. */
+	for (int i = 0; i < K; i++) {
+		best[i] = -2;
+		want[i] = -1;
+	}
+	for (int i = 0; i < N; i++) {
+		float sc = vec_dot(q, v + (size_t)i * D, D);
+		int at = K;
+
+		while (at > 0 && sc > best[at - 1])
+			at--;
+		if (at == K)
+			continue;
+		memmove(best + at + 1, best + at, (size_t)(K - 1 - at) * sizeof(*best));
+		memmove(want + at + 1, want + at, (size_t)(K - 1 - at) * sizeof(*want));
+		best[at] = sc;
+		want[at] = i + 1;
+	}
+	ok(kb_put(kb, "par", &d, c, N, v, D, "m", NULL, &err) == 0, "%d vectors of %d: %s", N, D, err.msg);
+	qq.coll = "par";
+	qq.text = "";
+	qq.k = K;
+	qq.candidates = K;
+	qq.qvec = q;
+	qq.qdim = D;
+	qq.qmodel = "m";
+	qq.min_cosine = -1;
+	for (int i8 = 0; i8 < 2; i8++) {
+		int same = 0;
+
+		qq.int8 = i8;
+		ok(kb_search(kb, &qq, &r, &err) == 0 && r.n == K, "a split scan (%s): %s", i8 ? "int8" : "f32", err.msg);
+		for (size_t i = 0; i < r.n; i++)
+			same += (int64_t)r.v[i].line_start == want[i];
+		if (i8)
+			ok(same >= K - 2 && r.n && (int64_t)r.v[0].line_start == want[0],
+			   "int8 finds the exact best and at least %d of the top %d in place: %d", K - 2, K, same);
+		else
+			is_int(same, K, "finds the exact top 10, in order");
+		if (r.n)
+			is_dbl(r.v[0].cosine, best[0], 1e-5, "with the exact score");
+		kb_results_release(&r);
+	}
+	free(v);
+	free(c);
+}
+
 /* Copies file a to b; 0 or -1. */
 static int copy_file(const char *a, const char *b)
 {
@@ -481,6 +559,7 @@ int main(void)
 	test_bm25(kb);
 	test_vectors(kb);
 	test_blocks(kb);
+	test_parallel(kb);
 	kb_close(kb);
 	test_vecfile();
 	ok(kb_open(&kb, path, KB_READ, &err) == 0, "reopen for reading");
