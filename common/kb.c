@@ -238,9 +238,8 @@ static int not_ours(struct kb *kb, struct ai_err *err)
 
 static int vec_damaged(struct kb *kb, const char *why, struct ai_err *err)
 {
-	return ai_errf(err, AI_EX_DATAERR, "vector file '%s' of index '%s' %s: reindex with "
-		       "ai-index --force, or remove both files and build the index again",
-		       kb->vpath, kb->path, why);
+	return ai_errf(err, AI_EX_DATAERR, "vector file '%s' of index '%s' %s: remove both and "
+		       "build the index again with ai-index", kb->vpath, kb->path, why);
 }
 
 /* Writes p[0..n) at off, whole, or returns -1 with errno. */

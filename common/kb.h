@@ -190,7 +190,7 @@ struct kb_query {
  * a query embedded by another model or of another dimension than the
  * collection's.  A collection that does not exist gives AI_EX_NOINPUT.
  * A vector file that is missing, cut short or another index's gives
- * AI_EX_DATAERR, naming the file and saying to reindex.
+ * AI_EX_DATAERR, naming the file and saying to build the index again.
  * No match gives n 0, not an error.  out is overwritten; release it.
  */
 int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, struct ai_err *err);

@@ -182,3 +182,24 @@ recall() {
 	run bash -c 'ai-ask --db "$1" --retrieve-only "Why are leaves green?" >/dev/full' _ "$DB"
 	assert_eq "$status" 74
 }
+
+@test "ask: a vector file missing or cut short is a clear error; BM25 alone still answers" {
+	mv "$DB.vec" "$T/saved.vec"
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only "espresso grind"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "$DB.vec"
+	assert_contains "$stderr" "is missing"
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --no-embed "espresso grind"
+	assert_eq "$status" 0
+	head -c 100 "$T/saved.vec" >"$DB.vec"
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --int8 "espresso grind"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "cut short"
+	run --separate-stderr ai-index --db "$DB" --force "$CORPUS"/coffee.md
+	assert_eq "$status" 65
+	assert_contains "$stderr" "cut short"
+	mv "$T/saved.vec" "$DB.vec"
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --no-bm25 "espresso grind"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .bm25 <<<"$output" | sort -u)" null
+}

@@ -508,7 +508,7 @@ static void test_vecfile(void)
 		for (int i8 = 0; i8 < 2; i8++) {
 			qq.int8 = i8;
 			ok(kb_search(kb, &qq, &r, &err) == -1 && err.code == AI_EX_DATAERR && strstr(err.msg, says[c]) &&
-			   strstr(err.msg, vp) && strstr(err.msg, "ai-index --force"),
+			   strstr(err.msg, vp) && strstr(err.msg, "build the index again"),
 			   "a vector search says the file %s, and what to do (%s): %s", says[c], i8 ? "int8" : "f32",
 			   err.msg);
 		}
