@@ -2,6 +2,7 @@
  * kb.c - the knowledge-base store (see kb.h for the layout).
  */
 #include "kb.h"
+#include "db.h"
 #include "api.h"
 #include "config.h"
 #include "vec.h"
@@ -76,67 +77,15 @@ static const char schema_sql[] =
 
 /* ---- SQLite helpers ----------------------------------------------------- */
 
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-/*
- * Whether to try again after rc: SQLITE_BUSY within the busy timeout.  The
- * busy handler waits for ordinary contention, but in WAL mode SQLite can
- * answer BUSY at once (a reader meeting a recovery in another process, a
- * journal-mode change), which must not surface as "database is locked".
- */
-static bool again(int rc, int64_t start, long *pause)
-{
-	if ((rc & 0xff) != SQLITE_BUSY || mono_ms() - start >= KB_BUSY_MS)
-		return false;
-	sleep_ms(*pause);
-	if (*pause < 32)
-		*pause *= 2;
-	return true;
-}
-
+/* Retried on SQLITE_BUSY within KB_BUSY_MS (see db.h). */
 static int exec_retry(struct kb *kb, const char *sql)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
-	int rc;
-
-	while ((rc = sqlite3_exec(kb->db, sql, NULL, NULL, NULL)) != SQLITE_OK && again(rc, start, &pause))
-		;
-	return rc;
+	return db_exec_retry(kb->db, sql, KB_BUSY_MS);
 }
 
 static int query_int(struct kb *kb, const char *sql, long long *v)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
-	sqlite3_stmt *st;
-	int rc;
-
-	do {
-		rc = sqlite3_prepare_v2(kb->db, sql, -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			continue;
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*v = sqlite3_column_int64(st, 0);
-			rc = SQLITE_OK;
-		}
-		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && again(rc, start, &pause));
-	return rc;
+	return db_query_int(kb->db, sql, v, KB_BUSY_MS);
 }
 
 static int db_err(struct kb *kb, int rc, const char *what, struct ai_err *err)
@@ -187,13 +136,13 @@ static sqlite3_stmt *prep(struct kb *kb, const char *sql, struct ai_err *err)
 /* Steps a statement that returns no row (or whose rows are ignored), retried on BUSY. */
 static int step_done(sqlite3_stmt *st)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
+	struct db_retry retry;
 	int rc;
 
+	db_retry_init(&retry, KB_BUSY_MS);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 		;
-	while (rc != SQLITE_DONE && again(rc, start, &pause)) {
+	while (rc != SQLITE_DONE && db_retry_again(&retry, rc)) {
 		sqlite3_reset(st);
 		rc = sqlite3_step(st);
 	}
@@ -375,12 +324,12 @@ static int vec_open(struct kb *kb, bool write, struct ai_err *err)
 /* Sets WAL, then creates the schema when the file is empty (several processes may race here). */
 static int create_schema(struct kb *kb, struct ai_err *err)
 {
-	int64_t start = mono_ms();
-	long pause = 1;
+	struct db_retry retry;
 	long long v = 0, app = 0, tables = 0;
 	sqlite3_stmt *st;
 	int rc;
 
+	db_retry_init(&retry, KB_BUSY_MS);
 	/*
 	 * Only a new, empty file takes this.  The vectors live in the vector
 	 * file; 16 KiB pages suit FTS5's segment blobs and chunk texts.
@@ -397,7 +346,7 @@ static int create_schema(struct kb *kb, struct ai_err *err)
 			rc = mode && !strcmp((const char *)mode, "wal") ? SQLITE_OK : SQLITE_BUSY;
 		}
 		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && again(rc, start, &pause));
+	} while (rc != SQLITE_OK && db_retry_again(&retry, rc));
 	if (rc != SQLITE_OK)
 		return db_err(kb, rc, "set up", err);
 	if ((rc = exec_retry(kb, "BEGIN IMMEDIATE")) != SQLITE_OK)
@@ -568,10 +517,10 @@ static int coll_id(struct kb *kb, const char *coll, int64_t *id, char **model, s
 		   struct ai_err *err)
 {
 	sqlite3_stmt *st = prep(kb, "SELECT id, model, dim FROM collections WHERE name = ?1", err);
-	int64_t start = mono_ms();
-	long pause = 1;
+	struct db_retry retry;
 	int rc;
 
+	db_retry_init(&retry, KB_BUSY_MS);
 	*id = 0;
 	if (model)
 		*model = NULL;
@@ -580,7 +529,7 @@ static int coll_id(struct kb *kb, const char *coll, int64_t *id, char **model, s
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, coll ? coll : KB_DEFAULT_COLLECTION, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE && again(rc, start, &pause))
+	while ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE && db_retry_again(&retry, rc))
 		sqlite3_reset(st);
 	if (rc == SQLITE_ROW) {
 		*id = sqlite3_column_int64(st, 0);
@@ -601,16 +550,16 @@ int kb_unchanged(struct kb *kb, const char *coll, const char *source, const char
 {
 	sqlite3_stmt *st = prep(kb, "SELECT d.hash FROM documents d JOIN collections c ON c.id = d.coll"
 				" WHERE c.name = ?1 AND d.source = ?2", err);
-	int64_t start = mono_ms();
-	long pause = 1;
+	struct db_retry retry;
 	int rc;
 
+	db_retry_init(&retry, KB_BUSY_MS);
 	*same = false;
 	if (!st)
 		return -1;
 	sqlite3_bind_text(st, 1, coll ? coll : KB_DEFAULT_COLLECTION, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, source, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE && again(rc, start, &pause))
+	while ((rc = sqlite3_step(st)) != SQLITE_ROW && rc != SQLITE_DONE && db_retry_again(&retry, rc))
 		sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		*same = sqlite3_column_text(st, 0) && !strcmp((const char *)sqlite3_column_text(st, 0), hash);
