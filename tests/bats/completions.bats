@@ -1,0 +1,299 @@
+#!/usr/bin/env bats
+# The shell completions work, not only mention the options: each program's
+# bash, fish and zsh completion offers every option the program accepts
+# (--list-options), the values of its own options, the common options from
+# its shell's common file (_ai-common, _ai-common.fish, _ai_common) and the
+# profile names of the configuration file.  fish and zsh are optional: their
+# tests are skipped when the shell is not installed.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	setup_env
+	C=$(cd "$BATS_TEST_DIRNAME/../../completions" && pwd)
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	# Two profiles, one indented, and a section that is not a profile.
+	printf '%s\n' 'model = m0' '[profile work]' 'model = m1' '  [profile cheap]' \
+		'model = m2' '[other]' >"$XDG_CONFIG_HOME/ai/config"
+	mkdir -p "$T/cwd/dir" && : >"$T/cwd/notes.txt"
+	cd "$T/cwd" || return 1
+}
+
+programs() {
+	for p in "$AI_BIN"/ai-*; do
+		[[ -x $p ]] && basename "$p"
+	done
+}
+
+# sorted: the lines of stdin sorted, unique and joined by one space.
+sorted() { sort -u | tr '\n' ' ' | sed 's/ $//'; }
+
+# options PROGRAM: the options PROGRAM accepts, sorted, one a line.
+options() { "$AI_BIN/$1" --list-options | grep -vx -- --list-options | sort -u; }
+
+# missing_from WANT-LINES GOT-LINES: the lines of the first not in the second.
+missing_from() { comm -23 <(printf '%s\n' "$1" | sort -u) <(printf '%s\n' "$2" | sort -u) | sorted; }
+
+# bcomp FILE WORD...: loads the bash completion FILE in a fresh bash, as
+# bash-completion does, and completes the last WORD of the command line
+# WORD...; prints COMPREPLY, one a line.  The completion function is the
+# one the file registers for the command (the first WORD).
+bcomp() {
+	bash -c '
+		f=$1; shift
+		. "$f" || exit 3
+		fn=$(complete -p "$1" 2>/dev/null | sed -n "s/.* -F \([^ ]*\) .*/\1/p")
+		[[ -n $fn ]] || { echo "$f registers no function for $1" >&2; exit 4; }
+		COMP_WORDS=("$@") COMP_CWORD=$(($# - 1)) COMP_LINE="$*" COMP_POINT=${#COMP_LINE}
+		COMPREPLY=()
+		"$fn" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD-1]}"
+		printf "%s\n" "${COMPREPLY[@]}"' bcomp "$@"
+}
+
+# fcomp LINE: fish's completions for LINE, candidates only, with the tree's
+# completions first in fish_complete_path.  fish loads a command's
+# completion file only when the command exists: $AI_BIN is on PATH.
+fcomp() {
+	fish -N -c 'set -p fish_complete_path $argv[1]; complete -C $argv[2]' "$C/fish" "$1" |
+		cut -f1
+}
+
+# zcomp LINE: zsh's completions for LINE: an interactive zsh in a pseudo-
+# terminal (zsh/zpty), compinit over the tree's completions, LINE and a Tab.
+# A compadd wrapper writes every match offered to a file, and a
+# comppostfuncs hook marks the end of the completion.  compinit's scan of
+# fpath takes a second or two, so it is done once, into a dump file that
+# every zcomp loads (compinit -C).
+zcomp() {
+	local out=$T/zcomp.out
+	rm -f "$out"
+	zsh -f "$T/zcomp.zsh" "$C/zsh" "$ZDUMP" "$out" "$1" ||
+		{ echo "zcomp: no completion for [$1]" >&2; return 1; }
+	grep -vx '<done>' "$out"
+}
+
+need_fish() { command -v fish >/dev/null || skip "fish is not installed"; }
+
+need_zsh() {
+	command -v zsh >/dev/null || skip "zsh is not installed"
+	zsh -fc 'zmodload zsh/zpty' 2>/dev/null || skip "zsh has no zsh/zpty module"
+	ZDUMP=$BATS_FILE_TMPDIR/zcompdump
+	[[ -s $ZDUMP ]] ||
+		zsh -fc 'fpath=($1 $fpath); autoload -Uz compinit; compinit -u -d $2' x "$C/zsh" "$ZDUMP"
+	cat >"$T/zcomp.zsh" <<'EOF'
+# zcomp.zsh DIR DUMP OUT LINE
+zmodload zsh/zpty || exit 3
+dir=$1 dump=$2 out=$3 line=$4 rc=$3.rc
+cat >$rc <<EOR
+PS1='' PS2='' RPS1=''
+fpath=(${(q)dir} \$fpath)
+autoload -Uz compinit && compinit -C -d ${(q)dump}
+compadd() {
+	if [[ \${@[1,(i)(-|--)]} == *-[OAD]\\ * ]]; then
+		builtin compadd "\$@"; return
+	fi
+	local -a __m
+	builtin compadd -O __m "\$@"
+	(( \$#__m )) && print -rl -- \$__m >>${(q)out}
+	builtin compadd "\$@"
+}
+_zcomp_done() { print -r -- '<done>' >>${(q)out}; }
+comppostfuncs=(_zcomp_done)
+EOR
+zpty z zsh -f -i
+zpty -w z "source ${(q)rc}"
+zpty -w -n z "$line"$'\t'
+for i in {1..200}; do
+	[[ -f $out ]] && grep -qx '<done>' $out && break
+	sleep 0.05
+done
+zpty -d z
+grep -qx '<done>' $out 2>/dev/null
+EOF
+}
+
+# ---- bash
+
+@test "completions/bash: every file parses and each program's file registers its program" {
+	for f in "$C"/bash/*; do
+		bash -n "$f" || { echo "$f does not parse" >&2; false; }
+	done
+	for p in $(programs); do
+		run bash -c '. "$1" && complete -p "$2"' x "$C/bash/$p" "$p"
+		assert_eq "$status" 0
+		assert_contains "$output" " $p"
+	done
+}
+
+@test "completions/bash: -- offers every option each program accepts" {
+	for p in $(programs); do
+		got=$(bcomp "$C/bash/$p" "$p" --)
+		assert_eq "$(missing_from "$(options "$p")" "$got")" "" "$p: options not offered"
+	done
+}
+
+@test "completions/bash: own options, their values and the common options" {
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --for | sorted)" "--format"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --format '' | sorted)" "bullets line paragraph"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize -f p | sorted)" "paragraph"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --length '' | sorted)" "long medium short"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --no- | sorted)" "--no-cache"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize x.txt --ver | sorted)" "--verbose --version"
+	assert_eq "$(bcomp "$C/bash/ai-usage" ai-usage --by '' | sorted)" "day model program"
+	assert_eq "$(bcomp "$C/bash/ai-usage" ai-usage --since '' | sorted)" "1d 30d 7d today"
+	assert_eq "$(bcomp "$C/bash/ai-stream" ai-stream --ss | sorted)" "--sse"
+	assert_eq "$(bcomp "$C/bash/ai-ask" ai-ask --ret | sorted)" "--retries --retrieve-only"
+	# Operands: files where the program reads files, nothing where it reads text.
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize no | sorted)" "notes.txt"
+	assert_eq "$(bcomp "$C/bash/ai-index" ai-index -c docs no | sorted)" "notes.txt"
+	assert_eq "$(bcomp "$C/bash/ai-ask" ai-ask no | sorted)" ""
+	assert_eq "$(bcomp "$C/bash/ai-agent" ai-agent --trace no | sorted)" "notes.txt"
+}
+
+@test "completions/bash: the common options' arguments: profile names, nothing for free values" {
+	for p in $(programs); do
+		assert_eq "$(bcomp "$C/bash/$p" "$p" -p '' | sorted)" "cheap work" "$p -p"
+		assert_eq "$(bcomp "$C/bash/$p" "$p" --profile w | sorted)" "work" "$p --profile w"
+		# One bash for the six free-valued options: what any of them offers.
+		# bash unsets COMPREPLY after each completion, so each starts unset.
+		run bash -c '. "$1"; fn=$(complete -p "$2" | sed -n "s/.* -F \([^ ]*\) .*/\1/p")
+			for o in -m --model --base-url --cache-ttl --timeout --retries; do
+				COMP_WORDS=("$2" "$o" no) COMP_CWORD=2; unset COMPREPLY
+				"$fn" "$2" no "$o"; printf "%s\n" "${COMPREPLY[@]}"
+			done' x "$C/bash/$p" "$p"
+		assert_eq "$status" 0
+		assert_eq "$(printf '%s\n' "$output" | sorted)" "" "$p: free-valued common options"
+	done
+	# AI_CONFIG names another configuration file; a missing one has no profiles.
+	printf '[profile alt]\n' >"$T/alt.conf"
+	assert_eq "$(AI_CONFIG=$T/alt.conf bcomp "$C/bash/ai-ask" ai-ask -p '' | sorted)" "alt"
+	assert_eq "$(AI_CONFIG=$T/none bcomp "$C/bash/ai-ask" ai-ask -p '' | sorted)" ""
+}
+
+@test "completions/bash: _ai_common_arg handles only the common options" {
+	run bash -c '. "$1"
+		COMPREPLY=(x); _ai_common_arg --format "" && echo handled; echo "[${COMPREPLY[*]}]"
+		_ai_common_arg --timeout "" && echo handled; echo "[${COMPREPLY[*]}]"
+		_ai_common_arg -p "" && echo handled; echo "[${COMPREPLY[*]}]"
+		for o in $_ai_common_opts; do printf "%s " "$o"; done' x "$C/bash/_ai-common"
+	assert_eq "$status" 0
+	assert_eq "${lines[0]}" "[x]"
+	assert_eq "${lines[1]}" "handled"
+	assert_eq "${lines[2]}" "[]"
+	assert_eq "${lines[3]}" "handled"
+	assert_eq "${lines[4]}" "[work cheap]"
+	# The list is --help's "Common options", no more, no less.
+	want=$("$AI_BIN/ai-summarize" --help | sed -n '/^Common options/,/^$/p' |
+		grep -o -- '--[a-z][a-z-]*' | sorted)
+	assert_eq "$(printf '%s\n' ${lines[5]} | sorted)" "$want"
+}
+
+@test "completions/bash: a program's file finds _ai-common beside it, wherever it is installed" {
+	mkdir -p "$T/inst/completions"
+	cp "$C/bash/ai-summarize" "$C/bash/_ai-common" "$T/inst/completions/"
+	cd / || return 1
+	assert_eq "$(bcomp "$T/inst/completions/ai-summarize" ai-summarize -p '' | sorted)" "cheap work"
+	# Without it, loading fails loudly rather than completing half the options.
+	rm "$T/inst/completions/_ai-common"
+	run bcomp "$T/inst/completions/ai-summarize" ai-summarize --
+	assert_eq "$status" 3
+}
+
+@test "completions/bash: bash-completion loads a program's completion from its completions directory" {
+	bc=/usr/share/bash-completion/bash_completion
+	[[ -f $bc ]] || skip "bash-completion is not installed"
+	mkdir -p "$T/share/bash-completion/completions"
+	cp "$C"/bash/* "$T/share/bash-completion/completions/"
+	run env XDG_DATA_DIRS="$T/share" BASH_COMPLETION_USER_DIR="$T/none" bash -c '
+		. "$1" || exit 3
+		__load_completion ai-stream || exit 4
+		COMP_WORDS=(ai-stream --profile "") COMP_CWORD=2
+		_ai_stream; echo "${COMPREPLY[*]}"' x "$bc"
+	assert_eq "$status" 0
+	assert_eq "$output" "work cheap"
+}
+
+# ---- fish
+
+@test "completions/fish: every file parses" {
+	need_fish
+	for f in "$C"/fish/*.fish; do
+		fish -n "$f" || { echo "$f does not parse" >&2; false; }
+	done
+}
+
+@test "completions/fish: -- offers every option each program accepts" {
+	need_fish
+	for p in $(programs); do
+		got=$(fcomp "$p --")
+		assert_eq "$(missing_from "$(options "$p")" "$got")" "" "$p: options not offered"
+	done
+}
+
+@test "completions/fish: own options, their values, the common options and profiles" {
+	need_fish
+	assert_eq "$(fcomp 'ai-summarize --for' | sorted)" "--format"
+	assert_eq "$(fcomp 'ai-summarize --format ' | sorted)" "bullets line paragraph"
+	assert_eq "$(fcomp 'ai-usage --by ' | sorted)" "day model program"
+	assert_eq "$(fcomp 'ai-summarize --no-' | sorted)" "--no-cache"
+	for p in $(programs); do
+		assert_eq "$(fcomp "$p -p " | sorted)" "cheap work" "$p -p"
+		assert_eq "$(fcomp "$p --timeout " | sorted)" "" "$p --timeout"
+	done
+	# What --json prints is the program's own description.
+	assert_eq "$(fish -N -c 'set -p fish_complete_path $argv[1]; complete -C "ai-stream --js"' "$C/fish")" \
+		"--json	print JSON lines of events"
+	assert_eq "$(fish -N -c 'set -p fish_complete_path $argv[1]; complete -C "ai-ask --js"' "$C/fish")" \
+		"--json	print JSON"
+	# Files where the program reads files, not where it reads text.
+	assert_eq "$(fcomp 'ai-summarize no' | sorted)" "notes.txt"
+	assert_eq "$(fcomp 'ai-stream no' | sorted)" ""
+}
+
+@test "completions/fish: a program's file finds _ai-common.fish beside it, wherever it is installed" {
+	need_fish
+	mkdir -p "$T/vendor"
+	cp "$C/fish/ai-index.fish" "$C/fish/_ai-common.fish" "$T/vendor/"
+	run fish -N -c 'set -p fish_complete_path $argv[1]; complete -C "ai-index --profile "' "$T/vendor"
+	assert_eq "$status" 0
+	assert_eq "$(printf '%s\n' "$output" | cut -f1 | sorted)" "cheap work"
+}
+
+# ---- zsh
+
+@test "completions/zsh: every file parses; _ai_common is autoloaded by compinit, not a command's completion" {
+	command -v zsh >/dev/null || skip "zsh is not installed"
+	for f in "$C"/zsh/_*; do
+		zsh -n "$f" || { echo "$f does not parse" >&2; false; }
+	done
+	run zsh -fc 'fpath=($1 $fpath); autoload -Uz compinit; compinit -u -D
+		whence -w _ai_common; print -r -- ${_comps[ai-summarize]} ${(k)_comps[(R)_ai_common]}' x "$C/zsh"
+	assert_eq "$status" 0
+	assert_eq "${lines[0]}" "_ai_common: function"
+	assert_eq "${lines[1]}" "_ai-summarize"
+}
+
+@test "completions/zsh: -- offers every option each program accepts" {
+	need_zsh
+	for p in $(programs); do
+		got=$(zcomp "$p --")
+		assert_eq "$(missing_from "$(options "$p")" "$got")" "" "$p: options not offered"
+	done
+}
+
+@test "completions/zsh: own options, their values, the common options and profiles" {
+	need_zsh
+	assert_eq "$(zcomp 'ai-summarize --for' | sorted)" "--format"
+	assert_eq "$(zcomp 'ai-summarize --format ' | sorted)" "bullets line paragraph"
+	assert_eq "$(zcomp 'ai-usage --by ' | sorted)" "day model program"
+	assert_eq "$(zcomp 'ai-summarize -p ' | sorted)" "cheap work"
+	assert_eq "$(zcomp 'ai-ask --profile=' | sorted)" "cheap work"
+	# --json and --sse exclude each other in ai-stream, not elsewhere.
+	got=$(zcomp 'ai-stream --json --')
+	assert_not_contains "$got" "--sse"
+	assert_contains "$got" "--profile"
+	got=$(zcomp 'ai-summarize --json --')
+	assert_not_contains "$got" "--json"
+	assert_contains "$got" "--format"
+}
