@@ -1,4 +1,5 @@
 #include "jsonl.h"
+#include "jsonu.h"
 #include "utf8.h"
 
 #include <sodium.h>
@@ -109,16 +110,6 @@ int jsonl_next(struct jsonl_reader *r, const char **line, size_t *len, bool *too
 
 /* ---- items ---- */
 
-static int jadd(json_object *o, const char *k, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(o, k, v)) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
 
 int jsonl_id_key(json_object *id, struct buf *out)
 {
@@ -189,8 +180,8 @@ static json_object *message(const char *role, const char *content)
 {
 	json_object *m = json_object_new_object();
 
-	if (!m || jadd(m, "role", json_object_new_string(role)) ||
-	    jadd(m, "content", json_object_new_string(content))) {
+	if (!m || ju_add(m, "role", json_object_new_string(role)) ||
+	    ju_add(m, "content", json_object_new_string(content))) {
 		json_object_put(m);
 		return NULL;
 	}
@@ -255,7 +246,7 @@ static int from_object(struct jsonl_item *it, const struct jsonl_opts *o, json_o
 			if (!strcmp(k, "id") || !strcmp(k, "messages") || !strcmp(k, "stream") ||
 			    !strcmp(k, "stream_options"))
 				continue;
-			if (jadd(it->extra, k, json_object_get(v)))
+			if (ju_add(it->extra, k, json_object_get(v)))
 				return -1;
 		}
 		{
@@ -392,19 +383,19 @@ int jsonl_ok_line(struct buf *out, json_object *id, const char *output, long pro
 	json_object *o = json_object_new_object(), *u = json_object_new_object();
 	int bad;
 
-	if (!o || !u || jadd(o, "id", json_object_get(id)) ||
-	    jadd(o, "output", json_object_new_string(output ? output : "")) ||
-	    (prompt_tokens >= 0 && jadd(u, "prompt_tokens", json_object_new_int64(prompt_tokens))) ||
+	if (!o || !u || ju_add(o, "id", json_object_get(id)) ||
+	    ju_add(o, "output", json_object_new_string(output ? output : "")) ||
+	    (prompt_tokens >= 0 && ju_add(u, "prompt_tokens", json_object_new_int64(prompt_tokens))) ||
 	    (completion_tokens >= 0 &&
-	     jadd(u, "completion_tokens", json_object_new_int64(completion_tokens)))) {
+	     ju_add(u, "completion_tokens", json_object_new_int64(completion_tokens)))) {
 		json_object_put(u);
 		json_object_put(o);
 		return -1;
 	}
-	bad = jadd(o, "usage", u);   /* takes u, or drops it */
+	bad = ju_add(o, "usage", u);   /* takes u, or drops it */
 	if (bad || json_object_object_add(o, "model", model ? json_object_new_string(model) : NULL) ||
-	    jadd(o, "cached", json_object_new_boolean(cached)) ||
-	    jadd(o, "ms", json_object_new_int64(ms < 0 ? 0 : (int64_t)(ms + 0.5)))) {
+	    ju_add(o, "cached", json_object_new_boolean(cached)) ||
+	    ju_add(o, "ms", json_object_new_int64(ms < 0 ? 0 : (int64_t)(ms + 0.5)))) {
 		json_object_put(o);
 		return -1;
 	}
@@ -416,15 +407,15 @@ int jsonl_err_line(struct buf *out, json_object *id, long status, const char *ty
 {
 	json_object *o = json_object_new_object(), *e = json_object_new_object();
 
-	if (!o || !e || jadd(o, "id", json_object_get(id)) ||
+	if (!o || !e || ju_add(o, "id", json_object_get(id)) ||
 	    json_object_object_add(e, "status", status > 0 ? json_object_new_int64(status) : NULL) ||
-	    jadd(e, "type", json_object_new_string(type && *type ? type : "error")) ||
-	    jadd(e, "message", json_object_new_string(message ? message : ""))) {
+	    ju_add(e, "type", json_object_new_string(type && *type ? type : "error")) ||
+	    ju_add(e, "message", json_object_new_string(message ? message : ""))) {
 		json_object_put(e);
 		json_object_put(o);
 		return -1;
 	}
-	if (jadd(o, "error", e) || jadd(o, "attempts", json_object_new_int(attempts))) {
+	if (ju_add(o, "error", e) || ju_add(o, "attempts", json_object_new_int(attempts))) {
 		json_object_put(o);
 		return -1;
 	}

@@ -1,4 +1,5 @@
 #include "remote.h"
+#include "jsonu.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -8,33 +9,8 @@
 
 #define MAX_FILE (512u << 20)   /* the largest result file read back */
 
-static int jadd(json_object *o, const char *k, json_object *v)
-{
-	if (!v)
-		return -1;
-	if (json_object_object_add(o, k, v)) {
-		json_object_put(v);
-		return -1;
-	}
-	return 0;
-}
 
-static const char *jstr(json_object *o, const char *k)
-{
-	json_object *v;
 
-	return o && json_object_object_get_ex(o, k, &v) && json_object_is_type(v, json_type_string) ?
-	       json_object_get_string(v) : NULL;
-}
-
-static long jlong(json_object *o, const char *k)
-{
-	json_object *v;
-
-	return o && json_object_object_get_ex(o, k, &v) &&
-	       (json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)) ?
-	       (long)json_object_get_int64(v) : -1;
-}
 
 static int save(const struct job *j, const char *name, const char *data, size_t n,
 		struct ai_err *err)
@@ -141,10 +117,10 @@ static int add_request(struct jsonl_item *it, void *ud)
 	q.max_tokens = b->o->max_tokens;
 	body = ai_chat_body(b->c, &q);
 	line = json_object_new_object();
-	if (body && line && !jadd(line, "custom_id", json_object_new_string(it->key)) &&
-	    !jadd(line, "method", json_object_new_string("POST")) &&
-	    !jadd(line, "url", json_object_new_string("/v1/chat/completions"))) {
-		rc = jadd(line, "body", body);
+	if (body && line && !ju_add(line, "custom_id", json_object_new_string(it->key)) &&
+	    !ju_add(line, "method", json_object_new_string("POST")) &&
+	    !ju_add(line, "url", json_object_new_string("/v1/chat/completions"))) {
+		rc = ju_add(line, "body", body);
 		body = NULL;
 	}
 	if (!rc && (s = json_object_to_json_string_length(line, JSON_C_TO_STRING_PLAIN |
@@ -204,11 +180,11 @@ static int upload(struct ai_client *c, const struct buf *file, char **id, struct
 	}
 	j = json_tokener_parse(resp.body.data ? resp.body.data : "");
 	http_resp_release(&resp);
-	if (!jstr(j, "id")) {
+	if (!ju_str(j, "id")) {
 		json_object_put(j);
 		return ai_errf(err, AI_EX_UNAVAILABLE, "the file upload's answer has no id");
 	}
-	*id = strdup(jstr(j, "id"));
+	*id = strdup(ju_str(j, "id"));
 	json_object_put(j);
 	return *id ? 0 : ai_errf(err, AI_EX_OSERR, "out of memory");
 }
@@ -229,11 +205,11 @@ int remote_submit(struct ai_client *c, const struct job *j, int in_fd, const str
 	if (batch_each_item(in_fd, &o->item, o->max_line, add_request, &b, err))
 		goto out;
 	rj = json_object_new_object();
-	if (!rj || jadd(rj, "mode", json_object_new_string(o->item.mode == JSONL_LINES ? "lines" : "json")) ||
-	    (o->item.tmpl && jadd(rj, "template", json_object_new_string(o->item.tmpl))) ||
-	    (o->item.system && jadd(rj, "system", json_object_new_string(o->item.system))) ||
-	    jadd(rj, "max_line", json_object_new_int64((int64_t)o->max_line)) ||
-	    jadd(rj, "requests", json_object_new_int64(b.n))) {
+	if (!rj || ju_add(rj, "mode", json_object_new_string(o->item.mode == JSONL_LINES ? "lines" : "json")) ||
+	    (o->item.tmpl && ju_add(rj, "template", json_object_new_string(o->item.tmpl))) ||
+	    (o->item.system && ju_add(rj, "system", json_object_new_string(o->item.system))) ||
+	    ju_add(rj, "max_line", json_object_new_int64((int64_t)o->max_line)) ||
+	    ju_add(rj, "requests", json_object_new_int64(b.n))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -243,9 +219,9 @@ int remote_submit(struct ai_client *c, const struct job *j, int in_fd, const str
 			goto out;
 		}
 		req = json_object_new_object();
-		if (!req || jadd(req, "input_file_id", json_object_new_string(file_id)) ||
-		    jadd(req, "endpoint", json_object_new_string("/v1/chat/completions")) ||
-		    jadd(req, "completion_window", json_object_new_string("24h"))) {
+		if (!req || ju_add(req, "input_file_id", json_object_new_string(file_id)) ||
+		    ju_add(req, "endpoint", json_object_new_string("/v1/chat/completions")) ||
+		    ju_add(req, "completion_window", json_object_new_string("24h"))) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
 			goto out;
 		}
@@ -257,12 +233,12 @@ int remote_submit(struct ai_client *c, const struct job *j, int in_fd, const str
 				goto out;
 		}
 		ans = json_tokener_parse(resp.body.data ? resp.body.data : "");
-		if (!jstr(ans, "id")) {
+		if (!ju_str(ans, "id")) {
 			ai_errf(err, AI_EX_UNAVAILABLE, "the answer to creating the batch has no id");
 			goto out;
 		}
-		if (jadd(rj, "input_file_id", json_object_new_string(file_id)) ||
-		    jadd(rj, "batch_id", json_object_new_string(jstr(ans, "id")))) {
+		if (ju_add(rj, "input_file_id", json_object_new_string(file_id)) ||
+		    ju_add(rj, "batch_id", json_object_new_string(ju_str(ans, "id")))) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
 			goto out;
 		}
@@ -296,7 +272,7 @@ static json_object *get_batch(struct ai_client *c, const char *batch_id, struct 
 	rc = ai_api_request(c, "GET", path.data, NULL, NULL, 0, &resp, err);
 	if (!rc) {
 		b = json_tokener_parse(resp.body.data ? resp.body.data : "");
-		if (!b || !jstr(b, "status")) {
+		if (!b || !ju_str(b, "status")) {
 			json_object_put(b);
 			b = NULL;
 			ai_errf(err, AI_EX_UNAVAILABLE, "the batch '%s' answer has no status", batch_id);
@@ -333,33 +309,33 @@ json_object *remote_status(struct ai_client *c, const struct job *j, struct ai_e
 
 	if (!rj)
 		return NULL;
-	bid = jstr(rj, "batch_id");
+	bid = ju_str(rj, "batch_id");
 	if (bid && !(b = get_batch(c, bid, err)))
 		goto out;
 	if (b)
 		json_object_object_get_ex(b, "request_counts", &rc_);
-	total = rc_ ? jlong(rc_, "total") : 0;
-	done = rc_ ? jlong(rc_, "completed") : 0;
-	failed = rc_ ? jlong(rc_, "failed") : 0;
+	total = rc_ ? ju_long(rc_, "total", -1) : 0;
+	done = rc_ ? ju_long(rc_, "completed", -1) : 0;
+	failed = rc_ ? ju_long(rc_, "failed", -1) : 0;
 	if (!(o = json_object_new_object()))
 		goto oom;
-	if (jadd(o, "id", json_object_new_string(j->id)) ||
-	    jadd(o, "mode", json_object_new_string("remote")) ||
-	    jadd(o, "state", json_object_new_string(b ? jstr(b, "status") : "completed")) ||
-	    jadd(o, "total", json_object_new_int64(total > 0 ? total : 0)) ||
-	    jadd(o, "done", json_object_new_int64((done > 0 ? done : 0) + (failed > 0 ? failed : 0))) ||
-	    jadd(o, "ok", json_object_new_int64(done > 0 ? done : 0)) ||
-	    jadd(o, "failed", json_object_new_int64(failed > 0 ? failed : 0)))
+	if (ju_add(o, "id", json_object_new_string(j->id)) ||
+	    ju_add(o, "mode", json_object_new_string("remote")) ||
+	    ju_add(o, "state", json_object_new_string(b ? ju_str(b, "status") : "completed")) ||
+	    ju_add(o, "total", json_object_new_int64(total > 0 ? total : 0)) ||
+	    ju_add(o, "done", json_object_new_int64((done > 0 ? done : 0) + (failed > 0 ? failed : 0))) ||
+	    ju_add(o, "ok", json_object_new_int64(done > 0 ? done : 0)) ||
+	    ju_add(o, "failed", json_object_new_int64(failed > 0 ? failed : 0)))
 		goto oom;
-	if (b && jlong(b, "created_at") > 0) {
-		iso(t, sizeof(t), jlong(b, "created_at"));
-		if (jadd(o, "started", json_object_new_string(t)))
+	if (b && ju_long(b, "created_at", -1) > 0) {
+		iso(t, sizeof(t), ju_long(b, "created_at", -1));
+		if (ju_add(o, "started", json_object_new_string(t)))
 			goto oom;
 	} else {
 		json_object_object_add(o, "started", NULL);
 	}
 	json_object_object_add(o, "eta_s", NULL);
-	if (bid && jadd(o, "batch", json_object_new_string(bid)))
+	if (bid && ju_add(o, "batch", json_object_new_string(bid)))
 		goto oom;
 	goto out;
 oom:
@@ -415,9 +391,9 @@ static int index_lines(struct results *r, size_t from)
 		size_t end = nl ? (size_t)(nl - r->data.data) : r->data.len;
 		json_tokener *tok = json_tokener_new();
 		json_object *l = tok ? json_tokener_parse_ex(tok, r->data.data + i, (int)(end - i)) : NULL;
-		const char *cid = jstr(l, "custom_id");
+		const char *cid = ju_str(l, "custom_id");
 
-		if (cid && jadd(r->index, cid, json_object_new_int64((int64_t)i))) {
+		if (cid && ju_add(r->index, cid, json_object_new_int64((int64_t)i))) {
 			json_object_put(l);
 			json_tokener_free(tok);
 			return ai_errf(r->err, AI_EX_OSERR, "out of memory");
@@ -440,7 +416,7 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		json_object_object_get_ex(l, "response", &resp);
 	if (resp && json_object_is_type(resp, json_type_object))
 		json_object_object_get_ex(resp, "body", &body);
-	status = jlong(resp, "status_code");
+	status = ju_long(resp, "status_code", -1);
 	if (status >= 200 && status < 300 && body) {
 		json_object *ch, *c0 = NULL, *msg = NULL, *u = NULL;
 		long pt, ct;
@@ -450,11 +426,11 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		if (c0)
 			json_object_object_get_ex(c0, "message", &msg);
 		json_object_object_get_ex(body, "usage", &u);
-		pt = jlong(u, "prompt_tokens");
-		ct = jlong(u, "completion_tokens");
+		pt = ju_long(u, "prompt_tokens", -1);
+		ct = ju_long(u, "completion_tokens", -1);
 		if (r->account)
-			ai_account_batch_result(r->c, jstr(body, "model"), pt, ct, status);
-		rc = jsonl_ok_line(&r->line, it->id, jstr(msg, "content"), pt, ct, jstr(body, "model"),
+			ai_account_batch_result(r->c, ju_str(body, "model"), pt, ct, status);
+		rc = jsonl_ok_line(&r->line, it->id, ju_str(msg, "content"), pt, ct, ju_str(body, "model"),
 				   false, 0);
 		r->ok++;
 	} else {
@@ -469,9 +445,9 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		if (r->account)
 			ai_account_batch_result(r->c, NULL, -1, -1, status);
 		rc = jsonl_err_line(&r->line, it->id, status,
-				    jstr(be, "type") ? jstr(be, "type") : jstr(be, "code") ? jstr(be, "code") :
+				    ju_str(be, "type") ? ju_str(be, "type") : ju_str(be, "code") ? ju_str(be, "code") :
 				    "batch_error",
-				    jstr(be, "message") ? jstr(be, "message") : "the batch failed this request", 1);
+				    ju_str(be, "message") ? ju_str(be, "message") : "the batch failed this request", 1);
 		r->failed++;
 	}
 	json_object_put(l);
@@ -533,45 +509,45 @@ static int results_run(struct ai_client *c, const struct job *j,
 	r.status = "completed";
 	if (!rj)
 		goto out;
-	bid = jstr(rj, "batch_id");
+	bid = ju_str(rj, "batch_id");
 	if (bid) {
 		if (!(b = get_batch(c, bid, err)))
 			goto out;
-		r.status = jstr(b, "status");
+		r.status = ju_str(b, "status");
 		if (!terminal(r.status)) {
 			rc = 0;     /* no results before the end */
 			goto out;
 		}
 		if (!json_object_object_get_ex(rj, "downloaded", &v)) {
-			if ((jstr(b, "output_file_id") &&
-			     download(c, j, jstr(b, "output_file_id"), "batch-output.jsonl", err)) ||
-			    (jstr(b, "error_file_id") &&
-			     download(c, j, jstr(b, "error_file_id"), "batch-errors.jsonl", err)))
+			if ((ju_str(b, "output_file_id") &&
+			     download(c, j, ju_str(b, "output_file_id"), "batch-output.jsonl", err)) ||
+			    (ju_str(b, "error_file_id") &&
+			     download(c, j, ju_str(b, "error_file_id"), "batch-errors.jsonl", err)))
 				goto out;
 			/* Billed once: the ledger rows are written on the first download only. */
 			r.account = true;
 		}
-		if (jstr(b, "output_file_id") && load(j, "batch-output.jsonl", &r.data, err))
+		if (ju_str(b, "output_file_id") && load(j, "batch-output.jsonl", &r.data, err))
 			goto out;
 		if (r.data.len && r.data.data[r.data.len - 1] != '\n')
 			buf_addch(&r.data, '\n');
-		if (jstr(b, "error_file_id") && load(j, "batch-errors.jsonl", &r.data, err))
+		if (ju_str(b, "error_file_id") && load(j, "batch-errors.jsonl", &r.data, err))
 			goto out;
 	}
 	if (!(r.index = json_object_new_object()) || index_lines(&r, 0))
 		goto out;
 	memset(&io, 0, sizeof(io));
-	io.mode = jstr(rj, "mode") && !strcmp(jstr(rj, "mode"), "lines") ? JSONL_LINES : JSONL_JSON;
-	io.tmpl = jstr(rj, "template");
-	io.system = jstr(rj, "system");
+	io.mode = ju_str(rj, "mode") && !strcmp(ju_str(rj, "mode"), "lines") ? JSONL_LINES : JSONL_JSON;
+	io.tmpl = ju_str(rj, "template");
+	io.system = ju_str(rj, "system");
 	if (job_path(j, "input.jsonl", &p) || (fd = open(p.data, O_RDONLY | O_CLOEXEC)) < 0) {
 		ai_errf(err, AI_EX_NOINPUT, "job '%s' has lost its input", j->id);
 		goto out;
 	}
-	rc = batch_each_item(fd, &io, (size_t)jlong(rj, "max_line"), each_result, &r, err);
+	rc = batch_each_item(fd, &io, (size_t)ju_long(rj, "max_line", -1), each_result, &r, err);
 	close(fd);
 	if (!rc && r.account) {
-		jadd(rj, "downloaded", json_object_new_boolean(1));
+		ju_add(rj, "downloaded", json_object_new_boolean(1));
 		rc = save_json(j, "remote.json", rj, err);
 	}
 	if (ok)
@@ -605,8 +581,8 @@ int remote_cancel(struct ai_client *c, const struct job *j, struct ai_err *err)
 		return -1;
 	buf_init(&path, 0);
 	http_resp_init(&resp);
-	if (jstr(rj, "batch_id")) {
-		if (buf_addf(&path, "/batches/%s/cancel", jstr(rj, "batch_id")))
+	if (ju_str(rj, "batch_id")) {
+		if (buf_addf(&path, "/batches/%s/cancel", ju_str(rj, "batch_id")))
 			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
 		else
 			rc = ai_api_request(c, "POST", path.data, NULL, "", 0, &resp, err) < 0 ? -1 : 0;
@@ -635,14 +611,14 @@ int remote_wait(struct ai_client *c, const struct job *j, long poll_ms,
 
 	if (!rj)
 		return -1;
-	bid = jstr(rj, "batch_id") ? strdup(jstr(rj, "batch_id")) : NULL;
+	bid = ju_str(rj, "batch_id") ? strdup(ju_str(rj, "batch_id")) : NULL;
 	json_object_put(rj);
 	for (; bid;) {
 		if (!(b = get_batch(c, bid, err))) {
 			free(bid);
 			return -1;
 		}
-		if (terminal(jstr(b, "status")))
+		if (terminal(ju_str(b, "status")))
 			break;
 		json_object_put(b);
 		b = NULL;
@@ -657,7 +633,7 @@ int remote_wait(struct ai_client *c, const struct job *j, long poll_ms,
 		}
 	}
 	free(bid);
-	st = b ? jstr(b, "status") : "completed";
+	st = b ? ju_str(b, "status") : "completed";
 	if (!strcmp(st, "failed"))
 		code = AI_EX_UNAVAILABLE;
 	else if (strcmp(st, "completed"))
