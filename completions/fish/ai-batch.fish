@@ -1,9 +1,6 @@
-# fish completion for ai-batch; the common options are described in ai(7).
-function __ai_profiles
-    set -l f $AI_CONFIG
-    test -n "$f"; or set f (set -q XDG_CONFIG_HOME; and echo $XDG_CONFIG_HOME; or echo $HOME/.config)/ai/config
-    sed -n 's/^[[:space:]]*\[profile[[:space:]]*\([^]]*\)\].*/\1/p' $f 2>/dev/null
-end
+# fish completion for ai-batch; the common options, the same in every program
+# (see ai(7)), come from _ai-common.fish, installed beside this file.
+source (status dirname)/_ai-common.fish
 
 function __ai_batch_jobs
     ls (set -q XDG_DATA_HOME; and echo $XDG_DATA_HOME; or echo $HOME/.local/share)/ai/jobs 2>/dev/null
@@ -19,20 +16,7 @@ complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'list' -d 'every jo
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'cancel' -d 'stop a job'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'resume' -d 'start a stopped job again'
 complete -c $c -n "__fish_seen_subcommand_from status results wait cancel resume" -f -a '(__ai_batch_jobs)'
-complete -c $c -s m -l model -x -d 'model to use'
-complete -c $c -s p -l profile -x -a '(__ai_profiles)' -d 'configuration profile'
-complete -c $c -l base-url -x -d 'API endpoint'
-complete -c $c -s j -l json -d 'print JSON'
-complete -c $c -s v -l verbose -d 'show the HTTP exchange, key redacted'
-complete -c $c -s q -l quiet -d 'no progress or warnings'
-complete -c $c -l no-cache -d 'neither read nor write the response cache'
-complete -c $c -l cache-ttl -x -d 'ignore cached answers older than this'
-complete -c $c -l timeout -x -d 'give up on a request after this long'
-complete -c $c -l retries -x -d 'retries on transient failures'
-complete -c $c -l log-prompts -d 'keep prompt text in the usage ledger'
-complete -c $c -l dry-run -d 'print the request instead of sending it'
-complete -c $c -s h -l help -d 'print help'
-complete -c $c -s V -l version -d 'print version'
+__ai_common_complete $c
 complete -c $c -s P -l parallel -x -d 'requests in flight at once'
 complete -c $c -l unordered -d 'print each line as its item finishes'
 complete -c $c -l rpm -x -d 'at most N requests a minute'
