@@ -80,3 +80,19 @@ in_completion() {
 		done
 	done
 }
+
+@test "docs: the common options are written once per shell, in its common file" {
+	c=$BATS_TEST_DIRNAME/../../completions
+	bad=
+	for p in $(programs); do
+		grep -q '^\. "${BASH_SOURCE\[0\]%/\*}/_ai-common"' "$c/bash/$p" || bad+=" bash/$p:no-source"
+		grep -q '^_ai_common\b' "$c/zsh/_$p" || bad+=" zsh/_$p:no-call"
+		grep -q '^source (status dirname)/_ai-common.fish' "$c/fish/$p.fish" &&
+			grep -q '^__ai_common_complete \$c\b' "$c/fish/$p.fish" || bad+=" fish/$p:no-call"
+		# No copy of a common option or of the profile lister.
+		for f in "$c/bash/$p" "$c/zsh/_$p" "$c/fish/$p.fish"; do
+			grep -q -- 'log-prompts\|\[profile' "$f" && bad+=" ${f#"$c"/}:copy"
+		done
+	done
+	assert_eq "$bad" "" "completion files not using their common file"
+}
