@@ -149,6 +149,11 @@ EOF
 	assert_eq "$(bcomp "$C/bash/ai-index" ai-index -c docs no | sorted)" "notes.txt"
 	assert_eq "$(bcomp "$C/bash/ai-ask" ai-ask no | sorted)" ""
 	assert_eq "$(bcomp "$C/bash/ai-agent" ai-agent --trace no | sorted)" "notes.txt"
+	# ai-batch: subcommands first, then job names after one that takes a job.
+	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
+	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch s | sorted)" "status submit"
+	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch status '' | sorted)" "j1 j2"
+	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch submit -p '' | sorted)" "cheap work"
 }
 
 @test "completions/bash: the common options' arguments: profile names, nothing for free values" {
@@ -249,6 +254,8 @@ EOF
 	# Files where the program reads files, not where it reads text.
 	assert_eq "$(fcomp 'ai-summarize no' | sorted)" "notes.txt"
 	assert_eq "$(fcomp 'ai-stream no' | sorted)" ""
+	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
+	assert_eq "$(fcomp 'ai-batch wait ' | sorted)" "j1 j2"
 }
 
 @test "completions/fish: a program's file finds _ai-common.fish beside it, wherever it is installed" {
@@ -296,4 +303,7 @@ EOF
 	got=$(zcomp 'ai-summarize --json --')
 	assert_not_contains "$got" "--json"
 	assert_contains "$got" "--format"
+	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
+	assert_eq "$(zcomp 'ai-batch cancel ' | sorted)" "j1 j2"
+	assert_eq "$(zcomp 'ai-batch submit --profile ' | sorted)" "cheap work"
 }
