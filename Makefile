@@ -121,7 +121,10 @@ uninstall:
 		$(DESTDIR)$(MANDIR)/man1/$$n.1 $(DESTDIR)$(DATADIR)/bash-completion/completions/$$n \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions/_$$n \
 		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/$$n.fish; done
-	rm -f $(DESTDIR)$(MANDIR)/man7/ai.7 $(DESTDIR)$(MANDIR)/man5/ai.conf.5
+	rm -f $(DESTDIR)$(MANDIR)/man7/ai.7 $(DESTDIR)$(MANDIR)/man5/ai.conf.5 \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions/_ai-common \
+		$(DESTDIR)$(DATADIR)/zsh/site-functions/_ai_common \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/_ai-common.fish
 	rm -rf $(DESTDIR)$(DATADIR)/ai-tools
 
 clean:
