@@ -1,12 +1,12 @@
 #!/bin/sh
-# tests/bench/server-rps.sh [O] [N] - requests per second the test server sustains.
+# tests/bench/server-rps.sh [O] [BIN] - requests per second the test server sustains.
 # Starts O/tests/ai-testserver (default build/) and sends N chat completions
-# (default 20000) over keep-alive connections with one curl process: first
+# (N=20000 from the environment) over keep-alive connections with one curl process: first
 # one connection, then 4 in parallel; then embeddings and 64-chunk streams.
 # With wrk(1) installed it also runs wrk for 5 s with 4 connections.
 # A benchmark, not a test: it prints figures and always exits 0.
 O=${1:-build}
-N=${2:-20000}
+N=${N:-20000}
 top=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$top" || exit 0
 srv="$O/tests/ai-testserver"
