@@ -628,21 +628,28 @@ static void push_ready(struct ai_client *c, struct call *k)
 static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud);
 
 /* A call ready to send: budget, dry run, cache, then the pool. */
+/* The request's headers; the key is loaded (api_key_cmd run) only for a request that goes out. */
+static int call_headers(struct call *k, const char **auth, struct ai_err *err)
+{
+	size_t nh = 0;
+
+	if (client_auth(k->c, auth, err))
+		return -1;
+	k->hdrs[nh++] = "Content-Type: application/json";
+	if (k->stream)
+		k->hdrs[nh++] = "Accept: text/event-stream";
+	if (*auth)
+		k->hdrs[nh++] = *auth;
+	k->hdrs[nh] = NULL;
+	return 0;
+}
+
 static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 {
 	struct ai_client *c = k->c;
 	struct cache *cache;
 	const char *auth = NULL;
-	size_t nh = 0;
 
-	if (client_auth(c, &auth, err))
-		return -1;
-	k->hdrs[nh++] = "Content-Type: application/json";
-	if (k->stream)
-		k->hdrs[nh++] = "Accept: text/event-stream";
-	if (auth)
-		k->hdrs[nh++] = auth;
-	k->hdrs[nh] = NULL;
 	{
 		struct timespec ts;
 
@@ -653,6 +660,8 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		const char *shown[5];
 		size_t i;
 
+		if (call_headers(k, &auth, err))
+			return -1;
 		for (i = 0; k->hdrs[i]; i++)
 			shown[i] = k->hdrs[i] == auth ? "Authorization: Bearer [redacted]" : k->hdrs[i];
 		shown[i] = NULL;
@@ -690,7 +699,7 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		if (ledger_check_budget(l, c->cfg->budget_daily, err))
 			return -1;
 	}
-	if (!client_pool(c, err))
+	if (call_headers(k, &auth, err) || !client_pool(c, err))
 		return -1;
 	k->hreq.url = k->url;
 	k->hreq.body = k->body;

@@ -409,3 +409,16 @@ ledger() {
 	assert_contains "$stderr" "locked by another process"
 	((ms >= 4500)) || { echo "gave up after $ms ms" >&2; false; }
 }
+
+@test "cache: a hit does not run api_key_cmd (no password prompt for an answer already known)" {
+	unset OPENAI_API_KEY
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	printf 'api_key_cmd = echo run >>%s; echo sk-cmd\n' "$T/ran" >"$XDG_CONFIG_HOME/ai/config"
+	run ai-summarize --prompt P <<<"same"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <"$T/ran")" 1 "key command runs for the request that is sent"
+	run ai-summarize --prompt P <<<"same"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <"$T/ran")" 1 "and not for the cache hit"
+	assert_eq "$(request_count $CHAT)" 1
+}
