@@ -33,10 +33,24 @@ static void on_sigint(int sig)
 	cli_interrupted = 1;
 }
 
+/*
+ * A program started with 0, 1 or 2 closed would hand that number to the
+ * next file it opens, and its output or a diagnostic would land in that
+ * file.  Open /dev/null in their place first (git's sanitize_stdfds).
+ */
+static void open_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", fd ? O_WRONLY : O_RDONLY) < 0)
+			_exit(AI_EX_OSERR);
+}
+
 void cli_init(struct cli *c, const char *prog)
 {
 	struct sigaction sa;
 
+	open_std_fds();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);

@@ -374,3 +374,20 @@ CHAT=/v1/chat/completions
 	(cd "$T" && ai-summarize --prompt Q -- -v >/dev/null)
 	assert_eq "$(last_request $CHAT | jq -r '.body.messages[-1].content')" $'Q\n\ndash file'
 }
+
+@test "summarize: started with stdin or stdout closed, nothing lands in the wrong file" {
+	run --separate-stderr bash -c 'exec <&-; ai-summarize'
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no input"
+	# With stdout closed, the answer goes nowhere (not into a file opened later).
+	run --separate-stderr bash -c 'echo text | ai-summarize >&-'
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 1
+	# The ledger (opened after stdout was found closed) holds no answer text ...
+	run grep -rl 'echo: ' "$XDG_DATA_HOME"
+	assert_eq "$status" 1 "grep status (1: the answer is in no ledger file)"
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'PRAGMA integrity_check')" ok
+	# ... and the cache entry is whole: the same call is now a hit.
+	run --separate-stderr bash -c 'echo text | ai-summarize --json'
+	assert_eq "$(jq -r .cached <<<"$output")" true
+}

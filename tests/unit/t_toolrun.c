@@ -731,6 +731,12 @@ int main(void)
 {
 	int st;
 
+	/* CI may start us with standard input closed: keep 0-2 taken, so that the
+	 * test's own extra descriptors are 3 and up, as in any program. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && open("/dev/null", O_RDWR) < 0)
+			return 1;
+
 	if (!getcwd(cwd, sizeof(cwd)) || !mkdtemp(tmpdir)) {
 		perror("t_toolrun");
 		return 1;
