@@ -228,51 +228,45 @@ static int progress(void *arg)
 	return 0;
 }
 
-/* True when s holds nothing but blanks, comments and semicolons. */
-static bool only_filler(const char *s)
+/*
+ * Skips blanks, SQL comments and semicolons.  Returns what follows, or NULL
+ * when a comment runs to the end (SQLite accepts an unterminated comment
+ * at the end of the text).
+ */
+static const char *skip_filler(const char *s)
 {
 	for (;;) {
 		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' ||
 		       *s == '\v' || *s == ';')
 			s++;
 		if (s[0] == '-' && s[1] == '-') {
-			s = strchr(s, '\n');
-			if (!s)
-				return true;
+			if (!(s = strchr(s, '\n')))
+				return NULL;
 		} else if (s[0] == '/' && s[1] == '*') {
-			s = strstr(s + 2, "*/");
-			if (!s)
-				return true;    /* SQLite also accepts an unterminated comment at the end */
+			if (!(s = strstr(s + 2, "*/")))
+				return NULL;
 			s += 2;
 		} else {
-			return *s == '\0';
+			return s;
 		}
 	}
+}
+
+/* True when s holds nothing but blanks, comments and semicolons. */
+static bool only_filler(const char *s)
+{
+	s = skip_filler(s);
+	return !s || *s == '\0';
 }
 
 /* True when the statement's first keyword is PRAGMA (after blanks and comments). */
 static bool is_pragma(const char *s)
 {
-	for (;;) {
-		while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r' || *s == '\f' ||
-		       *s == '\v' || *s == ';')
-			s++;
-		if (s[0] == '-' && s[1] == '-') {
-			s = strchr(s, '\n');
-			if (!s)
-				return false;
-		} else if (s[0] == '/' && s[1] == '*') {
-			s = strstr(s + 2, "*/");
-			if (!s)
-				return false;
-			s += 2;
-		} else {
-			return !strncasecmp(s, "pragma", 6) &&
-			       !((s[6] >= 'a' && s[6] <= 'z') || (s[6] >= 'A' && s[6] <= 'Z') ||
-				 (s[6] >= '0' && s[6] <= '9') || s[6] == '_' || s[6] == '$' ||
-				 (unsigned char)s[6] >= 0x80);
-		}
-	}
+	s = skip_filler(s);
+	return s && !strncasecmp(s, "pragma", 6) &&
+	       !((s[6] >= 'a' && s[6] <= 'z') || (s[6] >= 'A' && s[6] <= 'Z') ||
+		 (s[6] >= '0' && s[6] <= '9') || s[6] == '_' || s[6] == '$' ||
+		 (unsigned char)s[6] >= 0x80);
 }
 
 /* The error for a failed prepare or step: the authorizer's or the clock's reason first. */
