@@ -247,8 +247,9 @@ agent() {
 @test "agent: on a terminal, y approves and anything else declines" {
 	command -v script >/dev/null || skip "script(1) is not installed"
 	push "$(calls '{"name":"touch","arguments":{"note":"\u001b[2J\u0007"}}')" '{"reply":"done\u001b]0;owned\u0007"}'
-	(sleep 0.5; printf 'y\n'; sleep 0.5) | script -qec \
-		"ai-agent --no-cache --tools '$FIX/tools.json' --trace '$T/trace' 'touch it'" /dev/null >"$T/tty" 2>&1
+	: >"$T/tty"
+	{ wait_for_output "$T/tty" "[y/N]" && printf 'y\n'; } |
+		on_tty "ai-agent --no-cache --tools '$FIX/tools.json' --trace '$T/trace' 'touch it'" >"$T/tty" 2>&1
 	[[ -s $T/touched ]]
 	assert_contains "$(cat "$T/tty")" "Run it? [y/N]"
 	# the model's arguments are shown with control characters escaped
@@ -259,8 +260,9 @@ agent() {
 	assert_eq "$(jq -r 'select(.event == "tool") | .approval' "$T/trace")" yes
 	rm -f "$T/touched"
 	push "$(calls '{"name":"touch","arguments":{}}')" '{"reply":"declined"}'
-	(sleep 0.5; printf 'nope\n'; sleep 0.5) | script -qec \
-		"ai-agent --no-cache --tools '$FIX/tools.json' --trace '$T/trace' 'touch it again'" /dev/null >"$T/tty" 2>&1
+	: >"$T/tty"
+	{ wait_for_output "$T/tty" "[y/N]" && printf 'nope\n'; } |
+		on_tty "ai-agent --no-cache --tools '$FIX/tools.json' --trace '$T/trace' 'touch it again'" >"$T/tty" 2>&1
 	[[ ! -e $T/touched ]]
 	assert_eq "$(jq -r 'select(.event == "tool") | .approval' "$T/trace")" no
 	results 4

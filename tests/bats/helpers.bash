@@ -175,6 +175,27 @@ free_port() {
 	return 1
 }
 
+# wait_for_output FILE TEXT [AFTER]: waits (up to 10 s) until FILE contains
+# TEXT (after the text AFTER, when given).
+wait_for_output() {
+	local i
+	for ((i = 0; i < 1000; i++)); do
+		[[ -f $1 && $(<"$1") == *"${3-}"*"$2"* ]] && return 0
+		sleep 0.01
+	done
+	echo "wait_for_output: [$2] never appeared in $1: [$(cat "$1" 2>/dev/null)]" >&2
+	return 1
+}
+
+# on_tty COMMAND: runs COMMAND on a pseudo-terminal (script(1)), reading the
+# keys typed there from stdin.  script runs COMMAND with $SHELL -c; the exec
+# makes COMMAND the only process in the terminal's foreground group, so a
+# Ctrl-C reaches it alone (dash, unlike bash, would not exec on its own and
+# would die of the SIGINT itself).  Killed after 20 s, so a hang fails the test.
+on_tty() {
+	SHELL=/bin/sh timeout 20 script -qec "exec $1" /dev/null
+}
+
 # assert_eq GOT WANT [WHAT]
 assert_eq() {
 	[[ $1 == "$2" ]] && return 0

@@ -10,25 +10,9 @@ teardown() { stop_server; }
 
 CHAT=/v1/chat/completions
 
-# wait_for_output FILE TEXT: waits (up to 5 s) until FILE contains TEXT.
-wait_for_output() {
-	local i
-	for ((i = 0; i < 500; i++)); do
-		[[ -f $1 && $(<"$1") == *"$2"* ]] && return 0
-		sleep 0.01
-	done
-	echo "wait_for_output: [$2] never appeared in $1: [$(cat "$1" 2>/dev/null)]" >&2
-	return 1
-}
-
 # raw_stream BODY: the next chat request is answered with BODY as its event stream.
 raw_stream() {
 	ctl "$(jq -cn --arg raw "$1" '{push: [{raw: $raw}]}')"
-}
-
-# on_tty COMMAND: runs COMMAND with stdout on a pseudo-terminal (script(1)).
-on_tty() {
-	script -qec "$1" /dev/null </dev/null
 }
 
 @test "stream: sends one streaming request with the message from the arguments" {
@@ -306,13 +290,13 @@ on_tty() {
 	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
 	reply='{"set":{"reply":"a\u001b[31mred\u001b]0;title\u0007 b\u009bc\rd\u007fe\tf"}}'
 	ctl "$reply"
-	out=$(on_tty "ai-stream --no-cache x")
+	out=$(on_tty "ai-stream --no-cache x" </dev/null)
 	assert_not_contains "$out" $'\e'
 	assert_not_contains "$out" $'\a'
 	assert_not_contains "$out" $'\u009b'
 	assert_not_contains "$out" $'\x7f'
 	assert_contains "$out" $'a\u241b[31mred\u241b]0;title\u2407 b\ufffdc\u240dd\u2421e\tf'
-	out=$(on_tty "ai-stream --no-cache --raw x")
+	out=$(on_tty "ai-stream --no-cache --raw x" </dev/null)
 	assert_contains "$out" $'a\e[31mred\e]0;title\a'
 	out=$(ai-stream --no-cache x)
 	assert_eq "$out" $'a\e[31mred\e]0;title\a b\u009bc\rd\x7fe\tf'
@@ -326,7 +310,7 @@ on_tty() {
 	body=${body//$'\n'/\\n}
 	printf '{"push":[{"raw":"%s\\n\\n"}]}' "$body" >"$T/ctl"
 	curl -sS --noproxy '*' --fail-with-body --data-binary @"$T/ctl" "http://127.0.0.1:$PORT/_control" >/dev/null
-	out=$(on_tty "ai-stream --no-cache x")
+	out=$(on_tty "ai-stream --no-cache x" </dev/null)
 	assert_eq "$out" $'caf\u00e9 \ufffd!\r'
 }
 
@@ -380,14 +364,28 @@ on_tty() {
 @test "stream: -i on a terminal prompts, Ctrl-C stops the answer or clears the line, Ctrl-D ends" {
 	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
 	ctl '{"push":[{"hold_ms":5000}]}'
-	# Keys typed at the terminal: ^C and ^D go through the pseudo-terminal's line discipline.
-	out=$( (printf 'first one\n'; sleep 1; printf '\003'; sleep 0.5; printf 'again\n'; sleep 1
-		printf 'half typed'; sleep 0.3; printf '\003'; sleep 0.3; printf '\004') |
-		timeout 20 script -qec "ai-stream -i --no-cache" /dev/null)
-	rc=$?
+	# Keys typed at the terminal, each when the screen shows what it answers:
+	# ^C and ^D go through the pseudo-terminal's line discipline.
+	tty=$T/tty
+	: >"$tty"
+	keys() {
+		wait_for_output "$tty" "> " || return
+		printf 'first one\n'
+		wait_for_output "$tty" "echo: " || return
+		printf '\003'
+		wait_for_output "$tty" "> " "answer interrupted" || return
+		printf 'again\n'
+		wait_for_output "$tty" "> " "echo: again" || return
+		printf 'half typed'
+		wait_for_output "$tty" "half typed" "echo: again" || return
+		printf '\003'
+		wait_for_output "$tty" "> " "half typed" || return
+		printf '\004'
+	}
+	rc=0
+	keys | on_tty "ai-stream -i --no-cache" >"$tty" || rc=$?
+	out=$(<"$tty")
 	assert_eq "$rc" 0
-	assert_contains "$out" "> "
-	assert_contains "$out" "echo: "
 	assert_contains "$out" "ai-stream: answer interrupted"
 	assert_contains "$out" "echo: again"
 	assert_eq "$(request_count $CHAT)" 2

@@ -146,7 +146,7 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 @test "usage: aligned columns on a terminal" {
 	command -v script >/dev/null || skip "script(1) is not installed"
 	known_rows
-	run script -qec "ai-usage --since 2024-01-10 --until 2024-01-12" /dev/null </dev/null
+	run on_tty "ai-usage --since 2024-01-10 --until 2024-01-12" </dev/null
 	assert_eq "$status" 0
 	out=${output//$'\r'/}
 	# Text left, numbers right, two spaces between columns, no tabs.
