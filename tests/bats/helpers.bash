@@ -13,7 +13,11 @@
 #
 # Functions: setup_env start_server stop_server ctl queued requests
 # request_count last_request wait_for_requests free_port assert_eq
-# assert_contains assert_not_contains.
+# assert_contains assert_not_contains wait_for_output on_tty.
+
+# The suites write characters as $'\u2407'; bash decodes those as it reads a
+# test, in the locale of that moment, and CI may start with none set.
+export LC_ALL=C.UTF-8
 
 # The runner (tests/run) exports these; the defaults serve a bare "bats tests/bats".
 : "${AI_BIN:=$BATS_TEST_DIRNAME/../../bin}"
