@@ -148,7 +148,13 @@ static void emit_stdout(const char *line, size_t len, void *ud)
 {
 	(void)ud;
 	cli_write(line, len, false);
-	cli_write("\n", 1, true);
+	cli_write("\n", 1, false);
+}
+
+static void flush_stdout(void *ud)
+{
+	(void)ud;
+	cli_write(NULL, 0, true);
 }
 
 static void fmt_eta(char *out, size_t n, double s)
@@ -197,6 +203,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	prog_setup(c, &cfg, &client, &err);
 	client.parallel = o->b.parallel;
 	o->b.emit = emit_stdout;
+	o->b.flush = flush_stdout;
 	if (!c->quiet && isatty(2)) {
 		o->b.progress = progress_tty;
 		o->b.progress_ms = 200;

@@ -562,6 +562,15 @@ static void emit(struct batch *b, struct batch_slot *s)
 {
 	if (b->o.emit)
 		b->o.emit(s->line.data ? s->line.data : "", s->line.len, b->o.ud);
+	b->emitted = true;
+}
+
+/* The lines of one wake-up leave together: one write, not one a line. */
+static void flush(struct batch *b)
+{
+	if (b->emitted && b->o.flush)
+		b->o.flush(b->o.ud);
+	b->emitted = false;
 }
 
 int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
@@ -672,6 +681,7 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 			slot_clear(s);
 			head++;
 		}
+		flush(b);
 		b->st.elapsed_ms = http_now_ms() - t0;
 		if (b->o.progress && b->o.progress_ms > 0 && http_now_ms() - last_progress >= b->o.progress_ms) {
 			last_progress = http_now_ms();
@@ -701,6 +711,7 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 		rc = ai_errf(err, AI_EX_INTERRUPT, "interrupted");
 	}
 out:
+	flush(b);
 	b->st.elapsed_ms = http_now_ms() - t0;
 	if (b->o.progress)
 		b->o.progress(&b->st, true, b->o.ud);

@@ -66,6 +66,8 @@ struct batch_opts {
 	size_t window;          /* reorder bound; 0: max(1024, 16 * parallel) */
 	/* Called with each output line (no newline), in output order. */
 	void (*emit)(const char *line, size_t len, void *ud);
+	/* Called after each group of lines emitted together (one wake-up's), or NULL. */
+	void (*flush)(void *ud);
 	/* Called about every progress_ms while running, and once at the end (final). */
 	void (*progress)(const struct batch_stats *s, bool final, void *ud);
 	long progress_ms;
@@ -91,6 +93,7 @@ struct batch {
 	struct ai_err fatal;
 	int64_t rpm_next, tpm_t, server_until;
 	double tpm_level;
+	bool emitted;           /* lines emitted since the last flush */
 };
 
 /*
