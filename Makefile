@@ -22,10 +22,12 @@ CFLAGS   ?= -O2 -g
 WFLAGS    = -std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# libcurl is not linked: common/http.c loads it with dlopen when a request
+# first goes out, so a program that never talks to the network starts fast.
+PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SANFLAGS) -Icommon -DAI_DATADIR='"$(DATADIR)/ai-tools"' $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
-LIBS      = $(PKG_LIBS) -lm -lpthread
+LIBS      = $(PKG_LIBS) -ldl -lm -lpthread
 
 COMMON_SRC := $(sort $(wildcard common/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)

@@ -1,7 +1,9 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <math.h>
 #include <sodium.h>
 #include <strings.h>
@@ -13,6 +15,67 @@
 #define BACKOFF_BASE_MS 500L
 #define BACKOFF_MAX_MS 8000L
 #define POLL_MAX_MS 100     /* how often an interrupt is noticed at the latest */
+
+/*
+ * libcurl is loaded when the first request is about to go out, not when a
+ * program starts: mapping and relocating it and the thirty-odd libraries
+ * it needs (TLS, HTTP/2, IDN, LDAP, Kerberos, ...) costs 10-20 ms, several
+ * times everything else a start does, and a cache hit, ai-usage, or an
+ * offline ai-ask --retrieve-only never talks to the network.  (systemd
+ * loads its optional libraries the same way.)  The pointers take their
+ * types from curl.h; calls go through sym_curl_*.
+ */
+#define CURL_SYMS(X) \
+	X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_getinfo) \
+	X(curl_easy_cleanup) X(curl_easy_reset) X(curl_easy_strerror) X(curl_multi_init) \
+	X(curl_multi_setopt) X(curl_multi_add_handle) X(curl_multi_remove_handle) \
+	X(curl_multi_socket_action) X(curl_multi_info_read) X(curl_multi_cleanup) \
+	X(curl_slist_append) X(curl_slist_free_all) X(curl_getdate)
+#define CURL_SONAME "libcurl.so.4"
+
+#define DECLARE_SYM(f) static __typeof__(f) *sym_##f;
+CURL_SYMS(DECLARE_SYM)
+#undef DECLARE_SYM
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static bool curl_ok;
+static char curl_why[320];
+
+static void curl_load_once(void)
+{
+	void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL), *sym;
+
+	if (!h) {
+		snprintf(curl_why, sizeof(curl_why), "cannot load libcurl: %s; install it "
+			 "(apt-get install libcurl4)", dlerror());
+		return;
+	}
+#define RESOLVE_SYM(f) \
+	if (!(sym = dlsym(h, #f))) { \
+		snprintf(curl_why, sizeof(curl_why), "%s has no %s: libcurl 7.85 or later is needed", \
+			 CURL_SONAME, #f); \
+		return; \
+	} \
+	memcpy(&sym_##f, &sym, sizeof(sym));
+	CURL_SYMS(RESOLVE_SYM)
+#undef RESOLVE_SYM
+	if (sym_curl_global_init(CURL_GLOBAL_DEFAULT)) {
+		snprintf(curl_why, sizeof(curl_why), "cannot initialise libcurl");
+		return;
+	}
+	curl_ok = true;
+}
+
+/* 0 once libcurl is loaded and initialised; -1 with err (AI_EX_OSERR) when it cannot be. */
+static int curl_load(struct ai_err *err)
+{
+	pthread_once(&curl_once, curl_load_once);
+	if (curl_ok)
+		return 0;
+	if (err)
+		ai_errf(err, AI_EX_OSERR, "%s", curl_why);
+	return -1;
+}
 
 struct http_xfer {
 	struct http_pool *pool;
@@ -120,8 +183,11 @@ long http_parse_retry_after(const char *ra, const char *ra_ms, int64_t now_s)
 		}
 		{
 			/* An HTTP date: libcurl parses every form RFC 9110 allows. */
-			time_t t = curl_getdate(p, NULL);
+			time_t t;
 
+			if (curl_load(NULL))
+				return -1;
+			t = sym_curl_getdate(p, NULL);
 			if (t == (time_t)-1)
 				return -1;
 			return t <= now_s ? 0 : (long)((t - now_s) > LONG_MAX / 1000 ? LONG_MAX : (t - now_s) * 1000);
@@ -258,7 +324,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	x->active_ms = http_now_ms();
 	if (!x->resp->body.len && !x->resp->delivered)
 		x->resp->ttfb_ms = (double)(x->active_ms - x->attempt_ms);
-	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (x->req->on_data && status >= 200 && status < 300) {
 		x->resp->delivered = true;
 		if (x->req->on_data(p, len, x->req->ud)) {
@@ -325,37 +391,37 @@ static int setup_easy(struct http_xfer *x, struct ai_err *err)
 
 	if (q->headers)
 		for (const char *const *h = q->headers; *h; h++) {
-			struct curl_slist *n = curl_slist_append(x->hdrs, *h);
+			struct curl_slist *n = sym_curl_slist_append(x->hdrs, *h);
 
 			if (!n)
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
 			x->hdrs = n;
 		}
-	curl_easy_setopt(e, CURLOPT_URL, q->url);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-tools/" AI_VERSION);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
+	sym_curl_easy_setopt(e, CURLOPT_URL, q->url);
+	sym_curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->hdrs);
+	sym_curl_easy_setopt(e, CURLOPT_USERAGENT, "ai-tools/" AI_VERSION);
+	sym_curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf);
+	sym_curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	sym_curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	sym_curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, o->connect_timeout_ms);
 	if (!q->stream && o->timeout_ms > 0)
-		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
-	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+		sym_curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms);
+	sym_curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	sym_curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	sym_curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	sym_curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+	sym_curl_easy_setopt(e, CURLOPT_PRIVATE, x);
+	sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	if (q->body || (q->method && !strcmp(q->method, "POST"))) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "");
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
+		sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "");
+		sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
 	}
 	if (q->method && strcmp(q->method, "POST") && strcmp(q->method, "GET"))
-		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
+		sym_curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, q->method);
 	if (o->verbose && o->debug) {
-		curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
-		curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
-		curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
+		sym_curl_easy_setopt(e, CURLOPT_DEBUGFUNCTION, on_debug);
+		sym_curl_easy_setopt(e, CURLOPT_DEBUGDATA, x);
+		sym_curl_easy_setopt(e, CURLOPT_VERBOSE, 1L);
 	}
 	return 0;
 }
@@ -394,18 +460,12 @@ static int on_timer(CURLM *m, long timeout_ms, void *userp)
 
 struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, struct ai_err *err)
 {
-	static bool inited;
 	struct http_pool *p;
 
-	if (!inited) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT)) {
-			ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libcurl");
-			return NULL;
-		}
-		inited = true;
-	}
+	if (curl_load(err))
+		return NULL;
 	p = calloc(1, sizeof(*p));
-	if (!p || !(p->multi = curl_multi_init())) {
+	if (!p || !(p->multi = sym_curl_multi_init())) {
 		free(p);
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		return NULL;
@@ -413,22 +473,22 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (p->epfd < 0) {
 		ai_errf(err, AI_EX_OSERR, "epoll_create1: %s", strerror(errno));
-		curl_multi_cleanup(p->multi);
+		sym_curl_multi_cleanup(p->multi);
 		free(p);
 		return NULL;
 	}
 	p->timer_ms = -1;
-	curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-	curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-	curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-	curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+	sym_curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+	sym_curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+	sym_curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+	sym_curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
 	p->o = *o;
 	p->max = max_parallel < 1 ? 1 : max_parallel;
 	p->rnd = (uint64_t)http_now_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)p;
 	if (!p->rnd)
 		p->rnd = 1;
-	curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->max);
-	curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)p->max + 4);
+	sym_curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->max);
+	sym_curl_multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, (long)p->max + 4);
 	return p;
 }
 
@@ -457,13 +517,13 @@ static void xfer_free(struct http_xfer *x)
 	/* libcurl's copy of the headers holds the key: wipe it before freeing. */
 	for (struct curl_slist *s = x->hdrs; s; s = s->next)
 		sodium_memzero(s->data, strlen(s->data));
-	curl_slist_free_all(x->hdrs);
+	sym_curl_slist_free_all(x->hdrs);
 	/* A handle kept for the next transfer saves its allocation and buffers. */
 	if (x->easy && p->nspare < (int)(sizeof(p->spare) / sizeof(p->spare[0]))) {
-		curl_easy_reset(x->easy);
+		sym_curl_easy_reset(x->easy);
 		p->spare[p->nspare++] = x->easy;
 	} else if (x->easy) {
-		curl_easy_cleanup(x->easy);
+		sym_curl_easy_cleanup(x->easy);
 	}
 	free(x);
 }
@@ -476,7 +536,7 @@ void http_pool_free(struct http_pool *p)
 		struct http_xfer *x = p->active;
 
 		unlink_active(x);
-		curl_multi_remove_handle(p->multi, x->easy);
+		sym_curl_multi_remove_handle(p->multi, x->easy);
 		xfer_free(x);
 	}
 	while (p->waiting) {
@@ -486,8 +546,8 @@ void http_pool_free(struct http_pool *p)
 		xfer_free(x);
 	}
 	while (p->nspare)
-		curl_easy_cleanup(p->spare[--p->nspare]);
-	curl_multi_cleanup(p->multi);
+		sym_curl_easy_cleanup(p->spare[--p->nspare]);
+	sym_curl_multi_cleanup(p->multi);
 	close(p->epfd);
 	free(p);
 }
@@ -498,7 +558,7 @@ int http_pool_add(struct http_pool *p, const struct http_req *req, struct http_r
 	struct http_xfer *x = calloc(1, sizeof(*x)), **tail;
 
 	if (x)
-		x->easy = p->nspare ? p->spare[--p->nspare] : curl_easy_init();
+		x->easy = p->nspare ? p->spare[--p->nspare] : sym_curl_easy_init();
 	if (!x || !x->easy) {
 		free(x);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -561,7 +621,7 @@ static void start_due(struct http_pool *p, int64_t now)
 		push_active(p, x);
 		p->queued--;
 		p->running++;
-		curl_multi_add_handle(p->multi, x->easy);
+		sym_curl_multi_add_handle(p->multi, x->easy);
 	}
 }
 
@@ -605,12 +665,12 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 	char host[256];
 
 	ai_err_clear(&e);
-	curl_multi_remove_handle(p->multi, x->easy);
+	sym_curl_multi_remove_handle(p->multi, x->easy);
 	unlink_active(x);
 	x->running = false;
 	p->running--;
 	if (cc == CURLE_OK && !x->idle_expired) {
-		curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
+		sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
 		if (http_retryable_status(r->status) && can_retry) {
 			long d = http_retry_delay_ms(r->attempts, r->retry_after_ms, pool_rand(p));
 
@@ -647,13 +707,13 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 	else if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST ||
 		 cc == CURLE_COULDNT_RESOLVE_PROXY)
 		ai_errf(&e, AI_EX_TEMPFAIL, "cannot connect to %s: %s; is the server running?", host,
-			x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
 	else if (r->delivered)
 		ai_errf(&e, AI_EX_TEMPFAIL, "the connection to %s broke mid-answer: %s", host,
-			x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
 	else
 		ai_errf(&e, AI_EX_TEMPFAIL, "request to %s failed: %s", host,
-			x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc));
+			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
 	/* A timeout is retried too (the SDKs do), but never after output was delivered. */
 	if (can_retry && cc != CURLE_UNSUPPORTED_PROTOCOL && cc != CURLE_URL_MALFORMAT) {
 		requeue(p, x, http_retry_delay_ms(r->attempts, -1, pool_rand(p)));
@@ -694,7 +754,7 @@ static void abort_all(struct http_pool *p)
 		struct http_xfer *x = p->active;
 
 		unlink_active(x);
-		curl_multi_remove_handle(p->multi, x->easy);
+		sym_curl_multi_remove_handle(p->multi, x->easy);
 		p->running--;
 		finish(p, x, -1, &e);
 	}
@@ -722,7 +782,7 @@ static void wait_events(struct http_pool *p, long wait_ms)
 			mask |= CURL_CSELECT_OUT;
 		if (ev[i].events & (EPOLLERR | EPOLLHUP))
 			mask |= CURL_CSELECT_ERR;
-		curl_multi_socket_action(p->multi, ev[i].data.fd, mask, &still);
+		sym_curl_multi_socket_action(p->multi, ev[i].data.fd, mask, &still);
 	}
 }
 
@@ -742,14 +802,14 @@ int http_pool_step(struct http_pool *p, long timeout_ms, struct ai_err *err)
 		start_due(p, now);
 		if (p->timer_ms >= 0 && now >= p->timer_ms) {
 			p->timer_ms = -1;
-			curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+			sym_curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &still);
 		}
-		while ((m = curl_multi_info_read(p->multi, &left))) {
+		while ((m = sym_curl_multi_info_read(p->multi, &left))) {
 			if (m->msg == CURLMSG_DONE) {
 				struct http_xfer *x;
 				CURLcode cc = m->data.result;
 
-				curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+				sym_curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 				completed(p, x, cc);
 				finished++;
 			}

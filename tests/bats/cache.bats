@@ -422,3 +422,13 @@ ledger() {
 	assert_eq "$(wc -l <"$T/ran")" 1 "and not for the cache hit"
 	assert_eq "$(request_count $CHAT)" 1
 }
+
+@test "cache: a hit, ai-usage and a dry run never load libcurl; a request does" {
+	# The dynamic loader names every library it opens, dlopen'd ones too.
+	loaded() { LD_DEBUG=files "$@" 2>&1 >/dev/null | grep -c 'file=libcurl\.so.*dynamically loaded' || true; }
+	assert_eq "$(loaded ai-summarize --prompt P <<<"same")" 1 "the miss loads it"
+	assert_eq "$(loaded ai-summarize --prompt P <<<"same")" 0 "the hit does not"
+	assert_eq "$(loaded ai-usage)" 0 "ai-usage does not"
+	assert_eq "$(loaded ai-summarize --dry-run --prompt P <<<"other")" 0 "a dry run does not"
+	assert_eq "$(request_count $CHAT)" 1
+}

@@ -11,7 +11,7 @@
  * Build and run (from the top of the tree, after make):
  *   cc -std=c11 -O2 -Icommon $(pkg-config --cflags libsodium) -o build/cache_bench \
  *      tests/bench/cache_bench.c build/libai.a \
- *      $(pkg-config --libs libcurl json-c libsodium sqlite3) -lm -lpthread
+ *      $(pkg-config --libs json-c libsodium sqlite3) -ldl -lm -lpthread
  *   build/cache_bench [DIR]
  * DIR defaults to a fresh directory under /tmp (removed at the end, so a
  * warm page cache is measured; pass a directory on the disk in question

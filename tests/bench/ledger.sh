@@ -26,7 +26,7 @@ build() {
 	# shellcheck disable=SC2046
 	${CC:-cc} -std=c11 -O2 -I"$top/common" $(pkg-config --cflags json-c libsodium) -o "$O/bench/$1" \
 		"$top/tests/bench/$2" "$O/libai.a" -Wl,--no-as-needed \
-		$(pkg-config --libs libcurl json-c libsodium sqlite3) -lm -lpthread
+		$(pkg-config --libs json-c libsodium sqlite3) -ldl -lm -lpthread
 }
 
 main() {

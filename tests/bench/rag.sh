@@ -57,7 +57,7 @@ run() {
 		[ -e "$f" ] || { say "missing $f: run make all $SERVER first"; return 1; }
 	done
 	# shellcheck disable=SC2086
-	cflags=$(pkg-config --cflags $PKGS) && libs=$(pkg-config --libs $PKGS) || return 1
+	cflags=$(pkg-config --cflags $PKGS) && libs="$(pkg-config --libs json-c libsodium sqlite3) -ldl" || return 1
 	for p in membw rag_bench; do
 		# shellcheck disable=SC2086
 		$CC $WFLAGS -O2 -g -I"$top/common" $cflags -o "$out/$p" "$top/tests/bench/$p.c" \

@@ -14,7 +14,7 @@ exe="$O/bench/sse_bench"
 mkdir -p "$O/bench"
 # shellcheck disable=SC2046
 if ! ${CC:-cc} -std=c11 -O2 -g -Icommon $(pkg-config --cflags json-c) -o "$exe" \
-	tests/bench/sse_bench.c "$O/libai.a" $(pkg-config --libs libcurl json-c libsodium sqlite3) -lm -lpthread; then
+	tests/bench/sse_bench.c "$O/libai.a" $(pkg-config --libs json-c libsodium sqlite3) -ldl -lm -lpthread; then
 	echo "sse-bench: cannot build $exe; skipped"
 	exit 0
 fi

@@ -27,7 +27,7 @@ run() {
 			{ say "cannot build $O/libai.a:"; tail -20 "$out/make.log"; return 1; }
 	fi
 	# shellcheck disable=SC2086
-	if ! cflags=$(pkg-config --cflags $PKGS) || ! libs=$(pkg-config --libs $PKGS); then
+	if ! cflags=$(pkg-config --cflags $PKGS) || ! libs="$(pkg-config --libs json-c libsodium sqlite3) -ldl"; then
 		say "pkg-config cannot find $PKGS"
 		return 1
 	fi

@@ -2,8 +2,6 @@
 #include "http.h"
 #include "tap.h"
 
-#include <curl/curl.h>
-
 static void test_statuses(void)
 {
 	static const long yes[] = { 408, 409, 429, 500, 502, 503, 504, 599 };
@@ -104,6 +102,5 @@ int main(void)
 	test_retry_after();
 	test_delays();
 	test_refused();
-	curl_global_cleanup();
 	return tap_done();
 }
