@@ -424,8 +424,12 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 		long real = (r->prompt_tokens > 0 ? r->prompt_tokens : 0) +
 			    (r->completion_tokens > 0 ? r->completion_tokens : 0);
 
-		bad = jsonl_ok_line(&s->line, s->it.id, r->content, r->prompt_tokens,
-				    r->completion_tokens, r->model, r->cached, r->latency_ms);
+		struct jsonl_answer a = {
+			r->content, r->finish_reason, r->tool_calls, r->prompt_tokens,
+			r->completion_tokens, r->model, r->cached, r->latency_ms
+		};
+
+		bad = jsonl_ok_line(&s->line, s->it.id, &a);
 		s->ok = true;
 		b->st.ok++;
 		if (r->prompt_tokens > 0)

@@ -377,25 +377,29 @@ static int finish_line(struct buf *out, json_object *o)
 	return rc;
 }
 
-int jsonl_ok_line(struct buf *out, json_object *id, const char *output, long prompt_tokens,
-		  long completion_tokens, const char *model, bool cached, double ms)
+int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a)
 {
 	json_object *o = json_object_new_object(), *u = json_object_new_object();
+	bool calls = a->tool_calls && json_object_is_type(a->tool_calls, json_type_array) &&
+		     json_object_array_length(a->tool_calls) > 0;
 	int bad;
 
 	if (!o || !u || ju_add(o, "id", json_object_get(id)) ||
-	    ju_add(o, "output", json_object_new_string(output ? output : "")) ||
-	    (prompt_tokens >= 0 && ju_add(u, "prompt_tokens", json_object_new_int64(prompt_tokens))) ||
-	    (completion_tokens >= 0 &&
-	     ju_add(u, "completion_tokens", json_object_new_int64(completion_tokens)))) {
+	    ju_add(o, "output", json_object_new_string(a->output ? a->output : "")) ||
+	    json_object_object_add(o, "finish_reason",
+				   a->finish_reason ? json_object_new_string(a->finish_reason) : NULL) ||
+	    (calls && ju_add(o, "tool_calls", json_object_get(a->tool_calls))) ||
+	    (a->prompt_tokens >= 0 && ju_add(u, "prompt_tokens", json_object_new_int64(a->prompt_tokens))) ||
+	    (a->completion_tokens >= 0 &&
+	     ju_add(u, "completion_tokens", json_object_new_int64(a->completion_tokens)))) {
 		json_object_put(u);
 		json_object_put(o);
 		return -1;
 	}
 	bad = ju_add(o, "usage", u);   /* takes u, or drops it */
-	if (bad || json_object_object_add(o, "model", model ? json_object_new_string(model) : NULL) ||
-	    ju_add(o, "cached", json_object_new_boolean(cached)) ||
-	    ju_add(o, "ms", json_object_new_int64(ms < 0 ? 0 : (int64_t)(ms + 0.5)))) {
+	if (bad || json_object_object_add(o, "model", a->model ? json_object_new_string(a->model) : NULL) ||
+	    ju_add(o, "cached", json_object_new_boolean(a->cached)) ||
+	    ju_add(o, "ms", json_object_new_int64(a->ms < 0 ? 0 : (int64_t)(a->ms + 0.5)))) {
 		json_object_put(o);
 		return -1;
 	}

@@ -103,12 +103,22 @@ int jsonl_id_key(json_object *id, struct buf *out);
 
 /*
  * The output line of an item (no newline), appended to out:
- *   {"id", "output", "usage": {"prompt_tokens", "completion_tokens"}, "model", "cached", "ms"}
- * or {"id", "error": {"status", "type", "message"}, "attempts"}.
- * id is borrowed; strings are copied.  -1 when memory runs out.
+ *   {"id", "output", "finish_reason", ["tool_calls",] "usage": {"prompt_tokens",
+ *    "completion_tokens"}, "model", "cached", "ms"}
+ * ("tool_calls" only when the model called tools), or
+ *   {"id", "error": {"status", "type", "message"}, "attempts"}.
+ * id and tool_calls are borrowed; strings are copied.  -1 when memory runs out.
  */
-int jsonl_ok_line(struct buf *out, json_object *id, const char *output, long prompt_tokens,
-		  long completion_tokens, const char *model, bool cached, double ms);
+struct jsonl_answer {
+	const char *output;
+	const char *finish_reason;      /* NULL: null */
+	json_object *tool_calls;        /* an array, or NULL */
+	long prompt_tokens, completion_tokens;  /* -1: absent */
+	const char *model;
+	bool cached;
+	double ms;
+};
+int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a);
 int jsonl_err_line(struct buf *out, json_object *id, long status, const char *type,
 		   const char *message, int attempts);
 

@@ -430,8 +430,17 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		ct = ju_long(u, "completion_tokens", -1);
 		if (r->account)
 			ai_account_batch_result(r->c, ju_str(body, "model"), pt, ct, status);
-		rc = jsonl_ok_line(&r->line, it->id, ju_str(msg, "content"), pt, ct, ju_str(body, "model"),
-				   false, 0);
+		{
+			json_object *calls = NULL;
+			struct jsonl_answer a = {
+				ju_str(msg, "content"), ju_str(c0, "finish_reason"), NULL, pt, ct,
+				ju_str(body, "model"), false, 0
+			};
+
+			if (msg && json_object_object_get_ex(msg, "tool_calls", &calls))
+				a.tool_calls = calls;
+			rc = jsonl_ok_line(&r->line, it->id, &a);
+		}
 		r->ok++;
 	} else {
 		json_object *be = NULL;

@@ -71,6 +71,27 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	assert_eq "$(jq -r '.stream // "absent"' <<<"$r")" absent
 }
 
+@test "batch: an answer that calls tools has them in its line, with the finish reason, cached too" {
+	ctl '{"push":[{"tool_calls":[{"name":"label","arguments":{"sentiment":"positive"}}]}]}'
+	printf '%s\n' '{"id":"t","messages":[{"role":"user","content":"great"}],"tools":[{"type":"function","function":{"name":"label","parameters":{"type":"object"}}}]}' \
+		'{"id":"p","text":"plain"}' >"$T/in"
+	for pass in sent cached; do
+		run --separate-stderr ai-batch -P 1 "$T/in"
+		assert_eq "$status" 0 "$pass"
+		l=$(sed -n 1p <<<"$output")
+		assert_eq "$(jq -r .finish_reason <<<"$l")" tool_calls "$pass"
+		assert_eq "$(jq -r '.tool_calls[0].function.name' <<<"$l")" label "$pass"
+		assert_eq "$(jq -r '.tool_calls[0].function.arguments | fromjson | .sentiment' <<<"$l")" positive "$pass"
+		assert_eq "$(jq -r '.tool_calls[0].id | length > 0' <<<"$l")" true "$pass"
+		l=$(sed -n 2p <<<"$output")
+		assert_eq "$(jq -r .finish_reason <<<"$l")" stop "$pass"
+		assert_eq "$(jq -r 'has("tool_calls")' <<<"$l")" false "$pass"
+	done
+	assert_eq "$(jq -r .cached <<<"$l")" true
+	assert_eq "$(request_count $CHAT)" 2
+	assert_eq "$(requests $CHAT | jq -r 'select(.body.tools) | .body.tools[0].function.name')" label
+}
+
 @test "batch: --template fills fields, --lines reads plain text, --system goes first" {
 	run --separate-stderr ai-batch --no-cache -t 'Classify: {{text}} ({{ lang }})' --system S \
 		<<<'{"id":"x","text":"good","lang":"en"}'
@@ -414,6 +435,7 @@ wait_state() {
 	assert_eq "$(jq -c .id "$T/out" | tr '\n' ' ')" '"a" "b" 3 "c" "d" '
 	assert_eq "$(jq -r '.error.type // .output' "$T/out" | tr '\n' '|')" \
 		"echo: x|echo: y|invalid_input|server_error|echo: w|"
+	assert_eq "$(jq -r 'select(.output) | .finish_reason' "$T/out" | sort -u)" stop
 	assert_eq "$(ai-batch status "$id" | jq -c '[.state, .ok, .failed]')" '["completed",3,1]'
 	# Priced at the batch rate, once, however often the results are read.
 	ai-batch results "$id" >/dev/null

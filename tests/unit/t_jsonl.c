@@ -149,11 +149,26 @@ static void test_lines(void)
 {
 	struct buf b;
 	json_object *id = json_object_new_string("a\"b");
+	struct jsonl_answer a = { "out \"q\"", "stop", NULL, 3, 4, "m", false, 12.6 };
+	json_object *calls = json_tokener_parse("[{\"id\":\"c1\",\"type\":\"function\","
+						"\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]");
 
 	buf_init(&b, 0);
-	ok(!jsonl_ok_line(&b, id, "out \"q\"", 3, 4, "m", false, 12.6), "ok line");
-	is_str(b.data, "{\"id\":\"a\\\"b\",\"output\":\"out \\\"q\\\"\",\"usage\":{\"prompt_tokens\":3,"
-	       "\"completion_tokens\":4},\"model\":\"m\",\"cached\":false,\"ms\":13}", "its text");
+	ok(!jsonl_ok_line(&b, id, &a), "ok line");
+	is_str(b.data, "{\"id\":\"a\\\"b\",\"output\":\"out \\\"q\\\"\",\"finish_reason\":\"stop\","
+	       "\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},\"model\":\"m\",\"cached\":false,"
+	       "\"ms\":13}", "its text");
+	buf_reset(&b);
+	a.output = "";
+	a.finish_reason = NULL;
+	a.tool_calls = calls;
+	a.prompt_tokens = -1;
+	ok(!jsonl_ok_line(&b, id, &a), "ok line with tool calls");
+	is_str(b.data, "{\"id\":\"a\\\"b\",\"output\":\"\",\"finish_reason\":null,\"tool_calls\":[{\"id\":"
+	       "\"c1\",\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}],"
+	       "\"usage\":{\"completion_tokens\":4},\"model\":\"m\",\"cached\":false,\"ms\":13}",
+	       "its text: the calls as the server sent them, absent counts left out");
+	json_object_put(calls);
 	buf_reset(&b);
 	ok(!jsonl_err_line(&b, id, 0, NULL, "boom", 2), "error line");
 	is_str(b.data, "{\"id\":\"a\\\"b\",\"error\":{\"status\":null,\"type\":\"error\",\"message\":\"boom\"},"
