@@ -20,6 +20,7 @@ struct batch_slot {
 	struct buf line;
 	long est;
 	bool ok;
+	bool not_sent;          /* given up on unsent: the server stopped answering */
 };
 
 static int64_t wall_ms(void)
@@ -444,13 +445,20 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 	} else {
 		long status = r->status > 0 ? r->status : e->status;
 
-		bad = jsonl_err_line(&s->line, s->it.id, status, error_type(r, e), e->msg, r->attempts);
+		bad = jsonl_err_line(&s->line, s->it.id, status, s->not_sent ? "not_sent" : error_type(r, e),
+				     e->msg, r->attempts);
 		b->st.failed++;
 		if (e->code == AI_EX_TEMPFAIL)
 			b->fail_temp++;
+		if (e->code == AI_EX_TEMPFAIL && status <= 0 && !s->not_sent &&
+		    ++b->down_streak >= BATCH_DOWN_AFTER(b->o.parallel) && !b->down[0])
+			snprintf(b->down, sizeof(b->down), "the last %ld requests got no answer (%s)",
+				 b->down_streak, e->msg);
 		/* A refusal is final; what may pass on another try is left for a resume. */
 		journal = e->code == AI_EX_UNAVAILABLE;
 	}
+	if (r->status > 0)
+		b->down_streak = 0;
 	limits_server(b, r);
 	b->st.done++;
 	if (bad) {
@@ -469,7 +477,7 @@ static void slot_clear(struct batch_slot *s)
 	jsonl_item_release(&s->it);
 	ai_chat_resp_release(&s->resp);
 	buf_reset(&s->line);
-	s->ok = false;
+	s->ok = s->not_sent = false;
 	s->est = 0;
 	s->state = S_FREE;
 }
@@ -482,6 +490,15 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	long w;
 	struct ai_err e;
 
+	if (b->down[0]) {
+		ai_errf(&e, AI_EX_TEMPFAIL, "not sent: %s", b->down);
+		s->not_sent = true;
+		s->state = S_RUNNING;
+		b->st.inflight++;
+		b->st.not_sent++;
+		slot_done(-1, &s->resp, &e, s);
+		return 0;
+	}
 	if (!s->est) {
 		if (s->it.text) {
 			s->est = (long)tok_estimate(s->it.text, strlen(s->it.text));

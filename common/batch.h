@@ -33,7 +33,14 @@
  * but are not journaled, so a run with the same state tries them again.
  * Input lines that cannot become requests (invalid JSON, over the size
  * cap, no text) get their error line every time and are never sent.
+ *
+ * A server that is gone should not cost every remaining item its retries:
+ * once BATCH_DOWN_AFTER(parallel) requests in a row got no answer at all
+ * (no connection, or a timeout; any HTTP status resets the count), the
+ * items not yet sent get an error line of type "not_sent" at once, temporary
+ * like the failures before them, and b->down says why.
  */
+#define BATCH_DOWN_AFTER(parallel) ((parallel) * 2 > 16 ? (long)(parallel) * 2 : 16L)
 #include "ai.h"
 #include "api.h"
 #include "journal.h"
@@ -48,6 +55,7 @@ struct batch_stats {
 	long replayed;          /* taken from the journal, not sent */
 	long sent;              /* requests started */
 	long inflight;
+	long not_sent;          /* items given up on unsent once the server stopped answering */
 	long prompt_tokens, completion_tokens;
 	double cost;            /* USD of what is priced */
 	int64_t started_ms;     /* wall clock, ms since the epoch */
@@ -94,6 +102,8 @@ struct batch {
 	int64_t rpm_next, tpm_t, server_until;
 	double tpm_level;
 	bool emitted;           /* lines emitted since the last flush */
+	long down_streak;       /* requests in a row that got no answer at all */
+	char down[320];         /* why the rest is not sent, once down_streak reached the limit */
 };
 
 /*

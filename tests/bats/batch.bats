@@ -302,6 +302,39 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	assert_eq "$(wc -l <<<"$output")" 3
 }
 
+@test "batch: once the server stops answering, the rest is not sent: not_sent lines, 75, a rerun sends them" {
+	items 100 >"$T/in"
+	run --separate-stderr ai-batch --no-cache --retries 0 -P 4 --state "$T/st" \
+		--base-url "http://127.0.0.1:$(free_port)/v1" "$T/in"
+	assert_eq "$status" 75
+	assert_eq "$(jq -r .id <<<"$output" | tr '\n' ' ')" "$(seq -f 'i%g' 1 100 | tr '\n' ' ')"
+	assert_eq "$(jq -r .error.type <<<"$output" | uniq | tr '\n' ' ')" "connection_error not_sent "
+	# Tried: the 16 in a row that tripped it, and those already in flight then.
+	tried=$(jq -r 'select(.error.type == "connection_error") | .id' <<<"$output" | wc -l)
+	((tried >= 16 && tried <= 19)) || { echo "tried $tried" >&2; false; }
+	assert_eq "$(jq -r 'select(.error.type == "not_sent") | .attempts' <<<"$output" | sort -u)" 0
+	assert_contains "$(jq -r 'select(.error.type == "not_sent") | .error.message' <<<"$output" | head -1)" \
+		"not sent: the last 16 requests got no answer (cannot connect to 127.0.0.1:"
+	assert_contains "$stderr" "$((100 - tried)) items not sent: the last 16 requests got no answer"
+	assert_contains "$stderr" "run again with the same --state"
+	# Nothing of that was final: the same state and input send all of it once the server is back.
+	run --separate-stderr ai-batch --no-cache -P 4 --state "$T/st" "$T/in"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .output <<<"$output" | grep -c '^echo: ')" 100
+	assert_eq "$(request_count $CHAT)" 100
+}
+
+@test "batch: answers between failures keep it sending, errors included" {
+	items 40 >"$T/in"
+	# 30 of the 40 fail with a 500: an answer, so the server is not gone.
+	ctl '{"push":[{"status":500,"times":30}]}'
+	run --separate-stderr ai-batch --no-cache --retries 0 -P 1 "$T/in"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r '.error.type // "ok"' <<<"$output" | sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')" \
+		"ok=10 test_error=30 "
+	assert_eq "$(request_count $CHAT)" 40
+}
+
 @test "batch: --dry-run shows the requests and sends none; usage errors exit 64" {
 	items 2 >"$T/in"
 	run --separate-stderr ai-batch --dry-run "$T/in"
