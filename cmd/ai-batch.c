@@ -216,7 +216,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		prog_die(&client, &cfg, &err);
 	}
 	code = batch_exit_code(&b);
-	if (b.down[0] && !c->quiet)
+	if (b.st.not_sent > 0 && !c->quiet)
 		cli_warn("%ld item%s not sent: %s; once the server answers, run again%s", b.st.not_sent,
 			 b.st.not_sent == 1 ? "" : "s", b.down,
 			 o->b.state ? " with the same --state to send only what is missing" : "");

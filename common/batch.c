@@ -20,7 +20,6 @@ struct batch_slot {
 	struct buf line;
 	long est;
 	bool ok;
-	bool not_sent;          /* given up on unsent: the server stopped answering */
 };
 
 static int64_t wall_ms(void)
@@ -393,6 +392,8 @@ static const char *error_type(const struct ai_chat_resp *r, const struct ai_err 
 		return r->error_type;
 	if (e->code == AI_EX_CONFIG)
 		return "authentication_error";
+	if (r->attempts == 0)
+		return "not_sent";      /* the daily budget, or a server that stopped answering */
 	if (r->status == 429)
 		return "rate_limit_error";
 	if (r->status >= 500)
@@ -402,6 +403,12 @@ static const char *error_type(const struct ai_chat_resp *r, const struct ai_err 
 	if (e->code == AI_EX_TEMPFAIL)
 		return strstr(e->msg, "--timeout") ? "timeout" : "connection_error";
 	return "api_error";
+}
+
+/* Requests in a row with no answer at all after which the rest is not sent (batch.h). */
+static long down_after(const struct batch *b)
+{
+	return b->o.parallel > 8 ? 2L * b->o.parallel : 16L;
 }
 
 static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud)
@@ -426,8 +433,10 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 			    (r->completion_tokens > 0 ? r->completion_tokens : 0);
 
 		struct jsonl_answer a = {
-			r->content, r->finish_reason, r->tool_calls, r->prompt_tokens,
-			r->completion_tokens, r->model, r->cached, r->latency_ms
+			.output = r->content, .finish_reason = r->finish_reason,
+			.tool_calls = r->tool_calls, .prompt_tokens = r->prompt_tokens,
+			.completion_tokens = r->completion_tokens, .model = r->model,
+			.cached = r->cached, .ms = r->latency_ms
 		};
 
 		bad = jsonl_ok_line(&s->line, s->it.id, &a);
@@ -445,13 +454,13 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 	} else {
 		long status = r->status > 0 ? r->status : e->status;
 
-		bad = jsonl_err_line(&s->line, s->it.id, status, s->not_sent ? "not_sent" : error_type(r, e),
-				     e->msg, r->attempts);
+		bad = jsonl_err_line(&s->line, s->it.id, status, error_type(r, e), e->msg, r->attempts);
 		b->st.failed++;
 		if (e->code == AI_EX_TEMPFAIL)
 			b->fail_temp++;
-		if (e->code == AI_EX_TEMPFAIL && status <= 0 && !s->not_sent &&
-		    ++b->down_streak >= BATCH_DOWN_AFTER(b->o.parallel) && !b->down[0])
+		/* Sent (attempts > 0: not a budget or ledger refusal) and no answer at all. */
+		if (e->code == AI_EX_TEMPFAIL && status <= 0 && r->attempts > 0 &&
+		    ++b->down_streak >= down_after(b) && !b->down[0])
 			snprintf(b->down, sizeof(b->down), "the last %ld requests got no answer (%s)",
 				 b->down_streak, e->msg);
 		/* A refusal is final; what may pass on another try is left for a resume. */
@@ -477,7 +486,7 @@ static void slot_clear(struct batch_slot *s)
 	jsonl_item_release(&s->it);
 	ai_chat_resp_release(&s->resp);
 	buf_reset(&s->line);
-	s->ok = s->not_sent = false;
+	s->ok = false;
 	s->est = 0;
 	s->state = S_FREE;
 }
@@ -490,9 +499,9 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	long w;
 	struct ai_err e;
 
+	ai_err_clear(&e);
 	if (b->down[0]) {
 		ai_errf(&e, AI_EX_TEMPFAIL, "not sent: %s", b->down);
-		s->not_sent = true;
 		s->state = S_RUNNING;
 		b->st.inflight++;
 		b->st.not_sent++;
@@ -520,7 +529,6 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	q.extra = s->it.extra;
 	q.temperature = b->o.temperature;
 	q.max_tokens = b->o.max_tokens;
-	ai_err_clear(&e);
 	s->state = S_RUNNING;
 	b->st.inflight++;
 	b->st.sent++;

@@ -35,12 +35,13 @@
  * cap, no text) get their error line every time and are never sent.
  *
  * A server that is gone should not cost every remaining item its retries:
- * once BATCH_DOWN_AFTER(parallel) requests in a row got no answer at all
- * (no connection, or a timeout; any HTTP status resets the count), the
- * items not yet sent get an error line of type "not_sent" at once, temporary
- * like the failures before them, and b->down says why.
+ * once 16 requests in a row (or twice the parallelism, if more) got no
+ * answer at all (no connection, or a timeout; any HTTP status resets the
+ * count), the items not yet sent get an error line of type "not_sent" at
+ * once, temporary like the failures before them, and b->down says why.
+ * It stays tripped for the run, even if a request still in flight then
+ * gets an answer: the run's end says what was not sent.
  */
-#define BATCH_DOWN_AFTER(parallel) ((parallel) * 2 > 16 ? (long)(parallel) * 2 : 16L)
 #include "ai.h"
 #include "api.h"
 #include "journal.h"

@@ -23,15 +23,19 @@
  * times everything else a start does, and a cache hit, ai-usage, or an
  * offline ai-ask --retrieve-only never talks to the network.  (systemd
  * loads its optional libraries the same way.)  The pointers take their
- * types from curl.h; calls go through sym_curl_*.
+ * types from curl.h; calls go through sym_curl_*, which gives up curl.h's
+ * compile-time check of curl_easy_setopt's argument types (typecheck-gcc.h):
+ * every setopt here passes long, a pointer or a function of the documented
+ * type.
  */
 #define CURL_SYMS(X) \
-	X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) X(curl_easy_getinfo) \
-	X(curl_easy_cleanup) X(curl_easy_reset) X(curl_easy_strerror) X(curl_multi_init) \
-	X(curl_multi_setopt) X(curl_multi_add_handle) X(curl_multi_remove_handle) \
-	X(curl_multi_socket_action) X(curl_multi_info_read) X(curl_multi_cleanup) \
-	X(curl_slist_append) X(curl_slist_free_all) X(curl_getdate)
-#define CURL_SONAME "libcurl.so.4"
+	X(curl_version_info) X(curl_global_init) X(curl_easy_init) X(curl_easy_setopt) \
+	X(curl_easy_getinfo) X(curl_easy_cleanup) X(curl_easy_reset) X(curl_easy_strerror) \
+	X(curl_multi_init) X(curl_multi_setopt) X(curl_multi_add_handle) \
+	X(curl_multi_remove_handle) X(curl_multi_socket_action) X(curl_multi_info_read) \
+	X(curl_multi_cleanup) X(curl_slist_append) X(curl_slist_free_all) X(curl_getdate)
+#define CURL_MIN_VERSION 0x075500       /* 7.85: CURLOPT_PROTOCOLS_STR */
+#define CURL_MIN_VERSION_TEXT "7.85"
 
 #define DECLARE_SYM(f) static __typeof__(f) *sym_##f;
 CURL_SYMS(DECLARE_SYM)
@@ -43,22 +47,35 @@ static char curl_why[320];
 
 static void curl_load_once(void)
 {
-	void *h = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL), *sym;
+	/* The same ABI under either name: Debian's OpenSSL build, then its GnuTLS one. */
+	static const char *const names[] = { "libcurl.so.4", "libcurl-gnutls.so.4" };
+	const curl_version_info_data *v;
+	void *h = NULL, *sym;
 
+	for (size_t i = 0; !h && i < sizeof(names) / sizeof(names[0]); i++)
+		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		snprintf(curl_why, sizeof(curl_why), "cannot load libcurl: %s; install it "
+		snprintf(curl_why, sizeof(curl_why), "cannot load libcurl (libcurl.so.4): %s; install it "
 			 "(apt-get install libcurl4)", dlerror());
 		return;
 	}
 #define RESOLVE_SYM(f) \
 	if (!(sym = dlsym(h, #f))) { \
-		snprintf(curl_why, sizeof(curl_why), "%s has no %s: libcurl 7.85 or later is needed", \
-			 CURL_SONAME, #f); \
+		snprintf(curl_why, sizeof(curl_why), "the libcurl found has no %s: libcurl " \
+			 CURL_MIN_VERSION_TEXT " or later is needed", #f); \
+		dlclose(h); \
 		return; \
 	} \
 	memcpy(&sym_##f, &sym, sizeof(sym));
 	CURL_SYMS(RESOLVE_SYM)
 #undef RESOLVE_SYM
+	v = sym_curl_version_info(CURLVERSION_NOW);
+	if (!v || v->version_num < CURL_MIN_VERSION) {
+		snprintf(curl_why, sizeof(curl_why), "libcurl %s is too old: " CURL_MIN_VERSION_TEXT
+			 " or later is needed", v && v->version ? v->version : "?");
+		dlclose(h);
+		return;
+	}
 	if (sym_curl_global_init(CURL_GLOBAL_DEFAULT)) {
 		snprintf(curl_why, sizeof(curl_why), "cannot initialise libcurl");
 		return;
@@ -99,10 +116,11 @@ struct http_xfer {
 /*
  * The pool drives libcurl with curl_multi_socket_action over epoll: libcurl
  * tells which sockets to watch (on_socket) and when it next needs time
- * (on_timer), and each wake-up touches only the transfers whose sockets are
- * ready.  curl_multi_perform with curl_multi_poll would walk every running
- * transfer and rebuild the poll set on every wake-up, O(parallel) work per
- * event; at -P 64 that was a third of ai-batch's CPU.
+ * (on_timer), and each wake-up hands libcurl only the sockets that are
+ * ready.  curl_multi_perform with curl_multi_poll would run every transfer
+ * and rebuild the poll set on every wake-up, O(parallel) work inside
+ * libcurl per event; at -P 64 that was a third of ai-batch's CPU.  (Our own
+ * bookkeeping still walks the lists of waiting and running transfers.)
  */
 struct http_pool {
 	CURLM *multi;
@@ -113,7 +131,7 @@ struct http_pool {
 	int64_t pause_until_ms;
 	struct http_xfer *waiting;   /* not started, or waiting for a retry */
 	struct http_xfer *active;    /* in the multi handle */
-	CURL *spare[16];             /* easy handles of finished transfers, for reuse */
+	CURL **spare;                /* easy handles of finished transfers, for reuse (max) */
 	int nspare;
 	uint64_t rnd;
 };
@@ -435,17 +453,18 @@ static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *sock
 	(void)e;
 	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
-		/* It may be closed already, and then out of the set: not an error. */
 		epoll_ctl(p->epfd, EPOLL_CTL_DEL, s, NULL);
 		return 0;
 	}
 	memset(&ev, 0, sizeof(ev));
 	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
 	ev.data.fd = s;
-	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, s, &ev) && errno == ENOENT &&
-	    epoll_ctl(p->epfd, EPOLL_CTL_ADD, s, &ev))
-		return -1;
-	return 0;
+	/* Watched already (MOD), or new to us (ADD). */
+	if (!epoll_ctl(p->epfd, EPOLL_CTL_MOD, s, &ev))
+		return 0;
+	if (errno == ENOENT && !epoll_ctl(p->epfd, EPOLL_CTL_ADD, s, &ev))
+		return 0;
+	return -1;
 }
 
 static int on_timer(CURLM *m, long timeout_ms, void *userp)
@@ -465,7 +484,12 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 	if (curl_load(err))
 		return NULL;
 	p = calloc(1, sizeof(*p));
-	if (!p || !(p->multi = sym_curl_multi_init())) {
+	if (p)
+		p->max = max_parallel < 1 ? 1 : max_parallel;
+	if (!p || !(p->spare = calloc((size_t)p->max, sizeof(*p->spare))) ||
+	    !(p->multi = sym_curl_multi_init())) {
+		if (p)
+			free(p->spare);
 		free(p);
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		return NULL;
@@ -474,6 +498,7 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 	if (p->epfd < 0) {
 		ai_errf(err, AI_EX_OSERR, "epoll_create1: %s", strerror(errno));
 		sym_curl_multi_cleanup(p->multi);
+		free(p->spare);
 		free(p);
 		return NULL;
 	}
@@ -483,7 +508,6 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 	sym_curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	sym_curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
 	p->o = *o;
-	p->max = max_parallel < 1 ? 1 : max_parallel;
 	p->rnd = (uint64_t)http_now_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)p;
 	if (!p->rnd)
 		p->rnd = 1;
@@ -519,7 +543,7 @@ static void xfer_free(struct http_xfer *x)
 		sodium_memzero(s->data, strlen(s->data));
 	sym_curl_slist_free_all(x->hdrs);
 	/* A handle kept for the next transfer saves its allocation and buffers. */
-	if (x->easy && p->nspare < (int)(sizeof(p->spare) / sizeof(p->spare[0]))) {
+	if (x->easy && p->nspare < p->max) {
 		sym_curl_easy_reset(x->easy);
 		p->spare[p->nspare++] = x->easy;
 	} else if (x->easy) {
@@ -547,6 +571,7 @@ void http_pool_free(struct http_pool *p)
 	}
 	while (p->nspare)
 		sym_curl_easy_cleanup(p->spare[--p->nspare]);
+	free(p->spare);
 	sym_curl_multi_cleanup(p->multi);
 	close(p->epfd);
 	free(p);

@@ -386,8 +386,7 @@ int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a
 
 	if (!o || !u || ju_add(o, "id", json_object_get(id)) ||
 	    ju_add(o, "output", json_object_new_string(a->output ? a->output : "")) ||
-	    json_object_object_add(o, "finish_reason",
-				   a->finish_reason ? json_object_new_string(a->finish_reason) : NULL) ||
+	    ju_add(o, "finish_reason", a->finish_reason ? json_object_new_string(a->finish_reason) : NULL) ||
 	    (calls && ju_add(o, "tool_calls", json_object_get(a->tool_calls))) ||
 	    (a->prompt_tokens >= 0 && ju_add(u, "prompt_tokens", json_object_new_int64(a->prompt_tokens))) ||
 	    (a->completion_tokens >= 0 &&
@@ -397,7 +396,7 @@ int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a
 		return -1;
 	}
 	bad = ju_add(o, "usage", u);   /* takes u, or drops it */
-	if (bad || json_object_object_add(o, "model", a->model ? json_object_new_string(a->model) : NULL) ||
+	if (bad || ju_add(o, "model", a->model ? json_object_new_string(a->model) : NULL) ||
 	    ju_add(o, "cached", json_object_new_boolean(a->cached)) ||
 	    ju_add(o, "ms", json_object_new_int64(a->ms < 0 ? 0 : (int64_t)(a->ms + 0.5)))) {
 		json_object_put(o);

@@ -433,8 +433,8 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		{
 			json_object *calls = NULL;
 			struct jsonl_answer a = {
-				ju_str(msg, "content"), ju_str(c0, "finish_reason"), NULL, pt, ct,
-				ju_str(body, "model"), false, 0
+				.output = ju_str(msg, "content"), .finish_reason = ju_str(c0, "finish_reason"),
+				.prompt_tokens = pt, .completion_tokens = ct, .model = ju_str(body, "model")
 			};
 
 			if (msg && json_object_object_get_ex(msg, "tool_calls", &calls))

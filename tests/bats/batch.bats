@@ -324,6 +324,17 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	assert_eq "$(request_count $CHAT)" 100
 }
 
+@test "batch: items refused by the daily budget are not_sent, and do not count as a server gone" {
+	items 30 >"$T/in"
+	run --separate-stderr env AI_BUDGET_DAILY=0.0000001 ai-batch --no-cache -P 1 -m gpt-4o "$T/in"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r '.error.type // "ok"' <<<"$output" | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')" \
+		"ok=1 not_sent=29 "
+	assert_contains "$(jq -r '.error.message' <<<"$output" | tail -1)" "daily budget reached"
+	assert_not_contains "$stderr" "got no answer"
+	assert_eq "$(request_count $CHAT)" 1
+}
+
 @test "batch: answers between failures keep it sending, errors included" {
 	items 40 >"$T/in"
 	# 30 of the 40 fail with a 500: an answer, so the server is not gone.

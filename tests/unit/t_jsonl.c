@@ -149,7 +149,10 @@ static void test_lines(void)
 {
 	struct buf b;
 	json_object *id = json_object_new_string("a\"b");
-	struct jsonl_answer a = { "out \"q\"", "stop", NULL, 3, 4, "m", false, 12.6 };
+	struct jsonl_answer a = {
+		.output = "out \"q\"", .finish_reason = "stop", .prompt_tokens = 3, .completion_tokens = 4,
+		.model = "m", .ms = 12.6
+	};
 	json_object *calls = json_tokener_parse("[{\"id\":\"c1\",\"type\":\"function\","
 						"\"function\":{\"name\":\"f\",\"arguments\":\"{}\"}}]");
 
