@@ -184,37 +184,15 @@ void cache_key(const void *canonical, size_t len, unsigned char key[CACHE_KEY_LE
 	crypto_generichash(key, CACHE_KEY_LEN, canonical, len, NULL, 0);
 }
 
-/* Reads exactly the bytes iov describes; returns 0, or -1 on error or early EOF. */
-static int read_full(int fd, struct iovec *iov, int cnt)
+/* All of iov read (rd) or written, through EINTR and short counts; -1 on error or early EOF. */
+static int iov_full(int fd, struct iovec *iov, int cnt, bool rd)
 {
 	while (cnt > 0) {
-		ssize_t r = readv(fd, iov, cnt);
+		ssize_t r = rd ? readv(fd, iov, cnt) : writev(fd, iov, cnt);
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r <= 0)
-			return -1;
-		while (cnt > 0 && (size_t)r >= iov->iov_len) {
-			r -= (ssize_t)iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt > 0) {
-			iov->iov_base = (char *)iov->iov_base + r;
-			iov->iov_len -= (size_t)r;
-		}
-	}
-	return 0;
-}
-
-static int write_full(int fd, struct iovec *iov, int cnt)
-{
-	while (cnt > 0) {
-		ssize_t r = writev(fd, iov, cnt);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
+		if (r < 0 || (r == 0 && rd))
 			return -1;
 		while (cnt > 0 && (size_t)r >= iov->iov_len) {
 			r -= (ssize_t)iov->iov_len;
@@ -274,7 +252,7 @@ int cache_get(struct cache *c, const unsigned char key[CACHE_KEY_LEN], struct bu
 	iov[0].iov_len = HDR_LEN;
 	iov[1].iov_base = out->data + old;
 	iov[1].iov_len = n;
-	if (read_full(fd, iov, 2) < 0)
+	if (iov_full(fd, iov, 2, true) < 0)
 		goto corrupt;
 	if (memcmp(hdr, HDR_MAGIC, 8) != 0 || get_le32(hdr + 8) != HDR_VERSION ||
 	    get_le32(hdr + 12) != 0 || get_le64(hdr + 16) != (uint64_t)n ||
@@ -653,7 +631,7 @@ int cache_put(struct cache *c, const unsigned char key[CACHE_KEY_LEN], const voi
 	iov[1].iov_base = (void *)(uintptr_t)value;
 	iov[1].iov_len = n;
 	/* No fsync: a torn file after a crash fails the length or checksum check. */
-	if (write_full(fd, iov, 2) < 0) {
+	if (iov_full(fd, iov, 2, false) < 0) {
 		e = errno;
 		close(fd);
 		goto fail;
