@@ -580,6 +580,23 @@ struct fast {
 	bool finish;
 };
 
+/*
+ * A string, decoded onto the scratch buffer (*off, *len; *is_string set),
+ * or null (left alone); false for anything else.
+ */
+static bool scan_string_or_null(struct scan *sc, size_t *off, size_t *len, bool *is_string)
+{
+	if (!peek(sc, '"'))
+		return scan_word(sc, "null", 4);
+	*off = sc->out->len;
+	if (!scan_string(sc, sc->out))
+		return false;
+	*len = sc->out->len - *off;
+	if (is_string)
+		*is_string = true;
+	return true;
+}
+
 /* An object of string or null members; "content" decoded, others skipped. */
 static bool scan_delta(struct scan *sc, struct fast *f)
 {
@@ -597,17 +614,9 @@ static bool scan_delta(struct scan *sc, struct fast *f)
 		if (!scan_key(sc, &k, &n))
 			return false;
 		if (KEY(k, n, "content")) {
-			if (seen)
+			if (seen || !scan_string_or_null(sc, &f->content_off, &f->content_len, NULL))
 				return false;
 			seen = true;
-			if (peek(sc, '"')) {
-				f->content_off = sc->out->len;
-				if (!scan_string(sc, sc->out))
-					return false;
-				f->content_len = sc->out->len - f->content_off;
-			} else if (!scan_word(sc, "null", 4)) {
-				return false;
-			}
 		} else if (KEY(k, n, "tool_calls")) {
 			return false;
 		} else if (!skip_value(sc, 4)) {
@@ -645,18 +654,9 @@ static bool scan_choice(struct scan *sc, struct fast *f)
 				return false;
 			seen |= 2;
 		} else if (KEY(k, n, "finish_reason")) {
-			if (seen & 4)
+			if (seen & 4 || !scan_string_or_null(sc, &f->finish_off, &f->finish_len, &f->finish))
 				return false;
 			seen |= 4;
-			if (peek(sc, '"')) {
-				f->finish_off = sc->out->len;
-				if (!scan_string(sc, sc->out))
-					return false;
-				f->finish_len = sc->out->len - f->finish_off;
-				f->finish = true;
-			} else if (!scan_word(sc, "null", 4)) {
-				return false;
-			}
 		} else if (!skip_value(sc, 3)) {
 			return false;
 		}
