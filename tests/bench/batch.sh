@@ -21,17 +21,13 @@ done
 [ -x /usr/bin/time ] || { echo "batch bench: needs GNU time (apt-get install time)"; exit 0; }
 [ -x "$O/tests/ai-testserver" ] && [ -x "$BIN/ai-batch" ] || { echo "batch bench: run make first"; exit 0; }
 
+. "$(dirname "$0")/lib.sh"
 d=$(mktemp -d)
-trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$d"' EXIT
-"$O/tests/ai-testserver" --port-file "$d/port" </dev/null >/dev/null 2>&1 &
-srv=$!
-i=0
-while [ ! -s "$d/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
-port=$(cat "$d/port")
+trap 'bench_stop; rm -rf "$d"' EXIT
+bench_home "$d"
+bench_server "$d" || { echo "batch bench: the test server did not start"; exit 0; }
+port=$PORT
 url="http://127.0.0.1:$port/v1/chat/completions"
-export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=sk-bench
-export HOME="$d/home" XDG_CACHE_HOME="$d/cache" XDG_DATA_HOME="$d/data" XDG_CONFIG_HOME="$d/config"
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 curl -s --noproxy '*' -d "{\"set\":{\"latency_ms\":$LAT}}" "http://127.0.0.1:$port/_control" >/dev/null
 
 awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) printf "{\"id\":\"i%d\",\"text\":\"item number %d, classify it\"}\n", i, i }' >"$d/in.jsonl"

@@ -18,34 +18,18 @@ BIN=${2:-bin}
 case $O in /*) ;; *) O="$top/$O" ;; esac
 case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
 RUNS=${RUNS:-200}
+. "$top/tests/bench/lib.sh"
 say() { echo "ledger: $*"; }
 
-build() {
-	mkdir -p "$O/bench" || return 1
-	[ -f "$O/libai.a" ] || make -C "$top" -s "$O/libai.a" O="$O" >/dev/null 2>&1 || return 1
-	# shellcheck disable=SC2046
-	${CC:-cc} -std=c11 -O2 -I"$top/common" $(pkg-config --cflags json-c libsodium) -o "$O/bench/$1" \
-		"$top/tests/bench/$2" "$O/libai.a" -Wl,--no-as-needed \
-		$(pkg-config --libs json-c libsodium sqlite3) -ldl -lm -lpthread
-}
 
 main() {
-	build spawn_ab spawn_ab.c || { say "cannot build spawn_ab; skipped"; return 0; }
+	bench_build spawn_ab spawn_ab.c || { say "cannot build spawn_ab; skipped"; return 0; }
 	[ -x "$BIN/ai-summarize" ] && [ -x "$O/tests/ai-testserver" ] ||
 		{ say "needs $BIN/ai-summarize and $O/tests/ai-testserver (make all $O/tests/ai-testserver); skipped"; return 0; }
 	tmp=$(mktemp -d "${TMPDIR:-/tmp}/ledger-bench.XXXXXX") || return 0
-	srv=
-	trap '[ -n "${srv:-}" ] && kill "$srv" 2>/dev/null; rm -rf "$tmp"' EXIT INT TERM
-	export HOME="$tmp/home" XDG_CACHE_HOME="$tmp/home/.cache" XDG_DATA_HOME="$tmp/home/.local/share" \
-		XDG_CONFIG_HOME="$tmp/home/.config" OPENAI_API_KEY=sk-bench NO_PROXY=127.0.0.1
-	unset AI_CACHE AI_LEDGER AI_CACHE_TTL AI_BUDGET_DAILY http_proxy HTTP_PROXY
-	mkdir -p "$XDG_CONFIG_HOME"
-	"$O/tests/ai-testserver" --port-file "$tmp/port" --exit-with-parent </dev/null >/dev/null 2>&1 &
-	srv=$!
-	i=0
-	while [ ! -s "$tmp/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
-	[ -s "$tmp/port" ] || { say "the test server did not start; skipped"; return 0; }
-	export OPENAI_BASE_URL="http://127.0.0.1:$(cat "$tmp/port")/v1"
+	trap 'bench_stop; rm -rf "$tmp"' EXIT INT TERM
+	bench_home "$tmp"
+	bench_server "$tmp" || { say "the test server did not start; skipped"; return 0; }
 	echo "A short text to summarize, the same every time." >"$tmp/in"
 	s="$BIN/ai-summarize"
 	"$s" "$tmp/in" >/dev/null || { say "ai-summarize failed; skipped"; return 0; }
@@ -58,7 +42,7 @@ main() {
 	"$ab" "$RUNS" "miss, AI_LEDGER=0" "miss, ledger on" env AI_CACHE=0 AI_LEDGER=0 "$s" "$tmp/in" -- \
 		env AI_CACHE=0 AI_LEDGER=1 "$s" "$tmp/in"
 	echo "# the ledger after these runs: $(ls -l "$XDG_DATA_HOME/ai" | awk 'NR > 1 { printf "%s %s B; ", $NF, $5 }')"
-	if build ledger_bench ledger_bench.c; then
+	if bench_build ledger_bench ledger_bench.c; then
 		echo "# ledger_bench (in-process, 2000 appends)"
 		"$O/bench/ledger_bench" "$tmp" 2000 || say "ledger_bench exited $?"
 	fi

@@ -30,6 +30,7 @@ WFLAGS="-std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototypes
 -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral"
 PKGS="json-c libsodium libcurl sqlite3"
 SERVER=$O/tests/ai-testserver
+. "$top/tests/bench/lib.sh"
 
 say() { echo "rag-bench: $*"; }
 
@@ -65,16 +66,10 @@ run() {
 	done
 
 	tmp=$(mktemp -d) || return 1
-	trap 'kill $spid 2>/dev/null; rm -rf "$tmp"' EXIT
-	export HOME="$tmp/home" XDG_DATA_HOME="$tmp/data" XDG_CACHE_HOME="$tmp/cache" XDG_CONFIG_HOME="$tmp/config"
-	"$SERVER" --port-file "$tmp/port" --exit-with-parent </dev/null >/dev/null 2>&1 &
-	spid=$!
-	i=0
-	while [ ! -s "$tmp/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
-	[ -s "$tmp/port" ] || { say "the test server did not start"; return 1; }
-	port=$(cat "$tmp/port")
-	export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=bench NO_PROXY=127.0.0.1
-	unset AI_EMBED_MODEL AI_MODEL
+	trap 'bench_stop; rm -rf "$tmp"' EXIT
+	bench_home "$tmp"
+	bench_server "$tmp" || { say "the test server did not start"; return 1; }
+	port=$PORT
 
 	# 1. Ingest.
 	"$out/rag_bench" corpus "$tmp/corpus" 8 || return 1

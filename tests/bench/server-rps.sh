@@ -14,17 +14,11 @@ if ! make --no-print-directory -s "$srv" >/dev/null 2>&1; then
 	echo "server-rps: cannot build $srv; skipped"
 	exit 0
 fi
+. "$top/tests/bench/lib.sh"
 dir=$(mktemp -d) || exit 0
-"$srv" --port-file "$dir/port" --log "$dir/log" --exit-with-parent </dev/null >/dev/null 2>"$dir/err" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
-i=0
-while [ ! -s "$dir/port" ] && [ $i -lt 500 ]; do
-	sleep 0.01
-	i=$((i + 1))
-done
-[ -s "$dir/port" ] || { echo "server-rps: the server did not start"; exit 0; }
-url="http://127.0.0.1:$(cat "$dir/port")/v1"
+trap 'bench_stop; rm -rf "$dir"' EXIT
+bench_server "$dir" --log "$dir/log" || { echo "server-rps: the server did not start"; exit 0; }
+url="http://127.0.0.1:$PORT/v1"
 chat='{"model":"m","messages":[{"role":"user","content":"hello there, how are you today?"}]}'
 words=$(printf 'w%.0s ' $(seq 64))
 stream="{\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"$words\"}]}"

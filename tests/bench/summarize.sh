@@ -12,17 +12,13 @@ for t in hyperfine curl jq; do
 done
 [ -x "$O/tests/ai-testserver" ] && [ -x "$BIN/ai-summarize" ] || { echo "summarize bench: run make first"; exit 0; }
 
+. "$(dirname "$0")/lib.sh"
 d=$(mktemp -d)
-trap 'kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -rf "$d"' EXIT
-"$O/tests/ai-testserver" --port-file "$d/port" --log /dev/null </dev/null >/dev/null 2>&1 &
-srv=$!
-i=0
-while [ ! -s "$d/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
-port=$(cat "$d/port")
+trap 'bench_stop; rm -rf "$d"' EXIT
+bench_home "$d"
+bench_server "$d" --log /dev/null || { echo "summarize bench: the test server did not start"; exit 0; }
+port=$PORT
 url="http://127.0.0.1:$port/v1/chat/completions"
-export OPENAI_BASE_URL="http://127.0.0.1:$port/v1" OPENAI_API_KEY=sk-bench
-export HOME="$d/home" XDG_CACHE_HOME="$d/cache" XDG_DATA_HOME="$d/data" XDG_CONFIG_HOME="$d/config"
-unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 echo "The quick brown fox jumps over the lazy dog. It was a sunny day." >"$d/in.txt"
 # The same body ai-summarize sends, for curl.
 "$BIN/ai-summarize" --dry-run "$d/in.txt" | sed -n '/^{/p' >"$d/body.json"

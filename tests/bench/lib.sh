@@ -1,0 +1,54 @@
+# tests/bench/lib.sh - sourced by the benchmarks that talk to the test server.
+#
+#   bench_home DIR        HOME and the XDG directories inside DIR; no inherited
+#                         AI_* setting, key or proxy can colour a figure.
+#   bench_server DIR [ARG...]
+#                         starts $O/tests/ai-testserver (ARGs added) on an
+#                         ephemeral port; it exits with the shell that started
+#                         it.  Sets SERVER_PID, PORT and OPENAI_BASE_URL and a
+#                         dummy OPENAI_API_KEY.  Returns 1 if it did not start.
+#   bench_stop            stops it (for an EXIT trap).
+#   bench_build NAME SRC  compiles tests/bench/SRC against libai.a into
+#                         $O/bench/NAME, linking every library the programs
+#                         link (--no-as-needed: the loader maps them all).
+#
+# The caller sets top (the source tree) and O (the build directory) first.
+
+bench_home() {
+	export HOME="$1/home" XDG_CACHE_HOME="$1/home/.cache" XDG_DATA_HOME="$1/home/.local/share" \
+		XDG_CONFIG_HOME="$1/home/.config" OPENAI_API_KEY=sk-bench NO_PROXY=127.0.0.1
+	unset AI_CACHE AI_LEDGER AI_CACHE_TTL AI_BUDGET_DAILY AI_MODEL AI_EMBED_MODEL AI_PROFILE \
+		http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
+	mkdir -p "$XDG_CONFIG_HOME"
+}
+
+bench_server() {
+	_dir=$1
+	shift
+	"$O/tests/ai-testserver" --port-file "$_dir/port" --exit-with-parent "$@" </dev/null >/dev/null 2>&1 &
+	SERVER_PID=$!
+	_i=0
+	while [ ! -s "$_dir/port" ] && [ $_i -lt 500 ]; do
+		sleep 0.01
+		_i=$((_i + 1))
+	done
+	[ -s "$_dir/port" ] || return 1
+	PORT=$(cat "$_dir/port")
+	export OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1" OPENAI_API_KEY=sk-bench
+}
+
+bench_stop() {
+	[ -n "${SERVER_PID:-}" ] || return 0
+	kill "$SERVER_PID" 2>/dev/null
+	wait "$SERVER_PID" 2>/dev/null
+	SERVER_PID=
+}
+
+bench_build() {
+	mkdir -p "$O/bench" || return 1
+	[ -f "$O/libai.a" ] || make -C "$top" -s "$O/libai.a" O="$O" >/dev/null 2>&1 || return 1
+	# shellcheck disable=SC2046
+	${CC:-cc} -std=c11 -O2 -I"$top/common" $(pkg-config --cflags json-c libsodium) -o "$O/bench/$1" \
+		"$top/tests/bench/$2" "$O/libai.a" -Wl,--no-as-needed \
+		$(pkg-config --libs json-c libsodium sqlite3) -ldl -lm -lpthread
+}
