@@ -18,6 +18,7 @@
  * to measure there).  A benchmark: it prints figures and never fails.
  */
 #include "cache.h"
+#include "bench.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -28,21 +29,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-static double now_us(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e6 + (double)t.tv_nsec / 1e3;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 static void request(char *req, size_t n)
 {
@@ -75,14 +61,14 @@ static int child_hit(const char *dir)
 static double spawn_one(const char *self, char *const argv[],
 			const posix_spawn_file_actions_t *fa)
 {
-	double t0 = now_us();
+	double t0 = (bench_now() * 1e6);
 	pid_t pid;
 	int st;
 
 	if (posix_spawn(&pid, self, fa, NULL, argv, environ) != 0 ||
 	    waitpid(pid, &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return -1;
-	return now_us() - t0;
+	return (bench_now() * 1e6) - t0;
 }
 
 /*
@@ -111,8 +97,8 @@ static void spawn_medians(const char *self, char *const a[], char *const b[], in
 		bad += ta[i] < 0 || tb[i] < 0;
 	}
 	posix_spawn_file_actions_destroy(&fa);
-	qsort(ta, (size_t)n, sizeof(*ta), cmp_dbl);
-	qsort(tb, (size_t)n, sizeof(*tb), cmp_dbl);
+	qsort(ta, (size_t)n, sizeof(*ta), bench_cmp_dbl);
+	qsort(tb, (size_t)n, sizeof(*tb), bench_cmp_dbl);
 	if (!bad) {
 		m[0] = ta[n / 2];
 		m[1] = tb[n / 2];
@@ -159,36 +145,36 @@ static void bench_sizes(struct cache *c)
 		return;
 	memset(v, 'x', 1 << 20);
 	request(req, sizeof(req));
-	t0 = now_us();
+	t0 = (bench_now() * 1e6);
 	for (int i = 0; i < 10000; i++)
 		cache_key(req, sizeof(req), k);
-	printf("cache: key of a 4 KiB request   %8.2f us\n", (now_us() - t0) / 10000);
+	printf("cache: key of a 4 KiB request   %8.2f us\n", ((bench_now() * 1e6) - t0) / 10000);
 	cache_key("absent", 6, miss);
-	t0 = now_us();
+	t0 = (bench_now() * 1e6);
 	for (int i = 0; i < 10000; i++)
 		cache_get(c, miss, &b);
-	printf("cache: miss                     %8.2f us\n", (now_us() - t0) / 10000);
+	printf("cache: miss                     %8.2f us\n", ((bench_now() * 1e6) - t0) / 10000);
 
 	for (size_t s = 0; s < AI_ARRAY_LEN(sizes); s++) {
 		n = sizes[s] >= 65536 ? 200 : 2000;
 		k[0] = (unsigned char)s;
-		t0 = now_us();
+		t0 = (bench_now() * 1e6);
 		for (int i = 0; i < n; i++) {
 			k[1] = (unsigned char)i;
 			k[2] = (unsigned char)(i >> 8);
 			cache_put(c, k, v, sizes[s], &err);
 		}
-		printf("cache: put %7zu B, new key    %8.2f us\n", sizes[s], (now_us() - t0) / n);
-		t0 = now_us();
+		printf("cache: put %7zu B, new key    %8.2f us\n", sizes[s], ((bench_now() * 1e6) - t0) / n);
+		t0 = (bench_now() * 1e6);
 		for (int i = 0; i < n; i++)
 			cache_put(c, k, v, sizes[s], &err);
-		printf("cache: put %7zu B, overwrite  %8.2f us\n", sizes[s], (now_us() - t0) / n);
-		t0 = now_us();
+		printf("cache: put %7zu B, overwrite  %8.2f us\n", sizes[s], ((bench_now() * 1e6) - t0) / n);
+		t0 = (bench_now() * 1e6);
 		for (int i = 0; i < n * 5; i++) {
 			buf_reset(&b);
 			cache_get(c, k, &b);
 		}
-		printf("cache: hit %7zu B             %8.2f us\n", sizes[s], (now_us() - t0) / (n * 5));
+		printf("cache: hit %7zu B             %8.2f us\n", sizes[s], ((bench_now() * 1e6) - t0) / (n * 5));
 	}
 	buf_release(&b);
 	free(v);
@@ -209,13 +195,13 @@ static void bench_evict(const char *dir)
 		cache_key(&i, sizeof(i), k);
 		cache_put(&c, k, v, sizeof(v), &err);
 	}
-	t0 = now_us();
+	t0 = (bench_now() * 1e6);
 	cache_evict(&c, &err);
-	printf("cache: scan of 10000 entries    %8.2f ms\n", (now_us() - t0) / 1000);
+	printf("cache: scan of 10000 entries    %8.2f ms\n", ((bench_now() * 1e6) - t0) / 1000);
 	c.max_bytes = 5000 * (sizeof(v) + 88);
-	t0 = now_us();
+	t0 = (bench_now() * 1e6);
 	cache_evict(&c, &err);
-	printf("cache: evict 10000 -> 4375      %8.2f ms\n", (now_us() - t0) / 1000);
+	printf("cache: evict 10000 -> 4375      %8.2f ms\n", ((bench_now() * 1e6) - t0) / 1000);
 	cache_close(&c);
 }
 

@@ -17,26 +17,12 @@
  * machine's fsync times have a long tail.
  */
 #include "ledger.h"
+#include "bench.h"
 
 #include <math.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
 
 static void report(const char *what, double *v, int n)
 {
@@ -45,7 +31,7 @@ static void report(const char *what, double *v, int n)
 
 	for (i = 0; i < n; i++)
 		sum += v[i];
-	qsort(v, (size_t)n, sizeof(*v), cmp_dbl);
+	qsort(v, (size_t)n, sizeof(*v), bench_cmp_dbl);
 	printf("%-34s mean %7.3f ms  median %7.3f ms  p90 %7.3f ms  max %7.3f ms\n", what,
 	       sum / n, v[n / 2], v[(n * 9) / 10], v[n - 1]);
 }
@@ -88,29 +74,29 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < n; i++) {
 		fill(&r, i);
-		t = now_ms();
+		t = (bench_now() * 1e3);
 		if (ledger_append(&l, &r, &err) < 0) {
 			fprintf(stderr, "ledger_bench: %s\n", err.msg);
 			return 1;
 		}
-		v[i] = now_ms() - t;
+		v[i] = (bench_now() * 1e3) - t;
 	}
 	ledger_close(&l);
 	report("append (connection open)", v, n);
 
 	for (i = 0; i < n; i++) {
 		fill(&r, i);
-		t = now_ms();
+		t = (bench_now() * 1e3);
 		if (ledger_open(&l, path, &err) < 0 || ledger_append(&l, &r, &err) < 0) {
 			fprintf(stderr, "ledger_bench: %s\n", err.msg);
 			return 1;
 		}
 		ledger_close(&l);
-		v[i] = now_ms() - t;
+		v[i] = (bench_now() * 1e3) - t;
 	}
 	report("open + append + close", v, n);
 
-	t0 = now_ms();
+	t0 = (bench_now() * 1e3);
 	fflush(stdout);
 	for (p = 0; p < 4; p++) {
 		if (fork() == 0) {
@@ -127,7 +113,7 @@ int main(int argc, char **argv)
 	}
 	for (p = 0; p < 4; p++)
 		wait(NULL);
-	t = now_ms() - t0;
+	t = (bench_now() * 1e3) - t0;
 	printf("%-34s %.3f ms of wall time per append (%d in %.0f ms)\n", "4 processes at once", t / (n / 4 * 4),
 	       n / 4 * 4, t);
 

@@ -11,49 +11,13 @@
  * which is as fast as a plain sequential read gets on one core.
  */
 #include "ai.h"
+#include "bench.h"
 
 #include <time.h>
 
 #define VECS 100000
 #define DIMS 1536
 #define RUNS 10
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static uint64_t sum_words(const uint64_t *restrict p, size_t n)
-{
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-	size_t i;
-
-	/* Scalar lanes, which GCC packs into vector registers (SLP); an array
-	 * of lanes would be kept in memory at -O2 and halve the rate. */
-	for (i = 0; i + 8 <= n; i += 8) {
-		s0 += p[i];
-		s1 += p[i + 1];
-		s2 += p[i + 2];
-		s3 += p[i + 3];
-		s4 += p[i + 4];
-		s5 += p[i + 5];
-		s6 += p[i + 6];
-		s7 += p[i + 7];
-	}
-	for (; i < n; i++)
-		s0 += p[i];
-	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 int main(int argc, char **argv)
 {
@@ -80,12 +44,12 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		p[i] = i * 0x9e3779b97f4a7c15u;
 	for (i = 0; i < RUNS; i++) {
-		double t0 = now();
+		double t0 = bench_now();
 
-		check += sum_words(p, n);
-		t[i] = now() - t0;
+		check += bench_sum_words(p, n);
+		t[i] = bench_now() - t0;
 	}
-	qsort(t, RUNS, sizeof(t[0]), cmp_dbl);
+	qsort(t, RUNS, sizeof(t[0]), bench_cmp_dbl);
 	med = (t[RUNS / 2 - 1] + t[RUNS / 2]) / 2;
 	gbps = (double)(n * sizeof(*p)) / med / 1e9;
 	printf("membw: single-core read of %.1f MB: median %.2f ms, best %.2f ms over %d passes\n",

@@ -13,6 +13,7 @@
  */
 #include "kb.h"
 #include "vec.h"
+#include "bench.h"
 
 #include <math.h>
 #include <time.h>
@@ -21,36 +22,12 @@
 #define PER_DOC 1000
 #define WORDS 40
 
-static uint64_t rng_state = 11;
-
-static uint64_t rng_next(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-static float rng_float(void)
-{
-	return (float)((double)(rng_next() >> 40) / 8388608.0 - 1.0);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* A vocabulary of 5,000 made-up words with a Zipf-like draw, so BM25 has common and rare terms. */
 static void word(char *w, size_t n)
 {
 	static const char *const syl[] = { "ka", "lo", "mi", "nu", "re", "ta", "vo", "zi", "sen", "dar",
 					   "pel", "mor", "qua", "tis", "ben", "gor" };
-	uint64_t r = rng_next();
+	uint64_t r = bench_rng_next();
 	double u = (double)(r >> 11) / 9007199254740992.0;
 	unsigned id = (unsigned)(5000 * u * u * u);
 	size_t k = 0;
@@ -92,7 +69,7 @@ static int build(const char *db, size_t n, size_t dim, const char *model)
 	float *v = malloc(PER_DOC * dim * sizeof(float));
 	struct kb_chunk *c = calloc(PER_DOC, sizeof(*c));
 	char (*t)[512] = malloc(PER_DOC * sizeof(*t));
-	double t0 = now();
+	double t0 = bench_now();
 
 	if (!v || !c || !t || kb_open(&kb, db, KB_WRITE, &err)) {
 		fprintf(stderr, "rag_bench: %s\n", err.msg);
@@ -105,7 +82,7 @@ static int build(const char *db, size_t n, size_t dim, const char *model)
 
 		for (size_t i = 0; i < m; i++) {
 			for (size_t j = 0; j < dim; j++)
-				v[i * dim + j] = rng_float();
+				v[i * dim + j] = bench_rng_float();
 			vec_normalize(v + i * dim, dim);
 			text(t[i], sizeof(t[i]));
 			c[i].text = t[i];
@@ -125,18 +102,11 @@ static int build(const char *db, size_t n, size_t dim, const char *model)
 		}
 	}
 	kb_close(kb);
-	printf("rag_bench: built %zu chunks of %zu dims in %.1f s\n", n, dim, now() - t0);
+	printf("rag_bench: built %zu chunks of %zu dims in %.1f s\n", n, dim, bench_now() - t0);
 	free(v);
 	free(c);
 	free(t);
 	return 0;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
 }
 
 static int recall(const char *db, size_t dim, const char *model, int nq)
@@ -150,14 +120,14 @@ static int recall(const char *db, size_t dim, const char *model, int nq)
 		fprintf(stderr, "rag_bench: %s\n", err.msg);
 		return 1;
 	}
-	rng_state = 99;
+	bench_rng_state = 99;
 	for (int i = 0; i < nq; i++) {
 		struct kb_query kq = { 0 };
 		struct kb_results a, b;
 		double t0;
 
 		for (size_t j = 0; j < dim; j++)
-			q[j] = rng_float();
+			q[j] = bench_rng_float();
 		vec_normalize(q, dim);
 		kq.text = "";
 		kq.k = 10;
@@ -166,27 +136,27 @@ static int recall(const char *db, size_t dim, const char *model, int nq)
 		kq.qdim = dim;
 		kq.qmodel = model;
 		kq.min_cosine = -1;
-		t0 = now();
+		t0 = bench_now();
 		if (kb_search(kb, &kq, &a, &err)) {
 			fprintf(stderr, "rag_bench: %s\n", err.msg);
 			return 1;
 		}
-		tf[i] = now() - t0;
+		tf[i] = bench_now() - t0;
 		kq.int8 = true;
-		t0 = now();
+		t0 = bench_now();
 		if (kb_search(kb, &kq, &b, &err)) {
 			fprintf(stderr, "rag_bench: %s\n", err.msg);
 			return 1;
 		}
-		ti[i] = now() - t0;
+		ti[i] = bench_now() - t0;
 		for (size_t x = 0; x < a.n; x++)
 			for (size_t y = 0; y < b.n; y++)
 				hits += a.v[x].id == b.v[y].id;
 		kb_results_release(&a);
 		kb_results_release(&b);
 	}
-	qsort(tf, (size_t)nq, sizeof(double), cmp_dbl);
-	qsort(ti, (size_t)nq, sizeof(double), cmp_dbl);
+	qsort(tf, (size_t)nq, sizeof(double), bench_cmp_dbl);
+	qsort(ti, (size_t)nq, sizeof(double), bench_cmp_dbl);
 	printf("rag_bench: in-process kb_search median: float32 %.1f ms, int8+rescore %.1f ms\n",
 	       tf[nq / 2] * 1e3, ti[nq / 2] * 1e3);
 	printf("rag_bench: int8 recall@10 against exact float32 over %d queries: %.3f\n", nq, hits / (10.0 * nq));
@@ -224,6 +194,7 @@ static int corpus(const char *dir, double mb)
 
 int main(int argc, char **argv)
 {
+	bench_rng_state = 11;
 	if (argc == 6 && !strcmp(argv[1], "build"))
 		return build(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), argv[5]);
 	if (argc == 6 && !strcmp(argv[1], "recall"))

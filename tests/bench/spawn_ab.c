@@ -14,6 +14,7 @@
  * Prints figures; exits 0 unless its arguments are wrong.
  */
 #include "ai.h"
+#include "bench.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -23,21 +24,6 @@
 
 extern char **environ;
 
-static double now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
 static double tv_ms(struct timeval t)
 {
 	return (double)t.tv_sec * 1e3 + (double)t.tv_usec / 1e3;
@@ -46,7 +32,7 @@ static double tv_ms(struct timeval t)
 /* One run of argv; its wall time in ms (and CPU time in *cpu), or -1 when it could not run or failed. */
 static double run(char **argv, const posix_spawn_file_actions_t *fa, double *cpu)
 {
-	double t0 = now_ms();
+	double t0 = (bench_now() * 1e3);
 	struct rusage ru;
 	pid_t pid;
 	int st;
@@ -56,7 +42,7 @@ static double run(char **argv, const posix_spawn_file_actions_t *fa, double *cpu
 	    wait4(pid, &st, 0, &ru) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		return -1;
 	*cpu = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
-	return now_ms() - t0;
+	return (bench_now() * 1e3) - t0;
 }
 
 struct stat3 { double median, mean, min; int n; };
@@ -72,7 +58,7 @@ static struct stat3 summary(double *v, int n)
 			v[k++] = v[i];
 	if (!k)
 		return s;
-	qsort(v, (size_t)k, sizeof(*v), cmp_dbl);
+	qsort(v, (size_t)k, sizeof(*v), bench_cmp_dbl);
 	for (int i = 0; i < k; i++)
 		sum += v[i];
 	s.median = k % 2 ? v[k / 2] : (v[k / 2 - 1] + v[k / 2]) / 2;

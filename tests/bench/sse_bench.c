@@ -11,15 +11,8 @@
  * Prints figures; never fails.  Usage: sse_bench [chunks]
  */
 #include "chatstream.h"
+#include "bench.h"
 #include <time.h>
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static const char *const words[] = {
 	" the", " model", " streams", " tokens", " quickly", ",", ".", " and", " then",
@@ -74,11 +67,11 @@ int main(int argc, char **argv)
 	for (rep = 0; rep < 5; rep++) {
 		nevents = 0;
 		sse_init(&p, 1 << 20, 1 << 24);
-		t = now();
+		t = bench_now();
 		for (off = 0; off < body.len; off += PIECE)
 			sse_feed(&p, body.data + off, body.len - off < PIECE ? body.len - off : PIECE,
 				 count, NULL, &err);
-		t = now() - t;
+		t = bench_now() - t;
 		sse_finish(&p);
 		sse_release(&p);
 		if (t < best_frame)
@@ -96,14 +89,14 @@ int main(int argc, char **argv)
 		cs.on_delta = sink;
 		cs.ud = &out;
 		sse_init(&p, 1 << 20, 1 << 24);
-		t = now();
+		t = bench_now();
 		for (off = 0; off < body.len; off += PIECE)
 			if (chatstream_feed(&cs, &p, body.data + off,
 					    body.len - off < PIECE ? body.len - off : PIECE, &err)) {
 				printf("error: %s\n", err.msg);
 				break;
 			}
-		t = now() - t;
+		t = bench_now() - t;
 		if (!slow)
 			fast_chunks = cs.fast_chunks;
 		chatstream_end(&cs, &p, &err);
@@ -124,7 +117,7 @@ int main(int argc, char **argv)
 		json_tokener *tok = json_tokener_new();
 		long n = 0;
 
-		t = now();
+		t = bench_now();
 		while (s < e && n < nchunks) {
 			const char *nl = memchr(s, '\n', (size_t)(e - s));
 			json_object *o;
@@ -135,7 +128,7 @@ int main(int argc, char **argv)
 			n++;
 			s = nl + 2;
 		}
-		t = now() - t;
+		t = bench_now() - t;
 		json_tokener_free(tok);
 		if (t < best_dom)
 			best_dom = t;

@@ -17,6 +17,7 @@
  * under 25 ms with recall@10 >= 0.95.
  */
 #include "vec.h"
+#include "bench.h"
 
 #include <sys/resource.h>
 #include <time.h>
@@ -28,72 +29,18 @@
 #define K 10
 #define CAND 40
 
-static uint64_t rng_state = 7;
-
-static uint64_t rng_next(void)
-{
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-/* Uniform in [-1, 1): a unit vector of these points in a random direction
- * up to the cube's corners, which is random enough for timing and recall. */
-static float rng_float(void)
-{
-	return (float)((double)(rng_next() >> 40) / 8388608.0 - 1.0);
-}
-
 static void random_unit(float *v)
 {
 	size_t j;
 
 	for (j = 0; j < D; j++)
-		v[j] = rng_float();
+		v[j] = bench_rng_float();
 	vec_normalize(v, D);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-/* membw's read: 8 lanes of 64-bit sums, packed into vector registers. */
-static uint64_t sum_words(const uint64_t *restrict p, size_t n)
-{
-	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-	size_t i;
-
-	for (i = 0; i + 8 <= n; i += 8) {
-		s0 += p[i];
-		s1 += p[i + 1];
-		s2 += p[i + 2];
-		s3 += p[i + 3];
-		s4 += p[i + 4];
-		s5 += p[i + 5];
-		s6 += p[i + 6];
-		s7 += p[i + 7];
-	}
-	for (; i < n; i++)
-		s0 += p[i];
-	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7;
-}
-
-static int cmp_dbl(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
 }
 
 static double median(double *t, size_t n)
 {
-	qsort(t, n, sizeof(*t), cmp_dbl);
+	qsort(t, n, sizeof(*t), bench_cmp_dbl);
 	return n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2;
 }
 
@@ -134,6 +81,7 @@ int main(int argc, char **argv)
 	size_t i, j, found = 0;
 	struct rusage ru;
 
+	bench_rng_state = 7;
 	if (argc > 1) {
 		char *end;
 
@@ -152,7 +100,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "vec_bench: out of memory\n");
 		return AI_EX_OSERR;
 	}
-	t0 = now();
+	t0 = bench_now();
 	for (i = 0; i < N; i++) {
 		random_unit(kb.f32 + i * D);
 		vec_quantize_i8(kb.f32 + i * D, D, kb.i8 + i * D, &kb.scales[i]);
@@ -162,7 +110,7 @@ int main(int argc, char **argv)
 	f32_mb = (double)N * D * sizeof(float) / 1e6;
 	i8_mb = ((double)N * D + N * sizeof(float)) / 1e6;
 	printf("vec: %d random unit vectors x %d dims: float32 %.1f MB, int8 %.1f MB "
-	       "(made in %.1f s)\n", N, D, f32_mb, i8_mb, now() - t0);
+	       "(made in %.1f s)\n", N, D, f32_mb, i8_mb, bench_now() - t0);
 
 	/* One untimed pass of each, then RUNS timed queries. */
 	vec_scan_f32(queries, kb.f32, NULL, N, D, &ex);
@@ -170,18 +118,18 @@ int main(int argc, char **argv)
 	for (i = 0; i < RUNS; i++) {
 		const float *q = queries + (i % QUERIES) * D;
 
-		t0 = now();
-		check += sum_words((const uint64_t *)(const void *)kb.f32, (size_t)N * D / 2);
-		tr[i] = now() - t0;
+		t0 = bench_now();
+		check += bench_sum_words((const uint64_t *)(const void *)kb.f32, (size_t)N * D / 2);
+		tr[i] = bench_now() - t0;
 		vec_topk_reset(&ex);
-		t0 = now();
+		t0 = bench_now();
 		vec_scan_f32(q, kb.f32, NULL, N, D, &ex);
 		vec_topk_sorted(&ex);
-		tf[i] = now() - t0;
+		tf[i] = bench_now() - t0;
 		ratio[i] = tf[i] / tr[i];
-		t0 = now();
+		t0 = bench_now();
 		search_i8(&kb, q, &cand, &re);
-		ti[i] = now() - t0;
+		ti[i] = bench_now() - t0;
 	}
 	mf = median(tf, RUNS) * 1e3;
 	mi = median(ti, RUNS) * 1e3;
