@@ -1,5 +1,6 @@
 #include "batch.h"
 #include "chunk.h"
+#include "fdio.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -53,8 +54,6 @@ static int spool(int in, int *out, struct ai_err *err)
 	}
 	unlink(path.data);
 	for (;;) {
-		char *p = blk;
-
 		n = read(in, blk, 64 * 1024);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -64,18 +63,10 @@ static int spool(int in, int *out, struct ai_err *err)
 		}
 		if (!n)
 			break;
-		while (n > 0) {
-			ssize_t w = write(fd, p, (size_t)n);
-
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0) {
-				ai_errf(err, AI_EX_IOERR, "cannot copy the input to a temporary file: %s",
-					strerror(errno));
-				goto fail;
-			}
-			p += w;
-			n -= w;
+		if (fd_write_all(fd, blk, (size_t)n)) {
+			ai_errf(err, AI_EX_IOERR, "cannot copy the input to a temporary file: %s",
+				strerror(errno));
+			goto fail;
 		}
 	}
 	if (lseek(fd, 0, SEEK_SET) < 0) {

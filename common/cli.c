@@ -1,5 +1,6 @@
 #include "cli.h"
 #include "config.h"
+#include "fdio.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -286,28 +287,17 @@ double cli_duration(const char *opt, const char *s)
 
 static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err)
 {
-	char chunk[65536];
-
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-
-		if (r < 0) {
-			if (errno == EINTR && !cli_interrupted)
-				continue;
-			if (errno == EINTR)
-				return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
-			return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
-		}
-		if (r == 0)
-			return 0;
-		if (buf_add(out, chunk, (size_t)r)) {
-			if (errno == EFBIG)
-				return ai_errf(err, AI_EX_DATAERR,
-					       "input is larger than %zu MiB ('%s'); split it (split -C) or raise AI_MAX_INPUT",
-					       out->max >> 20, name);
-			return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
-		}
-	}
+	if (!fd_read_all(fd, out, &cli_interrupted))
+		return 0;
+	if (errno == EINTR)
+		return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+	if (errno == EFBIG)
+		return ai_errf(err, AI_EX_DATAERR,
+			       "input is larger than %zu MiB ('%s'); split it (split -C) or raise AI_MAX_INPUT",
+			       out->max >> 20, name);
+	if (errno == ENOMEM)
+		return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
+	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }
 
 static int check_text(const char *name, const struct buf *b, size_t from, struct ai_err *err)

@@ -1,5 +1,6 @@
 #include "jobs.h"
 #include "config.h"
+#include "fdio.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -122,21 +123,13 @@ int job_path(const struct job *j, const char *name, struct buf *out)
 static int write_file(const char *path, const char *data, size_t n, struct ai_err *err)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	const char *p = data;
 
 	if (fd < 0)
 		return ai_errf(err, AI_EX_IOERR, "cannot create '%s': %s", path, strerror(errno));
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			close(fd);
-			return ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
-		}
-		p += w;
-		n -= (size_t)w;
+	if (fd_write_all(fd, data, n)) {
+		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
 	}
 	if (fsync(fd) | close(fd))
 		return ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
@@ -146,19 +139,14 @@ static int write_file(const char *path, const char *data, size_t n, struct ai_er
 static int read_file(const char *path, struct buf *out, struct ai_err *err)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char blk[4096];
-	ssize_t n;
 
 	if (fd < 0)
 		return ai_errf(err, AI_EX_NOINPUT, "cannot open '%s': %s", path, strerror(errno));
-	while ((n = read(fd, blk, sizeof(blk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || buf_add(out, blk, (size_t)n)) {
-			close(fd);
-			return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", path,
-				       n < 0 ? strerror(errno) : "too large");
-		}
+	if (fd_read_all(fd, out, NULL)) {
+		ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", path,
+			errno == EFBIG ? "too large" : strerror(errno));
+		close(fd);
+		return -1;
 	}
 	close(fd);
 	return 0;

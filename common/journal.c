@@ -1,4 +1,5 @@
 #include "journal.h"
+#include "fdio.h"
 #include "jsonl.h"
 
 #include <fcntl.h>
@@ -73,21 +74,6 @@ static int index_put(struct journal *j, uint64_t h, uint64_t off, uint32_t len)
 	j->tab[i].off = off;
 	j->tab[i].len = len;
 	j->n++;
-	return 0;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
 	return 0;
 }
 
@@ -189,7 +175,7 @@ int journal_open(struct journal *j, const char *path, const char *input_id, stru
 
 		buf_init(&h, 0);
 		bad = buf_addf(&h, "{\"" HEADER_KEY "\":1,\"input\":\"%s\"}\n", input_id) ||
-		      write_all(j->fd, h.data, h.len) || fdatasync(j->fd);
+		      fd_write_all(j->fd, h.data, h.len) || fdatasync(j->fd);
 		j->end = h.len;
 		buf_release(&h);
 		if (bad) {
@@ -275,7 +261,7 @@ int journal_sync(struct journal *j, struct ai_err *err)
 {
 	if (!j->pending.len)
 		return 0;
-	if (write_all(j->fd, j->pending.data, j->pending.len) || fdatasync(j->fd))
+	if (fd_write_all(j->fd, j->pending.data, j->pending.len) || fdatasync(j->fd))
 		return ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", j->path, strerror(errno));
 	j->end += j->pending.len;
 	buf_reset(&j->pending);

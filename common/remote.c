@@ -1,4 +1,5 @@
 #include "remote.h"
+#include "fdio.h"
 #include "jsonu.h"
 
 #include <fcntl.h>
@@ -33,8 +34,6 @@ static int save(const struct job *j, const char *name, const char *data, size_t 
 static int load(const struct job *j, const char *name, struct buf *out, struct ai_err *err)
 {
 	struct buf p;
-	char blk[65536];
-	ssize_t n;
 	int fd;
 
 	buf_init(&p, 0);
@@ -47,14 +46,11 @@ static int load(const struct job *j, const char *name, struct buf *out, struct a
 		return -1;
 	}
 	buf_release(&p);
-	while ((n = read(fd, blk, sizeof(blk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || buf_add(out, blk, (size_t)n)) {
-			close(fd);
-			return ai_errf(err, AI_EX_IOERR, "cannot read job '%s': %s", j->id,
-				       n < 0 ? strerror(errno) : "too large");
-		}
+	if (fd_read_all(fd, out, NULL)) {
+		ai_errf(err, AI_EX_IOERR, "cannot read job '%s': %s", j->id,
+			errno == EFBIG ? "too large" : strerror(errno));
+		close(fd);
+		return -1;
 	}
 	close(fd);
 	return 0;

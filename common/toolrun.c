@@ -8,6 +8,8 @@
  */
 #include "toolrun.h"
 
+#include "fdio.h"
+
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
@@ -452,35 +454,21 @@ static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct
 /* Reads a whole file of at most TOOLS_FILE_MAX bytes into b. */
 static int read_file(const char *path, struct buf *b, struct ai_err *err)
 {
-	char chunk[8192];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
 		return ai_errf(err, AI_EX_CONFIG, "cannot open tools file '%s': %s", path, strerror(errno));
 	buf_init(b, TOOLS_FILE_MAX);
-	for (;;) {
-		ssize_t r = read(fd, chunk, sizeof(chunk));
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			ai_errf(err, AI_EX_CONFIG, "cannot read tools file '%s': %s", path, strerror(errno));
-			goto fail;
-		}
-		if (r == 0)
-			break;
-		if (buf_add(b, chunk, (size_t)r)) {
-			if (errno == EFBIG)
-				ai_errf(err, AI_EX_CONFIG, "tools file '%s' is larger than %zu bytes",
-					path, TOOLS_FILE_MAX);
-			else
-				ai_errf(err, AI_EX_OSERR, "out of memory");
-			goto fail;
-		}
+	if (!fd_read_all(fd, b, NULL)) {
+		close(fd);
+		return 0;
 	}
-	close(fd);
-	return 0;
-fail:
+	if (errno == EFBIG)
+		ai_errf(err, AI_EX_CONFIG, "tools file '%s' is larger than %zu bytes", path, TOOLS_FILE_MAX);
+	else if (errno == ENOMEM)
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+	else
+		ai_errf(err, AI_EX_CONFIG, "cannot read tools file '%s': %s", path, strerror(errno));
 	close(fd);
 	buf_release(b);
 	return -1;
