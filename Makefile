@@ -21,10 +21,32 @@ PKGS      = libcurl json-c libsodium sqlite3
 CFLAGS   ?= -O2 -g
 WFLAGS    = -std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+
+# The packages come first: .ci/deps installs what is missing (as root) or
+# names the apt-get line to run, before pkg-config is asked for flags below,
+# so that one make on a fresh machine installs and builds.  make check and
+# the other test goals need the test packages too; clean needs none.  A stamp
+# per build directory keeps it to one look per build.
+TEST_GOALS = check sanitize bench fuzz lint units
+NODEP_GOALS = clean uninstall
+DEPS_GROUP := $(if $(filter $(TEST_GOALS) %/ai-testserver,$(MAKECMDGOALS)),test,build)
+NEED_DEPS := $(filter-out $(NODEP_GOALS),$(or $(MAKECMDGOALS),all))
+ifneq ($(NEED_DEPS),)
+DEPS_STAMP := $(O)/.deps-$(DEPS_GROUP)
+DEPS_ERR := $(shell [ $(DEPS_STAMP) -nt .ci/deps ] || { sh .ci/deps $(DEPS_GROUP) && \
+	mkdir -p $(O) && touch $(DEPS_STAMP); })
+$(if $(DEPS_ERR),$(error $(DEPS_ERR)))
+endif
+
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # libcurl is not linked: common/http.c loads it with dlopen when a request
 # first goes out, so a program that never talks to the network starts fast.
 PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
+ifneq ($(NEED_DEPS),)
+ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
+$(error pkg-config finds no $(PKGS); install their development packages (on Debian: sh .ci/deps build))
+endif
+endif
 ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SANFLAGS) -Icommon -DAI_DATADIR='"$(DATADIR)/ai-tools"' $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 LIBS      = $(PKG_LIBS) -ldl -lm -lpthread
@@ -41,14 +63,7 @@ MAN1       := $(sort $(wildcard man/*.1))
 MAN5       := $(sort $(wildcard man/*.5))
 MAN7       := $(sort $(wildcard man/*.7))
 
-all: deps-ok $(PROGS)
-
-# Installs missing Debian packages when run as root; otherwise prints the
-# apt-get line and stops.  The stamp keeps it to one pkg-config call per build.
-deps-ok: $(O)/.deps-ok
-$(O)/.deps-ok: .ci/deps
-	@sh .ci/deps
-	@mkdir -p $(O) && touch $@
+all: $(PROGS)
 
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
@@ -132,6 +147,6 @@ uninstall:
 clean:
 	rm -rf build bin
 
-.PHONY: all deps-ok units check sanitize bench fuzz lint install uninstall clean
+.PHONY: all units check sanitize bench fuzz lint install uninstall clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
