@@ -411,6 +411,7 @@ int main(int argc, char **argv)
 	c.usage = "[OPTION]... [TASK]...";
 	c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
 	c.opts = opts;
+	c.message = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
 
@@ -454,13 +455,8 @@ int main(int argc, char **argv)
 	}
 
 	buf_init(&task, cfg.max_input);
-	if (optind_ < argc) {
-		for (int i = optind_; i < argc; i++)
-			if ((i > optind_ && buf_addch(&task, ' ')) || buf_addstr(&task, argv[i]))
-				cli_die(AI_EX_DATAERR, "the task is too long");
-	} else if (cli_read_input(0, NULL, &task, &err)) {
+	if (cli_read_message(&c, argc - optind_, argv + optind_, &task, &err))
 		cli_die_err(&err);
-	}
 	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
 

@@ -185,7 +185,7 @@ int main(int argc, char **argv)
 	struct ai_client client;
 	struct ai_client *cl = NULL;
 	struct ai_err err;
-	struct buf q;
+	struct buf q, query;
 	struct kb *kb;
 	struct kb_query kq;
 	struct kb_results r;
@@ -197,21 +197,29 @@ int main(int argc, char **argv)
 	c.usage = "[OPTION]... [QUESTION]...";
 	c.summary = "Answer a question from the knowledge base built by ai-index, citing its sources.";
 	c.opts = opts;
+	c.message = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
 
+	/*
+	 * The model gets the whole message (files, piped input, the question);
+	 * retrieval searches by the question in the arguments when there is
+	 * one, not by a piped document it is about.
+	 */
 	buf_init(&q, 1u << 20);
-	if (optind_ < argc) {
-		for (int i = optind_; i < argc; i++)
-			if ((i > optind_ && buf_addch(&q, ' ')) || buf_addstr(&q, argv[i]))
-				cli_die(AI_EX_DATAERR, "the question is too long");
-	} else if (cli_read_input(0, NULL, &q, &err)) {
+	buf_init(&query, 1u << 20);
+	if (cli_read_message(&c, argc - optind_, argv + optind_, &q, &err))
 		cli_die_err(&err);
-	}
-	while (q.len && strchr(" \t\r\n\f\v", q.data[q.len - 1]))
-		q.data[--q.len] = '\0';
-	if (!q.len || q.len == strspn(q.data, " \t\r\n\f\v"))
+	if (q.len == strspn(q.data ? q.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no question: give it as arguments or on standard input");
+	if (optind_ < argc) {
+		struct cli words = c;
+
+		words.nfiles = 0;
+		words.no_stdin = 1;
+		if (cli_read_message(&words, argc - optind_, argv + optind_, &query, &err))
+			cli_die_err(&err);
+	}
 
 	if (o.no_bm25 && o.no_embed)
 		cli_usage_error("--no-bm25 and --no-embed leave nothing to retrieve by");
@@ -239,7 +247,7 @@ int main(int argc, char **argv)
 	}
 	memset(&kq, 0, sizeof(kq));
 	kq.coll = o.coll;
-	kq.text = q.data;
+	kq.text = query.len ? query.data : q.data;
 	kq.k = (size_t)o.k;
 	kq.candidates = (size_t)o.candidates;
 	kq.int8 = o.int8;
@@ -357,6 +365,7 @@ done:
 	}
 	kb_results_release(&r);
 	buf_release(&q);
+	buf_release(&query);
 	if (cl)
 		ai_client_release(cl);
 	config_release(&cfg);

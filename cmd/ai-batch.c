@@ -134,8 +134,10 @@ static int open_input(int argc, char **argv)
 
 	if (argc > 1)
 		cli_usage_error("give one input file at most (or none, for standard input)");
-	if (!argc || !strcmp(argv[0], "-"))
+	if (!argc || !strcmp(argv[0], "-")) {
+		cli_note_stdin();
 		return 0;
+	}
 	fd = open(argv[0], O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		cli_die(AI_EX_NOINPUT, "cannot open '%s': %s", argv[0], strerror(errno));

@@ -361,29 +361,30 @@ static int read_cgi_body(const char *cl, struct buf *out, struct ai_err *err)
 	return 0;
 }
 
-/* The message: the arguments joined by spaces, else the CGI body, else stdin. */
-static int read_message(const struct opts *o, int argc, char **argv, struct buf *out, struct ai_err *err)
+/*
+ * The message: under CGI the request body; otherwise the -f files, piped
+ * standard input and the arguments (cli_read_message).  With -i standard
+ * input is the conversation, so only the files and the arguments make the
+ * first message.
+ */
+static int read_message(const struct cli *c, const struct opts *o, int argc, char **argv,
+			struct buf *out, struct ai_err *err)
 {
 	const char *cl = getenv("CONTENT_LENGTH");
 
-	if (argc > 0) {
-		for (int i = 0; i < argc; i++) {
-			if (i)
-				buf_addch(out, ' ');
-			if (buf_addstr(out, argv[i]))
-				return ai_errf(err, errno == EFBIG ? AI_EX_DATAERR : AI_EX_OSERR,
-					       "the message is too large");
-		}
-		if (utf8_valid_prefix(out->data, out->len) != out->len)
-			return ai_errf(err, AI_EX_DATAERR, "the message is not valid UTF-8");
-	} else if (o->sse && getenv("GATEWAY_INTERFACE") && cl && *cl) {
+	if (!argc && o->sse && getenv("GATEWAY_INTERFACE") && cl && *cl) {
 		if (read_cgi_body(cl, out, err))
 			return -1;
-	} else if (!o->interactive && cli_read_input(0, NULL, out, err)) {
-		return -1;
+		strip_newlines(out);
+		return 0;
 	}
-	strip_newlines(out);
-	return 0;
+	if (o->interactive) {
+		struct cli first = *c;
+
+		first.no_stdin = 1;
+		return cli_read_message(&first, argc, argv, out, err);
+	}
+	return cli_read_message(c, argc, argv, out, err);
 }
 
 /* ---- main ---- */
@@ -399,13 +400,20 @@ static int report(struct chat *ch, int rc, struct ai_chat_resp *resp, struct ai_
 	return rc ? (err->code ? err->code : AI_EX_SOFTWARE) : 0;
 }
 
-/* -i: a line at a time until end of input; Ctrl-C stops an answer or clears the line. */
-static int interactive(struct chat *ch, const char *first, struct ai_err *err)
+/*
+ * -i: a line at a time until end of input; Ctrl-C stops an answer or clears
+ * the line.  first is the first message, from the arguments; context (the
+ * -f files, when there are no arguments) goes before the first line typed.
+ */
+static int interactive(struct chat *ch, const char *first, const char *context, struct ai_err *err)
 {
 	bool prompt = isatty(0);
 	char *line = NULL;
 	size_t cap = 0;
 	int code = 0;
+	struct buf with;
+
+	buf_init(&with, 0);
 
 	for (;;) {
 		struct ai_chat_resp resp;
@@ -444,6 +452,13 @@ static int interactive(struct chat *ch, const char *first, struct ai_err *err)
 				continue;
 			}
 			text = line;
+			if (context) {
+				buf_reset(&with);
+				if (buf_addstr(&with, context) || buf_addstr(&with, "\n\n") || buf_addstr(&with, line))
+					cli_die(AI_EX_OSERR, "out of memory");
+				text = with.data;
+				context = NULL;
+			}
 		}
 		first = NULL;
 		rc = exchange(ch, text, &resp, err);
@@ -465,6 +480,7 @@ static int interactive(struct chat *ch, const char *first, struct ai_err *err)
 		ai_chat_resp_release(&resp);
 	}
 	free(line);
+	buf_release(&with);
 	return code;
 }
 
@@ -484,6 +500,7 @@ int main(int argc, char **argv)
 	c.usage = "[OPTION]... [MESSAGE]...";
 	c.summary = "Stream a model's answer to MESSAGE (or standard input) as it arrives.";
 	c.opts = opts;
+	c.message = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	if (o.sse && c.json)
 		cli_usage_error("--sse and --json are two output formats; choose one");
@@ -505,7 +522,7 @@ int main(int argc, char **argv)
 	client.http.idle_timeout_ms = (long)ceil(o.idle_s * 1000);
 
 	buf_init(&msg, cfg.max_input);
-	if (read_message(&o, argc - optind_, argv + optind_, &msg, &err))
+	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))
 		sink_die(&sink, &err);
 	if (!o.interactive && blank(msg.data ? msg.data : ""))
 		sink_die(&sink, (ai_errf(&err, AI_EX_NOINPUT,
@@ -543,7 +560,13 @@ int main(int argc, char **argv)
 	}
 
 	if (o.interactive) {
-		code = interactive(&ch, blank(msg.data ? msg.data : "") ? NULL : msg.data, &err);
+		const char *m = blank(msg.data ? msg.data : "") ? NULL : msg.data;
+
+		/* Files alone are context for the first line typed, not a message of their own. */
+		if (optind_ == argc && c.nfiles)
+			code = interactive(&ch, NULL, m, &err);
+		else
+			code = interactive(&ch, m, NULL, &err);
 	} else {
 		struct ai_chat_resp resp;
 		int rc = exchange(&ch, msg.data, &resp, &err);

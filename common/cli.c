@@ -28,6 +28,15 @@ static const struct cli_opt common_opts[] = {
 	{ NULL, 0, 0, NULL, NULL }
 };
 
+/* The options of a program whose operands are a message (c->message). */
+static const struct cli_opt message_opts[] = {
+	{ "file", required_argument, 'f', "FILE", "add FILE to the message, labelled with its name (- is standard input)" },
+	{ "no-stdin", no_argument, CLI_OPT_NO_STDIN, NULL, "do not add piped standard input to the message" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
+
 static void on_sigint(int sig)
 {
 	(void)sig;
@@ -61,6 +70,10 @@ void cli_init(struct cli *c, const char *prog)
 	c->prog = prog;
 	c->model = c->profile = c->base_url = NULL;
 	c->json = c->verbose = c->quiet = c->no_cache = c->dry_run = c->log_prompts = 0;
+	c->message = false;
+	c->files = NULL;
+	c->nfiles = 0;
+	c->no_stdin = 0;
 	c->timeout_s = -1;
 	c->retries = -1;
 	c->cache_ttl_s = -1;
@@ -139,6 +152,8 @@ static void usage(const struct cli *c)
 	printf("Usage: %s %s\n%s\n\nOptions:\n", c->prog, c->usage, c->summary);
 	if (c->opts)
 		print_opts(c->opts);
+	if (c->message)
+		print_opts(message_opts);
 	printf("\nCommon options:\n");
 	print_opts(common_opts);
 	printf("\nSee %s(1) and ai(7).\n", c->prog);
@@ -179,24 +194,31 @@ static void add_opts(const struct cli_opt *o, struct option *lo, size_t *nl, str
  */
 static struct option *parse_lo;
 static struct buf parse_sh;
+static const char **parse_files;    /* c->files: -f operands, kept for the whole run */
 
 int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud)
 {
-	size_t n = count_opts(common_opts) + count_opts(c->opts) + 2, nl = 0;
+	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) + 2, nl = 0;
 	struct option *lo = parse_lo = calloc(n, sizeof(*lo));
 	int ch;
 
-	if (!lo)
+	if (!lo || (c->message && !(parse_files = calloc((size_t)argc + 1, sizeof(*parse_files)))))
 		cli_die(AI_EX_OSERR, "out of memory");
 	buf_init(&parse_sh, 0);
 	/*
 	 * Options may follow operands (ai-index a.md --json), as with the GNU
 	 * tools people use these with; "--" ends the options, for a message
-	 * that starts with '-'.
+	 * that starts with '-'.  Where the operands are a message, the first
+	 * one ends the options, as with env(1), xargs(1) and ssh(1): in
+	 * "ai-stream what does ls -la do", -la is part of the question.
 	 */
+	if (c->message)
+		buf_addch(&parse_sh, '+');
 	buf_addch(&parse_sh, ':');    /* report a missing argument as ':' */
 	add_opts(c->opts, lo, &nl, &parse_sh);
+	if (c->message)
+		add_opts(message_opts, lo, &nl, &parse_sh);
 	add_opts(common_opts, lo, &nl, &parse_sh);
 	lo[nl].name = "list-options";
 	lo[nl].has_arg = no_argument;
@@ -209,10 +231,18 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		case CLI_OPT_BASE_URL: c->base_url = optarg; break;
 		case 'j': c->json = 1; break;
 		case 'v': c->verbose++; break;
-		case 'q': c->quiet = 1; break;
+		case 'q': c->quiet = 1; parse_quiet = true; break;
 		case CLI_OPT_NO_CACHE: c->no_cache = 1; break;
 		case CLI_OPT_DRY_RUN: c->dry_run = 1; break;
 		case CLI_OPT_LOG_PROMPTS: c->log_prompts = 1; break;
+		case 'f':
+			if (!c->message)
+				fn(ch, optarg, ud);
+			else
+				parse_files[c->nfiles++] = optarg;
+			c->files = parse_files;
+			break;
+		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
 		case CLI_OPT_TIMEOUT:
 			c->timeout_s = cli_duration("--timeout", optarg);
 			if (c->timeout_s <= 0)
@@ -300,6 +330,38 @@ static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err
 	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }
 
+/*
+ * What binary input looks like, by its first bytes, and what to do about
+ * it.  A PDF starts with ASCII, so the magic is checked before UTF-8.
+ */
+static const struct {
+	const char *magic;
+	size_t len;
+	const char *what, *hint;
+} binary_kinds[] = {
+	{ "\x89PNG\r\n\x1a\n", 8, "a PNG image", "images are not text" },
+	{ "\xff\xd8\xff", 3, "a JPEG image", "images are not text" },
+	{ "GIF8", 4, "a GIF image", "images are not text" },
+	{ "%PDF-", 5, "a PDF document", "extract its text first: pdftotext FILE -" },
+	{ "\x1f\x8b", 2, "gzip data", "decompress it first: zcat FILE" },
+	{ "\x28\xb5\x2f\xfd", 4, "zstd data", "decompress it first: zstdcat FILE" },
+	{ "\xfd" "7zXZ", 6, "xz data", "decompress it first: xzcat FILE" },
+	{ "BZh", 3, "bzip2 data", "decompress it first: bzcat FILE" },
+	{ "PK\x03\x04", 4, "a zip archive", "extract the text first: unzip -p FILE" },
+	{ "\x7f" "ELF", 4, "an ELF executable", "it is not text" },
+	{ "SQLite format 3", 16, "an SQLite database", "query it first: sqlite3 FILE .dump" },
+};
+
+/* Says what known binary data p[0..n) looks like, when it looks like any. */
+static int check_magic(const char *name, const char *p, size_t n, struct ai_err *err)
+{
+	for (size_t i = 0; i < AI_ARRAY_LEN(binary_kinds); i++)
+		if (n >= binary_kinds[i].len && !memcmp(p, binary_kinds[i].magic, binary_kinds[i].len))
+			return ai_errf(err, AI_EX_DATAERR, "binary input: '%s' looks like %s; %s",
+				       name, binary_kinds[i].what, binary_kinds[i].hint);
+	return 0;
+}
+
 static int check_text(const char *name, const struct buf *b, size_t from, struct ai_err *err)
 {
 	size_t ok = from + utf8_valid_prefix(b->data + from, b->len - from);
@@ -307,14 +369,22 @@ static int check_text(const char *name, const struct buf *b, size_t from, struct
 
 	if (ok == b->len)
 		return 0;
+	if (check_magic(name, b->data + from, b->len - from, err))
+		return -1;
 	utf8_where(b->data + from, ok - from, &line, &col);
 	if (b->data[ok] == '\0')
 		return ai_errf(err, AI_EX_DATAERR,
-			       "'%s' has a NUL byte at line %zu, column %zu: binary input is not text",
+			       "binary input: '%s' has a NUL byte at line %zu, column %zu; it is not text",
 			       name, line, col);
 	return ai_errf(err, AI_EX_DATAERR,
 		       "'%s' is not valid UTF-8 at line %zu, column %zu; convert it first (iconv -f LATIN1 -t UTF-8)",
 		       name, line, col);
+}
+
+void cli_note_stdin(void)
+{
+	if (!parse_quiet && isatty(STDIN_FILENO) && isatty(STDERR_FILENO))
+		cli_warn("reading standard input; end it with Ctrl-D");
 }
 
 int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
@@ -337,6 +407,7 @@ int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
 					       strerror(errno));
 		} else {
 			name = "stdin";
+			cli_note_stdin();
 		}
 		r = read_fd(fd, name, out, err);
 		if (fd)
@@ -344,6 +415,96 @@ int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
 		if (r || check_text(name, out, from, err))
 			return -1;
 	}
+	return 0;
+}
+
+static bool blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strchr(" \t\r\n\f\v", s[i]))
+			return false;
+	return true;
+}
+
+/* Ends the part before a new one with a blank line. */
+static int separate(struct buf *out)
+{
+	if (!out->len)
+		return 0;
+	while (out->len && out->data[out->len - 1] == '\n')
+		out->data[--out->len] = '\0';
+	return buf_addstr(out, "\n\n");
+}
+
+static int too_big(struct buf *out, struct ai_err *err)
+{
+	if (errno == EFBIG)
+		return ai_errf(err, AI_EX_DATAERR,
+			       "the message is larger than %zu MiB; shorten it or raise AI_MAX_INPUT",
+			       out->max >> 20);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
+/*
+ * A file given with -f: a block that names it, so the model can tell the
+ * files apart and refer to them.  The name is the user's, as typed.
+ */
+static int add_file(const char *name, struct buf *out, struct buf *tmp, struct ai_err *err)
+{
+	char *one[1];
+
+	one[0] = (char *)name;
+	buf_reset(tmp);
+	if (cli_read_input(1, one, tmp, err))
+		return -1;
+	if (separate(out) || buf_addf(out, "<file name=\"%s\">\n", strcmp(name, "-") ? name : "stdin") ||
+	    buf_add(out, tmp->data ? tmp->data : "", tmp->len) ||
+	    (tmp->len && tmp->data[tmp->len - 1] != '\n' && buf_addch(out, '\n')) ||
+	    buf_addstr(out, "</file>"))
+		return too_big(out, err);
+	return 0;
+}
+
+int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out, struct ai_err *err)
+{
+	struct buf tmp;
+	bool stdin_used = false;
+	int rc = 0;
+
+	buf_init(&tmp, out->max);
+	for (size_t i = 0; i < c->nfiles && !rc; i++) {
+		stdin_used |= !strcmp(c->files[i], "-");
+		rc = add_file(c->files[i], out, &tmp, err);
+	}
+	/*
+	 * Standard input joins the arguments unless it is a terminal: what is
+	 * piped in is what the arguments talk about (git diff | ai-stream 'write
+	 * a commit message').  With no arguments and no files it is the message
+	 * itself, from a terminal too.
+	 */
+	if (!rc && !stdin_used && !c->no_stdin && (!isatty(STDIN_FILENO) || (!argc && !c->nfiles))) {
+		buf_reset(&tmp);
+		rc = cli_read_input(0, NULL, &tmp, err);
+		if (!rc && !blank(tmp.data ? tmp.data : "", tmp.len) &&
+		    (separate(out) || buf_add(out, tmp.data, tmp.len)))
+			rc = too_big(out, err);
+	}
+	buf_release(&tmp);
+	if (rc)
+		return -1;
+	if (argc && separate(out))
+		return too_big(out, err);
+	for (int i = 0; i < argc; i++) {
+		size_t from = out->len;
+
+		if ((i && buf_addch(out, ' ')) || buf_addstr(out, argv[i]))
+			return too_big(out, err);
+		if (utf8_valid_prefix(out->data + from, out->len - from) != out->len - from)
+			return ai_errf(err, AI_EX_DATAERR, "argument %d is not valid UTF-8", i + 1);
+	}
+	/* The message ends with its text, not with the newline a file or a pipe ended with. */
+	while (out->len && strchr(" \t\r\n\f\v", out->data[out->len - 1]))
+		out->data[--out->len] = '\0';
 	return 0;
 }
 

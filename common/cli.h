@@ -30,6 +30,7 @@ struct cli_opt {
 enum {
 	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
 	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
+	CLI_OPT_NO_STDIN,
 	CLI_OPT_PROG = 300
 };
 
@@ -39,6 +40,15 @@ struct cli {
 	const char *usage;      /* "[OPTION]... [FILE]..." */
 	const char *summary;    /* one line for --help */
 	const struct cli_opt *opts;  /* the program's own options, ended by a zeroed entry */
+	/*
+	 * Set before cli_parse when the operands are a message (ai-stream,
+	 * ai-ask, ai-agent): the first operand ends the options, and -f FILE
+	 * and --no-stdin are taken (see cli_read_message).
+	 */
+	bool message;
+	const char **files;     /* -f, in order; borrowed from argv */
+	size_t nfiles;
+	int no_stdin;
 	const char *model, *profile, *base_url;
 	int json, verbose, quiet, no_cache, dry_run, log_prompts;
 	double timeout_s;
@@ -89,6 +99,20 @@ double cli_duration(const char *opt, const char *s);
  * input over the cap AI_EX_DATAERR.
  */
 int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err);
+
+/*
+ * Reads the message of a program whose operands are a message into out
+ * (whose max is the cap): each -f file as a block labelled with its name
+ * (<file name="NAME">...</file>), then standard input when it is not a
+ * terminal (unless --no-stdin, or -f - took it), then the operands joined
+ * by spaces; the parts are separated by a blank line, and trailing white
+ * space is dropped.  With no operands and no files, standard input is read
+ * even from a terminal.  Every part is checked as cli_read_input checks.
+ */
+int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out, struct ai_err *err);
+
+/* On a terminal, says on stderr (unless -q) that standard input is being read and how to end it. */
+void cli_note_stdin(void);
 
 /*
  * Writes n bytes to stdout and flushes when flush is true.  On EPIPE (the

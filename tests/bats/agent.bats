@@ -223,7 +223,8 @@ agent() {
 
 @test "agent: a tool with side effects is refused without a terminal, even with yes piped in" {
 	push "$(calls '{"name":"touch","arguments":{}}')" '{"reply":"could not"}'
-	run --separate-stderr bash -c 'yes | setsid -w ai-agent --no-cache --tools "$1" --trace "$2" "touch it"' \
+	# --no-stdin: the y's are not part of the task either; approval must not read them.
+	run --separate-stderr bash -c 'yes | setsid -w ai-agent --no-stdin --no-cache --tools "$1" --trace "$2" "touch it"' \
 		_ "$FIX/tools.json" "$T/trace"
 	assert_eq "$status" 0
 	assert_eq "$output" "could not"

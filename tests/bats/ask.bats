@@ -23,7 +23,8 @@ recall() {
 	local q s hit=0
 	while IFS=$'\t' read -r q s; do
 		[[ $q == \#* ]] && continue
-		if ai-ask --db "$DB" -q --retrieve-only -k 5 "$@" "$q" | jq -r .source | grep -qxF "$s"; then
+		# --no-stdin: in a loop that reads stdin, ai-ask must not take the rest of the file.
+		if ai-ask --no-stdin --db "$DB" -q --retrieve-only -k 5 "$@" "$q" | jq -r .source | grep -qxF "$s"; then
 			hit=$((hit + 1))
 		else
 			echo "# miss ($*): $q" >&3
