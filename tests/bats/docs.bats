@@ -96,3 +96,19 @@ in_completion() {
 	done
 	assert_eq "$bad" "" "completion files not using their common file"
 }
+
+@test "docs: the README's offline path works with no endpoint and no key" {
+	top=$BATS_TEST_DIRNAME/../..
+	unset OPENAI_API_KEY
+	line=$(grep -m1 '^bin/ai-index --no-embed' "$top/README.md")
+	[[ -n $line ]] || { echo "no offline line under Start in README.md" >&2; false; }
+	line=${line//bin\//$AI_BIN/}
+	run --separate-stderr bash -c "cd '$top' && $line"
+	assert_eq "$status" 0
+	(($(wc -l <<<"$output") == 3))
+	jq -e .source <<<"$output" >/dev/null
+	# Without a model, the README's first command says how to configure one.
+	run --separate-stderr "$AI_BIN/ai-summarize" "$top/README.md"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "OPENAI_API_KEY"
+}
