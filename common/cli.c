@@ -236,10 +236,11 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		case CLI_OPT_DRY_RUN: c->dry_run = 1; break;
 		case CLI_OPT_LOG_PROMPTS: c->log_prompts = 1; break;
 		case 'f':
-			if (!c->message)
-				fn(ch, optarg, ud);
-			else
-				parse_files[c->nfiles++] = optarg;
+			if (!c->message) {
+				fn(ch, optarg, ud);     /* the program's own -f, as ai-summarize's --format */
+				break;
+			}
+			parse_files[c->nfiles++] = optarg;
 			c->files = parse_files;
 			break;
 		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
@@ -332,7 +333,8 @@ static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err
 
 /*
  * What binary input looks like, by its first bytes, and what to do about
- * it.  A PDF starts with ASCII, so the magic is checked before UTF-8.
+ * it.  Looked at only when the input is not UTF-8 text already, so a text
+ * that happens to start with "BZh" or "GIF8" stays text.
  */
 static const struct {
 	const char *magic;
