@@ -37,8 +37,9 @@ EOF
 	chmod +x "$S"/*
 }
 
+# A make of its own: nothing inherited from a make check or make sanitize around it.
 fresh_make() {
-	PATH="$S:$PATH" make -C "$TOP" --no-print-directory O="$T/build" BIN="$T/bin" \
+	PATH="$S:$PATH" env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$TOP" --no-print-directory O="$T/build" BIN="$T/bin" \
 		CFLAGS=-O0 -j2 "$T/bin/ai-usage"
 }
 
