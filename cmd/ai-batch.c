@@ -12,6 +12,7 @@
 #include "api.h"
 #include "batch.h"
 #include "cli.h"
+#include "closest.h"
 #include "jobs.h"
 #include "prog.h"
 #include "remote.h"
@@ -785,6 +786,33 @@ static const char *const subcommands[] = {
 	"submit", "status", "results", "wait", "list", "cancel", "resume", "run-job"
 };
 
+/* The command an operand names, or NULL. */
+static const char *subcommand(const char *w)
+{
+	for (size_t i = 0; i < AI_ARRAY_LEN(subcommands); i++)
+		if (!strcmp(w, subcommands[i]))
+			return subcommands[i];
+	return NULL;
+}
+
+/*
+ * The filter's operands are one file.  A first operand that is no file but
+ * nearly a command ("stauts") is a mistyped command, and is called so.
+ */
+static void check_filter_operands(int n, char **v)
+{
+	const char *near;
+
+	if (!n || !strcmp(v[0], "-") || !access(v[0], F_OK))
+		return;
+	near = closest(v[0], subcommands, AI_ARRAY_LEN(subcommands) - 1, 2);
+	if (near)
+		cli_usage_error("unknown command '%s'; did you mean '%s'?", v[0], near);
+	if (n > 1)
+		cli_usage_error("unknown command '%s'; the commands are submit, status, results, wait, "
+				"cancel, resume and list", v[0]);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
@@ -794,21 +822,22 @@ int main(int argc, char **argv)
 	struct ai_err err;
 	int optind_, code;
 
-	if (argc > 1)
-		for (size_t i = 0; i < AI_ARRAY_LEN(subcommands); i++)
-			if (!strcmp(argv[1], subcommands[i]))
-				sub = subcommands[i];
-	if (!sub) {
-		optind_ = parse(&c, &o, argc, argv);
+	if (argc == 3 && !strcmp(argv[1], "run-job"))
+		return run_job(argv[2]);
+	/*
+	 * The options may stand before the command, after it, or both
+	 * (ai-batch -j wait ID): getopt moves the operands to the end, and
+	 * the first of them names the command, if it is one.
+	 */
+	optind_ = parse(&c, &o, argc, argv);
+	if (optind_ < argc)
+		sub = subcommand(argv[optind_]);
+	if (!sub || !strcmp(sub, "run-job")) {
+		check_filter_operands(argc - optind_, argv + optind_);
 		install_term();
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
-	if (!strcmp(sub, "run-job")) {
-		if (argc != 3)
-			cli_usage_error("run-job wants a job id");
-		return run_job(argv[2]);
-	}
-	optind_ = parse(&c, &o, argc - 1, argv + 1) + 1;
+	optind_++;
 	if (!strcmp(sub, "submit"))
 		return cmd_submit(&c, &o, argc, argv, optind_);
 	if (!strcmp(sub, "list")) {

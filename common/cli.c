@@ -1,4 +1,5 @@
 #include "cli.h"
+#include "closest.h"
 #include "config.h"
 #include "fdio.h"
 #include "utf8.h"
@@ -196,6 +197,27 @@ static struct option *parse_lo;
 static struct buf parse_sh;
 static const char **parse_files;    /* c->files: -f operands, kept for the whole run */
 
+/* An unknown --option, with the known one it is nearest to. */
+static _Noreturn void unknown_long(const char *arg, const struct option *lo, size_t nl)
+{
+	const char **names = calloc(nl + 1, sizeof(*names));
+	char word[80];
+	const char *near = NULL;
+	size_t n = strcspn(arg + 2, "=");
+
+	if (names && n < sizeof(word) && !strncmp(arg, "--", 2)) {
+		for (size_t i = 0; i < nl; i++)
+			names[i] = lo[i].name;
+		memcpy(word, arg + 2, n);
+		word[n] = '\0';
+		near = closest(word, names, nl, 2);
+	}
+	free(names);
+	if (near)
+		cli_usage_error("unknown option '%s'; did you mean '--%s'?", arg, near);
+	cli_usage_error("unknown option '%s'", arg);
+}
+
 int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud)
 {
@@ -266,7 +288,7 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		case '?':
 			if (optopt)
 				cli_usage_error("unknown option '-%c'", optopt);
-			cli_usage_error("unknown option '%s'", argv[optind - 1]);
+			unknown_long(argv[optind - 1], lo, nl);
 		default:
 			fn(ch, optarg, ud);
 		}

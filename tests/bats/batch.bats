@@ -455,6 +455,33 @@ wait_state() {
 	assert_eq "$status" 66
 }
 
+@test "jobs: common options may come before the command; a mistyped command is named" {
+	items 3 >"$T/in"
+	id=$(ai-batch -q submit --no-cache <"$T/in")
+	run --separate-stderr ai-batch -j wait "$id"
+	assert_eq "$status" 0
+	run --separate-stderr ai-batch -q status "$id"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .state <<<"$output")" done
+	run --separate-stderr ai-batch stauts "$id"
+	assert_eq "$status" 64
+	assert_eq "${stderr%%$'\n'*}" "ai-batch: unknown command 'stauts'; did you mean 'status'?"
+	run --separate-stderr ai-batch lsit
+	assert_eq "$status" 64
+	assert_contains "$stderr" "unknown command 'lsit'; did you mean 'list'?"
+	run --separate-stderr ai-batch frobnicate "$id"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "unknown command 'frobnicate'; the commands are submit, status,"
+	# A file named like nothing in particular is still the input.
+	cp "$T/in" "$T/stauts"
+	run --separate-stderr bash -c 'cd "$1" && ai-batch --no-cache stauts' _ "$T"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 3
+	run --separate-stderr ai-batch --paralel 3 "$T/in"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "unknown option '--paralel'; did you mean '--parallel'?"
+}
+
 @test "remote: submit uploads a JSONL file, the batch completes, results map back to the ids" {
 	printf '%s\n' '{"id":"a","text":"x"}' '{"id":"b","text":"y"}' 'bad' '{"id":"c","text":"z"}' \
 		'{"id":"d","text":"w"}' >"$T/in"
