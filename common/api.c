@@ -251,26 +251,35 @@ static bool wants_completion_tokens(const char *model)
 	return (model[0] == 'o' && model[1] >= '1' && model[1] <= '9') || !strncmp(model, "gpt-5", 5);
 }
 
-static json_object *chat_body(const struct ai_chat_req *q, const char *model)
+static json_object *chat_body(const struct ai_config *cfg, const struct ai_chat_req *q,
+			      const char *model)
 {
 	json_object *b = json_object_new_object();
+	double temperature = isnan(q->temperature) ? cfg->temperature : q->temperature;
+	long max_tokens = q->max_tokens > 0 ? q->max_tokens : cfg->max_tokens;
 
 	if (!b)
 		return NULL;
 	if (ju_add(b, "model", json_object_new_string(model)) ||
 	    ju_add(b, "messages", json_object_get(q->messages)))
 		goto fail;
-	if (!isnan(q->temperature) && ju_add(b, "temperature", json_object_new_double(q->temperature)))
+	if (!isnan(temperature) && ju_add(b, "temperature", json_object_new_double(temperature)))
 		goto fail;
-	if (q->max_tokens > 0 &&
+	if (max_tokens > 0 &&
 	    ju_add(b, wants_completion_tokens(model) ? "max_completion_tokens" : "max_tokens",
-		 json_object_new_int64(q->max_tokens)))
+		 json_object_new_int64(max_tokens)))
 		goto fail;
 	if (q->tools && ju_add(b, "tools", json_object_get(q->tools)))
 		goto fail;
 	if (q->extra) {
 		json_object_object_foreach(q->extra, k, v)
 			if (ju_add(b, k, json_object_get(v)))
+				goto fail;
+	}
+	/* -o and the config's parameters, where the request has not set the field itself. */
+	if (cfg->params) {
+		json_object_object_foreach(cfg->params, pk, pv)
+			if (!json_object_object_get_ex(b, pk, NULL) && ju_add(b, pk, json_object_get(pv)))
 				goto fail;
 	}
 	return b;
@@ -767,7 +776,7 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
-	    !(b = chat_body(q, model))) {
+	    !(b = chat_body(c->cfg, q, model))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -1163,5 +1172,5 @@ double ai_account_batch_result(struct ai_client *c, const char *model, long prom
 
 json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q)
 {
-	return chat_body(q, q->model ? q->model : c->cfg->model);
+	return chat_body(c->cfg, q, q->model ? q->model : c->cfg->model);
 }

@@ -50,10 +50,11 @@ void ai_client_release(struct ai_client *c);
 struct ai_chat_req {
 	json_object *messages;          /* borrowed array of {role, content} objects */
 	const char *model;              /* NULL: cfg->model */
-	double temperature;             /* NAN: leave to the server */
-	long max_tokens;                /* 0: leave to the server */
+	double temperature;             /* NAN: the configured one (ai.conf), else the server's */
+	long max_tokens;                /* 0: the configured one (ai.conf), else the server's */
 	json_object *tools;             /* borrowed array in the OpenAI shape, or NULL */
-	json_object *extra;             /* borrowed object: more request fields, or NULL */
+	json_object *extra;             /* borrowed object: more request fields, or NULL; they win
+	                                 * over the configured ones (-o, ai.conf's option.KEY) */
 	bool stream;
 	/* Streams: each piece of the reply as it arrives (also when replayed from the cache).
 	 * Returns non-zero to stop. */

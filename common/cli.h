@@ -54,6 +54,8 @@ struct cli {
 	double timeout_s;
 	long retries;
 	long cache_ttl_s;
+	const char *options[64];     /* -o KEY=VALUE, checked (params.h), borrowed from argv */
+	size_t n_options;
 };
 
 extern const char *cli_prog;                 /* for messages; "ai" until cli_init */
