@@ -5,6 +5,7 @@
 #include "prices.h"
 #include "sse.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <strings.h>
 #include <sodium.h>
@@ -302,12 +303,10 @@ static char *dup_json(json_object *o, size_t *len)
 	return d;
 }
 
-int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err)
+/* The server's own words in an error answer, borrowed from j or copied into raw (201 bytes). */
+static const char *error_text(json_object *j, const char *body, size_t len, char *raw)
 {
-	json_object *j = len ? json_tokener_parse(body) : NULL;
 	const char *msg = NULL;
-	char raw[201];
-	int code;
 
 	if (j) {
 		json_object *e;
@@ -331,16 +330,88 @@ int ai_http_error(const char *what, long status, const char *body, size_t len, s
 		raw[n] = '\0';
 		msg = raw;
 	}
+	return msg;
+}
+
+void ai_error_message(const char *body, size_t len, char *out, size_t n)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL;
+	char raw[201];
+	const char *m = error_text(j, body, len, raw);
+
+	snprintf(out, n, "%s", m && *m ? m : "(no message)");
+	json_object_put(j);
+}
+
+/*
+ * Whether an error answer says the model does not exist: OpenAI's code
+ * "model_not_found", or the words of Ollama ("model \"x\" not found"), vLLM
+ * ("The model `x` does not exist"), llama.cpp, LiteLLM and OpenRouter.
+ */
+static bool model_missing(json_object *j, const char *msg)
+{
+	static const char *const said[] = {
+		"not found", "does not exist", "not exist", "no such", "unknown model",
+		"invalid model", "not a valid model",
+	};
+	json_object *e;
+	const char *code = NULL, *type = NULL;
+	char low[256];
+	size_t i;
+
+	if (j && json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_object)) {
+		code = ju_str(e, "code");
+		type = ju_str(e, "type");
+	}
+	if (!code)
+		code = ju_str(j, "code");
+	if ((code && !strcmp(code, "model_not_found")) || (type && !strcmp(type, "model_not_found")))
+		return true;
+	if (!msg)
+		return false;
+	for (i = 0; msg[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)tolower((unsigned char)msg[i]);
+	low[i] = '\0';
+	if (!strstr(low, "model"))
+		return false;
+	for (i = 0; i < AI_ARRAY_LEN(said); i++)
+		if (strstr(low, said[i]))
+			return true;
+	return false;
+}
+
+int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL;
+	const char *msg, *hint = "";
+	char raw[201];
+	int code, keep;
+	size_t n;
+
+	msg = error_text(j, body, len, raw);
+	if (!msg || !*msg)
+		msg = "(no message)";
 	if (status == 401 || status == 403)
 		code = AI_EX_CONFIG;
 	else if (http_retryable_status(status))
 		code = AI_EX_TEMPFAIL;
 	else
 		code = AI_EX_UNAVAILABLE;
-	ai_errf(err, code, "%s: the server answered %ld: %s%s", what, status,
-		msg && *msg ? msg : "(no message)",
-		status == 401 ? "; check OPENAI_API_KEY or api_key_cmd (see ai.conf(5))" :
-		status == 404 ? "; check the model name and the base URL" : "");
+	if ((status == 400 || status == 404) && model_missing(j, msg))
+		hint = "; see the models the server offers with --list-models";
+	else if (status == 401)
+		hint = "; check OPENAI_API_KEY or api_key_cmd (see ai.conf(5))";
+	else if (status == 404)
+		hint = "; check the model name and the base URL";
+	/* Cut a long server message (at a character's start), not the hint after it. */
+	keep = (int)(sizeof(err->msg) - 1 - strlen(hint)) - (int)strlen(what) - 40;
+	if (keep < 60)
+		keep = 60;
+	n = strlen(msg);
+	if (n > (size_t)keep)
+		while (keep > 0 && ((unsigned char)msg[keep] & 0xc0) == 0x80)
+			keep--;
+	ai_errf(err, code, "%s: the server answered %ld: %.*s%s", what, status, keep, msg, hint);
 	err->status = status;
 	if (j)
 		json_object_put(j);

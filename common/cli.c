@@ -2,6 +2,7 @@
 #include "config.h"
 #include "fdio.h"
 #include "params.h"
+#include "prog.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -25,6 +26,7 @@ static const struct cli_opt common_opts[] = {
 	{ "log-prompts", no_argument, CLI_OPT_LOG_PROMPTS, NULL, "keep prompt text in the usage ledger" },
 	{ "dry-run", no_argument, CLI_OPT_DRY_RUN, NULL, "print the request instead of sending it" },
 	{ "option", required_argument, 'o', "KEY=VALUE", "another chat request parameter (seed=42, stop='[\"x\"]')" },
+	{ "list-models", no_argument, CLI_OPT_LIST_MODELS, NULL, "list the models the server offers and exit" },
 	{ "help", no_argument, 'h', NULL, "print this help and exit" },
 	{ "version", no_argument, 'V', NULL, "print the version and exit" },
 	{ NULL, 0, 0, NULL, NULL }
@@ -79,6 +81,7 @@ void cli_init(struct cli *c, const char *prog)
 	c->timeout_s = -1;
 	c->retries = -1;
 	c->cache_ttl_s = -1;
+	c->list_models = 0;
 	c->n_options = 0;
 }
 
@@ -253,6 +256,7 @@ int cli_parse(struct cli *c, int argc, char **argv,
 			break;
 		case CLI_OPT_RETRIES: c->retries = cli_long("--retries", optarg, 0, 100); break;
 		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
+		case CLI_OPT_LIST_MODELS: c->list_models = 1; break;
 		case 'o': {
 			struct ai_err e;
 
@@ -286,6 +290,8 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	free(lo);
 	parse_lo = NULL;
 	buf_release(&parse_sh);
+	if (c->list_models)
+		exit(prog_list_models(c));
 	return optind;
 done:
 	/* --help, --version, --list-options: the whole job is done. */
