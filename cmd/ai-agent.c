@@ -433,6 +433,8 @@ int main(int argc, char **argv)
 		cli_die(AI_EX_NOINPUT, "cannot read the database '%s': %s", o.a.sql_db, strerror(errno));
 
 	prog_setup(&c, &cfg, &client, &err);
+	if (!o.a.system)
+		o.a.system = cfg.system;     /* ai.conf's system: the default of --system */
 	srch.client = &client;
 	search_open(&srch, o.kb_path, o.coll, c.quiet);
 	if (srch.kb) {

@@ -204,6 +204,8 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	fd = open_input(argc, argv);
 	ai_err_clear(&err);
 	prog_setup(c, &cfg, &client, &err);
+	if (!o->b.item.system)
+		o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
 	client.parallel = o->b.parallel;
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
@@ -378,6 +380,8 @@ static int run_job(const char *id)
 	o.b.progress_ms = 500;
 	o.b.ud = &r;
 	prog_setup(&c, &cfg, &client, &err);
+	if (!o.b.item.system)
+		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
 	client.parallel = o.b.parallel;
 	write_status(&j, "running", NULL, -1);
 	if (batch_open(&b, &o.b, in, &err)) {
@@ -485,6 +489,8 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		copy_input(&j, fd, o);
 		in = open_in_job(&j, "input.jsonl", O_RDONLY);
 		prog_setup(c, &cfg, &client, &err);
+		if (!o->b.item.system)
+			o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
 		if (remote_submit(&client, &j, in, &o->b, &err)) {
 			close(in);
 			ai_client_release(&client);

@@ -537,6 +537,14 @@ int main(int argc, char **argv)
 		cli_die(AI_EX_OSERR, "out of memory");
 	if (o.history && history_load(o.history, cfg.max_input, ch.conv, &err))
 		sink_die(&sink, &err);
+	/* ai.conf's system is only a default: a history's own system message wins over it. */
+	if (!o.system && cfg.system) {
+		json_object *m0 = json_object_array_get_idx(ch.conv, 0), *r;
+
+		if (!m0 || !json_object_object_get_ex(m0, "role", &r) ||
+		    strcmp(json_object_get_string(r), "system"))
+			o.system = cfg.system;
+	}
 	if (o.system) {
 		json_object *m0 = json_object_array_get_idx(ch.conv, 0), *r;
 		const char *role = m0 && json_object_object_get_ex(m0, "role", &r) ? json_object_get_string(r) : "";

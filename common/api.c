@@ -5,6 +5,7 @@
 #include "prices.h"
 #include "sse.h"
 
+#include <ctype.h>
 #include <math.h>
 #include <strings.h>
 #include <sodium.h>
@@ -251,26 +252,35 @@ static bool wants_completion_tokens(const char *model)
 	return (model[0] == 'o' && model[1] >= '1' && model[1] <= '9') || !strncmp(model, "gpt-5", 5);
 }
 
-static json_object *chat_body(const struct ai_chat_req *q, const char *model)
+static json_object *chat_body(const struct ai_config *cfg, const struct ai_chat_req *q,
+			      const char *model)
 {
 	json_object *b = json_object_new_object();
+	double temperature = isnan(q->temperature) ? cfg->temperature : q->temperature;
+	long max_tokens = q->max_tokens > 0 ? q->max_tokens : cfg->max_tokens;
 
 	if (!b)
 		return NULL;
 	if (ju_add(b, "model", json_object_new_string(model)) ||
 	    ju_add(b, "messages", json_object_get(q->messages)))
 		goto fail;
-	if (!isnan(q->temperature) && ju_add(b, "temperature", json_object_new_double(q->temperature)))
+	if (!isnan(temperature) && ju_add(b, "temperature", json_object_new_double(temperature)))
 		goto fail;
-	if (q->max_tokens > 0 &&
+	if (max_tokens > 0 &&
 	    ju_add(b, wants_completion_tokens(model) ? "max_completion_tokens" : "max_tokens",
-		 json_object_new_int64(q->max_tokens)))
+		 json_object_new_int64(max_tokens)))
 		goto fail;
 	if (q->tools && ju_add(b, "tools", json_object_get(q->tools)))
 		goto fail;
 	if (q->extra) {
 		json_object_object_foreach(q->extra, k, v)
 			if (ju_add(b, k, json_object_get(v)))
+				goto fail;
+	}
+	/* -o and the config's parameters, where the request has not set the field itself. */
+	if (cfg->params) {
+		json_object_object_foreach(cfg->params, pk, pv)
+			if (!json_object_object_get_ex(b, pk, NULL) && ju_add(b, pk, json_object_get(pv)))
 				goto fail;
 	}
 	return b;
@@ -293,12 +303,10 @@ static char *dup_json(json_object *o, size_t *len)
 	return d;
 }
 
-int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err)
+/* The server's own words in an error answer, borrowed from j or copied into raw (201 bytes). */
+static const char *error_text(json_object *j, const char *body, size_t len, char *raw)
 {
-	json_object *j = len ? json_tokener_parse(body) : NULL;
 	const char *msg = NULL;
-	char raw[201];
-	int code;
 
 	if (j) {
 		json_object *e;
@@ -322,16 +330,88 @@ int ai_http_error(const char *what, long status, const char *body, size_t len, s
 		raw[n] = '\0';
 		msg = raw;
 	}
+	return msg;
+}
+
+void ai_error_message(const char *body, size_t len, char *out, size_t n)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL;
+	char raw[201];
+	const char *m = error_text(j, body, len, raw);
+
+	snprintf(out, n, "%s", m && *m ? m : "(no message)");
+	json_object_put(j);
+}
+
+/*
+ * Whether an error answer says the model does not exist: OpenAI's code
+ * "model_not_found", or the words of Ollama ("model \"x\" not found"), vLLM
+ * ("The model `x` does not exist"), llama.cpp, LiteLLM and OpenRouter.
+ */
+static bool model_missing(json_object *j, const char *msg)
+{
+	static const char *const said[] = {
+		"not found", "does not exist", "not exist", "no such", "unknown model",
+		"invalid model", "not a valid model",
+	};
+	json_object *e;
+	const char *code = NULL, *type = NULL;
+	char low[256];
+	size_t i;
+
+	if (j && json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_object)) {
+		code = ju_str(e, "code");
+		type = ju_str(e, "type");
+	}
+	if (!code)
+		code = ju_str(j, "code");
+	if ((code && !strcmp(code, "model_not_found")) || (type && !strcmp(type, "model_not_found")))
+		return true;
+	if (!msg)
+		return false;
+	for (i = 0; msg[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)tolower((unsigned char)msg[i]);
+	low[i] = '\0';
+	if (!strstr(low, "model"))
+		return false;
+	for (i = 0; i < AI_ARRAY_LEN(said); i++)
+		if (strstr(low, said[i]))
+			return true;
+	return false;
+}
+
+int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL;
+	const char *msg, *hint = "";
+	char raw[201];
+	int code, keep;
+	size_t n;
+
+	msg = error_text(j, body, len, raw);
+	if (!msg || !*msg)
+		msg = "(no message)";
 	if (status == 401 || status == 403)
 		code = AI_EX_CONFIG;
 	else if (http_retryable_status(status))
 		code = AI_EX_TEMPFAIL;
 	else
 		code = AI_EX_UNAVAILABLE;
-	ai_errf(err, code, "%s: the server answered %ld: %s%s", what, status,
-		msg && *msg ? msg : "(no message)",
-		status == 401 ? "; check OPENAI_API_KEY or api_key_cmd (see ai.conf(5))" :
-		status == 404 ? "; check the model name and the base URL" : "");
+	if ((status == 400 || status == 404) && model_missing(j, msg))
+		hint = "; see the models the server offers with --list-models";
+	else if (status == 401)
+		hint = "; check OPENAI_API_KEY or api_key_cmd (see ai.conf(5))";
+	else if (status == 404)
+		hint = "; check the model name and the base URL";
+	/* Cut a long server message (at a character's start), not the hint after it. */
+	keep = (int)(sizeof(err->msg) - 1 - strlen(hint)) - (int)strlen(what) - 40;
+	if (keep < 60)
+		keep = 60;
+	n = strlen(msg);
+	if (n > (size_t)keep)
+		while (keep > 0 && ((unsigned char)msg[keep] & 0xc0) == 0x80)
+			keep--;
+	ai_errf(err, code, "%s: the server answered %ld: %.*s%s", what, status, keep, msg, hint);
 	err->status = status;
 	if (j)
 		json_object_put(j);
@@ -767,7 +847,7 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
-	    !(b = chat_body(q, model))) {
+	    !(b = chat_body(c->cfg, q, model))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -1163,5 +1243,5 @@ double ai_account_batch_result(struct ai_client *c, const char *model, long prom
 
 json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q)
 {
-	return chat_body(q, q->model ? q->model : c->cfg->model);
+	return chat_body(c->cfg, q, q->model ? q->model : c->cfg->model);
 }

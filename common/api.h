@@ -50,10 +50,11 @@ void ai_client_release(struct ai_client *c);
 struct ai_chat_req {
 	json_object *messages;          /* borrowed array of {role, content} objects */
 	const char *model;              /* NULL: cfg->model */
-	double temperature;             /* NAN: leave to the server */
-	long max_tokens;                /* 0: leave to the server */
+	double temperature;             /* NAN: the configured one (ai.conf), else the server's */
+	long max_tokens;                /* 0: the configured one (ai.conf), else the server's */
 	json_object *tools;             /* borrowed array in the OpenAI shape, or NULL */
-	json_object *extra;             /* borrowed object: more request fields, or NULL */
+	json_object *extra;             /* borrowed object: more request fields, or NULL; they win
+	                                 * over the configured ones (-o, ai.conf's option.KEY) */
 	bool stream;
 	/* Streams: each piece of the reply as it arrives (also when replayed from the cache).
 	 * Returns non-zero to stop. */
@@ -153,10 +154,15 @@ json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q);
 /* Copies the "type" of the error object in an error answer into out (n bytes), or "". */
 void ai_error_type(const char *body, size_t len, char *out, size_t n);
 
+/* Copies the server's message in an error answer (error.message, a plain-string error,
+ * message or detail, else the start of the body) into out (n bytes), or "(no message)". */
+void ai_error_message(const char *body, size_t len, char *out, size_t n);
+
 /*
  * Turns a failed HTTP exchange into a message and exit code: the server's
  * error.message quoted (error may also be a plain string), 401/403 as a
- * configuration problem with the fix, 429 and 5xx as temporary failures.
+ * configuration problem with the fix, 429 and 5xx as temporary failures; a
+ * 400 or 404 saying that the model does not exist suggests --list-models.
  */
 int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err);
 

@@ -2,6 +2,8 @@
 #include "closest.h"
 #include "config.h"
 #include "fdio.h"
+#include "params.h"
+#include "prog.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -24,6 +26,8 @@ static const struct cli_opt common_opts[] = {
 	{ "retries", required_argument, CLI_OPT_RETRIES, "N", "retries on 408, 409, 429, 5xx and network errors (default 2)" },
 	{ "log-prompts", no_argument, CLI_OPT_LOG_PROMPTS, NULL, "keep prompt text in the usage ledger" },
 	{ "dry-run", no_argument, CLI_OPT_DRY_RUN, NULL, "print the request instead of sending it" },
+	{ "option", required_argument, 'o', "KEY=VALUE", "another chat request parameter (seed=42, stop='[\"x\"]')" },
+	{ "list-models", no_argument, CLI_OPT_LIST_MODELS, NULL, "list the models the server offers and exit" },
 	{ "help", no_argument, 'h', NULL, "print this help and exit" },
 	{ "version", no_argument, 'V', NULL, "print the version and exit" },
 	{ NULL, 0, 0, NULL, NULL }
@@ -78,6 +82,8 @@ void cli_init(struct cli *c, const char *prog)
 	c->timeout_s = -1;
 	c->retries = -1;
 	c->cache_ttl_s = -1;
+	c->list_models = 0;
+	c->n_options = 0;
 }
 
 static void vwarn(const char *fmt, va_list ap)
@@ -273,6 +279,17 @@ int cli_parse(struct cli *c, int argc, char **argv,
 			break;
 		case CLI_OPT_RETRIES: c->retries = cli_long("--retries", optarg, 0, 100); break;
 		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
+		case CLI_OPT_LIST_MODELS: c->list_models = 1; break;
+		case 'o': {
+			struct ai_err e;
+
+			if (c->n_options == AI_ARRAY_LEN(c->options))
+				cli_usage_error("too many -o options (%zu at most)", AI_ARRAY_LEN(c->options));
+			if (params_parse(optarg, NULL, NULL, &e))
+				cli_usage_error("%s", e.msg);
+			c->options[c->n_options++] = optarg;
+			break;
+		}
 		case 'h':
 			usage(c);
 			goto done;
@@ -296,6 +313,8 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	free(lo);
 	parse_lo = NULL;
 	buf_release(&parse_sh);
+	if (c->list_models)
+		exit(prog_list_models(c));
 	return optind;
 done:
 	/* --help, --version, --list-options: the whole job is done. */

@@ -30,7 +30,7 @@ struct cli_opt {
 enum {
 	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
 	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
-	CLI_OPT_NO_STDIN,
+	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS,
 	CLI_OPT_PROG = 300
 };
 
@@ -54,6 +54,9 @@ struct cli {
 	double timeout_s;
 	long retries;
 	long cache_ttl_s;
+	int list_models;
+	const char *options[64];     /* -o KEY=VALUE, checked (params.h), borrowed from argv */
+	size_t n_options;
 };
 
 extern const char *cli_prog;                 /* for messages; "ai" until cli_init */
@@ -71,7 +74,9 @@ void cli_init(struct cli *c, const char *prog);
  * program's own table it calls fn(val, optarg, ud), which returns 0 or
  * exits through cli_usage_error().  Handles -h (usage on stdout, exit 0),
  * -V, and the hidden --list-options (every long option name, one a line:
- * the tests compare it with the man page and completions).  Returns optind.
+ * the tests compare it with the man page and completions).  --list-models
+ * is run once every option is parsed (prog_list_models), whatever the
+ * operands, and exits.  Returns optind.
  */
 int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud);

@@ -1,6 +1,7 @@
 #include "config.h"
 #include "cli.h"
 #include "buf.h"
+#include "params.h"
 #include "prices.h"
 
 #include <ctype.h>
@@ -151,6 +152,40 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 			memcpy(m, err->msg, sizeof(m));
 			return ai_errf(err, AI_EX_CONFIG, "%s: %s", where, m);
 		}
+	} else if (!strcmp(key, "temperature")) {
+		if (parse_num(val, 0, 2, &d))
+			goto bad;
+		cfg->temperature = d;
+	} else if (!strcmp(key, "max_tokens")) {
+		if (parse_num(val, 1, 10000000, &d) || d != floor(d))
+			goto bad;
+		cfg->max_tokens = (long)d;
+	} else if (!strcmp(key, "system")) {
+		r = set_str(&cfg->system, val);
+	} else if (!strcmp(key, "top_p")) {
+		if (parse_num(val, 0, 1, &d))
+			goto bad;
+		return params_set(&cfg->params, key, json_object_new_double(d), err);
+	} else if (!strcmp(key, "seed")) {
+		long long v;
+		char *end;
+
+		errno = 0;
+		v = strtoll(val, &end, 10);
+		if (end == val || *end || errno == ERANGE)
+			goto bad;
+		return params_set(&cfg->params, key, json_object_new_int64(v), err);
+	} else if (!strncmp(key, "option.", 7)) {
+		json_object *v;
+
+		if (params_key_ok(key + 7, err) || params_value(key, val, &v, err)) {
+			char m[sizeof(err->msg)];
+
+			memcpy(m, err->msg, sizeof(m));
+			return ai_errf(err, err->code == AI_EX_OSERR ? AI_EX_OSERR : AI_EX_CONFIG,
+				       "%s: %s", where, m);
+		}
+		return params_set(&cfg->params, key + 7, v, err);
 	} else if (!strcmp(key, "api_key")) {
 		return ai_errf(err, AI_EX_CONFIG,
 			       "%s: api_key is not read from the config file; use api_key_cmd or api_key_file (mode 0600)",
@@ -363,6 +398,7 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 {
 	const char *profile = c && c->profile ? c->profile : getenv("AI_PROFILE");
 	const char *path = getenv("AI_CONFIG");
+	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->timeout_s = 600;
@@ -372,6 +408,7 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	cfg->cache_max = 512ull << 20;
 	cfg->ledger = true;
 	cfg->budget_daily = NAN;
+	cfg->temperature = NAN;
 	cfg->max_input = 32u << 20;
 	if (set_str(&cfg->base_url, DEFAULT_BASE_URL) || set_str(&cfg->model, DEFAULT_MODEL) ||
 	    set_str(&cfg->embed_model, DEFAULT_EMBED_MODEL))
@@ -401,6 +438,18 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 		cfg->cache_ttl_s = c->cache_ttl_s;
 	if (c->log_prompts)
 		cfg->log_prompts = true;
+	/* -o after the file: a flag wins over the config. */
+	for (size_t i = 0; i < c->n_options; i++) {
+		char *k;
+		json_object *v;
+
+		if (params_parse(c->options[i], &k, &v, err))
+			return -1;
+		r = params_set(&cfg->params, k, v, err);
+		free(k);
+		if (r)
+			return -1;
+	}
 	cfg->dry_run = c->dry_run;
 	cfg->verbose = c->verbose;
 	return 0;
@@ -524,6 +573,8 @@ void config_release(struct ai_config *cfg)
 	free(cfg->path);
 	free(cfg->api_key_cmd);
 	free(cfg->api_key_file);
+	free(cfg->system);
+	json_object_put(cfg->params);
 	if (cfg->key)
 		sodium_free(cfg->key);
 	memset(cfg, 0, sizeof(*cfg));

@@ -11,6 +11,7 @@
 #include "ai.h"
 
 struct cli;
+struct json_object;
 
 struct ai_config {
 	char *base_url;        /* owned; without a trailing slash */
@@ -32,6 +33,12 @@ struct ai_config {
 	bool dry_run;
 	int verbose;
 	size_t max_input;      /* bytes a program reads at most */
+	/* Defaults of every chat request; a program's own option wins over them. */
+	double temperature;    /* NAN when unset */
+	long max_tokens;       /* 0 when unset */
+	char *system;          /* owned or NULL: the default of --system where a program has it */
+	struct json_object *params;  /* owned or NULL: more request fields (params.h): the
+	                              * config's top_p, seed and option.KEY, then -o */
 	char *api_key_cmd;     /* owned or NULL */
 	char *api_key_file;    /* owned or NULL */
 	char *key;             /* sodium_malloc'd, or NULL: see config_key() */

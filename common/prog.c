@@ -1,4 +1,7 @@
 #include "prog.h"
+#include "models.h"
+#include "prices.h"
+#include "termsafe.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -88,4 +91,60 @@ void prog_print_json(json_object *j)
 json_object *prog_json_double(double v)
 {
 	return isnan(v) ? NULL : json_object_new_double(v);
+}
+
+/* A model id on a terminal passes the neutraliser: it is the server's text. */
+static void print_id(const char *id, bool tty)
+{
+	struct termsafe t;
+	struct buf b;
+	struct ai_err e;
+
+	if (!tty) {
+		cli_puts(id, false);
+		cli_write("\n", 1, false);
+		return;
+	}
+	buf_init(&b, 0);
+	termsafe_init(&t);
+	if (termsafe_feed(&t, id, strlen(id), &b, &e) || termsafe_flush(&t, &b, &e) ||
+	    buf_addch(&b, '\n'))
+		cli_die(AI_EX_OSERR, "out of memory");
+	cli_write(b.data, b.len, false);
+	buf_release(&b);
+}
+
+int prog_list_models(struct cli *c)
+{
+	struct ai_config cfg;
+	struct ai_client client;
+	struct ai_models m;
+	struct ai_err err;
+	bool tty = isatty(1);
+	int rc;
+
+	ai_err_clear(&err);
+	prog_setup(c, &cfg, &client, &err);
+	rc = ai_models_list(&client, &m, &err);
+	if (rc < 0)
+		prog_die(&client, &cfg, &err);
+	for (size_t i = 0; i < m.n; i++) {
+		if (c->json) {
+			json_object *j = json_object_new_object();
+
+			if (!j)
+				cli_die(AI_EX_OSERR, "out of memory");
+			prog_add(j, "id", json_object_new_string(m.v[i].id));
+			prog_add(j, "owned_by", m.v[i].owned_by ? json_object_new_string(m.v[i].owned_by) : NULL);
+			prog_add(j, "priced", json_object_new_boolean(prices_lookup(m.v[i].id, NULL)));
+			prog_print_json(j);
+			json_object_put(j);
+		} else {
+			print_id(m.v[i].id, tty);
+		}
+	}
+	ai_models_release(&m);
+	ai_client_release(&client);
+	config_release(&cfg);
+	return cli_finish(0);
 }

@@ -20,6 +20,15 @@
  */
 void prog_setup(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
 
+/*
+ * --list-models: sets up as prog_setup does, asks the server for its models
+ * and prints one id a line, or with --json one JSON line a model:
+ * {"id", "owned_by" (null when the server did not say), "priced" (whether
+ * the price table knows the model)}.  Returns the exit code for main
+ * (output checked, as cli_finish does); exits on failure.
+ */
+int prog_list_models(struct cli *c);
+
 /* Reports err and exits with its code, after releasing client and cfg. */
 _Noreturn void prog_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err);
 

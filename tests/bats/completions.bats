@@ -163,7 +163,7 @@ EOF
 		# One bash for the six free-valued options: what any of them offers.
 		# bash unsets COMPREPLY after each completion, so each starts unset.
 		run bash -c '. "$1"; fn=$(complete -p "$2" | sed -n "s/.* -F \([^ ]*\) .*/\1/p")
-			for o in -m --model --base-url --cache-ttl --timeout --retries; do
+			for o in -o --option --base-url --cache-ttl --timeout --retries; do
 				COMP_WORDS=("$2" "$o" no) COMP_CWORD=2; unset COMPREPLY
 				"$fn" "$2" no "$o"; printf "%s\n" "${COMPREPLY[@]}"
 			done' x "$C/bash/$p" "$p"
@@ -174,6 +174,54 @@ EOF
 	printf '[profile alt]\n' >"$T/alt.conf"
 	assert_eq "$(AI_CONFIG=$T/alt.conf bcomp "$C/bash/ai-ask" ai-ask -p '' | sorted)" "alt"
 	assert_eq "$(AI_CONFIG=$T/none bcomp "$C/bash/ai-ask" ai-ask -p '' | sorted)" ""
+}
+
+# models_server: the test server, answering /models with five names (one
+# that a shell would expand, one with a space) the first time only.  The
+# setup's config file holds a section the programs refuse: none is used.
+models_server() {
+	export AI_CONFIG=$T/none
+	start_server
+	ctl '{"push":[{"path":"/v1/models","body":{"data":[{"id":"gpt-4o-mini"},{"id":"gpt-4o"},
+		{"id":"$(id>pwned)"},{"id":"two words"},{"id":"llama3"}]}}]}'
+	MCACHE=$XDG_CACHE_HOME/ai/completion-models
+}
+
+@test "completions/bash: -m offers the server's models, asked once and cached" {
+	models_server
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize -m gpt | sorted)" "gpt-4o gpt-4o-mini"
+	assert_eq "$(bcomp "$C/bash/ai-ask" ai-ask --model '' | sorted)" '$(id>pwned) gpt-4o gpt-4o-mini llama3'
+	[[ ! -e pwned ]] || { echo "a model name was expanded by the shell" >&2; false; }
+	assert_eq "$(request_count /v1/models)" 1
+	r=$(last_request /v1/models)
+	assert_eq "$(jq -r .headers.authorization <<<"$r")" "Bearer $KEY"
+	assert_eq "$(find "$MCACHE" -type f | wc -l)" 1
+	# Older than five minutes: asked again (the server now gives its own list).
+	touch -d '10 minutes ago' "$MCACHE"/*
+	assert_eq "$(bcomp "$C/bash/ai-stream" ai-stream -m '' | sorted)" "test-model"
+	assert_eq "$(request_count /v1/models)" 2
+	stop_server
+}
+
+@test "completions/bash: -m asks the profile and base URL on the line; a failure offers and keeps nothing" {
+	start_server
+	base=$OPENAI_BASE_URL
+	unset OPENAI_BASE_URL
+	printf '%s
+' 'base_url = http://127.0.0.1:1/v1' '[profile work]' "base_url = $base" 		>"$XDG_CONFIG_HOME/ai/config"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize -p work -m '' | sorted)" "test-model"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --base-url "$base" -m t | sorted)" "test-model"
+	# Nothing listens on port 1: nothing offered, quickly, and no cache entry.
+	start=$SECONDS
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize -m '' | sorted)" ""
+	(( SECONDS - start < 5 ))
+	assert_eq "$(find "$XDG_CACHE_HOME/ai/completion-models" -type f | wc -l)" 2
+	# A server that hangs is given 2 s.
+	ctl '{"push":[{"path":"/v1/models","latency_ms":8000}]}'
+	start=$SECONDS
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize -p work --profile work -m '' | sorted)" ""
+	(( SECONDS - start < 5 ))
+	stop_server
 }
 
 @test "completions/bash: _ai_common_arg handles only the common options" {
@@ -258,6 +306,16 @@ EOF
 	assert_eq "$(fcomp 'ai-batch wait ' | sorted)" "j1 j2"
 }
 
+@test "completions/fish: -m offers the server's models, asked once and cached" {
+	need_fish
+	models_server
+	assert_eq "$(fcomp 'ai-summarize -m gpt' | sorted)" "gpt-4o gpt-4o-mini"
+	assert_eq "$(fcomp 'ai-ask --model ' | sorted)" '$(id>pwned) gpt-4o gpt-4o-mini llama3'
+	[[ ! -e pwned ]]
+	assert_eq "$(request_count /v1/models)" 1
+	stop_server
+}
+
 @test "completions/fish: a program's file finds _ai-common.fish beside it, wherever it is installed" {
 	need_fish
 	mkdir -p "$T/vendor"
@@ -287,6 +345,16 @@ EOF
 		got=$(zcomp "$p --")
 		assert_eq "$(missing_from "$(options "$p")" "$got")" "" "$p: options not offered"
 	done
+}
+
+@test "completions/zsh: -m offers the server's models, asked once and cached" {
+	need_zsh
+	models_server
+	assert_eq "$(zcomp 'ai-summarize -m gpt' | sorted)" "gpt-4o gpt-4o-mini"
+	assert_eq "$(zcomp 'ai-ask --model=' | sorted)" '$(id>pwned) gpt-4o gpt-4o-mini llama3'
+	[[ ! -e pwned ]]
+	assert_eq "$(request_count /v1/models)" 1
+	stop_server
 }
 
 @test "completions/zsh: own options, their values, the common options and profiles" {

@@ -126,7 +126,8 @@ CHAT=/v1/chat/completions
 	run --separate-stderr ai-summarize -m nope <<<"text"
 	assert_eq "$status" 69
 	assert_contains "$stderr" "model not found: nope"
-	assert_contains "$stderr" "check the model name"
+	# It says the model does not exist: the hint is the list of those that do.
+	assert_contains "$stderr" "see the models the server offers with --list-models"
 }
 
 @test "summarize: 401 is a configuration error that says how to fix it" {
