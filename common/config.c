@@ -1,6 +1,7 @@
 #include "config.h"
 #include "cli.h"
 #include "buf.h"
+#include "closest.h"
 #include "params.h"
 #include "prices.h"
 
@@ -116,6 +117,13 @@ int config_header_safe(const char *s)
 			return -1;
 	return 0;
 }
+
+/* The keys config_set takes, for "did you mean" (t_config checks each is taken). */
+const char *const config_known_keys[] = {
+	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature",
+	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
+	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", NULL
+};
 
 int config_set(struct ai_config *cfg, const char *key, const char *val, const char *where,
 	       struct ai_err *err)
@@ -233,6 +241,11 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 			goto bad;
 		cfg->max_input = (size_t)sz;
 	} else {
+		const char *near = closest(key, config_known_keys, AI_ARRAY_LEN(config_known_keys) - 1, 2);
+
+		if (near)
+			return ai_errf(err, AI_EX_CONFIG, "%s: unknown setting '%s'; did you mean '%s'?",
+				       where, key, near);
 		return ai_errf(err, AI_EX_CONFIG, "%s: unknown setting '%s' (see ai.conf(5))", where, key);
 	}
 	if (r)
@@ -307,16 +320,62 @@ static char *trim(char *s)
 }
 
 /*
- * Reads the config file in two passes: the global part (lines before any
- * section), then the chosen profile's section over it, so a profile
- * overrides the global settings wherever it stands in the file.
+ * A value in double quotes is read as git config reads one: the quotes go,
+ * and \" \\ \n \t inside stand for themselves; single quotes go too, with
+ * nothing escaped inside.  Anything after the closing quote is an error, so
+ * that a quote typed by mistake is not sent to the server.  Unquoted values
+ * are taken as they are.  Rewrites v in place; 0, or -1 with err.
  */
-static int read_file(struct ai_config *cfg, const char *profile, struct ai_err *err)
+static int unquote(char *v, const char *where, struct ai_err *err)
+{
+	char q = v[0], *r = v + 1, *w = v;
+
+	if (q != '"' && q != '\'')
+		return 0;
+	for (; *r && *r != q; r++) {
+		if (q == '"' && *r == '\\') {
+			switch (*++r) {
+			case '"': case '\\': *w++ = *r; break;
+			case 'n': *w++ = '\n'; break;
+			case 't': *w++ = '\t'; break;
+			default:
+				return ai_errf(err, AI_EX_CONFIG, "%s: unknown escape '\\%c' in a quoted value",
+					       where, *r ? *r : ' ');
+			}
+			continue;
+		}
+		*w++ = *r;
+	}
+	if (*r != q)
+		return ai_errf(err, AI_EX_CONFIG, "%s: the quoted value has no closing %c", where, q);
+	if (r[1])
+		return ai_errf(err, AI_EX_CONFIG, "%s: text after the closing quote: '%s'", where, r + 1);
+	*w = '\0';
+	return 0;
+}
+
+/* What the first pass learnt of the chosen profile's section. */
+struct profile_info {
+	bool found;
+	bool endpoint;          /* it sets base_url: the endpoint and its key are the profile's */
+};
+
+enum pass { PASS_GLOBAL, PASS_PROFILE };
+
+/*
+ * Reads one pass of the config file: PASS_GLOBAL applies the lines before
+ * any section (and checks every line, and that no profile is defined
+ * twice), PASS_PROFILE the chosen profile's section.  config_load runs the
+ * environment between the two, so a profile beats the environment.
+ */
+static int read_file(struct ai_config *cfg, const char *profile, enum pass pass,
+		     struct profile_info *pi, struct ai_err *err)
 {
 	FILE *f = fopen(cfg->path, "r");
 	char *line = NULL, where[PATH_MAX + 32];
-	size_t cap = 0;
-	bool found = false;
+	size_t cap = 0, lineno = 0, nsect = 0, cap_sect = 0;
+	struct { char name[128]; size_t line; } *sect = NULL;
+	bool in_profile = false, in_section = false;
 	int rc = 0;
 
 	if (!f) {
@@ -330,49 +389,75 @@ static int read_file(struct ai_config *cfg, const char *profile, struct ai_err *
 	}
 	cfg->have_file = true;
 	cfg->endpoint_set = true;
-	for (int pass = 0; pass < (profile ? 2 : 1) && !rc; pass++) {
-		size_t lineno = 0;
-		bool in_profile = false, in_section = false;
+	while (!rc && getline(&line, &cap, f) > 0) {
+		char *s = trim(line), *eq, *key, *val;
 
-		rewind(f);
-		while (!rc && getline(&line, &cap, f) > 0) {
-			char *s = trim(line), *eq;
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%zu", cfg->path, lineno);
+		if (!*s || *s == '#' || *s == ';')
+			continue;
+		if (*s == '[') {
+			char name[128], close = 0;
 
-			lineno++;
-			snprintf(where, sizeof(where), "%s:%zu", cfg->path, lineno);
-			if (!*s || *s == '#' || *s == ';')
-				continue;
-			if (*s == '[') {
-				char name[128], close = 0;
-
-				if (sscanf(s, "[profile %127[^] \t]%c", name, &close) != 2 || close != ']' ||
-				    strcmp(s + strlen(s) - 1, "]")) {
-					rc = ai_errf(err, AI_EX_CONFIG, "%s: expected '[profile NAME]'", where);
-					break;
-				}
-				in_section = true;
-				in_profile = profile && !strcmp(name, profile);
-				found |= in_profile;
-				continue;
-			}
-			if (!(eq = strchr(s, '='))) {
-				rc = ai_errf(err, AI_EX_CONFIG, "%s: expected 'key = value'", where);
+			if (sscanf(s, "[profile %127[^] \t]%c", name, &close) != 2 || close != ']' ||
+			    strcmp(s + strlen(s) - 1, "]")) {
+				rc = ai_errf(err, AI_EX_CONFIG, "%s: expected '[profile NAME]'", where);
 				break;
 			}
-			if (pass == 0 ? in_section : !in_profile)
+			in_section = true;
+			in_profile = profile && !strcmp(name, profile);
+			if (pass != PASS_GLOBAL)
 				continue;
-			*eq = '\0';
-			rc = config_set(cfg, trim(s), trim(eq + 1), where, err);
+			pi->found |= in_profile;
+			/* Two sections of one name would merge without a word: refuse them. */
+			for (size_t i = 0; i < nsect; i++)
+				if (!strcmp(sect[i].name, name)) {
+					rc = ai_errf(err, AI_EX_CONFIG,
+						     "%s: profile '%s' is defined twice (first at line %zu); merge the two sections",
+						     where, name, sect[i].line);
+					break;
+				}
+			if (!rc && nsect == cap_sect) {
+				void *t = realloc(sect, (cap_sect = cap_sect ? 2 * cap_sect : 8) * sizeof(*sect));
+
+				if (!t)
+					rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+				else
+					sect = t;
+			}
+			if (!rc) {
+				memcpy(sect[nsect].name, name, sizeof(name));
+				sect[nsect++].line = lineno;
+			}
+			continue;
 		}
+		if (!(eq = strchr(s, '='))) {
+			rc = ai_errf(err, AI_EX_CONFIG, "%s: expected 'key = value'", where);
+			break;
+		}
+		*eq = '\0';
+		key = trim(s);
+		val = trim(eq + 1);
+		if (pass == PASS_GLOBAL && in_profile && !strcmp(key, "base_url"))
+			pi->endpoint = true;
+		if (pass == PASS_GLOBAL ? in_section : !in_profile)
+			continue;
+		rc = unquote(val, where, err) || config_set(cfg, key, val, where, err) ? -1 : 0;
 	}
 	free(line);
+	free(sect);
 	fclose(f);
-	if (!rc && profile && !found)
+	if (!rc && pass == PASS_GLOBAL && profile && !pi->found)
 		rc = ai_errf(err, AI_EX_CONFIG, "profile '%s' not found in '%s'", profile, cfg->path);
 	return rc;
 }
 
-static int from_env(struct ai_config *cfg, struct ai_err *err)
+/*
+ * The environment.  When the chosen profile names its own endpoint, the
+ * environment's endpoint (OPENAI_BASE_URL) and its models are not mixed
+ * with it: the profile is chosen as a whole, as aichat's client:model.
+ */
+static int from_env(struct ai_config *cfg, bool profile_endpoint, struct ai_err *err)
 {
 	static const struct { const char *env, *key; } map[] = {
 		{ "OPENAI_BASE_URL", "base_url" }, { "AI_MODEL", "model" },
@@ -386,6 +471,9 @@ static int from_env(struct ai_config *cfg, struct ai_err *err)
 	for (size_t i = 0; i < AI_ARRAY_LEN(map); i++) {
 		const char *v = getenv(map[i].env);
 
+		if (profile_endpoint && (!strcmp(map[i].key, "base_url") || !strcmp(map[i].key, "model") ||
+					 !strcmp(map[i].key, "embed_model")))
+			continue;
 		if (v && *v && config_set(cfg, map[i].key, v, map[i].env, err))
 			return -1;
 	}
@@ -398,6 +486,7 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 {
 	const char *profile = c && c->profile ? c->profile : getenv("AI_PROFILE");
 	const char *path = getenv("AI_CONFIG");
+	struct profile_info pi = { false, false };
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -420,8 +509,23 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	cfg->path = path && *path ? strdup(path) : config_xdg_path("CONFIG", "config");
 	if (!cfg->path)
 		return ai_errf(err, AI_EX_CONFIG, "cannot find the config directory: set HOME or XDG_CONFIG_HOME");
-	if (read_file(cfg, cfg->profile, err) || from_env(cfg, err))
+	if (read_file(cfg, cfg->profile, PASS_GLOBAL, &pi, err) || from_env(cfg, pi.endpoint, err) ||
+	    (cfg->profile && read_file(cfg, cfg->profile, PASS_PROFILE, NULL, err)))
 		return -1;
+	/*
+	 * OPENAI_API_KEY is the key of the environment's endpoint (OPENAI_BASE_URL,
+	 * else OpenAI's): it is not sent to another endpoint a profile names.
+	 */
+	if (pi.endpoint) {
+		const char *eb = getenv("OPENAI_BASE_URL");
+		size_t n = eb && *eb ? strlen(eb) : 0;
+
+		if (!n)
+			eb = DEFAULT_BASE_URL, n = strlen(eb);
+		while (n > 0 && eb[n - 1] == '/')
+			n--;
+		cfg->env_key_off = strlen(cfg->base_url) != n || strncmp(cfg->base_url, eb, n);
+	}
 	if (!c)
 		return 0;
 	if (c->base_url && config_set(cfg, "base_url", c->base_url, "--base-url", err))
@@ -500,7 +604,7 @@ int config_read_key_file(const char *path, char **key, struct ai_err *err)
 
 /* Runs api_key_cmd through the shell (it is the user's own configuration, as a git
  * credential helper is) and keeps the first line it prints. */
-static int key_from_cmd(const char *cmd, char **key, struct ai_err *err)
+static int key_from_cmd(const char *cmd, const char *where, char **key, struct ai_err *err)
 {
 	FILE *p = popen(cmd, "r");
 	char *k;
@@ -520,7 +624,7 @@ static int key_from_cmd(const char *cmd, char **key, struct ai_err *err)
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		sodium_free(k);
 		return ai_errf(err, AI_EX_CONFIG, "api_key_cmd failed (status %d): check it in '%s'",
-			       st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), "the config file");
+			       st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
 	}
 	k[strcspn(k, "\r\n")] = '\0';
 	*key = k;
@@ -529,7 +633,7 @@ static int key_from_cmd(const char *cmd, char **key, struct ai_err *err)
 
 int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 {
-	const char *env = getenv("OPENAI_API_KEY");
+	const char *env = cfg->env_key_off ? NULL : getenv("OPENAI_API_KEY");
 
 	*key = NULL;
 	if (!cfg->key_loaded) {
@@ -542,7 +646,7 @@ int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
 			memcpy(cfg->key, env, n + 1);
 		} else if (cfg->api_key_cmd) {
-			r = key_from_cmd(cfg->api_key_cmd, &cfg->key, err);
+			r = key_from_cmd(cfg->api_key_cmd, cfg->path, &cfg->key, err);
 		} else if (cfg->api_key_file) {
 			r = config_read_key_file(cfg->api_key_file, &cfg->key, err);
 		}

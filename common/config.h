@@ -1,9 +1,11 @@
 #ifndef AI_CONFIG_H
 #define AI_CONFIG_H
 /*
- * config.h - where every setting comes from: flag, environment, config
- * file ([profile NAME] section, then the global part), built-in default,
- * in that order.  The API key is never taken from the command line: it
+ * config.h - where every setting comes from, the first that has it: a
+ * flag, the chosen profile's section of the config file, the environment,
+ * the global part of the config file, the built-in default.  A profile that
+ * names its own base_url brings its endpoint as a whole: the environment's
+ * endpoint, models and key are not mixed into it.  The API key is never taken from the command line: it
  * comes from OPENAI_API_KEY, api_key_cmd (a command that prints it, as git
  * credential helpers do) or api_key_file (mode 0600, the user's own), and
  * lives in libsodium guarded memory that is wiped when released.
@@ -43,7 +45,11 @@ struct ai_config {
 	char *api_key_file;    /* owned or NULL */
 	char *key;             /* sodium_malloc'd, or NULL: see config_key() */
 	bool key_loaded;
+	bool env_key_off;      /* the profile's endpoint is not OPENAI_API_KEY's */
 };
+
+/* The keys config_set takes (price.MODEL and option.KEY aside), NULL-terminated. */
+extern const char *const config_known_keys[];
 
 /*
  * Fills cfg from the defaults, the config file, the environment and the

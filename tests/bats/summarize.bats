@@ -291,7 +291,7 @@ CHAT=/v1/chat/completions
 	assert_eq "$(wc -l <<<"$stderr")" 1
 }
 
-@test "summarize: config file profiles, api_key_cmd, and flags over environment over file" {
+@test "summarize: config file profiles, api_key_cmd, and flags over profile over environment over file" {
 	unset OPENAI_API_KEY
 	base=$OPENAI_BASE_URL
 	unset OPENAI_BASE_URL
@@ -309,8 +309,9 @@ CHAT=/v1/chat/completions
 	r=$(last_request $CHAT)
 	assert_eq "$(jq -r .body.model <<<"$r")" profile-model
 	assert_eq "$(jq -r .headers.authorization <<<"$r")" "Bearer sk-from-cmd"
+	# A profile named is chosen as a whole: its model beats AI_MODEL (ai.conf(5), PRECEDENCE).
 	AI_MODEL=env-model run ai-summarize -p test <<<"text"
-	assert_eq "$(last_request $CHAT | jq -r .body.model)" env-model
+	assert_eq "$(last_request $CHAT | jq -r .body.model)" profile-model
 	AI_MODEL=env-model run ai-summarize -p test -m flag-model <<<"text"
 	assert_eq "$(last_request $CHAT | jq -r .body.model)" flag-model
 	run --separate-stderr ai-summarize -p nosuch <<<"text"

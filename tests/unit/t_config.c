@@ -83,9 +83,14 @@ static void test_precedence(void)
 	config_release(&c);
 
 	setenv("AI_MODEL", "env-model", 1);
-	is_int(config_load(&c, NULL, &e), 0, "with the environment");
-	is_str(c.model, "env-model", "the environment beats the file");
+	is_int(config_load(&c, NULL, &e), 0, "with the environment and a profile");
+	is_str(c.model, "p1-model", "a chosen profile beats the environment");
 	config_release(&c);
+	unsetenv("AI_PROFILE");
+	is_int(config_load(&c, NULL, &e), 0, "with the environment, no profile");
+	is_str(c.model, "env-model", "the environment beats the global part of the file");
+	config_release(&c);
+	setenv("AI_PROFILE", "p1", 1);
 
 	cli_init(&cl, "t_config");
 	cl.model = "flag-model";
@@ -114,11 +119,123 @@ static void test_precedence(void)
 	unsetenv("AI_RETRIES");
 }
 
+/* A profile with its own endpoint is chosen as a whole: no endpoint, model or key from the environment. */
+static void test_profile_endpoint(void)
+{
+	struct ai_config c;
+	struct ai_err e;
+	const char *key;
+	char path[256];
+
+	clear_env();
+	snprintf(path, sizeof(path), "%s/endpoint", dir);
+	write_file(path,
+		   "model = global-model\n"
+		   "[profile local]\n"
+		   "base_url = http://127.0.0.1:11434/v1\n"
+		   "model = llama3.2\n"
+		   "[profile same]\n"
+		   "base_url = https://env.example/v1/\n"
+		   "[profile tuned]\n"
+		   "timeout = 5\n", 0600);
+	setenv("AI_CONFIG", path, 1);
+	setenv("OPENAI_BASE_URL", "https://env.example/v1", 1);
+	setenv("AI_MODEL", "env-model", 1);
+	setenv("OPENAI_API_KEY", "sk-env", 1);
+	setenv("AI_TIMEOUT", "9", 1);
+
+	setenv("AI_PROFILE", "local", 1);
+	is_int(config_load(&c, NULL, &e), 0, "a profile with its own endpoint");
+	is_str(c.base_url, "http://127.0.0.1:11434/v1", "its endpoint, not OPENAI_BASE_URL");
+	is_str(c.model, "llama3.2", "its model, not AI_MODEL");
+	is_dbl(c.timeout_s, 9, 0, "settings it does not name still come from the environment");
+	is_int(config_key(&c, &key, &e), 0, "the key is looked up");
+	ok(key == NULL, "OPENAI_API_KEY is not sent to the profile's endpoint");
+	config_release(&c);
+
+	setenv("AI_PROFILE", "same", 1);
+	is_int(config_load(&c, NULL, &e), 0, "a profile naming the environment's endpoint");
+	is_str(c.model, "global-model", "the model is the file's, not the environment's");
+	is_int(config_key(&c, &key, &e), 0, "the key is looked up");
+	is_str(key, "sk-env", "OPENAI_API_KEY goes to the endpoint it is set for");
+	config_release(&c);
+
+	setenv("AI_PROFILE", "tuned", 1);
+	is_int(config_load(&c, NULL, &e), 0, "a profile without an endpoint");
+	is_str(c.base_url, "https://env.example/v1", "the environment's endpoint");
+	is_str(c.model, "env-model", "and its model");
+	is_dbl(c.timeout_s, 5, 0, "the profile's timeout beats AI_TIMEOUT");
+	is_int(config_key(&c, &key, &e), 0, "the key is looked up");
+	is_str(key, "sk-env", "with the environment's key");
+	config_release(&c);
+	clear_env();
+}
+
+/* Quoted values lose their quotes, as git config's do; a bad quote is an error with the line. */
+static void test_quotes(void)
+{
+	static const struct { const char *line, *model, *want_err; } cases[] = {
+		{ "model = \"gpt-4o\"\n", "gpt-4o", NULL },
+		{ "model = 'gpt-4o'\n", "gpt-4o", NULL },
+		{ "model = \"a \\\"b\\\" \\\\ c\"\n", "a \"b\" \\ c", NULL },
+		{ "model = \"\"\n", "", NULL },
+		{ "model = gpt\"4o\"\n", "gpt\"4o\"", NULL },
+		{ "model = \"gpt-4o\n", NULL, ":1: the quoted value has no closing \"" },
+		{ "model = \"gpt\" x\n", NULL, ":1: text after the closing quote" },
+		{ "model = \"a\\qb\"\n", NULL, ":1: unknown escape" },
+	};
+	char path[256];
+
+	clear_env();
+	snprintf(path, sizeof(path), "%s/quotes", dir);
+	setenv("AI_CONFIG", path, 1);
+	for (size_t i = 0; i < AI_ARRAY_LEN(cases); i++) {
+		struct ai_config c;
+		struct ai_err e;
+		int r;
+
+		write_file(path, cases[i].line, 0600);
+		ai_err_clear(&e);
+		r = config_load(&c, NULL, &e);
+		if (cases[i].model) {
+			is_int(r, 0, "quoted line %zu loads", i);
+			is_str(c.model, cases[i].model, "quoted line %zu", i);
+		} else {
+			is_int(r, -1, "quoted line %zu is refused", i);
+			ok(strstr(e.msg, cases[i].want_err) != NULL, "with '%s': %s", cases[i].want_err, e.msg);
+		}
+		config_release(&c);
+	}
+	unsetenv("AI_CONFIG");
+}
+
+static void test_known_keys(void)
+{
+	struct ai_config c;
+	struct ai_err e;
+	char path[256];
+
+	clear_env();
+	snprintf(path, sizeof(path), "%s/known", dir);
+	setenv("AI_CONFIG", path, 1);
+	write_file(path, "", 0600);
+	config_load(&c, NULL, &e);
+	for (size_t i = 0; config_known_keys[i]; i++) {
+		ai_err_clear(&e);
+		config_set(&c, config_known_keys[i], "x", "test", &e);
+		ok(!strstr(e.msg, "unknown setting"), "'%s' is a setting config_set takes", config_known_keys[i]);
+	}
+	config_release(&c);
+	unsetenv("AI_CONFIG");
+}
+
 static void test_bad_files(void)
 {
 	static const struct { const char *text, *want; } cases[] = {
 		{ "model gpt\n", ":1: expected 'key = value'" },
 		{ "colour = blue\n", ":1: unknown setting 'colour'" },
+		{ "temprature = 0.2\n", ":1: unknown setting 'temprature'; did you mean 'temperature'?" },
+		{ "[profile a]\nmodel = x\n[profile b]\n[profile a]\n", ":4: profile 'a' is defined twice (first at line 1)" },
 		{ "\n\nretries = -1\n", ":3: bad value '-1' for retries" },
 		{ "[profile]\n", "expected '[profile NAME]'" },
 		{ "[profile a b]\n", "expected '[profile NAME]'" },
@@ -283,6 +400,9 @@ int main(void)
 	clear_env();
 	test_defaults();
 	test_precedence();
+	test_profile_endpoint();
+	test_quotes();
+	test_known_keys();
 	test_bad_files();
 	test_key_file();
 	test_key_sources();

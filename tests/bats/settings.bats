@@ -1,0 +1,79 @@
+#!/usr/bin/env bats
+# Where settings come from: a profile named beats the environment as a
+# whole (endpoint, model and key together), quoted values lose their quotes,
+# and the config file's mistakes are named with their line.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() {
+	setup_env
+	start_server
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	CONF=$XDG_CONFIG_HOME/ai/config
+}
+teardown() { stop_server; }
+
+CHAT=/v1/chat/completions
+
+@test "settings: -p picks the profile's endpoint and model over an exported OPENAI_BASE_URL" {
+	cat >"$CONF" <<-EOF
+	[profile local]
+	base_url = $OPENAI_BASE_URL
+	model = llama3.2
+	EOF
+	# The README exports OPENAI_BASE_URL; here it points nowhere.
+	export OPENAI_BASE_URL=http://127.0.0.1:9/v1 AI_MODEL=gpt-4o
+	run --separate-stderr ai-summarize -p local --dry-run <<<"text"
+	assert_eq "$status" 0
+	assert_contains "$output" "POST http://127.0.0.1:$PORT/v1/chat/completions"
+	assert_contains "$output" '"model":"llama3.2"'
+	run --separate-stderr ai-stream --no-cache -p local hello
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r .body.model <<<"$r")" llama3.2
+	# The exported key belongs to the exported endpoint: the profile's server never sees it.
+	assert_eq "$(jq -r '.headers.authorization // "none"' <<<"$r")" none
+	assert_not_contains "$(cat "$SERVER_LOG")" "$KEY"
+}
+
+@test "settings: the key goes with its endpoint: a profile naming the same URL keeps OPENAI_API_KEY" {
+	cat >"$CONF" <<-EOF
+	[profile same]
+	base_url = $OPENAI_BASE_URL/
+	model = m-same
+	EOF
+	run --separate-stderr ai-stream --no-cache -p same hello
+	assert_eq "$status" 0
+	assert_eq "$(last_request $CHAT | jq -r .headers.authorization)" "Bearer $KEY"
+}
+
+@test "settings: a quoted value loses its quotes; a bad quote names the line" {
+	printf 'model = "gpt-4o"\nsystem = '\''Be brief.'\''\n' >"$CONF"
+	run --separate-stderr ai-stream --no-cache hello
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r .body.model <<<"$r")" gpt-4o
+	assert_eq "$(jq -r '.body.messages[0].content' <<<"$r")" "Be brief."
+	printf '# models\nmodel = "gpt-4o\n' >"$CONF"
+	run --separate-stderr ai-stream --no-cache hello
+	assert_eq "$status" 78
+	assert_eq "$stderr" "ai-stream: $CONF:2: the quoted value has no closing \""
+}
+
+@test "settings: a profile defined twice, a mistyped key, a failing api_key_cmd: each named" {
+	printf '[profile local]\nmodel = a\n\n[profile local]\nmodel = b\n' >"$CONF"
+	run --separate-stderr ai-stream --no-cache -p local hello
+	assert_eq "$status" 78
+	assert_contains "$stderr" "$CONF:4: profile 'local' is defined twice (first at line 1)"
+	printf 'temprature = 0.2\n' >"$CONF"
+	run --separate-stderr ai-stream --no-cache hello
+	assert_eq "$status" 78
+	assert_contains "$stderr" "$CONF:1: unknown setting 'temprature'; did you mean 'temperature'?"
+	unset OPENAI_API_KEY
+	printf 'api_key_cmd = exit 3\n' >"$CONF"
+	run --separate-stderr ai-stream --no-cache hello
+	assert_eq "$status" 78
+	assert_eq "$stderr" "ai-stream: api_key_cmd failed (status 3): check it in '$CONF'"
+	assert_eq "$(request_count $CHAT)" 0
+}
