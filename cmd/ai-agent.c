@@ -18,6 +18,7 @@
 #include <math.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 enum {
@@ -134,6 +135,8 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 	if (fd < 0)
 		return AGENT_APPROVE_NOTTY;
+	/* Keys typed before the question must not answer it (sudo and ssh do the same). */
+	tcflush(fd, TCIFLUSH);
 	buf_init(&q, 0);
 	buf_addf(&q, "%s: the model wants to run '%s' (", cli_prog, t->name);
 	for (size_t i = 0; t->argv[i]; i++) {
@@ -142,7 +145,8 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 		add_visible(&q, t->argv[i], 200);
 	}
 	buf_addstr(&q, ") with\n  ");
-	add_visible(&q, args, 2000);
+	/* All of it (at most AGENT_MAX_ARGS bytes): what is approved is exactly what runs. */
+	add_visible(&q, args, strlen(args));
 	buf_addstr(&q, "\nRun it? [y/N] ");
 	if (!write_all(fd, q.data, q.len)) {
 		buf_release(&q);

@@ -251,6 +251,292 @@ int agent_check_args(json_object *schema, json_object *args, char *why, size_t n
 	return 0;
 }
 
+/* ---- what is approved is what runs ------------------------------------ */
+
+/*
+ * json-c is lenient where approval must not be: of two equal keys it keeps
+ * the last, integers past 64 bits saturate, NaN, Infinity, 1e999, single
+ * quotes and comments are taken, and a lone UTF-16 surrogate becomes
+ * U+FFFD.  Each lets a tool's own parser read the model's text differently
+ * from what the user was shown ({"unit":"evil","unit":"nginx"} shows as
+ * {"unit":"nginx"}; a parser that keeps the first key runs "evil").  So a
+ * user tool gets json-c's re-serialisation, the very text shown, and
+ * arguments whose meaning could differ between parsers are refused before
+ * anyone is asked.  This scan holds the raw text to RFC 8259 and those
+ * limits; json-c has already parsed it, so the depth is bounded.
+ */
+struct scan {
+	const char *s, *end;
+	size_t members;         /* name-value pairs in every object of the text */
+	char *why;
+	size_t n;
+};
+
+static const char not_json[] = "the arguments are not valid JSON: send one JSON object";
+
+static int scan_fail(struct scan *sc, const char *msg)
+{
+	snprintf(sc->why, sc->n, "%s", msg);
+	return -1;
+}
+
+static void scan_ws(struct scan *sc)
+{
+	while (sc->s < sc->end && (*sc->s == ' ' || *sc->s == '\t' || *sc->s == '\n' || *sc->s == '\r'))
+		sc->s++;
+}
+
+/* Four hex digits at p (at least four bytes before end), or -1. */
+static long scan_hex4(const char *p, const char *end)
+{
+	long v = 0;
+
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		char ch = p[i];
+		int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 :
+			ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* A string at sc->s (its opening quote); every \u escape must be a whole character. */
+static int scan_string(struct scan *sc)
+{
+	const char *p = sc->s + 1;
+
+	while (p < sc->end && *p != '"') {
+		long u, lo;
+
+		if (*p != '\\') {
+			/* Raw control characters, which RFC 8259 forbids, are taken as
+			 * json-c takes them: the text passed on escapes them. */
+			p++;
+			continue;
+		}
+		if (++p >= sc->end)
+			break;
+		if (*p && strchr("\"\\/bfnrt", *p)) {
+			p++;
+			continue;
+		}
+		if (*p != 'u' || (u = scan_hex4(p + 1, sc->end)) < 0)
+			return scan_fail(sc, not_json);
+		p += 5;
+		if (u >= 0xdc00 && u <= 0xdfff)
+			goto lone;
+		if (u >= 0xd800 && u <= 0xdbff) {
+			if (sc->end - p < 6 || p[0] != '\\' || p[1] != 'u' ||
+			    (lo = scan_hex4(p + 2, sc->end)) < 0xdc00 || lo > 0xdfff)
+				goto lone;
+			p += 6;
+		}
+		continue;
+lone:
+		snprintf(sc->why, sc->n, "the arguments hold a lone UTF-16 surrogate (\\u%04lx): send a "
+			 "character past U+FFFF as UTF-8 or as a surrogate pair", u);
+		return -1;
+	}
+	if (p >= sc->end)
+		return scan_fail(sc, not_json);
+	sc->s = p + 1;
+	return 0;
+}
+
+/* Whether the decimal digits d[0..n) (no leading zeros) fit in int64, negated when neg. */
+static bool int64_fits(const char *d, size_t n, bool neg)
+{
+	const char *max = neg ? "9223372036854775808" : "9223372036854775807";
+
+	return n < 19 || (n == 19 && memcmp(d, max, 19) <= 0);
+}
+
+/* Whether the number written d[0..n) (digits and at most one '.', which is skipped)
+ * times 10^e is finite as a double. */
+static bool double_finite(const char *d, size_t n, long e)
+{
+	struct buf b;
+	double v;
+	bool ok;
+
+	/* Without a decimal point the text reads the same in every locale. */
+	buf_init(&b, 0);
+	for (size_t i = 0; i < n; i++)
+		if (d[i] != '.' && buf_addch(&b, d[i]))
+			break;
+	if (buf_addf(&b, "e%ld", e)) {
+		buf_release(&b);
+		return false;
+	}
+	v = strtod(b.data, NULL);
+	ok = isfinite(v);
+	buf_release(&b);
+	return ok;
+}
+
+static int scan_number(struct scan *sc)
+{
+	const char *p = sc->s, *digits, *mant_end, *end = sc->end;
+	bool neg = false, integer = true;
+	size_t frac = 0;
+	long e = 0;
+
+	if (p < end && *p == '-') {
+		neg = true;
+		p++;
+	}
+	digits = p;
+	if (p < end && *p == '0')
+		p++;
+	else if (p < end && *p >= '1' && *p <= '9')
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+	else
+		return scan_fail(sc, not_json);
+	if (p < end && *p == '.') {
+		const char *f = ++p;
+
+		integer = false;
+		while (p < end && *p >= '0' && *p <= '9')
+			p++;
+		if (p == f)
+			return scan_fail(sc, not_json);
+		frac = (size_t)(p - f);
+	}
+	mant_end = p;
+	if (p < end && (*p == 'e' || *p == 'E')) {
+		const char *x;
+		bool eneg = false;
+
+		integer = false;
+		if (++p < end && (*p == '+' || *p == '-'))
+			eneg = *p++ == '-';
+		x = p;
+		while (p < end && *p >= '0' && *p <= '9') {
+			if (e < 10000000L)      /* past this, more digits change nothing */
+				e = e * 10 + (*p - '0');
+			p++;
+		}
+		if (p == x)
+			return scan_fail(sc, not_json);
+		if (eneg)
+			e = -e;
+	}
+	if (integer ? !int64_fits(digits, (size_t)(p - digits), neg) :
+	    !double_finite(digits, (size_t)(mant_end - digits), e - (long)frac)) {
+		snprintf(sc->why, sc->n, "the number %.*s%s is out of range: %s", (int)(p - sc->s > 40 ?
+			 40 : p - sc->s), sc->s, p - sc->s > 40 ? "..." : "", integer ?
+			 "an integer must fit in 64 bits (-2^63 to 2^63-1)" :
+			 "it is too large for a double");
+		return -1;
+	}
+	sc->s = p;
+	return 0;
+}
+
+static int scan_value(struct scan *sc, int depth)
+{
+	scan_ws(sc);
+	if (sc->s >= sc->end || depth > 64)
+		return scan_fail(sc, not_json);
+	switch (*sc->s) {
+	case '{':
+	case '[': {
+		char close = *sc->s == '{' ? '}' : ']';
+		bool obj = close == '}';
+
+		sc->s++;
+		scan_ws(sc);
+		if (sc->s < sc->end && *sc->s == close) {
+			sc->s++;
+			return 0;
+		}
+		for (;;) {
+			if (obj) {
+				scan_ws(sc);
+				if (sc->s >= sc->end || *sc->s != '"' || scan_string(sc))
+					return sc->why[0] ? -1 : scan_fail(sc, not_json);
+				scan_ws(sc);
+				if (sc->s >= sc->end || *sc->s++ != ':')
+					return scan_fail(sc, not_json);
+				sc->members++;
+			}
+			if (scan_value(sc, depth + 1))
+				return -1;
+			scan_ws(sc);
+			if (sc->s < sc->end && *sc->s == ',') {
+				sc->s++;
+				continue;
+			}
+			if (sc->s < sc->end && *sc->s == close) {
+				sc->s++;
+				return 0;
+			}
+			return scan_fail(sc, not_json);
+		}
+	}
+	case '"':
+		return scan_string(sc);
+	case 't':
+	case 'f':
+	case 'n': {
+		const char *w = *sc->s == 't' ? "true" : *sc->s == 'f' ? "false" : "null";
+		size_t k = strlen(w);
+
+		if ((size_t)(sc->end - sc->s) < k || memcmp(sc->s, w, k))
+			return scan_fail(sc, not_json);
+		sc->s += k;
+		return 0;
+	}
+	default:
+		return scan_number(sc);
+	}
+}
+
+/* The name-value pairs in v and every object inside it, as json-c holds them. */
+static size_t tree_members(json_object *v)
+{
+	size_t n = 0;
+
+	if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, k, m) {
+			(void)k;
+			n += 1 + tree_members(m);
+		}
+	} else if (json_object_is_type(v, json_type_array)) {
+		for (size_t i = 0; i < json_object_array_length(v); i++)
+			n += tree_members(json_object_array_get_idx(v, i));
+	}
+	return n;
+}
+
+/*
+ * Checks the model's text (len bytes, already parsed by json-c into a) as
+ * above.  Returns 0, or -1 with why filled in words for the model.
+ */
+static int args_unambiguous(const char *text, size_t len, json_object *a, char *why, size_t n)
+{
+	struct scan sc = { text, text + len, 0, why, n };
+
+	why[0] = '\0';
+	if (scan_value(&sc, 0))
+		return -1;
+	scan_ws(&sc);
+	if (sc.s != sc.end)
+		return scan_fail(&sc, not_json);
+	/* json-c keeps one value per key: fewer pairs in its tree than in the text means
+	 * some object named a key twice (however the two spellings escaped it). */
+	if (tree_members(a) != sc.members)
+		return scan_fail(&sc, "the arguments name the same key twice in one object: "
+				 "send each key once");
+	return 0;
+}
+
 /* ---- the tools ---------------------------------------------------------- */
 
 void agent_opts_init(struct agent_opts *o)
@@ -585,6 +871,10 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 		goto out;
 	}
 	json_tokener_free(tok);
+	if (args_unambiguous(args, len, a, why, sizeof(why))) {
+		rc = call_error(c, "%s", why);
+		goto out;
+	}
 	schema = builtin ? json_tokener_parse(builtin_schema(builtin)) :
 		 json_object_get(t->parameters);
 	if (agent_check_args(schema, a, why, sizeof(why))) {
@@ -600,8 +890,14 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 		rc = run_search(o, a, c, err);
 		goto done;
 	} else {
-		char *compact = NULL;
+		/* One text, json-c's compact form, is both shown for approval and given
+		 * to the tool: what the user approves is byte for byte what runs. */
+		char *canon = jtext(a);
 
+		if (!canon) {
+			rc = -1;
+			goto out;
+		}
 		if (t->side_effects) {
 			int ans;
 
@@ -609,36 +905,35 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 				ans = AGENT_APPROVE_YES;
 				c->approval = "--yes";
 			} else {
-				compact = jtext(a);
-				ans = o->approve && compact ? o->approve(t, compact, o->approve_ud) :
-				      AGENT_APPROVE_NOTTY;
+				ans = o->approve ? o->approve(t, canon, o->approve_ud) : AGENT_APPROVE_NOTTY;
 				c->approval = ans == AGENT_APPROVE_YES ? "yes" :
 					      ans == AGENT_APPROVE_NOTTY ? "no terminal" : "no";
-				free(compact);
 			}
 			if (ans == AGENT_APPROVE_INTERRUPT) {
 				c->approval = "no";
+				free(canon);
 				json_object_put(a);
 				json_object_put(schema);
 				return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
 			}
-			if (ans == AGENT_APPROVE_NOTTY) {
-				rc = call_error(c, "the tool '%s' has side effects and needs approval: "
-						"run with --yes or from a terminal", t->name);
-				goto out;
-			}
 			if (ans != AGENT_APPROVE_YES) {
-				rc = call_error(c, "the user declined to run the tool '%s'", t->name);
+				free(canon);
+				if (ans == AGENT_APPROVE_NOTTY)
+					rc = call_error(c, "the tool '%s' has side effects and needs "
+							"approval: run with --yes or from a terminal", t->name);
+				else
+					rc = call_error(c, "the user declined to run the tool '%s'", t->name);
 				goto out;
 			}
 		}
 		if (o->lim.cancel && *o->lim.cancel) {
+			free(canon);
 			json_object_put(a);
 			json_object_put(schema);
 			return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
 		}
-		/* The arguments go to the tool as the model sent them: checked, not rewritten. */
-		rc = run_user(o, t, args, c, err);
+		rc = run_user(o, t, canon, c, err);
+		free(canon);
 		goto done;
 	}
 out:

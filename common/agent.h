@@ -16,8 +16,15 @@
  * tools offered, the arguments must be one JSON object (a reply cut short
  * by max_tokens may carry "{" only) that matches the tool's parameters
  * (required members present, declared members of the declared type, no
- * others when additionalProperties is false).  A refused call is not an
- * error of the run: it goes back to the model as {"error": "..."}.
+ * others when additionalProperties is false).  Arguments that parsers
+ * could read differently are refused too: a key named twice in one
+ * object, an integer outside int64, a number too large for a double, a
+ * lone UTF-16 surrogate escape, and anything outside RFC 8259 (NaN,
+ * comments, single quotes).  A refused call is not an error of the run:
+ * it goes back to the model as {"error": "..."}.
+ *
+ * A user tool gets the arguments re-serialised as compact JSON, the same
+ * text the approval callback is shown, never the model's own text.
  *
  * A user tool with side effects runs only when opts.yes is set or the
  * approve callback says yes.  Built-ins never have side effects.
@@ -52,7 +59,8 @@ typedef int (*agent_search_fn)(const char *query, long k, json_object **result,
 			       struct ai_err *err, void *ud);
 
 /*
- * Asks whether tool t may run with the arguments args (compact JSON).
+ * Asks whether tool t may run with the arguments args: compact JSON, the
+ * exact bytes the tool will get on its standard input if the answer is yes.
  * Returns AGENT_APPROVE_YES, _NO (the user said no, or said nothing),
  * _NOTTY (nobody can be asked: no terminal) or _INTERRUPT.
  */

@@ -29,18 +29,33 @@
  *   hostile database file can name an application-defined or
  *   extension function in a view, and new SQLite releases add functions.
  * - The deadline is wall-clock and checked from the progress handler,
- *   so a runaway recursive CTE stops however little I/O it does.
+ *   so a runaway recursive CTE stops however little I/O it does.  But
+ *   the progress handler runs between steps of SQLite's virtual machine,
+ *   never inside one function call, and one call can take minutes within
+ *   every length limit: printf('%.*c', 2000000000, 'x') loops two
+ *   billion times to fail with "string or blob too big", and instr() of
+ *   a 2 MB haystack and a 500 KB needle compares for about 40 s.  Capping
+ *   printf's widths would leave instr, like, glob and whatever the next
+ *   release adds; so the query runs in a child process that is killed at
+ *   the deadline (plus a short grace for its own message), which holds
+ *   whatever the SQL calls.  The child sends its rows back as JSON.
  */
 #include "sqlro.h"
 #include "buf.h"
+#include "fdio.h"
 #include "utf8.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <poll.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 /* How many virtual-machine steps between two looks at the clock. */
 #define PROGRESS_STEPS 1000
@@ -491,8 +506,8 @@ static void set_deadline(struct guard *g, long ms)
 	}
 }
 
-int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *opts,
-		json_object **rows, bool *truncated, struct ai_err *err)
+int sqlro_query_in_process(const char *path, const char *sql, const struct sqlro_opts *opts,
+			   json_object **rows, bool *truncated, struct ai_err *err)
 {
 	struct sqlro_opts o = { SQLRO_DEFAULT_TIMEOUT_MS, SQLRO_DEFAULT_MAX_ROWS,
 				SQLRO_DEFAULT_MAX_BYTES };
@@ -625,4 +640,155 @@ fail:
 	sqlite3_finalize(stmt);
 	sqlite3_close(db);
 	return -1;
+}
+
+/* How long after the deadline the child is given to report its own timeout. */
+#define KILL_GRACE_MS 300L
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* In the child: runs the query and writes the outcome to fd as one JSON object. */
+static _Noreturn void child_query(int fd, const char *path, const char *sql,
+				  const struct sqlro_opts *o)
+{
+	json_object *rows = NULL, *out = json_object_new_object();
+	struct ai_err e;
+	bool cut = false;
+	const char *text;
+	size_t n;
+
+	ai_err_clear(&e);
+	if (!out)
+		_exit(1);
+	if (sqlro_query_in_process(path, sql, o, &rows, &cut, &e)) {
+		if (json_object_object_add(out, "code", json_object_new_int(e.code)) ||
+		    json_object_object_add(out, "error", json_object_new_string(e.msg)))
+			_exit(1);
+	} else if (json_object_object_add(out, "rows", rows) ||
+		   json_object_object_add(out, "truncated", json_object_new_boolean(cut))) {
+		_exit(1);
+	}
+	text = json_object_to_json_string_length(out, JSON_C_TO_STRING_PLAIN |
+						  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	_exit(!text || fd_write_all(fd, text, n) ? 1 : 0);
+}
+
+int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *opts,
+		json_object **rows, bool *truncated, struct ai_err *err)
+{
+	struct sqlro_opts o = { SQLRO_DEFAULT_TIMEOUT_MS, SQLRO_DEFAULT_MAX_ROWS,
+				SQLRO_DEFAULT_MAX_BYTES };
+	struct buf got;
+	json_object *res = NULL, *v;
+	long deadline;
+	bool killed = false;
+	int fd[2], status = 0;
+	pid_t pid;
+
+	if (rows)
+		*rows = NULL;
+	if (truncated)
+		*truncated = false;
+	if (!path || !sql || !rows)
+		return ai_errf(err, AI_EX_SOFTWARE, "sqlro_query: path, sql and rows are required");
+	if (opts) {
+		if (opts->timeout_ms > 0)
+			o.timeout_ms = opts->timeout_ms;
+		if (opts->max_rows > 0)
+			o.max_rows = opts->max_rows;
+		if (opts->max_bytes > 0)
+			o.max_bytes = opts->max_bytes;
+	}
+	if (pipe(fd))
+		return ai_errf(err, AI_EX_OSERR, "cannot run the query: pipe: %s", strerror(errno));
+	if (fcntl(fd[0], F_SETFD, FD_CLOEXEC) || fcntl(fd[1], F_SETFD, FD_CLOEXEC)) {
+		close(fd[0]);
+		close(fd[1]);
+		return ai_errf(err, AI_EX_OSERR, "cannot run the query: %s", strerror(errno));
+	}
+	deadline = mono_ms() + o.timeout_ms + KILL_GRACE_MS;
+	pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return ai_errf(err, AI_EX_OSERR, "cannot run the query: fork: %s", strerror(errno));
+	}
+	if (pid == 0) {
+		close(fd[0]);
+		child_query(fd[1], path, sql, &o);
+	}
+	close(fd[1]);
+	/* The rows are at most max_bytes of JSON; the rest is the wrapper and a message. */
+	buf_init(&got, o.max_bytes + 4096);
+	for (;;) {
+		struct pollfd p = { fd[0], POLLIN, 0 };
+		long left = deadline - mono_ms();
+		char chunk[16384];
+		ssize_t r;
+
+		if (left <= 0) {
+			killed = true;
+			break;
+		}
+		if (poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left)) < 0 && errno != EINTR) {
+			killed = true;
+			break;
+		}
+		if (!p.revents)
+			continue;
+		r = read(fd[0], chunk, sizeof(chunk));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (buf_add(&got, chunk, (size_t)r)) {
+			killed = true;
+			break;
+		}
+	}
+	close(fd[0]);
+	if (killed)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (killed) {
+		buf_release(&got);
+		return ai_errf(err, AI_EX_TEMPFAIL,
+			       "query timed out after %ld ms: make it cheaper (a LIMIT, a narrower "
+			       "WHERE, no unbounded recursion, no huge strings)", o.timeout_ms);
+	}
+	if (got.len && got.len < INT_MAX)
+		res = json_tokener_parse(got.data);
+	buf_release(&got);
+	if (!res || !WIFEXITED(status) || WEXITSTATUS(status)) {
+		json_object_put(res);
+		if (WIFSIGNALED(status))
+			return ai_errf(err, AI_EX_DATAERR, "the query was stopped by signal %d",
+				       WTERMSIG(status));
+		return ai_errf(err, AI_EX_OSERR, "out of memory running the query");
+	}
+	if (json_object_object_get_ex(res, "error", &v)) {
+		json_object *c;
+
+		int code = json_object_object_get_ex(res, "code", &c) ? json_object_get_int(c) : 0;
+
+		ai_errf(err, code > 0 ? code : AI_EX_DATAERR, "%s", json_object_get_string(v));
+		json_object_put(res);
+		return -1;
+	}
+	if (!json_object_object_get_ex(res, "rows", &v) || !json_object_is_type(v, json_type_array)) {
+		json_object_put(res);
+		return ai_errf(err, AI_EX_SOFTWARE, "the query's child sent no rows");
+	}
+	*rows = json_object_get(v);
+	if (truncated && json_object_object_get_ex(res, "truncated", &v))
+		*truncated = json_object_get_boolean(v);
+	json_object_put(res);
+	return 0;
 }

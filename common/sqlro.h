@@ -23,8 +23,11 @@
  *   - sqlite3_stmt_readonly() must agree (this is what stops VACUUM and
  *     VACUUM INTO, for which SQLite has no authorizer code), and a
  *     statement whose first keyword is PRAGMA is refused outright.
- * A wall-clock deadline (progress handler), a row cap and a byte cap
- * bound the work and the output.
+ * A wall-clock deadline, a row cap and a byte cap bound the work and the
+ * output.  The query runs in a child process (fork, no exec), which is
+ * killed with SIGKILL shortly after the deadline: no single function call
+ * (printf with a two-billion-character width, instr on megabytes) can
+ * hold it past its time.
  */
 #include "ai.h"
 
@@ -68,10 +71,21 @@ struct sqlro_opts {
  * not a database, AI_EX_TEMPFAIL when the deadline passed or the
  * database stayed locked, AI_EX_OSERR when memory ran out.
  *
- * The database file is never created or written.  Thread-safe as long
- * as SQLite itself is (each call opens its own connection).
+ * The database file is never created or written.  Each call forks; the
+ * child opens its own connection and ends with _exit, so the caller's
+ * open connections, stdio buffers and atexit handlers are not touched.
+ * The caller must leave that child to sqlro_query (SIGCHLD not ignored,
+ * no waitpid(-1) meanwhile).
  */
 int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *o,
 		json_object **rows, bool *truncated, struct ai_err *err);
+
+/*
+ * The same in the calling process, for fuzzing and tests: every layer
+ * above holds, but the deadline only between SQLite's steps, not inside
+ * one function call.  Thread-safe as long as SQLite itself is.
+ */
+int sqlro_query_in_process(const char *path, const char *sql, const struct sqlro_opts *o,
+			   json_object **rows, bool *truncated, struct ai_err *err);
 
 #endif

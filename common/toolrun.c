@@ -22,6 +22,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
 extern char **environ;
 
 #define TOOLS_FILE_MAX ((size_t)4 << 20)
@@ -1008,6 +1012,133 @@ static int reap(pid_t pid, int *status)
 	return r == pid ? 0 : -1;
 }
 
+/* ------------------------------------------------------------------ */
+/* What a tool leaves outside its process group                        */
+
+/*
+ * One kill of the tool's process group reaches everything it starts,
+ * except a descendant that left the group (setsid, setpgid): killing the
+ * group cannot find it, and once its parent dies it is init's.  So the
+ * caller becomes a child subreaper: an orphaned descendant becomes our
+ * child instead of init's, and after the tool ends every child we did not
+ * have before it started is killed and reaped, again and again, until
+ * none is left (killing one orphans its own children, which then come to
+ * us too).  Linux only; elsewhere the process group is all that holds.
+ */
+
+#define ORPHAN_PASSES 1000      /* a fork bomb outside the group stops at RLIMIT_NPROC */
+
+struct pidlist {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static void pidlist_release(struct pidlist *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool pidlist_has(const struct pidlist *l, pid_t p)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] == p)
+			return true;
+	return false;
+}
+
+/* Makes the calling process the reaper of its orphaned descendants; true when it is. */
+static bool linux_become_subreaper(void)
+{
+#if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
+	static int done;        /* 1: set, -1: the kernel refused */
+
+	if (!done)
+		done = prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) == 0 ? 1 : -1;
+	return done > 0;
+#else
+	return false;
+#endif
+}
+
+/*
+ * Fills l with the pids whose parent is the calling process, read from
+ * /proc/PID/stat.  Returns 0, or -1 when /proc cannot be read or memory
+ * runs out (l then holds what was found).
+ */
+static int linux_list_children(struct pidlist *l)
+{
+	pid_t self = getpid();
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+
+	l->n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[300], st[512], *rp;
+		long pid, ppid;
+		ssize_t r;
+		int fd;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		r = read(fd, st, sizeof(st) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		st[r] = '\0';
+		/* "pid (comm) state ppid ...": comm may hold anything, so from the last ')'. */
+		if (!(rp = strrchr(st, ')')) || sscanf(rp + 1, " %*c %ld", &ppid) != 1 ||
+		    ppid != (long)self)
+			continue;
+		pid = strtol(e->d_name, NULL, 10);
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 16;
+			pid_t *v = realloc(l->v, cap * sizeof(*v));
+
+			if (!v) {
+				closedir(d);
+				return -1;
+			}
+			l->v = v;
+			l->cap = cap;
+		}
+		l->v[l->n++] = (pid_t)pid;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Kills and reaps every child of ours that is not in before: what the tool left behind. */
+static void kill_orphans(const struct pidlist *before)
+{
+	struct pidlist now = { NULL, 0, 0 };
+
+	for (int pass = 0; pass < ORPHAN_PASSES; pass++) {
+		size_t found = 0;
+
+		if (linux_list_children(&now) && !now.n)
+			break;
+		for (size_t i = 0; i < now.n; i++) {
+			if (pidlist_has(before, now.v[i]))
+				continue;
+			kill(now.v[i], SIGKILL);
+			now.v[found++] = now.v[i];
+		}
+		if (!found)
+			break;
+		/* Ours, so waiting cannot block long: each was just sent SIGKILL. */
+		for (size_t i = 0; i < found; i++)
+			while (waitpid(now.v[i], NULL, 0) < 0 && errno == EINTR)
+				;
+	}
+	pidlist_release(&now);
+}
+
 void toolrun_result_release(struct toolrun_result *res)
 {
 	if (!res)
@@ -1030,6 +1161,8 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 	long start, deadline, grace_end = 0;
 	bool exited = false, killed = false, cancelled = false, lost = false;
 	struct child_plan plan;
+	struct pidlist before = { NULL, 0, 0 };
+	bool reaper = false;
 	char **envp = NULL;
 	pid_t pid;
 
@@ -1063,6 +1196,8 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 	plan.err_w = errp[1];
 	plan.st_w = st[1];
 
+	/* What is ours before the tool starts is not the tool's to have left behind. */
+	reaper = linux_become_subreaper() && linux_list_children(&before) == 0;
 	start = now_ms();
 	pid = fork();
 	if (pid < 0) {
@@ -1196,6 +1331,9 @@ out:
 	close_fd(&st[0]);
 	close_fd(&st[1]);
 	close_fd(&pidfd);
+	if (reaper)
+		kill_orphans(&before);
+	pidlist_release(&before);
 	free(envp);
 	if (rc)
 		toolrun_result_release(res);

@@ -151,8 +151,14 @@ struct toolrun_result {
  * limits in lim (NULL: all defaults).  args_json (may be NULL: "{}") is
  * written to the tool's stdin, which is then closed; a tool that does not
  * read it cannot block us.  When the tool exits, or at the deadline, its
- * whole process group is killed with SIGKILL, so nothing it started lives
- * on; the tool is always reaped.
+ * whole process group is killed with SIGKILL; the tool is always reaped.
+ * A descendant that left the group (setsid) is caught too, on Linux: the
+ * calling process makes itself a child subreaper (PR_SET_CHILD_SUBREAPER,
+ * once, for good), so orphans of the tool become its children, and after
+ * the tool ends every child it did not have before the tool started is
+ * killed with SIGKILL and reaped, until none is left.  So nothing the tool
+ * started lives on, and the caller should not start children of its own
+ * meanwhile in another thread.
  *
  * Returns 0 when the tool ran, whatever its exit status, timeout included:
  * res then holds the result and must be released with
