@@ -1,6 +1,7 @@
 #include "prog.h"
 #include "models.h"
 #include "prices.h"
+#include "termout.h"
 #include "termsafe.h"
 
 #include <math.h>
@@ -14,10 +15,16 @@ static void on_warn(const char *msg, void *ud)
 		cli_warn("%s", msg);
 }
 
+/* -v: a header line is the server's text, so it is shown, never obeyed (termout.h). */
 static void on_debug(const char *line, void *ud)
 {
+	struct buf b;
+
 	(void)ud;
-	fprintf(stderr, "%s\n", line);
+	buf_init(&b, 0);
+	if (!termout_visible(&b, line, strlen(line)) && !buf_addch(&b, '\n'))
+		fputs(b.data, stderr);
+	buf_release(&b);
 }
 
 static void on_dry_run(const char *method, const char *url, const char *const *headers,
