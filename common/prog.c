@@ -2,7 +2,6 @@
 #include "models.h"
 #include "prices.h"
 #include "termout.h"
-#include "termsafe.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -100,12 +99,13 @@ json_object *prog_json_double(double v)
 	return isnan(v) ? NULL : json_object_new_double(v);
 }
 
-/* A model id on a terminal passes the neutraliser: it is the server's text. */
+/*
+ * A model id on a terminal passes the neutraliser, on one line: it is the
+ * server's text, and one id must not pass for two.
+ */
 static void print_id(const char *id, bool tty)
 {
-	struct termsafe t;
 	struct buf b;
-	struct ai_err e;
 
 	if (!tty) {
 		cli_puts(id, false);
@@ -113,9 +113,7 @@ static void print_id(const char *id, bool tty)
 		return;
 	}
 	buf_init(&b, 0);
-	termsafe_init(&t);
-	if (termsafe_feed(&t, id, strlen(id), &b, &e) || termsafe_flush(&t, &b, &e) ||
-	    buf_addch(&b, '\n'))
+	if (termout_visible(&b, id, strlen(id)) || buf_addch(&b, '\n'))
 		cli_die(AI_EX_OSERR, "out of memory");
 	cli_write(b.data, b.len, false);
 	buf_release(&b);
