@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "kb.h"
 #include "prog.h"
-#include "termsafe.h"
+#include "termout.h"
 #include "toolrun.h"
 
 #include <dirent.h>
@@ -24,7 +24,7 @@
 enum {
 	OPT_MAX_STEPS = CLI_OPT_PROG, OPT_TOOLS, OPT_NO_DEFAULT_TOOLS, OPT_DB_SQL, OPT_DB, OPT_TRACE,
 	OPT_TOOL_TIMEOUT, OPT_TOOL_MEMORY, OPT_MAX_OUTPUT, OPT_SYSTEM, OPT_TEMPERATURE,
-	OPT_MAX_TOKENS
+	OPT_MAX_TOKENS, OPT_RAW
 };
 
 static const struct cli_opt opts[] = {
@@ -42,6 +42,7 @@ static const struct cli_opt opts[] = {
 	{ "system", required_argument, OPT_SYSTEM, "TEXT", "replace the system prompt" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each model turn" },
+	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -49,7 +50,7 @@ struct opts {
 	struct agent_opts a;
 	const char *tools[64];
 	size_t ntools;
-	bool no_default_tools;
+	bool no_default_tools, raw;
 	const char *coll, *kb_path, *trace;
 };
 
@@ -83,23 +84,22 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_SYSTEM: o->a.system = arg; break;
 	case OPT_TEMPERATURE: o->a.temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->a.max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	case OPT_RAW: o->raw = true; break;
 	}
 }
 
 /* ---- approval on the terminal ------------------------------------------ */
 
 /*
- * Appends at most max bytes of s to b with every control character made
- * visible (termsafe.h), so that text from a model cannot drive the terminal.
+ * Appends at most max bytes of s to b on one line with every control
+ * character made visible (termout.h), so that text from a model cannot
+ * drive the terminal.
  */
 static void add_visible(struct buf *b, const char *s, size_t max)
 {
-	struct termsafe t;
 	size_t n = strlen(s);
-	struct ai_err err;
 
-	termsafe_init(&t);
-	if (termsafe_feed(&t, s, n < max ? n : max, b, &err) || termsafe_flush(&t, b, &err))
+	if (termout_visible(b, s, n < max ? n : max))
 		return;
 	if (n > max)
 		buf_addstr(b, "...");
@@ -385,10 +385,15 @@ static void print_steps(const struct agent_result *r)
 			step = (long)json_object_get_int64(v);
 		if (json_object_object_get_ex(c, "ok", &v))
 			ok = json_object_get_boolean(v);
+		/* The name is the model's choice too, not necessarily a tool's. */
 		buf_init(&b, 0);
+		buf_addf(&b, "  step %ld: ", step);
+		add_visible(&b, name, 64);
+		buf_addch(&b, ' ');
 		add_visible(&b, args, 200);
-		fprintf(stderr, "  step %ld: %s %s: %s\n", step, name, b.data ? b.data : "",
-			ok ? "ok" : "failed");
+		buf_addf(&b, ": %s\n", ok ? "ok" : "failed");
+		if (b.data)
+			fputs(b.data, stderr);
 		buf_release(&b);
 	}
 }
@@ -480,19 +485,16 @@ int main(int argc, char **argv)
 	} else if (c.json) {
 		print_json(&res, http_now_ms() - t0);
 	} else if (res.answer) {
-		struct buf shown;
+		struct termout to;
 		size_t n = strlen(res.answer);
 
 		/* On a terminal, escape sequences in the answer are shown, not obeyed. */
-		buf_init(&shown, 0);
-		if (isatty(STDOUT_FILENO))
-			add_visible(&shown, res.answer, n);
-		else
-			buf_add(&shown, res.answer, n);
-		cli_write(shown.data ? shown.data : "", shown.len, false);
-		if (!shown.len || shown.data[shown.len - 1] != '\n')
+		termout_init(&to, o.raw);
+		termout_write(&to, res.answer, n, false);
+		termout_end(&to, false);
+		if (!n || res.answer[n - 1] != '\n')
 			cli_write("\n", 1, false);
-		buf_release(&shown);
+		termout_release(&to);
 	}
 	if (res.max_steps) {
 		code = AI_EX_MAXSTEPS;

@@ -13,13 +13,14 @@
 #include "cli.h"
 #include "kb.h"
 #include "prog.h"
+#include "termout.h"
 
 #include <math.h>
 #include <unistd.h>
 
 enum {
 	OPT_DB = CLI_OPT_PROG, OPT_RETRIEVE_ONLY, OPT_STREAM, OPT_INT8, OPT_NO_EMBED, OPT_NO_BM25, OPT_EMBED_MODEL,
-	OPT_CANDIDATES, OPT_MIN_SIM, OPT_TEMPERATURE, OPT_MAX_TOKENS
+	OPT_CANDIDATES, OPT_MIN_SIM, OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_RAW
 };
 
 static const struct cli_opt opts[] = {
@@ -36,6 +37,7 @@ static const struct cli_opt opts[] = {
 	{ "min-similarity", required_argument, OPT_MIN_SIM, "X", "ignore vector hits with a cosine below X (default 0.3)" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of the answer" },
+	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -43,7 +45,7 @@ struct opts {
 	const char *coll, *db, *embed_model;
 	long k, candidates, max_tokens;
 	double min_sim, temperature;
-	bool retrieve_only, stream, int8, no_embed, no_bm25;
+	bool retrieve_only, stream, int8, no_embed, no_bm25, raw;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -68,6 +70,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_MIN_SIM: o->min_sim = cli_double("--min-similarity", arg, -1, 1); break;
 	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	case OPT_RAW: o->raw = true; break;
 	}
 }
 
@@ -169,10 +172,10 @@ static int citations(const char *answer, bool *cited, size_t n)
 	return bad;
 }
 
+/* --stream: each piece of the answer the moment it arrives (ud: the struct termout). */
 static int on_delta(const char *text, size_t n, void *ud)
 {
-	(void)ud;
-	cli_write(text, n, true);
+	termout_write(ud, text, n, true);
 	return 0;
 }
 
@@ -180,7 +183,7 @@ int main(int argc, char **argv)
 {
 	struct cli c;
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, 5, 0, 0, 0, NAN,
-			  false, false, false, false, false };
+			  false, false, false, false, false, false };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_client *cl = NULL;
@@ -284,18 +287,24 @@ int main(int argc, char **argv)
 	} else {
 		struct ai_chat_req req;
 		struct ai_chat_resp resp;
+		struct termout to;
 		int bad;
 
+		/* On a terminal, escape sequences in the answer are shown, not obeyed. */
+		termout_init(&to, o.raw);
 		ai_chat_req_init(&req);
 		req.messages = messages(q.data, &r);
 		req.temperature = o.temperature;
 		req.max_tokens = o.max_tokens;
 		req.stream = o.stream && !c.json;
 		req.on_delta = req.stream ? on_delta : NULL;
+		req.ud = &to;
 		if (ai_chat(cl, &req, &resp, &err)) {
 			json_object_put(req.messages);
+			termout_end(&to, false);
 			if (req.stream && resp.partial)
 				cli_write("\n", 1, true);
+			termout_release(&to);
 			ai_chat_resp_release(&resp);
 			kb_results_release(&r);
 			buf_release(&q);
@@ -344,7 +353,8 @@ int main(int argc, char **argv)
 
 			buf_init(&out, 0);
 			if (!req.stream)
-				cli_write(resp.content, n, false);
+				termout_write(&to, resp.content, n, false);
+			termout_end(&to, false);
 			if (!n || resp.content[n - 1] != '\n')
 				buf_addch(&out, '\n');
 			buf_addstr(&out, "\nSources:\n");
@@ -361,6 +371,7 @@ int main(int argc, char **argv)
 		}
 		free(cited);
 done:
+		termout_release(&to);
 		ai_chat_resp_release(&resp);
 	}
 	kb_results_release(&r);

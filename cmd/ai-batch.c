@@ -16,6 +16,7 @@
 #include "jobs.h"
 #include "prog.h"
 #include "remote.h"
+#include "termout.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -178,17 +179,16 @@ static double eta_s(const struct batch_stats *s)
 	return rate > 0 ? (double)(s->total - s->done) / rate : NAN;
 }
 
+/* ud: the struct termout_progress. */
 static void progress_tty(const struct batch_stats *s, bool final, void *ud)
 {
 	double rate = s->elapsed_ms > 0 ? (s->done - s->replayed) * 1000.0 / (double)s->elapsed_ms : 0;
 	char eta[32];
 
-	(void)ud;
 	fmt_eta(eta, sizeof(eta), eta_s(s));
-	fprintf(stderr, "\r\033[K%s: %ld/%ld done, %.1f/s, ETA %s, %ld failed, %ld tokens, $%.4f%s",
-		cli_prog, s->done, s->total, rate, eta, s->failed,
-		s->prompt_tokens + s->completion_tokens, s->cost, final ? "\n" : "");
-	fflush(stderr);
+	termout_progress(ud, final, "%ld/%ld done, %.1f/s, ETA %s, %ld failed, %ld tokens, $%.4f",
+			 s->done, s->total, rate, eta, s->failed,
+			 s->prompt_tokens + s->completion_tokens, s->cost);
 }
 
 static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
@@ -197,6 +197,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	struct ai_client client;
 	struct ai_err err;
 	struct batch b;
+	struct termout_progress prog;
 	int fd, code;
 
 	if (o->remote)
@@ -210,8 +211,10 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
 	if (!c->quiet && isatty(2)) {
+		termout_progress_init(&prog);
 		o->b.progress = progress_tty;
 		o->b.progress_ms = 200;
+		o->b.ud = &prog;
 	}
 	if (batch_open(&b, &o->b, fd, &err))
 		prog_die(&client, &cfg, &err);

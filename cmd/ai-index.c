@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "kb.h"
 #include "prog.h"
+#include "termout.h"
 #include "utf8.h"
 
 #include <strings.h>
@@ -128,6 +129,7 @@ struct ix {
 	bool bm25_only, said_bm25;
 	size_t dim;
 	bool dry_run, progress;
+	struct termout_progress prog;
 	/* counts */
 	long indexed, replaced, unchanged, failed, chunks;
 	int first_code;
@@ -146,9 +148,8 @@ static void progress(struct ix *ix, bool last)
 {
 	if (!ix->progress)
 		return;
-	fprintf(stderr, "\r\033[K%s: %ld indexed, %ld unchanged, %ld failed, %ld chunks%s", cli_prog,
-		ix->indexed, ix->unchanged, ix->failed, ix->chunks, last ? "\n" : "");
-	fflush(stderr);
+	termout_progress(&ix->prog, last, "%ld indexed, %ld unchanged, %ld failed, %ld chunks",
+			 ix->indexed, ix->unchanged, ix->failed, ix->chunks);
 }
 
 /* One JSON line (--json) or nothing, per document. */
@@ -633,6 +634,7 @@ int main(int argc, char **argv)
 	}
 	ix.dry_run = cfg.dry_run;
 	ix.progress = !c.quiet && !c.json && isatty(2);
+	termout_progress_init(&ix.prog);
 	if (ix.dry_run) {
 		struct stat sb;
 		const char *p = o.db;

@@ -18,7 +18,7 @@
 #include "cli.h"
 #include "history.h"
 #include "prog.h"
-#include "termsafe.h"
+#include "termout.h"
 #include "utf8.h"
 
 #include <math.h>
@@ -78,12 +78,11 @@ enum mode { MODE_TEXT, MODE_JSON, MODE_SSE };
 /* Where one answer goes, and what was seen of it. */
 struct sink {
 	enum mode mode;
-	bool neutral;           /* text on a terminal: make control characters visible */
 	bool tty;               /* stdout is a terminal */
 	bool lines;             /* -i: every answer ends its line, whatever happened */
 	bool cgi;               /* --sse under a web server: CGI headers first */
 	bool headers_sent;
-	struct termsafe ts;     /* the neutraliser, with a character split between deltas */
+	struct termout text;    /* the text, made safe on a terminal unless --raw */
 	bool any;               /* a delta was written */
 	char last;              /* its last byte, in text mode */
 	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
@@ -144,16 +143,7 @@ static int on_delta(const char *text, size_t n, void *ud)
 		s->t_first = now_ms();
 	s->any = true;
 	if (s->mode == MODE_TEXT) {
-		if (s->neutral) {
-			struct ai_err e;
-
-			buf_reset(&s->scratch);
-			if (termsafe_feed(&s->ts, text, n, &s->scratch, &e))
-				cli_die_err(&e);
-			cli_write(s->scratch.data ? s->scratch.data : "", s->scratch.len, true);
-		} else {
-			cli_write(text, n, true);
-		}
+		termout_write(&s->text, text, n, true);
 		s->last = text[n - 1];
 		return 0;
 	}
@@ -173,7 +163,6 @@ static int on_delta(const char *text, size_t n, void *ud)
 
 static void sink_start(struct sink *s)
 {
-	termsafe_init(&s->ts);
 	s->any = false;
 	s->last = 0;
 	s->t0 = now_ms();
@@ -201,16 +190,9 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 	json_object *j, *u;
 
 	if (s->mode == MODE_TEXT) {
-		if (termsafe_pending(&s->ts)) {
-			struct ai_err fe;
-
-			/* The answer stopped inside a character. */
-			buf_reset(&s->scratch);
-			if (termsafe_flush(&s->ts, &s->scratch, &fe))
-				cli_die_err(&fe);
-			cli_write(s->scratch.data, s->scratch.len, false);
+		/* The answer may have stopped inside a character. */
+		if (termout_end(&s->text, false))
 			s->last = 0;
-		}
 		/* A failure leaves the text as it came, unless a person is reading it. */
 		if (s->any && s->last != '\n' && (!rc || s->tty || s->lines))
 			cli_write("\n", 1, true);
@@ -514,7 +496,7 @@ int main(int argc, char **argv)
 	sink.mode = o.sse ? MODE_SSE : c.json ? MODE_JSON : MODE_TEXT;
 	sink.tty = isatty(1);
 	sink.lines = o.interactive;
-	sink.neutral = sink.mode == MODE_TEXT && sink.tty && !o.raw;
+	termout_init(&sink.text, o.raw);
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
 
@@ -591,6 +573,7 @@ int main(int argc, char **argv)
 	json_object_put(ch.conv);
 	buf_release(&msg);
 	buf_release(&sink.scratch);
+	termout_release(&sink.text);
 	ai_client_release(&client);
 	config_release(&cfg);
 	if (code == AI_EX_INTERRUPT) {

@@ -10,12 +10,13 @@
 #include "chunk.h"
 #include "cli.h"
 #include "prog.h"
+#include "termout.h"
 
 #include <math.h>
 
 enum {
 	OPT_WORDS = CLI_OPT_PROG, OPT_LENGTH, OPT_LANG, OPT_FOCUS, OPT_PROMPT, OPT_MAX_INPUT,
-	OPT_TEMPERATURE, OPT_MAX_TOKENS
+	OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_RAW
 };
 
 static const struct cli_opt opts[] = {
@@ -29,6 +30,7 @@ static const struct cli_opt opts[] = {
 	{ "parallel", required_argument, 'P', "N", "summarize up to N parts at once (default 4)" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
+	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -37,6 +39,7 @@ struct opts {
 	const char *format, *lang, *focus, *prompt;
 	long max_input, parallel, max_tokens;
 	double temperature;
+	bool raw;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -67,6 +70,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case 'P': o->parallel = cli_long("--parallel", arg, 1, 64); break;
 	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	case OPT_RAW: o->raw = true; break;
 	}
 }
 
@@ -269,7 +273,7 @@ static int summarize(struct ai_client *c, const struct opts *o, const char *text
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN };
+	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN, false };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
@@ -312,9 +316,15 @@ int main(int argc, char **argv)
 		prog_print_json(j);
 		json_object_put(j);
 	} else {
-		cli_write(out.data ? out.data : "", out.len, false);
+		struct termout to;
+
+		/* On a terminal, escape sequences in the summary are shown, not obeyed. */
+		termout_init(&to, o.raw);
+		termout_write(&to, out.data ? out.data : "", out.len, false);
+		termout_end(&to, false);
 		if (!out.len || out.data[out.len - 1] != '\n')
 			cli_write("\n", 1, false);
+		termout_release(&to);
 	}
 	free(t.model);
 	buf_release(&in);

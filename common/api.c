@@ -325,8 +325,12 @@ static const char *error_text(json_object *j, const char *body, size_t len, char
 	if (!msg && len) {
 		size_t n = len < 200 ? len : 200;
 
+		/*
+		 * An excerpt of a page (HTML, text) on one line, a C string; other
+		 * control characters are the printer's to show (termout.h).
+		 */
 		for (size_t i = 0; i < n; i++)
-			raw[i] = (unsigned char)body[i] < 0x20 ? ' ' : body[i];
+			raw[i] = !body[i] || body[i] == '\n' || body[i] == '\r' || body[i] == '\t' ? ' ' : body[i];
 		raw[n] = '\0';
 		msg = raw;
 	}

@@ -57,8 +57,11 @@ void chatstream_release(struct chatstream *cs)
 }
 
 /*
- * Copies s[0..n) into out for quoting in a message: control characters
- * become spaces, and a cut falls between UTF-8 characters, marked "...".
+ * Copies s[0..n) into out for quoting in a message: NUL, line breaks and
+ * tabs become spaces, so that the quote reads as one line, and a cut falls
+ * between UTF-8 characters, marked "...".  Other control characters are
+ * kept: whoever prints the message shows them (termout.h), as it does
+ * for every message, and a JSON record escapes them.
  */
 static void quotable(char *out, size_t outsz, const char *s, size_t n)
 {
@@ -72,7 +75,7 @@ static void quotable(char *out, size_t outsz, const char *s, size_t n)
 	for (i = 0; i < k; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		out[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+		out[i] = !c || c == '\n' || c == '\r' || c == '\t' ? ' ' : (char)c;
 	}
 	if (k < n) {
 		memcpy(out + k, "...", 3);

@@ -4,6 +4,7 @@
 #include "fdio.h"
 #include "params.h"
 #include "prog.h"
+#include "termout.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -88,16 +89,24 @@ void cli_init(struct cli *c, const char *prog)
 
 static void vwarn(const char *fmt, va_list ap)
 {
-	struct buf b;
+	struct buf msg, b;
 
+	/*
+	 * A message often carries text from a server or a model (an error's
+	 * message, a name): it is shown, never obeyed, and stays one line
+	 * (termout.h says why always, not only on a terminal).
+	 */
+	buf_init(&msg, 4096);
+	buf_vaddf(&msg, fmt, ap);
 	/* One write, so lines from processes sharing stderr do not interleave. */
-	buf_init(&b, 4096);
+	buf_init(&b, 0);
 	buf_addf(&b, "%s: ", cli_prog);
-	buf_vaddf(&b, fmt, ap);
+	termout_visible(&b, msg.data ? msg.data : "", msg.len);
 	buf_addch(&b, '\n');
 	fflush(stdout);
 	if (b.data)
 		(void)!write(2, b.data, b.len);
+	buf_release(&msg);
 	buf_release(&b);
 }
 

@@ -1,7 +1,7 @@
 #include "prog.h"
 #include "models.h"
 #include "prices.h"
-#include "termsafe.h"
+#include "termout.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -14,10 +14,16 @@ static void on_warn(const char *msg, void *ud)
 		cli_warn("%s", msg);
 }
 
+/* -v: a header line is the server's text, so it is shown, never obeyed (termout.h). */
 static void on_debug(const char *line, void *ud)
 {
+	struct buf b;
+
 	(void)ud;
-	fprintf(stderr, "%s\n", line);
+	buf_init(&b, 0);
+	if (!termout_visible(&b, line, strlen(line)) && !buf_addch(&b, '\n'))
+		fputs(b.data, stderr);
+	buf_release(&b);
 }
 
 static void on_dry_run(const char *method, const char *url, const char *const *headers,
@@ -93,12 +99,13 @@ json_object *prog_json_double(double v)
 	return isnan(v) ? NULL : json_object_new_double(v);
 }
 
-/* A model id on a terminal passes the neutraliser: it is the server's text. */
+/*
+ * A model id on a terminal passes the neutraliser, on one line: it is the
+ * server's text, and one id must not pass for two.
+ */
 static void print_id(const char *id, bool tty)
 {
-	struct termsafe t;
 	struct buf b;
-	struct ai_err e;
 
 	if (!tty) {
 		cli_puts(id, false);
@@ -106,9 +113,7 @@ static void print_id(const char *id, bool tty)
 		return;
 	}
 	buf_init(&b, 0);
-	termsafe_init(&t);
-	if (termsafe_feed(&t, id, strlen(id), &b, &e) || termsafe_flush(&t, &b, &e) ||
-	    buf_addch(&b, '\n'))
+	if (termout_visible(&b, id, strlen(id)) || buf_addch(&b, '\n'))
 		cli_die(AI_EX_OSERR, "out of memory");
 	cli_write(b.data, b.len, false);
 	buf_release(&b);

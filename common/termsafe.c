@@ -7,6 +7,12 @@ void termsafe_init(struct termsafe *t)
 	memset(t, 0, sizeof(*t));
 }
 
+void termsafe_init_line(struct termsafe *t)
+{
+	termsafe_init(t);
+	t->line = true;
+}
+
 bool termsafe_pending(const struct termsafe *t)
 {
 	return t->npend > 0;
@@ -89,7 +95,7 @@ int termsafe_feed(struct termsafe *t, const void *p_, size_t n, struct buf *out,
 			add_cp(out, REPLACEMENT);
 			t->npend = 0;
 		}
-		if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7f))
+		if ((c == '\n' && !t->line) || c == '\t' || (c >= 0x20 && c < 0x7f))
 			buf_addch(out, (char)c);
 		else if (c < 0x20)
 			add_cp(out, 0x2400u + c);

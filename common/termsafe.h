@@ -33,10 +33,18 @@ struct termsafe {
 	unsigned char pend[4];
 	size_t npend;           /* bytes in pend; 0: none */
 	size_t need;            /* length of the sequence pend starts */
+	bool line;              /* newline is a control too (termsafe_init_line) */
 };
 
 /* Sets t up with nothing carried.  Also discards a carried tail unseen. */
 void termsafe_init(struct termsafe *t);
+
+/*
+ * As termsafe_init, for text that must stay on one line (a diagnostic):
+ * newline is shown as U+240A like the other C0 controls, so that
+ * text from a server cannot start a line of its own.  Tab still passes.
+ */
+void termsafe_init_line(struct termsafe *t);
 
 /*
  * Appends p[0..n) to out, made safe; an incomplete UTF-8 sequence at the

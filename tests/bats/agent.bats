@@ -481,3 +481,24 @@ agent() {
 	run --separate-stderr bash -c 'ai-agent --no-cache task >/dev/full'
 	assert_eq "$status" 74
 }
+
+@test "agent: escape sequences in the answer are shown on a terminal, kept with --raw or in a pipe" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	ctl '{"set":{"reply":"done\u001b]0;owned\u0007\u001b[2J!"}}'
+	out=$(on_tty "ai-agent --no-cache --no-default-tools 'do it'" </dev/null)
+	assert_not_contains "$out" $'\e'
+	assert_contains "$out" $'done\u241b]0;owned\u2407\u241b[2J!'
+	out=$(on_tty "ai-agent --no-cache --no-default-tools --raw 'do it'" </dev/null)
+	assert_contains "$out" $'done\e]0;owned\a\e[2J!'
+	agent --no-default-tools "do it" >"$T/out"
+	assert_eq "$(od -An -tx1 "$T/out")" "$(printf 'done\e]0;owned\a\e[2J!\n' | od -An -tx1)"
+}
+
+@test "agent: a tool name the model made up is shown, not obeyed, in the steps on stderr" {
+	push "$(calls '{"name":"x\u001b]0;pwned\u0007\u001b[2J","arguments":{}}')" \
+		"$(calls '{"name":"calculate","arguments":{"expression":"1+1"}}')"
+	run --separate-stderr agent --max-steps 2 "loop"
+	assert_eq "$status" 2
+	assert_not_contains "$stderr" $'\e'
+	assert_contains "$stderr" $'step 1: x\u241b]0;pwned\u2407\u241b[2J {}: failed'
+}

@@ -204,3 +204,20 @@ recall() {
 	assert_eq "$status" 0
 	assert_eq "$(jq -r .bm25 <<<"$output" | sort -u)" null
 }
+
+@test "ask: escape sequences in the answer are shown on a terminal, streamed or not; kept with --raw or in a pipe" {
+	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
+	q="My espresso tastes sour, what should I change?"
+	ctl '{"set":{"reply":"Grind\u001b]0;title\u0007 finer\u001b[2J [1]."}}'
+	for mode in "" --stream; do
+		out=$(on_tty "ai-ask --no-cache $mode --db '$DB' '$q'" </dev/null)
+		assert_not_contains "$out" $'\e'
+		assert_not_contains "$out" $'\a'
+		assert_contains "$out" $'Grind\u241b]0;title\u2407 finer\u241b[2J [1].'
+		out=$(on_tty "ai-ask --no-cache $mode --raw --db '$DB' '$q'" </dev/null)
+		assert_contains "$out" $'Grind\e]0;title\a finer\e[2J [1].'
+		# Not a terminal: byte for byte.
+		ai-ask --no-cache $mode --db "$DB" "$q" >"$T/out"
+		assert_eq "$(head -n 1 "$T/out" | od -An -tx1)" "$(printf 'Grind\e]0;title\a finer\e[2J [1].\n' | od -An -tx1)"
+	done
+}

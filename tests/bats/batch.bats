@@ -523,3 +523,20 @@ wait_state() {
 	run --separate-stderr ai-batch results "$id"
 	assert_eq "$(jq -r .error.type <<<"$output")" batch_not_processed
 }
+
+@test "batch: progress on a terminal is redrawn in place, but plain lines without escapes when TERM is dumb or unset" {
+	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
+	items 3 >"$T/items"
+	out=$(TERM=xterm on_tty "ai-batch --no-cache '$T/items' >'$T/out'" </dev/null)
+	assert_contains "$out" $'\r\e[Kai-batch: 3/3 done'
+	assert_each_once "$T/out" 3
+	for term in dumb ""; do
+		out=$(TERM=$term on_tty "ai-batch --no-cache '$T/items' >'$T/out'" </dev/null)
+		assert_not_contains "$out" $'\e'
+		assert_contains "$out" "ai-batch: 3/3 done"
+		assert_each_once "$T/out" 3
+	done
+	out=$(on_tty "env -u TERM ai-batch --no-cache '$T/items' >'$T/out'" </dev/null)
+	assert_not_contains "$out" $'\e'
+	assert_contains "$out" "ai-batch: 3/3 done"
+}

@@ -247,3 +247,12 @@ stats() {
 	assert_contains "$stderr" "500"
 	assert_eq "$(stats documents)" 0
 }
+
+@test "index: progress on a terminal is redrawn in place, but plain lines without escapes when TERM is dumb" {
+	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
+	out=$(TERM=xterm on_tty "ai-index --db '$T/a.db' '$CORPUS/coffee.md'" </dev/null)
+	assert_contains "$out" $'\r\e[Kai-index: 1 indexed'
+	out=$(TERM=dumb on_tty "ai-index --db '$T/b.db' '$CORPUS/coffee.md'" </dev/null)
+	assert_not_contains "$out" $'\e'
+	assert_contains "$out" "ai-index: 1 indexed, 0 unchanged, 0 failed"
+}

@@ -302,6 +302,19 @@ raw_stream() {
 	assert_eq "$out" $'a\e[31mred\e]0;title\a b\u009bc\rd\x7fe\tf'
 }
 
+@test "stream: an error the server sends in the stream is shown on stderr, not obeyed, on a terminal or not" {
+	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
+	ctl '{"push":[{"error_event":{"message":"over\u001b]0;pwned\u0007loaded\u001b[2J"}}]}'
+	run --separate-stderr ai-stream --no-cache x
+	assert_eq "$status" 69
+	assert_not_contains "$stderr" $'\e'
+	assert_contains "$stderr" $'over\u241b]0;pwned\u2407loaded\u241b[2J'
+	ctl '{"push":[{"error_event":{"message":"over\u001b]0;pwned\u0007loaded\u001b[2J"}}]}'
+	out=$(on_tty "ai-stream --no-cache --raw x" </dev/null) || true
+	assert_not_contains "$out" $'\e'
+	assert_contains "$out" $'over\u241b]0;pwned\u2407loaded\u241b[2J'
+}
+
 @test "stream: on a terminal a character split between deltas stays whole, stray bytes do not" {
 	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
 	body=$(printf 'data: {"choices":[{"index":0,"delta":{"content":"caf\xc3"}}]}\n\ndata: {"choices":[{"index":0,"delta":{"content":"\xa9 \xff!"},"finish_reason":"stop"}]}\n\ndata: [DONE]')

@@ -393,3 +393,39 @@ CHAT=/v1/chat/completions
 	run --separate-stderr bash -c 'echo text | ai-summarize --json'
 	assert_eq "$(jq -r .cached <<<"$output")" true
 }
+
+# ---- what reaches a terminal (ai(7) "Terminal output") ----
+
+@test "summarize: escape sequences from the model are shown on a terminal, kept with --raw or in a pipe" {
+	command -v script >/dev/null || skip "script(1) from util-linux is not installed"
+	ctl '{"set":{"reply":"a\u001b]0;title\u0007b\u001b[2Jc\u009bd"}}'
+	echo "some text" >"$T/in.txt"
+	out=$(on_tty "ai-summarize --no-cache '$T/in.txt'" </dev/null)
+	assert_not_contains "$out" $'\e'
+	assert_not_contains "$out" $'\a'
+	assert_contains "$out" $'a\u241b]0;title\u2407b\u241b[2Jc\ufffdd'
+	out=$(on_tty "ai-summarize --no-cache --raw '$T/in.txt'" </dev/null)
+	assert_contains "$out" $'a\e]0;title\ab\e[2Jc\u009bd'
+	# Not a terminal: byte for byte.
+	ai-summarize --no-cache "$T/in.txt" >"$T/out"
+	assert_eq "$(od -An -tx1 "$T/out")" "$(printf 'a\e]0;title\ab\e[2Jc\u009bd\n' | od -An -tx1)"
+}
+
+@test "summarize: a server's error message is shown on stderr, not obeyed, and stays one line" {
+	ctl '{"push":[{"status":400,"body":{"error":{"message":"bad\u001b]0;pwned\u0007 request\nai-summarize: all is well"}}}]}'
+	run --separate-stderr ai-summarize --no-cache <<<"x"
+	assert_eq "$status" 69
+	assert_eq "$output" ""
+	assert_not_contains "$stderr" $'\e'
+	assert_not_contains "$stderr" $'\a'
+	assert_contains "$stderr" $'bad\u241b]0;pwned\u2407 request\u240aai-summarize: all is well'
+	assert_eq "$(wc -l <<<"$stderr")" 1
+}
+
+@test "summarize: -v shows a server's header with its escape sequences made visible" {
+	ctl '{"push":[{"headers":{"X-Note":"a\u001b[2Jb\u001b]52;c;eA==\u0007"}}]}'
+	run --separate-stderr ai-summarize --no-cache -v <<<"x"
+	assert_eq "$status" 0
+	assert_not_contains "$stderr" $'\e'
+	assert_contains "$stderr" $'< X-Note: a\u241b[2Jb\u241b]52;c;eA==\u2407'
+}

@@ -95,6 +95,25 @@ static void test_c0(void)
 	is_str(safe("ab\x7f\x7f" "c"), "ab" DEL_PIC DEL_PIC "c", "each DEL is shown");
 }
 
+/* Line mode (diagnostics): newline is shown too, everything else as before. */
+static void test_line(void)
+{
+	struct termsafe t;
+	struct ai_err e;
+
+	buf_reset(&out);
+	termsafe_init_line(&t);
+	if (termsafe_feed(&t, "a\nb\tc\x1b[2J\xc3", 10, &out, &e) || termsafe_flush(&t, &out, &e))
+		buf_reset(&out);
+	is_str(out.data ? out.data : "", "a\xe2\x90\x8a" "b\tc" ESC_PIC "[2J" REPL,
+	       "line mode shows newline as U+240A, keeps tab, shows the rest as always");
+	termsafe_init(&t);
+	buf_reset(&out);
+	if (termsafe_feed(&t, "a\nb", 3, &out, &e))
+		buf_reset(&out);
+	is_str(out.data ? out.data : "", "a\nb", "termsafe_init leaves line mode");
+}
+
 static void test_sequences(void)
 {
 	is_str(safe("\x1b"), ESC_PIC, "a lone ESC becomes U+241B");
@@ -325,6 +344,7 @@ int main(void)
 	buf_init(&out, 0);
 	test_plain();
 	test_c0();
+	test_line();
 	test_sequences();
 	test_c1();
 	test_invalid();
