@@ -517,7 +517,9 @@ int main(int argc, char **argv)
 	ch.conv = json_object_new_array();
 	if (!ch.conv)
 		cli_die(AI_EX_OSERR, "out of memory");
-	if (o.history && history_load(o.history, cfg.max_input, ch.conv, &err))
+	/* A history that cannot be written is found before the answer is paid for. */
+	if (o.history && (history_check(o.history, &err) ||
+			  history_load(o.history, cfg.max_input, ch.conv, &err)))
 		sink_die(&sink, &err);
 	/* ai.conf's system is only a default: a history's own system message wins over it. */
 	if (!o.system && cfg.system) {

@@ -79,6 +79,42 @@ static int lines(json_object *const *msgs, size_t n, bool newline_first, struct 
 	return 0;
 }
 
+int history_check(const char *path, struct ai_err *err)
+{
+	struct stat st;
+	char *dir, *slash;
+	int r;
+
+	if (!stat(path, &st)) {
+		if (!S_ISREG(st.st_mode))
+			return ai_errf(err, AI_EX_IOERR, "history '%s' is not a regular file", path);
+		if (access(path, W_OK))
+			return ai_errf(err, AI_EX_IOERR, "cannot write history '%s': %s", path, strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
+	if (!(dir = strdup(path)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	slash = strrchr(dir, '/');
+	if (!slash)
+		r = access(".", W_OK | X_OK);
+	else if (slash == dir)
+		r = access("/", W_OK | X_OK);
+	else {
+		*slash = '\0';
+		r = access(dir, W_OK | X_OK);
+	}
+	if (r) {
+		int e = errno;
+
+		r = ai_errf(err, AI_EX_IOERR, "cannot create history '%s': %s%s", path, strerror(e),
+			    e == ENOENT ? "; create its directory first" : "");
+	}
+	free(dir);
+	return r;
+}
+
 int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err)
 {
 	struct buf b;

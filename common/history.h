@@ -28,6 +28,14 @@
 int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err);
 
 /*
+ * Checks, before any request is paid for, that history_append will be able
+ * to write path: an existing file must be a writable regular file, a new
+ * one needs a writable directory.  Creates nothing.  Returns 0, or -1 with
+ * err (AI_EX_IOERR) naming the file and what is wrong.
+ */
+int history_check(const char *path, struct ai_err *err);
+
+/*
  * Appends msgs[0..n) (borrowed) to the history file path as JSON lines,
  * creating it with mode 0600 if need be.  The lines go out in one write(2)
  * under an exclusive flock(2), so concurrent appenders never interleave and

@@ -77,3 +77,19 @@ CHAT=/v1/chat/completions
 	assert_eq "$stderr" "ai-stream: api_key_cmd failed (status 3): check it in '$CONF'"
 	assert_eq "$(request_count $CHAT)" 0
 }
+
+@test "settings: a history file that cannot be written stops the run before the request is paid for" {
+	run --separate-stderr ai-stream --no-cache --history "$T/no/such/dir/chat.jsonl" hello
+	assert_eq "$status" 74
+	assert_eq "$stderr" "ai-stream: cannot create history '$T/no/such/dir/chat.jsonl': No such file or directory; create its directory first"
+	assert_eq "$output" ""
+	mkdir "$T/dir.jsonl"
+	run --separate-stderr ai-stream --no-cache -i --history "$T/dir.jsonl" <<<"hello"
+	assert_eq "$status" 74
+	assert_contains "$stderr" "is not a regular file"
+	assert_eq "$(request_count $CHAT)" 0
+	# The same run with a directory that exists writes the exchange.
+	run --separate-stderr ai-stream --no-cache --history "$T/chat.jsonl" hello
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <"$T/chat.jsonl")" 2
+}
