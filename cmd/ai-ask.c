@@ -12,6 +12,7 @@
 #include "api.h"
 #include "cli.h"
 #include "kb.h"
+#include "path.h"
 #include "prog.h"
 #include "termout.h"
 
@@ -119,7 +120,7 @@ static json_object *messages(const char *question, const struct kb_results *r)
 		char l[64];
 
 		lines(&r->v[i], l, sizeof(l));
-		buf_addf(&b, "[%zu] %s:%s", i + 1, r->v[i].source, l);
+		buf_addf(&b, "[%zu] %s:%s", i + 1, path_display(r->v[i].source), l);
 		if (r->v[i].heading)
 			buf_addf(&b, " (%s)", r->v[i].heading);
 		buf_addf(&b, "\n%s\n\n", r->v[i].text);
@@ -364,7 +365,7 @@ int main(int argc, char **argv)
 				if (ncited && !cited[i])
 					continue;
 				lines(&r.v[i], l, sizeof(l));
-				buf_addf(&out, "[%zu] %s:%s\n", i + 1, r.v[i].source, l);
+				buf_addf(&out, "[%zu] %s:%s\n", i + 1, path_display(r.v[i].source), l);
 			}
 			cli_write(out.data, out.len, true);
 			buf_release(&out);

@@ -14,6 +14,7 @@
 #include "chunk.h"
 #include "cli.h"
 #include "kb.h"
+#include "path.h"
 #include "prog.h"
 #include "termout.h"
 #include "utf8.h"
@@ -181,7 +182,7 @@ static void doc_free(struct doc *d)
 
 static void fail(struct ix *ix, const char *source, const struct ai_err *e)
 {
-	cli_warn("'%s': %s", source, e->msg);
+	cli_warn("'%s': %s", path_display(source), e->msg);
 	ix->failed++;
 	if (!ix->first_code)
 		ix->first_code = e->code ? e->code : AI_EX_SOFTWARE;
@@ -409,10 +410,13 @@ static int add_doc(struct ix *ix, const char *path, const char *source, struct a
 
 	if (!d)
 		cli_die(AI_EX_OSERR, "out of memory");
-	while (source[0] == '.' && source[1] == '/' && source[2])
-		source += 2;
-	if (!(d->source = strdup(source)))
-		cli_die(AI_EX_OSERR, "out of memory");
+	/*
+	 * A file is stored under its canonical path, so that notes/keys.md,
+	 * ./keys.md and its absolute path are one document; a --source name
+	 * for standard input is kept as given.
+	 */
+	if (!(d->source = path ? path_canonical(path) : strdup(source)))
+		cli_die(AI_EX_OSERR, "cannot name '%s': %s", source, strerror(errno));
 	buf_init(&in, ix->client ? ix->client->cfg->max_input : 32u << 20);
 	if (path && stat(path, &sb) == 0) {
 		d->mtime = (int64_t)sb.st_mtime;
@@ -513,7 +517,7 @@ static int print_doc(const struct kb_doc_info *d, void *ud)
 		snprintf(line, sizeof(line), "%8lld %10lld %s ", (long long)d->chunks, (long long)d->size,
 			 d->vectors ? "v" : "-");
 		cli_puts(line, false);
-		cli_puts(d->source, false);
+		cli_puts(path_display(d->source), false);
 		cli_puts("\n", false);
 	}
 	return 0;
@@ -595,9 +599,17 @@ int main(int argc, char **argv)
 			cli_die_err(&err);
 		for (size_t i = 0; i < o.n_rm; i++) {
 			bool found;
+			char *canon = path_canonical(o.rm[i]);
 
-			if (kb_remove(kb, o.coll, o.rm[i], &found, &err))
+			/* Stored under its canonical path; a --source name or an older index: as given. */
+			if (!canon)
+				cli_die(AI_EX_OSERR, "out of memory");
+			if (kb_remove(kb, o.coll, canon, &found, &err) ||
+			    (!found && kb_remove(kb, o.coll, o.rm[i], &found, &err))) {
+				free(canon);
 				cli_die_err(&err);
+			}
+			free(canon);
 			if (!found) {
 				cli_warn("'%s' is not in collection '%s'", o.rm[i], o.coll);
 				code = AI_EX_PARTIAL;

@@ -416,9 +416,11 @@ static int check_magic(const char *name, const char *p, size_t n, struct ai_err 
 
 static int check_text(const char *name, const struct buf *b, size_t from, struct ai_err *err)
 {
-	size_t ok = from + utf8_valid_prefix(b->data + from, b->len - from);
-	size_t line, col;
+	size_t ok, line, col;
 
+	if (from == b->len)
+		return 0;       /* nothing read: b->data may still be NULL */
+	ok = from + utf8_valid_prefix(b->data + from, b->len - from);
 	if (ok == b->len)
 		return 0;
 	if (check_magic(name, b->data + from, b->len - from, err))

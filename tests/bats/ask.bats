@@ -9,7 +9,7 @@ load helpers
 setup() {
 	setup_env
 	start_server
-	CORPUS=$BATS_TEST_DIRNAME/../fixtures/corpus
+	CORPUS=$(cd "$BATS_TEST_DIRNAME/../fixtures/corpus" && pwd -P)
 	DB=$T/index.db
 	(cd "$CORPUS" && ai-index --db "$DB" -q --chunk-tokens 60 --overlap 0 *.md *.txt)
 }
@@ -24,7 +24,7 @@ recall() {
 	while IFS=$'\t' read -r q s; do
 		[[ $q == \#* ]] && continue
 		# --no-stdin: in a loop that reads stdin, ai-ask must not take the rest of the file.
-		if ai-ask --no-stdin --db "$DB" -q --retrieve-only -k 5 "$@" "$q" | jq -r .source | grep -qxF "$s"; then
+		if ai-ask --no-stdin --db "$DB" -q --retrieve-only -k 5 "$@" "$q" | jq -r .source | grep -qxF "$CORPUS/$s"; then
 			hit=$((hit + 1))
 		else
 			echo "# miss ($*): $q" >&3
@@ -75,7 +75,7 @@ recall() {
 	assert_eq "$status" 0
 	assert_eq "$(jq -r .answer <<<"$output")" "Two high tides a day [1]."
 	assert_eq "$(jq -r '.sources | length' <<<"$output")" 3
-	assert_eq "$(jq -r '.sources[0].source' <<<"$output")" tides.md
+	assert_eq "$(jq -r '.sources[0].source' <<<"$output")" "$CORPUS/tides.md"
 	assert_eq "$(jq -r '.sources[0].n' <<<"$output")" 1
 	assert_eq "$(jq -r '.sources[0].cited' <<<"$output")" true
 	assert_eq "$(jq -r '.sources[0].lines | test("^[0-9]+(-[0-9]+)?$")' <<<"$output")" true
@@ -96,7 +96,7 @@ recall() {
 	run --separate-stderr ai-ask --db "$DB" --retrieve-only -k 4 "When should a worn chain be replaced?"
 	assert_eq "$status" 0
 	assert_eq "$(wc -l <<<"$output")" 4 lines
-	assert_eq "$(head -1 <<<"$output" | jq -r .source)" bicycle.md
+	assert_eq "$(head -1 <<<"$output" | jq -r .source)" "$CORPUS/bicycle.md"
 	assert_eq "$(head -1 <<<"$output" | jq -r '.n, (.score|type), (.text|type)' | paste -sd,)" "1,number,string"
 	assert_eq "$(jq -s 'map(.cosine | type) | index("number") != null' <<<"$output")" true "some cosine"
 	assert_eq "$(request_count $CHAT)" 0
@@ -107,7 +107,7 @@ recall() {
 	unset OPENAI_BASE_URL OPENAI_API_KEY
 	run --separate-stderr ai-ask --db "$DB" --retrieve-only "When should a worn chain be replaced?"
 	assert_eq "$status" 0
-	assert_eq "$(head -1 <<<"$output" | jq -r .source)" bicycle.md
+	assert_eq "$(head -1 <<<"$output" | jq -r .source)" "$CORPUS/bicycle.md"
 	assert_eq "$(head -1 <<<"$output" | jq -r .cosine)" null
 }
 
@@ -116,7 +116,7 @@ recall() {
 	run --separate-stderr ai-ask --db "$DB" --retries 0 --no-cache --retrieve-only "Why are leaves green?"
 	assert_eq "$status" 0
 	assert_contains "$stderr" "BM25 alone"
-	assert_eq "$(head -1 <<<"$output" | jq -r .source)" photosynthesis.md
+	assert_eq "$(head -1 <<<"$output" | jq -r .source)" "$CORPUS/photosynthesis.md"
 }
 
 @test "ask: --int8 finds what float32 finds" {
@@ -139,7 +139,9 @@ recall() {
 
 @test "ask: --stream prints the answer as it arrives, then the sources" {
 	ctl '{"push":[{"path":"/v1/chat/completions","reply":"Grind finer [1]."}]}'
-	run --separate-stderr ai-ask --db "$DB" --stream "My espresso tastes sour, what should I change?"
+	# Run where the documents are, the sources read relative to it.
+	run --separate-stderr bash -c 'cd "$1" && ai-ask --db "$2" --stream "My espresso tastes sour, what should I change?"' \
+		_ "$CORPUS" "$DB"
 	assert_eq "$status" 0
 	assert_eq "$(last_request $CHAT | jq -r .body.stream)" true
 	assert_contains "$output" $'Grind finer [1].\n\nSources:\n[1] coffee.md:'
@@ -148,7 +150,7 @@ recall() {
 @test "ask: the question comes from stdin too; none at all is an error" {
 	run --separate-stderr ai-ask --db "$DB" --retrieve-only -k 1 <<<"What does White offer in the Queen's Gambit?"
 	assert_eq "$status" 0
-	assert_eq "$(jq -r .source <<<"$output")" chess.md
+	assert_eq "$(jq -r .source <<<"$output")" "$CORPUS/chess.md"
 	run --separate-stderr ai-ask --db "$DB" </dev/null
 	assert_eq "$status" 66
 	assert_contains "$stderr" "no question"

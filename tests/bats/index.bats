@@ -9,7 +9,7 @@ load helpers
 setup() {
 	setup_env
 	start_server
-	CORPUS=$BATS_TEST_DIRNAME/../fixtures/corpus
+	CORPUS=$(cd "$BATS_TEST_DIRNAME/../fixtures/corpus" && pwd -P)
 	DB=$T/index.db
 }
 teardown() { stop_server; }
@@ -64,7 +64,7 @@ stats() {
 
 @test "index: --files-from - reads names from find, and stdin needs --source" {
 	(cd "$CORPUS" && find . -name '*.txt' | sort | ai-index --db "$DB" --files-from - -q)
-	assert_eq "$(ai-index --db "$DB" --list --json | jq -r .source | paste -sd,)" "compost.txt,git-rebase.txt"
+	assert_eq "$(ai-index --db "$DB" --list --json | jq -r .source | paste -sd,)" "$CORPUS/compost.txt,$CORPUS/git-rebase.txt"
 	run --separate-stderr ai-index --db "$DB" <<<"some text"
 	assert_eq "$status" 64
 	assert_contains "$stderr" "--source"
@@ -255,4 +255,25 @@ stats() {
 	out=$(TERM=dumb on_tty "ai-index --db '$T/b.db' '$CORPUS/coffee.md'" </dev/null)
 	assert_not_contains "$out" $'\e'
 	assert_contains "$out" "ai-index: 1 indexed, 0 unchanged, 0 failed"
+}
+
+@test "index: one file is one document whatever path names it; sources read relative to where you are" {
+	mkdir -p "$T/notes"
+	cp "$CORPUS/coffee.md" "$T/notes/keys.md"
+	(cd "$T/notes" && ai-index --db "$DB" --no-embed -q keys.md)
+	(cd "$T" && ai-index --db "$DB" --no-embed -q notes/keys.md ./notes/../notes/keys.md)
+	ai-index --db "$DB" --no-embed -q "$T/notes/keys.md"
+	ln -s notes "$T/link"
+	ai-index --db "$DB" --no-embed -q "$T/link/keys.md"
+	canon=$(cd "$T/notes" && pwd -P)/keys.md
+	assert_eq "$(ai-index --db "$DB" --list --json | jq -r .source)" "$canon"
+	# Shown relative where that reads better, absolute in JSON.
+	run --separate-stderr bash -c 'cd "$1" && ai-index --db "$2" --list' _ "$T" "$DB"
+	assert_contains "$output" " notes/keys.md"
+	run --separate-stderr bash -c 'cd "$1" && ai-ask --db "$2" --retrieve-only -k 1 espresso grind' _ "$T" "$DB"
+	assert_eq "$(jq -r .source <<<"$output")" "$canon"
+	# --rm takes the path as typed, from anywhere.
+	run --separate-stderr bash -c 'cd "$1" && ai-index --db "$2" --rm ./keys.md' _ "$T/notes" "$DB"
+	assert_eq "$status" 0
+	assert_eq "$(ai-index --db "$DB" --list --json)" ""
 }

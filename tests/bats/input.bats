@@ -32,7 +32,7 @@ sent() {
 
 	corpus=$BATS_TEST_DIRNAME/../fixtures/corpus
 	(cd "$corpus" && ai-index --db "$T/kb.db" -q --no-embed sourdough.md)
-	run --separate-stderr bash -c 'echo "my loaf came out flat" | ai-ask --no-cache --no-embed --db "$1" "how long do I bake the sourdough loaf?"' _ "$T/kb.db"
+	run --separate-stderr bash -c 'cd "$2" && echo "my loaf came out flat" | ai-ask --no-cache --no-embed --db "$1" "how long do I bake the sourdough loaf?"' _ "$T/kb.db" "$corpus"
 	assert_eq "$status" 0
 	p=$(sent)
 	assert_contains "$p" $'my loaf came out flat\n\nhow long do I bake the sourdough loaf?'
