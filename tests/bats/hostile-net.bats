@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# The hostile suite, transport and accounting part (issue 19): what a
+# hostile or broken server can make the transport, the parsers and the
+# usage ledger do.  Each test names the finding it holds down.
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { setup_env; start_server; }
+teardown() { stop_server; }
+
+CHAT=/v1/chat/completions
+EMB=/v1/embeddings
+
+# elapsed_ms CMD...: runs CMD under bats' run and sets $ms to its wall time.
+elapsed_ms() {
+	local start
+	start=$(date +%s%N)
+	run --separate-stderr "$@"
+	ms=$((($(date +%s%N) - start) / 1000000))
+}
+
+# index_corpus: a small knowledge base for ai-ask in $DB.
+index_corpus() {
+	DB=$T/index.db
+	(cd "$BATS_TEST_DIRNAME/../fixtures/corpus" && ai-index --db "$DB" -q --chunk-tokens 60 --overlap 0 *.md)
+}
+
+# ---- finding 2: every stream has an idle timeout ----
+
+@test "hostile-net: ai-ask --stream gives up a silent stream after --timeout (finding 2)" {
+	index_corpus
+	ctl '{"push":[{"path":"/v1/chat/completions","hold_ms":20000}]}'
+	elapsed_ms ai-ask --db "$DB" --no-cache --stream --retries 0 --timeout 1 'How did the Romans bring water to their cities?'
+	assert_eq "$status" 75
+	assert_contains "$stderr" "no data from 127.0.0.1:$PORT for 1.0 s"
+	assert_contains "$stderr" "--timeout"
+	((ms < 8000)) || { echo "took $ms ms" >&2; false; }
+}
+
+@test "hostile-net: ai-stream's silence is bounded by --timeout too, --idle-timeout still works (finding 2)" {
+	ctl '{"push":[{"hold_ms":20000}]}'
+	elapsed_ms ai-stream --no-cache --retries 0 --timeout 1 hello there
+	assert_eq "$status" 75
+	assert_eq "$output" "echo: "
+	assert_contains "$stderr" "for 1.0 s (--timeout)"
+	((ms < 8000)) || { echo "took $ms ms" >&2; false; }
+	ctl '{"push":[{"hold_ms":20000}]}'
+	elapsed_ms ai-stream --no-cache --retries 0 --idle-timeout 500ms hello there
+	assert_eq "$status" 75
+	assert_contains "$stderr" "(--idle-timeout)"
+	((ms < 8000)) || { echo "took $ms ms" >&2; false; }
+}
+
+@test "hostile-net: a server that never sends headers to a stream is given up and retried (finding 2)" {
+	ctl '{"push":[{"latency_ms":20000}]}'
+	elapsed_ms ai-stream --no-cache --retries 1 --timeout 1 hello
+	assert_eq "$status" 0
+	assert_eq "$output" "echo: hello"
+	assert_eq "$(request_count $CHAT)" 2
+	((ms < 8000)) || { echo "took $ms ms" >&2; false; }
+}
+
+# ---- finding 3: one cap and one parser for every server-given wait ----
+
+@test "hostile-net: Retry-After of 100000 s does not pause ai-batch (finding 3)" {
+	ctl '{"push":[{"path":"/v1/chat/completions","status":429,"headers":{"Retry-After":"100000"}}]}'
+	printf '{"id":"a","text":"one"}\n{"id":"b","text":"two"}\n' >"$T/in"
+	elapsed_ms timeout 60 ai-batch --no-cache -P 1 --retries 0 "$T/in"
+	assert_eq "$status" 1
+	assert_contains "$output" '"id":"a"'
+	assert_contains "$output" '"id":"b","output":"echo: two"'
+	((ms < 10000)) || { echo "took $ms ms" >&2; false; }
+}
+
+@test "hostile-net: a retry is not held for a Retry-After over the cap (finding 3)" {
+	ctl '{"push":[{"status":503,"headers":{"Retry-After":"100000"}}]}'
+	elapsed_ms timeout 60 ai-summarize --no-cache --retries 1 <<<"some text"
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2
+	((ms < 10000)) || { echo "took $ms ms" >&2; false; }
+}
+
+@test "hostile-net: x-ratelimit-reset of years does not pause ai-batch (finding 3)" {
+	ctl '{"push":[{"path":"/v1/chat/completions","headers":{"x-ratelimit-remaining-requests":"0","x-ratelimit-reset-requests":"999999999999ms"}}]}'
+	printf '{"id":"a","text":"one"}\n{"id":"b","text":"two"}\n' >"$T/in"
+	elapsed_ms timeout 60 ai-batch --no-cache -P 1 "$T/in"
+	assert_eq "$status" 0
+	assert_contains "$output" '"id":"b","output":"echo: two"'
+	((ms < 10000)) || { echo "took $ms ms" >&2; false; }
+}
+
+@test "hostile-net: x-ratelimit-remaining garbage is not read as 0 (finding 3)" {
+	ctl '{"push":[{"path":"/v1/chat/completions","headers":{"x-ratelimit-remaining-requests":"garbage","x-ratelimit-reset-requests":"20s"}}]}'
+	printf '{"id":"a","text":"one"}\n{"id":"b","text":"two"}\n' >"$T/in"
+	elapsed_ms timeout 60 ai-batch --no-cache -P 1 "$T/in"
+	assert_eq "$status" 0
+	assert_contains "$output" '"id":"b","output":"echo: two"'
+	((ms < 10000)) || { echo "took $ms ms" >&2; false; }
+}
+
+@test "hostile-net: a Retry-After within the cap is still honoured (finding 3)" {
+	ctl '{"push":[{"status":429,"headers":{"Retry-After":"2"}}]}'
+	elapsed_ms ai-summarize --no-cache --retries 1 <<<"some text"
+	assert_eq "$status" 0
+	((ms >= 1900)) || { echo "took only $ms ms" >&2; false; }
+}
