@@ -457,8 +457,8 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 		r->tool_calls = json_object_get(tc);
 	r->prompt_tokens = r->completion_tokens = -1;
 	if (json_object_object_get_ex(j, "usage", &u) && json_object_is_type(u, json_type_object)) {
-		r->prompt_tokens = ju_long(u, "prompt_tokens", -1);
-		r->completion_tokens = ju_long(u, "completion_tokens", -1);
+		r->prompt_tokens = ju_count(u, "prompt_tokens");
+		r->completion_tokens = ju_count(u, "completion_tokens");
 	}
 	rc = 0;
 out:
@@ -903,7 +903,7 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 	r->dim = dim;
 	r->prompt_tokens = -1;
 	if (json_object_object_get_ex(j, "usage", &u))
-		r->prompt_tokens = ju_long(u, "prompt_tokens", -1);
+		r->prompt_tokens = ju_count(u, "prompt_tokens");
 	r->model = strdup(ju_str(j, "model") ? ju_str(j, "model") : k->model);
 	rc = 0;
 out:

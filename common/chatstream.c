@@ -15,6 +15,7 @@
  * A json-c parse costs about 2 us a chunk; the scanner a fraction of it.
  */
 #include "chatstream.h"
+#include "jsonu.h"
 
 void chatstream_init(struct chatstream *cs, size_t max_content)
 {
@@ -312,11 +313,11 @@ static int slow_chunk(struct chatstream *cs, const char *data, size_t len, struc
 				goto out;
 	}
 	if (json_object_object_get_ex(o, "usage", &u) && json_object_is_type(u, json_type_object)) {
-		if (json_object_object_get_ex(u, "prompt_tokens", &v) && json_object_is_type(v, json_type_int))
-			cs->prompt_tokens = (long)json_object_get_int64(v);
-		if (json_object_object_get_ex(u, "completion_tokens", &v) &&
-		    json_object_is_type(v, json_type_int))
-			cs->completion_tokens = (long)json_object_get_int64(v);
+		/* Bounded as every reader of usage bounds it (ju_count). */
+		if (json_object_object_get_ex(u, "prompt_tokens", &v))
+			cs->prompt_tokens = ju_count(u, "prompt_tokens");
+		if (json_object_object_get_ex(u, "completion_tokens", &v))
+			cs->completion_tokens = ju_count(u, "completion_tokens");
 	}
 out:
 	json_object_put(o);

@@ -105,3 +105,43 @@ index_corpus() {
 	assert_eq "$status" 0
 	((ms >= 1900)) || { echo "took only $ms ms" >&2; false; }
 }
+
+# ---- finding 4: server-reported usage is bounded ----
+
+@test "hostile-net: a claim of 2^63-1 tokens books nothing and does not exhaust the budget (finding 4)" {
+	export AI_BUDGET_DAILY=1
+	ctl '{"push":[{"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":9223372036854775807}}]}'
+	run --separate-stderr ai-summarize --no-cache <<<"first"
+	assert_eq "$status" 0
+	ctl '{"push":[{"usage":{"prompt_tokens":-5,"completion_tokens":1000000001}}]}'
+	run --separate-stderr ai-summarize --no-cache <<<"second"
+	assert_eq "$status" 0
+	run --separate-stderr ai-summarize --no-cache <<<"third, after the lies"
+	assert_eq "$status" 0
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'SELECT count(*) FROM calls WHERE prompt_tokens IS NULL AND completion_tokens IS NULL')" 2
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'SELECT count(*) FROM calls WHERE cost > 1')" 0
+	run --separate-stderr ai-usage --json --since today
+	assert_eq "$status" 0
+	assert_not_contains "$output" '"tokens_in":-'
+}
+
+@test "hostile-net: a stream's usage claim is bounded too (finding 4)" {
+	ctl '{"push":[{"usage":{"prompt_tokens":9223372036854775807,"completion_tokens":4611686018427387904}}]}'
+	run --separate-stderr ai-stream --no-cache hello
+	assert_eq "$status" 0
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'SELECT ifnull(prompt_tokens, "unknown") || " " || ifnull(completion_tokens, "unknown") FROM calls')" "unknown unknown"
+}
+
+@test "hostile-net: ai-usage sums huge rows without wrapping negative (finding 4)" {
+	run ai-summarize <<<"make the ledger"
+	assert_eq "$status" 0
+	db=$XDG_DATA_HOME/ai/usage.db
+	sqlite3 "$db" "UPDATE calls SET prompt_tokens = 9223372036854775807, completion_tokens = 9223372036854775807"
+	sqlite3 "$db" "INSERT INTO calls(ts_ms, program, model, host, prompt_tokens, completion_tokens, latency_ms, status, cached, cost, saved)
+		SELECT ts_ms + 1, program, model, host, prompt_tokens, completion_tokens, latency_ms, status, cached, cost, saved FROM calls"
+	run --separate-stderr ai-usage --json --since today
+	assert_eq "$status" 0
+	assert_contains "$output" '"tokens_in":9223372036854775807'
+	assert_not_contains "$output" '"tokens_in":-'
+	assert_not_contains "$output" '"tokens_out":-'
+}
