@@ -454,8 +454,12 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 		    ++b->down_streak >= down_after(b) && !b->down[0])
 			snprintf(b->down, sizeof(b->down), "the last %ld requests got no answer (%s)",
 				 b->down_streak, e->msg);
-		/* A refusal is final; what may pass on another try is left for a resume. */
-		journal = e->code == AI_EX_UNAVAILABLE;
+		/*
+		 * A refusal (a 4xx, see ai_http_error) is final; what may pass on
+		 * another try is left for a resume, and so is a 2xx answer of the
+		 * wrong shape: a broken or hostile server's, not a verdict.
+		 */
+		journal = e->code == AI_EX_UNAVAILABLE && status >= 400 && status < 500;
 	}
 	if (r->status > 0)
 		b->down_streak = 0;

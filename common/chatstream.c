@@ -16,6 +16,7 @@
  */
 #include "chatstream.h"
 #include "jsonu.h"
+#include "utf8.h"
 
 void chatstream_init(struct chatstream *cs, size_t max_content)
 {
@@ -150,6 +151,19 @@ static int add_content(struct chatstream *cs, const char *s, size_t n, struct ai
 
 	if (!n)
 		return 0;
+	if (memchr(s, '\0', n)) {
+		/* "\u0000" in a delta: keep the text after it (see utf8_add_text). */
+		struct buf t;
+
+		buf_init(&t, cs->max_content);
+		if (utf8_add_text(&t, s, n)) {
+			buf_release(&t);
+			return too_long(cs, err, "reply");
+		}
+		rc = add_content(cs, t.data, t.len, err);
+		buf_release(&t);
+		return rc;
+	}
 	if (buf_add(&cs->content, s, n))
 		return too_long(cs, err, "reply");
 	if (cs->on_delta && (rc = cs->on_delta(s, n, cs->ud)) != 0)

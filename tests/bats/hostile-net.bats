@@ -145,3 +145,73 @@ index_corpus() {
 	assert_not_contains "$output" '"tokens_in":-'
 	assert_not_contains "$output" '"tokens_out":-'
 }
+
+# ---- finding 13: a malformed answer is a server error, never a silent success ----
+
+# chat_body JSON-MESSAGE: a chat completion whose first choice's message is JSON-MESSAGE.
+chat_body() {
+	printf '{"id":"x","object":"chat.completion","model":"m","choices":[{"index":0,"message":%s,"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":1}}' "$1"
+}
+
+@test "hostile-net: a content that is not a string is an error, not an empty answer (finding 13)" {
+	local m
+	for m in '{"role":"assistant","content":42}' '{"role":"assistant","content":{"text":"hi"}}' \
+		'{"role":"assistant","content":["hi"]}' '{"role":"assistant","content":true}' \
+		'{"role":"assistant","content":null}' '{"role":"assistant"}' '"hi"' \
+		'{"role":"assistant","content":"x","tool_calls":{"id":"1"}}'; do
+		ctl "$(jq -cn --arg b "$(chat_body "$m")" '{push:[{status:200,body:$b}]}')"
+		run --separate-stderr ai-summarize --no-cache <<<"some text"
+		assert_eq "$status" 69 "for $m"
+		assert_eq "$output" ""
+		assert_contains "$stderr" "the answer from 127.0.0.1:$PORT"
+	done
+	ctl "$(jq -cn --arg b "$(chat_body '{"role":"assistant","content":42}')" '{push:[{status:200,body:$b}]}')"
+	run --separate-stderr ai-summarize --no-cache <<<"some text"
+	assert_contains "$stderr" "content that is not a string"
+}
+
+@test "hostile-net: content null beside tool calls is still an answer (finding 13)" {
+	ctl "$(jq -cn --arg b "$(chat_body '{"role":"assistant","content":null,"tool_calls":[{"id":"c1","type":"function","function":{"name":"calculate","arguments":"{\"expression\":\"2+2\"}"}}]}')" '{push:[{status:200,body:$b}]}')"
+	run --separate-stderr ai-agent --no-cache --max-steps 3 'what is 2+2?'
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2
+}
+
+@test "hostile-net: ai-batch does not journal a malformed answer as finished; the next run sends it again (finding 13)" {
+	printf '{"id":"a","text":"one"}\n' >"$T/in"
+	ctl "$(jq -cn --arg b "$(chat_body '{"role":"assistant","content":{"x":1}}')" '{push:[{status:200,body:$b}]}')"
+	run --separate-stderr ai-batch --no-cache --state "$T/journal" "$T/in"
+	assert_contains "$output" '"id":"a","error"'
+	assert_contains "$output" 'not a string'
+	[[ $status -ne 0 ]]
+	run --separate-stderr ai-batch --no-cache --state "$T/journal" "$T/in"
+	assert_eq "$status" 0
+	assert_contains "$output" '"id":"a","output":"echo: one"'
+	assert_eq "$(request_count $CHAT)" 2
+}
+
+@test "hostile-net: text after a \\u0000 in content is kept, plain and streamed (finding 13)" {
+	ctl "$(jq -cn --arg b "$(chat_body '{"role":"assistant","content":"before\u0000after"}')" '{push:[{status:200,body:$b}]}')"
+	run --separate-stderr ai-summarize --no-cache <<<"some text"
+	assert_eq "$status" 0
+	assert_eq "$output" $'before\xef\xbf\xbdafter'
+	ctl "$(jq -cn '{push:[{raw:"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one\\u0000two\"}}]}\n\ndata: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\ndata: [DONE]\n\n"}]}')"
+	run --separate-stderr ai-stream --no-cache --json hi
+	assert_eq "$status" 0
+	assert_contains "$output" $'"content":"one\xef\xbf\xbdtwo"'
+}
+
+@test "hostile-net: embeddings with a string inside, a bad or repeated index are errors (finding 13)" {
+	local b
+	echo "alpha beta gamma" >"$T/doc.txt"
+	for b in '{"data":[{"index":0,"embedding":[1,2,"x"]}],"model":"e"}' \
+		'{"data":[{"index":-1,"embedding":[1,2,3]}],"model":"e"}' \
+		'{"data":[{"index":"0","embedding":[1,2,3]}],"model":"e"}' \
+		'{"data":[{"index":5,"embedding":[1,2,3]}],"model":"e"}' \
+		'{"data":[{"index":0,"embedding":[1,null,3]}],"model":"e"}'; do
+		ctl "$(jq -cn --arg b "$b" '{push:[{path:"/v1/embeddings",status:200,body:$b}]}')"
+		run --separate-stderr ai-index --no-cache --db "$T/kb.db" "$T/doc.txt"
+		[[ $status -ne 0 ]] || { echo "accepted: $b" >&2; false; }
+		assert_contains "$stderr" "embedding 0 from 127.0.0.1:$PORT"
+	done
+}

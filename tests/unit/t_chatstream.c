@@ -234,7 +234,9 @@ static void test_escapes(void)
 	is_int(r.fast, 0, "lone surrogate: slow path");
 	res_free(&r);
 	r = go("data: {\"choices\":[{\"delta\":{\"content\":\"a\\u0000b\"}}]}\n\n");
-	is_int((long)r.content_len, 3, "\\u0000 is kept as a byte");
+	/* A NUL would end the answer as a C string downstream: U+FFFD keeps what follows. */
+	is_int((long)r.content_len, 5, "\\u0000 becomes U+FFFD");
+	is_str(r.content, "a\xef\xbf\xbd" "b", "  and the text after it is kept");
 	is_int(r.fast, 0, "\\u0000: slow path");
 	res_free(&r);
 	r = go("data: {\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n");
