@@ -92,8 +92,9 @@ static int too_long(struct chatstream *cs, struct ai_err *err, const char *what)
 {
 	if (errno == ENOMEM)
 		return oom(err);
-	return ai_errf(err, AI_EX_DATAERR, "%s over %zu bytes; raise the limit", what,
-		       cs->max_content);
+	/* Nothing raises the cap (api.c's MAX_CONTENT): name it, advise nothing. */
+	return ai_errf(err, AI_EX_DATAERR, "the %s is over %zu bytes, the most one answer may hold",
+		       what, cs->max_content);
 }
 
 /* The message of an "error" value: a string, or an object with "message". */
@@ -735,10 +736,15 @@ static int fast_chunk(struct chatstream *cs, const char *data, size_t len, struc
 	if (!scan_chunk(&sc, &f))
 		return 1;
 	cs->fast_chunks++;
-	if (add_content(cs, cs->scratch.data + f.content_off, f.content_len, err))
+	/*
+	 * The role chunk ("content":null or "") decodes nothing, so scratch may
+	 * still be unallocated: no pointer arithmetic on its NULL (UB, found by
+	 * the fuzz seed).
+	 */
+	if (f.content_len && add_content(cs, cs->scratch.data + f.content_off, f.content_len, err))
 		return -1;
 	if (f.finish)
-		set_finish(cs, cs->scratch.data + f.finish_off, f.finish_len);
+		set_finish(cs, f.finish_len ? cs->scratch.data + f.finish_off : "", f.finish_len);
 	return 0;
 }
 
