@@ -752,13 +752,27 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 			     k->kind == CALL_CHAT ? chat_done : embed_done, k, err);
 }
 
+/*
+ * The URL of path under the base URL.  The path goes before the base URL's
+ * query, which must survive (Azure's "?api-version="): appended after it,
+ * it would be part of the query and the endpoint lost.
+ */
 static char *endpoint(struct ai_client *c, const char *path)
 {
+	const char *base = c->cfg->base_url, *s = strstr(base, "://");
+	size_t n;
 	struct buf b;
 
+	s = s ? s + 3 : base;
+	n = (size_t)(s - base) + strcspn(s, "?#");
+	while (n > (size_t)(s - base) && base[n - 1] == '/')
+		n--;
 	buf_init(&b, 0);
-	if (buf_addf(&b, "%s%s", c->cfg->base_url, path))
+	if (buf_add(&b, base, n) || buf_addstr(&b, path) ||
+	    buf_addstr(&b, base + n + strspn(base + n, "/"))) {
+		buf_release(&b);
 		return NULL;
+	}
 	return buf_detach(&b, NULL);
 }
 
