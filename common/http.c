@@ -729,6 +729,15 @@ static const char *host_of(const char *url, char *out, size_t n)
 	return out;
 }
 
+/* Failures of TLS verification: the server's certificate, or our CA setup; never temporary. */
+static bool tls_refused(CURLcode cc)
+{
+	return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+	       cc == CURLE_SSL_ISSUER_ERROR || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+	       cc == CURLE_SSL_INVALIDCERTSTATUS || cc == CURLE_SSL_CRL_BADFILE ||
+	       cc == CURLE_SSL_CERTPROBLEM;
+}
+
 /* A transfer ended (cc) or was cut by us: decide between done and a retry. */
 static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 {
@@ -785,7 +794,17 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		 cc == CURLE_COULDNT_RESOLVE_PROXY)
 		ai_errf(&e, AI_EX_TEMPFAIL, "cannot connect to %s: %s; is the server running?", host,
 			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
-	else if (r->delivered)
+	else if (tls_refused(cc)) {
+		/* Permanent: the same certificate fails again, so no retry, and 78 says "fix the setup". */
+		char *ca = NULL;
+
+		sym_curl_easy_getinfo(x->easy, CURLINFO_CAINFO, &ca);
+		ai_errf(&e, AI_EX_CONFIG, "cannot verify the TLS certificate of %s: %s (CA file: %s)",
+			host, x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc),
+			ca && *ca ? ca : "libcurl's built-in CA store");
+		finish(p, x, -1, &e);
+		return;
+	} else if (r->delivered)
 		ai_errf(&e, AI_EX_TEMPFAIL, "the connection to %s broke mid-answer: %s", host,
 			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
 	else

@@ -14,7 +14,8 @@
  * Retry policy (DESIGN.md): 408, 409, 429, 5xx and connection failures,
  * with exponential backoff (0.5 s doubling to 8 s) less up to 25% jitter,
  * honouring Retry-After and retry-after-ms up to 120 s (a longer wait is
- * not believed: see http_server_wait_ms); never another 4xx;
+ * not believed: see http_server_wait_ms); never another 4xx, nor a TLS
+ * certificate that fails verification (AI_EX_CONFIG, naming the CA file);
  * never once a byte of a streamed body was handed to the caller, since it
  * would be printed twice.
  */
