@@ -215,3 +215,65 @@ chat_body() {
 		assert_contains "$stderr" "embedding 0 from 127.0.0.1:$PORT"
 	done
 }
+
+# ---- finding 14: the smaller ones ----
+
+@test "hostile-net: a base URL's query survives, the endpoint path goes before it (finding 14)" {
+	OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1?api-version=2024-06-01" run --separate-stderr ai-summarize --no-cache <<<"some text"
+	assert_eq "$status" 0
+	assert_eq "$(last_request | jq -c '{path, query}')" '{"path":"/v1/chat/completions","query":{"api-version":"2024-06-01"}}'
+	OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1/?api-version=2" run --separate-stderr ai-index --no-cache --db "$T/kb.db" "$BATS_TEST_DIRNAME/../fixtures/corpus/chess.md"
+	assert_eq "$status" 0
+	assert_eq "$(last_request | jq -c '{path, query}')" '{"path":"/v1/embeddings","query":{"api-version":"2"}}'
+}
+
+@test "hostile-net: a bare number line is called what it is, not cut short (finding 14)" {
+	run --separate-stderr ai-batch --no-cache <<<'42'
+	assert_contains "$output" "must be a JSON string or object, not int"
+	assert_not_contains "$output" "ends too early"
+	run --separate-stderr ai-batch --no-cache <<<'[1,'
+	assert_contains "$output" "ends too early"
+	assert_eq "$(request_count $CHAT)" 0
+}
+
+@test "hostile-net: an id-less line clashing with an explicit id is explained (finding 14)" {
+	run --separate-stderr ai-batch --no-cache <<<$'{"id":2,"text":"a"}\n"b"'
+	assert_eq "$status" 65
+	assert_contains "$stderr" "line 2 has no id, so its id is its line number, 2; line 1 gives the same id"
+	run --separate-stderr ai-batch --no-cache <<<$'{"id":"x","text":"a"}\n{"id":"x","text":"b"}'
+	assert_eq "$status" 65
+	assert_contains "$stderr" "duplicate id 'x' on lines 1 and 2"
+	assert_eq "$(request_count $CHAT)" 0
+}
+
+@test "hostile-net: a CR-only event stream delivers every event at once (finding 14)" {
+	# drip_ms sends 5 bytes at a time, so line ends fall across reads, the final
+	# CR of the stream alone in the last one.
+	ctl "$(jq -cn '{push:[{drip_ms:2,raw:"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"one\"}}]}\r\rdata: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\" two\"}}]}\r\rdata: [DONE]\r\r"}]}')"
+	run --separate-stderr ai-stream --no-cache hi
+	assert_eq "$status" 0
+	assert_eq "$output" "one two"
+}
+
+@test "hostile-net: a TLS certificate that fails verification exits 78 at once, naming the CA file (finding 14)" {
+	command -v openssl >/dev/null || skip "openssl is not installed"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+		-subj /CN=127.0.0.1 2>/dev/null
+	local port
+	port=$(free_port)
+	openssl s_server -accept "127.0.0.1:$port" -cert "$T/cert.pem" -key "$T/key.pem" -www -quiet \
+		</dev/null >/dev/null 2>&1 3>&- &
+	TLS_PID=$!
+	for ((i = 0; i < 200; i++)); do
+		(exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.02
+	done
+	OPENAI_BASE_URL="https://127.0.0.1:$port/v1" elapsed_ms ai-summarize --no-cache --retries 3 <<<"some text"
+	kill "$TLS_PID"
+	wait "$TLS_PID" 2>/dev/null || true
+	assert_eq "$status" 78
+	assert_contains "$stderr" "cannot verify the TLS certificate of 127.0.0.1:$port"
+	assert_contains "$stderr" "(CA file: "
+	# Three retries would wait at least 0.375 + 0.75 + 1.5 s.
+	((ms < 1000)) || { echo "took $ms ms: retried?" >&2; false; }
+}

@@ -399,6 +399,7 @@ static void test_limits_and_abort(void)
 	r = both(body, strlen(body), 5, 0);
 	is_int(r.code, AI_EX_DATAERR, "reply over the cap");
 	ok(strstr(r.msg, "over 5 bytes") != NULL, "  says the cap: %s", r.msg);
+	ok(!strstr(r.msg, "raise"), "  and advises nothing that nothing does: %s", r.msg);
 	is_str(r.deltas, "abc|", "  nothing past the cap printed");
 	res_free(&r);
 	r = both(body, strlen(body), 0, 2);
