@@ -106,7 +106,7 @@ FUZZ_SECONDS ?= 20
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 fuzz:
 	@$(MAKE) --no-print-directory O=build/fuzz BIN=build/fuzz/bin CC=clang CFLAGS='-O1 -g' \
-		SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined' build/fuzz/libai.a
+		SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all' build/fuzz/libai.a
 	@set -e; for f in $(FUZZ_SRC); do \
 		n=$$(basename $$f .c); mkdir -p build/fuzz/corpus/$$n; \
 		clang -std=c11 -O1 -g -Icommon $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \

@@ -4,6 +4,7 @@
 #include "ledger.h"
 #include "prices.h"
 #include "sse.h"
+#include "utf8.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -503,9 +504,9 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 {
 	struct ai_chat_resp *r = k->cresp;
 	json_tokener *tok = json_tokener_new_ex(64);
-	json_object *j, *choices, *ch, *msg, *u, *tc;
-	const char *content = NULL;
-	int rc = -1;
+	json_object *j, *choices, *ch, *msg, *u, *tc = NULL, *cv;
+	struct buf text;
+	int rc = -1, content_rc = 0;
 
 	if (!tok)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -529,20 +530,56 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 			em ? ": " : "", em ? em : "");
 		goto out;
 	}
-	content = ju_str(msg, "content");
-	if (!(r->content = strdup(content ? content : "")) ||
-	    dup_or_null(&r->finish_reason, ju_str(ch, "finish_reason")) ||
+	/*
+	 * A wrong shape is a server error, never an empty success (which
+	 * ai-batch would journal as finished): content is a string, or null
+	 * beside tool calls (COMPAT.md); tool_calls is an array or null.
+	 */
+	if (!json_object_is_type(msg, json_type_object)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has a message that is not an object",
+			k->c->host);
+		goto out;
+	}
+	if (json_object_object_get_ex(msg, "tool_calls", &tc) && tc &&
+	    !json_object_is_type(tc, json_type_array)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has tool_calls that are not an array",
+			k->c->host);
+		goto out;
+	}
+	if (!json_object_object_get_ex(msg, "content", &cv))
+		cv = NULL;
+	if (cv && !json_object_is_type(cv, json_type_string)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has a content that is not a string",
+			k->c->host);
+		goto out;
+	}
+	if (!cv && !(tc && json_object_array_length(tc))) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has neither content nor tool calls",
+			k->c->host);
+		goto out;
+	}
+	buf_init(&text, MAX_CONTENT);
+	if (cv)
+		content_rc = utf8_add_text(&text, json_object_get_string(cv),
+					   (size_t)json_object_get_string_len(cv));
+	if (content_rc) {
+		buf_release(&text);
+		ai_errf(err, errno == ENOMEM ? AI_EX_OSERR : AI_EX_UNAVAILABLE,
+			"the answer from %s is too large", k->c->host);
+		goto out;
+	}
+	r->content = buf_detach(&text, NULL);
+	if (dup_or_null(&r->finish_reason, ju_str(ch, "finish_reason")) ||
 	    dup_or_null(&r->model, ju_str(j, "model") ? ju_str(j, "model") : k->model)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (json_object_object_get_ex(msg, "tool_calls", &tc) &&
-	    json_object_is_type(tc, json_type_array) && json_object_array_length(tc))
+	if (tc && json_object_array_length(tc))
 		r->tool_calls = json_object_get(tc);
 	r->prompt_tokens = r->completion_tokens = -1;
 	if (json_object_object_get_ex(j, "usage", &u) && json_object_is_type(u, json_type_object)) {
-		r->prompt_tokens = ju_long(u, "prompt_tokens", -1);
-		r->completion_tokens = ju_long(u, "completion_tokens", -1);
+		r->prompt_tokens = ju_count(u, "prompt_tokens");
+		r->completion_tokens = ju_count(u, "completion_tokens");
 	}
 	rc = 0;
 out:
@@ -799,13 +836,27 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 			     k->kind == CALL_CHAT ? chat_done : embed_done, k, err);
 }
 
+/*
+ * The URL of path under the base URL.  The path goes before the base URL's
+ * query, which must survive (Azure's "?api-version="): appended after it,
+ * it would be part of the query and the endpoint lost.
+ */
 static char *endpoint(struct ai_client *c, const char *path)
 {
+	const char *base = c->cfg->base_url, *s = strstr(base, "://");
+	size_t n;
 	struct buf b;
 
+	s = s ? s + 3 : base;
+	n = (size_t)(s - base) + strcspn(s, "?#");
+	while (n > (size_t)(s - base) && base[n - 1] == '/')
+		n--;
 	buf_init(&b, 0);
-	if (buf_addf(&b, "%s%s", c->cfg->base_url, path))
+	if (buf_add(&b, base, n) || buf_addstr(&b, path) ||
+	    buf_addstr(&b, base + n + strspn(base + n, "/"))) {
+		buf_release(&b);
 		return NULL;
+	}
 	return buf_detach(&b, NULL);
 }
 
@@ -924,6 +975,7 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 	struct ai_embed_resp *r = k->eresp;
 	json_object *j = json_tokener_parse(body), *data, *u;
 	size_t n, dim = 0;
+	unsigned char *seen = NULL;
 	int rc = -1;
 
 	(void)len;
@@ -939,14 +991,33 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 			k->n_inputs, n);
 		goto out;
 	}
+	if (!(seen = calloc(n ? n : 1, 1))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
 	for (size_t i = 0; i < n; i++) {
-		json_object *it = json_object_array_get_idx(data, i), *emb;
-		long idx = ju_long(it, "index", -1);
+		json_object *it = json_object_array_get_idx(data, i), *emb, *iv;
+		long idx = (long)i;
 		size_t d;
 
-		if (idx < 0)
-			idx = (long)i;
-		if ((size_t)idx >= n || !json_object_object_get_ex(it, "embedding", &emb) ||
+		/* "index", when given, is an integer naming one input, each once. */
+		if (json_object_object_get_ex(it, "index", &iv) && iv) {
+			if (!json_object_is_type(iv, json_type_int) || json_object_get_int64(iv) < 0 ||
+			    (uint64_t)json_object_get_int64(iv) >= n ||
+			    seen[json_object_get_int64(iv)]) {
+				ai_errf(err, AI_EX_UNAVAILABLE,
+					"embedding %zu from %s has an index that is not one of 0 to %zu, "
+					"each once", i, k->c->host, n - 1);
+				goto out;
+			}
+			idx = (long)json_object_get_int64(iv);
+		} else if (seen[i]) {
+			ai_errf(err, AI_EX_UNAVAILABLE, "embedding %zu from %s repeats an index", i,
+				k->c->host);
+			goto out;
+		}
+		seen[idx] = 1;
+		if (!json_object_object_get_ex(it, "embedding", &emb) ||
 		    !json_object_is_type(emb, json_type_array) || !(d = json_object_array_length(emb))) {
 			ai_errf(err, AI_EX_UNAVAILABLE, "embedding %zu from %s is malformed", i, k->c->host);
 			goto out;
@@ -967,8 +1038,16 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 			double norm = 0;
 
 			for (size_t x = 0; x < d; x++) {
-				double f = json_object_get_double(json_object_array_get_idx(emb, x));
+				json_object *fv = json_object_array_get_idx(emb, x);
+				double f = json_object_get_double(fv);
 
+				if (!json_object_is_type(fv, json_type_double) &&
+				    !json_object_is_type(fv, json_type_int)) {
+					ai_errf(err, AI_EX_UNAVAILABLE,
+						"embedding %zu from %s holds something other than numbers", i,
+						k->c->host);
+					goto out;
+				}
 				if (!isfinite(f)) {
 					ai_errf(err, AI_EX_UNAVAILABLE,
 						"embedding %zu from %s holds NaN or infinity", i, k->c->host);
@@ -987,10 +1066,11 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 	r->dim = dim;
 	r->prompt_tokens = -1;
 	if (json_object_object_get_ex(j, "usage", &u))
-		r->prompt_tokens = ju_long(u, "prompt_tokens", -1);
+		r->prompt_tokens = ju_count(u, "prompt_tokens");
 	r->model = strdup(ju_str(j, "model") ? ju_str(j, "model") : k->model);
 	rc = 0;
 out:
+	free(seen);
 	if (rc) {
 		free(r->v);
 		r->v = NULL;

@@ -90,7 +90,7 @@ static void hash_bytes(const void *p, size_t n, void *ud)
 	crypto_generichash_update(ud, p, n);
 }
 
-struct suspect { uint64_t h; char *key; long line; };
+struct suspect { uint64_t h; char *key; long line; bool auto_id; };
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -128,9 +128,18 @@ static int confirm_duplicates(struct batch *b, struct jsonl_idset *set, uint64_t
 		if (bsearch(&h, sus, ns, sizeof(*sus), cmp_u64)) {
 			for (size_t i = 0; i < nseen; i++)
 				if (seen[i].h == h && !strcmp(seen[i].key, it.key)) {
-					rc = ai_errf(err, AI_EX_DATAERR, "duplicate id '%.80s' on lines %ld "
-						     "and %ld: ids must be unique; nothing was sent",
-						     it.key, seen[i].line, r.lineno);
+					if (seen[i].auto_id || it.auto_id)
+						/* An id-less line's id is its line number: say so. */
+						rc = ai_errf(err, AI_EX_DATAERR, "line %ld has no id, so its "
+							     "id is its line number, %s; line %ld gives "
+							     "the same id: give every line an id, or none; "
+							     "nothing was sent",
+							     it.auto_id ? r.lineno : seen[i].line, it.key,
+							     it.auto_id ? seen[i].line : r.lineno);
+					else
+						rc = ai_errf(err, AI_EX_DATAERR, "duplicate id '%.80s' on lines "
+							     "%ld and %ld: ids must be unique; nothing was sent",
+							     it.key, seen[i].line, r.lineno);
 					break;
 				}
 			if (!rc) {
@@ -146,6 +155,7 @@ static int confirm_duplicates(struct batch *b, struct jsonl_idset *set, uint64_t
 				}
 				seen[nseen].h = h;
 				seen[nseen].line = r.lineno;
+				seen[nseen].auto_id = it.auto_id;
 				seen[nseen].key = it.key;
 				it.key = NULL;
 				nseen++;
@@ -454,8 +464,12 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 		    ++b->down_streak >= down_after(b) && !b->down[0])
 			snprintf(b->down, sizeof(b->down), "the last %ld requests got no answer (%s)",
 				 b->down_streak, e->msg);
-		/* A refusal is final; what may pass on another try is left for a resume. */
-		journal = e->code == AI_EX_UNAVAILABLE;
+		/*
+		 * A refusal (a 4xx, see ai_http_error) is final; what may pass on
+		 * another try is left for a resume, and so is a 2xx answer of the
+		 * wrong shape: a broken or hostile server's, not a verdict.
+		 */
+		journal = e->code == AI_EX_UNAVAILABLE && status >= 400 && status < 500;
 	}
 	if (r->status > 0)
 		b->down_streak = 0;

@@ -15,6 +15,8 @@
  * A json-c parse costs about 2 us a chunk; the scanner a fraction of it.
  */
 #include "chatstream.h"
+#include "jsonu.h"
+#include "utf8.h"
 
 void chatstream_init(struct chatstream *cs, size_t max_content)
 {
@@ -93,8 +95,9 @@ static int too_long(struct chatstream *cs, struct ai_err *err, const char *what)
 {
 	if (errno == ENOMEM)
 		return oom(err);
-	return ai_errf(err, AI_EX_DATAERR, "%s over %zu bytes; raise the limit", what,
-		       cs->max_content);
+	/* Nothing raises the cap (api.c's MAX_CONTENT): name it, advise nothing. */
+	return ai_errf(err, AI_EX_DATAERR, "the %s is over %zu bytes, the most one answer may hold",
+		       what, cs->max_content);
 }
 
 /* The message of an "error" value: a string, or an object with "message". */
@@ -152,6 +155,19 @@ static int add_content(struct chatstream *cs, const char *s, size_t n, struct ai
 
 	if (!n)
 		return 0;
+	if (memchr(s, '\0', n)) {
+		/* "\u0000" in a delta: keep the text after it (see utf8_add_text). */
+		struct buf t;
+
+		buf_init(&t, cs->max_content);
+		if (utf8_add_text(&t, s, n)) {
+			buf_release(&t);
+			return too_long(cs, err, "reply");
+		}
+		rc = add_content(cs, t.data, t.len, err);
+		buf_release(&t);
+		return rc;
+	}
 	if (buf_add(&cs->content, s, n))
 		return too_long(cs, err, "reply");
 	if (cs->on_delta && (rc = cs->on_delta(s, n, cs->ud)) != 0)
@@ -315,11 +331,11 @@ static int slow_chunk(struct chatstream *cs, const char *data, size_t len, struc
 				goto out;
 	}
 	if (json_object_object_get_ex(o, "usage", &u) && json_object_is_type(u, json_type_object)) {
-		if (json_object_object_get_ex(u, "prompt_tokens", &v) && json_object_is_type(v, json_type_int))
-			cs->prompt_tokens = (long)json_object_get_int64(v);
-		if (json_object_object_get_ex(u, "completion_tokens", &v) &&
-		    json_object_is_type(v, json_type_int))
-			cs->completion_tokens = (long)json_object_get_int64(v);
+		/* Bounded as every reader of usage bounds it (ju_count). */
+		if (json_object_object_get_ex(u, "prompt_tokens", &v))
+			cs->prompt_tokens = ju_count(u, "prompt_tokens");
+		if (json_object_object_get_ex(u, "completion_tokens", &v))
+			cs->completion_tokens = ju_count(u, "completion_tokens");
 	}
 out:
 	json_object_put(o);
@@ -723,10 +739,15 @@ static int fast_chunk(struct chatstream *cs, const char *data, size_t len, struc
 	if (!scan_chunk(&sc, &f))
 		return 1;
 	cs->fast_chunks++;
-	if (add_content(cs, cs->scratch.data + f.content_off, f.content_len, err))
+	/*
+	 * The role chunk ("content":null or "") decodes nothing, so scratch may
+	 * still be unallocated: no pointer arithmetic on its NULL (UB, found by
+	 * the fuzz seed).
+	 */
+	if (f.content_len && add_content(cs, cs->scratch.data + f.content_off, f.content_len, err))
 		return -1;
 	if (f.finish)
-		set_finish(cs, cs->scratch.data + f.finish_off, f.finish_len);
+		set_finish(cs, f.finish_len ? cs->scratch.data + f.finish_off : "", f.finish_len);
 	return 0;
 }
 

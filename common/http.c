@@ -11,10 +11,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_RETRY_AFTER_MS 120000L
+#define MAX_RETRY_AFTER_MS HTTP_MAX_SERVER_WAIT_MS
 #define BACKOFF_BASE_MS 500L
 #define BACKOFF_MAX_MS 8000L
 #define POLL_MAX_MS 100     /* how often an interrupt is noticed at the latest */
+#define HTTP_IDLE_TIMEOUT_MS 60000L
 
 /*
  * libcurl is loaded when the first request is about to go out, not when a
@@ -144,11 +145,27 @@ int64_t http_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/*
+ * How long a stream may be silent: idle_timeout_ms, or timeout_ms when
+ * that is smaller, so --timeout bounds a stream's silence in every program
+ * (as the OpenAI SDKs' read timeout does) while a long answer that keeps
+ * coming is never cut.  0: no limit (both were switched off).
+ */
+static long stream_idle_ms(const struct http_opts *o)
+{
+	long i = o->idle_timeout_ms, t = o->timeout_ms;
+
+	if (i <= 0)
+		return t > 0 ? t : 0;
+	return t > 0 && t < i ? t : i;
+}
+
 void http_opts_init(struct http_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->connect_timeout_ms = 10000;
 	o->timeout_ms = 600000;
+	o->idle_timeout_ms = HTTP_IDLE_TIMEOUT_MS;
 	o->retries = 2;
 	o->max_response = 64u << 20;
 }
@@ -170,6 +187,39 @@ bool http_retryable_status(long s)
 	return s == 408 || s == 409 || s == 429 || s >= 500;
 }
 
+long http_server_wait_ms(double ms)
+{
+	/*
+	 * One rule for every wait a server asks for (Retry-After,
+	 * retry-after-ms, x-ratelimit-reset-*): a wait longer than the cap is
+	 * not believed, as openai-python ignores a Retry-After over 60 s.  A
+	 * hostile or broken server must not park a batch for a day; the
+	 * program's own backoff applies instead, and a limit that really lasts
+	 * hours ends the run with 75 for a later retry.
+	 */
+	if (!isfinite(ms) || ms < 0 || ms > (double)HTTP_MAX_SERVER_WAIT_MS)
+		return -1;
+	return (long)ms;
+}
+
+long http_parse_count(const char *s)
+{
+	char *end;
+	long long v;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
+		end++;
+	if (*end || errno == ERANGE || v > LONG_MAX)
+		return -1;
+	return (long)v;
+}
+
 long http_parse_retry_after(const char *ra, const char *ra_ms, int64_t now_s)
 {
 	char *end;
@@ -181,8 +231,8 @@ long http_parse_retry_after(const char *ra, const char *ra_ms, int64_t now_s)
 		v = strtod(ra_ms, &end);
 		while (*end == ' ' || *end == '\t')
 			end++;
-		if (end != ra_ms && !*end && errno != ERANGE && isfinite(v) && v >= 0 && v < 1e12)
-			return (long)v;
+		if (end != ra_ms && !*end && errno != ERANGE)
+			return http_server_wait_ms(v);
 	}
 	if (ra && *ra) {
 		const char *p = ra;
@@ -197,7 +247,7 @@ long http_parse_retry_after(const char *ra, const char *ra_ms, int64_t now_s)
 				end++;
 			if (*end || errno == ERANGE)
 				return -1;
-			return v > LONG_MAX / 1000 ? LONG_MAX : (long)(v * 1000);
+			return http_server_wait_ms((double)v * 1000);
 		}
 		{
 			/* An HTTP date: libcurl parses every form RFC 9110 allows. */
@@ -208,7 +258,7 @@ long http_parse_retry_after(const char *ra, const char *ra_ms, int64_t now_s)
 			t = sym_curl_getdate(p, NULL);
 			if (t == (time_t)-1)
 				return -1;
-			return t <= now_s ? 0 : (long)((t - now_s) > LONG_MAX / 1000 ? LONG_MAX : (t - now_s) * 1000);
+			return t <= now_s ? 0 : http_server_wait_ms((double)(t - now_s) * 1000);
 		}
 	}
 	return -1;
@@ -237,8 +287,7 @@ static double pool_rand(struct http_pool *p)
 	return (double)((p->rnd * 2685821657736338717ULL) >> 11) / 9007199254740992.0;
 }
 
-/* "1s", "6m0s", "20ms", "0.5s", "1h2m" (x-ratelimit-reset-*) to ms; -1 when it does not parse. */
-static long parse_reset(const char *s)
+long http_parse_reset(const char *s)
 {
 	double total = 0;
 	bool any = false;
@@ -271,7 +320,7 @@ static long parse_reset(const char *s)
 		while (*s == ' ')
 			s++;
 	}
-	return any && total < 1e12 ? (long)total : -1;
+	return any ? http_server_wait_ms(total) : -1;
 }
 
 static size_t on_header(char *line, size_t size, size_t n, void *ud)
@@ -320,11 +369,11 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 		memcpy(r->content_type, v, cl);
 		r->content_type[cl] = '\0';
 	} else if (IS("x-ratelimit-remaining-requests")) {
-		r->rl_remaining_requests = strtol(v, NULL, 10);
+		r->rl_remaining_requests = http_parse_count(v);
 	} else if (IS("x-ratelimit-remaining-tokens")) {
-		r->rl_remaining_tokens = strtol(v, NULL, 10);
+		r->rl_remaining_tokens = http_parse_count(v);
 	} else if (IS("x-ratelimit-reset-requests") || IS("x-ratelimit-reset-tokens")) {
-		long ms = parse_reset(v);
+		long ms = http_parse_reset(v);
 
 		if (ms > r->rl_reset_ms)
 			r->rl_reset_ms = ms;
@@ -680,6 +729,15 @@ static const char *host_of(const char *url, char *out, size_t n)
 	return out;
 }
 
+/* Failures of TLS verification: the server's certificate, or our CA setup; never temporary. */
+static bool tls_refused(CURLcode cc)
+{
+	return cc == CURLE_PEER_FAILED_VERIFICATION || cc == CURLE_SSL_CACERT_BADFILE ||
+	       cc == CURLE_SSL_ISSUER_ERROR || cc == CURLE_SSL_PINNEDPUBKEYNOTMATCH ||
+	       cc == CURLE_SSL_INVALIDCERTSTATUS || cc == CURLE_SSL_CRL_BADFILE ||
+	       cc == CURLE_SSL_CERTPROBLEM;
+}
+
 /* A transfer ended (cc) or was cut by us: decide between done and a retry. */
 static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 {
@@ -724,8 +782,11 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		return;
 	}
 	if (x->idle_expired)
-		ai_errf(&e, AI_EX_TEMPFAIL, "no data from %s for %.1f s (--idle-timeout)", host,
-			(double)o->idle_timeout_ms / 1000);
+		ai_errf(&e, AI_EX_TEMPFAIL, "no data from %s for %.1f s (%s)", host,
+			(double)stream_idle_ms(o) / 1000,
+			stream_idle_ms(o) != o->idle_timeout_ms ? "--timeout" :
+			o->idle_timeout_ms != HTTP_IDLE_TIMEOUT_MS ? "--idle-timeout" :
+			"a silent stream is given up after this long; --timeout sets less");
 	else if (cc == CURLE_OPERATION_TIMEDOUT)
 		ai_errf(&e, AI_EX_TEMPFAIL, "no answer from %s within %.1f s (--timeout)", host,
 			(double)o->timeout_ms / 1000);
@@ -733,7 +794,17 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		 cc == CURLE_COULDNT_RESOLVE_PROXY)
 		ai_errf(&e, AI_EX_TEMPFAIL, "cannot connect to %s: %s; is the server running?", host,
 			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
-	else if (r->delivered)
+	else if (tls_refused(cc)) {
+		/* Permanent: the same certificate fails again, so no retry, and 78 says "fix the setup". */
+		char *ca = NULL;
+
+		sym_curl_easy_getinfo(x->easy, CURLINFO_CAINFO, &ca);
+		ai_errf(&e, AI_EX_CONFIG, "cannot verify the TLS certificate of %s: %s (CA file: %s)",
+			host, x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc),
+			ca && *ca ? ca : "libcurl's built-in CA store");
+		finish(p, x, -1, &e);
+		return;
+	} else if (r->delivered)
 		ai_errf(&e, AI_EX_TEMPFAIL, "the connection to %s broke mid-answer: %s", host,
 			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
 	else
@@ -759,10 +830,10 @@ static long next_wake(struct http_pool *p, int64_t now)
 		if (p->running < p->max && due - now < t)
 			t = due - now < 0 ? 0 : (long)(due - now);
 	}
-	if (p->o.idle_timeout_ms > 0)
+	if (stream_idle_ms(&p->o) > 0)
 		for (struct http_xfer *x = p->active; x; x = x->next)
 			if (x->req->stream) {
-				int64_t d = x->active_ms + p->o.idle_timeout_ms - now;
+				int64_t d = x->active_ms + stream_idle_ms(&p->o) - now;
 
 				if (d < t)
 					t = d < 0 ? 0 : (long)d;
@@ -840,10 +911,10 @@ int http_pool_step(struct http_pool *p, long timeout_ms, struct ai_err *err)
 			}
 		}
 		now = http_now_ms();
-		if (p->o.idle_timeout_ms > 0) {
+		if (stream_idle_ms(&p->o) > 0) {
 			for (struct http_xfer *x = p->active, *nx; x; x = nx) {
 				nx = x->next;
-				if (x->req->stream && now - x->active_ms >= p->o.idle_timeout_ms) {
+				if (x->req->stream && now - x->active_ms >= stream_idle_ms(&p->o)) {
 					x->idle_expired = true;
 					completed(p, x, CURLE_OPERATION_TIMEDOUT);
 					finished++;

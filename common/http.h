@@ -13,7 +13,9 @@
  *
  * Retry policy (DESIGN.md): 408, 409, 429, 5xx and connection failures,
  * with exponential backoff (0.5 s doubling to 8 s) less up to 25% jitter,
- * honouring Retry-After and retry-after-ms up to 120 s; never another 4xx;
+ * honouring Retry-After and retry-after-ms up to 120 s (a longer wait is
+ * not believed: see http_server_wait_ms); never another 4xx, nor a TLS
+ * certificate that fails verification (AI_EX_CONFIG, naming the CA file);
  * never once a byte of a streamed body was handed to the caller, since it
  * would be printed twice.
  */
@@ -25,7 +27,8 @@
 struct http_opts {
 	long connect_timeout_ms;
 	long timeout_ms;        /* whole request; 0: none (streams use idle_timeout_ms) */
-	long idle_timeout_ms;   /* no byte for this long ends a streamed request; 0: none */
+	long idle_timeout_ms;   /* no byte for this long ends a streamed request (default
+				 * 60 s; timeout_ms, when smaller, wins); 0: timeout_ms alone */
 	int retries;            /* attempts after the first */
 	size_t max_response;    /* cap on a buffered body */
 	int verbose;            /* call debug for the exchange, Authorization redacted */
@@ -34,7 +37,8 @@ struct http_opts {
 	volatile sig_atomic_t *interrupt;  /* when it becomes non-zero, everything stops */
 };
 
-/* Defaults: 10 s connect, 600 s total, 2 retries, 64 MiB responses. */
+/* Defaults: 10 s connect, 600 s total, 60 s of silence ends a stream, 2 retries, 64 MiB
+ * responses. */
 void http_opts_init(struct http_opts *o);
 
 struct http_req {
@@ -118,8 +122,23 @@ void http_pool_pause(struct http_pool *p, long ms);
 
 /* The retry policy, pure, for the unit tests and for callers that explain it. */
 bool http_retryable_status(long status);
-/* Parses Retry-After (delta seconds or an HTTP date) and retry-after-ms; ms, or -1. */
+
+/* The longest wait a server can ask for and get (Retry-After, x-ratelimit-reset-*). */
+#define HTTP_MAX_SERVER_WAIT_MS 120000L
+/*
+ * The one gate for every server-given wait: ms when it is a finite number
+ * from 0 to HTTP_MAX_SERVER_WAIT_MS, else -1 (treated as absent, so the
+ * program's own backoff applies).
+ */
+long http_server_wait_ms(double ms);
+/* Parses Retry-After (delta seconds or an HTTP date) and retry-after-ms; ms through
+ * http_server_wait_ms, or -1. */
 long http_parse_retry_after(const char *retry_after, const char *retry_after_ms, int64_t now_s);
+/* Parses x-ratelimit-reset-* ("1s", "6m0s", "20ms", "0.5s", "1h2m", bare seconds) to ms
+ * through http_server_wait_ms; -1 when absent, garbage or over the cap. */
+long http_parse_reset(const char *s);
+/* Parses a count header (x-ratelimit-remaining-*): a non-negative decimal; -1 for garbage. */
+long http_parse_count(const char *s);
 /* The wait before attempt n (1 = first retry): honours after_ms (capped at 120 s), else backoff;
  * rnd in [0, 1) gives the jitter. */
 long http_retry_delay_ms(int n, long after_ms, double rnd);

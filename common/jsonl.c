@@ -298,7 +298,17 @@ int jsonl_parse(const char *line, size_t len, bool too_long, long lineno,
 		if (!tok)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
 		j = len <= INT_MAX ? json_tokener_parse_ex(tok, line, (int)len) : NULL;
-		if (!j || json_tokener_get_error(tok) != json_tokener_success ||
+		/*
+		 * A bare number ("42") may go on in the next byte, so json-c
+		 * waits for more: a blank after the line ends it, and the value is
+		 * then judged for what it is, not called cut short.
+		 */
+		if (!j && len && json_tokener_get_error(tok) == json_tokener_continue &&
+		    json_tokener_get_parse_end(tok) == len &&
+		    (j = json_tokener_parse_ex(tok, " ", 1)) != NULL &&
+		    json_tokener_get_error(tok) == json_tokener_success)
+			/* The whole line was the value. */;
+		else if (!j || json_tokener_get_error(tok) != json_tokener_success ||
 		    json_tokener_get_parse_end(tok) != len) {
 			enum json_tokener_error te = json_tokener_get_error(tok);
 
@@ -334,6 +344,7 @@ int jsonl_parse(const char *line, size_t len, bool too_long, long lineno,
 	}
 	if (!id) {
 		buf_reset(&key);
+		it->auto_id = true;
 		id = json_object_new_int64(lineno);
 		if (!id || jsonl_id_key(id, &key))
 			rc = -1;

@@ -69,6 +69,7 @@ struct jsonl_item {
 	char *key;              /* owned: the id as text (a string as is, a number in decimal):
 				 * duplicates are found by it, and it is the Batch API's custom_id */
 	long lineno;
+	bool auto_id;           /* the line gave no id: id is its line number */
 	json_object *messages;  /* owned array, or NULL when the item is bad */
 	json_object *extra;     /* owned object of other request fields ("messages" items), or NULL */
 	const char *model;      /* borrowed from extra: the item's own model, or NULL */

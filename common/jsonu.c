@@ -44,6 +44,13 @@ long ju_long(json_object *o, const char *k, long dflt)
 	return dflt;
 }
 
+long ju_count(json_object *o, const char *k)
+{
+	long v = ju_long(o, k, -1);
+
+	return v >= 0 && v <= JU_MAX_TOKENS ? v : -1;
+}
+
 json_object *ju_num(double v)
 {
 	return isfinite(v) ? json_object_new_double(v) : NULL;

@@ -28,6 +28,18 @@ const char *ju_str(json_object *o, const char *k);
 /* The integer (or integral double) member k of o; dflt when missing or not a number. */
 long ju_long(json_object *o, const char *k, long dflt);
 
+/* The most tokens one answer can report and be believed: far beyond any context window. */
+#define JU_MAX_TOKENS 1000000000L
+
+/*
+ * A token count a server reported as member k of o (a usage object): an
+ * integer from 0 to JU_MAX_TOKENS, else -1 (unknown).  A count no model
+ * could have used is a lie or a bug, and believing it would book a fortune
+ * to the ledger and stop every program at the daily budget; unknown books
+ * nothing.
+ */
+long ju_count(json_object *o, const char *k);
+
 /* A new JSON number for v, or NULL (JSON null) when v is NaN or infinite: an unknown cost. */
 json_object *ju_num(double v);
 

@@ -577,6 +577,19 @@ static void finish_group(struct ledger_group *g, const long *lat, double lat_sum
 		g->saved = NAN;
 }
 
+/*
+ * Adds a count from the file to a sum, saturating: a row written before
+ * counts were bounded, or by hand, must not wrap a total negative (nor
+ * trip the sanitizer's overflow check).  Negative counts are not counts.
+ */
+static void add_count(int64_t *sum, int64_t v)
+{
+	if (v <= 0)
+		return;
+	if (__builtin_add_overflow(*sum, v, sum))
+		*sum = INT64_MAX;
+}
+
 int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t until_ms,
 		  struct ledger_group **out, size_t *n, struct ai_err *err)
 {
@@ -655,8 +668,8 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
 		lat[nlat++] = la;
 		lat_sum += (double)la;
 		g->requests++;
-		g->prompt_tokens += sqlite3_column_int64(st, 3);
-		g->completion_tokens += sqlite3_column_int64(st, 4);
+		add_count(&g->prompt_tokens, sqlite3_column_int64(st, 3));
+		add_count(&g->completion_tokens, sqlite3_column_int64(st, 4));
 		if (sqlite3_column_type(st, 5) == SQLITE_NULL) {
 			g->unknown_cost++;
 		} else {

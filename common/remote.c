@@ -422,8 +422,8 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		if (c0)
 			json_object_object_get_ex(c0, "message", &msg);
 		json_object_object_get_ex(body, "usage", &u);
-		pt = ju_long(u, "prompt_tokens", -1);
-		ct = ju_long(u, "completion_tokens", -1);
+		pt = ju_count(u, "prompt_tokens");
+		ct = ju_count(u, "completion_tokens");
 		if (r->account)
 			ai_account_batch_result(r->c, ju_str(body, "model"), pt, ct, status);
 		{

@@ -78,3 +78,19 @@ void utf8_where(const char *s, size_t off, size_t *line, size_t *col)
 	*line = l;
 	*col = c;
 }
+
+int utf8_add_text(struct buf *b, const char *s, size_t n)
+{
+	static const char repl[] = "\xEF\xBF\xBD";   /* U+FFFD */
+	const char *nul;
+
+	while (n && (nul = memchr(s, '\0', n)) != NULL) {
+		size_t k = (size_t)(nul - s);
+
+		if (buf_add(b, s, k) || buf_add(b, repl, 3))
+			return -1;
+		s += k + 1;
+		n -= k + 1;
+	}
+	return n ? buf_add(b, s, n) : 0;
+}

@@ -2,6 +2,7 @@
 #define AI_UTF8_H
 /* utf8.h - UTF-8 checks shared by every program that reads text. */
 #include "ai.h"
+#include "buf.h"
 
 /*
  * Returns the length of the longest prefix of s[0..n) that is valid
@@ -19,5 +20,13 @@ size_t utf8_cut(const char *s, size_t n);
 
 /* Line (1-based) and column (1-based, in bytes) of offset off in s. */
 void utf8_where(const char *s, size_t off, size_t *line, size_t *col);
+
+/*
+ * Appends s[0..n) to b with every NUL byte replaced by U+FFFD: text from a
+ * server or a model that holds a NUL (JSON "\u0000") keeps everything after
+ * it, where a C string would silently end there.  0, or -1 when b is full
+ * (errno EFBIG) or memory runs out (ENOMEM).
+ */
+int utf8_add_text(struct buf *b, const char *s, size_t n);
 
 #endif

@@ -15,8 +15,8 @@
  * tool calls.  tests/bats/helpers.bash wraps all of this (ctl, requests).
  *
  * Log line: {"t": ms since the epoch (float), "method", "path" (no query),
- * "headers": {lowercased names}, "body": parsed JSON, else the raw body as
- * a string, else null}.  /_control requests are not logged.
+ * "query": {the query's arguments, decoded}, "headers": {lowercased names},
+ * "body": parsed JSON, else the raw body as a string, else null}.  /_control requests are not logged.
  *
  * Control API (POST /_control, a JSON object; refused with a 400 when a
  * key is unknown, so a misspelt script fails its test):
@@ -408,6 +408,14 @@ static enum MHD_Result header_cb(void *cls, enum MHD_ValueKind kind, const char 
 	return MHD_YES;
 }
 
+/* The query's arguments as they came (a name without a value gets ""). */
+static enum MHD_Result query_cb(void *cls, enum MHD_ValueKind kind, const char *name, const char *value)
+{
+	(void)kind;
+	jadd(cls, name, json_object_new_string(value ? value : ""));
+	return MHD_YES;
+}
+
 /*
  * Appends one line describing the request to the log with one write(2)
  * on the O_APPEND descriptor.  body is the parsed body (borrowed) or NULL.
@@ -427,6 +435,9 @@ static void log_request(struct MHD_Connection *conn, const char *method, const c
 	jadd(line, "t", json_object_new_double_s(strtod(t, NULL), t));
 	jadd(line, "method", json_object_new_string(method));
 	jadd(line, "path", json_object_new_string(path));
+	headers = json_object_new_object();
+	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_cb, headers);
+	jadd(line, "query", headers);
 	headers = json_object_new_object();
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, header_cb, headers);
 	jadd(line, "headers", headers);

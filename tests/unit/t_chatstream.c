@@ -234,7 +234,9 @@ static void test_escapes(void)
 	is_int(r.fast, 0, "lone surrogate: slow path");
 	res_free(&r);
 	r = go("data: {\"choices\":[{\"delta\":{\"content\":\"a\\u0000b\"}}]}\n\n");
-	is_int((long)r.content_len, 3, "\\u0000 is kept as a byte");
+	/* A NUL would end the answer as a C string downstream: U+FFFD keeps what follows. */
+	is_int((long)r.content_len, 5, "\\u0000 becomes U+FFFD");
+	is_str(r.content, "a\xef\xbf\xbd" "b", "  and the text after it is kept");
 	is_int(r.fast, 0, "\\u0000: slow path");
 	res_free(&r);
 	r = go("data: {\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}\n\n");
@@ -397,6 +399,7 @@ static void test_limits_and_abort(void)
 	r = both(body, strlen(body), 5, 0);
 	is_int(r.code, AI_EX_DATAERR, "reply over the cap");
 	ok(strstr(r.msg, "over 5 bytes") != NULL, "  says the cap: %s", r.msg);
+	ok(!strstr(r.msg, "raise"), "  and advises nothing that nothing does: %s", r.msg);
 	is_str(r.deltas, "abc|", "  nothing past the cap printed");
 	res_free(&r);
 	r = both(body, strlen(body), 0, 2);

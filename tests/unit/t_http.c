@@ -96,10 +96,47 @@ static void test_refused(void)
 	http_resp_release(&r);
 }
 
+/* Finding 3 of issue 19: one cap and one parser for every server-given wait. */
+static void test_server_waits(void)
+{
+	int64_t now = 1700000000;
+
+	is_int(http_parse_retry_after("100000", NULL, now), -1, "Retry-After over the cap is not believed");
+	is_int(http_parse_retry_after("121", NULL, now), -1, "121 s is over the cap");
+	is_int(http_parse_retry_after(NULL, "120001", now), -1, "retry-after-ms over the cap");
+	is_int(http_parse_retry_after(NULL, "999999999999", now), -1, "huge retry-after-ms");
+	is_int(http_parse_retry_after(NULL, "nan", now), -1, "NaN retry-after-ms");
+	is_int(http_parse_retry_after("Tue, 14 Nov 2023 23:13:20 GMT", NULL, now), -1,
+	       "an HTTP date an hour ahead");
+	is_int(http_parse_reset("1s"), 1000, "reset 1s");
+	is_int(http_parse_reset("6m0s"), -1, "reset 6m0s is over the cap");
+	is_int(http_parse_reset("1m30s"), 90000, "reset 1m30s");
+	is_int(http_parse_reset("20ms"), 20, "reset 20ms");
+	is_int(http_parse_reset("0.5s"), 500, "reset 0.5s");
+	is_int(http_parse_reset("2"), 2000, "reset in bare seconds");
+	is_int(http_parse_reset("999999999999ms"), -1, "reset of 31 years is not believed");
+	is_int(http_parse_reset("1000000s"), -1, "reset of 11 days is not believed");
+	is_int(http_parse_reset("soon"), -1, "garbage reset");
+	is_int(http_parse_reset("inf"), -1, "infinite reset");
+	is_int(http_parse_reset(""), -1, "empty reset");
+	is_int(http_parse_count("42"), 42, "a count");
+	is_int(http_parse_count("0"), 0, "zero is a count");
+	is_int(http_parse_count(" 7 "), 7, "blanks around a count");
+	is_int(http_parse_count("garbage"), -1, "garbage is not zero");
+	is_int(http_parse_count("12abc"), -1, "trailing garbage is not a count");
+	is_int(http_parse_count("-3"), -1, "a negative count is ignored");
+	is_int(http_parse_count(""), -1, "an empty count is ignored");
+	is_int(http_parse_count("99999999999999999999999"), -1, "an overflowing count is ignored");
+	is_int(http_server_wait_ms(120000), 120000, "the cap itself is believed");
+	is_int(http_server_wait_ms(120000.5), -1, "past the cap is not");
+	is_int(http_server_wait_ms(-1), -1, "negative is not");
+}
+
 int main(void)
 {
 	test_statuses();
 	test_retry_after();
+	test_server_waits();
 	test_delays();
 	test_refused();
 	return tap_done();
