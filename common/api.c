@@ -4,6 +4,7 @@
 #include "ledger.h"
 #include "prices.h"
 #include "sse.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -58,7 +59,7 @@ static struct ready *ready_of(struct ai_client *c)
 
 int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg, struct ai_err *err)
 {
-	const char *s, *e;
+	char host[256];
 	struct ready *r;
 
 	memset(c, 0, sizeof(*c));
@@ -70,11 +71,8 @@ int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg,
 	c->http.connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
 	c->http.retries = (int)cfg->retries;
 	c->http.verbose = cfg->verbose;
-	s = strstr(cfg->base_url, "://");
-	s = s ? s + 3 : cfg->base_url;
-	e = s + strcspn(s, "/?#");
 	r = calloc(1, sizeof(*r));
-	if (!r || !(c->host = strndup(s, (size_t)(e - s)))) {
+	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
 		free(r);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}

@@ -4,6 +4,7 @@
 #include "closest.h"
 #include "params.h"
 #include "prices.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -135,9 +136,12 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		size_t n;
 
 		if (config_header_safe(val) || strchr(val, ' ') ||
-		    (strncmp(val, "http://", 7) && strncmp(val, "https://", 8)))
+		    (strncmp(val, "http://", 7) && strncmp(val, "https://", 8))) {
+			char shown[160];
+
 			return ai_errf(err, AI_EX_CONFIG, "%s: base_url must be an http:// or https:// URL, not '%s'",
-				       where, val);
+				       where, url_shown(val, shown, sizeof(shown)));
+		}
 		r = set_str(&cfg->base_url, val);
 		n = cfg->base_url ? strlen(cfg->base_url) : 0;
 		while (n > 0 && cfg->base_url[n - 1] == '/')

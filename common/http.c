@@ -1,4 +1,5 @@
 #include "http.h"
+#include "url.h"
 
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -358,6 +359,26 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/*
+ * Hands one -v line to the caller without the proxy's credentials: its
+ * Proxy-Authorization header, and the userinfo of any URL (libcurl names
+ * the proxy it takes from the environment, password and all).
+ */
+static void debug_line(const struct http_opts *o, struct buf *b)
+{
+	static const char pa[] = "Proxy-Authorization:";
+	const size_t pl = sizeof(pa) - 1, at = 2;   /* after the "> " prefix */
+
+	if (b->len > at + pl && !strncasecmp(b->data + at, pa, pl)) {
+		b->len = at;
+		b->data[at] = '\0';
+		buf_addstr(b, "Proxy-Authorization: [redacted]");
+	}
+	url_redact(b->data);
+	b->len = strlen(b->data);
+	o->debug(b->data, o->debug_ud);
+}
+
 /* -v: the exchange on stderr through the caller's function, the bearer token redacted. */
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 {
@@ -393,7 +414,7 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 		else
 			buf_add(&b, data, show);
 		if (show && o->debug)
-			o->debug(b.data, o->debug_ud);
+			debug_line(o, &b);
 		data += l;
 		size -= l;
 	}
@@ -666,18 +687,10 @@ static void requeue(struct http_pool *p, struct http_xfer *x, long delay)
 	p->queued++;
 }
 
+/* The host a message names: never with the "user:password@" a URL may carry. */
 static const char *host_of(const char *url, char *out, size_t n)
 {
-	const char *s = strstr(url, "://");
-	size_t l;
-
-	s = s ? s + 3 : url;
-	l = strcspn(s, "/?#");
-	if (l >= n)
-		l = n - 1;
-	memcpy(out, s, l);
-	out[l] = '\0';
-	return out;
+	return url_host(url, out, n);
 }
 
 /* A transfer ended (cc) or was cut by us: decide between done and a retry. */
@@ -717,6 +730,7 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		return;
 	}
 	host_of(x->req->url, host, sizeof(host));
+	url_redact(x->errbuf);   /* libcurl may quote a proxy URL with its password */
 	if (x->too_big) {
 		ai_errf(&e, AI_EX_UNAVAILABLE, "the answer from %s is larger than %zu MiB", host,
 			o->max_response >> 20);
