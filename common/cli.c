@@ -9,6 +9,8 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 const char *cli_prog = "ai";
@@ -62,11 +64,35 @@ static void open_std_fds(void)
 			_exit(AI_EX_OSERR);
 }
 
+/*
+ * The API key lives in this process (libcurl keeps copies of the header
+ * that carries it), so a core dump would put it on disk, where
+ * systemd-coredump or apport keep it for weeks.  No core then, and not
+ * dumpable, which also keeps the user's other processes from attaching
+ * with ptrace or reading /proc/PID/mem.  An exec makes a command dumpable
+ * again; it inherits the core limit of 0 as a soft limit it may raise.
+ * AI_ALLOW_CORE=1 keeps the dump for debugging.
+ */
+static void no_core_dumps(void)
+{
+	const char *allow = getenv("AI_ALLOW_CORE");
+	struct rlimit rl;
+
+	if (allow && !strcmp(allow, "1"))
+		return;
+	if (!getrlimit(RLIMIT_CORE, &rl)) {
+		rl.rlim_cur = 0;
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+}
+
 void cli_init(struct cli *c, const char *prog)
 {
 	struct sigaction sa;
 
 	open_std_fds();
+	no_core_dumps();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
