@@ -1174,9 +1174,10 @@ void ai_error_type(const char *body, size_t len, char *out, size_t n)
 		json_object_put(j);
 }
 
-int ai_api_request(struct ai_client *c, const char *method, const char *path,
-		   const char *const *headers, const char *body, size_t len,
-		   struct http_resp *resp, struct ai_err *err)
+/* ai_api_request, and with to_fd ai_api_download: the 2xx body goes to fd, up to fd_max bytes. */
+static int api_request(struct ai_client *c, const char *method, const char *path,
+		       const char *const *headers, const char *body, size_t len, bool to_fd, int fd,
+		       size_t fd_max, struct http_resp *resp, struct ai_err *err)
 {
 	const char *hdrs[16], *shown[16], *auth = NULL;
 	struct http_req q;
@@ -1208,6 +1209,9 @@ int ai_api_request(struct ai_client *c, const char *method, const char *path,
 	q.body = body;
 	q.body_len = len;
 	q.headers = hdrs;
+	q.to_fd = to_fd;
+	q.fd = fd;
+	q.fd_max = fd_max;
 	o.debug = c->debug;
 	o.debug_ud = c->ud;
 	rc = http_do(&o, &q, resp, err);
@@ -1221,6 +1225,24 @@ int ai_api_request(struct ai_client *c, const char *method, const char *path,
 		return ai_http_error(what, resp->status, resp->body.data, resp->body.len, err);
 	}
 	return 0;
+}
+
+int ai_api_request(struct ai_client *c, const char *method, const char *path,
+		   const char *const *headers, const char *body, size_t len,
+		   struct http_resp *resp, struct ai_err *err)
+{
+	return api_request(c, method, path, headers, body, len, false, -1, 0, resp, err);
+}
+
+int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, struct ai_err *err)
+{
+	struct http_resp resp;
+	int rc;
+
+	http_resp_init(&resp);
+	rc = api_request(c, "GET", path, NULL, NULL, 0, true, fd, max, &resp, err);
+	http_resp_release(&resp);
+	return rc;
 }
 
 double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,

@@ -110,6 +110,8 @@ struct http_xfer {
 	int64_t active_ms;      /* the last byte received (idle timer) */
 	bool running, idle_expired, too_big, aborted;
 	struct ai_err err;      /* filled by an on_data abort */
+	size_t fd_off;          /* to_fd: bytes written by this attempt */
+	int fd_errno;           /* to_fd: emptying the file failed */
 	struct http_xfer *next;
 	struct http_xfer **prevp;  /* in the active list: what points at this one */
 };
@@ -145,13 +147,35 @@ int64_t http_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* 64 MiB, or AI_MAX_RESPONSE ("65536", "512K", "2M"): the one place it is read. */
+static size_t max_response(void)
+{
+	const char *v = getenv("AI_MAX_RESPONSE");
+	unsigned long long n;
+	char *end;
+
+	if (v && *v >= '0' && *v <= '9') {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (*end == 'K' || *end == 'M' || *end == 'G') {
+			int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : 30;
+
+			n = n > (SIZE_MAX / 2) >> shift ? 0 : n << shift;
+			end++;
+		}
+		if (!*end && !errno && n > 0 && n <= SIZE_MAX / 2)
+			return (size_t)n;
+	}
+	return 64u << 20;
+}
+
 void http_opts_init(struct http_opts *o)
 {
 	memset(o, 0, sizeof(*o));
 	o->connect_timeout_ms = 10000;
 	o->timeout_ms = 600000;
 	o->retries = 2;
-	o->max_response = 64u << 20;
+	o->max_response = max_response();
 }
 
 void http_resp_init(struct http_resp *r)
@@ -334,6 +358,43 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* A piece of a download (http_req.to_fd) to the caller's file, where it is bounded by fd_max. */
+static size_t write_fd(struct http_xfer *x, const char *p, size_t len)
+{
+	const struct http_req *q = x->req;
+	size_t done = 0;
+
+	if (q->fd_max && len > q->fd_max - x->fd_off) {
+		x->too_big = true;
+		return 0;
+	}
+	errno = x->fd_errno;
+	while (!errno && done < len) {
+		ssize_t w = pwrite(q->fd, p + done, len - done, (off_t)(x->fd_off + done));
+
+		if (w > 0)
+			done += (size_t)w;
+		else if (w == 0)
+			errno = EIO;
+		else if (errno == EINTR)
+			errno = 0;
+	}
+	if (errno) {
+		ai_errf(&x->err, AI_EX_IOERR, "cannot write the download: %s", strerror(errno));
+		x->aborted = true;
+		return 0;
+	}
+	x->fd_off += len;
+	return len;
+}
+
+/* A download starts over with each attempt: what an earlier one wrote goes. */
+static void fd_restart(struct http_xfer *x)
+{
+	x->fd_off = 0;
+	x->fd_errno = x->req->to_fd && ftruncate(x->req->fd, 0) ? errno : 0;
+}
+
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
 	struct http_xfer *x = ud;
@@ -341,9 +402,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	long status = 0;
 
 	x->active_ms = http_now_ms();
-	if (!x->resp->body.len && !x->resp->delivered)
+	if (!x->resp->body.len && !x->resp->delivered && !x->fd_off)
 		x->resp->ttfb_ms = (double)(x->active_ms - x->attempt_ms);
 	sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (x->req->to_fd && status >= 200 && status < 300)
+		return write_fd(x, p, len);
 	if (x->req->on_data && status >= 200 && status < 300) {
 		x->resp->delivered = true;
 		if (x->req->on_data(p, len, x->req->ud)) {
@@ -662,6 +725,7 @@ static void start_due(struct http_pool *p, int64_t now)
 		x->errbuf[0] = '\0';
 		x->attempt_ms = x->active_ms = now;
 		x->idle_expired = x->too_big = x->aborted = false;
+		fd_restart(x);
 		x->resp->attempts++;
 		x->running = true;
 		push_active(p, x);
@@ -691,6 +755,19 @@ static void requeue(struct http_pool *p, struct http_xfer *x, long delay)
 static const char *host_of(const char *url, char *out, size_t n)
 {
 	return url_host(url, out, n);
+}
+
+/*
+ * An answer over the cap.  The limit is ours, not a refusal by the server
+ * (69 would tell a script never to try again): 75, as for an answer broken
+ * in any other way.
+ */
+static void too_big_err(struct ai_err *e, const char *host, size_t cap)
+{
+	if (cap % (1u << 20) == 0)
+		ai_errf(e, AI_EX_TEMPFAIL, "the answer from %s is larger than %zu MiB", host, cap >> 20);
+	else
+		ai_errf(e, AI_EX_TEMPFAIL, "the answer from %s is larger than %zu bytes", host, cap);
 }
 
 /* A transfer ended (cc) or was cut by us: decide between done and a retry. */
@@ -732,8 +809,7 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 	host_of(x->req->url, host, sizeof(host));
 	url_redact(x->errbuf);   /* libcurl may quote a proxy URL with its password */
 	if (x->too_big) {
-		ai_errf(&e, AI_EX_UNAVAILABLE, "the answer from %s is larger than %zu MiB", host,
-			o->max_response >> 20);
+		too_big_err(&e, host, x->req->to_fd ? x->req->fd_max : o->max_response);
 		finish(p, x, -1, &e);
 		return;
 	}

@@ -34,7 +34,10 @@ struct http_opts {
 	volatile sig_atomic_t *interrupt;  /* when it becomes non-zero, everything stops */
 };
 
-/* Defaults: 10 s connect, 600 s total, 2 retries, 64 MiB responses. */
+/*
+ * Defaults: 10 s connect, 600 s total, 2 retries, 64 MiB responses (or
+ * AI_MAX_RESPONSE bytes, K, M or G, when that is set: tests lower it).
+ */
 void http_opts_init(struct http_opts *o);
 
 struct http_req {
@@ -52,6 +55,16 @@ struct http_req {
 	int (*on_data)(const char *p, size_t n, void *ud);
 	void *ud;
 	bool stream;                    /* use idle_timeout_ms instead of timeout_ms */
+	/*
+	 * For downloads: when to_fd, a 2xx body goes to fd (a regular file
+	 * open for writing) instead of resp->body, so max_response does not
+	 * bound it; fd_max does (0: nothing does).  It is written from offset
+	 * 0, and the file is emptied when each attempt starts, so a retry
+	 * starts it over.  Error bodies are still buffered.
+	 */
+	bool to_fd;
+	int fd;
+	size_t fd_max;
 };
 
 struct http_resp {

@@ -117,3 +117,30 @@ core_limit() {
 	assert_eq "$(stat -c %u "/proc/$BG/status")" "$RUN_UID" "owner of /proc/PID (the user: dumpable)"
 	[[ $(core_limit "$BG") != 0 ]]
 }
+
+@test "hostile files: a remote batch's result file larger than any answer held in memory is downloaded whole" {
+	# AI_MAX_RESPONSE lowers the 64 MiB cap on a buffered answer to 16 KiB,
+	# so five 10 KB answers (over 50 KB of result file) stand for 200 MB.
+	reply=$(head -c 10000 /dev/zero | tr '\0' r)
+	ctl "$(jq -cn --arg r "$reply" '{set: {reply: $r}}')"
+	printf '{"id":%d,"text":"t%d"}\n' 1 1 2 2 3 3 4 4 5 5 >"$T/in"
+	id=$(ai-batch submit --remote "$T/in")
+	export AI_MAX_RESPONSE=16K
+	run --separate-stderr ai-batch wait --poll 0.1 "$id"
+	assert_eq "$status" 0 status
+	run --separate-stderr ai-batch results "$id"
+	assert_eq "$status" 0 status
+	assert_eq "$(jq -r .id <<<"$output" | tr '\n' ' ')" "1 2 3 4 5 " ids
+	assert_eq "$(jq -r '.output | length' <<<"$output" | sort -u)" 10000 "answer length"
+	(($(stat -c %s "$XDG_DATA_HOME/ai/jobs/$id/batch-output.jsonl") > 50000))
+	[[ ! -e $XDG_DATA_HOME/ai/jobs/$id/batch-output.jsonl.part ]]
+}
+
+@test "hostile files: an answer over the in-memory cap fails with 75, not 69 (refused for good)" {
+	reply=$(head -c 40000 /dev/zero | tr '\0' r)
+	ctl "$(jq -cn --arg r "$reply" '{set: {reply: $r}}')"
+	AI_MAX_RESPONSE=16K run --separate-stderr ai-summarize --no-cache <<<"text"
+	assert_eq "$status" 75 status
+	assert_contains "$stderr" "ai-summarize: the answer from 127.0.0.1:$PORT is larger than 16384 bytes"
+	assert_eq "$output" "" stdout
+}
