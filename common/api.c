@@ -71,6 +71,9 @@ int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg,
 	c->http.connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
 	c->http.retries = (int)cfg->retries;
 	c->http.verbose = cfg->verbose;
+	c->http.ca_cert = cfg->ca_cert;
+	c->http.proxy = cfg->proxy;
+	c->http.no_proxy = cfg->no_proxy;
 	r = calloc(1, sizeof(*r));
 	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
 		free(r);

@@ -485,6 +485,42 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 	return 0;
 }
 
+/*
+ * Trust and proxies.  libcurl reads the proxy variables but, unlike the
+ * curl tool, not CURL_CA_BUNDLE or SSL_CERT_FILE: config.c reads those
+ * into ca_cert.  Loopback never goes through a proxy unless no_proxy says
+ * otherwise: a local model server behind a corporate proxy setting would
+ * be sent to the proxy, which cannot reach it.
+ */
+static void setup_net(CURL *e, const struct http_opts *o)
+{
+	if (o->ca_cert)
+		sym_curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_cert);
+	if (o->proxy)
+		sym_curl_easy_setopt(e, CURLOPT_PROXY, o->proxy);
+	sym_curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy ? o->no_proxy : "localhost,127.0.0.1,::1");
+}
+
+/*
+ * A certificate that did not verify: the message says which CA bundle was
+ * asked, the one thing a user behind TLS interception needs to know.
+ */
+static void name_ca(struct http_xfer *x, CURLcode cc)
+{
+	const char *ca = x->pool->o.ca_cert;
+	size_t n;
+
+	if (cc != CURLE_PEER_FAILED_VERIFICATION)
+		return;
+	if (!x->errbuf[0])
+		snprintf(x->errbuf, sizeof(x->errbuf), "%s", sym_curl_easy_strerror(cc));
+	n = strlen(x->errbuf);
+	if (!ca)
+		sym_curl_easy_getinfo(x->easy, CURLINFO_CAINFO, &ca);
+	snprintf(x->errbuf + n, sizeof(x->errbuf) - n, " (CA file '%s'%s)", ca ? ca : "none",
+		 x->pool->o.ca_cert ? "" : "; a private CA goes in ca_cert or CURL_CA_BUNDLE");
+}
+
 static int setup_easy(struct http_xfer *x, struct ai_err *err)
 {
 	const struct http_req *q = x->req;
@@ -514,6 +550,7 @@ static int setup_easy(struct http_xfer *x, struct ai_err *err)
 	sym_curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	sym_curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	setup_net(e, o);
 	if (q->body || (q->method && !strcmp(q->method, "POST"))) {
 		sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "");
 		sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
@@ -808,6 +845,7 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 	}
 	host_of(x->req->url, host, sizeof(host));
 	url_redact(x->errbuf);   /* libcurl may quote a proxy URL with its password */
+	name_ca(x, cc);
 	if (x->too_big) {
 		too_big_err(&e, host, x->req->to_fd ? x->req->fd_max : o->max_response);
 		finish(p, x, -1, &e);

@@ -28,6 +28,9 @@ struct http_opts {
 	long idle_timeout_ms;   /* no byte for this long ends a streamed request; 0: none */
 	int retries;            /* attempts after the first */
 	size_t max_response;    /* cap on a buffered body */
+	const char *ca_cert;    /* borrowed or NULL (libcurl's default): the CA bundle */
+	const char *proxy;      /* borrowed or NULL: the proxy, else libcurl reads the environment */
+	const char *no_proxy;   /* borrowed or NULL (loopback): hosts never sent through the proxy */
 	int verbose;            /* call debug for the exchange, Authorization redacted */
 	void (*debug)(const char *line, void *ud);
 	void *debug_ud;
