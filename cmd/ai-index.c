@@ -426,7 +426,7 @@ static int add_doc(struct ix *ix, const char *path, const char *source, struct a
 			goto failed;
 		}
 	}
-	if (cli_read_input(1, &arg, &in, &d->err))
+	if (cli_read_document(arg, &in, &d->err))
 		goto failed;
 	d->len = in.len;
 	d->text = buf_detach(&in, NULL);

@@ -4,6 +4,7 @@
 #include "agent.h"
 #include "jsonu.h"
 #include "calc.h"
+#include "url.h"
 #include "utf8.h"
 
 #include <math.h>
@@ -1159,14 +1160,15 @@ static json_object *tool_message(const char *id, const char *content)
  */
 static void name_endpoint(struct run *r, const char *model, struct ai_err *err)
 {
-	char orig[sizeof(err->msg)];
+	char orig[sizeof(err->msg)], url[128];
 	long st = err->status;
 
 	if (st != 400 && st != 404 && st != 422 && st != 500 && st != 501)
 		return;
 	memcpy(orig, err->msg, sizeof(orig));
 	ai_errf(err, err->code, "%s refused a request with tools for the model '%s'; it may not "
-		"support tool calling (use a model and server that do): %s", r->c->cfg->base_url,
+		"support tool calling (use a model and server that do): %s",
+		url_shown(r->c->cfg->base_url, url, sizeof(url)),
 		model, orig);
 	err->status = st;
 }

@@ -5,6 +5,7 @@
 #include "prices.h"
 #include "sse.h"
 #include "utf8.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -59,7 +60,7 @@ static struct ready *ready_of(struct ai_client *c)
 
 int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg, struct ai_err *err)
 {
-	const char *s, *e;
+	char host[256];
 	struct ready *r;
 
 	memset(c, 0, sizeof(*c));
@@ -71,11 +72,11 @@ int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg,
 	c->http.connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
 	c->http.retries = (int)cfg->retries;
 	c->http.verbose = cfg->verbose;
-	s = strstr(cfg->base_url, "://");
-	s = s ? s + 3 : cfg->base_url;
-	e = s + strcspn(s, "/?#");
+	c->http.ca_cert = cfg->ca_cert;
+	c->http.proxy = cfg->proxy;
+	c->http.no_proxy = cfg->no_proxy;
 	r = calloc(1, sizeof(*r));
-	if (!r || !(c->host = strndup(s, (size_t)(e - s)))) {
+	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
 		free(r);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -1256,9 +1257,10 @@ void ai_error_type(const char *body, size_t len, char *out, size_t n)
 		json_object_put(j);
 }
 
-int ai_api_request(struct ai_client *c, const char *method, const char *path,
-		   const char *const *headers, const char *body, size_t len,
-		   struct http_resp *resp, struct ai_err *err)
+/* ai_api_request, and with to_fd ai_api_download: the 2xx body goes to fd, up to fd_max bytes. */
+static int api_request(struct ai_client *c, const char *method, const char *path,
+		       const char *const *headers, const char *body, size_t len, bool to_fd, int fd,
+		       size_t fd_max, struct http_resp *resp, struct ai_err *err)
 {
 	const char *hdrs[16], *shown[16], *auth = NULL;
 	struct http_req q;
@@ -1290,6 +1292,9 @@ int ai_api_request(struct ai_client *c, const char *method, const char *path,
 	q.body = body;
 	q.body_len = len;
 	q.headers = hdrs;
+	q.to_fd = to_fd;
+	q.fd = fd;
+	q.fd_max = fd_max;
 	o.debug = c->debug;
 	o.debug_ud = c->ud;
 	rc = http_do(&o, &q, resp, err);
@@ -1303,6 +1308,24 @@ int ai_api_request(struct ai_client *c, const char *method, const char *path,
 		return ai_http_error(what, resp->status, resp->body.data, resp->body.len, err);
 	}
 	return 0;
+}
+
+int ai_api_request(struct ai_client *c, const char *method, const char *path,
+		   const char *const *headers, const char *body, size_t len,
+		   struct http_resp *resp, struct ai_err *err)
+{
+	return api_request(c, method, path, headers, body, len, false, -1, 0, resp, err);
+}
+
+int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, struct ai_err *err)
+{
+	struct http_resp resp;
+	int rc;
+
+	http_resp_init(&resp);
+	rc = api_request(c, "GET", path, NULL, NULL, 0, true, fd, max, &resp, err);
+	http_resp_release(&resp);
+	return rc;
 }
 
 double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,

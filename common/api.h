@@ -139,6 +139,15 @@ int ai_api_request(struct ai_client *c, const char *method, const char *path,
 		   struct http_resp *resp, struct ai_err *err);
 
 /*
+ * GET path as ai_api_request does, the 2xx body written to fd (a regular
+ * file open for writing, emptied first) instead of memory, so that it may
+ * be larger than any answer held in memory, up to max bytes (0: no bound).
+ * 0 when it was written whole; -1 with err (AI_EX_IOERR when fd cannot be
+ * written, AI_EX_TEMPFAIL over max); 1 under --dry-run, nothing written.
+ */
+int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, struct ai_err *err);
+
+/*
  * Writes the ledger row of one chat completion answered through the Batch API (whose
  * results arrive as files, not through ai_chat), priced at the batch rate whatever
  * c->batch_price says.  Returns the cost in USD (NAN when the model's price is unknown).

@@ -9,6 +9,9 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *cli_prog = "ai";
@@ -62,11 +65,35 @@ static void open_std_fds(void)
 			_exit(AI_EX_OSERR);
 }
 
+/*
+ * The API key lives in this process (libcurl keeps copies of the header
+ * that carries it), so a core dump would put it on disk, where
+ * systemd-coredump or apport keep it for weeks.  No core then, and not
+ * dumpable, which also keeps the user's other processes from attaching
+ * with ptrace or reading /proc/PID/mem.  An exec makes a command dumpable
+ * again; it inherits the core limit of 0 as a soft limit it may raise.
+ * AI_ALLOW_CORE=1 keeps the dump for debugging.
+ */
+static void no_core_dumps(void)
+{
+	const char *allow = getenv("AI_ALLOW_CORE");
+	struct rlimit rl;
+
+	if (allow && !strcmp(allow, "1"))
+		return;
+	if (!getrlimit(RLIMIT_CORE, &rl)) {
+		rl.rlim_cur = 0;
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+}
+
 void cli_init(struct cli *c, const char *prog)
 {
 	struct sigaction sa;
 
 	open_std_fds();
+	no_core_dumps();
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
@@ -560,6 +587,42 @@ int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out
 	while (out->len && strchr(" \t\r\n\f\v", out->data[out->len - 1]))
 		out->data[--out->len] = '\0';
 	return 0;
+}
+
+/* What a file that is not a regular one is, for a message. */
+static const char *file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" :
+	       S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "a special file";
+}
+
+int cli_read_document(const char *name, struct buf *out, struct ai_err *err)
+{
+	char *one[1];
+	struct stat st;
+	size_t from = out->len;
+	int fd, r;
+
+	if (!strcmp(name, "-")) {
+		one[0] = (char *)name;
+		return cli_read_input(1, one, out, err);
+	}
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	if ((fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return ai_errf(err, AI_EX_NOINPUT, "cannot open '%s': %s", name, strerror(errno));
+	if (fstat(fd, &st) || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return ai_errf(err, AI_EX_NOINPUT, "'%s' is %s, not a regular file: a document must be "
+			       "one (or '-' for standard input)", name, file_kind(st.st_mode));
+	}
+	r = read_fd(fd, name, out, err);
+	close(fd);
+	return r || check_text(name, out, from, err) ? -1 : 0;
 }
 
 void cli_write(const void *p, size_t n, bool flush)

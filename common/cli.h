@@ -120,6 +120,15 @@ int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out
 void cli_note_stdin(void);
 
 /*
+ * Reads one document into out as cli_read_input reads a file, but only a
+ * regular file: it is opened without blocking, so a FIFO, a device or a
+ * socket named as a document is refused at once (AI_EX_NOINPUT, saying
+ * what it is) instead of blocking or reading without end.  "-" is stdin,
+ * whatever it is.
+ */
+int cli_read_document(const char *name, struct buf *out, struct ai_err *err);
+
+/*
  * Writes n bytes to stdout and flushes when flush is true.  On EPIPE (the
  * reader went away, as with "| head -1") it exits 0 quietly; on another
  * error it exits 74 with a message.

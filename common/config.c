@@ -4,6 +4,7 @@
 #include "closest.h"
 #include "params.h"
 #include "prices.h"
+#include "url.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -122,8 +123,59 @@ int config_header_safe(const char *s)
 const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
-	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", NULL
+	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", "ca_cert",
+	"proxy", "no_proxy", NULL
 };
+
+/*
+ * ca_cert, proxy and no_proxy: 1 when key is none of them, else 0 or -1.
+ * An empty value unsets (no_proxy = "" is kept: every host through the proxy).
+ */
+static int set_net(struct ai_config *cfg, const char *key, const char *val, const char *where,
+		   struct ai_err *err)
+{
+	char **dst = !strcmp(key, "ca_cert") ? &cfg->ca_cert : !strcmp(key, "proxy") ? &cfg->proxy :
+		     !strcmp(key, "no_proxy") ? &cfg->no_proxy : NULL;
+
+	if (!dst)
+		return 1;
+	if (config_header_safe(val) || (dst == &cfg->proxy && strchr(val, ' '))) {
+		char shown[160];
+
+		return ai_errf(err, AI_EX_CONFIG, "%s: bad value '%s' for %s (see ai.conf(5))", where,
+			       url_shown(val, shown, sizeof(shown)), key);
+	}
+	if (!*val && dst != &cfg->no_proxy) {
+		free(*dst);
+		*dst = NULL;
+		return 0;
+	}
+	return set_str(dst, val) ? ai_errf(err, AI_EX_OSERR, "out of memory") : 0;
+}
+
+/*
+ * The variables the curl tool reads, as defaults under ca_cert and
+ * no_proxy: CURL_CA_BUNDLE, else SSL_CERT_FILE; no_proxy, else NO_PROXY.
+ * The config file beats them, as ~/.curlrc does for curl: they are often
+ * set for a whole machine, a profile's ca_cert for one endpoint.  (proxy
+ * needs nothing here: without it libcurl reads http_proxy and the rest.)
+ */
+static int net_from_env(struct ai_config *cfg, struct ai_err *err)
+{
+	static const struct { const char *env, *key; } map[] = {
+		{ "CURL_CA_BUNDLE", "ca_cert" }, { "SSL_CERT_FILE", "ca_cert" },
+		{ "no_proxy", "no_proxy" }, { "NO_PROXY", "no_proxy" },
+	};
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(map); i++) {
+		const char *v = getenv(map[i].env);
+		bool set = !strcmp(map[i].key, "ca_cert") ? cfg->ca_cert != NULL : cfg->no_proxy != NULL;
+
+		if (!set && v && *v && set_net(cfg, map[i].key, v, map[i].env, err))
+			return -1;
+	}
+	return 0;
+}
 
 int config_set(struct ai_config *cfg, const char *key, const char *val, const char *where,
 	       struct ai_err *err)
@@ -131,13 +183,19 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 	double d;
 	int r = 0;
 
+	if ((r = set_net(cfg, key, val, where, err)) <= 0)
+		return r;
+	r = 0;
 	if (!strcmp(key, "base_url")) {
 		size_t n;
 
 		if (config_header_safe(val) || strchr(val, ' ') ||
-		    (strncmp(val, "http://", 7) && strncmp(val, "https://", 8)))
+		    (strncmp(val, "http://", 7) && strncmp(val, "https://", 8))) {
+			char shown[160];
+
 			return ai_errf(err, AI_EX_CONFIG, "%s: base_url must be an http:// or https:// URL, not '%s'",
-				       where, val);
+				       where, url_shown(val, shown, sizeof(shown)));
+		}
 		r = set_str(&cfg->base_url, val);
 		n = cfg->base_url ? strlen(cfg->base_url) : 0;
 		while (n > 0 && cfg->base_url[n - 1] == '/')
@@ -510,7 +568,8 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	if (!cfg->path)
 		return ai_errf(err, AI_EX_CONFIG, "cannot find the config directory: set HOME or XDG_CONFIG_HOME");
 	if (read_file(cfg, cfg->profile, PASS_GLOBAL, &pi, err) || from_env(cfg, pi.endpoint, err) ||
-	    (cfg->profile && read_file(cfg, cfg->profile, PASS_PROFILE, NULL, err)))
+	    (cfg->profile && read_file(cfg, cfg->profile, PASS_PROFILE, NULL, err)) ||
+	    net_from_env(cfg, err))
 		return -1;
 	/*
 	 * OPENAI_API_KEY is the key of the environment's endpoint (OPENAI_BASE_URL,
@@ -673,6 +732,9 @@ void config_release(struct ai_config *cfg)
 	free(cfg->base_url);
 	free(cfg->model);
 	free(cfg->embed_model);
+	free(cfg->ca_cert);
+	free(cfg->proxy);
+	free(cfg->no_proxy);
 	free(cfg->profile);
 	free(cfg->path);
 	free(cfg->api_key_cmd);

@@ -25,6 +25,9 @@ struct ai_config {
 	bool endpoint_set;     /* a base URL or key was given somewhere, or a config file exists */
 	double timeout_s;
 	double connect_timeout_s;
+	char *ca_cert;         /* owned or NULL: the CA bundle that verifies TLS servers */
+	char *proxy;           /* owned or NULL: the proxy, unless the environment names one */
+	char *no_proxy;        /* owned or NULL (then loopback only): hosts reached directly */
 	long retries;
 	bool cache;
 	long cache_ttl_s;      /* 0: no bound */

@@ -1,4 +1,5 @@
 #include "http.h"
+#include "url.h"
 
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -110,6 +111,8 @@ struct http_xfer {
 	int64_t active_ms;      /* the last byte received (idle timer) */
 	bool running, idle_expired, too_big, aborted;
 	struct ai_err err;      /* filled by an on_data abort */
+	size_t fd_off;          /* to_fd: bytes written by this attempt */
+	int fd_errno;           /* to_fd: emptying the file failed */
 	struct http_xfer *next;
 	struct http_xfer **prevp;  /* in the active list: what points at this one */
 };
@@ -160,6 +163,28 @@ static long stream_idle_ms(const struct http_opts *o)
 	return t > 0 && t < i ? t : i;
 }
 
+/* 64 MiB, or AI_MAX_RESPONSE ("65536", "512K", "2M"): the one place it is read. */
+static size_t max_response(void)
+{
+	const char *v = getenv("AI_MAX_RESPONSE");
+	unsigned long long n;
+	char *end;
+
+	if (v && *v >= '0' && *v <= '9') {
+		errno = 0;
+		n = strtoull(v, &end, 10);
+		if (*end == 'K' || *end == 'M' || *end == 'G') {
+			int shift = *end == 'K' ? 10 : *end == 'M' ? 20 : 30;
+
+			n = n > (SIZE_MAX / 2) >> shift ? 0 : n << shift;
+			end++;
+		}
+		if (!*end && !errno && n > 0 && n <= SIZE_MAX / 2)
+			return (size_t)n;
+	}
+	return 64u << 20;
+}
+
 void http_opts_init(struct http_opts *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -167,7 +192,7 @@ void http_opts_init(struct http_opts *o)
 	o->timeout_ms = 600000;
 	o->idle_timeout_ms = HTTP_IDLE_TIMEOUT_MS;
 	o->retries = 2;
-	o->max_response = 64u << 20;
+	o->max_response = max_response();
 }
 
 void http_resp_init(struct http_resp *r)
@@ -382,6 +407,43 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* A piece of a download (http_req.to_fd) to the caller's file, where it is bounded by fd_max. */
+static size_t write_fd(struct http_xfer *x, const char *p, size_t len)
+{
+	const struct http_req *q = x->req;
+	size_t done = 0;
+
+	if (q->fd_max && len > q->fd_max - x->fd_off) {
+		x->too_big = true;
+		return 0;
+	}
+	errno = x->fd_errno;
+	while (!errno && done < len) {
+		ssize_t w = pwrite(q->fd, p + done, len - done, (off_t)(x->fd_off + done));
+
+		if (w > 0)
+			done += (size_t)w;
+		else if (w == 0)
+			errno = EIO;
+		else if (errno == EINTR)
+			errno = 0;
+	}
+	if (errno) {
+		ai_errf(&x->err, AI_EX_IOERR, "cannot write the download: %s", strerror(errno));
+		x->aborted = true;
+		return 0;
+	}
+	x->fd_off += len;
+	return len;
+}
+
+/* A download starts over with each attempt: what an earlier one wrote goes. */
+static void fd_restart(struct http_xfer *x)
+{
+	x->fd_off = 0;
+	x->fd_errno = x->req->to_fd && ftruncate(x->req->fd, 0) ? errno : 0;
+}
+
 static size_t on_write(char *p, size_t size, size_t n, void *ud)
 {
 	struct http_xfer *x = ud;
@@ -389,9 +451,11 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	long status = 0;
 
 	x->active_ms = http_now_ms();
-	if (!x->resp->body.len && !x->resp->delivered)
+	if (!x->resp->body.len && !x->resp->delivered && !x->fd_off)
 		x->resp->ttfb_ms = (double)(x->active_ms - x->attempt_ms);
 	sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (x->req->to_fd && status >= 200 && status < 300)
+		return write_fd(x, p, len);
 	if (x->req->on_data && status >= 200 && status < 300) {
 		x->resp->delivered = true;
 		if (x->req->on_data(p, len, x->req->ud)) {
@@ -405,6 +469,26 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 		return 0;
 	}
 	return len;
+}
+
+/*
+ * Hands one -v line to the caller without the proxy's credentials: its
+ * Proxy-Authorization header, and the userinfo of any URL (libcurl names
+ * the proxy it takes from the environment, password and all).
+ */
+static void debug_line(const struct http_opts *o, struct buf *b)
+{
+	static const char pa[] = "Proxy-Authorization:";
+	const size_t pl = sizeof(pa) - 1, at = 2;   /* after the "> " prefix */
+
+	if (b->len > at + pl && !strncasecmp(b->data + at, pa, pl)) {
+		b->len = at;
+		b->data[at] = '\0';
+		buf_addstr(b, "Proxy-Authorization: [redacted]");
+	}
+	url_redact(b->data);
+	b->len = strlen(b->data);
+	o->debug(b->data, o->debug_ud);
 }
 
 /* -v: the exchange on stderr through the caller's function, the bearer token redacted. */
@@ -442,12 +526,28 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 		else
 			buf_add(&b, data, show);
 		if (show && o->debug)
-			o->debug(b.data, o->debug_ud);
+			debug_line(o, &b);
 		data += l;
 		size -= l;
 	}
 	buf_release(&b);
 	return 0;
+}
+
+/*
+ * Trust and proxies.  libcurl reads the proxy variables but, unlike the
+ * curl tool, not CURL_CA_BUNDLE or SSL_CERT_FILE: config.c reads those
+ * into ca_cert.  Loopback never goes through a proxy unless no_proxy says
+ * otherwise: a local model server behind a corporate proxy setting would
+ * be sent to the proxy, which cannot reach it.
+ */
+static void setup_net(CURL *e, const struct http_opts *o)
+{
+	if (o->ca_cert)
+		sym_curl_easy_setopt(e, CURLOPT_CAINFO, o->ca_cert);
+	if (o->proxy)
+		sym_curl_easy_setopt(e, CURLOPT_PROXY, o->proxy);
+	sym_curl_easy_setopt(e, CURLOPT_NOPROXY, o->no_proxy ? o->no_proxy : "localhost,127.0.0.1,::1");
 }
 
 static int setup_easy(struct http_xfer *x, struct ai_err *err)
@@ -479,6 +579,7 @@ static int setup_easy(struct http_xfer *x, struct ai_err *err)
 	sym_curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 	sym_curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	sym_curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	setup_net(e, o);
 	if (q->body || (q->method && !strcmp(q->method, "POST"))) {
 		sym_curl_easy_setopt(e, CURLOPT_POSTFIELDS, q->body ? q->body : "");
 		sym_curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)q->body_len);
@@ -690,6 +791,7 @@ static void start_due(struct http_pool *p, int64_t now)
 		x->errbuf[0] = '\0';
 		x->attempt_ms = x->active_ms = now;
 		x->idle_expired = x->too_big = x->aborted = false;
+		fd_restart(x);
 		x->resp->attempts++;
 		x->running = true;
 		push_active(p, x);
@@ -715,18 +817,23 @@ static void requeue(struct http_pool *p, struct http_xfer *x, long delay)
 	p->queued++;
 }
 
+/* The host a message names: never with the "user:password@" a URL may carry. */
 static const char *host_of(const char *url, char *out, size_t n)
 {
-	const char *s = strstr(url, "://");
-	size_t l;
+	return url_host(url, out, n);
+}
 
-	s = s ? s + 3 : url;
-	l = strcspn(s, "/?#");
-	if (l >= n)
-		l = n - 1;
-	memcpy(out, s, l);
-	out[l] = '\0';
-	return out;
+/*
+ * An answer over the cap.  The limit is ours, not a refusal by the server
+ * (69 would tell a script never to try again): 75, as for an answer broken
+ * in any other way.
+ */
+static void too_big_err(struct ai_err *e, const char *host, size_t cap)
+{
+	if (cap % (1u << 20) == 0)
+		ai_errf(e, AI_EX_TEMPFAIL, "the answer from %s is larger than %zu MiB", host, cap >> 20);
+	else
+		ai_errf(e, AI_EX_TEMPFAIL, "the answer from %s is larger than %zu bytes", host, cap);
 }
 
 /* Failures of TLS verification: the server's certificate, or our CA setup; never temporary. */
@@ -775,9 +882,9 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		return;
 	}
 	host_of(x->req->url, host, sizeof(host));
+	url_redact(x->errbuf);   /* libcurl may quote a proxy URL with its password */
 	if (x->too_big) {
-		ai_errf(&e, AI_EX_UNAVAILABLE, "the answer from %s is larger than %zu MiB", host,
-			o->max_response >> 20);
+		too_big_err(&e, host, x->req->to_fd ? x->req->fd_max : o->max_response);
 		finish(p, x, -1, &e);
 		return;
 	}
@@ -795,13 +902,19 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		ai_errf(&e, AI_EX_TEMPFAIL, "cannot connect to %s: %s; is the server running?", host,
 			x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc));
 	else if (tls_refused(cc)) {
-		/* Permanent: the same certificate fails again, so no retry, and 78 says "fix the setup". */
-		char *ca = NULL;
+		/*
+		 * Permanent: the same certificate fails again, so no retry, and 78
+		 * says "fix the setup".  Which CA bundle was asked is the one thing
+		 * a user behind TLS interception needs to know.
+		 */
+		const char *ca = o->ca_cert;
 
-		sym_curl_easy_getinfo(x->easy, CURLINFO_CAINFO, &ca);
-		ai_errf(&e, AI_EX_CONFIG, "cannot verify the TLS certificate of %s: %s (CA file: %s)",
+		if (!ca)
+			sym_curl_easy_getinfo(x->easy, CURLINFO_CAINFO, &ca);
+		ai_errf(&e, AI_EX_CONFIG, "cannot verify the TLS certificate of %s: %s (CA file '%s'%s)",
 			host, x->errbuf[0] ? x->errbuf : sym_curl_easy_strerror(cc),
-			ca && *ca ? ca : "libcurl's built-in CA store");
+			ca && *ca ? ca : "libcurl's built-in store",
+			o->ca_cert ? "" : "; a private CA goes in ca_cert or CURL_CA_BUNDLE");
 		finish(p, x, -1, &e);
 		return;
 	} else if (r->delivered)

@@ -31,14 +31,20 @@ struct http_opts {
 				 * 60 s; timeout_ms, when smaller, wins); 0: timeout_ms alone */
 	int retries;            /* attempts after the first */
 	size_t max_response;    /* cap on a buffered body */
+	const char *ca_cert;    /* borrowed or NULL (libcurl's default): the CA bundle */
+	const char *proxy;      /* borrowed or NULL: the proxy, else libcurl reads the environment */
+	const char *no_proxy;   /* borrowed or NULL (loopback): hosts never sent through the proxy */
 	int verbose;            /* call debug for the exchange, Authorization redacted */
 	void (*debug)(const char *line, void *ud);
 	void *debug_ud;
 	volatile sig_atomic_t *interrupt;  /* when it becomes non-zero, everything stops */
 };
 
-/* Defaults: 10 s connect, 600 s total, 60 s of silence ends a stream, 2 retries, 64 MiB
- * responses. */
+/*
+ * Defaults: 10 s connect, 600 s total, 60 s of silence ends a stream, 2
+ * retries, 64 MiB responses (or AI_MAX_RESPONSE bytes, K, M or G, when that
+ * is set: tests lower it).
+ */
 void http_opts_init(struct http_opts *o);
 
 struct http_req {
@@ -56,6 +62,16 @@ struct http_req {
 	int (*on_data)(const char *p, size_t n, void *ud);
 	void *ud;
 	bool stream;                    /* use idle_timeout_ms instead of timeout_ms */
+	/*
+	 * For downloads: when to_fd, a 2xx body goes to fd (a regular file
+	 * open for writing) instead of resp->body, so max_response does not
+	 * bound it; fd_max does (0: nothing does).  It is written from offset
+	 * 0, and the file is emptied when each attempt starts, so a retry
+	 * starts it over.  Error bodies are still buffered.
+	 */
+	bool to_fd;
+	int fd;
+	size_t fd_max;
 };
 
 struct http_resp {

@@ -238,6 +238,48 @@ static int read_at(int fd, void *p, size_t n, off_t off)
 }
 
 /*
+ * Opens the vector file, for writing when write, created empty when
+ * create.  It is this program's own file, so nothing found in its place is
+ * trusted: a symbolic link is not followed (a link planted there would
+ * have O_TRUNC empty its target), and anything but a regular file of ours
+ * with one link is refused before it is truncated (O_NONBLOCK, so that a
+ * FIFO cannot block the open).  Returns the fd, or -1 with err.
+ */
+static int vec_file_open(struct kb *kb, bool create, bool write, struct ai_err *err)
+{
+	int flags = (write ? O_RDWR : O_RDONLY) | (create ? O_CREAT : 0);
+	int fd = open(kb->vpath, flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	const char *what = NULL;
+	struct stat st;
+
+	if (fd < 0) {
+		if (errno == ENOENT && !create)
+			return vec_damaged(kb, "is missing", err);
+		if (errno == ELOOP)
+			return ai_errf(err, AI_EX_IOERR, "vector file '%s' is a symbolic link; not followed: "
+				       "remove it and build the index again", kb->vpath);
+		return ai_errf(err, create ? AI_EX_IOERR : AI_EX_NOINPUT, "cannot %s vector file '%s': %s",
+			       create ? "create" : "open", kb->vpath, strerror(errno));
+	}
+	if (fstat(fd, &st))
+		what = strerror(errno);
+	else if (!S_ISREG(st.st_mode))
+		what = "it is not a regular file";
+	else if (create && (st.st_nlink != 1 || st.st_uid != geteuid()))
+		what = "it has other links or another owner";
+	if (!what && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK))
+		what = strerror(errno);
+	if (!what && create && ftruncate(fd, 0))
+		what = strerror(errno);
+	if (what) {
+		close(fd);
+		return ai_errf(err, AI_EX_IOERR, "refused vector file '%s': %s; remove it and build the "
+			       "index again", kb->vpath, what);
+	}
+	return fd;
+}
+
+/*
  * Creates the vector file of a new index (inside create_schema's
  * transaction): truncated, a header with a new random id, that id in the
  * meta table.
@@ -253,11 +295,11 @@ static int vec_create(struct kb *kb, struct ai_err *err)
 	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
 	memcpy(hdr, KB_VEC_MAGIC, 8);
 	memcpy(hdr + 8, hex, 32);
-	fd = open(kb->vpath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_at(fd, hdr, sizeof(hdr), 0) || fdatasync(fd)) {
+	if ((fd = vec_file_open(kb, true, true, err)) < 0)
+		return -1;
+	if (write_at(fd, hdr, sizeof(hdr), 0) || fdatasync(fd)) {
 		ai_errf(err, AI_EX_IOERR, "cannot create vector file '%s': %s", kb->vpath, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return -1;
 	}
 	close(fd);
@@ -287,12 +329,8 @@ static int vec_open(struct kb *kb, bool write, struct ai_err *err)
 		close(kb->vfd);
 		kb->vfd = -1;
 	}
-	fd = open(kb->vpath, (write ? O_RDWR : O_RDONLY) | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return vec_damaged(kb, "is missing", err);
-		return ai_errf(err, AI_EX_NOINPUT, "cannot open vector file '%s': %s", kb->vpath, strerror(errno));
-	}
+	if ((fd = vec_file_open(kb, false, write, err)) < 0)
+		return -1;
 	if ((r = read_at(fd, hdr, sizeof(hdr), 0)) != 0 || memcmp(hdr, KB_VEC_MAGIC, 8)) {
 		close(fd);
 		if (r < 0)

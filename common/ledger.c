@@ -8,6 +8,7 @@
  */
 #include "ledger.h"
 #include "db.h"
+#include "url.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -404,7 +405,8 @@ static void bind_money(sqlite3_stmt *st, int i, double v)
 
 int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *err)
 {
-	const char *host = r->host, *at;
+	const char *host = r->host;
+	char hbuf[256];
 	int rc;
 
 	if (!l->db)
@@ -420,8 +422,8 @@ int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *e
 		return db_err(l, rc, "write", err);
 
 	/* Credentials in a host ("user:key@host") never reach the file. */
-	if (host && (at = strrchr(host, '@')) != NULL)
-		host = at + 1;
+	if (host)
+		host = url_host(host, hbuf, sizeof(hbuf));
 
 	sqlite3_bind_int64(l->insert, 1, r->ts_ms);
 	bind_text(l->insert, 2, r->program);

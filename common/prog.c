@@ -2,6 +2,7 @@
 #include "models.h"
 #include "prices.h"
 #include "termout.h"
+#include "url.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -29,8 +30,13 @@ static void on_debug(const char *line, void *ud)
 static void on_dry_run(const char *method, const char *url, const char *const *headers,
 		       const char *body, void *ud)
 {
+	char *shown = strdup(url);
+
 	(void)ud;
-	printf("%s %s\n", method, url);
+	if (!shown)
+		cli_die(AI_EX_OSERR, "out of memory");
+	printf("%s %s\n", method, url_redact(shown));
+	free(shown);
 	for (; *headers; headers++)
 		printf("%s\n", *headers);
 	printf("\n%s\n", body ? body : "");

@@ -346,21 +346,43 @@ out:
 
 /* ---- results ---- */
 
+/*
+ * Downloads a result file into the job as name.  It goes straight to disk
+ * (NAME.part, renamed when whole), not through memory: a result file may
+ * be far larger than any answer (OpenAI allows 200 MB), up to what
+ * results_run reads back.
+ */
 static int download(struct ai_client *c, const struct job *j, const char *file_id,
 		    const char *name, struct ai_err *err)
 {
-	struct http_resp resp;
-	struct buf path;
-	int rc;
+	struct buf url, part, path;
+	int fd = -1, rc = -1;
 
+	buf_init(&url, 0);
+	buf_init(&part, 0);
 	buf_init(&path, 0);
-	if (buf_addf(&path, "/files/%s/content", file_id))
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	http_resp_init(&resp);
-	rc = ai_api_request(c, "GET", path.data, NULL, NULL, 0, &resp, err);
-	if (!rc)
-		rc = save(j, name, resp.body.data, resp.body.len, err);
-	http_resp_release(&resp);
+	if (buf_addf(&url, "/files/%s/content", file_id) || job_path(j, name, &path) ||
+	    buf_addf(&part, "%s.part", path.data)) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	fd = open(part.data, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", part.data, strerror(errno));
+		goto out;
+	}
+	rc = ai_api_download(c, url.data, fd, MAX_FILE, err);
+	if (!rc && fsync(fd))
+		rc = ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", part.data, strerror(errno));
+	if (close(fd) && !rc)
+		rc = ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", part.data, strerror(errno));
+	if (!rc && rename(part.data, path.data))
+		rc = ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path.data, strerror(errno));
+	if (rc)
+		unlink(part.data);
+out:
+	buf_release(&url);
+	buf_release(&part);
 	buf_release(&path);
 	return rc < 0 ? -1 : 0;
 }

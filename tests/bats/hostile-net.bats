@@ -273,7 +273,7 @@ chat_body() {
 	wait "$TLS_PID" 2>/dev/null || true
 	assert_eq "$status" 78
 	assert_contains "$stderr" "cannot verify the TLS certificate of 127.0.0.1:$port"
-	assert_contains "$stderr" "(CA file: "
+	assert_contains "$stderr" "(CA file '"
 	# Four retries would wait at least 0.375 + 0.75 + 1.5 + 3 s (backoff less jitter).
 	((ms < 4000)) || { echo "took $ms ms: retried?" >&2; false; }
 }

@@ -2,10 +2,13 @@
  * ai-testserver - the OpenAI-compatible server the bats suites run against.
  *
  *   ai-testserver --port-file FILE [--log FILE] [--exit-with-parent]
+ *                 [--tls-cert PEM --tls-key PEM]
  *
  * Binds 127.0.0.1 on an ephemeral port, writes the port number to FILE
  * (through FILE.tmp and rename(2), so a reader never sees half a number)
- * and serves until SIGTERM or SIGINT, then exits 0.
+ * and serves until SIGTERM or SIGINT, then exits 0.  With --tls-cert and
+ * --tls-key it speaks HTTPS with that certificate (the proxy and CA tests
+ * make a private CA for it).
  *
  * Like curl's sws and git's lib-httpd, it does two things for a test:
  * it records every request (one JSON line per request in the log, written
@@ -1882,7 +1885,27 @@ static int write_port_file(const char *file, unsigned port)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ai-testserver [--port-file FILE] [--log FILE] [--exit-with-parent]\n", f);
+	fputs("usage: ai-testserver [--port-file FILE] [--log FILE] [--exit-with-parent]\n"
+	      "                     [--tls-cert PEM --tls-key PEM]\n", f);
+}
+
+/* A PEM file, whole and NUL-terminated (libmicrohttpd takes certificates from memory). */
+static char *read_pem(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	struct sb b = { 0 };
+	char chunk[4096];
+	size_t n;
+
+	if (!f) {
+		fprintf(stderr, "ai-testserver: cannot open '%s': %s\n", path, strerror(errno));
+		exit(AI_EX_NOINPUT);
+	}
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		sb_add(&b, chunk, n);
+	fclose(f);
+	sb_add(&b, "", 0);
+	return b.p;
 }
 
 int main(int argc, char **argv)
@@ -1891,10 +1914,14 @@ int main(int argc, char **argv)
 		{ "port-file", required_argument, NULL, 'p' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "exit-with-parent", no_argument, NULL, 'e' },
+		{ "tls-cert", required_argument, NULL, 'c' },
+		{ "tls-key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *port_file = NULL, *log_file = NULL;
+	char *tls_cert = NULL, *tls_key = NULL;
+	struct MHD_OptionItem tls[3] = { { MHD_OPTION_END, 0, NULL } };
 	struct sockaddr_in sa;
 	struct MHD_Daemon *d;
 	const union MHD_DaemonInfo *info;
@@ -1908,13 +1935,20 @@ int main(int argc, char **argv)
 		case 'p': port_file = optarg; break;
 		case 'l': log_file = optarg; break;
 		case 'e': watch_parent = true; break;
+		case 'c': tls_cert = read_pem(optarg); break;
+		case 'k': tls_key = read_pem(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return AI_EX_USAGE;
 		}
 	}
-	if (optind != argc) {
+	if (optind != argc || !tls_cert != !tls_key) {
 		usage(stderr);
 		return AI_EX_USAGE;
+	}
+	if (tls_cert) {
+		tls[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, tls_cert };
+		tls[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, tls_key };
+		tls[2] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	}
 	if (log_file) {
 		g_logfd = open(log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -1936,7 +1970,8 @@ int main(int argc, char **argv)
 	sa.sin_port = 0;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL |
-		MHD_USE_ERROR_LOG, 0, NULL, NULL, handler, NULL,
+		MHD_USE_ERROR_LOG | (tls_cert ? MHD_USE_TLS : 0), 0, NULL, NULL, handler, NULL,
+		MHD_OPTION_ARRAY, tls,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
