@@ -1,10 +1,13 @@
 # ai-tools: one non-recursive Makefile.
 #
 #   make               build every program into bin/ (installs missing packages first, as root)
-#   make check         unit tests, then the bats suites against the test server
-#   make sanitize      the same suites on an ASan+UBSan build in build/san
+#   make check         unit tests, the fuzz corpora replayed, then the bats suites
+#   make sanitize      the same on ASan+UBSan builds: gcc's in build/san, then
+#                      clang's (make sanitize-clang, build/san-clang), which also
+#                      catches what gcc's does not (pointer overflow on NULL + 0)
 #   make bench         benchmarks (print figures, never fail)
-#   make fuzz          libFuzzer harnesses for FUZZ_SECONDS each (clang)
+#   make fuzz          every libFuzzer harness for FUZZ_SECONDS each on its seed
+#                      corpus (clang); stops at the first sanitizer report or crash
 #   make lint          mandoc -Tlint and the banned-call grep
 #   make install       PREFIX=/usr/local DESTDIR=
 .SUFFIXES:
@@ -27,7 +30,7 @@ WFLAGS    = -std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototype
 # so that one make on a fresh machine installs and builds.  make check and
 # the other test goals need the test packages too; clean needs none.  A stamp
 # per build directory keeps it to one look per build.
-TEST_GOALS = check sanitize bench fuzz lint units
+TEST_GOALS = check sanitize sanitize-clang bench fuzz lint units
 NODEP_GOALS = clean uninstall
 DEPS_GROUP := $(if $(filter $(TEST_GOALS) %/ai-testserver,$(MAKECMDGOALS)),test,build)
 NEED_DEPS := $(filter-out $(NODEP_GOALS),$(or $(MAKECMDGOALS),all))
@@ -57,6 +60,8 @@ CMD_SRC    := $(sort $(wildcard cmd/ai-*.c))
 PROGS      := $(CMD_SRC:cmd/%.c=$(BIN)/%)
 UNIT_SRC   := $(sort $(wildcard tests/unit/t_*.c))
 UNITS      := $(UNIT_SRC:tests/unit/%.c=$(O)/tests/%)
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+REPLAYS    := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/tests/%)
 SERVER     := $(O)/tests/ai-testserver
 LIBAI      := $(O)/libai.a
 MAN1       := $(sort $(wildcard man/*.1))
@@ -65,7 +70,18 @@ MAN7       := $(sort $(wildcard man/*.7))
 
 all: $(PROGS)
 
-$(O)/%.o: %.c
+# The flags an object was built with are part of what it depends on: a
+# build directory reused with other flags (a sanitizer added, recovery
+# turned off) is rebuilt rather than mixed.
+FLAGS_NOW := $(CC) $(WFLAGS) $(CFLAGS) $(SANFLAGS)
+ifneq ($(NEED_DEPS),)
+ifneq ($(FLAGS_NOW),$(file <$(O)/.flags))
+$(shell mkdir -p $(O))
+$(file >$(O)/.flags,$(FLAGS_NOW))
+endif
+endif
+
+$(O)/%.o: %.c $(O)/.flags
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -81,6 +97,14 @@ $(O)/tests/t_%: $(O)/tests/unit/t_%.o $(LIBAI)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBAI) $(LIBS)
 
+# Each fuzz harness also links without libFuzzer, against a main that runs
+# it once per file: make check replays every seed and every kept crash.
+$(O)/tests/fuzz_%: $(O)/tests/fuzz/fuzz_%.o $(O)/tests/fuzz/replay.o $(LIBAI)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(O)/tests/fuzz/replay.o $(LIBAI) $(LIBS)
+
+.SECONDARY: $(FUZZ_SRC:%.c=$(O)/%.o) $(O)/tests/fuzz/replay.o
+
 $(SERVER): $(O)/tests/server/ai-testserver.o
 	@mkdir -p $(@D)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $$(pkg-config --libs libmicrohttpd json-c) -lpthread
@@ -89,32 +113,53 @@ $(O)/tests/server/ai-testserver.o: tests/server/ai-testserver.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags libmicrohttpd) -c -o $@ $<
 
-units: $(UNITS)
+units: $(UNITS) $(REPLAYS)
 
-check: all $(UNITS) $(SERVER)
+check: all $(UNITS) $(REPLAYS) $(SERVER)
 	@sh tests/run $(O) $(BIN)
 
-# The sanitizer build lives beside the normal one and runs the same suites.
+# The sanitizer builds live beside the normal one and run the same suites:
+# gcc's, then clang's, whose UBSan checks more (pointer-overflow catches
+# NULL + 0, which gcc's lets pass).  Either stops at its first report.
 SAN = -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 sanitize:
 	@$(MAKE) --no-print-directory O=build/san BIN=build/san/bin CFLAGS='-O1 -g' SANFLAGS='$(SAN)' check
+	@$(MAKE) --no-print-directory sanitize-clang
+
+sanitize-clang:
+	@$(MAKE) --no-print-directory O=build/san-clang BIN=build/san-clang/bin CC=clang \
+		CFLAGS='-O1 -g' SANFLAGS='$(SAN)' check
 
 bench: all $(SERVER)
 	@sh tests/bench/run $(O) $(BIN)
 
+# Each harness runs on a copy of its seed corpus (tests/fuzz/corpus/NAME,
+# plus any crash kept in tests/fuzz/crashes/NAME) in build/fuzz/corpus/NAME.
+# Every sanitizer report aborts (-fno-sanitize-recover, in the library and
+# the harness alike), so a report is a crash: libFuzzer writes the input to
+# tests/fuzz/crashes/NAME/, where make check replays it until it is fixed,
+# and make fuzz stops there.
+# FUZZ=chunk,sse (or FUZZ="chunk sse") runs only those harnesses.
 FUZZ_SECONDS ?= 20
-FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_RUN = $(if $(FUZZ),$(filter $(patsubst %,tests/fuzz/fuzz_%.c,$(subst $(comma), ,$(FUZZ))),$(FUZZ_SRC)),$(FUZZ_SRC))
+comma := ,
+FUZZ_SAN = -fsanitize=address,undefined -fno-sanitize-recover=all
 fuzz:
 	@$(MAKE) --no-print-directory O=build/fuzz BIN=build/fuzz/bin CC=clang CFLAGS='-O1 -g' \
-		SANFLAGS='-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all' build/fuzz/libai.a
-	@set -e; for f in $(FUZZ_SRC); do \
-		n=$$(basename $$f .c); mkdir -p build/fuzz/corpus/$$n; \
-		clang -std=c11 -O1 -g -Icommon $(PKG_CFLAGS) -fsanitize=fuzzer,address,undefined \
+		SANFLAGS='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build/fuzz/libai.a
+	@set -e; for f in $(FUZZ_RUN); do \
+		n=$$(basename $$f .c); mkdir -p build/fuzz/corpus/$$n tests/fuzz/crashes/$$n; \
+		clang $(WFLAGS) -O1 -g -Icommon $(PKG_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) \
 			-o build/fuzz/$$n $$f build/fuzz/libai.a $(LIBS); \
-		seeds=tests/fuzz/corpus/$$n; [ -d $$seeds ] || seeds=; \
+		seeds=; for d in tests/fuzz/corpus/$$n tests/fuzz/crashes/$$n; do \
+			[ -z "$$(ls -A $$d 2>/dev/null)" ] || seeds="$$seeds $$d"; done; \
 		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
-		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			build/fuzz/corpus/$$n $$seeds 2>build/fuzz/$$n.log || { tail -40 build/fuzz/$$n.log; exit 1; }; \
+		build/fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 \
+			-artifact_prefix=tests/fuzz/crashes/$$n/ build/fuzz/corpus/$$n $$seeds \
+			2>build/fuzz/$$n.log || { tail -40 build/fuzz/$$n.log; \
+			echo "fuzz: $$n failed; the input is in tests/fuzz/crashes/$$n/ (make check replays it)"; \
+			exit 1; }; \
+		grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' build/fuzz/$$n.log || true; \
 	done
 
 lint:
@@ -147,6 +192,6 @@ uninstall:
 clean:
 	rm -rf build bin
 
-.PHONY: all units check sanitize bench fuzz lint install uninstall clean
+.PHONY: all units check sanitize sanitize-clang bench fuzz lint install uninstall clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
