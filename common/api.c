@@ -8,6 +8,7 @@
 #include "url.h"
 
 #include <ctype.h>
+#include <float.h>
 #include <math.h>
 #include <strings.h>
 #include <sodium.h>
@@ -1049,18 +1050,23 @@ static int parse_embed(struct call *k, const char *body, size_t len, struct ai_e
 						k->c->host);
 					goto out;
 				}
-				if (!isfinite(f)) {
+				/* Stored as float: a double past FLT_MAX would become infinity there. */
+				if (!isfinite(f) || fabs(f) > FLT_MAX) {
 					ai_errf(err, AI_EX_UNAVAILABLE,
-						"embedding %zu from %s holds NaN or infinity", i, k->c->host);
+						"embedding %zu from %s holds NaN, infinity or a number past float range",
+						i, k->c->host);
 					goto out;
 				}
 				v[x] = (float)f;
-				norm += f * f;
+				norm += (double)v[x] * v[x];
 			}
 			norm = sqrt(norm);
-			if (norm > 0)
-				for (size_t x = 0; x < d; x++)
-					v[x] = (float)(v[x] / norm);
+			if (!(norm > 0)) {
+				ai_errf(err, AI_EX_UNAVAILABLE, "embedding %zu from %s is all zeros", i, k->c->host);
+				goto out;
+			}
+			for (size_t x = 0; x < d; x++)
+				v[x] = (float)(v[x] / norm);
 		}
 	}
 	r->n = n;

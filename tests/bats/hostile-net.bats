@@ -208,7 +208,9 @@ chat_body() {
 		'{"data":[{"index":-1,"embedding":[1,2,3]}],"model":"e"}' \
 		'{"data":[{"index":"0","embedding":[1,2,3]}],"model":"e"}' \
 		'{"data":[{"index":5,"embedding":[1,2,3]}],"model":"e"}' \
-		'{"data":[{"index":0,"embedding":[1,null,3]}],"model":"e"}'; do
+		'{"data":[{"index":0,"embedding":[1,null,3]}],"model":"e"}' \
+		'{"data":[{"index":0,"embedding":[1e300,1]}],"model":"e"}' \
+		'{"data":[{"index":0,"embedding":[1e-300,0]}],"model":"e"}'; do
 		ctl "$(jq -cn --arg b "$b" '{push:[{path:"/v1/embeddings",status:200,body:$b}]}')"
 		run --separate-stderr ai-index --no-cache --db "$T/kb.db" "$T/doc.txt"
 		[[ $status -ne 0 ]] || { echo "accepted: $b" >&2; false; }
