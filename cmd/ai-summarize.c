@@ -4,6 +4,12 @@
  * Input longer than --max-input-tokens is split on paragraph and sentence
  * boundaries into parts that fit; the parts are summarized concurrently,
  * then their summaries are summarized (map-reduce), until one is left.
+ *
+ * Big input costs money before anything is printed, so the run is
+ * estimated first (tokens by tok_estimate, dollars by the price table):
+ * above confirm_over (ai.conf(5)) it asks on the terminal, refuses
+ * without one unless --yes, and --dry-run prints the estimate.  On a
+ * terminal, the parts' progress shows on stderr.
  */
 #include "ai.h"
 #include "api.h"
@@ -11,12 +17,17 @@
 #include "cli.h"
 #include "prog.h"
 #include "termout.h"
+#include "prices.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <strings.h>
+#include <termios.h>
+#include <unistd.h>
 
 enum {
 	OPT_WORDS = CLI_OPT_PROG, OPT_LENGTH, OPT_LANG, OPT_FOCUS, OPT_PROMPT, OPT_MAX_INPUT,
-	OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_RAW
+	OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_RAW, OPT_YES
 };
 
 static const struct cli_opt opts[] = {
@@ -31,6 +42,7 @@ static const struct cli_opt opts[] = {
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
 	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
+	{ "yes", no_argument, OPT_YES, NULL, "send input estimated above confirm_over without asking" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -40,6 +52,7 @@ struct opts {
 	long max_input, parallel, max_tokens;
 	double temperature;
 	bool raw;
+	bool yes;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -71,6 +84,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
 	case OPT_RAW: o->raw = true; break;
+	case OPT_YES: o->yes = true; break;
 	}
 }
 
@@ -134,6 +148,22 @@ struct part {
 	int rc;
 };
 
+/* The parts' progress on stderr, when it is a terminal and not -q (termout_progress). */
+static struct progress {
+	bool on;
+	size_t done, total;
+	long tokens;
+	struct termout_progress tp;
+} progress;
+
+static void progress_show(void)
+{
+	struct progress *p = &progress;
+
+	termout_progress(&p->tp, p->done == p->total, "%zu/%zu parts summarized, %ld tokens",
+			 p->done, p->total, p->tokens);
+}
+
 struct totals {
 	long prompt_tokens, completion_tokens;
 	double latency_ms;
@@ -147,10 +177,15 @@ static void part_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 {
 	struct part *p = ud;
 
-	(void)r;
 	p->rc = rc;
 	if (rc)
 		p->err = *e;
+	if (progress.on && progress.total) {
+		progress.done++;
+		progress.tokens += (r->prompt_tokens > 0 ? r->prompt_tokens : 0) +
+				   (r->completion_tokens > 0 ? r->completion_tokens : 0);
+		progress_show();
+	}
 }
 
 static void add_usage(struct totals *t, const struct ai_chat_resp *r)
@@ -178,6 +213,11 @@ static int summarize_all(struct ai_client *c, const struct opts *o, const char *
 
 	if (!p)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	/* Progress for the parts only: one request needs none. */
+	progress.total = n > 1 && !c->cfg->dry_run ? n : 0;
+	progress.done = 0;
+	if (progress.on && progress.total)
+		progress_show();
 	for (size_t i = 0; i < n; i++) {
 		struct ai_chat_req q;
 
@@ -270,10 +310,221 @@ static int summarize(struct ai_client *c, const struct opts *o, const char *text
 	return rc;
 }
 
+/* ---- the estimate and the question ---- */
+
+struct estimate {
+	size_t requests;        /* every request of every round */
+	size_t parts;           /* of the input, in the first round (1 when it fits) */
+	double in, out;         /* tokens, estimated */
+	bool priced;            /* the model has a price (listed, or price.MODEL) */
+	double usd;             /* NAN when the price is unknown; 0 for a local server's unpriced model */
+};
+
+/*
+ * Estimates what summarize() will send: the input's parts as
+ * chunk_text makes them, each with its instruction; each part's summary
+ * at the length the instruction asks for (2 x --words, capped by
+ * --max-tokens), those summaries combined the same way until one
+ * request holds them.  Every request is counted as paid: parts already
+ * in the response cache are free, so this is an upper bound then.
+ */
+static int estimate(const struct opts *o, const struct ai_client *client, const char *text,
+		    size_t len, struct estimate *e, struct ai_err *err)
+{
+	const char *model = client->cfg->model;
+	double t = (double)tok_estimate(text, len), ovh, part_out, final_out, n;
+	struct buf b;
+	struct price p;
+
+	memset(e, 0, sizeof(*e));
+	e->parts = 1;
+	buf_init(&b, 0);
+	instruction(o, &b, 1, 1000, 1000);
+	buf_addstr(&b, "You write faithful, concise summaries of the text you are given.");
+	ovh = (double)tok_estimate(b.data, b.len) + 10;   /* and the message framing */
+	buf_release(&b);
+	part_out = (double)o->words * 2 * 4 / 3;
+	final_out = (double)(strcmp(o->format, "line") ? o->words : 25) * 4 / 3;
+	if (o->max_tokens) {
+		part_out = fmin(part_out, (double)o->max_tokens);
+		final_out = fmin(final_out, (double)o->max_tokens);
+	}
+	for (int round = 0; round < 32; round++) {
+		if (t <= (double)o->max_input) {
+			e->requests++;
+			e->in += t + ovh;
+			e->out += final_out;
+			break;
+		}
+		if (round == 0) {
+			struct chunk_opts co = { (size_t)o->max_input, 0, false };
+			struct chunk_list cl = CHUNK_LIST_INIT;
+
+			if (chunk_text(text, len, &co, &cl, err))
+				return -1;
+			n = (double)cl.n;
+			e->parts = cl.n;
+			chunk_list_release(&cl);
+		} else {
+			n = ceil(t / (double)o->max_input);
+		}
+		e->requests += (size_t)n;
+		e->in += t + n * ovh;
+		e->out += n * part_out;
+		if (n * part_out >= t)
+			break;          /* the summaries would not shrink: the run stops there too */
+		t = n * part_out;
+	}
+	e->priced = prices_lookup(model, &p);
+	if (e->priced || prices_lookup_at(model, client->host, &p))
+		e->usd = (e->in * p.in_per_mtok + e->out * p.out_per_mtok) / 1e6;
+	else
+		e->usd = NAN;
+	return 0;
+}
+
+/* Tokens as people read them: 950, 12k, 3.4M. */
+static void fmt_tokens(char *out, size_t n, double v)
+{
+	if (v < 10000)
+		snprintf(out, n, "%.0f", v);
+	else if (v < 10e6)
+		snprintf(out, n, "%.0fk", v / 1000);
+	else
+		snprintf(out, n, "%.1fM", v / 1e6);
+}
+
+/* "157 requests (157 parts, then 1 to combine), about 809k tokens in and 42k out, about $0.1450 ..." */
+static void describe(const struct estimate *e, const struct ai_client *client, struct buf *b)
+{
+	char in[32], out[32];
+
+	fmt_tokens(in, sizeof(in), e->in);
+	fmt_tokens(out, sizeof(out), e->out);
+	buf_addf(b, "%zu request%s", e->requests, e->requests == 1 ? "" : "s");
+	if (e->parts > 1)
+		buf_addf(b, " (%zu parts, then %zu to combine)", e->parts, e->requests - e->parts);
+	buf_addf(b, ", about %s tokens in and %s out", in, out);
+	if (e->priced)
+		buf_addf(b, ", about $%.4f at the price of %s", e->usd, client->cfg->model);
+	else if (!isnan(e->usd))
+		buf_addf(b, ", $0 at the local endpoint %s", client->host);
+	else
+		buf_addf(b, "; no price for '%s' (price.MODEL in ai.conf(5))", client->cfg->model);
+}
+
+/* True when the estimate is above what the config lets pass unasked. */
+static bool needs_confirm(const struct ai_config *cfg, const struct estimate *e, struct buf *why)
+{
+	/* A local model costs no money, but 800k tokens keep it busy for
+	 * long: without a listed price the limit is in tokens. */
+	if (e->priced && !isnan(cfg->confirm_over) && e->usd > cfg->confirm_over) {
+		buf_addf(why, "confirm_over ($%.4f)", cfg->confirm_over);
+		return true;
+	}
+	if (!e->priced && !isnan(cfg->confirm_over_tokens) &&
+	    e->in + e->out > cfg->confirm_over_tokens) {
+		buf_addf(why, "confirm_over_tokens (%.0f)", cfg->confirm_over_tokens);
+		return true;
+	}
+	return false;
+}
+
+static bool write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+/*
+ * Asks on /dev/tty, never on stdin (which holds the text): 1 for y or
+ * yes, 0 for anything else, -1 when there is no terminal to ask on.
+ * Type-ahead is flushed first, so only an answer to this question counts.
+ */
+static int ask_tty(const char *question)
+{
+	char line[64];
+	size_t n = 0;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC), yes;
+	char *a;
+
+	if (fd < 0)
+		return -1;
+	tcflush(fd, TCIFLUSH);
+	if (!write_all(fd, question, strlen(question))) {
+		close(fd);
+		return cli_interrupted ? 0 : -1;
+	}
+	for (;;) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n + 1 < sizeof(line))
+			line[n++] = ch;
+	}
+	line[n] = '\0';
+	close(fd);
+	if (cli_interrupted)
+		exit(AI_EX_INTERRUPT);
+	a = line + strspn(line, " \t\r");
+	a[strcspn(a, " \t\r")] = '\0';
+	yes = !strcasecmp(a, "y") || !strcasecmp(a, "yes");
+	return yes;
+}
+
+/*
+ * Before anything is sent: --dry-run prints the estimate; a run above
+ * the limit is asked about on the terminal, or refused without one
+ * unless --yes.  Refused or declined exits 64 (the command needs --yes).
+ */
+static void confirm(const struct opts *o, const struct cli *c, struct ai_client *client,
+		    const char *text, size_t len)
+{
+	struct estimate e;
+	struct ai_err err;
+	struct buf what = BUF_INIT, why = BUF_INIT, q = BUF_INIT;
+	int ans;
+
+	ai_err_clear(&err);
+	if (estimate(o, client, text, len, &e, &err))
+		cli_die_err(&err);
+	describe(&e, client, &what);
+	if (client->cfg->dry_run) {
+		if (!c->quiet)
+			cli_warn("estimate: %s", what.data);
+	} else if (!o->yes && needs_confirm(client->cfg, &e, &why)) {
+		buf_addf(&q, "%s: this input makes %s, more than %s.\nSend it? [y/N] ", cli_prog, what.data,
+			 why.data);
+		ans = ask_tty(q.data);
+		if (ans < 0)
+			cli_die(AI_EX_USAGE, "not sent: %s, more than %s, and there is no terminal to ask on; "
+				"pass --yes, or raise the limit in the config (see ai.conf(5))",
+				what.data, why.data);
+		if (!ans)
+			cli_die(AI_EX_USAGE, "not sent");
+	}
+	buf_release(&what);
+	buf_release(&why);
+	buf_release(&q);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN, false };
+	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN, false, false };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
@@ -296,6 +547,11 @@ int main(int argc, char **argv)
 		cli_die_err(&err);
 	if (in.len == strspn(in.data ? in.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no input: give a file or pipe text to standard input");
+	confirm(&o, &c, &client, in.data, in.len);
+	if (!c.quiet && isatty(STDERR_FILENO)) {
+		progress.on = true;
+		termout_progress_init(&progress.tp);
+	}
 
 	buf_init(&out, 0);
 	if (summarize(&client, &o, in.data, in.len, &t, &out, &err))

@@ -3,8 +3,10 @@
  *
  * Reads the ledger every model call writes (common/ledger.h) and prints,
  * per program, model or day: requests per day, average and p95 latency,
- * tokens, cost per day, cache hit rate and the dollars hits saved, then
- * the totals and a month's projection.  It makes no model call, so it
+ * the tokens billed, cost per day, cache hit rate, the dollars hits saved
+ * and the tokens they served, then the totals and a month's projection.
+ * -m MODEL, a common option meaning "the model to use" elsewhere, here
+ * keeps only that model's calls.  It makes no model call, so it
  * needs no endpoint or key.
  */
 #include "ai.h"
@@ -22,7 +24,7 @@
 enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES };
 
 static const struct cli_opt opts[] = {
-	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, or Nd for the last N days" },
+	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, yesterday, or Nd for the last N days" },
 	{ "until", required_argument, OPT_UNTIL, "DATE", "up to DATE, that day included" },
 	{ "by", required_argument, OPT_BY, "KEY", "one row per program (default), model or day" },
 	{ "db", required_argument, OPT_DB, "FILE", "read this ledger instead of $XDG_DATA_HOME/ai/usage.db" },
@@ -58,23 +60,23 @@ static void on_opt(int val, const char *arg, void *ud)
 
 /* ---- formatting ---- */
 
-#define NCOLS 9
+#define NCOLS 10
 #define CELL 40
 
-/* Money as people read it: cents, or below a cent two significant digits ($0.0041, $0.000041). */
+/*
+ * Money, in one format everywhere (table, totals, projection, budget):
+ * four decimals, so that a column lines up on its point and its figures
+ * can be added by eye ($1.2500, $0.0020, $0.0001).  What rounds to
+ * $0.0000 but is not zero shows as <$0.0001; the exact sums are in --json.
+ */
 static void fmt_usd(char *out, size_t n, double v)
 {
-	int dec = 2;
-
-	if (isnan(v)) {
+	if (isnan(v))
 		snprintf(out, n, "-");
-		return;
-	}
-	if (v != 0 && fabs(v) < 0.01)
-		dec = (int)-floor(log10(fabs(v))) + 1;
-	if (dec > 10)
-		dec = 10;
-	snprintf(out, n, "$%.*f", dec, v);
+	else if (v > 0 && v < 0.00005)
+		snprintf(out, n, "<$0.0001");
+	else
+		snprintf(out, n, "$%.4f", v == 0 ? 0.0 : v);
 }
 
 /* A number with at most dec decimals, trailing zeros dropped: 12, 3.5, 33.3. */
@@ -112,6 +114,7 @@ static void row_cells(const struct ledger_group *g, const char *key, char c[NCOL
 	snprintf(c[3], CELL, "%ld", g->p95_latency_ms);
 	snprintf(c[4], CELL, "%" PRId64, g->prompt_tokens);
 	snprintf(c[5], CELL, "%" PRId64, g->completion_tokens);
+	snprintf(c[9], CELL, "%" PRId64, g->hit_prompt_tokens + g->hit_completion_tokens);
 	fmt_usd(usd, sizeof(usd), per_day(g->cost, g->days));
 	snprintf(c[6], CELL, "%s%s", usd, g->unknown_cost && !isnan(g->cost) ? "*" : "");
 	fmt_num(pct, sizeof(pct), 100.0 * g->hit_rate, 1);
@@ -161,6 +164,21 @@ static json_object *jnum(double v)
 	return json_object_new_double_s(v, s);
 }
 
+/*
+ * Dollars in plain decimal notation, rounded to a billionth of a dollar
+ * (a thousandth of a token at the cheapest prices), trailing zeros
+ * dropped: 0.00001545, never 1.5449999999999996e-05 or 1.545e-05.
+ */
+static json_object *jusd(double v)
+{
+	char s[48];
+
+	if (isnan(v) || isinf(v) || fabs(v) >= 1e15)
+		return jnum(v);
+	fmt_num(s, sizeof(s), v, 9);
+	return json_object_new_double_s(strtod(s, NULL), s);
+}
+
 static json_object *group_json(const struct ledger_group *g, const char *by, bool total)
 {
 	json_object *j = json_object_new_object();
@@ -176,12 +194,14 @@ static json_object *group_json(const struct ledger_group *g, const char *by, boo
 	prog_add(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
 	prog_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
 	prog_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
-	prog_add(j, "cost", jnum(g->cost));
-	prog_add(j, "cost_per_day", jnum(per_day(g->cost, g->days)));
+	prog_add(j, "hit_tokens_in", json_object_new_int64(g->hit_prompt_tokens));
+	prog_add(j, "hit_tokens_out", json_object_new_int64(g->hit_completion_tokens));
+	prog_add(j, "cost", jusd(g->cost));
+	prog_add(j, "cost_per_day", jusd(per_day(g->cost, g->days)));
 	prog_add(j, "unknown_cost", json_object_new_int64(g->unknown_cost));
 	prog_add(j, "hits", json_object_new_int64(g->hits));
 	prog_add(j, "hit_rate", jnum(g->hit_rate));
-	prog_add(j, "saved", jnum(g->saved));
+	prog_add(j, "saved", jusd(g->saved));
 	return j;
 }
 
@@ -231,6 +251,44 @@ static int print_prices(bool json)
 
 /* ---- the report ---- */
 
+/* True when the one day of the totals t is today, so not over yet. */
+static bool local_today(const struct ledger_group *t)
+{
+	struct ai_err e;
+	int64_t midnight;
+
+	ai_err_clear(&e);
+	return !ledger_parse_time("today", false, ledger_now_ms(), &midnight, &e) &&
+	       t->last_ms >= midnight;
+}
+
+/*
+ * -m MODEL matched no row: says so (unless -q) and names the models that
+ * are in the range, since a name that nearly matches is the usual cause.
+ */
+static int no_such_model(struct ledger *l, const struct cli *c, const struct opts *o,
+			 int64_t since, int64_t until, struct ai_err *err)
+{
+	struct ledger_group *g = NULL;
+	size_t n = 0;
+	struct buf b = BUF_INIT;
+
+	if (c->quiet)
+		return 0;
+	if (ledger_report(l, "model", since, until, &g, &n, err))
+		return -1;
+	buf_addf(&b, "no calls of model '%s' recorded in '%s'%s", c->model, l->path,
+		 o->since || o->until ? " in that range" : "");
+	for (size_t i = 0; i < n && i < 20; i++)
+		buf_addf(&b, "%s'%s'", i ? ", " : "; the models there: ", g[i].key);
+	if (n > 20)
+		buf_addstr(&b, ", ...");
+	cli_warn("%s", b.data);
+	buf_release(&b);
+	ledger_groups_free(g, n);
+	return 0;
+}
+
 static const char *key_header(const char *by)
 {
 	return !strcmp(by, "model") ? "MODEL" : !strcmp(by, "day") ? "DAY" : "PROGRAM";
@@ -244,14 +302,14 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 	double month;
 	int rc = -1;
 
-	if (ledger_report(l, o->by, since, until, &g, &n, err) ||
-	    ledger_report(l, "all", since, until, &t, &nt, err))
+	if (ledger_report_model(l, o->by, c->model, since, until, &g, &n, err) ||
+	    ledger_report_model(l, "all", c->model, since, until, &t, &nt, err))
 		goto out;
 	if (!n || !nt) {
-		if (!c->quiet)
+		rc = c->model ? no_such_model(l, c, o, since, until, err) : 0;
+		if (!c->model && !c->quiet)
 			cli_warn("no calls recorded in '%s'%s", l->path,
 				 o->since || o->until ? " in that range" : " yet");
-		rc = 0;
 		goto out;
 	}
 	month = per_day(t->cost, t->days) * 30;
@@ -265,14 +323,15 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 		{
 			json_object *j = group_json(t, o->by, true);
 
-			prog_add(j, "projected_month", jnum(month));
+			prog_add(j, "projected_month", jusd(month));
+			prog_add(j, "projected_from_days", json_object_new_int64(t->days));
 			prog_print_json(j);
 			json_object_put(j);
 		}
 	} else {
 		static const char *const head[NCOLS] = {
 			NULL, "REQ/DAY", "AVG_MS", "P95_MS", "TOKENS_IN", "TOKENS_OUT", "COST/DAY",
-			"HIT%", "SAVED"
+			"HIT%", "SAVED", "HIT_TOKENS"
 		};
 		char (*cells)[NCOLS][CELL] = calloc(n + 2, sizeof(*cells));
 		char usd[32];
@@ -287,9 +346,17 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 		print_table(cells, n + 2, NCOLS, isatty(STDOUT_FILENO));
 		free(cells);
 		fmt_usd(usd, sizeof(usd), month);
-		cli_puts("projected month: ", false);
-		cli_puts(usd, false);
-		cli_puts("\n", false);
+		{
+			struct buf b = BUF_INIT;
+
+			/* Thirty times the daily average, and on how many days that
+			 * average rests: one afternoon makes a rough guess, and says so. */
+			buf_addf(&b, "projected month: %s (30 x the average of %ld day%s%s)\n", usd,
+				 t->days, t->days == 1 ? "" : "s",
+				 t->days == 1 && local_today(t) ? ", today so far" : "");
+			cli_write(b.data, b.len, false);
+			buf_release(&b);
+		}
 		if (t->unknown_cost) {
 			struct buf b = BUF_INIT;
 
@@ -333,7 +400,8 @@ int main(int argc, char **argv)
 
 	cli_init(&c, "ai-usage");
 	c.usage = "[OPTION]...";
-	c.summary = "Show what the model calls recorded in the usage ledger cost, per program, model or day.";
+	c.summary = "Show what the model calls recorded in the usage ledger cost, per program, model or day.\n"
+		    "-m MODEL keeps only the calls of that model (exactly as sent).";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	if (optind_ < argc)

@@ -292,6 +292,18 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		if (parse_num(val, 0, 1e9, &d))
 			goto bad;
 		cfg->budget_daily = d;
+	} else if (!strcmp(key, "confirm_over") || !strcmp(key, "confirm_over_tokens")) {
+		/* Empty turns the question off; see ai.conf(5). */
+		bool tokens = !strcmp(key, "confirm_over_tokens");
+		double *to = tokens ? &cfg->confirm_over_tokens : &cfg->confirm_over;
+
+		if (!*val) {
+			*to = NAN;
+			return 0;
+		}
+		if (parse_num(val, 0, tokens ? 1e12 : 1e9, &d) || (tokens && d != floor(d)))
+			goto bad;
+		*to = d;
 	} else if (!strcmp(key, "max_input")) {
 		uint64_t sz;
 
@@ -555,6 +567,8 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	cfg->cache_max = 512ull << 20;
 	cfg->ledger = true;
 	cfg->budget_daily = NAN;
+	cfg->confirm_over = 0.50;
+	cfg->confirm_over_tokens = 200000;
 	cfg->temperature = NAN;
 	cfg->max_input = 32u << 20;
 	if (set_str(&cfg->base_url, DEFAULT_BASE_URL) || set_str(&cfg->model, DEFAULT_MODEL) ||

@@ -34,6 +34,8 @@ struct ai_config {
 	uint64_t cache_max;    /* bytes */
 	bool ledger;
 	double budget_daily;   /* USD; NAN when unset */
+	double confirm_over;   /* USD: ai-summarize asks before a run estimated above it; NAN: never */
+	double confirm_over_tokens; /* the same in tokens, for a model without a price; NAN: never */
 	bool log_prompts;
 	bool dry_run;
 	int verbose;

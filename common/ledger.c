@@ -9,6 +9,7 @@
 #include "ledger.h"
 #include "db.h"
 #include "url.h"
+#include "prices.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -595,6 +596,12 @@ static void add_count(int64_t *sum, int64_t v)
 int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t until_ms,
 		  struct ledger_group **out, size_t *n, struct ai_err *err)
 {
+	return ledger_report_model(l, by, NULL, since_ms, until_ms, out, n, err);
+}
+
+int ledger_report_model(struct ledger *l, const char *by, const char *model, int64_t since_ms,
+			int64_t until_ms, struct ledger_group **out, size_t *n, struct ai_err *err)
+{
 	const char *expr = key_expr(by);
 	struct buf sql = BUF_INIT;
 	sqlite3_stmt *st = NULL;
@@ -615,9 +622,15 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
 		return ai_errf(err, AI_EX_SOFTWARE, "usage ledger not open");
 	/* Sorted by key, then latency, so one pass makes each group and its
 	 * latencies arrive in order for the nearest-rank p95. */
-	if (buf_addf(&sql, "SELECT ifnull(%s, '-') AS k, ts_ms, latency_ms, prompt_tokens,"
-		     " completion_tokens, cost, cached, saved FROM calls"
-		     " WHERE ts_ms >= ?1 AND ts_ms < ?2 ORDER BY k, latency_ms", expr) < 0)
+	/* A hit's tokens were not billed: they are summed apart (columns 9
+	 * and 10), so that the billed tokens and the cost add up. */
+	if (buf_addf(&sql, "SELECT ifnull(%s, '-') AS k, ts_ms, latency_ms,"
+		     " CASE WHEN cached THEN NULL ELSE prompt_tokens END,"
+		     " CASE WHEN cached THEN NULL ELSE completion_tokens END, cost, cached, saved,"
+		     " host, CASE WHEN cached THEN prompt_tokens END,"
+		     " CASE WHEN cached THEN completion_tokens END FROM calls"
+		     " WHERE ts_ms >= ?1 AND ts_ms < ?2 AND (?3 IS NULL OR model = ?3)"
+		     " ORDER BY k, latency_ms", expr) < 0)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	rc = sqlite3_prepare_v2(l->db, sql.data, -1, &st, NULL);
 	buf_release(&sql);
@@ -625,6 +638,7 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
 		return db_err(l, rc, "read", err);
 	sqlite3_bind_int64(st, 1, since_ms);
 	sqlite3_bind_int64(st, 2, until_ms);
+	bind_text(st, 3, model);
 
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -673,15 +687,23 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
 		add_count(&g->prompt_tokens, sqlite3_column_int64(st, 3));
 		add_count(&g->completion_tokens, sqlite3_column_int64(st, 4));
 		if (sqlite3_column_type(st, 5) == SQLITE_NULL) {
-			g->unknown_cost++;
+			/* Rows written before a local server's calls were priced 0. */
+			if (prices_host_local((const char *)sqlite3_column_text(st, 8)))
+				any_cost = true;
+			else
+				g->unknown_cost++;
 		} else {
 			g->cost += sqlite3_column_double(st, 5);
 			any_cost = true;
 		}
 		if (sqlite3_column_int(st, 6)) {
 			g->hits++;
+			g->hit_prompt_tokens += sqlite3_column_int64(st, 9);
+			g->hit_completion_tokens += sqlite3_column_int64(st, 10);
 			if (sqlite3_column_type(st, 7) != SQLITE_NULL) {
 				g->saved += sqlite3_column_double(st, 7);
+				hits_saved++;
+			} else if (prices_host_local((const char *)sqlite3_column_text(st, 8))) {
 				hits_saved++;
 			}
 		}
@@ -731,8 +753,8 @@ int ledger_parse_time(const char *s, bool end, int64_t now_ms, int64_t *out, str
 
 	if (!s || !*s)
 		goto bad;
-	if (strcmp(s, "today") == 0) {
-		*out = local_midnight_ms(now_ms, end ? 1 : 0);
+	if (strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0) {
+		*out = local_midnight_ms(now_ms, (end ? 1 : 0) - (s[0] == 'y'));
 		return 0;
 	}
 	/* "Nd" */
@@ -773,6 +795,6 @@ int ledger_parse_time(const char *s, bool end, int64_t now_ms, int64_t *out, str
 	}
 	return 0;
 bad:
-	return ai_errf(err, AI_EX_USAGE, "bad date '%s': want YYYY-MM-DD, today, or Nd for the last N days",
+	return ai_errf(err, AI_EX_USAGE, "bad date '%s': want YYYY-MM-DD, today, yesterday, or Nd for the last N days",
 		       s ? s : "");
 }

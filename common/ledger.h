@@ -138,10 +138,14 @@ struct ledger_group {
 	double hit_rate;              /* hits / requests */
 	double avg_latency_ms;        /* over every row, hits included */
 	long p95_latency_ms;          /* nearest rank: the ceil(0.95 n)-th smallest latency */
-	int64_t prompt_tokens;        /* sums of the known counts */
-	int64_t completion_tokens;
+	int64_t prompt_tokens;        /* sums of the known counts of the billed calls (not hits), */
+	int64_t completion_tokens;    /* so that they and cost add up */
+	int64_t hit_prompt_tokens;    /* the same sums over the hits: tokens the cache served */
+	int64_t hit_completion_tokens;
 	double cost;                  /* sum of the known costs; NAN when no row's cost is known */
-	long unknown_cost;            /* rows whose cost is unknown (an unpriced model) */
+	long unknown_cost;            /* rows whose cost is unknown (an unpriced model); a row of
+	                                 unknown cost from a loopback host counts as cost 0
+	                                 (prices_host_local), as new calls there are priced */
 	double saved;                 /* sum of the known savings of hits; 0 without hits, NAN when no hit's saving is known */
 	int64_t first_ms, last_ms;    /* earliest and latest row of the group */
 };
@@ -156,13 +160,22 @@ struct ledger_group {
 int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t until_ms,
 		  struct ledger_group **out, size_t *n, struct ai_err *err);
 
+/*
+ * As ledger_report, with only the rows of one model (compared exactly,
+ * as sent) when model is not NULL.  The per-day denominator then starts
+ * at that model's first row in the range.
+ */
+int ledger_report_model(struct ledger *l, const char *by, const char *model, int64_t since_ms,
+			int64_t until_ms, struct ledger_group **out, size_t *n, struct ai_err *err);
+
 /* Frees what ledger_report returned. */
 void ledger_groups_free(struct ledger_group *g, size_t n);
 
 /*
  * Parses a --since/--until argument to ms since the epoch, in local
  * time: "YYYY-MM-DD" is that date's midnight, or with end=true the next
- * midnight (so "--until 2026-01-31" includes the 31st); "today" likewise;
+ * midnight (so "--until 2026-01-31" includes the 31st); "today" and
+ * "yesterday" likewise;
  * "Nd" (1 <= N <= 36500) is the midnight that begins the last N days,
  * today included ("7d": today and the 6 days before).  now_ms is the
  * time to count from (ledger_now_ms() in a program).  Fails with

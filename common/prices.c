@@ -12,8 +12,11 @@
  */
 #include "prices.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <strings.h>
 
 /*
  * USD per million tokens, standard (not Batch, not cached-input) tier,
@@ -358,6 +361,61 @@ double prices_cost(const char *model, long prompt_tokens, long completion_tokens
 		return NAN;
 	c = ((double)prompt_tokens * p.in_per_mtok + (double)completion_tokens * p.out_per_mtok) / 1e6;
 	return batch ? c / 2 : c;
+}
+
+bool prices_host_local(const char *host)
+{
+	const char *at, *end;
+	char name[64];
+	size_t n;
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!host)
+		return false;
+	if ((at = strrchr(host, '@')) != NULL)
+		host = at + 1;
+	if (*host == '[') {
+		host++;
+		end = strchr(host, ']');
+		if (!end)
+			return false;
+	} else {
+		end = host + strcspn(host, ":");
+	}
+	n = (size_t)(end - host);
+	if (n == 0 || n >= sizeof(name))
+		return false;
+	memcpy(name, host, n);
+	name[n] = '\0';
+	if (!strcasecmp(name, "localhost") || !strcasecmp(name, "localhost."))
+		return true;
+	if (inet_pton(AF_INET, name, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, name, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+bool prices_lookup_at(const char *model, const char *host, struct price *out)
+{
+	if (prices_lookup(model, out))
+		return true;
+	if (!prices_host_local(host))
+		return false;
+	if (out)
+		out->in_per_mtok = out->out_per_mtok = 0;
+	return true;
+}
+
+double prices_cost_at(const char *model, const char *host, long prompt_tokens,
+		      long completion_tokens, bool batch)
+{
+	double c = prices_cost(model, prompt_tokens, completion_tokens, batch);
+
+	if (isnan(c) && prompt_tokens >= 0 && completion_tokens >= 0 && prices_host_local(host))
+		return 0;
+	return c;
 }
 
 size_t prices_builtin_count(void)

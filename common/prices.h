@@ -72,6 +72,27 @@ void prices_clear_overrides(void);
 double prices_cost(const char *model, long prompt_tokens, long completion_tokens, bool batch);
 
 /*
+ * True when host (an endpoint's authority as the ledger records it:
+ * "127.0.0.1:8080", "localhost", "[::1]:11434", perhaps after
+ * "user@") is a loopback address: 127.0.0.0/8, ::1 or "localhost".
+ * A model served there runs on this machine and costs no money.
+ */
+bool prices_host_local(const char *host);
+
+/*
+ * As prices_lookup, but a model without a price served by a loopback
+ * host (prices_host_local) is priced 0 instead of unknown: a local
+ * server (Ollama, llama.cpp) bills nothing, and asking the user for
+ * price.MODEL there is noise.  A listed or overridden price still wins,
+ * so price.MODEL can give a local model a cost.
+ */
+bool prices_lookup_at(const char *model, const char *host, struct price *out);
+
+/* As prices_cost, with the loopback default of prices_lookup_at. */
+double prices_cost_at(const char *model, const char *host, long prompt_tokens,
+		      long completion_tokens, bool batch);
+
+/*
  * The compiled-in table, for tests and "ai-usage --prices": entry i
  * (0 <= i < prices_builtin_count()) in *name (borrowed, static) and *p.
  * Returns false when i is out of range.

@@ -5,8 +5,8 @@ source (status dirname)/_ai-common.fish
 set -l c ai-usage
 complete -c $c -f
 __ai_common_complete $c 'print JSON lines'
-complete -c $c -l since -x -a 'today 1d 7d 30d' -d 'only calls from this date on'
-complete -c $c -l until -x -a 'today' -d 'only calls up to the end of this date'
+complete -c $c -l since -x -a 'today yesterday 1d 7d 30d' -d 'only calls from this date on'
+complete -c $c -l until -x -a 'today yesterday' -d 'only calls up to the end of this date'
 complete -c $c -l by -x -a 'program model day' -d 'one row per program, model or day'
 complete -c $c -l db -r -F -d 'read this ledger'
 complete -c $c -l prices -d 'print the price table and exit'

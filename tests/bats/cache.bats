@@ -249,8 +249,9 @@ ledger() {
 
 @test "budget: a call after today's spend reached AI_BUDGET_DAILY exits 75 and is not sent" {
 	mkdir -p "$XDG_CONFIG_HOME/ai"
-	# 100,000 USD per million tokens: the echo's ~50 tokens cost several dollars.
-	echo 'price.costly = 100000 100000' >"$XDG_CONFIG_HOME/ai/config"
+	# 100,000 USD per million tokens: the echo's ~50 tokens cost several dollars.  So much
+	# is above confirm_over, which would refuse it without a terminal: off, this is the budget.
+	printf 'price.costly = 100000 100000\nconfirm_over =\n' >"$XDG_CONFIG_HOME/ai/config"
 	export AI_BUDGET_DAILY=1
 	run --separate-stderr ai-summarize -m costly --prompt P <<<"first"
 	assert_eq "$status" 0 "the first call, under the budget"

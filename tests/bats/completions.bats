@@ -141,7 +141,7 @@ EOF
 	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --no- | sorted)" "--no-cache"
 	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize x.txt --ver | sorted)" "--verbose --version"
 	assert_eq "$(bcomp "$C/bash/ai-usage" ai-usage --by '' | sorted)" "day model program"
-	assert_eq "$(bcomp "$C/bash/ai-usage" ai-usage --since '' | sorted)" "1d 30d 7d today"
+	assert_eq "$(bcomp "$C/bash/ai-usage" ai-usage --since '' | sorted)" "1d 30d 7d today yesterday"
 	assert_eq "$(bcomp "$C/bash/ai-stream" ai-stream --ss | sorted)" "--sse"
 	assert_eq "$(bcomp "$C/bash/ai-ask" ai-ask --ret | sorted)" "--retries --retrieve-only"
 	# Operands: files where the program reads files, nothing where it reads text.

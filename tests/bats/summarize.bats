@@ -429,3 +429,123 @@ CHAT=/v1/chat/completions
 	assert_not_contains "$stderr" $'\e'
 	assert_contains "$stderr" $'< X-Note: a\u241b[2Jb\u241b]52;c;eA==\u2407'
 }
+
+# long_input FILE [N]: N (60) short paragraphs, split into several parts at --max-input-tokens 200.
+long_input() {
+	local i
+	for ((i = 1; i <= ${2:-60}; i++)); do
+		echo "Paragraph $i tells a short story about item number $i and what became of it in the end."
+		echo
+	done >"$1"
+}
+
+# conf LINE...: writes the config file.
+conf() {
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	printf '%s\n' "$@" >"$XDG_CONFIG_HOME/ai/config"
+}
+
+@test "summarize: --dry-run prints the estimate on stderr, beside the requests" {
+	long_input "$T/long"
+	run --separate-stderr ai-summarize --dry-run --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	assert_contains "$output" "POST http://127.0.0.1:$PORT/v1/chat/completions"
+	parts=$(grep -c '^POST ' <<<"$output")
+	((parts >= 4)) || { echo "parts=$parts" >&2; false; }
+	assert_contains "$stderr" "ai-summarize: estimate: "
+	assert_contains "$stderr" " ($parts parts, then "
+	assert_contains "$stderr" "at the price of gpt-4o-mini"
+	[[ $stderr =~ about\ [0-9]+\ tokens\ in\ and\ [0-9]+\ out,\ about\ \$0\.[0-9]{4} ]] ||
+		{ echo "no token and dollar estimate in [$stderr]" >&2; false; }
+	assert_eq "$(request_count)" 0
+	# A model without a price at a loopback endpoint: no money, and it says why.
+	run --separate-stderr ai-summarize --dry-run -m local-model <<<"short text"
+	assert_contains "$stderr" "estimate: 1 request, about "
+	assert_contains "$stderr" "\$0 at the local endpoint 127.0.0.1:$PORT"
+	run --separate-stderr ai-summarize --dry-run -q <<<"short text"
+	assert_eq "$stderr" ""
+}
+
+@test "summarize: above confirm_over without a terminal: refused (64), nothing sent; --yes sends" {
+	long_input "$T/long"
+	conf 'confirm_over = 0.0001'
+	run --separate-stderr setsid -w ai-summarize --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 64
+	assert_eq "$output" ""
+	assert_contains "$stderr" "ai-summarize: not sent: "
+	assert_contains "$stderr" "more than confirm_over (\$0.0001), and there is no terminal to ask on; pass --yes"
+	assert_eq "$(request_count)" 0
+	# Piped input is no answer either.
+	run --separate-stderr setsid -w bash -c "yes | ai-summarize --max-input-tokens 200 '$T/long'"
+	assert_eq "$status" 64
+	assert_eq "$(request_count)" 0
+	run --separate-stderr setsid -w ai-summarize --yes --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	((${#output} > 0))
+	(($(request_count) > 4))
+	# Below the limit: no question.
+	conf 'confirm_over = 5'
+	run --separate-stderr setsid -w ai-summarize --no-cache --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	# Empty turns it off.
+	conf 'confirm_over =' 'confirm_over_tokens ='
+	run --separate-stderr setsid -w ai-summarize --no-cache -m unpriced --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	conf 'confirm_over = lots'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "bad value 'lots' for confirm_over"
+}
+
+@test "summarize: a model without a price is held to confirm_over_tokens" {
+	long_input "$T/long"
+	conf 'confirm_over_tokens = 1000'
+	run --separate-stderr setsid -w ai-summarize -m unpriced --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "more than confirm_over_tokens (1000)"
+	assert_eq "$(request_count)" 0
+	# The default (200000 tokens) lets this small input pass.
+	conf ''
+	run --separate-stderr setsid -w ai-summarize -m unpriced --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	conf 'confirm_over_tokens = 1.5'
+	run --separate-stderr ai-summarize <<<"text"
+	assert_eq "$status" 78
+}
+
+@test "summarize: on a terminal it asks: y sends, anything else sends nothing" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	long_input "$T/long"
+	conf 'confirm_over = 0.0001'
+	: >"$T/tty"
+	# The text comes on stdin, as in "cat big.log | ai-summarize"; the answer from the terminal.
+	{ wait_for_output "$T/tty" "[y/N]" && printf 'y\n'; } |
+		on_tty "ai-summarize --max-input-tokens 200 <'$T/long'" >"$T/tty" 2>&1
+	assert_contains "$(cat "$T/tty")" "ai-summarize: this input makes "
+	assert_contains "$(cat "$T/tty")" "more than confirm_over (\$0.0001)."
+	assert_contains "$(cat "$T/tty")" "Send it? [y/N]"
+	n=$(request_count)
+	((n > 4)) || { echo "requests=$n" >&2; false; }
+	: >"$T/tty"
+	{ wait_for_output "$T/tty" "[y/N]" && printf 'nope\n'; } |
+		on_tty "ai-summarize --no-cache --max-input-tokens 200 <'$T/long'; echo exit=\$?" >"$T/tty" 2>&1 || true
+	assert_contains "$(cat "$T/tty")" "ai-summarize: not sent"
+	assert_eq "$(request_count)" "$n"
+}
+
+@test "summarize: progress of the parts on a terminal only; plain lines under TERM=dumb" {
+	command -v script >/dev/null || skip "script(1) is not installed"
+	long_input "$T/long"
+	TERM=xterm on_tty "ai-summarize --max-input-tokens 200 '$T/long'" </dev/null >"$T/tty" 2>&1
+	parts=$(requests $CHAT | jq -r '.body.messages[-1].content' | grep -c '^This is part ')
+	assert_contains "$(cat "$T/tty")" $'\r\033[Kai-summarize: '"$parts/$parts parts summarized"
+	TERM=dumb on_tty "ai-summarize --no-cache --max-input-tokens 200 '$T/long'" </dev/null >"$T/tty" 2>&1
+	assert_contains "$(cat "$T/tty")" "ai-summarize: $parts/$parts parts summarized"
+	assert_not_contains "$(cat "$T/tty")" $'\033['
+	TERM=xterm on_tty "ai-summarize -q --no-cache --max-input-tokens 200 '$T/long'" </dev/null >"$T/tty" 2>&1
+	assert_not_contains "$(cat "$T/tty")" "parts summarized"
+	# Not a terminal: nothing on stderr.
+	run --separate-stderr ai-summarize --no-cache --max-input-tokens 200 "$T/long"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+}

@@ -20,13 +20,14 @@ make_ledger() {
 	sqlite3 "$DB" 'DELETE FROM calls'
 }
 
-# row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC).
+# row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC),
+# made to the endpoint host $HOST_ (api.example.com unless set).
 row() {
 	local ts
 	ts=$(($(date -u -d "$1" +%s) * 1000))
 	sqlite3 "$DB" "INSERT INTO calls(ts_ms, program, model, host, prompt_tokens, completion_tokens,
 		latency_ms, status, cached, cost, saved)
-		VALUES($ts, $2, $3, 'api.example.com', $4, $5, $6, 200, $7, $8, $9)"
+		VALUES($ts, $2, $3, '${HOST_:-api.example.com}', $4, $5, $6, 200, $7, $8, $9)"
 }
 
 # known_rows: six calls over three days of January 2024; see the sums in the tests.
@@ -47,13 +48,15 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	run --separate-stderr ai-usage "${RANGE[@]}"
 	assert_eq "$status" 0
 	assert_eq "$stderr" ""
-	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED)
+	# TOKENS_IN and TOKENS_OUT are the billed calls' (they add up with the cost); the hit's
+	# 100 + 10 tokens are in HIT_TOKENS.
+	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED HIT_TOKENS)
 	want=${want%$'\t'}$'\n'
-	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.00\t0%\t$0.00\n'
-	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.00\n'
-	want+=$'ai-summarize\t1\t100\t200\t400\t40\t$0.25\t33.3%\t$0.25\n'
-	want+=$'total\t2\t187\t500\t2450\t440\t$1.25*\t16.7%\t$0.25\n'
-	want+=$'projected month: $37.50\n'
+	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.0000\t0%\t$0.0000\t0\n'
+	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.0000\t0\n'
+	want+=$'ai-summarize\t1\t100\t200\t300\t30\t$0.2500\t33.3%\t$0.2500\t110\n'
+	want+=$'total\t2\t187\t500\t2350\t430\t$1.2500*\t16.7%\t$0.2500\t110\n'
+	want+=$'projected month: $37.5000 (30 x the average of 3 days)\n'
 	want+='* 1 call of models without a price is not counted; add price.MODEL to the config (see ai.conf(5))'
 	assert_eq "$output" "$want" table
 }
@@ -72,9 +75,11 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	s=$(sed -n 3p <<<"$output")
 	assert_eq "$(jq -c '[.program, .requests, .hits, .hit_rate, .cost, .saved, .avg_ms, .p95_ms]' <<<"$s")" \
 		'["ai-summarize",3,1,0.3333333333,0.75,0.25,100,200]'
+	assert_eq "$(jq -c '[.tokens_in, .tokens_out, .hit_tokens_in, .hit_tokens_out]' <<<"$s")" '[300,30,100,10]'
 	t=$(sed -n 4p <<<"$output")
 	assert_eq "$(jq -c '[.program, .total, .days, .requests, .requests_per_day, .hits, .tokens_in, .tokens_out, .cost, .cost_per_day, .unknown_cost, .saved, .projected_month, .p95_ms]' <<<"$t")" \
-		'[null,true,3,6,2,1,2450,440,3.75,1.25,1,0.25,37.5,500]'
+		'[null,true,3,6,2,1,2350,430,3.75,1.25,1,0.25,37.5,500]'
+	assert_eq "$(jq -c '[.hit_tokens_in, .hit_tokens_out, .projected_from_days]' <<<"$t")" '[100,10,3]'
 	assert_eq "$(jq -r '.avg_ms' <<<"$t")" 186.7
 }
 
@@ -84,14 +89,14 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$status" 0
 	assert_eq "$(head -1 <<<"$output" | cut -f1)" MODEL
 	assert_eq "$(cut -f1,2,7 <<<"$output" | sed -n '2,6p' | tr '\t\n' ' |')" \
-		'- 0.3 $0.17|emb 0.3 -|m1 0.7 $0.08|m2 0.7 $1.00|total 2 $1.25*|'
+		'- 0.3 $0.1667|emb 0.3 -|m1 0.7 $0.0833|m2 0.7 $1.0000|total 2 $1.2500*|'
 	run ai-usage --by day --json "${RANGE[@]}"
 	assert_eq "$status" 0
 	assert_eq "$(jq -c 'select(.total | not) | [.day, .days, .requests, .requests_per_day, .cost, .cost_per_day, .hit_rate]' <<<"$output" | tr '\n' ' ')" \
 		'["2024-01-10",1,2,2,0.25,0.25,0.5] ["2024-01-11",1,2,2,3,3,0] ["2024-01-12",1,2,2,0.5,0.5,0] '
 	run ai-usage --by day "${RANGE[@]}"
-	assert_eq "$(sed -n 2p <<<"$output" | cut -f1,2,7,8)" $'2024-01-10\t2\t$0.25\t50%'
-	assert_eq "$(tail -2 <<<"$output" | head -1)" 'projected month: $37.50'
+	assert_eq "$(sed -n 2p <<<"$output" | cut -f1,2,7,8)" $'2024-01-10\t2\t$0.2500\t50%'
+	assert_eq "$(tail -2 <<<"$output" | head -1)" 'projected month: $37.5000 (30 x the average of 3 days)'
 }
 
 @test "usage: --since and --until select whole local days" {
@@ -124,7 +129,8 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	done
 	run ai-usage --since today
 	assert_eq "$(sed -n 2p <<<"$output" | cut -f1,2,3,7,8,9)" $'ai-stream\t2\t50\t$0.0020\t50%\t$0.0020'
-	assert_eq "$(tail -1 <<<"$output")" 'projected month: $0.06'
+	# One afternoon's calls make a rough guess of a month, and the line says so.
+	assert_eq "$(tail -1 <<<"$output")" 'projected month: $0.0600 (30 x the average of 1 day, today so far)'
 }
 
 @test "usage: what real calls wrote: misses, hits and their cost" {
@@ -132,13 +138,15 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	ai-summarize -m gpt-4o-mini <<<"one" >/dev/null
 	ai-summarize -m gpt-4o-mini <<<"one" >/dev/null
 	ai-summarize -m unpriced-model <<<"two" >/dev/null
+	# An unpriced model at a loopback endpoint (the test server) costs 0, not unknown.
 	run --separate-stderr ai-usage --json --by model
 	assert_eq "$status" 0
 	assert_eq "$(jq -c 'select(.model == "gpt-4o-mini") | [.requests, .hits, .hit_rate]' <<<"$output")" '[2,1,0.5]'
 	# The cost is what the price table makes of the tokens the server reported.
 	assert_eq "$(jq -c 'select(.model == "gpt-4o-mini") | [.cost > 0, .saved == .cost]' <<<"$output")" '[true,true]'
-	assert_eq "$(jq -c 'select(.model == "unpriced-model") | [.requests, .cost, .unknown_cost]' <<<"$output")" '[1,null,1]'
-	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .hits, .unknown_cost]')" '[3,1,1]'
+	assert_eq "$(jq -c 'select(.model == "unpriced-model") | [.requests, .cost, .unknown_cost]' <<<"$output")" '[1,0,0]'
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .hits, .unknown_cost]')" '[3,1,0]'
+	assert_eq "$(sqlite3 "$DB" "SELECT cost FROM calls WHERE model = 'unpriced-model'")" 0.0
 	# ai-usage made no request of its own.
 	assert_eq "$(request_count)" 2
 }
@@ -150,10 +158,123 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$status" 0
 	out=${output//$'\r'/}
 	# Text left, numbers right, two spaces between columns, no tabs.
-	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%  SAVED"
-	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400     $1.00     0%  $0.00'
-	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2450         440    $1.25*  16.7%  $0.25'
+	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%    SAVED  HIT_TOKENS"
+	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400   $1.0000     0%  $0.0000           0'
+	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2350         430  $1.2500*  16.7%  $0.2500         110'
 	assert_not_contains "$out" $'\t'
+}
+
+@test "usage: the billed tokens and the cost add up; what the cache served is apart" {
+	start_server
+	ai-summarize -m gpt-4o-mini <<<"the same text" >/dev/null
+	ai-summarize -m gpt-4o-mini <<<"the same text" >/dev/null
+	ai-summarize -m gpt-4o-mini <<<"the same text" >/dev/null
+	assert_eq "$(request_count)" 1
+	run --separate-stderr ai-usage --json
+	assert_eq "$status" 0
+	t=$(tail -1 <<<"$output")
+	read -r pin pout < <(sqlite3 -separator ' ' "$DB" 'SELECT prompt_tokens, completion_tokens FROM calls WHERE NOT cached')
+	# One call was billed: its tokens, not three times them, are TOKENS_IN/OUT ...
+	assert_eq "$(jq -c '[.requests, .hits, .tokens_in, .tokens_out, .hit_tokens_in, .hit_tokens_out]' <<<"$t")" \
+		"[3,2,$pin,$pout,$((2 * pin)),$((2 * pout))]"
+	# ... so that they times gpt-4o-mini's price (0.15 and 0.60 per million) are the cost.
+	assert_eq "$(jq --argjson i "$pin" --argjson o "$pout" '(.cost - ($i * 0.15 + $o * 0.6) / 1e6 | fabs) < 1e-9' <<<"$t")" true
+	run ai-usage
+	assert_eq "$(head -1 <<<"$output" | cut -f5,6,10)" $'TOKENS_IN\tTOKENS_OUT\tHIT_TOKENS'
+	assert_eq "$(tail -2 <<<"$output" | head -1 | cut -f1,5,6,10)" "total	$pin	$pout	$((2 * (pin + pout)))"
+}
+
+@test "usage: -m MODEL keeps that model's calls; a model with no calls says so and lists those there" {
+	known_rows
+	run --separate-stderr ai-usage --json -m m2 "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$(jq -c '[.program, .requests, .cost]' <<<"$output" | tr '\n' ' ')" '["ai-ask",2,3] [null,2,3] '
+	run --separate-stderr ai-usage --model m1 --by day "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(cut -f1,2 <<<"$output" | sed -n '2,3p' | tr '\t\n' ' |')" '2024-01-10 2|total 0.7|'
+	run --separate-stderr ai-usage -m nosuch "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	assert_eq "$stderr" "ai-usage: no calls of model 'nosuch' recorded in '$DB' in that range; the models there: '-', 'emb', 'm1', 'm2'"
+	run --separate-stderr ai-usage -q -m nosuch --json
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	assert_eq "$stderr" ""
+	# AI_MODEL is the model to call elsewhere, not a filter here.
+	AI_MODEL=m1 run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$(tail -1 <<<"$output" | jq .requests)" 6
+	run ai-usage --help
+	assert_contains "$output" "-m MODEL keeps only the calls of that model"
+}
+
+@test "usage: --since yesterday and --until yesterday are that local day" {
+	make_ledger
+	today=$(date -u '+%Y-%m-%d 12:00')
+	yday=$(date -u -d yesterday '+%Y-%m-%d 12:00')
+	before=$(date -u -d '2 days ago' '+%Y-%m-%d 12:00')
+	row "$today" "'ai-ask'" "'m'" 1 1 1 0 1 NULL
+	row "$yday" "'ai-ask'" "'m'" 1 1 1 0 2 NULL
+	row "$before" "'ai-ask'" "'m'" 1 1 1 0 4 NULL
+	run --separate-stderr ai-usage --json --since yesterday
+	assert_eq "$status" 0
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .cost, .days]')" '[2,3,2]'
+	run --separate-stderr ai-usage --json --since yesterday --until yesterday
+	assert_eq "$status" 0
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .cost, .days]')" '[1,2,1]'
+	run --separate-stderr ai-usage --until yesterday --since today
+	assert_eq "$status" 64
+	run ai-usage --help
+	assert_contains "$output" "today, yesterday, or Nd"
+}
+
+@test "usage: every sum of money in the table has one format; tiny sums say <\$0.0001" {
+	make_ledger
+	row '2024-01-10 09:00' "'a'" "'m'" 1 1 1 0 0.00011 NULL
+	row '2024-01-10 09:00' "'b'" "'m'" 1 1 1 0 0.0001 NULL
+	row '2024-01-10 09:00' "'c'" "'m'" 1 1 1 0 0.0000042 NULL
+	row '2024-01-10 09:00' "'d'" "'m'" 1 1 1 0 12.5 NULL
+	row '2024-01-10 09:00' "'e'" "'m'" 1 1 1 1 0 0.0000042
+	run --separate-stderr ai-usage --since 2024-01-10 --until 2024-01-10
+	assert_eq "$status" 0
+	assert_eq "$(cut -f1,7,9 <<<"$output" | sed -n '2,7p' | tr '\t\n' ' |')" \
+		'a $0.0001 $0.0000|b $0.0001 $0.0000|c <$0.0001 $0.0000|d $12.5000 $0.0000|e $0.0000 <$0.0001|total $12.5002 <$0.0001|'
+	assert_eq "$(tail -1 <<<"$output")" 'projected month: $375.0064 (30 x the average of 1 day)'
+}
+
+@test "usage: JSON money is plain decimals without float noise" {
+	make_ledger
+	row '2024-01-10 09:00' "'a'" "'m'" 1 1 1 0 0.00001 NULL
+	row '2024-01-10 10:00' "'a'" "'m'" 1 1 1 0 0.00002 NULL
+	row '2024-01-10 11:00' "'a'" "'m'" 1 1 1 0 0.000005450 NULL
+	run --separate-stderr ai-usage --json --since 2024-01-10 --until 2024-01-10
+	assert_eq "$status" 0
+	assert_contains "$(head -1 <<<"$output")" '"cost":0.00003545,"cost_per_day":0.00003545,'
+	assert_contains "$(tail -1 <<<"$output")" '"projected_month":0.0010635,"projected_from_days":1'
+	assert_not_contains "$output" 'e-'
+	assert_eq "$(tail -1 <<<"$output" | jq .cost)" 3.545e-05
+}
+
+@test "usage: calls of an unpriced model at a loopback endpoint cost 0; elsewhere they are unknown" {
+	make_ledger
+	for h in 127.0.0.1:8080 127.3.2.1 localhost localhost:11434 '[::1]:8000' 'me@127.0.0.1:8080'; do
+		HOST_=$h row '2024-01-10 09:00' "'local'" "'llama'" 10 10 1 0 NULL NULL
+	done
+	HOST_='127.0.0.1:8080' row '2024-01-10 09:00' "'local'" "'llama'" 10 10 1 1 0 NULL
+	for h in api.example.com 127.example.com 128.0.0.1 '[::2]:80' localhostx; do
+		HOST_=$h row '2024-01-10 09:00' "'remote'" "'llama'" 10 10 1 0 NULL NULL
+	done
+	run --separate-stderr ai-usage --json --since 2024-01-10 --until 2024-01-10
+	assert_eq "$status" 0
+	assert_eq "$(jq -c 'select(.program == "local") | [.requests, .cost, .unknown_cost, .saved]' <<<"$output")" '[7,0,0,0]'
+	assert_eq "$(jq -c 'select(.program == "remote") | [.requests, .cost, .unknown_cost]' <<<"$output")" '[5,null,5]'
+	# A price.MODEL still wins at a loopback endpoint.
+	start_server
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	printf 'price.priced-local = 1000 1000\n' >"$XDG_CONFIG_HOME/ai/config"
+	ai-summarize -m priced-local <<<"one" >/dev/null
+	run --separate-stderr ai-usage --json -m priced-local
+	assert_eq "$(tail -1 <<<"$output" | jq '.cost > 0')" true
 }
 
 @test "usage: no ledger yet at the default place is no error; a missing --db file is" {
@@ -226,7 +347,7 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$(grep -c 'daily budget' <<<"$output")" 0
 	AI_BUDGET_DAILY=2 run --separate-stderr ai-usage --since today
 	assert_eq "$status" 0
-	assert_eq "$(tail -1 <<<"$output")" 'daily budget: $2.00, spent today: $0.40'
+	assert_eq "$(tail -1 <<<"$output")" 'daily budget: $2.0000, spent today: $0.4000'
 }
 
 @test "usage: --prices lists the price table with the config's overrides" {
@@ -249,7 +370,7 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	run --separate-stderr ai-usage --by week
 	assert_eq "$status" 64
 	assert_contains "$stderr" "--by wants program, model or day, not 'week'"
-	for d in yesterday 2024-13-01 2024-02-30 0d 24-01-01 7; do
+	for d in Yesterday tomorrow garbage 2024-13-01 2024-02-30 0d 24-01-01 7; do
 		run --separate-stderr ai-usage --since "$d"
 		assert_eq "$status" 64 "status for --since $d"
 		assert_contains "$stderr" "bad date '$d'"

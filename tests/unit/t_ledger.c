@@ -240,8 +240,10 @@ static void test_report(void)
 		is_dbl(a->hit_rate, 0.25, 1e-12, "hit rate");
 		is_dbl(a->avg_latency_ms, 150.25, 1e-9, "average latency");
 		is_int(a->p95_latency_ms, 300, "p95 of 4 rows is the largest (nearest rank 4)");
-		is_int(a->prompt_tokens, 2100, "prompt tokens");
-		is_int(a->completion_tokens, 410, "completion tokens");
+		is_int(a->prompt_tokens, 1600, "prompt tokens of the billed calls");
+		is_int(a->completion_tokens, 310, "completion tokens of the billed calls");
+		is_int(a->hit_prompt_tokens, 500, "prompt tokens the cache served");
+		is_int(a->hit_completion_tokens, 100, "completion tokens the cache served");
 		is_dbl(a->cost, 0.06, 1e-12, "cost");
 		is_int(a->unknown_cost, 0, "no unknown cost");
 		is_dbl(a->saved, 0.02, 1e-12, "saved by the hit");
@@ -263,6 +265,14 @@ static void test_report(void)
 	}
 	ledger_groups_free(g, n);
 
+	is_int(ledger_report_model(&l, "program", "llama3", D0, D0 + 2 * DAY, &g, &n, &err), 0,
+	       "report of one model");
+	ok(n == 1 && !strcmp(g[0].key, "ai-ask") && g[0].requests == 2, "one program used llama3, twice");
+	ledger_groups_free(g, n);
+	is_int(ledger_report_model(&l, "all", "gpt-4o", D0, D0 + 2 * DAY, &g, &n, &err), 0,
+	       "report of a model with no calls");
+	is_int(n, 0, "gpt-4o is not gpt-4o-mini: exact names");
+	ledger_groups_free(g, n);
 	is_int(ledger_report(&l, "model", D0, D0 + 2 * DAY, &g, &n, &err), 0, "report by model");
 	is_int(n, 4, "four models");
 	a = find(g, n, "gpt-4o-mini");
@@ -652,6 +662,9 @@ static void test_parse_time(void)
 	set_tz("UTC");
 	ok(ledger_parse_time("today", false, now, &t, &err) == 0 && t == D0, "today: its midnight");
 	ok(ledger_parse_time("today", true, now, &t, &err) == 0 && t == D0 + DAY, "today as end: next midnight");
+	ok(ledger_parse_time("yesterday", false, now, &t, &err) == 0 && t == D0 - DAY, "yesterday: its midnight");
+	ok(ledger_parse_time("yesterday", true, now, &t, &err) == 0 && t == D0, "yesterday as end: today's midnight");
+	is_int(ledger_parse_time("Yesterday", false, now, &t, &err), -1, "Yesterday: the words are lower case");
 	ok(ledger_parse_time("1d", false, now, &t, &err) == 0 && t == D0, "1d: today");
 	ok(ledger_parse_time("7d", false, now, &t, &err) == 0 && t == D0 - 6 * DAY, "7d: today and 6 before");
 	ok(ledger_parse_time("2026-01-31", false, now, &t, &err) == 0 && t == D0 + 21 * DAY, "a date");

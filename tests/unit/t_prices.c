@@ -203,10 +203,38 @@ static void test_tsv_matches_builtin(void)
 	ok(n >= 20, "the table lists the current common models");
 }
 
+static void test_local(void)
+{
+	static const char *const local[] = {
+		"127.0.0.1", "127.0.0.1:8080", "127.255.0.9:1", "localhost", "LOCALHOST:11434",
+		"[::1]", "[::1]:8000", "[0:0:0:0:0:0:0:1]:80", "user@127.0.0.1:8080", "u:k@localhost",
+	};
+	static const char *const remote[] = {
+		"api.openai.com", "128.0.0.1", "10.0.0.1:8080", "127.example.com", "localhost.evil.com",
+		"localhostx", "[::2]:80", "[::1", "", "127.0.0.1.nip.io",
+	};
+	struct price p = { 9, 9 };
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(local); i++)
+		ok(prices_host_local(local[i]), "%s is loopback", local[i]);
+	for (size_t i = 0; i < AI_ARRAY_LEN(remote); i++)
+		ok(!prices_host_local(remote[i]), "'%s' is not loopback", remote[i]);
+	ok(!prices_host_local(NULL), "NULL is not loopback");
+	ok(prices_lookup_at("llama3", "127.0.0.1:11434", &p) && p.in_per_mtok == 0 && p.out_per_mtok == 0,
+	   "an unpriced model at a loopback host is free");
+	ok(!prices_lookup_at("llama3", "api.example.com", &p), "elsewhere it has no price");
+	ok(prices_lookup_at("gpt-4o-mini", "localhost", &p) && p.in_per_mtok == 0.15,
+	   "a listed price wins at a loopback host");
+	ok(prices_cost_at("llama3", "[::1]:8080", 1000, 1000, false) == 0, "cost 0 at ::1");
+	ok(isnan(prices_cost_at("llama3", "example.com", 1000, 1000, false)), "unknown elsewhere");
+	ok(isnan(prices_cost_at("llama3", "localhost", -1, 1000, false)), "unknown tokens stay unknown");
+}
+
 int main(void)
 {
 	test_lookup();
 	test_cost();
+	test_local();
 	test_override();
 	test_load();
 	test_tsv_matches_builtin();
