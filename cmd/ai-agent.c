@@ -8,6 +8,7 @@
 #include "agent.h"
 #include "api.h"
 #include "cli.h"
+#include "fdio.h"
 #include "kb.h"
 #include "prog.h"
 #include "termout.h"
@@ -105,36 +106,30 @@ static void add_visible(struct buf *b, const char *s, size_t max)
 		buf_addstr(b, "...");
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR && !cli_interrupted)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
 /*
  * Asks on /dev/tty, never on stdin: a task piped in, or "yes |", must not
  * approve anything.  No controlling terminal means nobody can be asked.
  */
 static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 {
+	const struct cli *c = ud;
 	struct buf q;
 	char line[64];
 	size_t n = 0;
 	int fd, ans = AGENT_APPROVE_NO;
 
-	(void)ud;
 	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		/* Said here, not only in --trace: a cron job's log must show why nothing ran. */
+		if (!c->quiet) {
+			buf_init(&q, 0);
+			add_visible(&q, t->name, 200);
+			cli_warn("the tool '%s' has side effects and was not run: there is no terminal to ask on; "
+				 "give --yes to allow it", q.data ? q.data : "");
+			buf_release(&q);
+		}
 		return AGENT_APPROVE_NOTTY;
+	}
 	/* Keys typed before the question must not answer it (sudo and ssh do the same). */
 	tcflush(fd, TCIFLUSH);
 	buf_init(&q, 0);
@@ -148,7 +143,7 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 	/* All of it (at most AGENT_MAX_ARGS bytes): what is approved is exactly what runs. */
 	add_visible(&q, args, strlen(args));
 	buf_addstr(&q, "\nRun it? [y/N] ");
-	if (!write_all(fd, q.data, q.len)) {
+	if (fd_write_all(fd, q.data, q.len)) {
 		buf_release(&q);
 		close(fd);
 		return cli_interrupted ? AGENT_APPROVE_INTERRUPT : AGENT_APPROVE_NOTTY;
@@ -459,6 +454,7 @@ int main(int argc, char **argv)
 	if ((procs = user_procs()) > 0 && getuid() != 0)
 		o.a.lim.max_procs = procs + 256;
 	o.a.approve = approve_tty;
+	o.a.approve_ud = &c;
 	if (o.trace) {
 		tr.f = trace_open(o.trace);
 		o.a.trace = trace_line;

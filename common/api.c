@@ -806,6 +806,15 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		k->use_cache = true;
 		buf_init(&v, 0);
 		if (cache_get(cache, k->key, &v) == 1) {
+			/* -v says why nothing went out: without it a hit is silent. */
+			if (c->cfg->verbose && c->debug) {
+				char line[128];
+
+				snprintf(line, sizeof(line), "cache hit, key %02x%02x%02x%02x%02x%02x..., age %llds",
+					 k->key[0], k->key[1], k->key[2], k->key[3], k->key[4], k->key[5],
+					 cache_age(cache, k->key));
+				c->debug(line, c->ud);
+			}
 			/* Hand the value over through the body buffer; delivered from the run loop. */
 			k->hresp.body = v;
 			k->hresp.status = -1;

@@ -221,6 +221,19 @@ static void drop_corrupt(struct cache *c, const char *rel, const struct stat *se
 		unlinkat(c->dirfd, rel, 0);
 }
 
+long long cache_age(struct cache *c, const unsigned char key[CACHE_KEY_LEN])
+{
+	char rel[REL_LEN];
+	struct stat st;
+
+	if (!c || c->dirfd < 0)
+		return -1;
+	entry_name(key, rel);
+	if (fstatat(c->dirfd, rel, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode))
+		return -1;
+	return (long long)time(NULL) - (long long)st.st_mtime;
+}
+
 int cache_get(struct cache *c, const unsigned char key[CACHE_KEY_LEN], struct buf *out)
 {
 	char rel[REL_LEN];

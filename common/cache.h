@@ -81,6 +81,9 @@ void cache_key(const void *canonical, size_t len, unsigned char key[CACHE_KEY_LE
  */
 int cache_get(struct cache *c, const unsigned char key[CACHE_KEY_LEN], struct buf *out);
 
+/* Seconds since the entry for key was written, or -1 when there is none (for -v). */
+long long cache_age(struct cache *c, const unsigned char key[CACHE_KEY_LEN]);
+
 /*
  * Stores n bytes of value under key, replacing any entry there,
  * atomically (see above).  A value larger than half of max_bytes is not

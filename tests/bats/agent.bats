@@ -233,6 +233,12 @@ agent() {
 	assert_eq "${ERR[0]}" \
 		"the tool 'touch' has side effects and needs approval: run with --yes or from a terminal"
 	assert_eq "$(jq -r 'select(.event == "tool") | .approval' "$T/trace")" "no terminal"
+	# Said on stderr too, not only in the trace: a cron job's log shows why nothing ran.
+	assert_eq "$stderr" "ai-agent: the tool 'touch' has side effects and was not run: there is no terminal to ask on; give --yes to allow it"
+	push "$(calls '{"name":"touch","arguments":{}}')" '{"reply":"could not"}'
+	run --separate-stderr bash -c 'setsid -w ai-agent -q --no-stdin --no-cache --tools "$1" "touch it" </dev/null' _ "$FIX/tools.json"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
 }
 
 @test "agent: --yes runs a tool with side effects" {

@@ -433,3 +433,14 @@ ledger() {
 	assert_eq "$(loaded ai-summarize --dry-run --prompt P <<<"other")" 0 "a dry run does not"
 	assert_eq "$(request_count $CHAT)" 1
 }
+
+@test "cache: -v says a hit was a hit, with its key and age, and that nothing went out" {
+	run --separate-stderr ai-summarize -v <<<"same text"
+	assert_eq "$status" 0
+	assert_not_contains "$stderr" "cache hit"
+	run --separate-stderr ai-summarize -v <<<"same text"
+	assert_eq "$status" 0
+	[[ $stderr =~ cache\ hit,\ key\ [0-9a-f]{12}\.\.\.,\ age\ [0-9]+s ]] || { echo "$stderr" >&2; false; }
+	assert_not_contains "$stderr" "POST "
+	assert_eq "$(request_count /v1/chat/completions)" 1
+}
