@@ -50,7 +50,7 @@ ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
 $(error pkg-config finds no $(PKGS); install their development packages (on Debian: sh .ci/deps build))
 endif
 endif
-ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SANFLAGS) -Icommon -DAI_DATADIR='"$(DATADIR)/ai-tools"' $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SANFLAGS) -Icommon $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 LIBS      = $(PKG_LIBS) -ldl -lm -lpthread
 
@@ -69,6 +69,10 @@ MAN5       := $(sort $(wildcard man/*.5))
 MAN7       := $(sort $(wildcard man/*.7))
 
 all: $(PROGS)
+
+# No object is an intermediate file to delete after the link: a later make
+# (make install PREFIX=..., make check) would otherwise compile it again.
+.SECONDARY: $(CMD_SRC:%.c=$(O)/%.o) $(UNIT_SRC:%.c=$(O)/%.o)
 
 # The flags an object was built with are part of what it depends on: a
 # build directory reused with other flags (a sanitizer added, recovery

@@ -60,6 +60,20 @@ fresh_make() {
 	[[ ! -e $T/apt.log ]]
 }
 
+@test "build: make install with another PREFIX installs what was built, compiling nothing again" {
+	make_in() {
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$TOP" --no-print-directory O="$T/build" \
+			BIN="$T/bin" CFLAGS=-O0 -j2 "$@"
+	}
+	run --separate-stderr make_in all
+	((status == 0)) || { echo "$output $stderr" >&2; false; }
+	run --separate-stderr make_in install PREFIX="$T/usr" DESTDIR="$T/dest"
+	((status == 0)) || { echo "$output $stderr" >&2; false; }
+	assert_not_contains "$output" " -c -o "
+	[[ -x $T/dest$T/usr/bin/ai-stream && -f $T/dest$T/usr/share/man/man7/ai.7 ]]
+	[[ -f $T/dest$T/usr/share/bash-completion/completions/ai-stream ]]
+}
+
 @test "build: not root, make names the apt-get line to run and builds nothing" {
 	cat >"$S/id" <<'EOF'
 #!/bin/sh
