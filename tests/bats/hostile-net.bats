@@ -279,3 +279,14 @@ chat_body() {
 	# Four retries would wait at least 0.375 + 0.75 + 1.5 + 3 s (backoff less jitter).
 	((ms < 4000)) || { echo "took $ms ms: retried?" >&2; false; }
 }
+
+# ---- what held at 0d0d195, kept as regression tests ----
+
+@test "hostile-net: a redirect is not followed, so the key never reaches the place it names" {
+	ctl '{"push":[{"path":"/v1/chat/completions","status":307,"headers":{"Location":"/v1/stolen"},"body":""}]}'
+	run --separate-stderr ai-summarize --no-cache <<<"text"
+	((status != 0)) || { echo "a redirect was taken for an answer" >&2; false; }
+	assert_eq "$(request_count /v1/stolen)" 0
+	assert_eq "$(request_count /v1/chat/completions)" 1
+	assert_eq "$output" ""
+}
