@@ -112,3 +112,20 @@ in_completion() {
 	assert_eq "$status" 78
 	assert_contains "$stderr" "OPENAI_API_KEY"
 }
+
+# render PAGE: the man page as plain text, one long line a paragraph.
+render() {
+	mandoc -Tascii -O width=1000 "$BATS_TEST_DIRNAME/../../man/$1" | sed 's/.\x08//g'
+}
+
+@test "docs: the man pages render without the garbles once found in them" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	bad=
+	# A delimiter that mdoc took for punctuation, or a parenthesis closed too early.
+	render ai-index.1 | grep -q "find \. -name" || bad+=" ai-index.1:find."
+	render ai-summarize.1 | grep -q "(.-') means" && bad+=" ai-summarize.1:('-')"
+	render ai-batch.1 | grep -q -- "--poll) seconds" && bad+=" ai-batch.1:--poll)"
+	render ai-batch.1 | grep -q "(\`{{text}} for" && bad+=" ai-batch.1:{{text}}-quote"
+	render ai-stream.1 | grep -q "nms, nm" && bad+=" ai-stream.1:nms"
+	assert_eq "$bad" "" "garbled man pages"
+}
