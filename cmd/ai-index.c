@@ -523,6 +523,26 @@ static int print_doc(const struct kb_doc_info *d, void *ud)
 	return 0;
 }
 
+/*
+ * --list and --stats of a collection that is not there exit 66 with the
+ * words of ai-ask, rather than print an empty list or zeros that read as
+ * "indexed, but nothing in it".
+ */
+static void need_collection(struct kb *kb, const char *coll)
+{
+	struct kb_stats s;
+	struct ai_err err;
+	bool exists;
+
+	if (kb_stats(kb, coll, &s, &err))
+		cli_die_err(&err);
+	exists = s.exists;
+	kb_stats_release(&s);
+	if (!exists)
+		cli_die(AI_EX_NOINPUT, "index '%s' has no collection '%s': build it with ai-index -c %s",
+			kb_path(kb), coll, coll);
+}
+
 static void print_stats(struct kb *kb, const struct opts *o, const struct cli *c)
 {
 	struct kb_stats s;
@@ -617,6 +637,8 @@ int main(int argc, char **argv)
 				cli_warn("removed '%s'", o.rm[i]);
 			}
 		}
+		if (o.list || o.stats)
+			need_collection(kb, o.coll);
 		if (o.list && kb_list(kb, o.coll, print_doc, &c, &err))
 			cli_die_err(&err);
 		if (o.stats)
@@ -696,8 +718,8 @@ int main(int argc, char **argv)
 		cli_die_err(&err);
 	}
 	if (!c.quiet && !c.json && !ix.progress && !ix.dry_run && (ix.indexed || ix.failed || ix.unchanged))
-		cli_warn("%ld indexed (%ld chunks), %ld unchanged, %ld failed", ix.indexed, ix.chunks,
-			 ix.unchanged, ix.failed);
+		cli_warn("%ld indexed (%ld chunk%s), %ld unchanged, %ld failed", ix.indexed, ix.chunks,
+			 ix.chunks == 1 ? "" : "s", ix.unchanged, ix.failed);
 	if (ix.failed)
 		code = ix.indexed || ix.unchanged ? AI_EX_PARTIAL : ix.first_code;
 	if (ix.client)
