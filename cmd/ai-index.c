@@ -29,15 +29,15 @@ enum {
 };
 
 static const struct cli_opt opts[] = {
-	{ "collection", required_argument, 'c', "NAME", "the collection to write (default: default)" },
-	{ "db", required_argument, OPT_DB, "FILE", "the index file (default: $XDG_DATA_HOME/ai/index.db)" },
+	{ "collection", required_argument, 'c', "NAME", "the collection to write (default \"default\")" },
+	{ "db", required_argument, OPT_DB, "FILE", "the index file (default $XDG_DATA_HOME/ai/index.db)" },
 	{ "files-from", required_argument, OPT_FILES_FROM, "FILE", "read the names of the files to index from FILE (- for stdin), one a line" },
 	{ "source", required_argument, OPT_SOURCE, "NAME", "the name of the document read from stdin" },
 	{ "chunk-tokens", required_argument, OPT_CHUNK_TOKENS, "N", "aim for chunks of N tokens (default 400)" },
-	{ "overlap", required_argument, OPT_OVERLAP, "N", "start each chunk N tokens before the last ended (default 60)" },
+	{ "overlap", required_argument, OPT_OVERLAP, "N", "start each chunk N tokens before the last ended (default 15% of --chunk-tokens)" },
 	{ "embed-batch", required_argument, OPT_EMBED_BATCH, "N", "texts per embeddings request (default 100)" },
 	{ "parallel", required_argument, 'P', "N", "embeddings requests in flight (default 4)" },
-	{ "embed-model", required_argument, OPT_EMBED_MODEL, "MODEL", "the embedding model (default: embed_model, AI_EMBED_MODEL)" },
+	{ "embed-model", required_argument, OPT_EMBED_MODEL, "MODEL", "the embedding model, instead of AI_EMBED_MODEL or embed_model" },
 	{ "no-embed", no_argument, OPT_NO_EMBED, NULL, "store no vectors: the index serves BM25 only" },
 	{ "force", no_argument, OPT_FORCE, NULL, "reindex documents even when unchanged" },
 	{ "rm", required_argument, OPT_RM, "SOURCE", "remove SOURCE from the collection (repeatable)" },
