@@ -25,7 +25,8 @@
 
 enum {
 	OPT_DB = CLI_OPT_PROG, OPT_FILES_FROM, OPT_SOURCE, OPT_CHUNK_TOKENS, OPT_OVERLAP,
-	OPT_EMBED_BATCH, OPT_EMBED_MODEL, OPT_NO_EMBED, OPT_RM, OPT_LIST, OPT_STATS, OPT_FORCE
+	OPT_EMBED_BATCH, OPT_EMBED_MODEL, OPT_NO_EMBED, OPT_RM, OPT_LIST, OPT_STATS, OPT_FORCE,
+	OPT_COLLECTIONS
 };
 
 static const struct cli_opt opts[] = {
@@ -43,13 +44,14 @@ static const struct cli_opt opts[] = {
 	{ "rm", required_argument, OPT_RM, "SOURCE", "remove SOURCE from the collection (repeatable)" },
 	{ "list", no_argument, OPT_LIST, NULL, "list the collection's documents" },
 	{ "stats", no_argument, OPT_STATS, NULL, "print the collection's documents, chunks, bytes and model" },
+	{ "collections", no_argument, OPT_COLLECTIONS, NULL, "list the names of the index's collections" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *coll, *db, *files_from, *source, *embed_model;
 	long chunk_tokens, overlap, embed_batch, parallel;
-	bool no_embed, force, list, stats;
+	bool no_embed, force, list, stats, collections;
 	const char **rm;
 	size_t n_rm;
 };
@@ -80,6 +82,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_FORCE: o->force = true; break;
 	case OPT_LIST: o->list = true; break;
 	case OPT_STATS: o->stats = true; break;
+	case OPT_COLLECTIONS: o->collections = true; break;
 	case OPT_RM: {
 		const char **n = realloc(o->rm, (o->n_rm + 1) * sizeof(*n));
 
@@ -523,6 +526,28 @@ static int print_doc(const struct kb_doc_info *d, void *ud)
 	return 0;
 }
 
+/* --collections: kb_list with no collection gives one "document" per collection. */
+static int print_collection(const struct kb_doc_info *d, void *ud)
+{
+	const struct cli *c = ud;
+
+	if (c->json) {
+		json_object *j = json_object_new_object();
+
+		prog_add(j, "collection", json_object_new_string(d->source));
+		prog_add(j, "chunks", json_object_new_int64(d->chunks));
+		prog_add(j, "bytes", json_object_new_int64(d->size));
+		prog_add(j, "vectors", json_object_new_boolean(d->vectors));
+		prog_add(j, "model", d->hash && *d->hash ? json_object_new_string(d->hash) : NULL);
+		prog_print_json(j);
+		json_object_put(j);
+	} else {
+		cli_puts(d->source, false);
+		cli_puts("\n", false);
+	}
+	return 0;
+}
+
 /*
  * --list and --stats of a collection that is not there exit 66 with the
  * words of ai-ask, rather than print an empty list or zeros that read as
@@ -584,7 +609,7 @@ int main(int argc, char **argv)
 {
 	struct cli c;
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, NULL, NULL, 400, -1, 100, 4,
-			  false, false, false, false, NULL, 0 };
+			  false, false, false, false, false, NULL, 0 };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
@@ -609,12 +634,12 @@ int main(int argc, char **argv)
 	ix.c = &c;
 	ix.tail = &ix.head;
 
-	/* --list, --stats and --rm need no endpoint. */
-	if (o.list || o.stats || o.n_rm) {
+	/* --list, --stats, --collections and --rm need no endpoint. */
+	if (o.list || o.stats || o.collections || o.n_rm) {
 		struct kb *kb;
 
 		if (optind_ < argc || o.files_from || o.source)
-			cli_usage_error("--list, --stats and --rm take no documents to index");
+			cli_usage_error("--list, --stats, --collections and --rm take no documents to index");
 		if (kb_open(&kb, o.db, o.n_rm ? KB_WRITE : KB_READ, &err))
 			cli_die_err(&err);
 		for (size_t i = 0; i < o.n_rm; i++) {
@@ -637,6 +662,8 @@ int main(int argc, char **argv)
 				cli_warn("removed '%s'", o.rm[i]);
 			}
 		}
+		if (o.collections && kb_list(kb, NULL, print_collection, &c, &err))
+			cli_die_err(&err);
 		if (o.list || o.stats)
 			need_collection(kb, o.coll);
 		if (o.list && kb_list(kb, o.coll, print_doc, &c, &err))

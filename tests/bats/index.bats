@@ -181,10 +181,19 @@ stats() {
 	assert_eq "$status" 66 "no default collection"
 }
 
-@test "index: one chunk is not 'chunks'" {
+@test "index: --collections lists the collections; one chunk is not 'chunks'" {
 	run --separate-stderr ai-index --db "$DB" --no-embed -c notes --source one <<<"a short note"
 	assert_eq "$status" 0
 	assert_contains "$stderr" "1 indexed (1 chunk), 0 unchanged, 0 failed"
+	ai-index --db "$DB" --no-embed -q -c "my docs" "$CORPUS"/coffee.md
+	run --separate-stderr ai-index --db "$DB" --collections
+	assert_eq "$status" 0
+	assert_eq "$output" $'my docs\nnotes'
+	run --separate-stderr ai-index --db "$DB" --collections --json
+	assert_eq "$(jq -r '[.collection, .chunks, .vectors] | @tsv' <<<"$output" | tail -1)" $'notes\t1\tfalse'
+	run --separate-stderr ai-index --db "$T/none.db" --collections
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no index at"
 }
 
 @test "index: the default index lives in XDG_DATA_HOME, mode 0600" {
