@@ -500,7 +500,9 @@ wait_state() {
 	b=$(last_request /v1/batches | jq -c .body)
 	assert_eq "$(jq -r .completion_window <<<"$b")" 24h
 	assert_eq "$(jq -r .endpoint <<<"$b")" /v1/chat/completions
-	assert_eq "$(ai-batch status "$id" | jq -r .state)" in_progress
+	# The provider's states are mapped onto those of a local job.
+	s=$(ai-batch status "$id")
+	assert_eq "$(jq -c '[.state, .batch_status, .exit, .tokens]' <<<"$s")" '["running","in_progress",null,0]'
 	assert_eq "$(ai-batch results "$id")" ""
 	run --separate-stderr ai-batch wait --poll 0.1 "$id"
 	assert_eq "$status" 1 "one line failed"
@@ -509,7 +511,13 @@ wait_state() {
 	assert_eq "$(jq -r '.error.type // .output' "$T/out" | tr '\n' '|')" \
 		"echo: x|echo: y|invalid_input|server_error|echo: w|"
 	assert_eq "$(jq -r 'select(.output) | .finish_reason' "$T/out" | sort -u)" stop
-	assert_eq "$(ai-batch status "$id" | jq -c '[.state, .ok, .failed]')" '["completed",3,1]'
+	# Over: the fields of a local job's status, counted as results prints them.
+	s=$(ai-batch status "$id")
+	assert_eq "$(jq -c '[.state, .batch_status, .total, .done, .ok, .failed, .exit]' <<<"$s")" \
+		'["done","completed",5,5,3,2,1]'
+	assert_eq "$(jq -r '.tokens > 0 and (.cost | type) == "number" and (.updated | type) == "string"' <<<"$s")" true
+	assert_eq "$(jq -c 'keys' <<<"$s")" \
+		'["batch","batch_status","cost","done","eta_s","exit","failed","id","mode","ok","started","state","tokens","total","updated"]'
 	# Priced at the batch rate, once, however often the results are read.
 	ai-batch results "$id" >/dev/null
 	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'select count(*), min(batch) from calls where program = "ai-batch"')" "4|1"
@@ -521,7 +529,7 @@ wait_state() {
 	run --separate-stderr ai-batch cancel "$id"
 	assert_eq "$status" 0
 	assert_eq "$(last_request | jq -r '.method + " " + .path')" "POST /v1/batches/$(ai-batch status "$id" | jq -r .batch)/cancel"
-	assert_eq "$(ai-batch status "$id" | jq -r .state)" cancelled
+	assert_eq "$(ai-batch status "$id" | jq -c '[.state, .exit]')" '["cancelled",75]'
 	run --separate-stderr ai-batch results "$id"
 	assert_eq "$(jq -r .error.type <<<"$output")" batch_not_processed
 }
