@@ -28,7 +28,7 @@ static const struct cli_opt opts[] = {
 	{ "collection", required_argument, 'c', "NAME", "the collection to search (default: default)" },
 	{ "db", required_argument, OPT_DB, "FILE", "the index file (default: $XDG_DATA_HOME/ai/index.db)" },
 	{ "top", required_argument, 'k', "K", "give the model the K best passages (default 5)" },
-	{ "candidates", required_argument, OPT_CANDIDATES, "N", "take the best N of BM25 and of the vectors before fusing (default 50)" },
+	{ "candidates", required_argument, OPT_CANDIDATES, "N", "take the best N of BM25 and of the vectors before fusing (default the larger of 50 and 4 times --top)" },
 	{ "retrieve-only", no_argument, OPT_RETRIEVE_ONLY, NULL, "print the passages as JSON lines; no chat call" },
 	{ "stream", no_argument, OPT_STREAM, NULL, "print the answer as it arrives" },
 	{ "int8", no_argument, OPT_INT8, NULL, "scan int8-quantised vectors, then rescore the best exactly" },

@@ -43,7 +43,7 @@ static const struct cli_opt opts[] = {
 	{ "max-line", required_argument, OPT_MAX_LINE, "BYTES", "longer lines are error items (default 1048576)" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
-	{ "window", required_argument, OPT_WINDOW, "N", "read at most N items ahead of the oldest unfinished one" },
+	{ "window", required_argument, OPT_WINDOW, "N", "read at most N items ahead of the oldest unfinished one (default the larger of 1024 and 16 times -P)" },
 	{ "remote", no_argument, OPT_REMOTE, NULL, "submit: use the provider's Batch API (half price, 24 h)" },
 	{ "poll", required_argument, OPT_POLL, "SECONDS", "wait: check a remote batch this often (default 10)" },
 	{ NULL, 0, 0, NULL, NULL }

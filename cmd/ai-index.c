@@ -25,31 +25,33 @@
 
 enum {
 	OPT_DB = CLI_OPT_PROG, OPT_FILES_FROM, OPT_SOURCE, OPT_CHUNK_TOKENS, OPT_OVERLAP,
-	OPT_EMBED_BATCH, OPT_EMBED_MODEL, OPT_NO_EMBED, OPT_RM, OPT_LIST, OPT_STATS, OPT_FORCE
+	OPT_EMBED_BATCH, OPT_EMBED_MODEL, OPT_NO_EMBED, OPT_RM, OPT_LIST, OPT_STATS, OPT_FORCE,
+	OPT_COLLECTIONS
 };
 
 static const struct cli_opt opts[] = {
-	{ "collection", required_argument, 'c', "NAME", "the collection to write (default: default)" },
-	{ "db", required_argument, OPT_DB, "FILE", "the index file (default: $XDG_DATA_HOME/ai/index.db)" },
+	{ "collection", required_argument, 'c', "NAME", "the collection to write (default \"default\")" },
+	{ "db", required_argument, OPT_DB, "FILE", "the index file (default $XDG_DATA_HOME/ai/index.db)" },
 	{ "files-from", required_argument, OPT_FILES_FROM, "FILE", "read the names of the files to index from FILE (- for stdin), one a line" },
 	{ "source", required_argument, OPT_SOURCE, "NAME", "the name of the document read from stdin" },
 	{ "chunk-tokens", required_argument, OPT_CHUNK_TOKENS, "N", "aim for chunks of N tokens (default 400)" },
-	{ "overlap", required_argument, OPT_OVERLAP, "N", "start each chunk N tokens before the last ended (default 60)" },
+	{ "overlap", required_argument, OPT_OVERLAP, "N", "start each chunk N tokens before the last ended (default 15% of --chunk-tokens)" },
 	{ "embed-batch", required_argument, OPT_EMBED_BATCH, "N", "texts per embeddings request (default 100)" },
 	{ "parallel", required_argument, 'P', "N", "embeddings requests in flight (default 4)" },
-	{ "embed-model", required_argument, OPT_EMBED_MODEL, "MODEL", "the embedding model (default: embed_model, AI_EMBED_MODEL)" },
+	{ "embed-model", required_argument, OPT_EMBED_MODEL, "MODEL", "the embedding model, instead of AI_EMBED_MODEL or embed_model" },
 	{ "no-embed", no_argument, OPT_NO_EMBED, NULL, "store no vectors: the index serves BM25 only" },
 	{ "force", no_argument, OPT_FORCE, NULL, "reindex documents even when unchanged" },
 	{ "rm", required_argument, OPT_RM, "SOURCE", "remove SOURCE from the collection (repeatable)" },
 	{ "list", no_argument, OPT_LIST, NULL, "list the collection's documents" },
 	{ "stats", no_argument, OPT_STATS, NULL, "print the collection's documents, chunks, bytes and model" },
+	{ "collections", no_argument, OPT_COLLECTIONS, NULL, "list the names of the index's collections" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *coll, *db, *files_from, *source, *embed_model;
 	long chunk_tokens, overlap, embed_batch, parallel;
-	bool no_embed, force, list, stats;
+	bool no_embed, force, list, stats, collections;
 	const char **rm;
 	size_t n_rm;
 };
@@ -80,6 +82,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_FORCE: o->force = true; break;
 	case OPT_LIST: o->list = true; break;
 	case OPT_STATS: o->stats = true; break;
+	case OPT_COLLECTIONS: o->collections = true; break;
 	case OPT_RM: {
 		const char **n = realloc(o->rm, (o->n_rm + 1) * sizeof(*n));
 
@@ -523,6 +526,48 @@ static int print_doc(const struct kb_doc_info *d, void *ud)
 	return 0;
 }
 
+/* --collections: kb_list with no collection gives one "document" per collection. */
+static int print_collection(const struct kb_doc_info *d, void *ud)
+{
+	const struct cli *c = ud;
+
+	if (c->json) {
+		json_object *j = json_object_new_object();
+
+		prog_add(j, "collection", json_object_new_string(d->source));
+		prog_add(j, "chunks", json_object_new_int64(d->chunks));
+		prog_add(j, "bytes", json_object_new_int64(d->size));
+		prog_add(j, "vectors", json_object_new_boolean(d->vectors));
+		prog_add(j, "model", d->hash && *d->hash ? json_object_new_string(d->hash) : NULL);
+		prog_print_json(j);
+		json_object_put(j);
+	} else {
+		cli_puts(d->source, false);
+		cli_puts("\n", false);
+	}
+	return 0;
+}
+
+/*
+ * --list and --stats of a collection that is not there exit 66 with the
+ * words of ai-ask, rather than print an empty list or zeros that read as
+ * "indexed, but nothing in it".
+ */
+static void need_collection(struct kb *kb, const char *coll)
+{
+	struct kb_stats s;
+	struct ai_err err;
+	bool exists;
+
+	if (kb_stats(kb, coll, &s, &err))
+		cli_die_err(&err);
+	exists = s.exists;
+	kb_stats_release(&s);
+	if (!exists)
+		cli_die(AI_EX_NOINPUT, "index '%s' has no collection '%s': build it with ai-index -c %s",
+			kb_path(kb), coll, coll);
+}
+
 static void print_stats(struct kb *kb, const struct opts *o, const struct cli *c)
 {
 	struct kb_stats s;
@@ -564,7 +609,7 @@ int main(int argc, char **argv)
 {
 	struct cli c;
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, NULL, NULL, 400, -1, 100, 4,
-			  false, false, false, false, NULL, 0 };
+			  false, false, false, false, false, NULL, 0 };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
@@ -589,12 +634,12 @@ int main(int argc, char **argv)
 	ix.c = &c;
 	ix.tail = &ix.head;
 
-	/* --list, --stats and --rm need no endpoint. */
-	if (o.list || o.stats || o.n_rm) {
+	/* --list, --stats, --collections and --rm need no endpoint. */
+	if (o.list || o.stats || o.collections || o.n_rm) {
 		struct kb *kb;
 
 		if (optind_ < argc || o.files_from || o.source)
-			cli_usage_error("--list, --stats and --rm take no documents to index");
+			cli_usage_error("--list, --stats, --collections and --rm take no documents to index");
 		if (kb_open(&kb, o.db, o.n_rm ? KB_WRITE : KB_READ, &err))
 			cli_die_err(&err);
 		for (size_t i = 0; i < o.n_rm; i++) {
@@ -617,6 +662,10 @@ int main(int argc, char **argv)
 				cli_warn("removed '%s'", o.rm[i]);
 			}
 		}
+		if (o.collections && kb_list(kb, NULL, print_collection, &c, &err))
+			cli_die_err(&err);
+		if (o.list || o.stats)
+			need_collection(kb, o.coll);
 		if (o.list && kb_list(kb, o.coll, print_doc, &c, &err))
 			cli_die_err(&err);
 		if (o.stats)
@@ -696,8 +745,8 @@ int main(int argc, char **argv)
 		cli_die_err(&err);
 	}
 	if (!c.quiet && !c.json && !ix.progress && !ix.dry_run && (ix.indexed || ix.failed || ix.unchanged))
-		cli_warn("%ld indexed (%ld chunks), %ld unchanged, %ld failed", ix.indexed, ix.chunks,
-			 ix.unchanged, ix.failed);
+		cli_warn("%ld indexed (%ld chunk%s), %ld unchanged, %ld failed", ix.indexed, ix.chunks,
+			 ix.chunks == 1 ? "" : "s", ix.unchanged, ix.failed);
 	if (ix.failed)
 		code = ix.indexed || ix.unchanged ? AI_EX_PARTIAL : ix.first_code;
 	if (ix.client)

@@ -425,6 +425,60 @@ int ai_http_error(const char *what, long status, const char *body, size_t len, s
 	return -1;
 }
 
+/*
+ * Whether the path of a base URL ends in /v1 or goes through it: servers
+ * that speak the OpenAI API (llama.cpp, vLLM, Ollama) serve it under /v1,
+ * and a base URL without it is answered 404 for every request.
+ */
+static bool path_has_v1(const char *url)
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	p = p ? p + 3 : url;
+	p += strcspn(p, "/?#");
+	n = strcspn(p, "?#");
+	while (n && p[n - 1] == '/')
+		n--;
+	if (n >= 3 && !memcmp(p + n - 3, "/v1", 3))
+		return true;
+	{
+		const char *q = strstr(p, "/v1/");
+
+		return q && q < p + n;
+	}
+}
+
+/*
+ * After ai_http_error: a 404 from a base URL without /v1 most likely means
+ * the /v1 is missing, so say so, with the URL to try.  The hint replaces
+ * the end of a message too long to hold both.
+ */
+static void v1_hint(const struct ai_client *c, struct ai_err *err)
+{
+	const char *url = c->cfg->base_url;
+	char hint[160];
+	size_t hl, ml, n;
+
+	if (!err || err->status != 404 || !url || path_has_v1(url))
+		return;
+	n = strcspn(url, "?#");
+	while (n && url[n - 1] == '/')
+		n--;
+	if (strchr(url, '@') || n > 100)    /* no credentials in a message, no long URL */
+		snprintf(hint, sizeof(hint), "; does the base URL need /v1? (OPENAI_BASE_URL=http://host:port/v1)");
+	else
+		snprintf(hint, sizeof(hint), "; does the base URL need /v1? (OPENAI_BASE_URL=%.*s/v1)", (int)n, url);
+	hl = strlen(hint);
+	ml = strlen(err->msg);
+	if (ml + hl >= sizeof(err->msg)) {
+		ml = sizeof(err->msg) - 1 - hl;
+		while (ml > 0 && ((unsigned char)err->msg[ml] & 0xc0) == 0x80)
+			ml--;
+	}
+	memcpy(err->msg + ml, hint, hl + 1);
+}
+
 static double call_cost(const struct call *k, long pt, long ct)
 {
 	if (pt < 0)
@@ -664,6 +718,7 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 	}
 	if (h->status < 200 || h->status > 299) {
 		ai_http_error("chat", h->status, h->body.data, h->body.len, &e);
+		v1_hint(k->c, &e);
 		ai_error_type(h->body.data, h->body.len, r->error_type, sizeof(r->error_type));
 		account(k, -1, -1, h->status, false, NAN, h->ms);
 		chat_finish(k, -1, &e);
@@ -1112,6 +1167,7 @@ static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *u
 	}
 	if (h->status < 200 || h->status > 299) {
 		ai_http_error("embeddings", h->status, h->body.data, h->body.len, &e);
+		v1_hint(k->c, &e);
 		account(k, -1, -1, h->status, false, NAN, h->ms);
 		embed_finish(k, -1, &e);
 		return;
@@ -1321,7 +1377,9 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 		char what[64];
 
 		snprintf(what, sizeof(what), "%s %s", method, path);
-		return ai_http_error(what, resp->status, resp->body.data, resp->body.len, err);
+		ai_http_error(what, resp->status, resp->body.data, resp->body.len, err);
+		v1_hint(c, err);
+		return -1;
 	}
 	return 0;
 }

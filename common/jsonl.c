@@ -176,6 +176,48 @@ static void bad(struct jsonl_item *it, const char *fmt, ...)
 	va_end(ap);
 }
 
+/*
+ * Says in our words where a line stops being JSON: json-c's own ("null
+ * expected" for a line of prose) name its parser's state, not the line.
+ * end is where the parser stopped; after a whole value it is the first
+ * byte after it.  A line that does not start like an item is most likely
+ * plain text, and --lines is what reads that.
+ */
+static void not_json(struct jsonl_item *it, long lineno, const char *line, size_t len,
+		     bool had_value, enum json_tokener_error te, size_t end)
+{
+	const char *hint = "";
+	size_t i = 0, col;
+	char what[32];
+
+	while (i < len && (line[i] == ' ' || line[i] == '\t'))
+		i++;
+	if (i < len && line[i] != '{' && line[i] != '"' && line[i] != '[')
+		hint = "; --lines reads plain text";
+	if (!had_value && (te == json_tokener_continue || end >= len)) {
+		bad(it, "line %ld is not JSON: it ends too early%s", lineno, hint);
+		return;
+	}
+	if (had_value)
+		while (end < len && (line[end] == ' ' || line[end] == '\t'))
+			end++;
+	if (end >= len)
+		end = len - 1;
+	col = end;
+	if (te == json_tokener_error_depth)
+		snprintf(what, sizeof(what), "nested too deeply");
+	else if (line[end] > ' ' && line[end] < 127)
+		snprintf(what, sizeof(what), "unexpected '%c'", line[end]);
+	else
+		snprintf(what, sizeof(what), "unexpected character");
+	/* The line is valid UTF-8 by now: count characters, not bytes. */
+	for (i = 0; i < end; i++)
+		if (((unsigned char)line[i] & 0xc0) == 0x80)
+			col--;
+	bad(it, "line %ld is not JSON: %s at column %zu%s%s", lineno, what, col + 1,
+	    had_value ? ", after the value" : "", hint);
+}
+
 static json_object *message(const char *role, const char *content)
 {
 	json_object *m = json_object_new_object();
@@ -310,11 +352,8 @@ int jsonl_parse(const char *line, size_t len, bool too_long, long lineno,
 			/* The whole line was the value. */;
 		else if (!j || json_tokener_get_error(tok) != json_tokener_success ||
 		    json_tokener_get_parse_end(tok) != len) {
-			enum json_tokener_error te = json_tokener_get_error(tok);
-
-			bad(it, "line %ld is not valid JSON: %s", lineno,
-			    j ? "more text after the value" :
-			    te == json_tokener_continue ? "it ends too early" : json_tokener_error_desc(te));
+			not_json(it, lineno, line, len, j != NULL, json_tokener_get_error(tok),
+				 json_tokener_get_parse_end(tok));
 			json_object_put(j);
 			j = NULL;
 		}

@@ -252,6 +252,17 @@ out:
 
 /* ---- status ---- */
 
+/* What the results of a batch that is over add up to. */
+struct tally {
+	long ok, failed;
+	int64_t tokens;         /* prompt and completion tokens of the answers */
+	double cost;            /* at the batch price */
+};
+
+static int results_run(struct ai_client *c, const struct job *j,
+		       void (*emit)(const char *line, size_t len, void *ud), void *ud,
+		       struct tally *t, struct ai_err *err);
+
 static json_object *get_batch(struct ai_client *c, const char *batch_id, struct ai_err *err)
 {
 	struct http_resp resp;
@@ -296,42 +307,104 @@ static void iso(char *out, size_t n, long t)
 	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * The state ai-batch(1) documents for a provider's batch state, so that a
+ * script reads a remote job as it reads a local one: validating is queued;
+ * in_progress, finalizing and any state not known yet are running;
+ * completed is done; expired, like failed, is failed; cancelling is
+ * cancelled.
+ */
+static const char *job_state(const char *st)
+{
+	if (!strcmp(st, "validating"))
+		return "queued";
+	if (!strcmp(st, "completed"))
+		return "done";
+	if (!strcmp(st, "failed") || !strcmp(st, "expired"))
+		return "failed";
+	if (!strcmp(st, "cancelled") || !strcmp(st, "cancelling"))
+		return "cancelled";
+	return "running";
+}
+
+/* What wait exits with for a batch over in state st, with these answers. */
+static int over_code(const char *st, long ok, long failed)
+{
+	if (!strcmp(st, "failed"))
+		return AI_EX_UNAVAILABLE;
+	if (strcmp(st, "completed"))
+		return AI_EX_TEMPFAIL;
+	return !failed ? AI_EX_OK : ok ? AI_EX_PARTIAL : AI_EX_UNAVAILABLE;
+}
+
+static void no_emit(const char *line, size_t len, void *ud)
+{
+	(void)line;
+	(void)len;
+	(void)ud;
+}
+
 json_object *remote_status(struct ai_client *c, const struct job *j, struct ai_err *err)
 {
 	json_object *rj = load_json(j, "remote.json", err), *b = NULL, *o = NULL, *rc_ = NULL;
-	const char *bid;
+	const char *bid, *st = "completed";
+	struct tally t = { 0, 0, 0, 0 };
 	long total, done, failed;
-	char t[32];
+	int code = -1;
+	char ts[32];
 
 	if (!rj)
 		return NULL;
 	bid = ju_str(rj, "batch_id");
 	if (bid && !(b = get_batch(c, bid, err)))
 		goto out;
-	if (b)
+	if (b) {
+		st = ju_str(b, "status");
 		json_object_object_get_ex(b, "request_counts", &rc_);
+	}
 	total = rc_ ? ju_long(rc_, "total", -1) : 0;
 	done = rc_ ? ju_long(rc_, "completed", -1) : 0;
 	failed = rc_ ? ju_long(rc_, "failed", -1) : 0;
+	if (!b || terminal(st)) {
+		/*
+		 * Over: count the lines as results will print them (an input line
+		 * that could not be sent included), and the tokens and cost, as
+		 * wait does; the first look downloads the results and bills them.
+		 */
+		if (results_run(c, j, no_emit, NULL, &t, err))
+			goto out;
+		total = t.ok + t.failed;
+		done = t.ok;
+		failed = t.failed;
+		code = over_code(st, t.ok, t.failed);
+	}
 	if (!(o = json_object_new_object()))
 		goto oom;
 	if (ju_add(o, "id", json_object_new_string(j->id)) ||
 	    ju_add(o, "mode", json_object_new_string("remote")) ||
-	    ju_add(o, "state", json_object_new_string(b ? ju_str(b, "status") : "completed")) ||
+	    ju_add(o, "state", json_object_new_string(job_state(st))) ||
 	    ju_add(o, "total", json_object_new_int64(total > 0 ? total : 0)) ||
 	    ju_add(o, "done", json_object_new_int64((done > 0 ? done : 0) + (failed > 0 ? failed : 0))) ||
 	    ju_add(o, "ok", json_object_new_int64(done > 0 ? done : 0)) ||
 	    ju_add(o, "failed", json_object_new_int64(failed > 0 ? failed : 0)))
 		goto oom;
 	if (b && ju_long(b, "created_at", -1) > 0) {
-		iso(t, sizeof(t), ju_long(b, "created_at", -1));
-		if (ju_add(o, "started", json_object_new_string(t)))
+		iso(ts, sizeof(ts), ju_long(b, "created_at", -1));
+		if (ju_add(o, "started", json_object_new_string(ts)))
 			goto oom;
 	} else {
 		json_object_object_add(o, "started", NULL);
 	}
+	iso(ts, sizeof(ts), (long)time(NULL));
+	if (ju_add(o, "updated", json_object_new_string(ts)))
+		goto oom;
 	json_object_object_add(o, "eta_s", NULL);
-	if (bid && ju_add(o, "batch", json_object_new_string(bid)))
+	if (ju_add(o, "tokens", json_object_new_int64(t.tokens)) ||
+	    ju_add(o, "cost", json_object_new_double(t.cost)))
+		goto oom;
+	json_object_object_add(o, "exit", code >= 0 ? json_object_new_int(code) : NULL);
+	if (bid && (ju_add(o, "batch", json_object_new_string(bid)) ||
+		    ju_add(o, "batch_status", json_object_new_string(st))))
 		goto oom;
 	goto out;
 oom:
@@ -398,6 +471,8 @@ struct results {
 	struct buf line;
 	struct ai_err *err;
 	long failed, ok;
+	int64_t tokens;
+	double cost;
 };
 
 static int index_lines(struct results *r, size_t from)
@@ -446,8 +521,12 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 		json_object_object_get_ex(body, "usage", &u);
 		pt = ju_count(u, "prompt_tokens");
 		ct = ju_count(u, "completion_tokens");
-		if (r->account)
-			ai_account_batch_result(r->c, ju_str(body, "model"), pt, ct, status);
+		if (r->account) {
+			double cost = ai_account_batch_result(r->c, ju_str(body, "model"), pt, ct, status);
+
+			r->cost += isfinite(cost) ? cost : 0;
+		}
+		r->tokens += (pt > 0 ? pt : 0) + (ct > 0 ? ct : 0);
 		{
 			json_object *calls = NULL;
 			struct jsonl_answer a = {
@@ -516,7 +595,7 @@ static int each_result(struct jsonl_item *it, void *ud)
 
 static int results_run(struct ai_client *c, const struct job *j,
 		       void (*emit)(const char *line, size_t len, void *ud), void *ud,
-		       long *ok, long *failed, struct ai_err *err)
+		       struct tally *t, struct ai_err *err)
 {
 	json_object *rj = load_json(j, "remote.json", err), *b = NULL, *v;
 	struct results r;
@@ -574,13 +653,19 @@ static int results_run(struct ai_client *c, const struct job *j,
 	rc = batch_each_item(fd, &io, (size_t)ju_long(rj, "max_line", -1), each_result, &r, err);
 	close(fd);
 	if (!rc && r.account) {
+		/* The cost is known only when billed: kept for every later look. */
 		ju_add(rj, "downloaded", json_object_new_boolean(1));
+		ju_add(rj, "cost", json_object_new_double(r.cost));
 		rc = save_json(j, "remote.json", rj, err);
+	} else if (json_object_object_get_ex(rj, "cost", &v)) {
+		r.cost = json_object_get_double(v);
 	}
-	if (ok)
-		*ok = r.ok;
-	if (failed)
-		*failed = r.failed;
+	if (t) {
+		t->ok = r.ok;
+		t->failed = r.failed;
+		t->tokens = r.tokens;
+		t->cost = isfinite(r.cost) && r.cost > 0 ? r.cost : 0;
+	}
 out:
 	json_object_put(r.index);
 	json_object_put(b);
@@ -594,7 +679,7 @@ out:
 int remote_results(struct ai_client *c, const struct job *j,
 		   void (*emit)(const char *line, size_t len, void *ud), void *ud, struct ai_err *err)
 {
-	return results_run(c, j, emit, ud, NULL, NULL, err);
+	return results_run(c, j, emit, ud, NULL, err);
 }
 
 int remote_cancel(struct ai_client *c, const struct job *j, struct ai_err *err)
@@ -620,20 +705,13 @@ int remote_cancel(struct ai_client *c, const struct job *j, struct ai_err *err)
 	return rc;
 }
 
-static void no_emit(const char *line, size_t len, void *ud)
-{
-	(void)line;
-	(void)len;
-	(void)ud;
-}
-
 int remote_wait(struct ai_client *c, const struct job *j, long poll_ms,
 		volatile sig_atomic_t *stop, struct ai_err *err)
 {
 	json_object *rj = load_json(j, "remote.json", err), *b = NULL;
 	char *bid;
 	const char *st;
-	long ok = 0, failed = 0;
+	struct tally t = { 0, 0, 0, 0 };
 	int code;
 
 	if (!rj)
@@ -661,17 +739,12 @@ int remote_wait(struct ai_client *c, const struct job *j, long poll_ms,
 	}
 	free(bid);
 	st = b ? ju_str(b, "status") : "completed";
-	if (!strcmp(st, "failed"))
-		code = AI_EX_UNAVAILABLE;
-	else if (strcmp(st, "completed"))
-		code = AI_EX_TEMPFAIL;
-	else
-		code = 0;
+	code = strcmp(st, "completed") ? over_code(st, 0, 0) : 0;
 	json_object_put(b);
 	if (code)
 		return code;
 	/* Count the answers the way results will print them (and bill them, once). */
-	if (results_run(c, j, no_emit, NULL, &ok, &failed, err))
+	if (results_run(c, j, no_emit, NULL, &t, err))
 		return -1;
-	return !failed ? AI_EX_OK : ok ? AI_EX_PARTIAL : AI_EX_UNAVAILABLE;
+	return over_code("completed", t.ok, t.failed);
 }

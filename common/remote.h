@@ -26,7 +26,14 @@
 int remote_submit(struct ai_client *c, const struct job *j, int in_fd, const struct batch_opts *o,
 		  struct ai_err *err);
 
-/* {id, mode: "remote", state, total, done, ok, failed, started, eta_s, batch}: owned, or NULL. */
+/*
+ * {id, mode: "remote", state, total, done, ok, failed, started, updated,
+ * eta_s, tokens, cost, exit, batch, batch_status}: the fields of a local
+ * job's status, state mapped onto its states (batch_status is the
+ * provider's own); once the batch is over, the counts, tokens and cost are
+ * those of its results, which the first such look downloads and bills, as
+ * wait does.  Owned, or NULL.
+ */
 json_object *remote_status(struct ai_client *c, const struct job *j, struct ai_err *err);
 
 /* Prints the results through emit, in input order; nothing while the batch is not over. */

@@ -44,6 +44,29 @@ function __ai_models --description 'models the ai-tools server offers'
     string match -r -- '^[[:graph:]]+$' <$f
 end
 
+# The collections of the index, from ai-index --collections (the one beside
+# the command, when that was typed with a directory) with the --db already on
+# the line; nothing, and no message, when there is no index.
+function __ai_collections --description 'collections of the ai-tools index'
+    set -l tokens (commandline -opc)
+    set -l ix ai-index
+    set -l dir (string replace -r '/[^/]*$' '' -- $tokens[1])
+    if test "$dir" != "$tokens[1]"; and test -x $dir/ai-index
+        set ix $dir/ai-index
+    end
+    set -l db
+    set -l n (count $tokens)
+    for i in (seq 2 $n)
+        switch $tokens[$i]
+            case --db
+                test $i -lt $n; and set db --db $tokens[(math $i + 1)]
+            case '--db=?*'
+                set db $tokens[$i]
+        end
+    end
+    $ix $db --collections -q </dev/null 2>/dev/null
+end
+
 function __ai_common_complete --argument-names c jdesc --description 'complete the ai-tools common options of command c'
     test -n "$jdesc"; or set jdesc 'print JSON'
     complete -c $c -s m -l model -x -a '(__ai_models)' -d 'model to use'

@@ -5,7 +5,7 @@ source (status dirname)/_ai-common.fish
 set -l c ai-ask
 __ai_common_complete $c
 complete -c $c -f
-complete -c $c -s c -l collection -x -d 'collection to search'
+complete -c $c -s c -l collection -x -a '(__ai_collections)' -d 'collection to search'
 complete -c $c -l db -r -F -d 'index file'
 complete -c $c -s k -l top -x -d 'passages given to the model'
 complete -c $c -l candidates -x -d 'best of each list before fusing'

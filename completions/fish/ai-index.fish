@@ -4,7 +4,7 @@ source (status dirname)/_ai-common.fish
 
 set -l c ai-index
 __ai_common_complete $c
-complete -c $c -s c -l collection -x -d 'collection to write'
+complete -c $c -s c -l collection -x -a '(__ai_collections)' -d 'collection to write'
 complete -c $c -l db -r -F -d 'index file'
 complete -c $c -l files-from -r -F -d 'read file names from this list'
 complete -c $c -l source -x -d 'name of the document on stdin'
@@ -18,3 +18,4 @@ complete -c $c -l force -d 'reindex unchanged documents'
 complete -c $c -l rm -x -d 'remove a source'
 complete -c $c -l list -d 'list the documents'
 complete -c $c -l stats -d 'print the collection statistics'
+complete -c $c -l collections -d 'list the collections of the index'

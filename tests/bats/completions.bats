@@ -156,6 +156,42 @@ EOF
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch submit -p '' | sorted)" "cheap work"
 }
 
+# two_indexes: the default index with collections "my docs" and "notes", and
+# $T/other.db with "elsewhere".
+# (Built without the test's configuration, whose [other] section ai-index refuses.)
+two_indexes() {
+	AI_CONFIG=/dev/null ai-index -q --no-embed -c notes --source n <<<"a note" &&
+		AI_CONFIG=/dev/null ai-index -q --no-embed -c "my docs" --source d <<<"a doc" &&
+		AI_CONFIG=/dev/null ai-index -q --no-embed --db "$T/other.db" -c elsewhere --source e <<<"text"
+}
+
+@test "completions/bash: --opt=value completes the option's values, not file names" {
+	: >big.log
+	# Bash splits the word at "=" (COMP_WORDBREAKS): "--format=b" is --format, =, b.
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --format = b | sorted)" "bullets"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --format = | sorted)" "bullets line paragraph"
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --length = s | sorted)" "short"
+	assert_eq "$(bcomp "$C/bash/ai-usage" ai-usage --by = d | sorted)" "day"
+	assert_eq "$(bcomp "$C/bash/ai-index" ai-index --chunk-tokens = b | sorted)" ""
+	assert_eq "$(bcomp "$C/bash/ai-ask" ai-ask --profile = w | sorted)" "work"
+	assert_eq "$(bcomp "$C/bash/ai-index" ai-index --db = b | sorted)" "big.log"
+	# An operand after it is an operand again.
+	assert_eq "$(bcomp "$C/bash/ai-summarize" ai-summarize --format = line b | sorted)" "big.log"
+}
+
+@test "completions/bash: -c offers the collections of the index, --db on the line included" {
+	two_indexes
+	for p in ai-ask ai-agent ai-index; do
+		assert_eq "$(bcomp "$C/bash/$p" $p -c '' | sort | tr '\n' '|')" "my docs|notes|" "$p -c"
+		assert_eq "$(bcomp "$C/bash/$p" $p --collection = n | sorted)" "notes" "$p --collection="
+		assert_eq "$(bcomp "$C/bash/$p" $p --db "$T/other.db" -c '' | sorted)" "elsewhere" "$p --db"
+		assert_eq "$(bcomp "$C/bash/$p" $p --db = "$T/other.db" -c e | sorted)" "elsewhere" "$p --db="
+		# No index there: nothing offered, nothing said.
+		run --separate-stderr bcomp "$C/bash/$p" $p --db "$T/none.db" -c ''
+		assert_eq "$output$stderr" "" "$p, no index"
+	done
+}
+
 @test "completions/bash: the common options' arguments: profile names, nothing for free values" {
 	for p in $(programs); do
 		assert_eq "$(bcomp "$C/bash/$p" "$p" -p '' | sorted)" "cheap work" "$p -p"
@@ -306,6 +342,15 @@ models_server() {
 	assert_eq "$(fcomp 'ai-batch wait ' | sorted)" "j1 j2"
 }
 
+@test "completions/fish: -c offers the collections of the index" {
+	need_fish
+	two_indexes
+	assert_eq "$(fcomp 'ai-ask -c ' | sort | tr '\n' '|')" "my docs|notes|"
+	assert_eq "$(fcomp 'ai-agent --collection n' | sorted)" "notes"
+	assert_eq "$(fcomp "ai-index --db $T/other.db -c " | sorted)" "elsewhere"
+	assert_eq "$(fcomp "ai-ask --db $T/none.db -c " | sorted)" ""
+}
+
 @test "completions/fish: -m offers the server's models, asked once and cached" {
 	need_fish
 	models_server
@@ -374,4 +419,13 @@ models_server() {
 	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
 	assert_eq "$(zcomp 'ai-batch cancel ' | sorted)" "j1 j2"
 	assert_eq "$(zcomp 'ai-batch submit --profile ' | sorted)" "cheap work"
+}
+
+@test "completions/zsh: -c offers the collections of the index" {
+	need_zsh
+	two_indexes
+	assert_eq "$(zcomp 'ai-ask -c n' | sorted)" "notes"
+	assert_eq "$(zcomp 'ai-agent --collection=n' | sorted)" "notes"
+	assert_eq "$(zcomp "ai-index --db $T/other.db -c " | sorted)" "elsewhere"
+	assert_eq "$(zcomp "ai-ask --db=$T/other.db -c " | sorted)" "elsewhere"
 }

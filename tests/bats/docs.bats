@@ -112,3 +112,110 @@ in_completion() {
 	assert_eq "$status" 78
 	assert_contains "$stderr" "OPENAI_API_KEY"
 }
+
+# render PAGE: the man page as plain text, one long line a paragraph.
+render() {
+	mandoc -Tascii -O width=1000 "$BATS_TEST_DIRNAME/../../man/$1" | sed 's/.\x08//g'
+}
+
+@test "docs: the man pages render without the garbles once found in them" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	bad=
+	# A delimiter that mdoc took for punctuation, or a parenthesis closed too early.
+	render ai-index.1 | grep -q "find \. -name" || bad+=" ai-index.1:find."
+	render ai-summarize.1 | grep -q "(.-') means" && bad+=" ai-summarize.1:('-')"
+	render ai-batch.1 | grep -q -- "--poll) seconds" && bad+=" ai-batch.1:--poll)"
+	render ai-batch.1 | grep -q "(\`{{text}} for" && bad+=" ai-batch.1:{{text}}-quote"
+	render ai-stream.1 | grep -q "nms, nm" && bad+=" ai-stream.1:nms"
+	assert_eq "$bad" "" "garbled man pages"
+}
+
+# The convention both --help and the man pages follow: an option's default is
+# written "(default X)" -- in --help on the option's line, in the man page in
+# the option's entry (the first one there counts) -- where X runs to the ")"
+# or a ";".  Quotes around X and runs of blanks do not count.  A default
+# written any other way is not one, for this check.
+#
+# Both functions print "--name<TAB>X" per option, X empty when none is stated.
+_ai_default_awk='
+function def(t,   m) {
+	if (!match(t, /\(default[: ][^);]*/))
+		return ""
+	m = substr(t, RSTART + 8, RLENGTH - 8)
+	gsub(/[`'"'"'"]/, "", m)
+	gsub(/[ \t]+/, " ", m)
+	sub(/^[: ]+/, "", m)
+	sub(/ $/, "", m)
+	return m
+}'
+
+# help_options PROG: the options of PROG --help.
+help_options() {
+	"$AI_BIN/$1" --help | awk "$_ai_default_awk"'
+	/^  +(-[[:alnum:]], )?--[a-z]/ {
+		match($0, /--[a-z0-9-]+/)
+		name = substr($0, RSTART, RLENGTH)
+		text = substr($0, RSTART + RLENGTH)
+		if (match(text, /  +/))
+			text = substr(text, RSTART + RLENGTH)
+		print name "\t" def(text)
+	}'
+}
+
+# man_options PAGE: the options with an entry in the man page (a tag at the
+# list's indent that starts with "-"), each with its entry's default.
+man_options() {
+	render "$1" | awk "$_ai_default_awk"'
+	function flush(   n, i, a) {
+		n = split(names, a, " ")
+		for (i = 1; i <= n; i++)
+			print a[i] "\t" def(body)
+		names = ""; body = ""
+	}
+	/^     -/ {
+		flush()
+		tag = substr($0, 6); body = ""
+		if ((p = index(tag, "  "))) { body = substr(tag, p); tag = substr(tag, 1, p - 1) }
+		while (match(tag, /--[a-z0-9-]+/)) {
+			names = names " " substr(tag, RSTART, RLENGTH)
+			tag = substr(tag, RSTART + RLENGTH)
+		}
+		next
+	}
+	/^      / { if (names != "") body = body " " $0; next }
+	/^ *$/ { next }
+	{ flush() }
+	END { flush() }'
+}
+
+@test "docs: --help and the man page list the same options, with the same defaults" {
+	command -v mandoc >/dev/null || skip "mandoc is not installed"
+	local -A common mine hdef
+	while IFS=$'\t' read -r o d; do common[$o]=$d; done < <(man_options ai.7)
+	[[ ${common[--timeout]} == 600 ]] || { echo "no --timeout default in ai(7)" >&2; false; }
+	bad=
+	for p in $(programs); do
+		mine=() hdef=()
+		while IFS=$'\t' read -r o d; do
+			[[ -v mine[$o] ]] || mine[$o]=$d
+		done < <(man_options "$p.1")
+		while IFS=$'\t' read -r o d; do hdef[$o]=$d; done < <(help_options "$p")
+		((${#hdef[@]} >= 10)) || { echo "$p --help: too few options parsed" >&2; false; }
+		for o in "${!hdef[@]}"; do
+			if [[ -v mine[$o] ]]; then
+				m=${mine[$o]}
+			elif [[ -v common[$o] ]]; then
+				m=${common[$o]}
+			else
+				bad+=$'\n'"$p $o: in --help, no entry in man/$p.1 or ai.7"
+				continue
+			fi
+			[[ ${hdef[$o]} == "$m" ]] ||
+				bad+=$'\n'"$p $o: --help says (default ${hdef[$o]:-none}), the man page (default ${m:-none})"
+		done
+		for o in "${!mine[@]}"; do
+			[[ -v hdef[$o] ]] || bad+=$'\n'"$p $o: in man/$p.1, not in --help"
+		done
+	done
+	assert_eq "$bad" "" "--help and the man pages disagree"
+}

@@ -167,7 +167,33 @@ stats() {
 	run ai-index --db "$DB" -c notes --stats --json
 	assert_eq "$(jq -r .documents <<<"$output")" 1
 	assert_eq "$(jq -r .collection <<<"$output")" notes
-	assert_eq "$(ai-index --db "$DB" --stats --json | jq -r .documents)" 0
+	# A collection that is not there is an error, as in ai-ask, not zeros.
+	for o in --stats --list; do
+		run --separate-stderr ai-index --db "$DB" -c nosuch $o
+		assert_eq "$status" 66 "$o"
+		assert_eq "$output" "" "$o"
+		assert_contains "$stderr" "has no collection 'nosuch': build it with ai-index -c nosuch"
+	done
+	run --separate-stderr ai-ask --db "$DB" -c nosuch --retrieve-only coffee
+	assert_eq "$status" 66
+	assert_contains "$stderr" "has no collection 'nosuch'"
+	run --separate-stderr ai-index --db "$DB" --stats
+	assert_eq "$status" 66 "no default collection"
+}
+
+@test "index: --collections lists the collections; one chunk is not 'chunks'" {
+	run --separate-stderr ai-index --db "$DB" --no-embed -c notes --source one <<<"a short note"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "1 indexed (1 chunk), 0 unchanged, 0 failed"
+	ai-index --db "$DB" --no-embed -q -c "my docs" "$CORPUS"/coffee.md
+	run --separate-stderr ai-index --db "$DB" --collections
+	assert_eq "$status" 0
+	assert_eq "$output" $'my docs\nnotes'
+	run --separate-stderr ai-index --db "$DB" --collections --json
+	assert_eq "$(jq -r '[.collection, .chunks, .vectors] | @tsv' <<<"$output" | tail -1)" $'notes\t1\tfalse'
+	run --separate-stderr ai-index --db "$T/none.db" --collections
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no index at"
 }
 
 @test "index: the default index lives in XDG_DATA_HOME, mode 0600" {
@@ -245,7 +271,8 @@ stats() {
 	run --separate-stderr ai-index --db "$DB" --retries 0 "$CORPUS"/coffee.md
 	assert_eq "$status" 75
 	assert_contains "$stderr" "500"
-	assert_eq "$(stats documents)" 0
+	run --separate-stderr ai-index --db "$DB" --stats
+	assert_eq "$status" 66 "not even the collection was made"
 }
 
 @test "index: progress on a terminal is redrawn in place, but plain lines without escapes when TERM is dumb" {

@@ -441,3 +441,19 @@ raw_stream() {
 	assert_eq "$(jq -r 'select(.type=="delta").content' <<<"$output")" "whole answer"
 	assert_eq "$(jq -r 'select(.type=="done").usage.completion_tokens' <<<"$output")" 2
 }
+
+@test "stream: a 404 from a base URL without /v1 asks whether it needs /v1" {
+	run --separate-stderr ai-stream --no-cache --base-url "http://127.0.0.1:$PORT/" hello
+	assert_eq "$status" 69
+	assert_contains "$stderr" "the server answered 404"
+	assert_contains "$stderr" "; does the base URL need /v1? (OPENAI_BASE_URL=http://127.0.0.1:$PORT/v1)"
+	# The embeddings requests of ai-index say it too.
+	run --separate-stderr ai-index --db "$T/i.db" --base-url "http://127.0.0.1:$PORT" --source s <<<"text"
+	assert_contains "$stderr" "does the base URL need /v1?"
+	# With /v1 there, a 404 is about something else.
+	ctl '{"push":[{"status":404,"body":{"error":{"message":"no route"}}}]}'
+	run --separate-stderr ai-stream --no-cache hello
+	assert_eq "$status" 69
+	assert_contains "$stderr" "no route"
+	assert_not_contains "$stderr" "/v1?"
+}

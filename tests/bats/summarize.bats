@@ -34,6 +34,21 @@ CHAT=/v1/chat/completions
 	assert_eq "$output" "A cat sat."
 }
 
+@test "summarize: of --words and --length the last counts, as the man page says" {
+	run --separate-stderr ai-summarize --no-cache --length short --words 80 <<<"x"
+	assert_eq "$status" 0
+	assert_contains "$(last_request $CHAT | jq -r '.body.messages[-1].content')" "about 80 words"
+	run --separate-stderr ai-summarize --no-cache --words 80 --length long <<<"x"
+	assert_eq "$status" 0
+	assert_contains "$(last_request $CHAT | jq -r '.body.messages[-1].content')" "about 400 words"
+	# The synopsis does not make them exclusive.
+	if command -v mandoc >/dev/null; then
+		page=$(mandoc -Tascii -O width=1000 "$BATS_TEST_DIRNAME/../../man/ai-summarize.1" | sed 's/.\x08//g')
+		assert_not_contains "$(sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' <<<"$page")" "--words n | --length"
+		assert_contains "$page" "when both are given, the last one counts"
+	fi
+}
+
 @test "summarize: options shape the instruction" {
 	run ai-summarize --words 30 -f bullets --lang German --focus "the dates" <<<"x"
 	assert_eq "$status" 0

@@ -106,7 +106,15 @@ static void test_items(void)
 	ok(it.bad, "an empty text is refused");
 	jsonl_item_release(&it);
 	item("{\"id\":1} x", &o, &it);
-	ok(it.bad && strstr(it.error, "not valid JSON"), "trailing text: %s", it.error);
+	ok(it.bad && strstr(it.error, "is not JSON: unexpected 'x' at column 10, after the value"),
+	   "trailing text: %s", it.error);
+	jsonl_item_release(&it);
+	item("not json", &o, &it);
+	ok(it.bad && strstr(it.error, "unexpected 'o' at column 2; --lines reads plain text") &&
+	   !strstr(it.error, "null expected"), "prose, in our words: %s", it.error);
+	jsonl_item_release(&it);
+	item("{\"text\":\"\xc3\xa9\" 1}", &o, &it);
+	ok(it.bad && strstr(it.error, "at column 13"), "columns count characters: %s", it.error);
 	jsonl_item_release(&it);
 	item("{\"id\":1", &o, &it);
 	ok(it.bad && strstr(it.error, "ends too early"), "cut short: %s", it.error);
