@@ -8,7 +8,6 @@
 #include "agent.h"
 #include "api.h"
 #include "cli.h"
-#include "fdio.h"
 #include "kb.h"
 #include "prog.h"
 #include "termout.h"
@@ -17,9 +16,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <termios.h>
 #include <unistd.h>
 
 enum {
@@ -114,24 +111,8 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 {
 	const struct cli *c = ud;
 	struct buf q;
-	char line[64];
-	size_t n = 0;
-	int fd, ans = AGENT_APPROVE_NO;
+	enum cli_answer a;
 
-	fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0) {
-		/* Said here, not only in --trace: a cron job's log must show why nothing ran. */
-		if (!c->quiet) {
-			buf_init(&q, 0);
-			add_visible(&q, t->name, 200);
-			cli_warn("the tool '%s' has side effects and was not run: there is no terminal to ask on; "
-				 "give --yes to allow it", q.data ? q.data : "");
-			buf_release(&q);
-		}
-		return AGENT_APPROVE_NOTTY;
-	}
-	/* Keys typed before the question must not answer it (sudo and ssh do the same). */
-	tcflush(fd, TCIFLUSH);
 	buf_init(&q, 0);
 	buf_addf(&q, "%s: the model wants to run '%s' (", cli_prog, t->name);
 	for (size_t i = 0; t->argv[i]; i++) {
@@ -143,37 +124,18 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 	/* All of it (at most AGENT_MAX_ARGS bytes): what is approved is exactly what runs. */
 	add_visible(&q, args, strlen(args));
 	buf_addstr(&q, "\nRun it? [y/N] ");
-	if (fd_write_all(fd, q.data, q.len)) {
-		buf_release(&q);
-		close(fd);
-		return cli_interrupted ? AGENT_APPROVE_INTERRUPT : AGENT_APPROVE_NOTTY;
-	}
+	a = cli_ask_tty(q.data ? q.data : "");
 	buf_release(&q);
-	for (;;) {
-		char ch;
-		ssize_t r = read(fd, &ch, 1);
-
-		if (r < 0 && errno == EINTR && !cli_interrupted)
-			continue;
-		if (r < 0 && cli_interrupted) {
-			ans = AGENT_APPROVE_INTERRUPT;
-			break;
-		}
-		if (r <= 0 || ch == '\n')
-			break;
-		if (n + 1 < sizeof(line))
-			line[n++] = ch;
+	if (a == CLI_NOTTY && !c->quiet) {
+		/* Said here, not only in --trace: a cron job's log must show why nothing ran. */
+		buf_init(&q, 0);
+		add_visible(&q, t->name, 200);
+		cli_warn("the tool '%s' has side effects and was not run: there is no terminal to ask on; "
+			 "give --yes to allow it", q.data ? q.data : "");
+		buf_release(&q);
 	}
-	line[n] = '\0';
-	if (ans != AGENT_APPROVE_INTERRUPT) {
-		char *s = line + strspn(line, " \t\r");
-
-		s[strcspn(s, " \t\r")] = '\0';
-		if (!strcasecmp(s, "y") || !strcasecmp(s, "yes"))
-			ans = AGENT_APPROVE_YES;
-	}
-	close(fd);
-	return ans;
+	return a == CLI_YES ? AGENT_APPROVE_YES : a == CLI_NOTTY ? AGENT_APPROVE_NOTTY :
+	       a == CLI_INTERRUPTED ? AGENT_APPROVE_INTERRUPT : AGENT_APPROVE_NO;
 }
 
 /* ---- the trace ---------------------------------------------------------- */

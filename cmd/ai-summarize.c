@@ -21,8 +21,6 @@
 
 #include <fcntl.h>
 #include <math.h>
-#include <strings.h>
-#include <termios.h>
 #include <unistd.h>
 
 enum {
@@ -430,61 +428,6 @@ static bool needs_confirm(const struct ai_config *cfg, const struct estimate *e,
 	return false;
 }
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR && !cli_interrupted)
-			continue;
-		if (w <= 0)
-			return false;
-		p += w;
-		n -= (size_t)w;
-	}
-	return true;
-}
-
-/*
- * Asks on /dev/tty, never on stdin (which holds the text): 1 for y or
- * yes, 0 for anything else, -1 when there is no terminal to ask on.
- * Type-ahead is flushed first, so only an answer to this question counts.
- */
-static int ask_tty(const char *question)
-{
-	char line[64];
-	size_t n = 0;
-	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC), yes;
-	char *a;
-
-	if (fd < 0)
-		return -1;
-	tcflush(fd, TCIFLUSH);
-	if (!write_all(fd, question, strlen(question))) {
-		close(fd);
-		return cli_interrupted ? 0 : -1;
-	}
-	for (;;) {
-		char ch;
-		ssize_t r = read(fd, &ch, 1);
-
-		if (r < 0 && errno == EINTR && !cli_interrupted)
-			continue;
-		if (r <= 0 || ch == '\n')
-			break;
-		if (n + 1 < sizeof(line))
-			line[n++] = ch;
-	}
-	line[n] = '\0';
-	close(fd);
-	if (cli_interrupted)
-		exit(AI_EX_INTERRUPT);
-	a = line + strspn(line, " \t\r");
-	a[strcspn(a, " \t\r")] = '\0';
-	yes = !strcasecmp(a, "y") || !strcasecmp(a, "yes");
-	return yes;
-}
-
 /*
  * Before anything is sent: --dry-run prints the estimate; a run above
  * the limit is asked about on the terminal, or refused without one
@@ -496,7 +439,7 @@ static void confirm(const struct opts *o, const struct cli *c, struct ai_client 
 	struct estimate e;
 	struct ai_err err;
 	struct buf what = BUF_INIT, why = BUF_INIT, q = BUF_INIT;
-	int ans;
+	enum cli_answer ans;
 
 	ai_err_clear(&err);
 	if (estimate(o, client, text, len, &e, &err))
@@ -508,12 +451,14 @@ static void confirm(const struct opts *o, const struct cli *c, struct ai_client 
 	} else if (!o->yes && needs_confirm(client->cfg, &e, &why)) {
 		buf_addf(&q, "%s: this input makes %s, more than %s.\nSend it? [y/N] ", cli_prog, what.data,
 			 why.data);
-		ans = ask_tty(q.data);
-		if (ans < 0)
+		ans = cli_ask_tty(q.data);
+		if (ans == CLI_INTERRUPTED)
+			exit(AI_EX_INTERRUPT);
+		if (ans == CLI_NOTTY)
 			cli_die(AI_EX_USAGE, "not sent: %s, more than %s, and there is no terminal to ask on; "
 				"pass --yes, or raise the limit in the config (see ai.conf(5))",
 				what.data, why.data);
-		if (!ans)
+		if (ans != CLI_YES)
 			cli_die(AI_EX_USAGE, "not sent");
 	}
 	buf_release(&what);

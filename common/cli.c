@@ -8,6 +8,8 @@
 #include "utf8.h"
 
 #include <fcntl.h>
+#include <strings.h>
+#include <termios.h>
 #include <math.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -460,6 +462,47 @@ static int check_text(const char *name, const struct buf *b, size_t from, struct
 	return ai_errf(err, AI_EX_DATAERR,
 		       "'%s' is not valid UTF-8 at line %zu, column %zu; convert it first (iconv -f LATIN1 -t UTF-8)",
 		       name, line, col);
+}
+
+enum cli_answer cli_ask_tty(const char *question)
+{
+	enum cli_answer ans = CLI_NO;
+	char line[64];
+	size_t n = 0;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return CLI_NOTTY;
+	tcflush(fd, TCIFLUSH);
+	if (fd_write_all(fd, question, strlen(question))) {
+		close(fd);
+		return cli_interrupted ? CLI_INTERRUPTED : CLI_NOTTY;
+	}
+	for (;;) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (r < 0 && cli_interrupted) {
+			ans = CLI_INTERRUPTED;
+			break;
+		}
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n + 1 < sizeof(line))
+			line[n++] = ch;
+	}
+	close(fd);
+	line[n] = '\0';
+	if (ans != CLI_INTERRUPTED) {
+		char *a = line + strspn(line, " \t\r");
+
+		a[strcspn(a, " \t\r")] = '\0';
+		if (!strcasecmp(a, "y") || !strcasecmp(a, "yes"))
+			ans = CLI_YES;
+	}
+	return ans;
 }
 
 void cli_note_stdin(void)

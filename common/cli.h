@@ -116,6 +116,18 @@ int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err);
  */
 int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out, struct ai_err *err);
 
+/* The answer to a yes-or-no question asked on the terminal. */
+enum cli_answer { CLI_NO, CLI_YES, CLI_NOTTY, CLI_INTERRUPTED };
+
+/*
+ * Asks question on /dev/tty, never on standard input (which may hold the
+ * input, or "yes |"), and reads one line.  Keys typed before the question
+ * are discarded first, as sudo and ssh do, so only an answer to it counts.
+ * "y" or "yes", in any case, is CLI_YES; anything else CLI_NO; no
+ * controlling terminal CLI_NOTTY; Ctrl-C CLI_INTERRUPTED.
+ */
+enum cli_answer cli_ask_tty(const char *question);
+
 /* On a terminal, says on stderr (unless -q) that standard input is being read and how to end it. */
 void cli_note_stdin(void);
 

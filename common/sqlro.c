@@ -506,6 +506,27 @@ static void set_deadline(struct guard *g, long ms)
 	}
 }
 
+/* Both ways of running a query start here: the outputs cleared, the caller's options over the defaults. */
+static int begin(const char *path, const char *sql, const struct sqlro_opts *opts, struct sqlro_opts *o,
+		 json_object **rows, bool *truncated, struct ai_err *err)
+{
+	if (rows)
+		*rows = NULL;
+	if (truncated)
+		*truncated = false;
+	if (!path || !sql || !rows)
+		return ai_errf(err, AI_EX_SOFTWARE, "sqlro_query: path, sql and rows are required");
+	if (opts) {
+		if (opts->timeout_ms > 0)
+			o->timeout_ms = opts->timeout_ms;
+		if (opts->max_rows > 0)
+			o->max_rows = opts->max_rows;
+		if (opts->max_bytes > 0)
+			o->max_bytes = opts->max_bytes;
+	}
+	return 0;
+}
+
 int sqlro_query_in_process(const char *path, const char *sql, const struct sqlro_opts *opts,
 			   json_object **rows, bool *truncated, struct ai_err *err)
 {
@@ -522,20 +543,8 @@ int sqlro_query_in_process(const char *path, const char *sql, const struct sqlro
 	bool cut = false;
 	int rc;
 
-	if (rows)
-		*rows = NULL;
-	if (truncated)
-		*truncated = false;
-	if (!path || !sql || !rows)
-		return ai_errf(err, AI_EX_SOFTWARE, "sqlro_query: path, sql and rows are required");
-	if (opts) {
-		if (opts->timeout_ms > 0)
-			o.timeout_ms = opts->timeout_ms;
-		if (opts->max_rows > 0)
-			o.max_rows = opts->max_rows;
-		if (opts->max_bytes > 0)
-			o.max_bytes = opts->max_bytes;
-	}
+	if (begin(path, sql, opts, &o, rows, truncated, err))
+		return -1;
 	memset(&g, 0, sizeof(g));
 	set_deadline(&g, o.timeout_ms);
 
@@ -691,20 +700,8 @@ int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *opts
 	int fd[2], status = 0;
 	pid_t pid;
 
-	if (rows)
-		*rows = NULL;
-	if (truncated)
-		*truncated = false;
-	if (!path || !sql || !rows)
-		return ai_errf(err, AI_EX_SOFTWARE, "sqlro_query: path, sql and rows are required");
-	if (opts) {
-		if (opts->timeout_ms > 0)
-			o.timeout_ms = opts->timeout_ms;
-		if (opts->max_rows > 0)
-			o.max_rows = opts->max_rows;
-		if (opts->max_bytes > 0)
-			o.max_bytes = opts->max_bytes;
-	}
+	if (begin(path, sql, opts, &o, rows, truncated, err))
+		return -1;
 	if (pipe(fd))
 		return ai_errf(err, AI_EX_OSERR, "cannot run the query: pipe: %s", strerror(errno));
 	if (fcntl(fd[0], F_SETFD, FD_CLOEXEC) || fcntl(fd[1], F_SETFD, FD_CLOEXEC)) {
