@@ -93,3 +93,14 @@ CHAT=/v1/chat/completions
 	assert_eq "$status" 0
 	assert_eq "$(wc -l <"$T/chat.jsonl")" 2
 }
+
+@test "settings: a trace or a batch state that cannot be written stops the run before any request" {
+	run --separate-stderr ai-agent --no-cache --no-default-tools --trace "$T/no/dir/trace.jsonl" hello
+	assert_eq "$status" 74
+	assert_contains "$stderr" "cannot open the trace '$T/no/dir/trace.jsonl'"
+	run --separate-stderr ai-batch --no-cache --state "$T/no/dir/run.state" <<<'{"text":"a"}'
+	((status != 0))
+	assert_contains "$stderr" "$T/no/dir/run.state"
+	assert_eq "$output" ""
+	assert_eq "$(request_count $CHAT)" 0
+}
