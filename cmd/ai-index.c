@@ -648,7 +648,7 @@ int main(int argc, char **argv)
 
 			/* Stored under its canonical path; a --source name or an older index: as given. */
 			if (!canon)
-				cli_die(AI_EX_OSERR, "out of memory");
+				cli_die(AI_EX_OSERR, "cannot name '%s': %s", o.rm[i], strerror(errno));
 			if (kb_remove(kb, o.coll, canon, &found, &err) ||
 			    (!found && kb_remove(kb, o.coll, o.rm[i], &found, &err))) {
 				free(canon);

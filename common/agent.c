@@ -706,6 +706,8 @@ static int run_sql(const struct agent_opts *o, json_object *args, struct agent_c
 {
 	struct sqlro_opts so = o->sql;
 	json_object *rows = NULL, *r;
+
+	so.cancel = o->lim.cancel;
 	bool truncated = false;
 	struct ai_err e;
 

@@ -626,7 +626,7 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 		goto out;
 	}
 	r->content = buf_detach(&text, NULL);
-	if (dup_or_null(&r->finish_reason, ju_str(ch, "finish_reason")) ||
+	if (!r->content || dup_or_null(&r->finish_reason, ju_str(ch, "finish_reason")) ||
 	    dup_or_null(&r->model, ju_str(j, "model") ? ju_str(j, "model") : k->model)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;

@@ -46,7 +46,7 @@ void buf_consume(struct buf *b, size_t n);
 
 /*
  * Returns the data as an owned, NUL-terminated string (free with free())
- * and leaves b empty.  Never NULL: an empty buffer gives "".
+ * and leaves b empty.  An empty buffer gives ""; NULL only when out of memory.
  */
 char *buf_detach(struct buf *b, size_t *len);
 

@@ -124,7 +124,7 @@ const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", NULL
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", NULL
 };
 
 /*

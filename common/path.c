@@ -35,7 +35,7 @@ static void normalise(char *p)
 
 char *path_canonical(const char *path)
 {
-	char *real = realpath(path, NULL), *cwd;
+	char *real = realpath(path, NULL), *cwd, *cut;
 	struct buf b;
 
 	if (real)
@@ -54,6 +54,38 @@ char *path_canonical(const char *path)
 	if (!b.data) {
 		errno = ENOMEM;
 		return NULL;
+	}
+	/*
+	 * The file is gone (or never was): its longest leading directory that
+	 * still exists is resolved as realpath resolves it, links and all, so
+	 * that a removed file keeps the name it was stored under; the rest is
+	 * resolved by name.
+	 */
+	for (cut = strrchr(b.data, '/'); cut; ) {
+		char *dir;
+
+		*cut = '\0';
+		dir = realpath(cut == b.data ? "/" : b.data, NULL);
+		*cut = '/';
+		if (dir) {
+			struct buf r;
+
+			buf_init(&r, 0);
+			buf_addstr(&r, dir);
+			buf_addstr(&r, cut);
+			free(dir);
+			buf_release(&b);
+			if (!r.data) {
+				errno = ENOMEM;
+				return NULL;
+			}
+			normalise(r.data);
+			return buf_detach(&r, NULL);
+		}
+		if (errno == ENOMEM || cut == b.data)
+			break;
+		while (--cut > b.data && *cut != '/')
+			;
 	}
 	normalise(b.data);
 	return buf_detach(&b, NULL);

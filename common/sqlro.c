@@ -517,6 +517,7 @@ static int begin(const char *path, const char *sql, const struct sqlro_opts *opt
 	if (!path || !sql || !rows)
 		return ai_errf(err, AI_EX_SOFTWARE, "sqlro_query: path, sql and rows are required");
 	if (opts) {
+		o->cancel = opts->cancel;
 		if (opts->timeout_ms > 0)
 			o->timeout_ms = opts->timeout_ms;
 		if (opts->max_rows > 0)
@@ -531,7 +532,7 @@ int sqlro_query_in_process(const char *path, const char *sql, const struct sqlro
 			   json_object **rows, bool *truncated, struct ai_err *err)
 {
 	struct sqlro_opts o = { SQLRO_DEFAULT_TIMEOUT_MS, SQLRO_DEFAULT_MAX_ROWS,
-				SQLRO_DEFAULT_MAX_BYTES };
+				SQLRO_DEFAULT_MAX_BYTES, NULL };
 	struct guard g;
 	struct stat st;
 	sqlite3 *db = NULL;
@@ -692,11 +693,11 @@ int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *opts
 		json_object **rows, bool *truncated, struct ai_err *err)
 {
 	struct sqlro_opts o = { SQLRO_DEFAULT_TIMEOUT_MS, SQLRO_DEFAULT_MAX_ROWS,
-				SQLRO_DEFAULT_MAX_BYTES };
+				SQLRO_DEFAULT_MAX_BYTES, NULL };
 	struct buf got;
 	json_object *res = NULL, *v;
 	long deadline;
-	bool killed = false;
+	bool killed = false, interrupted = false, too_big = false;
 	int fd[2], status = 0;
 	pid_t pid;
 
@@ -729,6 +730,10 @@ int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *opts
 		char chunk[16384];
 		ssize_t r;
 
+		if (o.cancel && *o.cancel) {
+			interrupted = true;
+			break;
+		}
 		if (left <= 0) {
 			killed = true;
 			break;
@@ -745,15 +750,21 @@ int sqlro_query(const char *path, const char *sql, const struct sqlro_opts *opts
 		if (r <= 0)
 			break;
 		if (buf_add(&got, chunk, (size_t)r)) {
-			killed = true;
+			too_big = true;
 			break;
 		}
 	}
 	close(fd[0]);
-	if (killed)
+	if (killed || interrupted || too_big)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
+	if (interrupted || too_big) {
+		buf_release(&got);
+		return interrupted ? ai_errf(err, AI_EX_INTERRUPT, "interrupted") :
+		       ai_errf(err, AI_EX_SOFTWARE, "the query's answer is larger than its cap of %zu bytes",
+			       o.max_bytes);
+	}
 	if (killed) {
 		buf_release(&got);
 		return ai_errf(err, AI_EX_TEMPFAIL,

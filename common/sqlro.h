@@ -31,6 +31,8 @@
  */
 #include "ai.h"
 
+#include <signal.h>
+
 #include <json-c/json.h>
 
 #define SQLRO_DEFAULT_TIMEOUT_MS 5000L
@@ -44,6 +46,8 @@ struct sqlro_opts {
 	long timeout_ms;    /* wall-clock limit for the whole call; <= 0: the default */
 	long max_rows;      /* rows returned at most; <= 0: the default */
 	size_t max_bytes;   /* bytes of compact JSON returned at most; 0: the default */
+	const volatile sig_atomic_t *cancel;  /* borrowed or NULL: when it becomes non-zero, the query
+					 * is stopped and AI_EX_INTERRUPT returned */
 };
 
 /*

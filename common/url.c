@@ -32,6 +32,35 @@ const char *url_host(const char *url, char *out, size_t n)
 	return out;
 }
 
+/*
+ * A proxy may be written without a scheme ("user:pass@proxy:3128", as
+ * http_proxy often is), and libcurl's -v lines quote it so: a word whose
+ * part before an '@' holds a ':' and no '/' is such an authority.  An
+ * e-mail address (no ':') is left alone.
+ */
+static void redact_bare(char *s)
+{
+	static const char stops[] = " \t\r\n\"'<>()[]`=,;";
+	char *at = s;
+
+	while ((at = strchr(at, '@')) != NULL) {
+		char *w = at;
+		bool colon = false, slash = false;
+
+		while (w > s && !strchr(stops, w[-1])) {
+			w--;
+			colon |= *w == ':';
+			slash |= *w == '/';
+		}
+		if (colon && !slash && w < at) {
+			memmove(w, at + 1, strlen(at + 1) + 1);
+			at = w;
+		} else {
+			at++;
+		}
+	}
+}
+
 char *url_redact(char *s)
 {
 	char *p = s;
@@ -44,6 +73,7 @@ char *url_redact(char *s)
 			memmove(a, a + u, strlen(a + u) + 1);
 		p = a;
 	}
+	redact_bare(s);
 	return s;
 }
 
@@ -51,6 +81,9 @@ const char *url_shown(const char *url, char *out, size_t n)
 {
 	size_t o = 0;
 
+	/* A proxy without a scheme is an authority from its first byte. */
+	if (!strstr(url, "://"))
+		url += userinfo_len(url, authority_len(url));
 	/* Redacted while copied, so a truncation can never keep half a password. */
 	while (*url && o + 1 < n) {
 		if (!strncmp(url, "://", 3)) {

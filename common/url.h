@@ -20,13 +20,16 @@ const char *url_host(const char *url, char *out, size_t n);
 
 /*
  * Drops the userinfo of every URL ("scheme://user:pass@host" becomes
- * "scheme://host") in the NUL-terminated text s, in place; returns s.
+ * "scheme://host") in the NUL-terminated text s, in place, and that of a
+ * bare authority ("user:pass@proxy:3128", as a proxy may be written);
+ * returns s.
  * The rest of the text is left as it was, so it serves for a whole
  * message or -v line as well as for a single URL.
  */
 char *url_redact(char *s);
 
-/* Copies url into out (n > 0 bytes, truncated to fit) and redacts it there; returns out. */
+/* Copies url into out (n > 0 bytes, truncated to fit) and redacts it there; returns out.
+ * A url without "://" is taken as an authority ("user:pass@proxy:3128" gives "proxy:3128"). */
 const char *url_shown(const char *url, char *out, size_t n);
 
 #endif

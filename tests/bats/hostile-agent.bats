@@ -161,6 +161,24 @@ agent() {
 
 # ---- finding 6: the SQL deadline holds inside one function call ------------
 
+@test "hostile: Ctrl-C during a slow SQL call stops it at once, not at the deadline" {
+	sqlite3 "$T/db.sqlite" "CREATE TABLE t(x);"
+	push "$(turn "$(call sql '{"query":"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"}')")" \
+		'{"reply":"never"}'
+	ai-agent --no-cache --retries 0 --no-default-tools --db-sql "$T/db.sqlite" --tool-timeout 60s "count" \
+		>"$T/out" 2>"$T/err" &
+	pid=$!
+	wait_for_requests 1 "$CHAT"
+	sleep 0.5
+	start=$(date +%s%N)
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$rc" 130 status
+	((ms < 3000)) || { echo "took $ms ms" >&2; false; }
+}
+
 @test "hostile: the SQL tool's deadline holds inside one call (printf widths, instr)" {
 	sqlite3 "$T/db.sqlite" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 	before=$(sha256sum <"$T/db.sqlite")

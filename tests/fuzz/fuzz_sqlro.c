@@ -159,7 +159,7 @@ static void unguarded(const char *sql)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct sqlro_opts o = { DEADLINE_MS, 50, 4096 };
+	struct sqlro_opts o = { DEADLINE_MS, 50, 4096, NULL };
 	json_object *rows = (json_object *)&o;
 	struct ai_err err;
 	bool cut;

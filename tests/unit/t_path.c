@@ -25,6 +25,17 @@ int main(void)
 	if (symlink("notes", "link") == 0) {
 		is_str(p = path_canonical("link/keys.md"), want, "a symlink resolves to the file"); free(p);
 	}
+	if (symlink("notes", "ln") == 0) {
+		p = path_canonical("ln/removed.md");
+		ok(p && !strncmp(p, dir, strlen(dir)) && !strcmp(p + strlen(dir), "/notes/removed.md"),
+		   "a missing file below a link is named through the link's target: %s", p ? p : "(null)");
+		free(p);
+		p = path_canonical("ln/no/such/../dir.md");
+		ok(p && !strncmp(p, dir, strlen(dir)) && !strcmp(p + strlen(dir), "/notes/no/dir.md"),
+		   "missing directories below it by name: %s", p ? p : "(null)");
+		free(p);
+		unlink("ln");
+	}
 	if (!chdir("notes")) {
 		is_str(p = path_canonical("keys.md"), want, "from inside its directory"); free(p);
 		p = path_canonical("../notes/./gone.md");

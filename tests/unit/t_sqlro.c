@@ -359,7 +359,7 @@ static double now_ms(void)
 
 static void test_limits(void)
 {
-	struct sqlro_opts o = { 300, 0, 0 };
+	struct sqlro_opts o = { 300, 0, 0, NULL };
 	struct ai_err err = { 0, 0, "" };
 	json_object *rows = NULL;
 	bool cut = false;
@@ -384,7 +384,7 @@ static void test_limits(void)
 	ok(rc == -1 && strstr(err.msg, "timed out after 200 ms") && ms < 1200,
 	   "a cross join times out too (%.0f ms)", ms);
 
-	o = (struct sqlro_opts){ 0, 10, 0 };
+	o = (struct sqlro_opts){ 0, 10, 0, NULL };
 	rows = query("SELECT n FROM many ORDER BY n", &o, &cut);
 	if (rows) {
 		is_int(json_object_array_length(rows), 10, "row cap: 10 rows");
@@ -403,7 +403,7 @@ static void test_limits(void)
 	 * A row {"n":N,"pad":"x...x"} is 56 bytes for N < 10 and 57 up to 99:
 	 * "[" + 10 * 56 + 7 * 57 + 16 commas + "]" = 977 bytes, and an 18th row would pass 1000.
 	 */
-	o = (struct sqlro_opts){ 0, 0, 1000 };
+	o = (struct sqlro_opts){ 0, 0, 1000, NULL };
 	rows = query("SELECT n, pad FROM many ORDER BY n", &o, &cut);
 	if (rows) {
 		const char *s = json_object_to_json_string_ext(rows, JSON_C_TO_STRING_PLAIN |
@@ -414,7 +414,7 @@ static void test_limits(void)
 		is_int(json_object_array_length(rows), 17, "17 whole rows");
 		json_object_put(rows);
 	}
-	o = (struct sqlro_opts){ 0, 0, 10 };
+	o = (struct sqlro_opts){ 0, 0, 10, NULL };
 	rows = query("SELECT n, pad FROM many", &o, &cut);
 	if (rows) {
 		ok(json_object_array_length(rows) == 0 && cut,

@@ -20,6 +20,15 @@ static void test_host(void)
 static void test_redact(void)
 {
 	char s[256];
+	char line[] = "* Uses proxy env variable https_proxy == 'bob:pw@proxy:3128'";
+	char mail[] = "mail me@example.org or ssh git@host:repo";
+	char two[] = "a u:p@h1:1 and v:q@h2";
+
+	is_str(url_redact(line), "* Uses proxy env variable https_proxy == 'proxy:3128'",
+	       "a proxy written without a scheme, in a -v line");
+	is_str(url_redact(mail), "mail me@example.org or ssh git@host:repo", "an address without ':' before '@' stays");
+	is_str(url_redact(two), "a h1:1 and h2", "every bare authority in a text");
+	is_str(url_shown("bob:pw@proxy:3128", s, sizeof(s)), "proxy:3128", "a bare proxy value");
 
 	is_str(url_shown("http://u:secret@127.0.0.1:1/v1/chat", s, sizeof(s)), "http://127.0.0.1:1/v1/chat",
 	       "one URL");
