@@ -5,9 +5,9 @@
 
 bats_require_minimum_version 1.5.0
 load helpers
+load agent-helpers
 
 FIX=$BATS_TEST_DIRNAME/../fixtures/agent
-CHAT=/v1/chat/completions
 
 setup() {
 	setup_env
@@ -18,33 +18,12 @@ setup() {
 }
 teardown() { stop_server; }
 
-# push ACTION...: queues one scripted chat answer per argument (for chat requests
-# only: the search tool's embeddings requests must not take them).
-push() {
-	ctl "$(jq -nc --arg p "$CHAT" '{push: [$ARGS.positional[] | fromjson | . + {path: $p}]}' \
-		--args "$@")"
-}
-
-# calls JSON...: an answer that calls tools, e.g. calls '{"name":"calculate","arguments":{...}}'.
-calls() {
-	local IFS=,
-	printf '{"tool_calls":[%s]}' "$*"
-}
-
 # many TOOL KEY VALUE...: an answer calling TOOL once per VALUE, with {KEY: VALUE}.
 many() {
 	local tool=$1 key=$2
 	shift 2
 	jq -nc --arg t "$tool" --arg k "$key" \
 		'{tool_calls: [$ARGS.positional[] | {name: $t, arguments: ({($k): .} | tojson)}]}' --args "$@"
-}
-
-# results N: loads the tool messages of the Nth chat request (1-based): RES[i] is the
-# content of the (i+1)th as compact JSON, ERR[i] its "error" member or "".
-results() {
-	mapfile -t RES < <(jq -rs --arg p "$CHAT" --argjson n "$1" '[.[] | select(.path == $p)][$n - 1]
-		| .body.messages[] | select(.role == "tool") | .content | (fromjson? // .) | tojson' "$SERVER_LOG")
-	mapfile -t ERR < <(printf '%s\n' "${RES[@]}" | jq -r '.error? // ""')
 }
 
 # ids N: the tool_call_ids of the tool messages of the Nth chat request, space-separated.

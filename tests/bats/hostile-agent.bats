@@ -8,9 +8,9 @@
 
 bats_require_minimum_version 1.5.0
 load helpers
+load agent-helpers
 
 FIX=$BATS_TEST_DIRNAME/../fixtures/agent
-CHAT=/v1/chat/completions
 
 setup() {
 	setup_env
@@ -23,29 +23,9 @@ teardown() {
 	stop_server
 }
 
-# push ACTION...: queues one scripted chat answer per argument.
-push() {
-	ctl "$(jq -nc --arg p "$CHAT" '{push: [$ARGS.positional[] | fromjson | . + {path: $p}]}' \
-		--args "$@")"
-}
-
 # call NAME TEXT: one tool call whose arguments are TEXT, byte for byte.
 call() {
 	jq -nc --arg n "$1" --arg a "$2" '{name: $n, arguments: $a}'
-}
-
-# turn CALL...: an answer that makes these calls.
-turn() {
-	local IFS=,
-	printf '{"tool_calls":[%s]}' "$*"
-}
-
-# results N: RES[i] is the content of the (i+1)th tool message of the Nth chat
-# request, as compact JSON; ERR[i] its "error" member or "".
-results() {
-	mapfile -t RES < <(jq -rs --arg p "$CHAT" --argjson n "$1" '[.[] | select(.path == $p)][$n - 1]
-		| .body.messages[] | select(.role == "tool") | .content | (fromjson? // .) | tojson' "$SERVER_LOG")
-	mapfile -t ERR < <(printf '%s\n' "${RES[@]}" | jq -r '.error? // ""')
 }
 
 agent() {
@@ -55,7 +35,7 @@ agent() {
 # ---- finding 1: what is approved is exactly what runs ----------------------
 
 @test "hostile: a tool gets the compact form of its arguments, not the model's text" {
-	push "$(turn "$(call record '{ "text" : "a\/b\u0041",  "n": 1.50, "k": [1, {"z": null}] }')")" \
+	push "$(calls "$(call record '{ "text" : "a\/b\u0041",  "n": 1.50, "k": [1, {"z": null}] }')")" \
 		'{"reply":"ok"}'
 	run --separate-stderr agent --tools "$FIX/tools.json" "record"
 	assert_eq "$status" 0
@@ -66,7 +46,7 @@ agent() {
 @test "hostile: the approval prompt shows all of the exact text the tool then gets" {
 	command -v script >/dev/null || skip "script(1) is not installed"
 	long=$(printf 'a%.0s' {1..3000})
-	push "$(turn "$(call record_se "{\"text\" : \"$long\" , \"then\":  \"END-OF-ARGS\"}")")" \
+	push "$(calls "$(call record_se "{\"text\" : \"$long\" , \"then\":  \"END-OF-ARGS\"}")")" \
 		'{"reply":"done"}'
 	: >"$T/tty"
 	{ wait_for_output "$T/tty" "[y/N]" && printf 'y\n'; } |
@@ -97,7 +77,7 @@ agent() {
 	)
 	c=()
 	for a in "${refused[@]}"; do c+=("$(call record "$a")"); done
-	push "$(turn "${c[@]}")" '{"reply":"ok"}'
+	push "$(calls "${c[@]}")" '{"reply":"ok"}'
 	run --separate-stderr agent --tools "$FIX/tools.json" "record"
 	assert_eq "$status" 0
 	[[ ! -e $T/record.in ]] || { echo "a refused call ran: $(cat "$T/record.in")" >&2; false; }
@@ -121,7 +101,7 @@ agent() {
 }
 
 @test "hostile: the edges of the ranges and surrogate pairs pass" {
-	push "$(turn "$(call record '{"text":"\ud83d\ude00","a":9223372036854775807,"b":-9223372036854775808,"c":1.7976931348623157e308,"d":1e-999}')")" \
+	push "$(calls "$(call record '{"text":"\ud83d\ude00","a":9223372036854775807,"b":-9223372036854775808,"c":1.7976931348623157e308,"d":1e-999}')")" \
 		'{"reply":"ok"}'
 	run --separate-stderr agent --tools "$FIX/tools.json" "record"
 	assert_eq "$status" 0
@@ -136,7 +116,7 @@ agent() {
 @test "hostile: keys typed before the approval prompt do not answer it" {
 	command -v script >/dev/null || skip "script(1) is not installed"
 	# the model takes a second, so the y is surely typed before the question
-	push "$(turn "$(call touch '{}')" | jq -c '. + {latency_ms: 1000}')" '{"reply":"done"}'
+	push "$(calls "$(call touch '{}')" | jq -c '. + {latency_ms: 1000}')" '{"reply":"done"}'
 	: >"$T/tty"
 	{ printf 'y\ny\n' && wait_for_output "$T/tty" "[y/N]" && printf 'n\n'; } |
 		on_tty "ai-agent --no-cache --no-default-tools --tools '$FIX/tools.json' --trace '$T/trace' 'touch it'" >"$T/tty" 2>&1
@@ -148,7 +128,7 @@ agent() {
 
 @test "hostile: a tool's descendants in a session of their own die with it" {
 	command -v setsid >/dev/null || skip "setsid(1) is not installed"
-	push "$(turn "$(call escape '{}')")" '{"reply":"ok"}'
+	push "$(calls "$(call escape '{}')")" '{"reply":"ok"}'
 	run --separate-stderr agent --tools "$FIX/hostile.json" "escape"
 	assert_eq "$status" 0
 	results 2
@@ -163,7 +143,7 @@ agent() {
 
 @test "hostile: Ctrl-C during a slow SQL call stops it at once, not at the deadline" {
 	sqlite3 "$T/db.sqlite" "CREATE TABLE t(x);"
-	push "$(turn "$(call sql '{"query":"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"}')")" \
+	push "$(calls "$(call sql '{"query":"WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT count(*) FROM c"}')")" \
 		'{"reply":"never"}'
 	ai-agent --no-cache --retries 0 --no-default-tools --db-sql "$T/db.sqlite" --tool-timeout 60s "count" \
 		>"$T/out" 2>"$T/err" &
@@ -182,7 +162,7 @@ agent() {
 @test "hostile: the SQL tool's deadline holds inside one call (printf widths, instr)" {
 	sqlite3 "$T/db.sqlite" "CREATE TABLE t(x); INSERT INTO t VALUES (1);"
 	before=$(sha256sum <"$T/db.sqlite")
-	push "$(turn "$(call sql '{"query":"SELECT length(printf('"'"'%.*c'"'"', 2000000000, '"'"'x'"'"'))"}')" \
+	push "$(calls "$(call sql '{"query":"SELECT length(printf('"'"'%.*c'"'"', 2000000000, '"'"'x'"'"'))"}')" \
 		"$(call sql '{"query":"SELECT instr(replace(hex(zeroblob(1000000)), '"'"'0'"'"', '"'"'a'"'"'), replace(hex(zeroblob(250000)), '"'"'0'"'"', '"'"'a'"'"') || '"'"'b'"'"')"}')" \
 		"$(call sql '{"query":"SELECT 1.5 AS f, NULL AS n, x'"'"'00ff'"'"' AS b, '"'"'é'"'"' AS s, 9223372036854775807 AS big, x FROM t"}')")" \
 		'{"reply":"ok"}'
@@ -204,7 +184,7 @@ agent() {
 # ---- what held, kept ---------------------------------------------------------
 
 @test "hostile: a tool inherits no descriptor but 0-2" {
-	push "$(turn "$(call fds '{}')")" '{"reply":"ok"}'
+	push "$(calls "$(call fds '{}')")" '{"reply":"ok"}'
 	# descriptors the agent itself inherited, not close-on-exec, must not pass on
 	run --separate-stderr agent --tools "$FIX/hostile.json" "fds" 7>"$T/leak" 9<"$FIX/tools.json"
 	assert_eq "$status" 0
