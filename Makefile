@@ -42,7 +42,7 @@ $(if $(DEPS_ERR),$(error $(DEPS_ERR)))
 endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-# libcurl is not linked: common/http.c loads it with dlopen when a request
+# libcurl is not linked: common/net/http.c loads it with dlopen when a request
 # first goes out, so a program that never talks to the network starts fast.
 PKG_LIBS   := $(shell pkg-config --libs $(filter-out libcurl,$(PKGS)) 2>/dev/null)
 ifneq ($(NEED_DEPS),)
@@ -50,12 +50,16 @@ ifneq ($(shell pkg-config --exists $(PKGS) && echo ok),ok)
 $(error pkg-config finds no $(PKGS); install their development packages (on Debian: sh .ci/deps build))
 endif
 endif
-ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SANFLAGS) -Icommon $(PKG_CFLAGS) -MMD -MP
+ALL_CFLAGS = $(WFLAGS) $(CFLAGS) $(SANFLAGS) -Icommon -Icmd $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 LIBS      = $(PKG_LIBS) -ldl -lm -lpthread
 
-COMMON_SRC := $(sort $(wildcard common/*.c))
+# Two libraries, one rule each (see HACKING): libai.a is common/, which never
+# prints, exits or reads stdin; libcmd.a is cmd/lib/, what every main() shares.
+COMMON_SRC := $(sort $(wildcard common/*.c common/*/*.c))
 COMMON_OBJ := $(COMMON_SRC:%.c=$(O)/%.o)
+CMDLIB_SRC := $(sort $(wildcard cmd/lib/*.c))
+CMDLIB_OBJ := $(CMDLIB_SRC:%.c=$(O)/%.o)
 CMD_SRC    := $(sort $(wildcard cmd/ai-*.c))
 PROGS      := $(CMD_SRC:cmd/%.c=$(BIN)/%)
 UNIT_SRC   := $(sort $(wildcard tests/unit/t_*.c))
@@ -64,6 +68,7 @@ FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 REPLAYS    := $(FUZZ_SRC:tests/fuzz/%.c=$(O)/tests/%)
 SERVER     := $(O)/tests/ai-testserver
 LIBAI      := $(O)/libai.a
+LIBCMD     := $(O)/libcmd.a
 MAN1       := $(sort $(wildcard man/*.1))
 MAN5       := $(sort $(wildcard man/*.5))
 MAN7       := $(sort $(wildcard man/*.7))
@@ -72,7 +77,7 @@ all: $(PROGS)
 
 # No object is an intermediate file to delete after the link: a later make
 # (make install PREFIX=..., make check) would otherwise compile it again.
-.SECONDARY: $(CMD_SRC:%.c=$(O)/%.o) $(UNIT_SRC:%.c=$(O)/%.o)
+.SECONDARY: $(CMD_SRC:%.c=$(O)/%.o) $(UNIT_SRC:%.c=$(O)/%.o) $(CMDLIB_OBJ)
 
 # The flags an object was built with are part of what it depends on: a
 # build directory reused with other flags (a sanitizer added, recovery
@@ -93,13 +98,17 @@ $(LIBAI): $(COMMON_OBJ)
 	@rm -f $@
 	$(AR) rcs $@ $(COMMON_OBJ)
 
-$(BIN)/%: $(O)/cmd/%.o $(LIBAI)
-	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBAI) $(LIBS)
+$(LIBCMD): $(CMDLIB_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $(CMDLIB_OBJ)
 
-$(O)/tests/t_%: $(O)/tests/unit/t_%.o $(LIBAI)
+$(BIN)/%: $(O)/cmd/%.o $(LIBCMD) $(LIBAI)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBAI) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBCMD) $(LIBAI) $(LIBS)
+
+$(O)/tests/t_%: $(O)/tests/unit/t_%.o $(LIBCMD) $(LIBAI)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< -Wl,--start-group $(LIBCMD) $(LIBAI) -Wl,--end-group $(LIBS)
 
 # Each fuzz harness also links without libFuzzer, against a main that runs
 # it once per file: make check replays every seed and every kept crash.
@@ -153,7 +162,7 @@ fuzz:
 		SANFLAGS='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' build/fuzz/libai.a
 	@set -e; for f in $(FUZZ_RUN); do \
 		n=$$(basename $$f .c); mkdir -p build/fuzz/corpus/$$n tests/fuzz/crashes/$$n; \
-		clang $(WFLAGS) -O1 -g -Icommon $(PKG_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) \
+		clang $(WFLAGS) -O1 -g -Icommon -Icmd $(PKG_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) \
 			-o build/fuzz/$$n $$f build/fuzz/libai.a $(LIBS); \
 		seeds=; for d in tests/fuzz/corpus/$$n tests/fuzz/crashes/$$n; do \
 			[ -z "$$(ls -A $$d 2>/dev/null)" ] || seeds="$$seeds $$d"; done; \
@@ -177,7 +186,7 @@ install: all
 	cp $(MAN7) $(DESTDIR)$(MANDIR)/man7/
 	mkdir -p $(DESTDIR)$(DATADIR)/ai-tools $(DESTDIR)$(DATADIR)/bash-completion/completions \
 		$(DESTDIR)$(DATADIR)/zsh/site-functions $(DESTDIR)$(DATADIR)/fish/vendor_completions.d
-	[ ! -f common/prices.tsv ] || cp common/prices.tsv $(DESTDIR)$(DATADIR)/ai-tools/
+	[ ! -f common/api/prices.tsv ] || cp common/api/prices.tsv $(DESTDIR)$(DATADIR)/ai-tools/
 	cp completions/bash/* $(DESTDIR)$(DATADIR)/bash-completion/completions/
 	cp completions/zsh/_* $(DESTDIR)$(DATADIR)/zsh/site-functions/
 	cp completions/fish/*.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/

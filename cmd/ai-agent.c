@@ -1,17 +1,19 @@
 /*
  * ai-agent - a task in, an answer out, through a tool-calling loop
- * (pattern 5: the agent).  The loop lives in common/agent.c; this file
+ * (pattern 5: the agent).  The loop lives in common/agent/agent.c; this file
  * gathers the tools, asks for approval on the terminal, writes the trace
  * and prints the answer.
  */
 #include "ai.h"
-#include "agent.h"
-#include "api.h"
-#include "cli.h"
-#include "kb.h"
-#include "prog.h"
-#include "termout.h"
-#include "toolrun.h"
+#include "agent/agent.h"
+#include "api/api.h"
+#include "jsonval.h"
+#include "lib/cli.h"
+#include "rag/kb.h"
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "lib/termout.h"
+#include "agent/toolrun.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -212,12 +214,12 @@ static int search_kb(const char *query, long k, json_object **result, struct ai_
 
 		snprintf(lines, sizeof(lines), "%zu-%zu", p->line_start, p->line_end);
 		snprintf(score, sizeof(score), "%.4g", p->score);
-		prog_add(o, "source", json_object_new_string(p->source));
-		prog_add(o, "lines", json_object_new_string(lines));
+		out_add(o, "source", json_object_new_string(p->source));
+		out_add(o, "lines", json_object_new_string(lines));
 		if (p->heading)
-			prog_add(o, "heading", json_object_new_string(p->heading));
-		prog_add(o, "score", json_object_new_double_s(p->score, score));
-		prog_add(o, "text", json_object_new_string(p->text));
+			out_add(o, "heading", json_object_new_string(p->heading));
+		out_add(o, "score", json_object_new_double_s(p->score, score));
+		out_add(o, "text", json_object_new_string(p->text));
 		if (json_object_array_add(a, o)) {
 			json_object_put(o);
 			json_object_put(a);
@@ -308,17 +310,17 @@ static void print_json(const struct agent_result *r, int64_t ms)
 {
 	json_object *j = json_object_new_object(), *u = json_object_new_object();
 
-	prog_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL);
-	prog_add(j, "steps", json_object_new_int64(r->steps));
-	prog_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
-	prog_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens));
-	prog_add(j, "usage", u);
-	prog_add(j, "cost", prog_json_double(r->cost));
-	prog_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
-	prog_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps));
-	prog_add(j, "calls", json_object_get(r->trace));
-	prog_add(j, "latency_ms", json_object_new_int64(ms));
-	prog_print_json(j);
+	out_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL);
+	out_add(j, "steps", json_object_new_int64(r->steps));
+	out_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
+	out_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens));
+	out_add(j, "usage", u);
+	out_add(j, "cost", jv_num(r->cost));
+	out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
+	out_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps));
+	out_add(j, "calls", json_object_get(r->trace));
+	out_add(j, "latency_ms", json_object_new_int64(ms));
+	out_json_line(j);
 	json_object_put(j);
 }
 
@@ -398,7 +400,7 @@ int main(int argc, char **argv)
 	if (o.a.sql_db && access(o.a.sql_db, R_OK))
 		cli_die(AI_EX_NOINPUT, "cannot read the database '%s': %s", o.a.sql_db, strerror(errno));
 
-	prog_setup(&c, &cfg, &client, &err);
+	setup_client(&c, &cfg, &client, &err);
 	if (!o.a.system)
 		o.a.system = cfg.system;     /* ai.conf's system: the default of --system */
 	srch.client = &client;
@@ -436,7 +438,7 @@ int main(int argc, char **argv)
 		if (tr.f && tr.f != stderr)
 			fclose(tr.f);
 		kb_close(srch.kb);
-		prog_die(&client, &cfg, &err);
+		setup_die(&client, &cfg, &err);
 	}
 	if (res.dry_run) {
 		/* The request was printed; nothing was sent. */

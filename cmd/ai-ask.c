@@ -9,12 +9,14 @@
  * call at all.
  */
 #include "ai.h"
-#include "api.h"
-#include "cli.h"
-#include "kb.h"
+#include "api/api.h"
+#include "jsonval.h"
+#include "lib/cli.h"
+#include "rag/kb.h"
 #include "path.h"
-#include "prog.h"
-#include "termout.h"
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "lib/termout.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -92,17 +94,17 @@ static void print_passages(const struct kb_results *r)
 		char l[64];
 
 		lines(p, l, sizeof(l));
-		prog_add(j, "n", json_object_new_int64((int64_t)i + 1));
-		prog_add(j, "source", json_object_new_string(p->source));
-		prog_add(j, "lines", json_object_new_string(l));
-		prog_add(j, "line_start", json_object_new_int64((int64_t)p->line_start));
-		prog_add(j, "line_end", json_object_new_int64((int64_t)p->line_end));
-		prog_add(j, "heading", p->heading ? json_object_new_string(p->heading) : NULL);
-		prog_add(j, "score", json_object_new_double(p->score));
-		prog_add(j, "bm25", prog_json_double(p->bm25));
-		prog_add(j, "cosine", prog_json_double(p->cosine));
-		prog_add(j, "text", json_object_new_string(p->text));
-		prog_print_json(j);
+		out_add(j, "n", json_object_new_int64((int64_t)i + 1));
+		out_add(j, "source", json_object_new_string(p->source));
+		out_add(j, "lines", json_object_new_string(l));
+		out_add(j, "line_start", json_object_new_int64((int64_t)p->line_start));
+		out_add(j, "line_end", json_object_new_int64((int64_t)p->line_end));
+		out_add(j, "heading", p->heading ? json_object_new_string(p->heading) : NULL);
+		out_add(j, "score", json_object_new_double(p->score));
+		out_add(j, "bm25", jv_num(p->bm25));
+		out_add(j, "cosine", jv_num(p->cosine));
+		out_add(j, "text", json_object_new_string(p->text));
+		out_json_line(j);
 		json_object_put(j);
 	}
 }
@@ -126,9 +128,9 @@ static json_object *messages(const char *question, const struct kb_results *r)
 		buf_addf(&b, "\n%s\n\n", r->v[i].text);
 	}
 	buf_addf(&b, "Question: %s", question);
-	sys = prog_message("system", "You answer questions from the passages you are given, citing them. "
+	sys = out_message("system", "You answer questions from the passages you are given, citing them. "
 			   "You never cite a passage that was not given.");
-	user = prog_message("user", b.data ? b.data : "");
+	user = out_message("user", b.data ? b.data : "");
 	buf_release(&b);
 	if (!m || json_object_array_add(m, sys) || (sys = NULL) || json_object_array_add(m, user))
 		cli_die(AI_EX_OSERR, "out of memory");
@@ -233,7 +235,7 @@ int main(int argc, char **argv)
 	config_release(&cfg);
 	if (online || !o.retrieve_only) {
 		/* Without an endpoint this stops with how to configure one. */
-		prog_setup(&c, &cfg, &client, &err);
+		setup_client(&c, &cfg, &client, &err);
 		cl = &client;
 		if (o.embed_model) {
 			free(cfg.embed_model);
@@ -246,7 +248,7 @@ int main(int argc, char **argv)
 
 	if (kb_open(&kb, o.db, KB_READ, &err)) {
 		if (cl)
-			prog_die(cl, &cfg, &err);
+			setup_die(cl, &cfg, &err);
 		cli_die_err(&err);
 	}
 	memset(&kq, 0, sizeof(kq));
@@ -260,7 +262,7 @@ int main(int argc, char **argv)
 	if (kb_retrieve(kb, o.no_embed ? NULL : cl, &kq, &r, &err)) {
 		kb_close(kb);
 		if (cl)
-			prog_die(cl, &cfg, &err);
+			setup_die(cl, &cfg, &err);
 		cli_die_err(&err);
 	}
 	kb_close(kb);
@@ -276,9 +278,9 @@ int main(int argc, char **argv)
 		if (c.json) {
 			json_object *j = json_object_new_object();
 
-			prog_add(j, "answer", NULL);
-			prog_add(j, "sources", json_object_new_array());
-			prog_print_json(j);
+			out_add(j, "answer", NULL);
+			out_add(j, "sources", json_object_new_array());
+			out_json_line(j);
 			json_object_put(j);
 		}
 		if (!c.quiet)
@@ -309,7 +311,7 @@ int main(int argc, char **argv)
 			ai_chat_resp_release(&resp);
 			kb_results_release(&r);
 			buf_release(&q);
-			prog_die(cl, &cfg, &err);
+			setup_die(cl, &cfg, &err);
 		}
 		json_object_put(req.messages);
 		if (resp.dry_run)
@@ -326,27 +328,27 @@ int main(int argc, char **argv)
 			json_object *j = json_object_new_object(), *src = json_object_new_array(),
 				    *u = json_object_new_object();
 
-			prog_add(j, "answer", json_object_new_string(resp.content));
+			out_add(j, "answer", json_object_new_string(resp.content));
 			for (size_t i = 0; i < r.n; i++) {
 				json_object *s = json_object_new_object();
 				char l[64];
 
 				lines(&r.v[i], l, sizeof(l));
-				prog_add(s, "n", json_object_new_int64((int64_t)i + 1));
-				prog_add(s, "source", json_object_new_string(r.v[i].source));
-				prog_add(s, "lines", json_object_new_string(l));
-				prog_add(s, "score", json_object_new_double(r.v[i].score));
-				prog_add(s, "cited", json_object_new_boolean(cited[i]));
+				out_add(s, "n", json_object_new_int64((int64_t)i + 1));
+				out_add(s, "source", json_object_new_string(r.v[i].source));
+				out_add(s, "lines", json_object_new_string(l));
+				out_add(s, "score", json_object_new_double(r.v[i].score));
+				out_add(s, "cited", json_object_new_boolean(cited[i]));
 				if (json_object_array_add(src, s))
 					cli_die(AI_EX_OSERR, "out of memory");
 			}
-			prog_add(j, "sources", src);
-			prog_add(u, "prompt_tokens", json_object_new_int64(resp.prompt_tokens));
-			prog_add(u, "completion_tokens", json_object_new_int64(resp.completion_tokens));
-			prog_add(j, "usage", u);
-			prog_add(j, "model", resp.model ? json_object_new_string(resp.model) : NULL);
-			prog_add(j, "retrieval", json_object_new_string(r.hybrid ? "hybrid" : "bm25"));
-			prog_print_json(j);
+			out_add(j, "sources", src);
+			out_add(u, "prompt_tokens", json_object_new_int64(resp.prompt_tokens));
+			out_add(u, "completion_tokens", json_object_new_int64(resp.completion_tokens));
+			out_add(j, "usage", u);
+			out_add(j, "model", resp.model ? json_object_new_string(resp.model) : NULL);
+			out_add(j, "retrieval", json_object_new_string(r.hybrid ? "hybrid" : "bm25"));
+			out_json_line(j);
 			json_object_put(j);
 		} else {
 			size_t n = strlen(resp.content);

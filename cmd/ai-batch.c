@@ -5,18 +5,19 @@
  * --state), a job system for cron second (submit prints an id at once and
  * runs the batch detached; status, results, wait, list, cancel, resume),
  * and the provider's Batch API for half the price third (submit --remote).
- * The engine is common/batch.c, the spool common/jobs.c, the Batch API
- * common/remote.c: this file is options, dispatch and printing.
+ * The engine is common/batch/batch.c, the spool common/batch/jobs.c, the Batch API
+ * common/batch/provbatch.c: this file is options, dispatch and printing.
  */
 #include "ai.h"
-#include "api.h"
-#include "batch.h"
-#include "cli.h"
+#include "api/api.h"
+#include "batch/batch.h"
+#include "lib/cli.h"
 #include "closest.h"
-#include "jobs.h"
-#include "prog.h"
-#include "remote.h"
-#include "termout.h"
+#include "batch/jobs.h"
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "batch/provbatch.h"
+#include "lib/termout.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -204,7 +205,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		cli_usage_error("--remote is for 'ai-batch submit'");
 	fd = open_input(argc, argv);
 	ai_err_clear(&err);
-	prog_setup(c, &cfg, &client, &err);
+	setup_client(c, &cfg, &client, &err);
 	if (!o->b.item.system)
 		o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
 	client.parallel = o->b.parallel;
@@ -217,11 +218,11 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		o->b.ud = &prog;
 	}
 	if (batch_open(&b, &o->b, fd, &err))
-		prog_die(&client, &cfg, &err);
+		setup_die(&client, &cfg, &err);
 	if (batch_run(&b, &client, &err)) {
 		batch_close(&b);
 		term_exit();
-		prog_die(&client, &cfg, &err);
+		setup_die(&client, &cfg, &err);
 	}
 	code = batch_exit_code(&b);
 	if (b.st.not_sent > 0 && !c->quiet)
@@ -255,29 +256,29 @@ static json_object *status_obj(const struct job *j, const char *state, const str
 
 	if (!o)
 		cli_die(AI_EX_OSERR, "out of memory");
-	prog_add(o, "id", json_object_new_string(j->id));
-	prog_add(o, "mode", json_object_new_string("local"));
-	prog_add(o, "state", json_object_new_string(state));
-	prog_add(o, "total", json_object_new_int64(s ? s->total : 0));
-	prog_add(o, "done", json_object_new_int64(s ? s->done : 0));
-	prog_add(o, "ok", json_object_new_int64(s ? s->ok : 0));
-	prog_add(o, "failed", json_object_new_int64(s ? s->failed : 0));
+	out_add(o, "id", json_object_new_string(j->id));
+	out_add(o, "mode", json_object_new_string("local"));
+	out_add(o, "state", json_object_new_string(state));
+	out_add(o, "total", json_object_new_int64(s ? s->total : 0));
+	out_add(o, "done", json_object_new_int64(s ? s->done : 0));
+	out_add(o, "ok", json_object_new_int64(s ? s->ok : 0));
+	out_add(o, "failed", json_object_new_int64(s ? s->failed : 0));
 	if (s && s->started_ms) {
 		iso_time(t, sizeof(t), s->started_ms);
-		prog_add(o, "started", json_object_new_string(t));
+		out_add(o, "started", json_object_new_string(t));
 	} else {
-		prog_add(o, "started", NULL);
+		out_add(o, "started", NULL);
 	}
 	iso_time(t, sizeof(t), (int64_t)time(NULL) * 1000);
-	prog_add(o, "updated", json_object_new_string(t));
+	out_add(o, "updated", json_object_new_string(t));
 	if (s && !strcmp(state, "running") && isfinite(eta_s(s)))
-		prog_add(o, "eta_s", json_object_new_int64((int64_t)ceil(eta_s(s))));
+		out_add(o, "eta_s", json_object_new_int64((int64_t)ceil(eta_s(s))));
 	else
-		prog_add(o, "eta_s", NULL);
-	prog_add(o, "tokens", json_object_new_int64(s ? s->prompt_tokens + s->completion_tokens : 0));
-	prog_add(o, "cost", json_object_new_double(s ? s->cost : 0));
-	prog_add(o, "exit", exit_code >= 0 ? json_object_new_int(exit_code) : NULL);
-	prog_add(o, "pid", json_object_new_int64((int64_t)getpid()));
+		out_add(o, "eta_s", NULL);
+	out_add(o, "tokens", json_object_new_int64(s ? s->prompt_tokens + s->completion_tokens : 0));
+	out_add(o, "cost", json_object_new_double(s ? s->cost : 0));
+	out_add(o, "exit", exit_code >= 0 ? json_object_new_int(exit_code) : NULL);
+	out_add(o, "pid", json_object_new_int64((int64_t)getpid()));
 	return o;
 }
 
@@ -382,14 +383,14 @@ static int run_job(const char *id)
 	o.b.progress = progress_job;
 	o.b.progress_ms = 500;
 	o.b.ud = &r;
-	prog_setup(&c, &cfg, &client, &err);
+	setup_client(&c, &cfg, &client, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
 	client.parallel = o.b.parallel;
 	write_status(&j, "running", NULL, -1);
 	if (batch_open(&b, &o.b, in, &err)) {
 		write_status(&j, "failed", NULL, err.code);
-		prog_die(&client, &cfg, &err);
+		setup_die(&client, &cfg, &err);
 	}
 	write_status(&j, "running", &b.st, -1);
 	rc = batch_run(&b, &client, &err);
@@ -491,10 +492,10 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 
 		copy_input(&j, fd, o);
 		in = open_in_job(&j, "input.jsonl", O_RDONLY);
-		prog_setup(c, &cfg, &client, &err);
+		setup_client(c, &cfg, &client, &err);
 		if (!o->b.item.system)
 			o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
-		if (remote_submit(&client, &j, in, &o->b, &err)) {
+		if (provbatch_submit(&client, &j, in, &o->b, &err)) {
 			close(in);
 			ai_client_release(&client);
 			config_release(&cfg);
@@ -541,7 +542,7 @@ static json_object *local_status(struct job *j)
 	     !strcmp(json_object_get_string(st), "queued")) && !job_running(j)) {
 		/* A queued job whose runner has not yet taken the lock is still starting. */
 		if (strcmp(json_object_get_string(st), "queued"))
-			prog_add(s, "state", json_object_new_string("stopped"));
+			out_add(s, "state", json_object_new_string("stopped"));
 	}
 	return s;
 }
@@ -562,10 +563,10 @@ static int with_client(struct cli *c, struct job *j, int (*fn)(struct ai_client 
 	int rc;
 
 	ai_err_clear(&err);
-	prog_setup(c, &cfg, &client, &err);
+	setup_client(c, &cfg, &client, &err);
 	rc = fn(&client, j, &err);
 	if (rc < 0)
-		prog_die(&client, &cfg, &err);
+		setup_die(&client, &cfg, &err);
 	ai_client_release(&client);
 	config_release(&cfg);
 	return rc;
@@ -573,23 +574,23 @@ static int with_client(struct cli *c, struct job *j, int (*fn)(struct ai_client 
 
 static int print_remote_status(struct ai_client *client, struct job *j, struct ai_err *err)
 {
-	json_object *s = remote_status(client, j, err);
+	json_object *s = provbatch_status(client, j, err);
 
 	if (!s)
 		return -1;
-	prog_print_json(s);
+	out_json_line(s);
 	json_object_put(s);
 	return 0;
 }
 
-static int remote_results_out(struct ai_client *client, struct job *j, struct ai_err *err)
+static int provbatch_results_out(struct ai_client *client, struct job *j, struct ai_err *err)
 {
-	return remote_results(client, j, emit_stdout, NULL, err);
+	return provbatch_results(client, j, emit_stdout, NULL, err);
 }
 
-static int remote_cancel_it(struct ai_client *client, struct job *j, struct ai_err *err)
+static int provbatch_cancel_it(struct ai_client *client, struct job *j, struct ai_err *err)
 {
-	return remote_cancel(client, j, err);
+	return provbatch_cancel(client, j, err);
 }
 
 static int cmd_status(struct cli *c, struct job *j)
@@ -599,7 +600,7 @@ static int cmd_status(struct cli *c, struct job *j)
 	if (is_remote(j))
 		return cli_finish(with_client(c, j, print_remote_status));
 	s = local_status(j);
-	prog_print_json(s);
+	out_json_line(s);
 	json_object_put(s);
 	return cli_finish(0);
 }
@@ -611,7 +612,7 @@ static int cmd_results(struct cli *c, struct job *j)
 	ssize_t n;
 
 	if (is_remote(j))
-		return cli_finish(with_client(c, j, remote_results_out) ? AI_EX_TEMPFAIL : 0);
+		return cli_finish(with_client(c, j, provbatch_results_out) ? AI_EX_TEMPFAIL : 0);
 	fd = open_in_job(j, "out.jsonl", O_RDONLY | O_CREAT);
 	/* Whole lines only: a line being written as we read is left for next time. */
 	{
@@ -669,10 +670,10 @@ static int cmd_wait(struct cli *c, struct opts *o, struct job *j)
 		struct ai_err err;
 
 		ai_err_clear(&err);
-		prog_setup(c, &cfg, &client, &err);
-		code = remote_wait(&client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
+		setup_client(c, &cfg, &client, &err);
+		code = provbatch_wait(&client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
 		if (code < 0)
-			prog_die(&client, &cfg, &err);
+			setup_die(&client, &cfg, &err);
 		ai_client_release(&client);
 		config_release(&cfg);
 		return cli_finish(code);
@@ -688,7 +689,7 @@ static int cmd_wait(struct cli *c, struct opts *o, struct job *j)
 		sleep_ms(100);
 	}
 	if (c->json)
-		prog_print_json(s);
+		out_json_line(s);
 	if (!strcmp(st, "done") || !strcmp(st, "failed")) {
 		code = job_exit_code(s);
 	} else {
@@ -707,7 +708,7 @@ static int cmd_cancel(struct cli *c, struct job *j)
 	int fd;
 
 	if (is_remote(j))
-		return cli_finish(with_client(c, j, remote_cancel_it));
+		return cli_finish(with_client(c, j, provbatch_cancel_it));
 	fd = open_in_job(j, "cancelled", O_WRONLY | O_CREAT);
 	close(fd);
 	s = local_status(j);
@@ -721,13 +722,13 @@ static int cmd_cancel(struct cli *c, struct job *j)
 		if (job_running(j))
 			cli_die(AI_EX_TEMPFAIL, "job '%s' did not stop within 5 s", j->id);
 	} else if (strcmp(state_of(s), "done")) {
-		prog_add(s, "state", json_object_new_string("cancelled"));
+		out_add(s, "state", json_object_new_string("cancelled"));
 		job_write_status(j, s, &(struct ai_err){ 0, 0, "" });
 	}
 	json_object_put(s);
 	if (c->json) {
 		s = local_status(j);
-		prog_print_json(s);
+		out_json_line(s);
 		json_object_put(s);
 	}
 	return cli_finish(0);
@@ -781,8 +782,8 @@ static int cmd_list(struct cli *c)
 		s = job_read_status(&j, &err);
 		if (s) {
 			if (!is_remote(&j) && !strcmp(state_of(s), "running") && !job_running(&j))
-				prog_add(s, "state", json_object_new_string("stopped"));
-			prog_print_json(s);
+				out_add(s, "state", json_object_new_string("stopped"));
+			out_json_line(s);
 			json_object_put(s);
 		}
 		job_release(&j);

@@ -10,13 +10,14 @@
  * killed run loses only the documents in flight.
  */
 #include "ai.h"
-#include "api.h"
-#include "chunk.h"
-#include "cli.h"
-#include "kb.h"
+#include "api/api.h"
+#include "rag/chunk.h"
+#include "lib/cli.h"
+#include "rag/kb.h"
 #include "path.h"
-#include "prog.h"
-#include "termout.h"
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "lib/termout.h"
 #include "utf8.h"
 
 #include <strings.h>
@@ -164,13 +165,13 @@ static void report(struct ix *ix, const struct doc *d, const char *status)
 	if (!ix->c->json)
 		return;
 	j = json_object_new_object();
-	prog_add(j, "source", json_object_new_string(d->source));
-	prog_add(j, "status", json_object_new_string(status));
-	prog_add(j, "chunks", json_object_new_int64((int64_t)d->cl.n));
-	prog_add(j, "vectors", json_object_new_boolean(!d->novec && !ix->dry_run && d->cl.n));
+	out_add(j, "source", json_object_new_string(d->source));
+	out_add(j, "status", json_object_new_string(status));
+	out_add(j, "chunks", json_object_new_int64((int64_t)d->cl.n));
+	out_add(j, "vectors", json_object_new_boolean(!d->novec && !ix->dry_run && d->cl.n));
 	if (d->failed)
-		prog_add(j, "error", json_object_new_string(d->err.msg));
-	prog_print_json(j);
+		out_add(j, "error", json_object_new_string(d->err.msg));
+	out_json_line(j);
 	json_object_put(j);
 }
 
@@ -505,14 +506,14 @@ static int print_doc(const struct kb_doc_info *d, void *ud)
 	if (c->json) {
 		json_object *j = json_object_new_object();
 
-		prog_add(j, "source", json_object_new_string(d->source));
-		prog_add(j, "hash", json_object_new_string(d->hash ? d->hash : ""));
-		prog_add(j, "size", json_object_new_int64(d->size));
-		prog_add(j, "mtime", json_object_new_int64(d->mtime));
-		prog_add(j, "chunks", json_object_new_int64(d->chunks));
-		prog_add(j, "vectors", json_object_new_boolean(d->vectors));
-		prog_add(j, "indexed_at", json_object_new_int64(d->indexed_at));
-		prog_print_json(j);
+		out_add(j, "source", json_object_new_string(d->source));
+		out_add(j, "hash", json_object_new_string(d->hash ? d->hash : ""));
+		out_add(j, "size", json_object_new_int64(d->size));
+		out_add(j, "mtime", json_object_new_int64(d->mtime));
+		out_add(j, "chunks", json_object_new_int64(d->chunks));
+		out_add(j, "vectors", json_object_new_boolean(d->vectors));
+		out_add(j, "indexed_at", json_object_new_int64(d->indexed_at));
+		out_json_line(j);
 		json_object_put(j);
 	} else {
 		char line[64];
@@ -534,12 +535,12 @@ static int print_collection(const struct kb_doc_info *d, void *ud)
 	if (c->json) {
 		json_object *j = json_object_new_object();
 
-		prog_add(j, "collection", json_object_new_string(d->source));
-		prog_add(j, "chunks", json_object_new_int64(d->chunks));
-		prog_add(j, "bytes", json_object_new_int64(d->size));
-		prog_add(j, "vectors", json_object_new_boolean(d->vectors));
-		prog_add(j, "model", d->hash && *d->hash ? json_object_new_string(d->hash) : NULL);
-		prog_print_json(j);
+		out_add(j, "collection", json_object_new_string(d->source));
+		out_add(j, "chunks", json_object_new_int64(d->chunks));
+		out_add(j, "bytes", json_object_new_int64(d->size));
+		out_add(j, "vectors", json_object_new_boolean(d->vectors));
+		out_add(j, "model", d->hash && *d->hash ? json_object_new_string(d->hash) : NULL);
+		out_json_line(j);
 		json_object_put(j);
 	} else {
 		cli_puts(d->source, false);
@@ -578,15 +579,15 @@ static void print_stats(struct kb *kb, const struct opts *o, const struct cli *c
 	if (c->json) {
 		json_object *j = json_object_new_object();
 
-		prog_add(j, "index", json_object_new_string(kb_path(kb)));
-		prog_add(j, "collection", json_object_new_string(o->coll));
-		prog_add(j, "documents", json_object_new_int64(s.documents));
-		prog_add(j, "chunks", json_object_new_int64(s.chunks));
-		prog_add(j, "bytes", json_object_new_int64(s.bytes));
-		prog_add(j, "vectors", json_object_new_int64(s.vectors));
-		prog_add(j, "model", s.model ? json_object_new_string(s.model) : NULL);
-		prog_add(j, "dim", json_object_new_int64((int64_t)s.dim));
-		prog_print_json(j);
+		out_add(j, "index", json_object_new_string(kb_path(kb)));
+		out_add(j, "collection", json_object_new_string(o->coll));
+		out_add(j, "documents", json_object_new_int64(s.documents));
+		out_add(j, "chunks", json_object_new_int64(s.chunks));
+		out_add(j, "bytes", json_object_new_int64(s.bytes));
+		out_add(j, "vectors", json_object_new_int64(s.vectors));
+		out_add(j, "model", s.model ? json_object_new_string(s.model) : NULL);
+		out_add(j, "dim", json_object_new_int64((int64_t)s.dim));
+		out_json_line(j);
 		json_object_put(j);
 	} else {
 		struct buf b;
@@ -680,7 +681,7 @@ int main(int argc, char **argv)
 	online = (cfg.endpoint_set || cfg.dry_run) && !o.no_embed;
 	config_release(&cfg);
 	if (online) {
-		prog_setup(&c, &cfg, &client, &err);
+		setup_client(&c, &cfg, &client, &err);
 		client.parallel = (int)o.parallel;
 		ix.client = &client;
 		if (o.embed_model) {
@@ -741,7 +742,7 @@ int main(int argc, char **argv)
 	if (code) {
 		free(o.rm);
 		if (ix.client)
-			prog_die(&client, &cfg, &err);
+			setup_die(&client, &cfg, &err);
 		cli_die_err(&err);
 	}
 	if (!c.quiet && !c.json && !ix.progress && !ix.dry_run && (ix.indexed || ix.failed || ix.unchanged))

@@ -14,11 +14,12 @@
  * file is written only for a complete exchange.
  */
 #include "ai.h"
-#include "api.h"
-#include "cli.h"
-#include "history.h"
-#include "prog.h"
-#include "termout.h"
+#include "api/api.h"
+#include "lib/cli.h"
+#include "api/history.h"
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "lib/termout.h"
 #include "utf8.h"
 
 #include <math.h>
@@ -120,7 +121,7 @@ static void emit(struct sink *s, json_object *j)
 	const char *t;
 
 	if (s->mode == MODE_JSON) {
-		prog_print_json(j);
+		out_json_line(j);
 		return;
 	}
 	t = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &n);
@@ -153,8 +154,8 @@ static int on_delta(const char *text, size_t n, void *ud)
 		if (!j)
 			cli_die(AI_EX_OSERR, "out of memory");
 		cgi_headers(s, 0);
-		prog_add(j, "type", json_object_new_string("delta"));
-		prog_add(j, "content", json_object_new_string_len(text, (int)n));
+		out_add(j, "type", json_object_new_string("delta"));
+		out_add(j, "content", json_object_new_string_len(text, (int)n));
 		emit(s, j);
 		json_object_put(j);
 	}
@@ -180,8 +181,8 @@ static json_object *json_ms(double ms)
 
 static void add_times(const struct sink *s, json_object *j)
 {
-	prog_add(j, "ttft_ms", s->t_first ? json_ms(s->t_first - s->t0) : NULL);
-	prog_add(j, "total_ms", json_ms(now_ms() - s->t0));
+	out_add(j, "ttft_ms", s->t_first ? json_ms(s->t_first - s->t0) : NULL);
+	out_add(j, "total_ms", json_ms(now_ms() - s->t0));
 }
 
 /* Ends one answer: the last record, or a newline so that what follows starts a line. */
@@ -203,22 +204,22 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 		cli_die(AI_EX_OSERR, "out of memory");
 	cgi_headers(s, rc ? (e->code ? e->code : AI_EX_SOFTWARE) : 0);
 	if (!rc) {
-		prog_add(j, "type", json_object_new_string("done"));
-		prog_add(j, "finish_reason", r->finish_reason ? json_object_new_string(r->finish_reason) : NULL);
+		out_add(j, "type", json_object_new_string("done"));
+		out_add(j, "finish_reason", r->finish_reason ? json_object_new_string(r->finish_reason) : NULL);
 		u = json_object_new_object();
 		if (!u)
 			cli_die(AI_EX_OSERR, "out of memory");
-		prog_add(u, "prompt_tokens", r->prompt_tokens >= 0 ? json_object_new_int64(r->prompt_tokens) : NULL);
-		prog_add(u, "completion_tokens",
+		out_add(u, "prompt_tokens", r->prompt_tokens >= 0 ? json_object_new_int64(r->prompt_tokens) : NULL);
+		out_add(u, "completion_tokens",
 			 r->completion_tokens >= 0 ? json_object_new_int64(r->completion_tokens) : NULL);
-		prog_add(j, "usage", u);
-		prog_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
-		prog_add(j, "cached", json_object_new_boolean(r->cached));
+		out_add(j, "usage", u);
+		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
+		out_add(j, "cached", json_object_new_boolean(r->cached));
 	} else {
-		prog_add(j, "type", json_object_new_string("error"));
-		prog_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
-		prog_add(j, "exit", json_object_new_int(e->code ? e->code : AI_EX_SOFTWARE));
-		prog_add(j, "partial", json_object_new_boolean(s->any));
+		out_add(j, "type", json_object_new_string("error"));
+		out_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
+		out_add(j, "exit", json_object_new_int(e->code ? e->code : AI_EX_SOFTWARE));
+		out_add(j, "partial", json_object_new_boolean(s->any));
 	}
 	add_times(s, j);
 	emit(s, j);
@@ -248,7 +249,7 @@ struct chat {
 static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp, struct ai_err *err)
 {
 	struct ai_chat_req q;
-	json_object *user = prog_message("user", text), *asst;
+	json_object *user = out_message("user", text), *asst;
 	size_t n = json_object_array_length(ch->conv);
 	int rc;
 
@@ -270,7 +271,7 @@ static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp
 		json_object_array_del_idx(ch->conv, n, 1);
 		return rc;
 	}
-	asst = prog_message("assistant", resp->content ? resp->content : "");
+	asst = out_message("assistant", resp->content ? resp->content : "");
 	if (json_object_array_add(ch->conv, asst)) {
 		json_object_put(asst);
 		json_object_array_del_idx(ch->conv, n, 1);
@@ -500,7 +501,7 @@ int main(int argc, char **argv)
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
 
-	prog_setup(&c, &cfg, &client, &err);
+	setup_client(&c, &cfg, &client, &err);
 	client.http.idle_timeout_ms = (long)ceil(o.idle_s * 1000);
 
 	buf_init(&msg, cfg.max_input);
@@ -536,12 +537,12 @@ int main(int argc, char **argv)
 		ch.store_system = json_object_array_length(ch.conv) == 0;
 		if (!strcmp(role, "system")) {
 			/* --system wins over the history's own for this request; the file keeps its own. */
-			if (json_object_array_put_idx(ch.conv, 0, prog_message("system", o.system)))
+			if (json_object_array_put_idx(ch.conv, 0, out_message("system", o.system)))
 				cli_die(AI_EX_OSERR, "out of memory");
 		} else {
 			json_object *a = json_object_new_array();
 
-			if (!a || json_object_array_add(a, prog_message("system", o.system)))
+			if (!a || json_object_array_add(a, out_message("system", o.system)))
 				cli_die(AI_EX_OSERR, "out of memory");
 			for (size_t i = 0; i < json_object_array_length(ch.conv); i++)
 				if (json_object_array_add(a, json_object_get(json_object_array_get_idx(ch.conv, i))))

@@ -12,12 +12,13 @@
  * terminal, the parts' progress shows on stderr.
  */
 #include "ai.h"
-#include "api.h"
-#include "chunk.h"
-#include "cli.h"
-#include "prog.h"
-#include "termout.h"
-#include "prices.h"
+#include "api/api.h"
+#include "rag/chunk.h"
+#include "lib/cli.h"
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "lib/termout.h"
+#include "api/prices.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -131,8 +132,8 @@ static json_object *messages(const struct opts *o, const char *text, size_t len,
 	instruction(o, &b, stage, part, parts);
 	buf_addstr(&b, "\n\n");
 	buf_add(&b, text, len);
-	sys = prog_message("system", "You write faithful, concise summaries of the text you are given.");
-	user = prog_message("user", b.data);
+	sys = out_message("system", "You write faithful, concise summaries of the text you are given.");
+	user = out_message("user", b.data);
 	buf_release(&b);
 	if (!m || !sys || !user || json_object_array_add(m, sys) || (sys = NULL) ||
 	    json_object_array_add(m, user))
@@ -484,7 +485,7 @@ int main(int argc, char **argv)
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
-	prog_setup(&c, &cfg, &client, &err);
+	setup_client(&c, &cfg, &client, &err);
 	client.parallel = (int)o.parallel;
 
 	buf_init(&in, cfg.max_input);
@@ -500,21 +501,21 @@ int main(int argc, char **argv)
 
 	buf_init(&out, 0);
 	if (summarize(&client, &o, in.data, in.len, &t, &out, &err))
-		prog_die(&client, &cfg, &err);
+		setup_die(&client, &cfg, &err);
 	if (t.dry_run) {
 		/* The requests were printed; nothing was sent. */
 	} else if (c.json) {
 		json_object *j = json_object_new_object(), *u = json_object_new_object();
 
-		prog_add(j, "summary", json_object_new_string(out.data ? out.data : ""));
-		prog_add(j, "model", t.model ? json_object_new_string(t.model) : NULL);
-		prog_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
-		prog_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
-		prog_add(j, "usage", u);
-		prog_add(j, "latency_ms", json_object_new_int64(http_now_ms() - t0));
-		prog_add(j, "cached", json_object_new_boolean(t.all_cached));
-		prog_add(j, "parts", json_object_new_int64((int64_t)t.parts));
-		prog_print_json(j);
+		out_add(j, "summary", json_object_new_string(out.data ? out.data : ""));
+		out_add(j, "model", t.model ? json_object_new_string(t.model) : NULL);
+		out_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
+		out_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
+		out_add(j, "usage", u);
+		out_add(j, "latency_ms", json_object_new_int64(http_now_ms() - t0));
+		out_add(j, "cached", json_object_new_boolean(t.all_cached));
+		out_add(j, "parts", json_object_new_int64((int64_t)t.parts));
+		out_json_line(j);
 		json_object_put(j);
 	} else {
 		struct termout to;

@@ -1,7 +1,7 @@
 /*
  * ai-usage - the usage ledger as a table (pattern 7: the cost monitor).
  *
- * Reads the ledger every model call writes (common/ledger.h) and prints,
+ * Reads the ledger every model call writes (common/api/ledger.h) and prints,
  * per program, model or day: requests per day, average and p95 latency,
  * the tokens billed, cost per day, cache hit rate, the dollars hits saved
  * and the tokens they served, then the totals and a month's projection.
@@ -10,11 +10,12 @@
  * needs no endpoint or key.
  */
 #include "ai.h"
-#include "cli.h"
-#include "prog.h"
+#include "lib/cli.h"
+#include "lib/out.h"
+#include "lib/setup.h"
 #include "config.h"
-#include "ledger.h"
-#include "prices.h"
+#include "api/ledger.h"
+#include "api/prices.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -185,23 +186,23 @@ static json_object *group_json(const struct ledger_group *g, const char *by, boo
 
 	if (!j)
 		cli_die(AI_EX_OSERR, "out of memory");
-	prog_add(j, by, total ? NULL : json_object_new_string(g->key));
-	prog_add(j, "total", json_object_new_boolean(total));
-	prog_add(j, "days", json_object_new_int64(g->days));
-	prog_add(j, "requests", json_object_new_int64(g->requests));
-	prog_add(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
-	prog_add(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
-	prog_add(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
-	prog_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
-	prog_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
-	prog_add(j, "hit_tokens_in", json_object_new_int64(g->hit_prompt_tokens));
-	prog_add(j, "hit_tokens_out", json_object_new_int64(g->hit_completion_tokens));
-	prog_add(j, "cost", jusd(g->cost));
-	prog_add(j, "cost_per_day", jusd(per_day(g->cost, g->days)));
-	prog_add(j, "unknown_cost", json_object_new_int64(g->unknown_cost));
-	prog_add(j, "hits", json_object_new_int64(g->hits));
-	prog_add(j, "hit_rate", jnum(g->hit_rate));
-	prog_add(j, "saved", jusd(g->saved));
+	out_add(j, by, total ? NULL : json_object_new_string(g->key));
+	out_add(j, "total", json_object_new_boolean(total));
+	out_add(j, "days", json_object_new_int64(g->days));
+	out_add(j, "requests", json_object_new_int64(g->requests));
+	out_add(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
+	out_add(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
+	out_add(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
+	out_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
+	out_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
+	out_add(j, "hit_tokens_in", json_object_new_int64(g->hit_prompt_tokens));
+	out_add(j, "hit_tokens_out", json_object_new_int64(g->hit_completion_tokens));
+	out_add(j, "cost", jusd(g->cost));
+	out_add(j, "cost_per_day", jusd(per_day(g->cost, g->days)));
+	out_add(j, "unknown_cost", json_object_new_int64(g->unknown_cost));
+	out_add(j, "hits", json_object_new_int64(g->hits));
+	out_add(j, "hit_rate", jnum(g->hit_rate));
+	out_add(j, "saved", jusd(g->saved));
 	return j;
 }
 
@@ -228,10 +229,10 @@ static int print_prices(bool json)
 
 			if (!j)
 				cli_die(AI_EX_OSERR, "out of memory");
-			prog_add(j, "model", json_object_new_string(name));
-			prog_add(j, "in_per_mtok", jnum(p.in_per_mtok));
-			prog_add(j, "out_per_mtok", jnum(p.out_per_mtok));
-			prog_print_json(j);
+			out_add(j, "model", json_object_new_string(name));
+			out_add(j, "in_per_mtok", jnum(p.in_per_mtok));
+			out_add(j, "out_per_mtok", jnum(p.out_per_mtok));
+			out_json_line(j);
 			json_object_put(j);
 		} else {
 			snprintf(cells[i + 1][0], CELL, "%.*s", CELL - 1, name);
@@ -317,15 +318,15 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 		for (size_t i = 0; i < n; i++) {
 			json_object *j = group_json(&g[i], o->by, false);
 
-			prog_print_json(j);
+			out_json_line(j);
 			json_object_put(j);
 		}
 		{
 			json_object *j = group_json(t, o->by, true);
 
-			prog_add(j, "projected_month", jusd(month));
-			prog_add(j, "projected_from_days", json_object_new_int64(t->days));
-			prog_print_json(j);
+			out_add(j, "projected_month", jusd(month));
+			out_add(j, "projected_from_days", json_object_new_int64(t->days));
+			out_json_line(j);
 			json_object_put(j);
 		}
 	} else {

@@ -1,10 +1,10 @@
 #include "config.h"
-#include "cli.h"
+#include "lib/cli.h"
 #include "buf.h"
 #include "closest.h"
-#include "params.h"
-#include "prices.h"
-#include "url.h"
+#include "api/params.h"
+#include "api/prices.h"
+#include "net/url.h"
 
 #include <ctype.h>
 #include <math.h>

@@ -17,7 +17,7 @@
  * warm page cache is measured; pass a directory on the disk in question
  * to measure there).  A benchmark: it prints figures and never fails.
  */
-#include "cache.h"
+#include "api/cache.h"
 #include "bench.h"
 
 #include <dirent.h>

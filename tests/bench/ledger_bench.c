@@ -16,7 +16,7 @@
  * Medians and 90th percentiles as well as means, because a shared
  * machine's fsync times have a long tail.
  */
-#include "ledger.h"
+#include "api/ledger.h"
 #include "bench.h"
 
 #include <math.h>

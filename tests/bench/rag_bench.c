@@ -11,8 +11,8 @@
  *   rag_bench corpus DIR MB          writes about MB megabytes of Markdown
  *                                    files for the ingest benchmark
  */
-#include "kb.h"
-#include "vec.h"
+#include "rag/kb.h"
+#include "rag/vec.h"
 #include "bench.h"
 
 #include <math.h>

@@ -10,7 +10,7 @@
  * The body is fed in 16 KiB pieces, as libcurl's write callback would.
  * Prints figures; never fails.  Usage: sse_bench [chunks]
  */
-#include "chatstream.h"
+#include "api/chatstream.h"
 #include "bench.h"
 #include <time.h>
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# vec-bench.sh [O] - benchmark the vector-search kernel (common/vec.c).
+# vec-bench.sh [O] - benchmark the vector-search kernel (common/rag/vec.c).
 #
 # Builds tests/bench/membw.c and tests/bench/vec_bench.c at -O2 with the
 # project's warnings against O/libai.a (O defaults to build; the library

@@ -16,7 +16,7 @@
  * queries.  Targets (issue): float32 within 1.6x the read bound, int8
  * under 25 ms with recall@10 >= 0.95.
  */
-#include "vec.h"
+#include "rag/vec.h"
 #include "bench.h"
 
 #include <sys/resource.h>

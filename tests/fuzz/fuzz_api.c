@@ -1,5 +1,5 @@
 /*
- * fuzz_api.c - libFuzzer harness for the answers common/api.c parses:
+ * fuzz_api.c - libFuzzer harness for the answers common/api/api.c parses:
  * a chat completion (plain, and replayed as a stream), an embeddings
  * answer, and an error body.
  *
@@ -18,7 +18,7 @@
  *   - an error body with any status gives a message and a known exit
  *     code, and its error type is a terminated string.
  */
-#include "api.h"
+#include "api/api.h"
 
 #include <math.h>
 #include <unistd.h>

@@ -10,7 +10,7 @@
  * as the same number to 15 significant digits (in the normal range).  Anything else calls
  * abort().
  */
-#include "calc.h"
+#include "agent/calc.h"
 
 #include <float.h>
 #include <math.h>

@@ -13,7 +13,7 @@
  * line is also used as a template over a fixed object.  Anything else
  * calls abort().
  */
-#include "jsonl.h"
+#include "batch/jsonl.h"
 
 #include <unistd.h>
 

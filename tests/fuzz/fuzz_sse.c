@@ -8,7 +8,7 @@
  * goes through chatstream twice, with and without its fast path, and the
  * two must agree on everything.  Any difference calls abort().
  */
-#include "chatstream.h"
+#include "api/chatstream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,7 +6,7 @@
  * Runs from the repository root (tests/run cds there): the user tool is
  * tests/fixtures/agent/record.sh.
  */
-#include "agent.h"
+#include "agent/agent.h"
 
 #include <math.h>
 #include <signal.h>

@@ -2,7 +2,7 @@
  * t_cache.c - the response cache: hits and misses, modes, corruption,
  * TTL, LRU eviction, leftovers, many processes at once, killed writers.
  */
-#include "cache.h"
+#include "api/cache.h"
 #include "tap.h"
 
 #include <dirent.h>

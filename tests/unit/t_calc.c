@@ -1,5 +1,5 @@
 /* t_calc.c - unit tests of the calculator behind ai-agent's "calculate" tool. */
-#include "calc.h"
+#include "agent/calc.h"
 #include "tap.h"
 
 #include <locale.h>

@@ -4,7 +4,7 @@
  * input: each stream runs twice, once with the fast path and once
  * without, and both runs must agree on everything.
  */
-#include "chatstream.h"
+#include "api/chatstream.h"
 #include "tap.h"
 
 struct res {

@@ -1,5 +1,5 @@
 /* t_config - where settings come from, and how the key is guarded. */
-#include "cli.h"
+#include "lib/cli.h"
 #include "config.h"
 #include "tap.h"
 

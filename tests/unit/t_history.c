@@ -1,5 +1,5 @@
 /* t_history - the history file: loading good and bad lines, appending, concurrent appenders, short writes. */
-#include "history.h"
+#include "api/history.h"
 #include "buf.h"
 #include "tap.h"
 

@@ -1,5 +1,5 @@
 /* t_http - the retry policy: which answers are retried, how long to wait. */
-#include "http.h"
+#include "net/http.h"
 #include "tap.h"
 
 static void test_statuses(void)

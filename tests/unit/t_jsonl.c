@@ -1,7 +1,7 @@
 /* Unit tests of jsonl.c and journal.c: lines, items, templates, output lines, id sets, the journal. */
 #include "ai.h"
-#include "journal.h"
-#include "jsonl.h"
+#include "batch/journal.h"
+#include "batch/jsonl.h"
 #include "tap.h"
 
 #include <fcntl.h>

@@ -1,7 +1,7 @@
-/* t_kb.c - tests for the knowledge-base store (common/kb.c). */
-#include "kb.h"
+/* t_kb.c - tests for the knowledge-base store (common/rag/kb.c). */
+#include "rag/kb.h"
 #include "buf.h"
-#include "vec.h"
+#include "rag/vec.h"
 
 #include <math.h>
 #include <unistd.h>

@@ -1,5 +1,5 @@
 /* t_ledger - the usage ledger: files and modes, sums, grouping, ranges, budget, failures, concurrency. */
-#include "ledger.h"
+#include "api/ledger.h"
 #include "tap.h"
 
 #include <math.h>

@@ -1,5 +1,5 @@
 /* t_prices - the price table: lookups, the prefix rule, costs, overrides, price files. */
-#include "prices.h"
+#include "api/prices.h"
 #include "tap.h"
 
 #include <math.h>
@@ -173,7 +173,7 @@ static void test_tsv_matches_builtin(void)
 	size_t i = 0, n = prices_builtin_count(), bad = 0;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "%.*s/../../common/prices.tsv",
+	snprintf(path, sizeof(path), "%.*s/../../common/api/prices.tsv",
 		 slash ? (int)(slash - __FILE__) : 1, slash ? __FILE__ : ".");
 	f = fopen(path, "r");
 	if (!ok(f != NULL, "open %s", path))

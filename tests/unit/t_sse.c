@@ -5,7 +5,7 @@
  * byte; each way must give the same events, the same outcome and the same
  * "partial event pending" answer from sse_finish.
  */
-#include "sse.h"
+#include "net/sse.h"
 #include "tap.h"
 
 struct rec {

@@ -4,7 +4,7 @@
  * Runs from the repository root (tests/run cds there): the tools are the
  * small scripts in tests/fixtures/tools/.
  */
-#include "toolrun.h"
+#include "agent/toolrun.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -1,5 +1,5 @@
 /* t_url - credentials in URLs never reach a message. */
-#include "url.h"
+#include "net/url.h"
 #include "tap.h"
 
 static void test_host(void)

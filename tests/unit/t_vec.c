@@ -1,5 +1,5 @@
-/* t_vec.c - tests for the vector-search kernel (common/vec.c). */
-#include "vec.h"
+/* t_vec.c - tests for the vector-search kernel (common/rag/vec.c). */
+#include "rag/vec.h"
 
 #include <float.h>
 #include <math.h>

@@ -1,0 +1,698 @@
+#include "lib/cli.h"
+#include "closest.h"
+#include "config.h"
+#include "fdio.h"
+#include "api/params.h"
+#include "lib/setup.h"
+#include "lib/termout.h"
+#include "utf8.h"
+
+#include <fcntl.h>
+#include <strings.h>
+#include <termios.h>
+#include <math.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *cli_prog = "ai";
+volatile sig_atomic_t cli_interrupted;
+
+static const struct cli_opt common_opts[] = {
+	{ "model", required_argument, 'm', "NAME", "model to use (AI_MODEL)" },
+	{ "profile", required_argument, 'p', "NAME", "configuration profile (AI_PROFILE)" },
+	{ "base-url", required_argument, CLI_OPT_BASE_URL, "URL", "API endpoint (OPENAI_BASE_URL)" },
+	{ "json", no_argument, 'j', NULL, "print JSON instead of text" },
+	{ "verbose", no_argument, 'v', NULL, "show the HTTP exchange on stderr, key redacted" },
+	{ "quiet", no_argument, 'q', NULL, "no progress or warnings" },
+	{ "no-cache", no_argument, CLI_OPT_NO_CACHE, NULL, "neither read nor write the response cache" },
+	{ "cache-ttl", required_argument, CLI_OPT_CACHE_TTL, "DURATION", "ignore cached answers older than this" },
+	{ "timeout", required_argument, CLI_OPT_TIMEOUT, "SECONDS", "give up on a request after this long (default 600)" },
+	{ "retries", required_argument, CLI_OPT_RETRIES, "N", "retries on 408, 409, 429, 5xx and network errors (default 2)" },
+	{ "log-prompts", no_argument, CLI_OPT_LOG_PROMPTS, NULL, "keep prompt text in the usage ledger" },
+	{ "dry-run", no_argument, CLI_OPT_DRY_RUN, NULL, "print the request instead of sending it" },
+	{ "option", required_argument, 'o', "KEY=VALUE", "another chat request parameter (seed=42, stop='[\"x\"]')" },
+	{ "list-models", no_argument, CLI_OPT_LIST_MODELS, NULL, "list the models the server offers and exit" },
+	{ "help", no_argument, 'h', NULL, "print this help and exit" },
+	{ "version", no_argument, 'V', NULL, "print the version and exit" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+/* The options of a program whose operands are a message (c->message). */
+static const struct cli_opt message_opts[] = {
+	{ "file", required_argument, 'f', "FILE", "add FILE to the message, labelled with its name (- is standard input)" },
+	{ "no-stdin", no_argument, CLI_OPT_NO_STDIN, NULL, "do not add piped standard input to the message" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	cli_interrupted = 1;
+}
+
+/*
+ * A program started with 0, 1 or 2 closed would hand that number to the
+ * next file it opens, and its output or a diagnostic would land in that
+ * file.  Open /dev/null in their place first (git's sanitize_stdfds).
+ */
+static void open_std_fds(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", fd ? O_WRONLY : O_RDONLY) < 0)
+			_exit(AI_EX_OSERR);
+}
+
+/*
+ * The API key lives in this process (libcurl keeps copies of the header
+ * that carries it), so a core dump would put it on disk, where
+ * systemd-coredump or apport keep it for weeks.  No core then, and not
+ * dumpable, which also keeps the user's other processes from attaching
+ * with ptrace or reading /proc/PID/mem.  An exec makes a command dumpable
+ * again; it inherits the core limit of 0 as a soft limit it may raise.
+ * AI_ALLOW_CORE=1 keeps the dump for debugging.
+ */
+static void no_core_dumps(void)
+{
+	const char *allow = getenv("AI_ALLOW_CORE");
+	struct rlimit rl;
+
+	if (allow && !strcmp(allow, "1"))
+		return;
+	if (!getrlimit(RLIMIT_CORE, &rl)) {
+		rl.rlim_cur = 0;
+		setrlimit(RLIMIT_CORE, &rl);
+	}
+	prctl(PR_SET_DUMPABLE, 0L, 0L, 0L, 0L);
+}
+
+void cli_init(struct cli *c, const char *prog)
+{
+	struct sigaction sa;
+
+	open_std_fds();
+	no_core_dumps();
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	cli_prog = prog;
+	c->prog = prog;
+	c->model = c->profile = c->base_url = NULL;
+	c->json = c->verbose = c->quiet = c->no_cache = c->dry_run = c->log_prompts = 0;
+	c->message = false;
+	c->files = NULL;
+	c->nfiles = 0;
+	c->no_stdin = 0;
+	c->timeout_s = -1;
+	c->retries = -1;
+	c->cache_ttl_s = -1;
+	c->list_models = 0;
+	c->n_options = 0;
+}
+
+static void vwarn(const char *fmt, va_list ap)
+{
+	struct buf msg, b;
+
+	/*
+	 * A message often carries text from a server or a model (an error's
+	 * message, a name): it is shown, never obeyed, and stays one line
+	 * (termout.h says why always, not only on a terminal).
+	 */
+	buf_init(&msg, 4096);
+	buf_vaddf(&msg, fmt, ap);
+	/* One write, so lines from processes sharing stderr do not interleave. */
+	buf_init(&b, 0);
+	buf_addf(&b, "%s: ", cli_prog);
+	termout_visible(&b, msg.data ? msg.data : "", msg.len);
+	buf_addch(&b, '\n');
+	fflush(stdout);
+	if (b.data)
+		(void)!write(2, b.data, b.len);
+	buf_release(&msg);
+	buf_release(&b);
+}
+
+void cli_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+}
+
+void cli_die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+	exit(code);
+}
+
+void cli_die_err(const struct ai_err *e)
+{
+	if (e->msg[0])
+		cli_warn("%s", e->msg);
+	exit(e->code ? e->code : AI_EX_SOFTWARE);
+}
+
+void cli_usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help' for more information.\n", cli_prog);
+	exit(AI_EX_USAGE);
+}
+
+static void print_opts(const struct cli_opt *o)
+{
+	for (; o->name; o++) {
+		char left[64];
+		int n;
+
+		if (o->val > 32 && o->val < 127)
+			n = snprintf(left, sizeof(left), "-%c, --%s", o->val, o->name);
+		else
+			n = snprintf(left, sizeof(left), "    --%s", o->name);
+		if (o->arg && n > 0 && (size_t)n < sizeof(left))
+			snprintf(left + n, sizeof(left) - (size_t)n, " %s", o->arg);
+		printf("  %-28s %s\n", left, o->help);
+	}
+}
+
+static void usage(const struct cli *c)
+{
+	printf("Usage: %s %s\n%s\n\nOptions:\n", c->prog, c->usage, c->summary);
+	if (c->opts)
+		print_opts(c->opts);
+	if (c->message)
+		print_opts(message_opts);
+	printf("\nCommon options:\n");
+	print_opts(common_opts);
+	printf("\nSee %s(1) and ai(7).\n", c->prog);
+}
+
+static size_t count_opts(const struct cli_opt *o)
+{
+	size_t n = 0;
+
+	while (o && o[n].name)
+		n++;
+	return n;
+}
+
+static void add_opts(const struct cli_opt *o, struct option *lo, size_t *nl, struct buf *sh)
+{
+	for (; o && o->name; o++) {
+		lo[*nl].name = o->name;
+		lo[*nl].has_arg = o->has_arg;
+		lo[*nl].flag = NULL;
+		lo[*nl].val = o->val;
+		(*nl)++;
+		if (o->val > 32 && o->val < 127) {
+			buf_addch(sh, (char)o->val);
+			if (o->has_arg == required_argument)
+				buf_addch(sh, ':');
+			else if (o->has_arg == optional_argument)
+				buf_addstr(sh, "::");
+		}
+	}
+}
+
+/*
+ * The getopt tables live in static storage while options are parsed: a
+ * usage error exits from the middle of the parse (from here or from a
+ * program's own option function), and memory a global points at is not a
+ * leak to LeakSanitizer, whatever the registers held at exit.
+ */
+static struct option *parse_lo;
+static struct buf parse_sh;
+static const char **parse_files;    /* c->files: -f operands, kept for the whole run */
+
+/* An unknown --option, with the known one it is nearest to. */
+static _Noreturn void unknown_long(const char *arg, const struct option *lo, size_t nl)
+{
+	const char **names = calloc(nl + 1, sizeof(*names));
+	char word[80];
+	const char *near = NULL;
+	size_t n = strcspn(arg + 2, "=");
+
+	if (names && n < sizeof(word) && !strncmp(arg, "--", 2)) {
+		for (size_t i = 0; i < nl; i++)
+			names[i] = lo[i].name;
+		memcpy(word, arg + 2, n);
+		word[n] = '\0';
+		near = closest(word, names, nl, 2);
+	}
+	free(names);
+	if (near)
+		cli_usage_error("unknown option '%s'; did you mean '--%s'?", arg, near);
+	cli_usage_error("unknown option '%s'", arg);
+}
+
+int cli_parse(struct cli *c, int argc, char **argv,
+	      void (*fn)(int val, const char *arg, void *ud), void *ud)
+{
+	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) + 2, nl = 0;
+	struct option *lo = parse_lo = calloc(n, sizeof(*lo));
+	int ch;
+
+	if (!lo || (c->message && !(parse_files = calloc((size_t)argc + 1, sizeof(*parse_files)))))
+		cli_die(AI_EX_OSERR, "out of memory");
+	buf_init(&parse_sh, 0);
+	/*
+	 * Options may follow operands (ai-index a.md --json), as with the GNU
+	 * tools people use these with; "--" ends the options, for a message
+	 * that starts with '-'.  Where the operands are a message, the first
+	 * one ends the options, as with env(1), xargs(1) and ssh(1): in
+	 * "ai-stream what does ls -la do", -la is part of the question.
+	 */
+	if (c->message)
+		buf_addch(&parse_sh, '+');
+	buf_addch(&parse_sh, ':');    /* report a missing argument as ':' */
+	add_opts(c->opts, lo, &nl, &parse_sh);
+	if (c->message)
+		add_opts(message_opts, lo, &nl, &parse_sh);
+	add_opts(common_opts, lo, &nl, &parse_sh);
+	lo[nl].name = "list-options";
+	lo[nl].has_arg = no_argument;
+	lo[nl].val = CLI_OPT_LIST_OPTIONS;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, parse_sh.data, lo, NULL)) != -1) {
+		switch (ch) {
+		case 'm': c->model = optarg; break;
+		case 'p': c->profile = optarg; break;
+		case CLI_OPT_BASE_URL: c->base_url = optarg; break;
+		case 'j': c->json = 1; break;
+		case 'v': c->verbose++; break;
+		case 'q': c->quiet = 1; parse_quiet = true; break;
+		case CLI_OPT_NO_CACHE: c->no_cache = 1; break;
+		case CLI_OPT_DRY_RUN: c->dry_run = 1; break;
+		case CLI_OPT_LOG_PROMPTS: c->log_prompts = 1; break;
+		case 'f':
+			if (!c->message) {
+				fn(ch, optarg, ud);     /* the program's own -f, as ai-summarize's --format */
+				break;
+			}
+			parse_files[c->nfiles++] = optarg;
+			c->files = parse_files;
+			break;
+		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
+		case CLI_OPT_TIMEOUT:
+			c->timeout_s = cli_duration("--timeout", optarg);
+			if (c->timeout_s <= 0)
+				cli_usage_error("--timeout must be more than 0");
+			break;
+		case CLI_OPT_RETRIES: c->retries = cli_long("--retries", optarg, 0, 100); break;
+		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
+		case CLI_OPT_LIST_MODELS: c->list_models = 1; break;
+		case 'o': {
+			struct ai_err e;
+
+			if (c->n_options == AI_ARRAY_LEN(c->options))
+				cli_usage_error("too many -o options (%zu at most)", AI_ARRAY_LEN(c->options));
+			if (params_parse(optarg, NULL, NULL, &e))
+				cli_usage_error("%s", e.msg);
+			c->options[c->n_options++] = optarg;
+			break;
+		}
+		case 'h':
+			usage(c);
+			goto done;
+		case 'V':
+			printf("%s %s\n", c->prog, AI_VERSION);
+			goto done;
+		case CLI_OPT_LIST_OPTIONS:
+			for (size_t i = 0; i < nl; i++)
+				printf("--%s\n", lo[i].name);
+			goto done;
+		case ':':
+			cli_usage_error("option '%s' needs an argument", argv[optind - 1]);
+		case '?':
+			if (optopt)
+				cli_usage_error("unknown option '-%c'", optopt);
+			unknown_long(argv[optind - 1], lo, nl);
+		default:
+			fn(ch, optarg, ud);
+		}
+	}
+	free(lo);
+	parse_lo = NULL;
+	buf_release(&parse_sh);
+	if (c->list_models)
+		exit(setup_list_models(c));
+	return optind;
+done:
+	/* --help, --version, --list-options: the whole job is done. */
+	free(lo);
+	parse_lo = NULL;
+	buf_release(&parse_sh);
+	exit(cli_finish(0));
+}
+
+long cli_long(const char *opt, const char *s, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (end == s || *end || errno == ERANGE || v < min || v > max)
+		cli_usage_error("%s wants a whole number from %ld to %ld, not '%s'", opt, min, max, s);
+	return v;
+}
+
+double cli_double(const char *opt, const char *s, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno == ERANGE || !isfinite(v) || v < min || v > max)
+		cli_usage_error("%s wants a number from %g to %g, not '%s'", opt, min, max, s);
+	return v;
+}
+
+double cli_duration(const char *opt, const char *s)
+{
+	double v;
+
+	if (config_parse_duration(s, &v))
+		cli_usage_error("%s wants a duration such as 30, 500ms, 5m, 2h or 7d, not '%s'", opt, s);
+	return v;
+}
+
+static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err)
+{
+	if (!fd_read_all(fd, out, &cli_interrupted))
+		return 0;
+	if (errno == EINTR)
+		return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+	if (errno == EFBIG)
+		return ai_errf(err, AI_EX_DATAERR,
+			       "input is larger than %zu MiB ('%s'); split it (split -C) or raise AI_MAX_INPUT",
+			       out->max >> 20, name);
+	if (errno == ENOMEM)
+		return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
+	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
+}
+
+/*
+ * What binary input looks like, by its first bytes, and what to do about
+ * it.  Looked at only when the input is not UTF-8 text already, so a text
+ * that happens to start with "BZh" or "GIF8" stays text.
+ */
+static const struct {
+	const char *magic;
+	size_t len;
+	const char *what, *hint;
+} binary_kinds[] = {
+	{ "\x89PNG\r\n\x1a\n", 8, "a PNG image", "images are not text" },
+	{ "\xff\xd8\xff", 3, "a JPEG image", "images are not text" },
+	{ "GIF8", 4, "a GIF image", "images are not text" },
+	{ "%PDF-", 5, "a PDF document", "extract its text first: pdftotext FILE -" },
+	{ "\x1f\x8b", 2, "gzip data", "decompress it first: zcat FILE" },
+	{ "\x28\xb5\x2f\xfd", 4, "zstd data", "decompress it first: zstdcat FILE" },
+	{ "\xfd" "7zXZ", 6, "xz data", "decompress it first: xzcat FILE" },
+	{ "BZh", 3, "bzip2 data", "decompress it first: bzcat FILE" },
+	{ "PK\x03\x04", 4, "a zip archive", "extract the text first: unzip -p FILE" },
+	{ "\x7f" "ELF", 4, "an ELF executable", "it is not text" },
+	{ "SQLite format 3", 16, "an SQLite database", "query it first: sqlite3 FILE .dump" },
+};
+
+/* Says what known binary data p[0..n) looks like, when it looks like any. */
+static int check_magic(const char *name, const char *p, size_t n, struct ai_err *err)
+{
+	for (size_t i = 0; i < AI_ARRAY_LEN(binary_kinds); i++)
+		if (n >= binary_kinds[i].len && !memcmp(p, binary_kinds[i].magic, binary_kinds[i].len))
+			return ai_errf(err, AI_EX_DATAERR, "binary input: '%s' looks like %s; %s",
+				       name, binary_kinds[i].what, binary_kinds[i].hint);
+	return 0;
+}
+
+static int check_text(const char *name, const struct buf *b, size_t from, struct ai_err *err)
+{
+	size_t ok, line, col;
+
+	if (from == b->len)
+		return 0;       /* nothing read: b->data may still be NULL */
+	ok = from + utf8_valid_prefix(b->data + from, b->len - from);
+	if (ok == b->len)
+		return 0;
+	if (check_magic(name, b->data + from, b->len - from, err))
+		return -1;
+	utf8_where(b->data + from, ok - from, &line, &col);
+	if (b->data[ok] == '\0')
+		return ai_errf(err, AI_EX_DATAERR,
+			       "binary input: '%s' has a NUL byte at line %zu, column %zu; it is not text",
+			       name, line, col);
+	return ai_errf(err, AI_EX_DATAERR,
+		       "'%s' is not valid UTF-8 at line %zu, column %zu; convert it first (iconv -f LATIN1 -t UTF-8)",
+		       name, line, col);
+}
+
+enum cli_answer cli_ask_tty(const char *question)
+{
+	enum cli_answer ans = CLI_NO;
+	char line[64];
+	size_t n = 0;
+	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0)
+		return CLI_NOTTY;
+	tcflush(fd, TCIFLUSH);
+	if (fd_write_all(fd, question, strlen(question))) {
+		close(fd);
+		return cli_interrupted ? CLI_INTERRUPTED : CLI_NOTTY;
+	}
+	for (;;) {
+		char ch;
+		ssize_t r = read(fd, &ch, 1);
+
+		if (r < 0 && errno == EINTR && !cli_interrupted)
+			continue;
+		if (r < 0 && cli_interrupted) {
+			ans = CLI_INTERRUPTED;
+			break;
+		}
+		if (r <= 0 || ch == '\n')
+			break;
+		if (n + 1 < sizeof(line))
+			line[n++] = ch;
+	}
+	close(fd);
+	line[n] = '\0';
+	if (ans != CLI_INTERRUPTED) {
+		char *a = line + strspn(line, " \t\r");
+
+		a[strcspn(a, " \t\r")] = '\0';
+		if (!strcasecmp(a, "y") || !strcasecmp(a, "yes"))
+			ans = CLI_YES;
+	}
+	return ans;
+}
+
+void cli_note_stdin(void)
+{
+	if (!parse_quiet && isatty(STDIN_FILENO) && isatty(STDERR_FILENO))
+		cli_warn("reading standard input; end it with Ctrl-D");
+}
+
+int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
+{
+	char *dash[] = { "-" };
+
+	if (argc == 0) {
+		argc = 1;
+		argv = dash;
+	}
+	for (int i = 0; i < argc; i++) {
+		const char *name = argv[i];
+		size_t from = out->len;
+		int fd = 0, r;
+
+		if (strcmp(name, "-")) {
+			fd = open(name, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				return ai_errf(err, AI_EX_NOINPUT, "cannot open '%s': %s", name,
+					       strerror(errno));
+		} else {
+			name = "stdin";
+			cli_note_stdin();
+		}
+		r = read_fd(fd, name, out, err);
+		if (fd)
+			close(fd);
+		if (r || check_text(name, out, from, err))
+			return -1;
+	}
+	return 0;
+}
+
+static bool blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strchr(" \t\r\n\f\v", s[i]))
+			return false;
+	return true;
+}
+
+/* Ends the part before a new one with a blank line. */
+static int separate(struct buf *out)
+{
+	if (!out->len)
+		return 0;
+	while (out->len && out->data[out->len - 1] == '\n')
+		out->data[--out->len] = '\0';
+	return buf_addstr(out, "\n\n");
+}
+
+static int too_big(struct buf *out, struct ai_err *err)
+{
+	if (errno == EFBIG)
+		return ai_errf(err, AI_EX_DATAERR,
+			       "the message is larger than %zu MiB; shorten it or raise AI_MAX_INPUT",
+			       out->max >> 20);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
+/*
+ * A file given with -f: a block that names it, so the model can tell the
+ * files apart and refer to them.  The name is the user's, as typed.
+ */
+static int add_file(const char *name, struct buf *out, struct buf *tmp, struct ai_err *err)
+{
+	char *one[1];
+
+	one[0] = (char *)name;
+	buf_reset(tmp);
+	if (cli_read_input(1, one, tmp, err))
+		return -1;
+	if (separate(out) || buf_addf(out, "<file name=\"%s\">\n", strcmp(name, "-") ? name : "stdin") ||
+	    buf_add(out, tmp->data ? tmp->data : "", tmp->len) ||
+	    (tmp->len && tmp->data[tmp->len - 1] != '\n' && buf_addch(out, '\n')) ||
+	    buf_addstr(out, "</file>"))
+		return too_big(out, err);
+	return 0;
+}
+
+int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out, struct ai_err *err)
+{
+	struct buf tmp;
+	bool stdin_used = false;
+	int rc = 0;
+
+	buf_init(&tmp, out->max);
+	for (size_t i = 0; i < c->nfiles && !rc; i++) {
+		stdin_used |= !strcmp(c->files[i], "-");
+		rc = add_file(c->files[i], out, &tmp, err);
+	}
+	/*
+	 * Standard input joins the arguments unless it is a terminal: what is
+	 * piped in is what the arguments talk about (git diff | ai-stream 'write
+	 * a commit message').  With no arguments and no files it is the message
+	 * itself, from a terminal too.
+	 */
+	if (!rc && !stdin_used && !c->no_stdin && (!isatty(STDIN_FILENO) || (!argc && !c->nfiles))) {
+		buf_reset(&tmp);
+		rc = cli_read_input(0, NULL, &tmp, err);
+		if (!rc && !blank(tmp.data ? tmp.data : "", tmp.len) &&
+		    (separate(out) || buf_add(out, tmp.data, tmp.len)))
+			rc = too_big(out, err);
+	}
+	buf_release(&tmp);
+	if (rc)
+		return -1;
+	if (argc && separate(out))
+		return too_big(out, err);
+	for (int i = 0; i < argc; i++) {
+		size_t from = out->len;
+
+		if ((i && buf_addch(out, ' ')) || buf_addstr(out, argv[i]))
+			return too_big(out, err);
+		if (utf8_valid_prefix(out->data + from, out->len - from) != out->len - from)
+			return ai_errf(err, AI_EX_DATAERR, "argument %d is not valid UTF-8", i + 1);
+	}
+	/* The message ends with its text, not with the newline a file or a pipe ended with. */
+	while (out->len && strchr(" \t\r\n\f\v", out->data[out->len - 1]))
+		out->data[--out->len] = '\0';
+	return 0;
+}
+
+/* What a file that is not a regular one is, for a message. */
+static const char *file_kind(mode_t m)
+{
+	return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket" :
+	       S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "a special file";
+}
+
+int cli_read_document(const char *name, struct buf *out, struct ai_err *err)
+{
+	char *one[1];
+	struct stat st;
+	size_t from = out->len;
+	int fd, r;
+
+	if (!strcmp(name, "-")) {
+		one[0] = (char *)name;
+		return cli_read_input(1, one, out, err);
+	}
+	/* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+	if ((fd = open(name, O_RDONLY | O_NONBLOCK | O_CLOEXEC)) < 0)
+		return ai_errf(err, AI_EX_NOINPUT, "cannot open '%s': %s", name, strerror(errno));
+	if (fstat(fd, &st) || fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)) {
+		ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return ai_errf(err, AI_EX_NOINPUT, "'%s' is %s, not a regular file: a document must be "
+			       "one (or '-' for standard input)", name, file_kind(st.st_mode));
+	}
+	r = read_fd(fd, name, out, err);
+	close(fd);
+	return r || check_text(name, out, from, err) ? -1 : 0;
+}
+
+void cli_write(const void *p, size_t n, bool flush)
+{
+	if ((n && fwrite(p, 1, n, stdout) != n) || (flush && fflush(stdout))) {
+		if (errno == EPIPE)
+			exit(0);
+		cli_die(AI_EX_IOERR, "cannot write output: %s", strerror(errno));
+	}
+}
+
+void cli_puts(const char *s, bool flush)
+{
+	cli_write(s, strlen(s), flush);
+}
+
+int cli_finish(int code)
+{
+	int bad = ferror(stdout);
+
+	errno = 0;
+	if (fclose(stdout))
+		bad = 1;
+	if (!bad)
+		return code;
+	if (errno == EPIPE)
+		return code;
+	cli_warn("cannot write output: %s", errno ? strerror(errno) : "write error");
+	return code ? code : AI_EX_IOERR;
+}

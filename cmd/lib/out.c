@@ -1,0 +1,34 @@
+/*
+ * out.c - the JSON lines the programs print.
+ */
+#include "lib/out.h"
+#include "lib/cli.h"
+
+void out_add(json_object *o, const char *k, json_object *val)
+{
+	if (json_object_object_add(o, k, val)) {
+		json_object_put(val);
+		cli_die(AI_EX_OSERR, "out of memory");
+	}
+}
+
+json_object *out_message(const char *role, const char *content)
+{
+	json_object *m = json_object_new_object();
+
+	if (!m)
+		cli_die(AI_EX_OSERR, "out of memory");
+	out_add(m, "role", json_object_new_string(role));
+	out_add(m, "content", json_object_new_string(content));
+	return m;
+}
+
+void out_json_line(json_object *j)
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	cli_write(s, n, false);
+	cli_write("\n", 1, true);
+}

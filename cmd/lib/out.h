@@ -1,0 +1,21 @@
+#ifndef AI_OUT_H
+#define AI_OUT_H
+/*
+ * out.h - the one writer of the JSON values programs print: a message
+ * object, a member added, a line written.  Like cli.h it serves main():
+ * out of memory exits (70), and a line goes out through cli_write, whose
+ * failures cli_finish reports.
+ */
+#include "ai.h"
+#include <json-c/json.h>
+
+/* Returns a new {"role": role, "content": content} object; exits on ENOMEM. */
+json_object *out_message(const char *role, const char *content);
+
+/* Adds val (may be NULL for JSON null) to o under k; exits on ENOMEM. Takes val. */
+void out_add(json_object *o, const char *k, json_object *val);
+
+/* Prints j as one line and flushes (JSON lines are flushed one by one). */
+void out_json_line(json_object *j);
+
+#endif

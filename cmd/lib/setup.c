@@ -1,0 +1,128 @@
+#include "lib/out.h"
+#include "lib/setup.h"
+#include "api/models.h"
+#include "api/prices.h"
+#include "lib/termout.h"
+#include "net/url.h"
+
+#include <math.h>
+#include <unistd.h>
+
+static void on_warn(const char *msg, void *ud)
+{
+	const struct cli *c = ud;
+
+	if (!c->quiet)
+		cli_warn("%s", msg);
+}
+
+/* -v: a header line is the server's text, so it is shown, never obeyed (termout.h). */
+static void on_debug(const char *line, void *ud)
+{
+	struct buf b;
+
+	(void)ud;
+	buf_init(&b, 0);
+	if (!termout_visible(&b, line, strlen(line)) && !buf_addch(&b, '\n'))
+		fputs(b.data, stderr);
+	buf_release(&b);
+}
+
+static void on_dry_run(const char *method, const char *url, const char *const *headers,
+		       const char *body, void *ud)
+{
+	char *shown = strdup(url);
+
+	(void)ud;
+	if (!shown)
+		cli_die(AI_EX_OSERR, "out of memory");
+	printf("%s %s\n", method, url_redact(shown));
+	free(shown);
+	for (; *headers; headers++)
+		printf("%s\n", *headers);
+	printf("\n%s\n", body ? body : "");
+	fflush(stdout);
+}
+
+void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
+{
+	if (config_load(cfg, c, err))
+		cli_die_err(err);
+	if (!cfg->endpoint_set && !cfg->dry_run)
+		cli_die(AI_EX_CONFIG, "no endpoint configured: set OPENAI_API_KEY for OpenAI, or "
+			"OPENAI_BASE_URL for a local server (http://localhost:11434/v1 for Ollama); see ai.conf(5)");
+	if (ai_client_init(client, c->prog, cfg, err))
+		cli_die_err(err);
+	client->warn = on_warn;
+	client->debug = on_debug;
+	client->dry_run = on_dry_run;
+	client->ud = c;
+	client->http.interrupt = &cli_interrupted;
+}
+
+void setup_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err)
+{
+	struct ai_err e = *err;
+
+	ai_client_release(client);
+	config_release(cfg);
+	fflush(stdout);
+	if (e.code == AI_EX_INTERRUPT)
+		exit(AI_EX_INTERRUPT);
+	cli_die_err(&e);
+}
+
+/*
+ * A model id on a terminal passes the neutraliser, on one line: it is the
+ * server's text, and one id must not pass for two.
+ */
+static void print_id(const char *id, bool tty)
+{
+	struct buf b;
+
+	if (!tty) {
+		cli_puts(id, false);
+		cli_write("\n", 1, false);
+		return;
+	}
+	buf_init(&b, 0);
+	if (termout_visible(&b, id, strlen(id)) || buf_addch(&b, '\n'))
+		cli_die(AI_EX_OSERR, "out of memory");
+	cli_write(b.data, b.len, false);
+	buf_release(&b);
+}
+
+int setup_list_models(struct cli *c)
+{
+	struct ai_config cfg;
+	struct ai_client client;
+	struct ai_models m;
+	struct ai_err err;
+	bool tty = isatty(1);
+	int rc;
+
+	ai_err_clear(&err);
+	setup_client(c, &cfg, &client, &err);
+	rc = ai_models_list(&client, &m, &err);
+	if (rc < 0)
+		setup_die(&client, &cfg, &err);
+	for (size_t i = 0; i < m.n; i++) {
+		if (c->json) {
+			json_object *j = json_object_new_object();
+
+			if (!j)
+				cli_die(AI_EX_OSERR, "out of memory");
+			out_add(j, "id", json_object_new_string(m.v[i].id));
+			out_add(j, "owned_by", m.v[i].owned_by ? json_object_new_string(m.v[i].owned_by) : NULL);
+			out_add(j, "priced", json_object_new_boolean(prices_lookup(m.v[i].id, NULL)));
+			out_json_line(j);
+			json_object_put(j);
+		} else {
+			print_id(m.v[i].id, tty);
+		}
+	}
+	ai_models_release(&m);
+	ai_client_release(&client);
+	config_release(&cfg);
+	return cli_finish(0);
+}

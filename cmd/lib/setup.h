@@ -1,0 +1,35 @@
+#ifndef AI_SETUP_H
+#define AI_SETUP_H
+/*
+ * setup.h - the glue every program's main() repeats otherwise: load the
+ * configuration, set up the API client with its diagnostics, build the
+ * small JSON values programs print, and end on an error.  Like cli.h, it
+ * prints and exits, because it serves main().
+ */
+#include "ai.h"
+#include "api/api.h"
+#include "lib/cli.h"
+#include "config.h"
+
+#include <json-c/json.h>
+
+/*
+ * Loads cfg from c, refuses to go on without an endpoint (exit 78, saying in
+ * one line how to configure one) unless --dry-run, and initialises client with
+ * warnings and -v lines to stderr and --dry-run requests to stdout.
+ */
+void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
+
+/*
+ * --list-models: sets up as setup_client does, asks the server for its models
+ * and prints one id a line, or with --json one JSON line a model:
+ * {"id", "owned_by" (null when the server did not say), "priced" (whether
+ * the price table knows the model)}.  Returns the exit code for main
+ * (output checked, as cli_finish does); exits on failure.
+ */
+int setup_list_models(struct cli *c);
+
+/* Reports err and exits with its code, after releasing client and cfg. */
+_Noreturn void setup_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err);
+
+#endif

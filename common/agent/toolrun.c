@@ -1,0 +1,1341 @@
+/*
+ * toolrun.c - the tools file loader and the runner for the user's own tools.
+ *
+ * The runner is the one place where ai-agent starts another program, so
+ * it is written for the worst tool: one that ignores its input, prints
+ * without end, forks children that outlive it, or never exits.  It never
+ * involves a shell: execve of a fixed argv, the model's arguments on stdin.
+ */
+#include "agent/toolrun.h"
+
+#include "fdio.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+extern char **environ;
+
+#define TOOLS_FILE_MAX ((size_t)4 << 20)
+#define TOOL_NAME_MAX 64
+#define TOOL_TIMEOUT_MAX 86400000L
+#define DEFAULT_PATH "/usr/local/bin:/usr/bin:/bin"
+
+/* After the tool exits, how long we keep reading what is left in the
+ * pipes.  Only a descendant that escaped the process group (setsid) can
+ * hold them open that long. */
+#define DRAIN_GRACE_MS 200L
+
+/* ------------------------------------------------------------------ */
+/* The environment rules                                               */
+
+static bool ci_prefix(const char *s, size_t len, const char *p)
+{
+	size_t n = strlen(p);
+
+	if (len < n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (toupper((unsigned char)s[i]) != p[i])
+			return false;
+	return true;
+}
+
+static bool ci_suffix(const char *s, size_t len, const char *p)
+{
+	size_t n = strlen(p);
+
+	return len >= n && ci_prefix(s + len - n, n, p);
+}
+
+static bool ci_contains(const char *s, size_t len, const char *p)
+{
+	size_t n = strlen(p);
+
+	for (size_t i = 0; i + n <= len; i++)
+		if (ci_prefix(s + i, len - i, p))
+			return true;
+	return false;
+}
+
+bool toolrun_env_secret(const char *name, size_t len)
+{
+	static const char *const prefix[] = { "OPENAI_", "AI_" };
+	static const char *const suffix[] = { "_KEY", "_TOKEN", "_SECRET", "_PASSWORD", "_PASSWD" };
+	static const char *const infix[] = { "APIKEY", "API_KEY" };
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(prefix); i++)
+		if (ci_prefix(name, len, prefix[i]))
+			return true;
+	for (size_t i = 0; i < AI_ARRAY_LEN(suffix); i++)
+		if (ci_suffix(name, len, suffix[i]))
+			return true;
+	for (size_t i = 0; i < AI_ARRAY_LEN(infix); i++)
+		if (ci_contains(name, len, infix[i]))
+			return true;
+	return false;
+}
+
+static bool name_is(const char *name, size_t len, const char *s)
+{
+	return strlen(s) == len && memcmp(name, s, len) == 0;
+}
+
+bool toolrun_env_allowed(const char *name, size_t len, char *const *extra)
+{
+	static const char *const allow[] = {
+		"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR",
+		"TERM", "NO_COLOR"
+	};
+
+	if (len == 0 || toolrun_env_secret(name, len))
+		return false;
+	if (len > 3 && memcmp(name, "LC_", 3) == 0)
+		return true;
+	for (size_t i = 0; i < AI_ARRAY_LEN(allow); i++)
+		if (name_is(name, len, allow[i]))
+			return true;
+	for (size_t i = 0; extra && extra[i]; i++)
+		if (name_is(name, len, extra[i]))
+			return true;
+	return false;
+}
+
+/*
+ * Returns an owned array (free() it, not its strings) of the entries of
+ * environ a tool may see; the strings are borrowed from environ and valid
+ * until the next setenv.  NULL on allocation failure.
+ */
+static char **scrubbed_env(char *const *extra)
+{
+	size_t n = 0, k = 0;
+	bool have_path = false;
+	char **env;
+
+	for (char **e = environ; e && *e; e++)
+		n++;
+	env = calloc(n + 2, sizeof(*env));
+	if (!env)
+		return NULL;
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '=');
+
+		if (!eq || !toolrun_env_allowed(*e, (size_t)(eq - *e), extra))
+			continue;
+		if (eq - *e == 4 && memcmp(*e, "PATH", 4) == 0)
+			have_path = true;
+		env[k++] = *e;
+	}
+	if (!have_path)
+		env[k++] = (char *)"PATH=" DEFAULT_PATH;
+	env[k] = NULL;
+	return env;
+}
+
+/* ------------------------------------------------------------------ */
+/* The tools file                                                      */
+
+void tooldef_release(struct tooldef *t)
+{
+	if (!t)
+		return;
+	free(t->name);
+	free(t->description);
+	if (t->parameters)
+		json_object_put(t->parameters);
+	for (size_t i = 0; t->argv && t->argv[i]; i++)
+		free(t->argv[i]);
+	free(t->argv);
+	free(t->path);
+	for (size_t i = 0; t->env && t->env[i]; i++)
+		free(t->env[i]);
+	free(t->env);
+	memset(t, 0, sizeof(*t));
+}
+
+void toolset_release(struct toolset *ts)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		tooldef_release(&ts->v[i]);
+	free(ts->v);
+	ts->v = NULL;
+	ts->n = 0;
+}
+
+const struct tooldef *toolset_find(const struct toolset *ts, const char *name)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		if (strcmp(ts->v[i].name, name) == 0)
+			return &ts->v[i];
+	return NULL;
+}
+
+/* Where a tool error happened: the file, and the tool's name or index. */
+struct where {
+	const char *file;
+	const char *name;   /* NULL until the name is known to be valid */
+	size_t idx;
+};
+
+static AI_PRINTF(3, 4) int tool_err(struct ai_err *err, const struct where *w, const char *fmt, ...)
+{
+	char what[200];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	if (w->name)
+		return ai_errf(err, AI_EX_CONFIG, "tools file '%s', tool '%s': %s", w->file, w->name, what);
+	return ai_errf(err, AI_EX_CONFIG, "tools file '%s', tool #%zu: %s", w->file, w->idx + 1, what);
+}
+
+static bool valid_tool_name(const char *s, size_t len)
+{
+	if (len < 1 || len > TOOL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!(isascii(c) && (isalnum(c) || c == '_' || c == '-')))
+			return false;
+	}
+	return true;
+}
+
+static bool valid_env_name(const char *s, size_t len)
+{
+	if (len < 1 || !(isascii((unsigned char)s[0]) &&
+			 (isalpha((unsigned char)s[0]) || s[0] == '_')))
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!(isascii(c) && (isalnum(c) || c == '_')))
+			return false;
+	}
+	return true;
+}
+
+static bool is_exec_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
+}
+
+/*
+ * Resolves argv[0] to an absolute executable, as execvp would but once,
+ * now, and never against the working directory: empty and relative PATH
+ * entries are skipped.  Returns owned or NULL with err filled.
+ */
+static char *resolve_cmd(const char *cmd, const struct where *w, struct ai_err *err)
+{
+	const char *path, *p;
+	struct buf b;
+
+	if (cmd[0] == '/') {
+		if (is_exec_file(cmd))
+			return strdup(cmd);
+		if (access(cmd, X_OK) == 0)
+			errno = EACCES;     /* a directory, say */
+		tool_err(err, w, "cannot run '%s': %s", cmd, strerror(errno));
+		return NULL;
+	}
+	if (strchr(cmd, '/')) {
+		tool_err(err, w, "argv[0] '%s' must be an absolute path or a command name found in PATH", cmd);
+		return NULL;
+	}
+	path = getenv("PATH");
+	if (!path)
+		path = DEFAULT_PATH;
+	buf_init(&b, PATH_MAX);
+	for (p = path; ; ) {
+		const char *end = strchr(p, ':');
+		size_t n = end ? (size_t)(end - p) : strlen(p);
+
+		buf_reset(&b);
+		if (n > 0 && p[0] == '/' && buf_add(&b, p, n) == 0 && buf_addch(&b, '/') == 0 &&
+		    buf_addstr(&b, cmd) == 0 && is_exec_file(b.data))
+			return buf_detach(&b, NULL);
+		if (!end)
+			break;
+		p = end + 1;
+	}
+	buf_release(&b);
+	tool_err(err, w, "command '%s' not found in PATH; give its absolute path", cmd);
+	return NULL;
+}
+
+/* Returns an owned NULL-terminated copy of a JSON array of strings, or NULL with *bad set. */
+static char **string_array(json_object *a, size_t *bad, bool *oom)
+{
+	size_t n = json_object_array_length(a);
+	char **v = calloc(n + 1, sizeof(*v));
+
+	*oom = false;
+	if (!v) {
+		*oom = true;
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *s = json_object_array_get_idx(a, i);
+
+		if (!json_object_is_type(s, json_type_string) ||
+		    strlen(json_object_get_string(s)) != (size_t)json_object_get_string_len(s)) {
+			*bad = i;
+			goto fail;
+		}
+		v[i] = strdup(json_object_get_string(s));
+		if (!v[i]) {
+			*oom = true;
+			goto fail;
+		}
+	}
+	return v;
+fail:
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	return NULL;
+}
+
+static int parse_argv(json_object *a, struct tooldef *t, const struct where *w, struct ai_err *err)
+{
+	size_t bad = 0;
+	bool oom;
+
+	if (!json_object_is_type(a, json_type_array) || json_object_array_length(a) == 0)
+		return tool_err(err, w, "\"argv\" must be a non-empty array of strings");
+	t->argv = string_array(a, &bad, &oom);
+	if (!t->argv) {
+		if (oom)
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		return tool_err(err, w, "argv[%zu] is not a string", bad);
+	}
+	if (t->argv[0][0] == '\0')
+		return tool_err(err, w, "argv[0] is empty");
+	t->path = resolve_cmd(t->argv[0], w, err);
+	return t->path ? 0 : -1;
+}
+
+static int parse_env(json_object *a, struct tooldef *t, const struct where *w, struct ai_err *err)
+{
+	size_t bad = 0;
+	bool oom;
+
+	if (!json_object_is_type(a, json_type_array))
+		return tool_err(err, w, "\"env\" must be an array of variable names");
+	t->env = string_array(a, &bad, &oom);
+	if (!t->env) {
+		if (oom)
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		return tool_err(err, w, "env[%zu] is not a string", bad);
+	}
+	for (size_t i = 0; t->env[i]; i++) {
+		size_t n = strlen(t->env[i]);
+
+		if (!valid_env_name(t->env[i], n))
+			return tool_err(err, w, "env '%s' is not a variable name", t->env[i]);
+		if (toolrun_env_secret(t->env[i], n))
+			return tool_err(err, w, "env '%s' looks like a secret and is never passed to a "
+					"tool; let the tool read it from a file", t->env[i]);
+	}
+	return 0;
+}
+
+static json_object *empty_schema(void)
+{
+	json_object *o = json_object_new_object(), *p = json_object_new_object();
+	json_object *type = json_object_new_string("object");
+
+	if (!o || !p || !type || json_object_object_add(o, "type", type)) {
+		json_object_put(type);
+		goto fail;
+	}
+	if (json_object_object_add(o, "properties", p))
+		goto fail;
+	return o;
+fail:
+	json_object_put(p);
+	json_object_put(o);
+	return NULL;
+}
+
+/* Fills t from the JSON object o; on error t holds what was parsed (release it). */
+static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct ai_err *err)
+{
+	static const char *const known[] = {
+		"name", "description", "parameters", "argv", "side_effects", "timeout_ms", "env"
+	};
+	json_object *v;
+
+	memset(t, 0, sizeof(*t));
+	t->side_effects = true;
+	if (!json_object_is_type(o, json_type_object))
+		return tool_err(err, w, "not a JSON object");
+
+	if (!json_object_object_get_ex(o, "name", &v))
+		return tool_err(err, w, "\"name\" is missing");
+	if (!json_object_is_type(v, json_type_string) ||
+	    !valid_tool_name(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
+		return tool_err(err, w, "\"name\" must be 1 to 64 of the characters a-z A-Z 0-9 _ -");
+	t->name = strdup(json_object_get_string(v));
+	if (!t->name)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	w->name = t->name;
+
+	{
+		json_object_object_foreach(o, key, val) {
+			size_t i;
+
+			(void)val;
+			for (i = 0; i < AI_ARRAY_LEN(known); i++)
+				if (strcmp(key, known[i]) == 0)
+					break;
+			if (i == AI_ARRAY_LEN(known))
+				return tool_err(err, w, "unknown key \"%s\"", key);
+		}
+	}
+
+	if (json_object_object_get_ex(o, "description", &v)) {
+		if (!json_object_is_type(v, json_type_string))
+			return tool_err(err, w, "\"description\" must be a string");
+		t->description = strdup(json_object_get_string(v));
+	} else {
+		t->description = strdup("");
+	}
+	if (!t->description)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+
+	if (json_object_object_get_ex(o, "parameters", &v)) {
+		if (!json_object_is_type(v, json_type_object))
+			return tool_err(err, w, "\"parameters\" must be a JSON Schema object");
+		t->parameters = json_object_get(v);
+	} else {
+		t->parameters = empty_schema();
+		if (!t->parameters)
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+
+	if (json_object_object_get_ex(o, "side_effects", &v)) {
+		if (!json_object_is_type(v, json_type_boolean))
+			return tool_err(err, w, "\"side_effects\" must be true or false");
+		t->side_effects = json_object_get_boolean(v);
+	}
+
+	if (json_object_object_get_ex(o, "timeout_ms", &v)) {
+		int64_t ms;
+
+		if (!json_object_is_type(v, json_type_int))
+			return tool_err(err, w, "\"timeout_ms\" must be an integer");
+		ms = json_object_get_int64(v);
+		if (ms < 1 || ms > TOOL_TIMEOUT_MAX)
+			return tool_err(err, w, "\"timeout_ms\" must be from 1 to %ld", TOOL_TIMEOUT_MAX);
+		t->timeout_ms = (long)ms;
+	}
+
+	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, t, w, err))
+		return -1;
+
+	if (!json_object_object_get_ex(o, "argv", &v))
+		return tool_err(err, w, "\"argv\" is missing");
+	return parse_argv(v, t, w, err);
+}
+
+/* Reads a whole file of at most TOOLS_FILE_MAX bytes into b. */
+static int read_file(const char *path, struct buf *b, struct ai_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ai_errf(err, AI_EX_CONFIG, "cannot open tools file '%s': %s", path, strerror(errno));
+	buf_init(b, TOOLS_FILE_MAX);
+	if (!fd_read_all(fd, b, NULL)) {
+		close(fd);
+		return 0;
+	}
+	if (errno == EFBIG)
+		ai_errf(err, AI_EX_CONFIG, "tools file '%s' is larger than %zu bytes", path, TOOLS_FILE_MAX);
+	else if (errno == ENOMEM)
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+	else
+		ai_errf(err, AI_EX_CONFIG, "cannot read tools file '%s': %s", path, strerror(errno));
+	close(fd);
+	buf_release(b);
+	return -1;
+}
+
+/* Parses the file's text; returns an owned object or NULL with err filled. */
+static json_object *parse_file(const char *path, const struct buf *b, struct ai_err *err)
+{
+	struct json_tokener *tok = json_tokener_new();
+	enum json_tokener_error jerr;
+	json_object *root;
+	size_t end, line = 1;
+
+	if (!tok) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		return NULL;
+	}
+	root = json_tokener_parse_ex(tok, b->data ? b->data : "", (int)b->len);
+	jerr = json_tokener_get_error(tok);
+	end = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (end > b->len)
+		end = b->len;
+	for (size_t i = 0; i < end; i++)
+		if (b->data[i] == '\n')
+			line++;
+	if (!root || jerr != json_tokener_success) {
+		json_object_put(root);
+		if (jerr == json_tokener_continue || jerr == json_tokener_success)
+			ai_errf(err, AI_EX_CONFIG, "tools file '%s' is not valid JSON: it ends too early",
+				path);
+		else
+			ai_errf(err, AI_EX_CONFIG, "tools file '%s' is not valid JSON: %s at line %zu",
+				path, json_tokener_error_desc(jerr), line);
+		return NULL;
+	}
+	for (size_t i = end; i < b->len; i++) {
+		if (!isspace((unsigned char)b->data[i])) {
+			json_object_put(root);
+			ai_errf(err, AI_EX_CONFIG, "tools file '%s' is not valid JSON: "
+				"unexpected text after the object at line %zu", path, line);
+			return NULL;
+		}
+		if (b->data[i] == '\n')
+			line++;
+	}
+	return root;
+}
+
+int toolset_load(struct toolset *ts, const char *path, struct ai_err *err)
+{
+	struct buf b;
+	json_object *root, *tools;
+	struct tooldef *v;
+	size_t n, done = 0;
+
+	if (read_file(path, &b, err))
+		return -1;
+	root = parse_file(path, &b, err);
+	buf_release(&b);
+	if (!root)
+		return -1;
+	if (!json_object_is_type(root, json_type_object) ||
+	    !json_object_object_get_ex(root, "tools", &tools) ||
+	    !json_object_is_type(tools, json_type_array)) {
+		json_object_put(root);
+		return ai_errf(err, AI_EX_CONFIG, "tools file '%s' must hold an object "
+			       "{\"tools\": [...]}", path);
+	}
+	n = json_object_array_length(tools);
+	if (n == 0) {
+		json_object_put(root);
+		return 0;
+	}
+	v = realloc(ts->v, (ts->n + n) * sizeof(*v));
+	if (!v) {
+		json_object_put(root);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	ts->v = v;
+	/* The new tools go after ts->n but count only once all are valid. */
+	for (done = 0; done < n; done++) {
+		struct tooldef *t = &v[ts->n + done];
+		struct where w = { path, NULL, done };
+
+		if (parse_tool(json_object_array_get_idx(tools, done), &w, t, err)) {
+			tooldef_release(t);
+			goto fail;
+		}
+		for (size_t j = 0; j < ts->n + done; j++) {
+			if (strcmp(v[j].name, t->name) == 0) {
+				tool_err(err, &w, "a tool of that name is already defined");
+				tooldef_release(t);
+				goto fail;
+			}
+		}
+	}
+	ts->n += n;
+	json_object_put(root);
+	return 0;
+fail:
+	while (done > 0)
+		tooldef_release(&v[ts->n + --done]);
+	json_object_put(root);
+	return -1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0, alloc = 0, n0 = ts->n;
+	struct buf path;
+	int rc = -1;
+
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		return ai_errf(err, AI_EX_CONFIG, "cannot open tools directory '%s': %s", dir,
+			       strerror(errno));
+	}
+	while ((errno = 0, de = readdir(d)) != NULL) {
+		size_t len = strlen(de->d_name);
+
+		if (de->d_name[0] == '.' || len <= 5 || strcmp(de->d_name + len - 5, ".json") != 0)
+			continue;
+		if (n == alloc) {
+			char **nn = realloc(names, (alloc ? alloc * 2 : 16) * sizeof(*nn));
+
+			if (!nn)
+				goto oom;
+			names = nn;
+			alloc = alloc ? alloc * 2 : 16;
+		}
+		names[n] = strdup(de->d_name);
+		if (!names[n])
+			goto oom;
+		n++;
+	}
+	if (errno) {
+		ai_errf(err, AI_EX_CONFIG, "cannot read tools directory '%s': %s", dir, strerror(errno));
+		goto out;
+	}
+	if (n)
+		qsort(names, n, sizeof(*names), cmp_str);
+	buf_init(&path, 0);
+	rc = 0;
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		struct stat st;
+
+		buf_reset(&path);
+		if (buf_addstr(&path, dir) || buf_addch(&path, '/') || buf_addstr(&path, names[i])) {
+			buf_release(&path);
+			goto oom;
+		}
+		/* Skip what is not a regular file (a directory named x.json, a dangling link). */
+		if (stat(path.data, &st) != 0 || !S_ISREG(st.st_mode))
+			continue;
+		rc = toolset_load(ts, path.data, err);
+	}
+	buf_release(&path);
+	if (rc) {
+		while (ts->n > n0)
+			tooldef_release(&ts->v[--ts->n]);
+	}
+	goto out;
+oom:
+	rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+out:
+	closedir(d);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+json_object *tooldef_to_openai(const struct tooldef *t)
+{
+	json_object *o = json_object_new_object(), *f = json_object_new_object();
+	json_object *type = json_object_new_string("function");
+	json_object *name = json_object_new_string(t->name);
+	json_object *desc = json_object_new_string(t->description ? t->description : "");
+	json_object *params = NULL;
+
+	if (t->parameters && json_object_deep_copy(t->parameters, &params, NULL) != 0)
+		params = NULL;
+	if (!params)
+		params = t->parameters ? NULL : empty_schema();
+	if (!o || !f || !type || !name || !desc || !params)
+		goto fail;
+	/* Each add takes its value only on success: clear the pointer once owned. */
+	if (json_object_object_add(f, "name", name))
+		goto fail;
+	name = NULL;
+	if (json_object_object_add(f, "description", desc))
+		goto fail;
+	desc = NULL;
+	if (json_object_object_add(f, "parameters", params))
+		goto fail;
+	params = NULL;
+	if (json_object_object_add(o, "type", type))
+		goto fail;
+	type = NULL;
+	if (json_object_object_add(o, "function", f))
+		goto fail;
+	return o;
+fail:
+	json_object_put(params);
+	json_object_put(desc);
+	json_object_put(name);
+	json_object_put(type);
+	json_object_put(f);
+	json_object_put(o);
+	return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The runner                                                          */
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0) {
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+/*
+ * Moves fd above 2, keeping it close-on-exec: if the caller runs with
+ * stdin closed, a pipe could land on 0, and the child's dup2 onto 0..2
+ * would then clobber it.
+ */
+static int move_high(int *fd)
+{
+	int nfd;
+
+	if (*fd > 2)
+		return 0;
+	nfd = fcntl(*fd, F_DUPFD_CLOEXEC, 3);
+	if (nfd < 0)
+		return -1;
+	close(*fd);
+	*fd = nfd;
+	return 0;
+}
+
+/* pipe2(O_CLOEXEC) without _GNU_SOURCE; both ends end up above 2. */
+static int cloexec_pipe(int fd[2])
+{
+#ifdef SYS_pipe2
+	if (syscall(SYS_pipe2, fd, O_CLOEXEC) != 0) {
+		if (errno != ENOSYS)
+			return -1;
+#endif
+		if (pipe(fd))
+			return -1;
+		if (fcntl(fd[0], F_SETFD, FD_CLOEXEC) || fcntl(fd[1], F_SETFD, FD_CLOEXEC))
+			goto fail;
+#ifdef SYS_pipe2
+	}
+#endif
+	if (move_high(&fd[0]) || move_high(&fd[1]))
+		goto fail;
+	return 0;
+fail:
+	close(fd[0]);
+	close(fd[1]);
+	fd[0] = fd[1] = -1;
+	return -1;
+}
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* Everything the child needs, computed before fork: after fork it may only
+ * make async-signal-safe calls, so no malloc, no getenv. */
+struct child_plan {
+	const char *path;
+	char *const *argv;
+	char *const *envp;
+	int in_r, out_w, err_w, st_w;
+	long maxfd;
+	struct { int res; struct rlimit rl; } lim[4];
+	int nlim;
+};
+
+enum { STAGE_RLIMIT = 1, STAGE_EXEC = 2, STAGE_SETUP = 3 };
+
+static void add_limit(struct child_plan *p, int res, rlim_t soft, rlim_t hard)
+{
+	struct rlimit cur;
+
+	if (getrlimit(res, &cur) == 0 && cur.rlim_max != RLIM_INFINITY) {
+		if (hard > cur.rlim_max)
+			hard = cur.rlim_max;
+		if (soft > hard)
+			soft = hard;
+	}
+	p->lim[p->nlim].res = res;
+	p->lim[p->nlim].rl.rlim_cur = soft;
+	p->lim[p->nlim].rl.rlim_max = hard;
+	p->nlim++;
+}
+
+static void plan_limits(struct child_plan *p, const struct toolrun_limits *lim)
+{
+	p->nlim = 0;
+	add_limit(p, RLIMIT_CORE, 0, 0);
+	if (!lim)
+		return;
+	if (lim->cpu_seconds > 0)
+		/* SIGXCPU at the soft limit, SIGKILL a second later at the hard one. */
+		add_limit(p, RLIMIT_CPU, (rlim_t)lim->cpu_seconds, (rlim_t)lim->cpu_seconds + 1);
+	if (lim->max_memory_mb > 0) {
+		rlim_t mb = (rlim_t)lim->max_memory_mb;
+		rlim_t bytes = mb > (RLIM_INFINITY - 1) / (1024 * 1024) ? RLIM_INFINITY - 1
+									: mb * 1024 * 1024;
+
+		add_limit(p, RLIMIT_AS, bytes, bytes);
+	}
+	if (lim->max_procs > 0)
+		add_limit(p, RLIMIT_NPROC, (rlim_t)lim->max_procs, (rlim_t)lim->max_procs);
+}
+
+static void child_report(int fd, int stage, int e)
+{
+	int msg[2];
+	ssize_t AI_UNUSED r;
+
+	msg[0] = stage;
+	msg[1] = e;
+	r = write(fd, msg, sizeof(msg));
+}
+
+static void close_from(int lo, int keep, long maxfd)
+{
+	for (long fd = lo; fd < maxfd; fd++)
+		if (fd != keep)
+			close((int)fd);
+}
+
+/* In the child: only async-signal-safe calls from here to execve. */
+static void run_child(const struct child_plan *p)
+{
+	struct sigaction sa;
+	sigset_t none;
+	bool closed = false;
+
+	/* Its own process group, so that one kill reaches everything it starts. */
+	setpgid(0, 0);
+
+	/* Handlers are reset by execve, but ignored signals stay ignored: the
+	 * programs ignore SIGPIPE, and a tool's own pipelines need it. */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	for (int s = 1; s < NSIG; s++)
+		if (s != SIGKILL && s != SIGSTOP)
+			sigaction(s, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+
+	if (dup2(p->in_r, 0) < 0 || dup2(p->out_w, 1) < 0 || dup2(p->err_w, 2) < 0) {
+		child_report(p->st_w, STAGE_SETUP, errno);
+		_exit(127);
+	}
+	for (int i = 0; i < p->nlim; i++) {
+		if (setrlimit(p->lim[i].res, &p->lim[i].rl) != 0) {
+			child_report(p->st_w, STAGE_RLIMIT, errno);
+			_exit(127);
+		}
+	}
+
+	/* No descriptor but 0-2 reaches the tool.  The status pipe stays
+	 * until execve closes it (it is close-on-exec). */
+#ifdef SYS_close_range
+	if ((p->st_w == 3 || syscall(SYS_close_range, 3U, (unsigned)p->st_w - 1, 0U) == 0) &&
+	    syscall(SYS_close_range, (unsigned)p->st_w + 1, ~0U, 0U) == 0)
+		closed = true;
+#endif
+	if (!closed)
+		close_from(3, p->st_w, p->maxfd);
+
+	execve(p->path, p->argv, p->envp);
+	child_report(p->st_w, STAGE_EXEC, errno);
+	_exit(127);
+}
+
+/* Reads the child's status pipe: 0 when execve succeeded, else -1 with *stage, *e. */
+static int read_status(int fd, int *stage, int *e)
+{
+	int msg[2];
+	size_t got = 0;
+
+	while (got < sizeof(msg)) {
+		ssize_t r = read(fd, (char *)msg + got, sizeof(msg) - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	if (got < sizeof(msg))
+		return 0;
+	*stage = msg[0];
+	*e = msg[1];
+	return -1;
+}
+
+/*
+ * Writes what it can of data to *fd without blocking; closes *fd when all
+ * is written or the tool will not take it (EPIPE: the tool did not want
+ * its input, which is its right).  SIGPIPE is blocked around the write and
+ * consumed if raised, whatever the caller's disposition.
+ */
+static void feed(int *fd, const char *data, size_t len, size_t *off)
+{
+	sigset_t pipeset, old, pend;
+	bool was_pending;
+
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	sigemptyset(&pend);
+	sigpending(&pend);
+	was_pending = sigismember(&pend, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipeset, &old);
+	while (*off < len) {
+		size_t n = len - *off > 65536 ? 65536 : len - *off;
+		ssize_t w = write(*fd, data + *off, n);
+
+		if (w > 0) {
+			*off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w < 0 && errno == EPIPE && !was_pending) {
+			struct timespec zero = { 0, 0 };
+
+			while (sigtimedwait(&pipeset, NULL, &zero) < 0 && errno == EINTR)
+				;
+		}
+		*off = len;     /* give up on the rest */
+	}
+	if (*off >= len)
+		close_fd(fd);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/*
+ * Reads what is available from *fd into b up to cap, discarding the rest
+ * (setting *trunc); closes *fd at end of file.  Bounded per call so that a
+ * tool that prints without end cannot keep us from the deadline.
+ */
+static void drain(int *fd, struct buf *b, size_t cap, bool *trunc)
+{
+	char chunk[65536];
+
+	for (int round = 0; round < 16; round++) {
+		ssize_t r = read(*fd, chunk, sizeof(chunk));
+
+		if (r > 0) {
+			size_t keep = b->len < cap ? cap - b->len : 0;
+
+			if (keep > (size_t)r)
+				keep = (size_t)r;
+			if (keep && buf_add(b, chunk, keep))
+				keep = 0;
+			if (keep < (size_t)r && trunc)
+				*trunc = true;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		close_fd(fd);   /* end of file, or an error we treat as one */
+		return;
+	}
+}
+
+/*
+ * True once the child has exited.  *lost is set when it can no longer be
+ * waited for: the caller ignores SIGCHLD (children are then reaped by the
+ * kernel) or reaped it with a waitpid(-1) of its own.
+ */
+static bool child_exited(pid_t pid, bool *lost)
+{
+	siginfo_t si;
+
+	memset(&si, 0, sizeof(si));
+	/* WNOWAIT: leave it a zombie, so that its pid, which is also the
+	 * process group's id, cannot be reused before we kill the group. */
+	if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0) {
+		if (errno != ECHILD)
+			return false;
+		*lost = true;
+		return true;
+	}
+	return si.si_pid == pid;
+}
+
+static void kill_group(pid_t pid)
+{
+	kill(-pid, SIGKILL);    /* ESRCH: nothing left, fine */
+	kill(pid, SIGKILL);     /* in case it left its group */
+}
+
+/* Returns 0, or -1 when the child was already reaped by someone else. */
+static int reap(pid_t pid, int *status)
+{
+	pid_t r;
+
+	while ((r = waitpid(pid, status, 0)) < 0 && errno == EINTR)
+		;
+	return r == pid ? 0 : -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* What a tool leaves outside its process group                        */
+
+/*
+ * One kill of the tool's process group reaches everything it starts,
+ * except a descendant that left the group (setsid, setpgid): killing the
+ * group cannot find it, and once its parent dies it is init's.  So the
+ * caller becomes a child subreaper: an orphaned descendant becomes our
+ * child instead of init's, and after the tool ends every child we did not
+ * have before it started is killed and reaped, again and again, until
+ * none is left (killing one orphans its own children, which then come to
+ * us too).  Linux only; elsewhere the process group is all that holds.
+ */
+
+#define ORPHAN_PASSES 1000      /* a fork bomb outside the group stops at RLIMIT_NPROC */
+
+struct pidlist {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static void pidlist_release(struct pidlist *l)
+{
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool pidlist_has(const struct pidlist *l, pid_t p)
+{
+	for (size_t i = 0; i < l->n; i++)
+		if (l->v[i] == p)
+			return true;
+	return false;
+}
+
+/* Makes the calling process the reaper of its orphaned descendants; true when it is. */
+static bool linux_become_subreaper(void)
+{
+#if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
+	static int done;        /* 1: set, -1: the kernel refused */
+
+	if (!done)
+		done = prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) == 0 ? 1 : -1;
+	return done > 0;
+#else
+	return false;
+#endif
+}
+
+/*
+ * Fills l with the pids whose parent is the calling process, read from
+ * /proc/PID/stat.  Returns 0, or -1 when /proc cannot be read or memory
+ * runs out (l then holds what was found).
+ */
+static int linux_list_children(struct pidlist *l)
+{
+	pid_t self = getpid();
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+
+	l->n = 0;
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char path[300], st[512], *rp;
+		long pid, ppid;
+		ssize_t r;
+		int fd;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		r = read(fd, st, sizeof(st) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		st[r] = '\0';
+		/* "pid (comm) state ppid ...": comm may hold anything, so from the last ')'. */
+		if (!(rp = strrchr(st, ')')) || sscanf(rp + 1, " %*c %ld", &ppid) != 1 ||
+		    ppid != (long)self)
+			continue;
+		pid = strtol(e->d_name, NULL, 10);
+		if (l->n == l->cap) {
+			size_t cap = l->cap ? l->cap * 2 : 16;
+			pid_t *v = realloc(l->v, cap * sizeof(*v));
+
+			if (!v) {
+				closedir(d);
+				return -1;
+			}
+			l->v = v;
+			l->cap = cap;
+		}
+		l->v[l->n++] = (pid_t)pid;
+	}
+	closedir(d);
+	return 0;
+}
+
+/* Kills and reaps every child of ours that is not in before: what the tool left behind. */
+static void kill_orphans(const struct pidlist *before)
+{
+	struct pidlist now = { NULL, 0, 0 };
+
+	for (int pass = 0; pass < ORPHAN_PASSES; pass++) {
+		size_t found = 0;
+
+		if (linux_list_children(&now) && !now.n)
+			break;
+		for (size_t i = 0; i < now.n; i++) {
+			if (pidlist_has(before, now.v[i]))
+				continue;
+			kill(now.v[i], SIGKILL);
+			now.v[found++] = now.v[i];
+		}
+		if (!found)
+			break;
+		/* Ours, so waiting cannot block long: each was just sent SIGKILL. */
+		for (size_t i = 0; i < found; i++)
+			while (waitpid(now.v[i], NULL, 0) < 0 && errno == EINTR)
+				;
+	}
+	pidlist_release(&now);
+}
+
+void toolrun_result_release(struct toolrun_result *res)
+{
+	if (!res)
+		return;
+	buf_release(&res->out);
+	buf_release(&res->err);
+}
+
+int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun_limits *lim,
+            struct toolrun_result *res, struct ai_err *err)
+{
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, st[2] = { -1, -1 };
+	int pidfd = -1, status = 0, stage = 0, e = 0, rc = -1;
+	size_t cap = lim && lim->max_output ? lim->max_output : TOOLRUN_MAX_OUTPUT;
+	long timeout = t->timeout_ms > 0 ? t->timeout_ms
+		: lim && lim->timeout_ms > 0 ? lim->timeout_ms : TOOLRUN_TIMEOUT_MS;
+	const volatile sig_atomic_t *cancel = lim ? lim->cancel : NULL;
+	const char *args = args_json ? args_json : "{}";
+	size_t args_len = strlen(args), args_off = 0;
+	long start, deadline, grace_end = 0;
+	bool exited = false, killed = false, cancelled = false, lost = false;
+	struct child_plan plan;
+	struct pidlist before = { NULL, 0, 0 };
+	bool reaper = false;
+	char **envp = NULL;
+	pid_t pid;
+
+	memset(res, 0, sizeof(*res));
+	res->exit_status = -1;
+	buf_init(&res->out, cap);
+	buf_init(&res->err, TOOLRUN_MAX_STDERR);
+	if (!t->argv || !t->argv[0])
+		return ai_errf(err, AI_EX_SOFTWARE, "tool '%s' has no argv", t->name ? t->name : "");
+	if (cancel && *cancel)
+		return ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : "");
+
+	memset(&plan, 0, sizeof(plan));
+	plan.path = t->path ? t->path : t->argv[0];
+	plan.argv = t->argv;
+	plan.maxfd = sysconf(_SC_OPEN_MAX);
+	if (plan.maxfd < 0 || plan.maxfd > (1L << 20))
+		plan.maxfd = 1L << 20;
+	plan_limits(&plan, lim);
+	envp = scrubbed_env(t->env);
+	if (!envp)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	plan.envp = envp;
+
+	if (cloexec_pipe(in) || cloexec_pipe(out) || cloexec_pipe(errp) || cloexec_pipe(st)) {
+		ai_errf(err, AI_EX_OSERR, "cannot run '%s': pipe: %s", plan.path, strerror(errno));
+		goto out;
+	}
+	plan.in_r = in[0];
+	plan.out_w = out[1];
+	plan.err_w = errp[1];
+	plan.st_w = st[1];
+
+	/* What is ours before the tool starts is not the tool's to have left behind. */
+	reaper = linux_become_subreaper() && linux_list_children(&before) == 0;
+	start = now_ms();
+	pid = fork();
+	if (pid < 0) {
+		ai_errf(err, AI_EX_OSERR, "cannot run '%s': fork: %s", plan.path, strerror(errno));
+		goto out;
+	}
+	if (pid == 0)
+		run_child(&plan);
+
+	/* Both sides set the group, so neither the kill nor the exec can race it. */
+	setpgid(pid, pid);
+	close_fd(&in[0]);
+	close_fd(&out[1]);
+	close_fd(&errp[1]);
+	close_fd(&st[1]);
+	if (read_status(st[0], &stage, &e)) {
+		reap(pid, &status);
+		if (stage == STAGE_EXEC)
+			ai_errf(err, AI_EX_CONFIG, "cannot run '%s': %s", plan.path, strerror(e));
+		else if (stage == STAGE_RLIMIT)
+			ai_errf(err, AI_EX_OSERR, "cannot set resource limits for '%s': %s",
+				plan.path, strerror(e));
+		else
+			ai_errf(err, AI_EX_OSERR, "cannot start '%s': %s", plan.path, strerror(e));
+		goto out;
+	}
+	close_fd(&st[0]);
+	set_nonblock(in[1]);
+	set_nonblock(out[0]);
+	set_nonblock(errp[0]);
+	if (args_len == 0)
+		close_fd(&in[1]);
+#ifdef SYS_pidfd_open
+	/* A pidfd becomes readable when the child exits, so poll needs no tick. */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0U);
+#endif
+
+	deadline = start + timeout;
+	for (;;) {
+		struct pollfd pfd[4];
+		nfds_t np = 0;
+		long now, wait;
+		int pin = -1, pout = -1, perr = -1;
+
+		if (cancel && *cancel) {
+			kill_group(pid);
+			cancelled = true;
+			break;
+		}
+		if (!exited && child_exited(pid, &lost)) {
+			exited = true;
+			/* Whatever it left behind in its group goes with it. */
+			kill(-pid, SIGKILL);
+			close_fd(&in[1]);
+			grace_end = now_ms() + DRAIN_GRACE_MS;
+		}
+		now = now_ms();
+		if (exited && (out[0] < 0 && errp[0] < 0))
+			break;
+		if (exited && now >= grace_end)
+			break;
+		if (!exited && !killed && now >= deadline) {
+			res->timed_out = true;
+			killed = true;
+			kill_group(pid);
+		}
+		if (exited)
+			wait = grace_end - now;
+		else if (killed)
+			wait = 10;
+		else
+			wait = deadline - now;
+		if (pidfd < 0 && !exited && wait > 10)
+			wait = 10;
+		if (cancel && wait > 50)
+			wait = 50;
+		if (wait < 0)
+			wait = 0;
+
+		if (in[1] >= 0) {
+			pin = (int)np;
+			pfd[np++] = (struct pollfd){ in[1], POLLOUT, 0 };
+		}
+		if (out[0] >= 0) {
+			pout = (int)np;
+			pfd[np++] = (struct pollfd){ out[0], POLLIN, 0 };
+		}
+		if (errp[0] >= 0) {
+			perr = (int)np;
+			pfd[np++] = (struct pollfd){ errp[0], POLLIN, 0 };
+		}
+		if (pidfd >= 0 && !exited)
+			pfd[np++] = (struct pollfd){ pidfd, POLLIN, 0 };
+		if (poll(pfd, np, (int)wait) < 0) {
+			if (errno == EINTR)
+				continue;
+			ai_errf(err, AI_EX_OSERR, "cannot run '%s': poll: %s", plan.path, strerror(errno));
+			kill_group(pid);
+			reap(pid, &status);
+			goto out;
+		}
+		if (pin >= 0 && pfd[pin].revents)
+			feed(&in[1], args, args_len, &args_off);
+		if (pout >= 0 && pfd[pout].revents)
+			drain(&out[0], &res->out, cap, &res->truncated);
+		if (perr >= 0 && pfd[perr].revents)
+			drain(&errp[0], &res->err, TOOLRUN_MAX_STDERR, NULL);
+	}
+	if (reap(pid, &status))
+		lost = true;
+	res->ms = now_ms() - start;
+	if (cancelled) {
+		ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : plan.path);
+		goto out;
+	}
+	if (lost) {
+		/* Its output is here, but not how it ended. */
+	} else if (WIFEXITED(status)) {
+		res->exit_status = WEXITSTATUS(status);
+	} else if (WIFSIGNALED(status)) {
+		res->term_signal = WTERMSIG(status);
+	}
+	rc = 0;
+out:
+	close_fd(&in[0]);
+	close_fd(&in[1]);
+	close_fd(&out[0]);
+	close_fd(&out[1]);
+	close_fd(&errp[0]);
+	close_fd(&errp[1]);
+	close_fd(&st[0]);
+	close_fd(&st[1]);
+	close_fd(&pidfd);
+	if (reaper)
+		kill_orphans(&before);
+	pidlist_release(&before);
+	free(envp);
+	if (rc)
+		toolrun_result_release(res);
+	return rc;
+}

@@ -1,0 +1,1428 @@
+#include "api/api.h"
+#include "api/chatstream.h"
+#include "jsonval.h"
+#include "api/ledger.h"
+#include "api/prices.h"
+#include "net/sse.h"
+#include "utf8.h"
+#include "net/url.h"
+
+#include <ctype.h>
+#include <float.h>
+#include <math.h>
+#include <strings.h>
+#include <sodium.h>
+#include <time.h>
+
+#define MAX_STREAM_LINE (1u << 20)
+#define MAX_STREAM_EVENT (8u << 20)
+#define MAX_CONTENT (16u << 20)
+
+enum call_kind { CALL_CHAT, CALL_EMBED };
+
+/* One model call in flight: everything it owns from start to done. */
+struct call {
+	struct ai_client *c;
+	enum call_kind kind;
+	char *url, *body, *model, *prompt;
+	size_t body_len;
+	const char *hdrs[5];
+	struct http_req hreq;
+	struct http_resp hresp;
+	unsigned char key[CACHE_KEY_LEN];
+	bool use_cache;
+	int64_t t0_wall;
+	/* chat */
+	struct ai_chat_resp *cresp;
+	ai_chat_done_fn cdone;
+	int (*on_delta)(const char *text, size_t n, void *ud);
+	void *delta_ud;
+	bool stream;
+	struct sse_parser sse;
+	struct chatstream cs;
+	bool checked, plain;    /* a stream request answered with plain JSON */
+	struct buf plainbuf;
+	struct ai_err stream_err;
+	/* embeddings */
+	struct ai_embed_resp *eresp;
+	ai_embed_done_fn edone;
+	size_t n_inputs;
+	void *ud;
+	struct call *next;      /* calls answered without the network, done at the next run */
+};
+
+/* The list of calls answered from the cache (or dry runs), delivered by the run loop. */
+struct ready { struct call *head, **tail; };
+
+static struct ready *ready_of(struct ai_client *c)
+{
+	return (struct ready *)c->ready;
+}
+
+int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg, struct ai_err *err)
+{
+	char host[256];
+	struct ready *r;
+
+	memset(c, 0, sizeof(*c));
+	c->cfg = cfg;
+	c->prog = prog;
+	c->parallel = 1;
+	http_opts_init(&c->http);
+	c->http.timeout_ms = (long)(cfg->timeout_s * 1000);
+	c->http.connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
+	c->http.retries = (int)cfg->retries;
+	c->http.verbose = cfg->verbose;
+	c->http.ca_cert = cfg->ca_cert;
+	c->http.proxy = cfg->proxy;
+	c->http.no_proxy = cfg->no_proxy;
+	r = calloc(1, sizeof(*r));
+	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
+		free(r);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	r->tail = &r->head;
+	c->ready = r;
+	return 0;
+}
+
+static void call_free(struct call *k);
+
+void ai_client_release(struct ai_client *c)
+{
+	struct ready *r = ready_of(c);
+
+	if (c->pool)
+		http_pool_free(c->pool);
+	while (r && r->head) {
+		struct call *k = r->head;
+
+		r->head = k->next;
+		call_free(k);
+	}
+	free(r);
+	if (c->cache_state == 1)
+		cache_close(&c->cache);
+	if (c->ledger) {
+		ledger_close(c->ledger);
+		free(c->ledger);
+	}
+	if (c->auth)
+		sodium_free(c->auth);
+	free(c->host);
+	memset(c, 0, sizeof(*c));
+}
+
+static void warn_once(struct ai_client *c, const char *what, const struct ai_err *e)
+{
+	char msg[400];
+
+	if (!c->warn)
+		return;
+	snprintf(msg, sizeof(msg), "%s: %s", what, e->msg);
+	c->warn(msg, c->ud);
+}
+
+static struct cache *client_cache(struct ai_client *c)
+{
+	if (!c->cfg->cache)
+		return NULL;
+	if (!c->cache_state) {
+		char *dir = config_xdg_path("CACHE", "responses");
+		struct ai_err e;
+
+		ai_err_clear(&e);
+		if (dir && !cache_open(&c->cache, dir, c->cfg->cache_ttl_s, c->cfg->cache_max, &e)) {
+			c->cache_state = 1;
+		} else {
+			c->cache_state = -1;
+			if (!dir)
+				ai_errf(&e, AI_EX_CONFIG, "no cache directory (set HOME or XDG_CACHE_HOME)");
+			warn_once(c, "cache off", &e);
+		}
+		free(dir);
+	}
+	return c->cache_state == 1 ? &c->cache : NULL;
+}
+
+static struct ledger *client_ledger(struct ai_client *c)
+{
+	if (!c->cfg->ledger)
+		return NULL;
+	if (!c->ledger_state) {
+		struct buf path;
+		struct ai_err e;
+
+		ai_err_clear(&e);
+		buf_init(&path, 0);
+		c->ledger = calloc(1, sizeof(*c->ledger));
+		if (c->ledger && !ledger_default_path(&path, &e) && !ledger_open(c->ledger, path.data, &e)) {
+			c->ledger_state = 1;
+		} else {
+			c->ledger_state = -1;
+			free(c->ledger);
+			c->ledger = NULL;
+			warn_once(c, "usage ledger not written", &e);
+		}
+		buf_release(&path);
+	}
+	return c->ledger_state == 1 ? c->ledger : NULL;
+}
+
+/* Builds "Authorization: Bearer KEY" once, in guarded memory. */
+static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err)
+{
+	const char *key;
+
+	if (!c->auth_loaded) {
+		if (config_key(c->cfg, &key, err))
+			return -1;
+		if (key) {
+			size_t n = strlen(key) + sizeof("Authorization: Bearer ");
+
+			if (!(c->auth = sodium_malloc(n)))
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			snprintf(c->auth, n, "Authorization: Bearer %s", key);
+		}
+		c->auth_loaded = true;
+	}
+	*hdr = c->auth;
+	return 0;
+}
+
+static struct http_pool *client_pool(struct ai_client *c, struct ai_err *err)
+{
+	if (!c->pool) {
+		c->http.debug = c->debug;
+		c->http.debug_ud = c->ud;
+		c->pool = http_pool_new(&c->http, c->parallel, err);
+	}
+	return c->pool;
+}
+
+void ai_chat_req_init(struct ai_chat_req *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->temperature = NAN;
+}
+
+void ai_chat_resp_release(struct ai_chat_resp *r)
+{
+	free(r->content);
+	free(r->finish_reason);
+	free(r->model);
+	if (r->tool_calls)
+		json_object_put(r->tool_calls);
+	memset(r, 0, sizeof(*r));
+}
+
+void ai_embed_resp_release(struct ai_embed_resp *r)
+{
+	free(r->v);
+	free(r->model);
+	memset(r, 0, sizeof(*r));
+}
+
+static void call_free(struct call *k)
+{
+	if (!k)
+		return;
+	free(k->url);
+	free(k->body);
+	free(k->model);
+	free(k->prompt);
+	http_resp_release(&k->hresp);
+	if (k->checked)
+		buf_release(&k->plainbuf);
+	if (k->kind == CALL_CHAT && k->stream) {
+		sse_release(&k->sse);
+		chatstream_release(&k->cs);
+	}
+	free(k);
+}
+
+int ai_cache_canonical(const char *base_url, json_object *body, struct buf *out)
+{
+	const char *s = json_object_to_json_string_ext(body, JSON_C_TO_STRING_PLAIN |
+							JSON_C_TO_STRING_NOSLASHESCAPE);
+
+	return buf_addf(out, "%s\n%s", base_url, s ? s : "");
+}
+
+/* Models that take max_completion_tokens and refuse max_tokens (OpenAI's reasoning models). */
+static bool wants_completion_tokens(const char *model)
+{
+	return (model[0] == 'o' && model[1] >= '1' && model[1] <= '9') || !strncmp(model, "gpt-5", 5);
+}
+
+static json_object *chat_body(const struct ai_config *cfg, const struct ai_chat_req *q,
+			      const char *model)
+{
+	json_object *b = json_object_new_object();
+	double temperature = isnan(q->temperature) ? cfg->temperature : q->temperature;
+	long max_tokens = q->max_tokens > 0 ? q->max_tokens : cfg->max_tokens;
+
+	if (!b)
+		return NULL;
+	if (jv_add(b, "model", json_object_new_string(model)) ||
+	    jv_add(b, "messages", json_object_get(q->messages)))
+		goto fail;
+	if (!isnan(temperature) && jv_add(b, "temperature", json_object_new_double(temperature)))
+		goto fail;
+	if (max_tokens > 0 &&
+	    jv_add(b, wants_completion_tokens(model) ? "max_completion_tokens" : "max_tokens",
+		 json_object_new_int64(max_tokens)))
+		goto fail;
+	if (q->tools && jv_add(b, "tools", json_object_get(q->tools)))
+		goto fail;
+	if (q->extra) {
+		json_object_object_foreach(q->extra, k, v)
+			if (jv_add(b, k, json_object_get(v)))
+				goto fail;
+	}
+	/* -o and the config's parameters, where the request has not set the field itself. */
+	if (cfg->params) {
+		json_object_object_foreach(cfg->params, pk, pv)
+			if (!json_object_object_get_ex(b, pk, NULL) && jv_add(b, pk, json_object_get(pv)))
+				goto fail;
+	}
+	return b;
+fail:
+	json_object_put(b);
+	return NULL;
+}
+
+static char *dup_json(json_object *o, size_t *len)
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	char *d = s ? malloc(n + 1) : NULL;
+
+	if (d) {
+		memcpy(d, s, n + 1);
+		*len = n;
+	}
+	return d;
+}
+
+/* The server's own words in an error answer, borrowed from j or copied into raw (201 bytes). */
+static const char *error_text(json_object *j, const char *body, size_t len, char *raw)
+{
+	const char *msg = NULL;
+
+	if (j) {
+		json_object *e;
+
+		if (json_object_object_get_ex(j, "error", &e)) {
+			if (json_object_is_type(e, json_type_string))
+				msg = json_object_get_string(e);
+			else
+				msg = jv_str(e, "message");
+		}
+		if (!msg)
+			msg = jv_str(j, "message");
+		if (!msg)
+			msg = jv_str(j, "detail");
+	}
+	if (!msg && len) {
+		size_t n = len < 200 ? len : 200;
+
+		/*
+		 * An excerpt of a page (HTML, text) on one line, a C string; other
+		 * control characters are the printer's to show (termout.h).
+		 */
+		for (size_t i = 0; i < n; i++)
+			raw[i] = !body[i] || body[i] == '\n' || body[i] == '\r' || body[i] == '\t' ? ' ' : body[i];
+		raw[n] = '\0';
+		msg = raw;
+	}
+	return msg;
+}
+
+void ai_error_message(const char *body, size_t len, char *out, size_t n)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL;
+	char raw[201];
+	const char *m = error_text(j, body, len, raw);
+
+	snprintf(out, n, "%s", m && *m ? m : "(no message)");
+	json_object_put(j);
+}
+
+/*
+ * Whether an error answer says the model does not exist: OpenAI's code
+ * "model_not_found", or the words of Ollama ("model \"x\" not found"), vLLM
+ * ("The model `x` does not exist"), llama.cpp, LiteLLM and OpenRouter.
+ */
+static bool model_missing(json_object *j, const char *msg)
+{
+	static const char *const said[] = {
+		"not found", "does not exist", "not exist", "no such", "unknown model",
+		"invalid model", "not a valid model",
+	};
+	json_object *e;
+	const char *code = NULL, *type = NULL;
+	char low[256];
+	size_t i;
+
+	if (j && json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_object)) {
+		code = jv_str(e, "code");
+		type = jv_str(e, "type");
+	}
+	if (!code)
+		code = jv_str(j, "code");
+	if ((code && !strcmp(code, "model_not_found")) || (type && !strcmp(type, "model_not_found")))
+		return true;
+	if (!msg)
+		return false;
+	for (i = 0; msg[i] && i < sizeof(low) - 1; i++)
+		low[i] = (char)tolower((unsigned char)msg[i]);
+	low[i] = '\0';
+	if (!strstr(low, "model"))
+		return false;
+	for (i = 0; i < AI_ARRAY_LEN(said); i++)
+		if (strstr(low, said[i]))
+			return true;
+	return false;
+}
+
+int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL;
+	const char *msg, *hint = "";
+	char raw[201];
+	int code, keep;
+	size_t n;
+
+	msg = error_text(j, body, len, raw);
+	if (!msg || !*msg)
+		msg = "(no message)";
+	if (status == 401 || status == 403)
+		code = AI_EX_CONFIG;
+	else if (http_retryable_status(status))
+		code = AI_EX_TEMPFAIL;
+	else
+		code = AI_EX_UNAVAILABLE;
+	if ((status == 400 || status == 404) && model_missing(j, msg))
+		hint = "; see the models the server offers with --list-models";
+	else if (status == 401)
+		hint = "; check OPENAI_API_KEY or api_key_cmd (see ai.conf(5))";
+	else if (status == 404)
+		hint = "; check the model name and the base URL";
+	/* Cut a long server message (at a character's start), not the hint after it. */
+	keep = (int)(sizeof(err->msg) - 1 - strlen(hint)) - (int)strlen(what) - 40;
+	if (keep < 60)
+		keep = 60;
+	n = strlen(msg);
+	if (n > (size_t)keep)
+		while (keep > 0 && ((unsigned char)msg[keep] & 0xc0) == 0x80)
+			keep--;
+	ai_errf(err, code, "%s: the server answered %ld: %.*s%s", what, status, keep, msg, hint);
+	err->status = status;
+	if (j)
+		json_object_put(j);
+	return -1;
+}
+
+/*
+ * Whether the path of a base URL ends in /v1 or goes through it: servers
+ * that speak the OpenAI API (llama.cpp, vLLM, Ollama) serve it under /v1,
+ * and a base URL without it is answered 404 for every request.
+ */
+static bool path_has_v1(const char *url)
+{
+	const char *p = strstr(url, "://");
+	size_t n;
+
+	p = p ? p + 3 : url;
+	p += strcspn(p, "/?#");
+	n = strcspn(p, "?#");
+	while (n && p[n - 1] == '/')
+		n--;
+	if (n >= 3 && !memcmp(p + n - 3, "/v1", 3))
+		return true;
+	{
+		const char *q = strstr(p, "/v1/");
+
+		return q && q < p + n;
+	}
+}
+
+/*
+ * After ai_http_error: a 404 from a base URL without /v1 most likely means
+ * the /v1 is missing, so say so, with the URL to try.  The hint replaces
+ * the end of a message too long to hold both.
+ */
+static void v1_hint(const struct ai_client *c, struct ai_err *err)
+{
+	const char *url = c->cfg->base_url;
+	char hint[160];
+	size_t hl, ml, n;
+
+	if (!err || err->status != 404 || !url || path_has_v1(url))
+		return;
+	n = strcspn(url, "?#");
+	while (n && url[n - 1] == '/')
+		n--;
+	if (strchr(url, '@') || n > 100)    /* no credentials in a message, no long URL */
+		snprintf(hint, sizeof(hint), "; does the base URL need /v1? (OPENAI_BASE_URL=http://host:port/v1)");
+	else
+		snprintf(hint, sizeof(hint), "; does the base URL need /v1? (OPENAI_BASE_URL=%.*s/v1)", (int)n, url);
+	hl = strlen(hint);
+	ml = strlen(err->msg);
+	if (ml + hl >= sizeof(err->msg)) {
+		ml = sizeof(err->msg) - 1 - hl;
+		while (ml > 0 && ((unsigned char)err->msg[ml] & 0xc0) == 0x80)
+			ml--;
+	}
+	memcpy(err->msg + ml, hint, hl + 1);
+}
+
+static double call_cost(const struct call *k, long pt, long ct)
+{
+	if (pt < 0)
+		return NAN;
+	/* A local server's unpriced model costs nothing (prices.h). */
+	return prices_cost_at(k->model, k->c->host, pt, ct < 0 ? 0 : ct, k->c->batch_price);
+}
+
+/* Every call ends here: one ledger row, hit or miss, success or failure. */
+static void account(struct call *k, long pt, long ct, long status, bool cached, double cost,
+		    double latency_ms)
+{
+	struct ledger *l = client_ledger(k->c);
+	struct ledger_row r;
+	struct ai_err e;
+
+	if (!l)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.ts_ms = k->t0_wall;
+	r.program = k->c->prog;
+	r.model = k->model;
+	r.host = k->c->host;
+	r.prompt_tokens = pt;
+	r.completion_tokens = ct;
+	r.latency_ms = (long)latency_ms;
+	r.status = status;
+	r.cached = cached;
+	r.batch = k->c->batch_price;
+	r.cost = cached ? 0 : cost;
+	r.saved = cached ? cost : NAN;
+	r.prompt = k->c->cfg->log_prompts ? k->prompt : NULL;
+	ai_err_clear(&e);
+	if (ledger_append(l, &r, &e)) {
+		warn_once(k->c, "usage ledger not written", &e);
+		ledger_close(l);
+		free(l);
+		k->c->ledger = NULL;
+		k->c->ledger_state = -1;
+	}
+}
+
+/* ---- chat ---- */
+
+static int stream_data(const char *p, size_t n, void *ud)
+{
+	struct call *k = ud;
+
+	/* Some servers ignore "stream": true and answer with one JSON object. */
+	if (!k->checked) {
+		k->checked = true;
+		k->plain = !strncasecmp(k->hresp.content_type, "application/json", 16);
+		buf_init(&k->plainbuf, MAX_CONTENT);
+	}
+	if (k->plain)
+		return buf_add(&k->plainbuf, p, n) ? ai_errf(&k->stream_err, AI_EX_UNAVAILABLE,
+						     "the answer is too large") : 0;
+	if (chatstream_feed(&k->cs, &k->sse, p, n, &k->stream_err))
+		return -1;
+	return 0;
+}
+
+static int stream_delta(const char *text, size_t n, void *ud)
+{
+	struct call *k = ud;
+
+	return k->on_delta ? k->on_delta(text, n, k->delta_ud) : 0;
+}
+
+static int dup_or_null(char **dst, const char *s)
+{
+	*dst = NULL;
+	if (s && !(*dst = strdup(s)))
+		return -1;
+	return 0;
+}
+
+/* Fills resp from a chat completion object (the server's, or the cache's copy of it). */
+static int parse_chat(struct call *k, const char *body, size_t len, struct ai_err *err)
+{
+	struct ai_chat_resp *r = k->cresp;
+	json_tokener *tok = json_tokener_new_ex(64);
+	json_object *j, *choices, *ch, *msg, *u, *tc = NULL, *cv;
+	struct buf text;
+	int rc = -1, content_rc = 0;
+
+	if (!tok)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	j = json_tokener_parse_ex(tok, body, (int)len);
+	if (!j || json_tokener_get_error(tok) != json_tokener_success ||
+	    !json_object_is_type(j, json_type_object)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s is not a JSON object", k->c->host);
+		goto out;
+	}
+	if (!json_object_object_get_ex(j, "choices", &choices) ||
+	    !json_object_is_type(choices, json_type_array) || !json_object_array_length(choices) ||
+	    !(ch = json_object_array_get_idx(choices, 0)) ||
+	    !json_object_object_get_ex(ch, "message", &msg)) {
+		const char *em = NULL;
+		json_object *e;
+
+		if (json_object_object_get_ex(j, "error", &e))
+			em = json_object_is_type(e, json_type_string) ? json_object_get_string(e) :
+			     jv_str(e, "message");
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has no choices%s%s", k->c->host,
+			em ? ": " : "", em ? em : "");
+		goto out;
+	}
+	/*
+	 * A wrong shape is a server error, never an empty success (which
+	 * ai-batch would journal as finished): content is a string, or null
+	 * beside tool calls (COMPAT.md); tool_calls is an array or null.
+	 */
+	if (!json_object_is_type(msg, json_type_object)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has a message that is not an object",
+			k->c->host);
+		goto out;
+	}
+	if (json_object_object_get_ex(msg, "tool_calls", &tc) && tc &&
+	    !json_object_is_type(tc, json_type_array)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has tool_calls that are not an array",
+			k->c->host);
+		goto out;
+	}
+	if (!json_object_object_get_ex(msg, "content", &cv))
+		cv = NULL;
+	if (cv && !json_object_is_type(cv, json_type_string)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has a content that is not a string",
+			k->c->host);
+		goto out;
+	}
+	if (!cv && !(tc && json_object_array_length(tc))) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has neither content nor tool calls",
+			k->c->host);
+		goto out;
+	}
+	buf_init(&text, MAX_CONTENT);
+	if (cv)
+		content_rc = utf8_add_text(&text, json_object_get_string(cv),
+					   (size_t)json_object_get_string_len(cv));
+	if (content_rc) {
+		buf_release(&text);
+		ai_errf(err, errno == ENOMEM ? AI_EX_OSERR : AI_EX_UNAVAILABLE,
+			"the answer from %s is too large", k->c->host);
+		goto out;
+	}
+	r->content = buf_detach(&text, NULL);
+	if (!r->content || dup_or_null(&r->finish_reason, jv_str(ch, "finish_reason")) ||
+	    dup_or_null(&r->model, jv_str(j, "model") ? jv_str(j, "model") : k->model)) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	if (tc && json_object_array_length(tc))
+		r->tool_calls = json_object_get(tc);
+	r->prompt_tokens = r->completion_tokens = -1;
+	if (json_object_object_get_ex(j, "usage", &u) && json_object_is_type(u, json_type_object)) {
+		r->prompt_tokens = jv_count(u, "prompt_tokens");
+		r->completion_tokens = jv_count(u, "completion_tokens");
+	}
+	rc = 0;
+out:
+	if (j)
+		json_object_put(j);
+	json_tokener_free(tok);
+	return rc;
+}
+
+/* What the cache keeps of a chat answer: the same shape as a completion, so one parser reads both. */
+static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
+{
+	json_object *o = json_object_new_object(), *ch = json_object_new_object(),
+		    *msg = json_object_new_object(), *arr = json_object_new_array(),
+		    *u = json_object_new_object();
+	int rc = -1;
+
+	if (!o || !ch || !msg || !arr || !u)
+		goto out;
+	if (jv_add(msg, "role", json_object_new_string("assistant")) ||
+	    jv_add(msg, "content", json_object_new_string(r->content ? r->content : "")) ||
+	    (r->tool_calls && jv_add(msg, "tool_calls", json_object_get(r->tool_calls))) ||
+	    jv_add(ch, "message", msg))
+		goto out;
+	msg = NULL;
+	if ((r->finish_reason && jv_add(ch, "finish_reason", json_object_new_string(r->finish_reason))) ||
+	    json_object_array_add(arr, ch))
+		goto out;
+	ch = NULL;
+	if (jv_add(o, "choices", arr))
+		goto out;
+	arr = NULL;
+	if ((r->model && jv_add(o, "model", json_object_new_string(r->model))) ||
+	    jv_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
+	    jv_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
+	    jv_add(o, "usage", u))
+		goto out;
+	u = NULL;
+	rc = buf_addstr(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+out:
+	json_object_put(o);
+	json_object_put(ch);
+	json_object_put(msg);
+	json_object_put(arr);
+	json_object_put(u);
+	return rc;
+}
+
+static void chat_finish(struct call *k, int rc, struct ai_err *e)
+{
+	k->cdone(rc, k->cresp, e, k->ud);
+	call_free(k);
+}
+
+static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
+{
+	struct call *k = ud;
+	struct ai_chat_resp *r = k->cresp;
+	struct ai_err e;
+
+	ai_err_clear(&e);
+	r->status = h->status;
+	r->attempts = h->attempts;
+	r->latency_ms = h->ms;
+	r->ttfb_ms = h->ttfb_ms;
+	r->rl_remaining_requests = h->rl_remaining_requests;
+	r->rl_remaining_tokens = h->rl_remaining_tokens;
+	r->rl_reset_ms = h->rl_reset_ms;
+	r->retry_after_ms = h->retry_after_ms;
+	if (rc) {
+		e = k->stream_err.code ? k->stream_err : *herr;
+		if (k->stream && h->delivered) {
+			r->partial = true;
+			r->content = buf_detach(&k->cs.content, NULL);
+		}
+		account(k, -1, -1, h->status, false, NAN, h->ms);
+		chat_finish(k, -1, &e);
+		return;
+	}
+	if (h->status < 200 || h->status > 299) {
+		ai_http_error("chat", h->status, h->body.data, h->body.len, &e);
+		v1_hint(k->c, &e);
+		ai_error_type(h->body.data, h->body.len, r->error_type, sizeof(r->error_type));
+		account(k, -1, -1, h->status, false, NAN, h->ms);
+		chat_finish(k, -1, &e);
+		return;
+	}
+	if (k->stream && h->delivered && !k->plain) {
+		int end = chatstream_end(&k->cs, &k->sse, &e);
+
+		r->prompt_tokens = k->cs.prompt_tokens;
+		r->completion_tokens = k->cs.completion_tokens;
+		r->tool_calls = chatstream_tool_calls(&k->cs);
+		r->content = buf_detach(&k->cs.content, NULL);
+		r->finish_reason = k->cs.finish_reason[0] ? strdup(k->cs.finish_reason) : NULL;
+		r->model = strdup(k->model);
+		if (end) {
+			r->partial = true;
+			account(k, r->prompt_tokens, r->completion_tokens, h->status, false,
+				call_cost(k, r->prompt_tokens, r->completion_tokens), h->ms);
+			chat_finish(k, -1, &e);
+			return;
+		}
+	} else if (k->plain ? parse_chat(k, k->plainbuf.data, k->plainbuf.len, &e) :
+		   parse_chat(k, h->body.data, h->body.len, &e)) {
+		account(k, -1, -1, h->status, false, NAN, h->ms);
+		chat_finish(k, -1, &e);
+		return;
+	} else if (k->stream && k->on_delta && r->content[0]) {
+		/* A server that answered a stream request with plain JSON: show it all at once. */
+		k->on_delta(r->content, strlen(r->content), k->delta_ud);
+	}
+	r->cost = call_cost(k, r->prompt_tokens, r->completion_tokens);
+	account(k, r->prompt_tokens, r->completion_tokens, h->status, false, r->cost, h->ms);
+	if (k->use_cache && !r->partial && r->content) {
+		struct buf v;
+
+		buf_init(&v, 0);
+		if (!chat_cache_value(r, &v))
+			cache_put(&k->c->cache, k->key, v.data, v.len, &e);
+		buf_release(&v);
+	}
+	chat_finish(k, 0, NULL);
+}
+
+/* Replays a cached answer; a stream is replayed as a stream, a word at a time. */
+static void chat_hit(struct call *k, struct buf *v)
+{
+	struct ai_chat_resp *r = k->cresp;
+	struct ai_err e;
+	int64_t t0 = http_now_ms();
+
+	ai_err_clear(&e);
+	if (parse_chat(k, v->data, v->len, &e)) {
+		chat_finish(k, -1, &e);
+		return;
+	}
+	r->cached = true;
+	r->status = 200;
+	if (k->on_delta) {
+		const char *s = r->content;
+
+		while (*s) {
+			size_t n = strcspn(s, " \n");
+
+			n += strspn(s + n, " \n");
+			if (k->on_delta(s, n, k->delta_ud))
+				break;
+			s += n;
+		}
+	}
+	r->cost = call_cost(k, r->prompt_tokens, r->completion_tokens);
+	r->latency_ms = (double)(http_now_ms() - t0);
+	account(k, r->prompt_tokens, r->completion_tokens, 200, true, r->cost, r->latency_ms);
+	r->cost = 0;
+	chat_finish(k, 0, NULL);
+}
+
+static void push_ready(struct ai_client *c, struct call *k)
+{
+	struct ready *r = ready_of(c);
+
+	k->next = NULL;
+	*r->tail = k;
+	r->tail = &k->next;
+}
+
+static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud);
+
+/* A call ready to send: budget, dry run, cache, then the pool. */
+/* The request's headers; the key is loaded (api_key_cmd run) only for a request that goes out. */
+static int call_headers(struct call *k, const char **auth, struct ai_err *err)
+{
+	size_t nh = 0;
+
+	if (client_auth(k->c, auth, err))
+		return -1;
+	k->hdrs[nh++] = "Content-Type: application/json";
+	if (k->stream)
+		k->hdrs[nh++] = "Accept: text/event-stream";
+	if (*auth)
+		k->hdrs[nh++] = *auth;
+	k->hdrs[nh] = NULL;
+	return 0;
+}
+
+static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
+{
+	struct ai_client *c = k->c;
+	struct cache *cache;
+	const char *auth = NULL;
+
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		k->t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	}
+	if (c->cfg->dry_run) {
+		const char *shown[5];
+		size_t i;
+
+		if (call_headers(k, &auth, err))
+			return -1;
+		for (i = 0; k->hdrs[i]; i++)
+			shown[i] = k->hdrs[i] == auth ? "Authorization: Bearer [redacted]" : k->hdrs[i];
+		shown[i] = NULL;
+		if (c->dry_run)
+			c->dry_run("POST", k->url, shown, k->body, c->ud);
+		if (k->kind == CALL_CHAT) {
+			k->cresp->dry_run = true;
+			k->cresp->content = strdup("");
+		}
+		push_ready(c, k);
+		return 0;
+	}
+	cache = client_cache(c);
+	if (cache && canon) {
+		struct buf v;
+
+		cache_key(canon->data, canon->len, k->key);
+		k->use_cache = true;
+		buf_init(&v, 0);
+		if (cache_get(cache, k->key, &v) == 1) {
+			/* -v says why nothing went out: without it a hit is silent. */
+			if (c->cfg->verbose && c->debug) {
+				char line[128];
+
+				snprintf(line, sizeof(line), "cache hit, key %02x%02x%02x%02x%02x%02x..., age %llds",
+					 k->key[0], k->key[1], k->key[2], k->key[3], k->key[4], k->key[5],
+					 cache_age(cache, k->key));
+				c->debug(line, c->ud);
+			}
+			/* Hand the value over through the body buffer; delivered from the run loop. */
+			k->hresp.body = v;
+			k->hresp.status = -1;
+			push_ready(c, k);
+			return 0;
+		}
+		buf_release(&v);
+	}
+	if (!isnan(c->cfg->budget_daily)) {
+		struct ledger *l = client_ledger(c);
+
+		if (!l)
+			return ai_errf(err, AI_EX_CONFIG,
+				       "a daily budget is set but the usage ledger cannot be read");
+		if (ledger_check_budget(l, c->cfg->budget_daily, err))
+			return -1;
+	}
+	if (call_headers(k, &auth, err) || !client_pool(c, err))
+		return -1;
+	k->hreq.url = k->url;
+	k->hreq.body = k->body;
+	k->hreq.body_len = k->body_len;
+	k->hreq.headers = k->hdrs;
+	k->hreq.stream = k->stream;
+	if (k->stream) {
+		k->hreq.on_data = stream_data;
+		k->hreq.ud = k;
+	}
+	http_resp_init(&k->hresp);
+	return http_pool_add(c->pool, &k->hreq, &k->hresp,
+			     k->kind == CALL_CHAT ? chat_done : embed_done, k, err);
+}
+
+/*
+ * The URL of path under the base URL.  The path goes before the base URL's
+ * query, which must survive (Azure's "?api-version="): appended after it,
+ * it would be part of the query and the endpoint lost.
+ */
+static char *endpoint(struct ai_client *c, const char *path)
+{
+	const char *base = c->cfg->base_url, *s = strstr(base, "://");
+	size_t n;
+	struct buf b;
+
+	s = s ? s + 3 : base;
+	n = (size_t)(s - base) + strcspn(s, "?#");
+	while (n > (size_t)(s - base) && base[n - 1] == '/')
+		n--;
+	buf_init(&b, 0);
+	if (buf_add(&b, base, n) || buf_addstr(&b, path) ||
+	    buf_addstr(&b, base + n + strspn(base + n, "/"))) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b, NULL);
+}
+
+/* The prompt text for --log-prompts: the last user message. */
+static char *last_user_text(json_object *messages)
+{
+	size_t n = messages ? json_object_array_length(messages) : 0;
+
+	while (n--) {
+		json_object *m = json_object_array_get_idx(messages, n);
+		const char *role = jv_str(m, "role"), *content = jv_str(m, "content");
+
+		if (role && !strcmp(role, "user") && content)
+			return strdup(content);
+	}
+	return NULL;
+}
+
+int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_chat_resp *resp,
+		  ai_chat_done_fn done, void *ud, struct ai_err *err)
+{
+	struct call *k = calloc(1, sizeof(*k));
+	const char *model = q->model ? q->model : c->cfg->model;
+	json_object *b = NULL;
+	struct buf canon;
+	int rc = -1;
+
+	buf_init(&canon, 0);
+	memset(resp, 0, sizeof(*resp));
+	resp->prompt_tokens = resp->completion_tokens = -1;
+	resp->cost = NAN;
+	resp->rl_remaining_requests = resp->rl_remaining_tokens = -1;
+	resp->rl_reset_ms = resp->retry_after_ms = -1;
+	if (!k)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	k->c = c;
+	k->kind = CALL_CHAT;
+	k->cresp = resp;
+	k->cdone = done;
+	k->ud = ud;
+	k->on_delta = q->on_delta;
+	k->delta_ud = q->ud;
+	k->stream = q->stream;
+	http_resp_init(&k->hresp);
+	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
+	    !(b = chat_body(c->cfg, q, model))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	if (c->cfg->log_prompts)
+		k->prompt = last_user_text(q->messages);
+	/* The cache key leaves out how the answer is delivered: a stream and a plain call share it. */
+	if (ai_cache_canonical(c->cfg->base_url, b, &canon)) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	if (k->stream) {
+		json_object *so = json_object_new_object();
+
+		if (jv_add(b, "stream", json_object_new_boolean(1)) || !so ||
+		    jv_add(so, "include_usage", json_object_new_boolean(1)) || jv_add(b, "stream_options", so)) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto out;
+		}
+		sse_init(&k->sse, MAX_STREAM_LINE, MAX_STREAM_EVENT);
+		chatstream_init(&k->cs, MAX_CONTENT);
+		k->cs.on_delta = stream_delta;
+		k->cs.ud = k;
+	}
+	if (!(k->body = dup_json(b, &k->body_len))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	rc = call_send(k, &canon, err);
+out:
+	if (b)
+		json_object_put(b);
+	buf_release(&canon);
+	if (rc)
+		call_free(k);
+	return rc;
+}
+
+struct sync { int rc; struct ai_err *err; };
+
+static void sync_chat_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud)
+{
+	struct sync *s = ud;
+
+	(void)r;
+	s->rc = rc;
+	if (rc && s->err)
+		*s->err = *e;
+}
+
+int ai_chat(struct ai_client *c, const struct ai_chat_req *q, struct ai_chat_resp *resp,
+	    struct ai_err *err)
+{
+	struct sync s = { 0, err };
+
+	if (ai_chat_start(c, q, resp, sync_chat_done, &s, err) || ai_client_run(c, err))
+		return -1;
+	return s.rc;
+}
+
+/* ---- embeddings ---- */
+
+static void embed_finish(struct call *k, int rc, struct ai_err *e)
+{
+	k->edone(rc, k->eresp, e, k->ud);
+	call_free(k);
+}
+
+static int parse_embed(struct call *k, const char *body, size_t len, struct ai_err *err)
+{
+	struct ai_embed_resp *r = k->eresp;
+	json_object *j = json_tokener_parse(body), *data, *u;
+	size_t n, dim = 0;
+	unsigned char *seen = NULL;
+	int rc = -1;
+
+	(void)len;
+	if (!j || !json_object_object_get_ex(j, "data", &data) ||
+	    !json_object_is_type(data, json_type_array)) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "the embeddings answer from %s has no data array",
+			k->c->host);
+		goto out;
+	}
+	n = json_object_array_length(data);
+	if (n != k->n_inputs) {
+		ai_errf(err, AI_EX_UNAVAILABLE, "asked %s for %zu embeddings and got %zu", k->c->host,
+			k->n_inputs, n);
+		goto out;
+	}
+	if (!(seen = calloc(n ? n : 1, 1))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_array_get_idx(data, i), *emb, *iv;
+		long idx = (long)i;
+		size_t d;
+
+		/* "index", when given, is an integer naming one input, each once. */
+		if (json_object_object_get_ex(it, "index", &iv) && iv) {
+			if (!json_object_is_type(iv, json_type_int) || json_object_get_int64(iv) < 0 ||
+			    (uint64_t)json_object_get_int64(iv) >= n ||
+			    seen[json_object_get_int64(iv)]) {
+				ai_errf(err, AI_EX_UNAVAILABLE,
+					"embedding %zu from %s has an index that is not one of 0 to %zu, "
+					"each once", i, k->c->host, n - 1);
+				goto out;
+			}
+			idx = (long)json_object_get_int64(iv);
+		} else if (seen[i]) {
+			ai_errf(err, AI_EX_UNAVAILABLE, "embedding %zu from %s repeats an index", i,
+				k->c->host);
+			goto out;
+		}
+		seen[idx] = 1;
+		if (!json_object_object_get_ex(it, "embedding", &emb) ||
+		    !json_object_is_type(emb, json_type_array) || !(d = json_object_array_length(emb))) {
+			ai_errf(err, AI_EX_UNAVAILABLE, "embedding %zu from %s is malformed", i, k->c->host);
+			goto out;
+		}
+		if (!dim) {
+			dim = d;
+			if (!(r->v = calloc(n * dim, sizeof(float)))) {
+				ai_errf(err, AI_EX_OSERR, "out of memory");
+				goto out;
+			}
+		} else if (d != dim) {
+			ai_errf(err, AI_EX_UNAVAILABLE,
+				"embeddings from %s differ in dimension (%zu and %zu)", k->c->host, dim, d);
+			goto out;
+		}
+		{
+			float *v = r->v + (size_t)idx * dim;
+			double norm = 0;
+
+			for (size_t x = 0; x < d; x++) {
+				json_object *fv = json_object_array_get_idx(emb, x);
+				double f = json_object_get_double(fv);
+
+				if (!json_object_is_type(fv, json_type_double) &&
+				    !json_object_is_type(fv, json_type_int)) {
+					ai_errf(err, AI_EX_UNAVAILABLE,
+						"embedding %zu from %s holds something other than numbers", i,
+						k->c->host);
+					goto out;
+				}
+				/* Stored as float: a double past FLT_MAX would become infinity there. */
+				if (!isfinite(f) || fabs(f) > FLT_MAX) {
+					ai_errf(err, AI_EX_UNAVAILABLE,
+						"embedding %zu from %s holds NaN, infinity or a number past float range",
+						i, k->c->host);
+					goto out;
+				}
+				v[x] = (float)f;
+				norm += (double)v[x] * v[x];
+			}
+			norm = sqrt(norm);
+			if (!(norm > 0)) {
+				ai_errf(err, AI_EX_UNAVAILABLE, "embedding %zu from %s is all zeros", i, k->c->host);
+				goto out;
+			}
+			for (size_t x = 0; x < d; x++)
+				v[x] = (float)(v[x] / norm);
+		}
+	}
+	r->n = n;
+	r->dim = dim;
+	r->prompt_tokens = -1;
+	if (json_object_object_get_ex(j, "usage", &u))
+		r->prompt_tokens = jv_count(u, "prompt_tokens");
+	r->model = strdup(jv_str(j, "model") ? jv_str(j, "model") : k->model);
+	rc = 0;
+out:
+	free(seen);
+	if (rc) {
+		free(r->v);
+		r->v = NULL;
+	}
+	if (j)
+		json_object_put(j);
+	return rc;
+}
+
+static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
+{
+	struct call *k = ud;
+	struct ai_embed_resp *r = k->eresp;
+	struct ai_err e;
+
+	ai_err_clear(&e);
+	r->latency_ms = h->ms;
+	if (rc) {
+		account(k, -1, -1, h->status, false, NAN, h->ms);
+		embed_finish(k, -1, herr);
+		return;
+	}
+	if (h->status < 200 || h->status > 299) {
+		ai_http_error("embeddings", h->status, h->body.data, h->body.len, &e);
+		v1_hint(k->c, &e);
+		account(k, -1, -1, h->status, false, NAN, h->ms);
+		embed_finish(k, -1, &e);
+		return;
+	}
+	if (parse_embed(k, h->body.data, h->body.len, &e)) {
+		account(k, -1, -1, h->status, false, NAN, h->ms);
+		embed_finish(k, -1, &e);
+		return;
+	}
+	r->cost = call_cost(k, r->prompt_tokens, 0);
+	account(k, r->prompt_tokens, 0, h->status, false, r->cost, h->ms);
+	if (k->use_cache)
+		cache_put(&k->c->cache, k->key, h->body.data, h->body.len, &e);
+	embed_finish(k, 0, NULL);
+}
+
+int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, const char *model,
+		   struct ai_embed_resp *resp, ai_embed_done_fn done, void *ud, struct ai_err *err)
+{
+	struct call *k = calloc(1, sizeof(*k));
+	json_object *b = json_object_new_object(), *in = json_object_new_array();
+	struct buf canon;
+	int rc = -1;
+
+	buf_init(&canon, 0);
+	memset(resp, 0, sizeof(*resp));
+	resp->cost = NAN;
+	if (!model)
+		model = c->cfg->embed_model;
+	if (!k || !b || !in)
+		goto oom;
+	for (size_t i = 0; i < n; i++)
+		if (json_object_array_add(in, json_object_new_string(texts[i])))
+			goto oom;
+	k->c = c;
+	k->kind = CALL_EMBED;
+	k->eresp = resp;
+	k->edone = done;
+	k->ud = ud;
+	k->n_inputs = n;
+	http_resp_init(&k->hresp);
+	if (jv_add(b, "model", json_object_new_string(model)) || jv_add(b, "input", in))
+		goto oom;
+	in = NULL;
+	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/embeddings")) ||
+	    ai_cache_canonical(c->cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
+		goto oom;
+	rc = call_send(k, &canon, err);
+	goto out;
+oom:
+	ai_errf(err, AI_EX_OSERR, "out of memory");
+out:
+	json_object_put(in);
+	json_object_put(b);
+	buf_release(&canon);
+	if (rc && k)
+		call_free(k);
+	return rc;
+}
+
+static void sync_embed_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud)
+{
+	struct sync *s = ud;
+
+	(void)r;
+	s->rc = rc;
+	if (rc && s->err)
+		*s->err = *e;
+}
+
+int ai_embed(struct ai_client *c, const char *const *texts, size_t n, const char *model,
+	     struct ai_embed_resp *resp, struct ai_err *err)
+{
+	struct sync s = { 0, err };
+
+	if (ai_embed_start(c, texts, n, model, resp, sync_embed_done, &s, err) ||
+	    ai_client_run(c, err))
+		return -1;
+	return s.rc;
+}
+
+/* ---- the run loop ---- */
+
+static void deliver_ready(struct ai_client *c)
+{
+	struct ready *r = ready_of(c);
+
+	while (r->head) {
+		struct call *k = r->head;
+		struct ai_err e;
+
+		r->head = k->next;
+		if (!r->head)
+			r->tail = &r->head;
+		ai_err_clear(&e);
+		if (k->kind == CALL_CHAT) {
+			if (k->cresp->dry_run)
+				chat_finish(k, 0, NULL);
+			else
+				chat_hit(k, &k->hresp.body);
+		} else if (c->cfg->dry_run) {
+			embed_finish(k, 0, NULL);
+		} else if (parse_embed(k, k->hresp.body.data, k->hresp.body.len, &e)) {
+			embed_finish(k, -1, &e);
+		} else {
+			k->eresp->cached = true;
+			account(k, k->eresp->prompt_tokens, 0, 200, true,
+				call_cost(k, k->eresp->prompt_tokens, 0), 0);
+			embed_finish(k, 0, NULL);
+		}
+	}
+}
+
+int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
+{
+	int r;
+
+	deliver_ready(c);
+	if (!c->pool || !http_pool_pending(c->pool))
+		return ai_client_pending(c);
+	r = http_pool_step(c->pool, timeout_ms, err);
+	deliver_ready(c);
+	return r < 0 ? -1 : ai_client_pending(c);
+}
+
+int ai_client_pending(const struct ai_client *c)
+{
+	const struct ready *r = c->ready;
+
+	return (c->pool ? http_pool_pending(c->pool) : 0) + (r && r->head ? 1 : 0);
+}
+
+int ai_client_run(struct ai_client *c, struct ai_err *err)
+{
+	while (ai_client_pending(c))
+		if (ai_client_step(c, 1000000, err) < 0)
+			return -1;
+	return 0;
+}
+
+void ai_client_pause(struct ai_client *c, long ms)
+{
+	struct ai_err e;
+
+	ai_err_clear(&e);
+	if (ms > 0 && client_pool(c, &e))
+		http_pool_pause(c->pool, ms);
+}
+
+void ai_error_type(const char *body, size_t len, char *out, size_t n)
+{
+	json_object *j = len ? json_tokener_parse(body) : NULL, *e;
+	const char *t = NULL;
+
+	if (j && json_object_object_get_ex(j, "error", &e) && json_object_is_type(e, json_type_object))
+		t = jv_str(e, "type");
+	snprintf(out, n, "%s", t ? t : "");
+	if (j)
+		json_object_put(j);
+}
+
+/* ai_api_request, and with to_fd ai_api_download: the 2xx body goes to fd, up to fd_max bytes. */
+static int api_request(struct ai_client *c, const char *method, const char *path,
+		       const char *const *headers, const char *body, size_t len, bool to_fd, int fd,
+		       size_t fd_max, struct http_resp *resp, struct ai_err *err)
+{
+	const char *hdrs[16], *shown[16], *auth = NULL;
+	struct http_req q;
+	struct http_opts o = c->http;
+	char *url;
+	size_t nh = 0;
+	int rc;
+
+	if (client_auth(c, &auth, err))
+		return -1;
+	if (auth)
+		hdrs[nh++] = auth;
+	for (size_t i = 0; headers && headers[i] && nh < AI_ARRAY_LEN(hdrs) - 1; i++)
+		hdrs[nh++] = headers[i];
+	hdrs[nh] = NULL;
+	if (!(url = endpoint(c, path)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (c->cfg->dry_run) {
+		for (size_t i = 0; i <= nh; i++)
+			shown[i] = hdrs[i] && hdrs[i] == auth ? "Authorization: Bearer [redacted]" : hdrs[i];
+		if (c->dry_run)
+			c->dry_run(method, url, shown, body, c->ud);
+		free(url);
+		return 1;
+	}
+	memset(&q, 0, sizeof(q));
+	q.url = url;
+	q.method = method;
+	q.body = body;
+	q.body_len = len;
+	q.headers = hdrs;
+	q.to_fd = to_fd;
+	q.fd = fd;
+	q.fd_max = fd_max;
+	o.debug = c->debug;
+	o.debug_ud = c->ud;
+	rc = http_do(&o, &q, resp, err);
+	free(url);
+	if (rc)
+		return -1;
+	if (resp->status < 200 || resp->status > 299) {
+		char what[64];
+
+		snprintf(what, sizeof(what), "%s %s", method, path);
+		ai_http_error(what, resp->status, resp->body.data, resp->body.len, err);
+		v1_hint(c, err);
+		return -1;
+	}
+	return 0;
+}
+
+int ai_api_request(struct ai_client *c, const char *method, const char *path,
+		   const char *const *headers, const char *body, size_t len,
+		   struct http_resp *resp, struct ai_err *err)
+{
+	return api_request(c, method, path, headers, body, len, false, -1, 0, resp, err);
+}
+
+int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, struct ai_err *err)
+{
+	struct http_resp resp;
+	int rc;
+
+	http_resp_init(&resp);
+	rc = api_request(c, "GET", path, NULL, NULL, 0, true, fd, max, &resp, err);
+	http_resp_release(&resp);
+	return rc;
+}
+
+double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,
+			       long completion_tokens, long status)
+{
+	struct call k;
+	bool was = c->batch_price;
+	double cost;
+	struct timespec ts;
+
+	memset(&k, 0, sizeof(k));
+	k.c = c;
+	k.model = (char *)(model ? model : c->cfg->model);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	k.t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	c->batch_price = true;
+	cost = call_cost(&k, prompt_tokens, completion_tokens);
+	account(&k, prompt_tokens, completion_tokens, status, false, cost, 0);
+	c->batch_price = was;
+	return cost;
+}
+
+json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q)
+{
+	return chat_body(c->cfg, q, q->model ? q->model : c->cfg->model);
+}

@@ -1,0 +1,166 @@
+#include "api/history.h"
+#include "buf.h"
+#include "lib/cli.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+/* A message as the chat API takes it: a string role and a string or null content. */
+static bool is_message(json_object *m)
+{
+	json_object *v;
+
+	return m && json_object_is_type(m, json_type_object) &&
+	       json_object_object_get_ex(m, "role", &v) && json_object_is_type(v, json_type_string) &&
+	       json_object_object_get_ex(m, "content", &v) &&
+	       (json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_null));
+}
+
+int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err)
+{
+	struct buf b;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char *name[1];
+	size_t line = 0;
+	int rc = 0;
+
+	/* Only a file that is not there at all is an empty history. */
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ai_errf(err, AI_EX_NOINPUT, "cannot open history '%s': %s", path, strerror(errno));
+	}
+	close(fd);
+	buf_init(&b, max);
+	name[0] = (char *)path;
+	if (cli_read_input(1, name, &b, err)) {
+		buf_release(&b);
+		return -1;
+	}
+	for (char *p = b.data ? b.data : "", *nl; *p && !rc; p = nl ? nl + 1 : p + strlen(p)) {
+		json_object *m;
+
+		nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		line++;
+		if (p[strspn(p, " \t\r")] == '\0')
+			continue;
+		m = json_tokener_parse(p);
+		if (!is_message(m)) {
+			json_object_put(m);
+			rc = ai_errf(err, AI_EX_DATAERR,
+				     "history '%s' line %zu is not a message: want {\"role\": \"...\", \"content\": \"...\"}",
+				     path, line);
+		} else if (json_object_array_add(conv, m)) {
+			json_object_put(m);
+			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+	}
+	buf_release(&b);
+	return rc;
+}
+
+/* The lines to append, with a newline first when the file's last byte is not one. */
+static int lines(json_object *const *msgs, size_t n, bool newline_first, struct buf *b)
+{
+	if (newline_first && buf_addch(b, '\n'))
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		size_t len;
+		const char *t = json_object_to_json_string_length(msgs[i], JSON_C_TO_STRING_PLAIN |
+								   JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+		if (!t || buf_add(b, t, len) || buf_addch(b, '\n'))
+			return -1;
+	}
+	return 0;
+}
+
+int history_check(const char *path, struct ai_err *err)
+{
+	struct stat st;
+	char *dir, *slash;
+	int r;
+
+	if (!stat(path, &st)) {
+		if (!S_ISREG(st.st_mode))
+			return ai_errf(err, AI_EX_IOERR, "history '%s' is not a regular file", path);
+		if (access(path, W_OK))
+			return ai_errf(err, AI_EX_IOERR, "cannot write history '%s': %s", path, strerror(errno));
+		return 0;
+	}
+	if (errno != ENOENT)
+		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
+	if (!(dir = strdup(path)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	slash = strrchr(dir, '/');
+	if (!slash)
+		r = access(".", W_OK | X_OK);
+	else if (slash == dir)
+		r = access("/", W_OK | X_OK);
+	else {
+		*slash = '\0';
+		r = access(dir, W_OK | X_OK);
+	}
+	if (r) {
+		int e = errno;
+
+		r = ai_errf(err, AI_EX_IOERR, "cannot create history '%s': %s%s", path, strerror(e),
+			    e == ENOENT ? "; create its directory first" : "");
+	}
+	free(dir);
+	return r;
+}
+
+int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err)
+{
+	struct buf b;
+	struct stat st;
+	ssize_t w;
+	int fd, rc = 0;
+	char last = '\n';
+
+	if (!n)
+		return 0;
+	/* Made once outside the lock, to learn early that memory is short. */
+	buf_init(&b, 0);
+	if (lines(msgs, n, false, &b)) {
+		buf_release(&b);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	/* O_RDWR, not O_WRONLY: the last byte is read back to see whether it is a newline. */
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		buf_release(&b);
+		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
+	}
+	while (flock(fd, LOCK_EX) && errno == EINTR && !cli_interrupted)
+		;
+	if (fstat(fd, &st)) {
+		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	/* A file that does not end in a newline (edited by hand) gets one first. */
+	if (st.st_size > 0 && pread(fd, &last, 1, st.st_size - 1) == 1 && last != '\n') {
+		buf_reset(&b);
+		if (lines(msgs, n, true, &b)) {
+			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto out;
+		}
+	}
+	w = write(fd, b.data, b.len);
+	if (w < 0 || (size_t)w != b.len) {
+		int e = w < 0 ? errno : ENOSPC;
+
+		if (w > 0 && ftruncate(fd, st.st_size))
+			e = errno;
+		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(e));
+	}
+out:
+	close(fd);
+	buf_release(&b);
+	return rc;
+}

@@ -1,0 +1,103 @@
+#ifndef AI_PRICES_H
+#define AI_PRICES_H
+/*
+ * prices.h - what a model call costs, in USD per million tokens.
+ *
+ * The table is compiled in (prices.c), so a binary that was never
+ * installed still knows it; common/api/prices.tsv holds the same figures in
+ * the format prices_load() reads, and a test keeps the two equal.  The
+ * user overrides or adds models from the config file
+ * ("price.MODEL = IN OUT") through prices_override() or a whole file
+ * through prices_load().  An unknown model has no cost (NAN), never a
+ * guessed one.
+ *
+ * The override list is process-global and not thread-safe: set it up
+ * once at start, before any call is made.
+ */
+#include "ai.h"
+
+struct price {
+	double in_per_mtok;     /* USD per million prompt (input) tokens */
+	double out_per_mtok;    /* USD per million completion (output) tokens */
+};
+
+/*
+ * Looks model up.  A listed name matches when it equals model, or when
+ * it is a prefix of model followed by '-' ("gpt-4o-mini-2024-07-18"
+ * matches "gpt-4o-mini"; "gpt-4o-mini" never matches "gpt-4o", and
+ * "gpt-4o" never matches "gpt-4").  The most specific match wins: an
+ * exact match, else the longest prefix; between an override and a
+ * built-in entry of the same name the override wins.  So an override of
+ * "gpt-4o" does not change "gpt-4o-mini", which has its own entry.
+ * Returns true and fills out (which may be NULL) when the model is known.
+ */
+bool prices_lookup(const char *model, struct price *out);
+
+/*
+ * Adds or replaces an override, e.g. from the config line
+ * "price.my-model = 0.5 1.5".  model is copied.  Fails (-1, err filled,
+ * code AI_EX_CONFIG) on an empty name or one with spaces or control
+ * characters, or a price that is negative, not finite or absurd (above
+ * 1e6 USD per million tokens).
+ */
+int prices_override(const char *model, double in, double out, struct ai_err *err);
+
+/*
+ * Parses the value of a config line "price.MODEL = IN OUT" ("0.5 1.5",
+ * spaces or tabs between; plain decimals, independent of the locale) and
+ * adds it as an override.  Fails like prices_override, and on a value
+ * that is not two numbers.
+ */
+int prices_override_str(const char *model, const char *value, struct ai_err *err);
+
+/*
+ * Reads a price file in the prices.tsv format as overrides: one
+ * "MODEL IN OUT" a line (tabs or spaces between), '#' starts a comment,
+ * blank lines are skipped.  All or nothing: on the first bad line it
+ * fails with "'PATH' line N: ..." and adds none of the file.  A missing
+ * file fails with code AI_EX_NOINPUT, so a caller can treat an optional
+ * file's absence as no error.
+ */
+int prices_load(const char *path, struct ai_err *err);
+
+/* Forgets every override (frees them); the built-in table stays. */
+void prices_clear_overrides(void);
+
+/*
+ * Cost of one call in USD: tokens times the price per million.  NAN
+ * when the model is unknown or a token count is negative (unknown).
+ * batch=true halves it (OpenAI's Batch API price), computed here rather
+ * than listed.
+ */
+double prices_cost(const char *model, long prompt_tokens, long completion_tokens, bool batch);
+
+/*
+ * True when host (an endpoint's authority as the ledger records it:
+ * "127.0.0.1:8080", "localhost", "[::1]:11434", perhaps after
+ * "user@") is a loopback address: 127.0.0.0/8, ::1 or "localhost".
+ * A model served there runs on this machine and costs no money.
+ */
+bool prices_host_local(const char *host);
+
+/*
+ * As prices_lookup, but a model without a price served by a loopback
+ * host (prices_host_local) is priced 0 instead of unknown: a local
+ * server (Ollama, llama.cpp) bills nothing, and asking the user for
+ * price.MODEL there is noise.  A listed or overridden price still wins,
+ * so price.MODEL can give a local model a cost.
+ */
+bool prices_lookup_at(const char *model, const char *host, struct price *out);
+
+/* As prices_cost, with the loopback default of prices_lookup_at. */
+double prices_cost_at(const char *model, const char *host, long prompt_tokens,
+		      long completion_tokens, bool batch);
+
+/*
+ * The compiled-in table, for tests and "ai-usage --prices": entry i
+ * (0 <= i < prices_builtin_count()) in *name (borrowed, static) and *p.
+ * Returns false when i is out of range.
+ */
+size_t prices_builtin_count(void);
+bool prices_builtin(size_t i, const char **name, struct price *p);
+
+#endif

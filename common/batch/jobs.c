@@ -1,0 +1,392 @@
+#include "batch/jobs.h"
+#include "config.h"
+#include "fdio.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static char *jobs_root(struct ai_err *err)
+{
+	char *d = config_xdg_path("DATA", "jobs");
+
+	if (!d)
+		ai_errf(err, AI_EX_CONFIG, "no data directory for jobs (set HOME or XDG_DATA_HOME)");
+	return d;
+}
+
+static bool valid_id(const char *id)
+{
+	size_t n = strlen(id);
+
+	if (n < 8 || n >= 64)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'z') ||
+		      (id[i] >= 'A' && id[i] <= 'Z') || id[i] == '-' || id[i] == '_'))
+			return false;
+	return true;
+}
+
+static int set_dir(struct job *j, const char *root, struct ai_err *err)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (buf_addf(&b, "%s/%s", root, j->id))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	j->dir = buf_detach(&b, NULL);
+	return 0;
+}
+
+int job_new(struct job *j, struct ai_err *err)
+{
+	char *root = jobs_root(err);
+	time_t t = time(NULL);
+	struct tm tm;
+	unsigned char r[3];
+	int rc = -1;
+
+	memset(j, 0, sizeof(*j));
+	if (!root)
+		return -1;
+	if (config_mkdirs(root, 0700, err))
+		goto out;
+	for (int tries = 0; tries < 20; tries++) {
+		size_t n;
+
+		gmtime_r(&t, &tm);
+		n = strftime(j->id, sizeof(j->id), "%Y%m%dT%H%M%S", &tm);
+		randombytes_buf(r, sizeof(r));
+		snprintf(j->id + n, sizeof(j->id) - n, "-%02x%02x%02x", r[0], r[1], r[2]);
+		free(j->dir);
+		j->dir = NULL;
+		if (set_dir(j, root, err))
+			goto out;
+		if (!mkdir(j->dir, 0700)) {
+			rc = 0;
+			goto out;
+		}
+		if (errno != EEXIST) {
+			ai_errf(err, AI_EX_IOERR, "cannot create '%s': %s", j->dir, strerror(errno));
+			goto out;
+		}
+	}
+	ai_errf(err, AI_EX_SOFTWARE, "cannot find a free job id in '%s'", root);
+out:
+	free(root);
+	if (rc)
+		job_release(j);
+	return rc;
+}
+
+int job_open(struct job *j, const char *id, struct ai_err *err)
+{
+	char *root;
+	struct stat st;
+
+	memset(j, 0, sizeof(*j));
+	if (!valid_id(id))
+		return ai_errf(err, AI_EX_USAGE, "'%.80s' is not a job id (see ai-batch list)", id);
+	snprintf(j->id, sizeof(j->id), "%s", id);
+	if (!(root = jobs_root(err)))
+		return -1;
+	if (set_dir(j, root, err)) {
+		free(root);
+		return -1;
+	}
+	free(root);
+	if (stat(j->dir, &st) || !S_ISDIR(st.st_mode)) {
+		ai_errf(err, AI_EX_NOINPUT, "no job '%s' (see ai-batch list)", id);
+		job_release(j);
+		return -1;
+	}
+	return 0;
+}
+
+void job_release(struct job *j)
+{
+	free(j->dir);
+	memset(j, 0, sizeof(*j));
+}
+
+int job_path(const struct job *j, const char *name, struct buf *out)
+{
+	return buf_addf(out, "%s/%s", j->dir, name);
+}
+
+static int write_file(const char *path, const char *data, size_t n, struct ai_err *err)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+	if (fd < 0)
+		return ai_errf(err, AI_EX_IOERR, "cannot create '%s': %s", path, strerror(errno));
+	if (fd_write_all(fd, data, n)) {
+		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	if (fsync(fd) | close(fd))
+		return ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
+	return 0;
+}
+
+static int read_file(const char *path, struct buf *out, struct ai_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return ai_errf(err, AI_EX_NOINPUT, "cannot open '%s': %s", path, strerror(errno));
+	if (fd_read_all(fd, out, NULL)) {
+		ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", path,
+			errno == EFBIG ? "too large" : strerror(errno));
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int job_save_args(const struct job *j, int argc, char **argv, struct ai_err *err)
+{
+	struct buf b, p;
+	int rc;
+
+	buf_init(&b, 1u << 20);
+	buf_init(&p, 0);
+	for (int i = 0; i < argc; i++)
+		if (buf_add(&b, argv[i], strlen(argv[i]) + 1)) {
+			buf_release(&b);
+			return ai_errf(err, AI_EX_USAGE, "the options are too long to save");
+		}
+	rc = job_path(j, "args", &p) ? ai_errf(err, AI_EX_OSERR, "out of memory") :
+	     write_file(p.data, b.data ? b.data : "", b.len, err);
+	buf_release(&b);
+	buf_release(&p);
+	return rc;
+}
+
+int job_load_args(const struct job *j, int *argc, char ***argv, struct ai_err *err)
+{
+	struct buf b, p;
+	size_t n = 1, k = 0;
+	char **v;
+
+	buf_init(&b, 1u << 20);
+	buf_init(&p, 0);
+	if (job_path(j, "args", &p) || read_file(p.data, &b, err)) {
+		buf_release(&p);
+		buf_release(&b);
+		return err->code ? -1 : ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	buf_release(&p);
+	for (size_t i = 0; i < b.len; i++)
+		n += !b.data[i];
+	if (!(v = calloc(n + 1, sizeof(*v))) || !(v[k++] = strdup("ai-batch"))) {
+		free(v);
+		buf_release(&b);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	for (size_t i = 0; i < b.len; i += strlen(b.data + i) + 1)
+		if (!(v[k++] = strdup(b.data + i))) {
+			job_free_args((int)k - 1, v);
+			buf_release(&b);
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+	buf_release(&b);
+	*argc = (int)k;
+	*argv = v;
+	return 0;
+}
+
+void job_free_args(int argc, char **argv)
+{
+	for (int i = 0; argv && i < argc; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int job_write_status(const struct job *j, json_object *status, struct ai_err *err)
+{
+	struct buf tmp, path;
+	size_t n;
+	const char *s = json_object_to_json_string_length(status, JSON_C_TO_STRING_PLAIN, &n);
+	int rc = -1;
+
+	buf_init(&tmp, 0);
+	buf_init(&path, 0);
+	if (job_path(j, "status.json.tmp", &tmp) || job_path(j, "status.json", &path)) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+	} else if (!write_file(tmp.data, s, n, err)) {
+		if (rename(tmp.data, path.data))
+			ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path.data, strerror(errno));
+		else
+			rc = 0;
+	}
+	buf_release(&tmp);
+	buf_release(&path);
+	return rc;
+}
+
+json_object *job_read_status(const struct job *j, struct ai_err *err)
+{
+	struct buf b, p;
+	json_object *o = NULL;
+
+	buf_init(&b, 1u << 20);
+	buf_init(&p, 0);
+	if (!job_path(j, "status.json", &p) && !read_file(p.data, &b, err)) {
+		o = b.data ? json_tokener_parse(b.data) : NULL;
+		if (!o || !json_object_is_type(o, json_type_object)) {
+			json_object_put(o);
+			o = NULL;
+			ai_errf(err, AI_EX_DATAERR, "'%s' is damaged", p.data);
+		}
+	}
+	buf_release(&b);
+	buf_release(&p);
+	return o;
+}
+
+int job_lock(const struct job *j, int *fd, struct ai_err *err)
+{
+	struct buf p;
+	int f;
+
+	buf_init(&p, 0);
+	if (job_path(j, "lock", &p))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	f = open(p.data, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (f < 0) {
+		ai_errf(err, AI_EX_IOERR, "cannot open '%s': %s", p.data, strerror(errno));
+		buf_release(&p);
+		return -1;
+	}
+	buf_release(&p);
+	if (flock(f, LOCK_EX | LOCK_NB)) {
+		close(f);
+		if (errno == EWOULDBLOCK)
+			return 1;
+		return ai_errf(err, AI_EX_IOERR, "cannot lock job '%s': %s", j->id, strerror(errno));
+	}
+	*fd = f;
+	return 0;
+}
+
+int job_running(const struct job *j)
+{
+	struct ai_err e;
+	int fd, r;
+
+	ai_err_clear(&e);
+	r = job_lock(j, &fd, &e);
+	if (r == 0)
+		close(fd);
+	return r == 1;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int job_list(char ***ids, size_t *n, struct ai_err *err)
+{
+	char *root = jobs_root(err), **v = NULL;
+	size_t k = 0, cap = 0;
+	DIR *d;
+	struct dirent *de;
+
+	*ids = NULL;
+	*n = 0;
+	if (!root)
+		return -1;
+	if (!(d = opendir(root))) {
+		free(root);
+		if (errno == ENOENT)
+			return 0;
+		return ai_errf(err, AI_EX_IOERR, "cannot read the job directory: %s", strerror(errno));
+	}
+	free(root);
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.' || !valid_id(de->d_name))
+			continue;
+		if (k == cap) {
+			char **nv = realloc(v, (cap = cap ? cap * 2 : 16) * sizeof(*v));
+
+			if (!nv)
+				goto oom;
+			v = nv;
+		}
+		if (!(v[k] = strdup(de->d_name)))
+			goto oom;
+		k++;
+	}
+	closedir(d);
+	if (k)
+		qsort(v, k, sizeof(*v), cmp_str);
+	*ids = v;
+	*n = k;
+	return 0;
+oom:
+	closedir(d);
+	job_free_list(v, k);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
+void job_free_list(char **ids, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(ids[i]);
+	free(ids);
+}
+
+int job_detach(const struct job *j, struct ai_err *err)
+{
+	struct buf log;
+	pid_t pid;
+	int st, fd;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	if (pid < 0)
+		return ai_errf(err, AI_EX_OSERR, "cannot start the job: fork: %s", strerror(errno));
+	if (pid > 0) {
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			return ai_errf(err, AI_EX_OSERR, "cannot start the job in the background");
+		return 1;
+	}
+	/* The middle process: a new session, then the runner is its child and it goes. */
+	if (setsid() < 0)
+		_exit(1);
+	pid = fork();
+	if (pid < 0)
+		_exit(1);
+	if (pid > 0)
+		_exit(0);
+	buf_init(&log, 0);
+	if (job_path(j, "log", &log))
+		_exit(1);
+	fd = open("/dev/null", O_RDONLY);
+	if (fd < 0 || dup2(fd, 0) < 0)
+		_exit(1);
+	if (fd > 2)
+		close(fd);
+	fd = open(log.data, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+		_exit(1);
+	if (fd > 2)
+		close(fd);
+	buf_release(&log);
+	if (chdir("/"))
+		_exit(1);
+	return 0;
+}

@@ -1,0 +1,79 @@
+#include "sqlretry.h"
+
+#include <time.h>
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void sqlretry_init(struct sqlretry *r, long limit_ms)
+{
+	r->start_ms = mono_ms();
+	r->pause_ms = 1;
+	r->limit_ms = limit_ms;
+}
+
+bool sqlretry_again(struct sqlretry *r, int rc)
+{
+	struct timespec ts;
+
+	if ((rc & 0xff) != SQLITE_BUSY || mono_ms() - r->start_ms >= r->limit_ms)
+		return false;
+	ts.tv_sec = r->pause_ms / 1000;
+	ts.tv_nsec = (r->pause_ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+	if (r->pause_ms < 32)
+		r->pause_ms *= 2;
+	return true;
+}
+
+int sqlretry_exec(sqlite3 *db, const char *sql, long limit_ms)
+{
+	struct sqlretry r;
+	int rc;
+
+	sqlretry_init(&r, limit_ms);
+	while ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) != SQLITE_OK && sqlretry_again(&r, rc))
+		;
+	return rc;
+}
+
+int sqlretry_query_int(sqlite3 *db, const char *sql, long long *v, long limit_ms)
+{
+	struct sqlretry r;
+	sqlite3_stmt *st;
+	int rc;
+
+	sqlretry_init(&r, limit_ms);
+	do {
+		rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			continue;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*v = sqlite3_column_int64(st, 0);
+			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(st);
+	} while (rc != SQLITE_OK && sqlretry_again(&r, rc));
+	return rc;
+}
+
+int sqlretry_step(sqlite3_stmt *st, long limit_ms)
+{
+	struct sqlretry r;
+	int rc;
+
+	sqlretry_init(&r, limit_ms);
+	do {
+		rc = sqlite3_step(st);
+		sqlite3_reset(st);
+		if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+			return SQLITE_OK;
+	} while (sqlretry_again(&r, rc));
+	return rc;
+}
