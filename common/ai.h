@@ -68,6 +68,15 @@ struct ai_err {
 /* Fills e (which may be NULL) and returns -1, so "return ai_errf(...)" reads well. */
 int ai_errf(struct ai_err *e, int code, const char *fmt, ...) AI_PRINTF(3, 4);
 
+/*
+ * As ai_errf, then appends ": " and strerror(errno) as errno was on entry
+ * (git's error_errno, sbase's trailing ':').  The message names what
+ * failed, the system says why: ai_errf_errno(err, AI_EX_IOERR, "cannot
+ * write '%s'", path) gives "cannot write 'x': No space left on device".
+ * errno is left as it was, so a caller may still test it.  Returns -1.
+ */
+int ai_errf_errno(struct ai_err *e, int code, const char *fmt, ...) AI_PRINTF(3, 4);
+
 /* Clears e to "no error". */
 void ai_err_clear(struct ai_err *e);
 

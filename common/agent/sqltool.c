@@ -704,18 +704,18 @@ int sqltool_query(const char *path, const char *sql, const struct sqltool_opts *
 	if (begin(path, sql, opts, &o, rows, truncated, err))
 		return -1;
 	if (pipe(fd))
-		return ai_errf(err, AI_EX_OSERR, "cannot run the query: pipe: %s", strerror(errno));
+		return ai_errf_errno(err, AI_EX_OSERR, "cannot run the query: pipe");
 	if (fcntl(fd[0], F_SETFD, FD_CLOEXEC) || fcntl(fd[1], F_SETFD, FD_CLOEXEC)) {
 		close(fd[0]);
 		close(fd[1]);
-		return ai_errf(err, AI_EX_OSERR, "cannot run the query: %s", strerror(errno));
+		return ai_errf_errno(err, AI_EX_OSERR, "cannot run the query");
 	}
 	deadline = mono_ms() + o.timeout_ms + KILL_GRACE_MS;
 	pid = fork();
 	if (pid < 0) {
 		close(fd[0]);
 		close(fd[1]);
-		return ai_errf(err, AI_EX_OSERR, "cannot run the query: fork: %s", strerror(errno));
+		return ai_errf_errno(err, AI_EX_OSERR, "cannot run the query: fork");
 	}
 	if (pid == 0) {
 		close(fd[0]);

@@ -138,7 +138,7 @@ static int load(struct journal *j, const char *input_id, uint64_t size, struct a
 		goto out;
 	}
 	if (good < size && ftruncate(j->fd, (off_t)good)) {
-		ai_errf(err, AI_EX_IOERR, "cannot repair '%s': %s", j->path, strerror(errno));
+		ai_errf_errno(err, AI_EX_IOERR, "cannot repair '%s'", j->path);
 		goto out;
 	}
 	j->end = good;
@@ -160,7 +160,7 @@ int journal_open(struct journal *j, const char *path, const char *input_id, stru
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (j->fd < 0 || fstat(j->fd, &st)) {
-		ai_errf(err, AI_EX_IOERR, "cannot open '%s': %s", path, strerror(errno));
+		ai_errf_errno(err, AI_EX_IOERR, "cannot open '%s'", path);
 		journal_close(j);
 		return -1;
 	}
@@ -179,13 +179,13 @@ int journal_open(struct journal *j, const char *path, const char *input_id, stru
 		j->end = h.len;
 		buf_release(&h);
 		if (bad) {
-			ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
+			ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
 			journal_close(j);
 			return -1;
 		}
 	}
 	if (lseek(j->fd, (off_t)j->end, SEEK_SET) < 0) {
-		ai_errf(err, AI_EX_IOERR, "cannot seek in '%s': %s", path, strerror(errno));
+		ai_errf_errno(err, AI_EX_IOERR, "cannot seek in '%s'", path);
 		journal_close(j);
 		return -1;
 	}
@@ -262,7 +262,7 @@ int journal_sync(struct journal *j, struct ai_err *err)
 	if (!j->pending.len)
 		return 0;
 	if (fd_write_all(j->fd, j->pending.data, j->pending.len) || fdatasync(j->fd))
-		return ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", j->path, strerror(errno));
+		return ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", j->path);
 	j->end += j->pending.len;
 	buf_reset(&j->pending);
 	return 0;

@@ -37,7 +37,7 @@ static int fill(struct jsonl_reader *r, struct ai_err *err)
 		n = read(r->fd, r->blk, BLOCK);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return ai_errf(err, AI_EX_NOINPUT, "cannot read the input: %s", strerror(errno));
+		return ai_errf_errno(err, AI_EX_NOINPUT, "cannot read the input");
 	if (n == 0)
 		r->eof = true;
 	else if (r->on_bytes)
