@@ -8,6 +8,7 @@
  */
 #include "agent/toolrun.h"
 
+#include "compat/compat.h"
 #include "fdio.h"
 
 #include <ctype.h>
@@ -16,15 +17,10 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 extern char **environ;
 
@@ -461,7 +457,7 @@ static int read_file(const char *path, struct buf *b, struct ai_err *err)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return ai_errf(err, AI_EX_CONFIG, "cannot open tools file '%s': %s", path, strerror(errno));
+		return ai_errf_errno(err, AI_EX_CONFIG, "cannot open tools file '%s'", path);
 	buf_init(b, TOOLS_FILE_MAX);
 	if (!fd_read_all(fd, b, NULL)) {
 		close(fd);
@@ -472,7 +468,7 @@ static int read_file(const char *path, struct buf *b, struct ai_err *err)
 	else if (errno == ENOMEM)
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 	else
-		ai_errf(err, AI_EX_CONFIG, "cannot read tools file '%s': %s", path, strerror(errno));
+		ai_errf_errno(err, AI_EX_CONFIG, "cannot read tools file '%s'", path);
 	close(fd);
 	buf_release(b);
 	return -1;
@@ -597,8 +593,7 @@ int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err)
 	if (!d) {
 		if (errno == ENOENT)
 			return 0;
-		return ai_errf(err, AI_EX_CONFIG, "cannot open tools directory '%s': %s", dir,
-			       strerror(errno));
+		return ai_errf_errno(err, AI_EX_CONFIG, "cannot open tools directory '%s'", dir);
 	}
 	while ((errno = 0, de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
@@ -619,7 +614,7 @@ int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err)
 		n++;
 	}
 	if (errno) {
-		ai_errf(err, AI_EX_CONFIG, "cannot read tools directory '%s': %s", dir, strerror(errno));
+		ai_errf_errno(err, AI_EX_CONFIG, "cannot read tools directory '%s'", dir);
 		goto out;
 	}
 	if (n)
@@ -733,21 +728,11 @@ static int move_high(int *fd)
 	return 0;
 }
 
-/* pipe2(O_CLOEXEC) without _GNU_SOURCE; both ends end up above 2. */
+/* Both ends close-on-exec and above 2. */
 static int cloexec_pipe(int fd[2])
 {
-#ifdef SYS_pipe2
-	if (syscall(SYS_pipe2, fd, O_CLOEXEC) != 0) {
-		if (errno != ENOSYS)
-			return -1;
-#endif
-		if (pipe(fd))
-			return -1;
-		if (fcntl(fd[0], F_SETFD, FD_CLOEXEC) || fcntl(fd[1], F_SETFD, FD_CLOEXEC))
-			goto fail;
-#ifdef SYS_pipe2
-	}
-#endif
+	if (compat_pipe_cloexec(fd))
+		return -1;
 	if (move_high(&fd[0]) || move_high(&fd[1]))
 		goto fail;
 	return 0;
@@ -825,19 +810,11 @@ static void child_report(int fd, int stage, int e)
 	r = write(fd, msg, sizeof(msg));
 }
 
-static void close_from(int lo, int keep, long maxfd)
-{
-	for (long fd = lo; fd < maxfd; fd++)
-		if (fd != keep)
-			close((int)fd);
-}
-
 /* In the child: only async-signal-safe calls from here to execve. */
 static void run_child(const struct child_plan *p)
 {
 	struct sigaction sa;
 	sigset_t none;
-	bool closed = false;
 
 	/* Its own process group, so that one kill reaches everything it starts. */
 	setpgid(0, 0);
@@ -866,13 +843,7 @@ static void run_child(const struct child_plan *p)
 
 	/* No descriptor but 0-2 reaches the tool.  The status pipe stays
 	 * until execve closes it (it is close-on-exec). */
-#ifdef SYS_close_range
-	if ((p->st_w == 3 || syscall(SYS_close_range, 3U, (unsigned)p->st_w - 1, 0U) == 0) &&
-	    syscall(SYS_close_range, (unsigned)p->st_w + 1, ~0U, 0U) == 0)
-		closed = true;
-#endif
-	if (!closed)
-		close_from(3, p->st_w, p->maxfd);
+	compat_close_from(3, p->st_w, p->maxfd);
 
 	execve(p->path, p->argv, p->envp);
 	child_report(p->st_w, STAGE_EXEC, errno);
@@ -1023,108 +994,24 @@ static int reap(pid_t pid, int *status)
  * child instead of init's, and after the tool ends every child we did not
  * have before it started is killed and reaped, again and again, until
  * none is left (killing one orphans its own children, which then come to
- * us too).  Linux only; elsewhere the process group is all that holds.
+ * us too).  Where compat_become_subreaper fails, the process group is all
+ * that holds.
  */
 
 #define ORPHAN_PASSES 1000      /* a fork bomb outside the group stops at RLIMIT_NPROC */
 
-struct pidlist {
-	pid_t *v;
-	size_t n, cap;
-};
-
-static void pidlist_release(struct pidlist *l)
-{
-	free(l->v);
-	memset(l, 0, sizeof(*l));
-}
-
-static bool pidlist_has(const struct pidlist *l, pid_t p)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (l->v[i] == p)
-			return true;
-	return false;
-}
-
-/* Makes the calling process the reaper of its orphaned descendants; true when it is. */
-static bool linux_become_subreaper(void)
-{
-#if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)
-	static int done;        /* 1: set, -1: the kernel refused */
-
-	if (!done)
-		done = prctl(PR_SET_CHILD_SUBREAPER, 1L, 0L, 0L, 0L) == 0 ? 1 : -1;
-	return done > 0;
-#else
-	return false;
-#endif
-}
-
-/*
- * Fills l with the pids whose parent is the calling process, read from
- * /proc/PID/stat.  Returns 0, or -1 when /proc cannot be read or memory
- * runs out (l then holds what was found).
- */
-static int linux_list_children(struct pidlist *l)
-{
-	pid_t self = getpid();
-	struct dirent *e;
-	DIR *d = opendir("/proc");
-
-	l->n = 0;
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		char path[300], st[512], *rp;
-		long pid, ppid;
-		ssize_t r;
-		int fd;
-
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
-		if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-			continue;
-		r = read(fd, st, sizeof(st) - 1);
-		close(fd);
-		if (r <= 0)
-			continue;
-		st[r] = '\0';
-		/* "pid (comm) state ppid ...": comm may hold anything, so from the last ')'. */
-		if (!(rp = strrchr(st, ')')) || sscanf(rp + 1, " %*c %ld", &ppid) != 1 ||
-		    ppid != (long)self)
-			continue;
-		pid = strtol(e->d_name, NULL, 10);
-		if (l->n == l->cap) {
-			size_t cap = l->cap ? l->cap * 2 : 16;
-			pid_t *v = realloc(l->v, cap * sizeof(*v));
-
-			if (!v) {
-				closedir(d);
-				return -1;
-			}
-			l->v = v;
-			l->cap = cap;
-		}
-		l->v[l->n++] = (pid_t)pid;
-	}
-	closedir(d);
-	return 0;
-}
-
 /* Kills and reaps every child of ours that is not in before: what the tool left behind. */
-static void kill_orphans(const struct pidlist *before)
+static void kill_orphans(const struct compat_pids *before)
 {
-	struct pidlist now = { NULL, 0, 0 };
+	struct compat_pids now = { NULL, 0, 0 };
 
 	for (int pass = 0; pass < ORPHAN_PASSES; pass++) {
 		size_t found = 0;
 
-		if (linux_list_children(&now) && !now.n)
+		if (compat_list_children(&now) && !now.n)
 			break;
 		for (size_t i = 0; i < now.n; i++) {
-			if (pidlist_has(before, now.v[i]))
+			if (compat_pids_has(before, now.v[i]))
 				continue;
 			kill(now.v[i], SIGKILL);
 			now.v[found++] = now.v[i];
@@ -1136,7 +1023,7 @@ static void kill_orphans(const struct pidlist *before)
 			while (waitpid(now.v[i], NULL, 0) < 0 && errno == EINTR)
 				;
 	}
-	pidlist_release(&now);
+	compat_pids_release(&now);
 }
 
 void toolrun_result_release(struct toolrun_result *res)
@@ -1147,194 +1034,255 @@ void toolrun_result_release(struct toolrun_result *res)
 	buf_release(&res->err);
 }
 
-int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun_limits *lim,
-            struct toolrun_result *res, struct ai_err *err)
-{
-	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, errp[2] = { -1, -1 }, st[2] = { -1, -1 };
-	int pidfd = -1, status = 0, stage = 0, e = 0, rc = -1;
-	size_t cap = lim && lim->max_output ? lim->max_output : TOOLRUN_MAX_OUTPUT;
-	long timeout = t->timeout_ms > 0 ? t->timeout_ms
-		: lim && lim->timeout_ms > 0 ? lim->timeout_ms : TOOLRUN_TIMEOUT_MS;
-	const volatile sig_atomic_t *cancel = lim ? lim->cancel : NULL;
-	const char *args = args_json ? args_json : "{}";
-	size_t args_len = strlen(args), args_off = 0;
-	long start, deadline, grace_end = 0;
-	bool exited = false, killed = false, cancelled = false, lost = false;
+/*
+ * One run of a tool, shared by the steps below: toolrun is run_prepare,
+ * run_spawn, run_pump (which watches the clock and the limits in
+ * run_watch), run_collect, then run_release whatever happened.
+ */
+struct run {
+	const struct tooldef *t;
+	struct toolrun_result *res;
 	struct child_plan plan;
-	struct pidlist before = { NULL, 0, 0 };
-	bool reaper = false;
-	char **envp = NULL;
+	char **envp;
+	int in[2], out[2], errp[2], st[2];
+	int pidfd, status;
 	pid_t pid;
+	size_t cap;             /* how much stdout is kept */
+	long timeout, start, deadline, grace_end;
+	const volatile sig_atomic_t *cancel;
+	const char *args;       /* the model's arguments, fed to stdin */
+	size_t args_len, args_off;
+	bool exited, killed, cancelled, lost;
+	struct compat_pids before;      /* our children before the tool started */
+	bool reaper;
+};
+
+/* Fills r and the child's plan; nothing to release on failure. */
+static int run_prepare(struct run *r, const struct tooldef *t, const char *args_json,
+		       const struct toolrun_limits *lim, struct toolrun_result *res,
+		       struct ai_err *err)
+{
+	memset(r, 0, sizeof(*r));
+	r->t = t;
+	r->res = res;
+	r->in[0] = r->in[1] = r->out[0] = r->out[1] = -1;
+	r->errp[0] = r->errp[1] = r->st[0] = r->st[1] = -1;
+	r->pidfd = -1;
+	r->cap = lim && lim->max_output ? lim->max_output : TOOLRUN_MAX_OUTPUT;
+	r->timeout = t->timeout_ms > 0 ? t->timeout_ms
+		: lim && lim->timeout_ms > 0 ? lim->timeout_ms : TOOLRUN_TIMEOUT_MS;
+	r->cancel = lim ? lim->cancel : NULL;
+	r->args = args_json ? args_json : "{}";
+	r->args_len = strlen(r->args);
 
 	memset(res, 0, sizeof(*res));
 	res->exit_status = -1;
-	buf_init(&res->out, cap);
+	buf_init(&res->out, r->cap);
 	buf_init(&res->err, TOOLRUN_MAX_STDERR);
 	if (!t->argv || !t->argv[0])
 		return ai_errf(err, AI_EX_SOFTWARE, "tool '%s' has no argv", t->name ? t->name : "");
-	if (cancel && *cancel)
+	if (r->cancel && *r->cancel)
 		return ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : "");
 
-	memset(&plan, 0, sizeof(plan));
-	plan.path = t->path ? t->path : t->argv[0];
-	plan.argv = t->argv;
-	plan.maxfd = sysconf(_SC_OPEN_MAX);
-	if (plan.maxfd < 0 || plan.maxfd > (1L << 20))
-		plan.maxfd = 1L << 20;
-	plan_limits(&plan, lim);
-	envp = scrubbed_env(t->env);
-	if (!envp)
+	r->plan.path = t->path ? t->path : t->argv[0];
+	r->plan.argv = t->argv;
+	r->plan.maxfd = sysconf(_SC_OPEN_MAX);
+	if (r->plan.maxfd < 0 || r->plan.maxfd > (1L << 20))
+		r->plan.maxfd = 1L << 20;
+	plan_limits(&r->plan, lim);
+	r->envp = scrubbed_env(t->env);
+	if (!r->envp)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	plan.envp = envp;
+	r->plan.envp = r->envp;
+	return 0;
+}
 
-	if (cloexec_pipe(in) || cloexec_pipe(out) || cloexec_pipe(errp) || cloexec_pipe(st)) {
-		ai_errf(err, AI_EX_OSERR, "cannot run '%s': pipe: %s", plan.path, strerror(errno));
-		goto out;
-	}
-	plan.in_r = in[0];
-	plan.out_w = out[1];
-	plan.err_w = errp[1];
-	plan.st_w = st[1];
+/* Forks and execs the tool; 0 once execve succeeded, else -1 with err. */
+static int run_spawn(struct run *r, struct ai_err *err)
+{
+	const char *path = r->plan.path;
+	int stage = 0, e = 0;
+
+	if (cloexec_pipe(r->in) || cloexec_pipe(r->out) || cloexec_pipe(r->errp) ||
+	    cloexec_pipe(r->st))
+		return ai_errf_errno(err, AI_EX_OSERR, "cannot run '%s': pipe", path);
+	r->plan.in_r = r->in[0];
+	r->plan.out_w = r->out[1];
+	r->plan.err_w = r->errp[1];
+	r->plan.st_w = r->st[1];
 
 	/* What is ours before the tool starts is not the tool's to have left behind. */
-	reaper = linux_become_subreaper() && linux_list_children(&before) == 0;
-	start = now_ms();
-	pid = fork();
-	if (pid < 0) {
-		ai_errf(err, AI_EX_OSERR, "cannot run '%s': fork: %s", plan.path, strerror(errno));
-		goto out;
-	}
-	if (pid == 0)
-		run_child(&plan);
+	r->reaper = compat_become_subreaper() && compat_list_children(&r->before) == 0;
+	r->start = now_ms();
+	r->pid = fork();
+	if (r->pid < 0)
+		return ai_errf_errno(err, AI_EX_OSERR, "cannot run '%s': fork", path);
+	if (r->pid == 0)
+		run_child(&r->plan);
 
 	/* Both sides set the group, so neither the kill nor the exec can race it. */
-	setpgid(pid, pid);
-	close_fd(&in[0]);
-	close_fd(&out[1]);
-	close_fd(&errp[1]);
-	close_fd(&st[1]);
-	if (read_status(st[0], &stage, &e)) {
-		reap(pid, &status);
+	setpgid(r->pid, r->pid);
+	close_fd(&r->in[0]);
+	close_fd(&r->out[1]);
+	close_fd(&r->errp[1]);
+	close_fd(&r->st[1]);
+	if (read_status(r->st[0], &stage, &e)) {
+		reap(r->pid, &r->status);
+		errno = e;
 		if (stage == STAGE_EXEC)
-			ai_errf(err, AI_EX_CONFIG, "cannot run '%s': %s", plan.path, strerror(e));
-		else if (stage == STAGE_RLIMIT)
-			ai_errf(err, AI_EX_OSERR, "cannot set resource limits for '%s': %s",
-				plan.path, strerror(e));
-		else
-			ai_errf(err, AI_EX_OSERR, "cannot start '%s': %s", plan.path, strerror(e));
-		goto out;
+			return ai_errf_errno(err, AI_EX_CONFIG, "cannot run '%s'", path);
+		if (stage == STAGE_RLIMIT)
+			return ai_errf_errno(err, AI_EX_OSERR, "cannot set resource limits for '%s'", path);
+		return ai_errf_errno(err, AI_EX_OSERR, "cannot start '%s'", path);
 	}
-	close_fd(&st[0]);
-	set_nonblock(in[1]);
-	set_nonblock(out[0]);
-	set_nonblock(errp[0]);
-	if (args_len == 0)
-		close_fd(&in[1]);
-#ifdef SYS_pidfd_open
+	close_fd(&r->st[0]);
+	set_nonblock(r->in[1]);
+	set_nonblock(r->out[0]);
+	set_nonblock(r->errp[0]);
+	if (r->args_len == 0)
+		close_fd(&r->in[1]);
 	/* A pidfd becomes readable when the child exits, so poll needs no tick. */
-	pidfd = (int)syscall(SYS_pidfd_open, pid, 0U);
-#endif
+	r->pidfd = compat_pidfd_open(r->pid);
+	r->deadline = r->start + r->timeout;
+	return 0;
+}
 
-	deadline = start + timeout;
-	for (;;) {
+/*
+ * The clock and the limits, once a turn: cancels, notices the exit, kills
+ * at the deadline.  False when the pump is done; else *wait is how long
+ * the next poll may sleep.
+ */
+static bool run_watch(struct run *r, long *wait)
+{
+	long now;
+
+	if (r->cancel && *r->cancel) {
+		kill_group(r->pid);
+		r->cancelled = true;
+		return false;
+	}
+	if (!r->exited && child_exited(r->pid, &r->lost)) {
+		r->exited = true;
+		/* Whatever it left behind in its group goes with it. */
+		kill(-r->pid, SIGKILL);
+		close_fd(&r->in[1]);
+		r->grace_end = now_ms() + DRAIN_GRACE_MS;
+	}
+	now = now_ms();
+	if (r->exited && (r->out[0] < 0 && r->errp[0] < 0))
+		return false;
+	if (r->exited && now >= r->grace_end)
+		return false;
+	if (!r->exited && !r->killed && now >= r->deadline) {
+		r->res->timed_out = true;
+		r->killed = true;
+		kill_group(r->pid);
+	}
+	if (r->exited)
+		*wait = r->grace_end - now;
+	else if (r->killed)
+		*wait = 10;
+	else
+		*wait = r->deadline - now;
+	if (r->pidfd < 0 && !r->exited && *wait > 10)
+		*wait = 10;
+	if (r->cancel && *wait > 50)
+		*wait = 50;
+	if (*wait < 0)
+		*wait = 0;
+	return true;
+}
+
+/* Feeds stdin and drains stdout and stderr until run_watch says stop; -1 when poll fails. */
+static int run_pump(struct run *r, struct ai_err *err)
+{
+	long wait;
+
+	while (run_watch(r, &wait)) {
 		struct pollfd pfd[4];
 		nfds_t np = 0;
-		long now, wait;
 		int pin = -1, pout = -1, perr = -1;
 
-		if (cancel && *cancel) {
-			kill_group(pid);
-			cancelled = true;
-			break;
-		}
-		if (!exited && child_exited(pid, &lost)) {
-			exited = true;
-			/* Whatever it left behind in its group goes with it. */
-			kill(-pid, SIGKILL);
-			close_fd(&in[1]);
-			grace_end = now_ms() + DRAIN_GRACE_MS;
-		}
-		now = now_ms();
-		if (exited && (out[0] < 0 && errp[0] < 0))
-			break;
-		if (exited && now >= grace_end)
-			break;
-		if (!exited && !killed && now >= deadline) {
-			res->timed_out = true;
-			killed = true;
-			kill_group(pid);
-		}
-		if (exited)
-			wait = grace_end - now;
-		else if (killed)
-			wait = 10;
-		else
-			wait = deadline - now;
-		if (pidfd < 0 && !exited && wait > 10)
-			wait = 10;
-		if (cancel && wait > 50)
-			wait = 50;
-		if (wait < 0)
-			wait = 0;
-
-		if (in[1] >= 0) {
+		if (r->in[1] >= 0) {
 			pin = (int)np;
-			pfd[np++] = (struct pollfd){ in[1], POLLOUT, 0 };
+			pfd[np++] = (struct pollfd){ r->in[1], POLLOUT, 0 };
 		}
-		if (out[0] >= 0) {
+		if (r->out[0] >= 0) {
 			pout = (int)np;
-			pfd[np++] = (struct pollfd){ out[0], POLLIN, 0 };
+			pfd[np++] = (struct pollfd){ r->out[0], POLLIN, 0 };
 		}
-		if (errp[0] >= 0) {
+		if (r->errp[0] >= 0) {
 			perr = (int)np;
-			pfd[np++] = (struct pollfd){ errp[0], POLLIN, 0 };
+			pfd[np++] = (struct pollfd){ r->errp[0], POLLIN, 0 };
 		}
-		if (pidfd >= 0 && !exited)
-			pfd[np++] = (struct pollfd){ pidfd, POLLIN, 0 };
+		if (r->pidfd >= 0 && !r->exited)
+			pfd[np++] = (struct pollfd){ r->pidfd, POLLIN, 0 };
 		if (poll(pfd, np, (int)wait) < 0) {
 			if (errno == EINTR)
 				continue;
-			ai_errf(err, AI_EX_OSERR, "cannot run '%s': poll: %s", plan.path, strerror(errno));
-			kill_group(pid);
-			reap(pid, &status);
-			goto out;
+			ai_errf_errno(err, AI_EX_OSERR, "cannot run '%s': poll", r->plan.path);
+			kill_group(r->pid);
+			reap(r->pid, &r->status);
+			return -1;
 		}
 		if (pin >= 0 && pfd[pin].revents)
-			feed(&in[1], args, args_len, &args_off);
+			feed(&r->in[1], r->args, r->args_len, &r->args_off);
 		if (pout >= 0 && pfd[pout].revents)
-			drain(&out[0], &res->out, cap, &res->truncated);
+			drain(&r->out[0], &r->res->out, r->cap, &r->res->truncated);
 		if (perr >= 0 && pfd[perr].revents)
-			drain(&errp[0], &res->err, TOOLRUN_MAX_STDERR, NULL);
+			drain(&r->errp[0], &r->res->err, TOOLRUN_MAX_STDERR, NULL);
 	}
-	if (reap(pid, &status))
-		lost = true;
-	res->ms = now_ms() - start;
-	if (cancelled) {
-		ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : plan.path);
-		goto out;
-	}
-	if (lost) {
+	return 0;
+}
+
+/* Reaps the tool and says how it ended. */
+static int run_collect(struct run *r, struct ai_err *err)
+{
+	struct toolrun_result *res = r->res;
+
+	if (reap(r->pid, &r->status))
+		r->lost = true;
+	res->ms = now_ms() - r->start;
+	if (r->cancelled)
+		return ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted",
+			       r->t->name ? r->t->name : r->plan.path);
+	if (r->lost) {
 		/* Its output is here, but not how it ended. */
-	} else if (WIFEXITED(status)) {
-		res->exit_status = WEXITSTATUS(status);
-	} else if (WIFSIGNALED(status)) {
-		res->term_signal = WTERMSIG(status);
+	} else if (WIFEXITED(r->status)) {
+		res->exit_status = WEXITSTATUS(r->status);
+	} else if (WIFSIGNALED(r->status)) {
+		res->term_signal = WTERMSIG(r->status);
 	}
-	rc = 0;
-out:
-	close_fd(&in[0]);
-	close_fd(&in[1]);
-	close_fd(&out[0]);
-	close_fd(&out[1]);
-	close_fd(&errp[0]);
-	close_fd(&errp[1]);
-	close_fd(&st[0]);
-	close_fd(&st[1]);
-	close_fd(&pidfd);
-	if (reaper)
-		kill_orphans(&before);
-	pidlist_release(&before);
-	free(envp);
+	return 0;
+}
+
+/* Closes what is open and kills what the tool left outside its group. */
+static void run_release(struct run *r)
+{
+	for (int i = 0; i < 2; i++) {
+		close_fd(&r->in[i]);
+		close_fd(&r->out[i]);
+		close_fd(&r->errp[i]);
+		close_fd(&r->st[i]);
+	}
+	close_fd(&r->pidfd);
+	if (r->reaper)
+		kill_orphans(&r->before);
+	compat_pids_release(&r->before);
+	free(r->envp);
+}
+
+int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun_limits *lim,
+            struct toolrun_result *res, struct ai_err *err)
+{
+	struct run r;
+	int rc = -1;
+
+	if (run_prepare(&r, t, args_json, lim, res, err))
+		return -1;
+	if (!run_spawn(&r, err) && !run_pump(&r, err))
+		rc = run_collect(&r, err);
+	run_release(&r);
 	if (rc)
 		toolrun_result_release(res);
 	return rc;
