@@ -1,5 +1,6 @@
 #include "net/http.h"
 #include "net/url.h"
+#include "compat/compat.h"
 
 #include <curl/curl.h>
 #include <dlfcn.h>
@@ -8,7 +9,6 @@
 #include <math.h>
 #include <sodium.h>
 #include <strings.h>
-#include <sys/epoll.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -49,16 +49,14 @@ static char curl_why[320];
 
 static void curl_load_once(void)
 {
-	/* The same ABI under either name: Debian's OpenSSL build, then its GnuTLS one. */
-	static const char *const names[] = { "libcurl.so.4", "libcurl-gnutls.so.4" };
 	const curl_version_info_data *v;
 	void *h = NULL, *sym;
 
-	for (size_t i = 0; !h && i < sizeof(names) / sizeof(names[0]); i++)
-		h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+	for (size_t i = 0; !h && compat_libcurl_names[i]; i++)
+		h = dlopen(compat_libcurl_names[i], RTLD_NOW | RTLD_LOCAL);
 	if (!h) {
-		snprintf(curl_why, sizeof(curl_why), "cannot load libcurl (libcurl.so.4): %s; install it "
-			 "(apt-get install libcurl4)", dlerror());
+		snprintf(curl_why, sizeof(curl_why), "cannot load libcurl (%s): %s; install it "
+			 "(" COMPAT_LIBCURL_PACKAGE ")", compat_libcurl_names[0], dlerror());
 		return;
 	}
 #define RESOLVE_SYM(f) \
@@ -598,23 +596,15 @@ static int setup_easy(struct http_xfer *x, struct ai_err *err)
 static int on_socket(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
 {
 	struct http_pool *p = userp;
-	struct epoll_event ev;
 
 	(void)e;
 	(void)socketp;
 	if (what == CURL_POLL_REMOVE) {
-		epoll_ctl(p->epfd, EPOLL_CTL_DEL, s, NULL);
+		compat_poller_watch(p->epfd, s, 0);
 		return 0;
 	}
-	memset(&ev, 0, sizeof(ev));
-	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
-	ev.data.fd = s;
-	/* Watched already (MOD), or new to us (ADD). */
-	if (!epoll_ctl(p->epfd, EPOLL_CTL_MOD, s, &ev))
-		return 0;
-	if (errno == ENOENT && !epoll_ctl(p->epfd, EPOLL_CTL_ADD, s, &ev))
-		return 0;
-	return -1;
+	return compat_poller_watch(p->epfd, s, (what & CURL_POLL_IN ? COMPAT_IN : 0u) |
+				   (what & CURL_POLL_OUT ? COMPAT_OUT : 0u)) ? -1 : 0;
 }
 
 static int on_timer(CURLM *m, long timeout_ms, void *userp)
@@ -644,7 +634,7 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		return NULL;
 	}
-	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	p->epfd = compat_poller_open();
 	if (p->epfd < 0) {
 		ai_errf(err, AI_EX_OSERR, "epoll_create1: %s", strerror(errno));
 		sym_curl_multi_cleanup(p->multi);
@@ -979,19 +969,19 @@ static void abort_all(struct http_pool *p)
 /* Waits up to wait_ms for socket events and hands each to libcurl. */
 static void wait_events(struct http_pool *p, long wait_ms)
 {
-	struct epoll_event ev[64];
-	int still, n = epoll_wait(p->epfd, ev, (int)(sizeof(ev) / sizeof(ev[0])), (int)wait_ms);
+	struct compat_event ev[64];
+	int still, n = compat_poller_wait(p->epfd, ev, (int)AI_ARRAY_LEN(ev), wait_ms);
 
 	for (int i = 0; i < n; i++) {
 		int mask = 0;
 
-		if (ev[i].events & EPOLLIN)
+		if (ev[i].events & COMPAT_IN)
 			mask |= CURL_CSELECT_IN;
-		if (ev[i].events & EPOLLOUT)
+		if (ev[i].events & COMPAT_OUT)
 			mask |= CURL_CSELECT_OUT;
-		if (ev[i].events & (EPOLLERR | EPOLLHUP))
+		if (ev[i].events & COMPAT_ERR)
 			mask |= CURL_CSELECT_ERR;
-		sym_curl_multi_socket_action(p->multi, ev[i].data.fd, mask, &still);
+		sym_curl_multi_socket_action(p->multi, ev[i].fd, mask, &still);
 	}
 }
 
