@@ -13,6 +13,7 @@
 #include "batch/batch.h"
 #include "lib/cli.h"
 #include "closest.h"
+#include "compat/compat.h"
 #include "batch/jobs.h"
 #include "lib/out.h"
 #include "lib/setup.h"
@@ -106,7 +107,7 @@ static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 	c->summary = "Send each JSON line of FILE or standard input to the model; print one JSON line per item.";
 	c->opts = opts;
 	opts_init(o);
-	optind = 0;   /* glibc: a full reset, so a runner can parse a second argv */
+	compat_getopt_reset();  /* so a runner can parse a second argv */
 	return cli_parse(c, argc, argv, on_opt, o);
 }
 
