@@ -7,6 +7,7 @@
 #include "ai.h"
 #include "agent/agent.h"
 #include "api/api.h"
+#include "compat/compat.h"
 #include "jsonval.h"
 #include "lib/cli.h"
 #include "rag/kb.h"
@@ -274,36 +275,6 @@ static void search_open(struct search *s, const char *path, const char *coll, bo
 	kb_stats_release(&st);
 }
 
-/* ---- limits ------------------------------------------------------------- */
-
-/*
- * RLIMIT_NPROC counts every process of the user, so the tool's limit is
- * what the user runs now plus a margin: enough for any honest tool, and a
- * fork bomb stops there.  (It does not bind root.)
- */
-static long user_procs(void)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *e;
-	uid_t uid = getuid();
-	long n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		struct stat st;
-		char path[300];
-
-		if (e->d_name[0] < '1' || e->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s", e->d_name);
-		if (!stat(path, &st) && st.st_uid == uid)
-			n++;
-	}
-	closedir(d);
-	return n;
-}
-
 /* ---- output ------------------------------------------------------------- */
 
 static void print_json(const struct agent_result *r, int64_t ms)
@@ -415,7 +386,7 @@ int main(int argc, char **argv)
 		o.a.sql.timeout_ms = o.a.lim.timeout_ms;
 	if (!o.a.lim.max_memory_mb)
 		o.a.lim.max_memory_mb = 2048;
-	if ((procs = user_procs()) > 0 && getuid() != 0)
+	if ((procs = compat_user_procs(getuid())) > 0 && getuid() != 0)
 		o.a.lim.max_procs = procs + 256;
 	o.a.approve = approve_tty;
 	o.a.approve_ud = &c;
