@@ -4,6 +4,7 @@
 #include "agent/agent.h"
 #include "jsonval.h"
 #include "agent/calc.h"
+#include "agent/text.h"
 #include "net/url.h"
 #include "utf8.h"
 
@@ -40,38 +41,10 @@ static const char sql_schema[] =
 
 /* ---- small helpers ------------------------------------------------------ */
 
-/* A new JSON string of s[0..n) with every invalid UTF-8 sequence or NUL replaced by U+FFFD. */
-static json_object *jstring_clean(const char *s, size_t n)
-{
-	struct buf b;
-	json_object *j;
-	size_t ok;
-
-	if (!s)
-		return json_object_new_string("");
-	ok = utf8_valid_prefix(s, n);
-	if (ok == n)
-		return json_object_new_string_len(s, (int)(n > INT_MAX ? INT_MAX : n));
-	buf_init(&b, 0);
-	while (n) {
-		ok = utf8_valid_prefix(s, n);
-		if (buf_add(&b, s, ok))
-			break;
-		s += ok;
-		n -= ok;
-		if (n) {
-			if (buf_addstr(&b, "\xef\xbf\xbd"))
-				break;
-			s++;
-			n--;
-		}
-	}
-	j = n ? NULL : json_object_new_string_len(b.data ? b.data : "", (int)b.len);
-	buf_release(&b);
-	return j;
-}
-
-/* The same, cut to at most max bytes on a character boundary; *cut says whether it was. */
+/*
+ * text_json with NUL replaced, cut to at most max bytes on a character
+ * boundary; *cut says whether it was.
+ */
 static json_object *jstring_cut(const char *s, size_t max, bool *cut)
 {
 	size_t n = s ? strlen(s) : 0;
@@ -83,7 +56,7 @@ static json_object *jstring_cut(const char *s, size_t max, bool *cut)
 		n = v < max ? v : utf8_cut(s, max);
 		*cut = true;
 	}
-	return jstring_clean(s, n);
+	return text_json(s, n, TEXT_NUL_REPLACE);
 }
 
 /* Owned compact JSON text of o (NULL on failure). */
@@ -107,7 +80,7 @@ static int call_error(struct agent_call *c, const char *fmt, ...)
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	c->ok = false;
-	if (!o || jv_add(o, "error", jstring_clean(msg, strlen(msg)))) {
+	if (!o || jv_add(o, "error", text_json(msg, strlen(msg), TEXT_NUL_REPLACE))) {
 		json_object_put(o);
 		return -1;
 	}
@@ -808,7 +781,7 @@ static int run_user(const struct agent_opts *o, const struct tooldef *t, const c
 		rc = jv_add(j, "exit_status", json_object_new_int(r.exit_status));
 	}
 	if (!rc)
-		rc = jv_add(j, "output", jstring_clean(r.out.data, r.out.len));
+		rc = jv_add(j, "output", text_json(r.out.data, r.out.len, TEXT_NUL_REPLACE));
 	if (!rc && r.truncated) {
 		char msg[160];
 
@@ -817,7 +790,7 @@ static int run_user(const struct agent_opts *o, const struct tooldef *t, const c
 		     jv_add(j, "note", json_object_new_string(msg));
 	}
 	if (!rc && (r.exit_status != 0 || r.timed_out || r.term_signal) && r.err.len)
-		rc = jv_add(j, "stderr", jstring_clean(r.err.data, r.err.len));
+		rc = jv_add(j, "stderr", text_json(r.err.data, r.err.len, TEXT_NUL_REPLACE));
 	c->ms = r.ms;
 	if (rc) {
 		json_object_put(j);

@@ -41,6 +41,7 @@
  *   whatever the SQL calls.  The child sends its rows back as JSON.
  */
 #include "agent/sqltool.h"
+#include "agent/text.h"
 #include "buf.h"
 #include "fdio.h"
 #include "utf8.h"
@@ -316,40 +317,6 @@ static int fail_sqlite(sqlite3 *db, const struct guard *g, const struct sqltool_
 	}
 }
 
-/* A text value as a JSON string; bytes that are not UTF-8 become U+FFFD. */
-static json_object *text_value(const char *s, size_t n)
-{
-	struct buf b;
-	json_object *v;
-	size_t ok_len;
-
-	if (!s)
-		return json_object_new_string("");
-	if (utf8_valid_prefix(s, n) == n)
-		return json_object_new_string_len(s, (int)n);
-	buf_init(&b, 0);
-	while (n > 0) {
-		ok_len = utf8_valid_prefix(s, n);
-		if (buf_add(&b, s, ok_len))
-			goto oom;
-		s += ok_len;
-		n -= ok_len;
-		if (n == 0)
-			break;
-		/* utf8_valid_prefix() stops at NUL too; NUL is valid text for JSON (\u0000). */
-		if (buf_add(&b, *s == '\0' ? "\0" : "\xef\xbf\xbd", *s == '\0' ? 1 : 3))
-			goto oom;
-		s++;
-		n--;
-	}
-	v = json_object_new_string_len(b.data ? b.data : "", (int)b.len);
-	buf_release(&b);
-	return v;
-oom:
-	buf_release(&b);
-	return NULL;
-}
-
 static json_object *blob_value(const void *p, size_t n)
 {
 	char b64[sodium_base64_ENCODED_LEN(SQLRO_BLOB_INLINE, sodium_base64_VARIANT_ORIGINAL)];
@@ -389,7 +356,7 @@ static json_object *column_value(sqlite3_stmt *st, int i, bool *oom)
 			*oom = true;
 			return NULL;
 		}
-		v = text_value(s, (size_t)sqlite3_column_bytes(st, i));
+		v = text_json(s, (size_t)sqlite3_column_bytes(st, i), TEXT_NUL_KEEP);
 		break;
 	}
 	case SQLITE_BLOB: {

@@ -7,6 +7,7 @@
  * tests/fixtures/agent/record.sh.
  */
 #include "agent/agent.h"
+#include "agent/text.h"
 
 #include <math.h>
 #include <signal.h>
@@ -329,8 +330,39 @@ static void test_sql(void)
 	unlink(path);
 }
 
+/* text_json: one cleaner for tool output (NUL replaced) and SQL values (NUL kept). */
+static void test_text_json(void)
+{
+	json_object *j;
+	size_t n;
+	const char *s;
+
+	j = text_json("plain", 5, TEXT_NUL_REPLACE);
+	is_str(json_object_get_string(j), "plain", "text_json: valid UTF-8 is kept as it is");
+	json_object_put(j);
+	j = text_json(NULL, 3, TEXT_NUL_KEEP);
+	is_str(json_object_get_string(j), "", "text_json: NULL is the empty string");
+	json_object_put(j);
+	j = text_json("a\xff" "b", 3, TEXT_NUL_KEEP);
+	is_str(json_object_get_string(j), "a\xef\xbf\xbd" "b", "text_json: a bad byte becomes U+FFFD");
+	json_object_put(j);
+	j = text_json("a\0b\xc3", 4, TEXT_NUL_REPLACE);
+	is_str(json_object_get_string(j), "a\xef\xbf\xbd" "b\xef\xbf\xbd",
+	       "text_json: tool output loses its NUL and a cut character to U+FFFD");
+	json_object_put(j);
+	j = text_json("a\0b\xc3", 4, TEXT_NUL_KEEP);
+	s = json_object_get_string(j);
+	n = (size_t)json_object_get_string_len(j);
+	ok(n == 6 && !memcmp(s, "a\0b\xef\xbf\xbd", 6),
+	   "text_json: a database value keeps its NUL, and a cut character is U+FFFD");
+	is_str(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN), "\"a\\u0000b\xef\xbf\xbd\"",
+	       "text_json: a kept NUL is written as \\u0000");
+	json_object_put(j);
+}
+
 int main(void)
 {
+	test_text_json();
 	test_check_args();
 	test_tools();
 	test_calls();
