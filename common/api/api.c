@@ -590,7 +590,8 @@ static int parse_chat(struct call *k, const char *body, size_t len, struct ai_er
 	/*
 	 * A wrong shape is a server error, never an empty success (which
 	 * ai-batch would journal as finished): content is a string, or null
-	 * beside tool calls (COMPAT.md); tool_calls is an array or null.
+	 * beside tool calls (t_chatstream.c's server shapes); tool_calls is an
+	 * array or null.
 	 */
 	if (!json_object_is_type(msg, json_type_object)) {
 		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has a message that is not an object",
@@ -806,7 +807,6 @@ static void push_ready(struct ai_client *c, struct call *k)
 
 static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud);
 
-/* A call ready to send: budget, dry run, cache, then the pool. */
 /* The request's headers; the key is loaded (api_key_cmd run) only for a request that goes out. */
 static int call_headers(struct call *k, const char **auth, struct ai_err *err)
 {
@@ -823,6 +823,11 @@ static int call_headers(struct call *k, const char **auth, struct ai_err *err)
 	return 0;
 }
 
+/*
+ * A call ready to send: dry run, then cache, then the budget, then the
+ * pool.  A dry run or a cache hit costs nothing, so neither is refused by
+ * the budget.
+ */
 static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 {
 	struct ai_client *c = k->c;

@@ -3,10 +3,11 @@
 /*
  * chatstream.h - assembles a streamed OpenAI chat completion from its
  * server-sent events: the reply text, the finish reason, token usage and
- * tool calls, tolerating what real servers send (see COMPAT.md): a role
- * delta with content null, "" or none; empty deltas; usage in a chunk of
- * its own or in the last one; no finish_reason; tool-call deltas by index
- * with id ""; unknown fields anywhere; llama.cpp's "error:" field lines.
+ * tool calls, tolerating what real servers send (each shape is a case in
+ * tests/unit/t_chatstream.c, "server shapes"): a role delta with content
+ * null, "" or none; empty deltas; usage in a chunk of its own or in the
+ * last one; no finish_reason; tool-call deltas by index with id "";
+ * unknown fields anywhere; llama.cpp's "error:" field lines.
  *
  * Most chunks are plain content deltas.  They are read by a small strict
  * scanner that understands only that shape and hands anything else

@@ -55,9 +55,10 @@ struct http_req {
 	const char *const *headers;     /* NULL-terminated "Name: value" lines, borrowed */
 	/*
 	 * For streams: called with each piece of a 2xx body as it arrives
-	 * instead of buffering it.  Returns 0, or non-zero to abort (the
-	 * transfer then fails with the ai_err the callback filled through
-	 * http_xfer_fail, or a generic one).  Once called, no retry.
+	 * instead of buffering it.  Returns 0, or non-zero to abort: the
+	 * transfer then fails with AI_EX_SOFTWARE "transfer aborted", so a
+	 * callback with a reason of its own keeps it in ud and reports it
+	 * from the done callback (api.c's stream_err).  Once called, no retry.
 	 */
 	int (*on_data)(const char *p, size_t n, void *ud);
 	void *ud;
