@@ -17,6 +17,7 @@
  * unless it could not run at all.
  */
 #include "ai.h"
+#include "fdio.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -38,21 +39,6 @@ static int64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -264,7 +250,7 @@ int main(int argc, char **argv)
 		return 71;
 
 	chunk(msg, sizeof(msg), "", NULL);
-	if (write_all(s, head, strlen(head)) || write_all(s, msg, strlen(msg))) {
+	if (fd_write_all(s, head, strlen(head)) || fd_write_all(s, msg, strlen(msg))) {
 		perror("stream-latency: write");
 		return 69;
 	}
@@ -277,7 +263,7 @@ int main(int argc, char **argv)
 			break;
 		snprintf(content, sizeof(content), "T%lld;", (long long)now_ns());
 		chunk(msg, sizeof(msg), content, NULL);
-		if (write_all(s, msg, strlen(msg)))
+		if (fd_write_all(s, msg, strlen(msg)))
 			break;
 	}
 	/* Everything sent: wait (up to 5 s) for the rest to come out. */
@@ -286,7 +272,7 @@ int main(int argc, char **argv)
 		if (pump(pfd[0], &r, now_ns() + 10000000) <= 0)
 			break;
 	chunk(msg, sizeof(msg), NULL, "stop");
-	(void)write_all(s, msg, strlen(msg));
+	(void)fd_write_all(s, msg, strlen(msg));
 	close(s);
 	while (pump(pfd[0], &r, now_ns() + 1000000000) > 0)
 		;

@@ -17,7 +17,8 @@ if ! make --no-print-directory -s "$BIN/ai-stream" >/dev/null 2>&1 && [ ! -x "$B
 fi
 exe="$O/bench/stream-latency"
 mkdir -p "$O/bench"
-if ! ${CC:-cc} -std=c11 -O2 -g -Icommon -o "$exe" tests/bench/stream-latency.c; then
+if ! ${CC:-cc} -std=c11 -O2 -g -Icommon -o "$exe" tests/bench/stream-latency.c \
+	common/fdio.c common/buf.c; then
 	echo "stream-latency: cannot build $exe; skipped"
 	exit 0
 fi
