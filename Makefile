@@ -8,7 +8,8 @@
 #   make bench         benchmarks (print figures, never fail)
 #   make fuzz          every libFuzzer harness for FUZZ_SECONDS each on its seed
 #                      corpus (clang); stops at the first sanitizer report or crash
-#   make lint          mandoc -Tlint and the banned-call grep
+#   make lint          mandoc -Tlint, the banned-call grep, and nm over libai.a:
+#                      common/ never prints, exits, reads stdin or calls cmd/lib/
 #   make install       PREFIX=/usr/local DESTDIR=
 .SUFFIXES:
 
@@ -175,8 +176,9 @@ fuzz:
 		grep -E '^(stat::number_of_executed_units|stat::new_units_added|Done)' build/fuzz/$$n.log || true; \
 	done
 
-lint:
-	@sh tests/lint
+# The boundary is checked on the objects (nm), so both libraries come first.
+lint: $(LIBAI) $(LIBCMD)
+	@sh tests/lint $(O)
 
 install: all
 	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man7
