@@ -6,20 +6,17 @@
  */
 #include "ai.h"
 #include "agent/agent.h"
+#include "agent/search.h"
 #include "api/api.h"
-#include "compat/compat.h"
 #include "jsonval.h"
 #include "lib/cli.h"
-#include "rag/kb.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
 #include "agent/toolrun.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 enum {
@@ -143,157 +140,13 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 
 /* ---- the trace ---------------------------------------------------------- */
 
-struct tracer {
-	FILE *f;
-	bool failed;
-};
-
 static void trace_line(json_object *ev, void *ud)
 {
-	struct tracer *t = ud;
-	size_t n;
-	const char *s = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
-
-	if (t->failed)
-		return;
-	if (fwrite(s, 1, n, t->f) != n || putc('\n', t->f) == EOF || fflush(t->f)) {
+	if (agent_tracefile_write(ud, ev))
 		cli_warn("cannot write the trace: %s", strerror(errno));
-		t->failed = true;
-	}
-}
-
-static FILE *trace_open(const char *path)
-{
-	int fd;
-	FILE *f;
-
-	if (!strcmp(path, "-"))
-		return stderr;
-	/* 0600: the trace holds the task, tool output and database rows. */
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || !(f = fdopen(fd, "w")))
-		cli_die(AI_EX_IOERR, "cannot open the trace '%s': %s", path, strerror(errno));
-	return f;
-}
-
-/* ---- search ---------------------------------------------------------- */
-
-struct search {
-	struct kb *kb;
-	const char *coll;
-	struct ai_client *client;
-};
-
-/*
- * The search tool's backend: ai-ask's retrieval (BM25 and vectors, fused),
- * each passage with its source and lines so that the model can cite it.
- */
-static int search_kb(const char *query, long k, json_object **result, struct ai_err *err, void *ud)
-{
-	struct search *s = ud;
-	struct kb_query q;
-	struct kb_results r;
-	json_object *a;
-
-	*result = NULL;
-	memset(&q, 0, sizeof(q));
-	q.coll = s->coll;
-	q.text = query;
-	q.k = (size_t)k;
-	memset(&r, 0, sizeof(r));
-	if (kb_retrieve(s->kb, s->client, &q, &r, err))
-		return -1;
-	if (!(a = json_object_new_array())) {
-		kb_results_release(&r);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
-	for (size_t i = 0; i < r.n; i++) {
-		const struct kb_passage *p = &r.v[i];
-		json_object *o = json_object_new_object();
-		char lines[64], score[32];
-
-		snprintf(lines, sizeof(lines), "%zu-%zu", p->line_start, p->line_end);
-		snprintf(score, sizeof(score), "%.4g", p->score);
-		out_add(o, "source", json_object_new_string(p->source));
-		out_add(o, "lines", json_object_new_string(lines));
-		if (p->heading)
-			out_add(o, "heading", json_object_new_string(p->heading));
-		out_add(o, "score", json_object_new_double_s(p->score, score));
-		out_add(o, "text", json_object_new_string(p->text));
-		if (json_object_array_add(a, o)) {
-			json_object_put(o);
-			json_object_put(a);
-			kb_results_release(&r);
-			return ai_errf(err, AI_EX_OSERR, "out of memory");
-		}
-	}
-	kb_results_release(&r);
-	*result = a;
-	return 0;
-}
-
-/*
- * Opens the index for the search tool: the one named by --db or -c must
- * be there; without them the default index is used when it exists.
- */
-static void search_open(struct search *s, const char *path, const char *coll, bool quiet)
-{
-	char *def = NULL;
-	struct kb_stats st;
-	struct ai_err err;
-
-	ai_err_clear(&err);
-	s->coll = coll ? coll : KB_DEFAULT_COLLECTION;
-	if (!path && !coll) {
-		def = kb_default_path();
-		if (!def || access(def, F_OK)) {
-			free(def);
-			return;
-		}
-	}
-	if (kb_open(&s->kb, path ? path : def, KB_READ, &err)) {
-		free(def);
-		if (path || coll)
-			cli_die_err(&err);
-		if (!quiet)
-			cli_warn("no search tool: %s", err.msg);
-		s->kb = NULL;
-		return;
-	}
-	free(def);
-	memset(&st, 0, sizeof(st));
-	if (kb_stats(s->kb, s->coll, &st, &err))
-		cli_die_err(&err);
-	if (!st.exists && (path || coll))
-		cli_die(AI_EX_NOINPUT, "no collection '%s' in '%s': build one with ai-index -c %s",
-			s->coll, kb_path(s->kb), s->coll);
-	if (!st.exists) {
-		kb_close(s->kb);
-		s->kb = NULL;
-	}
-	kb_stats_release(&st);
 }
 
 /* ---- output ------------------------------------------------------------- */
-
-static void print_json(const struct agent_result *r, int64_t ms)
-{
-	json_object *j = json_object_new_object(), *u = json_object_new_object();
-
-	out_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL);
-	out_add(j, "steps", json_object_new_int64(r->steps));
-	out_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
-	out_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens));
-	out_add(j, "usage", u);
-	out_add(j, "cost", jv_num(r->cost));
-	out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
-	out_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps));
-	out_add(j, "calls", json_object_get(r->trace));
-	out_add(j, "latency_ms", json_object_new_int64(ms));
-	out_json_line(j);
-	json_object_put(j);
-}
 
 /* Without --trace, the steps so far in short, for a run that hit the step limit. */
 static void print_steps(const struct agent_result *r)
@@ -302,30 +155,35 @@ static void print_steps(const struct agent_result *r)
 
 	for (size_t i = 0; i < n; i++) {
 		json_object *c = json_object_array_get_idx(r->trace, i), *v;
-		const char *name = "", *args = "";
-		long step = 0;
-		bool ok = false;
+		const char *name = jv_str(c, "name"), *args = jv_str(c, "arguments");
 		struct buf b;
 
-		if (json_object_object_get_ex(c, "name", &v))
-			name = json_object_get_string(v);
-		if (json_object_object_get_ex(c, "arguments", &v))
-			args = json_object_get_string(v);
-		if (json_object_object_get_ex(c, "step", &v))
-			step = (long)json_object_get_int64(v);
-		if (json_object_object_get_ex(c, "ok", &v))
-			ok = json_object_get_boolean(v);
 		/* The name is the model's choice too, not necessarily a tool's. */
 		buf_init(&b, 0);
-		buf_addf(&b, "  step %ld: ", step);
-		add_visible(&b, name, 64);
+		buf_addf(&b, "  step %ld: ", jv_long(c, "step", 0));
+		add_visible(&b, name ? name : "", 64);
 		buf_addch(&b, ' ');
-		add_visible(&b, args, 200);
-		buf_addf(&b, ": %s\n", ok ? "ok" : "failed");
+		add_visible(&b, args ? args : "", 200);
+		buf_addf(&b, ": %s\n", json_object_object_get_ex(c, "ok", &v) &&
+			 json_object_get_boolean(v) ? "ok" : "failed");
 		if (b.data)
 			fputs(b.data, stderr);
 		buf_release(&b);
 	}
+}
+
+/* The answer on stdout: on a terminal, escape sequences in it are shown, not obeyed. */
+static void print_answer(const char *answer, bool raw)
+{
+	struct termout to;
+	size_t n = strlen(answer);
+
+	termout_init(&to, raw);
+	termout_write(&to, answer, n, false);
+	termout_end(&to, false);
+	if (!n || answer[n - 1] != '\n')
+		cli_write("\n", 1, false);
+	termout_release(&to);
 }
 
 int main(int argc, char **argv)
@@ -334,15 +192,14 @@ int main(int argc, char **argv)
 	struct opts o;
 	struct ai_config cfg;
 	struct ai_client client;
-	struct ai_err err;
+	struct ai_err err, why;
 	struct toolset ts = TOOLSET_INIT;
 	struct agent_result res;
-	struct tracer tr = { NULL, false };
-	struct search srch = { NULL, NULL, NULL };
+	struct agent_tracefile tr = { -1, false };
+	struct agent_search srch;
 	struct buf task;
 	int64_t t0 = http_now_ms();
 	int optind_, code = AI_EX_OK;
-	long procs;
 
 	memset(&o, 0, sizeof(o));
 	agent_opts_init(&o.a);
@@ -353,20 +210,11 @@ int main(int argc, char **argv)
 	c.message = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	ai_err_clear(&why);
 
 	/* The tools first: a bad tools file is a configuration error, before any request. */
-	if (!o.no_default_tools) {
-		char *dir = config_xdg_path("CONFIG", "tools");
-
-		if (dir && toolset_load_dir(&ts, dir, &err)) {
-			free(dir);
-			cli_die_err(&err);
-		}
-		free(dir);
-	}
-	for (size_t i = 0; i < o.ntools; i++)
-		if (toolset_load(&ts, o.tools[i], &err))
-			cli_die_err(&err);
+	if (toolset_load_all(&ts, o.no_default_tools, o.tools, o.ntools, &err))
+		cli_die_err(&err);
 	o.a.user = &ts;
 	if (o.a.sql_db && access(o.a.sql_db, R_OK))
 		cli_die(AI_EX_NOINPUT, "cannot read the database '%s': %s", o.a.sql_db, strerror(errno));
@@ -374,24 +222,22 @@ int main(int argc, char **argv)
 	setup_client(&c, &cfg, &client, &err);
 	if (!o.a.system)
 		o.a.system = cfg.system;     /* ai.conf's system: the default of --system */
-	srch.client = &client;
-	search_open(&srch, o.kb_path, o.coll, c.quiet);
+	if (agent_search_open(&srch, &client, o.kb_path, o.coll, &why, &err))
+		cli_die_err(&err);
+	if (why.msg[0] && !c.quiet)
+		cli_warn("%s", why.msg);
 	if (srch.kb) {
-		o.a.search = search_kb;
+		o.a.search = agent_search_kb;
 		o.a.search_ud = &srch;
 	}
 	o.a.model = c.model;
 	o.a.lim.cancel = &cli_interrupted;
-	if (o.a.lim.timeout_ms)
-		o.a.sql.timeout_ms = o.a.lim.timeout_ms;
-	if (!o.a.lim.max_memory_mb)
-		o.a.lim.max_memory_mb = 2048;
-	if ((procs = compat_user_procs(getuid())) > 0 && getuid() != 0)
-		o.a.lim.max_procs = procs + 256;
+	agent_opts_limits(&o.a);
 	o.a.approve = approve_tty;
 	o.a.approve_ud = &c;
 	if (o.trace) {
-		tr.f = trace_open(o.trace);
+		if (agent_tracefile_open(&tr, o.trace, &err))
+			cli_die_err(&err);
 		o.a.trace = trace_line;
 		o.a.trace_ud = &tr;
 	}
@@ -406,26 +252,21 @@ int main(int argc, char **argv)
 		agent_result_release(&res);
 		buf_release(&task);
 		toolset_release(&ts);
-		if (tr.f && tr.f != stderr)
-			fclose(tr.f);
-		kb_close(srch.kb);
+		agent_tracefile_close(&tr);
+		agent_search_close(&srch);
 		setup_die(&client, &cfg, &err);
 	}
 	if (res.dry_run) {
 		/* The request was printed; nothing was sent. */
 	} else if (c.json) {
-		print_json(&res, http_now_ms() - t0);
-	} else if (res.answer) {
-		struct termout to;
-		size_t n = strlen(res.answer);
+		json_object *j = agent_result_json(&res, http_now_ms() - t0);
 
-		/* On a terminal, escape sequences in the answer are shown, not obeyed. */
-		termout_init(&to, o.raw);
-		termout_write(&to, res.answer, n, false);
-		termout_end(&to, false);
-		if (!n || res.answer[n - 1] != '\n')
-			cli_write("\n", 1, false);
-		termout_release(&to);
+		if (!j)
+			cli_die(AI_EX_OSERR, "out of memory");
+		out_json_line(j);
+		json_object_put(j);
+	} else if (res.answer) {
+		print_answer(res.answer, o.raw);
 	}
 	if (res.max_steps) {
 		code = AI_EX_MAXSTEPS;
@@ -437,8 +278,8 @@ int main(int argc, char **argv)
 	agent_result_release(&res);
 	buf_release(&task);
 	toolset_release(&ts);
-	kb_close(srch.kb);
-	if (tr.f && tr.f != stderr && fclose(tr.f))
+	agent_search_close(&srch);
+	if (agent_tracefile_close(&tr))
 		cli_warn("cannot write the trace '%s': %s", o.trace, strerror(errno));
 	ai_client_release(&client);
 	config_release(&cfg);

@@ -5,10 +5,14 @@
 #include "jsonval.h"
 #include "agent/calc.h"
 #include "agent/text.h"
+#include "compat/compat.h"
+#include "fdio.h"
 #include "net/url.h"
 #include "utf8.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <unistd.h>
 
 #define AGENT_MAX_CALLS_PER_TURN 32
 
@@ -518,6 +522,73 @@ void agent_opts_init(struct agent_opts *o)
 	memset(o, 0, sizeof(*o));
 	o->max_steps = AGENT_DEFAULT_MAX_STEPS;
 	o->temperature = NAN;
+}
+
+json_object *agent_result_json(const struct agent_result *r, int64_t ms)
+{
+	json_object *j = json_object_new_object(), *u = json_object_new_object();
+
+	if (!j || !u || jv_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL) ||
+	    jv_add(j, "steps", json_object_new_int64(r->steps)) ||
+	    jv_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
+	    jv_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
+	    jv_add(j, "usage", json_object_get(u)) ||
+	    jv_add(j, "cost", jv_num(r->cost)) ||
+	    jv_add(j, "model", r->model ? json_object_new_string(r->model) : NULL) ||
+	    jv_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps)) ||
+	    jv_add(j, "calls", json_object_get(r->trace)) ||
+	    jv_add(j, "latency_ms", json_object_new_int64(ms))) {
+		json_object_put(j);
+		j = NULL;
+	}
+	json_object_put(u);
+	return j;
+}
+
+int agent_tracefile_open(struct agent_tracefile *t, const char *path, struct ai_err *err)
+{
+	t->failed = false;
+	t->fd = !strcmp(path, "-") ? 2 : open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (t->fd < 0)
+		return ai_errf_errno(err, AI_EX_IOERR, "cannot open the trace '%s'", path);
+	return 0;
+}
+
+int agent_tracefile_write(struct agent_tracefile *t, json_object *ev)
+{
+	size_t n;
+	const char *s = json_object_to_json_string_length(ev, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	if (t->failed)
+		return 0;
+	if (!s || fd_write_all(t->fd, s, n) || fd_write_all(t->fd, "\n", 1)) {
+		if (!s)
+			errno = ENOMEM;
+		t->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+int agent_tracefile_close(struct agent_tracefile *t)
+{
+	int fd = t->fd;
+
+	t->fd = -1;
+	return fd > 2 ? close(fd) : 0;
+}
+
+void agent_opts_limits(struct agent_opts *o)
+{
+	long procs;
+
+	if (o->lim.timeout_ms)
+		o->sql.timeout_ms = o->lim.timeout_ms;
+	if (!o->lim.max_memory_mb)
+		o->lim.max_memory_mb = AGENT_TOOL_MEMORY_MB;
+	if ((procs = compat_user_procs(getuid())) > 0 && getuid() != 0)
+		o->lim.max_procs = procs + AGENT_TOOL_PROCS_MARGIN;
 }
 
 static bool builtin_on(const struct agent_opts *o, const char *name)

@@ -101,6 +101,19 @@ struct agent_opts {
 void agent_opts_init(struct agent_opts *o);
 
 /*
+ * After the options are read: the limits a user tool runs under, where
+ * o leaves them unset.  A tool timeout given applies to SQL too; memory
+ * defaults to AGENT_TOOL_MEMORY_MB; processes to what the user runs now
+ * plus AGENT_TOOL_PROCS_MARGIN, because RLIMIT_NPROC counts every process
+ * of the user: enough for any honest tool, and a fork bomb stops there
+ * (it does not bind root, so root gets none).
+ */
+void agent_opts_limits(struct agent_opts *o);
+
+#define AGENT_TOOL_MEMORY_MB 2048
+#define AGENT_TOOL_PROCS_MARGIN 256
+
+/*
  * Checks that no user tool takes a built-in name (or the name of another
  * offered tool), and returns in *tools the "tools" array for the chat
  * request: the built-ins that are on, then the user's tools.  Owned; free
@@ -151,6 +164,37 @@ struct agent_result {
 
 /* Frees what r owns and zeroes it. */
 void agent_result_release(struct agent_result *r);
+
+/*
+ * ai-agent --json's object for r, latency ms: {answer, steps, usage
+ * {prompt_tokens, completion_tokens}, cost, model, max_steps_reached,
+ * calls, latency_ms}.  Returns owned (json_object_put), or NULL when
+ * memory runs out.
+ */
+json_object *agent_result_json(const struct agent_result *r, int64_t ms);
+
+/* The --trace file: one JSON line per event agent_opts.trace is given. */
+struct agent_tracefile {
+	int fd;
+	bool failed;            /* a write failed: the rest is not written */
+};
+
+/*
+ * Opens path for the trace, "-" being standard error; a file is created
+ * (or emptied) mode 0600, since the trace holds the task, tool output and
+ * database rows.  0, or -1 with err (AI_EX_IOERR).
+ */
+int agent_tracefile_open(struct agent_tracefile *t, const char *path, struct ai_err *err);
+
+/*
+ * Writes ev as one line.  0, or -1 with errno the first time a write
+ * fails; from then on it writes nothing and returns 0, so a caller that
+ * warns on -1 warns once.
+ */
+int agent_tracefile_write(struct agent_tracefile *t, json_object *ev);
+
+/* Closes the file (standard error stays open).  0, or -1 with errno. */
+int agent_tracefile_close(struct agent_tracefile *t);
 
 /*
  * Runs task to the end through client c (borrowed).  Returns 0 with *res

@@ -9,6 +9,7 @@
 #include "agent/toolrun.h"
 
 #include "compat/compat.h"
+#include "config.h"
 #include "fdio.h"
 
 #include <ctype.h>
@@ -648,6 +649,23 @@ out:
 		free(names[i]);
 	free(names);
 	return rc;
+}
+
+int toolset_load_all(struct toolset *ts, bool no_default, const char *const *files, size_t n,
+		     struct ai_err *err)
+{
+	if (!no_default) {
+		char *dir = config_xdg_path("CONFIG", "tools");
+		int rc = dir ? toolset_load_dir(ts, dir, err) : 0;
+
+		free(dir);
+		if (rc)
+			return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (toolset_load(ts, files[i], err))
+			return -1;
+	return 0;
 }
 
 json_object *tooldef_to_openai(const struct tooldef *t)

@@ -89,6 +89,15 @@ int toolset_load(struct toolset *ts, const char *path, struct ai_err *err);
  */
 int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err);
 
+/*
+ * ai-agent's tools: the user's directory $XDG_CONFIG_HOME/ai/tools (unless
+ * no_default), then each of the n files, in order.  A bad file is a
+ * configuration error, before any request goes out.  0 or -1, and on
+ * error ts holds what loaded before the bad one (release it).
+ */
+int toolset_load_all(struct toolset *ts, bool no_default, const char *const *files, size_t n,
+		     struct ai_err *err);
+
 /* Returns the tool named name, borrowed from ts (valid until ts changes), or NULL. */
 const struct tooldef *toolset_find(const struct toolset *ts, const char *name);
 

@@ -7,9 +7,13 @@
  * tests/fixtures/agent/record.sh.
  */
 #include "agent/agent.h"
+#include "agent/search.h"
 #include "agent/text.h"
+#include "agent/toolrun.h"
 
+#include <fcntl.h>
 #include <math.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -360,8 +364,104 @@ static void test_text_json(void)
 	json_object_put(j);
 }
 
+/* What ai-agent's main used to do itself: tools, limits, search, the trace, the --json object. */
+static void test_engine_parts(void)
+{
+	struct toolset ts = TOOLSET_INIT;
+	struct agent_opts o;
+	struct agent_result r;
+	struct agent_search s;
+	struct agent_tracefile tf;
+	struct ai_err err, why;
+	char dir[] = "/tmp/t_agent.XXXXXX", path[64], tools[64];
+	const char *files[] = { tools, "tests/fixtures/agent/nope.json" };
+	static const char tools_json[] = "{\"tools\": [{\"name\": \"echo\", \"description\": \"d\", "
+		"\"argv\": [\"/bin/echo\"], \"side_effects\": false}]}";
+	json_object *j, *ev;
+	struct stat st;
+	char got[256];
+	ssize_t n;
+	int fd;
+
+	ai_err_clear(&err);
+	ai_err_clear(&why);
+	if (!mkdtemp(dir)) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	snprintf(tools, sizeof(tools), "%s/tools.json", dir);
+	fd = open(tools, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd >= 0 && write(fd, tools_json, sizeof(tools_json) - 1) == (ssize_t)sizeof(tools_json) - 1,
+	   "a tools file");
+	close(fd);
+	is_int(toolset_load_all(&ts, true, files, 1, &err), 0, "load_all: a good tools file loads");
+	ok(ts.n > 0, "load_all: its tools are there");
+	toolset_release(&ts);
+	is_int(toolset_load_all(&ts, true, files, 2, &err), -1, "load_all: a missing file fails");
+	is_int(err.code, AI_EX_CONFIG, "load_all: as a configuration error");
+	toolset_release(&ts);
+
+	agent_opts_init(&o);
+	o.lim.timeout_ms = 1234;
+	agent_opts_limits(&o);
+	is_int(o.sql.timeout_ms, 1234, "limits: a tool timeout given applies to SQL too");
+	is_int(o.lim.max_memory_mb, AGENT_TOOL_MEMORY_MB, "limits: memory defaults");
+	ok(getuid() == 0 ? o.lim.max_procs == 0 : o.lim.max_procs > AGENT_TOOL_PROCS_MARGIN,
+	   "limits: processes are what the user runs plus a margin (none for root)");
+	o.lim.max_memory_mb = 16;
+	agent_opts_limits(&o);
+	is_int(o.lim.max_memory_mb, 16, "limits: a memory limit given stays");
+
+	is_int(agent_search_open(&s, NULL, "/nonexistent/index.db", NULL, &why, &err), -1,
+	       "search_open: an index named that is not there fails");
+	ok(!s.kb && !why.msg[0], "search_open: no search tool, no warning");
+	agent_search_close(&s);
+
+	memset(&r, 0, sizeof(r));
+	r.answer = (char *)"42";
+	r.steps = 3;
+	r.prompt_tokens = 10;
+	r.completion_tokens = -1;
+	r.cost = NAN;
+	j = agent_result_json(&r, 7);
+	is_str(json_object_to_json_string_ext(j, JSON_C_TO_STRING_PLAIN),
+	       "{\"answer\":\"42\",\"steps\":3,\"usage\":{\"prompt_tokens\":10,"
+	       "\"completion_tokens\":-1},\"cost\":null,\"model\":null,"
+	       "\"max_steps_reached\":false,\"calls\":null,\"latency_ms\":7}",
+	       "result_json: the --json object, fields in order");
+	json_object_put(j);
+
+	snprintf(path, sizeof(path), "%s/trace", dir);
+	is_int(agent_tracefile_open(&tf, path, &err), 0, "tracefile: opens");
+	ok(!stat(path, &st) && (st.st_mode & 0777) == 0600, "tracefile: mode 0600");
+	ev = json_object_new_object();
+	json_object_object_add(ev, "event", json_object_new_string("a/b"));
+	is_int(agent_tracefile_write(&tf, ev), 0, "tracefile: a line");
+	is_int(agent_tracefile_write(&tf, ev), 0, "tracefile: another");
+	is_int(agent_tracefile_close(&tf), 0, "tracefile: closes");
+	fd = open(path, O_RDONLY);
+	n = read(fd, got, sizeof(got) - 1);
+	close(fd);
+	got[n > 0 ? n : 0] = '\0';
+	is_str(got, "{\"event\":\"a/b\"}\n{\"event\":\"a/b\"}\n", "tracefile: JSON lines, slashes plain");
+	is_int(agent_tracefile_open(&tf, dir, &err), -1, "tracefile: a directory cannot be the trace");
+	ok(strstr(err.msg, "cannot open the trace '") && strstr(err.msg, "': Is a directory"),
+	   "tracefile: the error names the file and the reason");
+	if (agent_tracefile_open(&tf, "/dev/full", &err) == 0) {
+		is_int(agent_tracefile_write(&tf, ev), -1, "tracefile: a failed write says so");
+		is_int(errno, ENOSPC, "tracefile: with errno");
+		is_int(agent_tracefile_write(&tf, ev), 0, "tracefile: once: later lines are dropped quietly");
+		agent_tracefile_close(&tf);
+	}
+	json_object_put(ev);
+	unlink(path);
+	unlink(tools);
+	rmdir(dir);
+}
+
 int main(void)
 {
+	test_engine_parts();
 	test_text_json();
 	test_check_args();
 	test_tools();
