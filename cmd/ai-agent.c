@@ -1,8 +1,8 @@
 /*
  * ai-agent - a task in, an answer out, through a tool-calling loop
- * (pattern 5: the agent).  The loop lives in common/agent/agent.c; this file
- * gathers the tools, asks for approval on the terminal, writes the trace
- * and prints the answer.
+ * (pattern 5: the agent).  The engine lives in common/agent/ (the loop,
+ * the tools, the search tool, the trace file); this file reads the
+ * options, asks for approval on the terminal, and prints the answer.
  */
 #include "ai.h"
 #include "agent/agent.h"
