@@ -374,8 +374,8 @@ static int estimate(const struct opts *o, const struct ai_client *client, const 
 			break;          /* the summaries would not shrink: the run stops there too */
 		t = n * part_out;
 	}
-	e->priced = prices_lookup(model, &p);
-	if (e->priced || prices_lookup_at(model, client->host, &p))
+	e->priced = prices_lookup(&client->cfg->prices, model, &p);
+	if (e->priced || prices_lookup_at(&client->cfg->prices, model, client->host, &p))
 		e->usd = (e->in * p.in_per_mtok + e->out * p.out_per_mtok) / 1e6;
 	else
 		e->usd = NAN;

@@ -208,7 +208,7 @@ static json_object *group_json(const struct ledger_group *g, const char *by, boo
 
 /* ---- --prices ---- */
 
-static int print_prices(bool json)
+static int print_prices(const struct prices *ps, bool json)
 {
 	size_t n = prices_builtin_count();
 	char (*cells)[NCOLS][CELL] = calloc(n + 1, sizeof(*cells));
@@ -223,7 +223,7 @@ static int print_prices(bool json)
 		if (!prices_builtin(i, &name, &p))
 			continue;
 		/* The config file's price.MODEL overrides apply here as to every call. */
-		prices_lookup(name, &p);
+		prices_lookup(ps, name, &p);
 		if (json) {
 			json_object *j = json_object_new_object();
 
@@ -419,7 +419,7 @@ int main(int argc, char **argv)
 	if (config_load(&cfg, &c, &err))
 		cli_die_err(&err);
 	if (o.prices) {
-		print_prices(c.json);
+		print_prices(&cfg.prices, c.json);
 		config_release(&cfg);
 		return cli_finish(0);
 	}

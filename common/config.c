@@ -212,7 +212,7 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		r = set_str(&cfg->api_key_file, val);
 		cfg->endpoint_set = true;
 	} else if (!strncmp(key, "price.", 6) && key[6]) {
-		if (prices_override_str(key + 6, val, err)) {
+		if (prices_override_str(&cfg->prices, key + 6, val, err)) {
 			char m[sizeof(err->msg)];
 
 			memcpy(m, err->msg, sizeof(m));
@@ -743,6 +743,7 @@ int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 
 void config_release(struct ai_config *cfg)
 {
+	prices_release(&cfg->prices);
 	free(cfg->base_url);
 	free(cfg->model);
 	free(cfg->embed_model);

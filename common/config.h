@@ -11,6 +11,7 @@
  * lives in libsodium guarded memory that is wiped when released.
  */
 #include "ai.h"
+#include "api/prices.h"
 
 struct cli;
 struct json_object;
@@ -51,6 +52,7 @@ struct ai_config {
 	char *key;             /* sodium_malloc'd, or NULL: see config_key() */
 	bool key_loaded;
 	bool env_key_off;      /* the profile's endpoint is not OPENAI_API_KEY's */
+	struct prices prices;  /* the price.MODEL overrides config_set read (prices.h) */
 };
 
 /* The keys config_set takes (price.MODEL and option.KEY aside), NULL-terminated. */

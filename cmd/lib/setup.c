@@ -114,7 +114,7 @@ int setup_list_models(struct cli *c)
 				cli_die(AI_EX_OSERR, "out of memory");
 			out_add(j, "id", json_object_new_string(m.v[i].id));
 			out_add(j, "owned_by", m.v[i].owned_by ? json_object_new_string(m.v[i].owned_by) : NULL);
-			out_add(j, "priced", json_object_new_boolean(prices_lookup(m.v[i].id, NULL)));
+			out_add(j, "priced", json_object_new_boolean(prices_lookup(&cfg.prices, m.v[i].id, NULL)));
 			out_json_line(j);
 			json_object_put(j);
 		} else {

@@ -484,7 +484,7 @@ static double call_cost(const struct call *k, long pt, long ct)
 	if (pt < 0)
 		return NAN;
 	/* A local server's unpriced model costs nothing (prices.h). */
-	return prices_cost_at(k->model, k->c->host, pt, ct < 0 ? 0 : ct, k->c->batch_price);
+	return prices_cost_at(&k->c->cfg->prices, k->model, k->c->host, pt, ct < 0 ? 0 : ct, k->c->batch_price);
 }
 
 /* Every call ends here: one ledger row, hit or miss, success or failure. */

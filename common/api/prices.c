@@ -63,13 +63,10 @@ static const struct builtin {
 	{ "text-embedding-ada-002",       0.10,    0.00 },
 };
 
-struct override {
+struct price_override {
 	char *model;
 	struct price p;
 };
-
-static struct override *overrides;
-static size_t n_overrides, alloc_overrides;
 
 #define MODEL_MAX 200
 #define PRICE_MAX 1e6
@@ -89,7 +86,7 @@ static size_t match(const char *listed, const char *model)
 	return model[n] == '-' ? n : 0;
 }
 
-bool prices_lookup(const char *model, struct price *out)
+bool prices_lookup(const struct prices *ps, const char *model, struct price *out)
 {
 	size_t best = 0, i, m;
 	struct price p = { 0, 0 };
@@ -98,11 +95,11 @@ bool prices_lookup(const char *model, struct price *out)
 		return false;
 	/* Overrides first, and only a strictly better match replaces one,
 	 * so an override wins a tie with the built-in entry of its name. */
-	for (i = 0; i < n_overrides; i++) {
-		m = match(overrides[i].model, model);
+	for (i = 0; ps && i < ps->n; i++) {
+		m = match(ps->v[i].model, model);
 		if (m > best) {
 			best = m;
-			p = overrides[i].p;
+			p = ps->v[i].p;
 		}
 	}
 	for (i = 0; i < AI_ARRAY_LEN(builtin); i++) {
@@ -142,7 +139,8 @@ static bool price_ok(double v)
 	return isfinite(v) && v >= 0 && v <= PRICE_MAX;
 }
 
-int prices_override(const char *model, double in, double out, struct ai_err *err)
+int prices_override(struct prices *ps, const char *model, double in, double out,
+		    struct ai_err *err)
 {
 	size_t i;
 	char *copy;
@@ -153,41 +151,39 @@ int prices_override(const char *model, double in, double out, struct ai_err *err
 		return ai_errf(err, AI_EX_CONFIG,
 			       "bad price for '%s': want two numbers from 0 to 1000000 (USD per million input and output tokens)",
 			       model);
-	for (i = 0; i < n_overrides; i++) {
-		if (strcmp(overrides[i].model, model) == 0) {
-			overrides[i].p.in_per_mtok = in;
-			overrides[i].p.out_per_mtok = out;
+	for (i = 0; i < ps->n; i++) {
+		if (strcmp(ps->v[i].model, model) == 0) {
+			ps->v[i].p.in_per_mtok = in;
+			ps->v[i].p.out_per_mtok = out;
 			return 0;
 		}
 	}
-	if (n_overrides == alloc_overrides) {
-		size_t na = alloc_overrides ? 2 * alloc_overrides : 8;
-		struct override *no = realloc(overrides, na * sizeof(*no));
+	if (ps->n == ps->cap) {
+		size_t na = ps->cap ? 2 * ps->cap : 8;
+		struct price_override *no = realloc(ps->v, na * sizeof(*no));
 
 		if (!no)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
-		overrides = no;
-		alloc_overrides = na;
+		ps->v = no;
+		ps->cap = na;
 	}
 	copy = strdup(model);
 	if (!copy)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	overrides[n_overrides].model = copy;
-	overrides[n_overrides].p.in_per_mtok = in;
-	overrides[n_overrides].p.out_per_mtok = out;
-	n_overrides++;
+	ps->v[ps->n].model = copy;
+	ps->v[ps->n].p.in_per_mtok = in;
+	ps->v[ps->n].p.out_per_mtok = out;
+	ps->n++;
 	return 0;
 }
 
-void prices_clear_overrides(void)
+void prices_release(struct prices *ps)
 {
-	size_t i;
-
-	for (i = 0; i < n_overrides; i++)
-		free(overrides[i].model);
-	free(overrides);
-	overrides = NULL;
-	n_overrides = alloc_overrides = 0;
+	for (size_t i = 0; i < ps->n; i++)
+		free(ps->v[i].model);
+	free(ps->v);
+	ps->v = NULL;
+	ps->n = ps->cap = 0;
 }
 
 /*
@@ -250,7 +246,8 @@ static int parse_pair(const char *s, double *in, double *out)
 	return *s ? -1 : 0;
 }
 
-int prices_override_str(const char *model, const char *value, struct ai_err *err)
+int prices_override_str(struct prices *ps, const char *model, const char *value,
+			struct ai_err *err)
 {
 	double in, out;
 
@@ -260,7 +257,7 @@ int prices_override_str(const char *model, const char *value, struct ai_err *err
 		return ai_errf(err, AI_EX_CONFIG,
 			       "bad price for '%s': '%s': want 'price.%s = IN OUT', USD per million input and output tokens, e.g. 0.15 0.60",
 			       model, value ? value : "", model);
-	return prices_override(model, in, out, err);
+	return prices_override(ps, model, in, out, err);
 }
 
 /* One parsed line of a price file. */
@@ -292,7 +289,7 @@ static int parse_line(char *line, struct entry *e, bool *blank)
 	return parse_pair(p, &e->in, &e->out);
 }
 
-int prices_load(const char *path, struct ai_err *err)
+int prices_load(struct prices *ps, const char *path, struct ai_err *err)
 {
 	FILE *f;
 	char line[1024];
@@ -342,7 +339,7 @@ int prices_load(const char *path, struct ai_err *err)
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (prices_override(v[i].model, v[i].in, v[i].out, err) < 0) {
+		if (prices_override(ps, v[i].model, v[i].in, v[i].out, err) < 0) {
 			rc = -1;
 			break;
 		}
@@ -352,12 +349,13 @@ out:
 	return rc;
 }
 
-double prices_cost(const char *model, long prompt_tokens, long completion_tokens, bool batch)
+double prices_cost(const struct prices *ps, const char *model, long prompt_tokens,
+		   long completion_tokens, bool batch)
 {
 	struct price p;
 	double c;
 
-	if (prompt_tokens < 0 || completion_tokens < 0 || !prices_lookup(model, &p))
+	if (prompt_tokens < 0 || completion_tokens < 0 || !prices_lookup(ps, model, &p))
 		return NAN;
 	c = ((double)prompt_tokens * p.in_per_mtok + (double)completion_tokens * p.out_per_mtok) / 1e6;
 	return batch ? c / 2 : c;
@@ -397,9 +395,10 @@ bool prices_host_local(const char *host)
 	return false;
 }
 
-bool prices_lookup_at(const char *model, const char *host, struct price *out)
+bool prices_lookup_at(const struct prices *ps, const char *model, const char *host,
+		      struct price *out)
 {
-	if (prices_lookup(model, out))
+	if (prices_lookup(ps, model, out))
 		return true;
 	if (!prices_host_local(host))
 		return false;
@@ -408,10 +407,10 @@ bool prices_lookup_at(const char *model, const char *host, struct price *out)
 	return true;
 }
 
-double prices_cost_at(const char *model, const char *host, long prompt_tokens,
-		      long completion_tokens, bool batch)
+double prices_cost_at(const struct prices *ps, const char *model, const char *host,
+		      long prompt_tokens, long completion_tokens, bool batch)
 {
-	double c = prices_cost(model, prompt_tokens, completion_tokens, batch);
+	double c = prices_cost(ps, model, prompt_tokens, completion_tokens, batch);
 
 	if (isnan(c) && prompt_tokens >= 0 && completion_tokens >= 0 && prices_host_local(host))
 		return 0;

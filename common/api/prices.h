@@ -21,8 +21,20 @@ struct price {
 	double out_per_mtok;    /* USD per million completion (output) tokens */
 };
 
+/* The user's overrides; the built-in table is shared and read-only. */
+struct prices {
+	struct price_override *v;       /* owned */
+	size_t n, cap;
+};
+
+#define PRICES_INIT { NULL, 0, 0 }
+
+/* Frees every override of ps and empties it; the built-in table stays. */
+void prices_release(struct prices *ps);
+
 /*
- * Looks model up.  A listed name matches when it equals model, or when
+ * Looks model up in ps's overrides (ps may be NULL: the built-in table
+ * only) and the built-in table.  A listed name matches when it equals model, or when
  * it is a prefix of model followed by '-' ("gpt-4o-mini-2024-07-18"
  * matches "gpt-4o-mini"; "gpt-4o-mini" never matches "gpt-4o", and
  * "gpt-4o" never matches "gpt-4").  The most specific match wins: an
@@ -31,16 +43,17 @@ struct price {
  * "gpt-4o" does not change "gpt-4o-mini", which has its own entry.
  * Returns true and fills out (which may be NULL) when the model is known.
  */
-bool prices_lookup(const char *model, struct price *out);
+bool prices_lookup(const struct prices *ps, const char *model, struct price *out);
 
 /*
- * Adds or replaces an override, e.g. from the config line
+ * Adds or replaces an override in ps, e.g. from the config line
  * "price.my-model = 0.5 1.5".  model is copied.  Fails (-1, err filled,
  * code AI_EX_CONFIG) on an empty name or one with spaces or control
  * characters, or a price that is negative, not finite or absurd (above
  * 1e6 USD per million tokens).
  */
-int prices_override(const char *model, double in, double out, struct ai_err *err);
+int prices_override(struct prices *ps, const char *model, double in, double out,
+		    struct ai_err *err);
 
 /*
  * Parses the value of a config line "price.MODEL = IN OUT" ("0.5 1.5",
@@ -48,20 +61,18 @@ int prices_override(const char *model, double in, double out, struct ai_err *err
  * adds it as an override.  Fails like prices_override, and on a value
  * that is not two numbers.
  */
-int prices_override_str(const char *model, const char *value, struct ai_err *err);
+int prices_override_str(struct prices *ps, const char *model, const char *value,
+			struct ai_err *err);
 
 /*
- * Reads a price file in the prices.tsv format as overrides: one
+ * Reads a price file in the prices.tsv format as overrides of ps: one
  * "MODEL IN OUT" a line (tabs or spaces between), '#' starts a comment,
  * blank lines are skipped.  All or nothing: on the first bad line it
  * fails with "'PATH' line N: ..." and adds none of the file.  A missing
  * file fails with code AI_EX_NOINPUT, so a caller can treat an optional
  * file's absence as no error.
  */
-int prices_load(const char *path, struct ai_err *err);
-
-/* Forgets every override (frees them); the built-in table stays. */
-void prices_clear_overrides(void);
+int prices_load(struct prices *ps, const char *path, struct ai_err *err);
 
 /*
  * Cost of one call in USD: tokens times the price per million.  NAN
@@ -69,7 +80,8 @@ void prices_clear_overrides(void);
  * batch=true halves it (OpenAI's Batch API price), computed here rather
  * than listed.
  */
-double prices_cost(const char *model, long prompt_tokens, long completion_tokens, bool batch);
+double prices_cost(const struct prices *ps, const char *model, long prompt_tokens,
+		   long completion_tokens, bool batch);
 
 /*
  * True when host (an endpoint's authority as the ledger records it:
@@ -86,11 +98,12 @@ bool prices_host_local(const char *host);
  * price.MODEL there is noise.  A listed or overridden price still wins,
  * so price.MODEL can give a local model a cost.
  */
-bool prices_lookup_at(const char *model, const char *host, struct price *out);
+bool prices_lookup_at(const struct prices *ps, const char *model, const char *host,
+		      struct price *out);
 
 /* As prices_cost, with the loopback default of prices_lookup_at. */
-double prices_cost_at(const char *model, const char *host, long prompt_tokens,
-		      long completion_tokens, bool batch);
+double prices_cost_at(const struct prices *ps, const char *model, const char *host,
+		      long prompt_tokens, long completion_tokens, bool batch);
 
 /*
  * The compiled-in table, for tests and "ai-usage --prices": entry i
