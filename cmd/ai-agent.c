@@ -15,8 +15,6 @@
 #include "lib/termout.h"
 #include "agent/toolrun.h"
 
-#include <fcntl.h>
-#include <math.h>
 #include <unistd.h>
 
 enum {
@@ -138,15 +136,11 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 	       a == CLI_INTERRUPTED ? AGENT_APPROVE_INTERRUPT : AGENT_APPROVE_NO;
 }
 
-/* ---- the trace ---------------------------------------------------------- */
-
 static void trace_line(json_object *ev, void *ud)
 {
 	if (agent_tracefile_write(ud, ev))
 		cli_warn("cannot write the trace: %s", strerror(errno));
 }
-
-/* ---- output ------------------------------------------------------------- */
 
 /* Without --trace, the steps so far in short, for a run that hit the step limit. */
 static void print_steps(const struct agent_result *r)
@@ -172,116 +166,134 @@ static void print_steps(const struct agent_result *r)
 	}
 }
 
-/* The answer on stdout: on a terminal, escape sequences in it are shown, not obeyed. */
-static void print_answer(const char *answer, bool raw)
-{
-	struct termout to;
-	size_t n = strlen(answer);
-
-	termout_init(&to, raw);
-	termout_write(&to, answer, n, false);
-	termout_end(&to, false);
-	if (!n || answer[n - 1] != '\n')
-		cli_write("\n", 1, false);
-	termout_release(&to);
-}
-
-int main(int argc, char **argv)
-{
+/* Everything one run holds, so that main reads as its steps. */
+struct run {
 	struct cli c;
 	struct opts o;
 	struct ai_config cfg;
 	struct ai_client client;
-	struct ai_err err, why;
-	struct toolset ts = TOOLSET_INIT;
-	struct agent_result res;
-	struct agent_tracefile tr = { -1, false };
+	struct toolset ts;
 	struct agent_search srch;
-	struct buf task;
-	int64_t t0 = http_now_ms();
-	int optind_, code = AI_EX_OK;
+	struct agent_tracefile tr;
+};
 
-	memset(&o, 0, sizeof(o));
-	agent_opts_init(&o.a);
-	cli_init(&c, "ai-agent");
-	c.usage = "[OPTION]... [TASK]...";
-	c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
-	c.opts = opts;
-	c.message = true;
-	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+/*
+ * The tools first (a bad tools file is a configuration error, before any
+ * request), then the client, the search tool, the limits and the trace.
+ */
+static void gather(struct run *r)
+{
+	struct agent_opts *a = &r->o.a;
+	struct ai_err err, why;
+
 	ai_err_clear(&err);
 	ai_err_clear(&why);
-
-	/* The tools first: a bad tools file is a configuration error, before any request. */
-	if (toolset_load_all(&ts, o.no_default_tools, o.tools, o.ntools, &err))
+	if (toolset_load_all(&r->ts, r->o.no_default_tools, r->o.tools, r->o.ntools, &err))
 		cli_die_err(&err);
-	o.a.user = &ts;
-	if (o.a.sql_db && access(o.a.sql_db, R_OK))
-		cli_die(AI_EX_NOINPUT, "cannot read the database '%s': %s", o.a.sql_db, strerror(errno));
-
-	setup_client(&c, &cfg, &client, &err);
-	if (!o.a.system)
-		o.a.system = cfg.system;     /* ai.conf's system: the default of --system */
-	if (agent_search_open(&srch, &client, o.kb_path, o.coll, &why, &err))
+	a->user = &r->ts;
+	if (a->sql_db && access(a->sql_db, R_OK)) {
+		ai_errf_errno(&err, AI_EX_NOINPUT, "cannot read the database '%s'", a->sql_db);
 		cli_die_err(&err);
-	if (why.msg[0] && !c.quiet)
+	}
+	setup_client(&r->c, &r->cfg, &r->client, &err);
+	if (!a->system)
+		a->system = r->cfg.system;     /* ai.conf's system: the default of --system */
+	if (agent_search_open(&r->srch, &r->client, r->o.kb_path, r->o.coll, &why, &err))
+		cli_die_err(&err);
+	if (why.msg[0] && !r->c.quiet)
 		cli_warn("%s", why.msg);
-	if (srch.kb) {
-		o.a.search = agent_search_kb;
-		o.a.search_ud = &srch;
+	if (r->srch.kb) {
+		a->search = agent_search_kb;
+		a->search_ud = &r->srch;
 	}
-	o.a.model = c.model;
-	o.a.lim.cancel = &cli_interrupted;
-	agent_opts_limits(&o.a);
-	o.a.approve = approve_tty;
-	o.a.approve_ud = &c;
-	if (o.trace) {
-		if (agent_tracefile_open(&tr, o.trace, &err))
+	a->model = r->c.model;
+	a->lim.cancel = &cli_interrupted;
+	agent_opts_limits(a);
+	a->approve = approve_tty;
+	a->approve_ud = &r->c;
+	if (r->o.trace) {
+		if (agent_tracefile_open(&r->tr, r->o.trace, &err))
 			cli_die_err(&err);
-		o.a.trace = trace_line;
-		o.a.trace_ud = &tr;
+		a->trace = trace_line;
+		a->trace_ud = &r->tr;
 	}
+}
 
-	buf_init(&task, cfg.max_input);
-	if (cli_read_message(&c, argc - optind_, argv + optind_, &task, &err))
-		cli_die_err(&err);
-	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
-		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
-
-	if (agent_run(&client, &o.a, task.data, &res, &err)) {
-		agent_result_release(&res);
-		buf_release(&task);
-		toolset_release(&ts);
-		agent_tracefile_close(&tr);
-		agent_search_close(&srch);
-		setup_die(&client, &cfg, &err);
-	}
-	if (res.dry_run) {
+/* The answer, or the --json object; and what a run that hit the step limit did. */
+static int report(const struct run *r, const struct agent_result *res, int64_t ms)
+{
+	if (res->dry_run) {
 		/* The request was printed; nothing was sent. */
-	} else if (c.json) {
-		json_object *j = agent_result_json(&res, http_now_ms() - t0);
+	} else if (r->c.json) {
+		json_object *j = agent_result_json(res, ms);
 
 		if (!j)
 			cli_die(AI_EX_OSERR, "out of memory");
 		out_json_line(j);
 		json_object_put(j);
-	} else if (res.answer) {
-		print_answer(res.answer, o.raw);
+	} else if (res->answer) {
+		struct termout to;
+		size_t n = strlen(res->answer);
+
+		/* On a terminal, escape sequences in the answer are shown, not obeyed. */
+		termout_init(&to, r->o.raw);
+		termout_write(&to, res->answer, n, false);
+		termout_end(&to, false);
+		if (!n || res->answer[n - 1] != '\n')
+			cli_write("\n", 1, false);
+		termout_release(&to);
 	}
-	if (res.max_steps) {
-		code = AI_EX_MAXSTEPS;
-		cli_warn("no answer after %ld steps: raise --max-steps, or see what happened with --trace",
-			 res.steps);
-		if (!o.trace && !c.json)
-			print_steps(&res);
-	}
+	if (!res->max_steps)
+		return AI_EX_OK;
+	cli_warn("no answer after %ld steps: raise --max-steps, or see what happened with --trace",
+		 res->steps);
+	if (!r->o.trace && !r->c.json)
+		print_steps(res);
+	return AI_EX_MAXSTEPS;
+}
+
+static void release(struct run *r)
+{
+	toolset_release(&r->ts);
+	agent_search_close(&r->srch);
+	if (agent_tracefile_close(&r->tr))
+		cli_warn("cannot write the trace '%s': %s", r->o.trace, strerror(errno));
+}
+
+int main(int argc, char **argv)
+{
+	static struct run r = { .ts = TOOLSET_INIT, .tr = { -1, false } };
+	struct agent_result res;
+	struct ai_err err;
+	struct buf task;
+	int64_t t0 = http_now_ms();
+	int optind_, rc, code = AI_EX_OK;
+
+	agent_opts_init(&r.o.a);
+	cli_init(&r.c, "ai-agent");
+	r.c.usage = "[OPTION]... [TASK]...";
+	r.c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
+	r.c.opts = opts;
+	r.c.message = true;
+	optind_ = cli_parse(&r.c, argc, argv, on_opt, &r.o);
+	ai_err_clear(&err);
+	gather(&r);
+
+	buf_init(&task, r.cfg.max_input);
+	if (cli_read_message(&r.c, argc - optind_, argv + optind_, &task, &err))
+		cli_die_err(&err);
+	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
+		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
+
+	rc = agent_run(&r.client, &r.o.a, task.data, &res, &err);
+	if (!rc)
+		code = report(&r, &res, http_now_ms() - t0);
 	agent_result_release(&res);
 	buf_release(&task);
-	toolset_release(&ts);
-	agent_search_close(&srch);
-	if (agent_tracefile_close(&tr))
-		cli_warn("cannot write the trace '%s': %s", o.trace, strerror(errno));
-	ai_client_release(&client);
-	config_release(&cfg);
+	release(&r);
+	if (rc)
+		setup_die(&r.client, &r.cfg, &err);
+	ai_client_release(&r.client);
+	config_release(&r.cfg);
 	return cli_finish(code);
 }
