@@ -9,7 +9,8 @@
 #include "api/api.h"
 #include "jsonval.h"
 #include "lib/cli.h"
-#include "rag/kb.h"
+#include "rag/answer.h"
+#include "rag/retrieve.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
@@ -201,7 +202,7 @@ static int search_kb(const char *query, long k, json_object **result, struct ai_
 	q.text = query;
 	q.k = (size_t)k;
 	memset(&r, 0, sizeof(r));
-	if (kb_retrieve(s->kb, s->client, &q, &r, err))
+	if (rag_retrieve(s->kb, s->client, &q, &r, err))
 		return -1;
 	if (!(a = json_object_new_array())) {
 		kb_results_release(&r);
@@ -210,9 +211,9 @@ static int search_kb(const char *query, long k, json_object **result, struct ai_
 	for (size_t i = 0; i < r.n; i++) {
 		const struct kb_passage *p = &r.v[i];
 		json_object *o = json_object_new_object();
-		char lines[64], score[32];
+		char lines[PASSAGE_LINES_MAX], score[32];
 
-		snprintf(lines, sizeof(lines), "%zu-%zu", p->line_start, p->line_end);
+		passage_lines(p, lines, sizeof(lines));
 		snprintf(score, sizeof(score), "%.4g", p->score);
 		out_add(o, "source", json_object_new_string(p->source));
 		out_add(o, "lines", json_object_new_string(lines));

@@ -2,8 +2,8 @@
  * kb.c - the knowledge-base store (see kb.h for the layout).
  */
 #include "rag/kb.h"
+#include "buf.h"
 #include "sqlretry.h"
-#include "api/api.h"
 #include "config.h"
 #include "rag/vec.h"
 
@@ -1617,80 +1617,6 @@ out:
 	free(vec_ids);
 	free(fused);
 	free(model);
-	return rc;
-}
-
-int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
-		struct kb_results *out, struct ai_err *err)
-{
-	struct kb_query qq = *q;
-	struct kb_stats s;
-	struct ai_embed_resp r;
-	struct ai_err e;
-	const char *text = q->text ? q->text : "";
-	char *note = NULL;
-	int rc;
-
-	memset(out, 0, sizeof(*out));
-	if (kb_stats(kb, q->coll, &s, err))
-		return -1;
-	if (!s.exists) {
-		kb_stats_release(&s);
-		return ai_errf(err, AI_EX_NOINPUT, "index '%s' has no collection '%s': build it with ai-index -c %s",
-			       kb->path, q->coll ? q->coll : KB_DEFAULT_COLLECTION,
-			       q->coll ? q->coll : KB_DEFAULT_COLLECTION);
-	}
-	if (!c || !s.dim || !s.model) {
-		kb_stats_release(&s);
-		qq.qvec = NULL;
-		qq.no_bm25 = false;
-		return kb_search(kb, &qq, out, err);
-	}
-	if (strcmp(c->cfg->embed_model, s.model)) {
-		ai_errf(err, AI_EX_DATAERR, "collection '%s' was indexed with embedding model '%s', not '%s': "
-			"use --embed-model %s, or reindex", q->coll ? q->coll : KB_DEFAULT_COLLECTION, s.model,
-			c->cfg->embed_model, s.model);
-		kb_stats_release(&s);
-		return -1;
-	}
-	kb_stats_release(&s);
-	ai_err_clear(&e);
-	if (ai_embed(c, &text, 1, NULL, &r, &e)) {
-		ai_embed_resp_release(&r);
-		if (e.code == AI_EX_INTERRUPT || e.code == AI_EX_CONFIG || e.code == AI_EX_OSERR) {
-			*err = e;
-			return -1;
-		}
-		{
-			struct buf b;
-
-			buf_init(&b, 0);
-			if (!buf_addf(&b, "the question could not be embedded (%s); retrieving by BM25 alone",
-				      e.msg))
-				note = buf_detach(&b, NULL);
-			buf_release(&b);
-		}
-		qq.qvec = NULL;
-		qq.no_bm25 = false;
-		rc = kb_search(kb, &qq, out, err);
-		if (!rc)
-			out->note = note;
-		else
-			free(note);
-		return rc;
-	}
-	if (!r.v || r.n != 1) {
-		/* --dry-run: the request was printed and nothing came back. */
-		ai_embed_resp_release(&r);
-		qq.qvec = NULL;
-		qq.no_bm25 = false;
-		return kb_search(kb, &qq, out, err);
-	}
-	qq.qvec = r.v;
-	qq.qdim = r.dim;
-	qq.qmodel = c->cfg->embed_model;
-	rc = kb_search(kb, &qq, out, err);
-	ai_embed_resp_release(&r);
 	return rc;
 }
 
