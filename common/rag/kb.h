@@ -30,8 +30,13 @@
  * without errors, and a killed writer leaves every document either wholly
  * in or wholly out.
  *
- * Nothing here prints or exits; every function returns 0 or -1 with err
- * filled.  A struct kb is not shared between threads.
+ * Nothing here prints or exits, nor calls the network (rag/retrieve.h
+ * embeds a question, then calls kb_search); every function returns 0 or
+ * -1 with err filled.  A struct kb is not shared between threads.
+ *
+ * The store is three files over a private header (kb_int.h): kb.c the
+ * schema, documents and chunks; kb_vecfile.c the vector file;
+ * kb_search.c BM25, the vector scan and rank fusion.
  */
 #include "ai.h"
 
