@@ -210,6 +210,23 @@ static int answer(const struct cli *c, const struct opts *o, struct ai_client *c
 	return rc;
 }
 
+/* No passage: the model is not asked (--json: a null answer), and the exit says so. */
+static int nothing_relevant(const struct cli *c, const struct opts *o)
+{
+	if (c->json && !o->retrieve_only) {
+		json_object *j = json_object_new_object();
+
+		out_add(j, "answer", NULL);
+		out_add(j, "sources", json_object_new_array());
+		out_json_line(j);
+		json_object_put(j);
+	}
+	if (!c->quiet)
+		cli_warn("nothing in collection '%s' is relevant to the question%s", o->coll,
+			 o->retrieve_only ? "" : "; the model was not asked");
+	return AI_EX_PARTIAL;
+}
+
 /*
  * The model gets the whole message (files, piped input, the question);
  * retrieval searches by the question in the arguments when there is one,
@@ -278,27 +295,12 @@ int main(int argc, char **argv)
 	if (r.note && !c.quiet)
 		cli_warn("%s", r.note);
 
-	if (o.retrieve_only) {
+	if (o.retrieve_only)
 		print_passages(&r);
-		if (!r.n && !c.quiet)
-			cli_warn("nothing in collection '%s' is relevant to the question", o.coll);
-		code = r.n ? 0 : AI_EX_PARTIAL;
-	} else if (!r.n) {
-		if (c.json) {
-			json_object *j = json_object_new_object();
-
-			out_add(j, "answer", NULL);
-			out_add(j, "sources", json_object_new_array());
-			out_json_line(j);
-			json_object_put(j);
-		}
-		if (!c.quiet)
-			cli_warn("nothing in collection '%s' is relevant to the question; the model was not asked",
-				 o.coll);
-		code = AI_EX_PARTIAL;
-	} else {
+	if (!r.n)
+		code = nothing_relevant(&c, &o);
+	else if (!o.retrieve_only)
 		code = answer(&c, &o, cl, q.data, &r, &err);
-	}
 	kb_results_release(&r);
 	buf_release(&q);
 	buf_release(&query);

@@ -397,6 +397,26 @@ static int add_all(struct run *r, const struct opts *o, int argc, char **argv, i
 	return 0;
 }
 
+static void check_opts(struct opts *o, bool files)
+{
+	if (o->overlap < 0)
+		o->overlap = o->chunk_tokens * 15 / 100;
+	if (o->overlap >= o->chunk_tokens)
+		cli_usage_error("--overlap must be smaller than --chunk-tokens");
+	if (o->source && (files || o->files_from))
+		cli_usage_error("--source names standard input: give it without files or --files-from");
+	if ((o->list || o->stats || o->collections || o->n_rm) && (files || o->files_from || o->source))
+		cli_usage_error("--list, --stats, --collections and --rm take no documents to index");
+}
+
+/* The last line without --json or a progress line: what the run did. */
+static void summary(const struct ingest_counts *n)
+{
+	if (n->indexed || n->failed || n->unchanged)
+		cli_warn("%ld indexed (%ld chunk%s), %ld unchanged, %ld failed", n->indexed, n->chunks,
+			 n->chunks == 1 ? "" : "s", n->unchanged, n->failed);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
@@ -418,15 +438,8 @@ int main(int argc, char **argv)
 	c.summary = "Chunk, embed and store documents in the knowledge base for ai-ask.";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
-	if (o.overlap < 0)
-		o.overlap = o.chunk_tokens * 15 / 100;
-	if (o.overlap >= o.chunk_tokens)
-		cli_usage_error("--overlap must be smaller than --chunk-tokens");
-	if (o.source && (optind_ < argc || o.files_from))
-		cli_usage_error("--source names standard input: give it without files or --files-from");
+	check_opts(&o, optind_ < argc);
 	if (o.list || o.stats || o.collections || o.n_rm) {
-		if (optind_ < argc || o.files_from || o.source)
-			cli_usage_error("--list, --stats, --collections and --rm take no documents to index");
 		code = manage(&o, &c);
 		free(o.rm);
 		return cli_finish(code);
@@ -462,9 +475,8 @@ int main(int argc, char **argv)
 		setup_die(&client, &cfg, &err);
 	if (code)
 		cli_die_err(&err);
-	if (!c.quiet && !c.json && !r.progress && !cfg.dry_run && (n.indexed || n.failed || n.unchanged))
-		cli_warn("%ld indexed (%ld chunk%s), %ld unchanged, %ld failed", n.indexed, n.chunks,
-			 n.chunks == 1 ? "" : "s", n.unchanged, n.failed);
+	if (!c.quiet && !c.json && !r.progress && !cfg.dry_run)
+		summary(&n);
 	if (n.failed)
 		code = n.indexed || n.unchanged ? AI_EX_PARTIAL : n.first_code;
 	if (online)
