@@ -5,7 +5,8 @@
  * --state), a job system for cron second (submit prints an id at once and
  * runs the batch detached; status, results, wait, list, cancel, resume),
  * and the provider's Batch API for half the price third (submit --remote).
- * The engine is common/batch/batch.c, the spool common/batch/jobs.c, the Batch API
+ * The engine is common/batch/batch.c, the spool common/batch/jobs.c, a
+ * local job's lifecycle common/batch/jobrun.c, the Batch API
  * common/batch/provbatch.c: this file is options, dispatch and printing.
  */
 #include "ai.h"
@@ -58,7 +59,6 @@ struct opts {
 };
 
 static volatile sig_atomic_t got_term;
-static long remote_poll_ms;     /* wait --remote: --poll, for remote_wait */
 
 static void on_term(int sig)
 {
@@ -372,54 +372,39 @@ static void print_status(const struct job *j)
 	json_object_put(s);
 }
 
-static int with_client(struct cli *c, struct job *j, int (*fn)(struct ai_client *, struct job *,
-							       struct ai_err *))
+/* A job the provider runs: status, results, wait or cancel, through a client; the exit code. */
+static int remote(struct cli *c, const struct opts *o, const struct job *j, const char *sub)
 {
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
+	json_object *s = NULL;
 	int rc;
 
 	ai_err_clear(&err);
 	setup_client(c, &cfg, &client, &err);
-	rc = fn(&client, j, &err);
+	if (!strcmp(sub, "status"))
+		rc = (s = provbatch_status(&client, j, &err)) ? 0 : -1;
+	else if (!strcmp(sub, "results"))
+		rc = provbatch_results(&client, j, emit_stdout, NULL, &err);
+	else if (!strcmp(sub, "wait"))
+		rc = provbatch_wait(&client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
+	else
+		rc = provbatch_cancel(&client, j, &err);
 	if (rc < 0)
 		setup_die(&client, &cfg, &err);
+	if (s) {
+		out_json_line(s);
+		json_object_put(s);
+	}
 	ai_client_release(&client);
 	config_release(&cfg);
-	return rc;
+	/* Results of a batch not yet over: try again later. */
+	return !strcmp(sub, "results") && rc ? AI_EX_TEMPFAIL : rc;
 }
 
-static int print_remote_status(struct ai_client *client, struct job *j, struct ai_err *err)
+static int cmd_status(const struct job *j)
 {
-	json_object *s = provbatch_status(client, j, err);
-
-	if (!s)
-		return -1;
-	out_json_line(s);
-	json_object_put(s);
-	return 0;
-}
-
-static int provbatch_results_out(struct ai_client *client, struct job *j, struct ai_err *err)
-{
-	return provbatch_results(client, j, emit_stdout, NULL, err);
-}
-
-static int provbatch_cancel_it(struct ai_client *client, struct job *j, struct ai_err *err)
-{
-	return provbatch_cancel(client, j, err);
-}
-
-static int remote_wait(struct ai_client *client, struct job *j, struct ai_err *err)
-{
-	return provbatch_wait(client, j, remote_poll_ms, &cli_interrupted, err);
-}
-
-static int cmd_status(struct cli *c, struct job *j)
-{
-	if (is_remote(j))
-		return cli_finish(with_client(c, j, print_remote_status));
 	print_status(j);
 	return cli_finish(0);
 }
@@ -430,29 +415,23 @@ static void write_out(const char *data, size_t len, void *ud)
 	cli_write(data, len, true);
 }
 
-static int cmd_results(struct cli *c, struct job *j)
+static int cmd_results(struct job *j)
 {
 	struct ai_err err;
 
-	if (is_remote(j))
-		return cli_finish(with_client(c, j, provbatch_results_out) ? AI_EX_TEMPFAIL : 0);
 	ai_err_clear(&err);
 	if (jobrun_results(j, write_out, NULL, &err))
 		cli_die_err(&err);
 	return cli_finish(0);
 }
 
-static int cmd_wait(struct cli *c, struct opts *o, struct job *j)
+static int cmd_wait(struct cli *c, struct job *j)
 {
 	json_object *s;
 	struct ai_err err;
 	const char *st;
 	int code;
 
-	if (is_remote(j)) {
-		remote_poll_ms = (long)(o->poll_s * 1000);
-		return cli_finish(with_client(c, j, remote_wait));
-	}
 	ai_err_clear(&err);
 	if (jobrun_wait(j, &cli_interrupted, &s, &err)) {
 		if (err.code == AI_EX_INTERRUPT)
@@ -478,8 +457,6 @@ static int cmd_cancel(struct cli *c, struct job *j)
 {
 	struct ai_err err;
 
-	if (is_remote(j))
-		return cli_finish(with_client(c, j, provbatch_cancel_it));
 	ai_err_clear(&err);
 	if (jobrun_cancel(j, &err))
 		cli_die_err(&err);
@@ -608,12 +585,14 @@ int main(int argc, char **argv)
 	ai_err_clear(&err);
 	if (job_open(&j, argv[optind_], &err))
 		cli_die_err(&err);
-	if (!strcmp(sub, "status"))
-		code = cmd_status(&c, &j);
+	if (is_remote(&j) && strcmp(sub, "resume"))
+		code = cli_finish(remote(&c, &o, &j, sub));
+	else if (!strcmp(sub, "status"))
+		code = cmd_status(&j);
 	else if (!strcmp(sub, "results"))
-		code = cmd_results(&c, &j);
+		code = cmd_results(&j);
 	else if (!strcmp(sub, "wait"))
-		code = cmd_wait(&c, &o, &j);
+		code = cmd_wait(&c, &j);
 	else if (!strcmp(sub, "cancel"))
 		code = cmd_cancel(&c, &j);
 	else
