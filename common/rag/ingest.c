@@ -335,7 +335,8 @@ int ingest_init(struct ingest **out, struct kb *kb, struct ai_client *client,
 	ig->ev = ev;
 	ig->kb = kb;
 	ig->client = client;
-	ig->model = opts->embed_model ? opts->embed_model : client ? client->cfg->embed_model : NULL;
+	/* Without a client no vector is stored, and no model is named. */
+	ig->model = !client ? NULL : opts->embed_model ? opts->embed_model : client->cfg->embed_model;
 	ig->tail = &ig->head;
 	*out = ig;
 	return 0;
