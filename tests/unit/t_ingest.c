@@ -34,6 +34,7 @@ static int add(struct ingest *ig, const char *source, const char *text, struct a
 
 int main(void)
 {
+	static const char *const files[] = { "", ".vec", "-wal", "-shm" };
 	char tmpl[] = "/tmp/t_ingest.XXXXXX", *dir = mkdtemp(tmpl), path[256];
 	struct ingest_opts o = { "notes", 400, 60, 100, 4, NULL, false, false };
 	struct seen s;
@@ -96,13 +97,10 @@ int main(void)
 	ingest_free(NULL, &n);
 	ok(n.indexed == 0 && n.failed == 0, "freeing NULL zeroes the totals");
 	kb_close(kb);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/index.db.vec", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/index.db-wal", dir);
-	unlink(path);
-	snprintf(path, sizeof(path), "%s/index.db-shm", dir);
-	unlink(path);
+	for (size_t i = 0; i < AI_ARRAY_LEN(files); i++) {
+		snprintf(path, sizeof(path), "%s/index.db%s", dir, files[i]);
+		unlink(path);
+	}
 	rmdir(dir);
 	return tap_done();
 }
