@@ -24,8 +24,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
