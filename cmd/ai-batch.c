@@ -5,7 +5,8 @@
  * --state), a job system for cron second (submit prints an id at once and
  * runs the batch detached; status, results, wait, list, cancel, resume),
  * and the provider's Batch API for half the price third (submit --remote).
- * The engine is common/batch/batch.c, the spool common/batch/jobs.c, the Batch API
+ * The engine is common/batch/batch.c, the spool common/batch/jobs.c, a
+ * local job's lifecycle common/batch/jobrun.c, the Batch API
  * common/batch/provbatch.c: this file is options, dispatch and printing.
  */
 #include "ai.h"
@@ -14,6 +15,7 @@
 #include "lib/cli.h"
 #include "closest.h"
 #include "compat/compat.h"
+#include "batch/jobrun.h"
 #include "batch/jobs.h"
 #include "lib/out.h"
 #include "lib/setup.h"
@@ -23,8 +25,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -173,21 +173,13 @@ static void fmt_eta(char *out, size_t n, double s)
 		snprintf(out, n, "%d:%02d", (int)(s / 60), (int)fmod(s, 60));
 }
 
-static double eta_s(const struct batch_stats *s)
-{
-	long fresh = s->done - s->replayed;
-	double rate = s->elapsed_ms > 0 ? fresh * 1000.0 / (double)s->elapsed_ms : 0;
-
-	return rate > 0 ? (double)(s->total - s->done) / rate : NAN;
-}
-
 /* ud: the struct termout_progress. */
 static void progress_tty(const struct batch_stats *s, bool final, void *ud)
 {
 	double rate = s->elapsed_ms > 0 ? (s->done - s->replayed) * 1000.0 / (double)s->elapsed_ms : 0;
 	char eta[32];
 
-	fmt_eta(eta, sizeof(eta), eta_s(s));
+	fmt_eta(eta, sizeof(eta), jobrun_eta_s(s));
 	termout_progress(ud, final, "%ld/%ld done, %.1f/s, ETA %s, %ld failed, %ld tokens, $%.4f",
 			 s->done, s->total, rate, eta, s->failed,
 			 s->prompt_tokens + s->completion_tokens, s->cost);
@@ -240,115 +232,22 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 
 /* ---- jobs ---- */
 
-static void iso_time(char *out, size_t n, int64_t ms)
+static void warn_line(const char *msg, void *ud)
 {
-	time_t t = (time_t)(ms / 1000);
-	struct tm tm;
-
-	gmtime_r(&t, &tm);
-	strftime(out, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	(void)ud;
+	cli_warn("%s", msg);
 }
 
-static json_object *status_obj(const struct job *j, const char *state, const struct batch_stats *s,
-			       int exit_code)
+static void set_status(const struct job *j, const char *state)
 {
-	json_object *o = json_object_new_object();
-	char t[32];
-
-	if (!o)
-		cli_die(AI_EX_OSERR, "out of memory");
-	out_add(o, "id", json_object_new_string(j->id));
-	out_add(o, "mode", json_object_new_string("local"));
-	out_add(o, "state", json_object_new_string(state));
-	out_add(o, "total", json_object_new_int64(s ? s->total : 0));
-	out_add(o, "done", json_object_new_int64(s ? s->done : 0));
-	out_add(o, "ok", json_object_new_int64(s ? s->ok : 0));
-	out_add(o, "failed", json_object_new_int64(s ? s->failed : 0));
-	if (s && s->started_ms) {
-		iso_time(t, sizeof(t), s->started_ms);
-		out_add(o, "started", json_object_new_string(t));
-	} else {
-		out_add(o, "started", NULL);
-	}
-	iso_time(t, sizeof(t), (int64_t)time(NULL) * 1000);
-	out_add(o, "updated", json_object_new_string(t));
-	if (s && !strcmp(state, "running") && isfinite(eta_s(s)))
-		out_add(o, "eta_s", json_object_new_int64((int64_t)ceil(eta_s(s))));
-	else
-		out_add(o, "eta_s", NULL);
-	out_add(o, "tokens", json_object_new_int64(s ? s->prompt_tokens + s->completion_tokens : 0));
-	out_add(o, "cost", json_object_new_double(s ? s->cost : 0));
-	out_add(o, "exit", exit_code >= 0 ? json_object_new_int(exit_code) : NULL);
-	out_add(o, "pid", json_object_new_int64((int64_t)getpid()));
-	return o;
-}
-
-struct runner {
-	struct job *j;
-	int out;
-};
-
-static void write_status(const struct job *j, const char *state, const struct batch_stats *s,
-			 int exit_code)
-{
-	json_object *o = status_obj(j, state, s, exit_code);
 	struct ai_err e;
 
 	ai_err_clear(&e);
-	if (job_write_status(j, o, &e))
+	if (jobrun_set_status(j, state, NULL, -1, &e))
 		cli_warn("%s", e.msg);
-	json_object_put(o);
 }
 
-static void emit_job(const char *line, size_t len, void *ud)
-{
-	struct runner *r = ud;
-	struct buf b;
-
-	/* One write a line, so a reader of out.jsonl never sees half of one. */
-	buf_init(&b, 0);
-	if (buf_add(&b, line, len) || buf_addch(&b, '\n') ||
-	    write(r->out, b.data, b.len) != (ssize_t)b.len)
-		cli_warn("cannot write the job's output: %s", strerror(errno));
-	buf_release(&b);
-}
-
-static void progress_job(const struct batch_stats *s, bool final, void *ud)
-{
-	struct runner *r = ud;
-
-	if (!final)
-		write_status(r->j, "running", s, -1);
-}
-
-static bool has_file(const struct job *j, const char *name)
-{
-	struct buf p;
-	bool yes;
-
-	buf_init(&p, 0);
-	job_path(j, name, &p);
-	yes = p.data && !access(p.data, F_OK);
-	buf_release(&p);
-	return yes;
-}
-
-static int open_in_job(const struct job *j, const char *name, int flags)
-{
-	struct buf p;
-	int fd;
-
-	buf_init(&p, 0);
-	if (job_path(j, name, &p))
-		cli_die(AI_EX_OSERR, "out of memory");
-	fd = open(p.data, flags | O_CLOEXEC, 0600);
-	if (fd < 0)
-		cli_die(AI_EX_IOERR, "cannot open '%s': %s", p.data, strerror(errno));
-	buf_release(&p);
-	return fd;
-}
-
-/* The detached runner: the batch over the job's input, its journal and its output. */
+/* The detached runner: its stderr is the job's log. */
 static int run_job(const char *id)
 {
 	struct job j;
@@ -357,10 +256,7 @@ static int run_job(const char *id)
 	struct opts o;
 	struct ai_config cfg;
 	struct ai_client client;
-	struct batch b;
-	struct runner r;
-	struct buf state;
-	int argc, lock, in, code, rc;
+	int argc, lock, code, rc;
 	char **argv;
 
 	ai_err_clear(&err);
@@ -373,41 +269,16 @@ static int run_job(const char *id)
 		cli_die_err(&err);
 	parse(&c, &o, argc, argv);
 	install_term();
-	buf_init(&state, 0);
-	job_path(&j, "state", &state);
-	o.b.state = state.data;
-	in = open_in_job(&j, "input.jsonl", O_RDONLY);
-	/* Rewritten from the journal on every run, so a resume never repeats a line. */
-	r.out = open_in_job(&j, "out.jsonl", O_WRONLY | O_CREAT | O_TRUNC);
-	r.j = &j;
-	o.b.emit = emit_job;
-	o.b.progress = progress_job;
-	o.b.progress_ms = 500;
-	o.b.ud = &r;
 	setup_client(&c, &cfg, &client, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
 	client.parallel = o.b.parallel;
-	write_status(&j, "running", NULL, -1);
-	if (batch_open(&b, &o.b, in, &err)) {
-		write_status(&j, "failed", NULL, err.code);
+	if ((code = jobrun_run(&j, &client, &o.b, warn_line, NULL, &err)) < 0)
 		setup_die(&client, &cfg, &err);
-	}
-	write_status(&j, "running", &b.st, -1);
-	rc = batch_run(&b, &client, &err);
-	code = rc ? err.code : batch_exit_code(&b);
-	if (rc && err.code == AI_EX_INTERRUPT)
-		write_status(&j, has_file(&j, "cancelled") ? "cancelled" : "stopped", &b.st, -1);
-	else
-		write_status(&j, rc ? "failed" : "done", &b.st, code);
-	if (rc)
+	if (err.msg[0])
 		cli_warn("%s", err.msg);
-	batch_close(&b);
 	ai_client_release(&client);
 	config_release(&cfg);
-	close(in);
-	close(r.out);
-	buf_release(&state);
 	job_free_args(argc, argv);
 	job_release(&j);
 	return code;
@@ -427,50 +298,6 @@ static int start_runner(struct job *j)
 	return 0;
 }
 
-/* Copies the input into the job and checks it (ids, size) before anything is detached. */
-static void copy_input(struct job *j, int fd, const struct opts *o)
-{
-	struct batch b;
-	struct ai_err err;
-	int out = open_in_job(j, "input.jsonl", O_WRONLY | O_CREAT | O_TRUNC);
-	char blk[65536];
-	ssize_t n;
-
-	while ((n = read(fd, blk, sizeof(blk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 || write(out, blk, (size_t)n) != n)
-			cli_die(AI_EX_IOERR, "cannot copy the input into job '%s': %s", j->id, strerror(errno));
-	}
-	if (fsync(out) || close(out))
-		cli_die(AI_EX_IOERR, "cannot copy the input into job '%s': %s", j->id, strerror(errno));
-	out = open_in_job(j, "input.jsonl", O_RDONLY);
-	ai_err_clear(&err);
-	if (batch_open(&b, &o->b, out, &err))
-		cli_die_err(&err);
-	batch_close(&b);
-	close(out);
-}
-
-static int remove_job(struct job *j)
-{
-	static const char *const files[] = {
-		"input.jsonl", "args", "state", "out.jsonl", "status.json", "status.json.tmp", "log",
-		"lock", "remote.json", "cancelled", "batch-output.jsonl", "batch-errors.jsonl",
-		"requests.jsonl"
-	};
-	struct buf p;
-
-	buf_init(&p, 0);
-	for (size_t i = 0; i < AI_ARRAY_LEN(files); i++) {
-		buf_reset(&p);
-		job_path(j, files[i], &p);
-		unlink(p.data);
-	}
-	buf_release(&p);
-	return rmdir(j->dir);
-}
-
 static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int optind_)
 {
 	struct job j;
@@ -484,215 +311,137 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 	if (job_new(&j, &err))
 		cli_die_err(&err);
 	/* The options are kept for the runner and for resume; the input file is copied. */
-	if (job_save_args(&j, optind_ - 1, argv + 1, &err))
+	if (job_save_args(&j, optind_ - 1, argv + 1, &err) || jobrun_copy_input(&j, fd, &o->b, &err))
 		goto fail;
 	if (o->remote) {
 		struct ai_config cfg;
 		struct ai_client client;
-		int in;
+		int in, rc;
 
-		copy_input(&j, fd, o);
-		in = open_in_job(&j, "input.jsonl", O_RDONLY);
+		if ((in = jobrun_open(&j, "input.jsonl", O_RDONLY, &err)) < 0)
+			goto fail;
 		setup_client(c, &cfg, &client, &err);
 		if (!o->b.item.system)
 			o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
-		if (provbatch_submit(&client, &j, in, &o->b, &err)) {
-			close(in);
-			ai_client_release(&client);
-			config_release(&cfg);
-			goto fail;
-		}
+		rc = provbatch_submit(&client, &j, in, &o->b, &err);
 		close(in);
 		ai_client_release(&client);
 		config_release(&cfg);
+		if (rc)
+			goto fail;
 		if (c->dry_run) {
-			remove_job(&j);
+			jobrun_remove(&j);
 			job_release(&j);
 			return cli_finish(0);
 		}
 	} else {
-		copy_input(&j, fd, o);
-		write_status(&j, "queued", NULL, -1);
+		set_status(&j, "queued");
 		start_runner(&j);
 	}
 	printf("%s\n", j.id);
 	job_release(&j);
 	return cli_finish(0);
 fail:
-	remove_job(&j);
+	jobrun_remove(&j);
 	job_release(&j);
 	cli_die_err(&err);
 }
 
 static bool is_remote(const struct job *j)
 {
-	return has_file(j, "remote.json");
+	return jobrun_has_file(j, "remote.json");
 }
 
-/* The status of a local job, with "stopped" for a runner that died. */
-static json_object *local_status(struct job *j)
+static json_object *status_or_die(const struct job *j)
 {
 	struct ai_err err;
-	json_object *s, *st;
+	json_object *s;
 
 	ai_err_clear(&err);
-	if (!(s = job_read_status(j, &err)))
+	if (!(s = jobrun_status(j, &err)))
 		cli_die_err(&err);
-	if (json_object_object_get_ex(s, "state", &st) &&
-	    (!strcmp(json_object_get_string(st), "running") ||
-	     !strcmp(json_object_get_string(st), "queued")) && !job_running(j)) {
-		/* A queued job whose runner has not yet taken the lock is still starting. */
-		if (strcmp(json_object_get_string(st), "queued"))
-			out_add(s, "state", json_object_new_string("stopped"));
-	}
 	return s;
 }
 
-static const char *state_of(json_object *s)
+static void print_status(const struct job *j)
 {
-	json_object *v;
+	json_object *s = status_or_die(j);
 
-	return json_object_object_get_ex(s, "state", &v) ? json_object_get_string(v) : "";
+	out_json_line(s);
+	json_object_put(s);
 }
 
-static int with_client(struct cli *c, struct job *j, int (*fn)(struct ai_client *, struct job *,
-							       struct ai_err *))
+/* A job the provider runs: status, results, wait or cancel, through a client; the exit code. */
+static int remote(struct cli *c, const struct opts *o, const struct job *j, const char *sub)
 {
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
+	json_object *s = NULL;
 	int rc;
 
 	ai_err_clear(&err);
 	setup_client(c, &cfg, &client, &err);
-	rc = fn(&client, j, &err);
+	if (!strcmp(sub, "status"))
+		rc = (s = provbatch_status(&client, j, &err)) ? 0 : -1;
+	else if (!strcmp(sub, "results"))
+		rc = provbatch_results(&client, j, emit_stdout, NULL, &err);
+	else if (!strcmp(sub, "wait"))
+		rc = provbatch_wait(&client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
+	else
+		rc = provbatch_cancel(&client, j, &err);
 	if (rc < 0)
 		setup_die(&client, &cfg, &err);
+	if (s) {
+		out_json_line(s);
+		json_object_put(s);
+	}
 	ai_client_release(&client);
 	config_release(&cfg);
-	return rc;
+	/* Results of a batch not yet over: try again later. */
+	return !strcmp(sub, "results") && rc ? AI_EX_TEMPFAIL : rc;
 }
 
-static int print_remote_status(struct ai_client *client, struct job *j, struct ai_err *err)
+static int cmd_status(const struct job *j)
 {
-	json_object *s = provbatch_status(client, j, err);
-
-	if (!s)
-		return -1;
-	out_json_line(s);
-	json_object_put(s);
-	return 0;
-}
-
-static int provbatch_results_out(struct ai_client *client, struct job *j, struct ai_err *err)
-{
-	return provbatch_results(client, j, emit_stdout, NULL, err);
-}
-
-static int provbatch_cancel_it(struct ai_client *client, struct job *j, struct ai_err *err)
-{
-	return provbatch_cancel(client, j, err);
-}
-
-static int cmd_status(struct cli *c, struct job *j)
-{
-	json_object *s;
-
-	if (is_remote(j))
-		return cli_finish(with_client(c, j, print_remote_status));
-	s = local_status(j);
-	out_json_line(s);
-	json_object_put(s);
+	print_status(j);
 	return cli_finish(0);
 }
 
-static int cmd_results(struct cli *c, struct job *j)
+static void write_out(const char *data, size_t len, void *ud)
 {
-	int fd;
-	char blk[65536];
-	ssize_t n;
+	(void)ud;
+	cli_write(data, len, true);
+}
 
-	if (is_remote(j))
-		return cli_finish(with_client(c, j, provbatch_results_out) ? AI_EX_TEMPFAIL : 0);
-	fd = open_in_job(j, "out.jsonl", O_RDONLY | O_CREAT);
-	/* Whole lines only: a line being written as we read is left for next time. */
-	{
-		struct buf pend;
+static int cmd_results(struct job *j)
+{
+	struct ai_err err;
 
-		buf_init(&pend, 0);
-		while ((n = read(fd, blk, sizeof(blk))) != 0) {
-			char *nl;
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n < 0)
-				cli_die(AI_EX_IOERR, "cannot read the results of '%s': %s", j->id, strerror(errno));
-			buf_add(&pend, blk, (size_t)n);
-			for (nl = pend.data + pend.len; nl > pend.data && nl[-1] != '\n'; nl--)
-				;
-			if (nl > pend.data) {
-				size_t k = (size_t)(nl - pend.data);
-
-				cli_write(pend.data, k, true);
-				buf_consume(&pend, k);
-			}
-		}
-		buf_release(&pend);
-	}
-	close(fd);
+	ai_err_clear(&err);
+	if (jobrun_results(j, write_out, NULL, &err))
+		cli_die_err(&err);
 	return cli_finish(0);
 }
 
-static int job_exit_code(json_object *s)
-{
-	json_object *v;
-
-	if (json_object_object_get_ex(s, "exit", &v) && json_object_is_type(v, json_type_int))
-		return json_object_get_int(v);
-	return AI_EX_TEMPFAIL;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
-}
-
-static int cmd_wait(struct cli *c, struct opts *o, struct job *j)
+static int cmd_wait(struct cli *c, struct job *j)
 {
 	json_object *s;
+	struct ai_err err;
 	const char *st;
 	int code;
 
-	if (is_remote(j)) {
-		struct ai_config cfg;
-		struct ai_client client;
-		struct ai_err err;
-
-		ai_err_clear(&err);
-		setup_client(c, &cfg, &client, &err);
-		code = provbatch_wait(&client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
-		if (code < 0)
-			setup_die(&client, &cfg, &err);
-		ai_client_release(&client);
-		config_release(&cfg);
-		return cli_finish(code);
-	}
-	for (;;) {
-		if (cli_interrupted)
+	ai_err_clear(&err);
+	if (jobrun_wait(j, &cli_interrupted, &s, &err)) {
+		if (err.code == AI_EX_INTERRUPT)
 			return AI_EX_INTERRUPT;
-		s = local_status(j);
-		st = state_of(s);
-		if (strcmp(st, "running") && strcmp(st, "queued"))
-			break;
-		json_object_put(s);
-		sleep_ms(100);
+		cli_die_err(&err);
 	}
+	st = jobrun_state(s);
 	if (c->json)
 		out_json_line(s);
 	if (!strcmp(st, "done") || !strcmp(st, "failed")) {
-		code = job_exit_code(s);
+		code = jobrun_exit_code(s);
 	} else {
 		if (!c->quiet)
 			cli_warn("job '%s' is %s before its end; 'ai-batch resume %s' goes on with it",
@@ -705,71 +454,48 @@ static int cmd_wait(struct cli *c, struct opts *o, struct job *j)
 
 static int cmd_cancel(struct cli *c, struct job *j)
 {
-	json_object *s;
-	int fd;
+	struct ai_err err;
 
-	if (is_remote(j))
-		return cli_finish(with_client(c, j, provbatch_cancel_it));
-	fd = open_in_job(j, "cancelled", O_WRONLY | O_CREAT);
-	close(fd);
-	s = local_status(j);
-	if (job_running(j)) {
-		json_object *pid;
-
-		if (json_object_object_get_ex(s, "pid", &pid) && json_object_get_int64(pid) > 1)
-			kill((pid_t)json_object_get_int64(pid), SIGTERM);
-		for (int i = 0; i < 100 && job_running(j); i++)
-			sleep_ms(50);
-		if (job_running(j))
-			cli_die(AI_EX_TEMPFAIL, "job '%s' did not stop within 5 s", j->id);
-	} else if (strcmp(state_of(s), "done")) {
-		out_add(s, "state", json_object_new_string("cancelled"));
-		job_write_status(j, s, &(struct ai_err){ 0, 0, "" });
-	}
-	json_object_put(s);
-	if (c->json) {
-		s = local_status(j);
-		out_json_line(s);
-		json_object_put(s);
-	}
+	ai_err_clear(&err);
+	if (jobrun_cancel(j, &err))
+		cli_die_err(&err);
+	if (c->json)
+		print_status(j);
 	return cli_finish(0);
 }
 
 static int cmd_resume(struct cli *c, struct job *j)
 {
-	struct buf p;
+	struct ai_err err;
 	json_object *s;
+	bool done;
 
-	(void)c;
 	if (is_remote(j))
 		cli_die(AI_EX_USAGE, "job '%s' runs at the provider: nothing to resume here", j->id);
 	if (job_running(j))
 		cli_die(AI_EX_TEMPFAIL, "job '%s' is running already", j->id);
-	s = local_status(j);
-	if (!strcmp(state_of(s), "done")) {
-		json_object_put(s);
+	s = status_or_die(j);
+	done = !strcmp(jobrun_state(s), "done");
+	json_object_put(s);
+	if (done) {
 		if (!c->quiet)
 			cli_warn("job '%s' is done already", j->id);
 		return cli_finish(0);
 	}
-	json_object_put(s);
-	buf_init(&p, 0);
-	job_path(j, "cancelled", &p);
-	unlink(p.data);
-	buf_release(&p);
-	write_status(j, "queued", NULL, -1);
+	ai_err_clear(&err);
+	if (jobrun_requeue(j, &err))
+		cli_warn("%s", err.msg);
 	start_runner(j);
 	printf("%s\n", j->id);
 	return cli_finish(0);
 }
 
-static int cmd_list(struct cli *c)
+static int cmd_list(void)
 {
 	char **ids;
 	size_t n;
 	struct ai_err err;
 
-	(void)c;
 	ai_err_clear(&err);
 	if (job_list(&ids, &n, &err))
 		cli_die_err(&err);
@@ -780,10 +506,7 @@ static int cmd_list(struct cli *c)
 		if (job_open(&j, ids[i], &err))
 			continue;
 		ai_err_clear(&err);
-		s = job_read_status(&j, &err);
-		if (s) {
-			if (!is_remote(&j) && !strcmp(state_of(s), "running") && !job_running(&j))
-				out_add(s, "state", json_object_new_string("stopped"));
+		if ((s = jobrun_status(&j, &err))) {
 			out_json_line(s);
 			json_object_put(s);
 		}
@@ -854,19 +577,21 @@ int main(int argc, char **argv)
 	if (!strcmp(sub, "list")) {
 		if (optind_ != argc)
 			cli_usage_error("list takes no operand");
-		return cmd_list(&c);
+		return cmd_list();
 	}
 	if (optind_ + 1 != argc)
 		cli_usage_error("%s wants one job id", sub);
 	ai_err_clear(&err);
 	if (job_open(&j, argv[optind_], &err))
 		cli_die_err(&err);
-	if (!strcmp(sub, "status"))
-		code = cmd_status(&c, &j);
+	if (is_remote(&j) && strcmp(sub, "resume"))
+		code = cli_finish(remote(&c, &o, &j, sub));
+	else if (!strcmp(sub, "status"))
+		code = cmd_status(&j);
 	else if (!strcmp(sub, "results"))
-		code = cmd_results(&c, &j);
+		code = cmd_results(&j);
 	else if (!strcmp(sub, "wait"))
-		code = cmd_wait(&c, &o, &j);
+		code = cmd_wait(&c, &j);
 	else if (!strcmp(sub, "cancel"))
 		code = cmd_cancel(&c, &j);
 	else

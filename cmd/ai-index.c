@@ -11,16 +11,14 @@
  */
 #include "ai.h"
 #include "api/api.h"
-#include "rag/chunk.h"
 #include "lib/cli.h"
+#include "rag/ingest.h"
 #include "rag/kb.h"
 #include "path.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
-#include "utf8.h"
 
-#include <strings.h>
 #include <unistd.h>
 #include <sys/stat.h>
 
@@ -96,380 +94,99 @@ static void on_opt(int val, const char *arg, void *ud)
 	}
 }
 
-/* A document between reading and writing. */
-struct doc {
-	struct doc *next;
-	char *source;
-	char *text;
-	size_t len;
-	char hash[65];
-	int64_t mtime;
-	bool replaced_hint;
-	struct chunk_list cl;
-	float *vecs;             /* cl.n x dim, filled by the batches */
-	size_t queued;           /* chunks handed to batches */
-	size_t pending;          /* batches not yet answered */
-	bool novec;              /* written without vectors (BM25 only) */
-	bool failed;
-	struct ai_err err;
-};
-
-struct batch {
-	struct ix *ix;
-	struct doc **docs;       /* per input: its document */
-	size_t *rows;            /* per input: its chunk number */
-	char **texts;            /* per input: owned text sent */
-	size_t n;
-	struct ai_embed_resp resp;
-};
-
-struct ix {
-	struct opts *o;
-	struct cli *c;
-	struct ai_client *client;  /* NULL: BM25 only */
-	struct kb *kb;             /* NULL under --dry-run without an index */
-	struct doc *head, **tail;
-	struct batch *cur;
-	int inflight;
-	bool bm25_only, said_bm25;
-	size_t dim;
-	bool dry_run, progress;
+/* What main shares with the callbacks. */
+struct run {
+	const struct cli *c;
+	struct ingest *ig;
+	size_t max_input;
+	bool progress;
 	struct termout_progress prog;
-	/* counts */
-	long indexed, replaced, unchanged, failed, chunks;
-	int first_code;
-	int64_t t0;
 };
 
-static void bm25_only(struct ix *ix, const char *why)
+static void progress(struct run *r, const struct ingest_counts *n, bool last)
 {
-	ix->bm25_only = true;
-	if (!ix->said_bm25 && !ix->c->quiet)
+	if (!r->progress)
+		return;
+	termout_progress(&r->prog, last, "%ld indexed, %ld unchanged, %ld failed, %ld chunks",
+			 n->indexed, n->unchanged, n->failed, n->chunks);
+}
+
+/* A warning for a failed document, one JSON line (--json) per document, the progress line. */
+static void on_doc(const struct ingest_report *d, void *ud)
+{
+	static const char *const status[] = {
+		[INGEST_INDEXED] = "indexed", [INGEST_REPLACED] = "replaced",
+		[INGEST_UNCHANGED] = "unchanged", [INGEST_DRY_RUN] = "dry-run", [INGEST_FAILED] = "failed"
+	};
+	struct run *r = ud;
+
+	if (d->counted)
+		cli_warn("'%s': %s", path_display(d->source), d->err->msg);
+	if (r->c->json) {
+		json_object *j = json_object_new_object();
+
+		out_add(j, "source", json_object_new_string(d->source));
+		out_add(j, "status", json_object_new_string(status[d->status]));
+		out_add(j, "chunks", json_object_new_int64((int64_t)d->chunks));
+		out_add(j, "vectors", json_object_new_boolean(d->vectors));
+		if (d->status == INGEST_FAILED)
+			out_add(j, "error", json_object_new_string(d->err->msg));
+		out_json_line(j);
+		json_object_put(j);
+	}
+	progress(r, d->counts, false);
+}
+
+static void on_bm25_only(const char *why, void *ud)
+{
+	const struct run *r = ud;
+
+	if (!r->c->quiet)
 		cli_warn("%s: indexing for BM25 only (keyword search, no vectors)", why);
-	ix->said_bm25 = true;
 }
 
-static void progress(struct ix *ix, bool last)
+/* Reads one document (path NULL: stdin, named source) and hands it to the run. */
+static int add_doc(struct run *r, const char *path, const char *source, struct ai_err *err)
 {
-	if (!ix->progress)
-		return;
-	termout_progress(&ix->prog, last, "%ld indexed, %ld unchanged, %ld failed, %ld chunks",
-			 ix->indexed, ix->unchanged, ix->failed, ix->chunks);
-}
-
-/* One JSON line (--json) or nothing, per document. */
-static void report(struct ix *ix, const struct doc *d, const char *status)
-{
-	json_object *j;
-
-	if (!ix->c->json)
-		return;
-	j = json_object_new_object();
-	out_add(j, "source", json_object_new_string(d->source));
-	out_add(j, "status", json_object_new_string(status));
-	out_add(j, "chunks", json_object_new_int64((int64_t)d->cl.n));
-	out_add(j, "vectors", json_object_new_boolean(!d->novec && !ix->dry_run && d->cl.n));
-	if (d->failed)
-		out_add(j, "error", json_object_new_string(d->err.msg));
-	out_json_line(j);
-	json_object_put(j);
-}
-
-static void doc_free(struct doc *d)
-{
-	free(d->source);
-	free(d->text);
-	free(d->vecs);
-	chunk_list_release(&d->cl);
-	free(d);
-}
-
-static void fail(struct ix *ix, const char *source, const struct ai_err *e)
-{
-	cli_warn("'%s': %s", path_display(source), e->msg);
-	ix->failed++;
-	if (!ix->first_code)
-		ix->first_code = e->code ? e->code : AI_EX_SOFTWARE;
-}
-
-/* Writes (or, failed, reports) every finished document at the head of the queue. */
-static void flush_docs(struct ix *ix, bool all)
-{
-	while (ix->head && (all || (ix->head->pending == 0 && ix->head->queued == ix->head->cl.n))) {
-		struct doc *d = ix->head;
-		struct kb_chunk *ch = NULL;
-		bool replaced = false;
-
-		ix->head = d->next;
-		if (!ix->head)
-			ix->tail = &ix->head;
-		if (!d->failed && (d->pending || d->queued < d->cl.n))
-			d->failed = ai_errf(&d->err, AI_EX_INTERRUPT, "interrupted") != 0;
-		if (!d->failed && !ix->dry_run && ix->kb) {
-			struct kb_doc kd = { d->source, d->hash, (int64_t)d->len, d->mtime };
-
-			if (d->cl.n && !(ch = calloc(d->cl.n, sizeof(*ch)))) {
-				d->failed = ai_errf(&d->err, AI_EX_OSERR, "out of memory") != 0;
-			} else {
-				for (size_t i = 0; i < d->cl.n; i++) {
-					ch[i].text = d->text + d->cl.v[i].off;
-					ch[i].len = d->cl.v[i].len;
-					ch[i].line_start = d->cl.v[i].line_start;
-					ch[i].line_end = d->cl.v[i].line_end;
-					ch[i].heading = d->cl.v[i].heading;
-				}
-				if (kb_put(ix->kb, ix->o->coll, &kd, ch, d->cl.n, d->novec ? NULL : d->vecs,
-					   ix->dim, ix->client ? ix->client->cfg->embed_model : NULL, &replaced,
-					   &d->err))
-					d->failed = true;
-			}
-			free(ch);
-		}
-		if (d->failed) {
-			if (d->err.code != AI_EX_INTERRUPT)
-				fail(ix, d->source, &d->err);
-			report(ix, d, "failed");
-		} else {
-			ix->indexed++;
-			ix->replaced += replaced;
-			ix->chunks += (long)d->cl.n;
-			report(ix, d, ix->dry_run ? "dry-run" : replaced ? "replaced" : "indexed");
-		}
-		progress(ix, false);
-		doc_free(d);
-	}
-}
-
-static void batch_free(struct batch *b)
-{
-	for (size_t i = 0; i < b->n; i++)
-		free(b->texts[i]);
-	free(b->texts);
-	free(b->docs);
-	free(b->rows);
-	ai_embed_resp_release(&b->resp);
-	free(b);
-}
-
-static void batch_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud)
-{
-	struct batch *b = ud;
-	struct ix *ix = b->ix;
-	struct ai_err bad;
-
-	ix->inflight--;
-	ai_err_clear(&bad);
-	if (rc && e->code != AI_EX_INTERRUPT && (e->status == 404 || e->status == 400)) {
-		/* The server has no embeddings (or refuses this model): BM25 alone. */
-		bm25_only(ix, e->msg);
-		for (size_t i = 0; i < b->n; i++)
-			b->docs[i]->novec = true;
-	} else if (rc) {
-		bad = *e;
-	} else if (ix->dry_run || !r->v) {
-		for (size_t i = 0; i < b->n; i++)
-			b->docs[i]->novec = true;
-	} else if (r->n != b->n) {
-		ai_errf(&bad, AI_EX_UNAVAILABLE, "asked for %zu embeddings and got %zu", b->n, r->n);
-	} else if (ix->dim && r->dim != ix->dim) {
-		ai_errf(&bad, AI_EX_UNAVAILABLE, "embeddings of dimension %zu after earlier ones of %zu",
-			r->dim, ix->dim);
-	} else {
-		ix->dim = r->dim;
-		for (size_t i = 0; i < b->n; i++) {
-			struct doc *d = b->docs[i];
-
-			if (!d->vecs && !(d->vecs = malloc(d->cl.n * r->dim * sizeof(float)))) {
-				d->failed = ai_errf(&d->err, AI_EX_OSERR, "out of memory") != 0;
-				continue;
-			}
-			memcpy(d->vecs + b->rows[i] * r->dim, r->v + i * r->dim, r->dim * sizeof(float));
-		}
-	}
-	for (size_t i = 0; i < b->n; i++) {
-		struct doc *d = b->docs[i];
-
-		if (bad.msg[0] && !d->failed) {
-			d->failed = true;
-			d->err = bad;
-		}
-		if (i == 0 || b->docs[i - 1] != d)
-			d->pending--;
-	}
-	batch_free(b);
-}
-
-static int start_batch(struct ix *ix, struct ai_err *err)
-{
-	struct batch *b = ix->cur;
-
-	ix->cur = NULL;
-	if (!b)
-		return 0;
-	if (ix->bm25_only) {
-		/* The server turned out to have no embeddings: these documents go without. */
-		for (size_t i = 0; i < b->n; i++) {
-			b->docs[i]->novec = true;
-			if (i == 0 || b->docs[i - 1] != b->docs[i])
-				b->docs[i]->pending--;
-		}
-		batch_free(b);
-		return 0;
-	}
-	ix->inflight++;
-	if (ai_embed_start(ix->client, (const char *const *)b->texts, b->n, NULL, &b->resp, batch_done, b,
-			   err)) {
-		ix->inflight--;
-		for (size_t i = 0; i < b->n; i++)
-			if (i == 0 || b->docs[i - 1] != b->docs[i])
-				b->docs[i]->pending--;
-		batch_free(b);
-		return -1;
-	}
-	return 0;
-}
-
-/* Waits while the requests in flight are at the limit (or, drain, until none is left). */
-static int wait_room(struct ix *ix, bool drain, struct ai_err *err)
-{
-	while (ix->client && ai_client_pending(ix->client) &&
-	       (drain || ix->inflight >= (int)ix->o->parallel)) {
-		if (ai_client_step(ix->client, 100, err) < 0)
-			return -1;
-		flush_docs(ix, false);
-	}
-	flush_docs(ix, false);
-	return 0;
-}
-
-/* The text to embed for a chunk: its heading path, then its text, so the context counts. */
-static char *embed_text(const struct doc *d, const struct chunk *c)
-{
-	struct buf b;
-
-	buf_init(&b, 0);
-	if ((c->heading && (buf_addstr(&b, c->heading) || buf_addstr(&b, "\n\n"))) ||
-	    buf_add(&b, d->text + c->off, c->len))
-		cli_die(AI_EX_OSERR, "out of memory");
-	return buf_detach(&b, NULL);
-}
-
-/* Hands the chunks of d to batches, starting each full one. */
-static int queue_chunks(struct ix *ix, struct doc *d, struct ai_err *err)
-{
-	while (d->queued < d->cl.n) {
-		struct batch *b = ix->cur;
-
-		if (!b) {
-			size_t cap = (size_t)ix->o->embed_batch;
-
-			if (wait_room(ix, false, err))
-				return -1;
-			if (ix->bm25_only) {
-				d->novec = true;
-				d->queued = d->cl.n;
-				break;
-			}
-			if (!(b = calloc(1, sizeof(*b))) || !(b->docs = calloc(cap, sizeof(*b->docs))) ||
-			    !(b->rows = calloc(cap, sizeof(*b->rows))) || !(b->texts = calloc(cap, sizeof(*b->texts))))
-				cli_die(AI_EX_OSERR, "out of memory");
-			b->ix = ix;
-			ix->cur = b;
-		}
-		if (!b->n || b->docs[b->n - 1] != d)
-			d->pending++;
-		b->docs[b->n] = d;
-		b->rows[b->n] = d->queued;
-		b->texts[b->n] = embed_text(d, &d->cl.v[d->queued]);
-		b->n++;
-		d->queued++;
-		if (b->n == (size_t)ix->o->embed_batch && start_batch(ix, err))
-			return -1;
-	}
-	return 0;
-}
-
-static bool is_markdown(const char *name)
-{
-	static const char *const ext[] = { ".md", ".markdown", ".mdown", ".mkd", ".mdx", ".rmd", ".qmd" };
-	size_t n = strlen(name);
-
-	for (size_t i = 0; i < AI_ARRAY_LEN(ext); i++) {
-		size_t m = strlen(ext[i]);
-
-		if (n > m && !strcasecmp(name + n - m, ext[i]))
-			return true;
-	}
-	return false;
-}
-
-/* Reads, hashes, chunks and queues one document: path NULL is stdin. */
-static int add_doc(struct ix *ix, const char *path, const char *source, struct ai_err *err)
-{
-	struct doc *d = calloc(1, sizeof(*d));
 	struct buf in;
 	struct stat sb;
-	char *arg = (char *)(path ? path : "-");
-	bool same = false;
-
-	if (!d)
-		cli_die(AI_EX_OSERR, "out of memory");
+	struct ai_err e;
+	int64_t mtime = 0;
+	char *text;
+	size_t len;
+	int rc;
 	/*
 	 * A file is stored under its canonical path, so that notes/keys.md,
 	 * ./keys.md and its absolute path are one document; a --source name
 	 * for standard input is kept as given.
 	 */
-	if (!(d->source = path ? path_canonical(path) : strdup(source)))
-		cli_die(AI_EX_OSERR, "cannot name '%s': %s", source, strerror(errno));
-	buf_init(&in, ix->client ? ix->client->cfg->max_input : 32u << 20);
-	if (path && stat(path, &sb) == 0) {
-		d->mtime = (int64_t)sb.st_mtime;
-		if (S_ISDIR(sb.st_mode)) {
-			ai_errf(&d->err, AI_EX_NOINPUT, "is a directory: give files, or use find ... | %s --files-from -",
-				cli_prog);
-			goto failed;
-		}
-	}
-	if (cli_read_document(arg, &in, &d->err))
-		goto failed;
-	d->len = in.len;
-	d->text = buf_detach(&in, NULL);
-	kb_hash(d->text, d->len, d->hash);
-	if (!ix->o->force && ix->kb && kb_unchanged(ix->kb, ix->o->coll, d->source, d->hash, &same, &d->err))
-		goto failed;
-	if (same) {
-		ix->unchanged++;
-		report(ix, d, "unchanged");
-		progress(ix, false);
-		doc_free(d);
-		return 0;
-	}
-	{
-		struct chunk_opts co = { (size_t)ix->o->chunk_tokens, (size_t)ix->o->overlap,
-					 is_markdown(d->source) };
+	char *name = path ? path_canonical(path) : strdup(source);
 
-		if (chunk_text(d->text, d->len, &co, &d->cl, &d->err))
-			goto failed;
+	if (!name)
+		cli_die(AI_EX_OSERR, "cannot name '%s': %s", source, strerror(errno));
+	ai_err_clear(&e);
+	buf_init(&in, r->max_input);
+	if (path && stat(path, &sb) == 0) {
+		mtime = (int64_t)sb.st_mtime;
+		if (S_ISDIR(sb.st_mode))
+			ai_errf(&e, AI_EX_NOINPUT, "is a directory: give files, or use find ... | %s --files-from -",
+				cli_prog);
 	}
-	*ix->tail = d;
-	ix->tail = &d->next;
-	if (!ix->client || ix->bm25_only || ix->o->no_embed) {
-		d->novec = true;
-		d->queued = d->cl.n;
-		flush_docs(ix, false);
+	if (e.msg[0] || cli_read_document(path ? path : "-", &in, &e)) {
+		buf_release(&in);
+		ingest_failed(r->ig, name, &e);
+		free(name);
 		return 0;
 	}
-	return queue_chunks(ix, d, err);
-failed:
-	buf_release(&in);
-	fail(ix, d->source, &d->err);
-	report(ix, d, "failed");
-	doc_free(d);
-	return 0;
+	if (!(text = buf_detach(&in, &len)))
+		cli_die(AI_EX_OSERR, "out of memory");
+	rc = ingest_add(r->ig, name, text, len, mtime, err);
+	free(name);
+	return rc;
 }
 
 /* The names in FILE (or stdin), one a line; blank lines are skipped. */
-static int add_files_from(struct ix *ix, const char *file, struct ai_err *err)
+static int add_files_from(struct run *r, const char *file, struct ai_err *err)
 {
 	FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
 	char *line = NULL;
@@ -489,7 +206,7 @@ static int add_files_from(struct ix *ix, const char *file, struct ai_err *err)
 			cli_warn("'%s': '-' in a list of files is not standard input; skipped", file);
 			continue;
 		}
-		rc = add_doc(ix, line, line, err);
+		rc = add_doc(r, line, line, err);
 	}
 	if (!rc && ferror(f))
 		rc = ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", file, strerror(errno));
@@ -606,6 +323,100 @@ static void print_stats(struct kb *kb, const struct opts *o, const struct cli *c
 	kb_stats_release(&s);
 }
 
+/* --list, --stats, --collections and --rm: the index alone, no endpoint. */
+static int manage(const struct opts *o, const struct cli *c)
+{
+	struct ai_err err;
+	struct kb *kb;
+	int code = 0;
+
+	if (kb_open(&kb, o->db, o->n_rm ? KB_WRITE : KB_READ, &err))
+		cli_die_err(&err);
+	for (size_t i = 0; i < o->n_rm; i++) {
+		bool found;
+		char *canon = path_canonical(o->rm[i]);
+
+		/* Stored under its canonical path; a --source name or an older index: as given. */
+		if (!canon)
+			cli_die(AI_EX_OSERR, "cannot name '%s': %s", o->rm[i], strerror(errno));
+		if (kb_remove(kb, o->coll, canon, &found, &err) ||
+		    (!found && kb_remove(kb, o->coll, o->rm[i], &found, &err)))
+			cli_die_err(&err);
+		free(canon);
+		if (!found) {
+			cli_warn("'%s' is not in collection '%s'", o->rm[i], o->coll);
+			code = AI_EX_PARTIAL;
+		} else if (!c->quiet && !c->json) {
+			cli_warn("removed '%s'", o->rm[i]);
+		}
+	}
+	if (o->collections && kb_list(kb, NULL, print_collection, (void *)c, &err))
+		cli_die_err(&err);
+	if (o->list || o->stats)
+		need_collection(kb, o->coll);
+	if (o->list && kb_list(kb, o->coll, print_doc, (void *)c, &err))
+		cli_die_err(&err);
+	if (o->stats)
+		print_stats(kb, o, c);
+	kb_close(kb);
+	return code;
+}
+
+/* The index to write, or under --dry-run the one there is (NULL: none yet). */
+static struct kb *open_index(const char *db, bool dry_run)
+{
+	struct ai_err err;
+	struct kb *kb = NULL;
+	struct stat sb;
+	char *def = db ? NULL : kb_default_path();
+	const char *p = def ? def : db;
+
+	if (dry_run ? p && stat(p, &sb) == 0 && kb_open(&kb, p, KB_READ, &err)
+		    : kb_open(&kb, db, KB_WRITE, &err))
+		cli_die_err(&err);
+	free(def);
+	return kb;
+}
+
+/* Every document named: arguments, --files-from, or standard input as --source. */
+static int add_all(struct run *r, const struct opts *o, int argc, char **argv, int optind_,
+		   struct ai_err *err)
+{
+	for (int i = optind_; i < argc && !cli_interrupted; i++)
+		if (!strcmp(argv[i], "-"))
+			cli_usage_error("read standard input with --source NAME, without other files");
+		else if (add_doc(r, argv[i], argv[i], err))
+			return -1;
+	if (o->files_from && add_files_from(r, o->files_from, err))
+		return -1;
+	if (optind_ == argc && !o->files_from) {
+		if (!o->source)
+			cli_usage_error("give files to index, --files-from FILE, or --source NAME to read standard input");
+		return add_doc(r, NULL, o->source, err);
+	}
+	return 0;
+}
+
+static void check_opts(struct opts *o, bool files)
+{
+	if (o->overlap < 0)
+		o->overlap = o->chunk_tokens * 15 / 100;
+	if (o->overlap >= o->chunk_tokens)
+		cli_usage_error("--overlap must be smaller than --chunk-tokens");
+	if (o->source && (files || o->files_from))
+		cli_usage_error("--source names standard input: give it without files or --files-from");
+	if ((o->list || o->stats || o->collections || o->n_rm) && (files || o->files_from || o->source))
+		cli_usage_error("--list, --stats, --collections and --rm take no documents to index");
+}
+
+/* The last line without --json or a progress line: what the run did. */
+static void summary(const struct ingest_counts *n)
+{
+	if (n->indexed || n->failed || n->unchanged)
+		cli_warn("%ld indexed (%ld chunk%s), %ld unchanged, %ld failed", n->indexed, n->chunks,
+			 n->chunks == 1 ? "" : "s", n->unchanged, n->failed);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
@@ -614,7 +425,11 @@ int main(int argc, char **argv)
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
-	struct ix ix;
+	struct ingest_opts io;
+	struct ingest_events ev = { on_doc, on_bm25_only, NULL };
+	struct run r = { &c, NULL, 32u << 20, false, { 0 } };
+	struct ingest_counts n;
+	struct kb *kb;
 	int optind_, code = 0;
 	bool online;
 
@@ -623,136 +438,49 @@ int main(int argc, char **argv)
 	c.summary = "Chunk, embed and store documents in the knowledge base for ai-ask.";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
-	if (o.overlap < 0)
-		o.overlap = o.chunk_tokens * 15 / 100;
-	if (o.overlap >= o.chunk_tokens)
-		cli_usage_error("--overlap must be smaller than --chunk-tokens");
-	if (o.source && (optind_ < argc || o.files_from))
-		cli_usage_error("--source names standard input: give it without files or --files-from");
-	ai_err_clear(&err);
-	memset(&ix, 0, sizeof(ix));
-	ix.o = &o;
-	ix.c = &c;
-	ix.tail = &ix.head;
-
-	/* --list, --stats, --collections and --rm need no endpoint. */
+	check_opts(&o, optind_ < argc);
 	if (o.list || o.stats || o.collections || o.n_rm) {
-		struct kb *kb;
-
-		if (optind_ < argc || o.files_from || o.source)
-			cli_usage_error("--list, --stats, --collections and --rm take no documents to index");
-		if (kb_open(&kb, o.db, o.n_rm ? KB_WRITE : KB_READ, &err))
-			cli_die_err(&err);
-		for (size_t i = 0; i < o.n_rm; i++) {
-			bool found;
-			char *canon = path_canonical(o.rm[i]);
-
-			/* Stored under its canonical path; a --source name or an older index: as given. */
-			if (!canon)
-				cli_die(AI_EX_OSERR, "cannot name '%s': %s", o.rm[i], strerror(errno));
-			if (kb_remove(kb, o.coll, canon, &found, &err) ||
-			    (!found && kb_remove(kb, o.coll, o.rm[i], &found, &err))) {
-				free(canon);
-				cli_die_err(&err);
-			}
-			free(canon);
-			if (!found) {
-				cli_warn("'%s' is not in collection '%s'", o.rm[i], o.coll);
-				code = AI_EX_PARTIAL;
-			} else if (!c.quiet && !c.json) {
-				cli_warn("removed '%s'", o.rm[i]);
-			}
-		}
-		if (o.collections && kb_list(kb, NULL, print_collection, &c, &err))
-			cli_die_err(&err);
-		if (o.list || o.stats)
-			need_collection(kb, o.coll);
-		if (o.list && kb_list(kb, o.coll, print_doc, &c, &err))
-			cli_die_err(&err);
-		if (o.stats)
-			print_stats(kb, &o, &c);
-		kb_close(kb);
+		code = manage(&o, &c);
 		free(o.rm);
 		return cli_finish(code);
 	}
 
-	if (config_load(&cfg, &c, &err))
-		cli_die_err(&err);
-	online = (cfg.endpoint_set || cfg.dry_run) && !o.no_embed;
-	config_release(&cfg);
+	ai_err_clear(&err);
+	online = setup_client_if(&c, &cfg, &client, !o.no_embed, &err);
 	if (online) {
-		setup_client(&c, &cfg, &client, &err);
 		client.parallel = (int)o.parallel;
-		ix.client = &client;
-		if (o.embed_model) {
-			free(cfg.embed_model);
-			if (!(cfg.embed_model = strdup(o.embed_model)))
-				cli_die(AI_EX_OSERR, "out of memory");
-		}
-	} else {
-		if (config_load(&cfg, &c, &err))
-			cli_die_err(&err);
-		bm25_only(&ix, o.no_embed ? "--no-embed" : "no embeddings endpoint configured");
+		r.max_input = cfg.max_input;
+	} else if (!c.quiet) {
+		cli_warn("%s: indexing for BM25 only (keyword search, no vectors)",
+			 o.no_embed ? "--no-embed" : "no embeddings endpoint configured");
 	}
-	ix.dry_run = cfg.dry_run;
-	ix.progress = !c.quiet && !c.json && isatty(2);
-	termout_progress_init(&ix.prog);
-	if (ix.dry_run) {
-		struct stat sb;
-		const char *p = o.db;
-		char *def = p ? NULL : kb_default_path();
-
-		if (def)
-			p = def;
-		if (p && stat(p, &sb) == 0 && kb_open(&ix.kb, p, KB_READ, &err))
-			cli_die_err(&err);
-		free(def);
-	} else if (kb_open(&ix.kb, o.db, KB_WRITE, &err)) {
+	io = (struct ingest_opts){ o.coll, (size_t)o.chunk_tokens, (size_t)o.overlap, (size_t)o.embed_batch,
+				   (int)o.parallel, o.embed_model, o.force, cfg.dry_run };
+	ev.ud = &r;
+	r.progress = !c.quiet && !c.json && isatty(2);
+	termout_progress_init(&r.prog);
+	kb = open_index(o.db, cfg.dry_run);
+	if (ingest_init(&r.ig, kb, online ? &client : NULL, &io, &ev, &err))
 		cli_die_err(&err);
-	}
 
-	if (optind_ < argc) {
-		for (int i = optind_; i < argc && !cli_interrupted && !code; i++)
-			if (!strcmp(argv[i], "-"))
-				cli_usage_error("read standard input with --source NAME, without other files");
-			else if (add_doc(&ix, argv[i], argv[i], &err))
-				code = -1;
-	}
-	if (!code && o.files_from && add_files_from(&ix, o.files_from, &err))
+	if (add_all(&r, &o, argc, argv, optind_, &err) || ingest_finish(r.ig, &err))
 		code = -1;
-	if (!code && optind_ == argc && !o.files_from) {
-		if (!o.source)
-			cli_usage_error("give files to index, --files-from FILE, or --source NAME to read standard input");
-		if (add_doc(&ix, NULL, o.source, &err))
-			code = -1;
-	}
-	if (!code && start_batch(&ix, &err))
-		code = -1;
-	if (!code && wait_room(&ix, true, &err))
-		code = -1;
-	if (cli_interrupted && !code) {
-		code = -1;
-		ai_errf(&err, AI_EX_INTERRUPT, "interrupted");
-	}
-	flush_docs(&ix, true);
-	progress(&ix, true);
-	if (ix.cur)
-		batch_free(ix.cur);
-	kb_close(ix.kb);
-	if (code) {
-		free(o.rm);
-		if (ix.client)
-			setup_die(&client, &cfg, &err);
+	else if (cli_interrupted)
+		code = ai_errf(&err, AI_EX_INTERRUPT, "interrupted");
+	ingest_free(r.ig, &n);
+	progress(&r, &n, true);
+	kb_close(kb);
+	free(o.rm);
+	if (code && online)
+		setup_die(&client, &cfg, &err);
+	if (code)
 		cli_die_err(&err);
-	}
-	if (!c.quiet && !c.json && !ix.progress && !ix.dry_run && (ix.indexed || ix.failed || ix.unchanged))
-		cli_warn("%ld indexed (%ld chunk%s), %ld unchanged, %ld failed", ix.indexed, ix.chunks,
-			 ix.chunks == 1 ? "" : "s", ix.unchanged, ix.failed);
-	if (ix.failed)
-		code = ix.indexed || ix.unchanged ? AI_EX_PARTIAL : ix.first_code;
-	if (ix.client)
+	if (!c.quiet && !c.json && !r.progress && !cfg.dry_run)
+		summary(&n);
+	if (n.failed)
+		code = n.indexed || n.unchanged ? AI_EX_PARTIAL : n.first_code;
+	if (online)
 		ai_client_release(&client);
 	config_release(&cfg);
-	free(o.rm);
 	return cli_finish(code);
 }

@@ -46,11 +46,18 @@ static void on_dry_run(const char *method, const char *url, const char *const *h
 
 void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
 {
-	if (config_load(cfg, c, err))
-		cli_die_err(err);
-	if (!cfg->endpoint_set && !cfg->dry_run)
+	if (!setup_client_if(c, cfg, client, true, err))
 		cli_die(AI_EX_CONFIG, "no endpoint configured: set OPENAI_API_KEY for OpenAI, or "
 			"OPENAI_BASE_URL for a local server (http://localhost:11434/v1 for Ollama); see ai.conf(5)");
+}
+
+bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
+		     struct ai_err *err)
+{
+	if (config_load(cfg, c, err))
+		cli_die_err(err);
+	if (!want || (!cfg->endpoint_set && !cfg->dry_run))
+		return false;
 	if (ai_client_init(client, c->prog, cfg, err))
 		cli_die_err(err);
 	client->warn = on_warn;
@@ -58,6 +65,7 @@ void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client
 	client->dry_run = on_dry_run;
 	client->ud = c;
 	client->http.interrupt = &cli_interrupted;
+	return true;
 }
 
 void setup_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err)

@@ -21,6 +21,15 @@
 void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
 
 /*
+ * The same for a program that can do without the API (ai-index for BM25,
+ * ai-ask --retrieve-only): loads cfg once, and sets client up only when
+ * want and an endpoint is configured (or --dry-run), returning whether it
+ * did.  Exits on a broken configuration.
+ */
+bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
+		     struct ai_err *err);
+
+/*
  * --list-models: sets up as setup_client does, asks the server for its models
  * and prints one id a line, or with --json one JSON line a model:
  * {"id", "owned_by" (null when the server did not say), "priced" (whether

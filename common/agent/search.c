@@ -1,5 +1,7 @@
 #include "agent/search.h"
 #include "jsonval.h"
+#include "rag/answer.h"
+#include "rag/retrieve.h"
 
 #include <unistd.h>
 
@@ -16,7 +18,7 @@ int agent_search_kb(const char *query, long k, json_object **result, struct ai_e
 	q.text = query;
 	q.k = (size_t)k;
 	memset(&r, 0, sizeof(r));
-	if (kb_retrieve(s->kb, s->client, &q, &r, err))
+	if (rag_retrieve(s->kb, s->client, &q, &r, err))
 		return -1;
 	if (!(a = json_object_new_array())) {
 		kb_results_release(&r);
@@ -25,9 +27,9 @@ int agent_search_kb(const char *query, long k, json_object **result, struct ai_e
 	for (size_t i = 0; i < r.n; i++) {
 		const struct kb_passage *p = &r.v[i];
 		json_object *o = json_object_new_object();
-		char lines[64], score[32];
+		char lines[PASSAGE_LINES_MAX], score[32];
 
-		snprintf(lines, sizeof(lines), "%zu-%zu", p->line_start, p->line_end);
+		passage_lines(p, lines, sizeof(lines));
 		snprintf(score, sizeof(score), "%.4g", p->score);
 		if (!o || jv_add(o, "source", json_object_new_string(p->source)) ||
 		    jv_add(o, "lines", json_object_new_string(lines)) ||

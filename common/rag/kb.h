@@ -30,12 +30,15 @@
  * without errors, and a killed writer leaves every document either wholly
  * in or wholly out.
  *
- * Nothing here prints or exits; every function returns 0 or -1 with err
- * filled.  A struct kb is not shared between threads.
+ * Nothing here prints or exits, nor calls the network (rag/retrieve.h
+ * embeds a question, then calls kb_search); every function returns 0 or
+ * -1 with err filled.  A struct kb is not shared between threads.
+ *
+ * The store is three files over a private header (kb_int.h): kb.c the
+ * schema, documents and chunks; kb_vecfile.c the vector file;
+ * kb_search.c BM25, the vector scan and rank fusion.
  */
 #include "ai.h"
-
-struct ai_client;
 
 #define KB_SCHEMA 2
 #define KB_BLOCK 4096           /* most vectors in one stored block */
@@ -171,12 +174,13 @@ struct kb_query {
 	const char *text;       /* the question */
 	size_t k;               /* passages wanted (0: 5) */
 	size_t candidates;      /* top-N of each list before fusion (0: max(50, 4k)) */
-	/* The query's embedding (NULL: BM25 only), qdim floats, from qmodel. */
+	/* The query's embedding (NULL: BM25 only), qdim floats, from qmodel
+	 * (rag_retrieve embeds the question itself, with qmodel). */
 	const float *qvec;
 	size_t qdim;
 	const char *qmodel;
 	bool int8;              /* scan the int8 codes and rescore the best exactly */
-	/* Vectors alone: leave BM25 out (to measure the scan).  kb_retrieve
+	/* Vectors alone: leave BM25 out (to measure the scan).  rag_retrieve
 	 * clears it when it falls back to BM25 for want of vectors. */
 	bool no_bm25;
 	/* Vector hits below this cosine are not relevant (0: 0.3; negative: keep all). */
@@ -194,18 +198,6 @@ struct kb_query {
  * No match gives n 0, not an error.  out is overwritten; release it.
  */
 int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, struct ai_err *err);
-
-/*
- * The same, embedding the question first through c (the cache and the
- * ledger apply) with c's configured embedding model, when the collection
- * has vectors; c NULL or a collection without vectors: BM25 alone.  When
- * the embeddings request fails for want of the service (no endpoint, a
- * network error, 404, 5xx), retrieval goes on with BM25 alone and
- * out->note says why; a model that differs from the index's is an error.
- * This is the call for ai-ask and ai-agent's search tool.
- */
-int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
-		struct kb_results *out, struct ai_err *err);
 
 void kb_results_release(struct kb_results *r);
 

@@ -59,6 +59,20 @@ agent() {
 	assert_eq "${RES[1]}" '{"result":126}'
 }
 
+@test "agent: search writes a passage's lines as ai-ask does: 12-30, or 12 for one line" {
+	command -v ai-index >/dev/null || skip "ai-index is not built yet"
+	printf 'The Zorblax reactor makes 42 megawatts.\n' >"$T/one.txt"
+	run ai-index --db "$T/kb.db" --no-embed -q "$T/one.txt"
+	assert_eq "$status" 0 "ai-index status"
+	push "$(calls '{"name":"search","arguments":{"query":"Zorblax reactor"}}')" '{"reply":"42 [one.txt]."}'
+	run --separate-stderr agent --db "$T/kb.db" --json "How many megawatts?"
+	assert_eq "$status" 0 status
+	results 2
+	assert_eq "$(jq -r '.passages[0].lines' <<<"${RES[0]}")" 1
+	run --separate-stderr ai-ask --db "$T/kb.db" --retrieve-only --no-embed Zorblax reactor
+	assert_eq "$(jq -r .lines <<<"$output")" 1
+}
+
 @test "agent: calculate, and the reply to each call goes back as a tool message" {
 	push "$(calls '{"id":"c1","name":"calculate","arguments":{"expression":"2^3^2 - -2^2"}}')" \
 		'{"reply":"It is 516."}'

@@ -1,5 +1,6 @@
 /* t_kb.c - tests for the knowledge-base store (common/rag/kb.c). */
 #include "rag/kb.h"
+#include "rag/retrieve.h"
 #include "buf.h"
 #include "rag/vec.h"
 
@@ -290,7 +291,7 @@ static void test_vectors(struct kb *kb)
 	qq.qdim = D - 1;
 	ok(kb_search(kb, &qq, &r, &err) == -1 && strstr(err.msg, "dimension"), "another dimension too: %s", err.msg);
 	qq.qdim = D;
-	ok(kb_retrieve(kb, NULL, &qq, &r, &err) == 0 && !r.hybrid && r.n == 1, "retrieve without a client: BM25");
+	ok(rag_retrieve(kb, NULL, &qq, &r, &err) == 0 && !r.hybrid && r.n == 1, "retrieve without a client: BM25");
 	kb_results_release(&r);
 }
 

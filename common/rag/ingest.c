@@ -1,0 +1,423 @@
+/*
+ * ingest.c - documents in, chunks and vectors into the knowledge base.
+ *
+ * A document waits in a queue (in the order given) until every embeddings
+ * request holding one of its chunks has been answered; the head of the
+ * queue is then stored, so documents reach the index in order and a
+ * killed run loses only those in flight.
+ */
+#include "rag/ingest.h"
+#include "api/api.h"
+#include "buf.h"
+#include "rag/chunk.h"
+#include "rag/kb.h"
+
+#include <strings.h>
+
+/* A document between reading and writing. */
+struct doc {
+	struct doc *next;
+	char *source;
+	char *text;
+	size_t len;
+	char hash[65];
+	int64_t mtime;
+	struct chunk_list cl;
+	float *vecs;             /* cl.n x dim, filled by the requests */
+	size_t queued;           /* chunks handed to requests */
+	size_t pending;          /* requests not yet answered */
+	bool novec;              /* written without vectors (BM25 only) */
+	bool failed;
+	struct ai_err err;
+};
+
+/* One embeddings request: which chunk of which document each input is. */
+struct embed_req {
+	struct ingest *ig;
+	struct doc **docs;       /* per input: its document */
+	size_t *rows;            /* per input: its chunk number */
+	char **texts;            /* per input: owned text sent */
+	size_t n;
+	struct ai_embed_resp resp;
+};
+
+struct ingest {
+	const struct ingest_opts *o;
+	const struct ingest_events *ev;
+	struct ai_client *client;  /* NULL: BM25 only */
+	struct kb *kb;             /* NULL: nothing stored */
+	const char *model;         /* the embedding model named to the store */
+	struct doc *head, **tail;
+	struct embed_req *cur;
+	int inflight;
+	bool bm25_only;
+	size_t dim;
+	struct ingest_counts n;
+};
+
+static void bm25_only(struct ingest *ig, const char *why)
+{
+	if (!ig->bm25_only && ig->ev->on_bm25_only)
+		ig->ev->on_bm25_only(why, ig->ev->ud);
+	ig->bm25_only = true;
+}
+
+static void report(struct ingest *ig, const struct doc *d, enum ingest_status st, bool counted)
+{
+	struct ingest_report r = { d->source, st, d->cl.n, !d->novec && !ig->o->dry_run && d->cl.n,
+				   d->failed ? &d->err : NULL, counted, &ig->n };
+
+	if (ig->ev->on_doc)
+		ig->ev->on_doc(&r, ig->ev->ud);
+}
+
+static void doc_free(struct doc *d)
+{
+	free(d->source);
+	free(d->text);
+	free(d->vecs);
+	chunk_list_release(&d->cl);
+	free(d);
+}
+
+static void count_failed(struct ingest *ig, const struct ai_err *e)
+{
+	ig->n.failed++;
+	if (!ig->n.first_code)
+		ig->n.first_code = e->code ? e->code : AI_EX_SOFTWARE;
+}
+
+/* Reports d as failed (counted unless cut off by an interrupt), then frees it. */
+static void doc_failed(struct ingest *ig, struct doc *d, bool count)
+{
+	if (count)
+		count_failed(ig, &d->err);
+	d->failed = true;
+	report(ig, d, INGEST_FAILED, count);
+	doc_free(d);
+}
+
+static int store(struct ingest *ig, struct doc *d, bool *replaced)
+{
+	struct kb_doc kd = { d->source, d->hash, (int64_t)d->len, d->mtime };
+	struct kb_chunk *ch = NULL;
+	int rc;
+
+	if (d->cl.n && !(ch = calloc(d->cl.n, sizeof(*ch))))
+		return ai_errf(&d->err, AI_EX_OSERR, "out of memory");
+	for (size_t i = 0; i < d->cl.n; i++) {
+		ch[i].text = d->text + d->cl.v[i].off;
+		ch[i].len = d->cl.v[i].len;
+		ch[i].line_start = d->cl.v[i].line_start;
+		ch[i].line_end = d->cl.v[i].line_end;
+		ch[i].heading = d->cl.v[i].heading;
+	}
+	rc = kb_put(ig->kb, ig->o->coll, &kd, ch, d->cl.n, d->novec ? NULL : d->vecs, ig->dim,
+		    ig->model, replaced, &d->err);
+	free(ch);
+	return rc;
+}
+
+/* Stores (or, failed, reports) every finished document at the head of the queue. */
+static void flush_docs(struct ingest *ig, bool all)
+{
+	while (ig->head && (all || (ig->head->pending == 0 && ig->head->queued == ig->head->cl.n))) {
+		struct doc *d = ig->head;
+		bool replaced = false;
+
+		ig->head = d->next;
+		if (!ig->head)
+			ig->tail = &ig->head;
+		if (!d->failed && (d->pending || d->queued < d->cl.n))
+			d->failed = ai_errf(&d->err, AI_EX_INTERRUPT, "interrupted") != 0;
+		if (!d->failed && !ig->o->dry_run && ig->kb && store(ig, d, &replaced))
+			d->failed = true;
+		if (d->failed) {
+			doc_failed(ig, d, d->err.code != AI_EX_INTERRUPT);
+			continue;
+		}
+		ig->n.indexed++;
+		ig->n.replaced += replaced;
+		ig->n.chunks += (long)d->cl.n;
+		report(ig, d, ig->o->dry_run ? INGEST_DRY_RUN : replaced ? INGEST_REPLACED : INGEST_INDEXED, false);
+		doc_free(d);
+	}
+}
+
+static void req_free(struct embed_req *b)
+{
+	for (size_t i = 0; i < b->n; i++)
+		free(b->texts[i]);
+	free(b->texts);
+	free(b->docs);
+	free(b->rows);
+	ai_embed_resp_release(&b->resp);
+	free(b);
+}
+
+/* The request b will not be answered: its documents stop waiting for it. */
+static void req_drop(struct embed_req *b, bool novec)
+{
+	for (size_t i = 0; i < b->n; i++) {
+		if (novec)
+			b->docs[i]->novec = true;
+		if (i == 0 || b->docs[i - 1] != b->docs[i])
+			b->docs[i]->pending--;
+	}
+	req_free(b);
+}
+
+static void req_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud)
+{
+	struct embed_req *b = ud;
+	struct ingest *ig = b->ig;
+	struct ai_err bad;
+
+	ig->inflight--;
+	ai_err_clear(&bad);
+	if (rc && e->code != AI_EX_INTERRUPT && (e->status == 404 || e->status == 400)) {
+		/* The server has no embeddings (or refuses this model): BM25 alone. */
+		bm25_only(ig, e->msg);
+		for (size_t i = 0; i < b->n; i++)
+			b->docs[i]->novec = true;
+	} else if (rc) {
+		bad = *e;
+	} else if (ig->o->dry_run || !r->v) {
+		for (size_t i = 0; i < b->n; i++)
+			b->docs[i]->novec = true;
+	} else if (r->n != b->n) {
+		ai_errf(&bad, AI_EX_UNAVAILABLE, "asked for %zu embeddings and got %zu", b->n, r->n);
+	} else if (ig->dim && r->dim != ig->dim) {
+		ai_errf(&bad, AI_EX_UNAVAILABLE, "embeddings of dimension %zu after earlier ones of %zu",
+			r->dim, ig->dim);
+	} else {
+		ig->dim = r->dim;
+		for (size_t i = 0; i < b->n; i++) {
+			struct doc *d = b->docs[i];
+
+			if (!d->vecs && !(d->vecs = malloc(d->cl.n * r->dim * sizeof(float)))) {
+				d->failed = ai_errf(&d->err, AI_EX_OSERR, "out of memory") != 0;
+				continue;
+			}
+			memcpy(d->vecs + b->rows[i] * r->dim, r->v + i * r->dim, r->dim * sizeof(float));
+		}
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct doc *d = b->docs[i];
+
+		if (bad.msg[0] && !d->failed) {
+			d->failed = true;
+			d->err = bad;
+		}
+	}
+	req_drop(b, false);
+}
+
+static int start_req(struct ingest *ig, struct ai_err *err)
+{
+	struct embed_req *b = ig->cur;
+
+	ig->cur = NULL;
+	if (!b)
+		return 0;
+	if (ig->bm25_only) {
+		/* The server turned out to have no embeddings: these documents go without. */
+		req_drop(b, true);
+		return 0;
+	}
+	ig->inflight++;
+	if (ai_embed_start(ig->client, (const char *const *)b->texts, b->n, ig->o->embed_model, &b->resp,
+			   req_done, b, err)) {
+		ig->inflight--;
+		req_drop(b, false);
+		return -1;
+	}
+	return 0;
+}
+
+/* Waits while the requests in flight are at the limit (or, drain, until none is left). */
+static int wait_room(struct ingest *ig, bool drain, struct ai_err *err)
+{
+	while (ig->client && ai_client_pending(ig->client) &&
+	       (drain || ig->inflight >= ig->o->parallel)) {
+		if (ai_client_step(ig->client, 100, err) < 0)
+			return -1;
+		flush_docs(ig, false);
+	}
+	flush_docs(ig, false);
+	return 0;
+}
+
+/* The text to embed for a chunk: its heading path, then its text, so the context counts. */
+static char *embed_text(const struct doc *d, const struct chunk *c)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	if ((c->heading && (buf_addstr(&b, c->heading) || buf_addstr(&b, "\n\n"))) ||
+	    buf_add(&b, d->text + c->off, c->len)) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b, NULL);
+}
+
+static struct embed_req *req_new(struct ingest *ig)
+{
+	size_t cap = ig->o->embed_batch;
+	struct embed_req *b = calloc(1, sizeof(*b));
+
+	if (!b)
+		return NULL;
+	b->ig = ig;
+	if (!(b->docs = calloc(cap, sizeof(*b->docs))) || !(b->rows = calloc(cap, sizeof(*b->rows))) ||
+	    !(b->texts = calloc(cap, sizeof(*b->texts)))) {
+		req_free(b);
+		return NULL;
+	}
+	return b;
+}
+
+/* Hands the chunks of d to requests, starting each full one. */
+static int queue_chunks(struct ingest *ig, struct doc *d, struct ai_err *err)
+{
+	while (d->queued < d->cl.n) {
+		struct embed_req *b = ig->cur;
+
+		if (!b) {
+			if (wait_room(ig, false, err))
+				return -1;
+			if (ig->bm25_only) {
+				d->novec = true;
+				d->queued = d->cl.n;
+				break;
+			}
+			if (!(b = ig->cur = req_new(ig)))
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+		if (!(b->texts[b->n] = embed_text(d, &d->cl.v[d->queued])))
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		if (!b->n || b->docs[b->n - 1] != d)
+			d->pending++;
+		b->docs[b->n] = d;
+		b->rows[b->n] = d->queued;
+		b->n++;
+		d->queued++;
+		if (b->n == ig->o->embed_batch && start_req(ig, err))
+			return -1;
+	}
+	return 0;
+}
+
+static bool is_markdown(const char *name)
+{
+	static const char *const ext[] = { ".md", ".markdown", ".mdown", ".mkd", ".mdx", ".rmd", ".qmd" };
+	size_t n = strlen(name);
+
+	for (size_t i = 0; i < AI_ARRAY_LEN(ext); i++) {
+		size_t m = strlen(ext[i]);
+
+		if (n > m && !strcasecmp(name + n - m, ext[i]))
+			return true;
+	}
+	return false;
+}
+
+int ingest_init(struct ingest **out, struct kb *kb, struct ai_client *client,
+		const struct ingest_opts *opts, const struct ingest_events *ev, struct ai_err *err)
+{
+	struct ingest *ig = calloc(1, sizeof(*ig));
+
+	*out = NULL;
+	if (!ig)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	ig->o = opts;
+	ig->ev = ev;
+	ig->kb = kb;
+	ig->client = client;
+	/* Without a client no vector is stored, and no model is named. */
+	ig->model = !client ? NULL : opts->embed_model ? opts->embed_model : client->cfg->embed_model;
+	ig->tail = &ig->head;
+	*out = ig;
+	return 0;
+}
+
+void ingest_failed(struct ingest *ig, const char *source, const struct ai_err *e)
+{
+	struct doc *d = calloc(1, sizeof(*d));
+
+	/* Without memory for the report, the document is still counted. */
+	if (!d || !(d->source = strdup(source))) {
+		free(d);
+		count_failed(ig, e);
+		return;
+	}
+	d->err = *e;
+	doc_failed(ig, d, true);
+}
+
+int ingest_add(struct ingest *ig, const char *source, char *text, size_t len, int64_t mtime,
+	       struct ai_err *err)
+{
+	struct doc *d = calloc(1, sizeof(*d));
+	bool same = false;
+
+	if (!d || !(d->source = strdup(source))) {
+		free(d);
+		free(text);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	d->text = text;
+	d->len = len;
+	d->mtime = mtime;
+	kb_hash(d->text, d->len, d->hash);
+	if (!ig->o->force && ig->kb &&
+	    kb_unchanged(ig->kb, ig->o->coll, d->source, d->hash, &same, &d->err)) {
+		doc_failed(ig, d, true);
+		return 0;
+	}
+	if (same) {
+		ig->n.unchanged++;
+		report(ig, d, INGEST_UNCHANGED, false);
+		doc_free(d);
+		return 0;
+	}
+	{
+		struct chunk_opts co = { ig->o->chunk_tokens, ig->o->overlap, is_markdown(d->source) };
+
+		if (chunk_text(d->text, d->len, &co, &d->cl, &d->err)) {
+			doc_failed(ig, d, true);
+			return 0;
+		}
+	}
+	*ig->tail = d;
+	ig->tail = &d->next;
+	if (!ig->client || ig->bm25_only) {
+		d->novec = true;
+		d->queued = d->cl.n;
+		flush_docs(ig, false);
+		return 0;
+	}
+	return queue_chunks(ig, d, err);
+}
+
+int ingest_finish(struct ingest *ig, struct ai_err *err)
+{
+	if (start_req(ig, err) || wait_room(ig, true, err))
+		return -1;
+	return 0;
+}
+
+void ingest_free(struct ingest *ig, struct ingest_counts *totals)
+{
+	if (totals)
+		memset(totals, 0, sizeof(*totals));
+	if (!ig)
+		return;
+	flush_docs(ig, true);
+	if (totals)
+		*totals = ig->n;
+	if (ig->cur)
+		req_free(ig->cur);
+	free(ig);
+}
