@@ -369,7 +369,7 @@ int main(int argc, char **argv)
 	struct tracer tr = { NULL, false };
 	struct search srch = { NULL, NULL, NULL };
 	struct buf task;
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 	int optind_, code = AI_EX_OK;
 	long procs;
 
@@ -443,7 +443,7 @@ int main(int argc, char **argv)
 	if (res.dry_run) {
 		/* The request was printed; nothing was sent. */
 	} else if (c.json) {
-		print_json(&res, http_now_ms() - t0);
+		print_json(&res, mono_ms() - t0);
 	} else if (res.answer) {
 		struct termout to;
 		size_t n = strlen(res.answer);

@@ -20,10 +20,10 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "clock.h"
 #include "utf8.h"
 
 #include <math.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -90,14 +90,6 @@ struct sink {
 	struct buf scratch;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Under CGI the frames follow a header; a failure before any frame gets a status too. */
 static void cgi_headers(struct sink *s, int fail_code)
 {
@@ -141,7 +133,7 @@ static int on_delta(const char *text, size_t n, void *ud)
 	if (!n)
 		return 0;
 	if (!s->t_first)
-		s->t_first = now_ms();
+		s->t_first = (double)mono_us() / 1e3;
 	s->any = true;
 	if (s->mode == MODE_TEXT) {
 		termout_write(&s->text, text, n, true);
@@ -166,7 +158,7 @@ static void sink_start(struct sink *s)
 {
 	s->any = false;
 	s->last = 0;
-	s->t0 = now_ms();
+	s->t0 = (double)mono_us() / 1e3;
 	s->t_first = 0;
 }
 
@@ -182,7 +174,7 @@ static json_object *json_ms(double ms)
 static void add_times(const struct sink *s, json_object *j)
 {
 	out_add(j, "ttft_ms", s->t_first ? json_ms(s->t_first - s->t0) : NULL);
-	out_add(j, "total_ms", json_ms(now_ms() - s->t0));
+	out_add(j, "total_ms", json_ms((double)mono_us() / 1e3 - s->t0));
 }
 
 /* Ends one answer: the last record, or a newline so that what follows starts a line. */

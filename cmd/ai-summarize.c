@@ -476,7 +476,7 @@ int main(int argc, char **argv)
 	struct ai_err err;
 	struct buf in, out;
 	struct totals t = { 0, 0, 0, true, false, NULL, 0 };
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 	int optind_;
 
 	cli_init(&c, "ai-summarize");
@@ -512,7 +512,7 @@ int main(int argc, char **argv)
 		out_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
 		out_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
 		out_add(j, "usage", u);
-		out_add(j, "latency_ms", json_object_new_int64(http_now_ms() - t0));
+		out_add(j, "latency_ms", json_object_new_int64(mono_ms() - t0));
 		out_add(j, "cached", json_object_new_boolean(t.all_cached));
 		out_add(j, "parts", json_object_new_int64((int64_t)t.parts));
 		out_json_line(j);

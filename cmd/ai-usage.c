@@ -259,7 +259,7 @@ static bool local_today(const struct ledger_group *t)
 	int64_t midnight;
 
 	ai_err_clear(&e);
-	return !ledger_parse_time("today", false, ledger_now_ms(), &midnight, &e) &&
+	return !ledger_parse_time("today", false, wall_ms(), &midnight, &e) &&
 	       t->last_ms >= midnight;
 }
 
@@ -408,7 +408,7 @@ int main(int argc, char **argv)
 	if (optind_ < argc)
 		cli_usage_error("unexpected argument '%s'; use --db FILE to read another ledger", argv[optind_]);
 	ai_err_clear(&err);
-	now = ledger_now_ms();
+	now = wall_ms();
 	if ((o.since && ledger_parse_time(o.since, false, now, &since, &err)) ||
 	    (o.until && ledger_parse_time(o.until, true, now, &until, &err)))
 		cli_usage_error("%s", err.msg);

@@ -839,7 +839,7 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 	const char *builtin = NULL;
 	size_t len;
 	char why[300];
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -950,7 +950,7 @@ done:
 		return -1;
 	}
 	if (!c->ms)
-		c->ms = (long)(http_now_ms() - t0);
+		c->ms = (long)(mono_ms() - t0);
 	return 0;
 }
 
@@ -988,7 +988,7 @@ static json_object *new_event(struct run *r, const char *name)
 	json_object *ev = json_object_new_object();
 
 	if (!ev || jv_add(ev, "event", json_object_new_string(name)) ||
-	    jv_add(ev, "t_ms", json_object_new_int64(http_now_ms() - r->t0))) {
+	    jv_add(ev, "t_ms", json_object_new_int64(mono_ms() - r->t0))) {
 		json_object_put(ev);
 		return NULL;
 	}
@@ -1229,7 +1229,7 @@ static int run_calls(struct run *r, long step, json_object *calls, json_object *
 int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 	      struct agent_result *res, struct ai_err *err)
 {
-	struct run r = { c, o, res, http_now_ms(), o->trace_max ? o->trace_max : AGENT_DEFAULT_TRACE_MAX };
+	struct run r = { c, o, res, mono_ms(), o->trace_max ? o->trace_max : AGENT_DEFAULT_TRACE_MAX };
 	json_object *messages = NULL, *tools = NULL;
 	const char *model = o->model ? o->model : c->cfg->model;
 	long max = o->max_steps > 0 ? o->max_steps : AGENT_DEFAULT_MAX_STEPS;

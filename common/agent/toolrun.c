@@ -8,6 +8,7 @@
  */
 #include "agent/toolrun.h"
 
+#include "clock.h"
 #include "fdio.h"
 
 #include <ctype.h>
@@ -698,14 +699,6 @@ fail:
 /* ------------------------------------------------------------------ */
 /* The runner                                                          */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0) {
@@ -1198,7 +1191,7 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 
 	/* What is ours before the tool starts is not the tool's to have left behind. */
 	reaper = linux_become_subreaper() && linux_list_children(&before) == 0;
-	start = now_ms();
+	start = (long)mono_ms();
 	pid = fork();
 	if (pid < 0) {
 		ai_errf(err, AI_EX_OSERR, "cannot run '%s': fork: %s", plan.path, strerror(errno));
@@ -1252,9 +1245,9 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 			/* Whatever it left behind in its group goes with it. */
 			kill(-pid, SIGKILL);
 			close_fd(&in[1]);
-			grace_end = now_ms() + DRAIN_GRACE_MS;
+			grace_end = (long)mono_ms() + DRAIN_GRACE_MS;
 		}
-		now = now_ms();
+		now = (long)mono_ms();
 		if (exited && (out[0] < 0 && errp[0] < 0))
 			break;
 		if (exited && now >= grace_end)
@@ -1308,7 +1301,7 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 	}
 	if (reap(pid, &status))
 		lost = true;
-	res->ms = now_ms() - start;
+	res->ms = (long)mono_ms() - start;
 	if (cancelled) {
 		ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted", t->name ? t->name : plan.path);
 		goto out;

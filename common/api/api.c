@@ -767,7 +767,7 @@ static void chat_hit(struct call *k, struct buf *v)
 {
 	struct ai_chat_resp *r = k->cresp;
 	struct ai_err e;
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 
 	ai_err_clear(&e);
 	if (parse_chat(k, v->data, v->len, &e)) {
@@ -789,7 +789,7 @@ static void chat_hit(struct call *k, struct buf *v)
 		}
 	}
 	r->cost = call_cost(k, r->prompt_tokens, r->completion_tokens);
-	r->latency_ms = (double)(http_now_ms() - t0);
+	r->latency_ms = (double)(mono_ms() - t0);
 	account(k, r->prompt_tokens, r->completion_tokens, 200, true, r->cost, r->latency_ms);
 	r->cost = 0;
 	chat_finish(k, 0, NULL);
@@ -829,12 +829,7 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 	struct cache *cache;
 	const char *auth = NULL;
 
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		k->t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	}
+	k->t0_wall = wall_ms();
 	if (c->cfg->dry_run) {
 		const char *shown[5];
 		size_t i;
@@ -1408,13 +1403,11 @@ double ai_account_batch_result(struct ai_client *c, const char *model, long prom
 	struct call k;
 	bool was = c->batch_price;
 	double cost;
-	struct timespec ts;
 
 	memset(&k, 0, sizeof(k));
 	k.c = c;
 	k.model = (char *)(model ? model : c->cfg->model);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	k.t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	k.t0_wall = wall_ms();
 	c->batch_price = true;
 	cost = call_cost(&k, prompt_tokens, completion_tokens);
 	account(&k, prompt_tokens, completion_tokens, status, false, cost, 0);
