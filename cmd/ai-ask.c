@@ -229,7 +229,7 @@ int main(int argc, char **argv)
 
 	if (o.no_bm25 && o.no_embed)
 		cli_usage_error("--no-bm25 and --no-embed leave nothing to retrieve by");
-	if (config_load(&cfg, &c, &err))
+	if (setup_config(&cfg, &c, &err))
 		cli_die_err(&err);
 	online = cfg.endpoint_set || cfg.dry_run;
 	config_release(&cfg);
@@ -242,7 +242,7 @@ int main(int argc, char **argv)
 			if (!(cfg.embed_model = strdup(o.embed_model)))
 				cli_die(AI_EX_OSERR, "out of memory");
 		}
-	} else if (config_load(&cfg, &c, &err)) {
+	} else if (setup_config(&cfg, &c, &err)) {
 		cli_die_err(&err);
 	}
 

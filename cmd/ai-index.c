@@ -676,7 +676,7 @@ int main(int argc, char **argv)
 		return cli_finish(code);
 	}
 
-	if (config_load(&cfg, &c, &err))
+	if (setup_config(&cfg, &c, &err))
 		cli_die_err(&err);
 	online = (cfg.endpoint_set || cfg.dry_run) && !o.no_embed;
 	config_release(&cfg);
@@ -690,7 +690,7 @@ int main(int argc, char **argv)
 				cli_die(AI_EX_OSERR, "out of memory");
 		}
 	} else {
-		if (config_load(&cfg, &c, &err))
+		if (setup_config(&cfg, &c, &err))
 			cli_die_err(&err);
 		bm25_only(&ix, o.no_embed ? "--no-embed" : "no embeddings endpoint configured");
 	}

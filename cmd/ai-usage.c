@@ -416,7 +416,7 @@ int main(int argc, char **argv)
 		cli_usage_error("--since '%s' is not before --until '%s'", o.since ? o.since : "",
 				o.until ? o.until : "");
 	/* The config gives price overrides (--prices) and the daily budget; no endpoint is needed. */
-	if (config_load(&cfg, &c, &err))
+	if (setup_config(&cfg, &c, &err))
 		cli_die_err(&err);
 	if (o.prices) {
 		print_prices(c.json);

@@ -44,9 +44,34 @@ static void on_dry_run(const char *method, const char *url, const char *const *h
 	fflush(stdout);
 }
 
+void setup_overrides(const struct cli *c, struct config_overrides *o)
+{
+	config_overrides_init(o);
+	o->profile = c->profile;
+	o->base_url = c->base_url;
+	o->model = c->model;
+	o->timeout_s = c->timeout_s;
+	o->retries = c->retries;
+	o->cache_ttl_s = c->cache_ttl_s;
+	o->no_cache = c->no_cache;
+	o->log_prompts = c->log_prompts;
+	o->dry_run = c->dry_run;
+	o->verbose = c->verbose;
+	o->options = c->options;
+	o->n_options = c->n_options;
+}
+
+int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
+{
+	struct config_overrides o;
+
+	setup_overrides(c, &o);
+	return config_load(cfg, &o, err);
+}
+
 void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
 {
-	if (config_load(cfg, c, err))
+	if (setup_config(cfg, c, err))
 		cli_die_err(err);
 	if (!cfg->endpoint_set && !cfg->dry_run)
 		cli_die(AI_EX_CONFIG, "no endpoint configured: set OPENAI_API_KEY for OpenAI, or "

@@ -13,6 +13,12 @@
 
 #include <json-c/json.h>
 
+/* The common options of c as the configuration's flags (borrowed from c). */
+void setup_overrides(const struct cli *c, struct config_overrides *o);
+
+/* config_load with the common options of c over everything else. */
+int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err);
+
 /*
  * Loads cfg from c, refuses to go on without an endpoint (exit 78, saying in
  * one line how to configure one) unless --dry-run, and initialises client with
