@@ -205,10 +205,9 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		cli_usage_error("--remote is for 'ai-batch submit'");
 	fd = open_input(argc, argv);
 	ai_err_clear(&err);
-	setup_client(c, &cfg, &client, &err);
+	setup_client_with(c, &cfg, &client, &(struct ai_client_opts){ .parallel = o->b.parallel }, &err);
 	if (!o->b.item.system)
 		o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
-	client.parallel = o->b.parallel;
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
 	if (!c->quiet && isatty(2)) {
@@ -383,10 +382,9 @@ static int run_job(const char *id)
 	o.b.progress = progress_job;
 	o.b.progress_ms = 500;
 	o.b.ud = &r;
-	setup_client(&c, &cfg, &client, &err);
+	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = o.b.parallel }, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
-	client.parallel = o.b.parallel;
 	write_status(&j, "running", NULL, -1);
 	if (batch_open(&b, &o.b, in, &err)) {
 		write_status(&j, "failed", NULL, err.code);

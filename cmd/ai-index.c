@@ -219,7 +219,7 @@ static void flush_docs(struct ix *ix, bool all)
 					ch[i].heading = d->cl.v[i].heading;
 				}
 				if (kb_put(ix->kb, ix->o->coll, &kd, ch, d->cl.n, d->novec ? NULL : d->vecs,
-					   ix->dim, ix->client ? ix->client->cfg->embed_model : NULL, &replaced,
+					   ix->dim, ix->client ? ai_client_embed_model(ix->client) : NULL, &replaced,
 					   &d->err))
 					d->failed = true;
 			}
@@ -421,7 +421,7 @@ static int add_doc(struct ix *ix, const char *path, const char *source, struct a
 	 */
 	if (!(d->source = path ? path_canonical(path) : strdup(source)))
 		cli_die(AI_EX_OSERR, "cannot name '%s': %s", source, strerror(errno));
-	buf_init(&in, ix->client ? ix->client->cfg->max_input : 32u << 20);
+	buf_init(&in, ix->client ? ai_client_config(ix->client)->max_input : 32u << 20);
 	if (path && stat(path, &sb) == 0) {
 		d->mtime = (int64_t)sb.st_mtime;
 		if (S_ISDIR(sb.st_mode)) {
@@ -681,8 +681,7 @@ int main(int argc, char **argv)
 	online = (cfg.endpoint_set || cfg.dry_run) && !o.no_embed;
 	config_release(&cfg);
 	if (online) {
-		setup_client(&c, &cfg, &client, &err);
-		client.parallel = (int)o.parallel;
+		setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 		ix.client = &client;
 		if (o.embed_model) {
 			free(cfg.embed_model);

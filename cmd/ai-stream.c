@@ -493,8 +493,8 @@ int main(int argc, char **argv)
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
 
-	setup_client(&c, &cfg, &client, &err);
-	client.http.idle_timeout_ms = (long)ceil(o.idle_s * 1000);
+	setup_client_with(&c, &cfg, &client,
+			  &(struct ai_client_opts){ .idle_timeout_ms = (long)ceil(o.idle_s * 1000) }, &err);
 
 	buf_init(&msg, cfg.max_input);
 	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))

@@ -213,7 +213,7 @@ static int summarize_all(struct ai_client *c, const struct opts *o, const char *
 	if (!p)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	/* Progress for the parts only: one request needs none. */
-	progress.total = n > 1 && !c->cfg->dry_run ? n : 0;
+	progress.total = n > 1 && !ai_client_config(c)->dry_run ? n : 0;
 	progress.done = 0;
 	if (progress.on && progress.total)
 		progress_show();
@@ -330,7 +330,7 @@ struct estimate {
 static int estimate(const struct opts *o, const struct ai_client *client, const char *text,
 		    size_t len, struct estimate *e, struct ai_err *err)
 {
-	const char *model = client->cfg->model;
+	const char *model = ai_client_model(client);
 	double t = (double)tok_estimate(text, len), ovh, part_out, final_out, n;
 	struct buf b;
 	struct price p;
@@ -405,11 +405,11 @@ static void describe(const struct estimate *e, const struct ai_client *client, s
 		buf_addf(b, " (%zu parts, then %zu to combine)", e->parts, e->requests - e->parts);
 	buf_addf(b, ", about %s tokens in and %s out", in, out);
 	if (e->priced)
-		buf_addf(b, ", about $%.4f at the price of %s", e->usd, client->cfg->model);
+		buf_addf(b, ", about $%.4f at the price of %s", e->usd, ai_client_model(client));
 	else if (!isnan(e->usd))
 		buf_addf(b, ", $0 at the local endpoint %s", client->host);
 	else
-		buf_addf(b, "; no price for '%s' (price.MODEL in ai.conf(5))", client->cfg->model);
+		buf_addf(b, "; no price for '%s' (price.MODEL in ai.conf(5))", ai_client_model(client));
 }
 
 /* True when the estimate is above what the config lets pass unasked. */
@@ -446,10 +446,10 @@ static void confirm(const struct opts *o, const struct cli *c, struct ai_client 
 	if (estimate(o, client, text, len, &e, &err))
 		cli_die_err(&err);
 	describe(&e, client, &what);
-	if (client->cfg->dry_run) {
+	if (ai_client_config(client)->dry_run) {
 		if (!c->quiet)
 			cli_warn("estimate: %s", what.data);
-	} else if (!o->yes && needs_confirm(client->cfg, &e, &why)) {
+	} else if (!o->yes && needs_confirm(ai_client_config(client), &e, &why)) {
 		buf_addf(&q, "%s: this input makes %s, more than %s.\nSend it? [y/N] ", cli_prog, what.data,
 			 why.data);
 		ans = cli_ask_tty(q.data);
@@ -485,8 +485,7 @@ int main(int argc, char **argv)
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
-	setup_client(&c, &cfg, &client, &err);
-	client.parallel = (int)o.parallel;
+	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 
 	buf_init(&in, cfg.max_input);
 	if (cli_read_input(argc - optind_, argv + optind_, &in, &err))

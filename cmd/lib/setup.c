@@ -69,20 +69,34 @@ int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	return config_load(cfg, &o, err);
 }
 
-void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
+void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *client,
+		       const struct ai_client_opts *o, struct ai_err *err)
 {
+	struct ai_client_opts co;
+
 	if (setup_config(cfg, c, err))
 		cli_die_err(err);
 	if (!cfg->endpoint_set && !cfg->dry_run)
 		cli_die(AI_EX_CONFIG, "no endpoint configured: set OPENAI_API_KEY for OpenAI, or "
 			"OPENAI_BASE_URL for a local server (http://localhost:11434/v1 for Ollama); see ai.conf(5)");
-	if (ai_client_init(client, c->prog, cfg, err))
+	if (o)
+		co = *o;
+	else
+		memset(&co, 0, sizeof(co));
+	co.cfg = cfg;
+	co.prog = c->prog;
+	co.stop = &cli_interrupted;
+	co.warn = on_warn;
+	co.debug = on_debug;
+	co.dry_run = on_dry_run;
+	co.ud = c;
+	if (ai_client_init(client, &co, err))
 		cli_die_err(err);
-	client->warn = on_warn;
-	client->debug = on_debug;
-	client->dry_run = on_dry_run;
-	client->ud = c;
-	client->http.interrupt = &cli_interrupted;
+}
+
+void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
+{
+	setup_client_with(c, cfg, client, NULL, err);
 }
 
 void setup_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err)

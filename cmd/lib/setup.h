@@ -26,6 +26,12 @@ int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
  */
 void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
 
+/* The same with the program's own client options in o (parallel, idle_timeout_ms,
+ * models, batch_price; may be NULL): cfg, prog, the stop flag and the callbacks are
+ * set here, whatever o says. */
+void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *client,
+		       const struct ai_client_opts *o, struct ai_err *err);
+
 /*
  * --list-models: sets up as setup_client does, asks the server for its models
  * and prints one id a line, or with --json one JSON line a model:

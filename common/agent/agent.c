@@ -1170,7 +1170,7 @@ static void name_endpoint(struct run *r, const char *model, struct ai_err *err)
 	memcpy(orig, err->msg, sizeof(orig));
 	ai_errf(err, err->code, "%s refused a request with tools for the model '%s'; it may not "
 		"support tool calling (use a model and server that do): %s",
-		url_shown(r->c->cfg->base_url, url, sizeof(url)),
+		url_shown(ai_client_config(r->c)->base_url, url, sizeof(url)),
 		model, orig);
 	err->status = st;
 }
@@ -1231,7 +1231,7 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 {
 	struct run r = { c, o, res, mono_ms(), o->trace_max ? o->trace_max : AGENT_DEFAULT_TRACE_MAX };
 	json_object *messages = NULL, *tools = NULL;
-	const char *model = o->model ? o->model : c->cfg->model;
+	const char *model = o->model ? o->model : ai_client_model(c);
 	long max = o->max_steps > 0 ? o->max_steps : AGENT_DEFAULT_MAX_STEPS;
 	int rc = -1;
 

@@ -59,23 +59,28 @@ static struct ready *ready_of(struct ai_client *c)
 	return (struct ready *)c->ready;
 }
 
-int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg, struct ai_err *err)
+int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct ai_err *err)
 {
+	const struct ai_config *cfg = o->cfg;
 	char host[256];
 	struct ready *r;
 
 	memset(c, 0, sizeof(*c));
-	c->cfg = cfg;
-	c->prog = prog;
-	c->parallel = 1;
+	c->o = *o;
+	if (c->o.parallel < 1)
+		c->o.parallel = 1;
 	http_opts_init(&c->http);
 	c->http.timeout_ms = (long)(cfg->timeout_s * 1000);
 	c->http.connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
+	c->http.idle_timeout_ms = o->idle_timeout_ms;
 	c->http.retries = (int)cfg->retries;
 	c->http.verbose = cfg->verbose;
 	c->http.ca_cert = cfg->ca_cert;
 	c->http.proxy = cfg->proxy;
 	c->http.no_proxy = cfg->no_proxy;
+	c->http.interrupt = o->stop;
+	c->http.debug = o->debug;
+	c->http.debug_ud = o->ud;
 	r = calloc(1, sizeof(*r));
 	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
 		free(r);
@@ -84,6 +89,27 @@ int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg,
 	r->tail = &r->head;
 	c->ready = r;
 	return 0;
+}
+
+struct ai_config *ai_client_config(const struct ai_client *c)
+{
+	return c->o.cfg;
+}
+
+/* Resolved at each call, not at init: a program may still set cfg's models after. */
+const char *ai_client_model(const struct ai_client *c)
+{
+	return c->o.model ? c->o.model : c->o.cfg->model;
+}
+
+const char *ai_client_embed_model(const struct ai_client *c)
+{
+	return c->o.embed_model ? c->o.embed_model : c->o.cfg->embed_model;
+}
+
+volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
+{
+	return c->o.stop;
 }
 
 static void call_free(struct call *k);
@@ -117,22 +143,22 @@ static void warn_once(struct ai_client *c, const char *what, const struct ai_err
 {
 	char msg[400];
 
-	if (!c->warn)
+	if (!c->o.warn)
 		return;
 	snprintf(msg, sizeof(msg), "%s: %s", what, e->msg);
-	c->warn(msg, c->ud);
+	c->o.warn(msg, c->o.ud);
 }
 
 static struct cache *client_cache(struct ai_client *c)
 {
-	if (!c->cfg->cache)
+	if (!c->o.cfg->cache)
 		return NULL;
 	if (!c->cache_state) {
 		char *dir = config_xdg_path("CACHE", "responses");
 		struct ai_err e;
 
 		ai_err_clear(&e);
-		if (dir && !cache_open(&c->cache, dir, c->cfg->cache_ttl_s, c->cfg->cache_max, &e)) {
+		if (dir && !cache_open(&c->cache, dir, c->o.cfg->cache_ttl_s, c->o.cfg->cache_max, &e)) {
 			c->cache_state = 1;
 		} else {
 			c->cache_state = -1;
@@ -147,7 +173,7 @@ static struct cache *client_cache(struct ai_client *c)
 
 static struct ledger *client_ledger(struct ai_client *c)
 {
-	if (!c->cfg->ledger)
+	if (!c->o.cfg->ledger)
 		return NULL;
 	if (!c->ledger_state) {
 		struct buf path;
@@ -175,7 +201,7 @@ static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err
 	const char *key;
 
 	if (!c->auth_loaded) {
-		if (config_key(c->cfg, &key, err))
+		if (config_key(c->o.cfg, &key, err))
 			return -1;
 		if (key) {
 			size_t n = strlen(key) + sizeof("Authorization: Bearer ");
@@ -193,9 +219,7 @@ static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err
 static struct http_pool *client_pool(struct ai_client *c, struct ai_err *err)
 {
 	if (!c->pool) {
-		c->http.debug = c->debug;
-		c->http.debug_ud = c->ud;
-		c->pool = http_pool_new(&c->http, c->parallel, err);
+		c->pool = http_pool_new(&c->http, c->o.parallel, err);
 	}
 	return c->pool;
 }
@@ -456,7 +480,7 @@ static bool path_has_v1(const char *url)
  */
 static void v1_hint(const struct ai_client *c, struct ai_err *err)
 {
-	const char *url = c->cfg->base_url;
+	const char *url = c->o.cfg->base_url;
 	char hint[160];
 	size_t hl, ml, n;
 
@@ -484,7 +508,7 @@ static double call_cost(const struct call *k, long pt, long ct)
 	if (pt < 0)
 		return NAN;
 	/* A local server's unpriced model costs nothing (prices.h). */
-	return prices_cost_at(k->model, k->c->host, pt, ct < 0 ? 0 : ct, k->c->batch_price);
+	return prices_cost_at(k->model, k->c->host, pt, ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
 }
 
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
@@ -499,7 +523,7 @@ static void account(struct call *k, long pt, long ct, long status, bool cached, 
 		return;
 	memset(&r, 0, sizeof(r));
 	r.ts_ms = k->t0_wall;
-	r.program = k->c->prog;
+	r.program = k->c->o.prog;
 	r.model = k->model;
 	r.host = k->c->host;
 	r.prompt_tokens = pt;
@@ -507,10 +531,10 @@ static void account(struct call *k, long pt, long ct, long status, bool cached, 
 	r.latency_ms = (long)latency_ms;
 	r.status = status;
 	r.cached = cached;
-	r.batch = k->c->batch_price;
+	r.batch = (k->c->o.batch_price || k->c->batch_now);
 	r.cost = cached ? 0 : cost;
 	r.saved = cached ? cost : NAN;
-	r.prompt = k->c->cfg->log_prompts ? k->prompt : NULL;
+	r.prompt = k->c->o.cfg->log_prompts ? k->prompt : NULL;
 	ai_err_clear(&e);
 	if (ledger_append(l, &r, &e)) {
 		warn_once(k->c, "usage ledger not written", &e);
@@ -830,7 +854,7 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 	const char *auth = NULL;
 
 	k->t0_wall = wall_ms();
-	if (c->cfg->dry_run) {
+	if (c->o.cfg->dry_run) {
 		const char *shown[5];
 		size_t i;
 
@@ -839,8 +863,8 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		for (i = 0; k->hdrs[i]; i++)
 			shown[i] = k->hdrs[i] == auth ? "Authorization: Bearer [redacted]" : k->hdrs[i];
 		shown[i] = NULL;
-		if (c->dry_run)
-			c->dry_run("POST", k->url, shown, k->body, c->ud);
+		if (c->o.dry_run)
+			c->o.dry_run("POST", k->url, shown, k->body, c->o.ud);
 		if (k->kind == CALL_CHAT) {
 			k->cresp->dry_run = true;
 			k->cresp->content = strdup("");
@@ -857,13 +881,13 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		buf_init(&v, 0);
 		if (cache_get(cache, k->key, &v) == 1) {
 			/* -v says why nothing went out: without it a hit is silent. */
-			if (c->cfg->verbose && c->debug) {
+			if (c->o.cfg->verbose && c->o.debug) {
 				char line[128];
 
 				snprintf(line, sizeof(line), "cache hit, key %02x%02x%02x%02x%02x%02x..., age %llds",
 					 k->key[0], k->key[1], k->key[2], k->key[3], k->key[4], k->key[5],
 					 cache_age(cache, k->key));
-				c->debug(line, c->ud);
+				c->o.debug(line, c->o.ud);
 			}
 			/* Hand the value over through the body buffer; delivered from the run loop. */
 			k->hresp.body = v;
@@ -873,13 +897,13 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		}
 		buf_release(&v);
 	}
-	if (!isnan(c->cfg->budget_daily)) {
+	if (!isnan(c->o.cfg->budget_daily)) {
 		struct ledger *l = client_ledger(c);
 
 		if (!l)
 			return ai_errf(err, AI_EX_CONFIG,
 				       "a daily budget is set but the usage ledger cannot be read");
-		if (ledger_check_budget(l, c->cfg->budget_daily, err))
+		if (ledger_check_budget(l, c->o.cfg->budget_daily, err))
 			return -1;
 	}
 	if (call_headers(k, &auth, err) || !client_pool(c, err))
@@ -905,7 +929,7 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
  */
 static char *endpoint(struct ai_client *c, const char *path)
 {
-	const char *base = c->cfg->base_url, *s = strstr(base, "://");
+	const char *base = c->o.cfg->base_url, *s = strstr(base, "://");
 	size_t n;
 	struct buf b;
 
@@ -941,7 +965,7 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 		  ai_chat_done_fn done, void *ud, struct ai_err *err)
 {
 	struct call *k = calloc(1, sizeof(*k));
-	const char *model = q->model ? q->model : c->cfg->model;
+	const char *model = q->model ? q->model : ai_client_model(c);
 	json_object *b = NULL;
 	struct buf canon;
 	int rc = -1;
@@ -964,14 +988,14 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
-	    !(b = chat_body(c->cfg, q, model))) {
+	    !(b = chat_body(c->o.cfg, q, model))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (c->cfg->log_prompts)
+	if (c->o.cfg->log_prompts)
 		k->prompt = last_user_text(q->messages);
 	/* The cache key leaves out how the answer is delivered: a stream and a plain call share it. */
-	if (ai_cache_canonical(c->cfg->base_url, b, &canon)) {
+	if (ai_cache_canonical(c->o.cfg->base_url, b, &canon)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -1191,7 +1215,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 	memset(resp, 0, sizeof(*resp));
 	resp->cost = NAN;
 	if (!model)
-		model = c->cfg->embed_model;
+		model = ai_client_embed_model(c);
 	if (!k || !b || !in)
 		goto oom;
 	for (size_t i = 0; i < n; i++)
@@ -1208,7 +1232,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 		goto oom;
 	in = NULL;
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/embeddings")) ||
-	    ai_cache_canonical(c->cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
+	    ai_cache_canonical(c->o.cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
 		goto oom;
 	rc = call_send(k, &canon, err);
 	goto out;
@@ -1263,7 +1287,7 @@ static void deliver_ready(struct ai_client *c)
 				chat_finish(k, 0, NULL);
 			else
 				chat_hit(k, &k->hresp.body);
-		} else if (c->cfg->dry_run) {
+		} else if (c->o.cfg->dry_run) {
 			embed_finish(k, 0, NULL);
 		} else if (parse_embed(k, k->hresp.body.data, k->hresp.body.len, &e)) {
 			embed_finish(k, -1, &e);
@@ -1345,11 +1369,11 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 	hdrs[nh] = NULL;
 	if (!(url = endpoint(c, path)))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (c->cfg->dry_run) {
+	if (c->o.cfg->dry_run) {
 		for (size_t i = 0; i <= nh; i++)
 			shown[i] = hdrs[i] && hdrs[i] == auth ? "Authorization: Bearer [redacted]" : hdrs[i];
-		if (c->dry_run)
-			c->dry_run(method, url, shown, body, c->ud);
+		if (c->o.dry_run)
+			c->o.dry_run(method, url, shown, body, c->o.ud);
 		free(url);
 		return 1;
 	}
@@ -1362,8 +1386,6 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 	q.to_fd = to_fd;
 	q.fd = fd;
 	q.fd_max = fd_max;
-	o.debug = c->debug;
-	o.debug_ud = c->ud;
 	rc = http_do(&o, &q, resp, err);
 	free(url);
 	if (rc)
@@ -1401,21 +1423,20 @@ double ai_account_batch_result(struct ai_client *c, const char *model, long prom
 			       long completion_tokens, long status)
 {
 	struct call k;
-	bool was = c->batch_price;
 	double cost;
 
 	memset(&k, 0, sizeof(k));
 	k.c = c;
-	k.model = (char *)(model ? model : c->cfg->model);
+	k.model = (char *)(model ? model : ai_client_model(c));
 	k.t0_wall = wall_ms();
-	c->batch_price = true;
+	c->batch_now = true;
 	cost = call_cost(&k, prompt_tokens, completion_tokens);
 	account(&k, prompt_tokens, completion_tokens, status, false, cost, 0);
-	c->batch_price = was;
+	c->batch_now = false;
 	return cost;
 }
 
 json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q)
 {
-	return chat_body(c->cfg, q, q->model ? q->model : c->cfg->model);
+	return chat_body(c->o.cfg, q, q->model ? q->model : ai_client_model(c));
 }

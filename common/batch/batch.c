@@ -606,7 +606,7 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 	uint64_t parsed = UINT64_MAX;      /* an item read but held by the limits */
 	bool eof = false, interrupted = false;
 	int64_t t0 = mono_ms(), last_progress = 0;
-	volatile sig_atomic_t *stop = c->http.interrupt;
+	volatile sig_atomic_t *stop = ai_client_stop(c);
 	int rc = 0;
 
 	b->c = c;

@@ -1646,10 +1646,10 @@ int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
 		qq.no_bm25 = false;
 		return kb_search(kb, &qq, out, err);
 	}
-	if (strcmp(c->cfg->embed_model, s.model)) {
+	if (strcmp(ai_client_embed_model(c), s.model)) {
 		ai_errf(err, AI_EX_DATAERR, "collection '%s' was indexed with embedding model '%s', not '%s': "
 			"use --embed-model %s, or reindex", q->coll ? q->coll : KB_DEFAULT_COLLECTION, s.model,
-			c->cfg->embed_model, s.model);
+			ai_client_embed_model(c), s.model);
 		kb_stats_release(&s);
 		return -1;
 	}
@@ -1688,7 +1688,7 @@ int kb_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
 	}
 	qq.qvec = r.v;
 	qq.qdim = r.dim;
-	qq.qmodel = c->cfg->embed_model;
+	qq.qmodel = ai_client_embed_model(c);
 	rc = kb_search(kb, &qq, out, err);
 	ai_embed_resp_release(&r);
 	return rc;
