@@ -284,7 +284,7 @@ static int save(struct chat *ch, struct ai_err *err)
 		m[k++] = json_object_array_get_idx(ch->conv, 0);
 	m[k++] = json_object_array_get_idx(ch->conv, len - 2);
 	m[k++] = json_object_array_get_idx(ch->conv, len - 1);
-	if (history_append(ch->o->history, m, k, err))
+	if (history_append(ch->o->history, m, k, &cli_interrupted, err))
 		return -1;
 	ch->store_system = false;
 	return 0;
@@ -512,7 +512,7 @@ int main(int argc, char **argv)
 		cli_die(AI_EX_OSERR, "out of memory");
 	/* A history that cannot be written is found before the answer is paid for. */
 	if (o.history && (history_check(o.history, &err) ||
-			  history_load(o.history, cfg.max_input, ch.conv, &err)))
+			  history_load(o.history, cfg.max_input, ch.conv, &cli_interrupted, &err)))
 		sink_die(&sink, &err);
 	/* ai.conf's system is only a default: a history's own system message wins over it. */
 	if (!o.system && cfg.system) {

@@ -1,6 +1,6 @@
 #include "api/history.h"
 #include "buf.h"
-#include "lib/cli.h"
+#include "fdio.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,11 +18,11 @@ static bool is_message(json_object *m)
 	       (json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_null));
 }
 
-int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err)
+int history_load(const char *path, size_t max, json_object *conv, volatile sig_atomic_t *stop,
+		 struct ai_err *err)
 {
 	struct buf b;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *name[1];
 	size_t line = 0;
 	int rc = 0;
 
@@ -32,10 +32,10 @@ int history_load(const char *path, size_t max, json_object *conv, struct ai_err 
 			return 0;
 		return ai_errf(err, AI_EX_NOINPUT, "cannot open history '%s': %s", path, strerror(errno));
 	}
-	close(fd);
 	buf_init(&b, max);
-	name[0] = (char *)path;
-	if (cli_read_input(1, name, &b, err)) {
+	rc = fd_read_text(fd, path, &b, stop, err);
+	close(fd);
+	if (rc) {
 		buf_release(&b);
 		return -1;
 	}
@@ -115,7 +115,8 @@ int history_check(const char *path, struct ai_err *err)
 	return r;
 }
 
-int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err)
+int history_append(const char *path, json_object *const *msgs, size_t n, volatile sig_atomic_t *stop,
+		   struct ai_err *err)
 {
 	struct buf b;
 	struct stat st;
@@ -137,7 +138,7 @@ int history_append(const char *path, json_object *const *msgs, size_t n, struct 
 		buf_release(&b);
 		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
 	}
-	while (flock(fd, LOCK_EX) && errno == EINTR && !cli_interrupted)
+	while (flock(fd, LOCK_EX) && errno == EINTR && !(stop && *stop))
 		;
 	if (fstat(fd, &st)) {
 		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(errno));

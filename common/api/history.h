@@ -11,6 +11,7 @@
 #include "ai.h"
 
 #include <json-c/json.h>
+#include <signal.h>
 
 /*
  * Appends the messages in the history file path to conv (a json array,
@@ -22,10 +23,12 @@
  * Returns 0, or -1 with err: AI_EX_DATAERR for a line that is not a message
  * (the message names the file and the line number), for text that is not
  * UTF-8 (line and column) or a file over max; AI_EX_NOINPUT when the file
- * cannot be opened or read; AI_EX_OSERR when out of memory.  On failure
- * conv may already hold the messages of the lines before the bad one.
+ * cannot be opened or read; AI_EX_OSERR when out of memory; AI_EX_INTERRUPT
+ * when *stop (if given) is set while it reads.  On failure conv may already
+ * hold the messages of the lines before the bad one.
  */
-int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err);
+int history_load(const char *path, size_t max, json_object *conv, volatile sig_atomic_t *stop,
+		 struct ai_err *err);
 
 /*
  * Checks, before any request is paid for, that history_append will be able
@@ -44,9 +47,13 @@ int history_check(const char *path, struct ai_err *err);
  * limit) is cut back off, so the file never ends with part of an exchange.
  * n == 0 does nothing, not even create the file.
  *
+ * Waiting for the lock ends when *stop (if given) is set: the lines are
+ * then written without it, in the one write(2), rather than lost.
+ *
  * Returns 0, or -1 with err: AI_EX_IOERR when the file cannot be opened or
  * written (the file is then as it was), AI_EX_OSERR when out of memory.
  */
-int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err);
+int history_append(const char *path, json_object *const *msgs, size_t n, volatile sig_atomic_t *stop,
+		   struct ai_err *err);
 
 #endif
