@@ -20,8 +20,11 @@
 
 enum call_kind { CALL_CHAT, CALL_EMBED };
 
+/* How a call is answered: a cache hit and a dry run are completions of their own. */
+enum call_via { VIA_NET, VIA_CACHE, VIA_DRY_RUN };
+
 /* One model call in flight: everything it owns from start to done. */
-struct call {
+struct ai_call {
 	struct ai_client *c;
 	enum call_kind kind;
 	char *url, *body, *model, *prompt;
@@ -31,6 +34,8 @@ struct call {
 	struct http_resp hresp;
 	unsigned char key[CACHE_KEY_LEN];
 	bool use_cache;
+	enum call_via via;
+	struct buf hit;         /* VIA_CACHE: the cached value */
 	int64_t t0_wall;
 	/* chat */
 	struct ai_chat_resp *cresp;
@@ -48,22 +53,13 @@ struct call {
 	ai_embed_done_fn edone;
 	size_t n_inputs;
 	void *ud;
-	struct call *next;      /* calls answered without the network, done at the next run */
+	struct ai_call *next;   /* in the client's ready list (VIA_CACHE, VIA_DRY_RUN) */
 };
-
-/* The list of calls answered from the cache (or dry runs), delivered by the run loop. */
-struct ready { struct call *head, **tail; };
-
-static struct ready *ready_of(struct ai_client *c)
-{
-	return (struct ready *)c->ready;
-}
 
 int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct ai_err *err)
 {
 	const struct ai_config *cfg = o->cfg;
 	char host[256];
-	struct ready *r;
 
 	memset(c, 0, sizeof(*c));
 	c->o = *o;
@@ -81,13 +77,8 @@ int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct a
 	c->http.interrupt = o->stop;
 	c->http.debug = o->debug;
 	c->http.debug_ud = o->ud;
-	r = calloc(1, sizeof(*r));
-	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
-		free(r);
+	if (!(c->host = strdup(url_host(cfg->base_url, host, sizeof(host)))))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
-	r->tail = &r->head;
-	c->ready = r;
 	return 0;
 }
 
@@ -112,21 +103,18 @@ volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
 	return c->o.stop;
 }
 
-static void call_free(struct call *k);
+static void call_free(struct ai_call *k);
 
 void ai_client_release(struct ai_client *c)
 {
-	struct ready *r = ready_of(c);
-
 	if (c->pool)
 		http_pool_free(c->pool);
-	while (r && r->head) {
-		struct call *k = r->head;
+	while (c->ready) {
+		struct ai_call *k = c->ready;
 
-		r->head = k->next;
+		c->ready = k->next;
 		call_free(k);
 	}
-	free(r);
 	if (c->cache_state == 1)
 		cache_close(&c->cache);
 	if (c->ledger) {
@@ -247,7 +235,7 @@ void ai_embed_resp_release(struct ai_embed_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void call_free(struct call *k)
+static void call_free(struct ai_call *k)
 {
 	if (!k)
 		return;
@@ -256,6 +244,7 @@ static void call_free(struct call *k)
 	free(k->model);
 	free(k->prompt);
 	http_resp_release(&k->hresp);
+	buf_release(&k->hit);
 	if (k->checked)
 		buf_release(&k->plainbuf);
 	if (k->kind == CALL_CHAT && k->stream) {
@@ -503,7 +492,7 @@ static void v1_hint(const struct ai_client *c, struct ai_err *err)
 	memcpy(err->msg + ml, hint, hl + 1);
 }
 
-static double call_cost(const struct call *k, long pt, long ct)
+static double call_cost(const struct ai_call *k, long pt, long ct)
 {
 	if (pt < 0)
 		return NAN;
@@ -512,7 +501,7 @@ static double call_cost(const struct call *k, long pt, long ct)
 }
 
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
-static void account(struct call *k, long pt, long ct, long status, bool cached, double cost,
+static void account(struct ai_call *k, long pt, long ct, long status, bool cached, double cost,
 		    double latency_ms)
 {
 	struct ledger *l = client_ledger(k->c);
@@ -549,7 +538,7 @@ static void account(struct call *k, long pt, long ct, long status, bool cached, 
 
 static int stream_data(const char *p, size_t n, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 
 	/* Some servers ignore "stream": true and answer with one JSON object. */
 	if (!k->checked) {
@@ -567,7 +556,7 @@ static int stream_data(const char *p, size_t n, void *ud)
 
 static int stream_delta(const char *text, size_t n, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 
 	return k->on_delta ? k->on_delta(text, n, k->delta_ud) : 0;
 }
@@ -581,7 +570,7 @@ static int dup_or_null(char **dst, const char *s)
 }
 
 /* Fills resp from a chat completion object (the server's, or the cache's copy of it). */
-static int parse_chat(struct call *k, const char *body, size_t len, struct ai_err *err)
+static int parse_chat(struct ai_call *k, const char *body, size_t len, struct ai_err *err)
 {
 	struct ai_chat_resp *r = k->cresp;
 	json_tokener *tok = json_tokener_new_ex(64);
@@ -709,7 +698,7 @@ out:
 	return rc;
 }
 
-static void chat_finish(struct call *k, int rc, struct ai_err *e)
+static void chat_finish(struct ai_call *k, int rc, struct ai_err *e)
 {
 	k->cdone(rc, k->cresp, e, k->ud);
 	call_free(k);
@@ -717,7 +706,7 @@ static void chat_finish(struct call *k, int rc, struct ai_err *e)
 
 static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 	struct ai_chat_resp *r = k->cresp;
 	struct ai_err e;
 
@@ -786,15 +775,15 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 	chat_finish(k, 0, NULL);
 }
 
-/* Replays a cached answer; a stream is replayed as a stream, a word at a time. */
-static void chat_hit(struct call *k, struct buf *v)
+/* A chat answered from the cache: replayed, a stream as a stream, a word at a time. */
+static void chat_hit(struct ai_call *k)
 {
 	struct ai_chat_resp *r = k->cresp;
 	struct ai_err e;
 	int64_t t0 = mono_ms();
 
 	ai_err_clear(&e);
-	if (parse_chat(k, v->data, v->len, &e)) {
+	if (parse_chat(k, k->hit.data, k->hit.len, &e)) {
 		chat_finish(k, -1, &e);
 		return;
 	}
@@ -819,20 +808,27 @@ static void chat_hit(struct call *k, struct buf *v)
 	chat_finish(k, 0, NULL);
 }
 
-static void push_ready(struct ai_client *c, struct call *k)
+/*
+ * A call answered without the network (via says how) waits in the ready
+ * list, in order, until the run loop completes it: its done callback is
+ * never called from inside the *_start call that made it.
+ */
+static void push_ready(struct ai_client *c, struct ai_call *k, enum call_via via)
 {
-	struct ready *r = ready_of(c);
+	struct ai_call **p = &c->ready;
 
+	k->via = via;
 	k->next = NULL;
-	*r->tail = k;
-	r->tail = &k->next;
+	while (*p)
+		p = &(*p)->next;
+	*p = k;
 }
 
 static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud);
 
 /* A call ready to send: budget, dry run, cache, then the pool. */
 /* The request's headers; the key is loaded (api_key_cmd run) only for a request that goes out. */
-static int call_headers(struct call *k, const char **auth, struct ai_err *err)
+static int call_headers(struct ai_call *k, const char **auth, struct ai_err *err)
 {
 	size_t nh = 0;
 
@@ -847,7 +843,7 @@ static int call_headers(struct call *k, const char **auth, struct ai_err *err)
 	return 0;
 }
 
-static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
+static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 {
 	struct ai_client *c = k->c;
 	struct cache *cache;
@@ -869,17 +865,15 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 			k->cresp->dry_run = true;
 			k->cresp->content = strdup("");
 		}
-		push_ready(c, k);
+		push_ready(c, k, VIA_DRY_RUN);
 		return 0;
 	}
 	cache = client_cache(c);
 	if (cache && canon) {
-		struct buf v;
-
 		cache_key(canon->data, canon->len, k->key);
 		k->use_cache = true;
-		buf_init(&v, 0);
-		if (cache_get(cache, k->key, &v) == 1) {
+		buf_init(&k->hit, 0);
+		if (cache_get(cache, k->key, &k->hit) == 1) {
 			/* -v says why nothing went out: without it a hit is silent. */
 			if (c->o.cfg->verbose && c->o.debug) {
 				char line[128];
@@ -889,13 +883,10 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 					 cache_age(cache, k->key));
 				c->o.debug(line, c->o.ud);
 			}
-			/* Hand the value over through the body buffer; delivered from the run loop. */
-			k->hresp.body = v;
-			k->hresp.status = -1;
-			push_ready(c, k);
+			push_ready(c, k, VIA_CACHE);
 			return 0;
 		}
-		buf_release(&v);
+		buf_release(&k->hit);
 	}
 	if (!isnan(c->o.cfg->budget_daily)) {
 		struct ledger *l = client_ledger(c);
@@ -964,7 +955,7 @@ static char *last_user_text(json_object *messages)
 int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_chat_resp *resp,
 		  ai_chat_done_fn done, void *ud, struct ai_err *err)
 {
-	struct call *k = calloc(1, sizeof(*k));
+	struct ai_call *k = calloc(1, sizeof(*k));
 	const char *model = q->model ? q->model : ai_client_model(c);
 	json_object *b = NULL;
 	struct buf canon;
@@ -1050,13 +1041,13 @@ int ai_chat(struct ai_client *c, const struct ai_chat_req *q, struct ai_chat_res
 
 /* ---- embeddings ---- */
 
-static void embed_finish(struct call *k, int rc, struct ai_err *e)
+static void embed_finish(struct ai_call *k, int rc, struct ai_err *e)
 {
 	k->edone(rc, k->eresp, e, k->ud);
 	call_free(k);
 }
 
-static int parse_embed(struct call *k, const char *body, size_t len, struct ai_err *err)
+static int parse_embed(struct ai_call *k, const char *body, size_t len, struct ai_err *err)
 {
 	struct ai_embed_resp *r = k->eresp;
 	json_object *j = json_tokener_parse(body), *data, *u;
@@ -1173,7 +1164,7 @@ out:
 
 static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 	struct ai_embed_resp *r = k->eresp;
 	struct ai_err e;
 
@@ -1206,7 +1197,7 @@ static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *u
 int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, const char *model,
 		   struct ai_embed_resp *resp, ai_embed_done_fn done, void *ud, struct ai_err *err)
 {
-	struct call *k = calloc(1, sizeof(*k));
+	struct ai_call *k = calloc(1, sizeof(*k));
 	json_object *b = json_object_new_object(), *in = json_object_new_array();
 	struct buf canon;
 	int rc = -1;
@@ -1270,33 +1261,36 @@ int ai_embed(struct ai_client *c, const char *const *texts, size_t n, const char
 
 /* ---- the run loop ---- */
 
+/* Embeddings answered from the cache: the stored answer, parsed as the server's. */
+static void embed_hit(struct ai_call *k)
+{
+	struct ai_err e;
+
+	ai_err_clear(&e);
+	if (parse_embed(k, k->hit.data, k->hit.len, &e)) {
+		embed_finish(k, -1, &e);
+		return;
+	}
+	k->eresp->cached = true;
+	account(k, k->eresp->prompt_tokens, 0, 200, true, call_cost(k, k->eresp->prompt_tokens, 0), 0);
+	embed_finish(k, 0, NULL);
+}
+
+/* Completes the calls answered without the network, in the order they were started. */
 static void deliver_ready(struct ai_client *c)
 {
-	struct ready *r = ready_of(c);
+	while (c->ready) {
+		struct ai_call *k = c->ready;
 
-	while (r->head) {
-		struct call *k = r->head;
-		struct ai_err e;
-
-		r->head = k->next;
-		if (!r->head)
-			r->tail = &r->head;
-		ai_err_clear(&e);
-		if (k->kind == CALL_CHAT) {
-			if (k->cresp->dry_run)
-				chat_finish(k, 0, NULL);
-			else
-				chat_hit(k, &k->hresp.body);
-		} else if (c->o.cfg->dry_run) {
+		c->ready = k->next;
+		if (k->via == VIA_DRY_RUN && k->kind == CALL_CHAT)
+			chat_finish(k, 0, NULL);
+		else if (k->via == VIA_DRY_RUN)
 			embed_finish(k, 0, NULL);
-		} else if (parse_embed(k, k->hresp.body.data, k->hresp.body.len, &e)) {
-			embed_finish(k, -1, &e);
-		} else {
-			k->eresp->cached = true;
-			account(k, k->eresp->prompt_tokens, 0, 200, true,
-				call_cost(k, k->eresp->prompt_tokens, 0), 0);
-			embed_finish(k, 0, NULL);
-		}
+		else if (k->kind == CALL_CHAT)
+			chat_hit(k);
+		else
+			embed_hit(k);
 	}
 }
 
@@ -1314,9 +1308,7 @@ int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
 
 int ai_client_pending(const struct ai_client *c)
 {
-	const struct ready *r = c->ready;
-
-	return (c->pool ? http_pool_pending(c->pool) : 0) + (r && r->head ? 1 : 0);
+	return (c->pool ? http_pool_pending(c->pool) : 0) + (c->ready ? 1 : 0);
 }
 
 int ai_client_run(struct ai_client *c, struct ai_err *err)
@@ -1422,7 +1414,7 @@ int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, s
 double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,
 			       long completion_tokens, long status)
 {
-	struct call k;
+	struct ai_call k;
 	double cost;
 
 	memset(&k, 0, sizeof(k));

@@ -16,6 +16,7 @@
 #include <json-c/json.h>
 
 struct ledger;
+struct ai_call;
 
 /* --dry-run: called instead of sending; headers carry the key redacted. */
 typedef void (*ai_dry_run_fn)(const char *method, const char *url, const char *const *headers,
@@ -61,7 +62,7 @@ struct ai_client {
 	bool auth_loaded;
 	bool batch_now;                 /* pricing one Batch API result (ai_account_batch_result) */
 	char *host;                     /* owned: the endpoint's host, for the ledger */
-	void *ready;                    /* calls answered without the network */
+	struct ai_call *ready;          /* calls answered without the network, to complete */
 };
 
 /* Sets c up from o (copied; the strings and cfg it points to are borrowed and must
