@@ -308,13 +308,11 @@ static long user_procs(void)
 
 static void print_json(const struct agent_result *r, int64_t ms)
 {
-	json_object *j = json_object_new_object(), *u = json_object_new_object();
+	json_object *j = json_object_new_object();
 
 	out_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL);
 	out_add(j, "steps", json_object_new_int64(r->steps));
-	out_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens));
-	out_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens));
-	out_add(j, "usage", u);
+	out_usage(j, r->prompt_tokens, r->completion_tokens);
 	out_add(j, "cost", jv_num(r->cost));
 	out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 	out_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps));

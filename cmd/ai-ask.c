@@ -325,8 +325,7 @@ int main(int argc, char **argv)
 			cli_warn("the answer cites %d passage number%s that %s not given; left out of the sources",
 				 bad, bad == 1 ? "" : "s", bad == 1 ? "was" : "were");
 		if (c.json) {
-			json_object *j = json_object_new_object(), *src = json_object_new_array(),
-				    *u = json_object_new_object();
+			json_object *j = json_object_new_object(), *src = json_object_new_array();
 
 			out_add(j, "answer", json_object_new_string(resp.content));
 			for (size_t i = 0; i < r.n; i++) {
@@ -343,9 +342,7 @@ int main(int argc, char **argv)
 					cli_die(AI_EX_OSERR, "out of memory");
 			}
 			out_add(j, "sources", src);
-			out_add(u, "prompt_tokens", json_object_new_int64(resp.prompt_tokens));
-			out_add(u, "completion_tokens", json_object_new_int64(resp.completion_tokens));
-			out_add(j, "usage", u);
+			out_usage(j, resp.prompt_tokens, resp.completion_tokens);
 			out_add(j, "model", resp.model ? json_object_new_string(resp.model) : NULL);
 			out_add(j, "retrieval", json_object_new_string(r.hybrid ? "hybrid" : "bm25"));
 			out_json_line(j);

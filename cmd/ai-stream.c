@@ -180,7 +180,7 @@ static void add_times(const struct sink *s, json_object *j)
 /* Ends one answer: the last record, or a newline so that what follows starts a line. */
 static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const struct ai_err *e)
 {
-	json_object *j, *u;
+	json_object *j;
 
 	if (s->mode == MODE_TEXT) {
 		/* The answer may have stopped inside a character. */
@@ -198,13 +198,7 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 	if (!rc) {
 		out_add(j, "type", json_object_new_string("done"));
 		out_add(j, "finish_reason", r->finish_reason ? json_object_new_string(r->finish_reason) : NULL);
-		u = json_object_new_object();
-		if (!u)
-			cli_die(AI_EX_OSERR, "out of memory");
-		out_add(u, "prompt_tokens", r->prompt_tokens >= 0 ? json_object_new_int64(r->prompt_tokens) : NULL);
-		out_add(u, "completion_tokens",
-			 r->completion_tokens >= 0 ? json_object_new_int64(r->completion_tokens) : NULL);
-		out_add(j, "usage", u);
+		out_usage(j, r->prompt_tokens, r->completion_tokens);
 		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 		out_add(j, "cached", json_object_new_boolean(r->cached));
 	} else {

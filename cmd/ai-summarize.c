@@ -17,6 +17,7 @@
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
+#include "jsonval.h"
 #include "lib/termout.h"
 #include "api/prices.h"
 
@@ -189,10 +190,9 @@ static void part_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 
 static void add_usage(struct totals *t, const struct ai_chat_resp *r)
 {
-	if (r->prompt_tokens > 0)
-		t->prompt_tokens += r->prompt_tokens;
-	if (r->completion_tokens > 0)
-		t->completion_tokens += r->completion_tokens;
+	/* A part whose count the server did not say makes the total unknown (null), not smaller. */
+	jv_count_sum(&t->prompt_tokens, r->prompt_tokens);
+	jv_count_sum(&t->completion_tokens, r->completion_tokens);
 	t->all_cached &= r->cached;
 	t->dry_run |= r->dry_run;
 	if (!t->model && r->model)
@@ -504,13 +504,11 @@ int main(int argc, char **argv)
 	if (t.dry_run) {
 		/* The requests were printed; nothing was sent. */
 	} else if (c.json) {
-		json_object *j = json_object_new_object(), *u = json_object_new_object();
+		json_object *j = json_object_new_object();
 
 		out_add(j, "summary", json_object_new_string(out.data ? out.data : ""));
 		out_add(j, "model", t.model ? json_object_new_string(t.model) : NULL);
-		out_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
-		out_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
-		out_add(j, "usage", u);
+		out_usage(j, t.prompt_tokens, t.completion_tokens);
 		out_add(j, "latency_ms", json_object_new_int64(mono_ms() - t0));
 		out_add(j, "cached", json_object_new_boolean(t.all_cached));
 		out_add(j, "parts", json_object_new_int64((int64_t)t.parts));

@@ -13,6 +13,7 @@
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
+#include "jsonval.h"
 #include "config.h"
 #include "api/ledger.h"
 #include "api/prices.h"
@@ -157,12 +158,7 @@ static void print_table(char (*cells)[NCOLS][CELL], size_t rows, int ncols, bool
 /* A number printed with 10 significant digits (0.1+0.2 is 0.3), or null when unknown. */
 static json_object *jnum(double v)
 {
-	char s[40];
-
-	if (isnan(v) || isinf(v))
-		return NULL;
-	snprintf(s, sizeof(s), "%.10g", v);
-	return json_object_new_double_s(v, s);
+	return jv_num_g(v, 10);
 }
 
 /*

@@ -1020,22 +1020,6 @@ static void trace_start(struct run *r, const char *task, json_object *tools, con
 	trace(r, ev);
 }
 
-/* A cost in USD for the trace, to 8 significant digits; null when unknown. */
-static json_object *jcost(double v)
-{
-	char text[32];
-
-	if (isnan(v))
-		return NULL;
-	snprintf(text, sizeof(text), "%.8g", v);
-	return json_object_new_double_s(v, text);
-}
-
-static json_object *num_or_null(long v)
-{
-	return v < 0 ? NULL : json_object_new_int64(v);
-}
-
 static void trace_model(struct run *r, long step, const struct ai_chat_resp *resp)
 {
 	json_object *ev, *calls;
@@ -1059,9 +1043,9 @@ static void trace_model(struct run *r, long step, const struct ai_chat_resp *res
 	if (!ev || jv_add(ev, "step", json_object_new_int64(step)) ||
 	    jv_add(ev, "model", resp->model ? json_object_new_string(resp->model) : NULL) ||
 	    jv_add(ev, "ms", json_object_new_int64((int64_t)resp->latency_ms)) ||
-	    jv_add(ev, "prompt_tokens", num_or_null(resp->prompt_tokens)) ||
-	    jv_add(ev, "completion_tokens", num_or_null(resp->completion_tokens)) ||
-	    jv_add(ev, "cost", jcost(resp->cost)) ||
+	    jv_add(ev, "prompt_tokens", jv_count_num(resp->prompt_tokens)) ||
+	    jv_add(ev, "completion_tokens", jv_count_num(resp->completion_tokens)) ||
+	    jv_add(ev, "cost", jv_num_g(resp->cost, 8)) ||
 	    jv_add(ev, "cached", json_object_new_boolean(resp->cached)) ||
 	    jv_add(ev, "finish_reason", resp->finish_reason ?
 		 json_object_new_string(resp->finish_reason) : NULL) ||
@@ -1118,7 +1102,7 @@ static void trace_end(struct run *r, const char *status, const struct ai_err *er
 	    jv_add(ev, "calls", json_object_new_int64(r->res->calls)) ||
 	    jv_add(ev, "prompt_tokens", json_object_new_int64(r->res->prompt_tokens)) ||
 	    jv_add(ev, "completion_tokens", json_object_new_int64(r->res->completion_tokens)) ||
-	    jv_add(ev, "cost", jcost(r->res->cost)) ||
+	    jv_add(ev, "cost", jv_num_g(r->res->cost, 8)) ||
 	    (r->res->answer && jv_add(ev, "answer", jstring_cut(r->res->answer, r->trace_max, &cut))) ||
 	    (err && jv_add(ev, "error", json_object_new_string(err->msg)))) {
 		json_object_put(ev);

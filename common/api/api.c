@@ -683,9 +683,7 @@ static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
 		goto out;
 	arr = NULL;
 	if ((r->model && jv_add(o, "model", json_object_new_string(r->model))) ||
-	    jv_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
-	    jv_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
-	    jv_add(o, "usage", u))
+	    !(u = jv_usage(r->prompt_tokens, r->completion_tokens)) || jv_add(o, "usage", u))
 		goto out;
 	u = NULL;
 	rc = buf_addstr(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

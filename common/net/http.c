@@ -809,12 +809,6 @@ static void requeue(struct http_pool *p, struct http_xfer *x, long delay)
 	p->queued++;
 }
 
-/* The host a message names: never with the "user:password@" a URL may carry. */
-static const char *host_of(const char *url, char *out, size_t n)
-{
-	return url_host(url, out, n);
-}
-
 /*
  * An answer over the cap.  The limit is ours, not a refusal by the server
  * (69 would tell a script never to try again): 75, as for an answer broken
@@ -873,7 +867,7 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		finish(p, x, -1, &e);
 		return;
 	}
-	host_of(x->req->url, host, sizeof(host));
+	url_host(x->req->url, host, sizeof(host));   /* never with the "user:password@" */
 	url_redact(x->errbuf);   /* libcurl may quote a proxy URL with its password */
 	if (x->too_big) {
 		too_big_err(&e, host, x->req->to_fd ? x->req->fd_max : o->max_response);
