@@ -100,3 +100,15 @@ json_object *jv_usage(long prompt_tokens, long completion_tokens)
 	}
 	return u;
 }
+
+json_object *jv_message(const char *role, const char *content)
+{
+	json_object *m = json_object_new_object();
+
+	if (!m || jv_add(m, "role", json_object_new_string(role)) ||
+	    jv_add(m, "content", json_object_new_string(content))) {
+		json_object_put(m);
+		return NULL;
+	}
+	return m;
+}

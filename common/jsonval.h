@@ -40,6 +40,9 @@ long jv_long(json_object *o, const char *k, long dflt);
  */
 long jv_count(json_object *o, const char *k);
 
+/* A new chat message {"role": role, "content": content}; NULL when out of memory. */
+json_object *jv_message(const char *role, const char *content);
+
 /*
  * Numbers that may be unknown, written the one way: an unknown number is
  * JSON null (returned as NULL, which jv_add adds as null), never -1, 0 or

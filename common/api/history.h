@@ -9,6 +9,7 @@
  * at once, and a reader never sees half an exchange.
  */
 #include "ai.h"
+#include "api/api.h"
 
 #include <json-c/json.h>
 #include <signal.h>
@@ -55,5 +56,45 @@ int history_check(const char *path, struct ai_err *err);
  */
 int history_append(const char *path, json_object *const *msgs, size_t n, volatile sig_atomic_t *stop,
 		   struct ai_err *err);
+
+/*
+ * A conversation: the messages sent with each question (a system message
+ * if any, the history file's messages, the exchanges so far), and the
+ * history file the exchanges are appended to.
+ */
+struct conv {
+	json_object *msgs;      /* owned array */
+	const char *history;    /* borrowed or NULL: no file */
+	bool store_system;      /* a new file: its first exchange brings the system message */
+	volatile sig_atomic_t *stop;
+};
+
+/*
+ * Starts cv from the history file (borrowed, may be NULL; checked writable
+ * first, so that a file that cannot be written is found before an answer is
+ * paid for; loaded up to max bytes).  system (borrowed, may be NULL) is the
+ * system message: it wins over the history's own for the requests, but the
+ * file keeps its own.  dflt_system (ai.conf's system) is used only when
+ * neither system nor the history has one.  0, or -1 with err as
+ * history_check and history_load fail; cv is then released.
+ */
+int conv_open(struct conv *cv, const char *history, size_t max, const char *system,
+	      const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err);
+
+/*
+ * Asks the conversation's next question, text, with the request's other
+ * fields (temperature, max_tokens, stream, on_delta) taken from q (its
+ * messages are ignored).  On success (dry run aside) the exchange joins
+ * the conversation; on failure the conversation is as it was.  Returns
+ * as ai_chat; resp is the caller's to release either way.
+ */
+int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, const char *text,
+	     struct ai_chat_resp *resp, struct ai_err *err);
+
+/* Appends the last exchange (and the system message of a new file) to the history file,
+ * when there is one.  0, or -1 with err as history_append. */
+int conv_save(struct conv *cv, struct ai_err *err);
+
+void conv_release(struct conv *cv);
 
 #endif

@@ -49,18 +49,6 @@ static void instruction(const struct summary_opts *o, struct buf *b, int stage, 
 	buf_addstr(b, "Reply with the summary only, without a preamble.");
 }
 
-static json_object *message(const char *role, const char *content)
-{
-	json_object *m = json_object_new_object();
-
-	if (!m || jv_add(m, "role", json_object_new_string(role)) ||
-	    jv_add(m, "content", json_object_new_string(content))) {
-		json_object_put(m);
-		return NULL;
-	}
-	return m;
-}
-
 /* The messages of one request; returns owned, NULL when out of memory. */
 static json_object *messages(const struct summary_opts *o, const char *text, size_t len, int stage,
 			     size_t part, size_t parts)
@@ -72,8 +60,8 @@ static json_object *messages(const struct summary_opts *o, const char *text, siz
 	buf_init(&b, 0);
 	instruction(o, &b, stage, part, parts);
 	bad = buf_addstr(&b, "\n\n") || buf_add(&b, text, len);
-	if (bad || !m || jv_push(m, message("system", SYSTEM_PROMPT)) ||
-	    jv_push(m, message("user", b.data))) {
+	if (bad || !m || jv_push(m, jv_message("system", SYSTEM_PROMPT)) ||
+	    jv_push(m, jv_message("user", b.data))) {
 		json_object_put(m);
 		m = NULL;
 	}

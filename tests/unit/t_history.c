@@ -1,5 +1,7 @@
 /* t_history - the history file: loading good and bad lines, appending, concurrent appenders, short writes. */
 #include "api/history.h"
+#include "config.h"
+#include "jsonval.h"
 #include "buf.h"
 #include "tap.h"
 
@@ -419,6 +421,78 @@ static void test_short_write(void)
 	json_object_put(m[1]);
 }
 
+/* The conversation over a history file: which system message is sent and which is stored. */
+static void test_conv(void)
+{
+	struct conv cv;
+	struct ai_err e;
+	const char *p = fresh("conv");
+	json_object *m[2];
+
+	ai_err_clear(&e);
+	is_int(conv_open(&cv, p, 0, NULL, "dflt", NULL, &e), 0, "a new history");
+	is_int((int)json_object_array_length(cv.msgs), 1, "holds the default system message");
+	is_str(jv_str(json_object_array_get_idx(cv.msgs, 0), "content"), "dflt", "ai.conf's system");
+	ok(cv.store_system, "which the new file will keep");
+	/* An exchange as conv_ask leaves it, then saved. */
+	m[0] = jv_message("user", "hi");
+	m[1] = jv_message("assistant", "hello");
+	jv_push(cv.msgs, m[0]);
+	jv_push(cv.msgs, m[1]);
+	is_int(conv_save(&cv, &e), 0, "the exchange is saved");
+	ok(!cv.store_system, "the system message only once");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, p, 0, NULL, "other", NULL, &e), 0, "the history again");
+	is_int((int)json_object_array_length(cv.msgs), 3, "system, question, answer");
+	is_str(jv_str(json_object_array_get_idx(cv.msgs, 0), "content"), "dflt",
+	       "the history's own system message wins over ai.conf's");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, p, 0, "flag", "other", NULL, &e), 0, "with --system");
+	is_int((int)json_object_array_length(cv.msgs), 3, "replaces, does not add");
+	is_str(jv_str(json_object_array_get_idx(cv.msgs, 0), "content"), "flag", "--system wins for the requests");
+	ok(!cv.store_system, "and the file keeps its own");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, NULL, 0, NULL, NULL, NULL, &e), 0, "no file, no system");
+	is_int((int)json_object_array_length(cv.msgs), 0, "an empty conversation");
+	is_int(conv_save(&cv, &e), 0, "nothing to save to");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, dir, 0, NULL, NULL, NULL, &e), -1, "a directory is not a history");
+	is_int(e.code, AI_EX_IOERR, "found before anything is asked: %s", e.msg);
+
+	/* Under --dry-run nothing is answered: the conversation stays as it was. */
+	{
+		struct ai_config cfg;
+		struct config_overrides ov;
+		struct ai_client c;
+		struct ai_chat_req q;
+		struct ai_chat_resp r;
+
+		config_overrides_init(&ov);
+		ov.dry_run = true;
+		ov.no_cache = true;
+		setenv("AI_CONFIG", "/nonexistent/ai-config", 1);
+		if (config_load(&cfg, &ov, &e) ||
+		    ai_client_init(&c, &(struct ai_client_opts){ .cfg = &cfg, .prog = "t_history" }, &e)) {
+			ok(0, "a dry-run client: %s", e.msg);
+			return;
+		}
+		cfg.ledger = false;
+		is_int(conv_open(&cv, NULL, 0, "sys", NULL, NULL, &e), 0, "a conversation");
+		ai_chat_req_init(&q);
+		is_int(conv_ask(&cv, &c, &q, "question", &r, &e), 0, "asked under --dry-run");
+		ok(r.dry_run, "nothing sent");
+		is_int((int)json_object_array_length(cv.msgs), 1, "the question does not stay");
+		ai_chat_resp_release(&r);
+		conv_release(&cv);
+		ai_client_release(&c);
+		config_release(&cfg);
+	}
+}
+
 static volatile sig_atomic_t stop_flag;
 
 static void on_alarm(int sig)
@@ -482,6 +556,7 @@ int main(void)
 	test_lock();
 	test_short_write();
 	test_stop();
+	test_conv();
 	{
 		char cmd[600];
 
