@@ -429,7 +429,7 @@ static int finish_line(struct buf *out, json_object *o)
 
 int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a)
 {
-	json_object *o = json_object_new_object(), *u = jv_usage(a->prompt_tokens, a->completion_tokens);
+	json_object *o = json_object_new_object(), *u = json_object_new_object();
 	bool calls = a->tool_calls && json_object_is_type(a->tool_calls, json_type_array) &&
 		     json_object_array_length(a->tool_calls) > 0;
 	int bad;
@@ -437,7 +437,10 @@ int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a
 	if (!o || !u || jv_add(o, "id", json_object_get(id)) ||
 	    jv_add(o, "output", json_object_new_string(a->output ? a->output : "")) ||
 	    jv_add(o, "finish_reason", a->finish_reason ? json_object_new_string(a->finish_reason) : NULL) ||
-	    (calls && jv_add(o, "tool_calls", json_object_get(a->tool_calls)))) {
+	    (calls && jv_add(o, "tool_calls", json_object_get(a->tool_calls))) ||
+	    (a->prompt_tokens >= 0 && jv_add(u, "prompt_tokens", json_object_new_int64(a->prompt_tokens))) ||
+	    (a->completion_tokens >= 0 &&
+	     jv_add(u, "completion_tokens", json_object_new_int64(a->completion_tokens)))) {
 		json_object_put(u);
 		json_object_put(o);
 		return -1;
