@@ -8,6 +8,7 @@
 #include "agent/agent.h"
 #include "agent/search.h"
 #include "api/api.h"
+#include "clock.h"
 #include "jsonval.h"
 #include "lib/cli.h"
 #include "lib/out.h"
@@ -266,7 +267,7 @@ int main(int argc, char **argv)
 	struct agent_result res;
 	struct ai_err err;
 	struct buf task;
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 	int optind_, rc, code = AI_EX_OK;
 
 	agent_opts_init(&r.o.a);
@@ -287,7 +288,7 @@ int main(int argc, char **argv)
 
 	rc = agent_run(&r.client, &r.o.a, task.data, &res, &err);
 	if (!rc)
-		code = report(&r, &res, http_now_ms() - t0);
+		code = report(&r, &res, mono_ms() - t0);
 	agent_result_release(&res);
 	buf_release(&task);
 	release(&r);

@@ -104,8 +104,7 @@ static void print_passages(const struct kb_results *r)
 /* --json: the answer, every passage given (and whether it was cited), usage. */
 static void print_json(const struct ai_chat_resp *resp, const struct kb_results *r, const bool *cited)
 {
-	json_object *j = json_object_new_object(), *src = json_object_new_array(),
-		    *u = json_object_new_object();
+	json_object *j = json_object_new_object(), *src = json_object_new_array();
 
 	out_add(j, "answer", json_object_new_string(resp->content));
 	for (size_t i = 0; i < r->n; i++) {
@@ -122,9 +121,7 @@ static void print_json(const struct ai_chat_resp *resp, const struct kb_results 
 			cli_die(AI_EX_OSERR, "out of memory");
 	}
 	out_add(j, "sources", src);
-	out_add(u, "prompt_tokens", json_object_new_int64(resp->prompt_tokens));
-	out_add(u, "completion_tokens", json_object_new_int64(resp->completion_tokens));
-	out_add(j, "usage", u);
+	out_usage(j, resp->prompt_tokens, resp->completion_tokens);
 	out_add(j, "model", resp->model ? json_object_new_string(resp->model) : NULL);
 	out_add(j, "retrieval", json_object_new_string(r->hybrid ? "hybrid" : "bm25"));
 	out_json_line(j);
@@ -278,7 +275,7 @@ int main(int argc, char **argv)
 		cli_usage_error("--no-bm25 and --no-embed leave nothing to retrieve by");
 	/* --retrieve-only can do without an endpoint; an answer cannot (this stops with how to set one). */
 	if (o.retrieve_only)
-		cl = setup_client_if(&c, &cfg, &client, true, &err) ? &client : NULL;
+		cl = setup_client_if(&c, &cfg, &client, true, NULL, &err) ? &client : NULL;
 	else
 		setup_client(&c, &cfg, (cl = &client), &err);
 

@@ -198,10 +198,9 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		cli_usage_error("--remote is for 'ai-batch submit'");
 	fd = open_input(argc, argv);
 	ai_err_clear(&err);
-	setup_client(c, &cfg, &client, &err);
+	setup_client_with(c, &cfg, &client, &(struct ai_client_opts){ .parallel = o->b.parallel }, &err);
 	if (!o->b.item.system)
 		o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
-	client.parallel = o->b.parallel;
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
 	if (!c->quiet && isatty(2)) {
@@ -269,10 +268,9 @@ static int run_job(const char *id)
 		cli_die_err(&err);
 	parse(&c, &o, argc, argv);
 	install_term();
-	setup_client(&c, &cfg, &client, &err);
+	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = o.b.parallel }, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
-	client.parallel = o.b.parallel;
 	if ((code = jobrun_run(&j, &client, &o.b, warn_line, NULL, &err)) < 0)
 		setup_die(&client, &cfg, &err);
 	if (err.msg[0])

@@ -446,9 +446,9 @@ int main(int argc, char **argv)
 	}
 
 	ai_err_clear(&err);
-	online = setup_client_if(&c, &cfg, &client, !o.no_embed, &err);
+	online = setup_client_if(&c, &cfg, &client, !o.no_embed,
+				 &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 	if (online) {
-		client.parallel = (int)o.parallel;
 		r.max_input = cfg.max_input;
 	} else if (!c.quiet) {
 		cli_warn("%s: indexing for BM25 only (keyword search, no vectors)",

@@ -20,10 +20,10 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "clock.h"
 #include "utf8.h"
 
 #include <math.h>
-#include <time.h>
 #include <unistd.h>
 
 enum {
@@ -90,14 +90,6 @@ struct sink {
 	struct buf scratch;
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
 /* Under CGI the frames follow a header; a failure before any frame gets a status too. */
 static void cgi_headers(struct sink *s, int fail_code)
 {
@@ -141,7 +133,7 @@ static int on_delta(const char *text, size_t n, void *ud)
 	if (!n)
 		return 0;
 	if (!s->t_first)
-		s->t_first = now_ms();
+		s->t_first = (double)mono_us() / 1e3;
 	s->any = true;
 	if (s->mode == MODE_TEXT) {
 		termout_write(&s->text, text, n, true);
@@ -166,7 +158,7 @@ static void sink_start(struct sink *s)
 {
 	s->any = false;
 	s->last = 0;
-	s->t0 = now_ms();
+	s->t0 = (double)mono_us() / 1e3;
 	s->t_first = 0;
 }
 
@@ -182,13 +174,13 @@ static json_object *json_ms(double ms)
 static void add_times(const struct sink *s, json_object *j)
 {
 	out_add(j, "ttft_ms", s->t_first ? json_ms(s->t_first - s->t0) : NULL);
-	out_add(j, "total_ms", json_ms(now_ms() - s->t0));
+	out_add(j, "total_ms", json_ms((double)mono_us() / 1e3 - s->t0));
 }
 
 /* Ends one answer: the last record, or a newline so that what follows starts a line. */
 static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const struct ai_err *e)
 {
-	json_object *j, *u;
+	json_object *j;
 
 	if (s->mode == MODE_TEXT) {
 		/* The answer may have stopped inside a character. */
@@ -206,13 +198,7 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 	if (!rc) {
 		out_add(j, "type", json_object_new_string("done"));
 		out_add(j, "finish_reason", r->finish_reason ? json_object_new_string(r->finish_reason) : NULL);
-		u = json_object_new_object();
-		if (!u)
-			cli_die(AI_EX_OSERR, "out of memory");
-		out_add(u, "prompt_tokens", r->prompt_tokens >= 0 ? json_object_new_int64(r->prompt_tokens) : NULL);
-		out_add(u, "completion_tokens",
-			 r->completion_tokens >= 0 ? json_object_new_int64(r->completion_tokens) : NULL);
-		out_add(j, "usage", u);
+		out_usage(j, r->prompt_tokens, r->completion_tokens);
 		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 		out_add(j, "cached", json_object_new_boolean(r->cached));
 	} else {
@@ -241,61 +227,22 @@ struct chat {
 	struct ai_client *client;
 	struct opts *o;
 	struct sink *sink;
-	json_object *conv;      /* the conversation: system message (if any), history, turns */
-	bool store_system;      /* the history file is new: write the system message with the first exchange */
+	struct conv cv;         /* the conversation and its --history file */
 };
 
-/* Asks for the answer to text and streams it; on success the exchange joins the conversation. */
+/* Asks for the answer to text and streams it into the sink (conv_ask). */
 static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp, struct ai_err *err)
 {
 	struct ai_chat_req q;
-	json_object *user = out_message("user", text), *asst;
-	size_t n = json_object_array_length(ch->conv);
-	int rc;
 
-	memset(resp, 0, sizeof(*resp));
-	if (json_object_array_add(ch->conv, user)) {
-		json_object_put(user);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
 	ai_chat_req_init(&q);
-	q.messages = ch->conv;
 	q.temperature = ch->o->temperature;
 	q.max_tokens = ch->o->max_tokens;
 	q.stream = true;
 	q.on_delta = on_delta;
 	q.ud = ch->sink;
 	sink_start(ch->sink);
-	rc = ai_chat(ch->client, &q, resp, err);
-	if (rc || resp->dry_run) {
-		json_object_array_del_idx(ch->conv, n, 1);
-		return rc;
-	}
-	asst = out_message("assistant", resp->content ? resp->content : "");
-	if (json_object_array_add(ch->conv, asst)) {
-		json_object_put(asst);
-		json_object_array_del_idx(ch->conv, n, 1);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
-	return 0;
-}
-
-/* Writes the last exchange (and the system message of a new history) to --history. */
-static int save(struct chat *ch, struct ai_err *err)
-{
-	json_object *m[3];
-	size_t len = json_object_array_length(ch->conv), k = 0;
-
-	if (!ch->o->history)
-		return 0;
-	if (ch->store_system)
-		m[k++] = json_object_array_get_idx(ch->conv, 0);
-	m[k++] = json_object_array_get_idx(ch->conv, len - 2);
-	m[k++] = json_object_array_get_idx(ch->conv, len - 1);
-	if (history_append(ch->o->history, m, k, err))
-		return -1;
-	ch->store_system = false;
-	return 0;
+	return conv_ask(&ch->cv, ch->client, &q, text, resp, err);
 }
 
 /* ---- input ---- */
@@ -445,7 +392,7 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		}
 		first = NULL;
 		rc = exchange(ch, text, &resp, err);
-		if (!rc && !resp.dry_run && save(ch, err)) {
+		if (!rc && !resp.dry_run && conv_save(&ch->cv, err)) {
 			cli_warn("%s", err->msg);
 			code = err->code;
 		}
@@ -501,8 +448,8 @@ int main(int argc, char **argv)
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
 
-	setup_client(&c, &cfg, &client, &err);
-	client.http.idle_timeout_ms = (long)ceil(o.idle_s * 1000);
+	setup_client_with(&c, &cfg, &client,
+			  &(struct ai_client_opts){ .idle_timeout_ms = (long)ceil(o.idle_s * 1000) }, &err);
 
 	buf_init(&msg, cfg.max_input);
 	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))
@@ -515,42 +462,8 @@ int main(int argc, char **argv)
 	ch.client = &client;
 	ch.o = &o;
 	ch.sink = &sink;
-	ch.conv = json_object_new_array();
-	if (!ch.conv)
-		cli_die(AI_EX_OSERR, "out of memory");
-	/* A history that cannot be written is found before the answer is paid for. */
-	if (o.history && (history_check(o.history, &err) ||
-			  history_load(o.history, cfg.max_input, ch.conv, &err)))
+	if (conv_open(&ch.cv, o.history, cfg.max_input, o.system, cfg.system, &cli_interrupted, &err))
 		sink_die(&sink, &err);
-	/* ai.conf's system is only a default: a history's own system message wins over it. */
-	if (!o.system && cfg.system) {
-		json_object *m0 = json_object_array_get_idx(ch.conv, 0), *r;
-
-		if (!m0 || !json_object_object_get_ex(m0, "role", &r) ||
-		    strcmp(json_object_get_string(r), "system"))
-			o.system = cfg.system;
-	}
-	if (o.system) {
-		json_object *m0 = json_object_array_get_idx(ch.conv, 0), *r;
-		const char *role = m0 && json_object_object_get_ex(m0, "role", &r) ? json_object_get_string(r) : "";
-
-		ch.store_system = json_object_array_length(ch.conv) == 0;
-		if (!strcmp(role, "system")) {
-			/* --system wins over the history's own for this request; the file keeps its own. */
-			if (json_object_array_put_idx(ch.conv, 0, out_message("system", o.system)))
-				cli_die(AI_EX_OSERR, "out of memory");
-		} else {
-			json_object *a = json_object_new_array();
-
-			if (!a || json_object_array_add(a, out_message("system", o.system)))
-				cli_die(AI_EX_OSERR, "out of memory");
-			for (size_t i = 0; i < json_object_array_length(ch.conv); i++)
-				if (json_object_array_add(a, json_object_get(json_object_array_get_idx(ch.conv, i))))
-					cli_die(AI_EX_OSERR, "out of memory");
-			json_object_put(ch.conv);
-			ch.conv = a;
-		}
-	}
 
 	if (o.interactive) {
 		const char *m = blank(msg.data ? msg.data : "") ? NULL : msg.data;
@@ -566,14 +479,14 @@ int main(int argc, char **argv)
 
 		if (!resp.dry_run) {
 			code = report(&ch, rc, &resp, &err);
-			if (!rc && save(&ch, &err)) {
+			if (!rc && conv_save(&ch.cv, &err)) {
 				cli_warn("%s", err.msg);
 				code = err.code;
 			}
 		}
 		ai_chat_resp_release(&resp);
 	}
-	json_object_put(ch.conv);
+	conv_release(&ch.cv);
 	buf_release(&msg);
 	buf_release(&sink.scratch);
 	termout_release(&sink.text);

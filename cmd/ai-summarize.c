@@ -3,7 +3,8 @@
  *
  * Input longer than --max-input-tokens is split on paragraph and sentence
  * boundaries into parts that fit; the parts are summarized concurrently,
- * then their summaries are summarized (map-reduce), until one is left.
+ * then their summaries are summarized (map-reduce), until one is left:
+ * that engine is summary.h's; this file is options, input and output.
  *
  * Big input costs money before anything is printed, so the run is
  * estimated first (tokens by tok_estimate, dollars by the price table):
@@ -13,14 +14,12 @@
  */
 #include "ai.h"
 #include "api/api.h"
-#include "rag/chunk.h"
+#include "api/summary.h"
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
-#include "api/prices.h"
 
-#include <fcntl.h>
 #include <math.h>
 #include <unistd.h>
 
@@ -46,10 +45,8 @@ static const struct cli_opt opts[] = {
 };
 
 struct opts {
-	long words;
-	const char *format, *lang, *focus, *prompt;
-	long max_input, parallel, max_tokens;
-	double temperature;
+	struct summary_opts s;
+	long parallel;
 	bool raw;
 	bool yes;
 };
@@ -59,374 +56,38 @@ static void on_opt(int val, const char *arg, void *ud)
 	struct opts *o = ud;
 
 	switch (val) {
-	case OPT_WORDS: o->words = cli_long("--words", arg, 1, 100000); break;
+	case OPT_WORDS: o->s.words = cli_long("--words", arg, 1, 100000); break;
 	case OPT_LENGTH:
 		if (!strcmp(arg, "short"))
-			o->words = 50;
+			o->s.words = 50;
 		else if (!strcmp(arg, "medium"))
-			o->words = 150;
+			o->s.words = 150;
 		else if (!strcmp(arg, "long"))
-			o->words = 400;
+			o->s.words = 400;
 		else
 			cli_usage_error("--length wants short, medium or long, not '%s'", arg);
 		break;
 	case 'f':
 		if (strcmp(arg, "paragraph") && strcmp(arg, "bullets") && strcmp(arg, "line"))
 			cli_usage_error("--format wants paragraph, bullets or line, not '%s'", arg);
-		o->format = arg;
+		o->s.format = arg;
 		break;
-	case OPT_LANG: o->lang = arg; break;
-	case OPT_FOCUS: o->focus = arg; break;
-	case OPT_PROMPT: o->prompt = arg; break;
-	case OPT_MAX_INPUT: o->max_input = cli_long("--max-input-tokens", arg, 100, 10000000); break;
+	case OPT_LANG: o->s.lang = arg; break;
+	case OPT_FOCUS: o->s.focus = arg; break;
+	case OPT_PROMPT: o->s.prompt = arg; break;
+	case OPT_MAX_INPUT: o->s.max_input = cli_long("--max-input-tokens", arg, 100, 10000000); break;
 	case 'P': o->parallel = cli_long("--parallel", arg, 1, 64); break;
-	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
-	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	case OPT_TEMPERATURE: o->s.temperature = cli_double("--temperature", arg, 0, 2); break;
+	case OPT_MAX_TOKENS: o->s.max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
 	case OPT_RAW: o->raw = true; break;
 	case OPT_YES: o->yes = true; break;
 	}
 }
 
-/* The instruction for one request: what to write, for a whole text, a part, or the parts' summaries. */
-static void instruction(const struct opts *o, struct buf *b, int stage, size_t part, size_t parts)
-{
-	if (o->prompt && stage == 0) {
-		buf_addstr(b, o->prompt);
-		return;
-	}
-	if (stage == 1)
-		buf_addf(b, "This is part %zu of %zu of a longer text. Summarize this part so that the "
-			 "summaries of all parts can later be combined. ", part, parts);
-	else if (stage == 2)
-		buf_addstr(b, "These are summaries of consecutive parts of one text. Combine them into "
-			   "a single summary of the whole text. ");
-	if (o->prompt && stage == 2) {
-		buf_addstr(b, o->prompt);
-		return;
-	}
-	if (stage != 1) {
-		if (!strcmp(o->format, "line"))
-			buf_addstr(b, "Summarize it in one line of at most 25 words. ");
-		else if (!strcmp(o->format, "bullets"))
-			buf_addf(b, "Summarize it as a list of bullet points starting with '- ', about %ld words in all. ",
-				 o->words);
-		else
-			buf_addf(b, "Summarize it in one paragraph of about %ld words. ", o->words);
-	} else {
-		buf_addf(b, "Keep it under %ld words. ", o->words * 2);
-	}
-	if (o->focus)
-		buf_addf(b, "Focus on: %s. ", o->focus);
-	if (o->lang)
-		buf_addf(b, "Write the summary in %s. ", o->lang);
-	buf_addstr(b, "Reply with the summary only, without a preamble.");
-}
-
-static json_object *messages(const struct opts *o, const char *text, size_t len, int stage,
-			     size_t part, size_t parts)
-{
-	json_object *m = json_object_new_array(), *sys, *user;
-	struct buf b;
-
-	buf_init(&b, 0);
-	instruction(o, &b, stage, part, parts);
-	buf_addstr(&b, "\n\n");
-	buf_add(&b, text, len);
-	sys = out_message("system", "You write faithful, concise summaries of the text you are given.");
-	user = out_message("user", b.data);
-	buf_release(&b);
-	if (!m || !sys || !user || json_object_array_add(m, sys) || (sys = NULL) ||
-	    json_object_array_add(m, user))
-		cli_die(AI_EX_OSERR, "out of memory");
-	return m;
-}
-
-struct part {
-	struct ai_chat_resp resp;
-	struct ai_err err;
-	int rc;
-};
-
 /* The parts' progress on stderr, when it is a terminal and not -q (termout_progress). */
-static struct progress {
-	bool on;
-	size_t done, total;
-	long tokens;
-	struct termout_progress tp;
-} progress;
-
-static void progress_show(void)
+static void progress(size_t done, size_t total, long tokens, void *ud)
 {
-	struct progress *p = &progress;
-
-	termout_progress(&p->tp, p->done == p->total, "%zu/%zu parts summarized, %ld tokens",
-			 p->done, p->total, p->tokens);
-}
-
-struct totals {
-	long prompt_tokens, completion_tokens;
-	double latency_ms;
-	bool all_cached;
-	bool dry_run;
-	char *model;
-	size_t parts;
-};
-
-static void part_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud)
-{
-	struct part *p = ud;
-
-	p->rc = rc;
-	if (rc)
-		p->err = *e;
-	if (progress.on && progress.total) {
-		progress.done++;
-		progress.tokens += (r->prompt_tokens > 0 ? r->prompt_tokens : 0) +
-				   (r->completion_tokens > 0 ? r->completion_tokens : 0);
-		progress_show();
-	}
-}
-
-static void add_usage(struct totals *t, const struct ai_chat_resp *r)
-{
-	if (r->prompt_tokens > 0)
-		t->prompt_tokens += r->prompt_tokens;
-	if (r->completion_tokens > 0)
-		t->completion_tokens += r->completion_tokens;
-	t->all_cached &= r->cached;
-	t->dry_run |= r->dry_run;
-	if (!t->model && r->model)
-		t->model = strdup(r->model);
-}
-
-/*
- * Summarizes n texts (stage 0: the whole input; 1: parts; 2: combining)
- * concurrently; returns their summaries joined by blank lines in out.
- */
-static int summarize_all(struct ai_client *c, const struct opts *o, const char *const *texts,
-			 const size_t *lens, size_t n, int stage, struct totals *t, struct buf *out,
-			 struct ai_err *err)
-{
-	struct part *p = calloc(n, sizeof(*p));
-	int rc = 0;
-
-	if (!p)
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	/* Progress for the parts only: one request needs none. */
-	progress.total = n > 1 && !c->cfg->dry_run ? n : 0;
-	progress.done = 0;
-	if (progress.on && progress.total)
-		progress_show();
-	for (size_t i = 0; i < n; i++) {
-		struct ai_chat_req q;
-
-		ai_chat_req_init(&q);
-		q.messages = messages(o, texts[i], lens[i], stage, i + 1, n);
-		q.temperature = o->temperature;
-		q.max_tokens = o->max_tokens;
-		rc = ai_chat_start(c, &q, &p[i].resp, part_done, &p[i], err);
-		json_object_put(q.messages);
-		if (rc)
-			break;
-	}
-	if (!rc)
-		rc = ai_client_run(c, err);
-	for (size_t i = 0; i < n; i++) {
-		if (!rc && p[i].rc) {
-			*err = p[i].err;
-			rc = -1;
-		}
-		if (!rc) {
-			add_usage(t, &p[i].resp);
-			if (out->len)
-				buf_addstr(out, "\n\n");
-			buf_addstr(out, p[i].resp.content);
-		}
-		ai_chat_resp_release(&p[i].resp);
-	}
-	free(p);
-	return rc;
-}
-
-/* Map-reduce: split what does not fit, summarize the parts, and repeat on their summaries. */
-static int summarize(struct ai_client *c, const struct opts *o, const char *text, size_t len,
-		     struct totals *t, struct buf *out, struct ai_err *err)
-{
-	struct buf cur, next;
-	int stage = 0, rc = 0;
-
-	buf_init(&cur, 0);
-	buf_init(&next, 0);
-	buf_add(&cur, text, len);
-	for (int round = 0; !rc; round++) {
-		struct chunk_opts co = { (size_t)o->max_input, 0, false };
-		struct chunk_list cl = { NULL, 0 };
-		const char **texts;
-		size_t *lens;
-
-		if (tok_estimate(cur.data, cur.len) <= (size_t)o->max_input) {
-			const char *one = cur.data;
-			size_t l = cur.len;
-
-			rc = summarize_all(c, o, &one, &l, 1, round ? 2 : 0, t, out, err);
-			t->parts += round ? 0 : 1;
-			break;
-		}
-		if (chunk_text(cur.data, cur.len, &co, &cl, err))
-			break;
-		texts = calloc(cl.n, sizeof(*texts));
-		lens = calloc(cl.n, sizeof(*lens));
-		if (!texts || !lens) {
-			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
-		} else {
-			for (size_t i = 0; i < cl.n; i++) {
-				texts[i] = cur.data + cl.v[i].off;
-				lens[i] = cl.v[i].len;
-			}
-			if (!round)
-				t->parts = cl.n;
-			stage = 1;
-			buf_reset(&next);
-			rc = summarize_all(c, o, texts, lens, cl.n, stage, t, &next, err);
-		}
-		free(texts);
-		free(lens);
-		chunk_list_release(&cl);
-		if (rc || t->dry_run)
-			break;
-		/* Summaries that do not shrink would loop for ever. */
-		if (next.len >= cur.len) {
-			rc = ai_errf(err, AI_EX_UNAVAILABLE,
-				     "the summaries of the parts are no shorter than the parts; "
-				     "raise --max-input-tokens or lower --words");
-			break;
-		}
-		buf_reset(&cur);
-		buf_add(&cur, next.data, next.len);
-	}
-	buf_release(&cur);
-	buf_release(&next);
-	return rc;
-}
-
-/* ---- the estimate and the question ---- */
-
-struct estimate {
-	size_t requests;        /* every request of every round */
-	size_t parts;           /* of the input, in the first round (1 when it fits) */
-	double in, out;         /* tokens, estimated */
-	bool priced;            /* the model has a price (listed, or price.MODEL) */
-	double usd;             /* NAN when the price is unknown; 0 for a local server's unpriced model */
-};
-
-/*
- * Estimates what summarize() will send: the input's parts as
- * chunk_text makes them, each with its instruction; each part's summary
- * at the length the instruction asks for (2 x --words, capped by
- * --max-tokens), those summaries combined the same way until one
- * request holds them.  Every request is counted as paid: parts already
- * in the response cache are free, so this is an upper bound then.
- */
-static int estimate(const struct opts *o, const struct ai_client *client, const char *text,
-		    size_t len, struct estimate *e, struct ai_err *err)
-{
-	const char *model = client->cfg->model;
-	double t = (double)tok_estimate(text, len), ovh, part_out, final_out, n;
-	struct buf b;
-	struct price p;
-
-	memset(e, 0, sizeof(*e));
-	e->parts = 1;
-	buf_init(&b, 0);
-	instruction(o, &b, 1, 1000, 1000);
-	buf_addstr(&b, "You write faithful, concise summaries of the text you are given.");
-	ovh = (double)tok_estimate(b.data, b.len) + 10;   /* and the message framing */
-	buf_release(&b);
-	part_out = (double)o->words * 2 * 4 / 3;
-	final_out = (double)(strcmp(o->format, "line") ? o->words : 25) * 4 / 3;
-	if (o->max_tokens) {
-		part_out = fmin(part_out, (double)o->max_tokens);
-		final_out = fmin(final_out, (double)o->max_tokens);
-	}
-	for (int round = 0; round < 32; round++) {
-		if (t <= (double)o->max_input) {
-			e->requests++;
-			e->in += t + ovh;
-			e->out += final_out;
-			break;
-		}
-		if (round == 0) {
-			struct chunk_opts co = { (size_t)o->max_input, 0, false };
-			struct chunk_list cl = CHUNK_LIST_INIT;
-
-			if (chunk_text(text, len, &co, &cl, err))
-				return -1;
-			n = (double)cl.n;
-			e->parts = cl.n;
-			chunk_list_release(&cl);
-		} else {
-			n = ceil(t / (double)o->max_input);
-		}
-		e->requests += (size_t)n;
-		e->in += t + n * ovh;
-		e->out += n * part_out;
-		if (n * part_out >= t)
-			break;          /* the summaries would not shrink: the run stops there too */
-		t = n * part_out;
-	}
-	e->priced = prices_lookup(&client->cfg->prices, model, &p);
-	if (e->priced || prices_lookup_at(&client->cfg->prices, model, client->host, &p))
-		e->usd = (e->in * p.in_per_mtok + e->out * p.out_per_mtok) / 1e6;
-	else
-		e->usd = NAN;
-	return 0;
-}
-
-/* Tokens as people read them: 950, 12k, 3.4M. */
-static void fmt_tokens(char *out, size_t n, double v)
-{
-	if (v < 10000)
-		snprintf(out, n, "%.0f", v);
-	else if (v < 10e6)
-		snprintf(out, n, "%.0fk", v / 1000);
-	else
-		snprintf(out, n, "%.1fM", v / 1e6);
-}
-
-/* "157 requests (157 parts, then 1 to combine), about 809k tokens in and 42k out, about $0.1450 ..." */
-static void describe(const struct estimate *e, const struct ai_client *client, struct buf *b)
-{
-	char in[32], out[32];
-
-	fmt_tokens(in, sizeof(in), e->in);
-	fmt_tokens(out, sizeof(out), e->out);
-	buf_addf(b, "%zu request%s", e->requests, e->requests == 1 ? "" : "s");
-	if (e->parts > 1)
-		buf_addf(b, " (%zu parts, then %zu to combine)", e->parts, e->requests - e->parts);
-	buf_addf(b, ", about %s tokens in and %s out", in, out);
-	if (e->priced)
-		buf_addf(b, ", about $%.4f at the price of %s", e->usd, client->cfg->model);
-	else if (!isnan(e->usd))
-		buf_addf(b, ", $0 at the local endpoint %s", client->host);
-	else
-		buf_addf(b, "; no price for '%s' (price.MODEL in ai.conf(5))", client->cfg->model);
-}
-
-/* True when the estimate is above what the config lets pass unasked. */
-static bool needs_confirm(const struct ai_config *cfg, const struct estimate *e, struct buf *why)
-{
-	/* A local model costs no money, but 800k tokens keep it busy for
-	 * long: without a listed price the limit is in tokens. */
-	if (e->priced && !isnan(cfg->confirm_over) && e->usd > cfg->confirm_over) {
-		buf_addf(why, "confirm_over ($%.4f)", cfg->confirm_over);
-		return true;
-	}
-	if (!e->priced && !isnan(cfg->confirm_over_tokens) &&
-	    e->in + e->out > cfg->confirm_over_tokens) {
-		buf_addf(why, "confirm_over_tokens (%.0f)", cfg->confirm_over_tokens);
-		return true;
-	}
-	return false;
+	termout_progress(ud, done == total, "%zu/%zu parts summarized, %ld tokens", done, total, tokens);
 }
 
 /*
@@ -437,19 +98,19 @@ static bool needs_confirm(const struct ai_config *cfg, const struct estimate *e,
 static void confirm(const struct opts *o, const struct cli *c, struct ai_client *client,
 		    const char *text, size_t len)
 {
-	struct estimate e;
+	struct summary_estimate e;
 	struct ai_err err;
 	struct buf what = BUF_INIT, why = BUF_INIT, q = BUF_INIT;
 	enum cli_answer ans;
 
 	ai_err_clear(&err);
-	if (estimate(o, client, text, len, &e, &err))
+	if (summary_estimate(client, &o->s, text, len, &e, &err))
 		cli_die_err(&err);
-	describe(&e, client, &what);
-	if (client->cfg->dry_run) {
+	summary_describe(&e, client, &what);
+	if (ai_client_config(client)->dry_run) {
 		if (!c->quiet)
 			cli_warn("estimate: %s", what.data);
-	} else if (!o->yes && needs_confirm(client->cfg, &e, &why)) {
+	} else if (!o->yes && summary_needs_confirm(ai_client_config(client), &e, &why)) {
 		buf_addf(&q, "%s: this input makes %s, more than %s.\nSend it? [y/N] ", cli_prog, what.data,
 			 why.data);
 		ans = cli_ask_tty(q.data);
@@ -467,26 +128,55 @@ static void confirm(const struct opts *o, const struct cli *c, struct ai_client 
 	buf_release(&q);
 }
 
+/* The summary as text: on a terminal, escape sequences in it are shown, not obeyed. */
+static void print_text(const char *s, bool raw)
+{
+	struct termout to;
+	size_t n = strlen(s);
+
+	termout_init(&to, raw);
+	termout_write(&to, s, n, false);
+	termout_end(&to, false);
+	if (!n || s[n - 1] != '\n')
+		cli_write("\n", 1, false);
+	termout_release(&to);
+}
+
+static void print_json(const struct summary *s, int64_t ms)
+{
+	json_object *j = json_object_new_object();
+
+	out_add(j, "summary", json_object_new_string(s->text));
+	out_add(j, "model", s->model ? json_object_new_string(s->model) : NULL);
+	out_usage(j, s->prompt_tokens, s->completion_tokens);
+	out_add(j, "latency_ms", json_object_new_int64(ms));
+	out_add(j, "cached", json_object_new_boolean(s->cached));
+	out_add(j, "parts", json_object_new_int64((int64_t)s->parts));
+	out_json_line(j);
+	json_object_put(j);
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN, false, false };
+	struct opts o = { .parallel = 4 };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
-	struct buf in, out;
-	struct totals t = { 0, 0, 0, true, false, NULL, 0 };
-	int64_t t0 = http_now_ms();
+	struct buf in;
+	struct summary s;
+	struct termout_progress tp;
+	int64_t t0 = mono_ms();
 	int optind_;
 
+	summary_opts_init(&o.s);
 	cli_init(&c, "ai-summarize");
 	c.usage = "[OPTION]... [FILE]...";
 	c.summary = "Summarize text from FILEs or standard input.";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
-	setup_client(&c, &cfg, &client, &err);
-	client.parallel = (int)o.parallel;
+	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 
 	buf_init(&in, cfg.max_input);
 	if (cli_read_input(argc - optind_, argv + optind_, &in, &err))
@@ -495,42 +185,20 @@ int main(int argc, char **argv)
 		cli_die(AI_EX_NOINPUT, "no input: give a file or pipe text to standard input");
 	confirm(&o, &c, &client, in.data, in.len);
 	if (!c.quiet && isatty(STDERR_FILENO)) {
-		progress.on = true;
-		termout_progress_init(&progress.tp);
+		termout_progress_init(&tp);
+		o.s.progress = progress;
+		o.s.ud = &tp;
 	}
 
-	buf_init(&out, 0);
-	if (summarize(&client, &o, in.data, in.len, &t, &out, &err))
+	if (summary_run(&client, &o.s, in.data, in.len, &s, &err))
 		setup_die(&client, &cfg, &err);
-	if (t.dry_run) {
-		/* The requests were printed; nothing was sent. */
-	} else if (c.json) {
-		json_object *j = json_object_new_object(), *u = json_object_new_object();
-
-		out_add(j, "summary", json_object_new_string(out.data ? out.data : ""));
-		out_add(j, "model", t.model ? json_object_new_string(t.model) : NULL);
-		out_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
-		out_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
-		out_add(j, "usage", u);
-		out_add(j, "latency_ms", json_object_new_int64(http_now_ms() - t0));
-		out_add(j, "cached", json_object_new_boolean(t.all_cached));
-		out_add(j, "parts", json_object_new_int64((int64_t)t.parts));
-		out_json_line(j);
-		json_object_put(j);
-	} else {
-		struct termout to;
-
-		/* On a terminal, escape sequences in the summary are shown, not obeyed. */
-		termout_init(&to, o.raw);
-		termout_write(&to, out.data ? out.data : "", out.len, false);
-		termout_end(&to, false);
-		if (!out.len || out.data[out.len - 1] != '\n')
-			cli_write("\n", 1, false);
-		termout_release(&to);
-	}
-	free(t.model);
+	/* Under --dry-run the requests were printed, and nothing was sent. */
+	if (!s.dry_run && c.json)
+		print_json(&s, mono_ms() - t0);
+	else if (!s.dry_run)
+		print_text(s.text, o.raw);
+	summary_release(&s);
 	buf_release(&in);
-	buf_release(&out);
 	ai_client_release(&client);
 	config_release(&cfg);
 	return cli_finish(0);

@@ -13,6 +13,7 @@
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
+#include "jsonval.h"
 #include "config.h"
 #include "api/ledger.h"
 #include "api/prices.h"
@@ -157,12 +158,7 @@ static void print_table(char (*cells)[NCOLS][CELL], size_t rows, int ncols, bool
 /* A number printed with 10 significant digits (0.1+0.2 is 0.3), or null when unknown. */
 static json_object *jnum(double v)
 {
-	char s[40];
-
-	if (isnan(v) || isinf(v))
-		return NULL;
-	snprintf(s, sizeof(s), "%.10g", v);
-	return json_object_new_double_s(v, s);
+	return jv_num_g(v, 10);
 }
 
 /*
@@ -259,7 +255,7 @@ static bool local_today(const struct ledger_group *t)
 	int64_t midnight;
 
 	ai_err_clear(&e);
-	return !ledger_parse_time("today", false, ledger_now_ms(), &midnight, &e) &&
+	return !ledger_parse_time("today", false, wall_ms(), &midnight, &e) &&
 	       t->last_ms >= midnight;
 }
 
@@ -408,7 +404,7 @@ int main(int argc, char **argv)
 	if (optind_ < argc)
 		cli_usage_error("unexpected argument '%s'; use --db FILE to read another ledger", argv[optind_]);
 	ai_err_clear(&err);
-	now = ledger_now_ms();
+	now = wall_ms();
 	if ((o.since && ledger_parse_time(o.since, false, now, &since, &err)) ||
 	    (o.until && ledger_parse_time(o.until, true, now, &until, &err)))
 		cli_usage_error("%s", err.msg);
@@ -416,7 +412,7 @@ int main(int argc, char **argv)
 		cli_usage_error("--since '%s' is not before --until '%s'", o.since ? o.since : "",
 				o.until ? o.until : "");
 	/* The config gives price overrides (--prices) and the daily budget; no endpoint is needed. */
-	if (config_load(&cfg, &c, &err))
+	if (setup_config(&cfg, &c, &err))
 		cli_die_err(&err);
 	if (o.prices) {
 		print_prices(&cfg.prices, c.json);

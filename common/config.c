@@ -1,5 +1,4 @@
 #include "config.h"
-#include "lib/cli.h"
 #include "buf.h"
 #include "closest.h"
 #include "api/params.h"
@@ -552,7 +551,15 @@ static int from_env(struct ai_config *cfg, bool profile_endpoint, struct ai_err 
 	return 0;
 }
 
-int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
+void config_overrides_init(struct config_overrides *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->timeout_s = -1;
+	o->retries = -1;
+	o->cache_ttl_s = -1;
+}
+
+int config_load(struct ai_config *cfg, const struct config_overrides *c, struct ai_err *err)
 {
 	const char *profile = c && c->profile ? c->profile : getenv("AI_PROFILE");
 	const char *path = getenv("AI_CONFIG");

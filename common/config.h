@@ -13,7 +13,6 @@
 #include "ai.h"
 #include "api/prices.h"
 
-struct cli;
 struct json_object;
 
 struct ai_config {
@@ -59,11 +58,32 @@ struct ai_config {
 extern const char *const config_known_keys[];
 
 /*
- * Fills cfg from the defaults, the config file, the environment and the
- * parsed common options c (which may be NULL).  -1 with AI_EX_CONFIG on a
- * bad config file or value; the message names the file and line.
+ * What a program's flags say, over everything else.  Plain values, so
+ * that the library does not know how a program parses its command line
+ * (cmd/lib/setup.c fills them from the common options).  Unset strings
+ * are NULL, unset numbers negative (timeout_s: not above 0).
  */
-int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err);
+struct config_overrides {
+	const char *profile;          /* -p; NULL: AI_PROFILE */
+	const char *base_url, *model;
+	double timeout_s;
+	long retries;
+	long cache_ttl_s;
+	bool no_cache, log_prompts, dry_run;
+	int verbose;
+	const char *const *options;   /* -o KEY=VALUE (params.h), n_options of them, borrowed */
+	size_t n_options;
+};
+
+/* Sets o to "no flag given". */
+void config_overrides_init(struct config_overrides *o);
+
+/*
+ * Fills cfg from the defaults, the config file, the environment and the
+ * flags o (which may be NULL: none).  -1 with AI_EX_CONFIG on a bad config
+ * file or value; the message names the file and line.
+ */
+int config_load(struct ai_config *cfg, const struct config_overrides *o, struct ai_err *err);
 
 /*
  * Returns the API key, borrowed (valid until config_release), or NULL when

@@ -1,4 +1,5 @@
 #include "fdio.h"
+#include "utf8.h"
 
 #include <errno.h>
 #include <unistd.h>
@@ -39,4 +40,22 @@ int fd_write_all(int fd, const void *p, size_t n)
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_t *stop,
+		 struct ai_err *err)
+{
+	size_t from = out->len;
+
+	if (!fd_read_all(fd, out, stop))
+		return out->len == from ? 0 : utf8_check_input(name, out->data + from, out->len - from, err);
+	if (errno == EINTR)
+		return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+	if (errno == EFBIG)
+		return ai_errf(err, AI_EX_DATAERR,
+			       "input is larger than %zu MiB ('%s'); split it (split -C) or raise AI_MAX_INPUT",
+			       out->max >> 20, name);
+	if (errno == ENOMEM)
+		return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
+	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }

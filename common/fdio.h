@@ -2,7 +2,8 @@
 #define AI_FDIO_H
 /*
  * fdio.h - whole reads and writes on a file descriptor, through EINTR and
- * short counts.  Errors are errno values; each caller words its own message.
+ * short counts.  Errors are errno values, each caller wording its own
+ * message; fd_read_text, the reader of text input, words them once.
  */
 #include "ai.h"
 #include "buf.h"
@@ -18,5 +19,15 @@ int fd_read_all(int fd, struct buf *out, volatile sig_atomic_t *stop);
 
 /* Writes all n bytes.  0, or -1 with errno (EIO for a write of 0 bytes). */
 int fd_write_all(int fd, const void *p, size_t n);
+
+/*
+ * Reads fd, the input called name in messages, to its end into out (whose
+ * max is the cap) and checks that what it read is text (utf8_check_input).
+ * 0, or -1 with err: AI_EX_DATAERR over the cap or for what is not text,
+ * AI_EX_INTERRUPT when *stop (if given) is set during the read, AI_EX_OSERR
+ * out of memory, AI_EX_NOINPUT when fd cannot be read.
+ */
+int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_t *stop,
+		 struct ai_err *err);
 
 #endif

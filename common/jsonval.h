@@ -40,7 +40,32 @@ long jv_long(json_object *o, const char *k, long dflt);
  */
 long jv_count(json_object *o, const char *k);
 
+/* A new chat message {"role": role, "content": content}; NULL when out of memory. */
+json_object *jv_message(const char *role, const char *content);
+
+/*
+ * Numbers that may be unknown, written the one way: an unknown number is
+ * JSON null (returned as NULL, which jv_add adds as null), never -1, 0 or
+ * a missing member.  The others return a new object, or NULL on ENOMEM.
+ */
+
 /* A new JSON number for v, or NULL (JSON null) when v is NaN or infinite: an unknown cost. */
 json_object *jv_num(double v);
+
+/* The same printed with digits significant digits (%.*g): 0.1+0.2 is 0.3, not 0.30000000000000004. */
+json_object *jv_num_g(double v, int digits);
+
+/* A count (tokens, as jv_count reads them) as a JSON integer, or NULL (null) when negative: unknown. */
+json_object *jv_count_num(long n);
+
+/* Adds count n to *total; an unknown (negative) n makes the total unknown (-1) for good. */
+void jv_count_sum(long *total, long n);
+
+/*
+ * The usage object of an answer, the one writer of it:
+ * {"prompt_tokens": N|null, "completion_tokens": N|null}, null for a count
+ * that is unknown (negative).  Returns new, or NULL on ENOMEM.
+ */
+json_object *jv_usage(long prompt_tokens, long completion_tokens);
 
 #endif

@@ -1,14 +1,7 @@
 #include "sqlretry.h"
+#include "clock.h"
 
 #include <time.h>
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void sqlretry_init(struct sqlretry *r, long limit_ms)
 {

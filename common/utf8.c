@@ -94,3 +94,57 @@ int utf8_add_text(struct buf *b, const char *s, size_t n)
 	}
 	return n ? buf_add(b, s, n) : 0;
 }
+
+/*
+ * What binary input looks like, by its first bytes, and what to do about
+ * it.  Looked at only when the input is not UTF-8 text already, so a text
+ * that happens to start with "BZh" or "GIF8" stays text.
+ */
+static const struct {
+	const char *magic;
+	size_t len;
+	const char *what, *hint;
+} binary_kinds[] = {
+	{ "\x89PNG\r\n\x1a\n", 8, "a PNG image", "images are not text" },
+	{ "\xff\xd8\xff", 3, "a JPEG image", "images are not text" },
+	{ "GIF8", 4, "a GIF image", "images are not text" },
+	{ "%PDF-", 5, "a PDF document", "extract its text first: pdftotext FILE -" },
+	{ "\x1f\x8b", 2, "gzip data", "decompress it first: zcat FILE" },
+	{ "\x28\xb5\x2f\xfd", 4, "zstd data", "decompress it first: zstdcat FILE" },
+	{ "\xfd" "7zXZ", 6, "xz data", "decompress it first: xzcat FILE" },
+	{ "BZh", 3, "bzip2 data", "decompress it first: bzcat FILE" },
+	{ "PK\x03\x04", 4, "a zip archive", "extract the text first: unzip -p FILE" },
+	{ "\x7f" "ELF", 4, "an ELF executable", "it is not text" },
+	{ "SQLite format 3", 16, "an SQLite database", "query it first: sqlite3 FILE .dump" },
+};
+
+/* Says what known binary data p[0..n) looks like, when it looks like any. */
+static int check_magic(const char *name, const char *p, size_t n, struct ai_err *err)
+{
+	for (size_t i = 0; i < AI_ARRAY_LEN(binary_kinds); i++)
+		if (n >= binary_kinds[i].len && !memcmp(p, binary_kinds[i].magic, binary_kinds[i].len))
+			return ai_errf(err, AI_EX_DATAERR, "binary input: '%s' looks like %s; %s",
+				       name, binary_kinds[i].what, binary_kinds[i].hint);
+	return 0;
+}
+
+int utf8_check_input(const char *name, const char *s, size_t n, struct ai_err *err)
+{
+	size_t ok, line, col;
+
+	if (!n)
+		return 0;       /* nothing read: s may be NULL */
+	ok = utf8_valid_prefix(s, n);
+	if (ok == n)
+		return 0;
+	if (check_magic(name, s, n, err))
+		return -1;
+	utf8_where(s, ok, &line, &col);
+	if (s[ok] == '\0')
+		return ai_errf(err, AI_EX_DATAERR,
+			       "binary input: '%s' has a NUL byte at line %zu, column %zu; it is not text",
+			       name, line, col);
+	return ai_errf(err, AI_EX_DATAERR,
+		       "'%s' is not valid UTF-8 at line %zu, column %zu; convert it first (iconv -f LATIN1 -t UTF-8)",
+		       name, line, col);
+}

@@ -29,4 +29,12 @@ void utf8_where(const char *s, size_t off, size_t *line, size_t *col);
  */
 int utf8_add_text(struct buf *b, const char *s, size_t n);
 
+/*
+ * Checks that s[0..n), read from the input called name, is UTF-8 text
+ * without NUL bytes.  0, or -1 with AI_EX_DATAERR and a message that says
+ * where (line and column), or what the data looks like when it is a known
+ * binary format (an image, a PDF, an archive) and how to get its text.
+ */
+int utf8_check_input(const char *name, const char *s, size_t n, struct ai_err *err);
+
 #endif

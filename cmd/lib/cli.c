@@ -395,73 +395,10 @@ double cli_duration(const char *opt, const char *s)
 	return v;
 }
 
+/* A read of one input part: what fd_read_text says, stopped by Ctrl-C. */
 static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err)
 {
-	if (!fd_read_all(fd, out, &cli_interrupted))
-		return 0;
-	if (errno == EINTR)
-		return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
-	if (errno == EFBIG)
-		return ai_errf(err, AI_EX_DATAERR,
-			       "input is larger than %zu MiB ('%s'); split it (split -C) or raise AI_MAX_INPUT",
-			       out->max >> 20, name);
-	if (errno == ENOMEM)
-		return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
-	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
-}
-
-/*
- * What binary input looks like, by its first bytes, and what to do about
- * it.  Looked at only when the input is not UTF-8 text already, so a text
- * that happens to start with "BZh" or "GIF8" stays text.
- */
-static const struct {
-	const char *magic;
-	size_t len;
-	const char *what, *hint;
-} binary_kinds[] = {
-	{ "\x89PNG\r\n\x1a\n", 8, "a PNG image", "images are not text" },
-	{ "\xff\xd8\xff", 3, "a JPEG image", "images are not text" },
-	{ "GIF8", 4, "a GIF image", "images are not text" },
-	{ "%PDF-", 5, "a PDF document", "extract its text first: pdftotext FILE -" },
-	{ "\x1f\x8b", 2, "gzip data", "decompress it first: zcat FILE" },
-	{ "\x28\xb5\x2f\xfd", 4, "zstd data", "decompress it first: zstdcat FILE" },
-	{ "\xfd" "7zXZ", 6, "xz data", "decompress it first: xzcat FILE" },
-	{ "BZh", 3, "bzip2 data", "decompress it first: bzcat FILE" },
-	{ "PK\x03\x04", 4, "a zip archive", "extract the text first: unzip -p FILE" },
-	{ "\x7f" "ELF", 4, "an ELF executable", "it is not text" },
-	{ "SQLite format 3", 16, "an SQLite database", "query it first: sqlite3 FILE .dump" },
-};
-
-/* Says what known binary data p[0..n) looks like, when it looks like any. */
-static int check_magic(const char *name, const char *p, size_t n, struct ai_err *err)
-{
-	for (size_t i = 0; i < AI_ARRAY_LEN(binary_kinds); i++)
-		if (n >= binary_kinds[i].len && !memcmp(p, binary_kinds[i].magic, binary_kinds[i].len))
-			return ai_errf(err, AI_EX_DATAERR, "binary input: '%s' looks like %s; %s",
-				       name, binary_kinds[i].what, binary_kinds[i].hint);
-	return 0;
-}
-
-static int check_text(const char *name, const struct buf *b, size_t from, struct ai_err *err)
-{
-	size_t ok, line, col;
-
-	if (from == b->len)
-		return 0;       /* nothing read: b->data may still be NULL */
-	ok = from + utf8_valid_prefix(b->data + from, b->len - from);
-	if (ok == b->len)
-		return 0;
-	if (check_magic(name, b->data + from, b->len - from, err))
-		return -1;
-	utf8_where(b->data + from, ok - from, &line, &col);
-	if (b->data[ok] == '\0')
-		return ai_errf(err, AI_EX_DATAERR,
-			       "binary input: '%s' has a NUL byte at line %zu, column %zu; it is not text",
-			       name, line, col);
-	return ai_errf(err, AI_EX_DATAERR,
-		       "'%s' is not valid UTF-8 at line %zu, column %zu; convert it first (iconv -f LATIN1 -t UTF-8)",
-		       name, line, col);
+	return fd_read_text(fd, name, out, &cli_interrupted, err);
 }
 
 enum cli_answer cli_ask_tty(const char *question)
@@ -521,7 +458,6 @@ int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
 	}
 	for (int i = 0; i < argc; i++) {
 		const char *name = argv[i];
-		size_t from = out->len;
 		int fd = 0, r;
 
 		if (strcmp(name, "-")) {
@@ -536,7 +472,7 @@ int cli_read_input(int argc, char **argv, struct buf *out, struct ai_err *err)
 		r = read_fd(fd, name, out, err);
 		if (fd)
 			close(fd);
-		if (r || check_text(name, out, from, err))
+		if (r)
 			return -1;
 	}
 	return 0;
@@ -643,7 +579,6 @@ int cli_read_document(const char *name, struct buf *out, struct ai_err *err)
 {
 	char *one[1];
 	struct stat st;
-	size_t from = out->len;
 	int fd, r;
 
 	if (!strcmp(name, "-")) {
@@ -665,7 +600,7 @@ int cli_read_document(const char *name, struct buf *out, struct ai_err *err)
 	}
 	r = read_fd(fd, name, out, err);
 	close(fd);
-	return r || check_text(name, out, from, err) ? -1 : 0;
+	return r;
 }
 
 void cli_write(const void *p, size_t n, bool flush)

@@ -3,6 +3,7 @@
  */
 #include "lib/out.h"
 #include "lib/cli.h"
+#include "jsonval.h"
 
 void out_add(json_object *o, const char *k, json_object *val)
 {
@@ -10,6 +11,15 @@ void out_add(json_object *o, const char *k, json_object *val)
 		json_object_put(val);
 		cli_die(AI_EX_OSERR, "out of memory");
 	}
+}
+
+void out_usage(json_object *o, long prompt_tokens, long completion_tokens)
+{
+	json_object *u = jv_usage(prompt_tokens, completion_tokens);
+
+	if (!u)
+		cli_die(AI_EX_OSERR, "out of memory");
+	out_add(o, "usage", u);
 }
 
 json_object *out_message(const char *role, const char *content)

@@ -15,6 +15,9 @@ json_object *out_message(const char *role, const char *content);
 /* Adds val (may be NULL for JSON null) to o under k; exits on ENOMEM. Takes val. */
 void out_add(json_object *o, const char *k, json_object *val);
 
+/* Adds the usage object (jv_usage: null for an unknown count) to o; exits on ENOMEM. */
+void out_usage(json_object *o, long prompt_tokens, long completion_tokens);
+
 /* Prints j as one line and flushes (JSON lines are flushed one by one). */
 void out_json_line(json_object *j);
 

@@ -44,28 +44,67 @@ static void on_dry_run(const char *method, const char *url, const char *const *h
 	fflush(stdout);
 }
 
-void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
+void setup_overrides(const struct cli *c, struct config_overrides *o)
 {
-	if (!setup_client_if(c, cfg, client, true, err))
+	config_overrides_init(o);
+	o->profile = c->profile;
+	o->base_url = c->base_url;
+	o->model = c->model;
+	o->timeout_s = c->timeout_s;
+	o->retries = c->retries;
+	o->cache_ttl_s = c->cache_ttl_s;
+	o->no_cache = c->no_cache;
+	o->log_prompts = c->log_prompts;
+	o->dry_run = c->dry_run;
+	o->verbose = c->verbose;
+	o->options = c->options;
+	o->n_options = c->n_options;
+}
+
+int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
+{
+	struct config_overrides o;
+
+	setup_overrides(c, &o);
+	return config_load(cfg, &o, err);
+}
+
+bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
+		     const struct ai_client_opts *o, struct ai_err *err)
+{
+	struct ai_client_opts co;
+
+	if (setup_config(cfg, c, err))
+		cli_die_err(err);
+	if (!want || (!cfg->endpoint_set && !cfg->dry_run))
+		return false;
+	if (o)
+		co = *o;
+	else
+		memset(&co, 0, sizeof(co));
+	co.cfg = cfg;
+	co.prog = c->prog;
+	co.stop = &cli_interrupted;
+	co.warn = on_warn;
+	co.debug = on_debug;
+	co.dry_run = on_dry_run;
+	co.ud = c;
+	if (ai_client_init(client, &co, err))
+		cli_die_err(err);
+	return true;
+}
+
+void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *client,
+		       const struct ai_client_opts *o, struct ai_err *err)
+{
+	if (!setup_client_if(c, cfg, client, true, o, err))
 		cli_die(AI_EX_CONFIG, "no endpoint configured: set OPENAI_API_KEY for OpenAI, or "
 			"OPENAI_BASE_URL for a local server (http://localhost:11434/v1 for Ollama); see ai.conf(5)");
 }
 
-bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
-		     struct ai_err *err)
+void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
 {
-	if (config_load(cfg, c, err))
-		cli_die_err(err);
-	if (!want || (!cfg->endpoint_set && !cfg->dry_run))
-		return false;
-	if (ai_client_init(client, c->prog, cfg, err))
-		cli_die_err(err);
-	client->warn = on_warn;
-	client->debug = on_debug;
-	client->dry_run = on_dry_run;
-	client->ud = c;
-	client->http.interrupt = &cli_interrupted;
-	return true;
+	setup_client_with(c, cfg, client, NULL, err);
 }
 
 void setup_die(struct ai_client *client, struct ai_config *cfg, const struct ai_err *err)

@@ -13,6 +13,12 @@
 
 #include <json-c/json.h>
 
+/* The common options of c as the configuration's flags (borrowed from c). */
+void setup_overrides(const struct cli *c, struct config_overrides *o);
+
+/* config_load with the common options of c over everything else. */
+int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err);
+
 /*
  * Loads cfg from c, refuses to go on without an endpoint (exit 78, saying in
  * one line how to configure one) unless --dry-run, and initialises client with
@@ -20,14 +26,21 @@
  */
 void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
 
+/* The same with the program's own client options in o (parallel, idle_timeout_ms,
+ * models, batch_price; may be NULL): cfg, prog, the stop flag and the callbacks are
+ * set here, whatever o says. */
+void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *client,
+		       const struct ai_client_opts *o, struct ai_err *err);
+
 /*
  * The same for a program that can do without the API (ai-index for BM25,
  * ai-ask --retrieve-only): loads cfg once, and sets client up only when
  * want and an endpoint is configured (or --dry-run), returning whether it
- * did.  Exits on a broken configuration.
+ * did, with o as setup_client_with takes it.  Exits on a broken
+ * configuration.
  */
 bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
-		     struct ai_err *err);
+		     const struct ai_client_opts *o, struct ai_err *err);
 
 /*
  * --list-models: sets up as setup_client does, asks the server for its models

@@ -1,5 +1,6 @@
 #include "lib/termout.h"
 #include "lib/cli.h"
+#include "clock.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -59,14 +60,6 @@ int termout_visible(struct buf *b, const void *s, size_t n)
 	if (termsafe_feed(&t, s, n, b, &err) || termsafe_flush(&t, b, &err))
 		return -1;
 	return 0;
-}
-
-static int64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void termout_progress_init(struct termout_progress *p)

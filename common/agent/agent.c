@@ -526,13 +526,11 @@ void agent_opts_init(struct agent_opts *o)
 
 json_object *agent_result_json(const struct agent_result *r, int64_t ms)
 {
-	json_object *j = json_object_new_object(), *u = json_object_new_object();
+	json_object *j = json_object_new_object();
 
-	if (!j || !u || jv_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL) ||
+	if (!j || jv_add(j, "answer", r->answer ? json_object_new_string(r->answer) : NULL) ||
 	    jv_add(j, "steps", json_object_new_int64(r->steps)) ||
-	    jv_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
-	    jv_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
-	    jv_add(j, "usage", json_object_get(u)) ||
+	    jv_add(j, "usage", jv_usage(r->prompt_tokens, r->completion_tokens)) ||
 	    jv_add(j, "cost", jv_num(r->cost)) ||
 	    jv_add(j, "model", r->model ? json_object_new_string(r->model) : NULL) ||
 	    jv_add(j, "max_steps_reached", json_object_new_boolean(r->max_steps)) ||
@@ -541,7 +539,6 @@ json_object *agent_result_json(const struct agent_result *r, int64_t ms)
 		json_object_put(j);
 		j = NULL;
 	}
-	json_object_put(u);
 	return j;
 }
 
@@ -883,7 +880,7 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 	const char *builtin = NULL;
 	size_t len;
 	char why[300];
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 	int rc;
 
 	memset(c, 0, sizeof(*c));
@@ -994,7 +991,7 @@ done:
 		return -1;
 	}
 	if (!c->ms)
-		c->ms = (long)(http_now_ms() - t0);
+		c->ms = (long)(mono_ms() - t0);
 	return 0;
 }
 
@@ -1032,7 +1029,7 @@ static json_object *new_event(struct run *r, const char *name)
 	json_object *ev = json_object_new_object();
 
 	if (!ev || jv_add(ev, "event", json_object_new_string(name)) ||
-	    jv_add(ev, "t_ms", json_object_new_int64(http_now_ms() - r->t0))) {
+	    jv_add(ev, "t_ms", json_object_new_int64(mono_ms() - r->t0))) {
 		json_object_put(ev);
 		return NULL;
 	}
@@ -1064,22 +1061,6 @@ static void trace_start(struct run *r, const char *task, json_object *tools, con
 	trace(r, ev);
 }
 
-/* A cost in USD for the trace, to 8 significant digits; null when unknown. */
-static json_object *jcost(double v)
-{
-	char text[32];
-
-	if (isnan(v))
-		return NULL;
-	snprintf(text, sizeof(text), "%.8g", v);
-	return json_object_new_double_s(v, text);
-}
-
-static json_object *num_or_null(long v)
-{
-	return v < 0 ? NULL : json_object_new_int64(v);
-}
-
 static void trace_model(struct run *r, long step, const struct ai_chat_resp *resp)
 {
 	json_object *ev, *calls;
@@ -1103,9 +1084,9 @@ static void trace_model(struct run *r, long step, const struct ai_chat_resp *res
 	if (!ev || jv_add(ev, "step", json_object_new_int64(step)) ||
 	    jv_add(ev, "model", resp->model ? json_object_new_string(resp->model) : NULL) ||
 	    jv_add(ev, "ms", json_object_new_int64((int64_t)resp->latency_ms)) ||
-	    jv_add(ev, "prompt_tokens", num_or_null(resp->prompt_tokens)) ||
-	    jv_add(ev, "completion_tokens", num_or_null(resp->completion_tokens)) ||
-	    jv_add(ev, "cost", jcost(resp->cost)) ||
+	    jv_add(ev, "prompt_tokens", jv_count_num(resp->prompt_tokens)) ||
+	    jv_add(ev, "completion_tokens", jv_count_num(resp->completion_tokens)) ||
+	    jv_add(ev, "cost", jv_num_g(resp->cost, 8)) ||
 	    jv_add(ev, "cached", json_object_new_boolean(resp->cached)) ||
 	    jv_add(ev, "finish_reason", resp->finish_reason ?
 		 json_object_new_string(resp->finish_reason) : NULL) ||
@@ -1162,7 +1143,7 @@ static void trace_end(struct run *r, const char *status, const struct ai_err *er
 	    jv_add(ev, "calls", json_object_new_int64(r->res->calls)) ||
 	    jv_add(ev, "prompt_tokens", json_object_new_int64(r->res->prompt_tokens)) ||
 	    jv_add(ev, "completion_tokens", json_object_new_int64(r->res->completion_tokens)) ||
-	    jv_add(ev, "cost", jcost(r->res->cost)) ||
+	    jv_add(ev, "cost", jv_num_g(r->res->cost, 8)) ||
 	    (r->res->answer && jv_add(ev, "answer", jstring_cut(r->res->answer, r->trace_max, &cut))) ||
 	    (err && jv_add(ev, "error", json_object_new_string(err->msg)))) {
 		json_object_put(ev);
@@ -1214,7 +1195,7 @@ static void name_endpoint(struct run *r, const char *model, struct ai_err *err)
 	memcpy(orig, err->msg, sizeof(orig));
 	ai_errf(err, err->code, "%s refused a request with tools for the model '%s'; it may not "
 		"support tool calling (use a model and server that do): %s",
-		url_shown(r->c->cfg->base_url, url, sizeof(url)),
+		url_shown(ai_client_config(r->c)->base_url, url, sizeof(url)),
 		model, orig);
 	err->status = st;
 }
@@ -1273,9 +1254,9 @@ static int run_calls(struct run *r, long step, json_object *calls, json_object *
 int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 	      struct agent_result *res, struct ai_err *err)
 {
-	struct run r = { c, o, res, http_now_ms(), o->trace_max ? o->trace_max : AGENT_DEFAULT_TRACE_MAX };
+	struct run r = { c, o, res, mono_ms(), o->trace_max ? o->trace_max : AGENT_DEFAULT_TRACE_MAX };
 	json_object *messages = NULL, *tools = NULL;
-	const char *model = o->model ? o->model : c->cfg->model;
+	const char *model = o->model ? o->model : ai_client_model(c);
 	long max = o->max_steps > 0 ? o->max_steps : AGENT_DEFAULT_MAX_STEPS;
 	int rc = -1;
 

@@ -43,6 +43,7 @@
 #include "agent/sqltool.h"
 #include "agent/text.h"
 #include "buf.h"
+#include "clock.h"
 #include "fdio.h"
 #include "utf8.h"
 
@@ -100,7 +101,7 @@ static const char *const allowed_functions[] = {
 };
 
 struct guard {
-	struct timespec deadline;     /* CLOCK_MONOTONIC */
+	int64_t deadline_ms;          /* mono_ms */
 	bool timed_out;
 	bool schema_update;           /* the authorizer saw an UPDATE of the schema table */
 	char denied[200];             /* why the authorizer said no, first refusal only */
@@ -232,12 +233,8 @@ static int authorize(void *arg, int action, const char *a1, const char *a2,
 static int progress(void *arg)
 {
 	struct guard *g = arg;
-	struct timespec now;
 
-	if (clock_gettime(CLOCK_MONOTONIC, &now))
-		return 0;
-	if (now.tv_sec > g->deadline.tv_sec ||
-	    (now.tv_sec == g->deadline.tv_sec && now.tv_nsec >= g->deadline.tv_nsec)) {
+	if (mono_ms() >= g->deadline_ms) {
 		g->timed_out = true;
 		return 1;
 	}
@@ -464,13 +461,7 @@ static int configure(sqlite3 *db, struct guard *g, long timeout_ms)
 
 static void set_deadline(struct guard *g, long ms)
 {
-	clock_gettime(CLOCK_MONOTONIC, &g->deadline);
-	g->deadline.tv_sec += ms / 1000;
-	g->deadline.tv_nsec += (ms % 1000) * 1000000L;
-	if (g->deadline.tv_nsec >= 1000000000L) {
-		g->deadline.tv_sec++;
-		g->deadline.tv_nsec -= 1000000000L;
-	}
+	g->deadline_ms = mono_ms() + ms;
 }
 
 /* Both ways of running a query start here: the outputs cleared, the caller's options over the defaults. */
@@ -622,14 +613,6 @@ fail:
 /* How long after the deadline the child is given to report its own timeout. */
 #define KILL_GRACE_MS 300L
 
-static long mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 /* In the child: runs the query and writes the outcome to fd as one JSON object. */
 static _Noreturn void child_query(int fd, const char *path, const char *sql,
 				  const struct sqltool_opts *o)
@@ -677,7 +660,7 @@ int sqltool_query(const char *path, const char *sql, const struct sqltool_opts *
 		close(fd[1]);
 		return ai_errf_errno(err, AI_EX_OSERR, "cannot run the query");
 	}
-	deadline = mono_ms() + o.timeout_ms + KILL_GRACE_MS;
+	deadline = (long)mono_ms() + o.timeout_ms + KILL_GRACE_MS;
 	pid = fork();
 	if (pid < 0) {
 		close(fd[0]);
@@ -693,7 +676,7 @@ int sqltool_query(const char *path, const char *sql, const struct sqltool_opts *
 	buf_init(&got, o.max_bytes + 4096);
 	for (;;) {
 		struct pollfd p = { fd[0], POLLIN, 0 };
-		long left = deadline - mono_ms();
+		long left = deadline - (long)mono_ms();
 		char chunk[16384];
 		ssize_t r;
 

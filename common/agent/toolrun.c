@@ -8,6 +8,7 @@
  */
 #include "agent/toolrun.h"
 
+#include "clock.h"
 #include "compat/compat.h"
 #include "config.h"
 #include "fdio.h"
@@ -711,14 +712,6 @@ fail:
 /* ------------------------------------------------------------------ */
 /* The runner                                                          */
 
-static long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long)ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
-}
-
 static void close_fd(int *fd)
 {
 	if (*fd >= 0) {
@@ -1131,7 +1124,7 @@ static int run_spawn(struct run *r, struct ai_err *err)
 
 	/* What is ours before the tool starts is not the tool's to have left behind. */
 	r->reaper = compat_become_subreaper() && compat_list_children(&r->before) == 0;
-	r->start = now_ms();
+	r->start = (long)mono_ms();
 	r->pid = fork();
 	if (r->pid < 0)
 		return ai_errf_errno(err, AI_EX_OSERR, "cannot run '%s': fork", path);
@@ -1184,9 +1177,9 @@ static bool run_watch(struct run *r, long *wait)
 		/* Whatever it left behind in its group goes with it. */
 		kill(-r->pid, SIGKILL);
 		close_fd(&r->in[1]);
-		r->grace_end = now_ms() + DRAIN_GRACE_MS;
+		r->grace_end = (long)mono_ms() + DRAIN_GRACE_MS;
 	}
-	now = now_ms();
+	now = (long)mono_ms();
 	if (r->exited && (r->out[0] < 0 && r->errp[0] < 0))
 		return false;
 	if (r->exited && now >= r->grace_end)
@@ -1260,7 +1253,7 @@ static int run_collect(struct run *r, struct ai_err *err)
 
 	if (reap(r->pid, &r->status))
 		r->lost = true;
-	res->ms = now_ms() - r->start;
+	res->ms = (long)mono_ms() - r->start;
 	if (r->cancelled)
 		return ai_errf(err, AI_EX_INTERRUPT, "tool '%s' interrupted",
 			       r->t->name ? r->t->name : r->plan.path);

@@ -20,8 +20,11 @@
 
 enum call_kind { CALL_CHAT, CALL_EMBED };
 
+/* How a call is answered: a cache hit and a dry run are completions of their own. */
+enum call_via { VIA_NET, VIA_CACHE, VIA_DRY_RUN };
+
 /* One model call in flight: everything it owns from start to done. */
-struct call {
+struct ai_call {
 	struct ai_client *c;
 	enum call_kind kind;
 	char *url, *body, *model, *prompt;
@@ -31,6 +34,8 @@ struct call {
 	struct http_resp hresp;
 	unsigned char key[CACHE_KEY_LEN];
 	bool use_cache;
+	enum call_via via;
+	struct buf hit;         /* VIA_CACHE: the cached value */
 	int64_t t0_wall;
 	/* chat */
 	struct ai_chat_resp *cresp;
@@ -48,59 +53,68 @@ struct call {
 	ai_embed_done_fn edone;
 	size_t n_inputs;
 	void *ud;
-	struct call *next;      /* calls answered without the network, done at the next run */
+	struct ai_call *next;   /* in the client's ready list (VIA_CACHE, VIA_DRY_RUN) */
 };
 
-/* The list of calls answered from the cache (or dry runs), delivered by the run loop. */
-struct ready { struct call *head, **tail; };
-
-static struct ready *ready_of(struct ai_client *c)
+int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct ai_err *err)
 {
-	return (struct ready *)c->ready;
-}
-
-int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg, struct ai_err *err)
-{
+	const struct ai_config *cfg = o->cfg;
 	char host[256];
-	struct ready *r;
 
 	memset(c, 0, sizeof(*c));
-	c->cfg = cfg;
-	c->prog = prog;
-	c->parallel = 1;
+	c->o = *o;
+	if (c->o.parallel < 1)
+		c->o.parallel = 1;
 	http_opts_init(&c->http);
 	c->http.timeout_ms = (long)(cfg->timeout_s * 1000);
 	c->http.connect_timeout_ms = (long)(cfg->connect_timeout_s * 1000);
+	c->http.idle_timeout_ms = o->idle_timeout_ms;
 	c->http.retries = (int)cfg->retries;
 	c->http.verbose = cfg->verbose;
 	c->http.ca_cert = cfg->ca_cert;
 	c->http.proxy = cfg->proxy;
 	c->http.no_proxy = cfg->no_proxy;
-	r = calloc(1, sizeof(*r));
-	if (!r || !(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
-		free(r);
+	c->http.interrupt = o->stop;
+	c->http.debug = o->debug;
+	c->http.debug_ud = o->ud;
+	if (!(c->host = strdup(url_host(cfg->base_url, host, sizeof(host)))))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
-	r->tail = &r->head;
-	c->ready = r;
 	return 0;
 }
 
-static void call_free(struct call *k);
+struct ai_config *ai_client_config(const struct ai_client *c)
+{
+	return c->o.cfg;
+}
+
+/* Resolved at each call, not at init: a program may still set cfg's models after. */
+const char *ai_client_model(const struct ai_client *c)
+{
+	return c->o.model ? c->o.model : c->o.cfg->model;
+}
+
+const char *ai_client_embed_model(const struct ai_client *c)
+{
+	return c->o.embed_model ? c->o.embed_model : c->o.cfg->embed_model;
+}
+
+volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
+{
+	return c->o.stop;
+}
+
+static void call_free(struct ai_call *k);
 
 void ai_client_release(struct ai_client *c)
 {
-	struct ready *r = ready_of(c);
-
 	if (c->pool)
 		http_pool_free(c->pool);
-	while (r && r->head) {
-		struct call *k = r->head;
+	while (c->ready) {
+		struct ai_call *k = c->ready;
 
-		r->head = k->next;
+		c->ready = k->next;
 		call_free(k);
 	}
-	free(r);
 	if (c->cache_state == 1)
 		cache_close(&c->cache);
 	if (c->ledger) {
@@ -117,22 +131,22 @@ static void warn_once(struct ai_client *c, const char *what, const struct ai_err
 {
 	char msg[400];
 
-	if (!c->warn)
+	if (!c->o.warn)
 		return;
 	snprintf(msg, sizeof(msg), "%s: %s", what, e->msg);
-	c->warn(msg, c->ud);
+	c->o.warn(msg, c->o.ud);
 }
 
 static struct cache *client_cache(struct ai_client *c)
 {
-	if (!c->cfg->cache)
+	if (!c->o.cfg->cache)
 		return NULL;
 	if (!c->cache_state) {
 		char *dir = config_xdg_path("CACHE", "responses");
 		struct ai_err e;
 
 		ai_err_clear(&e);
-		if (dir && !cache_open(&c->cache, dir, c->cfg->cache_ttl_s, c->cfg->cache_max, &e)) {
+		if (dir && !cache_open(&c->cache, dir, c->o.cfg->cache_ttl_s, c->o.cfg->cache_max, &e)) {
 			c->cache_state = 1;
 		} else {
 			c->cache_state = -1;
@@ -147,7 +161,7 @@ static struct cache *client_cache(struct ai_client *c)
 
 static struct ledger *client_ledger(struct ai_client *c)
 {
-	if (!c->cfg->ledger)
+	if (!c->o.cfg->ledger)
 		return NULL;
 	if (!c->ledger_state) {
 		struct buf path;
@@ -175,7 +189,7 @@ static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err
 	const char *key;
 
 	if (!c->auth_loaded) {
-		if (config_key(c->cfg, &key, err))
+		if (config_key(c->o.cfg, &key, err))
 			return -1;
 		if (key) {
 			size_t n = strlen(key) + sizeof("Authorization: Bearer ");
@@ -193,9 +207,7 @@ static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err
 static struct http_pool *client_pool(struct ai_client *c, struct ai_err *err)
 {
 	if (!c->pool) {
-		c->http.debug = c->debug;
-		c->http.debug_ud = c->ud;
-		c->pool = http_pool_new(&c->http, c->parallel, err);
+		c->pool = http_pool_new(&c->http, c->o.parallel, err);
 	}
 	return c->pool;
 }
@@ -223,7 +235,7 @@ void ai_embed_resp_release(struct ai_embed_resp *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static void call_free(struct call *k)
+static void call_free(struct ai_call *k)
 {
 	if (!k)
 		return;
@@ -232,6 +244,7 @@ static void call_free(struct call *k)
 	free(k->model);
 	free(k->prompt);
 	http_resp_release(&k->hresp);
+	buf_release(&k->hit);
 	if (k->checked)
 		buf_release(&k->plainbuf);
 	if (k->kind == CALL_CHAT && k->stream) {
@@ -456,7 +469,7 @@ static bool path_has_v1(const char *url)
  */
 static void v1_hint(const struct ai_client *c, struct ai_err *err)
 {
-	const char *url = c->cfg->base_url;
+	const char *url = c->o.cfg->base_url;
 	char hint[160];
 	size_t hl, ml, n;
 
@@ -479,16 +492,16 @@ static void v1_hint(const struct ai_client *c, struct ai_err *err)
 	memcpy(err->msg + ml, hint, hl + 1);
 }
 
-static double call_cost(const struct call *k, long pt, long ct)
+static double call_cost(const struct ai_call *k, long pt, long ct)
 {
 	if (pt < 0)
 		return NAN;
 	/* A local server's unpriced model costs nothing (prices.h). */
-	return prices_cost_at(&k->c->cfg->prices, k->model, k->c->host, pt, ct < 0 ? 0 : ct, k->c->batch_price);
+	return prices_cost_at(&k->c->o.cfg->prices, k->model, k->c->host, pt, ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
 }
 
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
-static void account(struct call *k, long pt, long ct, long status, bool cached, double cost,
+static void account(struct ai_call *k, long pt, long ct, long status, bool cached, double cost,
 		    double latency_ms)
 {
 	struct ledger *l = client_ledger(k->c);
@@ -499,7 +512,7 @@ static void account(struct call *k, long pt, long ct, long status, bool cached, 
 		return;
 	memset(&r, 0, sizeof(r));
 	r.ts_ms = k->t0_wall;
-	r.program = k->c->prog;
+	r.program = k->c->o.prog;
 	r.model = k->model;
 	r.host = k->c->host;
 	r.prompt_tokens = pt;
@@ -507,10 +520,10 @@ static void account(struct call *k, long pt, long ct, long status, bool cached, 
 	r.latency_ms = (long)latency_ms;
 	r.status = status;
 	r.cached = cached;
-	r.batch = k->c->batch_price;
+	r.batch = (k->c->o.batch_price || k->c->batch_now);
 	r.cost = cached ? 0 : cost;
 	r.saved = cached ? cost : NAN;
-	r.prompt = k->c->cfg->log_prompts ? k->prompt : NULL;
+	r.prompt = k->c->o.cfg->log_prompts ? k->prompt : NULL;
 	ai_err_clear(&e);
 	if (ledger_append(l, &r, &e)) {
 		warn_once(k->c, "usage ledger not written", &e);
@@ -525,7 +538,7 @@ static void account(struct call *k, long pt, long ct, long status, bool cached, 
 
 static int stream_data(const char *p, size_t n, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 
 	/* Some servers ignore "stream": true and answer with one JSON object. */
 	if (!k->checked) {
@@ -543,7 +556,7 @@ static int stream_data(const char *p, size_t n, void *ud)
 
 static int stream_delta(const char *text, size_t n, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 
 	return k->on_delta ? k->on_delta(text, n, k->delta_ud) : 0;
 }
@@ -557,7 +570,7 @@ static int dup_or_null(char **dst, const char *s)
 }
 
 /* Fills resp from a chat completion object (the server's, or the cache's copy of it). */
-static int parse_chat(struct call *k, const char *body, size_t len, struct ai_err *err)
+static int parse_chat(struct ai_call *k, const char *body, size_t len, struct ai_err *err)
 {
 	struct ai_chat_resp *r = k->cresp;
 	json_tokener *tok = json_tokener_new_ex(64);
@@ -671,9 +684,7 @@ static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
 		goto out;
 	arr = NULL;
 	if ((r->model && jv_add(o, "model", json_object_new_string(r->model))) ||
-	    jv_add(u, "prompt_tokens", json_object_new_int64(r->prompt_tokens)) ||
-	    jv_add(u, "completion_tokens", json_object_new_int64(r->completion_tokens)) ||
-	    jv_add(o, "usage", u))
+	    !(u = jv_usage(r->prompt_tokens, r->completion_tokens)) || jv_add(o, "usage", u))
 		goto out;
 	u = NULL;
 	rc = buf_addstr(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
@@ -686,7 +697,7 @@ out:
 	return rc;
 }
 
-static void chat_finish(struct call *k, int rc, struct ai_err *e)
+static void chat_finish(struct ai_call *k, int rc, struct ai_err *e)
 {
 	k->cdone(rc, k->cresp, e, k->ud);
 	call_free(k);
@@ -694,7 +705,7 @@ static void chat_finish(struct call *k, int rc, struct ai_err *e)
 
 static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 	struct ai_chat_resp *r = k->cresp;
 	struct ai_err e;
 
@@ -763,15 +774,15 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 	chat_finish(k, 0, NULL);
 }
 
-/* Replays a cached answer; a stream is replayed as a stream, a word at a time. */
-static void chat_hit(struct call *k, struct buf *v)
+/* A chat answered from the cache: replayed, a stream as a stream, a word at a time. */
+static void chat_hit(struct ai_call *k)
 {
 	struct ai_chat_resp *r = k->cresp;
 	struct ai_err e;
-	int64_t t0 = http_now_ms();
+	int64_t t0 = mono_ms();
 
 	ai_err_clear(&e);
-	if (parse_chat(k, v->data, v->len, &e)) {
+	if (parse_chat(k, k->hit.data, k->hit.len, &e)) {
 		chat_finish(k, -1, &e);
 		return;
 	}
@@ -790,25 +801,32 @@ static void chat_hit(struct call *k, struct buf *v)
 		}
 	}
 	r->cost = call_cost(k, r->prompt_tokens, r->completion_tokens);
-	r->latency_ms = (double)(http_now_ms() - t0);
+	r->latency_ms = (double)(mono_ms() - t0);
 	account(k, r->prompt_tokens, r->completion_tokens, 200, true, r->cost, r->latency_ms);
 	r->cost = 0;
 	chat_finish(k, 0, NULL);
 }
 
-static void push_ready(struct ai_client *c, struct call *k)
+/*
+ * A call answered without the network (via says how) waits in the ready
+ * list, in order, until the run loop completes it: its done callback is
+ * never called from inside the *_start call that made it.
+ */
+static void push_ready(struct ai_client *c, struct ai_call *k, enum call_via via)
 {
-	struct ready *r = ready_of(c);
+	struct ai_call **p = &c->ready;
 
+	k->via = via;
 	k->next = NULL;
-	*r->tail = k;
-	r->tail = &k->next;
+	while (*p)
+		p = &(*p)->next;
+	*p = k;
 }
 
 static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud);
 
 /* The request's headers; the key is loaded (api_key_cmd run) only for a request that goes out. */
-static int call_headers(struct call *k, const char **auth, struct ai_err *err)
+static int call_headers(struct ai_call *k, const char **auth, struct ai_err *err)
 {
 	size_t nh = 0;
 
@@ -828,19 +846,14 @@ static int call_headers(struct call *k, const char **auth, struct ai_err *err)
  * pool.  A dry run or a cache hit costs nothing, so neither is refused by
  * the budget.
  */
-static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
+static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 {
 	struct ai_client *c = k->c;
 	struct cache *cache;
 	const char *auth = NULL;
 
-	{
-		struct timespec ts;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		k->t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	}
-	if (c->cfg->dry_run) {
+	k->t0_wall = wall_ms();
+	if (c->o.cfg->dry_run) {
 		const char *shown[5];
 		size_t i;
 
@@ -849,47 +862,42 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
 		for (i = 0; k->hdrs[i]; i++)
 			shown[i] = k->hdrs[i] == auth ? "Authorization: Bearer [redacted]" : k->hdrs[i];
 		shown[i] = NULL;
-		if (c->dry_run)
-			c->dry_run("POST", k->url, shown, k->body, c->ud);
+		if (c->o.dry_run)
+			c->o.dry_run("POST", k->url, shown, k->body, c->o.ud);
 		if (k->kind == CALL_CHAT) {
 			k->cresp->dry_run = true;
 			k->cresp->content = strdup("");
 		}
-		push_ready(c, k);
+		push_ready(c, k, VIA_DRY_RUN);
 		return 0;
 	}
 	cache = client_cache(c);
 	if (cache && canon) {
-		struct buf v;
-
 		cache_key(canon->data, canon->len, k->key);
 		k->use_cache = true;
-		buf_init(&v, 0);
-		if (cache_get(cache, k->key, &v) == 1) {
+		buf_init(&k->hit, 0);
+		if (cache_get(cache, k->key, &k->hit) == 1) {
 			/* -v says why nothing went out: without it a hit is silent. */
-			if (c->cfg->verbose && c->debug) {
+			if (c->o.cfg->verbose && c->o.debug) {
 				char line[128];
 
 				snprintf(line, sizeof(line), "cache hit, key %02x%02x%02x%02x%02x%02x..., age %llds",
 					 k->key[0], k->key[1], k->key[2], k->key[3], k->key[4], k->key[5],
 					 cache_age(cache, k->key));
-				c->debug(line, c->ud);
+				c->o.debug(line, c->o.ud);
 			}
-			/* Hand the value over through the body buffer; delivered from the run loop. */
-			k->hresp.body = v;
-			k->hresp.status = -1;
-			push_ready(c, k);
+			push_ready(c, k, VIA_CACHE);
 			return 0;
 		}
-		buf_release(&v);
+		buf_release(&k->hit);
 	}
-	if (!isnan(c->cfg->budget_daily)) {
+	if (!isnan(c->o.cfg->budget_daily)) {
 		struct ledger *l = client_ledger(c);
 
 		if (!l)
 			return ai_errf(err, AI_EX_CONFIG,
 				       "a daily budget is set but the usage ledger cannot be read");
-		if (ledger_check_budget(l, c->cfg->budget_daily, err))
+		if (ledger_check_budget(l, c->o.cfg->budget_daily, err))
 			return -1;
 	}
 	if (call_headers(k, &auth, err) || !client_pool(c, err))
@@ -915,7 +923,7 @@ static int call_send(struct call *k, struct buf *canon, struct ai_err *err)
  */
 static char *endpoint(struct ai_client *c, const char *path)
 {
-	const char *base = c->cfg->base_url, *s = strstr(base, "://");
+	const char *base = c->o.cfg->base_url, *s = strstr(base, "://");
 	size_t n;
 	struct buf b;
 
@@ -950,8 +958,8 @@ static char *last_user_text(json_object *messages)
 int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_chat_resp *resp,
 		  ai_chat_done_fn done, void *ud, struct ai_err *err)
 {
-	struct call *k = calloc(1, sizeof(*k));
-	const char *model = q->model ? q->model : c->cfg->model;
+	struct ai_call *k = calloc(1, sizeof(*k));
+	const char *model = q->model ? q->model : ai_client_model(c);
 	json_object *b = NULL;
 	struct buf canon;
 	int rc = -1;
@@ -974,14 +982,14 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
-	    !(b = chat_body(c->cfg, q, model))) {
+	    !(b = chat_body(c->o.cfg, q, model))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (c->cfg->log_prompts)
+	if (c->o.cfg->log_prompts)
 		k->prompt = last_user_text(q->messages);
 	/* The cache key leaves out how the answer is delivered: a stream and a plain call share it. */
-	if (ai_cache_canonical(c->cfg->base_url, b, &canon)) {
+	if (ai_cache_canonical(c->o.cfg->base_url, b, &canon)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -1036,13 +1044,13 @@ int ai_chat(struct ai_client *c, const struct ai_chat_req *q, struct ai_chat_res
 
 /* ---- embeddings ---- */
 
-static void embed_finish(struct call *k, int rc, struct ai_err *e)
+static void embed_finish(struct ai_call *k, int rc, struct ai_err *e)
 {
 	k->edone(rc, k->eresp, e, k->ud);
 	call_free(k);
 }
 
-static int parse_embed(struct call *k, const char *body, size_t len, struct ai_err *err)
+static int parse_embed(struct ai_call *k, const char *body, size_t len, struct ai_err *err)
 {
 	struct ai_embed_resp *r = k->eresp;
 	json_object *j = json_tokener_parse(body), *data, *u;
@@ -1159,7 +1167,7 @@ out:
 
 static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
 {
-	struct call *k = ud;
+	struct ai_call *k = ud;
 	struct ai_embed_resp *r = k->eresp;
 	struct ai_err e;
 
@@ -1192,7 +1200,7 @@ static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *u
 int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, const char *model,
 		   struct ai_embed_resp *resp, ai_embed_done_fn done, void *ud, struct ai_err *err)
 {
-	struct call *k = calloc(1, sizeof(*k));
+	struct ai_call *k = calloc(1, sizeof(*k));
 	json_object *b = json_object_new_object(), *in = json_object_new_array();
 	struct buf canon;
 	int rc = -1;
@@ -1201,7 +1209,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 	memset(resp, 0, sizeof(*resp));
 	resp->cost = NAN;
 	if (!model)
-		model = c->cfg->embed_model;
+		model = ai_client_embed_model(c);
 	if (!k || !b || !in)
 		goto oom;
 	for (size_t i = 0; i < n; i++)
@@ -1218,7 +1226,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 		goto oom;
 	in = NULL;
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/embeddings")) ||
-	    ai_cache_canonical(c->cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
+	    ai_cache_canonical(c->o.cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
 		goto oom;
 	rc = call_send(k, &canon, err);
 	goto out;
@@ -1256,33 +1264,36 @@ int ai_embed(struct ai_client *c, const char *const *texts, size_t n, const char
 
 /* ---- the run loop ---- */
 
+/* Embeddings answered from the cache: the stored answer, parsed as the server's. */
+static void embed_hit(struct ai_call *k)
+{
+	struct ai_err e;
+
+	ai_err_clear(&e);
+	if (parse_embed(k, k->hit.data, k->hit.len, &e)) {
+		embed_finish(k, -1, &e);
+		return;
+	}
+	k->eresp->cached = true;
+	account(k, k->eresp->prompt_tokens, 0, 200, true, call_cost(k, k->eresp->prompt_tokens, 0), 0);
+	embed_finish(k, 0, NULL);
+}
+
+/* Completes the calls answered without the network, in the order they were started. */
 static void deliver_ready(struct ai_client *c)
 {
-	struct ready *r = ready_of(c);
+	while (c->ready) {
+		struct ai_call *k = c->ready;
 
-	while (r->head) {
-		struct call *k = r->head;
-		struct ai_err e;
-
-		r->head = k->next;
-		if (!r->head)
-			r->tail = &r->head;
-		ai_err_clear(&e);
-		if (k->kind == CALL_CHAT) {
-			if (k->cresp->dry_run)
-				chat_finish(k, 0, NULL);
-			else
-				chat_hit(k, &k->hresp.body);
-		} else if (c->cfg->dry_run) {
+		c->ready = k->next;
+		if (k->via == VIA_DRY_RUN && k->kind == CALL_CHAT)
+			chat_finish(k, 0, NULL);
+		else if (k->via == VIA_DRY_RUN)
 			embed_finish(k, 0, NULL);
-		} else if (parse_embed(k, k->hresp.body.data, k->hresp.body.len, &e)) {
-			embed_finish(k, -1, &e);
-		} else {
-			k->eresp->cached = true;
-			account(k, k->eresp->prompt_tokens, 0, 200, true,
-				call_cost(k, k->eresp->prompt_tokens, 0), 0);
-			embed_finish(k, 0, NULL);
-		}
+		else if (k->kind == CALL_CHAT)
+			chat_hit(k);
+		else
+			embed_hit(k);
 	}
 }
 
@@ -1300,9 +1311,7 @@ int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
 
 int ai_client_pending(const struct ai_client *c)
 {
-	const struct ready *r = c->ready;
-
-	return (c->pool ? http_pool_pending(c->pool) : 0) + (r && r->head ? 1 : 0);
+	return (c->pool ? http_pool_pending(c->pool) : 0) + (c->ready ? 1 : 0);
 }
 
 int ai_client_run(struct ai_client *c, struct ai_err *err)
@@ -1355,11 +1364,11 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 	hdrs[nh] = NULL;
 	if (!(url = endpoint(c, path)))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (c->cfg->dry_run) {
+	if (c->o.cfg->dry_run) {
 		for (size_t i = 0; i <= nh; i++)
 			shown[i] = hdrs[i] && hdrs[i] == auth ? "Authorization: Bearer [redacted]" : hdrs[i];
-		if (c->dry_run)
-			c->dry_run(method, url, shown, body, c->ud);
+		if (c->o.dry_run)
+			c->o.dry_run(method, url, shown, body, c->o.ud);
 		free(url);
 		return 1;
 	}
@@ -1372,8 +1381,6 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 	q.to_fd = to_fd;
 	q.fd = fd;
 	q.fd_max = fd_max;
-	o.debug = c->debug;
-	o.debug_ud = c->ud;
 	rc = http_do(&o, &q, resp, err);
 	free(url);
 	if (rc)
@@ -1410,24 +1417,21 @@ int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, s
 double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,
 			       long completion_tokens, long status)
 {
-	struct call k;
-	bool was = c->batch_price;
+	struct ai_call k;
 	double cost;
-	struct timespec ts;
 
 	memset(&k, 0, sizeof(k));
 	k.c = c;
-	k.model = (char *)(model ? model : c->cfg->model);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	k.t0_wall = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-	c->batch_price = true;
+	k.model = (char *)(model ? model : ai_client_model(c));
+	k.t0_wall = wall_ms();
+	c->batch_now = true;
 	cost = call_cost(&k, prompt_tokens, completion_tokens);
 	account(&k, prompt_tokens, completion_tokens, status, false, cost, 0);
-	c->batch_price = was;
+	c->batch_now = false;
 	return cost;
 }
 
 json_object *ai_chat_body(struct ai_client *c, const struct ai_chat_req *q)
 {
-	return chat_body(c->cfg, q, q->model ? q->model : c->cfg->model);
+	return chat_body(c->o.cfg, q, q->model ? q->model : ai_client_model(c));
 }

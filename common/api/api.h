@@ -16,22 +16,43 @@
 #include <json-c/json.h>
 
 struct ledger;
+struct ai_call;
 
-struct ai_client {
-	struct ai_config *cfg;          /* borrowed */
-	const char *prog;               /* "ai-summarize": the ledger's program column */
-	struct http_opts http;
-	int parallel;                   /* concurrent requests (ai_client_init: 1) */
+/* --dry-run: called instead of sending; headers carry the key redacted. */
+typedef void (*ai_dry_run_fn)(const char *method, const char *url, const char *const *headers,
+			      const char *body, void *ud);
+
+/*
+ * Everything a client is set up with, given once to ai_client_init.  A
+ * zeroed struct is the default for every field but cfg.
+ */
+struct ai_client_opts {
+	struct ai_config *cfg;          /* borrowed, must outlive the client */
+	const char *prog;               /* "ai-summarize": the ledger's program column (borrowed) */
+	const char *model;              /* borrowed or NULL (cfg->model): chat requests without one */
+	const char *embed_model;        /* borrowed or NULL (cfg->embed_model): embeddings */
+	int parallel;                   /* concurrent requests; 0: 1 */
+	volatile sig_atomic_t *stop;    /* NULL, or set (by a signal handler) to stop every call */
+	long idle_timeout_ms;           /* a stream silent this long fails; 0: never */
 	bool batch_price;               /* price calls at the Batch API rate */
 	/* Called once per distinct problem that does not fail the call (a ledger that cannot be
 	 * written, a cache that cannot be opened), and for each -v line. */
 	void (*warn)(const char *msg, void *ud);
 	void (*debug)(const char *line, void *ud);
-	/* --dry-run: called instead of sending; headers carry the key redacted. */
-	void (*dry_run)(const char *method, const char *url, const char *const *headers,
-			const char *body, void *ud);
-	void *ud;
-	/* private */
+	/* --dry-run: shows each request that is not sent.  NULL: nothing is shown. */
+	ai_dry_run_fn dry_run;
+	void *ud;                       /* passed to the three callbacks */
+};
+
+/*
+ * A client.  Its fields are private: only ai_client_init writes them
+ * (api.c afterwards), and a caller reads what it needs through the
+ * functions below.  It stays a complete type so that a program can keep
+ * one on its stack.
+ */
+struct ai_client {
+	struct ai_client_opts o;        /* as given to ai_client_init */
+	struct http_opts http;
 	struct http_pool *pool;
 	struct cache cache;
 	int cache_state;                /* 0 not tried, 1 open, -1 failed */
@@ -39,17 +60,27 @@ struct ai_client {
 	int ledger_state;
 	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
 	bool auth_loaded;
+	bool batch_now;                 /* pricing one Batch API result (ai_account_batch_result) */
 	char *host;                     /* owned: the endpoint's host, for the ledger */
-	void *ready;                    /* calls answered without the network */
+	struct ai_call *ready;          /* calls answered without the network, to complete */
 };
 
-/* Sets c up over cfg (borrowed, must outlive c).  Nothing is opened until the first call. */
-int ai_client_init(struct ai_client *c, const char *prog, struct ai_config *cfg, struct ai_err *err);
+/* Sets c up from o (copied; the strings and cfg it points to are borrowed and must
+ * outlive c).  Nothing is opened until the first call. */
+int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct ai_err *err);
 void ai_client_release(struct ai_client *c);
+
+/* The configuration the client was set up with; borrowed. */
+struct ai_config *ai_client_config(const struct ai_client *c);
+/* The model of chat requests that name none, of embeddings; borrowed, valid as long as c. */
+const char *ai_client_model(const struct ai_client *c);
+const char *ai_client_embed_model(const struct ai_client *c);
+/* The stop flag the client was given, or NULL: a loop over the client's calls checks it too. */
+volatile sig_atomic_t *ai_client_stop(const struct ai_client *c);
 
 struct ai_chat_req {
 	json_object *messages;          /* borrowed array of {role, content} objects */
-	const char *model;              /* NULL: cfg->model */
+	const char *model;              /* NULL: the client's model (ai_client_model) */
 	double temperature;             /* NAN: the configured one (ai.conf), else the server's */
 	long max_tokens;                /* 0: the configured one (ai.conf), else the server's */
 	json_object *tools;             /* borrowed array in the OpenAI shape, or NULL */
@@ -131,8 +162,8 @@ void ai_client_pause(struct ai_client *c, long ms);
  * key and the retry policy: path is appended to the base URL ("/files"); headers
  * (NULL-terminated, borrowed, may be NULL) come after the Authorization line.  0 on a
  * 2xx answer (resp holds it; the caller releases resp); -1 with err on anything else,
- * the server's message quoted.  Under --dry-run the request is shown through
- * c->dry_run, nothing is sent, and 1 is returned.
+ * the server's message quoted.  Under --dry-run the request is shown through the
+ * dry_run callback, nothing is sent, and 1 is returned.
  */
 int ai_api_request(struct ai_client *c, const char *method, const char *path,
 		   const char *const *headers, const char *body, size_t len,
@@ -150,7 +181,7 @@ int ai_api_download(struct ai_client *c, const char *path, int fd, size_t max, s
 /*
  * Writes the ledger row of one chat completion answered through the Batch API (whose
  * results arrive as files, not through ai_chat), priced at the batch rate whatever
- * c->batch_price says.  Returns the cost in USD (NAN when the model's price is unknown).
+ * the client's batch_price says.  Returns the cost in USD (NAN when the model's price is unknown).
  * A ledger that cannot be written is warned about, as for any call.
  */
 double ai_account_batch_result(struct ai_client *c, const char *model, long prompt_tokens,

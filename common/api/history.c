@@ -1,6 +1,7 @@
 #include "api/history.h"
 #include "buf.h"
-#include "lib/cli.h"
+#include "fdio.h"
+#include "jsonval.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,11 +19,11 @@ static bool is_message(json_object *m)
 	       (json_object_is_type(v, json_type_string) || json_object_is_type(v, json_type_null));
 }
 
-int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err)
+int history_load(const char *path, size_t max, json_object *conv, volatile sig_atomic_t *stop,
+		 struct ai_err *err)
 {
 	struct buf b;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	char *name[1];
 	size_t line = 0;
 	int rc = 0;
 
@@ -32,10 +33,10 @@ int history_load(const char *path, size_t max, json_object *conv, struct ai_err 
 			return 0;
 		return ai_errf(err, AI_EX_NOINPUT, "cannot open history '%s': %s", path, strerror(errno));
 	}
-	close(fd);
 	buf_init(&b, max);
-	name[0] = (char *)path;
-	if (cli_read_input(1, name, &b, err)) {
+	rc = fd_read_text(fd, path, &b, stop, err);
+	close(fd);
+	if (rc) {
 		buf_release(&b);
 		return -1;
 	}
@@ -115,7 +116,8 @@ int history_check(const char *path, struct ai_err *err)
 	return r;
 }
 
-int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err)
+int history_append(const char *path, json_object *const *msgs, size_t n, volatile sig_atomic_t *stop,
+		   struct ai_err *err)
 {
 	struct buf b;
 	struct stat st;
@@ -137,7 +139,7 @@ int history_append(const char *path, json_object *const *msgs, size_t n, struct 
 		buf_release(&b);
 		return ai_errf(err, AI_EX_IOERR, "cannot open history '%s': %s", path, strerror(errno));
 	}
-	while (flock(fd, LOCK_EX) && errno == EINTR && !cli_interrupted)
+	while (flock(fd, LOCK_EX) && errno == EINTR && !(stop && *stop))
 		;
 	if (fstat(fd, &st)) {
 		rc = ai_errf(err, AI_EX_IOERR, "cannot append to history '%s': %s", path, strerror(errno));
@@ -163,4 +165,105 @@ out:
 	close(fd);
 	buf_release(&b);
 	return rc;
+}
+
+/* The role of message i of a, or "". */
+static const char *role_of(json_object *a, size_t i)
+{
+	const char *r = i < json_object_array_length(a) ? jv_str(json_object_array_get_idx(a, i), "role") : NULL;
+
+	return r ? r : "";
+}
+
+int conv_open(struct conv *cv, const char *history, size_t max, const char *system,
+	      const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err)
+{
+	memset(cv, 0, sizeof(*cv));
+	cv->history = history;
+	cv->stop = stop;
+	if (!(cv->msgs = json_object_new_array()))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (history && (history_check(history, err) || history_load(history, max, cv->msgs, stop, err))) {
+		conv_release(cv);
+		return -1;
+	}
+	/* ai.conf's system is only a default: a history's own system message wins over it. */
+	if (!system && dflt_system && strcmp(role_of(cv->msgs, 0), "system"))
+		system = dflt_system;
+	if (!system)
+		return 0;
+	cv->store_system = json_object_array_length(cv->msgs) == 0;
+	if (!strcmp(role_of(cv->msgs, 0), "system")) {
+		/* --system wins over the history's own for the requests; the file keeps its own. */
+		json_object *m = jv_message("system", system);
+
+		if (!m || json_object_array_put_idx(cv->msgs, 0, m)) {
+			json_object_put(m);
+			goto oom;
+		}
+	} else {
+		json_object *a = json_object_new_array();
+
+		if (!a || jv_push(a, jv_message("system", system))) {
+			json_object_put(a);
+			goto oom;
+		}
+		for (size_t i = 0; i < json_object_array_length(cv->msgs); i++)
+			if (jv_push(a, json_object_get(json_object_array_get_idx(cv->msgs, i)))) {
+				json_object_put(a);
+				goto oom;
+			}
+		json_object_put(cv->msgs);
+		cv->msgs = a;
+	}
+	return 0;
+oom:
+	conv_release(cv);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
+int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, const char *text,
+	     struct ai_chat_resp *resp, struct ai_err *err)
+{
+	struct ai_chat_req r = *q;
+	size_t n = json_object_array_length(cv->msgs);
+	int rc;
+
+	memset(resp, 0, sizeof(*resp));
+	if (jv_push(cv->msgs, jv_message("user", text)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	r.messages = cv->msgs;
+	rc = ai_chat(c, &r, resp, err);
+	if (rc || resp->dry_run) {
+		json_object_array_del_idx(cv->msgs, n, 1);
+		return rc;
+	}
+	if (jv_push(cv->msgs, jv_message("assistant", resp->content ? resp->content : ""))) {
+		json_object_array_del_idx(cv->msgs, n, json_object_array_length(cv->msgs) - n);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	return 0;
+}
+
+int conv_save(struct conv *cv, struct ai_err *err)
+{
+	json_object *m[3];
+	size_t len = json_object_array_length(cv->msgs), k = 0;
+
+	if (!cv->history)
+		return 0;
+	if (cv->store_system)
+		m[k++] = json_object_array_get_idx(cv->msgs, 0);
+	m[k++] = json_object_array_get_idx(cv->msgs, len - 2);
+	m[k++] = json_object_array_get_idx(cv->msgs, len - 1);
+	if (history_append(cv->history, m, k, cv->stop, err))
+		return -1;
+	cv->store_system = false;
+	return 0;
+}
+
+void conv_release(struct conv *cv)
+{
+	json_object_put(cv->msgs);
+	memset(cv, 0, sizeof(*cv));
 }

@@ -9,8 +9,10 @@
  * at once, and a reader never sees half an exchange.
  */
 #include "ai.h"
+#include "api/api.h"
 
 #include <json-c/json.h>
+#include <signal.h>
 
 /*
  * Appends the messages in the history file path to conv (a json array,
@@ -22,10 +24,12 @@
  * Returns 0, or -1 with err: AI_EX_DATAERR for a line that is not a message
  * (the message names the file and the line number), for text that is not
  * UTF-8 (line and column) or a file over max; AI_EX_NOINPUT when the file
- * cannot be opened or read; AI_EX_OSERR when out of memory.  On failure
- * conv may already hold the messages of the lines before the bad one.
+ * cannot be opened or read; AI_EX_OSERR when out of memory; AI_EX_INTERRUPT
+ * when *stop (if given) is set while it reads.  On failure conv may already
+ * hold the messages of the lines before the bad one.
  */
-int history_load(const char *path, size_t max, json_object *conv, struct ai_err *err);
+int history_load(const char *path, size_t max, json_object *conv, volatile sig_atomic_t *stop,
+		 struct ai_err *err);
 
 /*
  * Checks, before any request is paid for, that history_append will be able
@@ -44,9 +48,53 @@ int history_check(const char *path, struct ai_err *err);
  * limit) is cut back off, so the file never ends with part of an exchange.
  * n == 0 does nothing, not even create the file.
  *
+ * Waiting for the lock ends when *stop (if given) is set: the lines are
+ * then written without it, in the one write(2), rather than lost.
+ *
  * Returns 0, or -1 with err: AI_EX_IOERR when the file cannot be opened or
  * written (the file is then as it was), AI_EX_OSERR when out of memory.
  */
-int history_append(const char *path, json_object *const *msgs, size_t n, struct ai_err *err);
+int history_append(const char *path, json_object *const *msgs, size_t n, volatile sig_atomic_t *stop,
+		   struct ai_err *err);
+
+/*
+ * A conversation: the messages sent with each question (a system message
+ * if any, the history file's messages, the exchanges so far), and the
+ * history file the exchanges are appended to.
+ */
+struct conv {
+	json_object *msgs;      /* owned array */
+	const char *history;    /* borrowed or NULL: no file */
+	bool store_system;      /* a new file: its first exchange brings the system message */
+	volatile sig_atomic_t *stop;
+};
+
+/*
+ * Starts cv from the history file (borrowed, may be NULL; checked writable
+ * first, so that a file that cannot be written is found before an answer is
+ * paid for; loaded up to max bytes).  system (borrowed, may be NULL) is the
+ * system message: it wins over the history's own for the requests, but the
+ * file keeps its own.  dflt_system (ai.conf's system) is used only when
+ * neither system nor the history has one.  0, or -1 with err as
+ * history_check and history_load fail; cv is then released.
+ */
+int conv_open(struct conv *cv, const char *history, size_t max, const char *system,
+	      const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err);
+
+/*
+ * Asks the conversation's next question, text, with the request's other
+ * fields (temperature, max_tokens, stream, on_delta) taken from q (its
+ * messages are ignored).  On success (dry run aside) the exchange joins
+ * the conversation; on failure the conversation is as it was.  Returns
+ * as ai_chat; resp is the caller's to release either way.
+ */
+int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, const char *text,
+	     struct ai_chat_resp *resp, struct ai_err *err);
+
+/* Appends the last exchange (and the system message of a new file) to the history file,
+ * when there is one.  0, or -1 with err as history_append. */
+int conv_save(struct conv *cv, struct ai_err *err);
+
+void conv_release(struct conv *cv);
 
 #endif

@@ -43,14 +43,6 @@ static const char insert_sql[] =
 	" latency_ms, status, cached, batch, cost, saved, prompt)"
 	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
-int64_t ledger_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int ledger_default_path(struct buf *out, struct ai_err *err)
 {
 	const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
@@ -475,7 +467,7 @@ static int64_t local_midnight_ms(int64_t t_ms, int offset)
 int ledger_spent_today(struct ledger *l, double *usd, struct ai_err *err)
 {
 	static const char sql[] = "SELECT total(cost) FROM calls WHERE ts_ms >= ?1 AND ts_ms < ?2";
-	int64_t now = ledger_now_ms();
+	int64_t now = wall_ms();
 	sqlite3_stmt *st;
 	int rc;
 
@@ -726,7 +718,7 @@ int ledger_report_model(struct ledger *l, const char *by, const char *model, int
 	free(lat);
 
 	/* The per-day denominator, as ledger.h defines it. */
-	end = ledger_now_ms();
+	end = wall_ms();
 	if (until_ms <= end && until_ms > INT64_MIN)
 		end = until_ms - 1;
 	if (last > end)

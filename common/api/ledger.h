@@ -22,6 +22,7 @@
  * not copy or move it while open (SQLite holds its address).
  */
 #include "ai.h"
+#include "clock.h"
 #include "buf.h"
 
 struct sqlite3;
@@ -178,13 +179,11 @@ void ledger_groups_free(struct ledger_group *g, size_t n);
  * "yesterday" likewise;
  * "Nd" (1 <= N <= 36500) is the midnight that begins the last N days,
  * today included ("7d": today and the 6 days before).  now_ms is the
- * time to count from (ledger_now_ms() in a program).  Fails with
+ * time to count from (wall_ms() in a program).  Fails with
  * AI_EX_USAGE and a message quoting s.
  */
 int ledger_parse_time(const char *s, bool end, int64_t now_ms, int64_t *out, struct ai_err *err);
 
-/* The wall clock in ms since the epoch. */
-int64_t ledger_now_ms(void);
 
 /* Closes the connection and frees everything; l may be closed already. */
 void ledger_close(struct ledger *l);

@@ -11,6 +11,7 @@
  * time.
  */
 #include "api/prices.h"
+#include "net/url.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -363,29 +364,12 @@ double prices_cost(const struct prices *ps, const char *model, long prompt_token
 
 bool prices_host_local(const char *host)
 {
-	const char *at, *end;
 	char name[64];
-	size_t n;
 	struct in_addr a4;
 	struct in6_addr a6;
 
-	if (!host)
+	if (!host || !url_hostname(host, name, sizeof(name)))
 		return false;
-	if ((at = strrchr(host, '@')) != NULL)
-		host = at + 1;
-	if (*host == '[') {
-		host++;
-		end = strchr(host, ']');
-		if (!end)
-			return false;
-	} else {
-		end = host + strcspn(host, ":");
-	}
-	n = (size_t)(end - host);
-	if (n == 0 || n >= sizeof(name))
-		return false;
-	memcpy(name, host, n);
-	name[n] = '\0';
 	if (!strcasecmp(name, "localhost") || !strcasecmp(name, "localhost."))
 		return true;
 	if (inet_pton(AF_INET, name, &a4) == 1)

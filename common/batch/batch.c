@@ -23,14 +23,6 @@ struct batch_slot {
 	bool ok;
 };
 
-static int64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- reading the input once: spool, hash, count, ids ---- */
 
 static int spool(int in, int *out, struct ai_err *err)
@@ -366,7 +358,7 @@ static void limits_take(struct batch *b, long est, int64_t now)
 /* The server's own signals slow the whole batch, not just the item that met them. */
 static void limits_server(struct batch *b, const struct ai_chat_resp *r)
 {
-	int64_t now = http_now_ms(), until = 0;
+	int64_t now = mono_ms(), until = 0;
 
 	if (r->status == 429 && r->retry_after_ms > 0)
 		until = now + r->retry_after_ms;
@@ -499,7 +491,7 @@ static void slot_clear(struct batch_slot *s)
 /* Tries to start a parsed item: 0 started (or finished at once), >0 ms to wait, -1 error. */
 static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 {
-	int64_t now = http_now_ms();
+	int64_t now = mono_ms();
 	struct ai_chat_req q;
 	long w;
 	struct ai_err e;
@@ -613,8 +605,8 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 	uint64_t head = 0, tail = 0;       /* the oldest item not emitted; the next to read */
 	uint64_t parsed = UINT64_MAX;      /* an item read but held by the limits */
 	bool eof = false, interrupted = false;
-	int64_t t0 = http_now_ms(), last_progress = 0;
-	volatile sig_atomic_t *stop = c->http.interrupt;
+	int64_t t0 = mono_ms(), last_progress = 0;
+	volatile sig_atomic_t *stop = ai_client_stop(c);
 	int rc = 0;
 
 	b->c = c;
@@ -716,9 +708,9 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 			head++;
 		}
 		flush(b);
-		b->st.elapsed_ms = http_now_ms() - t0;
-		if (b->o.progress && b->o.progress_ms > 0 && http_now_ms() - last_progress >= b->o.progress_ms) {
-			last_progress = http_now_ms();
+		b->st.elapsed_ms = mono_ms() - t0;
+		if (b->o.progress && b->o.progress_ms > 0 && mono_ms() - last_progress >= b->o.progress_ms) {
+			last_progress = mono_ms();
 			b->o.progress(&b->st, false, b->o.ud);
 		}
 		if (eof && head == tail && parsed == UINT64_MAX && !ai_client_pending(c))
@@ -746,7 +738,7 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 	}
 out:
 	flush(b);
-	b->st.elapsed_ms = http_now_ms() - t0;
+	b->st.elapsed_ms = mono_ms() - t0;
 	if (b->o.progress)
 		b->o.progress(&b->st, true, b->o.ud);
 	jsonl_reader_release(&r);

@@ -138,14 +138,6 @@ struct http_pool {
 	uint64_t rnd;
 };
 
-int64_t http_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * How long a stream may be silent: idle_timeout_ms, or timeout_ms when
  * that is smaller, so --timeout bounds a stream's silence in every program
@@ -377,7 +369,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 	v[vl] = '\0';
 #define IS(h) (nl == sizeof(h) - 1 && !strncasecmp(line, h, nl))
 	if (IS("retry-after")) {
-		long ms = http_parse_retry_after(v, NULL, (int64_t)time(NULL));
+		long ms = http_parse_retry_after(v, NULL, wall_ms() / 1000);
 
 		if (ms >= 0 && r->retry_after_ms < 0)
 			r->retry_after_ms = ms;
@@ -448,7 +440,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 	size_t len = size * n;
 	long status = 0;
 
-	x->active_ms = http_now_ms();
+	x->active_ms = mono_ms();
 	if (!x->resp->body.len && !x->resp->delivered && !x->fd_off)
 		x->resp->ttfb_ms = (double)(x->active_ms - x->attempt_ms);
 	sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -613,7 +605,7 @@ static int on_timer(CURLM *m, long timeout_ms, void *userp)
 
 	(void)m;
 	/* 0 is "at once": due whatever the clock says by the time it is checked. */
-	p->timer_ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : http_now_ms() + timeout_ms;
+	p->timer_ms = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0 : mono_ms() + timeout_ms;
 	return 0;
 }
 
@@ -648,7 +640,7 @@ struct http_pool *http_pool_new(const struct http_opts *o, int max_parallel, str
 	sym_curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	sym_curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
 	p->o = *o;
-	p->rnd = (uint64_t)http_now_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)p;
+	p->rnd = (uint64_t)mono_ms() * 0x9E3779B97F4A7C15ULL ^ (uint64_t)(uintptr_t)p;
 	if (!p->rnd)
 		p->rnd = 1;
 	sym_curl_multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)p->max);
@@ -741,7 +733,7 @@ int http_pool_add(struct http_pool *p, const struct http_req *req, struct http_r
 	resp->attempts = 0;
 	resp->status = 0;
 	resp->delivered = false;
-	x->start_ms = x->due_ms = http_now_ms();
+	x->start_ms = x->due_ms = mono_ms();
 	/* FIFO: append, so requests start in the order they were added. */
 	for (tail = &p->waiting; *tail; tail = &(*tail)->next)
 		;
@@ -757,7 +749,7 @@ int http_pool_pending(const struct http_pool *p)
 
 void http_pool_pause(struct http_pool *p, long ms)
 {
-	int64_t until = http_now_ms() + ms;
+	int64_t until = mono_ms() + ms;
 
 	if (until > p->pause_until_ms)
 		p->pause_until_ms = until;
@@ -793,7 +785,7 @@ static void start_due(struct http_pool *p, int64_t now)
 
 static void finish(struct http_pool *p, struct http_xfer *x, int rc, struct ai_err *e)
 {
-	x->resp->ms = (double)(http_now_ms() - x->start_ms);
+	x->resp->ms = (double)(mono_ms() - x->start_ms);
 	x->done(rc, x->resp, e, x->ud);
 	(void)p;
 	xfer_free(x);
@@ -801,16 +793,10 @@ static void finish(struct http_pool *p, struct http_xfer *x, int rc, struct ai_e
 
 static void requeue(struct http_pool *p, struct http_xfer *x, long delay)
 {
-	x->due_ms = http_now_ms() + delay;
+	x->due_ms = mono_ms() + delay;
 	x->next = p->waiting;
 	p->waiting = x;
 	p->queued++;
-}
-
-/* The host a message names: never with the "user:password@" a URL may carry. */
-static const char *host_of(const char *url, char *out, size_t n)
-{
-	return url_host(url, out, n);
 }
 
 /*
@@ -871,7 +857,7 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 		finish(p, x, -1, &e);
 		return;
 	}
-	host_of(x->req->url, host, sizeof(host));
+	url_host(x->req->url, host, sizeof(host));   /* never with the "user:password@" */
 	url_redact(x->errbuf);   /* libcurl may quote a proxy URL with its password */
 	if (x->too_big) {
 		too_big_err(&e, host, x->req->to_fd ? x->req->fd_max : o->max_response);
@@ -987,7 +973,7 @@ static void wait_events(struct http_pool *p, long wait_ms)
 
 int http_pool_step(struct http_pool *p, long timeout_ms, struct ai_err *err)
 {
-	int64_t now = http_now_ms(), end = now + (timeout_ms < 0 ? 0 : timeout_ms);
+	int64_t now = mono_ms(), end = now + (timeout_ms < 0 ? 0 : timeout_ms);
 
 	for (;;) {
 		int still, left, finished = 0;
@@ -1013,7 +999,7 @@ int http_pool_step(struct http_pool *p, long timeout_ms, struct ai_err *err)
 				finished++;
 			}
 		}
-		now = http_now_ms();
+		now = mono_ms();
 		if (stream_idle_ms(&p->o) > 0) {
 			for (struct http_xfer *x = p->active, *nx; x; x = nx) {
 				nx = x->next;
@@ -1035,7 +1021,7 @@ int http_pool_step(struct http_pool *p, long timeout_ms, struct ai_err *err)
 		if (wait > end - now)
 			wait = (long)(end - now);
 		wait_events(p, wait);
-		now = http_now_ms();
+		now = mono_ms();
 	}
 }
 

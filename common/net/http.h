@@ -20,6 +20,7 @@
  * would be printed twice.
  */
 #include "ai.h"
+#include "clock.h"
 #include "buf.h"
 
 #include <signal.h>
@@ -160,7 +161,5 @@ long http_parse_count(const char *s);
  * rnd in [0, 1) gives the jitter. */
 long http_retry_delay_ms(int n, long after_ms, double rnd);
 
-/* Monotonic milliseconds. */
-int64_t http_now_ms(void);
 
 #endif

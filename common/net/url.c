@@ -32,6 +32,28 @@ const char *url_host(const char *url, char *out, size_t n)
 	return out;
 }
 
+const char *url_hostname(const char *authority, char *out, size_t n)
+{
+	const char *end, *at = strrchr(authority, '@');
+	size_t l;
+
+	if (at)
+		authority = at + 1;
+	if (*authority == '[') {
+		authority++;
+		if (!(end = strchr(authority, ']')))
+			return NULL;
+	} else {
+		end = authority + strcspn(authority, ":");
+	}
+	l = (size_t)(end - authority);
+	if (l == 0 || l >= n)
+		return NULL;
+	memcpy(out, authority, l);
+	out[l] = '\0';
+	return out;
+}
+
 /*
  * A proxy may be written without a scheme ("user:pass@proxy:3128", as
  * http_proxy often is), and libcurl's -v lines quote it so: a word whose

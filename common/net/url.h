@@ -19,6 +19,13 @@
 const char *url_host(const char *url, char *out, size_t n);
 
 /*
+ * Writes the bare host name of an authority "[userinfo@]host[:port]" (as
+ * url_host gives it; "[v6addr]:port" loses its brackets) into out (n
+ * bytes), and returns out; NULL when the name is empty or does not fit.
+ */
+const char *url_hostname(const char *authority, char *out, size_t n);
+
+/*
  * Drops the userinfo of every URL ("scheme://user:pass@host" becomes
  * "scheme://host") in the NUL-terminated text s, in place, and that of a
  * bare authority ("user:pass@proxy:3128", as a proxy may be written);

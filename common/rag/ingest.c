@@ -336,7 +336,7 @@ int ingest_init(struct ingest **out, struct kb *kb, struct ai_client *client,
 	ig->kb = kb;
 	ig->client = client;
 	/* Without a client no vector is stored, and no model is named. */
-	ig->model = !client ? NULL : opts->embed_model ? opts->embed_model : client->cfg->embed_model;
+	ig->model = !client ? NULL : opts->embed_model ? opts->embed_model : ai_client_embed_model(client);
 	ig->tail = &ig->head;
 	*out = ig;
 	return 0;

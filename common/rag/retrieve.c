@@ -34,7 +34,7 @@ int rag_retrieve(struct kb *kb, struct ai_client *c, const struct kb_query *q,
 {
 	const char *coll = q->coll ? q->coll : KB_DEFAULT_COLLECTION;
 	const char *text = q->text ? q->text : "";
-	const char *model = q->qmodel ? q->qmodel : c ? c->cfg->embed_model : NULL;
+	const char *model = q->qmodel ? q->qmodel : c ? ai_client_embed_model(c) : NULL;
 	struct kb_query qq = *q;
 	struct kb_stats s;
 	struct ai_embed_resp r;

@@ -39,7 +39,7 @@ static void report(const char *what, double *v, int n)
 static void fill(struct ledger_row *r, int i)
 {
 	memset(r, 0, sizeof(*r));
-	r->ts_ms = ledger_now_ms();
+	r->ts_ms = wall_ms();
 	r->program = "ai-summarize";
 	r->model = "gpt-4o-mini";
 	r->host = "api.openai.com";

@@ -82,8 +82,8 @@ static void setup(void)
 	cfg.ledger = false;
 	cfg.retries = 0;
 	cfg.timeout_s = cfg.connect_timeout_s = 1;
-	check(ai_client_init(&client, "fuzz_api", &cfg, &err) == 0);
-	client.warn = warn;
+	check(ai_client_init(&client, &(struct ai_client_opts){ .cfg = &cfg, .prog = "fuzz_api", .warn = warn },
+			     &err) == 0);
 	snprintf(path, sizeof(path), "%s/cache/ai/responses", dir);
 	check(cache_open(&cache, path, 0, 0, &err) == 0);
 	messages = json_tokener_parse("[{\"role\":\"user\",\"content\":\"hi\"}]");

@@ -1,5 +1,6 @@
 /* t_config - where settings come from, and how the key is guarded. */
 #include "lib/cli.h"
+#include "lib/setup.h"
 #include "config.h"
 #include "tap.h"
 
@@ -97,7 +98,7 @@ static void test_precedence(void)
 	cl.profile = "p2";
 	cl.retries = 0;
 	cl.no_cache = 1;
-	is_int(config_load(&c, &cl, &e), 0, "with flags");
+	is_int(setup_config(&c, &cl, &e), 0, "with flags");
 	is_str(c.model, "flag-model", "a flag beats the environment");
 	is_str(c.profile, "p2", "-p beats AI_PROFILE");
 	is_int(c.retries, 0, "--retries 0 is honoured");
@@ -117,6 +118,63 @@ static void test_precedence(void)
 	ok(strstr(e.msg, "AI_RETRIES") != NULL, "naming the variable: %s", e.msg);
 	config_release(&c);
 	unsetenv("AI_RETRIES");
+}
+
+/* The flags as plain values: the library needs no struct cli. */
+static void test_overrides(void)
+{
+	struct ai_config c;
+	struct ai_err e;
+	struct config_overrides o;
+	const char *opts[] = { "top_p=0.5", "seed=7" };
+	const char *bad[] = { "nokey" };
+	json_object *v;
+
+	clear_env();
+	setenv("AI_CONFIG", "/nonexistent/ai-config", 1);
+	config_overrides_init(&o);
+	is_int(config_load(&c, &o, &e), 0, "no flag given");
+	is_int(c.retries, 2, "retries keep the default");
+	ok(c.timeout_s == 600, "the timeout keeps the default");
+	ok(c.cache && !c.dry_run && !c.verbose, "nothing turned on or off");
+	config_release(&c);
+
+	o.base_url = "http://127.0.0.1:9/v1/";
+	o.model = "m-flag";
+	o.timeout_s = 3.5;
+	o.retries = 0;
+	o.cache_ttl_s = 60;
+	o.no_cache = true;
+	o.log_prompts = true;
+	o.dry_run = true;
+	o.verbose = 2;
+	o.options = opts;
+	o.n_options = 2;
+	is_int(config_load(&c, &o, &e), 0, "every flag given");
+	is_str(c.base_url, "http://127.0.0.1:9/v1", "--base-url, its slash dropped");
+	is_str(c.model, "m-flag", "-m");
+	ok(c.timeout_s == 3.5, "--timeout");
+	is_int(c.retries, 0, "--retries 0");
+	is_int(c.cache_ttl_s, 60, "--cache-ttl");
+	ok(!c.cache && c.log_prompts && c.dry_run, "--no-cache, --log-prompts, --dry-run");
+	is_int(c.verbose, 2, "-vv");
+	ok(c.params && json_object_object_get_ex(c.params, "seed", &v) && json_object_get_int(v) == 7,
+	   "-o seed=7");
+	ok(json_object_object_get_ex(c.params, "top_p", &v) && json_object_get_double(v) == 0.5,
+	   "-o top_p=0.5");
+	config_release(&c);
+
+	config_overrides_init(&o);
+	o.options = bad;
+	o.n_options = 1;
+	is_int(config_load(&c, &o, &e), -1, "a bad -o fails");
+	config_release(&c);
+	config_overrides_init(&o);
+	o.base_url = "ftp://x";
+	is_int(config_load(&c, &o, &e), -1, "a bad --base-url fails");
+	ok(strstr(e.msg, "--base-url") != NULL, "naming the flag: %s", e.msg);
+	config_release(&c);
+	unsetenv("AI_CONFIG");
 }
 
 /* A profile with its own endpoint is chosen as a whole: no endpoint, model or key from the environment. */
@@ -400,6 +458,7 @@ int main(void)
 	clear_env();
 	test_defaults();
 	test_precedence();
+	test_overrides();
 	test_profile_endpoint();
 	test_quotes();
 	test_known_keys();

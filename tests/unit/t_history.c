@@ -1,5 +1,7 @@
 /* t_history - the history file: loading good and bad lines, appending, concurrent appenders, short writes. */
 #include "api/history.h"
+#include "config.h"
+#include "jsonval.h"
 #include "buf.h"
 #include "tap.h"
 
@@ -66,7 +68,7 @@ static int load_text(const char *text, size_t max, json_object **conv, struct ai
 	put(p, text, strlen(text));
 	*conv = json_object_new_array();
 	ai_err_clear(e);
-	return history_load(p, max, *conv, e);
+	return history_load(p, max, *conv, NULL, e);
 }
 
 static const char *field(json_object *conv, size_t i, const char *key)
@@ -84,7 +86,7 @@ static void test_load_good(void)
 	struct ai_err e;
 
 	conv = json_object_new_array();
-	is_int(history_load(fresh("none"), 0, conv, &e), 0, "a missing file is an empty history");
+	is_int(history_load(fresh("none"), 0, conv, NULL, &e), 0, "a missing file is an empty history");
 	is_int(json_object_array_length(conv), 0, "with no messages");
 	json_object_put(conv);
 
@@ -109,7 +111,7 @@ static void test_load_good(void)
 	conv = json_object_new_array();
 	json_object_array_add(conv, msg("system", "first"));
 	put(fresh("more"), "{\"role\":\"user\",\"content\":\"u\"}\n", 30);
-	is_int(history_load(path, 0, conv, &e), 0, "loading into a non-empty array");
+	is_int(history_load(path, 0, conv, NULL, &e), 0, "loading into a non-empty array");
 	is_int(json_object_array_length(conv), 2, "adds after what was there");
 	is_str(field(conv, 1, "role"), "user", "in order");
 	json_object_put(conv);
@@ -155,7 +157,7 @@ static void test_load_bad(void)
 
 		put(fresh("nul"), text, sizeof(text) - 1);
 		conv = json_object_new_array();
-		is_int(history_load(path, 0, conv, &e), -1, "a NUL byte is refused");
+		is_int(history_load(path, 0, conv, NULL, &e), -1, "a NUL byte is refused");
 		ok(strstr(e.msg, "NUL") != NULL, "saying so: %s", e.msg);
 		json_object_put(conv);
 	}
@@ -166,7 +168,7 @@ static void test_load_bad(void)
 	json_object_put(conv);
 
 	conv = json_object_new_array();
-	is_int(history_load(dir, 0, conv, &e), -1, "a directory is not a history");
+	is_int(history_load(dir, 0, conv, NULL, &e), -1, "a directory is not a history");
 	is_int(e.code, AI_EX_NOINPUT, "it cannot be read");
 	ok(strstr(e.msg, dir) != NULL, "the message names it: %s", e.msg);
 	json_object_put(conv);
@@ -183,9 +185,9 @@ static void test_append(void)
 	m[0] = msg("system", "Be brief.");
 	m[1] = msg("user", "caf\xc3\xa9 a/b \"q\"\nnext");
 	m[2] = msg("assistant", NULL);
-	is_int(history_append(p, m, 0, &e), 0, "appending nothing succeeds");
+	is_int(history_append(p, m, 0, NULL, &e), 0, "appending nothing succeeds");
 	ok(stat(p, &st) && errno == ENOENT, "and creates no file");
-	is_int(history_append(p, m, 3, &e), 0, "appending to a new file");
+	is_int(history_append(p, m, 3, NULL, &e), 0, "appending to a new file");
 	ok(!stat(p, &st) && (st.st_mode & 0777) == 0600, "creates it private (0600)");
 	s = slurp(p);
 	is_str(s, "{\"role\":\"system\",\"content\":\"Be brief.\"}\n"
@@ -193,9 +195,9 @@ static void test_append(void)
 		  "{\"role\":\"assistant\",\"content\":null}\n",
 	       "one compact JSON line a message, slashes and UTF-8 unescaped");
 	free(s);
-	is_int(history_append(p, m + 1, 2, &e), 0, "appending again");
+	is_int(history_append(p, m + 1, 2, NULL, &e), 0, "appending again");
 	conv = json_object_new_array();
-	is_int(history_load(p, 0, conv, &e), 0, "what was appended loads back");
+	is_int(history_load(p, 0, conv, NULL, &e), 0, "what was appended loads back");
 	is_int(json_object_array_length(conv), 5, "all five messages");
 	is_str(field(conv, 4, "role"), "assistant", "in order");
 	is_str(field(conv, 3, "content"), "caf\xc3\xa9 a/b \"q\"\nnext", "with their text intact");
@@ -204,19 +206,19 @@ static void test_append(void)
 	/* A file edited by hand without a final newline. */
 	p = fresh("nonl");
 	put(p, "{\"role\":\"user\",\"content\":\"a\"}", 29);
-	is_int(history_append(p, m + 2, 1, &e), 0, "appending to a file without a final newline");
+	is_int(history_append(p, m + 2, 1, NULL, &e), 0, "appending to a file without a final newline");
 	s = slurp(p);
 	is_str(s, "{\"role\":\"user\",\"content\":\"a\"}\n{\"role\":\"assistant\",\"content\":null}\n",
 	       "adds the newline first, so the old last line stays whole");
 	free(s);
 
 	ai_err_clear(&e);
-	is_int(history_append(dir, m, 1, &e), -1, "a directory cannot be appended to");
+	is_int(history_append(dir, m, 1, NULL, &e), -1, "a directory cannot be appended to");
 	is_int(e.code, AI_EX_IOERR, "an I/O error");
 	ok(strstr(e.msg, "cannot open history") && strstr(e.msg, dir), "naming it: %s", e.msg);
 	fresh("sub");
 	snprintf(path + strlen(path), sizeof(path) - strlen(path), "/h");
-	is_int(history_append(path, m, 1, &e), -1, "a file in a missing directory cannot be created");
+	is_int(history_append(path, m, 1, NULL, &e), -1, "a file in a missing directory cannot be created");
 	is_int(e.code, AI_EX_IOERR, "an I/O error");
 	for (size_t i = 0; i < 3; i++)
 		json_object_put(m[i]);
@@ -258,7 +260,7 @@ static void test_concurrent(void)
 				m[0] = msg("user", u);
 				/* Lengths vary so that writes do not line up. */
 				m[1] = msg("assistant", big + (size_t)(r * 97 + w * 13) % 5000);
-				if (history_append(p, m, 2, &e))
+				if (history_append(p, m, 2, NULL, &e))
 					bad++;
 				json_object_put(m[0]);
 				json_object_put(m[1]);
@@ -274,7 +276,7 @@ static void test_concurrent(void)
 	}
 	is_int(failed, 0, "%d processes appending %d exchanges each all succeed", WRITERS, ROUNDS);
 	conv = json_object_new_array();
-	is_int(history_load(p, 0, conv, &e), 0, "the file they wrote is a valid history: %s", e.msg);
+	is_int(history_load(p, 0, conv, NULL, &e), 0, "the file they wrote is a valid history: %s", e.msg);
 	is_int(json_object_array_length(conv), 1 + 2 * WRITERS * ROUNDS, "with every message in it");
 	for (size_t i = 1; i + 1 < json_object_array_length(conv); i += 2) {
 		int w, r;
@@ -321,7 +323,7 @@ static void test_lock(void)
 		json_object *m = msg("user", "after the lock");
 		struct ai_err e;
 
-		_exit(history_append(p, &m, 1, &e) ? 1 : 0);
+		_exit(history_append(p, &m, 1, NULL, &e) ? 1 : 0);
 	}
 	nanosleep(&pause, NULL);
 	is_int(stat(p, &st) ? -1 : (long long)st.st_size, 0, "an append waits while another process holds the lock");
@@ -361,7 +363,7 @@ static int append_limited(const char *p, off_t limit, json_object *const *m, siz
 		ai_err_clear(&e);
 		if (setrlimit(RLIMIT_FSIZE, &rl))
 			_exit(3);
-		rc = history_append(p, m, n, &e);
+		rc = history_append(p, m, n, NULL, &e);
 		if (write(fds[1], e.msg, strlen(e.msg)) < 0)
 			_exit(3);
 		_exit(rc == 0 ? 1 : e.code == AI_EX_IOERR ? 0 : 2);
@@ -419,6 +421,128 @@ static void test_short_write(void)
 	json_object_put(m[1]);
 }
 
+/* The conversation over a history file: which system message is sent and which is stored. */
+static void test_conv(void)
+{
+	struct conv cv;
+	struct ai_err e;
+	const char *p = fresh("conv");
+	json_object *m[2];
+
+	ai_err_clear(&e);
+	is_int(conv_open(&cv, p, 0, NULL, "dflt", NULL, &e), 0, "a new history");
+	is_int((int)json_object_array_length(cv.msgs), 1, "holds the default system message");
+	is_str(jv_str(json_object_array_get_idx(cv.msgs, 0), "content"), "dflt", "ai.conf's system");
+	ok(cv.store_system, "which the new file will keep");
+	/* An exchange as conv_ask leaves it, then saved. */
+	m[0] = jv_message("user", "hi");
+	m[1] = jv_message("assistant", "hello");
+	jv_push(cv.msgs, m[0]);
+	jv_push(cv.msgs, m[1]);
+	is_int(conv_save(&cv, &e), 0, "the exchange is saved");
+	ok(!cv.store_system, "the system message only once");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, p, 0, NULL, "other", NULL, &e), 0, "the history again");
+	is_int((int)json_object_array_length(cv.msgs), 3, "system, question, answer");
+	is_str(jv_str(json_object_array_get_idx(cv.msgs, 0), "content"), "dflt",
+	       "the history's own system message wins over ai.conf's");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, p, 0, "flag", "other", NULL, &e), 0, "with --system");
+	is_int((int)json_object_array_length(cv.msgs), 3, "replaces, does not add");
+	is_str(jv_str(json_object_array_get_idx(cv.msgs, 0), "content"), "flag", "--system wins for the requests");
+	ok(!cv.store_system, "and the file keeps its own");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, NULL, 0, NULL, NULL, NULL, &e), 0, "no file, no system");
+	is_int((int)json_object_array_length(cv.msgs), 0, "an empty conversation");
+	is_int(conv_save(&cv, &e), 0, "nothing to save to");
+	conv_release(&cv);
+
+	is_int(conv_open(&cv, dir, 0, NULL, NULL, NULL, &e), -1, "a directory is not a history");
+	is_int(e.code, AI_EX_IOERR, "found before anything is asked: %s", e.msg);
+
+	/* Under --dry-run nothing is answered: the conversation stays as it was. */
+	{
+		struct ai_config cfg;
+		struct config_overrides ov;
+		struct ai_client c;
+		struct ai_chat_req q;
+		struct ai_chat_resp r;
+
+		config_overrides_init(&ov);
+		ov.dry_run = true;
+		ov.no_cache = true;
+		setenv("AI_CONFIG", "/nonexistent/ai-config", 1);
+		if (config_load(&cfg, &ov, &e) ||
+		    ai_client_init(&c, &(struct ai_client_opts){ .cfg = &cfg, .prog = "t_history" }, &e)) {
+			ok(0, "a dry-run client: %s", e.msg);
+			return;
+		}
+		cfg.ledger = false;
+		is_int(conv_open(&cv, NULL, 0, "sys", NULL, NULL, &e), 0, "a conversation");
+		ai_chat_req_init(&q);
+		is_int(conv_ask(&cv, &c, &q, "question", &r, &e), 0, "asked under --dry-run");
+		ok(r.dry_run, "nothing sent");
+		is_int((int)json_object_array_length(cv.msgs), 1, "the question does not stay");
+		ai_chat_resp_release(&r);
+		conv_release(&cv);
+		ai_client_release(&c);
+		config_release(&cfg);
+	}
+}
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+/*
+ * The caller's stop flag, not a program's global, ends a read that waits:
+ * a FIFO whose writer never writes nor closes, and an alarm that sets the flag.
+ */
+static void test_stop(void)
+{
+	struct sigaction sa;
+	struct ai_err e;
+	json_object *conv = json_object_new_array();
+	const char *p = fresh("fifo");
+	pid_t pid;
+	int rc, st;
+
+	if (mkfifo(p, 0600)) {
+		ok(0, "mkfifo: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid == 0) {
+		int fd = open(p, O_WRONLY);
+
+		(void)fd;
+		pause();
+		_exit(0);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm;       /* no SA_RESTART: the read returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+	stop_flag = 0;
+	alarm(1);
+	ai_err_clear(&e);
+	rc = history_load(p, 0, conv, &stop_flag, &e);
+	alarm(0);
+	is_int(rc, -1, "a load stopped by the caller's flag fails");
+	is_int(e.code, AI_EX_INTERRUPT, "as interrupted: %s", e.msg);
+	is_int((int)json_object_array_length(conv), 0, "nothing is loaded");
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	json_object_put(conv);
+	signal(SIGALRM, SIG_DFL);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir)) {
@@ -431,6 +555,8 @@ int main(void)
 	test_concurrent();
 	test_lock();
 	test_short_write();
+	test_stop();
+	test_conv();
 	{
 		char cmd[600];
 

@@ -38,6 +38,50 @@ int main(void)
 		is_dbl(json_object_get_double(n), 0.25, 0, "a number");
 		json_object_put(n);
 	}
+	/* Numbers that may be unknown: one policy, null. */
+	ok(jv_num_g(NAN, 8) == NULL, "jv_num_g: NaN is null");
+	{
+		json_object *n = jv_num_g(0.1 + 0.2, 10);
+
+		is_str(json_object_to_json_string(n), "0.3", "jv_num_g prints 10 significant digits");
+		json_object_put(n);
+		n = jv_num_g(1.0 / 3, 8);
+		is_str(json_object_to_json_string(n), "0.33333333", "and 8");
+		json_object_put(n);
+	}
+	ok(jv_count_num(-1) == NULL, "an unknown count is null");
+	{
+		json_object *n = jv_count_num(0);
+
+		is_str(json_object_to_json_string(n), "0", "zero is a count");
+		json_object_put(n);
+	}
+	{
+		long t = 0;
+
+		jv_count_sum(&t, 5);
+		jv_count_sum(&t, 7);
+		is_int(t, 12, "known counts add up");
+		jv_count_sum(&t, -1);
+		is_int(t, -1, "an unknown part makes the total unknown");
+		jv_count_sum(&t, 3);
+		is_int(t, -1, "for good");
+	}
+	{
+		json_object *u = jv_usage(30, 2);
+
+		is_str(json_object_to_json_string_ext(u, JSON_C_TO_STRING_PLAIN),
+		       "{\"prompt_tokens\":30,\"completion_tokens\":2}", "a usage object");
+		json_object_put(u);
+		u = jv_usage(-1, 2);
+		is_str(json_object_to_json_string_ext(u, JSON_C_TO_STRING_PLAIN),
+		       "{\"prompt_tokens\":null,\"completion_tokens\":2}", "an unknown count is null, not -1 or missing");
+		json_object_put(u);
+		u = jv_usage(-1, -1);
+		is_str(json_object_to_json_string_ext(u, JSON_C_TO_STRING_PLAIN),
+		       "{\"prompt_tokens\":null,\"completion_tokens\":null}", "both unknown");
+		json_object_put(u);
+	}
 	json_object_put(o);
 	json_object_put(a);
 	return tap_done();

@@ -368,7 +368,7 @@ static void test_spent_and_budget(void)
 	struct ledger l;
 	struct ai_err err;
 	struct ledger_row r;
-	int64_t now = ledger_now_ms();
+	int64_t now = wall_ms();
 	double usd = -1;
 	sqlite3_stmt *st;
 	int found = 0;

@@ -17,6 +17,19 @@ static void test_host(void)
 	is_str(url_host("http://averyveryverylonghostname.example/", h, 8), "averyve", "truncated to fit");
 }
 
+static void test_hostname(void)
+{
+	char h[16];
+
+	is_str(url_hostname("127.0.0.1:8080", h, sizeof(h)), "127.0.0.1", "the port dropped");
+	is_str(url_hostname("user:key@localhost:1", h, sizeof(h)), "localhost", "the userinfo dropped");
+	is_str(url_hostname("[::1]:9", h, sizeof(h)), "::1", "an IPv6 literal loses its brackets");
+	is_str(url_hostname("host", h, sizeof(h)), "host", "a bare name");
+	ok(url_hostname("[::1", h, sizeof(h)) == NULL, "an unclosed bracket");
+	ok(url_hostname(":80", h, sizeof(h)) == NULL, "an empty name");
+	ok(url_hostname("averyverylonghostname:1", h, sizeof(h)) == NULL, "a name that does not fit");
+}
+
 static void test_redact(void)
 {
 	char s[256];
@@ -46,6 +59,7 @@ static void test_redact(void)
 int main(void)
 {
 	test_host();
+	test_hostname();
 	test_redact();
 	return tap_done();
 }
