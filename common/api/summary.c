@@ -8,7 +8,7 @@
 #include "api/summary.h"
 #include "api/prices.h"
 #include "jsonval.h"
-#include "rag/chunk.h"
+#include "chunk.h"
 
 #include <math.h>
 

@@ -1,5 +1,5 @@
 #include "batch/batch.h"
-#include "rag/chunk.h"
+#include "chunk.h"
 #include "fdio.h"
 
 #include <fcntl.h>

@@ -218,18 +218,6 @@ static void not_json(struct jsonl_item *it, long lineno, const char *line, size_
 	    had_value ? ", after the value" : "", hint);
 }
 
-static json_object *message(const char *role, const char *content)
-{
-	json_object *m = json_object_new_object();
-
-	if (!m || jv_add(m, "role", json_object_new_string(role)) ||
-	    jv_add(m, "content", json_object_new_string(content))) {
-		json_object_put(m);
-		return NULL;
-	}
-	return m;
-}
-
 /* messages = [system?, user text]; -1 on ENOMEM. */
 static int text_messages(struct jsonl_item *it, const struct jsonl_opts *o, const char *text)
 {
@@ -238,12 +226,12 @@ static int text_messages(struct jsonl_item *it, const struct jsonl_opts *o, cons
 	if (!m || !(it->text = strdup(text)))
 		goto oom;
 	if (o->system) {
-		if (!(x = message("system", o->system)) || json_object_array_add(m, x)) {
+		if (!(x = jv_message("system", o->system)) || json_object_array_add(m, x)) {
 			json_object_put(x);
 			goto oom;
 		}
 	}
-	if (!(x = message("user", text)) || json_object_array_add(m, x)) {
+	if (!(x = jv_message("user", text)) || json_object_array_add(m, x)) {
 		json_object_put(x);
 		goto oom;
 	}

@@ -9,7 +9,7 @@
 #include "rag/ingest.h"
 #include "api/api.h"
 #include "buf.h"
-#include "rag/chunk.h"
+#include "chunk.h"
 #include "rag/kb.h"
 
 #include <strings.h>

@@ -18,7 +18,7 @@
  * tok_estimate runs on the raw bytes too: 0 for nothing, 1 for one
  * character, at least 1 otherwise, never less for a longer prefix.
  */
-#include "rag/chunk.h"
+#include "chunk.h"
 #include "utf8.h"
 
 #include <ctype.h>

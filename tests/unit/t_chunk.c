@@ -1,7 +1,7 @@
 /* t_chunk.c - unit tests of the text chunker and the token estimate. */
 #include "ai.h"
 #include "buf.h"
-#include "rag/chunk.h"
+#include "chunk.h"
 #include "utf8.h"
 #include "tap.h"
 

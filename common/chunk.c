@@ -20,7 +20,7 @@
  * before chunking, so a scan that starts anywhere knows whether it is
  * inside a fence without re-reading from the top.
  */
-#include "rag/chunk.h"
+#include "chunk.h"
 #include "buf.h"
 
 /* Kinds of break point, worst first: a chunk ends at the best one present. */
