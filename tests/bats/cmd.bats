@@ -285,3 +285,67 @@ execute() { wait_for_output "$T/tty" "$QUESTION" && printf 'e\n'; }
 	assert_not_contains "$(cat "$T/tty")" $'\x1b'
 	assert_not_contains "$(cat "$T/tty")" $'\x07'
 }
+
+# ---- the key bindings, each in its shell on a pseudo-terminal
+
+# keyline SHELL-COMMAND: starts SHELL-COMMAND (an interactive shell whose
+# prompt is "READY> " and which loaded its key binding) on a terminal, types
+# "make a marker", Alt+E, waits for the request and for the line to be
+# redrawn, notes whether anything ran by then, types "2" at the end of the
+# line and Enter, then exits.  The model answers "touch $T/marker": what
+# ran is "touch $T/marker2", so the line was replaced, left to edit with
+# the cursor at its end, and run only by Enter.
+keyline() {
+	reply "touch $T/marker"
+	: >"$T/tty"
+	status=0
+	{
+		wait_for_output "$T/tty" "READY> " &&
+			printf 'make a marker' && sleep 0.3 && printf '\ee' &&
+			wait_for_requests 1 "$CHAT" 10 && wait_for_output "$T/tty" "touch $T/marker" "make a marker" &&
+			sleep 0.3 && { [[ -e $T/marker ]] && echo ran >"$T/early" || true; } &&
+			printf '2\r' && wait_for_output "$T/tty" "READY> " "touch $T/marker2" &&
+			printf 'exit\r'
+	} | (cd "$T" && SHELL=/bin/sh TERM=xterm timeout 30 script -qec "exec $1" /dev/null) >"$T/tty" 2>&1 ||
+		status=$?
+	[[ ! -e $T/early ]] || { echo "the command ran before Enter" >&2; return 1; }
+	[[ -e $T/marker2 && ! -e $T/marker ]] ||
+		{ echo "ran: $(ls "$T"); terminal: $(cat -v "$T/tty")" >&2; return 1; }
+	assert_eq "$(last_request $CHAT | jq -r '.body.messages[1].content')" "make a marker"
+}
+
+@test "cmd/keys: bash's Alt+E replaces READLINE_LINE with the command, run only on Enter" {
+	command -v bash >/dev/null || { echo "bash is missing (.ci/deps test)" >&2; false; }
+	printf '%s\n' "PS1='READY> '" ". '$KEYS/ai-cmd.bash'" >"$T/bashrc"
+	keyline "bash --rcfile '$T/bashrc' --noprofile -i"
+	assert_contains "$(last_request $CHAT | jq -r '.body.messages[0].content')" "for the bash shell"
+}
+
+@test "cmd/keys: zsh's Alt+E widget replaces BUFFER with the command, run only on Enter" {
+	command -v zsh >/dev/null || { echo "zsh is missing: sh .ci/deps test installs it" >&2; false; }
+	mkdir -p "$T/zdot"
+	printf '%s\n' "PS1='READY> '" "source '$KEYS/ai-cmd.zsh'" >"$T/zdot/.zshrc"
+	keyline "env ZDOTDIR='$T/zdot' zsh -d -i"
+	assert_contains "$(last_request $CHAT | jq -r '.body.messages[0].content')" "for the zsh shell"
+}
+
+@test "cmd/keys: fish's Alt+E replaces the commandline with the command, run only on Enter" {
+	command -v fish >/dev/null || { echo "fish is missing: sh .ci/deps test installs it" >&2; false; }
+	keyline "fish -N -i -C 'function fish_prompt; echo \"READY> \"; end; source $KEYS/ai-cmd.fish'"
+	assert_contains "$(last_request $CHAT | jq -r '.body.messages[0].content')" "for the fish shell"
+}
+
+@test "cmd/keys: a failure leaves the line as typed; an empty line asks nothing" {
+	ctl '{"push":[{"status":400}]}'
+	printf '%s\n' "PS1='READY> '" ". '$KEYS/ai-cmd.bash'" >"$T/bashrc"
+	: >"$T/tty"
+	{
+		wait_for_output "$T/tty" "READY> " && printf '\ee' && sleep 0.5 &&
+			printf 'echo kept' && sleep 0.3 && printf '\ee' &&
+			wait_for_output "$T/tty" "scripted 400" && sleep 0.3 && printf ' >%s\r' "$T/out" &&
+			wait_for_output "$T/out" "kept" && printf 'exit\r'
+	} | (cd "$T" && SHELL=/bin/sh TERM=xterm timeout 30 script -qec "exec bash --rcfile '$T/bashrc' --noprofile -i" /dev/null) \
+		>"$T/tty" 2>&1
+	assert_eq "$(cat "$T/out")" "kept"
+	assert_eq "$(request_count $CHAT)" 1
+}
