@@ -533,7 +533,7 @@ int main(int argc, char **argv)
 
 	cli_init(&c, "ai-cmd");
 	c.usage = "[OPTION]... [DESCRIPTION]...";
-	c.summary = "Turn a DESCRIPTION (or standard input) into one shell command; run it only when told on the terminal.";
+	c.summary = "Suggest one shell command for DESCRIPTION (or standard input); run it only on Execute.";
 	c.opts = opts;
 	c.message = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);

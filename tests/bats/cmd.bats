@@ -349,3 +349,22 @@ keyline() {
 	assert_eq "$(cat "$T/out")" "kept"
 	assert_eq "$(request_count $CHAT)" 1
 }
+
+@test "cmd/keys: make install puts the three bindings in share/ai-tools/keys; make uninstall removes them" {
+	top=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+	# -o all: install what $AI_BIN holds, building nothing.
+	mk() {
+		env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -C "$top" --no-print-directory -o all \
+			O="$T/o" BIN="$AI_BIN" PREFIX=/usr DESTDIR="$T/dest" "$@"
+	}
+	run --separate-stderr mk install
+	assert_eq "$status" 0 "make install: $stderr"
+	for f in ai-cmd.bash ai-cmd.zsh ai-cmd.fish; do
+		cmp "$top/completions/keys/$f" "$T/dest/usr/share/ai-tools/keys/$f"
+	done
+	[[ -x $T/dest/usr/bin/ai-cmd && -f $T/dest/usr/share/man/man1/ai-cmd.1 ]]
+	[[ -f $T/dest/usr/share/zsh/site-functions/_ai-cmd ]]
+	run --separate-stderr mk uninstall
+	assert_eq "$status" 0
+	[[ ! -e $T/dest/usr/share/ai-tools/keys && ! -e $T/dest/usr/bin/ai-cmd ]]
+}
