@@ -408,7 +408,6 @@ static int run(const char *shell, const char *cmd)
 /* ---- main ---- */
 
 struct session {
-	struct cli *c;
 	struct ai_config *cfg;
 	struct ai_client *client;
 	const char *shell;
@@ -553,7 +552,6 @@ int main(int argc, char **argv)
 			"or on standard input");
 
 	memset(&s, 0, sizeof(s));
-	s.c = &c;
 	s.cfg = &cfg;
 	s.client = &client;
 	s.shell = o.shell;

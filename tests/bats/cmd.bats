@@ -266,6 +266,14 @@ execute() { wait_for_output "$T/tty" "$QUESTION" && printf 'e\n'; }
 	[[ ! -e $T/marker ]]
 }
 
+@test "cmd/tty: Ctrl-C at the question exits 130 and runs nothing" {
+	reply "touch '$T/marker'"
+	keys() { wait_for_output "$T/tty" "$QUESTION" && printf '\003'; }
+	tty_cmd keys make a marker
+	assert_eq "$status" 130
+	[[ ! -e $T/marker ]]
+}
+
 @test "cmd/tty: the answer comes from the terminal, never from standard input" {
 	reply "touch '$T/marker'"
 	: >"$T/tty"
