@@ -418,20 +418,21 @@ struct session {
 	bool released;          /* the client and config, before Execute */
 };
 
-/* Asks for a command over s->conv into s->cmd; exits on a failed call or a reply that is not one. */
-static void propose(struct session *s)
+/*
+ * Asks for a command over s->conv into s->cmd.  A failed call exits; a
+ * reply that is not one command returns -1 with err and leaves s->cmd as
+ * it was.
+ */
+static int propose(struct session *s, struct ai_err *err)
 {
-	struct ai_err err;
-
-	ai_err_clear(&err);
+	ai_err_clear(err);
 	ai_chat_resp_release(&s->last);
 	memset(&s->last, 0, sizeof(s->last));
-	if (ask_model(s->client, s->conv, &s->last, &err))
-		setup_die(s->client, s->cfg, &err);
+	if (ask_model(s->client, s->conv, &s->last, err))
+		setup_die(s->client, s->cfg, err);
 	if (s->last.dry_run)
-		return;
-	if (clean_reply(s->last.content, &s->cmd, &err))
-		setup_die(s->client, s->cfg, &err);
+		return 0;
+	return clean_reply(s->last.content, &s->cmd, err);
 }
 
 /* Describe: a short explanation of the command from the model, on the terminal. */
@@ -459,10 +460,11 @@ static void explain(struct session *s)
 	buf_release(&q);
 }
 
-/* Revise: the correction typed, sent after the command it corrects.  False when none was typed. */
+/* Revise: the correction typed, sent after the command it corrects.  False when the command is unchanged. */
 static bool revise(struct session *s, struct buf *line)
 {
 	struct buf q = BUF_INIT;
+	struct ai_err err;
 	enum answer a = ask_tty("Revise: ", line);
 
 	if (a == ANS_INTERRUPTED)
@@ -474,7 +476,12 @@ static bool revise(struct session *s, struct buf *line)
 	add_message(s->conv, "assistant", s->cmd.data);
 	add_message(s->conv, "user", q.data);
 	buf_release(&q);
-	propose(s);
+	if (propose(s, &err)) {
+		/* A typed correction should not cost the command: say why, and ask again. */
+		cli_warn("%s; the command is unchanged", err.msg);
+		json_object_array_del_idx(s->conv, json_object_array_length(s->conv) - 2, 2);
+		return false;
+	}
 	return true;
 }
 
@@ -567,7 +574,8 @@ int main(int argc, char **argv)
 		 shell_name(o.shell), s.os.data);
 	add_message(s.conv, "system", sys.data);
 	add_message(s.conv, "user", in.data);
-	propose(&s);
+	if (propose(&s, &err))
+		setup_die(&client, &cfg, &err);
 
 	if (s.last.dry_run) {
 		/* The request was printed; nothing was sent. */

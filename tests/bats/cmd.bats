@@ -247,6 +247,19 @@ execute() { wait_for_output "$T/tty" "$QUESTION" && printf 'e\n'; }
 	assert_contains "$(jq -r '.body.messages[3].content' <<<"$r")" "call it second"
 }
 
+@test "cmd/tty: a revision that is not one command keeps the command shown and asks again" {
+	reply "touch '$T/marker'" $'touch a\ntouch b'
+	keys() {
+		wait_for_output "$T/tty" "$QUESTION" && printf 'r\n' &&
+			wait_for_output "$T/tty" "Revise: " && printf 'two files\n' &&
+			wait_for_output "$T/tty" "the command is unchanged" && sleep 0.2 && printf 'e\n'
+	}
+	tty_cmd keys make a marker
+	assert_eq "$status" 0
+	[[ -e $T/marker && ! -e $T/a && ! -e $T/b ]]
+	assert_contains "$(cat "$T/tty")" "the model answered 2 lines"
+}
+
 @test "cmd/tty: an unknown answer asks again; keys typed before the question do not count" {
 	reply "touch '$T/marker'"
 	keys() {
