@@ -307,6 +307,18 @@ execute() { wait_for_output "$T/tty" "$QUESTION" && printf 'e\n'; }
 	assert_not_contains "$(cat "$T/tty")" $'\x07'
 }
 
+@test "cmd/tty: --json and --dry-run on a terminal print, ask nothing and run nothing" {
+	reply "touch '$T/marker'"
+	out=$(cd "$T" && on_tty "ai-cmd --no-cache --json make a marker" </dev/null)
+	assert_contains "$out" '"command":"touch'
+	assert_not_contains "$out" "$QUESTION"
+	out=$(cd "$T" && on_tty "ai-cmd --no-cache --dry-run make a marker" </dev/null)
+	assert_contains "$out" "POST "
+	assert_not_contains "$out" "$QUESTION"
+	[[ ! -e $T/marker ]]
+	assert_eq "$(request_count $CHAT)" 1
+}
+
 # ---- the key bindings, each in its shell on a pseudo-terminal
 
 # keyline SHELL-COMMAND: starts SHELL-COMMAND (an interactive shell whose
