@@ -192,6 +192,8 @@ install: all
 	cp completions/bash/* $(DESTDIR)$(DATADIR)/bash-completion/completions/
 	cp completions/zsh/_* $(DESTDIR)$(DATADIR)/zsh/site-functions/
 	cp completions/fish/*.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/
+	mkdir -p $(DESTDIR)$(DATADIR)/ai-tools/keys
+	cp completions/keys/* $(DESTDIR)$(DATADIR)/ai-tools/keys/
 
 uninstall:
 	for p in $(PROGS); do n=$$(basename $$p); rm -f $(DESTDIR)$(BINDIR)/$$n \
