@@ -376,6 +376,7 @@ int main(int argc, char **argv)
 	memset(&o, 0, sizeof(o));
 	agent_opts_init(&o.a);
 	cli_init(&c, "ai-agent");
+	c.text = true;          /* --markdown (termout.h) */
 	c.usage = "[OPTION]... [TASK]...";
 	c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
 	c.opts = opts;

@@ -200,6 +200,7 @@ int main(int argc, char **argv)
 	size_t ncited = 0;
 
 	cli_init(&c, "ai-ask");
+	c.text = true;          /* --markdown (termout.h) */
 	c.usage = "[OPTION]... [QUESTION]...";
 	c.summary = "Answer a question from the knowledge base built by ai-index, citing its sources.";
 	c.opts = opts;

@@ -480,6 +480,7 @@ int main(int argc, char **argv)
 	int optind_;
 
 	cli_init(&c, "ai-summarize");
+	c.text = true;          /* --markdown (termout.h) */
 	c.usage = "[OPTION]... [FILE]...";
 	c.summary = "Summarize text from FILEs or standard input.";
 	c.opts = opts;

@@ -42,6 +42,17 @@ static int parse_bool(const char *v, bool *out)
 	return -1;
 }
 
+int config_parse_markdown(const char *v)
+{
+	if (!strcmp(v, "auto"))
+		return AI_MARKDOWN_AUTO;
+	if (!strcmp(v, "always"))
+		return AI_MARKDOWN_ALWAYS;
+	if (!strcmp(v, "never"))
+		return AI_MARKDOWN_NEVER;
+	return -1;
+}
+
 static int parse_num(const char *v, double min, double max, double *out)
 {
 	char *end;
@@ -124,7 +135,7 @@ const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", NULL
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "markdown", NULL
 };
 
 /*
@@ -283,6 +294,9 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 			goto bad;
 	} else if (!strcmp(key, "log_prompts")) {
 		if (parse_bool(val, &cfg->log_prompts))
+			goto bad;
+	} else if (!strcmp(key, "markdown")) {
+		if ((cfg->markdown = config_parse_markdown(val)) < 0)
 			goto bad;
 	} else if (!strcmp(key, "budget_daily")) {
 		if (!*val) {
@@ -615,6 +629,8 @@ int config_load(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 		cfg->cache_ttl_s = c->cache_ttl_s;
 	if (c->log_prompts)
 		cfg->log_prompts = true;
+	if (c->markdown >= 0)
+		cfg->markdown = c->markdown;
 	/* -o after the file: a flag wins over the config. */
 	for (size_t i = 0; i < c->n_options; i++) {
 		char *k;

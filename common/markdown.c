@@ -818,6 +818,7 @@ static void table_out(struct markdown *m, struct buf *out)
 				int w = cell_render(m, c < nc ? cell[c] : "", c < nc ? clen[c] : 0,
 						    head ? ST_BOLD : 0);
 				int pad = width[c] - w, lpad;
+				bool last = c + 1 == m->ncols;
 				unsigned cur;
 
 				if (!pass) {
@@ -825,9 +826,12 @@ static void table_out(struct markdown *m, struct buf *out)
 						width[c] = w;
 					continue;
 				}
+				/* The last column is not padded on the right: no trailing blanks. */
+				if (last && !w)
+					pad = 0;
 				if (c) {
 					sgr(m, out, 0, ST_DIM);
-					md_addstr(m, out, " \xe2\x94\x82 ");
+					md_addstr(m, out, last && !w ? " \xe2\x94\x82" : " \xe2\x94\x82 ");
 					sgr(m, out, ST_DIM, 0);
 				}
 				lpad = m->align[c] == 'r' ? pad : m->align[c] == 'c' ? pad / 2 : 0;
@@ -835,8 +839,7 @@ static void table_out(struct markdown *m, struct buf *out)
 					md_add(m, out, " ", 1);
 				cur = emit_styled(m, out, 0, m->vis.len, 0);
 				sgr(m, out, cur, 0);
-				/* The last column is not padded on the right: no trailing blanks. */
-				if (c + 1 < m->ncols)
+				if (!last)
 					for (int i = lpad; i < pad; i++)
 						md_add(m, out, " ", 1);
 			}

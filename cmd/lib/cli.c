@@ -46,6 +46,12 @@ static const struct cli_opt message_opts[] = {
 	{ NULL, 0, 0, NULL, NULL }
 };
 
+/* The options of a program that prints a model's text for a person (c->text). */
+static const struct cli_opt text_opts[] = {
+	{ "markdown", required_argument, CLI_OPT_MARKDOWN, "WHEN", "render Markdown: auto (on a terminal), always or never" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
 static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 
 static void on_sigint(int sig)
@@ -114,6 +120,8 @@ void cli_init(struct cli *c, const char *prog)
 	c->cache_ttl_s = -1;
 	c->list_models = 0;
 	c->n_options = 0;
+	c->text = false;
+	c->markdown = -1;
 }
 
 static void vwarn(const char *fmt, va_list ap)
@@ -199,6 +207,8 @@ static void usage(const struct cli *c)
 		print_opts(c->opts);
 	if (c->message)
 		print_opts(message_opts);
+	if (c->text)
+		print_opts(text_opts);
 	printf("\nCommon options:\n");
 	print_opts(common_opts);
 	printf("\nSee %s(1) and ai(7).\n", c->prog);
@@ -265,7 +275,8 @@ static _Noreturn void unknown_long(const char *arg, const struct option *lo, siz
 int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud)
 {
-	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) + 2, nl = 0;
+	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) +
+		   count_opts(text_opts) + 2, nl = 0;
 	struct option *lo = parse_lo = calloc(n, sizeof(*lo));
 	int ch;
 
@@ -285,6 +296,8 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	add_opts(c->opts, lo, &nl, &parse_sh);
 	if (c->message)
 		add_opts(message_opts, lo, &nl, &parse_sh);
+	if (c->text)
+		add_opts(text_opts, lo, &nl, &parse_sh);
 	add_opts(common_opts, lo, &nl, &parse_sh);
 	lo[nl].name = "list-options";
 	lo[nl].has_arg = no_argument;
@@ -310,6 +323,10 @@ int cli_parse(struct cli *c, int argc, char **argv,
 			c->files = parse_files;
 			break;
 		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
+		case CLI_OPT_MARKDOWN:
+			if ((c->markdown = config_parse_markdown(optarg)) < 0)
+				cli_usage_error("--markdown takes auto, always or never, not '%s'", optarg);
+			break;
 		case CLI_OPT_TIMEOUT:
 			c->timeout_s = cli_duration("--timeout", optarg);
 			if (c->timeout_s <= 0)

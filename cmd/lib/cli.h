@@ -30,7 +30,7 @@ struct cli_opt {
 enum {
 	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
 	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
-	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS,
+	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS, CLI_OPT_MARKDOWN,
 	CLI_OPT_PROG = 300
 };
 
@@ -46,6 +46,9 @@ struct cli {
 	 * and --no-stdin are taken (see cli_read_message).
 	 */
 	bool message;
+	/* Set before cli_parse when the program prints a model's text: --markdown is taken. */
+	bool text;
+	int markdown;           /* --markdown as an enum ai_markdown (config.h); -1 when not given */
 	const char **files;     /* -f, in order; borrowed from argv */
 	size_t nfiles;
 	int no_stdin;

@@ -48,6 +48,7 @@ void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client
 {
 	if (config_load(cfg, c, err))
 		cli_die_err(err);
+	termout_markdown = cfg->markdown;
 	if (!cfg->endpoint_set && !cfg->dry_run)
 		cli_die(AI_EX_CONFIG, "no endpoint configured: set OPENAI_API_KEY for OpenAI, or "
 			"OPENAI_BASE_URL for a local server (http://localhost:11434/v1 for Ollama); see ai.conf(5)");
