@@ -401,10 +401,11 @@ static void emphasis(struct markdown *m)
 		m->fail = true;
 		return;
 	}
-	c = (struct cnt *)(void *)m->cnt.data;
-	memset(c, 0, (nt + 1) * sizeof(*c));
+	/* The stacks first: malloc's alignment suits size_t, and after them int32_t. */
 	for (int k = 0; k < 3; k++)
-		stack[k] = (size_t *)(void *)(c + nt + 1) + (size_t)k * (nt + 1);
+		stack[k] = (size_t *)(void *)m->cnt.data + (size_t)k * (nt + 1);
+	c = (struct cnt *)(void *)(stack[2] + nt + 1);
+	memset(c, 0, (nt + 1) * sizeof(*c));
 	for (size_t i = 0; i < nt; i++) {
 		struct tok *t = &tk[i];
 		int k;
@@ -477,7 +478,7 @@ static void render_inline(struct markdown *m, const char *s, size_t n, unsigned 
 	if (m->fail)
 		return;
 	tk = (struct tok *)(void *)m->toks.data;
-	c = (struct cnt *)(void *)m->cnt.data;
+	c = (struct cnt *)(void *)((size_t *)(void *)m->cnt.data + 3 * (m->toks.len / sizeof(*tk) + 1));
 	nt = m->toks.len / sizeof(*tk);
 	for (size_t i = 0; i < nt; i++) {
 		const struct tok *t = &tk[i];
