@@ -186,3 +186,26 @@ RULE40=$(dash 40)
 	assert_eq "$(head -n 2 <<<"$got")" "${H1}T$R"$'\n**half'
 	assert_contains "$got" $'\nai-stream: stream ended without [DONE]'
 }
+
+@test "markdown: the shells complete --markdown and its values" {
+	C=$(cd "$BATS_TEST_DIRNAME/../../completions" && pwd)
+	for p in ai-stream ai-ask ai-agent ai-summarize; do
+		for words in "$p --markdown ''" "$p --markdown = a"; do
+			got=$(eval "set -- $words"; bash -c '
+				. "$1/bash/$2" || exit 3; shift
+				fn=$(complete -p "$2" | sed -n "s/.* -F \([^ ]*\) .*/\1/p"); shift
+				COMP_WORDS=("$@") COMP_CWORD=$(($# - 1))
+				"$fn"; printf "%s\n" "${COMPREPLY[@]}"' x "$C" "$p" "$p" "$@" | sort | tr '\n' ' ')
+			case $words in
+			*"''") assert_eq "$got" "always auto never " "bash: $words" ;;
+			*) assert_eq "$got" "always auto " "bash: $words" ;;
+			esac
+		done
+		grep -q -- "--markdown=\[render Markdown on a terminal\]:when:(auto always never)" "$C/zsh/_$p"
+		if command -v fish >/dev/null; then
+			got=$(fish -N -c 'set -p fish_complete_path $argv[1]; complete -C $argv[2]' "$C/fish" \
+				"$p --markdown " | cut -f1 | sort | tr '\n' ' ')
+			assert_eq "$got" "always auto never " "fish: $p"
+		fi
+	done
+}
