@@ -46,6 +46,34 @@ static void md_addstr(struct markdown *m, struct buf *out, const char *s)
 	md_add(m, out, s, strlen(s));
 }
 
+static void spaces(struct markdown *m, struct buf *out, int n)
+{
+	if (n <= 0)
+		return;
+	if (buf_grow(out, (size_t)n)) {
+		m->fail = true;
+		return;
+	}
+	memset(out->data + out->len, ' ', (size_t)n);
+	out->len += (size_t)n;
+	out->data[out->len] = 0;
+}
+
+/* n box-drawing dashes U+2500, grown once rather than three bytes at a time. */
+static void dash_run(struct markdown *m, struct buf *out, int n)
+{
+	if (n <= 0)
+		return;
+	if (buf_grow(out, 3 * (size_t)n)) {
+		m->fail = true;
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		memcpy(out->data + out->len + 3 * (size_t)i, "\xe2\x94\x80", 3);
+	out->len += 3 * (size_t)n;
+	out->data[out->len] = 0;
+}
+
 /* The length of the UTF-8 sequence at s[0..n), or 1 for a byte that does not start a whole one. */
 static size_t u8len(const unsigned char *s, size_t n, uint32_t *cp)
 {
@@ -110,27 +138,27 @@ static int strwidth(const char *s, size_t n)
 /* Switches the terminal from style cur to style to: one SGR sequence, or nothing when plain. */
 static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 {
-	char t[32];
-	size_t n = 0;
+	/* Built by hand: this runs at every change of style, and snprintf showed in the profile. */
+	static const struct { unsigned bit; char code[4]; } attr[] = {
+		{ ST_BOLD, ";1" }, { ST_DIM, ";2" }, { ST_ITALIC, ";3" }, { ST_UNDER, ";4" },
+		{ ST_STRIKE, ";9" }, { ST_CODE, ";36" }, { ST_HEAD, ";35" }
+	};
+	char t[32] = "\033[0";
+	size_t n = 3;
 
 	if (!m->sgr || cur == to)
 		return;
-	n += (size_t)snprintf(t, sizeof(t), "\033[0");
-	if (to & ST_BOLD)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";1");
-	if (to & ST_DIM)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";2");
-	if (to & ST_ITALIC)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";3");
-	if (to & ST_UNDER)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";4");
-	if (to & ST_STRIKE)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";9");
-	if (to & ST_CODE)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";36");
-	else if (to & ST_HEAD)
-		n += (size_t)snprintf(t + n, sizeof(t) - n, ";35");
-	n += (size_t)snprintf(t + n, sizeof(t) - n, "m");
+	for (size_t i = 0; i < AI_ARRAY_LEN(attr); i++) {
+		size_t k;
+
+		/* Code's colour wins over a heading's. */
+		if (!(to & attr[i].bit) || (attr[i].bit == ST_HEAD && (to & ST_CODE)))
+			continue;
+		k = strlen(attr[i].code);
+		memcpy(t + n, attr[i].code, k);
+		n += k;
+	}
+	t[n++] = 'm';
 	md_add(m, out, t, n);
 }
 
@@ -141,31 +169,33 @@ static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
  */
 static void vis_add(struct markdown *m, const char *s, size_t n, unsigned st)
 {
-	size_t from = 0;
+	char *v, *y;
 
-	if (buf_grow(&m->vis, n + 2 * n) || buf_grow(&m->sty, n + 2 * n)) {
+	/* Room for the worst case first (3 bytes for each control), then plain stores. */
+	if (n > SIZE_MAX / 4 || buf_grow(&m->vis, 3 * n) || buf_grow(&m->sty, 3 * n)) {
 		m->fail = true;
 		return;
 	}
-	for (size_t i = 0; i <= n; i++) {
-		unsigned char c = i < n ? (unsigned char)s[i] : 0;
+	v = m->vis.data + m->vis.len;
+	y = m->sty.data + m->sty.len;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
 
-		if (i < n && c >= 0x20 && c != 0x7f)
-			continue;
-		buf_add(&m->vis, s + from, i - from);
-		for (size_t k = from; k < i; k++)
-			buf_addch(&m->sty, (char)st);
-		if (i == n)
-			break;
-		if (c == '\t') {
-			buf_addch(&m->vis, ' ');
-			buf_addch(&m->sty, (char)st);
+		if (c >= 0x20 && c != 0x7f) {
+			*v++ = (char)c;
+		} else if (c == '\t') {
+			*v++ = ' ';
 		} else {
-			buf_add(&m->vis, "\xef\xbf\xbd", 3);
-			buf_add(&m->sty, (char[3]){ (char)st, (char)st, (char)st }, 3);
+			memcpy(v, "\xef\xbf\xbd", 3);
+			v += 3;
 		}
-		from = i + 1;
 	}
+	memset(y, (int)st, (size_t)(v - (m->vis.data + m->vis.len)));
+	y += v - (m->vis.data + m->vis.len);
+	m->vis.len = (size_t)(v - m->vis.data);
+	m->sty.len = (size_t)(y - m->sty.data);
+	*v = 0;
+	*y = 0;
 }
 
 static bool is_punct(unsigned char c)
@@ -527,6 +557,8 @@ static unsigned emit_styled(struct markdown *m, struct buf *out, size_t from, si
 	const unsigned char *sty = (const unsigned char *)m->sty.data;
 	size_t run = from;
 
+	if (from == to)
+		return cur;
 	for (size_t i = from; i <= to; i++) {
 		if (i < to && sty[i] == cur)
 			continue;
@@ -561,14 +593,12 @@ static int prefix_write(struct markdown *m, struct buf *out, const struct prefix
 	}
 	if (first && px->first) {
 		pad -= strwidth(px->first, px->first_len);
-		for (int i = 0; i < pad; i++)
-			md_add(m, out, " ", 1);
+		spaces(m, out, pad);
 		sgr(m, out, 0, px->first_style);
 		md_add(m, out, px->first, px->first_len);
 		sgr(m, out, px->first_style, 0);
 	} else {
-		for (int i = 0; i < pad; i++)
-			md_add(m, out, " ", 1);
+		spaces(m, out, pad);
 	}
 	return w + px->indent;
 }
@@ -597,11 +627,16 @@ static void emit_wrapped(struct markdown *m, struct buf *out, const struct prefi
 				pos++;
 		for (i = pos; i < len;) {
 			uint32_t cp;
-			size_t k = u8len((const unsigned char *)v + i, len - i, &cp);
-			int w = cpwidth(cp);
+			size_t k = 1;
+			int w = 1;
 
-			if (v[i] == ' ')
+			/* ASCII, nearly all of it, without decoding. */
+			if ((unsigned char)v[i] >= 0x80) {
+				k = u8len((const unsigned char *)v + i, len - i, &cp);
+				w = cpwidth(cp);
+			} else if (v[i] == ' ') {
 				brk = i, has_brk = true;
+			}
 			if (col + w > avail && col > 0)
 				break;
 			col += w;
@@ -727,8 +762,7 @@ static void dashes(struct markdown *m, struct buf *out, const char *label, size_
 		md_add(m, out, " ", 1);
 		n -= 4 + strwidth(label, llen);
 	}
-	for (int i = 0; i < n; i++)
-		md_addstr(m, out, "\xe2\x94\x80");    /* U+2500 */
+	dash_run(m, out, n);
 	sgr(m, out, ST_DIM, 0);
 	md_add(m, out, "\n", 1);
 	m->blank = false;
@@ -836,13 +870,11 @@ static void table_out(struct markdown *m, struct buf *out)
 					sgr(m, out, ST_DIM, 0);
 				}
 				lpad = m->align[c] == 'r' ? pad : m->align[c] == 'c' ? pad / 2 : 0;
-				for (int i = 0; i < lpad; i++)
-					md_add(m, out, " ", 1);
+				spaces(m, out, lpad);
 				cur = emit_styled(m, out, 0, m->vis.len, 0);
 				sgr(m, out, cur, 0);
 				if (!last)
-					for (int i = lpad; i < pad; i++)
-						md_add(m, out, " ", 1);
+					spaces(m, out, pad - lpad);
 			}
 			if (pass) {
 				md_add(m, out, "\n", 1);
@@ -851,8 +883,7 @@ static void table_out(struct markdown *m, struct buf *out)
 					for (int c = 0; c < m->ncols; c++) {
 						if (c)
 							md_addstr(m, out, "\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80");
-						for (int i = 0; i < width[c]; i++)
-							md_addstr(m, out, "\xe2\x94\x80");
+						dash_run(m, out, width[c]);
 					}
 					sgr(m, out, ST_DIM, 0);
 					md_add(m, out, "\n", 1);
