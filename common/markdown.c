@@ -184,7 +184,7 @@ static void vis_add(struct markdown *m, const char *s, size_t n, unsigned st)
 		if (c >= 0x20 && c != 0x7f) {
 			*v++ = (char)c;
 		} else if (c == '\t') {
-			*v++ = ' ';
+			*v++ = m->tab_space ? ' ' : '\t';
 		} else {
 			memcpy(v, "\xef\xbf\xbd", 3);
 			v += 3;
@@ -247,9 +247,14 @@ static size_t code_end(const char *s, size_t n, size_t i, size_t k, size_t *clos
 	return 0;
 }
 
+/* link_end's answer when the text ends before it can tell. */
+#define NOT_YET SIZE_MAX
+
 /*
  * A link at s[i] ('[' or "!["): [text](url "title").  Fills the text's and
- * the URL's ranges and returns the index after ')', or 0 when it is not one.
+ * the URL's ranges and returns the index after ')'; 0 when it is not a
+ * link, whatever follows s[n]; NOT_YET when the text stops before that
+ * is known.
  */
 static size_t link_end(const char *s, size_t n, size_t i, size_t *t0, size_t *t1,
 		       size_t *u0, size_t *u1)
@@ -269,7 +274,9 @@ static size_t link_end(const char *s, size_t n, size_t i, size_t *t0, size_t *t1
 			break;
 		}
 	}
-	if (j >= n || j + 1 >= n || s[j + 1] != '(')
+	if (j >= n || j + 1 >= n)
+		return NOT_YET;
+	if (s[j + 1] != '(')
 		return 0;
 	*t1 = j;
 	j += 2;
@@ -284,12 +291,14 @@ static size_t link_end(const char *s, size_t n, size_t i, size_t *t0, size_t *t1
 			break;
 	}
 	*u1 = j;
+	if (j >= n)
+		return NOT_YET;
 	if (*u1 == *u0)
 		return 0;
 	/* A title, which is not shown. */
 	while (j < n && s[j] != ')')
 		j++;
-	return j < n ? j + 1 : 0;
+	return j < n ? j + 1 : NOT_YET;
 }
 
 /*
@@ -320,6 +329,11 @@ static void tokenize(struct markdown *m, const char *s, size_t n, bool links)
 				;
 			k = code_end(s, n, j, j - i, &close);
 			if (!k) {
+				/* A later run may close it: what follows is not decided yet. */
+				if (links && i < m->unsure)
+					m->unsure = i;
+				FLUSH_TEXT(i);
+				text = i;
 				i = j;
 				continue;
 			}
@@ -365,10 +379,15 @@ static void tokenize(struct markdown *m, const char *s, size_t n, bool links)
 			if (!links || (c == '!' && (i + 1 >= n || s[i + 1] != '[')))
 				break;
 			k = link_end(s, n, i, &t0, &t1, &u0, &u1);
-			if (!k)
+			if (k == NOT_YET && i < m->unsure) {
+				m->unsure = i;
+				FLUSH_TEXT(i);
+				text = i;
+			}
+			if (!k || k == NOT_YET)
 				break;
 			FLUSH_TEXT(i);
-			t = tok_push(m, T_LINK_START, 0, 0);
+			t = tok_push(m, T_LINK_START, i, 0);
 			if (t)
 				t->image = c == '!';
 			j = m->toks.len / sizeof(*t);
@@ -395,6 +414,11 @@ static void tokenize(struct markdown *m, const char *s, size_t n, bool links)
 				tok_push(m, T_URL, i + 1, j - i - 1);
 				i = text = j + 1;
 				continue;
+			}
+			if (j >= n && i < m->unsure) {
+				m->unsure = i;
+				FLUSH_TEXT(i);
+				text = i;
 			}
 			break;
 		default:
@@ -488,6 +512,10 @@ static void emphasis(struct markdown *m)
 		if (t->open && t->left)
 			stack[k][ns[k]++] = i;
 	}
+	/* An opener still waiting for its closer leaves what follows it undecided. */
+	for (int k = 0; k < 3; k++)
+		if (ns[k] && tk[stack[k][0]].off < m->unsure)
+			m->unsure = tk[stack[k][0]].off;
 }
 
 /*
@@ -503,8 +531,10 @@ static void render_inline(struct markdown *m, const char *s, size_t n, unsigned 
 	unsigned link = 0;
 
 	buf_reset(&m->toks);
+	m->unsure = n;
 	tokenize(m, s, n, true);
 	emphasis(m);
+	m->vis_safe = SIZE_MAX;
 	if (m->fail)
 		return;
 	tk = (struct tok *)(void *)m->toks.data;
@@ -515,6 +545,8 @@ static void render_inline(struct markdown *m, const char *s, size_t n, unsigned 
 		unsigned style = base | link | (b > 0 ? ST_BOLD : 0) | (it > 0 ? ST_ITALIC : 0) |
 				 (st > 0 ? ST_STRIKE : 0);
 
+		if (m->vis_safe == SIZE_MAX && t->kind != T_LINK_END && t->off >= m->unsure)
+			m->vis_safe = m->vis.len;
 		switch (t->kind) {
 		case T_TEXT:
 			vis_add(m, s + t->off, t->len, style);
@@ -549,6 +581,8 @@ static void render_inline(struct markdown *m, const char *s, size_t n, unsigned 
 		it += c[i].i;
 		st += c[i].s;
 	}
+	if (m->vis_safe == SIZE_MAX)
+		m->vis_safe = m->vis.len;
 }
 
 /* Writes vis[from..to) with its styles; returns the style left on. */
@@ -603,62 +637,119 @@ static int prefix_write(struct markdown *m, struct buf *out, const struct prefix
 	return w + px->indent;
 }
 
+/* The columns of text on a line after the prefix; at least 10, the terminal wraps the rest. */
+static int avail_of(const struct markdown *m, const struct prefix *px)
+{
+	int a = m->width - 2 * px->quote - px->indent;
+
+	return a < 10 ? 10 : a;
+}
+
+static void wrap_begin(struct markdown *m)
+{
+	m->wpos = 0;
+	m->wcol = 0;
+	m->wfirst = true;
+	m->wstarted = false;
+	m->wcur = 0;
+}
+
+static void wrap_start_line(struct markdown *m, struct buf *out, const struct prefix *px)
+{
+	if (m->wstarted)
+		return;
+	prefix_write(m, out, px, m->wfirst);
+	m->wstarted = true;
+	m->wcol = 0;
+	m->wcur = 0;
+}
+
+static void wrap_end_line(struct markdown *m, struct buf *out, const struct prefix *px)
+{
+	wrap_start_line(m, out, px);
+	sgr(m, out, m->wcur, 0);
+	m->wcur = 0;
+	md_add(m, out, "\n", 1);
+	m->wstarted = false;
+	m->wfirst = false;
+	m->blank = false;
+}
+
+/* Columns of the character at v[i] (a tab counts 4: a guess, the terminal decides); *k its bytes. */
+static int char_cols(const char *v, size_t len, size_t i, size_t *k)
+{
+	uint32_t cp;
+
+	*k = 1;
+	if ((unsigned char)v[i] < 0x80)
+		return v[i] == '\t' ? 4 : 1;
+	*k = u8len((const unsigned char *)v + i, len - i, &cp);
+	return cpwidth(cp);
+}
+
 /*
- * Writes the rendered line (m->vis) wrapped to the width: broken at the
- * last space that fits, a word longer than a line broken where it must be.
- * Every output line starts with the prefix and ends with the style reset.
+ * Writes the rendered line (m->vis) from the wrap cursor up to upto,
+ * wrapped to the width, greedily a word at a time: a word goes on the line
+ * when it fits, else starts the next one; a word wider than a line is
+ * broken where it must be.  Unless final, a word is written only once the
+ * space after it has arrived (it may go on), and the spaces before a word
+ * only with it (they are dropped at a break).  So writing in several calls
+ * gives the same bytes as one.  final ends the line: every output line
+ * starts with the prefix and ends with the style reset.
  */
-static void emit_wrapped(struct markdown *m, struct buf *out, const struct prefix *px)
+static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *px, size_t upto, bool final)
 {
 	const char *v = m->vis.data ? m->vis.data : "";
-	size_t len = m->vis.len, pos = 0;
-	bool first = true;
+	int avail = avail_of(m, px);
 
-	while (first || pos < len) {
-		int avail = m->width - prefix_write(m, out, px, first), col = 0;
-		size_t i, end, next, brk = 0;
-		bool has_brk = false;
-		unsigned cur;
+	if (upto > m->vis.len)
+		upto = m->vis.len;
+	while (m->wpos < upto) {
+		size_t ws, we, i, k, from;
+		int ww = 0;
 
-		if (avail < 10)
-			avail = 10;
-		if (!first)
-			while (pos < len && v[pos] == ' ')
-				pos++;
-		for (i = pos; i < len;) {
-			uint32_t cp;
-			size_t k = 1;
-			int w = 1;
-
-			/* ASCII, nearly all of it, without decoding. */
-			if ((unsigned char)v[i] >= 0x80) {
-				k = u8len((const unsigned char *)v + i, len - i, &cp);
-				w = cpwidth(cp);
-			} else if (v[i] == ' ') {
-				brk = i, has_brk = true;
-			}
-			if (col + w > avail && col > 0)
-				break;
-			col += w;
-			i += k;
+		/* A line after the first starts at a word. */
+		if (!m->wstarted && !m->wfirst)
+			while (m->wpos < upto && v[m->wpos] == ' ')
+				m->wpos++;
+		for (ws = m->wpos; ws < upto && v[ws] == ' '; ws++)
+			;
+		for (we = ws; we < upto && v[we] != ' '; we++)
+			;
+		if ((we == upto && !final) || ws == upto)
+			break;
+		for (i = ws; i < we; i += k)
+			ww += char_cols(v, we, i, &k);
+		if (m->wstarted && m->wcol > 0 && m->wcol + (int)(ws - m->wpos) + ww > avail) {
+			wrap_end_line(m, out, px);
+			continue;
 		}
-		if (i >= len)
-			end = next = len;
-		else if (v[i] == ' ')
-			end = next = i;
-		else if (has_brk && brk > pos)
-			end = brk, next = brk + 1;
-		else
-			end = next = i;
-		while (end > pos && v[end - 1] == ' ')
-			end--;
-		cur = emit_styled(m, out, pos, end, 0);
-		sgr(m, out, cur, 0);
-		md_add(m, out, "\n", 1);
-		pos = next;
-		first = false;
+		wrap_start_line(m, out, px);
+		m->wcur = emit_styled(m, out, m->wpos, ws, m->wcur);
+		m->wcol += (int)(ws - m->wpos);
+		for (i = from = ws; i < we; i += k) {
+			int w = char_cols(v, we, i, &k);
+
+			if (m->wcol + w > avail && m->wcol > 0) {
+				m->wcur = emit_styled(m, out, from, i, m->wcur);
+				wrap_end_line(m, out, px);
+				wrap_start_line(m, out, px);
+				from = i;
+			}
+			m->wcol += w;
+		}
+		m->wcur = emit_styled(m, out, from, we, m->wcur);
+		m->wpos = we;
 	}
-	m->blank = false;
+	if (final)
+		wrap_end_line(m, out, px);
+}
+
+/* The whole of m->vis as one line, wrapped. */
+static void emit_wrapped(struct markdown *m, struct buf *out, const struct prefix *px)
+{
+	wrap_begin(m);
+	wrap_run(m, out, px, m->vis.len, true);
 }
 
 static size_t indent_of(const char *s, size_t n, int *cols)
@@ -830,7 +921,9 @@ static int cell_render(struct markdown *m, const char *s, size_t n, unsigned bas
 {
 	buf_reset(&m->vis);
 	buf_reset(&m->sty);
+	m->tab_space = true;
 	render_inline(m, s, n, base);
+	m->tab_space = false;
 	return strwidth(m->vis.data ? m->vis.data : "", m->vis.len);
 }
 
@@ -942,13 +1035,114 @@ static size_t list_marker(const char *s, size_t n, bool *ordered)
 	return i + 1;
 }
 
+/*
+ * Makes the line's text from line[at] on (after the quote bars and the
+ * indent of cols columns) the open prose line: a list item, or a paragraph
+ * line, continuing a list item when indented under it.  Done once a line:
+ * it opens and closes list levels.
+ */
+static void prose_setup(struct markdown *m, const char *line, size_t len, size_t at, int cols, int quote)
+{
+	const char *s = line + at, *t;
+	size_t k, tn;
+	bool ordered;
+
+	m->open = true;
+	m->open_quote = quote;
+	m->mark_len = 0;
+	m->indent = 0;
+	m->open_list = false;
+	m->open_from = at;
+	wrap_begin(m);
+	if ((k = list_marker(s, len - at, &ordered))) {
+		int level = list_level(m, cols);
+		size_t ml;
+
+		t = s + k;
+		tn = len - at - k;
+		while (tn && is_space((unsigned char)*t))
+			t++, tn--;
+		if (ordered) {
+			for (ml = 0; s[ml] >= '0' && s[ml] <= '9'; ml++)
+				;
+			memcpy(m->mark, s, ++ml);
+			m->mark[ml++] = ' ';
+		} else {
+			static const char *const bullets[] = { "\xe2\x80\xa2 ", "\xe2\x97\xa6 ", "\xe2\x96\xaa " };
+
+			ml = strlen(bullets[level % 3]);
+			memcpy(m->mark, bullets[level % 3], ml);
+		}
+		if (tn >= 3 && t[0] == '[' && t[2] == ']' && (tn == 3 || t[3] == ' ') &&
+		    (t[1] == ' ' || t[1] == 'x' || t[1] == 'X')) {
+			const char *box = t[1] == ' ' ? "\xe2\x98\x90 " : "\xe2\x98\x91 ";
+
+			memcpy(m->mark + ml, box, 4);
+			ml += 4;
+			t += 3, tn -= 3;
+			while (tn && is_space((unsigned char)*t))
+				t++, tn--;
+		}
+		m->mark_len = ml;
+		m->indent = m->list_col[level] + strwidth(m->mark, ml);
+		m->list_text[level] = m->indent;
+		m->open_list = true;
+		m->open_from = (size_t)(t - line);
+		return;
+	}
+	/* Text indented under a list item continues it; text at the margin ends the list. */
+	if (m->nlist && cols > m->list_indent[0]) {
+		int l = m->nlist - 1;
+
+		while (l > 0 && cols <= m->list_indent[l])
+			l--;
+		m->indent = m->list_text[l];
+	} else if (!quote) {
+		m->nlist = 0;
+	}
+}
+
+/*
+ * Writes the open prose line line[0..n) as far as it is decided; final:
+ * all of it, the line is whole.  Only what follows the last space is
+ * read when not final, and of that only what precedes the first markup
+ * still open (m->unsure): so what is written now is what the whole line
+ * will render to there.
+ */
+static void open_emit(struct markdown *m, struct buf *out, const char *line, size_t n, bool final)
+{
+	struct prefix px = { m->open_quote, m->mark_len ? m->mark : NULL, m->mark_len, m->indent, ST_BOLD };
+	const char *t = line + m->open_from;
+	size_t tn = n > m->open_from ? n - m->open_from : 0;
+
+	if (final) {
+		if (m->open_list)
+			while (tn && is_space((unsigned char)t[tn - 1]))
+				tn--;
+		/* A trailing backslash marks a hard break, which every line is here. */
+		else if (tn && t[tn - 1] == '\\')
+			tn--;
+	} else {
+		while (tn && t[tn - 1] != ' ')
+			tn--;
+		if (!tn)
+			return;
+	}
+	buf_reset(&m->vis);
+	buf_reset(&m->sty);
+	render_inline(m, t, tn, 0);
+	wrap_run(m, out, &px, final ? m->vis.len : m->vis_safe, final);
+	if (final)
+		m->open = false;
+}
+
 /* Renders one whole line (no newline) that is not in a code block or a table. */
 static void block_line(struct markdown *m, struct buf *out, const char *s, size_t n)
 {
 	struct prefix px = { 0, NULL, 0, 0, 0 };
+	const char *line = s;
 	int cols;
 	size_t ind = indent_of(s, n, &cols), k;
-	bool ordered;
 	char ch;
 
 	buf_reset(&m->vis);
@@ -1027,57 +1221,8 @@ static void block_line(struct markdown *m, struct buf *out, const char *s, size_
 		dashes(m, out, NULL, 0);
 		return;
 	}
-	if ((k = list_marker(s, n, &ordered))) {
-		char mark[24];
-		int level = list_level(m, cols);
-		const char *t = s + k;
-		size_t tn = n - k, ml;
-
-		trim(&t, &tn);
-		if (ordered) {
-			for (ml = 0; s[ml] >= '0' && s[ml] <= '9'; ml++)
-				;
-			memcpy(mark, s, ++ml);
-			mark[ml++] = ' ';
-		} else {
-			static const char *const bullets[] = { "\xe2\x80\xa2 ", "\xe2\x97\xa6 ", "\xe2\x96\xaa " };
-
-			ml = strlen(bullets[level % 3]);
-			memcpy(mark, bullets[level % 3], ml);
-		}
-		if (tn >= 3 && t[0] == '[' && t[2] == ']' && (tn == 3 || t[3] == ' ') &&
-		    (t[1] == ' ' || t[1] == 'x' || t[1] == 'X')) {
-			const char *box = t[1] == ' ' ? "\xe2\x98\x90 " : "\xe2\x98\x91 ";
-
-			memcpy(mark + ml, box, 4);
-			ml += 4;
-			t += 3, tn -= 3;
-			trim(&t, &tn);
-		}
-		px.first = mark;
-		px.first_len = ml;
-		px.first_style = ST_BOLD;
-		px.indent = m->list_col[level] + strwidth(mark, ml);
-		m->list_text[level] = px.indent;
-		render_inline(m, t, tn, 0);
-		emit_wrapped(m, out, &px);
-		return;
-	}
-	/* Text indented under a list item continues it; text at the margin ends the list. */
-	if (m->nlist && cols > m->list_indent[0]) {
-		int l = m->nlist - 1;
-
-		while (l > 0 && cols <= m->list_indent[l])
-			l--;
-		px.indent = m->list_text[l];
-	} else if (!px.quote) {
-		m->nlist = 0;
-	}
-	/* A trailing backslash or two spaces mark a hard break, which every line is here. */
-	if (n && s[n - 1] == '\\')
-		n--;
-	render_inline(m, s, n, 0);
-	emit_wrapped(m, out, &px);
+	prose_setup(m, line, (size_t)(s - line) + n, (size_t)(s - line), cols, px.quote);
+	open_emit(m, out, line, (size_t)(s - line) + n, true);
 }
 
 /* Writes a code line as it came (less the fence's indent), or ends the block at its fence. */
@@ -1087,14 +1232,19 @@ static void code_line(struct markdown *m, struct buf *out, const char *s, size_t
 	size_t ind = indent_of(s, n, &cols), k;
 	char ch;
 
-	if (ind < 4 && (k = fence_of(s + ind, n - ind, &ch)) && ch == m->fence && k >= m->fence_len &&
-	    blank_line(s + ind + k, n - ind - k)) {
+	if (m->code_started) {
+		/* Its start is out already: the rest, and the newline. */
+		k = m->code_done;
+		m->code_started = false;
+	} else if (ind < 4 && (k = fence_of(s + ind, n - ind, &ch)) && ch == m->fence &&
+		   k >= m->fence_len && blank_line(s + ind + k, n - ind - k)) {
 		m->in_code = false;
 		dashes(m, out, NULL, 0);
 		return;
+	} else {
+		for (k = 0; k < m->fence_indent && k < n && s[k] == ' '; k++)
+			;
 	}
-	for (k = 0; k < m->fence_indent && k < n && s[k] == ' '; k++)
-		;
 	buf_reset(&m->vis);
 	buf_reset(&m->sty);
 	/* Tabs stay tabs: the line is copied as it is.  Only controls are replaced. */
@@ -1109,6 +1259,10 @@ static void code_line(struct markdown *m, struct buf *out, const char *s, size_t
  */
 static void line_out(struct markdown *m, struct buf *out, const char *s, size_t n, bool may_hold)
 {
+	if (m->open) {
+		open_emit(m, out, s, n, true);
+		return;
+	}
 	if (m->in_code) {
 		code_line(m, out, s, n);
 		return;
@@ -1143,21 +1297,91 @@ static void line_out(struct markdown *m, struct buf *out, const char *s, size_t 
 		block_line(m, out, m->held.data, m->held.len);
 		buf_reset(&m->held);
 	}
-	if (may_hold && memchr(s, '|', n) && !blank_line(s, n)) {
+	if (may_hold) {
 		int cols;
 		size_t ind = indent_of(s, n, &cols);
-		bool ordered;
-		char ch;
 
-		/* Only what would be a paragraph can head a table. */
-		if (cols < 4 && s[ind] != '#' && s[ind] != '>' && !fence_of(s + ind, n - ind, &ch) &&
-		    !list_marker(s + ind, n - ind, &ordered)) {
+		/*
+		 * Only a line that starts with '|' can head a table: a paragraph
+		 * line is written as it arrives, before a '|' later in it is seen.
+		 */
+		if (cols < 4 && ind < n && s[ind] == '|') {
 			if (buf_add(&m->held, s, n))
 				m->fail = true;
 			return;
 		}
 	}
 	block_line(m, out, s, n);
+}
+
+/*
+ * Whether the line s[0..n), still without its newline, is prose whose kind
+ * and prefix no further text can change: not a table's, a heading's, a
+ * quote's or a fence's; its first word whole (a list marker is known);
+ * something in it that a rule cannot hold; a task box known.
+ */
+static bool prose_decided(const struct markdown *m, const char *s, size_t n)
+{
+	int cols;
+	size_t ind = indent_of(s, n, &cols), k;
+	bool ordered;
+
+	if (m->in_table || m->held.len || ind == n || strchr("|`~>#", s[ind]))
+		return false;
+	if (!memchr(s + ind, ' ', n - ind) || strspn(s + ind, "-*_ \t") >= n - ind)
+		return false;
+	if ((k = list_marker(s + ind, n - ind, &ordered))) {
+		while (ind + k < n && is_space((unsigned char)s[ind + k]))
+			k++;
+		if (n - ind - k < 4)
+			return false;
+	}
+	return true;
+}
+
+/* The line so far, without its newline: what of it is decided is written now. */
+static void line_partial(struct markdown *m, struct buf *out, bool spaced)
+{
+	const char *s = m->line.data;
+	size_t n = m->line.len;
+	int cols;
+
+	if (!n)
+		return;
+	if (m->in_code) {
+		size_t ind = indent_of(s, n, &cols), k;
+
+		if (!m->code_started) {
+			if (ind == n)
+				return;
+			/* Until something else comes, this may be the closing fence. */
+			if (ind < 4 && s[ind] == m->fence) {
+				for (k = ind; k < n && s[k] == m->fence; k++)
+					;
+				if (k == n || (k - ind >= m->fence_len && blank_line(s + k, n - k)))
+					return;
+			}
+			for (k = 0; k < m->fence_indent && k < n && s[k] == ' '; k++)
+				;
+			m->code_started = true;
+			m->code_done = k;
+		}
+		add_clean(m, out, s + m->code_done, n - m->code_done);
+		m->code_done = n;
+		m->blank = false;
+		return;
+	}
+	if (!spaced || n > MARKDOWN_PARTIAL_MAX)
+		return;
+	if (!m->open) {
+		size_t ind;
+
+		if (!prose_decided(m, s, n))
+			return;
+		ind = indent_of(s, n, &cols);
+		prose_setup(m, s, n, ind, cols, 0);
+	}
+	open_emit(m, out, s, n, false);
 }
 
 void markdown_init(struct markdown *m, int width, bool sgr_on)
@@ -1215,11 +1439,16 @@ int markdown_feed(struct markdown *m, const void *p, size_t n, struct buf *out, 
 			break;
 		}
 		s += take, n -= take;
-		if (n && *s == '\n') {
+		if (!n) {
+			/* The piece ends inside a line. */
+			line_partial(m, out, memchr(s - take, ' ', take) != NULL);
+			break;
+		}
+		if (*s == '\n') {
 			line_out(m, out, m->line.data ? m->line.data : "", m->line.len, true);
 			buf_reset(&m->line);
 			s++, n--;
-		} else if (m->line.len == MARKDOWN_LINE_MAX && n) {
+		} else if (m->line.len == MARKDOWN_LINE_MAX) {
 			/* Too long to wait for: rendered in parts, each cut between characters. */
 			size_t cut = cut_chars(m->line.data, m->line.len);
 

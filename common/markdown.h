@@ -5,11 +5,14 @@
  *
  * A model's answer arrives in pieces; a person wants to read it rendered,
  * not as "**bold**" and "## Heading", and without waiting for the end.
- * The renderer works a line at a time: a line is rendered when its
- * newline arrives (a table when its last row is followed by a line that
- * is not a row), and what it has written is never taken back.  So the
- * output depends only on the text, never on how it was cut into pieces:
- * feeding it byte by byte gives the same bytes as feeding it whole.
+ * The renderer writes what is decided and nothing else: a prose line
+ * (paragraph or list item) word by word, as far as no markup still open
+ * could change it, a code line once it cannot be the closing fence, any
+ * other line when its newline arrives, a table when its last row is
+ * followed by a line that is not a row.  What it has written is never
+ * taken back.  So the output depends only on the text, never on how it
+ * was cut into pieces: feeding it byte by byte gives the same bytes as
+ * feeding it whole, only sooner.
  *
  * What it renders: ATX headings, emphasis (* _ ** __ ~~), inline code,
  * fenced code blocks (every code line written as it came, with nothing
@@ -18,7 +21,8 @@
  * tables aligned to their columns, thematic breaks, links as their text
  * followed by the URL.  Prose is wrapped to the width given.  Not
  * rendered: setext headings (the text line is out before the underline
- * arrives), indented code, HTML; they show as text.
+ * arrives), indented code, HTML, tables without a leading '|'; they
+ * show as text.
  *
  * The renderer adds SGR sequences of its own (unless plain) and nothing
  * else: a control character in its input is written as U+FFFD.  It is
@@ -38,6 +42,8 @@
 
 /* A line longer than this is rendered in parts of this size (cut between characters). */
 #define MARKDOWN_LINE_MAX (64 * 1024)
+/* A prose line longer than this waits for its newline (re-reading it at each word would be quadratic). */
+#define MARKDOWN_PARTIAL_MAX 4096
 /* A table with more bytes than this is shown in parts, each aligned on its own. */
 #define MARKDOWN_TABLE_MAX (256 * 1024)
 #define MARKDOWN_MAX_COLS 64
@@ -61,6 +67,27 @@ struct markdown {
 	int list_indent[MARKDOWN_MAX_LIST];
 	int list_col[MARKDOWN_MAX_LIST];   /* where the item's marker starts on the screen */
 	int list_text[MARKDOWN_MAX_LIST];  /* where its text starts */
+	/*
+	 * A prose line (a paragraph's or a list item's) is written word by
+	 * word as it arrives, as far as its rendering is decided; a code line
+	 * as soon as it cannot be the closing fence.
+	 */
+	bool open;              /* a prose line is being written */
+	bool open_list;         /* it is a list item (its text is trimmed at both ends) */
+	size_t open_from;       /* where its inline text starts in line */
+	int open_quote;
+	char mark[24];          /* its list marker, or "" */
+	size_t mark_len;
+	int indent;
+	bool code_started;      /* the code line being written is decided to be code */
+	size_t code_done;       /* bytes of line written so far */
+	size_t wpos;            /* the wrap cursor: next byte of vis to write */
+	int wcol;               /* columns used on the output line */
+	bool wfirst, wstarted;  /* on the first output line; its prefix is written */
+	unsigned wcur;          /* the style on */
+	size_t unsure;          /* inline: the source offset where the undecided part starts */
+	size_t vis_safe;        /* and the bytes of vis before it */
+	bool tab_space;         /* a tab is a space (table cells, whose width must be known) */
 	struct buf vis, sty;    /* one rendered line: its text, and a style byte per byte */
 	struct buf toks, cnt;   /* the inline parser's tokens and emphasis counters */
 	bool fail;              /* a buf could not grow: reported by feed or end */

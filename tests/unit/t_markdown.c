@@ -111,7 +111,7 @@ static void test_table(void)
 	      " e  \xe2\x94\x82\n"
 	      "\nafter\n", "a table aligned to its columns, centred and right");
 	plain("a | b\nnot a delimiter row\n", "a | b\nnot a delimiter row\n", "a line with a bar and no table");
-	plain("x | `a|b` | y\n--|--|--\n", "x \xe2\x94\x82 a|b \xe2\x94\x82 y\n"
+	plain("| x | `a|b` | y\n|--|--|--|\n", "x \xe2\x94\x82 a|b \xe2\x94\x82 y\n"
 	      "\xe2\x94\x80\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80\xe2\x94\x80\n",
 	      "a bar in a code span is not a cell edge; the last table is shown at the end");
 	plain("| a | b |\n|---|---|\n| 1 | 2 |", "a \xe2\x94\x82 b\n"
@@ -156,6 +156,56 @@ static void test_controls(void)
 	is_int(esc, sgr, "every escape in the output is the renderer's own SGR");
 	ok(strstr(got, "\xef\xbf\xbd]52;c;x\xef\xbf\xbd") != NULL, "a control in the text becomes U+FFFD");
 	free(got);
+}
+
+/* What feeding s (no end) writes at once, plain, 40 columns; owned. */
+static char *early(const char *s)
+{
+	struct markdown m;
+	struct buf out;
+	struct ai_err e;
+
+	buf_init(&out, 0);
+	markdown_init(&m, 40, false);
+	if (markdown_feed(&m, s, strlen(s), &out, &e))
+		buf_addstr(&out, "(failed)");
+	markdown_release(&m);
+	return buf_detach(&out, NULL);
+}
+
+static void early_is(const char *in, const char *want, const char *what)
+{
+	char *got = early(in);
+
+	is_str(got, want, "%s", what);
+	free(got);
+}
+
+static void test_early(void)
+{
+	early_is("one two thr", "one two", "a paragraph is written a word at a time, before its newline");
+	early_is("one **two** thr", "one two", "emphasis closed is decided");
+	early_is("see *this and", "see", "not past an opener still open");
+	early_is("a `code and", "a", "nor an unclosed code span");
+	early_is("a [link](http", "a", "nor a link still coming");
+	early_is("[1] is a note and", "[1] is a note", "a bracket that cannot be a link does not wait");
+	early_is("- item text and", "\xe2\x80\xa2 item text", "a list item too");
+	early_is("- ", "", "not before its marker is known");
+	early_is("- - ", "", "a rule cannot be told from a list yet");
+	early_is("# Heading and", "", "a heading waits for its newline");
+	early_is("| a | b", "", "a table's row waits");
+	early_is("```\nls -l", "\xe2\x94\x80\xe2\x94\x80 code \xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80"
+		 "\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80"
+		 "\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80"
+		 "\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80"
+		 "\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\xe2\x94\x80\nls -l", "a code line as it arrives");
+	{
+		char *fence = early("```\n");
+
+		early_is("```\n``", fence, "not while it may be the closing fence");
+		early_is("```\n```  ", fence, "nor with blanks after it");
+		free(fence);
+	}
 }
 
 static const char doc[] =
@@ -269,6 +319,7 @@ int main(void)
 	test_inline();
 	test_table();
 	test_wrap();
+	test_early();
 	test_controls();
 	test_splits();
 	test_long_line();
