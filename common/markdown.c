@@ -1,5 +1,7 @@
 #include "markdown.h"
 
+#include <time.h>
+
 /*
  * Why not md4c: md_parse() takes a whole document and reports its blocks
  * only once it has read them all; there is no way to feed it a piece and
@@ -689,13 +691,15 @@ static int char_cols(const char *v, size_t len, size_t i, size_t *k)
 
 /*
  * Writes the rendered line (m->vis) from the wrap cursor up to upto,
- * wrapped to the width, greedily a word at a time: a word goes on the line
- * when it fits, else starts the next one; a word wider than a line is
- * broken where it must be.  Unless final, a word is written only once the
- * space after it has arrived (it may go on), and the spaces before a word
- * only with it (they are dropped at a break).  So writing in several calls
- * gives the same bytes as one.  final ends the line: every output line
- * starts with the prefix and ends with the style reset.
+ * wrapped to the width, greedily: a space is written when it fits (a line
+ * may end in spaces, which no one sees), else the line ends there and the
+ * spaces after it are dropped; a word goes on the line when it fits, else
+ * starts the next one, and a word wider than a line is broken where it
+ * must be.  Unless final, a word is written only once the space after it
+ * has arrived, since it may go on.  Each decision depends only on what
+ * precedes it, so writing in several calls gives the same bytes as one.
+ * final ends the line: every output line starts with the prefix and ends
+ * with the style reset.
  */
 static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *px, size_t upto, bool final)
 {
@@ -705,29 +709,37 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 	if (upto > m->vis.len)
 		upto = m->vis.len;
 	while (m->wpos < upto) {
-		size_t ws, we, i, k, from;
+		size_t we, i, k, from;
 		int ww = 0;
 
-		/* A line after the first starts at a word. */
-		if (!m->wstarted && !m->wfirst)
-			while (m->wpos < upto && v[m->wpos] == ' ')
+		if (v[m->wpos] == ' ') {
+			/* A line after the first starts at a word. */
+			if (!m->wstarted && !m->wfirst) {
 				m->wpos++;
-		for (ws = m->wpos; ws < upto && v[ws] == ' '; ws++)
+				continue;
+			}
+			if (m->wstarted && m->wcol + 1 > avail) {
+				wrap_end_line(m, out, px);
+				continue;
+			}
+			wrap_start_line(m, out, px);
+			m->wcur = emit_styled(m, out, m->wpos, m->wpos + 1, m->wcur);
+			m->wcol++;
+			m->wpos++;
+			continue;
+		}
+		for (we = m->wpos; we < upto && v[we] != ' '; we++)
 			;
-		for (we = ws; we < upto && v[we] != ' '; we++)
-			;
-		if ((we == upto && !final) || ws == upto)
+		if (we == upto && !final)
 			break;
-		for (i = ws; i < we; i += k)
+		for (i = m->wpos; i < we; i += k)
 			ww += char_cols(v, we, i, &k);
-		if (m->wstarted && m->wcol > 0 && m->wcol + (int)(ws - m->wpos) + ww > avail) {
+		if (m->wstarted && m->wcol > 0 && m->wcol + ww > avail) {
 			wrap_end_line(m, out, px);
 			continue;
 		}
 		wrap_start_line(m, out, px);
-		m->wcur = emit_styled(m, out, m->wpos, ws, m->wcur);
-		m->wcol += (int)(ws - m->wpos);
-		for (i = from = ws; i < we; i += k) {
+		for (i = from = m->wpos; i < we; i += k) {
 			int w = char_cols(v, we, i, &k);
 
 			if (m->wcol + w > avail && m->wcol > 0) {
@@ -1373,6 +1385,21 @@ static void line_partial(struct markdown *m, struct buf *out, bool spaced)
 	}
 	if (!spaced || n > MARKDOWN_PARTIAL_MAX)
 		return;
+	/*
+	 * Each look reads the line again from its start: pieces that come
+	 * faster than a person can see (a file piped through --markdown=always)
+	 * are not each worth one.  What is written does not change, only when.
+	 */
+	{
+		struct timespec ts;
+		int64_t now;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		now = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		if (m->last_look && now - m->last_look < m->look_ns)
+			return;
+		m->last_look = now;
+	}
 	if (!m->open) {
 		size_t ind;
 
@@ -1389,6 +1416,7 @@ void markdown_init(struct markdown *m, int width, bool sgr_on)
 	memset(m, 0, sizeof(*m));
 	m->width = width < 20 ? 20 : width;
 	m->sgr = sgr_on;
+	m->look_ns = MARKDOWN_LOOK_NS;
 	m->blank = true;
 	buf_init(&m->line, 0);
 	buf_init(&m->held, 0);
@@ -1465,6 +1493,7 @@ int markdown_end(struct markdown *m, struct buf *out, struct ai_err *err)
 	bool partial = m->line.len > 0;
 	int width = m->width, rc;
 	bool sgr_on = m->sgr;
+	int64_t look = m->look_ns;
 
 	if (partial)
 		line_out(m, out, m->line.data, m->line.len, false);
@@ -1478,6 +1507,7 @@ int markdown_end(struct markdown *m, struct buf *out, struct ai_err *err)
 	rc = failed(m, err);
 	markdown_release(m);
 	markdown_init(m, width, sgr_on);
+	m->look_ns = look;
 	return rc;
 }
 

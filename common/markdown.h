@@ -44,6 +44,8 @@
 #define MARKDOWN_LINE_MAX (64 * 1024)
 /* A prose line longer than this waits for its newline (re-reading it at each word would be quadratic). */
 #define MARKDOWN_PARTIAL_MAX 4096
+/* A line still coming is looked at (its decided words written) at most this often. */
+#define MARKDOWN_LOOK_NS 10000000
 /* A table with more bytes than this is shown in parts, each aligned on its own. */
 #define MARKDOWN_TABLE_MAX (256 * 1024)
 #define MARKDOWN_MAX_COLS 64
@@ -52,6 +54,8 @@
 struct markdown {
 	int width;              /* columns to wrap prose to */
 	bool sgr;               /* false: plain, no escape sequence at all (NO_COLOR, TERM=dumb) */
+	int64_t look_ns;        /* a line still coming is looked at no more often (init:
+	                         * MARKDOWN_LOOK_NS; 0: at every piece, as the tests do) */
 	/* private */
 	struct buf line;        /* the input line still waiting for its newline */
 	struct buf held;        /* a line with a '|': a table's header if a delimiter row follows */
@@ -87,7 +91,8 @@ struct markdown {
 	unsigned wcur;          /* the style on */
 	size_t unsure;          /* inline: the source offset where the undecided part starts */
 	size_t vis_safe;        /* and the bytes of vis before it */
-	bool tab_space;         /* a tab is a space (table cells, whose width must be known) */
+	bool tab_space;
+	int64_t last_look;      /* monotonic ns of the last look at a line still coming */         /* a tab is a space (table cells, whose width must be known) */
 	struct buf vis, sty;    /* one rendered line: its text, and a style byte per byte */
 	struct buf toks, cnt;   /* the inline parser's tokens and emphasis counters */
 	bool fail;              /* a buf could not grow: reported by feed or end */

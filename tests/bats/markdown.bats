@@ -76,7 +76,7 @@ RULE40=$(dash 40)
 @test "markdown: prose is wrapped to the terminal's width" {
 	reply "one two three four five six seven eight nine ten eleven twelve"
 	got=$(COLUMNS=20 tty "ai-stream --no-cache x")
-	assert_eq "$got" $'one two three four\nfive six seven eight\nnine ten eleven\ntwelve'
+	assert_eq "$got" $'one two three four \nfive six seven eight\nnine ten eleven \ntwelve'
 }
 
 @test "markdown: the output does not depend on where the stream was cut" {

@@ -24,6 +24,7 @@ static void run(const uint8_t *in, size_t len, size_t step, size_t cut, int widt
 
 	buf_init(out, 0);
 	markdown_init(&m, width, sgr);
+	m.look_ns = 0;          /* every piece looked at: the cuts are what is tested */
 	while (at < len) {
 		size_t n = step ? step : (at < cut ? cut - at : len - at);
 
