@@ -1128,11 +1128,12 @@ static void open_emit(struct markdown *m, struct buf *out, const char *line, siz
 	size_t tn = n > m->open_from ? n - m->open_from : 0;
 
 	if (final) {
-		if (m->open_list)
-			while (tn && is_space((unsigned char)t[tn - 1]))
-				tn--;
-		/* A trailing backslash marks a hard break, which every line is here. */
-		else if (tn && t[tn - 1] == '\\')
+		/*
+		 * A trailing backslash marks a hard break, which every line is
+		 * here.  Trailing spaces stay: written as they came, they may be
+		 * out already.
+		 */
+		if (!m->open_list && tn && t[tn - 1] == '\\')
 			tn--;
 	} else {
 		while (tn && t[tn - 1] != ' ')

@@ -211,7 +211,7 @@ static void test_early(void)
 
 static const char doc[] =
 	"# Heading *one*\n\nSome **bold** text, `code`, ~~old~~ and a [link](https://e.com).\n"
-	"- item one that is long enough to be wrapped at forty columns\n  - nested\n"
+	"- item one that is long enough to be wrapped at forty columns  \n  - nested\n"
 	"1. first\n2. second\n\n> a quote with *emphasis*\n\n```c\nint main(void) { return 0; }\n```\n"
 	"| h1 | h2 |\n|---|:-:|\n| a | **b** |\n| cc | d |\ntext | after\n---\n"
 	"\xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x98\x80 caf\xc3\xa9 done";
