@@ -539,6 +539,13 @@ static void render_inline(struct markdown *m, const char *s, size_t n, unsigned 
 	m->vis_safe = SIZE_MAX;
 	if (m->fail)
 		return;
+	/* Text cut before an undecided part: a run at the cut may yet open or close. */
+	if (m->end_open && m->toks.len) {
+		const struct tok *last = (const struct tok *)(void *)(m->toks.data + m->toks.len) - 1;
+
+		if (last->kind == T_DELIM && last->off + last->len == n && last->off < m->unsure)
+			m->unsure = last->off;
+	}
 	tk = (struct tok *)(void *)m->toks.data;
 	c = (struct cnt *)(void *)((size_t *)(void *)m->cnt.data + 3 * (m->toks.len / sizeof(*tk) + 1));
 	nt = m->toks.len / sizeof(*tk);
@@ -713,6 +720,8 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 		int ww = 0;
 
 		if (v[m->wpos] == ' ') {
+			size_t run, fit;
+
 			/* A line after the first starts at a word. */
 			if (!m->wstarted && !m->wfirst) {
 				m->wpos++;
@@ -723,9 +732,16 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 				continue;
 			}
 			wrap_start_line(m, out, px);
-			m->wcur = emit_styled(m, out, m->wpos, m->wpos + 1, m->wcur);
-			m->wcol++;
-			m->wpos++;
+			/* The spaces that fit, at once: each would be decided alone the same way. */
+			for (run = m->wpos; run < upto && v[run] == ' '; run++)
+				;
+			run -= m->wpos;
+			fit = (size_t)(avail - m->wcol);
+			if (run > fit)
+				run = fit;
+			m->wcur = emit_styled(m, out, m->wpos, m->wpos + run, m->wcur);
+			m->wcol += (int)run;
+			m->wpos += run;
 			continue;
 		}
 		for (we = m->wpos; we < upto && v[we] != ' '; we++)
@@ -1143,7 +1159,22 @@ static void open_emit(struct markdown *m, struct buf *out, const char *line, siz
 	}
 	buf_reset(&m->vis);
 	buf_reset(&m->sty);
+	if (!final) {
+		/*
+		 * What follows an undecided part (a code span not closed yet, a
+		 * link still coming) is not read at all: read now, its '*' could
+		 * close an emphasis before it that the whole line leaves open.
+		 */
+		buf_reset(&m->toks);
+		m->unsure = tn;
+		tokenize(m, t, tn, true);
+		if (m->unsure < tn) {
+			tn = m->unsure;
+			m->end_open = true;
+		}
+	}
 	render_inline(m, t, tn, 0);
+	m->end_open = false;
 	wrap_run(m, out, &px, final ? m->vis.len : m->vis_safe, final);
 	if (final)
 		m->open = false;

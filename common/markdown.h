@@ -92,6 +92,7 @@ struct markdown {
 	size_t unsure;          /* inline: the source offset where the undecided part starts */
 	size_t vis_safe;        /* and the bytes of vis before it */
 	bool tab_space;
+	bool end_open;          /* inline: the text is cut before an undecided part */
 	int64_t last_look;      /* monotonic ns of the last look at a line still coming */         /* a tab is a space (table cells, whose width must be known) */
 	struct buf vis, sty;    /* one rendered line: its text, and a style byte per byte */
 	struct buf toks, cnt;   /* the inline parser's tokens and emphasis counters */
