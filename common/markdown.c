@@ -108,6 +108,23 @@ bad:
 	return 1;
 }
 
+/* The longest prefix of s[0..n) that does not end inside a UTF-8 sequence (s may be any bytes). */
+static size_t cut_chars(const char *s, size_t n)
+{
+	size_t i = n, k = 0;
+
+	while (i > 0 && k < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--, k++;
+	if (i > 0 && (unsigned char)s[i - 1] >= 0xc0) {
+		uint32_t cp;
+
+		if (u8len((const unsigned char *)s + i - 1, n - i + 1, &cp) == 1 && k < 3 &&
+		    (unsigned char)s[i - 1] >= 0xc2 && (unsigned char)s[i - 1] <= 0xf4)
+			return i - 1;
+	}
+	return n;
+}
+
 /* Columns a character takes: 0 for combining marks, 2 for East Asian wide ones and emoji. */
 static int cpwidth(uint32_t c)
 {
@@ -1278,7 +1295,7 @@ static void code_line(struct markdown *m, struct buf *out, const char *s, size_t
 
 	if (m->code_started) {
 		/* Its start is out already: the rest, and the newline. */
-		k = m->code_done;
+		k = m->code_done < n ? m->code_done : n;
 		m->code_started = false;
 	} else if (ind < 4 && (k = fence_of(s + ind, n - ind, &ch)) && ch == m->fence &&
 		   k >= m->fence_len && blank_line(s + ind + k, n - ind - k)) {
@@ -1375,10 +1392,20 @@ static bool prose_decided(const struct markdown *m, const char *s, size_t n)
 	if (!memchr(s + ind, ' ', n - ind) || strspn(s + ind, "-*_ \t") >= n - ind)
 		return false;
 	if ((k = list_marker(s + ind, n - ind, &ordered))) {
+		const char *t;
+
 		while (ind + k < n && is_space((unsigned char)s[ind + k]))
 			k++;
 		if (n - ind - k < 4)
 			return false;
+		/* A task box: the text starts after it and its spaces, which must be whole. */
+		t = s + ind + k;
+		if (t[0] == '[' && t[2] == ']' && t[3] == ' ' && (t[1] == ' ' || t[1] == 'x' || t[1] == 'X')) {
+			for (k += 3; ind + k < n && is_space((unsigned char)s[ind + k]); k++)
+				;
+			if (ind + k == n)
+				return false;
+		}
 	}
 	return true;
 }
@@ -1410,8 +1437,14 @@ static void line_partial(struct markdown *m, struct buf *out, bool spaced)
 			m->code_started = true;
 			m->code_done = k;
 		}
-		add_clean(m, out, s + m->code_done, n - m->code_done);
-		m->code_done = n;
+		/*
+		 * Whole characters only: a line too long to wait for is cut
+		 * between characters too (cut_chars), never before this point.
+		 */
+		n = cut_chars(s, n);
+		if (n > m->code_done)
+			add_clean(m, out, s + m->code_done, n - m->code_done);
+		m->code_done = n > m->code_done ? n : m->code_done;
 		m->blank = false;
 		return;
 	}
@@ -1465,23 +1498,6 @@ static int failed(struct markdown *m, struct ai_err *err)
 		return 0;
 	m->fail = false;
 	return ai_errf(err, AI_EX_OSERR, "out of memory rendering markdown");
-}
-
-/* The longest prefix of s[0..n) that does not end inside a UTF-8 sequence (s may be any bytes). */
-static size_t cut_chars(const char *s, size_t n)
-{
-	size_t i = n, k = 0;
-
-	while (i > 0 && k < 3 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
-		i--, k++;
-	if (i > 0 && (unsigned char)s[i - 1] >= 0xc0) {
-		uint32_t cp;
-
-		if (u8len((const unsigned char *)s + i - 1, n - i + 1, &cp) == 1 && k < 3 &&
-		    (unsigned char)s[i - 1] >= 0xc2 && (unsigned char)s[i - 1] <= 0xf4)
-			return i - 1;
-	}
-	return n;
 }
 
 int markdown_feed(struct markdown *m, const void *p, size_t n, struct buf *out, struct ai_err *err)

@@ -209,3 +209,17 @@ RULE40=$(dash 40)
 		fi
 	done
 }
+
+@test "markdown: a paragraph is written word by word as it arrives, not at its newline" {
+	reply 'Streaming **works** here, and the line goes on for a while'
+	ctl '{"set":{"chunk_delay_ms":300}}'
+	on_tty "ai-stream --no-cache x" </dev/null >"$T/tty" 2>&1 &
+	pid=$!
+	# The bold word, rendered, while the rest of the line is still coming.
+	wait_for_output "$T/tty" "Streaming ${B}works$R here, "
+	alive=0
+	kill -0 "$pid" 2>/dev/null && alive=1
+	wait "$pid"
+	assert_eq "$alive" 1 "ai-stream still streaming when the rendered words were on the screen"
+	assert_eq "$(tr -d '\r' <"$T/tty")" "Streaming ${B}works$R here, and the line goes on for a while"
+}

@@ -280,6 +280,13 @@ static void test_splits(void)
 	free(whole);
 }
 
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+
+	return (x > y) - (x < y);
+}
+
 static void test_long_line(void)
 {
 	size_t n = MARKDOWN_LINE_MAX * 2 + 100, bad = 0;
@@ -311,6 +318,27 @@ static void test_long_line(void)
 		free(got);
 	}
 	free(whole);
+	/* The same line in a code block, written as it arrives, in pieces of 1000 bytes and odd cuts. */
+	{
+		char *c = malloc(n + 5);
+		size_t cuts[200], k = 0;
+
+		memcpy(c, "```\n", 4);
+		memcpy(c + 4, s, n);
+		c[4 + MARKDOWN_LINE_MAX] = 'x';
+		c[n + 4] = 0;
+		whole = render_cut(c, n + 4, NULL, 0, 80);
+		for (size_t at = 1000; at < n + 4 && k < 150; at += 1000)
+			cuts[k++] = at;
+		for (size_t at = MARKDOWN_LINE_MAX + 1; at <= MARKDOWN_LINE_MAX + 6; at++)
+			cuts[k++] = at;
+		qsort(cuts, k, sizeof(*cuts), cmp_size);
+		got = render_cut(c, n + 4, cuts, k, 80);
+		is_str(got, whole, "a long code line written as it arrives is cut as when it comes whole");
+		free(got);
+		free(whole);
+		free(c);
+	}
 	free(s);
 }
 
