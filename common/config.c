@@ -132,10 +132,10 @@ int config_header_safe(const char *s)
 
 /* The keys config_set takes, for "did you mean" (t_config checks each is taken). */
 const char *const config_known_keys[] = {
-	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature",
+	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "markdown", NULL
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", NULL
 };
 
 /*

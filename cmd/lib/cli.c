@@ -39,16 +39,16 @@ static const struct cli_opt common_opts[] = {
 	{ NULL, 0, 0, NULL, NULL }
 };
 
+/* The options of a program that prints a model's text for a person (c->text). */
+static const struct cli_opt text_opts[] = {
+	{ "markdown", required_argument, CLI_OPT_MARKDOWN, "WHEN", "render Markdown: auto (on a terminal), always or never" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
 /* The options of a program whose operands are a message (c->message). */
 static const struct cli_opt message_opts[] = {
 	{ "file", required_argument, 'f', "FILE", "add FILE to the message, labelled with its name (- is standard input)" },
 	{ "no-stdin", no_argument, CLI_OPT_NO_STDIN, NULL, "do not add piped standard input to the message" },
-	{ NULL, 0, 0, NULL, NULL }
-};
-
-/* The options of a program that prints a model's text for a person (c->text). */
-static const struct cli_opt text_opts[] = {
-	{ "markdown", required_argument, CLI_OPT_MARKDOWN, "WHEN", "render Markdown: auto (on a terminal), always or never" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -205,10 +205,10 @@ static void usage(const struct cli *c)
 	printf("Usage: %s %s\n%s\n\nOptions:\n", c->prog, c->usage, c->summary);
 	if (c->opts)
 		print_opts(c->opts);
-	if (c->message)
-		print_opts(message_opts);
 	if (c->text)
 		print_opts(text_opts);
+	if (c->message)
+		print_opts(message_opts);
 	printf("\nCommon options:\n");
 	print_opts(common_opts);
 	printf("\nSee %s(1) and ai(7).\n", c->prog);
@@ -294,10 +294,10 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		buf_addch(&parse_sh, '+');
 	buf_addch(&parse_sh, ':');    /* report a missing argument as ':' */
 	add_opts(c->opts, lo, &nl, &parse_sh);
-	if (c->message)
-		add_opts(message_opts, lo, &nl, &parse_sh);
 	if (c->text)
 		add_opts(text_opts, lo, &nl, &parse_sh);
+	if (c->message)
+		add_opts(message_opts, lo, &nl, &parse_sh);
 	add_opts(common_opts, lo, &nl, &parse_sh);
 	lo[nl].name = "list-options";
 	lo[nl].has_arg = no_argument;
@@ -323,10 +323,6 @@ int cli_parse(struct cli *c, int argc, char **argv,
 			c->files = parse_files;
 			break;
 		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
-		case CLI_OPT_MARKDOWN:
-			if ((c->markdown = config_parse_markdown(optarg)) < 0)
-				cli_usage_error("--markdown takes auto, always or never, not '%s'", optarg);
-			break;
 		case CLI_OPT_TIMEOUT:
 			c->timeout_s = cli_duration("--timeout", optarg);
 			if (c->timeout_s <= 0)
@@ -335,6 +331,10 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		case CLI_OPT_RETRIES: c->retries = cli_long("--retries", optarg, 0, 100); break;
 		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
 		case CLI_OPT_LIST_MODELS: c->list_models = 1; break;
+		case CLI_OPT_MARKDOWN:
+			if ((c->markdown = config_parse_markdown(optarg)) < 0)
+				cli_usage_error("--markdown takes auto, always or never, not '%s'", optarg);
+			break;
 		case 'o': {
 			struct ai_err e;
 

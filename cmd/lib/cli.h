@@ -30,9 +30,12 @@ struct cli_opt {
 enum {
 	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
 	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
-	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS, CLI_OPT_MARKDOWN,
+	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS,
 	CLI_OPT_PROG = 300
 };
+
+/* --markdown, taken where c->text is set; below the programs' own numbers. */
+#define CLI_OPT_MARKDOWN (CLI_OPT_PROG - 1)
 
 /* The common options, their values after parsing.  Unset strings are NULL, unset numbers -1. */
 struct cli {
@@ -46,9 +49,6 @@ struct cli {
 	 * and --no-stdin are taken (see cli_read_message).
 	 */
 	bool message;
-	/* Set before cli_parse when the program prints a model's text: --markdown is taken. */
-	bool text;
-	int markdown;           /* --markdown as an enum ai_markdown (config.h); -1 when not given */
 	const char **files;     /* -f, in order; borrowed from argv */
 	size_t nfiles;
 	int no_stdin;
@@ -60,6 +60,9 @@ struct cli {
 	int list_models;
 	const char *options[64];     /* -o KEY=VALUE, checked (params.h), borrowed from argv */
 	size_t n_options;
+	/* Set before cli_parse when the program prints a model's text: --markdown is taken. */
+	bool text;
+	int markdown;           /* --markdown as an enum ai_markdown (config.h); -1 when not given */
 };
 
 extern const char *cli_prog;                 /* for messages; "ai" until cli_init */

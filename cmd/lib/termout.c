@@ -1,10 +1,10 @@
 #include "lib/termout.h"
 #include "lib/cli.h"
-#include "config.h"
 
-#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/ioctl.h>
 
 /* A plain progress line on a dumb terminal: at most one this often. */
 #define DUMB_EVERY_MS 5000

@@ -25,6 +25,7 @@
  */
 #include "ai.h"
 #include "buf.h"
+#include "config.h"
 #include "markdown.h"
 #include "termsafe.h"
 
