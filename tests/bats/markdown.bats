@@ -211,6 +211,7 @@ RULE40=$(dash 40)
 }
 
 @test "markdown: a paragraph is written word by word as it arrives, not at its newline" {
+	COLUMNS=80
 	reply 'Streaming **works** here, and the line goes on for a while'
 	ctl '{"set":{"chunk_delay_ms":300}}'
 	on_tty "ai-stream --no-cache x" </dev/null >"$T/tty" 2>&1 &
