@@ -272,6 +272,7 @@ int main(int argc, char **argv)
 
 	agent_opts_init(&r.o.a);
 	cli_init(&r.c, "ai-agent");
+	r.c.text = true;        /* --markdown (termout.h) */
 	r.c.usage = "[OPTION]... [TASK]...";
 	r.c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
 	r.c.opts = opts;

@@ -264,6 +264,7 @@ int main(int argc, char **argv)
 	int optind_, code = 0;
 
 	cli_init(&c, "ai-ask");
+	c.text = true;          /* --markdown (termout.h) */
 	c.usage = "[OPTION]... [QUESTION]...";
 	c.summary = "Answer a question from the knowledge base built by ai-index, citing its sources.";
 	c.opts = opts;

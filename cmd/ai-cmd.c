@@ -397,6 +397,11 @@ int main(int argc, char **argv)
 	}
 	ai_err_clear(&err);
 	setup_client(&c, &cfg, &client, &err);
+	/*
+	 * A command is shown as it will run, never rendered: a '*' or '_'
+	 * taken for emphasis would show one command and run another.
+	 */
+	termout_markdown = AI_MARKDOWN_NEVER;
 
 	buf_init(&in, cfg.max_input);
 	if (cli_read_message(&c, argc - optind_, argv + optind_, &in, &err))

@@ -427,6 +427,7 @@ int main(int argc, char **argv)
 	int optind_, code = 0;
 
 	cli_init(&c, "ai-stream");
+	c.text = true;          /* --markdown (termout.h) */
 	c.usage = "[OPTION]... [MESSAGE]...";
 	c.summary = "Stream a model's answer to MESSAGE (or standard input) as it arrives.";
 	c.opts = opts;

@@ -171,6 +171,7 @@ int main(int argc, char **argv)
 
 	summary_opts_init(&o.s);
 	cli_init(&c, "ai-summarize");
+	c.text = true;          /* --markdown (termout.h) */
 	c.usage = "[OPTION]... [FILE]...";
 	c.summary = "Summarize text from FILEs or standard input.";
 	c.opts = opts;

@@ -41,6 +41,17 @@ static int parse_bool(const char *v, bool *out)
 	return -1;
 }
 
+int config_parse_markdown(const char *v)
+{
+	if (!strcmp(v, "auto"))
+		return AI_MARKDOWN_AUTO;
+	if (!strcmp(v, "always"))
+		return AI_MARKDOWN_ALWAYS;
+	if (!strcmp(v, "never"))
+		return AI_MARKDOWN_NEVER;
+	return -1;
+}
+
 static int parse_num(const char *v, double min, double max, double *out)
 {
 	char *end;
@@ -120,7 +131,7 @@ int config_header_safe(const char *s)
 
 /* The keys config_set takes, for "did you mean" (t_config checks each is taken). */
 const char *const config_known_keys[] = {
-	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature",
+	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", "ca_cert",
 	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", NULL
@@ -282,6 +293,9 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 			goto bad;
 	} else if (!strcmp(key, "log_prompts")) {
 		if (parse_bool(val, &cfg->log_prompts))
+			goto bad;
+	} else if (!strcmp(key, "markdown")) {
+		if ((cfg->markdown = config_parse_markdown(val)) < 0)
 			goto bad;
 	} else if (!strcmp(key, "budget_daily")) {
 		if (!*val) {
@@ -622,6 +636,8 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 		cfg->cache_ttl_s = c->cache_ttl_s;
 	if (c->log_prompts)
 		cfg->log_prompts = true;
+	if (c->markdown >= 0)
+		cfg->markdown = c->markdown;
 	/* -o after the file: a flag wins over the config. */
 	for (size_t i = 0; i < c->n_options; i++) {
 		char *k;

@@ -15,6 +15,9 @@
 
 struct json_object;
 
+/* When Markdown in model text is rendered (markdown.h): the markdown key, --markdown. */
+enum ai_markdown { AI_MARKDOWN_AUTO, AI_MARKDOWN_ALWAYS, AI_MARKDOWN_NEVER };
+
 struct ai_config {
 	char *base_url;        /* owned; without a trailing slash */
 	char *model;           /* owned */
@@ -37,6 +40,7 @@ struct ai_config {
 	double confirm_over;   /* USD: ai-summarize asks before a run estimated above it; NAN: never */
 	double confirm_over_tokens; /* the same in tokens, for a model without a price; NAN: never */
 	bool log_prompts;
+	int markdown;          /* enum ai_markdown: render model text on a terminal */
 	bool dry_run;
 	int verbose;
 	size_t max_input;      /* bytes a program reads at most */
@@ -106,6 +110,9 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 /* Reads a key file: refused unless a regular file of mode 0600 (or stricter) owned by the
  * user.  Returns the first line in sodium_malloc'd memory (free with sodium_free). */
 int config_read_key_file(const char *path, char **key, struct ai_err *err);
+
+/* "auto", "always" or "never" as an enum ai_markdown; -1 for anything else. */
+int config_parse_markdown(const char *s);
 
 /* Seconds from "30", "30s", "500ms", "5m", "2h" or "7d"; 0, or -1 when it does not parse. */
 int config_parse_duration(const char *s, double *seconds);

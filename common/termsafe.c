@@ -95,8 +95,18 @@ int termsafe_feed(struct termsafe *t, const void *p_, size_t n, struct buf *out,
 			add_cp(out, REPLACEMENT);
 			t->npend = 0;
 		}
-		if ((c == '\n' && !t->line) || c == '\t' || (c >= 0x20 && c < 0x7f))
-			buf_addch(out, (char)c);
+		if ((c == '\n' && !t->line) || c == '\t' || (c >= 0x20 && c < 0x7f)) {
+			/* A run of them at once: nearly all text is such a run (the room is made). */
+			size_t j = i + 1;
+
+			while (j < n && ((p[j] >= 0x20 && p[j] < 0x7f) || p[j] == '\t' ||
+					 (p[j] == '\n' && !t->line)))
+				j++;
+			memcpy(out->data + out->len, p + i, j - i);
+			out->len += j - i;
+			out->data[out->len] = '\0';
+			i = j - 1;
+		}
 		else if (c < 0x20)
 			add_cp(out, 0x2400u + c);
 		else if (c == 0x7f)

@@ -39,6 +39,12 @@ static const struct cli_opt common_opts[] = {
 	{ NULL, 0, 0, NULL, NULL }
 };
 
+/* The options of a program that prints a model's text for a person (c->text). */
+static const struct cli_opt text_opts[] = {
+	{ "markdown", required_argument, CLI_OPT_MARKDOWN, "WHEN", "render Markdown: auto (on a terminal), always or never" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
 /* The options of a program whose operands are a message (c->message). */
 static const struct cli_opt message_opts[] = {
 	{ "file", required_argument, 'f', "FILE", "add FILE to the message, labelled with its name (- is standard input)" },
@@ -114,6 +120,8 @@ void cli_init(struct cli *c, const char *prog)
 	c->cache_ttl_s = -1;
 	c->list_models = 0;
 	c->n_options = 0;
+	c->text = false;
+	c->markdown = -1;
 }
 
 static void vwarn(const char *fmt, va_list ap)
@@ -197,6 +205,8 @@ static void usage(const struct cli *c)
 	printf("Usage: %s %s\n%s\n\nOptions:\n", c->prog, c->usage, c->summary);
 	if (c->opts)
 		print_opts(c->opts);
+	if (c->text)
+		print_opts(text_opts);
 	if (c->message)
 		print_opts(message_opts);
 	printf("\nCommon options:\n");
@@ -265,7 +275,8 @@ static _Noreturn void unknown_long(const char *arg, const struct option *lo, siz
 int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud)
 {
-	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) + 2, nl = 0;
+	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) +
+		   count_opts(text_opts) + 2, nl = 0;
 	struct option *lo = parse_lo = calloc(n, sizeof(*lo));
 	int ch;
 
@@ -283,6 +294,8 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		buf_addch(&parse_sh, '+');
 	buf_addch(&parse_sh, ':');    /* report a missing argument as ':' */
 	add_opts(c->opts, lo, &nl, &parse_sh);
+	if (c->text)
+		add_opts(text_opts, lo, &nl, &parse_sh);
 	if (c->message)
 		add_opts(message_opts, lo, &nl, &parse_sh);
 	add_opts(common_opts, lo, &nl, &parse_sh);
@@ -318,6 +331,10 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		case CLI_OPT_RETRIES: c->retries = cli_long("--retries", optarg, 0, 100); break;
 		case CLI_OPT_CACHE_TTL: c->cache_ttl_s = (long)cli_duration("--cache-ttl", optarg); break;
 		case CLI_OPT_LIST_MODELS: c->list_models = 1; break;
+		case CLI_OPT_MARKDOWN:
+			if ((c->markdown = config_parse_markdown(optarg)) < 0)
+				cli_usage_error("--markdown takes auto, always or never, not '%s'", optarg);
+			break;
 		case 'o': {
 			struct ai_err e;
 

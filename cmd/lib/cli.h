@@ -34,6 +34,9 @@ enum {
 	CLI_OPT_PROG = 300
 };
 
+/* --markdown, taken where c->text is set; below the programs' own numbers. */
+#define CLI_OPT_MARKDOWN (CLI_OPT_PROG - 1)
+
 /* The common options, their values after parsing.  Unset strings are NULL, unset numbers -1. */
 struct cli {
 	const char *prog;       /* "ai-summarize" */
@@ -57,6 +60,9 @@ struct cli {
 	int list_models;
 	const char *options[64];     /* -o KEY=VALUE, checked (params.h), borrowed from argv */
 	size_t n_options;
+	/* Set before cli_parse when the program prints a model's text: --markdown is taken. */
+	bool text;
+	int markdown;           /* --markdown as an enum ai_markdown (config.h); -1 when not given */
 };
 
 extern const char *cli_prog;                 /* for messages; "ai" until cli_init */

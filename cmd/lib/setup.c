@@ -66,7 +66,10 @@ int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	struct config_overrides o;
 
 	setup_overrides(c, &o);
-	return config_load(cfg, &o, err);
+	if (config_load(cfg, &o, err))
+		return -1;
+	termout_markdown = cfg->markdown;
+	return 0;
 }
 
 bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,

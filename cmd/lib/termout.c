@@ -5,20 +5,86 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/ioctl.h>
+
 /* A plain progress line on a dumb terminal: at most one this often. */
 #define DUMB_EVERY_MS 5000
+
+int termout_markdown = AI_MARKDOWN_AUTO;
 
 void termout_init(struct termout *o, bool raw)
 {
 	o->neutral = !raw && isatty(STDOUT_FILENO);
+	o->raw = raw;
+	o->md = 0;
 	termsafe_init(&o->ts);
 	buf_init(&o->scratch, 0);
+	buf_init(&o->rendered, 0);
+	memset(&o->m, 0, sizeof(o->m));
+}
+
+/* The terminal's width, else $COLUMNS (a pipe under --markdown=always), else 80. */
+static int term_width(void)
+{
+	struct winsize ws;
+	const char *e = getenv("COLUMNS");
+	char *end;
+	long n;
+
+	if (!ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) && ws.ws_col > 0)
+		return ws.ws_col;
+	if (e && *e) {
+		errno = 0;
+		n = strtol(e, &end, 10);
+		if (!errno && !*end && n > 0 && n <= 10000)
+			return (int)n;
+	}
+	return 80;
+}
+
+/* Colour and bold only where wanted and understood: not under NO_COLOR, not on TERM=dumb. */
+static bool want_sgr(void)
+{
+	const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
+
+	return !(nc && *nc) && term && *term && strcmp(term, "dumb");
+}
+
+static void decide(struct termout *o)
+{
+	if (o->md)
+		return;
+	if (termout_markdown == AI_MARKDOWN_ALWAYS ||
+	    (termout_markdown == AI_MARKDOWN_AUTO && o->neutral)) {
+		o->md = 1;
+		o->neutral = true;
+		markdown_init(&o->m, term_width(), want_sgr());
+	} else {
+		o->md = -1;
+	}
+}
+
+/* Renders the safe text in o->scratch (and ends it when end) and writes it; returns the last byte written. */
+static int render(struct termout *o, bool end, bool flush)
+{
+	struct ai_err err;
+
+	buf_reset(&o->rendered);
+	if (markdown_feed(&o->m, o->scratch.data ? o->scratch.data : "", o->scratch.len,
+			  &o->rendered, &err) ||
+	    (end && markdown_end(&o->m, &o->rendered, &err)))
+		cli_die_err(&err);
+	if (!o->rendered.len)
+		return -1;
+	cli_write(o->rendered.data, o->rendered.len, flush);
+	return (unsigned char)o->rendered.data[o->rendered.len - 1];
 }
 
 void termout_write(struct termout *o, const void *p, size_t n, bool flush)
 {
 	struct ai_err err;
 
+	decide(o);
 	if (!o->neutral) {
 		cli_write(p, n, flush);
 		return;
@@ -26,18 +92,29 @@ void termout_write(struct termout *o, const void *p, size_t n, bool flush)
 	buf_reset(&o->scratch);
 	if (termsafe_feed(&o->ts, p, n, &o->scratch, &err))
 		cli_die_err(&err);
-	cli_write(o->scratch.data ? o->scratch.data : "", o->scratch.len, flush);
+	if (o->md > 0)
+		render(o, false, flush);
+	else
+		cli_write(o->scratch.data ? o->scratch.data : "", o->scratch.len, flush);
 }
 
 bool termout_end(struct termout *o, bool flush)
 {
 	struct ai_err err;
+	int last;
 
-	if (!o->neutral || !termsafe_pending(&o->ts))
+	decide(o);
+	if (!o->neutral)
 		return false;
 	buf_reset(&o->scratch);
-	if (termsafe_flush(&o->ts, &o->scratch, &err))
+	if (termsafe_pending(&o->ts) && termsafe_flush(&o->ts, &o->scratch, &err))
 		cli_die_err(&err);
+	if (o->md > 0) {
+		last = render(o, true, flush);
+		return last >= 0 && last != '\n';
+	}
+	if (!o->scratch.len)
+		return false;
 	cli_write(o->scratch.data, o->scratch.len, flush);
 	return true;
 }
@@ -45,6 +122,10 @@ bool termout_end(struct termout *o, bool flush)
 void termout_release(struct termout *o)
 {
 	buf_release(&o->scratch);
+	buf_release(&o->rendered);
+	if (o->md > 0)
+		markdown_release(&o->m);
+	o->md = 0;
 	termsafe_init(&o->ts);
 }
 

@@ -6,7 +6,11 @@
  *
  *   - Model text on stdout (struct termout): made safe when stdout is a
  *     terminal and --raw was not given; written byte for byte otherwise,
- *     so a pipe or a file gets exactly what the model sent.
+ *     so a pipe or a file gets exactly what the model sent.  On a
+ *     terminal its Markdown is rendered as well (markdown.h), behind the
+ *     neutraliser: --markdown=auto|always|never or the markdown key
+ *     decides (termout_markdown), plain without SGR under NO_COLOR or
+ *     TERM=dumb, wrapped to the terminal's width (else $COLUMNS, else 80).
  *   - Diagnostics on stderr (termout_visible): always made safe, terminal
  *     or not, and kept on one line.  A diagnostic is "prog: message", one
  *     line, for a person or for grep; no control character belongs in it,
@@ -21,16 +25,35 @@
  */
 #include "ai.h"
 #include "buf.h"
+#include "config.h"
+#include "markdown.h"
 #include "termsafe.h"
+
+/*
+ * When model text is rendered as Markdown: an enum ai_markdown (config.h),
+ * set by setup_client from --markdown and the markdown key.  auto: when
+ * stdout is a terminal and not --raw; always: also into a pipe, and made
+ * safe even with --raw, since the renderer's own escapes must be the only
+ * ones; never: not at all.
+ */
+extern int termout_markdown;
 
 /* Model text on its way to stdout. */
 struct termout {
 	bool neutral;           /* stdout is a terminal and not --raw: make it safe */
+	bool raw;
+	int md;                 /* Markdown: 1 rendered, -1 not, 0 not decided yet */
 	struct termsafe ts;     /* a character split between two writes */
 	struct buf scratch;     /* the safe copy of one write */
+	struct markdown m;
+	struct buf rendered;    /* the rendered copy of one write */
 };
 
-/* Decides once: neutral when stdout is a terminal and raw is false. */
+/*
+ * Decides once: neutral when stdout is a terminal and raw is false.
+ * Whether Markdown is rendered is decided at the first write, once the
+ * configuration is read (termout_markdown).
+ */
 void termout_init(struct termout *o, bool raw);
 
 /*
@@ -41,8 +64,9 @@ void termout_init(struct termout *o, bool raw);
 void termout_write(struct termout *o, const void *p, size_t n, bool flush);
 
 /*
- * Ends the text: a character left incomplete is written as U+FFFD.
- * Returns true when that happened (something was written), else false.
+ * Ends the text: a character left incomplete is written as U+FFFD, and a
+ * Markdown line or table still held back is rendered.  Returns true when
+ * what was written leaves the cursor inside a line, else false.
  */
 bool termout_end(struct termout *o, bool flush);
 
