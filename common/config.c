@@ -571,6 +571,7 @@ void config_overrides_init(struct config_overrides *o)
 	o->timeout_s = -1;
 	o->retries = -1;
 	o->cache_ttl_s = -1;
+	o->markdown = -1;
 }
 
 int config_load(struct ai_config *cfg, const struct config_overrides *c, struct ai_err *err)

@@ -75,6 +75,7 @@ struct config_overrides {
 	long cache_ttl_s;
 	bool no_cache, log_prompts, dry_run;
 	int verbose;
+	int markdown;                 /* --markdown: an enum ai_markdown, -1 not given */
 	const char *const *options;   /* -o KEY=VALUE (params.h), n_options of them, borrowed */
 	size_t n_options;
 };

@@ -57,6 +57,7 @@ void setup_overrides(const struct cli *c, struct config_overrides *o)
 	o->log_prompts = c->log_prompts;
 	o->dry_run = c->dry_run;
 	o->verbose = c->verbose;
+	o->markdown = c->markdown;
 	o->options = c->options;
 	o->n_options = c->n_options;
 }
