@@ -761,6 +761,7 @@ struct vctx {
 	char ptr[256];
 	size_t plen;
 	long steps;
+	bool costly;            /* gave up: every check after that failed */
 };
 
 static size_t ptr_push(struct vctx *c, const char *seg, size_t n)
@@ -927,10 +928,8 @@ static int check_object(struct vctx *c, const struct snode *n, json_object *v, i
 		if (!p && !n->addl)
 			continue;
 		old = ptr_push(c, k, strlen(k));
-		if (!p && n->addl->never) {
-			ptr_pop(c, old);
+		if (!p && n->addl->never)
 			return fail(c, "property '%.100s' is not allowed", k);
-		}
 		if (check(c, p ? p : n->addl, mv, depth + 1))
 			return -1;
 		ptr_pop(c, old);
@@ -1008,8 +1007,10 @@ static int check(struct vctx *c, const struct snode *n, json_object *v, int dept
 {
 	unsigned t;
 
-	if (++c->steps > MAX_STEPS || depth > MAX_DEPTH)
-		return fail(c, "too costly to check (nested too deeply, or anyOf over a deep value)");
+	if (++c->steps > MAX_STEPS || depth > MAX_DEPTH) {
+		c->costly = true;
+		return fail(c, "too costly");
+	}
 	if (n->never)
 		return fail(c, "no value is allowed here");
 	t = type_of(v);
@@ -1077,9 +1078,14 @@ int schema_validate(const struct schema *s, json_object *v, struct schema_fail *
 	c.ptr[0] = '\0';
 	c.plen = 0;
 	c.steps = 0;
-	if (!s->top)
+	c.costly = false;
+	if (!s->top || !check(&c, s->top, v, 0))
 		return 0;
-	return check(&c, s->top, v, 0);
+	/* Whatever anyOf made of it, the failure that counts is having given up. */
+	if (c.costly)
+		snprintf(c.f->reason, sizeof(c.f->reason),
+			 "too costly to check (nested too deeply, or anyOf over a deep value)");
+	return -1;
 }
 
 /* ---- the short form ---- */
@@ -1293,13 +1299,19 @@ int schema_parse(struct schema *s, const char *text, size_t len, bool multi, str
 			is_word(text + i, len - i, "true") || is_word(text + i, len - i, "false"))) {
 		json_tokener *tok = json_tokener_new_ex(64);
 		enum json_tokener_error je;
+		bool whole = false;
 
 		if (!tok)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
 		root = json_tokener_parse_ex(tok, text + i, (int)(len - i > INT_MAX ? INT_MAX : len - i));
+		/* A bare literal (true) is only complete once its end is seen: json-c's way is a NUL. */
+		if (!root && json_tokener_get_error(tok) == json_tokener_continue) {
+			root = json_tokener_parse_ex(tok, "", 1);
+			whole = true;
+		}
 		je = json_tokener_get_error(tok);
 		if (root && je == json_tokener_success) {
-			size_t used = i + json_tokener_get_parse_end(tok);
+			size_t used = whole ? len : i + json_tokener_get_parse_end(tok);
 
 			while (used < len && space(text[used]))
 				used++;
