@@ -13,6 +13,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "rag/chunk.h"
 #include "lib/cli.h"
 #include "lib/out.h"
@@ -52,6 +53,7 @@ struct opts {
 	double temperature;
 	bool raw;
 	bool yes;
+	struct structured *st;  /* --schema: the final summary is JSON matching it */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -119,7 +121,10 @@ static void instruction(const struct opts *o, struct buf *b, int stage, size_t p
 		buf_addf(b, "Focus on: %s. ", o->focus);
 	if (o->lang)
 		buf_addf(b, "Write the summary in %s. ", o->lang);
-	buf_addstr(b, "Reply with the summary only, without a preamble.");
+	if (o->st && stage != 1)
+		buf_addstr(b, "Reply with the summary as JSON that follows the given schema.");
+	else
+		buf_addstr(b, "Reply with the summary only, without a preamble.");
 }
 
 static json_object *messages(const struct opts *o, const char *text, size_t len, int stage,
@@ -248,9 +253,37 @@ static int summarize_all(struct ai_client *c, const struct opts *o, const char *
 	return rc;
 }
 
+/*
+ * The last request under --schema: asked, checked and repaired by
+ * structured_chat; out gets the JSON text, *data the parsed value.
+ */
+static int summarize_structured(struct ai_client *c, const struct opts *o, const char *text,
+				size_t len, int stage, struct totals *t, struct buf *out,
+				json_object **data, struct ai_err *err)
+{
+	struct ai_chat_req q;
+	struct ai_chat_resp r;
+	struct schema_fail f;
+	int rc;
+
+	ai_chat_req_init(&q);
+	q.messages = messages(o, text, len, stage, 1, 1);
+	q.temperature = o->temperature;
+	q.max_tokens = o->max_tokens;
+	rc = structured_chat(c, o->st, &q, &r, data, &f, err);
+	json_object_put(q.messages);
+	if (!rc) {
+		add_usage(t, &r);
+		if (*data)
+			buf_addstr(out, json_object_to_json_string_ext(*data, JSON_C_TO_STRING_PLAIN));
+	}
+	ai_chat_resp_release(&r);
+	return rc;
+}
+
 /* Map-reduce: split what does not fit, summarize the parts, and repeat on their summaries. */
 static int summarize(struct ai_client *c, const struct opts *o, const char *text, size_t len,
-		     struct totals *t, struct buf *out, struct ai_err *err)
+		     struct totals *t, struct buf *out, json_object **data, struct ai_err *err)
 {
 	struct buf cur, next;
 	int stage = 0, rc = 0;
@@ -268,7 +301,8 @@ static int summarize(struct ai_client *c, const struct opts *o, const char *text
 			const char *one = cur.data;
 			size_t l = cur.len;
 
-			rc = summarize_all(c, o, &one, &l, 1, round ? 2 : 0, t, out, err);
+			rc = o->st ? summarize_structured(c, o, one, l, round ? 2 : 0, t, out, data, err) :
+				summarize_all(c, o, &one, &l, 1, round ? 2 : 0, t, out, err);
 			t->parts += round ? 0 : 1;
 			break;
 		}
@@ -470,11 +504,13 @@ static void confirm(const struct opts *o, const struct cli *c, struct ai_client 
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN, false, false };
+	struct opts o = { 150, "paragraph", NULL, NULL, NULL, 8000, 4, 0, NAN, false, false, NULL };
 	struct ai_config cfg;
 	struct ai_client client;
 	struct ai_err err;
 	struct buf in, out;
+	struct structured st;
+	json_object *data = NULL;
 	struct totals t = { 0, 0, 0, true, false, NULL, 0 };
 	int64_t t0 = http_now_ms();
 	int optind_;
@@ -483,8 +519,14 @@ int main(int argc, char **argv)
 	c.usage = "[OPTION]... [FILE]...";
 	c.summary = "Summarize text from FILEs or standard input.";
 	c.opts = opts;
+	c.schema_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	if (c.schema) {
+		if (structured_load(&st, c.schema, c.schema_multi, &err))
+			cli_die_err(&err);
+		o.st = &st;
+	}
 	setup_client(&c, &cfg, &client, &err);
 	client.parallel = (int)o.parallel;
 
@@ -500,7 +542,7 @@ int main(int argc, char **argv)
 	}
 
 	buf_init(&out, 0);
-	if (summarize(&client, &o, in.data, in.len, &t, &out, &err))
+	if (summarize(&client, &o, in.data, in.len, &t, &out, &data, &err))
 		setup_die(&client, &cfg, &err);
 	if (t.dry_run) {
 		/* The requests were printed; nothing was sent. */
@@ -508,6 +550,8 @@ int main(int argc, char **argv)
 		json_object *j = json_object_new_object(), *u = json_object_new_object();
 
 		out_add(j, "summary", json_object_new_string(out.data ? out.data : ""));
+		if (data)
+			out_add(j, "data", json_object_get(data));
 		out_add(j, "model", t.model ? json_object_new_string(t.model) : NULL);
 		out_add(u, "prompt_tokens", json_object_new_int64(t.prompt_tokens));
 		out_add(u, "completion_tokens", json_object_new_int64(t.completion_tokens));
@@ -529,6 +573,9 @@ int main(int argc, char **argv)
 		termout_release(&to);
 	}
 	free(t.model);
+	json_object_put(data);
+	if (o.st)
+		structured_release(o.st);
 	buf_release(&in);
 	buf_release(&out);
 	ai_client_release(&client);

@@ -46,6 +46,13 @@ static const struct cli_opt message_opts[] = {
 	{ NULL, 0, 0, NULL, NULL }
 };
 
+/* The options of a program that answers as data (c->schema_ok). */
+static const struct cli_opt schema_opts[] = {
+	{ "schema", required_argument, CLI_OPT_SCHEMA, "SCHEMA", "answer JSON that matches SCHEMA (JSON Schema, @FILE, or 'name, age int')" },
+	{ "schema-multi", required_argument, CLI_OPT_SCHEMA_MULTI, "SCHEMA", "answer a list of objects that match SCHEMA" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
 static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 
 static void on_sigint(int sig)
@@ -109,6 +116,9 @@ void cli_init(struct cli *c, const char *prog)
 	c->files = NULL;
 	c->nfiles = 0;
 	c->no_stdin = 0;
+	c->schema_ok = false;
+	c->schema = NULL;
+	c->schema_multi = 0;
 	c->timeout_s = -1;
 	c->retries = -1;
 	c->cache_ttl_s = -1;
@@ -199,6 +209,8 @@ static void usage(const struct cli *c)
 		print_opts(c->opts);
 	if (c->message)
 		print_opts(message_opts);
+	if (c->schema_ok)
+		print_opts(schema_opts);
 	printf("\nCommon options:\n");
 	print_opts(common_opts);
 	printf("\nSee %s(1) and ai(7).\n", c->prog);
@@ -265,7 +277,8 @@ static _Noreturn void unknown_long(const char *arg, const struct option *lo, siz
 int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud)
 {
-	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) + 2, nl = 0;
+	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) +
+		   count_opts(schema_opts) + 2, nl = 0;
 	struct option *lo = parse_lo = calloc(n, sizeof(*lo));
 	int ch;
 
@@ -285,6 +298,8 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	add_opts(c->opts, lo, &nl, &parse_sh);
 	if (c->message)
 		add_opts(message_opts, lo, &nl, &parse_sh);
+	if (c->schema_ok)
+		add_opts(schema_opts, lo, &nl, &parse_sh);
 	add_opts(common_opts, lo, &nl, &parse_sh);
 	lo[nl].name = "list-options";
 	lo[nl].has_arg = no_argument;
@@ -310,6 +325,13 @@ int cli_parse(struct cli *c, int argc, char **argv,
 			c->files = parse_files;
 			break;
 		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
+		case CLI_OPT_SCHEMA:
+		case CLI_OPT_SCHEMA_MULTI:
+			if (c->schema && c->schema_multi != (ch == CLI_OPT_SCHEMA_MULTI))
+				cli_usage_error("--schema and --schema-multi exclude each other");
+			c->schema = optarg;
+			c->schema_multi = ch == CLI_OPT_SCHEMA_MULTI;
+			break;
 		case CLI_OPT_TIMEOUT:
 			c->timeout_s = cli_duration("--timeout", optarg);
 			if (c->timeout_s <= 0)

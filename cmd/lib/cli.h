@@ -30,7 +30,7 @@ struct cli_opt {
 enum {
 	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
 	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
-	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS,
+	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS, CLI_OPT_SCHEMA, CLI_OPT_SCHEMA_MULTI,
 	CLI_OPT_PROG = 300
 };
 
@@ -46,6 +46,11 @@ struct cli {
 	 * and --no-stdin are taken (see cli_read_message).
 	 */
 	bool message;
+	/* Set before cli_parse by a program that answers as data: --schema and --schema-multi
+	 * are taken (structured.h loads the schema). */
+	bool schema_ok;
+	const char *schema;     /* the argument of --schema or --schema-multi, borrowed */
+	int schema_multi;
 	const char **files;     /* -f, in order; borrowed from argv */
 	size_t nfiles;
 	int no_stdin;

@@ -60,6 +60,10 @@ struct ai_chat_req {
 	 * Returns non-zero to stop. */
 	int (*on_delta)(const char *text, size_t n, void *ud);
 	void *ud;
+	/* Called with a complete answer before it is cached: false keeps it out of the
+	 * cache (a reply that fails its schema, structured.h).  NULL: every answer. */
+	bool (*cacheable)(const char *content, void *ud);
+	void *cacheable_ud;
 };
 
 /* Initialises r with the defaults above. */

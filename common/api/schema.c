@@ -355,6 +355,78 @@ class_out:
 	return 0;
 }
 
+/*
+ * glibc's regcomp copies a repeated part once per repetition ("(a{100}){100}"
+ * is ten thousand copies, "((a+)+)+..." doubles with each '+'), so a pattern
+ * of a few hundred bytes can take minutes and gigabytes to compile.  This
+ * estimates that size over the ERE (whose shape ecma_to_ere made), so that
+ * such a pattern is refused before regcomp sees it.
+ */
+#define MAX_RE_COST 20000.0
+
+static double ere_cost(const char **pp, int depth)
+{
+	const char *p = *pp;
+	double cost = 0;
+
+	if (depth > 64)
+		return MAX_RE_COST * 2;
+	while (*p && *p != ')') {
+		double atom = 1, factor = 1;
+
+		if (*p == '|') {
+			p++;
+			continue;
+		}
+		if (*p == '(') {
+			p++;
+			atom = ere_cost(&p, depth + 1);
+			if (*p == ')')
+				p++;
+		} else if (*p == '[') {
+			p++;
+			if (*p == '^')
+				p++;
+			if (*p == ']')
+				p++;
+			while (*p && *p != ']') {
+				if (*p == '[' && (p[1] == ':' || p[1] == '.' || p[1] == '=')) {
+					const char *e = strstr(p + 2, p[1] == ':' ? ":]" : p[1] == '.' ? ".]" : "=]");
+
+					p = e ? e + 2 : p + strlen(p);
+				} else
+					p++;
+			}
+			if (*p)
+				p++;
+		} else if (*p == '\\' && p[1]) {
+			p += 2;
+		} else
+			p++;
+		while (*p == '*' || *p == '+' || *p == '?' || *p == '{') {
+			if (*p == '{') {
+				char *end;
+				double m = strtod(p + 1, &end), n = m;
+
+				if (*end == ',')
+					n = end[1] == '}' ? m : strtod(end + 1, &end);
+				factor *= (m > n ? m : n) + 1;
+				p = strchr(p, '}') ? strchr(p, '}') + 1 : p + strlen(p);
+			} else {
+				factor *= 2;
+				p++;
+			}
+			if (factor > MAX_RE_COST)
+				break;
+		}
+		cost += atom * factor;
+		if (cost > MAX_RE_COST)
+			break;
+	}
+	*pp = p;
+	return cost;
+}
+
 static int compile_pattern(struct snode *n, const char *pat, const struct where *w,
 			   struct ai_err *err)
 {
@@ -368,6 +440,14 @@ static int compile_pattern(struct snode *n, const char *pat, const struct where 
 		if (!why)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
 		return bad(err, w, "pattern uses %s", why);
+	}
+	{
+		const char *p = ere.data ? ere.data : "";
+
+		if (ere_cost(&p, 0) > MAX_RE_COST) {
+			buf_release(&ere);
+			return bad(err, w, "pattern repeats too much to compile as a POSIX regex");
+		}
 	}
 	rc = regcomp(&n->re, ere.data ? ere.data : "", REG_EXTENDED | REG_NOSUB);
 	buf_release(&ere);
