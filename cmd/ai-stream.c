@@ -15,6 +15,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "lib/cli.h"
 #include "api/history.h"
 #include "lib/out.h"
@@ -242,6 +243,7 @@ struct chat {
 	struct opts *o;
 	struct sink *sink;
 	json_object *conv;      /* the conversation: system message (if any), history, turns */
+	struct structured *st;  /* --schema: the answer is checked JSON, printed whole once checked */
 	bool store_system;      /* the history file is new: write the system message with the first exchange */
 };
 
@@ -266,7 +268,20 @@ static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp
 	q.on_delta = on_delta;
 	q.ud = ch->sink;
 	sink_start(ch->sink);
-	rc = ai_chat(ch->client, &q, resp, err);
+	if (ch->st) {
+		json_object *data = NULL;
+		struct schema_fail f;
+
+		/* Nothing is shown before it is checked: the JSON comes as one piece. */
+		rc = structured_chat(ch->client, ch->st, &q, resp, &data, &f, err);
+		if (!rc && data) {
+			const char *t = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN);
+
+			on_delta(t, strlen(t), ch->sink);
+		}
+		json_object_put(data);
+	} else
+		rc = ai_chat(ch->client, &q, resp, err);
 	if (rc || resp->dry_run) {
 		json_object_array_del_idx(ch->conv, n, 1);
 		return rc;
@@ -476,6 +491,7 @@ int main(int argc, char **argv)
 	struct ai_err err;
 	struct sink sink;
 	struct chat ch;
+	struct structured st;
 	struct buf msg;
 	int optind_, code = 0;
 
@@ -484,6 +500,7 @@ int main(int argc, char **argv)
 	c.summary = "Stream a model's answer to MESSAGE (or standard input) as it arrives.";
 	c.opts = opts;
 	c.message = true;
+	c.schema_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	if (o.sse && c.json)
 		cli_usage_error("--sse and --json are two output formats; choose one");
@@ -512,6 +529,11 @@ int main(int argc, char **argv)
 					 "no message: give it as arguments or on standard input"), &err));
 
 	memset(&ch, 0, sizeof(ch));
+	if (c.schema) {
+		if (structured_load(&st, c.schema, c.schema_multi, &err))
+			sink_die(&sink, &err);
+		ch.st = &st;
+	}
 	ch.client = &client;
 	ch.o = &o;
 	ch.sink = &sink;
@@ -574,6 +596,8 @@ int main(int argc, char **argv)
 		ai_chat_resp_release(&resp);
 	}
 	json_object_put(ch.conv);
+	if (ch.st)
+		structured_release(ch.st);
 	buf_release(&msg);
 	buf_release(&sink.scratch);
 	termout_release(&sink.text);

@@ -225,9 +225,9 @@ int structured_check(const struct structured *st, const char *content, json_obje
 	json_tokener_free(tok);
 	if (!j || je != json_tokener_success) {
 		json_object_put(j);
-		snprintf(f->reason, sizeof(f->reason), "the reply is not JSON (%s)",
-			 je == json_tokener_continue || je == json_tokener_success ? "it ends too soon" :
-			 json_tokener_error_desc(je));
+		/* json-c's own words ("null expected" for "no") would mislead more than help. */
+		snprintf(f->reason, sizeof(f->reason), "the reply is not JSON%s",
+			 je == json_tokener_continue || je == json_tokener_success ? " (it ends too soon)" : "");
 		return -1;
 	}
 	while (used < len && strchr(" \t\r\n", p[used]))
@@ -382,5 +382,75 @@ int structured_chat(struct ai_client *c, struct structured *st, const struct ai_
 		resp->completion_tokens = ct;
 	}
 	json_object_put(fixed);
+	return rc;
+}
+
+/* The JSON object in line, parsed; NULL when it is none. */
+static json_object *line_object(const struct buf *line)
+{
+	json_object *o = line->data ? json_tokener_parse(line->data) : NULL;
+
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
+}
+
+static int line_put(struct buf *line, json_object *o)
+{
+	size_t n;
+	const char *t = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+
+	return t ? buf_add(line, t, n) : -1;
+}
+
+int structured_lines(struct buf *line, json_object *data, bool multi)
+{
+	json_object *o = line_object(line), *items = NULL;
+	size_t n;
+	int rc = -1;
+
+	if (!o)
+		return -1;
+	if (!multi) {
+		if (jv_add(o, "data", json_object_get(data)))
+			goto out;
+		buf_reset(line);
+		rc = line_put(line, o);
+		goto out;
+	}
+	json_object_object_get_ex(data, "items", &items);
+	n = json_object_array_length(items);
+	buf_reset(line);
+	if (!n) {
+		rc = jv_add(o, "data", NULL) || jv_add(o, "index", NULL) ? -1 : line_put(line, o);
+		goto out;
+	}
+	/* One line an object, each the item's whole line with its own data and index. */
+	for (size_t i = 0; i < n; i++) {
+		if (jv_add(o, "data", json_object_get(json_object_array_get_idx(items, i))) ||
+		    jv_add(o, "index", json_object_new_int64((int64_t)i)) ||
+		    (i && buf_addch(line, '\n')) || line_put(line, o))
+			goto out;
+	}
+	rc = 0;
+out:
+	json_object_put(o);
+	return rc;
+}
+
+int structured_error_raw(struct buf *line, const char *raw)
+{
+	json_object *o = line_object(line), *e;
+	int rc = -1;
+
+	if (o && json_object_object_get_ex(o, "error", &e) &&
+	    !jv_add(e, "raw", json_object_new_string(raw ? raw : ""))) {
+		buf_reset(line);
+		rc = line_put(line, o);
+	}
+	json_object_put(o);
 	return rc;
 }

@@ -86,4 +86,16 @@ int structured_chat(struct ai_client *c, struct structured *st, const struct ai_
 		    struct ai_chat_resp *resp, json_object **data, struct schema_fail *f,
 		    struct ai_err *err);
 
+/*
+ * For ai-batch's output.  line holds one JSON object (an item's answer
+ * line); it is rewritten with "data" (data borrowed) added; under multi,
+ * into one line per object of data's "items", joined by '\n', each with
+ * its "index" (an empty list: one line, data null, index null).  0 or -1
+ * (out of memory, or line is not a JSON object).
+ */
+int structured_lines(struct buf *line, json_object *data, bool multi);
+
+/* Adds "raw" (the reply that failed its schema) to the "error" object of the error line in line. */
+int structured_error_raw(struct buf *line, const char *raw);
+
 #endif
