@@ -7,6 +7,7 @@
 #include "ai.h"
 #include "agent/agent.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "jsonval.h"
 #include "lib/cli.h"
 #include "rag/kb.h"
@@ -306,6 +307,52 @@ static long user_procs(void)
 
 /* ---- output ------------------------------------------------------------- */
 
+/*
+ * --schema: the loop's final answer, turned into JSON matching the schema by
+ * one more request (checked, repaired once: structured_chat), so the tool
+ * loop itself stays as it is.  The answer is replaced by the JSON text; the
+ * turn's tokens join the totals.  0 or -1 with err (AI_EX_DATAERR: invalid).
+ */
+static int answer_as_data(struct ai_client *c, struct structured *st, const char *task,
+			  struct agent_result *r, struct ai_err *err)
+{
+	struct ai_chat_req q;
+	struct ai_chat_resp resp;
+	struct schema_fail f;
+	json_object *data = NULL, *m = json_object_new_array();
+	struct buf u = BUF_INIT;
+	int rc;
+
+	buf_addf(&u, "Task:\n%s\n\nAnswer found:\n%s", task, r->answer);
+	if (!m || !u.data ||
+	    json_object_array_add(m, out_message("system", "Give the answer found for the task as "
+						 "JSON that follows the given schema.")) ||
+	    json_object_array_add(m, out_message("user", u.data))) {
+		json_object_put(m);
+		buf_release(&u);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	buf_release(&u);
+	ai_chat_req_init(&q);
+	q.messages = m;
+	q.model = r->model;
+	rc = structured_chat(c, st, &q, &resp, &data, &f, err);
+	json_object_put(m);
+	if (resp.prompt_tokens > 0)
+		r->prompt_tokens += resp.prompt_tokens;
+	if (resp.completion_tokens > 0)
+		r->completion_tokens += resp.completion_tokens;
+	if (!rc && data) {
+		free(r->answer);
+		r->answer = strdup(json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN));
+		if (!r->answer)
+			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	json_object_put(data);
+	ai_chat_resp_release(&resp);
+	return rc;
+}
+
 static void print_json(const struct agent_result *r, int64_t ms)
 {
 	json_object *j = json_object_new_object(), *u = json_object_new_object();
@@ -369,6 +416,7 @@ int main(int argc, char **argv)
 	struct tracer tr = { NULL, false };
 	struct search srch = { NULL, NULL, NULL };
 	struct buf task;
+	struct structured st;
 	int64_t t0 = http_now_ms();
 	int optind_, code = AI_EX_OK;
 	long procs;
@@ -380,8 +428,11 @@ int main(int argc, char **argv)
 	c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
 	c.opts = opts;
 	c.message = true;
+	c.schema_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	if (c.schema && structured_load(&st, c.schema, c.schema_multi, &err))
+		cli_die_err(&err);
 
 	/* The tools first: a bad tools file is a configuration error, before any request. */
 	if (!o.no_default_tools) {
@@ -431,7 +482,9 @@ int main(int argc, char **argv)
 	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
 
-	if (agent_run(&client, &o.a, task.data, &res, &err)) {
+	if (agent_run(&client, &o.a, task.data, &res, &err) ||
+	    (c.schema && res.answer && !res.dry_run &&
+	     answer_as_data(&client, &st, task.data, &res, &err))) {
 		agent_result_release(&res);
 		buf_release(&task);
 		toolset_release(&ts);
@@ -464,6 +517,8 @@ int main(int argc, char **argv)
 			print_steps(&res);
 	}
 	agent_result_release(&res);
+	if (c.schema)
+		structured_release(&st);
 	buf_release(&task);
 	toolset_release(&ts);
 	kb_close(srch.kb);

@@ -346,6 +346,7 @@ int structured_chat(struct ai_client *c, struct structured *st, const struct ai_
 
 	*data = NULL;
 	memset(f, 0, sizeof(*f));
+	memset(resp, 0, sizeof(*resp));        /* released by the caller whatever happens */
 	for (int attempt = 0; ; attempt++) {
 		rc = ask(c, st, q, msgs, resp, err);
 		if (rc && !st->fallback && structured_refused(resp, err)) {
