@@ -295,9 +295,9 @@ static int ecma_to_ere(const char *p, struct buf *o, const char **why)
 			while (*p && *p != ']') {
 				c = *p++;
 				if (c == '\\') {
+					if (!*p)
+						break;  /* unterminated: said below, p still on the NUL */
 					c = *p++;
-					if (!c)
-						break;
 					if ((r = class_escape(c, &body, true, why)) <= 0) {
 						if (r < 0)
 							goto class_out;

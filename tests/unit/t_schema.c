@@ -152,6 +152,8 @@ static void refusals(void)
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"^[a-z]{2,8}(-[A-Z]{2})?$\"}", false, &err) == 0,
 	   "an ordinary counted pattern compiles");
 	schema_release(&s);
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"[a\\\\\"}", false, &err) == -1 &&
+	   strstr(err.msg, "unterminated"), "a class ending in a backslash (read past the end once): %s", err.msg);
 	ok(load(&s, "{\"minLength\":-1}", false, &err) == -1, "negative minLength");
 	ok(load(&s, "{\"type\":\"object\"", false, &err) == -1 && strstr(err.msg, "not JSON"),
 	   "truncated JSON: %s", err.msg);
