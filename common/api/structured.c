@@ -82,6 +82,24 @@ int structured_load(struct structured *st, const char *arg, bool multi, struct a
 	return 0;
 }
 
+int structured_from_request(struct structured *st, json_object *extra, struct ai_err *err)
+{
+	json_object *rf, *js, *schema;
+
+	memset(st, 0, sizeof(*st));
+	if (!extra || !json_object_object_get_ex(extra, "response_format", &rf) ||
+	    !jv_str(rf, "type") || strcmp(jv_str(rf, "type"), "json_schema"))
+		return 0;
+	if (!json_object_object_get_ex(rf, "json_schema", &js) ||
+	    !json_object_object_get_ex(js, "schema", &schema))
+		return ai_errf(err, AI_EX_DATAERR, "response_format json_schema has no schema");
+	/* Shared with the request, which only reads it too. */
+	if (schema_compile(&st->schema, json_object_get(schema), err))
+		return -1;
+	st->own_format = true;
+	return 1;
+}
+
 void structured_release(struct structured *st)
 {
 	schema_release(&st->schema);
@@ -95,9 +113,14 @@ json_object *structured_extra(const struct structured *st, json_object *base)
 		goto fail;
 	if (base) {
 		json_object_object_foreach(base, k, v) {
-			if (strcmp(k, "response_format") && jv_add(o, k, json_object_get(v)))
+			if ((strcmp(k, "response_format") || (st->own_format && !st->fallback)) &&
+			    jv_add(o, k, json_object_get(v)))
 				goto fail;
 		}
+	}
+	if (st->own_format && !st->fallback) {
+		json_object_put(rf);
+		return o;
 	}
 	if (st->fallback) {
 		if (jv_add(rf, "type", json_object_new_string("json_object")))

@@ -24,6 +24,7 @@ struct structured {
 	struct schema schema;
 	bool multi;             /* --schema-multi: {"items": [objects]} */
 	bool fallback;          /* the server refused json_schema: json_object from now on */
+	bool own_format;        /* the request's own response_format is sent as it is */
 };
 
 /*
@@ -35,6 +36,14 @@ struct structured {
  */
 int structured_load(struct structured *st, const char *arg, bool multi, struct ai_err *err);
 void structured_release(struct structured *st);
+
+/*
+ * The schema a request names itself: extra's response_format of type
+ * json_schema (an ai-batch item's own).  1 with st loaded (its request's
+ * response_format is then sent unchanged), 0 when extra names none, -1
+ * with err (AI_EX_DATAERR) when the schema does not compile.
+ */
+int structured_from_request(struct structured *st, json_object *extra, struct ai_err *err);
 
 /* The request fields: base's members (borrowed, may be NULL) and response_format.  Owned. */
 json_object *structured_extra(const struct structured *st, json_object *base);

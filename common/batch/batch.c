@@ -23,7 +23,15 @@ struct batch_slot {
 	bool ok;
 	json_object *fix;       /* --schema: the messages of the one repair (owned), or NULL */
 	bool repaired, fell_back;
+	struct structured ist;  /* the item's own response_format json_schema, when has_ist */
+	bool has_ist;
 };
+
+/* The schema an item's answer is checked against: its own, else --schema's, else none. */
+static struct structured *slot_st(const struct batch *b, struct batch_slot *s)
+{
+	return s->has_ist ? &s->ist : b->o.st;
+}
 
 static int64_t wall_ms(void)
 {
@@ -422,7 +430,7 @@ static long down_after(const struct batch *b)
 static bool schema_again(struct batch *b, struct batch_slot *s, int rc, struct ai_chat_resp *r,
 			 const struct ai_err *e)
 {
-	struct structured *st = b->o.st;
+	struct structured *st = slot_st(b, s);
 	struct schema_fail f;
 	json_object *data = NULL;
 
@@ -464,8 +472,8 @@ static int schema_line(struct batch *b, struct batch_slot *s, const struct ai_ch
 	json_object *data;
 	char why[400], msg[480];
 
-	if (!structured_check(b->o.st, r->content, &data, &f)) {
-		int bad = structured_lines(&s->line, data, b->o.st->multi);
+	if (!structured_check(slot_st(b, s), r->content, &data, &f)) {
+		int bad = structured_lines(&s->line, data, slot_st(b, s)->multi);
 
 		json_object_put(data);
 		s->ok = true;
@@ -496,7 +504,7 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 		b->st.done++;
 		return;
 	}
-	if (b->o.st && schema_again(b, s, rc, r, e))
+	if (slot_st(b, s) && schema_again(b, s, rc, r, e))
 		return;
 	if (!rc) {
 		long real = (r->prompt_tokens > 0 ? r->prompt_tokens : 0) +
@@ -511,7 +519,7 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 
 		bad = jsonl_ok_line(&s->line, s->it.id, &a);
 		s->ok = true;
-		if (!bad && b->o.st)
+		if (!bad && slot_st(b, s))
 			bad = schema_line(b, s, r);
 		if (s->ok)
 			b->st.ok++;
@@ -567,6 +575,9 @@ static void slot_clear(struct batch_slot *s)
 	json_object_put(s->fix);
 	s->fix = NULL;
 	s->repaired = s->fell_back = false;
+	if (s->has_ist)
+		structured_release(&s->ist);
+	s->has_ist = false;
 	buf_reset(&s->line);
 	s->ok = false;
 	s->est = 0;
@@ -612,10 +623,12 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	q.extra = s->it.extra;
 	q.temperature = b->o.temperature;
 	q.max_tokens = b->o.max_tokens;
-	if (b->o.st) {
+	if (slot_st(b, s)) {
+		struct structured *st = slot_st(b, s);
+
 		/* Serialised by ai_chat_start at once: they go when it returns. */
-		sx = structured_extra(b->o.st, s->it.extra);
-		sm = structured_messages(b->o.st, s->fix ? s->fix : s->it.messages);
+		sx = structured_extra(st, s->it.extra);
+		sm = structured_messages(st, s->fix ? s->fix : s->it.messages);
 		if (!sx || !sm) {
 			json_object_put(sx);
 			json_object_put(sm);
@@ -624,7 +637,7 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 		q.extra = sx;
 		q.messages = sm;
 		q.cacheable = structured_cacheable;
-		q.cacheable_ud = b->o.st;
+		q.cacheable_ud = st;
 	}
 	s->state = S_RUNNING;
 	b->st.inflight++;
@@ -676,6 +689,19 @@ static int slot_read(struct batch *b, struct jsonl_reader *r, struct batch_slot 
 			s->state = S_DONE;
 			return 1;
 		}
+	}
+	/* An item that names its own response_format json_schema is checked against it. */
+	if (!s->it.bad) {
+		struct ai_err se;
+		int own;
+
+		ai_err_clear(&se);
+		own = structured_from_request(&s->ist, s->it.extra, &se);
+		if (own < 0) {
+			s->it.bad = true;
+			snprintf(s->it.error, sizeof(s->it.error), "%.190s", se.msg);
+		}
+		s->has_ist = own > 0;
 	}
 	if (s->it.bad) {
 		if (jsonl_err_line(&s->line, s->it.id, 0, "invalid_input", s->it.error, 0))

@@ -207,3 +207,22 @@ REFUSAL='{"push": [{"status": 400, "body": {"error": {"message": "Invalid parame
 	assert_eq "$status" 64 status
 	assert_contains "$stderr" "use it without submit"
 }
+
+@test "schema: an ai-batch item's own response_format json_schema is checked, per item" {
+	rf='"response_format": {"type": "json_schema", "json_schema": {"name": "mine", "strict": true, "schema": {"type": "object", "properties": {"k": {"type": "integer"}}, "required": ["k"]}}}'
+	{
+		printf '{"id": "a", "messages": [{"role": "user", "content": "{\\"k\\": 1}"}], %s}\n' "$rf"
+		printf '{"id": "b", "messages": [{"role": "user", "content": "{\\"k\\": \\"x\\"}"}], %s}\n' "$rf"
+		printf '{"id": "c", "messages": [{"role": "user", "content": "x"}], "response_format": {"type": "json_schema", "json_schema": {"name": "n", "schema": {"not": {}}}}}\n'
+		printf '{"id": "d", "messages": [{"role": "user", "content": "free {\\"k\\": \\"y\\"}"}]}\n'
+	} >"$T/in.jsonl"
+	run --separate-stderr ai-batch "$T/in.jsonl"
+	assert_eq "$status" 1 status
+	assert_eq "$(jq -c 'select(.id == "a") | .data' <<<"$output")" '{"k":1}'
+	assert_eq "$(jq -r 'select(.id == "b") | .error.type' <<<"$output")" schema_invalid
+	assert_eq "$(jq -r 'select(.id == "c") | .error.type' <<<"$output")" invalid_input
+	assert_contains "$(jq -r 'select(.id == "c") | .error.message' <<<"$output")" "keyword 'not' is not supported"
+	assert_eq "$(jq -c 'select(.id == "d") | [.output, .data]' <<<"$output")" '["{\"k\": \"y\"}",null]' "no schema: as before"
+	assert_eq "$(requests $CHAT | jq -r '.body.response_format.json_schema.name // "none"' | sort | tr '\n' ' ')" \
+		"mine mine mine none " "the item's own response_format is sent as it is"
+}
