@@ -14,6 +14,7 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 #include "agent/toolrun.h"
 
 #include <dirent.h>
@@ -429,8 +430,18 @@ int main(int argc, char **argv)
 	c.opts = opts;
 	c.message = true;
 	c.schema_ok = true;
+	c.template_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	/* -T's settings are defaults the options win over. */
+	if (c.tmpl) {
+		if (!o.a.system)
+			o.a.system = c.tmpl->system;
+		if (isnan(o.a.temperature))
+			o.a.temperature = c.tmpl->temperature;
+		if (!o.a.max_tokens)
+			o.a.max_tokens = c.tmpl->max_tokens;
+	}
 	if (c.schema && structured_load(&st, c.schema, c.schema_multi, &err))
 		cli_die_err(&err);
 
@@ -479,6 +490,8 @@ int main(int argc, char **argv)
 	buf_init(&task, cfg.max_input);
 	if (cli_read_message(&c, argc - optind_, argv + optind_, &task, &err))
 		cli_die_err(&err);
+	if (c.save)
+		tmplcli_save(&c, o.a.system, o.a.temperature, o.a.max_tokens, task.data ? task.data : "");
 	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
 

@@ -21,6 +21,7 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 #include "utf8.h"
 
 #include <math.h>
@@ -501,7 +502,17 @@ int main(int argc, char **argv)
 	c.opts = opts;
 	c.message = true;
 	c.schema_ok = true;
+	c.template_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	/* -T's settings are defaults the options win over. */
+	if (c.tmpl) {
+		if (!o.system)
+			o.system = c.tmpl->system;
+		if (isnan(o.temperature))
+			o.temperature = c.tmpl->temperature;
+		if (!o.max_tokens)
+			o.max_tokens = c.tmpl->max_tokens;
+	}
 	if (o.sse && c.json)
 		cli_usage_error("--sse and --json are two output formats; choose one");
 	if (o.sse && o.interactive)
@@ -524,6 +535,8 @@ int main(int argc, char **argv)
 	buf_init(&msg, cfg.max_input);
 	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))
 		sink_die(&sink, &err);
+	if (c.save)
+		tmplcli_save(&c, o.system, o.temperature, o.max_tokens, msg.data ? msg.data : "");
 	if (!o.interactive && blank(msg.data ? msg.data : ""))
 		sink_die(&sink, (ai_errf(&err, AI_EX_NOINPUT,
 					 "no message: give it as arguments or on standard input"), &err));

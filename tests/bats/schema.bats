@@ -226,3 +226,66 @@ REFUSAL='{"push": [{"status": 400, "body": {"error": {"message": "Invalid parame
 	assert_eq "$(requests $CHAT | jq -r '.body.response_format.json_schema.name // "none"' | sort | tr '\n' ' ')" \
 		"mine mine mine none " "the item's own response_format is sent as it is"
 }
+
+# ---- templates (prompts as files) ----
+
+@test "template: --save writes one from the options, -T uses it with --param, --list-templates lists it" {
+	run --separate-stderr ai-stream --system 'You translate.' --temperature 0.3 --schema 'text' \
+		--save tr 'Translate into {{lang}}: {{input}}' </dev/null
+	assert_eq "$status" 0 status
+	assert_eq "$stderr" "ai-stream: saved template 'tr'; use it with -T tr"
+	assert_eq "$(request_count $CHAT)" 0 "nothing sent"
+	assert_eq "$(cat "$XDG_CONFIG_HOME/ai/templates/tr")" $'system: You translate.\ntemperature: 0.3\nschema: text\n\nTranslate into {{lang}}: {{input}}'
+	run --separate-stderr ai-agent --list-templates
+	assert_eq "$output" tr
+	run --separate-stderr ai-stream -T tr --param lang=French 'Hello {"text": "Bonjour"}'
+	assert_eq "$status" 0 status
+	assert_eq "$output" '{"text":"Bonjour"}' "the template's schema applies"
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.messages[0].content' <<<"$r")" "You translate."
+	assert_eq "$(jq -r '.body.messages[1].content' <<<"$r")" 'Translate into French: Hello {"text": "Bonjour"}'
+	assert_eq "$(jq -r '.body.temperature' <<<"$r")" 0.3
+}
+
+@test "template: header lines are defaults the options override; no {{input}} puts the input after" {
+	mkdir -p "$XDG_CONFIG_HOME/ai/templates"
+	printf 'system: Be terse.\nmodel: tmpl-model\nmax_tokens: 50\nTell a joke about the topic.\n' \
+		>"$XDG_CONFIG_HOME/ai/templates/joke"
+	run --separate-stderr ai-stream -T joke cats
+	assert_eq "$status" 0 status
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.model' <<<"$r")" tmpl-model
+	assert_eq "$(jq -r '.body.messages[-1].content' <<<"$r")" $'Tell a joke about the topic.\n\ncats'
+	assert_eq "$(jq -r '.body.max_tokens // .body.max_completion_tokens' <<<"$r")" 50
+	run --separate-stderr ai-stream -T joke -m other --system 'Be long.' --max-tokens 7 dogs
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.model' <<<"$r")" other
+	assert_eq "$(jq -r '.body.messages[0].content' <<<"$r")" "Be long."
+	assert_eq "$(jq -r '.body.max_tokens // .body.max_completion_tokens' <<<"$r")" 7
+	printf 'Q: {{input}}' >"$T/file.tmpl"
+	run --separate-stderr ai-stream -T @"$T/file.tmpl" why
+	assert_eq "$status" 0 status
+	assert_eq "$(jq -r '.body.messages[-1].content' <<<"$(last_request $CHAT)")" "Q: why"
+}
+
+@test "template: a missing parameter, a template that does not exist, a bad header: clear errors" {
+	mkdir -p "$XDG_CONFIG_HOME/ai/templates"
+	printf 'To {{lang}}, {{tone}}: {{input}}' >"$XDG_CONFIG_HOME/ai/templates/tr"
+	run --separate-stderr ai-stream -T tr --param lang=German hi
+	assert_eq "$status" 64 status
+	assert_eq "$stderr" "ai-stream: the template needs --param tone=VALUE"
+	run --separate-stderr ai-stream -T nope hi
+	assert_eq "$status" 66 status
+	assert_contains "$stderr" "no template 'nope'"
+	run --separate-stderr ai-stream -T ../x hi
+	assert_eq "$status" 64 status
+	printf 'temperature: warm\nhi' >"$XDG_CONFIG_HOME/ai/templates/bad"
+	run --separate-stderr ai-agent --no-default-tools -T bad hi
+	assert_eq "$status" 65 status
+	assert_contains "$stderr" "temperature wants a number"
+	run --separate-stderr ai-stream --param a=b hi
+	assert_eq "$status" 64 status
+	run --separate-stderr ai-stream --param novalue -T tr hi
+	assert_eq "$status" 64 status
+	assert_eq "$(request_count $CHAT)" 0 "nothing sent"
+}
