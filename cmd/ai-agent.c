@@ -8,14 +8,17 @@
 #include "agent/agent.h"
 #include "agent/search.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "clock.h"
 #include "jsonval.h"
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 #include "agent/toolrun.h"
 
+#include <math.h>
 #include <unistd.h>
 
 enum {
@@ -176,6 +179,7 @@ struct run {
 	struct toolset ts;
 	struct agent_search srch;
 	struct agent_tracefile tr;
+	struct structured st;   /* --schema's, when o.a.st points to it */
 };
 
 /*
@@ -257,6 +261,8 @@ static void release(struct run *r)
 {
 	toolset_release(&r->ts);
 	agent_search_close(&r->srch);
+	if (r->o.a.st)
+		structured_release(r->o.a.st);
 	if (agent_tracefile_close(&r->tr))
 		cli_warn("cannot write the trace '%s': %s", r->o.trace, strerror(errno));
 }
@@ -277,13 +283,32 @@ int main(int argc, char **argv)
 	r.c.summary = "Do a task with a model that calls tools: calculate, search, sql and yours.";
 	r.c.opts = opts;
 	r.c.message = true;
+	r.c.schema_ok = true;
+	r.c.template_ok = true;
 	optind_ = cli_parse(&r.c, argc, argv, on_opt, &r.o);
 	ai_err_clear(&err);
+	/* -T's settings are defaults the options win over. */
+	if (r.c.tmpl) {
+		if (!r.o.a.system)
+			r.o.a.system = r.c.tmpl->system;
+		if (isnan(r.o.a.temperature))
+			r.o.a.temperature = r.c.tmpl->temperature;
+		if (!r.o.a.max_tokens)
+			r.o.a.max_tokens = r.c.tmpl->max_tokens;
+	}
+	if (r.c.schema) {
+		if (structured_load(&r.st, r.c.schema, r.c.schema_multi, &err))
+			cli_die_err(&err);
+		r.o.a.st = &r.st;
+	}
 	gather(&r);
 
 	buf_init(&task, r.cfg.max_input);
 	if (cli_read_message(&r.c, argc - optind_, argv + optind_, &task, &err))
 		cli_die_err(&err);
+	if (r.c.save)
+		tmplcli_save(&r.c, r.o.a.system, r.o.a.temperature, r.o.a.max_tokens,
+			     task.data ? task.data : "");
 	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
 

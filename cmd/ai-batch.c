@@ -106,6 +106,7 @@ static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 		   "  or:  ai-batch list";
 	c->summary = "Send each JSON line of FILE or standard input to the model; print one JSON line per item.";
 	c->opts = opts;
+	c->schema_ok = true;
 	opts_init(o);
 	compat_getopt_reset();  /* so a runner can parse a second argv */
 	return cli_parse(c, argc, argv, on_opt, o);
@@ -192,10 +193,17 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	struct ai_err err;
 	struct batch b;
 	struct termout_progress prog;
+	struct structured st;
 	int fd, code;
 
 	if (o->remote)
 		cli_usage_error("--remote is for 'ai-batch submit'");
+	ai_err_clear(&err);
+	if (c->schema) {
+		if (structured_load(&st, c->schema, c->schema_multi, &err))
+			cli_die_err(&err);
+		o->b.st = &st;
+	}
 	fd = open_input(argc, argv);
 	ai_err_clear(&err);
 	setup_client_with(c, &cfg, &client, &(struct ai_client_opts){ .parallel = o->b.parallel }, &err);
@@ -222,6 +230,8 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 			 b.st.not_sent == 1 ? "" : "s", b.down,
 			 o->b.state ? " with the same --state to send only what is missing" : "");
 	batch_close(&b);
+	if (o->b.st)
+		structured_release(o->b.st);
 	ai_client_release(&client);
 	config_release(&cfg);
 	if (fd)
@@ -304,6 +314,9 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 
 	if (o->b.state)
 		cli_usage_error("a job keeps its own state: leave out --state");
+	if (c->schema)
+		cli_usage_error("--schema checks answers as they come: use it without submit "
+				"(ai-batch --schema SCHEMA FILE)");
 	fd = open_input(argc - optind_, argv + optind_);
 	ai_err_clear(&err);
 	if (job_new(&j, &err))

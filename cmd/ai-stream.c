@@ -15,11 +15,13 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "lib/cli.h"
 #include "api/history.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 #include "clock.h"
 #include "utf8.h"
 
@@ -423,6 +425,7 @@ int main(int argc, char **argv)
 	struct ai_err err;
 	struct sink sink;
 	struct chat ch;
+	struct structured st, *stp = NULL;
 	struct buf msg;
 	int optind_, code = 0;
 
@@ -432,7 +435,18 @@ int main(int argc, char **argv)
 	c.summary = "Stream a model's answer to MESSAGE (or standard input) as it arrives.";
 	c.opts = opts;
 	c.message = true;
+	c.schema_ok = true;
+	c.template_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	/* -T's settings are defaults the options win over. */
+	if (c.tmpl) {
+		if (!o.system)
+			o.system = c.tmpl->system;
+		if (isnan(o.temperature))
+			o.temperature = c.tmpl->temperature;
+		if (!o.max_tokens)
+			o.max_tokens = c.tmpl->max_tokens;
+	}
 	if (o.sse && c.json)
 		cli_usage_error("--sse and --json are two output formats; choose one");
 	if (o.sse && o.interactive)
@@ -455,16 +469,24 @@ int main(int argc, char **argv)
 	buf_init(&msg, cfg.max_input);
 	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))
 		sink_die(&sink, &err);
+	if (c.save)
+		tmplcli_save(&c, o.system, o.temperature, o.max_tokens, msg.data ? msg.data : "");
 	if (!o.interactive && blank(msg.data ? msg.data : ""))
 		sink_die(&sink, (ai_errf(&err, AI_EX_NOINPUT,
 					 "no message: give it as arguments or on standard input"), &err));
 
 	memset(&ch, 0, sizeof(ch));
+	if (c.schema) {
+		if (structured_load(&st, c.schema, c.schema_multi, &err))
+			sink_die(&sink, &err);
+		stp = &st;
+	}
 	ch.client = &client;
 	ch.o = &o;
 	ch.sink = &sink;
 	if (conv_open(&ch.cv, o.history, cfg.max_input, o.system, cfg.system, &cli_interrupted, &err))
 		sink_die(&sink, &err);
+	ch.cv.st = stp;
 
 	if (o.interactive) {
 		const char *m = blank(msg.data ? msg.data : "") ? NULL : msg.data;
@@ -488,6 +510,8 @@ int main(int argc, char **argv)
 		ai_chat_resp_release(&resp);
 	}
 	conv_release(&ch.cv);
+	if (stp)
+		structured_release(stp);
 	buf_release(&msg);
 	buf_release(&sink.scratch);
 	termout_release(&sink.text);

@@ -147,6 +147,8 @@ static void print_json(const struct summary *s, int64_t ms)
 	json_object *j = json_object_new_object();
 
 	out_add(j, "summary", json_object_new_string(s->text));
+	if (s->data)
+		out_add(j, "data", json_object_get(s->data));
 	out_add(j, "model", s->model ? json_object_new_string(s->model) : NULL);
 	out_usage(j, s->prompt_tokens, s->completion_tokens);
 	out_add(j, "latency_ms", json_object_new_int64(ms));
@@ -165,6 +167,7 @@ int main(int argc, char **argv)
 	struct ai_err err;
 	struct buf in;
 	struct summary s;
+	struct structured st;
 	struct termout_progress tp;
 	int64_t t0 = mono_ms();
 	int optind_;
@@ -175,8 +178,14 @@ int main(int argc, char **argv)
 	c.usage = "[OPTION]... [FILE]...";
 	c.summary = "Summarize text from FILEs or standard input.";
 	c.opts = opts;
+	c.schema_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	if (c.schema) {
+		if (structured_load(&st, c.schema, c.schema_multi, &err))
+			cli_die_err(&err);
+		o.s.st = &st;
+	}
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 
 	buf_init(&in, cfg.max_input);
@@ -199,6 +208,8 @@ int main(int argc, char **argv)
 	else if (!s.dry_run)
 		print_text(s.text, o.raw);
 	summary_release(&s);
+	if (o.s.st)
+		structured_release(o.s.st);
 	buf_release(&in);
 	ai_client_release(&client);
 	config_release(&cfg);

@@ -5,6 +5,7 @@
 #include "api/params.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -49,6 +50,22 @@ static const struct cli_opt text_opts[] = {
 static const struct cli_opt message_opts[] = {
 	{ "file", required_argument, 'f', "FILE", "add FILE to the message, labelled with its name (- is standard input)" },
 	{ "no-stdin", no_argument, CLI_OPT_NO_STDIN, NULL, "do not add piped standard input to the message" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+/* The options of a program that answers as data (c->schema_ok). */
+static const struct cli_opt schema_opts[] = {
+	{ "schema", required_argument, CLI_OPT_SCHEMA, "SCHEMA", "answer JSON that matches SCHEMA (JSON Schema, @FILE, or 'name, age int')" },
+	{ "schema-multi", required_argument, CLI_OPT_SCHEMA_MULTI, "SCHEMA", "answer a list of objects that match SCHEMA" },
+	{ NULL, 0, 0, NULL, NULL }
+};
+
+/* The options of a message program that takes templates (c->template_ok). */
+static const struct cli_opt template_opts[] = {
+	{ "use-template", required_argument, 'T', "NAME", "the prompt from template NAME (or @FILE), see ai(7)" },
+	{ "param", required_argument, CLI_OPT_PARAM, "NAME=VALUE", "fill {{NAME}} in the template" },
+	{ "save", required_argument, CLI_OPT_SAVE, "NAME", "save the options and the message as template NAME, send nothing" },
+	{ "list-templates", no_argument, CLI_OPT_LIST_TEMPLATES, NULL, "list the saved templates and exit" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -115,6 +132,13 @@ void cli_init(struct cli *c, const char *prog)
 	c->files = NULL;
 	c->nfiles = 0;
 	c->no_stdin = 0;
+	c->schema_ok = false;
+	c->schema = NULL;
+	c->schema_multi = 0;
+	c->template_ok = false;
+	c->template_arg = c->save = NULL;
+	c->nparams = 0;
+	c->tmpl = NULL;
 	c->timeout_s = -1;
 	c->retries = -1;
 	c->cache_ttl_s = -1;
@@ -209,6 +233,10 @@ static void usage(const struct cli *c)
 		print_opts(text_opts);
 	if (c->message)
 		print_opts(message_opts);
+	if (c->schema_ok)
+		print_opts(schema_opts);
+	if (c->template_ok)
+		print_opts(template_opts);
 	printf("\nCommon options:\n");
 	print_opts(common_opts);
 	printf("\nSee %s(1) and ai(7).\n", c->prog);
@@ -276,7 +304,7 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	      void (*fn)(int val, const char *arg, void *ud), void *ud)
 {
 	size_t n = count_opts(common_opts) + count_opts(c->opts) + count_opts(message_opts) +
-		   count_opts(text_opts) + 2, nl = 0;
+		   count_opts(text_opts) + count_opts(schema_opts) + count_opts(template_opts) + 2, nl = 0;
 	struct option *lo = parse_lo = calloc(n, sizeof(*lo));
 	int ch;
 
@@ -298,6 +326,10 @@ int cli_parse(struct cli *c, int argc, char **argv,
 		add_opts(text_opts, lo, &nl, &parse_sh);
 	if (c->message)
 		add_opts(message_opts, lo, &nl, &parse_sh);
+	if (c->schema_ok)
+		add_opts(schema_opts, lo, &nl, &parse_sh);
+	if (c->template_ok)
+		add_opts(template_opts, lo, &nl, &parse_sh);
 	add_opts(common_opts, lo, &nl, &parse_sh);
 	lo[nl].name = "list-options";
 	lo[nl].has_arg = no_argument;
@@ -323,6 +355,23 @@ int cli_parse(struct cli *c, int argc, char **argv,
 			c->files = parse_files;
 			break;
 		case CLI_OPT_NO_STDIN: c->no_stdin = 1; break;
+		case CLI_OPT_SCHEMA:
+		case CLI_OPT_SCHEMA_MULTI:
+			if (c->schema && c->schema_multi != (ch == CLI_OPT_SCHEMA_MULTI))
+				cli_usage_error("--schema and --schema-multi exclude each other");
+			c->schema = optarg;
+			c->schema_multi = ch == CLI_OPT_SCHEMA_MULTI;
+			break;
+		case 'T': c->template_arg = optarg; break;
+		case CLI_OPT_SAVE: c->save = optarg; break;
+		case CLI_OPT_LIST_TEMPLATES: tmplcli_list(); goto done;
+		case CLI_OPT_PARAM:
+			if (!strchr(optarg, '=') || optarg[0] == '=')
+				cli_usage_error("--param wants NAME=VALUE, not '%s'", optarg);
+			if (c->nparams == AI_ARRAY_LEN(c->params))
+				cli_usage_error("too many --param (%zu at most)", AI_ARRAY_LEN(c->params));
+			c->params[c->nparams++] = optarg;
+			break;
 		case CLI_OPT_TIMEOUT:
 			c->timeout_s = cli_duration("--timeout", optarg);
 			if (c->timeout_s <= 0)
@@ -368,6 +417,8 @@ int cli_parse(struct cli *c, int argc, char **argv,
 	free(lo);
 	parse_lo = NULL;
 	buf_release(&parse_sh);
+	if (c->template_ok)
+		tmplcli_setup(c);
 	if (c->list_models)
 		exit(setup_list_models(c));
 	return optind;
@@ -582,7 +633,7 @@ int cli_read_message(const struct cli *c, int argc, char **argv, struct buf *out
 	/* The message ends with its text, not with the newline a file or a pipe ended with. */
 	while (out->len && strchr(" \t\r\n\f\v", out->data[out->len - 1]))
 		out->data[--out->len] = '\0';
-	return 0;
+	return c->tmpl ? tmplcli_fill(c, out, err) : 0;
 }
 
 /* What a file that is not a regular one is, for a message. */

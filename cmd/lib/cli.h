@@ -13,6 +13,8 @@
 #include "ai.h"
 #include "buf.h"
 
+struct template;
+
 #include <getopt.h>
 #include <signal.h>
 
@@ -30,7 +32,8 @@ struct cli_opt {
 enum {
 	CLI_OPT_NO_CACHE = 256, CLI_OPT_TIMEOUT, CLI_OPT_RETRIES, CLI_OPT_DRY_RUN,
 	CLI_OPT_BASE_URL, CLI_OPT_CACHE_TTL, CLI_OPT_LOG_PROMPTS, CLI_OPT_LIST_OPTIONS,
-	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS,
+	CLI_OPT_NO_STDIN, CLI_OPT_LIST_MODELS, CLI_OPT_SCHEMA, CLI_OPT_SCHEMA_MULTI,
+	CLI_OPT_PARAM, CLI_OPT_SAVE, CLI_OPT_LIST_TEMPLATES,
 	CLI_OPT_PROG = 300
 };
 
@@ -49,6 +52,18 @@ struct cli {
 	 * and --no-stdin are taken (see cli_read_message).
 	 */
 	bool message;
+	/* Set before cli_parse by a program that answers as data: --schema and --schema-multi
+	 * are taken (structured.h loads the schema). */
+	bool schema_ok;
+	const char *schema;     /* the argument of --schema or --schema-multi, borrowed */
+	int schema_multi;
+	/* Set before cli_parse by a message program that takes templates (tmplcli.h): -T,
+	 * --param, --save and --list-templates.  tmpl is loaded by cli_parse. */
+	bool template_ok;
+	const char *template_arg, *save;
+	const char *params[32];      /* --param NAME=VALUE, borrowed from argv */
+	size_t nparams;
+	struct template *tmpl;       /* -T's template, owned; NULL without -T */
 	const char **files;     /* -f, in order; borrowed from argv */
 	size_t nfiles;
 	int no_stdin;

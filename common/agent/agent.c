@@ -1251,6 +1251,54 @@ static int run_calls(struct run *r, long step, json_object *calls, json_object *
 	return 0;
 }
 
+/*
+ * --schema: the loop's final answer, turned into JSON matching o->st by one
+ * more request (checked, repaired once: structured_chat).  The answer is
+ * replaced by the JSON text; the turn's tokens and cost join the totals.
+ * 0 or -1 with err (AI_EX_DATAERR: invalid).
+ */
+static int answer_as_data(struct ai_client *c, const struct agent_opts *o, const char *task,
+			  struct agent_result *r, struct ai_err *err)
+{
+	struct ai_chat_req q;
+	struct ai_chat_resp resp;
+	struct schema_fail f;
+	json_object *data = NULL, *m = json_object_new_array();
+	struct buf u = BUF_INIT;
+	int rc;
+
+	buf_addf(&u, "Task:\n%s\n\nAnswer found:\n%s", task, r->answer);
+	if (!m || !u.data ||
+	    jv_push(m, jv_message("system", "Give the answer found for the task as "
+				  "JSON that follows the given schema.")) ||
+	    jv_push(m, jv_message("user", u.data))) {
+		json_object_put(m);
+		buf_release(&u);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	buf_release(&u);
+	ai_chat_req_init(&q);
+	q.messages = m;
+	q.model = r->model;
+	rc = structured_chat(c, o->st, &q, &resp, &data, &f, err);
+	json_object_put(m);
+	if (resp.prompt_tokens > 0)
+		r->prompt_tokens += resp.prompt_tokens;
+	if (resp.completion_tokens > 0)
+		r->completion_tokens += resp.completion_tokens;
+	if (!rc)
+		r->cost += resp.cost;
+	if (!rc && data) {
+		free(r->answer);
+		r->answer = strdup(json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN));
+		if (!r->answer)
+			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	json_object_put(data);
+	ai_chat_resp_release(&resp);
+	return rc;
+}
+
 int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 	      struct agent_result *res, struct ai_err *err)
 {
@@ -1343,6 +1391,8 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 				break;
 		}
 	}
+	if (!rc && o->st && res->answer && !res->dry_run)
+		rc = answer_as_data(c, o, task, res, err);
 	trace_end(&r, rc ? (err->code == AI_EX_INTERRUPT ? "interrupted" : "error") :
 		  res->max_steps ? "max_steps" : res->dry_run ? "dry_run" : "answer", rc ? err : NULL);
 out:

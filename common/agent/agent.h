@@ -34,6 +34,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "buf.h"
 #include "agent/sqltool.h"
 #include "agent/toolrun.h"
@@ -95,6 +96,10 @@ struct agent_opts {
 	                                 stops the loop */
 	size_t result_max;            /* bytes of tool output sent back; 0: the default */
 	size_t trace_max;             /* bytes of each result in the trace; 0: the default */
+	/* Borrowed or NULL (--schema): the loop's final answer is turned into JSON matching
+	 * it by one more request, checked and repaired once (structured_chat), so the tool
+	 * loop itself stays as it is; res->answer is then that JSON text. */
+	struct structured *st;
 };
 
 /* Sets o to the defaults above (no sql, no search, no user tools, nobody to ask). */
@@ -204,7 +209,8 @@ int agent_tracefile_close(struct agent_tracefile *t);
  * refuses a request with tools is named with its model, since it most
  * likely does not support tool calling), when interrupted
  * (AI_EX_INTERRUPT) or out of memory; *res then holds what was done so
- * far and must still be released.
+ * far and must still be released.  Under o->st a final answer that
+ * stays invalid for the schema is AI_EX_DATAERR.
  */
 int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 	      struct agent_result *res, struct ai_err *err);

@@ -42,6 +42,8 @@ struct ai_call {
 	ai_chat_done_fn cdone;
 	int (*on_delta)(const char *text, size_t n, void *ud);
 	void *delta_ud;
+	bool (*cacheable)(const char *content, void *ud);
+	void *cacheable_ud;
 	bool stream;
 	struct sse_parser sse;
 	struct chatstream cs;
@@ -125,6 +127,12 @@ void ai_client_release(struct ai_client *c)
 		sodium_free(c->auth);
 	free(c->host);
 	memset(c, 0, sizeof(*c));
+}
+
+void ai_client_verbose(const struct ai_client *c, const char *msg)
+{
+	if (c->o.cfg->verbose && c->o.warn)
+		c->o.warn(msg, c->o.ud);
 }
 
 static void warn_once(struct ai_client *c, const char *what, const struct ai_err *e)
@@ -763,7 +771,8 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 	}
 	r->cost = call_cost(k, r->prompt_tokens, r->completion_tokens);
 	account(k, r->prompt_tokens, r->completion_tokens, h->status, false, r->cost, h->ms);
-	if (k->use_cache && !r->partial && r->content) {
+	if (k->use_cache && !r->partial && r->content &&
+	    (!k->cacheable || k->cacheable(r->content, k->cacheable_ud))) {
 		struct buf v;
 
 		buf_init(&v, 0);
@@ -979,6 +988,8 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->ud = ud;
 	k->on_delta = q->on_delta;
 	k->delta_ud = q->ud;
+	k->cacheable = q->cacheable;
+	k->cacheable_ud = q->cacheable_ud;
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
 	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||

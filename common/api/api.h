@@ -77,6 +77,8 @@ const char *ai_client_model(const struct ai_client *c);
 const char *ai_client_embed_model(const struct ai_client *c);
 /* The stop flag the client was given, or NULL: a loop over the client's calls checks it too. */
 volatile sig_atomic_t *ai_client_stop(const struct ai_client *c);
+/* Under -v (cfg->verbose), gives msg to the client's warn callback; else does nothing. */
+void ai_client_verbose(const struct ai_client *c, const char *msg);
 
 struct ai_chat_req {
 	json_object *messages;          /* borrowed array of {role, content} objects */
@@ -91,6 +93,10 @@ struct ai_chat_req {
 	 * Returns non-zero to stop. */
 	int (*on_delta)(const char *text, size_t n, void *ud);
 	void *ud;
+	/* Called with a complete answer before it is cached: false keeps it out of the
+	 * cache (a reply that fails its schema, structured.h).  NULL: every answer. */
+	bool (*cacheable)(const char *content, void *ud);
+	void *cacheable_ud;
 };
 
 /* Initialises r with the defaults above. */

@@ -233,7 +233,21 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 	if (jv_push(cv->msgs, jv_message("user", text)))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	r.messages = cv->msgs;
-	rc = ai_chat(c, &r, resp, err);
+	if (cv->st) {
+		json_object *data = NULL;
+		struct schema_fail f;
+
+		/* Nothing is shown before it is checked: the JSON comes as one piece. */
+		rc = structured_chat(c, cv->st, &r, resp, &data, &f, err);
+		if (!rc && data && q->on_delta) {
+			const char *t = json_object_to_json_string_ext(data, JSON_C_TO_STRING_PLAIN);
+
+			q->on_delta(t, strlen(t), q->ud);
+		}
+		json_object_put(data);
+	} else {
+		rc = ai_chat(c, &r, resp, err);
+	}
 	if (rc || resp->dry_run) {
 		json_object_array_del_idx(cv->msgs, n, 1);
 		return rc;

@@ -10,6 +10,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 
 #include <json-c/json.h>
 #include <signal.h>
@@ -67,6 +68,9 @@ struct conv {
 	const char *history;    /* borrowed or NULL: no file */
 	bool store_system;      /* a new file: its first exchange brings the system message */
 	volatile sig_atomic_t *stop;
+	/* Borrowed or NULL (--schema): each answer is JSON matching it, asked, checked and
+	 * repaired once by structured_chat; set by the caller after conv_open. */
+	struct structured *st;
 };
 
 /*
@@ -86,7 +90,10 @@ int conv_open(struct conv *cv, const char *history, size_t max, const char *syst
  * fields (temperature, max_tokens, stream, on_delta) taken from q (its
  * messages are ignored).  On success (dry run aside) the exchange joins
  * the conversation; on failure the conversation is as it was.  Returns
- * as ai_chat; resp is the caller's to release either way.
+ * as ai_chat; resp is the caller's to release either way.  Under cv->st
+ * the answer goes through structured_chat: nothing is shown before it is
+ * checked, then q->on_delta gets the checked JSON in one piece; a reply
+ * that stays invalid is AI_EX_DATAERR.
  */
 int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, const char *text,
 	     struct ai_chat_resp *resp, struct ai_err *err);

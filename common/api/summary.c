@@ -46,7 +46,10 @@ static void instruction(const struct summary_opts *o, struct buf *b, int stage, 
 		buf_addf(b, "Focus on: %s. ", o->focus);
 	if (o->lang)
 		buf_addf(b, "Write the summary in %s. ", o->lang);
-	buf_addstr(b, "Reply with the summary only, without a preamble.");
+	if (o->st && stage != 1)
+		buf_addstr(b, "Reply with the summary as JSON that follows the given schema.");
+	else
+		buf_addstr(b, "Reply with the summary only, without a preamble.");
 }
 
 /* The messages of one request; returns owned, NULL when out of memory. */
@@ -163,6 +166,35 @@ static int summarize_all(struct ai_client *c, const struct summary_opts *o, cons
 	return rc;
 }
 
+/*
+ * The last request under --schema: asked, checked and repaired by
+ * structured_chat; out gets the JSON text, t->data the parsed value.
+ */
+static int summarize_structured(struct ai_client *c, const struct summary_opts *o, const char *text,
+				size_t len, int stage, struct summary *t, struct buf *out,
+				struct ai_err *err)
+{
+	struct ai_chat_req q;
+	struct ai_chat_resp r;
+	struct schema_fail f;
+	int rc;
+
+	ai_chat_req_init(&q);
+	if (!(q.messages = messages(o, text, len, stage, 1, 1)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	q.temperature = o->temperature;
+	q.max_tokens = o->max_tokens;
+	rc = structured_chat(c, o->st, &q, &r, &t->data, &f, err);
+	json_object_put(q.messages);
+	if (!rc) {
+		add_usage(t, &r);
+		if (t->data)
+			buf_addstr(out, json_object_to_json_string_ext(t->data, JSON_C_TO_STRING_PLAIN));
+	}
+	ai_chat_resp_release(&r);
+	return rc;
+}
+
 /* Map-reduce: split what does not fit, summarize the parts, and repeat on their summaries. */
 static int summarize(struct ai_client *c, const struct summary_opts *o, const char *text, size_t len,
 		     struct summary *t, struct buf *out, struct ai_err *err)
@@ -183,7 +215,8 @@ static int summarize(struct ai_client *c, const struct summary_opts *o, const ch
 			const char *one = cur.data;
 			size_t l = cur.len;
 
-			rc = summarize_all(c, o, &one, &l, 1, round ? 2 : 0, t, out, err);
+			rc = o->st ? summarize_structured(c, o, one, l, round ? 2 : 0, t, out, err) :
+				summarize_all(c, o, &one, &l, 1, round ? 2 : 0, t, out, err);
 			t->parts += round ? 0 : 1;
 			break;
 		}
@@ -257,6 +290,7 @@ void summary_release(struct summary *s)
 {
 	free(s->text);
 	free(s->model);
+	json_object_put(s->data);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -12,6 +12,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "buf.h"
 
 struct summary_opts {
@@ -26,13 +27,17 @@ struct summary_opts {
 	 * done = 0; not for a round of one request, nor under --dry-run.  May be NULL. */
 	void (*progress)(size_t done, size_t total, long tokens, void *ud);
 	void *ud;
+	/* Borrowed or NULL (--schema): the final request asks for JSON matching it, through
+	 * structured_chat (checked, repaired once); the parts' summaries stay text. */
+	struct structured *st;
 };
 
 /* Sets o to the defaults above. */
 void summary_opts_init(struct summary_opts *o);
 
 struct summary {
-	char *text;                     /* owned: the summary ("" under --dry-run) */
+	char *text;                     /* owned: the summary ("" under --dry-run); under st, data as JSON text */
+	json_object *data;              /* owned or NULL: under st, the summary as checked JSON */
 	char *model;                    /* owned or NULL: the model the server named */
 	long prompt_tokens, completion_tokens;  /* over every request; -1 when one is unknown */
 	bool cached;                    /* every answer came from the cache */
@@ -43,7 +48,8 @@ struct summary {
 /*
  * Summarizes text[0..len) into s (summary_release it, on success only).
  * 0, or -1 with err: a failed request's error, AI_EX_UNAVAILABLE when the
- * summaries of the parts do not shrink, AI_EX_OSERR when out of memory.
+ * summaries of the parts do not shrink, AI_EX_DATAERR when under st the
+ * final reply does not match the schema, AI_EX_OSERR when out of memory.
  */
 int summary_run(struct ai_client *c, const struct summary_opts *o, const char *text, size_t len,
 		struct summary *s, struct ai_err *err);

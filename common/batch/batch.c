@@ -11,7 +11,7 @@
 
 #define MAX_SUSPECTS 4096
 
-enum slot_state { S_FREE, S_PARSED, S_RUNNING, S_DONE, S_GONE };
+enum slot_state { S_FREE, S_PARSED, S_RUNNING, S_DONE, S_GONE, S_RESEND };
 
 struct batch_slot {
 	struct batch *b;
@@ -21,7 +21,17 @@ struct batch_slot {
 	struct buf line;
 	long est;
 	bool ok;
+	json_object *fix;       /* --schema: the messages of the one repair (owned), or NULL */
+	bool repaired, fell_back;
+	struct structured ist;  /* the item's own response_format json_schema, when has_ist */
+	bool has_ist;
 };
+
+/* The schema an item's answer is checked against: its own, else --schema's, else none. */
+static struct structured *slot_st(const struct batch *b, struct batch_slot *s)
+{
+	return s->has_ist ? &s->ist : b->o.st;
+}
 
 /* ---- reading the input once: spool, hash, count, ids ---- */
 
@@ -404,6 +414,71 @@ static long down_after(const struct batch *b)
 	return b->o.parallel > 8 ? 2L * b->o.parallel : 16L;
 }
 
+/*
+ * --schema: a refusal of response_format is asked again once in json_object
+ * mode, an answer that fails the schema once with the validator's message;
+ * the slot waits in S_RESEND for the run loop to send it.  True when so.
+ */
+static bool schema_again(struct batch *b, struct batch_slot *s, int rc, struct ai_chat_resp *r,
+			 const struct ai_err *e)
+{
+	struct structured *st = slot_st(b, s);
+	struct schema_fail f;
+	json_object *data = NULL;
+
+	if (rc) {
+		if (s->fell_back || !structured_refused(r, e))
+			return false;
+		if (!st->fallback)
+			ai_client_verbose(b->c, "the server refused response_format json_schema; "
+					  "asking with json_object and the schema in the system prompt");
+		st->fallback = true;
+		s->fell_back = true;
+	} else {
+		if (s->repaired || !structured_check(st, r->content, &data, &f)) {
+			json_object_put(data);
+			return false;
+		}
+		if (!(s->fix = structured_repair(s->it.messages, r->content, &f)))
+			return false;
+		s->repaired = true;
+		/* The answer that failed was paid for all the same. */
+		if (r->prompt_tokens > 0)
+			b->st.prompt_tokens += r->prompt_tokens;
+		if (r->completion_tokens > 0)
+			b->st.completion_tokens += r->completion_tokens;
+		if (!isnan(r->cost))
+			b->st.cost += r->cost;
+	}
+	ai_chat_resp_release(r);
+	memset(r, 0, sizeof(*r));       /* released twice otherwise, if the run ends before the resend */
+	s->state = S_RESEND;
+	b->resend++;
+	return true;
+}
+
+/* --schema: the answer's line gets its data, or becomes a schema_invalid error keeping the reply. */
+static int schema_line(struct batch *b, struct batch_slot *s, const struct ai_chat_resp *r)
+{
+	struct schema_fail f;
+	json_object *data;
+	char why[400], msg[480];
+
+	if (!structured_check(slot_st(b, s), r->content, &data, &f)) {
+		int bad = structured_lines(&s->line, data, slot_st(b, s)->multi);
+
+		json_object_put(data);
+		s->ok = true;
+		return bad;
+	}
+	structured_describe(&f, why, sizeof(why));
+	snprintf(msg, sizeof(msg), "the reply does not match the schema %s", why);
+	buf_reset(&s->line);
+	s->ok = false;
+	return jsonl_err_line(&s->line, s->it.id, r->status, "schema_invalid", msg, r->attempts) ||
+	       structured_error_raw(&s->line, r->content) ? -1 : 0;
+}
+
 static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud)
 {
 	struct batch_slot *s = ud;
@@ -421,6 +496,8 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 		b->st.done++;
 		return;
 	}
+	if (slot_st(b, s) && schema_again(b, s, rc, r, e))
+		return;
 	if (!rc) {
 		long real = (r->prompt_tokens > 0 ? r->prompt_tokens : 0) +
 			    (r->completion_tokens > 0 ? r->completion_tokens : 0);
@@ -434,7 +511,12 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 
 		bad = jsonl_ok_line(&s->line, s->it.id, &a);
 		s->ok = true;
-		b->st.ok++;
+		if (!bad && slot_st(b, s))
+			bad = schema_line(b, s, r);
+		if (s->ok)
+			b->st.ok++;
+		else
+			b->st.failed++;
 		if (r->prompt_tokens > 0)
 			b->st.prompt_tokens += r->prompt_tokens;
 		if (r->completion_tokens > 0)
@@ -482,6 +564,12 @@ static void slot_clear(struct batch_slot *s)
 {
 	jsonl_item_release(&s->it);
 	ai_chat_resp_release(&s->resp);
+	json_object_put(s->fix);
+	s->fix = NULL;
+	s->repaired = s->fell_back = false;
+	if (s->has_ist)
+		structured_release(&s->ist);
+	s->has_ist = false;
 	buf_reset(&s->line);
 	s->ok = false;
 	s->est = 0;
@@ -495,6 +583,7 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	struct ai_chat_req q;
 	long w;
 	struct ai_err e;
+	json_object *sx = NULL, *sm = NULL;
 
 	ai_err_clear(&e);
 	if (b->down[0]) {
@@ -526,17 +615,38 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	q.extra = s->it.extra;
 	q.temperature = b->o.temperature;
 	q.max_tokens = b->o.max_tokens;
+	if (slot_st(b, s)) {
+		struct structured *st = slot_st(b, s);
+
+		/* Serialised by ai_chat_start at once: they go when it returns. */
+		sx = structured_extra(st, s->it.extra);
+		sm = structured_messages(st, s->fix ? s->fix : s->it.messages);
+		if (!sx || !sm) {
+			json_object_put(sx);
+			json_object_put(sm);
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+		q.extra = sx;
+		q.messages = sm;
+		q.cacheable = structured_cacheable;
+		q.cacheable_ud = st;
+	}
 	s->state = S_RUNNING;
 	b->st.inflight++;
 	b->st.sent++;
 	if (ai_chat_start(b->c, &q, &s->resp, slot_done, s, &e)) {
+		json_object_put(sx);
+		json_object_put(sm);
 		if (e.code == AI_EX_OSERR) {
 			*err = e;
 			return -1;
 		}
 		/* Not sent (a budget reached, a key that cannot be read): the item's error. */
 		slot_done(-1, &s->resp, &e, s);
+		return 0;
 	}
+	json_object_put(sx);
+	json_object_put(sm);
 	return 0;
 }
 
@@ -572,6 +682,19 @@ static int slot_read(struct batch *b, struct jsonl_reader *r, struct batch_slot 
 			return 1;
 		}
 	}
+	/* An item that names its own response_format json_schema is checked against it. */
+	if (!s->it.bad) {
+		struct ai_err se;
+		int own;
+
+		ai_err_clear(&se);
+		own = structured_from_request(&s->ist, s->it.extra, &se);
+		if (own < 0) {
+			s->it.bad = true;
+			snprintf(s->it.error, sizeof(s->it.error), "%.190s", se.msg);
+		}
+		s->has_ist = own > 0;
+	}
 	if (s->it.bad) {
 		if (jsonl_err_line(&s->line, s->it.id, 0, "invalid_input", s->it.error, 0))
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -589,6 +712,25 @@ static void emit(struct batch *b, struct batch_slot *s)
 	if (b->o.emit)
 		b->o.emit(s->line.data ? s->line.data : "", s->line.len, b->o.ud);
 	b->emitted = true;
+}
+
+/* Sends the slots --schema asks again, oldest first: 0, >0 ms to wait, -1 error. */
+static long resend(struct batch *b, uint64_t head, uint64_t tail, struct ai_err *err)
+{
+	for (uint64_t i = head; i < tail && b->resend && b->st.inflight < b->o.parallel; i++) {
+		struct batch_slot *s = &b->ring[i % b->cap];
+		long w;
+
+		if (s->state != S_RESEND)
+			continue;
+		b->resend--;
+		w = slot_send(b, s, err);
+		if (w > 0)
+			b->resend++;    /* held by the limits: still waiting */
+		if (w)
+			return w;
+	}
+	return 0;
 }
 
 /* The lines of one wake-up leave together: one write, not one a line. */
@@ -633,6 +775,18 @@ int batch_run(struct batch *b, struct ai_client *c, struct ai_err *err)
 		}
 		/* Feed: start what the window, the parallelism and the limits allow. */
 		for (;;) {
+			if (b->resend && b->st.inflight < b->o.parallel) {
+				long w = resend(b, head, tail, err);
+
+				if (w < 0) {
+					rc = -1;
+					goto out;
+				}
+				if (w > 0) {
+					wait = w;
+					break;
+				}
+			}
 			if (parsed != UINT64_MAX) {
 				long w;
 

@@ -44,6 +44,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/structured.h"
 #include "batch/journal.h"
 #include "batch/jsonl.h"
 
@@ -81,6 +82,9 @@ struct batch_opts {
 	void (*progress)(const struct batch_stats *s, bool final, void *ud);
 	long progress_ms;
 	void *ud;
+	/* --schema: every answer is checked, repaired once, and its line gets "data"; one that
+	 * stays invalid is an error line of type schema_invalid (structured.h).  Borrowed. */
+	struct structured *st;
 };
 
 struct batch_slot;
@@ -104,6 +108,7 @@ struct batch {
 	double tpm_level;
 	bool emitted;           /* lines emitted since the last flush */
 	long down_streak;       /* requests in a row that got no answer at all */
+	long resend;            /* slots --schema asks again (S_RESEND) */
 	char down[320];         /* why the rest is not sent, once down_streak reached the limit */
 };
 

@@ -1,5 +1,6 @@
 #include "batch/jsonl.h"
 #include "jsonval.h"
+#include "api/template.h"
 #include "utf8.h"
 
 #include <sodium.h>
@@ -123,44 +124,39 @@ int jsonl_id_key(json_object *id, struct buf *out)
 	return -1;
 }
 
+struct field_ctx {
+	json_object *obj;
+	const char *str;
+};
+
+/* One {{name}} of an item: {{text}} of a string item, else the object's field. */
+static int field_value(const char *name, struct buf *out, void *ud)
+{
+	struct field_ctx *f = ud;
+	json_object *v = NULL;
+
+	if (f->str && !strcmp(name, "text"))
+		return buf_addstr(out, f->str) ? -1 : 0;
+	if (!f->obj || !json_object_object_get_ex(f->obj, name, &v) || !v)
+		return -1;
+	if (json_object_is_type(v, json_type_string))
+		buf_add(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+	else
+		buf_addstr(out, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+							  JSON_C_TO_STRING_NOSLASHESCAPE));
+	return 0;
+}
+
+/* The same {{name}} engine as -T's templates (template.h). */
 int jsonl_template(const char *tmpl, json_object *obj, const char *str, struct buf *out,
 		   char *why, size_t n)
 {
-	const char *s = tmpl;
+	struct field_ctx f = { obj, str };
+	char name[128];
 
-	while (*s) {
-		const char *open = strstr(s, "{{"), *close, *a, *b;
-		json_object *v = NULL;
-		char name[128];
-		size_t nl;
-
-		if (!open || !(close = strstr(open + 2, "}}"))) {
-			buf_addstr(out, s);
-			break;
-		}
-		buf_add(out, s, (size_t)(open - s));
-		for (a = open + 2; *a == ' '; a++)
-			;
-		for (b = close; b > a && b[-1] == ' '; b--)
-			;
-		nl = (size_t)(b - a);
-		if (nl >= sizeof(name))
-			nl = sizeof(name) - 1;
-		memcpy(name, a, nl);
-		name[nl] = '\0';
-		if (str && !strcmp(name, "text")) {
-			buf_addstr(out, str);
-		} else if (obj && json_object_object_get_ex(obj, name, &v) && v) {
-			if (json_object_is_type(v, json_type_string))
-				buf_add(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
-			else
-				buf_addstr(out, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
-									  JSON_C_TO_STRING_NOSLASHESCAPE));
-		} else {
-			snprintf(why, n, "the item has no field '%s' that --template names", name);
-			return -1;
-		}
-		s = close + 2;
+	if (template_expand(tmpl, field_value, &f, out, name, sizeof(name))) {
+		snprintf(why, n, "the item has no field '%s' that --template names", name);
+		return -1;
 	}
 	return 0;
 }

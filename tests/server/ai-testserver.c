@@ -27,7 +27,11 @@
  *                    reply (a string instead of the echo; null: echo again),
  *                    batch_delay_ms (a batch completes on the first GET this
  *                    long after its creation), batch_fail_every (N: every
- *                    Nth line of a batch goes to its error file with a 500)
+ *                    Nth line of a batch goes to its error file with a 500),
+ *                    json_from_prompt (true: instead of the echo, reply with
+ *                    the first user message's text from its first '{' to its
+ *                    last '}', or "no JSON here": a model that answers each
+ *                    item of a batch with the JSON the item holds)
  *   {"push": [...]}  appends actions to a FIFO.  Each API request takes the
  *                    first action whose "path" equals its path (no "path":
  *                    any); "times": N (default 1) serves N requests.
@@ -284,12 +288,13 @@ struct settings {
 	char *reply;            /* owned; NULL: echo the last message */
 	long batch_delay_ms;
 	long batch_fail_every;
+	bool json_from_prompt;
 };
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;   /* all below */
 static pthread_cond_t g_wake = PTHREAD_COND_INITIALIZER;     /* shutdown */
 static bool g_stopping;
-static struct settings g_set = { 0, DEFAULT_DIM, 0, NULL, 0, 0 };
+static struct settings g_set = { 0, DEFAULT_DIM, 0, NULL, 0, 0, false };
 static struct action *g_queue;
 static unsigned long g_seq;
 
@@ -724,9 +729,10 @@ static const char *chat_prepare(struct chat *c, const char *default_reply)
 {
 	json_object *msgs = jget(c->req, "messages"), *tools = jget(c->req, "tools");
 	json_object *script = jget(c->act, "tool_calls");
-	const char *reply = jstr(c->act, "reply"), *last = "";
+	const char *reply = jstr(c->act, "reply"), *last = "", *first_user = NULL;
 	size_t n, bytes = 0;
 	unsigned long seq;
+	bool from_prompt;
 
 	if (!c->req || !json_object_is_type(c->req, json_type_object))
 		return "the request body must be a JSON object";
@@ -740,6 +746,8 @@ static const char *chat_prepare(struct chat *c, const char *default_reply)
 			bytes += (size_t)json_object_get_string_len(content);
 			if (i + 1 == n)
 				last = json_object_get_string(content);
+			if (!first_user && jstr(m, "role") && !strcmp(jstr(m, "role"), "user"))
+				first_user = json_object_get_string(content);
 		} else if (content && json_object_is_type(content, json_type_array)) {
 			for (size_t j = 0; j < json_object_array_length(content); j++) {
 				const char *t = jstr(json_object_array_get_idx(content, j), "text");
@@ -752,6 +760,7 @@ static const char *chat_prepare(struct chat *c, const char *default_reply)
 	c->created = (long)time(NULL);
 	pthread_mutex_lock(&g_lock);
 	seq = ++g_seq;
+	from_prompt = g_set.json_from_prompt;
 	pthread_mutex_unlock(&g_lock);
 	snprintf(c->id, sizeof(c->id), "chatcmpl-test-%lu", seq);
 	c->prompt_tokens = (long)(bytes / 4 + 1);
@@ -771,6 +780,16 @@ static const char *chat_prepare(struct chat *c, const char *default_reply)
 		c->content = xstrdup(reply);
 	} else if (default_reply) {
 		c->content = xstrdup(default_reply);
+	} else if (from_prompt) {
+		const char *a = first_user ? strchr(first_user, '{') : NULL;
+		const char *z = first_user ? strrchr(first_user, '}') : NULL;
+		struct sb b = { 0 };
+
+		if (a && z && z > a)
+			sb_add(&b, a, (size_t)(z - a + 1));
+		else
+			sb_str(&b, "no JSON here");
+		c->content = b.p;
 	} else {
 		struct sb b = { 0 };
 
@@ -1584,6 +1603,9 @@ static const char *control_set(json_object *set, char *why, size_t whylen)
 				snprintf(why, whylen, "'%s' must be a non-negative integer", k);
 				return why;
 			}
+		} else if (strcmp(k, "json_from_prompt") == 0) {
+			if (!json_object_is_type(v, json_type_boolean))
+				return "'json_from_prompt' must be true or false";
 		} else if (strcmp(k, "embed_dim") == 0) {
 			if (!is_int(v) || json_object_get_int64(v) < 1 || json_object_get_int64(v) > MAX_DIM)
 				return "'embed_dim' must be between 1 and 8192";
@@ -1605,6 +1627,8 @@ static const char *control_set(json_object *set, char *why, size_t whylen)
 			g_set.batch_delay_ms = (long)json_object_get_int64(v2);
 		} else if (strcmp(k2, "batch_fail_every") == 0) {
 			g_set.batch_fail_every = (long)json_object_get_int64(v2);
+		} else if (strcmp(k2, "json_from_prompt") == 0) {
+			g_set.json_from_prompt = json_object_get_boolean(v2);
 		} else {
 			g_set.embed_dim = (long)json_object_get_int64(v2);
 		}
@@ -1652,7 +1676,7 @@ static void handle_control(const char *method, const struct req *r, struct reply
 		pthread_mutex_lock(&g_lock);
 		queue_clear_locked();
 		free(g_set.reply);
-		g_set = (struct settings){ 0, DEFAULT_DIM, 0, NULL, 0, 0 };
+		g_set = (struct settings){ 0, DEFAULT_DIM, 0, NULL, 0, 0, false };
 		pthread_mutex_unlock(&g_lock);
 	}
 	if (!err && set)
