@@ -17,7 +17,9 @@ teardown() { stop_server; }
 make_ledger() {
 	start_server
 	ai-summarize <<<"make the ledger" >/dev/null || return 1
-	sqlite3 "$DB" 'DELETE FROM calls'
+	# The rollups go too: the ledger is then as empty as a new one.
+	sqlite3 "$DB" "DELETE FROM calls; DELETE FROM rollup; DELETE FROM rollup_lat;
+		UPDATE ledger_meta SET v = 0 WHERE k = 'folded'"
 }
 
 # row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC),

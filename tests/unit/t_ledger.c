@@ -171,11 +171,11 @@ static void test_bad_files(void)
 
 	path_in(path, sizeof(path), "newer.db");
 	is_int(ledger_open(&l, path, &err), 0, "make a ledger");
-	sqlite3_exec(l.db, "PRAGMA user_version = 2", NULL, NULL, NULL);
+	sqlite3_exec(l.db, "PRAGMA user_version = 3", NULL, NULL, NULL);
 	ledger_close(&l);
 	is_int(ledger_open(&l, path, &err), -1, "a newer schema is refused");
 	is_int(err.code, AI_EX_DATAERR, "as bad data");
-	ok(strstr(err.msg, "schema 2") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
+	ok(strstr(err.msg, "schema 3") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
 	is_int(ledger_open_existing(&l, path, &err), -1, "by ai-usage's open too");
 
 	path_in(path, sizeof(path), "empty.db");
@@ -510,6 +510,8 @@ static int run_procs(const char *path, int nproc, int per_proc, bool reopen, dou
 	pid_t pids[16];
 	int i, failed = 0, status;
 	double t;
+	/* Recent rows: rows older than ledger_keep would be pruned as they go. */
+	int64_t t0 = ledger_now_ms() - 3600 * 1000;
 
 	fflush(stdout); /* or the children print it again */
 	t = now_s();
@@ -530,7 +532,7 @@ static int run_procs(const char *path, int nproc, int per_proc, bool reopen, dou
 					bad++;
 					continue;
 				}
-				if (add(&l, D0 + k, "proc", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN) < 0)
+				if (add(&l, t0 + k, "proc", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN) < 0)
 					bad++;
 				if (reopen)
 					ledger_close(&l);
