@@ -192,7 +192,9 @@ static json_object *group_json(const struct ledger_group *g, const char *by, boo
 	out_add(j, "requests", json_object_new_int64(g->requests));
 	out_add(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
 	out_add(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
+	out_add(j, "p50_ms", json_object_new_int64(g->p50_latency_ms));
 	out_add(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
+	out_add(j, "p99_ms", json_object_new_int64(g->p99_latency_ms));
 	out_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
 	out_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
 	out_add(j, "hit_tokens_in", json_object_new_int64(g->hit_prompt_tokens));
@@ -388,6 +390,19 @@ out:
 	return rc;
 }
 
+/* Progress of the first fold of a large ledger, on a terminal only: one line rewritten. */
+static bool fold_shown;
+
+static void fold_progress(void *ud, int64_t done, int64_t total)
+{
+	(void)ud;
+	if (total <= LEDGER_FOLD_CHUNK)
+		return;		/* one transaction: nothing to wait for */
+	fprintf(stderr, "\rai-usage: adding the ledger's rows to its hourly rollups: %" PRId64 " of %" PRId64 " (%d%%)",
+		done, total, total ? (int)(100 * done / total) : 100);
+	fold_shown = true;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
@@ -450,6 +465,21 @@ int main(int argc, char **argv)
 		config_release(&cfg);
 		cli_die_err(&err);
 	}
+	/* A ledger from before the rollups (or rows an older ai-tools
+	 * wrote since) is folded in now, with progress on a terminal.  It
+	 * may be interrupted: the next run goes on where this one stopped.
+	 * If another writer holds the lock, the report reads the rows that
+	 * are left raw instead. */
+	ledger_set_keep(&l, cfg.ledger_keep);
+	/* A report never waits on a writer: a fold that cannot have the lock at once is left for later. */
+	ledger_set_busy_timeout(&l, 100);
+	if (ledger_fold(&l, isatty(STDERR_FILENO) && !c.quiet ? fold_progress : NULL, &c, &err)) {
+		if (err.code != AI_EX_TEMPFAIL)
+			cli_die_err(&err);
+		ai_err_clear(&err);
+	}
+	if (fold_shown)
+		fputs("\n", stderr);
 	rc = report(&l, &o, &c, &cfg, since, until, &err);
 	ledger_close(&l);
 	buf_release(&path);

@@ -893,10 +893,12 @@ int ledger_fold(struct ledger *l, void (*progress)(void *ud, int64_t done, int64
 			rc = meta_set(l, "folded", 0);
 		if (rc == SQLITE_OK)
 			rc = step_retry(l, l->commit);
-		if (rc != SQLITE_OK || to >= top)
+		if (rc != SQLITE_OK)
 			break;
-		if (progress)
+		if (progress && to > folded)
 			progress(ud, to - start, top - start);
+		if (to >= top)
+			break;
 	}
 	if (rc == SQLITE_OK)
 		return 0;
