@@ -62,6 +62,7 @@ static const char upgrade_sql[] =
 	" hour INTEGER NOT NULL, program TEXT NOT NULL, model TEXT NOT NULL,"
 	" hist BLOB NOT NULL, lat_min INTEGER NOT NULL, lat_max INTEGER NOT NULL,"
 	" PRIMARY KEY(hour, program, model)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS spend (hour INTEGER PRIMARY KEY, cost REAL NOT NULL);"
 	"CREATE TABLE IF NOT EXISTS ledger_meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;"
 	"INSERT OR IGNORE INTO ledger_meta VALUES('folded', 0), ('prune_after', 0);"
 	"PRAGMA user_version = 2;";
@@ -82,6 +83,9 @@ static const char roll_lat_sql[] =
 	" ON CONFLICT DO UPDATE SET hist = ledger_hist_merge(hist, excluded.hist),"
 	" lat_min = min(lat_min, excluded.lat_min), lat_max = max(lat_max, excluded.lat_max)";
 
+static const char spend_row_sql[] =
+	"INSERT INTO spend VALUES(?1 / 3600000, ?2) ON CONFLICT DO UPDATE SET cost = cost + excluded.cost";
+
 /* The same for the raw rows with ?1 < id <= ?2: the catch-up and the first-open fold.
  * Counts from the file are clamped (a row written by hand must not overflow a sum). */
 static const char fold_sql[] =
@@ -98,6 +102,9 @@ static const char fold_sql[] =
 	" cost_n = cost_n + excluded.cost_n, saved = saved + excluded.saved,"
 	" saved_n = saved_n + excluded.saved_n, lat_sum = lat_sum + excluded.lat_sum,"
 	" first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)";
+static const char fold_spend_sql[] =
+	"INSERT INTO spend SELECT ts_ms / 3600000, total(cost) FROM calls WHERE id > ?1 AND id <= ?2"
+	" GROUP BY 1 ON CONFLICT DO UPDATE SET cost = cost + excluded.cost";
 static const char fold_lat_sql[] =
 	"INSERT INTO rollup_lat SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''),"
 	" ledger_hist(max(latency_ms, 0)), min(max(latency_ms, 0)), max(max(latency_ms, 0))"
@@ -234,21 +241,80 @@ static void sql_hist1(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	sqlite3_result_blob(ctx, out, (int)n, SQLITE_TRANSIENT);
 }
 
-/* ledger_hist_merge(a, b): the sum of two histograms. */
+/* Decodes a histogram into (bucket, count) pairs, ascending; returns how many. */
+static size_t hist_pairs(const void *blob, size_t len, uint32_t *bk, uint64_t *ct, size_t max)
+{
+	const unsigned char *p = blob, *end = p + len;
+	uint64_t b = 0, d, c;
+	size_t n = 0;
+
+	while (p < end && n < max) {
+		if (get_varint(&p, end, &d) || get_varint(&p, end, &c))
+			break;
+		b = n ? b + d : d;
+		if (b >= LEDGER_HIST_BUCKETS || (n && b <= bk[n - 1]))
+			break;
+		bk[n] = (uint32_t)b;
+		ct[n++] = c;
+	}
+	return n;
+}
+
+/*
+ * ledger_hist_merge(a, b): the sum of two histograms, by a merge of
+ * their pairs: an append merges one value into an hour's histogram, so
+ * this is the ledger's hot path and costs what the blobs hold, not
+ * what the bucket range could.
+ */
 static void sql_hist_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	uint64_t *h = sqlite3_malloc(LEDGER_HIST_BUCKETS * sizeof(*h));
+	/* A pair takes two bytes at least: the blobs' sizes bound the work and the memory. */
+	size_t la = (size_t)sqlite3_value_bytes(argv[0]), lb = (size_t)sqlite3_value_bytes(argv[1]);
+	size_t ma = la / 2 + 1, mb = lb / 2 + 1;
+	uint32_t *ba, *bb;
+	uint64_t *ca, *cb;
+	void *mem;
+	unsigned char *out;
+	size_t na, nb, i = 0, j = 0, n = 0;
+	uint32_t prev = 0;
+	bool first = true;
 
 	(void)argc;
-	if (!h) {
+	mem = sqlite3_malloc64((ma + mb) * (sizeof(uint32_t) + sizeof(uint64_t)));
+	out = sqlite3_malloc64((ma + mb) * 20);
+	if (!mem || !out) {
+		sqlite3_free(mem);
+		sqlite3_free(out);
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	memset(h, 0, LEDGER_HIST_BUCKETS * sizeof(*h));
-	for (int i = 0; i < 2; i++)
-		ledger_hist_add_blob(h, sqlite3_value_blob(argv[i]), (size_t)sqlite3_value_bytes(argv[i]));
-	result_hist(ctx, h);
-	sqlite3_free(h);
+	ca = mem;
+	cb = ca + ma;
+	ba = (uint32_t *)(cb + mb);
+	bb = ba + ma;
+	na = hist_pairs(sqlite3_value_blob(argv[0]), la, ba, ca, ma);
+	nb = hist_pairs(sqlite3_value_blob(argv[1]), lb, bb, cb, mb);
+	while (i < na || j < nb) {
+		uint32_t b;
+		uint64_t c;
+
+		if (j >= nb || (i < na && ba[i] < bb[j])) {
+			b = ba[i];
+			c = ca[i++];
+		} else if (i >= na || bb[j] < ba[i]) {
+			b = bb[j];
+			c = cb[j++];
+		} else {
+			b = ba[i];
+			c = ca[i++] + cb[j++];
+		}
+		n += put_varint(out + n, first ? b : b - prev);
+		n += put_varint(out + n, c);
+		prev = b;
+		first = false;
+	}
+	sqlite3_free(mem);
+	sqlite3_result_blob(ctx, out, (int)n, sqlite3_free);
 }
 
 /* ledger_hist(v): the aggregate, for folding raw rows. */
@@ -614,6 +680,8 @@ void ledger_close(struct ledger *l)
 	sqlite3_finalize(l->roll_lat);
 	sqlite3_finalize(l->fold);
 	sqlite3_finalize(l->fold_lat);
+	sqlite3_finalize(l->spend_row);
+	sqlite3_finalize(l->fold_spend);
 	sqlite3_finalize(l->meta_get);
 	sqlite3_finalize(l->meta_set);
 	if (l->db && l->wal_frames >= CLOSE_CHECKPOINT_FRAMES)
@@ -676,9 +744,7 @@ static int prepare_all(struct ledger *l)
 	if (rc == SQLITE_OK)
 		rc = prepare(l, roll_lat_sql, &l->roll_lat);
 	if (rc == SQLITE_OK)
-		rc = prepare(l, fold_sql, &l->fold);
-	if (rc == SQLITE_OK)
-		rc = prepare(l, fold_lat_sql, &l->fold_lat);
+		rc = prepare(l, spend_row_sql, &l->spend_row);
 	if (rc == SQLITE_OK)
 		rc = prepare(l, "SELECT v FROM ledger_meta WHERE k = ?1", &l->meta_get);
 	if (rc == SQLITE_OK)
@@ -721,13 +787,25 @@ static int fold_range(struct ledger *l, int64_t a, int64_t b)
 {
 	int rc;
 
+	/* Prepared when first needed: a one-shot program seldom folds. */
+	rc = prepare(l, fold_sql, &l->fold);
+	if (rc == SQLITE_OK)
+		rc = prepare(l, fold_lat_sql, &l->fold_lat);
+	if (rc == SQLITE_OK)
+		rc = prepare(l, fold_spend_sql, &l->fold_spend);
+	if (rc != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(l->fold, 1, a);
 	sqlite3_bind_int64(l->fold, 2, b);
 	sqlite3_bind_int64(l->fold_lat, 1, a);
 	sqlite3_bind_int64(l->fold_lat, 2, b);
+	sqlite3_bind_int64(l->fold_spend, 1, a);
+	sqlite3_bind_int64(l->fold_spend, 2, b);
 	rc = step_done(l->fold);
 	if (rc == SQLITE_OK)
 		rc = step_done(l->fold_lat);
+	if (rc == SQLITE_OK)
+		rc = step_done(l->fold_spend);
 	if (rc == SQLITE_OK)
 		rc = meta_set(l, "folded", b);
 	return rc;
@@ -740,7 +818,7 @@ static int fold_range(struct ledger *l, int64_t a, int64_t b)
  * an append never waits on a long fold); until they are all folded,
  * this row waits too, as the rollups must hold an unbroken run of ids.
  */
-static int append_one(struct ledger *l, const struct ledger_row *r)
+static int append_one(struct ledger *l, const struct ledger_row *r, bool direct)
 {
 	const char *host = r->host;
 	char hbuf[256];
@@ -771,6 +849,8 @@ static int append_one(struct ledger *l, const struct ledger_row *r)
 	if (rc != SQLITE_OK)
 		return rc;
 	id = sqlite3_last_insert_rowid(l->db);
+	if (!direct)
+		return SQLITE_OK;
 	rc = meta_get(l, "folded", &folded);
 	if (rc != SQLITE_OK)
 		return rc;
@@ -799,6 +879,13 @@ static int append_one(struct ledger *l, const struct ledger_row *r)
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_OK)
 		return rc;
+	if (isfinite(r->cost) && r->cost != 0) {
+		sqlite3_bind_int64(l->spend_row, 1, r->ts_ms);
+		sqlite3_bind_double(l->spend_row, 2, r->cost);
+		rc = step_done(l->spend_row);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
 	st = l->roll_lat;
 	sqlite3_bind_int64(st, 1, r->ts_ms);
 	bind_text(st, 2, r->program);
@@ -835,8 +922,19 @@ int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "write", err);
 	rc = step_retry(l, l->begin);
+	/* One row is added to its rollups by two upserts; many rows are
+	 * inserted raw and folded by one grouped pass, which touches each
+	 * rollup row once however many of the batch's rows it holds. */
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-		rc = append_one(l, &rows[i]);
+		rc = append_one(l, &rows[i], n == 1);
+	if (rc == SQLITE_OK && n > 1) {
+		int64_t folded, top = sqlite3_last_insert_rowid(l->db);
+
+		rc = meta_get(l, "folded", &folded);
+		if (rc == SQLITE_OK && folded < top)
+			rc = fold_range(l, folded, top - folded > LEDGER_FOLD_CHUNK + (int64_t)n
+					? folded + LEDGER_FOLD_CHUNK : top);
+	}
 	if (rc == SQLITE_OK)
 		rc = step_retry(l, l->commit);
 	if (rc == SQLITE_OK) {
@@ -993,7 +1091,7 @@ int ledger_spent_today(struct ledger *l, double *usd, struct ai_err *err)
 	 * write by an older ai-tools): a range of ids from the mark, with
 	 * the '+' keeping SQLite off the index on ts_ms. */
 	static const char sql[] =
-		"SELECT (SELECT total(cost) FROM rollup WHERE hour >= ?3 AND hour < ?4)"
+		"SELECT (SELECT total(cost) FROM spend WHERE hour >= ?3 AND hour < ?4)"
 		" + (SELECT total(cost) FROM calls WHERE id > (SELECT v FROM ledger_meta WHERE k = 'folded')"
 		" AND +ts_ms >= ?1 AND +ts_ms < ?2)";
 	int64_t now = ledger_now_ms();

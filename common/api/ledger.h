@@ -47,6 +47,7 @@ struct ledger {
 	struct sqlite3 *db;           /* NULL when closed */
 	struct sqlite3_stmt *begin, *commit, *rollback, *insert; /* prepared on first append */
 	struct sqlite3_stmt *roll_row, *roll_lat, *fold, *fold_lat, *meta_get, *meta_set;
+	struct sqlite3_stmt *spend_row, *fold_spend;
 	char *path;                   /* owned copy, for messages */
 	int busy_ms;
 	long keep_days;               /* raw rows older than this are pruned; 0 = never */
@@ -175,8 +176,8 @@ void ledger_hist_add_blob(uint64_t *h, const void *blob, size_t len);
 /*
  * USD spent today (local time, midnight to midnight) in *usd: the sum
  * of the known costs; rows of unknown cost add nothing.  One range of
- * the rollups' primary key (today's hours), plus the raw rows not yet
- * folded, normally none.
+ * the primary key of a table of spend per hour (today's 24 rows), plus
+ * the raw rows not yet folded, normally none.
  */
 int ledger_spent_today(struct ledger *l, double *usd, struct ai_err *err);
 
