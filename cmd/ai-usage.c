@@ -14,6 +14,7 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "config.h"
+#include "api/cache.h"
 #include "api/ledger.h"
 #include "api/prices.h"
 
@@ -22,7 +23,7 @@
 
 #include <json-c/json.h>
 
-enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES };
+enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS };
 
 static const struct cli_opt opts[] = {
 	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, yesterday, or Nd for the last N days" },
@@ -30,12 +31,13 @@ static const struct cli_opt opts[] = {
 	{ "by", required_argument, OPT_BY, "KEY", "one row per program (default), model or day" },
 	{ "db", required_argument, OPT_DB, "FILE", "read this ledger instead of $XDG_DATA_HOME/ai/usage.db" },
 	{ "prices", no_argument, OPT_PRICES, NULL, "print the price table (USD per million tokens) and exit" },
+	{ "cache-stats", no_argument, OPT_CACHE_STATS, NULL, "print the response cache's entries, bytes on disk and hit rate, and exit" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *since, *until, *by, *db;
-	bool prices;
+	bool prices, cache_stats;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -56,6 +58,7 @@ static void on_opt(int val, const char *arg, void *ud)
 		o->db = arg;
 		break;
 	case OPT_PRICES: o->prices = true; break;
+	case OPT_CACHE_STATS: o->cache_stats = true; break;
 	}
 }
 
@@ -252,6 +255,82 @@ static int print_prices(bool json)
 	return 0;
 }
 
+/* ---- --cache-stats ---- */
+
+/*
+ * The response cache as the disk sees it (entries, allocated bytes,
+ * against the cap) and, from the ledger (the range given, all of it by
+ * default), how often it answered.  A missing ledger leaves the hit
+ * rate out; a missing cache is an empty one.
+ */
+static int print_cache_stats(const struct opts *o, const struct cli *c, const struct ai_config *cfg,
+			     const char *ledger_path, int64_t since, int64_t until)
+{
+	char *dir = config_xdg_path("CACHE", "responses");
+	struct cache_stats st;
+	struct cache ch;
+	struct ai_err err;
+	struct ledger l;
+	struct ledger_group *g = NULL;
+	size_t n = 0;
+	long requests = -1, hits = 0;
+
+	ai_err_clear(&err);
+	if (!dir)
+		cli_die(AI_EX_CONFIG, "no cache directory: set HOME or XDG_CACHE_HOME");
+	memset(&st, 0, sizeof(st));
+	if (access(dir, F_OK) == 0) {
+		if (cache_open(&ch, dir, 0, cfg->cache_max, &err) || cache_stats(&ch, &st, &err)) {
+			free(dir);
+			cli_die_err(&err);
+		}
+		cache_close(&ch);
+	}
+	if (!ledger_open_existing(&l, ledger_path, &err)) {
+		ledger_set_busy_timeout(&l, 100);
+		if (!ledger_report(&l, "all", since, until, &g, &n, &err) && n == 1) {
+			requests = g->requests;
+			hits = g->hits;
+		}
+		ledger_groups_free(g, n);
+		ledger_close(&l);
+	}
+	if (c->json) {
+		json_object *j = json_object_new_object();
+
+		if (!j)
+			cli_die(AI_EX_OSERR, "out of memory");
+		out_add(j, "cache", json_object_new_string(dir));
+		out_add(j, "entries", json_object_new_int64((int64_t)st.entries));
+		out_add(j, "bytes_on_disk", json_object_new_int64((int64_t)st.bytes_on_disk));
+		out_add(j, "bytes", json_object_new_int64((int64_t)st.bytes));
+		out_add(j, "max_bytes", json_object_new_int64((int64_t)cfg->cache_max));
+		out_add(j, "requests", requests < 0 ? NULL : json_object_new_int64(requests));
+		out_add(j, "hits", requests < 0 ? NULL : json_object_new_int64(hits));
+		out_add(j, "hit_rate", requests <= 0 ? NULL : jnum((double)hits / (double)requests));
+		out_json_line(j);
+		json_object_put(j);
+	} else {
+		struct buf b = BUF_INIT;
+		char pct[32];
+
+		buf_addf(&b, "cache: %s\nentries: %" PRIu64 "\non disk: %" PRIu64 " bytes of %" PRIu64
+			 " allowed (%" PRIu64 " bytes of answers)\n", dir, st.entries, st.bytes_on_disk,
+			 cfg->cache_max, st.bytes);
+		if (requests > 0) {
+			fmt_num(pct, sizeof(pct), 100.0 * (double)hits / (double)requests, 1);
+			buf_addf(&b, "hit rate: %s%% (%ld of %ld calls%s)\n", pct, hits, requests,
+				 o->since || o->until ? " in that range" : " in the ledger");
+		} else {
+			buf_addstr(&b, "hit rate: - (no calls in the ledger)\n");
+		}
+		cli_write(b.data, b.len, false);
+		buf_release(&b);
+	}
+	free(dir);
+	return 0;
+}
+
 /* ---- the report ---- */
 
 /* True when the one day of the totals t is today, so not over yet. */
@@ -406,7 +485,7 @@ static void fold_progress(void *ud, int64_t done, int64_t total)
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, "program", NULL, false };
+	struct opts o = { NULL, NULL, "program", NULL, false, false };
 	struct ai_config cfg;
 	struct ai_err err;
 	struct ledger l;
@@ -450,6 +529,12 @@ int main(int argc, char **argv)
 		if (!err.msg[0])
 			ai_errf(&err, AI_EX_OSERR, "out of memory");
 		cli_die_err(&err);
+	}
+	if (o.cache_stats) {
+		print_cache_stats(&o, &c, &cfg, path.data, since, until);
+		buf_release(&path);
+		config_release(&cfg);
+		return cli_finish(0);
 	}
 	if (ledger_open_existing(&l, path.data, &err)) {
 		/* Nothing recorded yet is no error; a --db FILE that is missing is. */
