@@ -379,15 +379,15 @@ static const char *key_header(const char *by)
 static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 		  const struct ai_config *cfg, int64_t since, int64_t until, struct ai_err *err)
 {
-	struct ledger_group *g = NULL, *t = NULL;
-	size_t n = 0, nt = 0;
+	struct ledger_group *g = NULL, tot, *t = &tot;
+	size_t n = 0;
 	double month;
 	int rc = -1;
 
-	if (ledger_report_model(l, o->by, c->model, since, until, &g, &n, err) ||
-	    ledger_report_model(l, "all", c->model, since, until, &t, &nt, err))
+	/* The rows and the total line in one read of the rollups. */
+	if (ledger_report_total(l, o->by, c->model, since, until, &g, &n, &tot, err))
 		goto out;
-	if (!n || !nt) {
+	if (!n || !tot.requests) {
 		rc = c->model ? no_such_model(l, c, o, since, until, err) : 0;
 		if (!c->model && !c->quiet)
 			cli_warn("no calls recorded in '%s'%s", l->path,
@@ -465,7 +465,6 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 	rc = 0;
 out:
 	ledger_groups_free(g, n);
-	ledger_groups_free(t, nt);
 	return rc;
 }
 

@@ -245,6 +245,15 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
 int ledger_report_model(struct ledger *l, const char *by, const char *model, int64_t since_ms,
 			int64_t until_ms, struct ledger_group **out, size_t *n, struct ai_err *err);
 
+/*
+ * As ledger_report_model, and in the same pass the "all" group into
+ * *total (key NULL, not to be freed; requests 0 when no row matched):
+ * the table and its total line for the price of one read.
+ */
+int ledger_report_total(struct ledger *l, const char *by, const char *model, int64_t since_ms,
+			int64_t until_ms, struct ledger_group **out, size_t *n, struct ledger_group *total,
+			struct ai_err *err);
+
 /* Frees what ledger_report returned. */
 void ledger_groups_free(struct ledger_group *g, size_t n);
 
