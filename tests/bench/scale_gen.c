@@ -13,10 +13,15 @@
  *                                    call in 64-row batch wake-ups
  *   scale_gen fold DB                folds what is not folded (a schema-1
  *                                    ledger's first open): rows per second
+ *   scale_gen cache DIR N            N answers of 370 bytes put in the
+ *                                    response cache at DIR (cap 4 GiB), then
+ *                                    read back: bytes on disk an entry, CPU
+ *                                    per hit
  *
  * Rows look like a busy day's: five programs, four models, two hosts,
  * 10% hits, 2% errors, latencies log-normal around 800 ms.
  */
+#include "api/cache.h"
 #include "api/ledger.h"
 
 #include <inttypes.h>
@@ -91,6 +96,42 @@ int main(int argc, char **argv)
 		return 64;
 	}
 	ai_err_clear(&err);
+	if (!strcmp(argv[1], "cache") && argc >= 4) {
+		struct cache c;
+		struct cache_stats st;
+		long n = atol(argv[3]);
+		char val[370], k[32];
+		unsigned char key[CACHE_KEY_LEN];
+		struct buf out = BUF_INIT;
+		double c0;
+		long hits = 0;
+
+		memset(val, 'a', sizeof(val));
+		if (cache_open(&c, argv[2], 0, (uint64_t)4 << 30, &err))
+			return fail(&err);
+		for (long i = 0; i < n; i++) {
+			snprintf(k, sizeof(k), "%ld", i);
+			cache_key(k, strlen(k), key);
+			if (cache_put(&c, key, val, sizeof(val), &err))
+				return fail(&err);
+		}
+		if (cache_stats(&c, &st, &err))
+			return fail(&err);
+		printf("cache: %" PRIu64 " entries, %.1f MB of answers, %.1f MB on disk: %.0f bytes on disk an entry\n",
+		       st.entries, (double)st.bytes / 1e6, (double)(st.bytes_on_disk + st.dir_bytes) / 1e6,
+		       (double)(st.bytes_on_disk + st.dir_bytes) / (double)(st.entries ? st.entries : 1));
+		c0 = cpu_s();
+		for (long i = 0; i < n; i++) {
+			snprintf(k, sizeof(k), "%ld", i);
+			cache_key(k, strlen(k), key);
+			buf_reset(&out);
+			hits += cache_get(&c, key, &out);
+		}
+		printf("cache: %.1f us CPU a hit (%ld of %ld)\n", (cpu_s() - c0) * 1e6 / (double)n, hits, n);
+		buf_release(&out);
+		cache_close(&c);
+		return 0;
+	}
 	if (ledger_open(&l, argv[2], &err))
 		return fail(&err);
 	if (!strcmp(argv[1], "fill") && argc >= 5) {
