@@ -87,12 +87,16 @@ static const char spend_row_sql[] =
 	"INSERT INTO spend VALUES(?1 / 3600000, ?2) ON CONFLICT DO UPDATE SET cost = cost + excluded.cost";
 
 /* The same for the raw rows with ?1 < id <= ?2: the catch-up and the first-open fold.
- * Counts from the file are clamped (a row written by hand must not overflow a sum). */
+ * Token counts are summed with total(), in floating point, as sum() would
+ * fail on a sum past 2^63 (a row written by hand); the column keeps an
+ * exact integer while the sum is below 2^53, and a report reads a larger
+ * one as INT64_MAX.  The '+' of the upserts turns to floating point on
+ * overflow by itself. */
 static const char fold_sql[] =
 	"INSERT INTO rollup SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''),"
 	" ifnull(host, ''), status, cached != 0, batch != 0, count(*),"
-	" sum(min(max(ifnull(prompt_tokens, 0), 0), 1000000000)),"
-	" sum(min(max(ifnull(completion_tokens, 0), 0), 1000000000)),"
+	" total(max(ifnull(prompt_tokens, 0), 0)),"
+	" total(max(ifnull(completion_tokens, 0), 0)),"
 	" total(cost), count(cost), total(CASE WHEN cached THEN saved END),"
 	" count(CASE WHEN cached THEN saved END), sum(min(max(latency_ms, 0), 1000000000)),"
 	" min(ts_ms), max(ts_ms)"
@@ -870,8 +874,8 @@ static int append_one(struct ledger *l, const struct ledger_row *r, bool direct)
 	sqlite3_bind_int64(st, 5, r->status);
 	sqlite3_bind_int(st, 6, r->cached);
 	sqlite3_bind_int(st, 7, r->batch);
-	bind_count(st, 8, r->prompt_tokens > 1000000000 ? 1000000000 : r->prompt_tokens);
-	bind_count(st, 9, r->completion_tokens > 1000000000 ? 1000000000 : r->completion_tokens);
+	bind_count(st, 8, r->prompt_tokens);
+	bind_count(st, 9, r->completion_tokens);
 	bind_money(st, 10, r->cost);
 	bind_money(st, 11, r->cached ? r->saved : NAN);
 	sqlite3_bind_int64(st, 12, r->latency_ms > 1000000000 ? 1000000000 : r->latency_ms);
@@ -1357,8 +1361,8 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 		" saved, saved_n, lat_sum, first_ms, last_ms FROM rollup"
 		" WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR model = ?3)"
 		" UNION ALL SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''), ifnull(host, ''),"
-		" cached != 0, count(*), sum(min(max(ifnull(prompt_tokens, 0), 0), 1000000000)),"
-		" sum(min(max(ifnull(completion_tokens, 0), 0), 1000000000)), total(cost), count(cost),"
+		" cached != 0, count(*), total(max(ifnull(prompt_tokens, 0), 0)),"
+		" total(max(ifnull(completion_tokens, 0), 0)), total(cost), count(cost),"
 		" total(CASE WHEN cached THEN saved END), count(CASE WHEN cached THEN saved END),"
 		" sum(min(max(latency_ms, 0), 1000000000)), min(ts_ms), max(ts_ms) FROM calls"
 		" WHERE id > (SELECT v FROM ledger_meta WHERE k = 'folded') AND +ts_ms >= ?4"
