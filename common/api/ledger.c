@@ -1403,7 +1403,9 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 		ledger_set_busy_timeout(l, busy);
 	}
 	/* A month of rollups is tens of MB: mapped, they are read without a
-	 * system call a page (the connection's cache holds 2 MB). */
+	 * system call a page (the connection's cache holds 2 MB): 0.2 s of
+	 * CPU for a month at 1M calls a day against 0.3-0.5 s.  The pages
+	 * mapped count in the process's RSS but are the page cache's. */
 	sqlite3_exec(l->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
 	h0 = hour_of(since_ms);
 	h1 = until_ms == INT64_MAX ? INT64_MAX : hour_of(until_ms - 1) + 1;

@@ -48,7 +48,12 @@ ledger() {
 	"$gen" budget "$db" 5000
 	# A schema-1 copy (the raw rows alone) for the fold and for the older ai-usage.
 	sqlite3 "$tmp/v1.db" "PRAGMA journal_mode=WAL; ATTACH '$db' AS n;
-		CREATE TABLE calls AS SELECT id, ts_ms, program, model, host, prompt_tokens, completion_tokens,
+		CREATE TABLE calls (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL, program TEXT, model TEXT,
+			host TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,
+			latency_ms INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0,
+			cached INTEGER NOT NULL DEFAULT 0, batch INTEGER NOT NULL DEFAULT 0, cost REAL,
+			saved REAL, prompt TEXT);
+		INSERT INTO calls SELECT id, ts_ms, program, model, host, prompt_tokens, completion_tokens,
 			latency_ms, status, cached, batch, cost, saved, prompt FROM n.calls;
 		CREATE INDEX calls_ts ON calls(ts_ms, cost); PRAGMA user_version = 1;" >/dev/null
 	if [ -n "${BEFORE_BIN:-}" ] && [ -x "$BEFORE_BIN/ai-usage" ]; then
