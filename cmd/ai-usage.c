@@ -15,6 +15,7 @@
 #include "lib/setup.h"
 #include "jsonval.h"
 #include "config.h"
+#include "api/cache.h"
 #include "api/ledger.h"
 #include "api/prices.h"
 
@@ -23,7 +24,7 @@
 
 #include <json-c/json.h>
 
-enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES };
+enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS };
 
 static const struct cli_opt opts[] = {
 	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, yesterday, or Nd for the last N days" },
@@ -31,12 +32,13 @@ static const struct cli_opt opts[] = {
 	{ "by", required_argument, OPT_BY, "KEY", "one row per program (default), model or day" },
 	{ "db", required_argument, OPT_DB, "FILE", "read this ledger instead of $XDG_DATA_HOME/ai/usage.db" },
 	{ "prices", no_argument, OPT_PRICES, NULL, "print the price table (USD per million tokens) and exit" },
+	{ "cache-stats", no_argument, OPT_CACHE_STATS, NULL, "print the response cache's entries, bytes on disk and hit rate, and exit" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *since, *until, *by, *db;
-	bool prices;
+	bool prices, cache_stats;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -57,6 +59,7 @@ static void on_opt(int val, const char *arg, void *ud)
 		o->db = arg;
 		break;
 	case OPT_PRICES: o->prices = true; break;
+	case OPT_CACHE_STATS: o->cache_stats = true; break;
 	}
 }
 
@@ -188,7 +191,9 @@ static json_object *group_json(const struct ledger_group *g, const char *by, boo
 	out_add(j, "requests", json_object_new_int64(g->requests));
 	out_add(j, "requests_per_day", jnum(per_day((double)g->requests, g->days)));
 	out_add(j, "avg_ms", jnum(round(g->avg_latency_ms * 10) / 10));
+	out_add(j, "p50_ms", json_object_new_int64(g->p50_latency_ms));
 	out_add(j, "p95_ms", json_object_new_int64(g->p95_latency_ms));
+	out_add(j, "p99_ms", json_object_new_int64(g->p99_latency_ms));
 	out_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
 	out_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
 	out_add(j, "hit_tokens_in", json_object_new_int64(g->hit_prompt_tokens));
@@ -246,6 +251,82 @@ static int print_prices(const struct prices *ps, bool json)
 	return 0;
 }
 
+/* ---- --cache-stats ---- */
+
+/*
+ * The response cache as the disk sees it (entries, allocated bytes,
+ * against the cap) and, from the ledger (the range given, all of it by
+ * default), how often it answered.  A missing ledger leaves the hit
+ * rate out; a missing cache is an empty one.
+ */
+static int print_cache_stats(const struct opts *o, const struct cli *c, const struct ai_config *cfg,
+			     const char *ledger_path, int64_t since, int64_t until)
+{
+	char *dir = config_xdg_path("CACHE", "responses");
+	struct cache_stats st;
+	struct cache ch;
+	struct ai_err err;
+	struct ledger l;
+	struct ledger_group *g = NULL;
+	size_t n = 0;
+	long requests = -1, hits = 0;
+
+	ai_err_clear(&err);
+	if (!dir)
+		cli_die(AI_EX_CONFIG, "no cache directory: set HOME or XDG_CACHE_HOME");
+	memset(&st, 0, sizeof(st));
+	if (access(dir, F_OK) == 0) {
+		if (cache_open(&ch, dir, 0, cfg->cache_max, &err) || cache_stats(&ch, &st, &err)) {
+			free(dir);
+			cli_die_err(&err);
+		}
+		cache_close(&ch);
+	}
+	if (!ledger_open_existing(&l, ledger_path, &err)) {
+		ledger_set_busy_timeout(&l, 100);
+		if (!ledger_report(&l, "all", since, until, &g, &n, &err) && n == 1) {
+			requests = g->requests;
+			hits = g->hits;
+		}
+		ledger_groups_free(g, n);
+		ledger_close(&l);
+	}
+	if (c->json) {
+		json_object *j = json_object_new_object();
+
+		if (!j)
+			cli_die(AI_EX_OSERR, "out of memory");
+		out_add(j, "cache", json_object_new_string(dir));
+		out_add(j, "entries", json_object_new_int64((int64_t)st.entries));
+		out_add(j, "bytes_on_disk", json_object_new_int64((int64_t)st.bytes_on_disk));
+		out_add(j, "bytes", json_object_new_int64((int64_t)st.bytes));
+		out_add(j, "max_bytes", json_object_new_int64((int64_t)cfg->cache_max));
+		out_add(j, "requests", requests < 0 ? NULL : json_object_new_int64(requests));
+		out_add(j, "hits", requests < 0 ? NULL : json_object_new_int64(hits));
+		out_add(j, "hit_rate", requests <= 0 ? NULL : jnum((double)hits / (double)requests));
+		out_json_line(j);
+		json_object_put(j);
+	} else {
+		struct buf b = BUF_INIT;
+		char pct[32];
+
+		buf_addf(&b, "cache: %s\nentries: %" PRIu64 "\non disk: %" PRIu64 " bytes of %" PRIu64
+			 " allowed (%" PRIu64 " bytes of answers)\n", dir, st.entries, st.bytes_on_disk,
+			 cfg->cache_max, st.bytes);
+		if (requests > 0) {
+			fmt_num(pct, sizeof(pct), 100.0 * (double)hits / (double)requests, 1);
+			buf_addf(&b, "hit rate: %s%% (%ld of %ld calls%s)\n", pct, hits, requests,
+				 o->since || o->until ? " in that range" : " in the ledger");
+		} else {
+			buf_addstr(&b, "hit rate: - (no calls in the ledger)\n");
+		}
+		cli_write(b.data, b.len, false);
+		buf_release(&b);
+	}
+	free(dir);
+	return 0;
+}
+
 /* ---- the report ---- */
 
 /* True when the one day of the totals t is today, so not over yet. */
@@ -294,15 +375,15 @@ static const char *key_header(const char *by)
 static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 		  const struct ai_config *cfg, int64_t since, int64_t until, struct ai_err *err)
 {
-	struct ledger_group *g = NULL, *t = NULL;
-	size_t n = 0, nt = 0;
+	struct ledger_group *g = NULL, tot, *t = &tot;
+	size_t n = 0;
 	double month;
 	int rc = -1;
 
-	if (ledger_report_model(l, o->by, c->model, since, until, &g, &n, err) ||
-	    ledger_report_model(l, "all", c->model, since, until, &t, &nt, err))
+	/* The rows and the total line in one read of the rollups. */
+	if (ledger_report_total(l, o->by, c->model, since, until, &g, &n, &tot, err))
 		goto out;
-	if (!n || !nt) {
+	if (!n || !tot.requests) {
 		rc = c->model ? no_such_model(l, c, o, since, until, err) : 0;
 		if (!c->model && !c->quiet)
 			cli_warn("no calls recorded in '%s'%s", l->path,
@@ -380,14 +461,26 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 	rc = 0;
 out:
 	ledger_groups_free(g, n);
-	ledger_groups_free(t, nt);
 	return rc;
+}
+
+/* Progress of the first fold of a large ledger, on a terminal only: one line rewritten. */
+static bool fold_shown;
+
+static void fold_progress(void *ud, int64_t done, int64_t total)
+{
+	(void)ud;
+	if (total <= LEDGER_FOLD_CHUNK)
+		return;		/* one transaction: nothing to wait for */
+	fprintf(stderr, "\rai-usage: adding the ledger's rows to its hourly rollups: %" PRId64 " of %" PRId64 " (%d%%)",
+		done, total, total ? (int)(100 * done / total) : 100);
+	fold_shown = true;
 }
 
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, "program", NULL, false };
+	struct opts o = { NULL, NULL, "program", NULL, false, false };
 	struct ai_config cfg;
 	struct ai_err err;
 	struct ledger l;
@@ -432,6 +525,12 @@ int main(int argc, char **argv)
 			ai_errf(&err, AI_EX_OSERR, "out of memory");
 		cli_die_err(&err);
 	}
+	if (o.cache_stats) {
+		print_cache_stats(&o, &c, &cfg, path.data, since, until);
+		buf_release(&path);
+		config_release(&cfg);
+		return cli_finish(0);
+	}
 	if (ledger_open_existing(&l, path.data, &err)) {
 		/* Nothing recorded yet is no error; a --db FILE that is missing is. */
 		if (err.code == AI_EX_NOINPUT && !o.db && access(path.data, F_OK) < 0 && errno == ENOENT) {
@@ -446,6 +545,21 @@ int main(int argc, char **argv)
 		config_release(&cfg);
 		cli_die_err(&err);
 	}
+	/* A ledger from before the rollups (or rows an older ai-tools
+	 * wrote since) is folded in now, with progress on a terminal.  It
+	 * may be interrupted: the next run goes on where this one stopped.
+	 * If another writer holds the lock, the report reads the rows that
+	 * are left raw instead. */
+	ledger_set_keep(&l, cfg.ledger_keep);
+	/* A report never waits on a writer: a fold that cannot have the lock at once is left for later. */
+	ledger_set_busy_timeout(&l, 100);
+	if (ledger_fold(&l, isatty(STDERR_FILENO) && !c.quiet ? fold_progress : NULL, &c, &err)) {
+		if (err.code != AI_EX_TEMPFAIL)
+			cli_die_err(&err);
+		ai_err_clear(&err);
+	}
+	if (fold_shown)
+		fputs("\n", stderr);
 	rc = report(&l, &o, &c, &cfg, since, until, &err);
 	ledger_close(&l);
 	buf_release(&path);

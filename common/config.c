@@ -133,7 +133,7 @@ int config_header_safe(const char *s)
 const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
-	"cache_ttl", "cache_max", "ledger", "log_prompts", "budget_daily", "max_input", "ca_cert",
+	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
 	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", NULL
 };
 
@@ -291,6 +291,11 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 	} else if (!strcmp(key, "ledger")) {
 		if (parse_bool(val, &cfg->ledger))
 			goto bad;
+	} else if (!strcmp(key, "ledger_keep")) {
+		/* Whole days; 0 keeps raw rows for ever (the rollups always are). */
+		if (parse_num(val, 0, 36500, &d) || d != (long)d)
+			goto bad;
+		cfg->ledger_keep = (long)d;
 	} else if (!strcmp(key, "log_prompts")) {
 		if (parse_bool(val, &cfg->log_prompts))
 			goto bad;
@@ -588,6 +593,7 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 	cfg->cache = true;
 	cfg->cache_max = 512ull << 20;
 	cfg->ledger = true;
+	cfg->ledger_keep = 30;
 	cfg->budget_daily = NAN;
 	cfg->confirm_over = 0.50;
 	cfg->confirm_over_tokens = 200000;

@@ -36,6 +36,7 @@ struct ai_config {
 	long cache_ttl_s;      /* 0: no bound */
 	uint64_t cache_max;    /* bytes */
 	bool ledger;
+	long ledger_keep;      /* days raw ledger rows are kept; 0: for ever */
 	double budget_daily;   /* USD; NAN when unset */
 	double confirm_over;   /* USD: ai-summarize asks before a run estimated above it; NAN: never */
 	double confirm_over_tokens; /* the same in tokens, for a model without a price; NAN: never */

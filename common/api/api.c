@@ -179,6 +179,7 @@ static struct ledger *client_ledger(struct ai_client *c)
 		buf_init(&path, 0);
 		c->ledger = calloc(1, sizeof(*c->ledger));
 		if (c->ledger && !ledger_default_path(&path, &e) && !ledger_open(c->ledger, path.data, &e)) {
+			ledger_set_keep(c->ledger, c->o.cfg->ledger_keep);
 			c->ledger_state = 1;
 		} else {
 			c->ledger_state = -1;

@@ -410,8 +410,25 @@ static int by_atime(const void *a, const void *b)
 struct scan {
 	struct entry *v;
 	size_t n, alloc;
-	uint64_t total;
+	uint64_t total;         /* allocated bytes */
+	uint64_t apparent;      /* file lengths */
 };
+
+/*
+ * What an entry costs the disk: its allocated blocks, not its length (a
+ * 400-byte answer takes a 4 KiB block on most file systems, so counting
+ * lengths let a 256 MiB cap fill 3 GB).  A file whose blocks are not
+ * allocated yet (delayed allocation on some file systems) counts as its
+ * length rounded up to the file system's block.
+ */
+static uint64_t on_disk(const struct stat *st)
+{
+	uint64_t bs = st->st_blksize > 0 ? (uint64_t)st->st_blksize : 4096;
+
+	if (st->st_blocks > 0)
+		return (uint64_t)st->st_blocks * 512;
+	return ((uint64_t)st->st_size + bs - 1) / bs * bs;
+}
 
 static int scan_add(struct scan *s, const char *name, const struct stat *st)
 {
@@ -427,11 +444,12 @@ static int scan_add(struct scan *s, const char *name, const struct stat *st)
 		s->v = p;
 		s->alloc = na;
 	}
-	s->v[s->n].size = (uint64_t)st->st_size;
+	s->v[s->n].size = on_disk(st);
 	s->v[s->n].atime = st->st_atim;
 	memcpy(s->v[s->n].name, name, HEX_LEN + 1);
 	s->n++;
-	s->total += (uint64_t)st->st_size;
+	s->total += on_disk(st);
+	s->apparent += (uint64_t)st->st_size;
 	return 0;
 }
 
@@ -470,7 +488,7 @@ static int scan_sub(struct cache *c, const char *sub, struct scan *s, long long 
 
 static int evict(struct cache *c, int force, struct ai_err *err)
 {
-	struct scan s = { NULL, 0, 0, 0 };
+	struct scan s = { NULL, 0, 0, 0, 0 };
 	struct usage before, u;
 	long long now = (long long)time(NULL);
 	int lock, ufd, topfd, r = 0;
@@ -552,6 +570,43 @@ out:
 	flock(lock, LOCK_UN);
 	close(lock);
 	return r;
+}
+
+int cache_stats(struct cache *c, struct cache_stats *st, struct ai_err *err)
+{
+	struct scan s = { NULL, 0, 0, 0, 0 };
+	long long now = (long long)time(NULL);
+	int topfd, r = 0;
+	struct dirent *d;
+	DIR *top;
+
+	memset(st, 0, sizeof(*st));
+	if (!c || c->dirfd < 0)
+		return ai_errf(err, AI_EX_SOFTWARE, "cache is not open");
+	topfd = openat(c->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	top = topfd >= 0 ? fdopendir(topfd) : NULL;
+	if (!top) {
+		if (topfd >= 0)
+			close(topfd);
+		return ai_errf(err, AI_EX_IOERR, "cannot read cache directory '%s': %s", c->dir,
+			       strerror(errno));
+	}
+	while (r == 0 && (d = readdir(top)) != NULL)
+		if (is_hex(d->d_name, 2)) {
+			struct stat ds;
+
+			r = scan_sub(c, d->d_name, &s, now);
+			if (fstatat(c->dirfd, d->d_name, &ds, AT_SYMLINK_NOFOLLOW) == 0)
+				st->dir_bytes += on_disk(&ds);
+		}
+	closedir(top);
+	free(s.v);
+	if (r < 0)
+		return ai_errf(err, AI_EX_OSERR, "out of memory scanning cache directory '%s'", c->dir);
+	st->entries = s.n;
+	st->bytes_on_disk = s.total;
+	st->bytes = s.apparent;
+	return 0;
 }
 
 int cache_evict(struct cache *c, struct ai_err *err)
@@ -649,13 +704,22 @@ int cache_put(struct cache *c, const unsigned char key[CACHE_KEY_LEN], const voi
 		close(fd);
 		goto fail;
 	}
+	{
+		struct stat nst;
+
+		if (fstat(fd, &nst) < 0) {
+			e = errno;
+			close(fd);
+			goto fail;
+		}
+		delta = (int64_t)on_disk(&nst);
+	}
 	if (close(fd) < 0) {
 		e = errno;
 		goto fail;
 	}
-	delta = (int64_t)(HDR_LEN + n);
 	if (fstatat(c->dirfd, rel, &old, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(old.st_mode))
-		delta -= (int64_t)old.st_size;
+		delta -= (int64_t)on_disk(&old);
 	if (renameat(c->dirfd, tmp, c->dirfd, rel) < 0) {
 		e = errno;
 		goto fail;

@@ -33,7 +33,9 @@
  * recently used entries down to 7/8 of max_bytes, so a cache at its cap
  * is not rescanned on every put.  Eviction ignores the TTL, which is the
  * reader's bound, not the cache's: processes may use different ones.  DIR/.evict.lock keeps it to one
- * evicting process at a time.  Sizes are file sizes (header included).
+ * evicting process at a time.  Sizes are what the disk allocates (st_blocks,
+ * header included), not file lengths: a 400-byte entry costs a 4 KiB block
+ * on most file systems, and the cap is a promise about the disk.
  *
  * Not thread-safe for one struct cache used from several threads at
  * once; separate processes and separate structs are fine.
@@ -105,5 +107,20 @@ int cache_put(struct cache *c, const unsigned char key[CACHE_KEY_LEN], const voi
  * Returns 0, or -1 with err.
  */
 int cache_evict(struct cache *c, struct ai_err *err);
+
+/* What cache_stats() finds. */
+struct cache_stats {
+	uint64_t entries;
+	uint64_t bytes_on_disk;   /* allocated to the entries (what max_bytes bounds) */
+	uint64_t bytes;           /* the entries' lengths */
+	uint64_t dir_bytes;       /* allocated to the fan-out directories themselves */
+};
+
+/*
+ * Counts the entries and what they take on disk, by a scan of the whole
+ * directory (as the eviction does, temporary files of killed writers
+ * removed on the way).  Returns 0, or -1 with err.
+ */
+int cache_stats(struct cache *c, struct cache_stats *st, struct ai_err *err);
 
 #endif

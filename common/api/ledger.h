@@ -18,6 +18,22 @@
  * makes concurrent writers queue instead of failing, so many programs
  * can append at once.
  *
+ * Rollups (schema 2).  Beside the raw rows the ledger keeps one row per
+ * hour x program x model x host x status x cached x batch with the
+ * count, token sums, cost and savings, the latency sum, and per hour x
+ * program x model a latency histogram (log-linear buckets, each within
+ * 0.78% of its values; see ledger_hist_bucket) that merges by adding.
+ * An append updates them in the same transaction as its raw row, so
+ * they never disagree; reports and the budget read only them, so their
+ * cost grows with the hours asked about, not with the calls made.
+ * Raw rows are kept ledger_keep days (LEDGER_KEEP_DAYS, 0 = for ever)
+ * and pruned in small transactions as appends go by; rollups are kept
+ * for ever.  Raw rows that reached the file without their rollups (a
+ * schema-1 ledger on its first open by this code, an older ai-tools
+ * still running, a row inserted by hand) are folded in, in id order
+ * and in transactions of LEDGER_FOLD_CHUNK rows, by ledger_fold, which
+ * every report runs first; an interrupted fold resumes where it stopped.
+ *
  * One struct ledger is one connection: use it from one thread, and do
  * not copy or move it while open (SQLite holds its address).
  */
@@ -31,13 +47,31 @@ struct sqlite3_stmt;
 struct ledger {
 	struct sqlite3 *db;           /* NULL when closed */
 	struct sqlite3_stmt *begin, *commit, *rollback, *insert; /* prepared on first append */
+	struct sqlite3_stmt *roll_row, *roll_lat, *fold, *fold_lat, *meta_get, *meta_set;
+	struct sqlite3_stmt *spend_row, *fold_spend;
 	char *path;                   /* owned copy, for messages */
 	int busy_ms;
+	long keep_days;               /* raw rows older than this are pruned; 0 = never */
+	unsigned long appends;        /* by this connection, to pace the pruning */
 	int wal_frames;               /* frames in the WAL after this connection's last commit */
 };
 
-/* The schema version this code writes (PRAGMA user_version). */
-#define LEDGER_SCHEMA 1
+/* The schema version this code writes (PRAGMA user_version): 1 raw rows, 2 rollups too. */
+#define LEDGER_SCHEMA 2
+
+/* ledger_keep's default: raw rows are kept 30 days. */
+#define LEDGER_KEEP_DAYS 30
+/* Raw rows folded into the rollups per transaction (first open, catch-up). */
+#define LEDGER_FOLD_CHUNK 20000
+/* Rows deleted per pruning transaction, every how many appends a
+ * connection looks whether pruning is due, and how long it rests once
+ * nothing is left to prune. */
+#define LEDGER_PRUNE_CHUNK 2000
+#define LEDGER_PRUNE_EVERY 64
+#define LEDGER_PRUNE_PAUSE_MS (10 * 60 * 1000)
+
+/* Buckets of the latency histogram: values 0 .. 2^40 ms. */
+#define LEDGER_HIST_BUCKETS 4352
 
 /* How long an append waits for another writer before giving up. */
 #define LEDGER_BUSY_MS 5000
@@ -105,8 +139,46 @@ void ledger_set_busy_timeout(struct ledger *l, int ms);
 int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *err);
 
 /*
+ * Appends n rows in one transaction (a batch wake-up's calls): one
+ * commit for all, each row with its rollups.  Fails as ledger_append;
+ * then no row of the n is written.
+ */
+int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n, struct ai_err *err);
+
+/*
+ * Folds every raw row the rollups do not hold yet, LEDGER_FOLD_CHUNK
+ * rows per transaction, calling progress (when not NULL) after each
+ * with the rows folded so far and the rows there were to fold.  Safe to
+ * interrupt at any point (a killed fold loses at most its current
+ * transaction, which the next fold redoes) and to run beside writers
+ * and other folds.  Cheap when there is nothing to fold.
+ */
+int ledger_fold(struct ledger *l, void (*progress)(void *ud, int64_t done, int64_t total), void *ud,
+		struct ai_err *err);
+
+/* Raw rows are kept this many days (default LEDGER_KEEP_DAYS); 0 keeps them for ever. */
+void ledger_set_keep(struct ledger *l, long days);
+
+/*
+ * Deletes at most max_rows raw rows older than now_ms minus the keep
+ * days, oldest first, in one transaction; *deleted says how many.  Only
+ * rows the rollups hold go, and never the newest row.  Appends call it
+ * on their own from time to time; tests and tools may call it directly.
+ */
+int ledger_prune(struct ledger *l, int64_t now_ms, long max_rows, long *deleted, struct ai_err *err);
+
+/* The histogram bucket of a latency in ms, and the smallest value in bucket b. */
+int ledger_hist_bucket(int64_t v);
+int64_t ledger_hist_lower(int b);
+
+/* Adds a stored histogram (len bytes) to the counts h[LEDGER_HIST_BUCKETS]. */
+void ledger_hist_add_blob(uint64_t *h, const void *blob, size_t len);
+
+/*
  * USD spent today (local time, midnight to midnight) in *usd: the sum
- * of the known costs; rows of unknown cost add nothing.
+ * of the known costs; rows of unknown cost add nothing.  One range of
+ * the primary key of a table of spend per hour (today's 24 rows), plus
+ * the raw rows not yet folded, normally none.
  */
 int ledger_spent_today(struct ledger *l, double *usd, struct ai_err *err);
 
@@ -138,7 +210,9 @@ struct ledger_group {
 	long hits;                    /* rows answered by the cache */
 	double hit_rate;              /* hits / requests */
 	double avg_latency_ms;        /* over every row, hits included */
-	long p95_latency_ms;          /* nearest rank: the ceil(0.95 n)-th smallest latency */
+	long p50_latency_ms;          /* nearest rank, from the histogram: the lower bound of the */
+	long p95_latency_ms;          /* bucket holding the ceil(q n)-th smallest latency, so within */
+	long p99_latency_ms;          /* 0.78% below it; exact below 256 ms and for the largest */
 	int64_t prompt_tokens;        /* sums of the known counts of the billed calls (not hits), */
 	int64_t completion_tokens;    /* so that they and cost add up */
 	int64_t hit_prompt_tokens;    /* the same sums over the hits: tokens the cache served */
@@ -153,7 +227,10 @@ struct ledger_group {
 
 /*
  * Rows with since_ms <= ts_ms < until_ms (pass 0 and INT64_MAX for no
- * bound), grouped by "program", "model", "day" (local date) or "all"
+ * bound; read from the rollups, so a bound inside an hour takes that
+ * hour whole, which only a time zone offset by a fraction of an hour
+ * gives a midnight), grouped by "program", "model", "day" (local date
+ * of the hour) or "all"
  * (one group, key "total", for the totals line).  Groups come sorted by
  * key (so days in order).  *out is owned by the caller: free with
  * ledger_groups_free(*out, *n).  No rows gives *out NULL, *n 0.
@@ -168,6 +245,15 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
  */
 int ledger_report_model(struct ledger *l, const char *by, const char *model, int64_t since_ms,
 			int64_t until_ms, struct ledger_group **out, size_t *n, struct ai_err *err);
+
+/*
+ * As ledger_report_model, and in the same pass the "all" group into
+ * *total (key NULL, not to be freed; requests 0 when no row matched):
+ * the table and its total line for the price of one read.
+ */
+int ledger_report_total(struct ledger *l, const char *by, const char *model, int64_t since_ms,
+			int64_t until_ms, struct ledger_group **out, size_t *n, struct ledger_group *total,
+			struct ai_err *err);
 
 /* Frees what ledger_report returned. */
 void ledger_groups_free(struct ledger_group *g, size_t n);

@@ -1,4 +1,5 @@
 #include "batch/batch.h"
+#include "batch/extsort.h"
 #include "chunk.h"
 #include "fdio.h"
 
@@ -10,6 +11,10 @@
 #include <unistd.h>
 
 #define MAX_SUSPECTS 4096
+/* Id hashes held in memory while the input is scanned (8 bytes each):
+ * past that they are sorted to a temporary file, so a long input costs
+ * disk, not memory (extsort.h). */
+#define SCAN_MEM_IDS (256 * 1024)
 
 enum slot_state { S_FREE, S_PARSED, S_RUNNING, S_DONE, S_GONE, S_RESEND };
 
@@ -174,14 +179,42 @@ static int confirm_duplicates(struct batch *b, struct jsonl_idset *set, uint64_t
 	return rc;
 }
 
+/* Collects the hashes seen twice (adjacent once sorted), up to MAX_SUSPECTS. */
+struct dups {
+	uint64_t prev, *sus;
+	size_t ns;
+	bool any;
+	int oom;
+};
+
+static int find_dups(const void *r, void *ud)
+{
+	struct dups *d = ud;
+	uint64_t h;
+
+	memcpy(&h, r, sizeof(h));
+	if (d->any && h == d->prev && (!d->ns || d->sus[d->ns - 1] != h) && d->ns < MAX_SUSPECTS) {
+		uint64_t *n = realloc(d->sus, (d->ns + 1) * sizeof(*n));
+
+		if (!n) {
+			d->oom = 1;
+			return 1;
+		}
+		(d->sus = n)[d->ns++] = h;
+	}
+	d->prev = h;
+	d->any = true;
+	return 0;
+}
+
 static int scan(struct batch *b, struct ai_err *err)
 {
 	crypto_generichash_state hs;
 	unsigned char h[32];
 	struct jsonl_reader r;
-	struct jsonl_idset set;
-	uint64_t *sus = NULL;
-	size_t ns = 0;
+	struct jsonl_idset set;         /* for its keyed hash only: nothing is added */
+	struct extsort ids;
+	struct dups d = { 0, NULL, 0, false, 0 };
 	const char *line;
 	size_t len;
 	bool too_long;
@@ -189,31 +222,26 @@ static int scan(struct batch *b, struct ai_err *err)
 	static const char hex[] = "0123456789abcdef";
 
 	crypto_generichash_init(&hs, NULL, 0, sizeof(h));
-	if (jsonl_reader_init(&r, b->fd, b->o.max_line, err))
+	if (extsort_init(&ids, sizeof(uint64_t), SCAN_MEM_IDS, err))
 		return -1;
+	if (jsonl_reader_init(&r, b->fd, b->o.max_line, err)) {
+		extsort_release(&ids);
+		return -1;
+	}
 	r.on_bytes = hash_bytes;
 	r.ud = &hs;
 	jsonl_idset_init(&set);
 	while ((got = jsonl_next(&r, &line, &len, &too_long, err)) == 1) {
 		struct jsonl_item it;
-		int seen;
+		uint64_t ih;
 
 		if (jsonl_parse(line, len, too_long, r.lineno, &b->o.item, &it, err)) {
 			rc = -1;
 			break;
 		}
 		b->st.total++;
-		seen = jsonl_idset_add(&set, it.key, strlen(it.key));
-		if (seen < 0) {
-			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
-		} else if (seen && ns < MAX_SUSPECTS) {
-			uint64_t *n = realloc(sus, (ns + 1) * sizeof(*sus));
-
-			if (!n)
-				rc = ai_errf(err, AI_EX_OSERR, "out of memory");
-			else
-				(sus = n)[ns++] = jsonl_idset_hash(&set, it.key, strlen(it.key));
-		}
+		ih = jsonl_idset_hash(&set, it.key, strlen(it.key));
+		rc = extsort_add(&ids, &ih, err);
 		jsonl_item_release(&it);
 		if (rc)
 			break;
@@ -221,9 +249,17 @@ static int scan(struct batch *b, struct ai_err *err)
 	if (got < 0)
 		rc = -1;
 	jsonl_reader_release(&r);
-	if (!rc && ns)
-		rc = confirm_duplicates(b, &set, sus, ns, err);
-	free(sus);
+	/* Equal hashes are adjacent once sorted: those ids get a second look. */
+	if (!rc)
+		rc = extsort_finish(&ids, err);
+	if (!rc)
+		rc = extsort_each(&ids, find_dups, &d, err);
+	if (d.oom)
+		rc = ai_errf(err, AI_EX_OSERR, "out of memory");
+	extsort_release(&ids);
+	if (!rc && d.ns)
+		rc = confirm_duplicates(b, &set, d.sus, d.ns, err);
+	free(d.sus);
 	jsonl_idset_release(&set);
 	crypto_generichash_final(&hs, h, sizeof(h));
 	{

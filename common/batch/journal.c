@@ -1,4 +1,5 @@
 #include "batch/journal.h"
+#include "batch/extsort.h"
 #include "fdio.h"
 #include "batch/jsonl.h"
 
@@ -12,11 +13,15 @@
 #define HEADER_KEY "ai_batch_journal"
 #define MAX_JOURNAL_LINE (64u << 20)
 
+/* An index record (extsort.h): the id's hash first, as the key. */
 struct journal_ent {
-	uint64_t h;             /* 0: empty slot */
+	uint64_t h;
 	uint64_t off;
-	uint32_t len;
+	uint64_t len;
 };
+
+/* Index records held in memory while a journal is loaded (24 bytes each). */
+#define INDEX_MEM_ENTS (128 * 1024)
 
 static const unsigned char hkey[crypto_shorthash_KEYBYTES];   /* a fixed key: the file is ours */
 
@@ -44,35 +49,12 @@ int journal_line_key(const char *line, size_t len, struct buf *key)
 	return rc;
 }
 
-static int index_put(struct journal *j, uint64_t h, uint64_t off, uint32_t len)
+static int index_put(struct journal *j, uint64_t h, uint64_t off, uint32_t len, struct ai_err *err)
 {
-	size_t i;
+	struct journal_ent e = { h, off, len };
 
-	if ((j->n + 1) * 2 > j->cap) {
-		size_t cap = j->cap ? j->cap * 2 : 1024;
-		struct journal_ent *t = calloc(cap, sizeof(*t));
-
-		if (!t)
-			return -1;
-		for (size_t k = 0; k < j->cap; k++)
-			if (j->tab[k].h) {
-				size_t s = (size_t)(j->tab[k].h & (cap - 1));
-
-				while (t[s].h)
-					s = (s + 1) & (cap - 1);
-				t[s] = j->tab[k];
-			}
-		free(j->tab);
-		j->tab = t;
-		j->cap = cap;
-	}
-	/* Equal hashes go on probing: journal_find tells them apart by the id itself. */
-	i = (size_t)(h & (j->cap - 1));
-	while (j->tab[i].h)
-		i = (i + 1) & (j->cap - 1);
-	j->tab[i].h = h;
-	j->tab[i].off = off;
-	j->tab[i].len = len;
+	if (extsort_add(j->idx, &e, err))
+		return -1;
 	j->n++;
 	return 0;
 }
@@ -124,10 +106,8 @@ static int load(struct journal *j, const char *input_id, uint64_t size, struct a
 				j->path, r.lineno);
 			goto out;
 		}
-		if (index_put(j, key_hash(key.data), r.offset, (uint32_t)len)) {
-			ai_errf(err, AI_EX_OSERR, "out of memory");
+		if (index_put(j, key_hash(key.data), r.offset, (uint32_t)len, err))
 			goto out;
-		}
 		good = r.offset + len + 1;
 	}
 	if (got < 0)
@@ -142,7 +122,7 @@ static int load(struct journal *j, const char *input_id, uint64_t size, struct a
 		goto out;
 	}
 	j->end = good;
-	rc = 0;
+	rc = extsort_finish(j->idx, err);
 out:
 	buf_release(&key);
 	jsonl_reader_release(&r);
@@ -156,8 +136,17 @@ int journal_open(struct journal *j, const char *path, const char *input_id, stru
 	memset(j, 0, sizeof(*j));
 	buf_init(&j->pending, 0);
 	j->fd = -1;
-	if (!(j->path = strdup(path)))
+	if (!(j->path = strdup(path)) || !(j->idx = malloc(sizeof(*j->idx)))) {
+		free(j->path);
+		j->path = NULL;
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if (extsort_init(j->idx, sizeof(struct journal_ent), INDEX_MEM_ENTS, err)) {
+		free(j->idx);
+		j->idx = NULL;
+		journal_close(j);
+		return -1;
+	}
 	j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (j->fd < 0 || fstat(j->fd, &st)) {
 		ai_errf_errno(err, AI_EX_IOERR, "cannot open '%s'", path);
@@ -197,7 +186,10 @@ void journal_close(struct journal *j)
 	if (j->fd >= 0)
 		close(j->fd);
 	free(j->path);
-	free(j->tab);
+	if (j->idx) {
+		extsort_release(j->idx);
+		free(j->idx);
+	}
 	buf_release(&j->pending);
 	memset(j, 0, sizeof(*j));
 	j->fd = -1;
@@ -206,35 +198,43 @@ void journal_close(struct journal *j)
 int journal_find(struct journal *j, const char *key, struct buf *out, struct ai_err *err)
 {
 	uint64_t h;
-	size_t i;
+	int64_t i;
 	struct buf line, k;
 	int rc = 0;
 
-	if (!j->cap)
+	if (!j->idx || !j->idx->total)
 		return 0;
 	h = key_hash(key);
+	if ((i = extsort_lower(j->idx, h, err)) < 0)
+		return -1;
 	buf_init(&line, 0);
 	buf_init(&k, 0);
-	for (i = (size_t)(h & (j->cap - 1)); j->tab[i].h; i = (i + 1) & (j->cap - 1)) {
+	/* Equal hashes are adjacent: the id itself tells them apart. */
+	for (; (uint64_t)i < j->idx->total; i++) {
+		struct journal_ent e;
 		ssize_t got;
 
-		if (j->tab[i].h != h)
-			continue;
+		if (extsort_get(j->idx, (uint64_t)i, &e, err)) {
+			rc = -1;
+			break;
+		}
+		if (e.h != h)
+			break;
 		buf_reset(&line);
 		buf_reset(&k);
-		if (buf_grow(&line, j->tab[i].len + 1)) {
+		if (buf_grow(&line, e.len + 1)) {
 			rc = ai_errf(err, AI_EX_OSERR, "out of memory");
 			break;
 		}
 		do
-			got = pread(j->fd, line.data, j->tab[i].len, (off_t)j->tab[i].off);
+			got = pread(j->fd, line.data, e.len, (off_t)e.off);
 		while (got < 0 && errno == EINTR);
-		if (got != (ssize_t)j->tab[i].len) {
+		if (got != (ssize_t)e.len) {
 			rc = ai_errf(err, AI_EX_IOERR, "cannot read '%s': %s", j->path,
 				     got < 0 ? strerror(errno) : "it was cut short");
 			break;
 		}
-		line.len = j->tab[i].len;
+		line.len = e.len;
 		line.data[line.len] = '\0';
 		if (!journal_line_key(line.data, line.len, &k) && !strcmp(k.data, key)) {
 			rc = buf_add(out, line.data, line.len) ? ai_errf(err, AI_EX_OSERR, "out of memory") : 1;
@@ -249,11 +249,13 @@ int journal_find(struct journal *j, const char *key, struct buf *out, struct ai_
 int journal_add(struct journal *j, const char *key, const char *line, size_t len,
 		struct ai_err *err)
 {
-	uint64_t off = j->end + j->pending.len;
-
-	if (buf_add(&j->pending, line, len) || buf_addch(&j->pending, '\n') ||
-	    index_put(j, key_hash(key), off, (uint32_t)len))
+	/* Not indexed: an item is looked up once a run, before it is sent,
+	 * and ids are unique, so only the lines of earlier runs are looked
+	 * up; the index stays the size the journal had at open. */
+	(void)key;
+	if (buf_add(&j->pending, line, len) || buf_addch(&j->pending, '\n'))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	j->n++;
 	return 0;
 }
 

@@ -15,22 +15,25 @@
  * those are sent again.  A last line cut short by the kill is cut off
  * when the journal is opened again.
  *
- * The index kept in memory is 20 bytes an item (a 64-bit hash of the id,
- * the line's offset and length): the lines stay on disk and are read back
- * one at a time when replayed.
+ * The index is 24 bytes an item of earlier runs (a 64-bit hash of the id,
+ * the line's offset and length), sorted by extsort.h: in memory up to
+ * 128k items, past that in an unlinked temporary file searched with
+ * pread, so a journal of any length costs the process a few MB.  The
+ * lines stay in the journal and are read back one at a time when
+ * replayed.  Lines added in this run are not indexed (ids are unique,
+ * and an item is looked up before it is sent).
  */
 #include "ai.h"
 #include "buf.h"
 
-struct journal_ent;
+struct extsort;
 
 struct journal {
 	int fd;
 	char *path;             /* owned */
 	size_t n;               /* finished items recorded */
 	/* private */
-	struct journal_ent *tab;
-	size_t cap;
+	struct extsort *idx;     /* the lines of earlier runs, by id hash */
 	uint64_t end;           /* offset of the next line, pending lines not counted */
 	struct buf pending;     /* appended, not yet written and synced */
 };

@@ -10,3 +10,4 @@ complete -c $c -l until -x -a 'today yesterday' -d 'only calls up to the end of 
 complete -c $c -l by -x -a 'program model day' -d 'one row per program, model or day'
 complete -c $c -l db -r -F -d 'read this ledger'
 complete -c $c -l prices -d 'print the price table and exit'
+complete -c $c -l cache-stats -d 'print the response cache entries, bytes on disk and hit rate'

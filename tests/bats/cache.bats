@@ -444,3 +444,37 @@ ledger() {
 	assert_not_contains "$stderr" "POST "
 	assert_eq "$(request_count /v1/chat/completions)" 1
 }
+
+@test "cache: ai-usage --cache-stats gives entries, bytes on disk and the hit rate" {
+	run --separate-stderr ai-usage --cache-stats --json
+	assert_eq "$status" 0
+	assert_eq "$(jq -c '[.entries, .bytes_on_disk, .requests]' <<<"$output")" '[0,0,null]'
+	sum P "one text" >/dev/null
+	sum P "one text" >/dev/null
+	sum P "another text" >/dev/null
+	run --separate-stderr ai-usage --cache-stats --json
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$(jq -c '[.entries, .requests, .hits]' <<<"$output")" '[2,3,1]'
+	# Bytes on disk are the allocated blocks: at least the lengths, as du counts them.
+	(($(jq .bytes_on_disk <<<"$output") >= $(jq .bytes <<<"$output")))
+	assert_eq "$(jq .bytes_on_disk <<<"$output")" \
+		"$(find "$CACHE" -type f ! -name '.*' -printf '%b\n' | awk '{ s += $1 * 512 } END { print s }')"
+	run --separate-stderr ai-usage --cache-stats
+	assert_eq "$status" 0
+	assert_contains "$output" "entries: 2"
+	assert_contains "$output" "hit rate: 33.3% (1 of 3 calls in the ledger)"
+}
+
+@test "cache: the cap counts blocks on disk, not the answers' lengths" {
+	# Each entry is a few hundred bytes long but takes a whole block: a cap of 6 blocks holds
+	# at most 6 entries, where counting lengths would have kept all 20.
+	blk=$(stat -f -c %S "$XDG_CACHE_HOME" 2>/dev/null || echo 4096)
+	for i in $(seq 1 20); do
+		AI_CACHE_MAX=$((6 * blk)) sum P "text number $i" >/dev/null
+	done
+	n=$(entries | wc -l)
+	disk=$(find "$CACHE" -type f ! -name '.*' -printf '%b\n' | awk '{ s += $1 * 512 } END { print s + 0 }')
+	((n >= 1 && n <= 6)) || { echo "$n entries" >&2; false; }
+	((disk <= 6 * blk)) || { echo "$disk bytes on disk" >&2; false; }
+}

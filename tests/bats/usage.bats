@@ -17,7 +17,9 @@ teardown() { stop_server; }
 make_ledger() {
 	start_server
 	ai-summarize <<<"make the ledger" >/dev/null || return 1
-	sqlite3 "$DB" 'DELETE FROM calls'
+	# The rollups go too: the ledger is then as empty as a new one.
+	sqlite3 "$DB" "DELETE FROM calls; DELETE FROM rollup; DELETE FROM rollup_lat;
+		UPDATE ledger_meta SET v = 0 WHERE k = 'folded'"
 }
 
 # row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC),
@@ -422,4 +424,88 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$status" 0
 	assert_eq "$(tail -1 <<<"$output" | jq .requests)" 6
 	((ms < 3000)) || { echo "took $ms ms" >&2; false; }
+}
+
+# schema1_ledger: a ledger as the ai-tools before the rollups left it (schema 1, raw rows only).
+schema1_ledger() {
+	mkdir -p "$(dirname "$DB")"
+	sqlite3 "$DB" "PRAGMA journal_mode=WAL; CREATE TABLE calls (id INTEGER PRIMARY KEY,
+		ts_ms INTEGER NOT NULL, program TEXT, model TEXT, host TEXT, prompt_tokens INTEGER,
+		completion_tokens INTEGER, latency_ms INTEGER NOT NULL DEFAULT 0,
+		status INTEGER NOT NULL DEFAULT 0, cached INTEGER NOT NULL DEFAULT 0,
+		batch INTEGER NOT NULL DEFAULT 0, cost REAL, saved REAL, prompt TEXT);
+		CREATE INDEX calls_ts ON calls(ts_ms, cost); PRAGMA user_version = 1;" >/dev/null
+	row '2024-01-10 09:00' "'ai-summarize'" "'m1'" 100 10 100 0 0.25 NULL
+	row '2024-01-10 10:00' "'ai-summarize'" "'m1'" 100 10 0 1 0 0.25
+	row '2024-01-11 12:00' "'ai-ask'" "'m2'" 1000 200 300 0 1.5 NULL
+	row '2024-01-11 23:59' "'ai-ask'" "'m2'" 1000 200 500 0 1.5 NULL
+	row '2024-01-12 00:00' "'ai-index'" "'emb'" 50 NULL 20 0 NULL NULL
+	row '2024-01-12 18:00' "'ai-summarize'" "NULL" 200 20 200 0 0.5 NULL
+}
+
+@test "usage: a schema-1 ledger is folded into rollups on first open and reports as before" {
+	known_rows
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$status" 0
+	want=$output
+	rm -f "$DB" "$DB-wal" "$DB-shm"
+	schema1_ledger
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$output" "$want"
+	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 2
+	assert_eq "$(sqlite3 "$DB" 'SELECT sum(n) FROM rollup')" 6
+	assert_eq "$(sqlite3 "$DB" "SELECT v FROM ledger_meta WHERE k = 'folded'")" 6
+	# A second run folds nothing twice.
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$output" "$want"
+	assert_eq "$(sqlite3 "$DB" 'SELECT sum(n) FROM rollup')" 6
+}
+
+@test "usage: rows an older ai-tools appends after the upgrade are counted once" {
+	known_rows
+	ai-usage --json "${RANGE[@]}" >/dev/null
+	# Written without rollups, as a program of the previous schema still running would.
+	row '2024-01-11 13:00' "'ai-ask'" "'m2'" 10 10 100 0 1 NULL
+	run --separate-stderr ai-usage --json --by model "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .cost]')" '[7,4.75]'
+	start_server
+	ai-summarize <<<"a new call" >/dev/null
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .cost]')" '[7,4.75]'
+	assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM calls')" "$(sqlite3 "$DB" 'SELECT sum(n) FROM rollup')"
+}
+
+@test "usage: p50, p95 and p99 come from the histogram, within 1% of the exact" {
+	make_ledger
+	# 200 calls with latencies 1000, 1013, ... 3587 ms: nearest-rank p50 2287, p95 3457, p99 3561.
+	{
+		echo 'BEGIN;'
+		for i in $(seq 0 199); do
+			echo "INSERT INTO calls(ts_ms, program, model, host, latency_ms, status, cost)
+				VALUES(1704877200000, 'ai-batch', 'm1', 'api.example.com', $((1000 + 13 * i)), 200, 0.001);"
+		done
+		echo 'COMMIT;'
+	} | sqlite3 "$DB"
+	run --separate-stderr ai-usage --json --since 2024-01-10 --until 2024-01-10
+	assert_eq "$status" 0
+	read -r p50 p95 p99 < <(tail -1 <<<"$output" | jq -r '"\(.p50_ms) \(.p95_ms) \(.p99_ms)"')
+	for pair in "$p50 2287" "$p95 3457" "$p99 3561"; do
+		set -- $pair
+		((($2 - $1) * 100 <= $2 && $1 <= $2)) || { echo "got $1, exact $2" >&2; false; }
+	done
+}
+
+@test "usage: ledger_keep must be whole days" {
+	make_ledger
+	run --separate-stderr env AI_CONFIG="$T/conf" ai-usage
+	printf 'ledger_keep = 1.5\n' >"$T/conf"
+	run --separate-stderr env AI_CONFIG="$T/conf" ai-usage
+	assert_eq "$status" 78
+	assert_contains "$stderr" "ledger_keep"
+	printf 'ledger_keep = 0\n' >"$T/conf"
+	run --separate-stderr env AI_CONFIG="$T/conf" ai-usage --json
+	assert_eq "$status" 0
 }

@@ -2,7 +2,9 @@
 #include "api/ledger.h"
 #include "tap.h"
 
+#include <inttypes.h>
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -171,11 +173,11 @@ static void test_bad_files(void)
 
 	path_in(path, sizeof(path), "newer.db");
 	is_int(ledger_open(&l, path, &err), 0, "make a ledger");
-	sqlite3_exec(l.db, "PRAGMA user_version = 2", NULL, NULL, NULL);
+	sqlite3_exec(l.db, "PRAGMA user_version = 3", NULL, NULL, NULL);
 	ledger_close(&l);
 	is_int(ledger_open(&l, path, &err), -1, "a newer schema is refused");
 	is_int(err.code, AI_EX_DATAERR, "as bad data");
-	ok(strstr(err.msg, "schema 2") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
+	ok(strstr(err.msg, "schema 3") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
 	is_int(ledger_open_existing(&l, path, &err), -1, "by ai-usage's open too");
 
 	path_in(path, sizeof(path), "empty.db");
@@ -510,6 +512,8 @@ static int run_procs(const char *path, int nproc, int per_proc, bool reopen, dou
 	pid_t pids[16];
 	int i, failed = 0, status;
 	double t;
+	/* Recent rows: rows older than ledger_keep would be pruned as they go. */
+	int64_t t0 = wall_ms() - 3600 * 1000;
 
 	fflush(stdout); /* or the children print it again */
 	t = now_s();
@@ -530,7 +534,7 @@ static int run_procs(const char *path, int nproc, int per_proc, bool reopen, dou
 					bad++;
 					continue;
 				}
-				if (add(&l, D0 + k, "proc", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN) < 0)
+				if (add(&l, t0 + k, "proc", "gpt-4o-mini", 100, 10, i, false, 0.001, NAN) < 0)
 					bad++;
 				if (reopen)
 					ledger_close(&l);
@@ -740,6 +744,377 @@ static void test_env(void)
 	unsetenv("AI_LEDGER");
 }
 
+
+/* ---- rollups ---- */
+
+static uint64_t rng_state = 88172645463325252ULL;
+
+static uint64_t rnd(void)
+{
+	rng_state ^= rng_state << 13;
+	rng_state ^= rng_state >> 7;
+	rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+/* A random call somewhere in the 40 days before end_ms; latencies roughly log-normal. */
+static int span_days = 40;
+static int64_t seq_step, seq_at;
+
+static void random_row(struct ledger_row *r, int64_t end_ms)
+{
+	static const char *progs[] = { "ai-summarize", "ai-batch", "ai-ask", NULL };
+	static const char *models[] = { "gpt-4o-mini", "gpt-4o", "local-llama" };
+	static const char *hosts[] = { "api.openai.com", "127.0.0.1" };
+	uint64_t x = rnd();
+
+	memset(r, 0, sizeof(*r));
+	/* In time order with random gaps, as calls come (when seq_step is set). */
+	if (seq_step)
+		r->ts_ms = (seq_at += (int64_t)(x % (uint64_t)(2 * seq_step)));
+	else
+		r->ts_ms = end_ms - (int64_t)(x % ((uint64_t)span_days * 86400000));
+	r->program = progs[rnd() % 4];
+	r->model = models[rnd() % 3];
+	r->host = hosts[rnd() % 2];
+	r->prompt_tokens = (long)(rnd() % 5000) - (rnd() % 20 == 0 ? 5000 : 0); /* some unknown */
+	r->completion_tokens = (long)(rnd() % 800);
+	r->latency_ms = (long)(50 + (rnd() % 400) * (1 + rnd() % 40));
+	r->status = rnd() % 10 ? 200 : 429;
+	r->cached = rnd() % 5 == 0;
+	r->batch = rnd() % 7 == 0;
+	r->cost = rnd() % 13 == 0 ? NAN : (double)(rnd() % 100000) / 1e7;
+	r->saved = r->cached ? (rnd() % 3 ? (double)(rnd() % 100000) / 1e7 : NAN) : NAN;
+}
+
+static int writer(const char *path, int nrows, uint64_t seed, int64_t end_ms)
+{
+	struct ledger l;
+	struct ai_err err;
+	struct ledger_row rows[50];
+
+	rng_state ^= seed * 0x9E3779B97F4A7C15ULL;
+	if (ledger_open(&l, path, &err) < 0)
+		return 1;
+	ledger_set_keep(&l, 0);
+	/* Four writers on two loaded cores: what is tested is the sums, not the wait. */
+	ledger_set_busy_timeout(&l, 60000);
+	seq_step = (int64_t)span_days * 86400000 / nrows;
+	seq_at = end_ms - (int64_t)span_days * 86400000;
+	for (int done = 0; done < nrows; ) {
+		int k = nrows - done < 50 ? nrows - done : 50;
+
+		/* Batches of 50 and single rows, as ai-batch and one-shot programs write. */
+		if (rnd() % 8 == 0)
+			k = 1;
+		for (int j = 0; j < k; j++)
+			random_row(&rows[j], end_ms);
+		if (ledger_append_many(&l, rows, (size_t)k, &err) < 0) {
+			fprintf(stderr, "writer: %s\n", err.msg);
+			ledger_close(&l);
+			return 1;
+		}
+		done += k;
+	}
+	ledger_close(&l);
+	return 0;
+}
+
+/* Exact sums of the raw rows, as the report defines them, for comparison. */
+struct raw_sums {
+	long long n, hits, tin, tout, hin, hout, unknown;
+	double cost, saved;
+	long long p95;
+};
+
+static void raw_sums(sqlite3 *db, const char *where, struct raw_sums *r)
+{
+	char sql[1024];
+	sqlite3_stmt *st;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(sql, sizeof(sql),
+		 "SELECT count(*), total(cached), total(CASE WHEN NOT cached THEN prompt_tokens END),"
+		 " total(CASE WHEN NOT cached THEN completion_tokens END),"
+		 " total(CASE WHEN cached THEN prompt_tokens END), total(CASE WHEN cached THEN completion_tokens END),"
+		 " total(cost), total(CASE WHEN cached THEN saved END),"
+		 " total(cost IS NULL AND host != '127.0.0.1') FROM calls %s", where);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		r->n = sqlite3_column_int64(st, 0);
+		r->hits = (long long)sqlite3_column_double(st, 1);
+		r->tin = (long long)sqlite3_column_double(st, 2);
+		r->tout = (long long)sqlite3_column_double(st, 3);
+		r->hin = (long long)sqlite3_column_double(st, 4);
+		r->hout = (long long)sqlite3_column_double(st, 5);
+		r->cost = sqlite3_column_double(st, 6);
+		r->saved = sqlite3_column_double(st, 7);
+		r->unknown = (long long)sqlite3_column_double(st, 8);
+	}
+	sqlite3_finalize(st);
+	snprintf(sql, sizeof(sql), "SELECT latency_ms FROM calls %s ORDER BY latency_ms LIMIT 1 OFFSET ?1", where);
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (r->n * 95 + 99) / 100 - 1);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			r->p95 = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+}
+
+static void check_total(struct ledger *l, const struct raw_sums *r, const char *what)
+{
+	struct ledger_group *g = NULL;
+	size_t n = 0;
+	struct ai_err err;
+
+	if (!ok(ledger_report(l, "all", 0, INT64_MAX, &g, &n, &err) == 0 && n == 1, "%s: report", what))
+		return;
+	is_int(g->requests, r->n, "%s: requests", what);
+	is_int(g->hits, r->hits, "%s: hits", what);
+	is_int(g->prompt_tokens, r->tin, "%s: billed tokens in", what);
+	is_int(g->completion_tokens, r->tout, "%s: billed tokens out", what);
+	is_int(g->hit_prompt_tokens, r->hin, "%s: hit tokens in", what);
+	is_int(g->hit_completion_tokens, r->hout, "%s: hit tokens out", what);
+	is_int(g->unknown_cost, r->unknown, "%s: calls of unknown cost", what);
+	is_dbl(g->cost, r->cost, 0.005, "%s: cost to the cent", what);
+	is_dbl(g->saved, r->saved, 0.005, "%s: saved to the cent", what);
+	ok(fabs((double)g->p95_latency_ms - (double)r->p95) <= 0.01 * (double)r->p95,
+	   "%s: p95 %ld within 1%% of the exact %lld", what, g->p95_latency_ms, r->p95);
+	ledger_groups_free(g, n);
+}
+
+static void test_rollups(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	struct raw_sums r;
+	int64_t end = wall_ms();
+	pid_t pids[4];
+	int i, status, failed = 0;
+	const int per = 25000;
+
+	path_in(path, sizeof(path), "rollups.db");
+	fflush(stdout);
+	/* 100,000 calls over 40 days from four writers at once. */
+	for (i = 0; i < 4; i++) {
+		pids[i] = fork();
+		if (pids[i] == 0)
+			_exit(writer(path, per, (uint64_t)i + 1, end));
+	}
+	for (i = 0; i < 4; i++)
+		if (pids[i] < 0 || waitpid(pids[i], &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			failed++;
+	is_int(failed, 0, "four writers of 25,000 calls, batches and single rows");
+	if (!ok(ledger_open(&l, path, &err) == 0, "open: %s", err.msg))
+		return;
+	is_int(count_rows(&l, ""), 4 * per, "every raw row there");
+	raw_sums(l.db, "", &r);
+	check_total(&l, &r, "rollups = raw rows");
+
+	/* Pruning under a writer: the rollups do not move. */
+	{
+		struct ledger_group *before = NULL, *after = NULL;
+		size_t nb = 0, na = 0;
+		int64_t cut = end - 30 * 86400000LL;
+		long gone = 0, total = 0;
+		pid_t w;
+
+		ledger_report(&l, "day", 0, cut - 86400000LL, &before, &nb, &err);
+		fflush(stdout);
+		w = fork();
+		if (w == 0) {
+			span_days = 1;	/* today's calls, while last month's rows go */
+			_exit(writer(path, 2000, 99, end));
+		}
+		ledger_set_keep(&l, 30);
+		do {
+			if (ledger_prune(&l, end, 2000, &gone, &err) < 0) {
+				ok(0, "prune: %s", err.msg);
+				break;
+			}
+			total += gone;
+		} while (gone == 2000);
+		waitpid(w, &status, 0);
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a writer ran beside the pruning");
+		ok(total > 0, "pruned %ld rows older than 30 days in small transactions", total);
+		{
+			char where[64];
+
+			snprintf(where, sizeof(where), "WHERE ts_ms < %" PRId64, cut);
+			is_int(count_rows(&l, where), 0, "no raw row older than ledger_keep is left");
+		}
+		ledger_report(&l, "day", 0, cut - 86400000LL, &after, &na, &err);
+		is_int(na, nb, "the same days in the rollups");
+		for (size_t k = 0; k < na && k < nb; k++)
+			if (after[k].requests != before[k].requests || after[k].cost != before[k].cost ||
+			    after[k].p95_latency_ms != before[k].p95_latency_ms) {
+				ok(0, "day %s changed", after[k].key);
+				failed++;
+			}
+		is_int(failed, 0, "no pruned day's rollup changed");
+		ledger_groups_free(before, nb);
+		ledger_groups_free(after, na);
+	}
+	ledger_close(&l);
+}
+
+/* A schema-1 ledger (as the previous ai-tools wrote it) of n random rows. */
+static int make_schema1(const char *path, int n)
+{
+	sqlite3 *db;
+	sqlite3_stmt *st;
+	struct ledger_row r;
+	int rc;
+
+	unlink(path);
+	if (sqlite3_open(path, &db) != SQLITE_OK)
+		return -1;
+	rc = sqlite3_exec(db,
+			  "PRAGMA journal_mode=WAL; CREATE TABLE calls (id INTEGER PRIMARY KEY, ts_ms INTEGER NOT NULL,"
+			  " program TEXT, model TEXT, host TEXT, prompt_tokens INTEGER, completion_tokens INTEGER,"
+			  " latency_ms INTEGER NOT NULL DEFAULT 0, status INTEGER NOT NULL DEFAULT 0,"
+			  " cached INTEGER NOT NULL DEFAULT 0, batch INTEGER NOT NULL DEFAULT 0, cost REAL,"
+			  " saved REAL, prompt TEXT); CREATE INDEX calls_ts ON calls(ts_ms, cost);"
+			  " PRAGMA user_version = 1; BEGIN", NULL, NULL, NULL);
+	sqlite3_prepare_v2(db, "INSERT INTO calls(ts_ms, program, model, host, prompt_tokens,"
+			   " completion_tokens, latency_ms, status, cached, batch, cost, saved)"
+			   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)", -1, &st, NULL);
+	for (int i = 0; rc == SQLITE_OK && i < n; i++) {
+		random_row(&r, wall_ms());
+		sqlite3_bind_int64(st, 1, r.ts_ms);
+		sqlite3_bind_text(st, 2, r.program, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, r.model, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, r.host, -1, SQLITE_STATIC);
+		if (r.prompt_tokens >= 0)
+			sqlite3_bind_int64(st, 5, r.prompt_tokens);
+		else
+			sqlite3_bind_null(st, 5);
+		sqlite3_bind_int64(st, 6, r.completion_tokens);
+		sqlite3_bind_int64(st, 7, r.latency_ms);
+		sqlite3_bind_int64(st, 8, r.status);
+		sqlite3_bind_int(st, 9, r.cached);
+		sqlite3_bind_int(st, 10, r.batch);
+		if (isnan(r.cost))
+			sqlite3_bind_null(st, 11);
+		else
+			sqlite3_bind_double(st, 11, r.cost);
+		if (isnan(r.saved))
+			sqlite3_bind_null(st, 12);
+		else
+			sqlite3_bind_double(st, 12, r.saved);
+		rc = sqlite3_step(st) == SQLITE_DONE ? SQLITE_OK : SQLITE_ERROR;
+		sqlite3_reset(st);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK ? 0 : -1;
+}
+
+static int progress_calls;
+
+static void die_after_first(void *ud, int64_t done, int64_t total)
+{
+	(void)ud;
+	(void)total;
+	if (done > 0)
+		raise(SIGKILL);	/* as a Ctrl-C or a crash would, mid-fold */
+}
+
+static void count_progress(void *ud, int64_t done, int64_t total)
+{
+	(void)ud;
+	(void)done;
+	(void)total;
+	progress_calls++;
+}
+
+static void test_migration(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	struct raw_sums r;
+	int status;
+	pid_t pid;
+	const int n = 2 * LEDGER_FOLD_CHUNK + 1234;
+	long long folded = -1;
+
+	path_in(path, sizeof(path), "schema1.db");
+	if (!ok(make_schema1(path, n) == 0, "a schema-1 ledger of %d calls", n))
+		return;
+	/* The first open upgrades at once (no fold yet); the fold is killed after one chunk. */
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		if (ledger_open(&l, path, &err) < 0)
+			_exit(2);
+		ledger_fold(&l, die_after_first, NULL, &err);
+		_exit(3);
+	}
+	waitpid(pid, &status, 0);
+	ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "the fold was killed after its first chunk");
+	if (!ok(ledger_open(&l, path, &err) == 0, "reopen: %s", err.msg))
+		return;
+	{
+		sqlite3_stmt *st;
+
+		if (sqlite3_prepare_v2(l.db, "SELECT v FROM ledger_meta WHERE k = 'folded'", -1, &st, NULL) == SQLITE_OK &&
+		    sqlite3_step(st) == SQLITE_ROW)
+			folded = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+	}
+	is_int(folded, LEDGER_FOLD_CHUNK, "one chunk folded and kept, the rest not");
+	/* A writer meanwhile: its row waits behind the unfolded ones and is counted once. */
+	ledger_set_keep(&l, 0);
+	is_int(add(&l, wall_ms(), "ai-late", "gpt-4o", 1, 1, 10, false, 0.5, NAN), 0, "append mid-migration");
+	ledger_close(&l);
+	ledger_open(&l, path, &err);
+	is_int(ledger_fold(&l, count_progress, NULL, &err), 0, "the fold resumes and finishes");
+	ok(progress_calls >= 1, "with progress (%d reports)", progress_calls);
+	is_int(count_rows(&l, ""), n + 1, "no raw row lost");
+	raw_sums(l.db, "", &r);
+	check_total(&l, &r, "after an interrupted migration");
+	{
+		double spent = -1, want = 0;
+		sqlite3_stmt *st;
+		struct ai_err e;
+
+		ledger_spent_today(&l, &spent, &e);
+		if (sqlite3_prepare_v2(l.db, "SELECT total(cost) FROM calls WHERE ts_ms >= ?1", -1, &st, NULL) == SQLITE_OK) {
+			int64_t m;
+
+			ledger_parse_time("today", false, wall_ms(), &m, &e);
+			sqlite3_bind_int64(st, 1, m);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				want = sqlite3_column_double(st, 0);
+		}
+		sqlite3_finalize(st);
+		is_dbl(spent, want, 1e-9, "today's spend from the rollups");
+	}
+	ledger_close(&l);
+}
+
+static void test_hist(void)
+{
+	int bad = 0;
+
+	for (int64_t v = 0; v < 2000000; v += 1 + v / 300) {
+		int b = ledger_hist_bucket(v);
+		int64_t lo = ledger_hist_lower(b);
+
+		if (b < 0 || b >= LEDGER_HIST_BUCKETS || lo > v || (v && (double)(v - lo) / (double)v > 0.0079) ||
+		    ledger_hist_bucket(lo) != b)
+			bad++;
+	}
+	is_int(bad, 0, "every bucket's lower bound within 0.78%% below its values");
+	is_int(ledger_hist_bucket(INT64_MAX), LEDGER_HIST_BUCKETS - 1, "huge values land in the last bucket");
+	is_int(ledger_hist_bucket(-5), 0, "negative values in the first");
+	is_int(ledger_hist_lower(ledger_hist_bucket(255)), 255, "exact below 256 ms");
+}
+
 static int rm_rf(const char *path)
 {
 	char cmd[300];
@@ -762,6 +1137,9 @@ int main(void)
 	test_write_failures();
 	test_concurrency();
 	test_wal_bounded();
+	test_hist();
+	test_rollups();
+	test_migration();
 	measure();
 	test_parse_time();
 	test_env();
