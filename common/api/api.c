@@ -673,11 +673,10 @@ out:
 static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
 {
 	json_object *o = json_object_new_object(), *ch = json_object_new_object(),
-		    *msg = json_object_new_object(), *arr = json_object_new_array(),
-		    *u = json_object_new_object();
+		    *msg = json_object_new_object(), *arr = json_object_new_array(), *u = NULL;
 	int rc = -1;
 
-	if (!o || !ch || !msg || !arr || !u)
+	if (!o || !ch || !msg || !arr)
 		goto out;
 	if (jv_add(msg, "role", json_object_new_string("assistant")) ||
 	    jv_add(msg, "content", json_object_new_string(r->content ? r->content : "")) ||
