@@ -175,7 +175,7 @@ struct run {
 	struct cli c;
 	struct opts o;
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client;
 	struct toolset ts;
 	struct agent_search srch;
 	struct agent_tracefile tr;
@@ -203,7 +203,7 @@ static void gather(struct run *r)
 	setup_client(&r->c, &r->cfg, &r->client, &err);
 	if (!a->system)
 		a->system = r->cfg.system;     /* ai.conf's system: the default of --system */
-	if (agent_search_open(&r->srch, &r->client, r->o.kb_path, r->o.coll, &why, &err))
+	if (agent_search_open(&r->srch, r->client, r->o.kb_path, r->o.coll, &why, &err))
 		cli_die_err(&err);
 	if (why.msg[0] && !r->c.quiet)
 		cli_warn("%s", why.msg);
@@ -312,15 +312,15 @@ int main(int argc, char **argv)
 	if (task.len == strspn(task.data ? task.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no task: give it as arguments or on standard input");
 
-	rc = agent_run(&r.client, &r.o.a, task.data, &res, &err);
+	rc = agent_run(r.client, &r.o.a, task.data, &res, &err);
 	if (!rc)
 		code = report(&r, &res, mono_ms() - t0);
 	agent_result_release(&res);
 	buf_release(&task);
 	release(&r);
 	if (rc)
-		setup_die(&r.client, &r.cfg, &err);
-	ai_client_release(&r.client);
+		setup_die(r.client, &r.cfg, &err);
+	ai_client_release(r.client);
 	config_release(&r.cfg);
 	return cli_finish(code);
 }

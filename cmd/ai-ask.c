@@ -255,7 +255,7 @@ int main(int argc, char **argv)
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, 5, 0, 0, 0, NAN,
 			  false, false, false, false, false, false };
 	struct ai_config cfg;
-	struct ai_client client, *cl = NULL;
+	struct ai_client *client = NULL, *cl = NULL;
 	struct ai_err err;
 	struct buf q, query;
 	struct kb *kb;
@@ -276,9 +276,10 @@ int main(int argc, char **argv)
 		cli_usage_error("--no-bm25 and --no-embed leave nothing to retrieve by");
 	/* --retrieve-only can do without an endpoint; an answer cannot (this stops with how to set one). */
 	if (o.retrieve_only)
-		cl = setup_client_if(&c, &cfg, &client, true, NULL, &err) ? &client : NULL;
+		setup_client_if(&c, &cfg, &client, true, NULL, &err);
 	else
-		setup_client(&c, &cfg, (cl = &client), &err);
+		setup_client(&c, &cfg, &client, &err);
+	cl = client;
 
 	kq = (struct kb_query){ .coll = o.coll, .text = query.len ? query.data : q.data, .k = (size_t)o.k,
 				.candidates = (size_t)o.candidates, .qmodel = o.embed_model, .int8 = o.int8,

@@ -189,7 +189,7 @@ static void progress_tty(const struct batch_stats *s, bool final, void *ud)
 static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 {
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct batch b;
 	struct termout_progress prog;
@@ -218,11 +218,11 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		o->b.ud = &prog;
 	}
 	if (batch_open(&b, &o->b, fd, &err))
-		setup_die(&client, &cfg, &err);
-	if (batch_run(&b, &client, &err)) {
+		setup_die(client, &cfg, &err);
+	if (batch_run(&b, client, &err)) {
 		batch_close(&b);
 		term_exit();
-		setup_die(&client, &cfg, &err);
+		setup_die(client, &cfg, &err);
 	}
 	code = batch_exit_code(&b);
 	if (b.st.not_sent > 0 && !c->quiet)
@@ -232,7 +232,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	batch_close(&b);
 	if (o->b.st)
 		structured_release(o->b.st);
-	ai_client_release(&client);
+	ai_client_release(client);
 	config_release(&cfg);
 	if (fd)
 		close(fd);
@@ -264,7 +264,7 @@ static int run_job(const char *id)
 	struct cli c;
 	struct opts o;
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	int argc, lock, code, rc;
 	char **argv;
 
@@ -281,11 +281,11 @@ static int run_job(const char *id)
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = o.b.parallel }, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
-	if ((code = jobrun_run(&j, &client, &o.b, warn_line, NULL, &err)) < 0)
-		setup_die(&client, &cfg, &err);
+	if ((code = jobrun_run(&j, client, &o.b, warn_line, NULL, &err)) < 0)
+		setup_die(client, &cfg, &err);
 	if (err.msg[0])
 		cli_warn("%s", err.msg);
-	ai_client_release(&client);
+	ai_client_release(client);
 	config_release(&cfg);
 	job_free_args(argc, argv);
 	job_release(&j);
@@ -326,7 +326,7 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		goto fail;
 	if (o->remote) {
 		struct ai_config cfg;
-		struct ai_client client;
+		struct ai_client *client = NULL;
 		int in, rc;
 
 		if ((in = jobrun_open(&j, "input.jsonl", O_RDONLY, &err)) < 0)
@@ -334,9 +334,9 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		setup_client(c, &cfg, &client, &err);
 		if (!o->b.item.system)
 			o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
-		rc = provbatch_submit(&client, &j, in, &o->b, &err);
+		rc = provbatch_submit(client, &j, in, &o->b, &err);
 		close(in);
-		ai_client_release(&client);
+		ai_client_release(client);
 		config_release(&cfg);
 		if (rc)
 			goto fail;
@@ -386,7 +386,7 @@ static void print_status(const struct job *j)
 static int remote(struct cli *c, const struct opts *o, const struct job *j, const char *sub)
 {
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_err err;
 	json_object *s = NULL;
 	int rc;
@@ -394,20 +394,20 @@ static int remote(struct cli *c, const struct opts *o, const struct job *j, cons
 	ai_err_clear(&err);
 	setup_client(c, &cfg, &client, &err);
 	if (!strcmp(sub, "status"))
-		rc = (s = provbatch_status(&client, j, &err)) ? 0 : -1;
+		rc = (s = provbatch_status(client, j, &err)) ? 0 : -1;
 	else if (!strcmp(sub, "results"))
-		rc = provbatch_results(&client, j, emit_stdout, NULL, &err);
+		rc = provbatch_results(client, j, emit_stdout, NULL, &err);
 	else if (!strcmp(sub, "wait"))
-		rc = provbatch_wait(&client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
+		rc = provbatch_wait(client, j, (long)(o->poll_s * 1000), &cli_interrupted, &err);
 	else
-		rc = provbatch_cancel(&client, j, &err);
+		rc = provbatch_cancel(client, j, &err);
 	if (rc < 0)
-		setup_die(&client, &cfg, &err);
+		setup_die(client, &cfg, &err);
 	if (s) {
 		out_json_line(s);
 		json_object_put(s);
 	}
-	ai_client_release(&client);
+	ai_client_release(client);
 	config_release(&cfg);
 	/* Results of a batch not yet over: try again later. */
 	return !strcmp(sub, "results") && rc ? AI_EX_TEMPFAIL : rc;

@@ -378,7 +378,7 @@ int main(int argc, char **argv)
 	struct cli c;
 	struct opts o = { NULL };
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct session s;
 	struct buf in, sys;
@@ -412,7 +412,7 @@ int main(int argc, char **argv)
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = &cfg;
-	s.client = &client;
+	s.client = client;
 	s.shell = o.shell;
 	describe_os(&s.os);
 	s.conv = json_object_new_array();
@@ -427,7 +427,7 @@ int main(int argc, char **argv)
 	add_message(s.conv, "system", sys.data);
 	add_message(s.conv, "user", in.data);
 	if (propose(&s, &err))
-		setup_die(&client, &cfg, &err);
+		setup_die(client, &cfg, &err);
 
 	if (s.last.dry_run) {
 		/* The request was printed; nothing was sent. */
@@ -457,7 +457,7 @@ int main(int argc, char **argv)
 	buf_release(&sys);
 	buf_release(&in);
 	if (!s.released) {
-		ai_client_release(&client);
+		ai_client_release(client);
 		config_release(&cfg);
 	}
 	return cli_finish(code);

@@ -423,7 +423,7 @@ int main(int argc, char **argv)
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, NULL, NULL, 400, -1, 100, 4,
 			  false, false, false, false, false, NULL, 0 };
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct ingest_opts io;
 	struct ingest_events ev = { on_doc, on_bm25_only, NULL };
@@ -460,7 +460,7 @@ int main(int argc, char **argv)
 	r.progress = !c.quiet && !c.json && isatty(2);
 	termout_progress_init(&r.prog);
 	kb = open_index(o.db, cfg.dry_run);
-	if (ingest_init(&r.ig, kb, online ? &client : NULL, &io, &ev, &err))
+	if (ingest_init(&r.ig, kb, online ? client : NULL, &io, &ev, &err))
 		cli_die_err(&err);
 
 	if (add_all(&r, &o, argc, argv, optind_, &err) || ingest_finish(r.ig, &err))
@@ -472,7 +472,7 @@ int main(int argc, char **argv)
 	kb_close(kb);
 	free(o.rm);
 	if (code && online)
-		setup_die(&client, &cfg, &err);
+		setup_die(client, &cfg, &err);
 	if (code)
 		cli_die_err(&err);
 	if (!c.quiet && !c.json && !r.progress && !cfg.dry_run)
@@ -480,7 +480,7 @@ int main(int argc, char **argv)
 	if (n.failed)
 		code = n.indexed || n.unchanged ? AI_EX_PARTIAL : n.first_code;
 	if (online)
-		ai_client_release(&client);
+		ai_client_release(client);
 	config_release(&cfg);
 	return cli_finish(code);
 }

@@ -421,7 +421,7 @@ int main(int argc, char **argv)
 	struct cli c;
 	struct opts o = { NULL, NULL, false, false, false, false, 60, NAN, 0 };
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct sink sink;
 	struct chat ch;
@@ -481,7 +481,7 @@ int main(int argc, char **argv)
 			sink_die(&sink, &err);
 		stp = &st;
 	}
-	ch.client = &client;
+	ch.client = client;
 	ch.o = &o;
 	ch.sink = &sink;
 	if (conv_open(&ch.cv, o.history, cfg.max_input, o.system, cfg.system, &cli_interrupted, &err))
@@ -515,7 +515,7 @@ int main(int argc, char **argv)
 	buf_release(&msg);
 	buf_release(&sink.scratch);
 	termout_release(&sink.text);
-	ai_client_release(&client);
+	ai_client_release(client);
 	config_release(&cfg);
 	if (code == AI_EX_INTERRUPT) {
 		fflush(stdout);

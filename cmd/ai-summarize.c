@@ -163,7 +163,7 @@ int main(int argc, char **argv)
 	struct cli c;
 	struct opts o = { .parallel = 4 };
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct buf in;
 	struct summary s;
@@ -193,15 +193,15 @@ int main(int argc, char **argv)
 		cli_die_err(&err);
 	if (in.len == strspn(in.data ? in.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no input: give a file or pipe text to standard input");
-	confirm(&o, &c, &client, in.data, in.len);
+	confirm(&o, &c, client, in.data, in.len);
 	if (!c.quiet && isatty(STDERR_FILENO)) {
 		termout_progress_init(&tp);
 		o.s.progress = progress;
 		o.s.ud = &tp;
 	}
 
-	if (summary_run(&client, &o.s, in.data, in.len, &s, &err))
-		setup_die(&client, &cfg, &err);
+	if (summary_run(client, &o.s, in.data, in.len, &s, &err))
+		setup_die(client, &cfg, &err);
 	/* Under --dry-run the requests were printed, and nothing was sent. */
 	if (!s.dry_run && c.json)
 		print_json(&s, mono_ms() - t0);
@@ -211,7 +211,7 @@ int main(int argc, char **argv)
 	if (o.s.st)
 		structured_release(o.s.st);
 	buf_release(&in);
-	ai_client_release(&client);
+	ai_client_release(client);
 	config_release(&cfg);
 	return cli_finish(0);
 }

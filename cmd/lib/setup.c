@@ -73,7 +73,7 @@ int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
 	return 0;
 }
 
-bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
+bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client **client, bool want,
 		     const struct ai_client_opts *o, struct ai_err *err)
 {
 	struct ai_client_opts co;
@@ -98,7 +98,7 @@ bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *cli
 	return true;
 }
 
-void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *client,
+void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client **client,
 		       const struct ai_client_opts *o, struct ai_err *err)
 {
 	if (!setup_client_if(c, cfg, client, true, o, err))
@@ -106,7 +106,7 @@ void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *c
 			"OPENAI_BASE_URL for a local server (http://localhost:11434/v1 for Ollama); see ai.conf(5)");
 }
 
-void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err)
+void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client **client, struct ai_err *err)
 {
 	setup_client_with(c, cfg, client, NULL, err);
 }
@@ -146,7 +146,7 @@ static void print_id(const char *id, bool tty)
 int setup_list_models(struct cli *c)
 {
 	struct ai_config cfg;
-	struct ai_client client;
+	struct ai_client *client = NULL;
 	struct ai_models m;
 	struct ai_err err;
 	bool tty = isatty(1);
@@ -154,9 +154,9 @@ int setup_list_models(struct cli *c)
 
 	ai_err_clear(&err);
 	setup_client(c, &cfg, &client, &err);
-	rc = ai_models_list(&client, &m, &err);
+	rc = ai_models_list(client, &m, &err);
 	if (rc < 0)
-		setup_die(&client, &cfg, &err);
+		setup_die(client, &cfg, &err);
 	for (size_t i = 0; i < m.n; i++) {
 		if (c->json) {
 			json_object *j = json_object_new_object();
@@ -173,7 +173,7 @@ int setup_list_models(struct cli *c)
 		}
 	}
 	ai_models_release(&m);
-	ai_client_release(&client);
+	ai_client_release(client);
 	config_release(&cfg);
 	return cli_finish(0);
 }

@@ -24,12 +24,12 @@ int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
  * one line how to configure one) unless --dry-run, and initialises client with
  * warnings and -v lines to stderr and --dry-run requests to stdout.
  */
-void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client *client, struct ai_err *err);
+void setup_client(struct cli *c, struct ai_config *cfg, struct ai_client **client, struct ai_err *err);
 
 /* The same with the program's own client options in o (parallel, idle_timeout_ms,
  * models, batch_price; may be NULL): cfg, prog, the stop flag and the callbacks are
  * set here, whatever o says. */
-void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *client,
+void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client **client,
 		       const struct ai_client_opts *o, struct ai_err *err);
 
 /*
@@ -39,7 +39,7 @@ void setup_client_with(struct cli *c, struct ai_config *cfg, struct ai_client *c
  * did, with o as setup_client_with takes it.  Exits on a broken
  * configuration.
  */
-bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client *client, bool want,
+bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client **client, bool want,
 		     const struct ai_client_opts *o, struct ai_err *err);
 
 /*

@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "api/client_int.h"
 #include "api/chatstream.h"
 #include "jsonval.h"
 #include "api/ledger.h"
@@ -58,12 +59,15 @@ struct ai_call {
 	struct ai_call *next;   /* in the client's ready list (VIA_CACHE, VIA_DRY_RUN) */
 };
 
-int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct ai_err *err)
+int ai_client_init(struct ai_client **cp, const struct ai_client_opts *o, struct ai_err *err)
 {
 	const struct ai_config *cfg = o->cfg;
+	struct ai_client *c = calloc(1, sizeof(*c));
 	char host[256];
 
-	memset(c, 0, sizeof(*c));
+	*cp = NULL;
+	if (!c)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	c->o = *o;
 	if (c->o.parallel < 1)
 		c->o.parallel = 1;
@@ -79,9 +83,17 @@ int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct a
 	c->http.interrupt = o->stop;
 	c->http.debug = o->debug;
 	c->http.debug_ud = o->ud;
-	if (!(c->host = strdup(url_host(cfg->base_url, host, sizeof(host)))))
+	if (!(c->host = strdup(url_host(cfg->base_url, host, sizeof(host))))) {
+		free(c);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	*cp = c;
 	return 0;
+}
+
+const char *ai_client_host(const struct ai_client *c)
+{
+	return c->host;
 }
 
 struct ai_config *ai_client_config(const struct ai_client *c)
@@ -109,6 +121,8 @@ static void call_free(struct ai_call *k);
 
 void ai_client_release(struct ai_client *c)
 {
+	if (!c)
+		return;
 	if (c->pool)
 		http_pool_free(c->pool);
 	while (c->ready) {
@@ -126,7 +140,7 @@ void ai_client_release(struct ai_client *c)
 	if (c->auth)
 		sodium_free(c->auth);
 	free(c->host);
-	memset(c, 0, sizeof(*c));
+	free(c);
 }
 
 void ai_client_verbose(const struct ai_client *c, const char *msg)

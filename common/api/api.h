@@ -45,30 +45,20 @@ struct ai_client_opts {
 };
 
 /*
- * A client.  Its fields are private: only ai_client_init writes them
- * (api.c afterwards), and a caller reads what it needs through the
- * functions below.  It stays a complete type so that a program can keep
- * one on its stack.
+ * A client: an opaque handle (as curl's CURL), made by ai_client_init and
+ * ended by ai_client_release.  What a caller needs of it is read through
+ * the functions below; nothing outside api/ sees its fields
+ * (api/client_int.h).
  */
-struct ai_client {
-	struct ai_client_opts o;        /* as given to ai_client_init */
-	struct http_opts http;
-	struct http_pool *pool;
-	struct cache cache;
-	int cache_state;                /* 0 not tried, 1 open, -1 failed */
-	struct ledger *ledger;
-	int ledger_state;
-	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
-	bool auth_loaded;
-	bool batch_now;                 /* pricing one Batch API result (ai_account_batch_result) */
-	char *host;                     /* owned: the endpoint's host, for the ledger */
-	struct ai_call *ready;          /* calls answered without the network, to complete */
-};
+struct ai_client;
 
-/* Sets c up from o (copied; the strings and cfg it points to are borrowed and must
- * outlive c).  Nothing is opened until the first call. */
-int ai_client_init(struct ai_client *c, const struct ai_client_opts *o, struct ai_err *err);
+/* Makes *cp from o (copied; the strings and cfg it points to are borrowed and must
+ * outlive it).  Nothing is opened until the first call.  On failure *cp is NULL. */
+int ai_client_init(struct ai_client **cp, const struct ai_client_opts *o, struct ai_err *err);
+/* Closes what the client opened and frees it; NULL is a no-op. */
 void ai_client_release(struct ai_client *c);
+/* The endpoint's host (for messages and the ledger); borrowed, valid as long as c. */
+const char *ai_client_host(const struct ai_client *c);
 
 /* The configuration the client was set up with; borrowed. */
 struct ai_config *ai_client_config(const struct ai_client *c);

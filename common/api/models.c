@@ -104,11 +104,11 @@ int ai_models_list(struct ai_client *c, struct ai_models *out, struct ai_err *er
 		ai_error_message(r.body.data, r.body.len, m, sizeof(m));
 		ai_errf(err, AI_EX_UNAVAILABLE,
 			"GET /models: the server answered 404: %s; %s lists no models there: check the "
-			"base URL (OpenAI-compatible servers serve /v1/models)", m, c->host);
+			"base URL (OpenAI-compatible servers serve /v1/models)", m, ai_client_host(c));
 		err->status = 404;
 	}
 	if (!rc)
-		rc = ai_models_parse(r.body.data, r.body.len, c->host, out, err);
+		rc = ai_models_parse(r.body.data, r.body.len, ai_client_host(c), out, err);
 	http_resp_release(&r);
 	return rc;
 }

@@ -344,7 +344,7 @@ int summary_estimate(const struct ai_client *client, const struct summary_opts *
 	}
 	ps = &ai_client_config(client)->prices;
 	e->priced = prices_lookup(ps, model, &p);
-	if (e->priced || prices_lookup_at(ps, model, client->host, &p))
+	if (e->priced || prices_lookup_at(ps, model, ai_client_host(client), &p))
 		e->usd = (e->in * p.in_per_mtok + e->out * p.out_per_mtok) / 1e6;
 	else
 		e->usd = NAN;
@@ -375,7 +375,7 @@ void summary_describe(const struct summary_estimate *e, const struct ai_client *
 	if (e->priced)
 		buf_addf(b, ", about $%.4f at the price of %s", e->usd, ai_client_model(client));
 	else if (!isnan(e->usd))
-		buf_addf(b, ", $0 at the local endpoint %s", client->host);
+		buf_addf(b, ", $0 at the local endpoint %s", ai_client_host(client));
 	else
 		buf_addf(b, "; no price for '%s' (price.MODEL in ai.conf(5))", ai_client_model(client));
 }

@@ -33,7 +33,7 @@ static void check(int cond)
 
 static char dir[64];
 static struct ai_config cfg;
-static struct ai_client client;
+static struct ai_client *client;
 static struct cache cache;
 static json_object *messages;
 static bool ready;
@@ -125,7 +125,7 @@ static void chat(const uint8_t *body, size_t len, bool stream)
 
 	ai_chat_req_init(&q);
 	q.messages = messages;
-	check((req = ai_chat_body(&client, &q)) != NULL);
+	check((req = ai_chat_body(client, &q)) != NULL);
 	plant(req, body, len);
 	json_object_put(req);
 	buf_init(&got, 0);
@@ -135,7 +135,7 @@ static void chat(const uint8_t *body, size_t len, bool stream)
 		q.ud = &got;
 	}
 	memset(&err, 0, sizeof(err));
-	if (ai_chat(&client, &q, &r, &err) == 0) {
+	if (ai_chat(client, &q, &r, &err) == 0) {
 		check(r.content && r.model && r.cached);
 		if (stream)
 			check(got.len == strlen(r.content) &&
@@ -162,7 +162,7 @@ static void embed(const uint8_t *body, size_t len, size_t n)
 	plant(req, body, len);
 	json_object_put(req);
 	memset(&err, 0, sizeof(err));
-	if (ai_embed(&client, texts, n, NULL, &r, &err) == 0) {
+	if (ai_embed(client, texts, n, NULL, &r, &err) == 0) {
 		check(r.n == n && r.dim > 0 && r.v && r.model && r.cached);
 		for (size_t i = 0; i < n; i++) {
 			double norm = 0;

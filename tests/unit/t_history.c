@@ -467,7 +467,7 @@ static void test_conv(void)
 	{
 		struct ai_config cfg;
 		struct config_overrides ov;
-		struct ai_client c;
+		struct ai_client *c = NULL;
 		struct ai_chat_req q;
 		struct ai_chat_resp r;
 
@@ -483,12 +483,12 @@ static void test_conv(void)
 		cfg.ledger = false;
 		is_int(conv_open(&cv, NULL, 0, "sys", NULL, NULL, &e), 0, "a conversation");
 		ai_chat_req_init(&q);
-		is_int(conv_ask(&cv, &c, &q, "question", &r, &e), 0, "asked under --dry-run");
+		is_int(conv_ask(&cv, c, &q, "question", &r, &e), 0, "asked under --dry-run");
 		ok(r.dry_run, "nothing sent");
 		is_int((int)json_object_array_length(cv.msgs), 1, "the question does not stay");
 		ai_chat_resp_release(&r);
 		conv_release(&cv);
-		ai_client_release(&c);
+		ai_client_release(c);
 		config_release(&cfg);
 	}
 }

@@ -33,7 +33,7 @@ static void long_text(struct buf *b, int n)
 int main(void)
 {
 	struct ai_config cfg;
-	struct ai_client c;
+	struct ai_client *c = NULL;
 	struct ai_err e;
 	struct config_overrides ov;
 	struct summary_opts o;
@@ -66,10 +66,10 @@ int main(void)
 
 	/* Short input: one request, one part. */
 	buf_addstr(&text, "The tide comes in twice a day.");
-	is_int(summary_estimate(&c, &o, text.data, text.len, &est, &e), 0, "estimate a short text");
+	is_int(summary_estimate(c, &o, text.data, text.len, &est, &e), 0, "estimate a short text");
 	is_int((long)est.requests, 1, "one request");
 	is_int((long)est.parts, 1, "one part");
-	is_int(summary_run(&c, &o, text.data, text.len, &s, &e), 0, "summarize it under --dry-run");
+	is_int(summary_run(c, &o, text.data, text.len, &s, &e), 0, "summarize it under --dry-run");
 	ok(s.dry_run, "nothing was sent");
 	is_str(s.text, "", "and there is no summary");
 	is_int(seen.requests, 1, "the one request went to the caller's dry_run callback");
@@ -81,18 +81,18 @@ int main(void)
 	o.max_input = 300;
 	o.words = 20;        /* short enough for the summaries to shrink */
 	seen.requests = 0;
-	is_int(summary_estimate(&c, &o, text.data, text.len, &est, &e), 0, "estimate a long text");
+	is_int(summary_estimate(c, &o, text.data, text.len, &est, &e), 0, "estimate a long text");
 	ok(est.parts > 1, "in parts: %zu", est.parts);
 	ok(est.requests > est.parts, "then combined: %zu requests", est.requests);
 	ok(est.in > 0 && est.out > 0, "tokens both ways");
-	is_int(summary_run(&c, &o, text.data, text.len, &s, &e), 0, "summarize it under --dry-run");
+	is_int(summary_run(c, &o, text.data, text.len, &s, &e), 0, "summarize it under --dry-run");
 	is_int((long)s.parts, (long)est.parts, "the run splits as the estimate said");
 	is_int(seen.requests, (long)est.parts, "a dry run shows the first round only");
 	is_int(seen.parts_named, (long)est.parts, "each request says which part it is");
 	summary_release(&s);
 
 	/* The question before a run: priced or not, the limits of the config. */
-	summary_describe(&est, &c, &what);
+	summary_describe(&est, c, &what);
 	ok(strstr(what.data, "requests (") != NULL, "described: %s", what.data);
 	est.priced = true;
 	est.usd = 1.0;
@@ -110,7 +110,7 @@ int main(void)
 	buf_release(&text);
 	buf_release(&why);
 	buf_release(&what);
-	ai_client_release(&c);
+	ai_client_release(c);
 	config_release(&cfg);
 	return tap_done();
 }

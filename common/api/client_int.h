@@ -1,0 +1,32 @@
+#ifndef AI_CLIENT_INT_H
+#define AI_CLIENT_INT_H
+/*
+ * client_int.h - the private side of api.h's opaque struct ai_client.
+ */
+#include "api/api.h"
+#include "api/cache.h"
+#include "net/http.h"
+
+struct ai_call;
+struct ledger;
+
+/*
+ * The client's fields: only ai_client_init writes them (api.c
+ * afterwards).  Included by api.c alone; everyone else holds a pointer.
+ */
+struct ai_client {
+	struct ai_client_opts o;        /* as given to ai_client_init */
+	struct http_opts http;
+	struct http_pool *pool;
+	struct cache cache;
+	int cache_state;                /* 0 not tried, 1 open, -1 failed */
+	struct ledger *ledger;
+	int ledger_state;
+	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
+	bool auth_loaded;
+	bool batch_now;                 /* pricing one Batch API result (ai_account_batch_result) */
+	char *host;                     /* owned: the endpoint's host, for the ledger */
+	struct ai_call *ready;          /* calls answered without the network, to complete */
+};
+
+#endif
