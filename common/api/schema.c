@@ -448,6 +448,14 @@ static int compile_pattern(struct snode *n, const char *pat, const struct where 
 			buf_release(&ere);
 			return bad(err, w, "pattern repeats too much to compile as a POSIX regex");
 		}
+		/*
+		 * The cost stops at a ')' that closes nothing: ECMA refuses such
+		 * a pattern, and what follows it would go to regcomp uncounted.
+		 */
+		if (*p) {
+			buf_release(&ere);
+			return bad(err, w, "pattern has a ')' that closes nothing");
+		}
 	}
 	rc = regcomp(&n->re, ere.data ? ere.data : "", REG_EXTENDED | REG_NOSUB);
 	buf_release(&ere);

@@ -145,6 +145,9 @@ static void refusals(void)
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"\\\\bword\"}", false, &err) == -1, "\\b refused");
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a(\"}", false, &err) == -1 &&
 	   strstr(err.msg, "does not compile"), "a bad regex: %s", err.msg);
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a)b+++++++++++++++++++++++++++++++++++++++\"}",
+		false, &err) == -1 && strstr(err.msg, "closes nothing"),
+	   "a ')' that closes nothing is refused, not a way past the cost: %s", err.msg);
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"(a{200}){200}\"}", false, &err) == -1 &&
 	   strstr(err.msg, "repeats too much"), "a pattern glibc would copy 40000 times: %s", err.msg);
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}",
