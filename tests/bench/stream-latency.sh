@@ -18,7 +18,7 @@ fi
 exe="$O/bench/stream-latency"
 mkdir -p "$O/bench"
 if ! ${CC:-cc} -std=c11 -O2 -g -Icommon -o "$exe" tests/bench/stream-latency.c \
-	common/fdio.c common/buf.c; then
+	common/fdio.c common/buf.c common/err.c common/utf8.c; then
 	echo "stream-latency: cannot build $exe; skipped"
 	exit 0
 fi
