@@ -24,9 +24,11 @@
 #include "api/cache.h"
 #include "api/ledger.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -38,6 +40,21 @@ static uint64_t rnd(void)
 	s ^= s >> 7;
 	s ^= s << 17;
 	return s;
+}
+
+/* A count from the command line: a whole number >= 0, else exit 64. */
+static long arg_long(const char *a)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(a, &end, 10);
+	if (errno || end == a || *end || v < 0) {
+		fprintf(stderr, "scale_gen: '%s' is not a count\n", a);
+		exit(64);
+	}
+	return v;
 }
 
 static double cpu_s(void)
@@ -99,7 +116,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[1], "cache") && argc >= 4) {
 		struct cache c;
 		struct cache_stats st;
-		long n = atol(argv[3]);
+		long n = arg_long(argv[3]);
 		char val[370], k[32];
 		unsigned char key[CACHE_KEY_LEN];
 		struct buf out = BUF_INIT;
@@ -139,7 +156,7 @@ int main(int argc, char **argv)
 		double days = atof(argv[4]), c0 = cpu_s(), w0 = wall_s();
 		int64_t end = wall_ms(), span = (int64_t)(days * 86400000), t0 = end - span;
 
-		ledger_set_keep(&l, argc > 5 ? atol(argv[5]) : 30);
+		ledger_set_keep(&l, argc > 5 ? arg_long(argv[5]) : 30);
 		while (done < n) {
 			size_t k = n - done < 1000 ? (size_t)(n - done) : 1000;
 
@@ -160,7 +177,7 @@ int main(int argc, char **argv)
 		printf("fill: %lld calls over %g days: %.2f us CPU a call in 1000-row transactions (%.1f s wall)\n",
 		       n, days, (cpu_s() - c0) * 1e6 / (double)n, wall_s() - w0);
 	} else if (!strcmp(argv[1], "budget") && argc >= 4) {
-		long runs = atol(argv[3]);
+		long runs = arg_long(argv[3]);
 		double c0 = cpu_s(), spent = 0;
 
 		for (long i = 0; i < runs; i++)
@@ -168,7 +185,7 @@ int main(int argc, char **argv)
 				return fail(&err);
 		printf("budget check: %.1f us CPU a call (today's spend $%.2f)\n", (cpu_s() - c0) * 1e6 / (double)runs, spent);
 	} else if (!strcmp(argv[1], "write") && argc >= 4) {
-		long runs = atol(argv[3]);
+		long runs = arg_long(argv[3]);
 		double c0 = cpu_s();
 
 		ledger_set_keep(&l, 0);
