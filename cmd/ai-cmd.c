@@ -118,20 +118,6 @@ static int ask_model(struct ai_client *c, json_object *msgs, struct ai_chat_resp
 	return ai_chat(c, &q, r, err);
 }
 
-static bool is_space(char ch)
-{
-	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v';
-}
-
-/* Narrows [*s, *e) to drop white space at both ends. */
-static void trim(const char **s, const char **e)
-{
-	while (*s < *e && is_space(**s))
-		(*s)++;
-	while (*e > *s && is_space((*e)[-1]))
-		(*e)--;
-}
-
 /* ---- the terminal ---- */
 
 enum answer { ANS_LINE, ANS_EOF, ANS_NOTTY, ANS_INTERRUPTED };
@@ -188,7 +174,7 @@ static const char *answer_text(struct buf *line)
 {
 	const char *s = line->data ? line->data : "", *e = s + line->len;
 
-	trim(&s, &e);
+	shcmd_trim(&s, &e);
 	buf_consume(line, (size_t)(s - (line->data ? line->data : "")));
 	line->len = (size_t)(e - s);
 	if (line->data)

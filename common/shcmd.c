@@ -10,8 +10,7 @@ static bool is_space(char ch)
 	return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n' || ch == '\f' || ch == '\v';
 }
 
-/* Narrows [*s, *e) to drop white space at both ends. */
-static void trim(const char **s, const char **e)
+void shcmd_trim(const char **s, const char **e)
 {
 	while (*s < *e && is_space(**s))
 		(*s)++;
@@ -132,12 +131,12 @@ int shcmd_clean(const char *reply, struct buf *cmd, struct ai_err *err)
 			e = close;
 		}
 	}
-	trim(&s, &e);
+	shcmd_trim(&s, &e);
 	for (p = s; p < e; p = le + 1) {
 		const char *a = p;
 
 		le = line_end(p, e);
-		trim(&a, &le);
+		shcmd_trim(&a, &le);
 		lines += a < le;
 		le = line_end(p, e);
 	}
@@ -152,7 +151,7 @@ int shcmd_clean(const char *reply, struct buf *cmd, struct ai_err *err)
 		s++;
 		e--;
 	}
-	trim(&s, &e);
+	shcmd_trim(&s, &e);
 	if (s == e) {
 		rc = ai_errf(err, AI_EX_DATAERR, "the model answered no command");
 		goto out;

@@ -21,4 +21,7 @@
  */
 int shcmd_clean(const char *reply, struct buf *cmd, struct ai_err *err);
 
+/* Narrows [*s, *e) to drop white space at both ends. */
+void shcmd_trim(const char **s, const char **e);
+
 #endif
