@@ -80,11 +80,15 @@ execute() { wait_for_output "$T/tty" "$QUESTION" && printf 'e\n'; }
 	done
 	# --json carries the same command.
 	reply $'```\nls\n```'
-	run --separate-stderr ai-cmd --no-cache --json x
+	run --separate-stderr env SHELL=/usr/bin/zsh ai-cmd --no-cache --json x
 	assert_eq "$status" 0
 	assert_eq "$(jq -r .command <<<"$output")" ls
-	assert_eq "$(jq -r .shell <<<"$output")" "$(basename "${SHELL:-/bin/sh}")"
+	assert_eq "$(jq -r .shell <<<"$output")" zsh
 	assert_eq "$(jq -r .cached <<<"$output")" false
+	# No $SHELL in the environment (cron, CI): the command is for sh.
+	run --separate-stderr env -u SHELL ai-cmd --json x
+	assert_eq "$status" 0
+	assert_eq "$(jq -r .shell <<<"$output")" sh
 }
 
 @test "cmd: a reply that is not one command is refused with 65 and nothing on stdout" {
