@@ -266,11 +266,12 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	span=$(requests $CHAT | jq -s '(map(.t) | max - min)')
 	ge "$span" 1000 || { echo "span $span ms" >&2; false; }
 	# No burst: request k is not sent before its slot, k x 100 ms after the
-	# first (50 ms of slack for the clocks).  A slot is held against the
-	# start, not the last send, so one late wake-up under load is not
-	# made up by a burst, and is not taken for one either.
+	# first, with a slot and a half of slack: slots are held against the
+	# limiter's start, so a first request that a loaded machine sent late
+	# (seen: 98 ms under ASan in CI) lets the next go early by as much,
+	# once; a burst would put several requests in one slot.
 	early=$(requests $CHAT | jq -s '[map(.t) | sort | . as $t | range(1; length) | . * 100 - ($t[.] - $t[0])] | max')
-	ge 50 "$early" || { echo "a request went $early ms before its slot" >&2; false; }
+	ge 150 "$early" || { echo "a request went $early ms before its slot" >&2; false; }
 }
 
 @test "batch: the server's x-ratelimit headers slow the whole batch" {
@@ -491,7 +492,9 @@ wait_state() {
 @test "remote: submit uploads a JSONL file, the batch completes, results map back to the ids" {
 	printf '%s\n' '{"id":"a","text":"x"}' '{"id":"b","text":"y"}' 'bad' '{"id":"c","text":"z"}' \
 		'{"id":"d","text":"w"}' >"$T/in"
-	ctl '{"set":{"batch_delay_ms":2500,"batch_fail_every":3}}'
+	# The batch stays in progress until the test lets it complete (a fixed delay
+	# ran out on a loaded machine before the first status).
+	ctl '{"set":{"batch_delay_ms":3600000,"batch_fail_every":3}}'
 	run --separate-stderr ai-batch submit --remote -m m1 "$T/in"
 	assert_eq "$status" 0
 	id=$output
@@ -508,6 +511,7 @@ wait_state() {
 	s=$(ai-batch status "$id")
 	assert_eq "$(jq -c '[.state, .batch_status, .exit, .tokens]' <<<"$s")" '["running","in_progress",null,0]'
 	assert_eq "$(ai-batch results "$id")" ""
+	ctl '{"set":{"batch_delay_ms":0}}'
 	run --separate-stderr ai-batch wait --poll 0.1 "$id"
 	assert_eq "$status" 1 "one line failed"
 	ai-batch results "$id" >"$T/out"
