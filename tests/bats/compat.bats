@@ -91,3 +91,31 @@ FIX=$BATS_TEST_DIRNAME/../fixtures/compat
 		: >"$SERVER_LOG"
 	done
 }
+
+@test "compat: llama.cpp's permanent 500s (a body it cannot parse) are not retried: 69, not 75" {
+	for f in new-err-badjson old-err-badjson old-err-nomsg; do
+		replay "$f"
+		run --separate-stderr ai-summarize --no-cache --retries 3 <<<"text"
+		assert_eq "$status" 69 "$f status"
+		assert_contains "$stderr" "the server answered 500: [json.exception."
+		assert_eq "$(request_count $CHAT)" 1 "$f requests"
+		: >"$SERVER_LOG"
+	done
+}
+
+@test "compat: a 500 that is not known to be permanent is still retried" {
+	ctl '{"push":[{"status":500,"body":{"error":{"code":500,"message":"something broke","type":"server_error"}}}]}'
+	run --separate-stderr ai-summarize --no-cache --retries 3 <<<"text"
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2
+}
+
+@test "compat: ai-batch gives a permanent 500 its item's error at once, with 69" {
+	replay old-err-nomsg $CHAT
+	printf '{"id":"a","text":"x"}\n' >"$T/in.jsonl"
+	run --separate-stderr ai-batch --no-cache --retries 3 "$T/in.jsonl"
+	assert_eq "$status" 69
+	assert_eq "$(jq -r .id <<<"$output")" a
+	assert_contains "$(jq -r .error.message <<<"$output")" "json.exception.out_of_range"
+	assert_eq "$(request_count $CHAT)" 1
+}
