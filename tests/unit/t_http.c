@@ -142,12 +142,12 @@ static void test_known_errors(void)
 {
 	static const char *const temporary[] = {
 		"{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}",
-		"{\"error\":{\"message\":\"Rate limit reached for gpt-4o in organization org-x on "
-		"tokens per min (TPM): Limit 30000, Used 29000, Requested 2000. Please try again in "
-		"2s.\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}",
+		("{\"error\":{\"message\":\"Rate limit reached for gpt-4o in organization org-x on "
+		 "tokens per min (TPM): Limit 30000, Used 29000, Requested 2000. Please try again in "
+		 "2s.\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}"),
 		"{\"error\":\"server busy, please try again.  maximum pending requests exceeded\"}",
-		"{\"error\":{\"message\":\"The server had an error while processing your request. "
-		"Sorry about that!\",\"type\":\"server_error\"}}",
+		("{\"error\":{\"message\":\"The server had an error while processing your request. "
+		 "Sorry about that!\",\"type\":\"server_error\"}}"),
 		"<html><body><h1>502 Bad Gateway</h1></body></html>",
 		"",
 	};
