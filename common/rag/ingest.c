@@ -287,8 +287,10 @@ static void req_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud
 	ai_err_clear(&bad);
 	if (rc && e->code != AI_EX_INTERRUPT && r->too_large) {
 		split(ig, b, e, &bad);
-	} else if (rc && e->code != AI_EX_INTERRUPT && (e->status == 404 || e->status == 400)) {
-		/* The server has no embeddings (or refuses this model): BM25 alone. */
+	} else if (rc && e->code != AI_EX_INTERRUPT &&
+		   (e->status == 404 || e->status == 400 || e->status == 501)) {
+		/* The server has no embeddings (llama-server without --embeddings: 501),
+		 * or refuses this model: BM25 alone. */
 		bm25_only(ig, e->msg);
 		for (size_t i = 0; i < b->n; i++)
 			b->docs[i]->novec = true;

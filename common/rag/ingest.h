@@ -9,7 +9,7 @@
  * A document is stored (one kb_put transaction) as soon as all its chunks
  * have their vectors, in the order the documents were given, so that a
  * killed run loses only the documents in flight.  A server that refuses
- * embeddings (400, 404) turns the rest of the run into BM25 only, and says
+ * embeddings (400, 404, 501) turns the rest of the run into BM25 only, and says
  * so once through on_bm25_only.
  *
  * A server that refuses an input as too large (llama-server's 500 "input

@@ -119,3 +119,29 @@ FIX=$BATS_TEST_DIRNAME/../fixtures/compat
 	assert_contains "$(jq -r .error.message <<<"$output")" "json.exception.out_of_range"
 	assert_eq "$(request_count $CHAT)" 1
 }
+
+@test "compat: llama-server's recorded 500 for an input over its batch makes ai-index split, not fail" {
+	replay err-embd-too-large $EMBED
+	cp "$FIX/../corpus/coffee.md" "$T/coffee.md"
+	run --separate-stderr ai-index --db "$T/kb.db" --retries 3 "$T/coffee.md"
+	assert_eq "$status" 0 "$stderr"
+	assert_contains "$stderr" "input is too large to process"
+	assert_contains "$stderr" "chunks of at most 200 tokens from now on"
+	run --separate-stderr ai-index --db "$T/kb.db" --stats --json
+	assert_eq "$(jq -r '.vectors == .chunks and .vectors > 0' <<<"$output")" true
+	# The refused request once, then the smaller chunks: no retry of the 500.
+	assert_eq "$(request_count $EMBED)" 2
+}
+
+@test "compat: llama-server without --embeddings (501) is not retried: ai-index builds for BM25 alone" {
+	ctl '{"push":[{"path":"/v1/embeddings","status":501,"headers":{"Server":"llama.cpp"},"body":{"error":{"code":501,"message":"This server does not support embeddings. Start it with `--embeddings`","type":"not_supported_error"}}}]}'
+	cp "$FIX/../corpus/coffee.md" "$T/coffee.md"
+	run --separate-stderr ai-index --db "$T/kb.db" --retries 3 "$T/coffee.md"
+	assert_eq "$status" 0 "$stderr"
+	assert_contains "$stderr" "does not support embeddings"
+	assert_contains "$stderr" "BM25 only"
+	assert_eq "$(request_count $EMBED)" 1
+	run --separate-stderr ai-index --db "$T/kb.db" --stats --json
+	assert_eq "$(jq -r .vectors <<<"$output")" 0
+	assert_eq "$(jq -r .documents <<<"$output")" 1
+}
