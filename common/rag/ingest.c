@@ -202,7 +202,9 @@ static void rechunk(struct ingest *ig, struct doc *d)
 	struct chunk_list cl = CHUNK_LIST_INIT;
 
 	if (chunk_doc(ig, d, &cl)) {
-		d->failed = true;   /* stored as it is, queued whole, so it is reported */
+		/* Out of memory: nothing more of d is sent, and it is reported when its turn comes. */
+		d->failed = true;
+		d->queued = d->cl.n;
 		return;
 	}
 	chunk_list_release(&d->cl);
@@ -528,10 +530,6 @@ int ingest_finish(struct ingest *ig, struct ai_err *err)
 	return 0;
 }
 
-size_t ingest_chunk_tokens(const struct ingest *ig)
-{
-	return ig->fit;
-}
 
 void ingest_free(struct ingest *ig, struct ingest_counts *totals)
 {

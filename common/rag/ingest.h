@@ -103,9 +103,6 @@ void ingest_failed(struct ingest *ig, const char *source, const struct ai_err *e
  */
 int ingest_finish(struct ingest *ig, struct ai_err *err);
 
-/* The chunk size now: opts.chunk_tokens, or less once the server refused a chunk. */
-size_t ingest_chunk_tokens(const struct ingest *ig);
-
 /*
  * Reports every document still in flight as failed (interrupted), fills
  * *totals (may be NULL) with the final counts and frees the run (NULL is
