@@ -145,3 +145,12 @@ FIX=$BATS_TEST_DIRNAME/../fixtures/compat
 	assert_eq "$(jq -r .vectors <<<"$output")" 0
 	assert_eq "$(jq -r .documents <<<"$output")" 1
 }
+
+@test "compat: a stream answered with a permanent 500 is not retried either" {
+	replay old-err-nomsg $CHAT
+	run --separate-stderr ai-stream --no-cache --retries 3 "hello"
+	assert_eq "$status" 69
+	assert_eq "$output" ""
+	assert_contains "$stderr" "key 'messages' not found"
+	assert_eq "$(request_count $CHAT)" 1
+}
