@@ -33,7 +33,7 @@ static const struct cli_opt opts[] = {
 	{ "db", required_argument, OPT_DB, "FILE", "the index file (default $XDG_DATA_HOME/ai/index.db)" },
 	{ "files-from", required_argument, OPT_FILES_FROM, "FILE", "read the names of the files to index from FILE (- for stdin), one a line" },
 	{ "source", required_argument, OPT_SOURCE, "NAME", "the name of the document read from stdin" },
-	{ "chunk-tokens", required_argument, OPT_CHUNK_TOKENS, "N", "aim for chunks of N tokens (default 400)" },
+	{ "chunk-tokens", required_argument, OPT_CHUNK_TOKENS, "N", "aim for chunks of N tokens (default 400, or the size the collection's server was found to take)" },
 	{ "overlap", required_argument, OPT_OVERLAP, "N", "start each chunk N tokens before the last ended (default 15% of --chunk-tokens)" },
 	{ "embed-batch", required_argument, OPT_EMBED_BATCH, "N", "texts per embeddings request (default 100)" },
 	{ "parallel", required_argument, 'P', "N", "embeddings requests in flight (default 4)" },
@@ -53,6 +53,7 @@ struct opts {
 	bool no_embed, force, list, stats, collections;
 	const char **rm;
 	size_t n_rm;
+	bool chunk_given;       /* --chunk-tokens: not the size learned of the server */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -72,7 +73,10 @@ static void on_opt(int val, const char *arg, void *ud)
 			cli_usage_error("--source wants a name");
 		o->source = arg;
 		break;
-	case OPT_CHUNK_TOKENS: o->chunk_tokens = cli_long("--chunk-tokens", arg, 16, 100000); break;
+	case OPT_CHUNK_TOKENS:
+		o->chunk_tokens = cli_long("--chunk-tokens", arg, INGEST_MIN_TOKENS, 100000);
+		o->chunk_given = true;
+		break;
 	case OPT_OVERLAP: o->overlap = cli_long("--overlap", arg, 0, 50000); break;
 	case OPT_EMBED_BATCH: o->embed_batch = cli_long("--embed-batch", arg, 1, 2048); break;
 	case 'P': o->parallel = cli_long("--parallel", arg, 1, 64); break;
@@ -101,6 +105,8 @@ struct run {
 	size_t max_input;
 	bool progress;
 	struct termout_progress prog;
+	struct kb *kb;          /* where what is learned of the server is kept; NULL: nowhere */
+	const char *coll;
 };
 
 static void progress(struct run *r, const struct ingest_counts *n, bool last)
@@ -143,6 +149,41 @@ static void on_bm25_only(const char *why, void *ud)
 
 	if (!r->c->quiet)
 		cli_warn("%s: indexing for BM25 only (keyword search, no vectors)", why);
+}
+
+/*
+ * The server refused a chunk as too large: the run goes on in smaller ones,
+ * and the collection keeps the size for the next run (--chunk-tokens
+ * still overrides it).
+ */
+static void on_fit(size_t tokens, const struct ai_err *why, void *ud)
+{
+	const struct run *r = ud;
+	struct ai_err err;
+
+	if (!r->c->quiet)
+		cli_warn("%s: chunks of at most %zu tokens from now on", why->msg, tokens);
+	if (r->kb && kb_set_embed_limit(r->kb, r->coll, tokens, &err))
+		cli_warn("cannot keep the chunk size for the next run: %s", err.msg);
+}
+
+/*
+ * Chunks as large as the collection's server was found to take, unless
+ * --chunk-tokens says otherwise; the overlap shrinks in proportion.
+ */
+static void learned_size(struct kb *kb, struct opts *o)
+{
+	struct ai_err err;
+	size_t lim;
+
+	if (!kb || o->chunk_given)
+		return;
+	if (kb_embed_limit(kb, o->coll, &lim, &err))
+		cli_die_err(&err);
+	if (lim >= INGEST_MIN_TOKENS && lim < (size_t)o->chunk_tokens) {
+		o->overlap = o->overlap * (long)lim / o->chunk_tokens;
+		o->chunk_tokens = (long)lim;
+	}
 }
 
 /* Reads one document (path NULL: stdin, named source) and hands it to the run. */
@@ -421,13 +462,13 @@ int main(int argc, char **argv)
 {
 	struct cli c;
 	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, NULL, NULL, 400, -1, 100, 4,
-			  false, false, false, false, false, NULL, 0 };
+			  false, false, false, false, false, NULL, 0, false };
 	struct ai_config cfg;
 	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct ingest_opts io;
-	struct ingest_events ev = { on_doc, on_bm25_only, NULL };
-	struct run r = { &c, NULL, 32u << 20, false, { 0 } };
+	struct ingest_events ev = { on_doc, on_bm25_only, on_fit, NULL };
+	struct run r = { &c, NULL, 32u << 20, false, { 0 }, NULL, NULL };
 	struct ingest_counts n;
 	struct kb *kb;
 	int optind_, code = 0;
@@ -454,12 +495,15 @@ int main(int argc, char **argv)
 		cli_warn("%s: indexing for BM25 only (keyword search, no vectors)",
 			 o.no_embed ? "--no-embed" : "no embeddings endpoint configured");
 	}
+	kb = open_index(o.db, cfg.dry_run);
+	learned_size(kb, &o);
 	io = (struct ingest_opts){ o.coll, (size_t)o.chunk_tokens, (size_t)o.overlap, (size_t)o.embed_batch,
 				   (int)o.parallel, o.embed_model, o.force, cfg.dry_run };
 	ev.ud = &r;
+	r.kb = cfg.dry_run ? NULL : kb;
+	r.coll = o.coll;
 	r.progress = !c.quiet && !c.json && isatty(2);
 	termout_progress_init(&r.prog);
-	kb = open_index(o.db, cfg.dry_run);
 	if (ingest_init(&r.ig, kb, online ? client : NULL, &io, &ev, &err))
 		cli_die_err(&err);
 

@@ -4,6 +4,7 @@
 #include "jsonval.h"
 #include "api/ledger.h"
 #include "api/prices.h"
+#include "net/httperr.h"
 #include "net/sse.h"
 #include "utf8.h"
 #include "net/url.h"
@@ -436,10 +437,11 @@ int ai_http_error(const char *what, long status, const char *body, size_t len, s
 		msg = "(no message)";
 	if (status == 401 || status == 403)
 		code = AI_EX_CONFIG;
-	else if (http_retryable_status(status))
+	else if (http_retryable_status(status) &&
+		 http_error_verdict(status, body, len, NULL) == HTTP_ERR_UNKNOWN)
 		code = AI_EX_TEMPFAIL;
 	else
-		code = AI_EX_UNAVAILABLE;
+		code = AI_EX_UNAVAILABLE;   /* other 4xx, and a 5xx known to be permanent */
 	if ((status == 400 || status == 404) && model_missing(j, msg))
 		hint = "; see the models the server offers with --list-models";
 	else if (status == 401)
@@ -1204,6 +1206,8 @@ static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *u
 		return;
 	}
 	if (h->status < 200 || h->status > 299) {
+		r->too_large = http_error_verdict(h->status, h->body.data, h->body.len, NULL) ==
+			       HTTP_ERR_TOO_LARGE;
 		ai_http_error("embeddings", h->status, h->body.data, h->body.len, &e);
 		v1_hint(k->c, &e);
 		account(k, -1, -1, h->status, false, NAN, h->ms);

@@ -134,6 +134,8 @@ struct ai_embed_resp {
 	bool cached;
 	double cost;
 	double latency_ms;
+	bool too_large;                 /* failed: the server said an input is too large
+					 * for it (net/httperr.h), so smaller ones may pass */
 };
 void ai_embed_resp_release(struct ai_embed_resp *r);
 
@@ -197,8 +199,10 @@ void ai_error_message(const char *body, size_t len, char *out, size_t n);
 /*
  * Turns a failed HTTP exchange into a message and exit code: the server's
  * error.message quoted (error may also be a plain string), 401/403 as a
- * configuration problem with the fix, 429 and 5xx as temporary failures; a
- * 400 or 404 saying that the model does not exist suggests --list-models.
+ * configuration problem with the fix, 429 and 5xx as temporary failures
+ * unless their text is known to be permanent (net/httperr.h: then 69, as
+ * other 4xx); a 400 or 404 saying that the model does not exist suggests
+ * --list-models.
  */
 int ai_http_error(const char *what, long status, const char *body, size_t len, struct ai_err *err);
 

@@ -1,4 +1,5 @@
 #include "net/http.h"
+#include "net/httperr.h"
 #include "net/url.h"
 #include "compat/compat.h"
 
@@ -837,7 +838,9 @@ static void completed(struct http_pool *p, struct http_xfer *x, CURLcode cc)
 	p->running--;
 	if (cc == CURLE_OK && !x->idle_expired) {
 		sym_curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
-		if (http_retryable_status(r->status) && can_retry) {
+		/* A 5xx whose text says that it can never succeed (httperr.c) is final. */
+		if (http_retryable_status(r->status) && can_retry &&
+		    http_error_verdict(r->status, r->body.data, r->body.len, NULL) == HTTP_ERR_UNKNOWN) {
 			long d = http_retry_delay_ms(r->attempts, r->retry_after_ms, pool_rand(p));
 
 			if (r->status == 429 && r->retry_after_ms >= 0)

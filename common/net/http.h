@@ -11,7 +11,8 @@
  * Retry-After) pauses the start of every request in the pool, not just the
  * one that met it.
  *
- * Retry policy (DESIGN.md): 408, 409, 429, 5xx and connection failures,
+ * Retry policy (DESIGN.md): 408, 409, 429, 5xx and connection failures
+ * (but an answer whose text says it is permanent: see httperr.h),
  * with exponential backoff (0.5 s doubling to 8 s) less up to 25% jitter,
  * honouring Retry-After and retry-after-ms up to 120 s (a longer wait is
  * not believed: see http_server_wait_ms); never another 4xx, nor a TLS

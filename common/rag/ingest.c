@@ -5,6 +5,11 @@
  * request holding one of its chunks has been answered; the head of the
  * queue is then stored, so documents reach the index in order and a
  * killed run loses only those in flight.
+ *
+ * A server that refuses an input as too large (net/httperr.h) makes the
+ * run halve its chunk size (down to INGEST_MIN_TOKENS) and chunk the
+ * documents of that request again; each new chunking is a generation of
+ * the document, and answers for an older one are dropped.
  */
 #include "rag/ingest.h"
 #include "api/api.h"
@@ -26,6 +31,10 @@ struct doc {
 	float *vecs;             /* cl.n x dim, filled by the requests */
 	size_t queued;           /* chunks handed to requests */
 	size_t pending;          /* requests not yet answered */
+	unsigned gen;            /* how many times it was chunked again, smaller */
+	size_t target;           /* the chunk size of this generation, in tokens */
+	struct doc *redo_next;   /* on the run's list of documents to queue again */
+	bool on_redo;
 	bool novec;              /* written without vectors (BM25 only) */
 	bool failed;
 	struct ai_err err;
@@ -36,6 +45,8 @@ struct embed_req {
 	struct ingest *ig;
 	struct doc **docs;       /* per input: its document */
 	size_t *rows;            /* per input: its chunk number */
+	unsigned *gens;          /* per input: its document's generation then */
+	size_t *targets;         /* per input: the chunk size it was cut to */
 	char **texts;            /* per input: owned text sent */
 	size_t n;
 	struct ai_embed_resp resp;
@@ -48,6 +59,8 @@ struct ingest {
 	struct kb *kb;             /* NULL: nothing stored */
 	const char *model;         /* the embedding model named to the store */
 	struct doc *head, **tail;
+	struct doc *redo, **redo_tail;  /* chunked again: to queue again */
+	size_t fit;                /* the chunk size now: opts' until the server refuses one */
 	struct embed_req *cur;
 	int inflight;
 	bool bm25_only;
@@ -151,6 +164,8 @@ static void req_free(struct embed_req *b)
 	free(b->texts);
 	free(b->docs);
 	free(b->rows);
+	free(b->gens);
+	free(b->targets);
 	ai_embed_resp_release(&b->resp);
 	free(b);
 }
@@ -167,6 +182,103 @@ static void req_drop(struct embed_req *b, bool novec)
 	req_free(b);
 }
 
+static bool is_markdown(const char *name);
+static int queue_chunks(struct ingest *ig, struct doc *d, struct ai_err *err);
+
+/* Chunks d at the run's size now, the overlap in the same proportion as asked. */
+static int chunk_doc(struct ingest *ig, struct doc *d, struct chunk_list *cl)
+{
+	const struct ingest_opts *o = ig->o;
+	struct chunk_opts co = { ig->fit, o->chunk_tokens ? o->overlap * ig->fit / o->chunk_tokens : 0,
+				 is_markdown(d->source) };
+
+	d->target = ig->fit;
+	return chunk_text(d->text, d->len, &co, cl, &d->err);
+}
+
+/* d again, in smaller chunks: its vectors so far go, and it waits on ig->redo to be queued. */
+static void rechunk(struct ingest *ig, struct doc *d)
+{
+	struct chunk_list cl = CHUNK_LIST_INIT;
+
+	if (chunk_doc(ig, d, &cl)) {
+		/* Out of memory: nothing more of d is sent, and it is reported when its turn comes. */
+		d->failed = true;
+		d->queued = d->cl.n;
+		return;
+	}
+	chunk_list_release(&d->cl);
+	d->cl = cl;
+	free(d->vecs);
+	d->vecs = NULL;
+	d->gen++;
+	d->queued = 0;
+	if (!d->on_redo) {
+		d->on_redo = true;
+		d->redo_next = NULL;
+		*ig->redo_tail = d;
+		ig->redo_tail = &d->redo_next;
+	}
+}
+
+/*
+ * The server refused an input of b as too large (e says how).  Which one
+ * it does not say: when b's inputs were cut to the size now, that size is
+ * halved (down to INGEST_MIN_TOKENS; below it the documents fail with the
+ * server's words in *bad), and every document of b is chunked again at
+ * the size now.  Inputs of a document chunked again since are not looked at.
+ */
+static void split(struct ingest *ig, struct embed_req *b, const struct ai_err *e, struct ai_err *bad)
+{
+	size_t biggest = 0;
+
+	for (size_t i = 0; i < b->n; i++)
+		if (!b->docs[i]->failed && b->gens[i] == b->docs[i]->gen && b->targets[i] > biggest)
+			biggest = b->targets[i];
+	if (!biggest)
+		return;
+	if (biggest <= ig->fit) {
+		if (ig->fit / 2 < INGEST_MIN_TOKENS) {
+			ai_errf(bad, e->code, "%.160s (even in chunks of %zu tokens)", e->msg, ig->fit);
+			bad->status = e->status;
+			return;
+		}
+		ig->fit /= 2;
+		if (ig->ev->on_fit)
+			ig->ev->on_fit(ig->fit, e, ig->ev->ud);
+	}
+	for (size_t i = 0; i < b->n; i++) {
+		struct doc *d = b->docs[i];
+
+		if (!d->failed && b->gens[i] == d->gen)
+			rechunk(ig, d);
+	}
+}
+
+/* Queues again every document chunked again (a failed one is only reported). */
+static int requeue(struct ingest *ig, struct ai_err *err)
+{
+	while (ig->redo) {
+		struct doc *d = ig->redo;
+
+		ig->redo = d->redo_next;
+		if (!ig->redo)
+			ig->redo_tail = &ig->redo;
+		d->redo_next = NULL;
+		d->on_redo = false;
+		if (d->failed || ig->bm25_only) {
+			if (ig->bm25_only)
+				d->novec = true;
+			d->queued = d->cl.n;
+			continue;
+		}
+		if (queue_chunks(ig, d, err))
+			return -1;
+	}
+	flush_docs(ig, false);
+	return 0;
+}
+
 static void req_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud)
 {
 	struct embed_req *b = ud;
@@ -175,8 +287,12 @@ static void req_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud
 
 	ig->inflight--;
 	ai_err_clear(&bad);
-	if (rc && e->code != AI_EX_INTERRUPT && (e->status == 404 || e->status == 400)) {
-		/* The server has no embeddings (or refuses this model): BM25 alone. */
+	if (rc && e->code != AI_EX_INTERRUPT && r->too_large) {
+		split(ig, b, e, &bad);
+	} else if (rc && e->code != AI_EX_INTERRUPT &&
+		   (e->status == 404 || e->status == 400 || e->status == 501)) {
+		/* The server has no embeddings (llama-server without --embeddings: 501),
+		 * or refuses this model: BM25 alone. */
 		bm25_only(ig, e->msg);
 		for (size_t i = 0; i < b->n; i++)
 			b->docs[i]->novec = true;
@@ -195,6 +311,8 @@ static void req_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud
 		for (size_t i = 0; i < b->n; i++) {
 			struct doc *d = b->docs[i];
 
+			if (d->failed || b->gens[i] != d->gen)
+				continue;   /* chunked again since: these vectors are of old chunks */
 			if (!d->vecs && !(d->vecs = malloc(d->cl.n * r->dim * sizeof(float)))) {
 				d->failed = ai_errf(&d->err, AI_EX_OSERR, "out of memory") != 0;
 				continue;
@@ -205,7 +323,7 @@ static void req_done(int rc, struct ai_embed_resp *r, struct ai_err *e, void *ud
 	for (size_t i = 0; i < b->n; i++) {
 		struct doc *d = b->docs[i];
 
-		if (bad.msg[0] && !d->failed) {
+		if (bad.msg[0] && !d->failed && b->gens[i] == d->gen) {
 			d->failed = true;
 			d->err = bad;
 		}
@@ -271,6 +389,7 @@ static struct embed_req *req_new(struct ingest *ig)
 		return NULL;
 	b->ig = ig;
 	if (!(b->docs = calloc(cap, sizeof(*b->docs))) || !(b->rows = calloc(cap, sizeof(*b->rows))) ||
+	    !(b->gens = calloc(cap, sizeof(*b->gens))) || !(b->targets = calloc(cap, sizeof(*b->targets))) ||
 	    !(b->texts = calloc(cap, sizeof(*b->texts)))) {
 		req_free(b);
 		return NULL;
@@ -301,6 +420,8 @@ static int queue_chunks(struct ingest *ig, struct doc *d, struct ai_err *err)
 			d->pending++;
 		b->docs[b->n] = d;
 		b->rows[b->n] = d->queued;
+		b->gens[b->n] = d->gen;
+		b->targets[b->n] = d->target;
 		b->n++;
 		d->queued++;
 		if (b->n == ig->o->embed_batch && start_req(ig, err))
@@ -338,6 +459,8 @@ int ingest_init(struct ingest **out, struct kb *kb, struct ai_client *client,
 	/* Without a client no vector is stored, and no model is named. */
 	ig->model = !client ? NULL : opts->embed_model ? opts->embed_model : ai_client_embed_model(client);
 	ig->tail = &ig->head;
+	ig->redo_tail = &ig->redo;
+	ig->fit = opts->chunk_tokens;
 	*out = ig;
 	return 0;
 }
@@ -382,13 +505,9 @@ int ingest_add(struct ingest *ig, const char *source, char *text, size_t len, in
 		doc_free(d);
 		return 0;
 	}
-	{
-		struct chunk_opts co = { ig->o->chunk_tokens, ig->o->overlap, is_markdown(d->source) };
-
-		if (chunk_text(d->text, d->len, &co, &d->cl, &d->err)) {
-			doc_failed(ig, d, true);
-			return 0;
-		}
+	if (chunk_doc(ig, d, &d->cl)) {
+		doc_failed(ig, d, true);
+		return 0;
 	}
 	*ig->tail = d;
 	ig->tail = &d->next;
@@ -398,15 +517,19 @@ int ingest_add(struct ingest *ig, const char *source, char *text, size_t len, in
 		flush_docs(ig, false);
 		return 0;
 	}
-	return queue_chunks(ig, d, err);
+	return queue_chunks(ig, d, err) || requeue(ig, err) ? -1 : 0;
 }
 
 int ingest_finish(struct ingest *ig, struct ai_err *err)
 {
-	if (start_req(ig, err) || wait_room(ig, true, err))
-		return -1;
+	/* An answer waited for here may have a document chunked again: queue it, wait again. */
+	do {
+		if (requeue(ig, err) || start_req(ig, err) || wait_room(ig, true, err))
+			return -1;
+	} while (ig->redo);
 	return 0;
 }
+
 
 void ingest_free(struct ingest *ig, struct ingest_counts *totals)
 {

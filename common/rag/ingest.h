@@ -9,8 +9,16 @@
  * A document is stored (one kb_put transaction) as soon as all its chunks
  * have their vectors, in the order the documents were given, so that a
  * killed run loses only the documents in flight.  A server that refuses
- * embeddings (400, 404) turns the rest of the run into BM25 only, and says
+ * embeddings (400, 404, 501) turns the rest of the run into BM25 only, and says
  * so once through on_bm25_only.
+ *
+ * A server that refuses an input as too large (llama-server's 500 "input
+ * is too large to process", OpenAI's and vLLM's "maximum context length",
+ * see net/httperr.h) is not an error of the documents: the run halves its
+ * chunk size, says so through on_fit, chunks the documents of that request
+ * again and sends them again, and chunks every later document at the new
+ * size.  Below INGEST_MIN_TOKENS it gives up, and those documents fail
+ * with the server's words.
  *
  * The caller reads the documents (common/ never reads stdin) and hears of
  * each one's fate through on_doc; nothing here prints or exits.
@@ -20,9 +28,13 @@
 struct ai_client;
 struct kb;
 
+/* The smallest chunk size halving goes down to (the least --chunk-tokens takes). */
+#define INGEST_MIN_TOKENS 16
+
 struct ingest_opts {
 	const char *coll;               /* the collection written */
-	size_t chunk_tokens, overlap;   /* chunk_opts' */
+	size_t chunk_tokens, overlap;   /* chunk_opts' to start with (> 0); the overlap
+					 * shrinks with the chunks, in proportion */
 	size_t embed_batch;             /* texts per embeddings request, >= 1 */
 	int parallel;                   /* embeddings requests in flight, >= 1 */
 	const char *embed_model;        /* NULL: the client's configured embedding model */
@@ -55,6 +67,9 @@ struct ingest_report {
 struct ingest_events {
 	void (*on_doc)(const struct ingest_report *r, void *ud);
 	void (*on_bm25_only)(const char *why, void *ud);  /* once at most; may be NULL */
+	/* The chunk size was halved to tokens because of why (the server's refusal);
+	 * may be NULL.  Called from inside the run: it must not call back into it. */
+	void (*on_fit)(size_t tokens, const struct ai_err *why, void *ud);
 	void *ud;
 };
 

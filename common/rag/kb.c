@@ -734,3 +734,68 @@ int kb_list(struct kb *kb, const char *coll, int (*fn)(const struct kb_doc_info 
 	return 0;
 }
 
+
+/* ---- what was learned of the collection's embeddings server -------------- */
+
+/*
+ * Kept in meta under "embed_tokens:" and the collection's name, so that the
+ * schema stays 2: an index written by an older ai-index simply has none.
+ */
+static void limit_key(const char *coll, struct buf *b)
+{
+	buf_init(b, 0);
+	buf_addstr(b, "embed_tokens:");
+	buf_addstr(b, coll);
+}
+
+int kb_embed_limit(struct kb *kb, const char *coll, size_t *tokens, struct ai_err *err)
+{
+	struct sqlretry retry;
+	sqlite3_stmt *st;
+	struct buf key;
+	int rc;
+
+	*tokens = 0;
+	if (!(st = kb_prep(kb, "SELECT value FROM meta WHERE key = ?1", err)))
+		return -1;
+	limit_key(coll, &key);
+	sqlite3_bind_text(st, 1, key.data ? key.data : "", -1, SQLITE_TRANSIENT);
+	buf_release(&key);
+	sqlretry_init(&retry, KB_BUSY_MS);
+	while ((rc = sqlite3_step(st)) != SQLITE_ROW && sqlretry_again(&retry, rc))
+		sqlite3_reset(st);
+	if (rc == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		char *end;
+		unsigned long long n;
+
+		/* Anything but a plain positive count is ignored: the default applies. */
+		errno = 0;
+		n = v && *v >= '1' && *v <= '9' ? strtoull(v, &end, 10) : 0;
+		if (n && !*end && !errno && n <= SIZE_MAX)
+			*tokens = (size_t)n;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return kb_db_err(kb, rc, "read", err);
+	return 0;
+}
+
+int kb_set_embed_limit(struct kb *kb, const char *coll, size_t tokens, struct ai_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	struct buf key;
+	int rc;
+
+	rc = sqlite3_prepare_v2(kb->db, "INSERT INTO meta(key, value) VALUES (?1, ?2)"
+				" ON CONFLICT(key) DO UPDATE SET value = excluded.value", -1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		limit_key(coll, &key);
+		sqlite3_bind_text(st, 1, key.data ? key.data : "", -1, SQLITE_TRANSIENT);
+		buf_release(&key);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)tokens);
+		rc = kb_step_done(st);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_OK ? 0 : kb_db_err(kb, rc, "write", err);
+}

@@ -201,4 +201,16 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 
 void kb_results_release(struct kb_results *r);
 
+/* ---- what was learned ---------------------------------------------------- */
+
+/*
+ * The largest chunk, in tokens, that the collection's embeddings server
+ * was found to take (ai-index halves its chunks when the server refuses
+ * one as too large, and keeps the size for the next run): *tokens is 0
+ * when nothing was learned.
+ */
+int kb_embed_limit(struct kb *kb, const char *coll, size_t *tokens, struct ai_err *err);
+/* Records it (KB_WRITE). */
+int kb_set_embed_limit(struct kb *kb, const char *coll, size_t tokens, struct ai_err *err);
+
 #endif

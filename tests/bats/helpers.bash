@@ -220,3 +220,14 @@ assert_not_contains() {
 	printf 'expected not to find [%s]\n  in: [%s]\n' "$2" "$1" >&2
 	return 1
 }
+
+# replay NAME [PATH [TIMES]]: the next API request (for PATH, TIMES times)
+# is answered with the response recorded from a real server,
+# tests/fixtures/compat/NAME.hdr and NAME.body (see "real servers" in
+# tests/server/ai-testserver.c).
+replay() {
+	local stem="$BATS_TEST_DIRNAME/../fixtures/compat/$1"
+	[[ -r $stem.hdr && -r $stem.body ]] || { echo "replay: no fixture '$1'" >&2; return 1; }
+	ctl "$(jq -cn --arg s "$stem" --arg p "${2:-}" --argjson n "${3:-1}" \
+		'{push: [{replay: $s, times: $n} + (if $p == "" then {} else {path: $p} end)]}')"
+}

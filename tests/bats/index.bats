@@ -304,3 +304,72 @@ stats() {
 	assert_eq "$status" 0
 	assert_eq "$(ai-index --db "$DB" --list --json)" ""
 }
+
+# ---- servers that refuse a chunk as too large -------------------------------
+
+# too_big LIMIT: the largest input (in the test server's tokens, bytes / 4 + 1)
+# of every logged embeddings request that was over LIMIT, one a line.
+too_big() {
+	requests $EMB | jq -r --argjson m "$1" '[.body.input[] | length / 4 + 1 | floor] | max | select(. > $m)'
+}
+
+@test "index: llama-server's 500 for a chunk over its batch: chunks are halved until they fit, every document indexed" {
+	# A default llama-server takes 512 tokens; here 120.
+	ctl '{"set":{"embed_max_tokens":120}}'
+	run --separate-stderr ai-index --db "$DB" "$CORPUS"/*.md
+	assert_eq "$status" 0 "status: $stderr"
+	assert_contains "$stderr" "10 indexed"
+	assert_contains "$stderr" "input is too large to process"
+	assert_contains "$stderr" "chunks of at most 200 tokens from now on"
+	assert_contains "$stderr" "chunks of at most 100 tokens from now on"
+	assert_not_contains "$stderr" "50 tokens"
+	assert_eq "$(stats documents)" 10
+	assert_eq "$(stats vectors)" "$(stats chunks)" "every chunk has its vector"
+	# A refused request is never sent again as it was: no retry of a permanent error.
+	assert_eq "$(requests $EMB | jq -c .body.input | sort | uniq -d)" "" "repeated requests"
+	# Each halving was caused by a refusal, and later requests fit.
+	(($(too_big 120 | wc -l) >= 2))
+	assert_eq "$(requests $EMB | tail -n 1 | jq -r --argjson m 120 '[.body.input[] | length / 4 + 1 | floor] | max <= $m')" true
+	# The collection remembers: a later run starts at 100 tokens and is never refused.
+	: >"$SERVER_LOG"
+	printf '%s\n\n' "$(cat "$CORPUS"/*.md)" >"$T/big.md"
+	run --separate-stderr ai-index --db "$DB" "$T/big.md"
+	assert_eq "$status" 0 "second run: $stderr"
+	assert_not_contains "$stderr" "from now on"
+	assert_eq "$(too_big 120)" "" "refused inputs in the second run"
+	(($(request_count $EMB) >= 1))
+}
+
+@test "index: --chunk-tokens overrides the size the collection learned" {
+	ctl '{"set":{"embed_max_tokens":120}}'
+	ai-index --db "$DB" -q "$CORPUS/coffee.md"
+	: >"$SERVER_LOG"
+	run --separate-stderr ai-index --db "$DB" --force --chunk-tokens 300 "$CORPUS/coffee.md"
+	assert_eq "$status" 0 "$stderr"
+	assert_contains "$stderr" "chunks of at most 150 tokens from now on"
+	(($(too_big 120 | wc -l) >= 1))
+}
+
+@test "index: OpenAI's 400 for an input over the model's context splits too, instead of dropping the vectors" {
+	ctl '{"push":[{"path":"/v1/embeddings","status":400,"body":{"error":{"message":"This model'"'"'s maximum context length is 8192 tokens, however you requested 9000 tokens (9000 in your prompt; 0 for the completion). Please reduce your prompt; or completion length.","type":"invalid_request_error","param":null,"code":null}}}]}'
+	run --separate-stderr ai-index --db "$DB" "$CORPUS/coffee.md"
+	assert_eq "$status" 0 "$stderr"
+	assert_contains "$stderr" "maximum context length is 8192 tokens"
+	assert_contains "$stderr" "chunks of at most 200 tokens from now on"
+	assert_not_contains "$stderr" "BM25 only"
+	assert_eq "$(stats vectors)" "$(stats chunks)"
+	(($(stats vectors) > 0))
+}
+
+@test "index: a server that refuses even the smallest chunk fails those documents with its words, at once" {
+	ctl '{"set":{"embed_max_tokens":2}}'
+	run --separate-stderr ai-index --db "$DB" "$CORPUS/coffee.md" "$CORPUS/chess.md"
+	assert_eq "$status" 69 "$stderr"
+	assert_contains "$stderr" "input is too large to process. increase the physical batch size (even in chunks of 25 tokens)"
+	assert_contains "$stderr" "0 indexed"
+	assert_contains "$stderr" "2 failed"
+	# 400, 200, 100, 50, 25: five refusals, none retried.
+	assert_eq "$(request_count $EMB)" 5
+	run --separate-stderr ai-index --db "$DB" --list
+	assert_eq "$status" 66 "nothing stored"
+}

@@ -31,7 +31,9 @@
  *                    json_from_prompt (true: instead of the echo, reply with
  *                    the first user message's text from its first '{' to its
  *                    last '}', or "no JSON here": a model that answers each
- *                    item of a batch with the JSON the item holds)
+ *                    item of a batch with the JSON the item holds),
+ *                    embed_max_tokens (N: an embeddings input over N tokens
+ *                    gets llama-server's 500, see "real servers" below)
  *   {"push": [...]}  appends actions to a FIFO.  Each API request takes the
  *                    first action whose "path" equals its path (no "path":
  *                    any); "times": N (default 1) serves N requests.
@@ -40,7 +42,8 @@
  * Action keys: status, body (JSON or a string sent as is), headers,
  * latency_ms (instead of the set one), close, malformed, reply,
  * tool_calls ([{id, name, arguments}], used when the request has tools),
- * usage, raw, drip_ms, and for streams cut_after (K events, counting the
+ * usage, raw, drip_ms, replay (a recorded answer of a real server, see
+ * "real servers" below), and for streams cut_after (K events, counting the
  * role chunk, then the connection is dropped), hold_ms (a pause after the
  * first content chunk), no_done, error_event.  An error status with no
  * body answers {"error":{"message":"scripted N","type":"test_error",
@@ -656,6 +659,157 @@ static void reply_error(struct reply *rp, unsigned status, const char *msg)
 	reply_json(rp, status, error_obj(msg, "invalid_request_error", NULL));
 }
 
+/* ---- real servers: recorded answers, llama.cpp's embeddings limit -------- */
+
+/*
+ * Action key "replay": "STEM" answers with a response recorded from a real
+ * server (tests/fixtures/compat/, from ../shared/compat-samples/): STEM.hdr
+ * holds the status line and the headers as the server sent them, STEM.body
+ * the body byte for byte.  The status and every header are sent as
+ * recorded, in their order, but for the framing, which libmicrohttpd writes
+ * itself from the same bytes: Content-Length (it counts the same body),
+ * Transfer-Encoding (a recorded "chunked" answer is sent chunked) and
+ * Connection; it adds a Date, and an empty value becomes one space.
+ * drip_ms and latency_ms apply as to any answer.  A file that cannot be
+ * read is a 599 (its name on stderr), so that a misspelt fixture fails its
+ * test instead of passing as an error test.
+ *
+ * Setting "embed_max_tokens": N (0: none) makes /v1/embeddings answer as
+ * a default llama-server does when an input does not fit its physical
+ * batch: a 500 with its exact body, for any input of more than N tokens
+ * (the server's count: bytes / 4 + 1, as its usage reports them).
+ */
+
+static long g_embed_max_tokens;   /* under g_lock */
+
+/* The recorded 500 of llama-server (build of early 2025) for an input over -ub tokens. */
+static const char llama_too_large[] =
+	"{\"error\":{\"code\":500,\"message\":\"input is too large to process. "
+	"increase the physical batch size\",\"type\":\"server_error\"}}";
+
+static bool slurp(const char *path, struct sb *out)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	char tmp[8192];
+	ssize_t n;
+
+	if (fd < 0)
+		return false;
+	while ((n = read(fd, tmp, sizeof(tmp))) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			close(fd);
+			return false;
+		}
+		sb_add(out, tmp, (size_t)n);
+	}
+	close(fd);
+	if (!out->p)
+		sb_add(out, "", 0);
+	return true;
+}
+
+/* Sends the recorded answer STEM.hdr + STEM.body. */
+static enum MHD_Result replay_send(struct MHD_Connection *conn, const char *stem, long drip_ms)
+{
+	struct sb path = { 0 }, hdr = { 0 }, body = { 0 };
+	struct MHD_Response *resp;
+	struct body *b;
+	enum MHD_Result ret;
+	unsigned status = 0;
+	bool chunked = false, ok;
+	char *line, *next;
+
+	sb_str(&path, stem);
+	sb_str(&path, ".hdr");
+	ok = slurp(path.p, &hdr);
+	path.len = 0;
+	sb_str(&path, stem);
+	sb_str(&path, ".body");
+	ok = ok && slurp(path.p, &body);
+	if (ok && (sscanf(hdr.p, "HTTP/%*s %3u", &status) != 1 || status < 100 || status > 999))
+		ok = false;
+	if (!ok) {
+		struct reply rp;
+
+		fprintf(stderr, "ai-testserver: replay: cannot read '%s.hdr' and '%s.body'\n", stem, stem);
+		memset(&rp, 0, sizeof(rp));
+		reply_json(&rp, 599, error_obj("replay: cannot read the recorded answer", "test_error", NULL));
+		ret = send_reply(conn, &rp);
+		free(rp.text.p);
+		free(path.p);
+		free(hdr.p);
+		free(body.p);
+		return ret;
+	}
+	/* Every line NUL-terminated in place, its CR dropped: the status line, then "Name: value". */
+	for (line = hdr.p; line; line = next) {
+		if ((next = strchr(line, '\n')))
+			*next++ = '\0';
+		line[strcspn(line, "\r")] = '\0';
+		if (!strncasecmp(line, "transfer-encoding:", 18) && strstr(line + 18, "chunked"))
+			chunked = true;
+	}
+	b = xmalloc(sizeof(*b));
+	memset(b, 0, sizeof(*b));
+	body_add_drip(b, body.p, body.len, 0, drip_ms);
+	resp = MHD_create_response_from_callback(chunked ? MHD_SIZE_UNKNOWN : b->total, 4096, body_read,
+		b, body_free);
+	if (!resp) {
+		body_free(b);
+		ret = MHD_NO;
+		goto out;
+	}
+	for (line = hdr.p + strlen(hdr.p) + 1; line < hdr.p + hdr.len; line += strlen(line) + 1) {
+		char *colon = strchr(line, ':'), *v;
+
+		if (!*line || !colon)
+			continue;
+		*colon = '\0';
+		for (v = colon + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		if (!strcasecmp(line, "content-length") || !strcasecmp(line, "transfer-encoding") ||
+		    !strcasecmp(line, "connection"))
+			continue;
+		/* libmicrohttpd refuses an empty value (llama.cpp's Access-Control-Allow-Origin): one space. */
+		if (MHD_add_response_header(resp, line, *v ? v : " ") != MHD_YES)
+			fprintf(stderr, "ai-testserver: replay: header '%s' refused\n", line);
+	}
+	ret = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+out:
+	free(path.p);
+	free(hdr.p);
+	free(body.p);
+	return ret;
+}
+
+/* Whether an input of /v1/embeddings is over embed_max_tokens: the llama.cpp 500 then. */
+static bool embed_too_large(json_object *input, size_t n, struct reply *rp)
+{
+	long max;
+
+	pthread_mutex_lock(&g_lock);
+	max = g_embed_max_tokens;
+	pthread_mutex_unlock(&g_lock);
+	if (max <= 0)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_is_type(input, json_type_string) ? input
+			: json_object_array_get_idx(input, i);
+
+		if ((long)(strlen(json_object_get_string(it)) / 4 + 1) > max) {
+			rp->status = 500;
+			rp->ctype = "application/json; charset=utf-8";
+			rp->text.len = 0;
+			sb_str(&rp->text, llama_too_large);
+			return true;
+		}
+	}
+	return false;
+}
+
 /* ---- /v1/chat/completions ------------------------------------------------ */
 
 /* What one chat request is answered with, gathered from request, settings and action. */
@@ -1124,6 +1278,8 @@ static void handle_embeddings(json_object *req, struct reply *rp)
 	for (size_t i = 0; json_object_is_type(input, json_type_array) && i < n; i++)
 		if (!json_object_is_type(json_object_array_get_idx(input, i), json_type_string))
 			{ reply_error(rp, 400, "'input' must be a string or an array of strings"); return; }
+	if (embed_too_large(input, n, rp))
+		return;
 	pthread_mutex_lock(&g_lock);
 	dim = g_set.embed_dim;
 	pthread_mutex_unlock(&g_lock);
@@ -1534,6 +1690,7 @@ static void handle_batch_api(struct MHD_Connection *conn, const char *method, co
 static const char *const action_keys[] = {
 	"path", "times", "status", "body", "headers", "latency_ms", "close", "malformed", "reply",
 	"tool_calls", "cut_after", "hold_ms", "no_done", "error_event", "raw", "drip_ms", "usage",
+	"replay",
 };
 
 static bool is_int(json_object *v)
@@ -1582,6 +1739,8 @@ static const char *action_check(json_object *a, char *why, size_t whylen)
 		return "'reply' must be a string";
 	if (jget(a, "raw") && !jstr(a, "raw"))
 		return "'raw' must be a string";
+	if (jget(a, "replay") && !jstr(a, "replay"))
+		return "'replay' must be a string: the recorded answer's path without .hdr or .body";
 	return NULL;
 }
 
@@ -1609,6 +1768,9 @@ static const char *control_set(json_object *set, char *why, size_t whylen)
 		} else if (strcmp(k, "embed_dim") == 0) {
 			if (!is_int(v) || json_object_get_int64(v) < 1 || json_object_get_int64(v) > MAX_DIM)
 				return "'embed_dim' must be between 1 and 8192";
+		} else if (strcmp(k, "embed_max_tokens") == 0) {
+			if (!is_int(v) || json_object_get_int64(v) < 0)
+				return "'embed_max_tokens' must be a non-negative integer";
 		} else {
 			snprintf(why, whylen, "unknown setting '%s'", k);
 			return why;
@@ -1629,6 +1791,8 @@ static const char *control_set(json_object *set, char *why, size_t whylen)
 			g_set.batch_fail_every = (long)json_object_get_int64(v2);
 		} else if (strcmp(k2, "json_from_prompt") == 0) {
 			g_set.json_from_prompt = json_object_get_boolean(v2);
+		} else if (strcmp(k2, "embed_max_tokens") == 0) {
+			g_embed_max_tokens = (long)json_object_get_int64(v2);
 		} else {
 			g_set.embed_dim = (long)json_object_get_int64(v2);
 		}
@@ -1677,6 +1841,7 @@ static void handle_control(const char *method, const struct req *r, struct reply
 		queue_clear_locked();
 		free(g_set.reply);
 		g_set = (struct settings){ 0, DEFAULT_DIM, 0, NULL, 0, 0, false };
+		g_embed_max_tokens = 0;
 		pthread_mutex_unlock(&g_lock);
 	}
 	if (!err && set)
@@ -1784,6 +1949,10 @@ static enum MHD_Result serve(struct MHD_Connection *conn, const char *method, co
 
 	if (jbool(act, "close") || stopping()) {
 		ret = MHD_NO;
+		goto out;
+	}
+	if (jstr(act, "replay")) {
+		ret = replay_send(conn, jstr(act, "replay"), rp.drip_ms);
 		goto out;
 	}
 	if (jget(act, "status") || jget(act, "body")) {

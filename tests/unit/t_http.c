@@ -1,5 +1,6 @@
 /* t_http - the retry policy: which answers are retried, how long to wait. */
 #include "net/http.h"
+#include "net/httperr.h"
 #include "tap.h"
 
 static void test_statuses(void)
@@ -132,8 +133,60 @@ static void test_server_waits(void)
 	is_int(http_server_wait_ms(-1), -1, "negative is not");
 }
 
+/*
+ * The table of permanent errors: every entry is found in its own sample
+ * (whatever status labels it, 5xx included) and names its family; the
+ * temporary errors real servers send match no entry.
+ */
+static void test_known_errors(void)
+{
+	static const char *const temporary[] = {
+		"{\"error\":{\"code\":503,\"message\":\"Loading model\",\"type\":\"unavailable_error\"}}",
+		("{\"error\":{\"message\":\"Rate limit reached for gpt-4o in organization org-x on "
+		 "tokens per min (TPM): Limit 30000, Used 29000, Requested 2000. Please try again in "
+		 "2s.\",\"type\":\"tokens\",\"param\":null,\"code\":\"rate_limit_exceeded\"}}"),
+		"{\"error\":\"server busy, please try again.  maximum pending requests exceeded\"}",
+		("{\"error\":{\"message\":\"The server had an error while processing your request. "
+		 "Sorry about that!\",\"type\":\"server_error\"}}"),
+		"<html><body><h1>502 Bad Gateway</h1></body></html>",
+		"",
+	};
+	size_t n;
+	const struct http_known_error *k = http_known_errors(&n);
+	const char *fam;
+
+	ok(n >= 8, "the table has its entries (%zu)", n);
+	for (size_t i = 0; i < n; i++) {
+		const char *s = k[i].sample;
+		enum http_verdict v = http_error_verdict(500, s, strlen(s), &fam);
+
+		ok(v == k[i].verdict && fam && !strcmp(fam, k[i].family),
+		   "%s: \"%s\" is %s, even labelled 500", k[i].family, k[i].text,
+		   k[i].verdict == HTTP_ERR_TOO_LARGE ? "too large" : "permanent");
+		ok(v != HTTP_ERR_UNKNOWN && http_error_verdict(400, s, strlen(s), NULL) == v,
+		   "%s: \"%s\" has the same verdict labelled 400", k[i].family, k[i].text);
+		is_int(http_error_verdict(200, s, strlen(s), NULL), HTTP_ERR_UNKNOWN,
+		       "%s: \"%s\" in a 200 is no error", k[i].family, k[i].text);
+	}
+	for (size_t i = 0; i < AI_ARRAY_LEN(temporary); i++)
+		is_int(http_error_verdict(503, temporary[i], strlen(temporary[i]), &fam), HTTP_ERR_UNKNOWN,
+		       "temporary error %zu matches no entry", i);
+	ok(fam == NULL, "no family for a body that matches nothing");
+	is_int(http_error_verdict(500, NULL, 0, NULL), HTTP_ERR_UNKNOWN, "no body: unknown");
+	{
+		/* Case ignored; the body need not be NUL-terminated, and is read only to its length. */
+		static const char body[] = "{\"error\":\"INPUT IS TOO LARGE TO PROCESS\"}XXXX";
+
+		is_int(http_error_verdict(500, body, sizeof(body) - 5, NULL), HTTP_ERR_TOO_LARGE,
+		       "case is ignored");
+		is_int(http_error_verdict(500, body, 20, NULL), HTTP_ERR_UNKNOWN,
+		       "a text cut by the length is not found");
+	}
+}
+
 int main(void)
 {
+	test_known_errors();
 	test_statuses();
 	test_retry_after();
 	test_server_waits();

@@ -38,7 +38,7 @@ int main(void)
 	char tmpl[] = "/tmp/t_ingest.XXXXXX", *dir = mkdtemp(tmpl), path[256];
 	struct ingest_opts o = { "notes", 400, 60, 100, 4, NULL, false, false };
 	struct seen s;
-	struct ingest_events ev = { on_doc, NULL, &s };
+	struct ingest_events ev = { on_doc, NULL, NULL, &s };
 	struct ingest_counts n;
 	struct ingest *ig;
 	struct kb *kb;

@@ -543,6 +543,20 @@ static void test_vecfile(void)
 	unlink(save);
 }
 
+/* The chunk size learned of a collection's server: per collection, replaced, kept across opens. */
+static void test_embed_limit(struct kb *kb)
+{
+	struct ai_err err;
+	size_t n = 99;
+
+	ok(kb_embed_limit(kb, "nolimit", &n, &err) == 0 && n == 0, "nothing learned: 0");
+	ok(kb_set_embed_limit(kb, "lim", 200, &err) == 0, "set: %s", err.msg);
+	ok(kb_set_embed_limit(kb, "lim", 100, &err) == 0, "set again");
+	ok(kb_embed_limit(kb, "lim", &n, &err) == 0 && n == 100, "the last one is kept (%zu)", n);
+	ok(kb_embed_limit(kb, "lim2", &n, &err) == 0 && n == 0, "another collection has its own");
+	ok(kb_embed_limit(kb, "li", &n, &err) == 0 && n == 0, "a prefix of the name is not the name");
+}
+
 int main(void)
 {
 	struct kb *kb;
@@ -561,9 +575,15 @@ int main(void)
 	test_vectors(kb);
 	test_blocks(kb);
 	test_parallel(kb);
+	test_embed_limit(kb);
 	kb_close(kb);
 	test_vecfile();
 	ok(kb_open(&kb, path, KB_READ, &err) == 0, "reopen for reading");
+	{
+		size_t n = 0;
+
+		ok(kb_embed_limit(kb, "lim", &n, &err) == 0 && n == 100, "the learned size outlives the run");
+	}
 	kb_close(kb);
 	is_int(count_rows("SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'"), 1,
 	       "integrity_check ok");
