@@ -13,18 +13,24 @@
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
+#include "lib/termout.h"
+#include "chart.h"
+#include "fdio.h"
 #include "jsonval.h"
 #include "config.h"
 #include "api/cache.h"
 #include "api/ledger.h"
 #include "api/prices.h"
 
+#include <langinfo.h>
+#include <locale.h>
 #include <math.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
-enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS };
+enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS, OPT_CHART, OPT_HTML };
 
 static const struct cli_opt opts[] = {
 	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, yesterday, or Nd for the last N days" },
@@ -33,12 +39,14 @@ static const struct cli_opt opts[] = {
 	{ "db", required_argument, OPT_DB, "FILE", "read this ledger instead of $XDG_DATA_HOME/ai/usage.db" },
 	{ "prices", no_argument, OPT_PRICES, NULL, "print the price table (USD per million tokens) and exit" },
 	{ "cache-stats", no_argument, OPT_CACHE_STATS, NULL, "print the response cache's entries, bytes on disk and hit rate, and exit" },
+	{ "chart", no_argument, OPT_CHART, NULL, "draw cost and requests per day as bars, per program (--by model: per model); the last 30 days unless --since" },
+	{ "html", required_argument, OPT_HTML, "FILE", "write the same charts as one self-contained HTML page to FILE (- for stdout)" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
-	const char *since, *until, *by, *db;
-	bool prices, cache_stats;
+	const char *since, *until, *by, *db, *html;
+	bool prices, cache_stats, chart, by_given;
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -52,6 +60,7 @@ static void on_opt(int val, const char *arg, void *ud)
 		if (strcmp(arg, "program") && strcmp(arg, "model") && strcmp(arg, "day"))
 			cli_usage_error("--by wants program, model or day, not '%s'", arg);
 		o->by = arg;
+		o->by_given = true;
 		break;
 	case OPT_DB:
 		if (!*arg)
@@ -60,6 +69,12 @@ static void on_opt(int val, const char *arg, void *ud)
 		break;
 	case OPT_PRICES: o->prices = true; break;
 	case OPT_CACHE_STATS: o->cache_stats = true; break;
+	case OPT_CHART: o->chart = true; break;
+	case OPT_HTML:
+		if (!*arg)
+			cli_usage_error("--html wants a file name, or - for stdout");
+		o->html = arg;
+		break;
 	}
 }
 
@@ -67,22 +82,6 @@ static void on_opt(int val, const char *arg, void *ud)
 
 #define NCOLS 10
 #define CELL 40
-
-/*
- * Money, in one format everywhere (table, totals, projection, budget):
- * four decimals, so that a column lines up on its point and its figures
- * can be added by eye ($1.2500, $0.0020, $0.0001).  What rounds to
- * $0.0000 but is not zero shows as <$0.0001; the exact sums are in --json.
- */
-static void fmt_usd(char *out, size_t n, double v)
-{
-	if (isnan(v))
-		snprintf(out, n, "-");
-	else if (v > 0 && v < 0.00005)
-		snprintf(out, n, "<$0.0001");
-	else
-		snprintf(out, n, "$%.4f", v == 0 ? 0.0 : v);
-}
 
 /* A number with at most dec decimals, trailing zeros dropped: 12, 3.5, 33.3. */
 static void fmt_num(char *out, size_t n, double v, int dec)
@@ -120,11 +119,11 @@ static void row_cells(const struct ledger_group *g, const char *key, char c[NCOL
 	snprintf(c[4], CELL, "%" PRId64, g->prompt_tokens);
 	snprintf(c[5], CELL, "%" PRId64, g->completion_tokens);
 	snprintf(c[9], CELL, "%" PRId64, g->hit_prompt_tokens + g->hit_completion_tokens);
-	fmt_usd(usd, sizeof(usd), per_day(g->cost, g->days));
+	chart_usd(usd, sizeof(usd), per_day(g->cost, g->days));
 	snprintf(c[6], CELL, "%s%s", usd, g->unknown_cost && !isnan(g->cost) ? "*" : "");
 	fmt_num(pct, sizeof(pct), 100.0 * g->hit_rate, 1);
 	snprintf(c[7], CELL, "%s%%", pct);
-	fmt_usd(c[8], CELL, g->saved);
+	chart_usd(c[8], CELL, g->saved);
 }
 
 /* Prints rows of cells: aligned on a terminal (text left, numbers right), else tab-separated. */
@@ -373,7 +372,8 @@ static const char *key_header(const char *by)
 }
 
 static int report(struct ledger *l, const struct opts *o, const struct cli *c,
-		  const struct ai_config *cfg, int64_t since, int64_t until, struct ai_err *err)
+		  const struct ai_config *cfg, int64_t since, int64_t until, size_t *lines,
+		  struct ai_err *err)
 {
 	struct ledger_group *g = NULL, tot, *t = &tot;
 	size_t n = 0;
@@ -422,8 +422,9 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 			row_cells(&g[i], g[i].key, cells[i + 1]);
 		row_cells(t, "total", cells[n + 1]);
 		print_table(cells, n + 2, NCOLS, isatty(STDOUT_FILENO));
+		*lines = n + 2 + 1 + (t->unknown_cost != 0) + !isnan(cfg->budget_daily);
 		free(cells);
-		fmt_usd(usd, sizeof(usd), month);
+		chart_usd(usd, sizeof(usd), month);
 		{
 			struct buf b = BUF_INIT;
 
@@ -452,8 +453,8 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 
 		if (ledger_spent_today(l, &spent, err))
 			goto out;
-		fmt_usd(s, sizeof(s), spent);
-		fmt_usd(lim, sizeof(lim), cfg->budget_daily);
+		chart_usd(s, sizeof(s), spent);
+		chart_usd(lim, sizeof(lim), cfg->budget_daily);
 		buf_addf(&b, "daily budget: %s, spent today: %s\n", lim, s);
 		cli_write(b.data, b.len, false);
 		buf_release(&b);
@@ -462,6 +463,138 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 out:
 	ledger_groups_free(g, n);
 	return rc;
+}
+
+/* ---- charts ---- */
+
+/*
+ * The chart's grid from the ledger: per day and program (or model, with
+ * --by model), from --since (else the last 30 days) to --until (else
+ * now), the latest max_days days.
+ */
+static int load_chart(struct ledger *l, const struct opts *o, const struct cli *c, int64_t since,
+		      int64_t until, size_t max_days, struct chart *ch, struct ai_err *err)
+{
+	const char *by = strcmp(o->by, "model") ? "day,program" : "day,model";
+	struct ledger_group *g = NULL;
+	int64_t now = wall_ms();
+	size_t n = 0;
+	int rc = 0;
+
+	if (!o->since && ledger_parse_time("30d", false, now, &since, err))
+		return -1;
+	if (until > now)
+		until = now + 1;
+	if (chart_init(ch, since, until, max_days, err))
+		return -1;
+	if (ledger_report_model(l, by, c->model, since, until, &g, &n, err)) {
+		chart_release(ch);
+		return -1;
+	}
+	for (size_t i = 0; i < n && !rc; i++) {
+		const char *tab = strchr(g[i].key, '\t');
+		char day[16];
+
+		if (!tab || (size_t)(tab - g[i].key) >= sizeof(day))
+			continue;
+		memcpy(day, g[i].key, (size_t)(tab - g[i].key));
+		day[tab - g[i].key] = '\0';
+		rc = chart_add(ch, day, tab + 1, g[i].requests, g[i].cost, err);
+	}
+	ledger_groups_free(g, n);
+	if (rc)
+		chart_release(ch);
+	return rc;
+}
+
+/* Block characters where the locale is UTF-8, colour where stdout is a terminal that wants it. */
+static unsigned chart_flags(void)
+{
+	const char *cs;
+	unsigned f = 0;
+
+	setlocale(LC_CTYPE, "");
+	cs = nl_langinfo(CODESET);
+	if (cs && strcmp(cs, "UTF-8") == 0)
+		f |= CHART_UTF8;
+	if (isatty(STDOUT_FILENO) && termout_sgr())
+		f |= CHART_COLOR;
+	return f;
+}
+
+/* Days of the chart with at least one call. */
+static size_t chart_days_used(const struct chart *ch)
+{
+	size_t used = 0;
+
+	for (size_t d = 0; d < ch->ndays; d++)
+		for (size_t k = 0; k < ch->nkeys; k++)
+			if (ch->requests[d * ch->nkeys + k]) {
+				used++;
+				break;
+			}
+	return used;
+}
+
+/* --chart and --html FILE. */
+static int charts(struct ledger *l, const struct opts *o, const struct cli *c, int64_t since,
+		  int64_t until, struct ai_err *err)
+{
+	struct chart ch;
+	struct buf b = BUF_INIT;
+	int rc = 0;
+
+	/* A year of days at most: a bar a day is unreadable beyond it. */
+	if (load_chart(l, o, c, since, until, 366, &ch, err))
+		return -1;
+	if (!chart_days_used(&ch) && !c->quiet)
+		cli_warn("no calls recorded in '%s' in the days charted", l->path);
+	if (o->chart) {
+		unsigned f = chart_flags();
+		int w = termout_width();
+
+		if (chart_text(&b, &ch, CHART_COST, w, f) || buf_addch(&b, '\n') ||
+		    chart_text(&b, &ch, CHART_REQUESTS, w, f))
+			cli_die(AI_EX_OSERR, "out of memory");
+		cli_write(b.data, b.len, false);
+		buf_reset(&b);
+	}
+	if (o->html) {
+		if (chart_html(&b, &ch, "ai-usage: cost and requests per day"))
+			cli_die(AI_EX_OSERR, "out of memory");
+		if (strcmp(o->html, "-") == 0)
+			cli_write(b.data, b.len, false);
+		else
+			rc = fd_replace_file(o->html, b.data, b.len, err);
+	}
+	buf_release(&b);
+	chart_release(&ch);
+	return rc;
+}
+
+/*
+ * The default view on a terminal ends with the cost of the last 14 days
+ * as bars, when the terminal has the room for them below the table and
+ * there are two days or more to compare.
+ */
+static void chart_below(struct ledger *l, const struct opts *o, const struct cli *c, int64_t since,
+			int64_t until, size_t lines)
+{
+	struct winsize ws;
+	struct chart ch;
+	struct buf b = BUF_INIT;
+	struct ai_err err;
+
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) || ws.ws_col < 60 || ws.ws_row < lines + 14 + 4)
+		return;
+	ai_err_clear(&err);
+	if (load_chart(l, o, c, since, until, 14, &ch, &err))
+		return;
+	if (chart_days_used(&ch) >= 2 && !buf_addch(&b, '\n') &&
+	    !chart_text(&b, &ch, CHART_COST, ws.ws_col, chart_flags()))
+		cli_write(b.data, b.len, false);
+	buf_release(&b);
+	chart_release(&ch);
 }
 
 /* Progress of the first fold of a large ledger, on a terminal only: one line rewritten. */
@@ -480,7 +613,7 @@ static void fold_progress(void *ud, int64_t done, int64_t total)
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, "program", NULL, false, false };
+	struct opts o = { .by = "program" };
 	struct ai_config cfg;
 	struct ai_err err;
 	struct ledger l;
@@ -501,6 +634,10 @@ int main(int argc, char **argv)
 	if ((o.since && ledger_parse_time(o.since, false, now, &since, &err)) ||
 	    (o.until && ledger_parse_time(o.until, true, now, &until, &err)))
 		cli_usage_error("%s", err.msg);
+	if ((o.chart || o.html) && c.json)
+		cli_usage_error("--chart and --html draw; for the figures use --json --by day");
+	if ((o.chart || o.html) && strcmp(o.by, "day") == 0)
+		cli_usage_error("--chart draws a bar per day; --by wants program or model with it");
 	if (since >= until)
 		cli_usage_error("--since '%s' is not before --until '%s'", o.since ? o.since : "",
 				o.until ? o.until : "");
@@ -560,7 +697,15 @@ int main(int argc, char **argv)
 	}
 	if (fold_shown)
 		fputs("\n", stderr);
-	rc = report(&l, &o, &c, &cfg, since, until, &err);
+	if (o.chart || o.html) {
+		rc = charts(&l, &o, &c, since, until, &err);
+	} else {
+		size_t lines = 0;
+
+		rc = report(&l, &o, &c, &cfg, since, until, &lines, &err);
+		if (!rc && lines && !c.json && !o.by_given && isatty(STDOUT_FILENO))
+			chart_below(&l, &o, &c, since, until, lines);
+	}
 	ledger_close(&l);
 	buf_release(&path);
 	config_release(&cfg);

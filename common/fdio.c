@@ -2,6 +2,8 @@
 #include "utf8.h"
 
 #include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int fd_read_all(int fd, struct buf *out, volatile sig_atomic_t *stop)
@@ -58,4 +60,43 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
 	if (errno == ENOMEM)
 		return ai_errf(err, AI_EX_OSERR, "out of memory reading '%s'", name);
 	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
+}
+
+int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err)
+{
+	size_t len = strlen(path);
+	char *tmp = malloc(len + sizeof(".XXXXXX"));
+	mode_t um;
+	int fd;
+
+	if (!tmp)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	memcpy(tmp, path, len);
+	memcpy(tmp + len, ".XXXXXX", sizeof(".XXXXXX"));
+	fd = mkstemp(tmp);
+	if (fd < 0) {
+		ai_errf_errno(err, AI_EX_IOERR, "cannot create '%s'", path);
+		free(tmp);
+		return -1;
+	}
+	/* mkstemp makes 0600; a report is as readable as any file the user writes. */
+	um = umask(0);
+	umask(um);
+	if (fchmod(fd, 0666 & ~um) || fd_write_all(fd, p, n) || close(fd)) {
+		int e = errno;
+
+		close(fd);
+		unlink(tmp);
+		free(tmp);
+		errno = e;
+		return ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
+	}
+	if (rename(tmp, path)) {
+		ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
 }

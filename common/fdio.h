@@ -30,4 +30,13 @@ int fd_write_all(int fd, const void *p, size_t n);
 int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_t *stop,
 		 struct ai_err *err);
 
+/*
+ * Replaces the file at path with n bytes, whole or not at all: written to
+ * a temporary file beside it (mode 0666 less the umask, as a shell's >
+ * would make it), then renamed over it, so a reader never sees half a
+ * file.  0, or -1 with err (AI_EX_IOERR, naming path
+ * and the cause); no temporary file is left behind.
+ */
+int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err);
+
 #endif

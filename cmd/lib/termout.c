@@ -24,7 +24,7 @@ void termout_init(struct termout *o, bool raw)
 }
 
 /* The terminal's width, else $COLUMNS (a pipe under --markdown=always), else 80. */
-static int term_width(void)
+int termout_width(void)
 {
 	struct winsize ws;
 	const char *e = getenv("COLUMNS");
@@ -43,7 +43,7 @@ static int term_width(void)
 }
 
 /* Colour and bold only where wanted and understood: not under NO_COLOR, not on TERM=dumb. */
-static bool want_sgr(void)
+bool termout_sgr(void)
 {
 	const char *nc = getenv("NO_COLOR"), *term = getenv("TERM");
 
@@ -58,7 +58,7 @@ static void decide(struct termout *o)
 	    (termout_markdown == AI_MARKDOWN_AUTO && o->neutral)) {
 		o->md = 1;
 		o->neutral = true;
-		markdown_init(&o->m, term_width(), want_sgr());
+		markdown_init(&o->m, termout_width(), termout_sgr());
 	} else {
 		o->md = -1;
 	}

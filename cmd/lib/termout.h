@@ -38,6 +38,12 @@
  */
 extern int termout_markdown;
 
+/* Stdout's terminal width, else $COLUMNS, else 80. */
+int termout_width(void);
+
+/* Whether SGR (colour, bold) is wanted and understood: not under NO_COLOR, nor TERM unset or dumb. */
+bool termout_sgr(void);
+
 /* Model text on its way to stdout. */
 struct termout {
 	bool neutral;           /* stdout is a terminal and not --raw: make it safe */

@@ -1156,7 +1156,7 @@ static long local_day(int64_t t_ms)
 	return days_from_civil(tm.tm_year + 1900L, tm.tm_mon + 1, tm.tm_mday);
 }
 
-enum by { BY_PROGRAM, BY_MODEL, BY_DAY, BY_ALL, BY_BAD };
+enum by { BY_PROGRAM, BY_MODEL, BY_DAY, BY_ALL, BY_DAY_PROGRAM, BY_DAY_MODEL, BY_BAD };
 
 static enum by parse_by(const char *by)
 {
@@ -1170,6 +1170,10 @@ static enum by parse_by(const char *by)
 		return BY_DAY;
 	if (strcmp(by, "all") == 0)
 		return BY_ALL;
+	if (strcmp(by, "day,program") == 0)
+		return BY_DAY_PROGRAM;
+	if (strcmp(by, "day,model") == 0)
+		return BY_DAY_MODEL;
 	return BY_BAD;
 }
 
@@ -1293,9 +1297,17 @@ static const char *group_key(enum by by, const char *program, const char *model,
 	case BY_MODEL:
 		return *model ? model : "-";
 	case BY_DAY:
+	case BY_DAY_PROGRAM:
+	case BY_DAY_MODEL:
 		t = (time_t)(hour * 3600);
 		localtime_r(&t, &tm);
 		strftime(buf, n, "%Y-%m-%d", &tm);
+		if (by != BY_DAY) {
+			size_t l = strlen(buf);
+
+			snprintf(buf + l, n - l, "\t%s", by == BY_DAY_PROGRAM ? (*program ? program : "-") :
+							 (*model ? model : "-"));
+		}
 		return buf;
 	default:
 		return "total";
@@ -1373,14 +1385,14 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 	sqlite3_stmt *st = NULL;
 	struct ledger_group *v = NULL;
 	int64_t first = INT64_MAX, last = INT64_MIN, end, h0, h1;
-	char day[32];
+	char day[512];
 	size_t i;
 	int rc;
 
 	*out = NULL;
 	*n = 0;
 	if (b == BY_BAD)
-		return ai_errf(err, AI_EX_USAGE, "cannot group by '%s': want program, model, day or all",
+		return ai_errf(err, AI_EX_USAGE, "cannot group by '%s': want program, model, day, all, day,program or day,model",
 			       by ? by : "");
 	if (!l->db)
 		return ai_errf(err, AI_EX_SOFTWARE, "usage ledger not open");
@@ -1516,7 +1528,7 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 	for (i = 0; i < a.n; i++) {
 		acc_finish(&a.v[i]);
 		v[i] = a.v[i].g;
-		v[i].days = b == BY_DAY ? 1 : local_day(end) - local_day(first) + 1;
+		v[i].days = b == BY_DAY || b == BY_DAY_PROGRAM || b == BY_DAY_MODEL ? 1 : local_day(end) - local_day(first) + 1;
 		free(a.v[i].hist);
 	}
 	free(a.v);

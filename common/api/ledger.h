@@ -230,8 +230,9 @@ struct ledger_group {
  * bound; read from the rollups, so a bound inside an hour takes that
  * hour whole, which only a time zone offset by a fraction of an hour
  * gives a midnight), grouped by "program", "model", "day" (local date
- * of the hour) or "all"
- * (one group, key "total", for the totals line).  Groups come sorted by
+ * of the hour), "all" (one group, key "total", for the totals line), or
+ * "day,program" and "day,model" (key "YYYY-MM-DD\tprogram": the series
+ * ai-usage --chart draws; per-day figures, days 1).  Groups come sorted by
  * key (so days in order).  *out is owned by the caller: free with
  * ledger_groups_free(*out, *n).  No rows gives *out NULL, *n 0.
  */

@@ -509,3 +509,110 @@ schema1_ledger() {
 	run --separate-stderr env AI_CONFIG="$T/conf" ai-usage --json
 	assert_eq "$status" 0
 }
+
+@test "usage/chart: --chart draws cost and requests per day, a bar a day, stacked per program" {
+	known_rows
+	# ASCII (not a UTF-8 locale), no colour (not a terminal), 60 columns: a character per
+	# program; the largest day fills the bar; ai-index's unknown cost adds nothing.
+	run --separate-stderr env LC_ALL=C COLUMNS=60 ai-usage --chart "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$output" "cost per day  # ai-ask  = ai-index  + ai-summarize
+01-10 ++++                                           \$0.2500
+01-11 ############################################## \$3.0000
+01-12 ++++++++                                       \$0.5000
+
+requests per day  # ai-ask  = ai-index  + ai-summarize
+01-10 ++++++++++++++++++++++++++++++++++++++++++++++++++++ 2
+01-11 #################################################### 2
+01-12 ==========================++++++++++++++++++++++++++ 2"
+	# A UTF-8 locale gets blocks and shades; --by model and -m choose the bars.
+	run --separate-stderr env LC_ALL=C.UTF-8 COLUMNS=50 ai-usage --chart --by model "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_contains "${lines[0]}" "cost per day  █ -  ▓ emb  ▒ m1  ░ m2"
+	assert_contains "$output" "01-11 ░░░░░░░░"
+	run --separate-stderr env LC_ALL=C.UTF-8 COLUMNS=50 ai-usage --chart -m m1 "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "${lines[0]}" "cost per day  █ ai-summarize"
+	assert_not_contains "$output" "ai-ask"
+	# Without --since, the last 30 days: 30 lines a chart, the known rows long gone.
+	run --separate-stderr env LC_ALL=C ai-usage --chart
+	assert_eq "$status" 0
+	assert_contains "$stderr" "no calls recorded"
+	assert_eq "$(grep -c '^[0-9][0-9]-[0-9][0-9] ' <<<"$output")" 60
+	assert_contains "$output" "$(date +%m-%d) "
+}
+
+@test "usage/chart: --html writes one self-contained page, a bar group a day in each chart" {
+	known_rows
+	# A program name that is HTML must stay text.
+	row '2024-01-11 13:00' "'<script>x</script>'" "'m1'" 1 1 1 0 0.1 NULL
+	run --separate-stderr ai-usage --html "$T/r.html" "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	xmllint --noout "$T/r.html"
+	assert_eq "$(grep -o '<g class="day">' "$T/r.html" | wc -l)" 6
+	assert_eq "$(grep -c '<svg ' "$T/r.html")" 2
+	assert_not_contains "$(cat "$T/r.html")" "<script"
+	assert_contains "$(cat "$T/r.html")" "&lt;script&gt;x&lt;/script&gt;"
+	assert_contains "$(cat "$T/r.html")" "<title>2024-01-11: \$3.1000</title>"
+	assert_not_contains "$(cat "$T/r.html")" "src="
+	# - is stdout; --chart and --html together give both.
+	run --separate-stderr ai-usage --html - "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "${lines[0]}" "<!DOCTYPE html>"
+	run --separate-stderr env LC_ALL=C ai-usage --chart --html "$T/r2.html" "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_contains "$output" "requests per day"
+	cmp -s "$T/r.html" "$T/r2.html"
+	# A file that cannot be written: 74, named, and no temporary file left.
+	mkdir "$T/ro"
+	run --separate-stderr ai-usage --html "$T/none/r.html" "${RANGE[@]}"
+	assert_eq "$status" 74
+	assert_contains "$stderr" "$T/none/r.html"
+	run --separate-stderr ai-usage --html "$T/ro" "${RANGE[@]}"
+	assert_eq "$status" 74
+	assert_eq "$(ls -A "$T/ro")" ""
+	assert_eq "$(ls "$T" | grep -c 'ro\.')" 0
+}
+
+@test "usage/chart: bad combinations are usage errors" {
+	known_rows
+	run --separate-stderr ai-usage --chart --json "${RANGE[@]}"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--json --by day"
+	run --separate-stderr ai-usage --chart --by day "${RANGE[@]}"
+	assert_eq "$status" 64
+	run --separate-stderr ai-usage --html '' "${RANGE[@]}"
+	assert_eq "$status" 64
+	run --separate-stderr ai-usage --html
+	assert_eq "$status" 64
+}
+
+# usage_tty ROWS COMMAND...: runs ai-usage's COMMAND on a pseudo-terminal of ROWS x 100.
+usage_tty() {
+	local rows=$1
+	shift
+	SHELL=/bin/sh timeout 20 script -qec "stty rows $rows cols 100; exec env $*" /dev/null </dev/null |
+		tr -d '\r'
+}
+
+@test "usage/chart: on a terminal with room, the default view ends with the cost per day" {
+	known_rows
+	usage_tty 50 LC_ALL=C.UTF-8 TERM=xterm ai-usage "${RANGE[*]}" >"$T/tall"
+	grep -q '^PROGRAM' "$T/tall"
+	grep -q 'cost per day' "$T/tall"
+	grep -q $'^01-11 \e\\[3' "$T/tall"
+	# Too short for it: the table alone.  NO_COLOR: no colour.  --by, -j, a pipe: no chart.
+	usage_tty 12 TERM=xterm ai-usage "${RANGE[*]}" >"$T/short"
+	grep -q '^PROGRAM' "$T/short"
+	! grep -q 'cost per day' "$T/short"
+	usage_tty 50 NO_COLOR=1 TERM=xterm ai-usage "${RANGE[*]}" >"$T/nc"
+	grep -q 'cost per day' "$T/nc"
+	! grep -q $'\e\\[3' "$T/nc"
+	usage_tty 50 TERM=xterm ai-usage --by model "${RANGE[*]}" >"$T/by"
+	grep -q '^MODEL' "$T/by"
+	! grep -q 'cost per day' "$T/by"
+	run --separate-stderr ai-usage "${RANGE[@]}"
+	assert_not_contains "$output" "cost per day"
+}
