@@ -127,9 +127,27 @@ $(O)/tests/server/ai-testserver.o: tests/server/ai-testserver.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags libmicrohttpd) -c -o $@ $<
 
-units: $(UNITS) $(REPLAYS)
+# The fault-injecting MCP server mcp.bats runs ai-agent against.
+MCPFAULT := $(O)/tests/mcp-faultserver
 
-check: all $(UNITS) $(REPLAYS) $(SERVER)
+$(MCPFAULT): tests/server/mcp-faultserver.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $$(pkg-config --libs json-c)
+
+# The reference MCP servers from npm, at pinned versions, in the build tree
+# (never global): mcp.bats runs ai-agent against them.
+MCP_NPM := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+
+$(O)/mcp-npm/.done:
+	@mkdir -p $(@D)
+	npm install --prefix $(@D) --no-save --no-audit --no-fund --loglevel=error $(MCP_NPM)
+	@touch $@
+
+mcp-servers: $(O)/mcp-npm/.done
+
+units: $(UNITS) $(REPLAYS) $(MCPFAULT)
+
+check: all $(UNITS) $(REPLAYS) $(SERVER) $(MCPFAULT) $(O)/mcp-npm/.done
 	@sh tests/run $(O) $(BIN)
 
 # The sanitizer builds live beside the normal one and run the same suites:
@@ -209,6 +227,7 @@ uninstall:
 clean:
 	rm -rf build bin
 
+.PHONY: mcp-servers
 .PHONY: all units check sanitize sanitize-clang bench fuzz lint install uninstall clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)
