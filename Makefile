@@ -135,19 +135,20 @@ $(MCPFAULT): tests/server/mcp-faultserver.c
 	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $$(pkg-config --libs json-c)
 
 # The reference MCP servers from npm, at pinned versions, in the build tree
-# (never global): mcp.bats runs ai-agent against them.
+# (never global), one copy for every build directory: mcp.bats runs ai-agent
+# against them.
 MCP_NPM := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
 
-$(O)/mcp-npm/.done:
+build/mcp-npm/.done:
 	@mkdir -p $(@D)
 	npm install --prefix $(@D) --no-save --no-audit --no-fund --loglevel=error $(MCP_NPM)
 	@touch $@
 
-mcp-servers: $(O)/mcp-npm/.done
+mcp-servers: build/mcp-npm/.done
 
 units: $(UNITS) $(REPLAYS) $(MCPFAULT)
 
-check: all $(UNITS) $(REPLAYS) $(SERVER) $(MCPFAULT) $(O)/mcp-npm/.done
+check: all $(UNITS) $(REPLAYS) $(SERVER) $(MCPFAULT) build/mcp-npm/.done
 	@sh tests/run $(O) $(BIN)
 
 # The sanitizer builds live beside the normal one and run the same suites:
