@@ -163,7 +163,7 @@ sanitize-clang:
 	@$(MAKE) --no-print-directory O=build/san-clang BIN=build/san-clang/bin CC=clang \
 		CFLAGS='-O1 -g' SANFLAGS='$(SAN)' check
 
-bench: all $(SERVER)
+bench: all $(SERVER) $(MCPFAULT)
 	@sh tests/bench/run $(O) $(BIN)
 
 # Each harness runs on a copy of its seed corpus (tests/fuzz/corpus/NAME,

@@ -200,6 +200,7 @@ struct run {
 	struct agent_tracefile tr;
 	struct structured st;   /* --schema's, when o.a.st points to it */
 	struct mcp mcp;         /* the MCP servers started */
+	int64_t t0;             /* the start, for the trace's mcp events */
 };
 
 /* ---- MCP servers -------------------------------------------------------- */
@@ -231,6 +232,7 @@ static void mcp_log(const char *server, const char *kind, const char *text, void
 
 		if (ev && !jv_add(ev, "event", json_object_new_string("mcp")) &&
 		    !jv_add(ev, "server", json_object_new_string(server)) &&
+		    !jv_add(ev, "t_ms", json_object_new_int64(mono_ms() - r->t0)) &&
 		    !jv_add(ev, "kind", json_object_new_string(kind)) &&
 		    !jv_add(ev, "text", text_json(text, strlen(text), TEXT_NUL_REPLACE)))
 			trace_line(ev, &r->tr);
@@ -277,9 +279,6 @@ static void start_servers(struct run *r)
 			free(list);
 			cli_die_err(&err);
 		}
-		if (r->c.verbose)
-			cli_warn("MCP server '%s' started: protocol %s", d->name,
-				 mcp_server_version(r->mcp.v[r->mcp.n - 1]));
 	}
 	free(list);
 }
@@ -444,6 +443,7 @@ int main(int argc, char **argv)
 	int64_t t0 = mono_ms();
 	int optind_, rc, code = AI_EX_OK;
 
+	r.t0 = t0;
 	agent_opts_init(&r.o.a);
 	cli_init(&r.c, "ai-agent");
 	r.c.text = true;        /* --markdown (termout.h) */

@@ -698,6 +698,12 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 	}
 	free(tools);
 	m->v[m->n++] = s;
+	{
+		char note[96];
+
+		snprintf(note, sizeof(note), "started: protocol %s, %zu tools", s->version, n);
+		slog(s, "note", note);
+	}
 	return 0;
 fail:
 	if (err->code == AI_EX_TEMPFAIL)

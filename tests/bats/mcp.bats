@@ -107,7 +107,7 @@ npm_servers() {
 	declare_fault --version 2024-11-05
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_contains "$stderr" "MCP server 'fault' started: protocol 2024-11-05"
+	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 13 tools"
 }
 
 @test "mcp: a server that never answers initialize fails at the start-up timeout" {
