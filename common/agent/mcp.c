@@ -6,10 +6,14 @@
 
 #include "clock.h"
 #include "jsonval.h"
+#include "net/http.h"
+#include "net/sse.h"
 #include "utf8.h"
 
 #include <ctype.h>
 #include <poll.h>
+#include <stdio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 const char *const mcp_versions[] = { "2025-06-18", "2025-03-26", "2024-11-05", NULL };
@@ -30,6 +34,13 @@ struct mcp_server {
 	char version[16];
 	bool list_changed;
 	struct mcp_opts o;
+	/* Streamable HTTP: each message a POST; the answers wait in queue. */
+	bool http;
+	char **hdrs;                    /* owned: headers_cmd's "Name: value" lines */
+	size_t nhdrs;
+	char session[256];              /* Mcp-Session-Id, or "" */
+	json_object *queue;             /* owned array of messages not yet read */
+	size_t qhead;
 };
 
 const char *mcp_server_name(const struct mcp_server *s) { return s->d->name; }
@@ -151,6 +162,13 @@ static int read_stdout(struct mcp_server *s, bool *toolong)
 static int next_message(struct mcp_server *s, long deadline, json_object **msg, struct ai_err *err)
 {
 	*msg = NULL;
+	if (s->http) {
+		if (s->queue && s->qhead < json_object_array_length(s->queue)) {
+			*msg = json_object_get(json_object_array_get_idx(s->queue, s->qhead++));
+			return 0;
+		}
+		return serr(s, AI_EX_UNAVAILABLE, err, "its HTTP answer held no response");
+	}
 	for (;;) {
 		char *nl = s->in.len > s->scanned ? memchr(s->in.data + s->scanned, '\n',
 							   s->in.len - s->scanned) : NULL;
@@ -222,6 +240,183 @@ static int next_message(struct mcp_server *s, long deadline, json_object **msg, 
 	}
 }
 
+
+/* ---- Streamable HTTP ---------------------------------------------------- */
+
+#define HTTP_HEADER_MAX 32
+
+/* Appends the JSON-RPC message text (an object, or a batch array) to the queue. */
+static int enqueue(struct mcp_server *s, const char *text, size_t n, struct ai_err *err)
+{
+	json_tokener *tok = json_tokener_new();
+	json_object *o;
+	bool ok;
+
+	if (!tok)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	o = json_tokener_parse_ex(tok, text, (int)n);
+	ok = o && json_tokener_get_error(tok) == json_tokener_success;
+	json_tokener_free(tok);
+	if (!ok || !(json_object_is_type(o, json_type_object) || json_object_is_type(o, json_type_array))) {
+		json_object_put(o);
+		return serr(s, AI_EX_UNAVAILABLE, err, "sent an answer that is not a JSON-RPC message");
+	}
+	if (!s->queue && !(s->queue = json_object_new_array())) {
+		json_object_put(o);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if (json_object_is_type(o, json_type_object))
+		return jv_push(s->queue, o) ? ai_errf(err, AI_EX_OSERR, "out of memory") : 0;
+	for (size_t i = 0; i < json_object_array_length(o); i++) {
+		json_object *m = json_object_array_get_idx(o, i);
+
+		if (!json_object_is_type(m, json_type_object) || jv_push(s->queue, json_object_get(m))) {
+			json_object_put(o);
+			return serr(s, AI_EX_UNAVAILABLE, err, "sent a batch that is not JSON-RPC messages");
+		}
+	}
+	json_object_put(o);
+	return 0;
+}
+
+struct sse_ctx {
+	struct mcp_server *s;
+	struct ai_err *err;
+};
+
+static int on_event(const struct sse_event *ev, void *ud)
+{
+	struct sse_ctx *c = ud;
+
+	if (!ev->data_len)
+		return 0;
+	return enqueue(c->s, ev->data, ev->data_len, c->err) ? -1 : 0;
+}
+
+/*
+ * POSTs text (one message) and queues what the answer holds: nothing
+ * (202), one JSON body, or the events of an SSE body.  method is "DELETE"
+ * to end the session (text NULL).
+ */
+static int http_send(struct mcp_server *s, const char *method, const char *text, long deadline,
+		     struct ai_err *err)
+{
+	const char *hdrs[HTTP_HEADER_MAX + 5];
+	char sess[300], ver[64];
+	struct http_opts ho;
+	struct http_req req;
+	struct http_resp resp;
+	size_t n = 0;
+	long left = deadline - (long)mono_ms();
+	int rc = 0;
+
+	if (left <= 0)
+		return serr(s, AI_EX_TEMPFAIL, err, "no answer in time");
+	hdrs[n++] = "Content-Type: application/json";
+	hdrs[n++] = "Accept: application/json, text/event-stream";
+	if (s->session[0]) {
+		snprintf(sess, sizeof(sess), "Mcp-Session-Id: %s", s->session);
+		hdrs[n++] = sess;
+	}
+	if (s->version[0]) {
+		snprintf(ver, sizeof(ver), "MCP-Protocol-Version: %s", s->version);
+		hdrs[n++] = ver;
+	}
+	for (size_t i = 0; i < s->nhdrs; i++)
+		hdrs[n++] = s->hdrs[i];
+	hdrs[n] = NULL;
+	http_opts_init(&ho);
+	ho.timeout_ms = left;
+	ho.retries = 0;         /* a tools/call is not idempotent: never sent twice */
+	ho.max_response = MCP_LINE_MAX;
+	/* http.h only reads the flag; its pointer is not const for its other callers. */
+	ho.interrupt = (volatile sig_atomic_t *)(uintptr_t)s->o.cancel;
+	memset(&req, 0, sizeof(req));
+	req.url = s->d->url;
+	req.method = method;
+	req.body = text;
+	req.body_len = text ? strlen(text) : 0;
+	req.headers = hdrs;
+	req.capture = "mcp-session-id";
+	http_resp_init(&resp);
+	if (http_do(&ho, &req, &resp, err)) {
+		http_resp_release(&resp);
+		if (err->code == AI_EX_INTERRUPT)
+			return -1;
+		return serr(s, err->code == AI_EX_TEMPFAIL && (long)mono_ms() >= deadline ?
+			    AI_EX_TEMPFAIL : AI_EX_UNAVAILABLE, err, "%s", err->msg);
+	}
+	if (resp.captured[0] && !s->session[0])
+		snprintf(s->session, sizeof(s->session), "%s", resp.captured);
+	if (resp.status == 404 && s->session[0]) {
+		rc = serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
+	} else if (resp.status < 200 || resp.status > 299) {
+		rc = serr(s, AI_EX_UNAVAILABLE, err, "answered HTTP %ld", resp.status);
+	} else if (resp.status == 202 || resp.status == 204 || !resp.body.len || !text) {
+		/* Nothing to read: a notification or a response was taken. */
+	} else if (!strncasecmp(resp.content_type, "text/event-stream", 17)) {
+		struct sse_parser p;
+		struct sse_ctx c = { s, err };
+
+		sse_init(&p, MCP_LINE_MAX, MCP_LINE_MAX);
+		if (sse_feed(&p, resp.body.data, resp.body.len, on_event, &c, err))
+			rc = -1;
+		else if (sse_feed(&p, "\n\n", 2, on_event, &c, err))
+			rc = -1;
+		sse_release(&p);
+	} else {
+		rc = enqueue(s, resp.body.data, resp.body.len, err);
+	}
+	http_resp_release(&resp);
+	return rc;
+}
+
+/* headers_cmd through the shell, as api_key_cmd is (it is the user's own
+ * configuration): "Name: value" lines, or a bare token for "Authorization: Bearer". */
+static int run_headers_cmd(struct mcp_server *s, struct ai_err *err)
+{
+	FILE *p = popen(s->d->headers_cmd, "r");
+	char line[4096];
+	int st;
+
+	if (!p)
+		return serr(s, AI_EX_CONFIG, err, "cannot run headers_cmd: %s", strerror(errno));
+	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs)))) {
+		pclose(p);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	while (fgets(line, sizeof(line), p)) {
+		size_t n = strcspn(line, "\r\n");
+		char *colon;
+		struct buf b;
+
+		line[n] = '\0';
+		if (!n)
+			continue;
+		if (s->nhdrs == HTTP_HEADER_MAX)
+			break;
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
+				line[i] = ' ';
+		colon = strchr(line, ':');
+		buf_init(&b, 0);
+		if (colon && colon > line && memchr(line, ' ', (size_t)(colon - line)) == NULL)
+			buf_addstr(&b, line);
+		else
+			buf_addf(&b, "Authorization: Bearer %s", line);
+		if (!(s->hdrs[s->nhdrs] = buf_detach(&b, NULL))) {
+			pclose(p);
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		}
+		s->nhdrs++;
+	}
+	st = pclose(p);
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return serr(s, AI_EX_CONFIG, err, "headers_cmd failed (status %d): check it in '%s'",
+			    st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), s->d->file);
+	return 0;
+}
+
 /* ---- writing ------------------------------------------------------------ */
 
 /* Sends msg (borrowed) as one line. */
@@ -235,6 +430,15 @@ static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struc
 
 	if (!text)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (s->http) {
+		/* What the last answer held and was read is done with. */
+		if (s->queue && s->qhead >= json_object_array_length(s->queue)) {
+			json_object_put(s->queue);
+			s->queue = NULL;
+			s->qhead = 0;
+		}
+		return http_send(s, "POST", text, deadline, err);
+	}
 	buf_init(&line, 0);
 	if (buf_addstr(&line, text) || buf_addch(&line, '\n')) {
 		buf_release(&line);
@@ -643,6 +847,18 @@ static void server_free(struct mcp_server *s)
 {
 	if (!s)
 		return;
+	if (s->http && s->session[0]) {
+		struct ai_err e;
+
+		/* The session ends with us; a server that does not allow it (405) is fine. */
+		ai_err_clear(&e);
+		s->o.cancel = NULL;
+		http_send(s, "DELETE", NULL, (long)mono_ms() + 2000, &e);
+	}
+	for (size_t i = 0; i < s->nhdrs; i++)
+		free(s->hdrs[i]);
+	free(s->hdrs);
+	json_object_put(s->queue);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	buf_release(&s->in);
 	buf_release(&s->eline);
@@ -658,10 +874,6 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 	long deadline = (long)mono_ms() + (d->startup_timeout_ms > 0 ? d->startup_timeout_ms :
 					     MCP_STARTUP_TIMEOUT_MS);
 
-	if (!d->cmd.argv)
-		return ai_errf(err, AI_EX_CONFIG, "MCP server '%s': the Streamable HTTP transport "
-			       "(\"url\") is not supported yet; start the server with \"command\"",
-			       d->name);
 	if (!(nv = realloc(m->v, (m->n + 1) * sizeof(*nv))))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	m->v = nv;
@@ -672,9 +884,15 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		s->o = *o;
 	buf_init(&s->in, MCP_LINE_MAX + READ_CHUNK);
 	buf_init(&s->eline, STDERR_LINE_MAX + 1);
-	/* No memory limit: a server is a runtime (node, python) that reserves far more address
-	 * space than it uses, and RLIMIT_AS would stop it at start. */
-	if (toolproc_start(&s->proc, &d->cmd, NULL, err)) {
+	s->proc.pid = 0;
+	s->proc.in = s->proc.out = s->proc.err = s->proc.pidfd = -1;
+	if (d->url) {
+		s->http = true;
+		if (d->headers_cmd && run_headers_cmd(s, err))
+			goto fail;
+	} else if (toolproc_start(&s->proc, &d->cmd, NULL, err)) {
+		/* No memory limit: a server is a runtime (node, python) that reserves far more
+		 * address space than it uses, and RLIMIT_AS would stop it at start. */
 		struct ai_err e = *err;
 
 		ai_errf(err, e.code, "MCP server '%s': %s", d->name, e.msg);
@@ -786,7 +1004,7 @@ int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, si
 	memset(res, 0, sizeof(*res));
 	if (!p)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (s->eof || toolproc_exited(&s->proc)) {
+	if (!s->http && (s->eof || toolproc_exited(&s->proc))) {
 		json_object_put(p);
 		return serr(s, AI_EX_UNAVAILABLE, err, "is no longer running");
 	}

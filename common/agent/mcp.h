@@ -9,7 +9,12 @@
  * through the tool runner (toolproc: the same environment allow-list,
  * process group and limits as a tool) and speaks newline-delimited
  * JSON-RPC 2.0 on its stdin and stdout; its stderr lines go to the log
- * callback.  Start: "initialize" (the versions in mcp_versions, the
+ * callback.  The Streamable HTTP transport POSTs each message through
+ * net/http.h (never retried) and reads the answer: nothing (202), one JSON
+ * message or batch, or an SSE stream of them (net/sse.h); the
+ * Mcp-Session-Id given at initialize goes with every later message, and
+ * the session is DELETEd at stop.  headers_cmd runs once, through the
+ * shell as api_key_cmd does.  Start: "initialize" (the versions in mcp_versions, the
  * server's answer accepted only when it is one of them), then
  * "notifications/initialized", then "tools/list" page by page.
  *
@@ -77,7 +82,8 @@ struct mcp {
  * configuration error.  0, or -1 with err (AI_EX_CONFIG: cannot run, a
  * name clash, a protocol version not spoken; AI_EX_UNAVAILABLE: it
  * exited or broke the protocol; AI_EX_TEMPFAIL: too slow;
- * AI_EX_INTERRUPT), with the server stopped and ts unchanged.
+ * AI_EX_INTERRUPT), with the server stopped and ts unchanged.  An HTTP
+ * server (d->url) is reached the same way, through its URL.
  */
 int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 	      struct toolset *ts, struct ai_err *err);

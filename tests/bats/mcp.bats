@@ -143,10 +143,19 @@ npm_servers() {
 	run --separate-stderr agent --mcp fault "task"
 	assert_eq "$status" 78
 	assert_eq "$stderr" "ai-agent: MCP server 'fault': its tool 'a_b' would be offered as 'fault_a_b', which another tool already is"
-	echo '{"mcp": {"remote": {"url": "https://127.0.0.1:9/mcp"}}}' >"$T/http.json"
+	# an HTTP server that is not there fails the start
+	echo '{"mcp": {"remote": {"url": "http://127.0.0.1:9/mcp"}}}' >"$T/http.json"
+	run --separate-stderr ai-agent --no-default-tools --tools "$T/http.json" --mcp remote "task"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "ai-agent: MCP server 'remote': "
+	echo '{"mcp": {"remote": {"url": "ftp://h/mcp"}}}' >"$T/http.json"
+	run --separate-stderr ai-agent --no-default-tools --tools "$T/http.json" "task"
+	assert_eq "$status" 78
+	assert_contains "$stderr" '"url" must begin with http:// or https://'
+	echo '{"mcp": {"remote": {"url": "http://127.0.0.1:9/mcp", "headers_cmd": "exit 3"}}}' >"$T/http.json"
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/http.json" --mcp remote "task"
 	assert_eq "$status" 78
-	assert_contains "$stderr" "Streamable HTTP transport"
+	assert_eq "$stderr" "ai-agent: MCP server 'remote': headers_cmd failed (status 3): check it in '$T/http.json'"
 	assert_eq "$(request_count $CHAT)" 0
 }
 
@@ -374,4 +383,74 @@ inside
 	run --separate-stderr agent --mcp fs --list-tools
 	assert_contains "$output" $'fs_write_file\tmcp fs:write_file'
 	assert_contains "$(grep '^fs_write_file' <<<"$output")" asks
+}
+
+@test "mcp: server-everything over Streamable HTTP: session kept, headers_cmd sent, session deleted at exit" {
+	npm_servers
+	local port pid
+	port=$(free_port)
+	PORT=$port "$NPMBIN/mcp-server-everything" streamableHttp </dev/null >"$T/ev.out" 2>&1 3>&- &
+	pid=$!
+	wait_for_output "$T/ev.out" "listening on port $port"
+	jq -n --arg u "http://127.0.0.1:$port/mcp" \
+		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo tok-123"}}}' >"$T/mcp.json"
+	push "$(calls '{"name":"web_echo","arguments":{"message":"over http"}}' '{"name":"web_get-sum","arguments":{"a":1,"b":2}}')" \
+		'{"reply":"done"}'
+	run --separate-stderr agent --mcp web "go"
+	kill "$pid"
+	wait "$pid" || true
+	assert_eq "$status" 0
+	assert_eq "$output" done
+	results 2
+	assert_eq "$(jq -r .output <<<"${RES[0]}")" "Echo: over http"
+	assert_contains "$(jq -r .output <<<"${RES[1]}")" 3
+	# one session from initialize to the end, and it was deleted at exit
+	assert_eq "$(grep -c 'Session initialized with ID' "$T/ev.out")" 1
+	assert_contains "$(cat "$T/ev.out")" "Received session termination request for session"
+}
+
+@test "mcp: Streamable HTTP against a scripted server: session id, headers, SSE answers, errors, DELETE at exit" {
+	local init list call
+	init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-03-26","capabilities":{"tools":{}}}}'
+	list='{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"w","inputSchema":{"type":"object"},"annotations":{"readOnlyHint":true}}]}}'
+	call='{"jsonrpc":"2.0","id":3,"result":{"content":[{"type":"text","text":"via sse"}]}}'
+	ctl "$(jq -nc --argjson init "$init" --arg list "event: message
+data: $list
+
+" --arg call "event: message
+data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"working\"}}
+
+event: message
+data: $call
+
+" '{push: [
+		{path: "/mcp", status: 200, body: $init, headers: {"Mcp-Session-Id": "sess-42"}},
+		{path: "/mcp", status: 202, body: ""},
+		{path: "/mcp", status: 200, body: $list, headers: {"Content-Type": "text/event-stream"}},
+		{path: "/mcp", status: 200, body: $call, headers: {"Content-Type": "text/event-stream"}},
+		{path: "/mcp", status: 500, body: "boom"},
+		{path: "/mcp", status: 200, body: ""}]}')"
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
+		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo tok-123"}}}' >"$T/mcp.json"
+	push "$(calls '{"name":"web_w","arguments":{}}')" "$(calls '{"name":"web_w","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --mcp web "go"
+	assert_eq "$status" 0
+	assert_eq "$output" done
+	results 2
+	assert_eq "${RES[0]}" '{"output":"via sse"}'
+	results 3
+	assert_eq "${ERR[1]}" "the tool 'web_w' failed: MCP server 'web': answered HTTP 500"
+	assert_contains "$stderr" "MCP server 'web' log: info: working"
+	requests /mcp >"$T/mcp.log"
+	# initialize went without a session; every later message carried it, the version and the headers
+	assert_eq "$(jq -sc '[.[] | .headers["mcp-session-id"]]' "$T/mcp.log")" \
+		'[null,"sess-42","sess-42","sess-42","sess-42","sess-42"]'
+	assert_eq "$(jq -sc '[.[] | .method]' "$T/mcp.log")" '["POST","POST","POST","POST","POST","DELETE"]'
+	assert_eq "$(jq -sc '[.[1:][] | .headers["mcp-protocol-version"]] | unique' "$T/mcp.log")" '["2025-03-26"]'
+	assert_eq "$(jq -sc '[.[] | .headers["x-trace-me"]] | unique' "$T/mcp.log")" '["1"]'
+	assert_eq "$(jq -sc '[.[] | .headers.authorization] | unique' "$T/mcp.log")" '["Bearer tok-123"]'
+	# and never the API key
+	assert_not_contains "$(cat "$T/mcp.log")" "$KEY"
+	assert_eq "$(jq -sc '[.[] | .body.method?]' "$T/mcp.log")" \
+		'["initialize","notifications/initialized","tools/list","tools/call","tools/call",null]'
 }
