@@ -963,6 +963,8 @@ struct child_plan {
 	long maxfd;
 	struct { int res; struct rlimit rl; } lim[4];
 	int nlim;
+	bool die_with_parent;   /* a long-lived child (toolproc) */
+	pid_t parent;
 };
 
 enum { STAGE_RLIMIT = 1, STAGE_EXEC = 2, STAGE_SETUP = 3 };
@@ -1021,6 +1023,13 @@ static void run_child(const struct child_plan *p)
 
 	/* Its own process group, so that one kill reaches everything it starts. */
 	setpgid(0, 0);
+	if (p->die_with_parent) {
+		/* A server lives as long as we do, not longer, even when we are SIGKILLed;
+		 * a parent that died before the request leaves us to init: go now. */
+		compat_die_with_parent(SIGKILL);
+		if (getppid() != p->parent)
+			_exit(127);
+	}
 
 	/* Handlers are reset by execve, but ignored signals stay ignored: the
 	 * programs ignore SIGPIPE, and a tool's own pipelines need it. */
@@ -1509,6 +1518,8 @@ int toolproc_start(struct toolproc *p, const struct tooldef *t, const struct too
 		return -1;
 	}
 	r.keep_stdin = true;
+	r.plan.die_with_parent = true;
+	r.plan.parent = getpid();
 	rc = run_spawn(&r, err);
 	toolrun_result_release(&res);
 	if (rc) {

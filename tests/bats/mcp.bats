@@ -295,6 +295,23 @@ inside
 	! pgrep -f "$FLOG" >/dev/null
 }
 
+@test "mcp: a server does not outlive an ai-agent killed with SIGKILL" {
+	declare_fault --ignore-term
+	push "$(calls '{"name":"fault_hang","arguments":{}}')" '{"reply":"done"}'
+	setsid -w ai-agent --no-cache --no-stdin --no-default-tools --tools "$T/mcp.json" --yes --mcp fault "go" \
+		>"$T/out" 2>"$T/err" &
+	local pid=$! i
+	wait_for_output "$FLOG" tools/call
+	pgrep -f "$FLOG" >/dev/null
+	kill -KILL "$pid"
+	wait "$pid" || true
+	for ((i = 0; i < 500; i++)); do
+		pgrep -f "$FLOG" >/dev/null || break
+		sleep 0.01
+	done
+	! pgrep -f "$FLOG" >/dev/null
+}
+
 @test "mcp: a ping from the server is answered; list_changed and stderr are noted with -v and in the trace" {
 	push "$(calls '{"name":"fault_ping","arguments":{}}' '{"name":"fault_changed","arguments":{}}' '{"name":"fault_noisy","arguments":{}}')" '{"reply":"done"}'
 	run --separate-stderr agent -v --yes --mcp fault --trace "$T/trace" "go"
