@@ -286,63 +286,39 @@ static void start_servers(struct run *r)
 /* --list-tools: one line a tool offered (or one JSON line with --json), then exit. */
 static int list_tools(struct run *r)
 {
-	json_object *tools = NULL;
+	json_object *list = NULL;
 	struct ai_err err;
-	size_t n;
 
 	ai_err_clear(&err);
-	if (agent_tools(&r->o.a, &tools, &err))
+	if (agent_tool_list(&r->o.a, &list, &err))
 		cli_die_err(&err);
-	n = json_object_array_length(tools);
-	for (size_t i = 0; i < n; i++) {
-		json_object *f, *j = json_object_new_object();
-		const char *name, *approval = "not needed", *source = "built-in";
-		const struct tooldef *t;
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *j = json_object_array_get_idx(list, i);
+		const char *server = jv_str(j, "server"), *file = jv_str(j, "file");
+		struct buf b;
 
-		json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &f);
-		name = jv_str(f, "name");
-		t = toolset_find(&r->ts, name);
-		if (t && t->side_effects)
-			approval = t->allowed ? "allow" : r->o.a.yes ? "--yes" : "asks";
-		if (t)
-			source = t->mcp ? "mcp" : "user";
-		if (!j || jv_add(j, "name", json_object_new_string(name)) ||
-		    jv_add(j, "source", json_object_new_string(source)) ||
-		    (t && t->mcp && (jv_add(j, "server", json_object_new_string(mcp_server_name(t->mcp))) ||
-				     jv_add(j, "remote", text_json(t->remote, strlen(t->remote),
-								   TEXT_NUL_REPLACE)))) ||
-		    (t && jv_add(j, "file", json_object_new_string(t->mcp ? mcp_server_file(t->mcp)
-									   : t->file ? t->file : ""))) ||
-		    jv_add(j, "side_effects", json_object_new_boolean(t && t->side_effects)) ||
-		    jv_add(j, "approval", json_object_new_string(approval)) ||
-		    jv_add(j, "description", json_object_new_string(jv_str(f, "description") ?
-								    jv_str(f, "description") : "")))
-			cli_die(AI_EX_OSERR, "out of memory");
 		if (r->c.json) {
 			out_json_line(j);
-		} else {
-			struct buf b;
-
-			/* NAME, where it comes from, what running it takes: tab-separated. */
-			buf_init(&b, 0);
-			add_visible(&b, name, 64);
-			buf_addf(&b, "\t%s", source);
-			if (t && t->mcp) {
-				buf_addf(&b, " %s:", mcp_server_name(t->mcp));
-				add_visible(&b, t->remote, 200);
-			}
-			if (t) {
-				buf_addch(&b, ' ');
-				add_visible(&b, jv_str(j, "file"), 1000);
-			}
-			buf_addf(&b, "\t%s\n", approval);
-			if (b.data)
-				cli_write(b.data, b.len, false);
-			buf_release(&b);
+			continue;
 		}
-		json_object_put(j);
+		/* NAME, where it comes from, what running it takes: tab-separated. */
+		buf_init(&b, 0);
+		add_visible(&b, jv_str(j, "name"), 64);
+		buf_addf(&b, "\t%s", jv_str(j, "source"));
+		if (server) {
+			buf_addf(&b, " %s:", server);
+			add_visible(&b, jv_str(j, "remote"), 200);
+		}
+		if (file) {
+			buf_addch(&b, ' ');
+			add_visible(&b, file, 1000);
+		}
+		buf_addf(&b, "\t%s\n", jv_str(j, "approval"));
+		if (b.data)
+			cli_write(b.data, b.len, false);
+		buf_release(&b);
 	}
-	json_object_put(tools);
+	json_object_put(list);
 	return AI_EX_OK;
 }
 
@@ -364,7 +340,11 @@ static void gather(struct run *r)
 		ai_errf_errno(&err, AI_EX_NOINPUT, "cannot read the database '%s'", a->sql_db);
 		cli_die_err(&err);
 	}
-	setup_client(&r->c, &r->cfg, &r->client, &err);
+	/* Listing the tools asks no model: it needs no endpoint. */
+	if (r->o.list_tools)
+		setup_client_if(&r->c, &r->cfg, &r->client, false, NULL, &err);
+	else
+		setup_client(&r->c, &r->cfg, &r->client, &err);
 	if (!a->system)
 		a->system = r->cfg.system;     /* ai.conf's system: the default of --system */
 	if (agent_search_open(&r->srch, r->client, r->o.kb_path, r->o.coll, &why, &err))

@@ -717,6 +717,49 @@ oom:
 	return ai_errf(err, AI_EX_OSERR, "out of memory");
 }
 
+int agent_tool_list(const struct agent_opts *o, json_object **list, struct ai_err *err)
+{
+	json_object *tools = NULL, *out;
+	size_t n;
+
+	*list = NULL;
+	if (agent_tools(o, &tools, err))
+		return -1;
+	if (!(out = json_object_new_array()))
+		goto oom;
+	n = json_object_array_length(tools);
+	for (size_t i = 0; i < n; i++) {
+		json_object *f = NULL, *j = json_object_new_object();
+		const char *name, *approval = "not needed", *desc;
+		const struct tooldef *t;
+
+		json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &f);
+		name = jv_str(f, "name");
+		desc = jv_str(f, "description");
+		t = o->user ? toolset_find(o->user, name) : NULL;
+		if (t && t->side_effects)
+			approval = t->allowed ? "allow" : o->yes ? "--yes" : "asks";
+		if (jv_push(out, j) || jv_add(j, "name", json_object_new_string(name)) ||
+		    jv_add(j, "source", json_object_new_string(!t ? "built-in" : t->mcp ? "mcp" : "user")) ||
+		    (t && t->mcp && (jv_add(j, "server", json_object_new_string(mcp_server_name(t->mcp))) ||
+				     jv_add(j, "remote", text_json(t->remote, strlen(t->remote),
+								   TEXT_NUL_REPLACE)))) ||
+		    (t && jv_add(j, "file", json_object_new_string(t->mcp ? mcp_server_file(t->mcp) :
+								   t->file ? t->file : ""))) ||
+		    jv_add(j, "side_effects", json_object_new_boolean(t && t->side_effects)) ||
+		    jv_add(j, "approval", json_object_new_string(approval)) ||
+		    jv_add(j, "description", text_json(desc, desc ? strlen(desc) : 0, TEXT_NUL_REPLACE)))
+			goto oom;
+	}
+	json_object_put(tools);
+	*list = out;
+	return 0;
+oom:
+	json_object_put(tools);
+	json_object_put(out);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
 void agent_call_release(struct agent_call *c)
 {
 	free(c->content);

@@ -75,6 +75,11 @@ npm_servers() {
 	assert_eq "$status" 0 status
 	assert_eq "$(jq -c 'select(.name == "fault_echo") | {source, server, remote, side_effects, approval}' <<<"$output")" \
 		'{"source":"mcp","server":"fault","remote":"echo","side_effects":false,"approval":"not needed"}'
+	# no model is asked: no endpoint is needed
+	OPENAI_API_KEY= OPENAI_BASE_URL= run --separate-stderr agent --mcp fault --list-tools
+	assert_eq "$status" 0
+	assert_contains "$output" fault_echo
+	assert_eq "$(request_count $CHAT)" 0
 	# without --mcp, the server is declared but not started
 	: >"$FLOG"
 	run --separate-stderr agent --list-tools
