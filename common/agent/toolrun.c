@@ -208,11 +208,12 @@ const struct tooldef *toolset_find(const struct toolset *ts, const char *name)
 	return NULL;
 }
 
-/* Where a tool error happened: the file, and the tool's name or index. */
+/* Where a tool error happened: the file, and the tool's (or MCP server's) name or index. */
 struct where {
 	const char *file;
 	const char *name;   /* NULL until the name is known to be valid */
 	size_t idx;
+	const char *kind;   /* NULL: "tool"; "MCP server" */
 };
 
 static AI_PRINTF(3, 4) int tool_err(struct ai_err *err, const struct where *w, const char *fmt, ...)
@@ -224,7 +225,8 @@ static AI_PRINTF(3, 4) int tool_err(struct ai_err *err, const struct where *w, c
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (w->name)
-		return ai_errf(err, AI_EX_CONFIG, "tools file '%s', tool '%s': %s", w->file, w->name, what);
+		return ai_errf(err, AI_EX_CONFIG, "tools file '%s', %s '%s': %s", w->file,
+			       w->kind ? w->kind : "tool", w->name, what);
 	return ai_errf(err, AI_EX_CONFIG, "tools file '%s', tool #%zu: %s", w->file, w->idx + 1, what);
 }
 
@@ -400,6 +402,24 @@ fail:
 	return NULL;
 }
 
+/* The integer member key of o, when present, as 1..TOOL_TIMEOUT_MAX ms into *out. */
+static int parse_ms(json_object *o, const char *key, long *out, const struct where *w,
+		    struct ai_err *err)
+{
+	json_object *v;
+	int64_t ms;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return tool_err(err, w, "\"%s\" must be an integer", key);
+	ms = json_object_get_int64(v);
+	if (ms < 1 || ms > TOOL_TIMEOUT_MAX)
+		return tool_err(err, w, "\"%s\" must be from 1 to %ld", key, TOOL_TIMEOUT_MAX);
+	*out = (long)ms;
+	return 0;
+}
+
 /* Fills t from the JSON object o; on error t holds what was parsed (release it). */
 static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct ai_err *err)
 {
@@ -463,16 +483,8 @@ static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct
 		t->side_effects = json_object_get_boolean(v);
 	}
 
-	if (json_object_object_get_ex(o, "timeout_ms", &v)) {
-		int64_t ms;
-
-		if (!json_object_is_type(v, json_type_int))
-			return tool_err(err, w, "\"timeout_ms\" must be an integer");
-		ms = json_object_get_int64(v);
-		if (ms < 1 || ms > TOOL_TIMEOUT_MAX)
-			return tool_err(err, w, "\"timeout_ms\" must be from 1 to %ld", TOOL_TIMEOUT_MAX);
-		t->timeout_ms = (long)ms;
-	}
+	if (parse_ms(o, "timeout_ms", &t->timeout_ms, w, err))
+		return -1;
 
 	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, t, w, err))
 		return -1;
@@ -551,34 +563,6 @@ static json_object *parse_file(const char *path, const struct buf *b, struct ai_
 
 /* ---- MCP servers declared beside the tools ---- */
 
-static AI_PRINTF(3, 4) int mcp_err(struct ai_err *err, const struct where *w, const char *fmt, ...)
-{
-	char what[200];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	return ai_errf(err, AI_EX_CONFIG, "tools file '%s', MCP server '%s': %s", w->file, w->name, what);
-}
-
-static int parse_ms(json_object *o, const char *key, long *out, const struct where *w,
-		    struct ai_err *err)
-{
-	json_object *v;
-	int64_t ms;
-
-	if (!json_object_object_get_ex(o, key, &v))
-		return 0;
-	if (!json_object_is_type(v, json_type_int))
-		return mcp_err(err, w, "\"%s\" must be an integer", key);
-	ms = json_object_get_int64(v);
-	if (ms < 1 || ms > TOOL_TIMEOUT_MAX)
-		return mcp_err(err, w, "\"%s\" must be from 1 to %ld", key, TOOL_TIMEOUT_MAX);
-	*out = (long)ms;
-	return 0;
-}
-
 static int parse_str(json_object *o, const char *key, char **out, const struct where *w,
 		     struct ai_err *err)
 {
@@ -588,7 +572,7 @@ static int parse_str(json_object *o, const char *key, char **out, const struct w
 		return 0;
 	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
 	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
-		return mcp_err(err, w, "\"%s\" must be a non-empty string", key);
+		return tool_err(err, w, "\"%s\" must be a non-empty string", key);
 	*out = strdup(json_object_get_string(v));
 	return *out ? 0 : ai_errf(err, AI_EX_OSERR, "out of memory");
 }
@@ -600,7 +584,7 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 	static const char *const known[] = {
 		"command", "url", "headers_cmd", "env", "allow", "timeout_ms", "startup_timeout_ms"
 	};
-	struct where w = { file, name, 0 };
+	struct where w = { file, name, 0, "MCP server" };
 	json_object *v;
 
 	memset(d, 0, sizeof(*d));
@@ -613,7 +597,7 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 	if (!d->name || !d->file || !d->cmd.name)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	if (!json_object_is_type(o, json_type_object))
-		return mcp_err(err, &w, "not a JSON object");
+		return tool_err(err, &w, "not a JSON object");
 	{
 		json_object_object_foreach(o, key, val) {
 			size_t i;
@@ -623,7 +607,7 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 				if (strcmp(key, known[i]) == 0)
 					break;
 			if (i == AI_ARRAY_LEN(known))
-				return mcp_err(err, &w, "unknown key \"%s\"", key);
+				return tool_err(err, &w, "unknown key \"%s\"", key);
 		}
 	}
 	if (parse_str(o, "url", &d->url, &w, err) ||
@@ -632,29 +616,29 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 	    parse_ms(o, "startup_timeout_ms", &d->startup_timeout_ms, &w, err))
 		return -1;
 	if (d->url && strncmp(d->url, "http://", 7) && strncmp(d->url, "https://", 8))
-		return mcp_err(err, &w, "\"url\" must begin with http:// or https://");
+		return tool_err(err, &w, "\"url\" must begin with http:// or https://");
 	if (json_object_object_get_ex(o, "allow", &v)) {
 		size_t bad = 0;
 		bool oom;
 
 		if (!json_object_is_type(v, json_type_array))
-			return mcp_err(err, &w, "\"allow\" must be an array of tool names");
+			return tool_err(err, &w, "\"allow\" must be an array of tool names");
 		d->allow = string_array(v, &bad, &oom);
 		if (!d->allow)
 			return oom ? ai_errf(err, AI_EX_OSERR, "out of memory") :
-			       mcp_err(err, &w, "allow[%zu] is not a string", bad);
+			       tool_err(err, &w, "allow[%zu] is not a string", bad);
 	}
 	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, &d->cmd, &w, err))
 		return -1;
 	if (json_object_object_get_ex(o, "command", &v)) {
 		if (d->url)
-			return mcp_err(err, &w, "give \"command\" (stdio) or \"url\" (HTTP), not both");
+			return tool_err(err, &w, "give \"command\" (stdio) or \"url\" (HTTP), not both");
 		return parse_argv(v, &d->cmd, &w, err);
 	}
 	if (!d->url)
-		return mcp_err(err, &w, "\"command\" or \"url\" is missing");
+		return tool_err(err, &w, "\"command\" or \"url\" is missing");
 	if (d->cmd.env)
-		return mcp_err(err, &w, "\"env\" is for a server started with \"command\"");
+		return tool_err(err, &w, "\"env\" is for a server started with \"command\"");
 	return 0;
 }
 
@@ -737,7 +721,7 @@ int toolset_load(struct toolset *ts, const char *path, struct ai_err *err)
 	/* The new tools go after ts->n but count only once all are valid. */
 	for (done = 0; done < n; done++) {
 		struct tooldef *t = &v[ts->n + done];
-		struct where w = { path, NULL, done };
+		struct where w = { path, NULL, done, NULL };
 
 		if (parse_tool(json_object_array_get_idx(tools, done), &w, t, err)) {
 			tooldef_release(t);
