@@ -580,16 +580,17 @@ static int request(struct mcp_server *s, const char *method, json_object *params
 		json_object_put(m);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
+	/* Over HTTP the answer comes with the POST: its failure is the wait's. */
 	rc = send_msg(s, m, deadline, err);
 	json_object_put(m);
-	if (rc)
+	if (rc && !s->http)
 		return -1;
 	for (;;) {
 		bool has_id;
 
 		json_object_put(msg);
 		msg = NULL;
-		if (next_message(s, deadline, &msg, err)) {
+		if (rc || next_message(s, deadline, &msg, err)) {
 			if (cancellable && (err->code == AI_EX_TEMPFAIL || err->code == AI_EX_INTERRUPT))
 				cancel_request(s, id, err->code == AI_EX_TEMPFAIL ? "timeout" :
 					       "interrupted by the user");

@@ -123,6 +123,20 @@ npm_servers() {
 	assert_eq "$(request_count $CHAT)" 0
 }
 
+@test "mcp: a server that exits at start, or cannot run, stops ai-agent before any request" {
+	echo '{"mcp": {"gone": {"command": ["/bin/true"]}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp gone "task"
+	assert_eq "$status" 69
+	# it may be gone before initialize is written, or after
+	[[ $stderr == "ai-agent: MCP server 'gone': exited (its output ended)" ||
+		$stderr == "ai-agent: MCP server 'gone': it no longer reads its input" ]]
+	echo '{"mcp": {"nox": {"command": ["'"$T"'/mcp.json"]}}}' >"$T/nox.json"
+	run --separate-stderr ai-agent --no-default-tools --tools "$T/nox.json" --mcp nox "task"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "MCP server 'nox': cannot run '$T/mcp.json'"
+	assert_eq "$(request_count $CHAT)" 0
+}
+
 @test "mcp: declarations: unknown server, bad keys, clashes and the HTTP transport are configuration errors" {
 	run --separate-stderr agent --mcp nosuch "task"
 	assert_eq "$status" 78
@@ -473,6 +487,29 @@ data: $call
 	assert_eq "$(jq -sc '[.[] | .headers.authorization] | unique' "$T/mcp.log")" '["Bearer tok-123"]'
 	# and never the API key
 	assert_not_contains "$(cat "$T/mcp.log")" "$KEY"
+	assert_not_contains "$stderr" tok-123
 	assert_eq "$(jq -sc '[.[] | .body.method?]' "$T/mcp.log")" \
 		'["initialize","notifications/initialized","tools/list","tools/call","tools/call",null]'
+}
+
+@test "mcp: Streamable HTTP: a call that is not answered in time is cancelled with a POST" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local list='{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"slow","annotations":{"readOnlyHint":true}}]}}'
+	ctl "$(jq -nc --argjson init "$init" --argjson list "$list" '{push: [
+		{path: "/mcp", status: 200, body: $init},
+		{path: "/mcp", status: 202, body: ""},
+		{path: "/mcp", status: 200, body: $list},
+		{path: "/mcp", status: 200, latency_ms: 3000, body: ""},
+		{path: "/mcp", status: 202, body: ""}]}')"
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" '{mcp: {web: {url: $u, timeout_ms: 300}}}' >"$T/mcp.json"
+	push "$(calls '{"name":"web_slow","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent --mcp web "go"
+	assert_eq "$status" 0
+	results 2
+	assert_eq "${ERR[0]}" "the tool 'web_slow' failed: MCP server 'web': no answer to tools/call within 300 ms"
+	wait_for_output "$SERVER_LOG" notifications/cancelled
+	assert_eq "$(requests /mcp | jq -c 'select(.body.method == "notifications/cancelled") | .body.params')" \
+		'{"requestId":3,"reason":"timeout"}'
+	# no session was given, so there is none to delete
+	assert_eq "$(requests /mcp | jq -r .method | sort -u)" POST
 }
