@@ -127,9 +127,33 @@ $(O)/tests/server/ai-testserver.o: tests/server/ai-testserver.c
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) $$(pkg-config --cflags libmicrohttpd) -c -o $@ $<
 
-units: $(UNITS) $(REPLAYS)
+# The fault-injecting MCP server mcp.bats runs ai-agent against.
+MCPFAULT := $(O)/tests/mcp-faultserver
 
-check: all $(UNITS) $(REPLAYS) $(SERVER)
+$(MCPFAULT): tests/server/mcp-faultserver.c
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS) -o $@ $< $$(pkg-config --libs json-c)
+
+# The reference MCP servers from npm, at pinned versions, in the build tree
+# (never global), one copy for every build directory: mcp.bats runs ai-agent
+# against them.
+MCP_NPM := @modelcontextprotocol/server-everything@2026.8.31 @modelcontextprotocol/server-filesystem@2026.8.31
+
+# Without npm or the registry, make check goes on: mcp.bats then fails those
+# tests in CI (root, or $CI set) and skips them elsewhere.
+build/mcp-npm/.done:
+	@mkdir -p $(@D)
+	@if npm install --prefix $(@D) --no-save --no-audit --no-fund --loglevel=error $(MCP_NPM); then \
+		touch $@; \
+	else \
+		echo "make: cannot install the reference MCP servers ($(MCP_NPM)) into $(@D)" >&2; \
+	fi
+
+mcp-servers: build/mcp-npm/.done
+
+units: $(UNITS) $(REPLAYS) $(MCPFAULT)
+
+check: all $(UNITS) $(REPLAYS) $(SERVER) $(MCPFAULT) build/mcp-npm/.done
 	@sh tests/run $(O) $(BIN)
 
 # The sanitizer builds live beside the normal one and run the same suites:
@@ -144,7 +168,7 @@ sanitize-clang:
 	@$(MAKE) --no-print-directory O=build/san-clang BIN=build/san-clang/bin CC=clang \
 		CFLAGS='-O1 -g' SANFLAGS='$(SAN)' check
 
-bench: all $(SERVER)
+bench: all $(SERVER) $(MCPFAULT)
 	@sh tests/bench/run $(O) $(BIN)
 
 # Each harness runs on a copy of its seed corpus (tests/fuzz/corpus/NAME,
@@ -209,6 +233,7 @@ uninstall:
 clean:
 	rm -rf build bin
 
+.PHONY: mcp-servers
 .PHONY: all units check sanitize sanitize-clang bench fuzz lint install uninstall clean
 
 -include $(shell find $(O) -name '*.d' 2>/dev/null)

@@ -6,6 +6,7 @@
  */
 #include "ai.h"
 #include "agent/agent.h"
+#include "agent/mcp.h"
 #include "agent/search.h"
 #include "api/api.h"
 #include "api/structured.h"
@@ -16,6 +17,7 @@
 #include "lib/setup.h"
 #include "lib/termout.h"
 #include "lib/tmplcli.h"
+#include "agent/text.h"
 #include "agent/toolrun.h"
 
 #include <math.h>
@@ -24,7 +26,7 @@
 enum {
 	OPT_MAX_STEPS = CLI_OPT_PROG, OPT_TOOLS, OPT_NO_DEFAULT_TOOLS, OPT_DB_SQL, OPT_DB, OPT_TRACE,
 	OPT_TOOL_TIMEOUT, OPT_TOOL_MEMORY, OPT_MAX_OUTPUT, OPT_SYSTEM, OPT_TEMPERATURE,
-	OPT_MAX_TOKENS, OPT_RAW
+	OPT_MAX_TOKENS, OPT_RAW, OPT_MCP, OPT_LIST_TOOLS
 };
 
 static const struct cli_opt opts[] = {
@@ -43,6 +45,8 @@ static const struct cli_opt opts[] = {
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each model turn" },
 	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
+	{ "mcp", required_argument, OPT_MCP, "NAME", "start the MCP server NAME declared in a tools file (repeatable)" },
+	{ "list-tools", no_argument, OPT_LIST_TOOLS, NULL, "print every tool offered and where it comes from, then exit" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -50,7 +54,9 @@ struct opts {
 	struct agent_opts a;
 	const char *tools[64];
 	size_t ntools;
-	bool no_default_tools, raw;
+	const char *mcp[64];
+	size_t nmcp;
+	bool no_default_tools, raw, list_tools;
 	const char *coll, *kb_path, *trace;
 };
 
@@ -85,6 +91,12 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_TEMPERATURE: o->a.temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->a.max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
 	case OPT_RAW: o->raw = true; break;
+	case OPT_MCP:
+		if (o->nmcp == AI_ARRAY_LEN(o->mcp))
+			cli_usage_error("--mcp: at most %zu servers", AI_ARRAY_LEN(o->mcp));
+		o->mcp[o->nmcp++] = arg;
+		break;
+	case OPT_LIST_TOOLS: o->list_tools = true; break;
 	}
 }
 
@@ -117,7 +129,13 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 
 	buf_init(&q, 0);
 	buf_addf(&q, "%s: the model wants to run '%s' (", cli_prog, t->name);
-	for (size_t i = 0; t->argv[i]; i++) {
+	if (t->mcp) {
+		/* The server's names, not ours: what it will be asked to do. */
+		buf_addstr(&q, "tool '");
+		add_visible(&q, t->remote, 200);
+		buf_addf(&q, "' of the MCP server '%s'", mcp_server_name(t->mcp));
+	}
+	for (size_t i = 0; t->argv && t->argv[i]; i++) {
 		if (i)
 			buf_addch(&q, ' ');
 		add_visible(&q, t->argv[i], 200);
@@ -133,7 +151,8 @@ static int approve_tty(const struct tooldef *t, const char *args, void *ud)
 		buf_init(&q, 0);
 		add_visible(&q, t->name, 200);
 		cli_warn("the tool '%s' has side effects and was not run: there is no terminal to ask on; "
-			 "give --yes to allow it", q.data ? q.data : "");
+			 "give --yes to allow it%s", q.data ? q.data : "",
+			 t->mcp ? ", or name it in the server's \"allow\" list" : "");
 		buf_release(&q);
 	}
 	return a == CLI_YES ? AGENT_APPROVE_YES : a == CLI_NOTTY ? AGENT_APPROVE_NOTTY :
@@ -180,7 +199,128 @@ struct run {
 	struct agent_search srch;
 	struct agent_tracefile tr;
 	struct structured st;   /* --schema's, when o.a.st points to it */
+	struct mcp mcp;         /* the MCP servers started */
+	int64_t t0;             /* the start, for the trace's mcp events */
 };
+
+/* ---- MCP servers -------------------------------------------------------- */
+
+/* The one run, for the atexit handler: servers are stopped however ai-agent ends. */
+static struct run *the_run;
+
+static void stop_servers(void)
+{
+	if (the_run)
+		mcp_stop_all(&the_run->mcp);
+}
+
+/* A server's stderr and notes: with -v on stderr, made visible; always in the trace. */
+static void mcp_log(const char *server, const char *kind, const char *text, void *ud)
+{
+	struct run *r = ud;
+
+	if (r->c.verbose) {
+		struct buf b;
+
+		buf_init(&b, 0);
+		add_visible(&b, text, 2000);
+		cli_warn("MCP server '%s' %s: %s", server, kind, b.data ? b.data : "");
+		buf_release(&b);
+	}
+	if (r->o.trace && r->tr.fd >= 0) {
+		json_object *ev = json_object_new_object();
+
+		if (ev && !jv_add(ev, "event", json_object_new_string("mcp")) &&
+		    !jv_add(ev, "server", json_object_new_string(server)) &&
+		    !jv_add(ev, "t_ms", json_object_new_int64(mono_ms() - r->t0)) &&
+		    !jv_add(ev, "kind", json_object_new_string(kind)) &&
+		    !jv_add(ev, "text", text_json(text, strlen(text), TEXT_NUL_REPLACE)))
+			trace_line(ev, &r->tr);
+		json_object_put(ev);
+	}
+}
+
+/* Starts the servers --mcp names, else those of the configuration's mcp key. */
+static void start_servers(struct run *r)
+{
+	struct mcp_opts mo = { &cli_interrupted, mcp_log, r };
+	const char *names[64];
+	size_t n = 0;
+	char *list = NULL;
+	struct ai_err err;
+
+	if (r->o.nmcp) {
+		memcpy(names, r->o.mcp, r->o.nmcp * sizeof(*names));
+		n = r->o.nmcp;
+	} else if (r->cfg.mcp) {
+		if (!(list = strdup(r->cfg.mcp)))
+			cli_die(AI_EX_OSERR, "out of memory");
+		for (char *p = list; *p && n < AI_ARRAY_LEN(names); ) {
+			size_t len = strcspn(p, " \t,");
+
+			if (len)
+				names[n++] = p;
+			p += len;
+			if (*p)
+				*p++ = '\0';
+		}
+	}
+	ai_err_clear(&err);
+	for (size_t i = 0; i < n; i++) {
+		const struct mcp_decl *d = toolset_find_mcp(&r->ts, names[i]);
+
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(names[j], names[i]))
+				cli_die(AI_EX_USAGE, "the MCP server '%s' is named twice", names[i]);
+		if (!d)
+			cli_die(AI_EX_CONFIG, "no MCP server named '%s' is declared: declare it under "
+				"\"mcp\" in a tools file (see ai-agent(1))", names[i]);
+		if (mcp_start(&r->mcp, d, &mo, &r->ts, &err)) {
+			free(list);
+			cli_die_err(&err);
+		}
+	}
+	free(list);
+}
+
+/* --list-tools: one line a tool offered (or one JSON line with --json), then exit. */
+static int list_tools(struct run *r)
+{
+	json_object *list = NULL;
+	struct ai_err err;
+
+	ai_err_clear(&err);
+	if (agent_tool_list(&r->o.a, &list, &err))
+		cli_die_err(&err);
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *j = json_object_array_get_idx(list, i);
+		const char *server = jv_str(j, "server"), *file = jv_str(j, "file");
+		struct buf b;
+
+		if (r->c.json) {
+			out_json_line(j);
+			continue;
+		}
+		/* NAME, where it comes from, what running it takes: tab-separated. */
+		buf_init(&b, 0);
+		add_visible(&b, jv_str(j, "name"), 64);
+		buf_addf(&b, "\t%s", jv_str(j, "source"));
+		if (server) {
+			buf_addf(&b, " %s:", server);
+			add_visible(&b, jv_str(j, "remote"), 200);
+		}
+		if (file) {
+			buf_addch(&b, ' ');
+			add_visible(&b, file, 1000);
+		}
+		buf_addf(&b, "\t%s\n", jv_str(j, "approval"));
+		if (b.data)
+			cli_write(b.data, b.len, false);
+		buf_release(&b);
+	}
+	json_object_put(list);
+	return AI_EX_OK;
+}
 
 /*
  * The tools first (a bad tools file is a configuration error, before any
@@ -200,7 +340,11 @@ static void gather(struct run *r)
 		ai_errf_errno(&err, AI_EX_NOINPUT, "cannot read the database '%s'", a->sql_db);
 		cli_die_err(&err);
 	}
-	setup_client(&r->c, &r->cfg, &r->client, &err);
+	/* Listing the tools asks no model: it needs no endpoint. */
+	if (r->o.list_tools)
+		setup_client_if(&r->c, &r->cfg, &r->client, false, NULL, &err);
+	else
+		setup_client(&r->c, &r->cfg, &r->client, &err);
 	if (!a->system)
 		a->system = r->cfg.system;     /* ai.conf's system: the default of --system */
 	if (agent_search_open(&r->srch, r->client, r->o.kb_path, r->o.coll, &why, &err))
@@ -213,15 +357,17 @@ static void gather(struct run *r)
 	}
 	a->model = r->c.model;
 	a->lim.cancel = &cli_interrupted;
-	agent_opts_limits(a);
-	a->approve = approve_tty;
-	a->approve_ud = &r->c;
 	if (r->o.trace) {
 		if (agent_tracefile_open(&r->tr, r->o.trace, &err))
 			cli_die_err(&err);
 		a->trace = trace_line;
 		a->trace_ud = &r->tr;
 	}
+	/* After the trace, which gets their stderr; before the limits, which they do not take. */
+	start_servers(r);
+	agent_opts_limits(a);
+	a->approve = approve_tty;
+	a->approve_ud = &r->c;
 }
 
 /* The answer, or the --json object; and what a run that hit the step limit did. */
@@ -259,6 +405,7 @@ static int report(const struct run *r, const struct agent_result *res, int64_t m
 
 static void release(struct run *r)
 {
+	mcp_stop_all(&r->mcp);
 	toolset_release(&r->ts);
 	agent_search_close(&r->srch);
 	if (r->o.a.st)
@@ -269,13 +416,14 @@ static void release(struct run *r)
 
 int main(int argc, char **argv)
 {
-	static struct run r = { .ts = TOOLSET_INIT, .tr = { -1, false } };
+	static struct run r = { .ts = TOOLSET_INIT, .tr = { -1, false }, .mcp = MCP_INIT };
 	struct agent_result res;
 	struct ai_err err;
 	struct buf task;
 	int64_t t0 = mono_ms();
 	int optind_, rc, code = AI_EX_OK;
 
+	r.t0 = t0;
 	agent_opts_init(&r.o.a);
 	cli_init(&r.c, "ai-agent");
 	r.c.text = true;        /* --markdown (termout.h) */
@@ -301,7 +449,16 @@ int main(int argc, char **argv)
 			cli_die_err(&err);
 		r.o.a.st = &r.st;
 	}
+	the_run = &r;
+	atexit(stop_servers);
 	gather(&r);
+	if (r.o.list_tools) {
+		code = list_tools(&r);
+		release(&r);
+		ai_client_release(r.client);
+		config_release(&r.cfg);
+		return cli_finish(code);
+	}
 
 	buf_init(&task, r.cfg.max_input);
 	if (cli_read_message(&r.c, argc - optind_, argv + optind_, &task, &err))

@@ -134,7 +134,7 @@ const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", NULL
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", NULL
 };
 
 /*
@@ -238,6 +238,8 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		cfg->max_tokens = (long)d;
 	} else if (!strcmp(key, "system")) {
 		r = set_str(&cfg->system, val);
+	} else if (!strcmp(key, "mcp")) {
+		r = set_str(&cfg->mcp, val);
 	} else if (!strcmp(key, "top_p")) {
 		if (parse_num(val, 0, 1, &d))
 			goto bad;
@@ -785,6 +787,7 @@ void config_release(struct ai_config *cfg)
 	free(cfg->api_key_cmd);
 	free(cfg->api_key_file);
 	free(cfg->system);
+	free(cfg->mcp);
 	json_object_put(cfg->params);
 	if (cfg->key)
 		sodium_free(cfg->key);

@@ -49,6 +49,8 @@ struct ai_config {
 	double temperature;    /* NAN when unset */
 	long max_tokens;       /* 0 when unset */
 	char *system;          /* owned or NULL: the default of --system where a program has it */
+	char *mcp;             /* owned or NULL: ai-agent's MCP servers to start, names
+	                          separated by spaces or commas (the default of --mcp) */
 	struct json_object *params;  /* owned or NULL: more request fields (params.h): the
 	                              * config's top_p, seed and option.KEY, then -o */
 	char *api_key_cmd;     /* owned or NULL */

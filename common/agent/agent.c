@@ -4,6 +4,7 @@
 #include "agent/agent.h"
 #include "jsonval.h"
 #include "agent/calc.h"
+#include "agent/mcp.h"
 #include "agent/text.h"
 #include "compat/compat.h"
 #include "fdio.h"
@@ -716,6 +717,49 @@ oom:
 	return ai_errf(err, AI_EX_OSERR, "out of memory");
 }
 
+int agent_tool_list(const struct agent_opts *o, json_object **list, struct ai_err *err)
+{
+	json_object *tools = NULL, *out;
+	size_t n;
+
+	*list = NULL;
+	if (agent_tools(o, &tools, err))
+		return -1;
+	if (!(out = json_object_new_array()))
+		goto oom;
+	n = json_object_array_length(tools);
+	for (size_t i = 0; i < n; i++) {
+		json_object *f = NULL, *j = json_object_new_object();
+		const char *name, *approval = "not needed", *desc;
+		const struct tooldef *t;
+
+		json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &f);
+		name = jv_str(f, "name");
+		desc = jv_str(f, "description");
+		t = o->user ? toolset_find(o->user, name) : NULL;
+		if (t && t->side_effects)
+			approval = t->allowed ? "allow" : o->yes ? "--yes" : "asks";
+		if (jv_push(out, j) || jv_add(j, "name", json_object_new_string(name)) ||
+		    jv_add(j, "source", json_object_new_string(!t ? "built-in" : t->mcp ? "mcp" : "user")) ||
+		    (t && t->mcp && (jv_add(j, "server", json_object_new_string(mcp_server_name(t->mcp))) ||
+				     jv_add(j, "remote", text_json(t->remote, strlen(t->remote),
+								   TEXT_NUL_REPLACE)))) ||
+		    (t && jv_add(j, "file", json_object_new_string(t->mcp ? mcp_server_file(t->mcp) :
+								   t->file ? t->file : ""))) ||
+		    jv_add(j, "side_effects", json_object_new_boolean(t && t->side_effects)) ||
+		    jv_add(j, "approval", json_object_new_string(approval)) ||
+		    jv_add(j, "description", text_json(desc, desc ? strlen(desc) : 0, TEXT_NUL_REPLACE)))
+			goto oom;
+	}
+	json_object_put(tools);
+	*list = out;
+	return 0;
+oom:
+	json_object_put(tools);
+	json_object_put(out);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
 void agent_call_release(struct agent_call *c)
 {
 	free(c->content);
@@ -871,6 +915,46 @@ static int run_user(const struct agent_opts *o, const struct tooldef *t, const c
 	return rc ? ai_errf(err, AI_EX_OSERR, "out of memory") : 0;
 }
 
+/* An MCP server's tool t, approved: calls it and turns its answer into the content. */
+static int run_mcp(const struct agent_opts *o, const struct tooldef *t, const char *args,
+		   struct agent_call *c, struct ai_err *err)
+{
+	struct mcp_result r;
+	size_t max = o->result_max ? o->result_max : AGENT_DEFAULT_RESULT_MAX;
+	json_object *j;
+	struct ai_err e;
+	int rc;
+
+	ai_err_clear(&e);
+	if (mcp_call(t, args, o->lim.timeout_ms, max, &r, &e)) {
+		if (e.code == AI_EX_INTERRUPT || e.code == AI_EX_OSERR) {
+			*err = e;
+			return -1;
+		}
+		return call_error(c, "the tool '%s' failed: %s", t->name, e.msg);
+	}
+	j = json_object_new_object();
+	rc = !j || jv_add(j, r.is_error ? "error" : "output",
+			  text_json(r.text, strlen(r.text), TEXT_NUL_REPLACE));
+	if (!rc && r.truncated) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "the output was cut at %zu bytes", max);
+		rc = jv_add(j, "truncated", json_object_new_boolean(1)) ||
+		     jv_add(j, "note", json_object_new_string(msg));
+	}
+	c->ms = r.ms;
+	if (rc) {
+		json_object_put(j);
+		mcp_result_release(&r);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	rc = call_ok(c, j);
+	c->ok = !r.is_error;
+	mcp_result_release(&r);
+	return rc ? ai_errf(err, AI_EX_OSERR, "out of memory") : 0;
+}
+
 int agent_call_tool(const struct agent_opts *o, const char *name, const char *args,
 		    struct agent_call *c, struct ai_err *err)
 {
@@ -942,7 +1026,9 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 			rc = -1;
 			goto out;
 		}
-		if (t->side_effects) {
+		if (t->side_effects && t->allowed) {
+			c->approval = "allow";  /* the user's "allow" list in the declaration */
+		} else if (t->side_effects) {
 			int ans;
 
 			if (o->yes) {
@@ -976,7 +1062,7 @@ int agent_call_tool(const struct agent_opts *o, const char *name, const char *ar
 			json_object_put(schema);
 			return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
 		}
-		rc = run_user(o, t, canon, c, err);
+		rc = t->mcp ? run_mcp(o, t, canon, c, err) : run_user(o, t, canon, c, err);
 		free(canon);
 		goto done;
 	}

@@ -27,7 +27,10 @@
  * text the approval callback is shown, never the model's own text.
  *
  * A user tool with side effects runs only when opts.yes is set or the
- * approve callback says yes.  Built-ins never have side effects.
+ * approve callback says yes.  Built-ins never have side effects.  An MCP
+ * server's tool (mcp.h) is a user tool whose side_effects its readOnlyHint
+ * decides, which also runs when its server's "allow" list names it
+ * (tooldef.allowed: the user's word, where the hint is only the server's).
  *
  * Like the rest of common/, this never prints and never reads stdin: the
  * trace and the approval prompt are callbacks that main supplies.
@@ -126,11 +129,22 @@ void agent_opts_limits(struct agent_opts *o);
  */
 int agent_tools(const struct agent_opts *o, json_object **tools, struct ai_err *err);
 
+/*
+ * ai-agent --list-tools: every tool agent_tools offers, in that order, as
+ * an owned array (json_object_put) of {name, source ("built-in", "user",
+ * "mcp"), server and remote (an MCP tool's server and its own name), file
+ * (where a user or MCP tool is declared), side_effects, approval ("not
+ * needed", "asks", "allow": the server's allow list, "--yes"),
+ * description}.  0, or -1 with err as agent_tools fills it.
+ */
+int agent_tool_list(const struct agent_opts *o, json_object **list, struct ai_err *err);
+
 /* The outcome of one tool call. */
 struct agent_call {
 	char *content;          /* owned: the JSON text sent back to the model */
 	bool ok;                /* false: a refused or failed call, content is {"error": ...} */
-	const char *approval;   /* static: "not needed", "--yes", "yes", "no", "no terminal" */
+	const char *approval;   /* static: "not needed", "--yes", "yes", "no", "no terminal",
+	                           "allow" */
 	long ms;                /* time spent running it */
 };
 

@@ -160,7 +160,22 @@ void tooldef_release(struct tooldef *t)
 	for (size_t i = 0; t->env && t->env[i]; i++)
 		free(t->env[i]);
 	free(t->env);
+	free(t->remote);
+	free(t->file);
 	memset(t, 0, sizeof(*t));
+}
+
+static void mcp_decl_release(struct mcp_decl *d)
+{
+	free(d->name);
+	free(d->file);
+	tooldef_release(&d->cmd);
+	free(d->url);
+	free(d->headers_cmd);
+	for (size_t i = 0; d->allow && d->allow[i]; i++)
+		free(d->allow[i]);
+	free(d->allow);
+	memset(d, 0, sizeof(*d));
 }
 
 void toolset_release(struct toolset *ts)
@@ -170,6 +185,19 @@ void toolset_release(struct toolset *ts)
 	free(ts->v);
 	ts->v = NULL;
 	ts->n = 0;
+	for (size_t i = 0; i < ts->nmcp; i++)
+		mcp_decl_release(&ts->mcp[i]);
+	free(ts->mcp);
+	ts->mcp = NULL;
+	ts->nmcp = 0;
+}
+
+const struct mcp_decl *toolset_find_mcp(const struct toolset *ts, const char *name)
+{
+	for (size_t i = 0; i < ts->nmcp; i++)
+		if (strcmp(ts->mcp[i].name, name) == 0)
+			return &ts->mcp[i];
+	return NULL;
 }
 
 const struct tooldef *toolset_find(const struct toolset *ts, const char *name)
@@ -180,11 +208,12 @@ const struct tooldef *toolset_find(const struct toolset *ts, const char *name)
 	return NULL;
 }
 
-/* Where a tool error happened: the file, and the tool's name or index. */
+/* Where a tool error happened: the file, and the tool's (or MCP server's) name or index. */
 struct where {
 	const char *file;
 	const char *name;   /* NULL until the name is known to be valid */
 	size_t idx;
+	const char *kind;   /* NULL: "tool"; "MCP server" */
 };
 
 static AI_PRINTF(3, 4) int tool_err(struct ai_err *err, const struct where *w, const char *fmt, ...)
@@ -196,7 +225,8 @@ static AI_PRINTF(3, 4) int tool_err(struct ai_err *err, const struct where *w, c
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
 	if (w->name)
-		return ai_errf(err, AI_EX_CONFIG, "tools file '%s', tool '%s': %s", w->file, w->name, what);
+		return ai_errf(err, AI_EX_CONFIG, "tools file '%s', %s '%s': %s", w->file,
+			       w->kind ? w->kind : "tool", w->name, what);
 	return ai_errf(err, AI_EX_CONFIG, "tools file '%s', tool #%zu: %s", w->file, w->idx + 1, what);
 }
 
@@ -372,6 +402,24 @@ fail:
 	return NULL;
 }
 
+/* The integer member key of o, when present, as 1..TOOL_TIMEOUT_MAX ms into *out. */
+static int parse_ms(json_object *o, const char *key, long *out, const struct where *w,
+		    struct ai_err *err)
+{
+	json_object *v;
+	int64_t ms;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return tool_err(err, w, "\"%s\" must be an integer", key);
+	ms = json_object_get_int64(v);
+	if (ms < 1 || ms > TOOL_TIMEOUT_MAX)
+		return tool_err(err, w, "\"%s\" must be from 1 to %ld", key, TOOL_TIMEOUT_MAX);
+	*out = (long)ms;
+	return 0;
+}
+
 /* Fills t from the JSON object o; on error t holds what was parsed (release it). */
 static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct ai_err *err)
 {
@@ -391,7 +439,8 @@ static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct
 	    !valid_tool_name(json_object_get_string(v), (size_t)json_object_get_string_len(v)))
 		return tool_err(err, w, "\"name\" must be 1 to 64 of the characters a-z A-Z 0-9 _ -");
 	t->name = strdup(json_object_get_string(v));
-	if (!t->name)
+	t->file = strdup(w->file);
+	if (!t->name || !t->file)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	w->name = t->name;
 
@@ -434,16 +483,8 @@ static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct
 		t->side_effects = json_object_get_boolean(v);
 	}
 
-	if (json_object_object_get_ex(o, "timeout_ms", &v)) {
-		int64_t ms;
-
-		if (!json_object_is_type(v, json_type_int))
-			return tool_err(err, w, "\"timeout_ms\" must be an integer");
-		ms = json_object_get_int64(v);
-		if (ms < 1 || ms > TOOL_TIMEOUT_MAX)
-			return tool_err(err, w, "\"timeout_ms\" must be from 1 to %ld", TOOL_TIMEOUT_MAX);
-		t->timeout_ms = (long)ms;
-	}
+	if (parse_ms(o, "timeout_ms", &t->timeout_ms, w, err))
+		return -1;
 
 	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, t, w, err))
 		return -1;
@@ -520,12 +561,132 @@ static json_object *parse_file(const char *path, const struct buf *b, struct ai_
 	return root;
 }
 
+/* ---- MCP servers declared beside the tools ---- */
+
+static int parse_str(json_object *o, const char *key, char **out, const struct where *w,
+		     struct ai_err *err)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, key, &v))
+		return 0;
+	if (!json_object_is_type(v, json_type_string) || json_object_get_string_len(v) == 0 ||
+	    strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+		return tool_err(err, w, "\"%s\" must be a non-empty string", key);
+	*out = strdup(json_object_get_string(v));
+	return *out ? 0 : ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
+/* Fills d from the declaration o of the server name; on error d holds what was parsed. */
+static int parse_mcp(const char *name, json_object *o, const char *file, struct mcp_decl *d,
+		     struct ai_err *err)
+{
+	static const char *const known[] = {
+		"command", "url", "headers_cmd", "env", "allow", "timeout_ms", "startup_timeout_ms"
+	};
+	struct where w = { file, name, 0, "MCP server" };
+	json_object *v;
+
+	memset(d, 0, sizeof(*d));
+	if (!valid_tool_name(name, strlen(name)) || strlen(name) > 32)
+		return ai_errf(err, AI_EX_CONFIG, "tools file '%s': the MCP server name '%.64s' must be "
+			       "1 to 32 of the characters a-z A-Z 0-9 _ -", file, name);
+	d->name = strdup(name);
+	d->file = strdup(file);
+	d->cmd.name = strdup(name);
+	if (!d->name || !d->file || !d->cmd.name)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (!json_object_is_type(o, json_type_object))
+		return tool_err(err, &w, "not a JSON object");
+	{
+		json_object_object_foreach(o, key, val) {
+			size_t i;
+
+			(void)val;
+			for (i = 0; i < AI_ARRAY_LEN(known); i++)
+				if (strcmp(key, known[i]) == 0)
+					break;
+			if (i == AI_ARRAY_LEN(known))
+				return tool_err(err, &w, "unknown key \"%s\"", key);
+		}
+	}
+	if (parse_str(o, "url", &d->url, &w, err) ||
+	    parse_str(o, "headers_cmd", &d->headers_cmd, &w, err) ||
+	    parse_ms(o, "timeout_ms", &d->timeout_ms, &w, err) ||
+	    parse_ms(o, "startup_timeout_ms", &d->startup_timeout_ms, &w, err))
+		return -1;
+	if (d->url && strncmp(d->url, "http://", 7) && strncmp(d->url, "https://", 8))
+		return tool_err(err, &w, "\"url\" must begin with http:// or https://");
+	if (json_object_object_get_ex(o, "allow", &v)) {
+		size_t bad = 0;
+		bool oom;
+
+		if (!json_object_is_type(v, json_type_array))
+			return tool_err(err, &w, "\"allow\" must be an array of tool names");
+		d->allow = string_array(v, &bad, &oom);
+		if (!d->allow)
+			return oom ? ai_errf(err, AI_EX_OSERR, "out of memory") :
+			       tool_err(err, &w, "allow[%zu] is not a string", bad);
+	}
+	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, &d->cmd, &w, err))
+		return -1;
+	if (json_object_object_get_ex(o, "command", &v)) {
+		if (d->url)
+			return tool_err(err, &w, "give \"command\" (stdio) or \"url\" (HTTP), not both");
+		return parse_argv(v, &d->cmd, &w, err);
+	}
+	if (!d->url)
+		return tool_err(err, &w, "\"command\" or \"url\" is missing");
+	if (d->cmd.env)
+		return tool_err(err, &w, "\"env\" is for a server started with \"command\"");
+	return 0;
+}
+
+/* Appends the servers of the "mcp" object to ts: all or nothing. */
+static int load_mcp(struct toolset *ts, json_object *mcp, const char *path, struct ai_err *err)
+{
+	size_t n = (size_t)json_object_object_length(mcp), done = 0;
+	struct mcp_decl *v;
+
+	if (!n)
+		return 0;
+	v = realloc(ts->mcp, (ts->nmcp + n) * sizeof(*v));
+	if (!v)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	ts->mcp = v;
+	{
+		json_object_object_foreach(mcp, key, val) {
+			struct mcp_decl *d = &v[ts->nmcp + done];
+
+			if (parse_mcp(key, val, path, d, err)) {
+				mcp_decl_release(d);
+				goto fail;
+			}
+			for (size_t j = 0; j < ts->nmcp + done; j++) {
+				if (strcmp(v[j].name, d->name) == 0) {
+					ai_errf(err, AI_EX_CONFIG, "tools file '%s': the MCP server '%s' "
+						"is already declared in '%s'", path, d->name, v[j].file);
+					mcp_decl_release(d);
+					goto fail;
+				}
+			}
+			done++;
+		}
+	}
+	ts->nmcp += n;
+	return 0;
+fail:
+	while (done > 0)
+		mcp_decl_release(&v[ts->nmcp + --done]);
+	return -1;
+}
+
 int toolset_load(struct toolset *ts, const char *path, struct ai_err *err)
 {
 	struct buf b;
-	json_object *root, *tools;
+	json_object *root, *tools = NULL, *mcp = NULL;
 	struct tooldef *v;
-	size_t n, done = 0;
+	size_t n, done = 0, nmcp0 = ts->nmcp;
 
 	if (read_file(path, &b, err))
 		return -1;
@@ -534,13 +695,19 @@ int toolset_load(struct toolset *ts, const char *path, struct ai_err *err)
 	if (!root)
 		return -1;
 	if (!json_object_is_type(root, json_type_object) ||
-	    !json_object_object_get_ex(root, "tools", &tools) ||
-	    !json_object_is_type(tools, json_type_array)) {
+	    (json_object_object_get_ex(root, "tools", &tools) &&
+	     !json_object_is_type(tools, json_type_array)) ||
+	    (json_object_object_get_ex(root, "mcp", &mcp) &&
+	     !json_object_is_type(mcp, json_type_object)) || (!tools && !mcp)) {
 		json_object_put(root);
 		return ai_errf(err, AI_EX_CONFIG, "tools file '%s' must hold an object "
-			       "{\"tools\": [...]}", path);
+			       "{\"tools\": [...]} or {\"mcp\": {...}}, or both", path);
 	}
-	n = json_object_array_length(tools);
+	if (mcp && load_mcp(ts, mcp, path, err)) {
+		json_object_put(root);
+		return -1;
+	}
+	n = tools ? json_object_array_length(tools) : 0;
 	if (n == 0) {
 		json_object_put(root);
 		return 0;
@@ -548,13 +715,13 @@ int toolset_load(struct toolset *ts, const char *path, struct ai_err *err)
 	v = realloc(ts->v, (ts->n + n) * sizeof(*v));
 	if (!v) {
 		json_object_put(root);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto fail_mcp;
 	}
 	ts->v = v;
 	/* The new tools go after ts->n but count only once all are valid. */
 	for (done = 0; done < n; done++) {
 		struct tooldef *t = &v[ts->n + done];
-		struct where w = { path, NULL, done };
+		struct where w = { path, NULL, done, NULL };
 
 		if (parse_tool(json_object_array_get_idx(tools, done), &w, t, err)) {
 			tooldef_release(t);
@@ -575,7 +742,14 @@ fail:
 	while (done > 0)
 		tooldef_release(&v[ts->n + --done]);
 	json_object_put(root);
+	/* All or nothing: the servers of this file go too. */
+	while (ts->nmcp > nmcp0)
+		mcp_decl_release(&ts->mcp[--ts->nmcp]);
 	return -1;
+fail_mcp:
+	while (ts->nmcp > nmcp0)
+		mcp_decl_release(&ts->mcp[--ts->nmcp]);
+	return ai_errf(err, AI_EX_OSERR, "out of memory");
 }
 
 static int cmp_str(const void *a, const void *b)
@@ -588,7 +762,7 @@ int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err)
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	char **names = NULL;
-	size_t n = 0, alloc = 0, n0 = ts->n;
+	size_t n = 0, alloc = 0, n0 = ts->n, nmcp0 = ts->nmcp;
 	struct buf path;
 	int rc = -1;
 
@@ -640,6 +814,8 @@ int toolset_load_dir(struct toolset *ts, const char *dir, struct ai_err *err)
 	if (rc) {
 		while (ts->n > n0)
 			tooldef_release(&ts->v[--ts->n]);
+		while (ts->nmcp > nmcp0)
+			mcp_decl_release(&ts->mcp[--ts->nmcp]);
 	}
 	goto out;
 oom:
@@ -771,6 +947,8 @@ struct child_plan {
 	long maxfd;
 	struct { int res; struct rlimit rl; } lim[4];
 	int nlim;
+	bool die_with_parent;   /* a long-lived child (toolproc) */
+	pid_t parent;
 };
 
 enum { STAGE_RLIMIT = 1, STAGE_EXEC = 2, STAGE_SETUP = 3 };
@@ -829,6 +1007,13 @@ static void run_child(const struct child_plan *p)
 
 	/* Its own process group, so that one kill reaches everything it starts. */
 	setpgid(0, 0);
+	if (p->die_with_parent) {
+		/* A server lives as long as we do, not longer, even when we are SIGKILLed;
+		 * a parent that died before the request leaves us to init: go now. */
+		compat_die_with_parent(SIGKILL);
+		if (getppid() != p->parent)
+			_exit(127);
+	}
 
 	/* Handlers are reset by execve, but ignored signals stay ignored: the
 	 * programs ignore SIGPIPE, and a tool's own pipelines need it. */
@@ -1064,6 +1249,7 @@ struct run {
 	const char *args;       /* the model's arguments, fed to stdin */
 	size_t args_len, args_off;
 	bool exited, killed, cancelled, lost;
+	bool keep_stdin;        /* a long-lived child (toolproc): its stdin stays open */
 	struct compat_pids before;      /* our children before the tool started */
 	bool reaper;
 };
@@ -1150,7 +1336,7 @@ static int run_spawn(struct run *r, struct ai_err *err)
 	set_nonblock(r->in[1]);
 	set_nonblock(r->out[0]);
 	set_nonblock(r->errp[0]);
-	if (r->args_len == 0)
+	if (r->args_len == 0 && !r->keep_stdin)
 		close_fd(&r->in[1]);
 	/* A pidfd becomes readable when the child exits, so poll needs no tick. */
 	r->pidfd = compat_pidfd_open(r->pid);
@@ -1296,5 +1482,157 @@ int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun
 	run_release(&r);
 	if (rc)
 		toolrun_result_release(res);
+	return rc;
+}
+
+/* ------------------------------------------------------------------ */
+/* A long-lived child (an MCP server)                                  */
+
+int toolproc_start(struct toolproc *p, const struct tooldef *t, const struct toolrun_limits *lim,
+		   struct ai_err *err)
+{
+	struct toolrun_result res;
+	struct run r;
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	p->in = p->out = p->err = p->pidfd = -1;
+	if (run_prepare(&r, t, "", lim, &res, err)) {
+		toolrun_result_release(&res);
+		return -1;
+	}
+	r.keep_stdin = true;
+	r.plan.die_with_parent = true;
+	r.plan.parent = getpid();
+	rc = run_spawn(&r, err);
+	toolrun_result_release(&res);
+	if (rc) {
+		run_release(&r);
+		return -1;
+	}
+	p->pid = r.pid;
+	p->in = r.in[1];
+	p->out = r.out[0];
+	p->err = r.errp[0];
+	p->pidfd = r.pidfd;
+	r.in[1] = r.out[0] = r.errp[0] = r.pidfd = -1;
+	p->reaper = r.reaper;
+	p->before = r.before;
+	memset(&r.before, 0, sizeof(r.before));
+	r.reaper = false;
+	run_release(&r);
+	return 0;
+}
+
+bool toolproc_exited(struct toolproc *p)
+{
+	bool lost = false;
+
+	if (p->pid <= 0)
+		return true;
+	return child_exited(p->pid, &lost);
+}
+
+/* Waits up to ms for the child to exit; true when it has. */
+static bool toolproc_wait_exit(struct toolproc *p, long ms)
+{
+	long end = (long)mono_ms() + ms;
+
+	for (;;) {
+		long now = (long)mono_ms();
+		struct pollfd pfd = { p->pidfd, POLLIN, 0 };
+
+		if (toolproc_exited(p))
+			return true;
+		if (now >= end)
+			return false;
+		if (p->pidfd >= 0) {
+			if (poll(&pfd, 1, (int)(end - now)) < 0 && errno != EINTR)
+				return toolproc_exited(p);
+		} else {
+			struct timespec ts = { 0, 10 * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+}
+
+void toolproc_stop(struct toolproc *p, long grace_ms)
+{
+	int status;
+
+	if (p->pid > 0) {
+		/* The polite way first: end of input is how an MCP stdio server is told to stop. */
+		close_fd(&p->in);
+		if (!toolproc_wait_exit(p, grace_ms)) {
+			kill(-p->pid, SIGTERM);
+			kill(p->pid, SIGTERM);
+			if (!toolproc_wait_exit(p, grace_ms))
+				kill_group(p->pid);
+		}
+		/* Whatever is left of its group goes with it, as for a tool. */
+		kill(-p->pid, SIGKILL);
+		reap(p->pid, &status);
+		p->pid = 0;
+	}
+	close_fd(&p->in);
+	close_fd(&p->out);
+	close_fd(&p->err);
+	close_fd(&p->pidfd);
+	if (p->reaper)
+		kill_orphans(&p->before);
+	p->reaper = false;
+	compat_pids_release(&p->before);
+}
+
+int toolproc_write(struct toolproc *p, const char *data, size_t len, long deadline,
+		   const volatile sig_atomic_t *cancel, struct ai_err *err)
+{
+	sigset_t pipeset, old, pend;
+	bool was_pending;
+	size_t off = 0;
+	int rc = 0;
+
+	if (p->in < 0)
+		return ai_errf(err, AI_EX_UNAVAILABLE, "its input is closed");
+	sigemptyset(&pipeset);
+	sigaddset(&pipeset, SIGPIPE);
+	sigemptyset(&pend);
+	sigpending(&pend);
+	was_pending = sigismember(&pend, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &pipeset, &old);
+	while (off < len) {
+		ssize_t w = write(p->in, data + off, len - off > 65536 ? 65536 : len - off);
+		long now;
+		struct pollfd pfd = { p->in, POLLOUT, 0 };
+
+		if (w > 0) {
+			off += (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			if (errno == EPIPE && !was_pending) {
+				struct timespec zero = { 0, 0 };
+
+				while (sigtimedwait(&pipeset, NULL, &zero) < 0 && errno == EINTR)
+					;
+			}
+			rc = ai_errf(err, AI_EX_UNAVAILABLE, "it no longer reads its input");
+			break;
+		}
+		if (cancel && *cancel) {
+			rc = ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+			break;
+		}
+		now = (long)mono_ms();
+		if (now >= deadline) {
+			rc = ai_errf(err, AI_EX_TEMPFAIL, "it did not read its input in time");
+			break;
+		}
+		poll(&pfd, 1, (int)(deadline - now < 50 ? deadline - now : 50));
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;
 }

@@ -49,9 +49,14 @@
 #include "ai.h"
 #include "buf.h"
 
+#include "compat/compat.h"
+
 #include <signal.h>
+#include <sys/types.h>
 
 #include <json-c/json.h>
+
+struct mcp_server;
 
 struct tooldef {
 	char *name;              /* owned */
@@ -64,18 +69,59 @@ struct tooldef {
 	char **env;              /* owned; NULL-terminated extra names; may be NULL */
 	bool side_effects;
 	long timeout_ms;         /* 0: use the caller's limit */
+	char *file;              /* owned or NULL: the tools file that declares it */
+	/* An MCP server's tool (mcp.h): argv and path are NULL, and these are set. */
+	struct mcp_server *mcp;  /* borrowed: the server that offers it, or NULL */
+	char *remote;            /* owned: its name on that server */
+	bool allowed;            /* the server's "allow" list names it: no approval asked */
+};
+
+/*
+ * An MCP server declared in a tools file, beside the tools:
+ *
+ *   {"mcp": {"fs": {"command": ["npx", "-y", "@modelcontextprotocol/server-filesystem", "/srv"],
+ *                   "allow": ["write_file"], "timeout_ms": 60000},
+ *            "remote": {"url": "https://host/mcp", "headers_cmd": "pass show mcp-token"}}}
+ *
+ *   the key       the server's name, ^[a-zA-Z0-9_-]{1,32}$, unique across the files; its
+ *                 tools are offered as NAME_tool
+ *   command       a non-empty argv, as a tool's "argv" (resolved in PATH at load time):
+ *                 the stdio transport
+ *   url           an http or https URL: the Streamable HTTP transport (one of command
+ *                 and url, not both)
+ *   headers_cmd   with url: a command whose output lines are extra request headers
+ *   env           as a tool's: extra variable names passed to the server
+ *   allow         tool names (the server's own) that may run without asking: the user's
+ *                 decision, where the server's readOnlyHint is only the server's word
+ *   timeout_ms    1..86400000: the limit of each call (default: --tool-timeout)
+ *   startup_timeout_ms  1..86400000: start, initialize and list tools (default 30000)
+ */
+struct mcp_decl {
+	char *name;              /* owned */
+	char *file;              /* owned: the file that declares it */
+	struct tooldef cmd;      /* stdio: name, argv, path, env; argv NULL for url */
+	char *url;               /* owned or NULL */
+	char *headers_cmd;       /* owned or NULL */
+	char **allow;            /* owned; NULL-terminated; may be NULL */
+	long timeout_ms;         /* 0: the caller's */
+	long startup_timeout_ms; /* 0: MCP_STARTUP_TIMEOUT_MS */
 };
 
 struct toolset {
 	struct tooldef *v;       /* owned */
 	size_t n;
+	struct mcp_decl *mcp;    /* owned: the MCP servers declared, in loading order */
+	size_t nmcp;
 };
 
-#define TOOLSET_INIT { NULL, 0 }
+#define TOOLSET_INIT { NULL, 0, NULL, 0 }
+
+/* Returns the declared MCP server named name, borrowed from ts, or NULL. */
+const struct mcp_decl *toolset_find_mcp(const struct toolset *ts, const char *name);
 
 /*
- * Reads the tools file at path and appends its tools to ts (which starts
- * as TOOLSET_INIT or from earlier loads).  All or nothing: on error ts is
+ * Reads the tools file at path and appends its tools and MCP servers to ts
+ * (which starts as TOOLSET_INIT or from earlier loads).  All or nothing: on error ts is
  * unchanged.  Errors (code AI_EX_CONFIG) name the file and the tool.
  * Returns 0 or -1.
  */
@@ -189,6 +235,54 @@ struct toolrun_result {
  */
 int toolrun(const struct tooldef *t, const char *args_json, const struct toolrun_limits *lim,
             struct toolrun_result *res, struct ai_err *err);
+
+/*
+ * A long-lived child, for a program that speaks a protocol on its standard
+ * input and output (an MCP server, mcp.h).  It starts as toolrun starts a
+ * tool, with the same environment allow-list, process group, descriptors,
+ * signal dispositions and resource limits (lim: only cpu_seconds,
+ * max_memory_mb, max_procs count; NULL: RLIMIT_CORE 0 alone), but its
+ * three pipes stay open to the caller, non-blocking and close-on-exec.
+ */
+struct toolproc {
+	pid_t pid;              /* 0 once stopped */
+	int in;                 /* write end of its stdin; -1 once closed */
+	int out, err;           /* read ends of its stdout and stderr */
+	int pidfd;              /* readable once it exits; -1 where unsupported */
+	bool reaper;            /* we are a subreaper and before is valid */
+	struct compat_pids before;      /* our children before it started */
+};
+
+/*
+ * Starts t as a long-lived child into p.  0, or -1 with err as toolrun
+ * fills it (execve failure AI_EX_CONFIG, others AI_EX_OSERR); p is then
+ * empty and toolproc_stop on it harmless.
+ */
+int toolproc_start(struct toolproc *p, const struct tooldef *t, const struct toolrun_limits *lim,
+		   struct ai_err *err);
+
+/*
+ * Writes all of data to the child's stdin, waiting while the pipe is full
+ * until deadline (mono_ms() time) or *cancel (may be NULL).  SIGPIPE is
+ * handled as toolrun handles it.  0, or -1 with err: AI_EX_UNAVAILABLE
+ * (closed, or the child stopped reading), AI_EX_TEMPFAIL (deadline),
+ * AI_EX_INTERRUPT; the message says what the child did ("it ...").
+ */
+int toolproc_write(struct toolproc *p, const char *data, size_t len, long deadline,
+		   const volatile sig_atomic_t *cancel, struct ai_err *err);
+
+/* True once the child has exited (it stays a zombie until toolproc_stop). */
+bool toolproc_exited(struct toolproc *p);
+
+/*
+ * Stops the child however it is: closes its stdin, waits up to grace_ms
+ * for it to exit, then SIGTERM to its group and grace_ms more, then
+ * SIGKILL to the group; reaps it, closes every descriptor, and kills what
+ * it left outside its group as toolrun does (every child of ours that was
+ * not there when it started: stop several in the reverse order of their
+ * start).  p is then empty; stopping it again is harmless.
+ */
+void toolproc_stop(struct toolproc *p, long grace_ms);
 
 /* Frees the buffers of res; res stays valid and empty. */
 void toolrun_result_release(struct toolrun_result *res);

@@ -62,6 +62,14 @@ int compat_pidfd_open(pid_t pid);
  */
 bool compat_become_subreaper(void);
 
+/*
+ * In a child between fork and exec (async-signal-safe): asks the kernel to
+ * send sig to it when its parent dies (PR_SET_PDEATHSIG), so a long-lived
+ * child does not outlive a parent killed with SIGKILL.  A no-op where the
+ * system has no such thing.
+ */
+void compat_die_with_parent(int sig);
+
 /* A growable list of process ids. */
 struct compat_pids {
 	pid_t *v;

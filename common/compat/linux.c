@@ -70,6 +70,15 @@ int compat_pidfd_open(pid_t pid)
 #endif
 }
 
+void compat_die_with_parent(int sig)
+{
+#if defined(__linux__) && defined(PR_SET_PDEATHSIG)
+	prctl(PR_SET_PDEATHSIG, (unsigned long)sig, 0L, 0L, 0L);
+#else
+	(void)sig;
+#endif
+}
+
 bool compat_become_subreaper(void)
 {
 #if defined(__linux__) && defined(PR_SET_CHILD_SUBREAPER)

@@ -352,6 +352,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 		/* A new response (after a 100 Continue, or a new attempt): forget the last one's. */
 		r->retry_after_ms = r->rl_remaining_requests = r->rl_remaining_tokens = r->rl_reset_ms = -1;
 		r->content_type[0] = '\0';
+		r->captured[0] = '\0';
 		return len;
 	}
 	colon = memchr(line, ':', len);
@@ -393,6 +394,10 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 
 		if (ms > r->rl_reset_ms)
 			r->rl_reset_ms = ms;
+	}
+	if (x->req->capture && nl == strlen(x->req->capture) && !strncasecmp(line, x->req->capture, nl)) {
+		memcpy(r->captured, v, vl + 1 < sizeof(r->captured) ? vl + 1 : sizeof(r->captured));
+		r->captured[sizeof(r->captured) - 1] = '\0';
 	}
 #undef IS
 	return len;

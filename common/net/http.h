@@ -75,6 +75,8 @@ struct http_req {
 	bool to_fd;
 	int fd;
 	size_t fd_max;
+	const char *capture;            /* NULL, or a header name whose value the answer
+	                                   keeps in resp->captured (MCP's Mcp-Session-Id) */
 };
 
 struct http_resp {
@@ -89,6 +91,7 @@ struct http_resp {
 	double ms;                      /* wall time of all attempts and waits */
 	double ttfb_ms;                 /* first body byte of the last attempt */
 	bool delivered;                 /* on_data was called */
+	char captured[256];             /* req->capture's value in the last response, or "" */
 };
 
 void http_resp_init(struct http_resp *r);

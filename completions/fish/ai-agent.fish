@@ -8,6 +8,8 @@ __ai_common_complete $c
 complete -c $c -l max-steps -x -d 'give up after N model turns'
 complete -c $c -l tools -r -F -d 'offer the tools declared in FILE'
 complete -c $c -l no-default-tools -d 'do not load ~/.config/ai/tools/*.json'
+complete -c $c -l mcp -x -a '(command -q jq; and jq -r ".mcp // {} | keys[]" (set -q XDG_CONFIG_HOME; and echo $XDG_CONFIG_HOME; or echo ~/.config)/ai/tools/*.json 2>/dev/null)' -d 'start the MCP server NAME declared in a tools file'
+complete -c $c -l list-tools -d 'print every tool offered and where it comes from, then exit'
 complete -c $c -s y -l yes -d 'run tools with side effects without asking'
 complete -c $c -l db-sql -r -F -d 'offer read-only SQL on this SQLite database'
 complete -c $c -s c -l collection -x -a '(__ai_collections)' -d 'search this collection of the index'

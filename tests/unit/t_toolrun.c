@@ -5,6 +5,7 @@
  * small scripts in tests/fixtures/tools/.
  */
 #include "agent/toolrun.h"
+#include "clock.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -730,6 +731,106 @@ static void test_load_dir(void)
 	toolset_release(&ts);
 }
 
+/* MCP servers declared beside the tools: parsed, checked, all or nothing. */
+static void test_load_mcp(void)
+{
+	struct toolset ts = TOOLSET_INIT;
+	struct ai_err err;
+	const struct mcp_decl *d;
+
+	is_int(load_text(&ts, "mcp.json",
+			 "{\"mcp\": {\"fs\": {\"command\": [\"cat\", \"-u\"], \"env\": [\"FS_ROOT\"],"
+			 " \"allow\": [\"write_file\"], \"timeout_ms\": 500, \"startup_timeout_ms\": 900},"
+			 " \"web\": {\"url\": \"https://h/mcp\", \"headers_cmd\": \"pass x\"}},"
+			 " \"tools\": []}", &err), 0, "mcp: declarations load (%s)", err.msg);
+	is_int(ts.nmcp, 2, "mcp: two servers");
+	is_int(ts.n, 0, "mcp: no tools yet: they come from the server");
+	d = toolset_find_mcp(&ts, "fs");
+	ok(d && d->cmd.path && d->cmd.path[0] == '/' && !strcmp(d->cmd.argv[1], "-u"),
+	   "mcp: command resolved in PATH as a tool's argv");
+	ok(d && d->allow && !strcmp(d->allow[0], "write_file") && !d->allow[1], "mcp: allow list");
+	ok(d && d->timeout_ms == 500 && d->startup_timeout_ms == 900 && !d->url, "mcp: timeouts");
+	ok(d && d->cmd.env && !strcmp(d->cmd.env[0], "FS_ROOT"), "mcp: env names");
+	d = toolset_find_mcp(&ts, "web");
+	ok(d && !d->cmd.argv && !strcmp(d->url, "https://h/mcp") && !strcmp(d->headers_cmd, "pass x"),
+	   "mcp: an HTTP server");
+	/* A second file naming fs again adds nothing, its good tools included. */
+	is_int(load_text(&ts, "again.json",
+			 "{\"tools\": [{\"name\": \"t2\", \"argv\": [\"cat\"]}],"
+			 " \"mcp\": {\"other\": {\"command\": [\"cat\"]}, \"fs\": {\"command\": [\"cat\"]}}}",
+			 &err), -1, "mcp: a server declared twice is refused");
+	ok(strstr(err.msg, "the MCP server 'fs' is already declared in") != NULL, "mcp: says where: %s",
+	   err.msg);
+	ok(ts.nmcp == 2 && ts.n == 0, "mcp: all or nothing");
+	is_int(load_text(&ts, "bad.json", "{\"mcp\": {\"x\": {\"command\": [\"cat\"], \"env\": [\"MY_TOKEN\"]}}}",
+			 &err), -1, "mcp: a secret-looking env name is refused");
+	is_int(load_text(&ts, "bad.json", "{\"mcp\": {\"x\": {\"url\": \"h\", \"env\": [\"A\"]}}}",
+			 &err), -1, "mcp: a bad url is refused");
+	is_int(load_text(&ts, "bad.json", "{\"mcp\": {\"x\": {}}}", &err), -1,
+	       "mcp: neither command nor url is refused");
+	is_int(load_text(&ts, "bad.json", "{\"mcp\": []}", &err), -1, "mcp: not an object is refused");
+	is_int(load_text(&ts, "bad.json", "{}", &err), -1, "mcp: neither tools nor mcp is refused");
+	is_int(ts.nmcp, 2, "mcp: still the two");
+	toolset_release(&ts);
+	ok(ts.nmcp == 0 && !ts.mcp, "mcp: released");
+}
+
+/* A long-lived child: talks on its pipes, and is stopped even when it ignores its end. */
+static void test_toolproc(void)
+{
+	char *cat_argv[] = { (char *)"/bin/cat", NULL };
+	char *stubborn_argv[] = { (char *)"/bin/sh", (char *)"-c",
+				  (char *)"trap '' TERM; echo ready; while :; do sleep 1; done", NULL };
+	struct tooldef t = tool(cat_argv);
+	struct toolproc p;
+	struct ai_err err;
+	char buf[64];
+	ssize_t n = -1;
+	pid_t pid;
+	long t0;
+
+	ai_err_clear(&err);
+	is_int(toolproc_start(&p, &t, NULL, &err), 0, "toolproc: cat starts (%s)", err.msg);
+	is_int(toolproc_write(&p, "hello\n", 6, (long)mono_ms() + 5000, NULL, &err), 0, "toolproc: write");
+	for (int i = 0; i < 500 && n < 0; i++) {
+		n = read(p.out, buf, sizeof(buf) - 1);
+		if (n < 0)
+			usleep(10000);
+	}
+	ok(n == 6 && !memcmp(buf, "hello\n", 6), "toolproc: cat answers on its stdout");
+	ok(!toolproc_exited(&p), "toolproc: still running");
+	pid = p.pid;
+	toolproc_stop(&p, 1000);
+	ok(pid_gone(pid) && p.pid == 0 && p.in < 0 && p.out < 0, "toolproc: stopped by end of input");
+	is_int(toolproc_write(&p, "x", 1, (long)mono_ms() + 100, NULL, &err), -1,
+	       "toolproc: no write after stop");
+	toolproc_stop(&p, 1000);        /* harmless */
+
+	t = tool(stubborn_argv);
+	is_int(toolproc_start(&p, &t, NULL, &err), 0, "toolproc: a stubborn child starts");
+	n = -1;
+	for (int i = 0; i < 500 && n <= 0; i++) {
+		n = read(p.out, buf, sizeof(buf) - 1);
+		if (n <= 0)
+			usleep(10000);
+	}
+	pid = p.pid;
+	t0 = (long)mono_ms();
+	toolproc_stop(&p, 100);
+	ok(pid_gone(pid), "toolproc: SIGKILL for one that ignores end of input and SIGTERM");
+	ok((long)mono_ms() - t0 < 5000, "toolproc: within its grace times");
+
+	{
+		char *missing[] = { (char *)"/nonexistent/server", NULL };
+
+		t = tool(missing);
+		ai_err_clear(&err);
+		is_int(toolproc_start(&p, &t, NULL, &err), -1, "toolproc: a missing program fails");
+		is_int(err.code, AI_EX_CONFIG, "toolproc: as a configuration error");
+		toolproc_stop(&p, 100);
+	}
+}
+
 int main(void)
 {
 	int st;
@@ -758,6 +859,8 @@ int main(void)
 	test_cancel();
 	test_load();
 	test_load_dir();
+	test_load_mcp();
+	test_toolproc();
 	ok(waitpid(-1, &st, WNOHANG) == -1 && errno == ECHILD, "no child left unreaped");
 	{
 		char cmd[PATH_MAX + 16];
