@@ -50,6 +50,11 @@ static bool want_sgr(void)
 	return !(nc && *nc) && term && *term && strcmp(term, "dumb");
 }
 
+bool termout_sgr(void)
+{
+	return want_sgr();
+}
+
 static void decide(struct termout *o)
 {
 	if (o->md)

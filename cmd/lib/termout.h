@@ -81,6 +81,10 @@ void termout_release(struct termout *o);
  */
 int termout_visible(struct buf *b, const void *s, size_t n);
 
+/* Whether SGR (colour, dim, bold) is wanted: NO_COLOR unset or empty, TERM set and not dumb.
+ * Whether the stream is a terminal is the caller's to ask. */
+bool termout_sgr(void);
+
 /* A progress line on stderr. */
 struct termout_progress {
 	bool dumb;              /* TERM cannot redraw a line: plain lines instead */
