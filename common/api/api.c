@@ -544,7 +544,9 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
 	if (pt < 0)
 		return NAN;
 	/* A local server's unpriced model costs nothing (prices.h). */
-	return prices_cost_at(&k->c->o.cfg->prices, k->model, k->c->host, pt, ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
+	/* Prompt tokens the server read from its cache cost the cached-input price. */
+	return prices_cost_cached_at(&k->c->o.cfg->prices, k->model, k->c->host, pt, k->cached_tokens,
+				     ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
 }
 
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
@@ -793,13 +795,15 @@ static void chat_finish(struct ai_call *k, int rc, struct ai_err *e)
  * An answer that is none: the model's refusal, or a server's content
  * filter that stopped it.  Same input, same answer, so not temporary:
  * AI_EX_DATAERR, with the refusal quoted (the printer neutralises it, as
- * every message).  0 when the answer is one.
+ * every message), and resp's error_type "refusal" or "content_filter"
+ * (ai-batch's error lines).  0 when the answer is one.
  */
 static int withheld(const struct ai_call *k, struct ai_err *e)
 {
-	const struct ai_chat_resp *r = k->cresp;
+	struct ai_chat_resp *r = k->cresp;
 
 	if (r->refusal) {
+		snprintf(r->error_type, sizeof(r->error_type), "refusal");
 		int keep = 180;
 
 		if (strlen(r->refusal) > (size_t)keep)
@@ -808,9 +812,11 @@ static int withheld(const struct ai_call *k, struct ai_err *e)
 		return ai_errf(e, AI_EX_DATAERR, "the model refused to answer: '%.*s%s'", keep,
 			       r->refusal, strlen(r->refusal) > (size_t)keep ? "..." : "");
 	}
-	if (r->finish_reason && !strcmp(r->finish_reason, "content_filter"))
+	if (r->finish_reason && !strcmp(r->finish_reason, "content_filter")) {
+		snprintf(r->error_type, sizeof(r->error_type), "content_filter");
 		return ai_errf(e, AI_EX_DATAERR, "%s withheld the answer: its content filter stopped it%s",
 			       k->c->host, r->content && r->content[0] ? " part way" : "");
+	}
 	return 0;
 }
 
