@@ -209,7 +209,10 @@ static struct ledger *client_ledger(struct ai_client *c)
 	return c->ledger_state == 1 ? c->ledger : NULL;
 }
 
-/* Builds "Authorization: Bearer KEY" once, in guarded memory. */
+/*
+ * Builds "Authorization: Bearer KEY" once, in guarded memory; for Azure
+ * OpenAI (azure_api_version set) "api-key: KEY", the header it reads.
+ */
 static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err)
 {
 	const char *key;
@@ -222,12 +225,19 @@ static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err
 
 			if (!(c->auth = sodium_malloc(n)))
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
-			snprintf(c->auth, n, "Authorization: Bearer %s", key);
+			snprintf(c->auth, n, "%s%s", c->o.cfg->azure_api_version ? "api-key: " :
+				 "Authorization: Bearer ", key);
 		}
 		c->auth_loaded = true;
 	}
 	*hdr = c->auth;
 	return 0;
+}
+
+/* The key's header as --dry-run shows it. */
+static const char *auth_shown(const struct ai_client *c)
+{
+	return c->o.cfg->azure_api_version ? "api-key: [redacted]" : "Authorization: Bearer [redacted]";
 }
 
 static struct http_pool *client_pool(struct ai_client *c, struct ai_err *err)
@@ -1045,7 +1055,7 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 		if (call_headers(k, &auth, err))
 			return -1;
 		for (i = 0; k->hdrs[i]; i++)
-			shown[i] = k->hdrs[i] == auth ? "Authorization: Bearer [redacted]" : k->hdrs[i];
+			shown[i] = k->hdrs[i] == auth ? auth_shown(c) : k->hdrs[i];
 		shown[i] = NULL;
 		if (c->o.dry_run)
 			c->o.dry_run("POST", k->url, shown, k->body, c->o.ud);
@@ -1103,26 +1113,50 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 
 /*
  * The URL of path under the base URL.  The path goes before the base URL's
- * query, which must survive (Azure's "?api-version="): appended after it,
- * it would be part of the query and the endpoint lost.
+ * query, which must survive (a "?api-version=" written into it): appended
+ * after it, it would be part of the query and the endpoint lost.
+ *
+ * Azure OpenAI (azure_api_version set) names a model's deployment in the
+ * path and the API's version in the query: with deployment (the model of a
+ * chat or embeddings call) the path is /deployments/NAME/PATH under the
+ * base URL (https://RESOURCE.openai.azure.com/openai), and every URL gets
+ * api-version=VERSION unless the base URL's query has one.
  */
-static char *endpoint(struct ai_client *c, const char *path)
+static char *endpoint_for(struct ai_client *c, const char *path, const char *deployment)
 {
-	const char *base = c->o.cfg->base_url, *s = strstr(base, "://");
+	const char *base = c->o.cfg->base_url, *s = strstr(base, "://"), *ver = c->o.cfg->azure_api_version;
+	const char *q;
 	size_t n;
 	struct buf b;
+	bool ok;
 
 	s = s ? s + 3 : base;
 	n = (size_t)(s - base) + strcspn(s, "?#");
 	while (n > (size_t)(s - base) && base[n - 1] == '/')
 		n--;
+	q = base + n + strspn(base + n, "/");
 	buf_init(&b, 0);
-	if (buf_add(&b, base, n) || buf_addstr(&b, path) ||
-	    buf_addstr(&b, base + n + strspn(base + n, "/"))) {
+	ok = !buf_add(&b, base, n);
+	if (ver && deployment) {
+		/* A deployment's name is the user's: anything past [A-Za-z0-9._-] is escaped. */
+		ok = ok && !buf_addstr(&b, "/deployments/");
+		for (const unsigned char *p = (const unsigned char *)deployment; ok && *p; p++)
+			ok = isalnum(*p) || strchr("._-", *p) ? !buf_addch(&b, (char)*p) :
+			     !buf_addf(&b, "%%%02X", *p);
+	}
+	ok = ok && !buf_addstr(&b, path) && !buf_addstr(&b, q);
+	if (ok && ver && !strstr(q, "api-version="))
+		ok = !buf_addf(&b, "%sapi-version=%s", *q == '?' ? "&" : "?", ver);
+	if (!ok) {
 		buf_release(&b);
 		return NULL;
 	}
 	return buf_detach(&b, NULL);
+}
+
+static char *endpoint(struct ai_client *c, const char *path)
+{
+	return endpoint_for(c, path, NULL);
 }
 
 /* The prompt text for --log-prompts: the last user message. */
@@ -1171,7 +1205,7 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->cacheable_ud = q->cacheable_ud;
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
-	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
+	if (!(k->model = strdup(model)) || !(k->url = endpoint_for(c, "/chat/completions", model)) ||
 	    !(b = chat_body(c->o.cfg, q, model))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
@@ -1421,7 +1455,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 	if (jv_add(b, "model", json_object_new_string(model)) || jv_add(b, "input", in))
 		goto oom;
 	in = NULL;
-	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/embeddings")) ||
+	if (!(k->model = strdup(model)) || !(k->url = endpoint_for(c, "/embeddings", model)) ||
 	    ai_cache_canonical(c->o.cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
 		goto oom;
 	rc = call_send(k, &canon, err);
@@ -1562,7 +1596,7 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	if (c->o.cfg->dry_run) {
 		for (size_t i = 0; i <= nh; i++)
-			shown[i] = hdrs[i] && hdrs[i] == auth ? "Authorization: Bearer [redacted]" : hdrs[i];
+			shown[i] = hdrs[i] && hdrs[i] == auth ? auth_shown(c) : hdrs[i];
 		if (c->o.dry_run)
 			c->o.dry_run(method, url, shown, body, c->o.ud);
 		free(url);

@@ -278,3 +278,52 @@ deepseek_stream() {
 	run --separate-stderr ai-usage --json
 	assert_eq "$(jq -c 'select(.total) | .cost' <<<"$output")" 3.5
 }
+
+# azure_profile: a config file whose profile "az" is an Azure OpenAI resource served by the test server.
+azure_profile() {
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	(umask 077 && printf '%s\n' "$KEY" >"$T/azure.key")
+	cat >"$XDG_CONFIG_HOME/ai/config" <<-EOF
+	[profile az]
+	base_url = http://127.0.0.1:$PORT/openai
+	azure_api_version = 2024-10-21
+	api_key_file = $T/azure.key
+	EOF
+}
+
+@test "reason: an Azure OpenAI profile: deployment URL, api-version query, api-key header" {
+	azure_profile
+	ctl '{"push":[{"path":"/openai/deployments/prod-4o/chat/completions","body":{"choices":[{"index":0,"message":{"role":"assistant","content":"from azure"},"finish_reason":"stop"}]}}]}'
+	run --separate-stderr ai-summarize --no-cache -p az -m prod-4o <<<"text"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$output" "from azure"
+	r=$(last_request)
+	assert_eq "$(jq -r .path <<<"$r")" /openai/deployments/prod-4o/chat/completions
+	assert_eq "$(jq -c .query <<<"$r")" '{"api-version":"2024-10-21"}'
+	assert_eq "$(jq -r '.headers["api-key"]' <<<"$r")" "$KEY"
+	assert_eq "$(jq -r '.headers.authorization // "absent"' <<<"$r")" absent
+	# /models belongs to the resource, not to a deployment.
+	ctl '{"push":[{"path":"/openai/models","body":{"data":[{"id":"gpt-4o"}]}}]}'
+	run --separate-stderr ai-stream -p az --list-models
+	assert_eq "$output" gpt-4o
+	assert_eq "$(last_request | jq -c '[.path, .query]')" '["/openai/models",{"api-version":"2024-10-21"}]'
+}
+
+@test "reason: an Azure profile's key is redacted by --dry-run and -v; a bad api-version is refused" {
+	azure_profile
+	run --separate-stderr ai-stream -p az -m dep --dry-run hi
+	assert_eq "$status" 0
+	assert_contains "$output$stderr" "api-key: [redacted]"
+	assert_contains "$output$stderr" "/openai/deployments/dep/chat/completions?api-version=2024-10-21"
+	assert_not_contains "$output$stderr" "$KEY"
+	ctl '{"push":[{"path":"/openai/deployments/dep/chat/completions","body":{"choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}}]}'
+	run --separate-stderr ai-summarize --no-cache -p az -m dep -v <<<"text"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "api-key: [redacted]"
+	assert_not_contains "$stderr" "$KEY"
+	printf '[profile az]\nazure_api_version = 2024-10-21&x=y\n' >"$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-summarize -p az <<<"text"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "azure_api_version"
+}
