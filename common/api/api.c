@@ -813,9 +813,9 @@ static int withheld(const struct ai_call *k, struct ai_err *e)
 	struct ai_chat_resp *r = k->cresp;
 
 	if (r->refusal) {
-		snprintf(r->error_type, sizeof(r->error_type), "refusal");
-		int keep = 180;
+		int keep = 180;     /* of the message's 256 bytes, the rest for its words */
 
+		snprintf(r->error_type, sizeof(r->error_type), "refusal");
 		if (strlen(r->refusal) > (size_t)keep)
 			while (keep > 0 && ((unsigned char)r->refusal[keep] & 0xc0) == 0x80)
 				keep--;

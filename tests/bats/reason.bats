@@ -89,6 +89,19 @@ deepseek_stream() {
 		'{"prompt_tokens":12,"completion_tokens":40,"cached_tokens":8,"reasoning_tokens":38}'
 }
 
+@test "reason: --sse frames the reasoning only with --show-reasoning" {
+	raw_stream "$(deepseek_stream)"
+	run --separate-stderr ai-stream --no-cache --sse hi
+	assert_eq "$status" 0
+	assert_not_contains "$output" '"reasoning"'
+	assert_contains "$output" 'data: {"type":"delta","content":"4"}'
+	raw_stream "$(deepseek_stream)"
+	run --separate-stderr ai-stream --no-cache --sse --show-reasoning hi
+	assert_eq "$status" 0
+	assert_contains "$output" 'data: {"type":"reasoning","reasoning":"Two and two"}'
+	assert_eq "$stderr" ""
+}
+
 @test "reason: a plain answer's reasoning_content is not the summary" {
 	answer '{"role":"assistant","content":"Short.","reasoning_content":"Let me see."}'
 	run --separate-stderr ai-summarize --no-cache <<<"A long text to summarize."
