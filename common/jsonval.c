@@ -179,9 +179,12 @@ int jv_content_text(json_object *v, struct buf *out)
 		json_object *p = json_object_array_get_idx(v, i), *tv;
 		const char *type = jv_str(p, "type");
 
-		if (json_object_is_type(p, json_type_string)) {
-			tv = p;
-		} else if (type && strcmp(type, "text") && strcmp(type, "output_text")) {
+		if (!json_object_is_type(p, json_type_object)) {
+			/* Not a part: a shape no server sends, taken for no answer (hostile-net.bats). */
+			errno = EINVAL;
+			return -1;
+		}
+		if (type && strcmp(type, "text") && strcmp(type, "output_text")) {
 			continue;   /* an image, audio, a refusal part: not text of the answer */
 		} else if (!json_object_object_get_ex(p, "text", &tv) ||
 			   !json_object_is_type(tv, json_type_string)) {

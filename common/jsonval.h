@@ -98,11 +98,12 @@ struct buf;
 
 /*
  * Appends the text of a message's content to out: a string as it is, or
- * an array of parts ({"type": "text"|"output_text", "text": ...}; a bare
- * string part is text too), other parts (images, audio) skipped.  Null
- * adds nothing.  A NUL byte becomes U+FFFD (utf8_add_text).  0, or -1
- * when out is full (errno EFBIG) or memory runs out (ENOMEM), or when v
- * is another type (EINVAL).
+ * an array of part objects ({"type": "text"|"output_text", "text": ...};
+ * one without a type is text too), other parts (images, audio, refusal)
+ * skipped.  Null adds nothing.  A NUL byte becomes U+FFFD
+ * (utf8_add_text).  0, or -1 when out is full (errno EFBIG) or memory runs
+ * out (ENOMEM), or when v is another type or an element of the array is
+ * not an object (EINVAL; out may then hold the text of the parts before).
  */
 int jv_content_text(json_object *v, struct buf *out);
 

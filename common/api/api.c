@@ -691,7 +691,7 @@ static int parse_chat(struct ai_call *k, const char *body, size_t len, struct ai
 		cv = NULL;
 	if (cv && !json_object_is_type(cv, json_type_string) && !json_object_is_type(cv, json_type_array)) {
 		ai_errf(err, AI_EX_UNAVAILABLE,
-			"the answer from %s has a content that is neither text nor a list of parts",
+			"the answer from %s has a content that is not a string or a list of parts",
 			k->c->host);
 		goto out;
 	}
@@ -708,8 +708,11 @@ static int parse_chat(struct ai_call *k, const char *body, size_t len, struct ai
 	buf_init(&text, MAX_CONTENT);
 	content_rc = jv_content_text(cv, &text);
 	if (content_rc) {
+		int why = errno;
+
 		buf_release(&text);
-		ai_errf(err, errno == ENOMEM ? AI_EX_OSERR : AI_EX_UNAVAILABLE,
+		ai_errf(err, why == ENOMEM ? AI_EX_OSERR : AI_EX_UNAVAILABLE,
+			why == EINVAL ? "the answer from %s has a content that is not a string or a list of parts" :
 			"the answer from %s is too large", k->c->host);
 		goto out;
 	}

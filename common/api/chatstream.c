@@ -314,7 +314,13 @@ static int slow_choice(struct chatstream *cs, json_object *c, struct ai_err *err
 
 			buf_init(&t, cs->max_content);
 			if (jv_content_text(v, &t)) {
+				int why = errno;
+
 				buf_release(&t);
+				if (why == EINVAL)
+					return ai_errf(err, AI_EX_UNAVAILABLE,
+						       "a delta's content is a list of something other than parts");
+				errno = why;
 				return too_long(cs, err, "reply");
 			}
 			rc = add_content(cs, t.data, t.len, err);

@@ -145,7 +145,7 @@ deepseek_stream() {
 	run --separate-stderr ai-summarize --no-cache <<<"text"
 	assert_eq "$status" 69
 	assert_eq "$output" ""
-	assert_contains "$stderr" "neither text nor a list of parts"
+	assert_contains "$stderr" "content that is not a string or a list of parts"
 }
 
 @test "reason: a refusal is printed on stderr and exits 65, plain or streamed, and is not cached" {

@@ -30,11 +30,14 @@ static void test_answer_shapes(void)
 	is_str(s = content_of("\"plain\""), "plain", "content as a string");
 	free(s);
 	is_str(s = content_of("[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"image_url\"},"
-			      "\"b\",{\"type\":\"output_text\",\"text\":\"c\"},{\"text\":\"d\"},"
+			      "{\"type\":\"output_text\",\"text\":\"c\"},{\"text\":\"d\"},"
 			      "{\"type\":\"refusal\",\"refusal\":\"no\"},{\"type\":\"text\",\"text\":7}]"),
-	       "abcd", "parts: text, output_text, bare strings and untyped text; the rest skipped");
+	       "acd", "parts: text, output_text and untyped text; the rest skipped");
 	free(s);
 	is_str(s = content_of("{\"text\":\"x\"}"), "(fail)", "an object is no content");
+	free(s);
+	is_str(s = content_of("[{\"type\":\"text\",\"text\":\"a\"},\"b\"]"), "(fail)",
+	       "nor a list with something other than parts");
 	free(s);
 	is_str(s = content_of("\"0123456789012345678901234567890123456789012345678901234567890123456789\""),
 	       "(fail)", "over the buffer's cap fails");
