@@ -5,7 +5,8 @@
  *   - the slow path parses it with json-c and reads what it needs;
  *   - the fast path is a strict scanner for the one shape that makes up
  *     nearly every chunk: {..., "choices":[{"index":0, "delta":{"content":
- *     "..."}, "finish_reason":null|"..."}], "usage":null, ...}.  It checks
+ *     "..."}, "finish_reason":null|"..."}], "usage":null, ...}, and a
+ *     reasoning model's {"reasoning_content"|"reasoning": "..."} deltas.  It checks
  *     the whole chunk is valid JSON, skipping fields it does not use, and
  *     gives up (returns "not handled") on anything it does not fully
  *     understand, before changing any state.  Strict JSON is a subset of
@@ -647,6 +648,7 @@ struct fast {
 	size_t content_off, content_len;
 	size_t finish_off, finish_len;
 	bool finish;
+	size_t reasoning_off, reasoning_len;
 };
 
 /*
@@ -671,7 +673,7 @@ static bool scan_delta(struct scan *sc, struct fast *f)
 {
 	const char *k;
 	size_t n;
-	bool seen = false;
+	bool seen = false, seen_r = false;
 	int r;
 
 	if (!eat(sc, '{'))
@@ -688,9 +690,13 @@ static bool scan_delta(struct scan *sc, struct fast *f)
 			seen = true;
 		} else if (KEY(k, n, "tool_calls")) {
 			return false;
-		} else if (KEY(k, n, "reasoning_content") || KEY(k, n, "reasoning") ||
-			   KEY(k, n, "refusal")) {
-			/* Null is nothing to keep; text is json-c's to read. */
+		} else if (KEY(k, n, "reasoning_content") || KEY(k, n, "reasoning")) {
+			/* One of the two, once: with both, which one wins is json-c's call. */
+			if (seen_r || !scan_string_or_null(sc, &f->reasoning_off, &f->reasoning_len, NULL))
+				return false;
+			seen_r = true;
+		} else if (KEY(k, n, "refusal")) {
+			/* Null is nothing to keep; a refusal is rare, and json-c's to read. */
 			if (!scan_word(sc, "null", 4))
 				return false;
 		} else if (!skip_value(sc, 4)) {
@@ -788,7 +794,7 @@ static bool scan_chunk(struct scan *sc, struct fast *f)
 static int fast_chunk(struct chatstream *cs, const char *data, size_t len, struct ai_err *err)
 {
 	struct scan sc = { data, data + len, &cs->scratch };
-	struct fast f = { 0, 0, 0, 0, false };
+	struct fast f = { 0, 0, 0, 0, false, 0, 0 };
 
 	buf_reset(&cs->scratch);
 	if (!scan_chunk(&sc, &f))
@@ -799,6 +805,10 @@ static int fast_chunk(struct chatstream *cs, const char *data, size_t len, struc
 	 * still be unallocated: no pointer arithmetic on its NULL (UB, found by
 	 * the fuzz seed).
 	 */
+	/* In the slow path's order: the reasoning, then the answer. */
+	if (f.reasoning_len && add_text(cs, &cs->reasoning, "reasoning", cs->on_reasoning,
+					cs->scratch.data + f.reasoning_off, f.reasoning_len, err))
+		return -1;
 	if (f.content_len && add_content(cs, cs->scratch.data + f.content_off, f.content_len, err))
 		return -1;
 	if (f.finish)
