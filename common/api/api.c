@@ -1215,6 +1215,9 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	}
 	if (c->o.cfg->log_prompts)
 		k->prompt = last_user_text(q->messages);
+	if (!isnan(isnan(q->temperature) ? c->o.cfg->temperature : q->temperature) &&
+	    !temperature_allowed(model, q, c->o.cfg))
+		ai_client_verbose(c, "a reasoning model refuses a temperature: it is not sent");
 	/* The cache key leaves out how the answer is delivered: a stream and a plain call share it. */
 	if (ai_cache_canonical(c->o.cfg->base_url, b, &canon)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");

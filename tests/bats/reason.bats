@@ -236,9 +236,10 @@ deepseek_stream() {
 	assert_eq "$status" 0
 	r=$(last_request $CHAT)
 	assert_eq "$(jq -c '[.body.max_completion_tokens, .body.max_tokens, .body.temperature, .body.reasoning_effort]' <<<"$r")" '[50,null,null,"high"]'
-	run --separate-stderr ai-summarize --no-cache -m gpt-5-mini --temperature 0.2 <<<"text"
+	run --separate-stderr ai-summarize --no-cache -v -m gpt-5-mini --temperature 0.2 <<<"text"
 	assert_eq "$status" 0
 	assert_eq "$(last_request $CHAT | jq -c '.body.temperature')" null
+	assert_contains "$stderr" "a reasoning model refuses a temperature: it is not sent"
 	# With reasoning off (gpt-5.1's "none") the temperature is allowed again.
 	run --separate-stderr ai-stream --no-cache -m gpt-5.1 --temperature 0.2 -o reasoning_effort=none hi
 	assert_eq "$(last_request $CHAT | jq -c '[.body.temperature, .body.reasoning_effort]')" '[0.2,"none"]'
