@@ -138,6 +138,20 @@ static void emit(struct sink *s, json_object *j)
 	cli_write(s->scratch.data, s->scratch.len, true);
 }
 
+/* A piece of the answer as a record: {"type": type, key: text}. */
+static void emit_piece(struct sink *s, const char *type, const char *key, const char *text, size_t n)
+{
+	json_object *j = json_object_new_object();
+
+	if (!j)
+		cli_die(AI_EX_OSERR, "out of memory");
+	cgi_headers(s, 0);
+	out_add(j, "type", json_object_new_string(type));
+	out_add(j, key, json_object_new_string_len(text, (int)n));
+	emit(s, j);
+	json_object_put(j);
+}
+
 /* Ends the reasoning on stderr: its last character, the dimming, its line. */
 static void reasoning_end(struct sink *s)
 {
@@ -178,19 +192,8 @@ static int on_reasoning(const char *text, size_t n, void *ud)
 		fflush(stderr);
 		return 0;
 	}
-	if (s->mode == MODE_SSE && !s->show_reasoning)
-		return 0;
-	{
-		json_object *j = json_object_new_object();
-
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
-		cgi_headers(s, 0);
-		out_add(j, "type", json_object_new_string("reasoning"));
-		out_add(j, "reasoning", json_object_new_string_len(text, (int)n));
-		emit(s, j);
-		json_object_put(j);
-	}
+	if (s->mode == MODE_JSON || s->show_reasoning)
+		emit_piece(s, "reasoning", "reasoning", text, n);
 	return 0;
 }
 
@@ -209,17 +212,7 @@ static int on_delta(const char *text, size_t n, void *ud)
 		s->last = text[n - 1];
 		return 0;
 	}
-	{
-		json_object *j = json_object_new_object();
-
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
-		cgi_headers(s, 0);
-		out_add(j, "type", json_object_new_string("delta"));
-		out_add(j, "content", json_object_new_string_len(text, (int)n));
-		emit(s, j);
-		json_object_put(j);
-	}
+	emit_piece(s, "delta", "content", text, n);
 	return 0;
 }
 
