@@ -156,11 +156,16 @@ deepseek_stream() {
 	assert_eq "$stderr" "ai-summarize: the model refused to answer: 'I cannot help with that.'"
 	run --separate-stderr ai-summarize <<<"text"
 	assert_eq "$(request_count $CHAT)" 2 "a refusal is asked again, not replayed from the cache"
-	raw_stream "$(chunk '{"role":"assistant","content":null,"refusal":"No"}'; chunk '{"refusal":", sorry."}' stop; echo 'data: [DONE]'; echo)"
+	raw_stream "$(chunk '{"role":"assistant","content":null,"refusal":"No"}'; chunk '{"refusal":", sorry.\u001b[2J"}' stop; echo 'data: [DONE]'; echo)"
 	run --separate-stderr ai-stream --no-cache hi
 	assert_eq "$status" 65
 	assert_eq "$output" ""
-	assert_eq "$stderr" "ai-stream: the model refused to answer: 'No, sorry.'"
+	assert_eq "$stderr" $'ai-stream: the model refused to answer: \'No, sorry.\u241b[2J\''
+	# A long refusal is cut at a character, and says so.
+	answer "$(jq -cn '{role: "assistant", content: null, refusal: ("é" * 150)}')"
+	run --separate-stderr ai-summarize --no-cache <<<"text"
+	assert_eq "$status" 65
+	assert_eq "$stderr" "ai-summarize: the model refused to answer: '$(printf 'é%.0s' {1..90})...'"
 }
 
 @test "reason: a refusal fails its batch item with its own error line; the others succeed" {
@@ -322,6 +327,11 @@ azure_profile() {
 	run --separate-stderr ai-stream -p az --list-models
 	assert_eq "$output" gpt-4o
 	assert_eq "$(last_request | jq -c '[.path, .query]')" '["/openai/models",{"api-version":"2024-10-21"}]'
+	# An api-version in the base URL's query is the one sent.
+	sed -i 's|^base_url = .*|&?api-version=2025-01-01-preview|' "$XDG_CONFIG_HOME/ai/config"
+	run --separate-stderr ai-summarize --no-cache -p az -m prod-4o <<<"text"
+	assert_eq "$(last_request | jq -c '[.path, .query]')" \
+		'["/openai/deployments/prod-4o/chat/completions",{"api-version":"2025-01-01-preview"}]'
 }
 
 @test "reason: an Azure profile's key is redacted by --dry-run and -v; a bad api-version is refused" {
