@@ -23,6 +23,8 @@
 #include "lib/termout.h"
 #include "lib/tmplcli.h"
 #include "clock.h"
+#include "jsonval.h"
+#include "termsafe.h"
 #include "utf8.h"
 
 #include <math.h>
@@ -30,7 +32,7 @@
 
 enum {
 	OPT_SYSTEM = CLI_OPT_PROG, OPT_HISTORY, OPT_SSE, OPT_RAW, OPT_IDLE, OPT_TEMPERATURE,
-	OPT_MAX_TOKENS
+	OPT_MAX_TOKENS, OPT_SHOW_REASONING
 };
 
 static const struct cli_opt opts[] = {
@@ -42,12 +44,14 @@ static const struct cli_opt opts[] = {
 	{ "idle-timeout", required_argument, OPT_IDLE, "SECONDS", "give up when the stream is silent this long (default 60)" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
+	{ "show-reasoning", no_argument, OPT_SHOW_REASONING, NULL, "print a reasoning model's reasoning on standard error" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *system, *history;
 	bool interactive, sse, raw;
+	bool show_reasoning;
 	bool quiet;             /* -q: not even "answer interrupted" */
 	double idle_s;
 	double temperature;
@@ -64,6 +68,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case 'i': o->interactive = true; break;
 	case OPT_SSE: o->sse = true; break;
 	case OPT_RAW: o->raw = true; break;
+	case OPT_SHOW_REASONING: o->show_reasoning = true; break;
 	case OPT_IDLE:
 		o->idle_s = cli_duration("--idle-timeout", arg);
 		if (o->idle_s < 0.001)
@@ -90,6 +95,11 @@ struct sink {
 	char last;              /* its last byte, in text mode */
 	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
 	struct buf scratch;
+	/* A reasoning model's reasoning: on stderr (--show-reasoning), in records (--json). */
+	bool show_reasoning;
+	bool dim;               /* stderr is a terminal that takes SGR: the reasoning dimmed */
+	bool thinking;          /* reasoning was written to stderr and not yet ended */
+	struct termsafe rsafe;  /* reasoning is model text: made safe, terminal or not */
 };
 
 /* Under CGI the frames follow a header; a failure before any frame gets a status too. */
@@ -128,12 +138,72 @@ static void emit(struct sink *s, json_object *j)
 	cli_write(s->scratch.data, s->scratch.len, true);
 }
 
+/* A piece of the answer as a record: {"type": type, key: text}. */
+static void emit_piece(struct sink *s, const char *type, const char *key, const char *text, size_t n)
+{
+	json_object *j = json_object_new_object();
+
+	if (!j)
+		cli_die(AI_EX_OSERR, "out of memory");
+	cgi_headers(s, 0);
+	out_add(j, "type", json_object_new_string(type));
+	out_add(j, key, json_object_new_string_len(text, (int)n));
+	emit(s, j);
+	json_object_put(j);
+}
+
+/* Ends the reasoning on stderr: its last character, the dimming, its line. */
+static void reasoning_end(struct sink *s)
+{
+	struct ai_err e;
+
+	if (!s->thinking)
+		return;
+	s->thinking = false;
+	buf_reset(&s->scratch);
+	if (termsafe_flush(&s->rsafe, &s->scratch, &e) ||
+	    buf_addstr(&s->scratch, s->dim ? "\033[0m\n" : "\n"))
+		cli_die(AI_EX_OSERR, "out of memory");
+	fwrite(s->scratch.data, 1, s->scratch.len, stderr);
+	fflush(stderr);
+}
+
+/*
+ * Reasoning is never the answer: with --show-reasoning it goes to stderr
+ * as it arrives; --json (and --sse with --show-reasoning) gives it records
+ * of its own, {"type": "reasoning", "reasoning": TEXT}.
+ */
+static int on_reasoning(const char *text, size_t n, void *ud)
+{
+	struct sink *s = ud;
+	struct ai_err e;
+
+	if (!n)
+		return 0;
+	if (s->mode == MODE_TEXT) {
+		if (!s->show_reasoning)
+			return 0;
+		buf_reset(&s->scratch);
+		if ((!s->thinking && s->dim && buf_addstr(&s->scratch, "\033[2m")) ||
+		    termsafe_feed(&s->rsafe, text, n, &s->scratch, &e))
+			cli_die(AI_EX_OSERR, "out of memory");
+		s->thinking = true;
+		fwrite(s->scratch.data, 1, s->scratch.len, stderr);
+		fflush(stderr);
+		return 0;
+	}
+	if (s->mode == MODE_JSON || s->show_reasoning)
+		emit_piece(s, "reasoning", "reasoning", text, n);
+	return 0;
+}
+
 static int on_delta(const char *text, size_t n, void *ud)
 {
 	struct sink *s = ud;
 
 	if (!n)
 		return 0;
+	reasoning_end(s);
 	if (!s->t_first)
 		s->t_first = (double)mono_us() / 1e3;
 	s->any = true;
@@ -142,17 +212,7 @@ static int on_delta(const char *text, size_t n, void *ud)
 		s->last = text[n - 1];
 		return 0;
 	}
-	{
-		json_object *j = json_object_new_object();
-
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
-		cgi_headers(s, 0);
-		out_add(j, "type", json_object_new_string("delta"));
-		out_add(j, "content", json_object_new_string_len(text, (int)n));
-		emit(s, j);
-		json_object_put(j);
-	}
+	emit_piece(s, "delta", "content", text, n);
 	return 0;
 }
 
@@ -179,11 +239,23 @@ static void add_times(const struct sink *s, json_object *j)
 	out_add(j, "total_ms", json_ms((double)mono_us() / 1e3 - s->t0));
 }
 
+/* The usage record's cached_tokens and reasoning_tokens, null when the server did not say. */
+static void usage_details(json_object *j, const struct ai_chat_resp *r)
+{
+	json_object *u;
+
+	if (!json_object_object_get_ex(j, "usage", &u))
+		return;
+	out_add(u, "cached_tokens", jv_count_num(r->cached_tokens));
+	out_add(u, "reasoning_tokens", jv_count_num(r->reasoning_tokens));
+}
+
 /* Ends one answer: the last record, or a newline so that what follows starts a line. */
 static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const struct ai_err *e)
 {
 	json_object *j;
 
+	reasoning_end(s);
 	if (s->mode == MODE_TEXT) {
 		/* The answer may have stopped inside a character. */
 		if (termout_end(&s->text, false))
@@ -201,6 +273,7 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 		out_add(j, "type", json_object_new_string("done"));
 		out_add(j, "finish_reason", r->finish_reason ? json_object_new_string(r->finish_reason) : NULL);
 		out_usage(j, r->prompt_tokens, r->completion_tokens);
+		usage_details(j, r);
 		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 		out_add(j, "cached", json_object_new_boolean(r->cached));
 	} else {
@@ -242,6 +315,7 @@ static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp
 	q.max_tokens = ch->o->max_tokens;
 	q.stream = true;
 	q.on_delta = on_delta;
+	q.on_reasoning = on_reasoning;
 	q.ud = ch->sink;
 	sink_start(ch->sink);
 	return conv_ask(&ch->cv, ch->client, &q, text, resp, err);
@@ -419,7 +493,7 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, false, false, false, false, 60, NAN, 0 };
+	struct opts o = { NULL, NULL, false, false, false, false, false, 60, NAN, 0 };
 	struct ai_config cfg;
 	struct ai_client *client = NULL;
 	struct ai_err err;
@@ -460,6 +534,9 @@ int main(int argc, char **argv)
 	sink.tty = isatty(1);
 	sink.lines = o.interactive;
 	termout_init(&sink.text, o.raw);
+	sink.show_reasoning = o.show_reasoning;
+	sink.dim = isatty(2) && termout_sgr();
+	termsafe_init(&sink.rsafe);
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
 

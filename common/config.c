@@ -134,7 +134,7 @@ const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", NULL
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version", NULL
 };
 
 /*
@@ -211,6 +211,17 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		while (n > 0 && cfg->base_url[n - 1] == '/')
 			cfg->base_url[--n] = '\0';
 		cfg->endpoint_set = true;
+	} else if (!strcmp(key, "azure_api_version")) {
+		/* It goes into every URL's query: a date and a word ("2024-10-21", "2025-04-01-preview"). */
+		if (strspn(val, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") != strlen(val) ||
+		    strlen(val) > 40)
+			goto bad;
+		if (!*val) {
+			free(cfg->azure_api_version);
+			cfg->azure_api_version = NULL;
+		} else {
+			r = set_str(&cfg->azure_api_version, val);
+		}
 	} else if (!strcmp(key, "model")) {
 		r = set_str(&cfg->model, val);
 	} else if (!strcmp(key, "embed_model")) {
@@ -780,6 +791,7 @@ void config_release(struct ai_config *cfg)
 	free(cfg->model);
 	free(cfg->embed_model);
 	free(cfg->ca_cert);
+	free(cfg->azure_api_version);
 	free(cfg->proxy);
 	free(cfg->no_proxy);
 	free(cfg->profile);

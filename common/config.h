@@ -29,6 +29,7 @@ struct ai_config {
 	double timeout_s;
 	double connect_timeout_s;
 	char *ca_cert;         /* owned or NULL: the CA bundle that verifies TLS servers */
+	char *azure_api_version; /* owned or NULL: an Azure OpenAI endpoint, this api-version (api.c) */
 	char *proxy;           /* owned or NULL: the proxy, unless the environment names one */
 	char *no_proxy;        /* owned or NULL (then loopback only): hosts reached directly */
 	long retries;

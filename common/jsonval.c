@@ -1,4 +1,6 @@
 #include "jsonval.h"
+#include "buf.h"
+#include "utf8.h"
 
 #include <math.h>
 
@@ -111,4 +113,85 @@ json_object *jv_message(const char *role, const char *content)
 		return NULL;
 	}
 	return m;
+}
+
+void jv_tokens_init(struct jv_tokens *t)
+{
+	t->prompt = t->completion = t->cached = t->reasoning = -1;
+	t->usage = false;
+}
+
+/* Sets *dst to member k of o when it is a believable count. */
+static void take_count(json_object *o, const char *k, long *dst)
+{
+	long v = jv_count(o, k);
+
+	if (v >= 0)
+		*dst = v;
+}
+
+void jv_tokens_read(json_object *j, struct jv_tokens *t)
+{
+	json_object *u, *d;
+
+	if (json_object_object_get_ex(j, "usage", &u) && json_object_is_type(u, json_type_object)) {
+		take_count(u, "prompt_tokens", &t->prompt);
+		take_count(u, "completion_tokens", &t->completion);
+		if (json_object_object_get_ex(u, "prompt_tokens_details", &d))
+			take_count(d, "cached_tokens", &t->cached);
+		if (json_object_object_get_ex(u, "completion_tokens_details", &d))
+			take_count(d, "reasoning_tokens", &t->reasoning);
+		t->usage = true;
+		return;
+	}
+	/*
+	 * llama.cpp's own figures: prompt_n counts only the tokens it had to
+	 * evaluate, cache_n those it reused.  Read only while no usage was
+	 * seen, so a stream's usage chunk is never overwritten by them.
+	 */
+	if (!t->usage && json_object_object_get_ex(j, "timings", &d) &&
+	    json_object_is_type(d, json_type_object)) {
+		long pn = jv_count(d, "prompt_n"), cn = jv_count(d, "cache_n"), gn = jv_count(d, "predicted_n");
+
+		if (pn >= 0 && cn >= 0 && pn + cn <= JV_MAX_TOKENS) {
+			t->prompt = pn + cn;
+			t->cached = cn;
+		}
+		if (gn >= 0)
+			t->completion = gn;
+	}
+}
+
+int jv_content_text(json_object *v, struct buf *out)
+{
+	size_t i, n;
+
+	if (!v)
+		return 0;
+	if (json_object_is_type(v, json_type_string))
+		return utf8_add_text(out, json_object_get_string(v), (size_t)json_object_get_string_len(v));
+	if (!json_object_is_type(v, json_type_array)) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = json_object_array_length(v);
+	for (i = 0; i < n; i++) {
+		json_object *p = json_object_array_get_idx(v, i), *tv;
+		const char *type = jv_str(p, "type");
+
+		if (!json_object_is_type(p, json_type_object)) {
+			/* Not a part: a shape no server sends, taken for no answer (hostile-net.bats). */
+			errno = EINVAL;
+			return -1;
+		}
+		if (type && strcmp(type, "text") && strcmp(type, "output_text")) {
+			continue;   /* an image, audio, a refusal part: not text of the answer */
+		} else if (!json_object_object_get_ex(p, "text", &tv) ||
+			   !json_object_is_type(tv, json_type_string)) {
+			continue;
+		}
+		if (utf8_add_text(out, json_object_get_string(tv), (size_t)json_object_get_string_len(tv)))
+			return -1;
+	}
+	return 0;
 }

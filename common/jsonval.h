@@ -68,4 +68,43 @@ void jv_count_sum(long *total, long n);
  */
 json_object *jv_usage(long prompt_tokens, long completion_tokens);
 
+/*
+ * The token counts of a chat answer or of one chunk of a stream, as the
+ * servers report them; each is -1 while unknown.
+ */
+struct jv_tokens {
+	long prompt, completion;
+	long cached;            /* of prompt: read from the server's prompt cache */
+	long reasoning;         /* of completion: spent reasoning (o-series, DeepSeek) */
+	bool usage;             /* the counts came from a usage object, not from timings */
+};
+
+/* Sets every count of t to -1 (unknown), usage to false. */
+void jv_tokens_init(struct jv_tokens *t);
+
+/*
+ * Reads the counts in j (an answer, or a stream chunk) into t: "usage"
+ * with OpenAI's prompt_tokens_details.cached_tokens and
+ * completion_tokens_details.reasoning_tokens, else llama.cpp's "timings"
+ * (prompt_n + cache_n prompt tokens, cache_n of them cached, predicted_n
+ * completion tokens), which its server sends where it sends no usage.  A
+ * count j does not give, or gives out of jv_count's range, leaves t's as it
+ * was.  Usage wins over timings, in j and in any chunk before or after;
+ * later timings replace earlier ones (a stream's last are its totals).
+ */
+void jv_tokens_read(json_object *j, struct jv_tokens *t);
+
+struct buf;
+
+/*
+ * Appends the text of a message's content to out: a string as it is, or
+ * an array of part objects ({"type": "text"|"output_text", "text": ...};
+ * one without a type is text too), other parts (images, audio, refusal)
+ * skipped.  Null adds nothing.  A NUL byte becomes U+FFFD
+ * (utf8_add_text).  0, or -1 when out is full (errno EFBIG) or memory runs
+ * out (ENOMEM), or when v is another type or an element of the array is
+ * not an object (EINVAL; out may then hold the text of the parts before).
+ */
+int jv_content_text(json_object *v, struct buf *out);
+
 #endif

@@ -41,7 +41,8 @@ extern int termout_markdown;
 /* Stdout's terminal width, else $COLUMNS, else 80. */
 int termout_width(void);
 
-/* Whether SGR (colour, bold) is wanted and understood: not under NO_COLOR, nor TERM unset or dumb. */
+/* Whether SGR (colour, dim, bold) is wanted and understood: NO_COLOR unset or
+ * empty, TERM set and not dumb.  Whether the stream is a terminal is the caller's to ask. */
 bool termout_sgr(void);
 
 /* Model text on its way to stdout. */

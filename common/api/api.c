@@ -43,10 +43,13 @@ struct ai_call {
 	struct ai_chat_resp *cresp;
 	ai_chat_done_fn cdone;
 	int (*on_delta)(const char *text, size_t n, void *ud);
+	int (*on_reasoning)(const char *text, size_t n, void *ud);
 	void *delta_ud;
 	bool (*cacheable)(const char *content, void *ud);
 	void *cacheable_ud;
 	bool stream;
+	bool stream_options;    /* the body asks for the usage chunk (stream_options) */
+	long cached_tokens, reasoning_tokens;   /* for the ledger row; -1 unknown */
 	struct sse_parser sse;
 	struct chatstream cs;
 	bool checked, plain;    /* a stream request answered with plain JSON */
@@ -207,7 +210,10 @@ static struct ledger *client_ledger(struct ai_client *c)
 	return c->ledger_state == 1 ? c->ledger : NULL;
 }
 
-/* Builds "Authorization: Bearer KEY" once, in guarded memory. */
+/*
+ * Builds "Authorization: Bearer KEY" once, in guarded memory; for Azure
+ * OpenAI (azure_api_version set) "api-key: KEY", the header it reads.
+ */
 static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err)
 {
 	const char *key;
@@ -220,12 +226,19 @@ static int client_auth(struct ai_client *c, const char **hdr, struct ai_err *err
 
 			if (!(c->auth = sodium_malloc(n)))
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
-			snprintf(c->auth, n, "Authorization: Bearer %s", key);
+			snprintf(c->auth, n, "%s%s", c->o.cfg->azure_api_version ? "api-key: " :
+				 "Authorization: Bearer ", key);
 		}
 		c->auth_loaded = true;
 	}
 	*hdr = c->auth;
 	return 0;
+}
+
+/* The key's header as --dry-run shows it. */
+static const char *auth_shown(const struct ai_client *c)
+{
+	return c->o.cfg->azure_api_version ? "api-key: [redacted]" : "Authorization: Bearer [redacted]";
 }
 
 static struct http_pool *client_pool(struct ai_client *c, struct ai_err *err)
@@ -247,6 +260,8 @@ void ai_chat_resp_release(struct ai_chat_resp *r)
 	free(r->content);
 	free(r->finish_reason);
 	free(r->model);
+	free(r->reasoning);
+	free(r->refusal);
 	if (r->tool_calls)
 		json_object_put(r->tool_calls);
 	memset(r, 0, sizeof(*r));
@@ -292,6 +307,24 @@ static bool wants_completion_tokens(const char *model)
 	return (model[0] == 'o' && model[1] >= '1' && model[1] <= '9') || !strncmp(model, "gpt-5", 5);
 }
 
+/*
+ * Whether a request to model may carry a temperature.  OpenAI's reasoning
+ * models answer 400 to any but their default, unless reasoning is off
+ * (gpt-5.1's reasoning_effort "none"), so there it is left out rather than
+ * failing every call of a config that sets one.
+ */
+static bool temperature_allowed(const char *model, const struct ai_chat_req *q,
+				const struct ai_config *cfg)
+{
+	json_object *v = NULL;
+
+	if (!wants_completion_tokens(model))
+		return true;
+	if (!(q->extra && json_object_object_get_ex(q->extra, "reasoning_effort", &v)) && cfg->params)
+		json_object_object_get_ex(cfg->params, "reasoning_effort", &v);
+	return v && json_object_is_type(v, json_type_string) && !strcmp(json_object_get_string(v), "none");
+}
+
 static json_object *chat_body(const struct ai_config *cfg, const struct ai_chat_req *q,
 			      const char *model)
 {
@@ -304,7 +337,8 @@ static json_object *chat_body(const struct ai_config *cfg, const struct ai_chat_
 	if (jv_add(b, "model", json_object_new_string(model)) ||
 	    jv_add(b, "messages", json_object_get(q->messages)))
 		goto fail;
-	if (!isnan(temperature) && jv_add(b, "temperature", json_object_new_double(temperature)))
+	if (!isnan(temperature) && temperature_allowed(model, q, cfg) &&
+	    jv_add(b, "temperature", json_object_new_double(temperature)))
 		goto fail;
 	if (max_tokens > 0 &&
 	    jv_add(b, wants_completion_tokens(model) ? "max_completion_tokens" : "max_tokens",
@@ -522,7 +556,9 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
 	if (pt < 0)
 		return NAN;
 	/* A local server's unpriced model costs nothing (prices.h). */
-	return prices_cost_at(&k->c->o.cfg->prices, k->model, k->c->host, pt, ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
+	/* Prompt tokens the server read from its cache cost the cached-input price. */
+	return prices_cost_cached_at(&k->c->o.cfg->prices, k->model, k->c->host, pt, k->cached_tokens,
+				     ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
 }
 
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
@@ -542,6 +578,8 @@ static void account(struct ai_call *k, long pt, long ct, long status, bool cache
 	r.host = k->c->host;
 	r.prompt_tokens = pt;
 	r.completion_tokens = ct;
+	r.cached_tokens = k->cached_tokens;
+	r.reasoning_tokens = k->reasoning_tokens;
 	r.latency_ms = (long)latency_ms;
 	r.status = status;
 	r.cached = cached;
@@ -586,6 +624,13 @@ static int stream_delta(const char *text, size_t n, void *ud)
 	return k->on_delta ? k->on_delta(text, n, k->delta_ud) : 0;
 }
 
+static int stream_reasoning(const char *text, size_t n, void *ud)
+{
+	struct ai_call *k = ud;
+
+	return k->on_reasoning ? k->on_reasoning(text, n, k->delta_ud) : 0;
+}
+
 static int dup_or_null(char **dst, const char *s)
 {
 	*dst = NULL;
@@ -599,7 +644,9 @@ static int parse_chat(struct ai_call *k, const char *body, size_t len, struct ai
 {
 	struct ai_chat_resp *r = k->cresp;
 	json_tokener *tok = json_tokener_new_ex(64);
-	json_object *j, *choices, *ch, *msg, *u, *tc = NULL, *cv;
+	json_object *j, *choices, *ch, *msg, *tc = NULL, *cv;
+	const char *reasoning, *refusal;
+	struct jv_tokens t;
 	struct buf text;
 	int rc = -1, content_rc = 0;
 
@@ -644,45 +691,67 @@ static int parse_chat(struct ai_call *k, const char *body, size_t len, struct ai
 	}
 	if (!json_object_object_get_ex(msg, "content", &cv))
 		cv = NULL;
-	if (cv && !json_object_is_type(cv, json_type_string)) {
-		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has a content that is not a string",
+	if (cv && !json_object_is_type(cv, json_type_string) && !json_object_is_type(cv, json_type_array)) {
+		ai_errf(err, AI_EX_UNAVAILABLE,
+			"the answer from %s has a content that is not a string or a list of parts",
 			k->c->host);
 		goto out;
 	}
-	if (!cv && !(tc && json_object_array_length(tc))) {
+	/* A refusal is an answer of its own, with content null (chat_done fails the call). */
+	refusal = jv_str(msg, "refusal");
+	if (!cv && !(tc && json_object_array_length(tc)) && !refusal) {
 		ai_errf(err, AI_EX_UNAVAILABLE, "the answer from %s has neither content nor tool calls",
 			k->c->host);
 		goto out;
 	}
+	/* DeepSeek, vLLM and llama.cpp say reasoning_content; OpenRouter and Ollama reasoning. */
+	if (!(reasoning = jv_str(msg, "reasoning_content")))
+		reasoning = jv_str(msg, "reasoning");
 	buf_init(&text, MAX_CONTENT);
-	if (cv)
-		content_rc = utf8_add_text(&text, json_object_get_string(cv),
-					   (size_t)json_object_get_string_len(cv));
+	content_rc = jv_content_text(cv, &text);
 	if (content_rc) {
+		int why = errno;
+
 		buf_release(&text);
-		ai_errf(err, errno == ENOMEM ? AI_EX_OSERR : AI_EX_UNAVAILABLE,
+		ai_errf(err, why == ENOMEM ? AI_EX_OSERR : AI_EX_UNAVAILABLE,
+			why == EINVAL ? "the answer from %s has a content that is not a string or a list of parts" :
 			"the answer from %s is too large", k->c->host);
 		goto out;
 	}
 	r->content = buf_detach(&text, NULL);
 	if (!r->content || dup_or_null(&r->finish_reason, jv_str(ch, "finish_reason")) ||
+	    dup_or_null(&r->reasoning, reasoning && *reasoning ? reasoning : NULL) ||
+	    dup_or_null(&r->refusal, refusal && *refusal ? refusal : NULL) ||
 	    dup_or_null(&r->model, jv_str(j, "model") ? jv_str(j, "model") : k->model)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
 	if (tc && json_object_array_length(tc))
 		r->tool_calls = json_object_get(tc);
-	r->prompt_tokens = r->completion_tokens = -1;
-	if (json_object_object_get_ex(j, "usage", &u) && json_object_is_type(u, json_type_object)) {
-		r->prompt_tokens = jv_count(u, "prompt_tokens");
-		r->completion_tokens = jv_count(u, "completion_tokens");
-	}
+	jv_tokens_init(&t);
+	jv_tokens_read(j, &t);
+	r->prompt_tokens = t.prompt;
+	r->completion_tokens = t.completion;
+	r->cached_tokens = t.cached;
+	r->reasoning_tokens = t.reasoning;
 	rc = 0;
 out:
 	if (j)
 		json_object_put(j);
 	json_tokener_free(tok);
 	return rc;
+}
+
+/* {"KEY": n}: a usage detail as OpenAI writes it.  Returns new, NULL on ENOMEM. */
+static json_object *usage_detail(const char *key, long n)
+{
+	json_object *o = json_object_new_object();
+
+	if (o && jv_add(o, key, json_object_new_int64(n))) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* What the cache keeps of a chat answer: the same shape as a completion, so one parser reads both. */
@@ -696,6 +765,7 @@ static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
 		goto out;
 	if (jv_add(msg, "role", json_object_new_string("assistant")) ||
 	    jv_add(msg, "content", json_object_new_string(r->content ? r->content : "")) ||
+	    (r->reasoning && jv_add(msg, "reasoning_content", json_object_new_string(r->reasoning))) ||
 	    (r->tool_calls && jv_add(msg, "tool_calls", json_object_get(r->tool_calls))) ||
 	    jv_add(ch, "message", msg))
 		goto out;
@@ -708,8 +778,17 @@ static int chat_cache_value(const struct ai_chat_resp *r, struct buf *out)
 		goto out;
 	arr = NULL;
 	if ((r->model && jv_add(o, "model", json_object_new_string(r->model))) ||
-	    !(u = jv_usage(r->prompt_tokens, r->completion_tokens)) || jv_add(o, "usage", u))
+	    !(u = jv_usage(r->prompt_tokens, r->completion_tokens)))
 		goto out;
+	if ((r->cached_tokens >= 0 &&
+	     jv_add(u, "prompt_tokens_details", usage_detail("cached_tokens", r->cached_tokens))) ||
+	    (r->reasoning_tokens >= 0 &&
+	     jv_add(u, "completion_tokens_details", usage_detail("reasoning_tokens", r->reasoning_tokens))))
+		goto out;
+	if (jv_add(o, "usage", u)) {
+		u = NULL;
+		goto out;
+	}
 	u = NULL;
 	rc = buf_addstr(out, json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
 out:
@@ -725,6 +804,83 @@ static void chat_finish(struct ai_call *k, int rc, struct ai_err *e)
 {
 	k->cdone(rc, k->cresp, e, k->ud);
 	call_free(k);
+}
+
+/*
+ * An answer that is none: the model's refusal, or a server's content
+ * filter that stopped it.  Same input, same answer, so not temporary:
+ * AI_EX_DATAERR, with the refusal quoted (the printer neutralises it, as
+ * every message), and resp's error_type "refusal" or "content_filter"
+ * (ai-batch's error lines).  0 when the answer is one.
+ */
+static int withheld(const struct ai_call *k, struct ai_err *e)
+{
+	struct ai_chat_resp *r = k->cresp;
+
+	if (r->refusal) {
+		int keep = 180;     /* of the message's 256 bytes, the rest for its words */
+
+		snprintf(r->error_type, sizeof(r->error_type), "refusal");
+		if (strlen(r->refusal) > (size_t)keep)
+			while (keep > 0 && ((unsigned char)r->refusal[keep] & 0xc0) == 0x80)
+				keep--;
+		return ai_errf(e, AI_EX_DATAERR, "the model refused to answer: '%.*s%s'", keep,
+			       r->refusal, strlen(r->refusal) > (size_t)keep ? "..." : "");
+	}
+	if (r->finish_reason && !strcmp(r->finish_reason, "content_filter")) {
+		snprintf(r->error_type, sizeof(r->error_type), "content_filter");
+		return ai_errf(e, AI_EX_DATAERR, "%s withheld the answer: its content filter stopped it%s",
+			       k->c->host, r->content && r->content[0] ? " part way" : "");
+	}
+	return 0;
+}
+
+/*
+ * Whether a 400 to a stream request is the server refusing
+ * stream_options (older Azure API versions, some proxies and servers
+ * answer "Unrecognized request argument supplied: stream_options").
+ */
+static bool refuses_stream_options(const struct ai_call *k, const struct http_resp *h)
+{
+	char msg[256];
+
+	if (h->status != 400 || !k->stream_options)
+		return false;
+	ai_error_message(h->body.data, h->body.len, msg, sizeof(msg));
+	return strstr(msg, "stream_options") || strstr(msg, "include_usage");
+}
+
+static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud);
+
+/*
+ * Sends k again without stream_options, and has the client leave it out
+ * from now on: the usage chunk is a nicety, the answer is not.  0, or -1
+ * when the request cannot be rebuilt or queued.
+ */
+static int resend_without_stream_options(struct ai_call *k, struct ai_err *err)
+{
+	json_object *b = json_tokener_parse(k->body);
+	char *body;
+	size_t len;
+
+	if (!b)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	json_object_object_del(b, "stream_options");
+	body = dup_json(b, &len);
+	json_object_put(b);
+	if (!body)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	free(k->body);
+	k->body = body;
+	k->body_len = len;
+	k->hreq.body = body;
+	k->hreq.body_len = len;
+	k->stream_options = false;
+	k->c->no_stream_options = true;
+	ai_client_verbose(k->c, "the server refuses stream_options; asking again without it");
+	http_resp_release(&k->hresp);
+	http_resp_init(&k->hresp);
+	return http_pool_add(k->c->pool, &k->hreq, &k->hresp, chat_done, k, err);
 }
 
 static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud)
@@ -752,6 +908,8 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 		chat_finish(k, -1, &e);
 		return;
 	}
+	if (refuses_stream_options(k, h) && !resend_without_stream_options(k, &e))
+		return;
 	if (h->status < 200 || h->status > 299) {
 		ai_http_error("chat", h->status, h->body.data, h->body.len, &e);
 		v1_hint(k->c, &e);
@@ -765,8 +923,12 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 
 		r->prompt_tokens = k->cs.prompt_tokens;
 		r->completion_tokens = k->cs.completion_tokens;
+		r->cached_tokens = k->cached_tokens = k->cs.cached_tokens;
+		r->reasoning_tokens = k->reasoning_tokens = k->cs.reasoning_tokens;
 		r->tool_calls = chatstream_tool_calls(&k->cs);
 		r->content = buf_detach(&k->cs.content, NULL);
+		r->reasoning = k->cs.reasoning.len ? buf_detach(&k->cs.reasoning, NULL) : NULL;
+		r->refusal = k->cs.refusal.len ? buf_detach(&k->cs.refusal, NULL) : NULL;
 		r->finish_reason = k->cs.finish_reason[0] ? strdup(k->cs.finish_reason) : NULL;
 		r->model = strdup(k->model);
 		if (end) {
@@ -781,12 +943,21 @@ static void chat_done(int rc, struct http_resp *h, struct ai_err *herr, void *ud
 		account(k, -1, -1, h->status, false, NAN, h->ms);
 		chat_finish(k, -1, &e);
 		return;
-	} else if (k->stream && k->on_delta && r->content[0]) {
+	} else {
+		k->cached_tokens = r->cached_tokens;
+		k->reasoning_tokens = r->reasoning_tokens;
+		if (k->stream && k->on_reasoning && r->reasoning)
+			k->on_reasoning(r->reasoning, strlen(r->reasoning), k->delta_ud);
 		/* A server that answered a stream request with plain JSON: show it all at once. */
-		k->on_delta(r->content, strlen(r->content), k->delta_ud);
+		if (k->stream && k->on_delta && r->content[0])
+			k->on_delta(r->content, strlen(r->content), k->delta_ud);
 	}
 	r->cost = call_cost(k, r->prompt_tokens, r->completion_tokens);
 	account(k, r->prompt_tokens, r->completion_tokens, h->status, false, r->cost, h->ms);
+	if (withheld(k, &e)) {
+		chat_finish(k, -1, &e);
+		return;
+	}
 	if (k->use_cache && !r->partial && r->content &&
 	    (!k->cacheable || k->cacheable(r->content, k->cacheable_ud))) {
 		struct buf v;
@@ -813,6 +984,10 @@ static void chat_hit(struct ai_call *k)
 	}
 	r->cached = true;
 	r->status = 200;
+	k->cached_tokens = r->cached_tokens;
+	k->reasoning_tokens = r->reasoning_tokens;
+	if (k->on_reasoning && r->reasoning)
+		k->on_reasoning(r->reasoning, strlen(r->reasoning), k->delta_ud);
 	if (k->on_delta) {
 		const char *s = r->content;
 
@@ -885,7 +1060,7 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 		if (call_headers(k, &auth, err))
 			return -1;
 		for (i = 0; k->hdrs[i]; i++)
-			shown[i] = k->hdrs[i] == auth ? "Authorization: Bearer [redacted]" : k->hdrs[i];
+			shown[i] = k->hdrs[i] == auth ? auth_shown(c) : k->hdrs[i];
 		shown[i] = NULL;
 		if (c->o.dry_run)
 			c->o.dry_run("POST", k->url, shown, k->body, c->o.ud);
@@ -943,26 +1118,50 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 
 /*
  * The URL of path under the base URL.  The path goes before the base URL's
- * query, which must survive (Azure's "?api-version="): appended after it,
- * it would be part of the query and the endpoint lost.
+ * query, which must survive (a "?api-version=" written into it): appended
+ * after it, it would be part of the query and the endpoint lost.
+ *
+ * Azure OpenAI (azure_api_version set) names a model's deployment in the
+ * path and the API's version in the query: with deployment (the model of a
+ * chat or embeddings call) the path is /deployments/NAME/PATH under the
+ * base URL (https://RESOURCE.openai.azure.com/openai), and every URL gets
+ * api-version=VERSION unless the base URL's query has one.
  */
-static char *endpoint(struct ai_client *c, const char *path)
+static char *endpoint_for(struct ai_client *c, const char *path, const char *deployment)
 {
-	const char *base = c->o.cfg->base_url, *s = strstr(base, "://");
+	const char *base = c->o.cfg->base_url, *s = strstr(base, "://"), *ver = c->o.cfg->azure_api_version;
+	const char *q;
 	size_t n;
 	struct buf b;
+	bool ok;
 
 	s = s ? s + 3 : base;
 	n = (size_t)(s - base) + strcspn(s, "?#");
 	while (n > (size_t)(s - base) && base[n - 1] == '/')
 		n--;
+	q = base + n + strspn(base + n, "/");
 	buf_init(&b, 0);
-	if (buf_add(&b, base, n) || buf_addstr(&b, path) ||
-	    buf_addstr(&b, base + n + strspn(base + n, "/"))) {
+	ok = !buf_add(&b, base, n);
+	if (ver && deployment) {
+		/* A deployment's name is the user's: anything past [A-Za-z0-9._-] is escaped. */
+		ok = ok && !buf_addstr(&b, "/deployments/");
+		for (const unsigned char *p = (const unsigned char *)deployment; ok && *p; p++)
+			ok = isalnum(*p) || strchr("._-", *p) ? !buf_addch(&b, (char)*p) :
+			     !buf_addf(&b, "%%%02X", *p);
+	}
+	ok = ok && !buf_addstr(&b, path) && !buf_addstr(&b, q);
+	if (ok && ver && !strstr(q, "api-version="))
+		ok = !buf_addf(&b, "%sapi-version=%s", *q == '?' ? "&" : "?", ver);
+	if (!ok) {
 		buf_release(&b);
 		return NULL;
 	}
 	return buf_detach(&b, NULL);
+}
+
+static char *endpoint(struct ai_client *c, const char *path)
+{
+	return endpoint_for(c, path, NULL);
 }
 
 /* The prompt text for --log-prompts: the last user message. */
@@ -992,6 +1191,7 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	buf_init(&canon, 0);
 	memset(resp, 0, sizeof(*resp));
 	resp->prompt_tokens = resp->completion_tokens = -1;
+	resp->cached_tokens = resp->reasoning_tokens = -1;
 	resp->cost = NAN;
 	resp->rl_remaining_requests = resp->rl_remaining_tokens = -1;
 	resp->rl_reset_ms = resp->retry_after_ms = -1;
@@ -1003,34 +1203,44 @@ int ai_chat_start(struct ai_client *c, const struct ai_chat_req *q, struct ai_ch
 	k->cdone = done;
 	k->ud = ud;
 	k->on_delta = q->on_delta;
+	k->on_reasoning = q->on_reasoning;
 	k->delta_ud = q->ud;
+	k->cached_tokens = k->reasoning_tokens = -1;
 	k->cacheable = q->cacheable;
 	k->cacheable_ud = q->cacheable_ud;
 	k->stream = q->stream;
 	http_resp_init(&k->hresp);
-	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/chat/completions")) ||
+	if (!(k->model = strdup(model)) || !(k->url = endpoint_for(c, "/chat/completions", model)) ||
 	    !(b = chat_body(c->o.cfg, q, model))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
 	if (c->o.cfg->log_prompts)
 		k->prompt = last_user_text(q->messages);
+	if (!isnan(isnan(q->temperature) ? c->o.cfg->temperature : q->temperature) &&
+	    !temperature_allowed(model, q, c->o.cfg))
+		ai_client_verbose(c, "a reasoning model refuses a temperature: it is not sent");
 	/* The cache key leaves out how the answer is delivered: a stream and a plain call share it. */
 	if (ai_cache_canonical(c->o.cfg->base_url, b, &canon)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
 	if (k->stream) {
-		json_object *so = json_object_new_object();
+		/* The usage chunk, unless this server refused it once (resend_without_stream_options). */
+		json_object *so = c->no_stream_options ? NULL : json_object_new_object();
 
-		if (jv_add(b, "stream", json_object_new_boolean(1)) || !so ||
-		    jv_add(so, "include_usage", json_object_new_boolean(1)) || jv_add(b, "stream_options", so)) {
+		if (jv_add(b, "stream", json_object_new_boolean(1)) ||
+		    (!c->no_stream_options &&
+		     (!so || jv_add(so, "include_usage", json_object_new_boolean(1)) ||
+		      jv_add(b, "stream_options", so)))) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
 			goto out;
 		}
+		k->stream_options = !c->no_stream_options;
 		sse_init(&k->sse, MAX_STREAM_LINE, MAX_STREAM_EVENT);
 		chatstream_init(&k->cs, MAX_CONTENT);
 		k->cs.on_delta = stream_delta;
+		k->cs.on_reasoning = stream_reasoning;
 		k->cs.ud = k;
 	}
 	if (!(k->body = dup_json(b, &k->body_len))) {
@@ -1246,6 +1456,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 			goto oom;
 	k->c = c;
 	k->kind = CALL_EMBED;
+	k->cached_tokens = k->reasoning_tokens = -1;
 	k->eresp = resp;
 	k->edone = done;
 	k->ud = ud;
@@ -1254,7 +1465,7 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 	if (jv_add(b, "model", json_object_new_string(model)) || jv_add(b, "input", in))
 		goto oom;
 	in = NULL;
-	if (!(k->model = strdup(model)) || !(k->url = endpoint(c, "/embeddings")) ||
+	if (!(k->model = strdup(model)) || !(k->url = endpoint_for(c, "/embeddings", model)) ||
 	    ai_cache_canonical(c->o.cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
 		goto oom;
 	rc = call_send(k, &canon, err);
@@ -1395,7 +1606,7 @@ static int api_request(struct ai_client *c, const char *method, const char *path
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	if (c->o.cfg->dry_run) {
 		for (size_t i = 0; i <= nh; i++)
-			shown[i] = hdrs[i] && hdrs[i] == auth ? "Authorization: Bearer [redacted]" : hdrs[i];
+			shown[i] = hdrs[i] && hdrs[i] == auth ? auth_shown(c) : hdrs[i];
 		if (c->o.dry_run)
 			c->o.dry_run(method, url, shown, body, c->o.ud);
 		free(url);
@@ -1453,6 +1664,7 @@ double ai_account_batch_result(struct ai_client *c, const char *model, long prom
 	k.c = c;
 	k.model = (char *)(model ? model : ai_client_model(c));
 	k.t0_wall = wall_ms();
+	k.cached_tokens = k.reasoning_tokens = -1;
 	c->batch_now = true;
 	cost = call_cost(&k, prompt_tokens, completion_tokens);
 	account(&k, prompt_tokens, completion_tokens, status, false, cost, 0);

@@ -82,6 +82,9 @@ struct ai_chat_req {
 	/* Streams: each piece of the reply as it arrives (also when replayed from the cache).
 	 * Returns non-zero to stop. */
 	int (*on_delta)(const char *text, size_t n, void *ud);
+	/* Each piece of a reasoning model's reasoning, which is never part of the answer
+	 * (reasoning_content, reasoning); also for a plain call and a cache hit.  May be NULL. */
+	int (*on_reasoning)(const char *text, size_t n, void *ud);
 	void *ud;
 	/* Called with a complete answer before it is cached: false keeps it out of the
 	 * cache (a reply that fails its schema, structured.h).  NULL: every answer. */
@@ -97,7 +100,11 @@ struct ai_chat_resp {
 	char *finish_reason;            /* owned or NULL */
 	char *model;                    /* owned: the model the server named, else the one asked */
 	json_object *tool_calls;        /* owned array, or NULL */
+	char *reasoning;                /* owned: the model's reasoning, or NULL when it sent none */
+	char *refusal;                  /* owned: the model's refusal, or NULL (the call then fails) */
 	long prompt_tokens, completion_tokens;  /* -1 when the server did not say */
+	long cached_tokens;             /* of prompt_tokens, from the server's prompt cache; -1 unknown */
+	long reasoning_tokens;          /* of completion_tokens, spent reasoning; -1 unknown */
 	double cost;                    /* USD, NAN when the model's price is unknown */
 	double latency_ms, ttfb_ms;
 	bool cached;
@@ -113,7 +120,13 @@ struct ai_chat_resp {
 
 void ai_chat_resp_release(struct ai_chat_resp *r);
 
-/* One chat completion, to the end.  -1 with err: the message quotes the server's error. */
+/*
+ * One chat completion, to the end.  -1 with err: the message quotes the
+ * server's error.  An answer the model refused (a "refusal") or the
+ * server withheld (finish_reason "content_filter") fails too, with
+ * AI_EX_DATAERR: it is no answer to the input, and retrying the same input
+ * gets the same; what arrived stays in resp (refusal, content).
+ */
 int ai_chat(struct ai_client *c, const struct ai_chat_req *req, struct ai_chat_resp *resp,
 	    struct ai_err *err);
 

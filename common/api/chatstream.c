@@ -5,7 +5,8 @@
  *   - the slow path parses it with json-c and reads what it needs;
  *   - the fast path is a strict scanner for the one shape that makes up
  *     nearly every chunk: {..., "choices":[{"index":0, "delta":{"content":
- *     "..."}, "finish_reason":null|"..."}], "usage":null, ...}.  It checks
+ *     "..."}, "finish_reason":null|"..."}], "usage":null, ...}, and a
+ *     reasoning model's {"reasoning_content"|"reasoning": "..."} deltas.  It checks
  *     the whole chunk is valid JSON, skipping fields it does not use, and
  *     gives up (returns "not handled") on anything it does not fully
  *     understand, before changing any state.  Strict JSON is a subset of
@@ -24,11 +25,17 @@ void chatstream_init(struct chatstream *cs, size_t max_content)
 	cs->finish_reason[0] = '\0';
 	cs->prompt_tokens = -1;
 	cs->completion_tokens = -1;
+	cs->cached_tokens = -1;
+	cs->reasoning_tokens = -1;
+	cs->usage_seen = false;
+	buf_init(&cs->reasoning, max_content);
+	buf_init(&cs->refusal, max_content);
 	cs->done = false;
 	cs->chunks = 0;
 	cs->tools = NULL;
 	cs->ntools = 0;
 	cs->on_delta = NULL;
+	cs->on_reasoning = NULL;
 	cs->ud = NULL;
 	cs->max_content = max_content;
 	cs->no_fast = false;
@@ -42,6 +49,8 @@ void chatstream_release(struct chatstream *cs)
 	size_t i;
 
 	buf_release(&cs->content);
+	buf_release(&cs->reasoning);
+	buf_release(&cs->refusal);
 	buf_release(&cs->scratch);
 	if (cs->tools) {
 		for (i = 0; i < CHATSTREAM_MAX_TOOLS; i++) {
@@ -149,7 +158,10 @@ static int not_json(const char *data, size_t len, struct ai_err *err, const char
 	return ai_errf(err, AI_EX_DATAERR, "stream data is not %s: '%s'", what, q);
 }
 
-static int add_content(struct chatstream *cs, const char *s, size_t n, struct ai_err *err)
+/* Appends a piece of text to b (the reply, the reasoning or the refusal) and hands it to cb. */
+static int add_text(struct chatstream *cs, struct buf *b, const char *what,
+		    int (*cb)(const char *, size_t, void *), const char *s, size_t n,
+		    struct ai_err *err)
 {
 	int rc;
 
@@ -162,17 +174,22 @@ static int add_content(struct chatstream *cs, const char *s, size_t n, struct ai
 		buf_init(&t, cs->max_content);
 		if (utf8_add_text(&t, s, n)) {
 			buf_release(&t);
-			return too_long(cs, err, "reply");
+			return too_long(cs, err, what);
 		}
-		rc = add_content(cs, t.data, t.len, err);
+		rc = add_text(cs, b, what, cb, t.data, t.len, err);
 		buf_release(&t);
 		return rc;
 	}
-	if (buf_add(&cs->content, s, n))
-		return too_long(cs, err, "reply");
-	if (cs->on_delta && (rc = cs->on_delta(s, n, cs->ud)) != 0)
+	if (buf_add(b, s, n))
+		return too_long(cs, err, what);
+	if (cb && (rc = cb(s, n, cs->ud)) != 0)
 		return ai_errf(err, rc > 0 ? rc : AI_EX_SOFTWARE, "stream stopped by the delta callback");
 	return 0;
+}
+
+static int add_content(struct chatstream *cs, const char *s, size_t n, struct ai_err *err)
+{
+	return add_text(cs, &cs->content, "reply", cs->on_delta, s, n, err);
 }
 
 static void set_finish(struct chatstream *cs, const char *s, size_t n)
@@ -273,6 +290,7 @@ static int slow_choice(struct chatstream *cs, json_object *c, struct ai_err *err
 	json_object *v, *d, *tcs;
 	const char *s;
 	size_t n, i;
+	int rc;
 
 	if (!json_object_is_type(c, json_type_object))
 		return 0;
@@ -281,8 +299,36 @@ static int slow_choice(struct chatstream *cs, json_object *c, struct ai_err *err
 	    !(json_object_is_type(v, json_type_int) && json_object_get_int64(v) == 0))
 		return 0;
 	if (json_object_object_get_ex(c, "delta", &d) && json_object_is_type(d, json_type_object)) {
+		/* DeepSeek, vLLM and llama.cpp say reasoning_content; OpenRouter and Ollama reasoning. */
+		if (((s = str_of(d, "reasoning_content", &n)) || (s = str_of(d, "reasoning", &n))) &&
+		    add_text(cs, &cs->reasoning, "reasoning", cs->on_reasoning, s, n, err))
+			return -1;
+		if ((s = str_of(d, "refusal", &n)) &&
+		    add_text(cs, &cs->refusal, "refusal", NULL, s, n, err))
+			return -1;
 		if ((s = str_of(d, "content", &n)) && add_content(cs, s, n, err))
 			return -1;
+		if (json_object_object_get_ex(d, "content", &v) &&
+		    json_object_is_type(v, json_type_array)) {
+			/* Parts: joined on a buffer of their own, then delivered as one delta. */
+			struct buf t;
+
+			buf_init(&t, cs->max_content);
+			if (jv_content_text(v, &t)) {
+				int why = errno;
+
+				buf_release(&t);
+				if (why == EINVAL)
+					return ai_errf(err, AI_EX_UNAVAILABLE,
+						       "a delta's content is a list of something other than parts");
+				errno = why;
+				return too_long(cs, err, "reply");
+			}
+			rc = add_content(cs, t.data, t.len, err);
+			buf_release(&t);
+			if (rc)
+				return -1;
+		}
 		if (json_object_object_get_ex(d, "tool_calls", &tcs) &&
 		    json_object_is_type(tcs, json_type_array)) {
 			for (i = 0; i < json_object_array_length(tcs); i++)
@@ -297,7 +343,7 @@ static int slow_choice(struct chatstream *cs, json_object *c, struct ai_err *err
 
 static int slow_chunk(struct chatstream *cs, const char *data, size_t len, struct ai_err *err)
 {
-	json_object *o, *v, *u;
+	json_object *o, *v;
 	size_t end, i;
 	int rc = 0;
 
@@ -330,12 +376,17 @@ static int slow_chunk(struct chatstream *cs, const char *data, size_t len, struc
 			if ((rc = slow_choice(cs, json_object_array_get_idx(v, i), err)))
 				goto out;
 	}
-	if (json_object_object_get_ex(o, "usage", &u) && json_object_is_type(u, json_type_object)) {
+	{
 		/* Bounded as every reader of usage bounds it (jv_count). */
-		if (json_object_object_get_ex(u, "prompt_tokens", &v))
-			cs->prompt_tokens = jv_count(u, "prompt_tokens");
-		if (json_object_object_get_ex(u, "completion_tokens", &v))
-			cs->completion_tokens = jv_count(u, "completion_tokens");
+		struct jv_tokens t = { cs->prompt_tokens, cs->completion_tokens, cs->cached_tokens,
+				       cs->reasoning_tokens, cs->usage_seen };
+
+		jv_tokens_read(o, &t);
+		cs->usage_seen = t.usage;
+		cs->prompt_tokens = t.prompt;
+		cs->completion_tokens = t.completion;
+		cs->cached_tokens = t.cached;
+		cs->reasoning_tokens = t.reasoning;
 	}
 out:
 	json_object_put(o);
@@ -597,6 +648,7 @@ struct fast {
 	size_t content_off, content_len;
 	size_t finish_off, finish_len;
 	bool finish;
+	size_t reasoning_off, reasoning_len;
 };
 
 /*
@@ -621,7 +673,7 @@ static bool scan_delta(struct scan *sc, struct fast *f)
 {
 	const char *k;
 	size_t n;
-	bool seen = false;
+	bool seen = false, seen_r = false;
 	int r;
 
 	if (!eat(sc, '{'))
@@ -638,6 +690,15 @@ static bool scan_delta(struct scan *sc, struct fast *f)
 			seen = true;
 		} else if (KEY(k, n, "tool_calls")) {
 			return false;
+		} else if (KEY(k, n, "reasoning_content") || KEY(k, n, "reasoning")) {
+			/* One of the two, once: with both, which one wins is json-c's call. */
+			if (seen_r || !scan_string_or_null(sc, &f->reasoning_off, &f->reasoning_len, NULL))
+				return false;
+			seen_r = true;
+		} else if (KEY(k, n, "refusal")) {
+			/* Null is nothing to keep; a refusal is rare, and json-c's to read. */
+			if (!scan_word(sc, "null", 4))
+				return false;
 		} else if (!skip_value(sc, 4)) {
 			return false;
 		}
@@ -716,7 +777,7 @@ static bool scan_chunk(struct scan *sc, struct fast *f)
 				if (seen & 2 || !scan_word(sc, "null", 4))
 					return false;
 				seen |= 2;
-			} else if (KEY(k, n, "error")) {
+			} else if (KEY(k, n, "error") || KEY(k, n, "timings")) {
 				return false;
 			} else if (!skip_value(sc, 1)) {
 				return false;
@@ -733,7 +794,7 @@ static bool scan_chunk(struct scan *sc, struct fast *f)
 static int fast_chunk(struct chatstream *cs, const char *data, size_t len, struct ai_err *err)
 {
 	struct scan sc = { data, data + len, &cs->scratch };
-	struct fast f = { 0, 0, 0, 0, false };
+	struct fast f = { 0, 0, 0, 0, false, 0, 0 };
 
 	buf_reset(&cs->scratch);
 	if (!scan_chunk(&sc, &f))
@@ -744,6 +805,10 @@ static int fast_chunk(struct chatstream *cs, const char *data, size_t len, struc
 	 * still be unallocated: no pointer arithmetic on its NULL (UB, found by
 	 * the fuzz seed).
 	 */
+	/* In the slow path's order: the reasoning, then the answer. */
+	if (f.reasoning_len && add_text(cs, &cs->reasoning, "reasoning", cs->on_reasoning,
+					cs->scratch.data + f.reasoning_off, f.reasoning_len, err))
+		return -1;
 	if (f.content_len && add_content(cs, cs->scratch.data + f.content_off, f.content_len, err))
 		return -1;
 	if (f.finish)

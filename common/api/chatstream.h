@@ -7,7 +7,11 @@
  * tests/unit/t_chatstream.c, "server shapes"): a role delta with content
  * null, "" or none; empty deltas; usage in a chunk of its own or in the
  * last one; no finish_reason; tool-call deltas by index with id "";
- * unknown fields anywhere; llama.cpp's "error:" field lines.
+ * unknown fields anywhere; llama.cpp's "error:" field lines; a reasoning
+ * model's thoughts ("reasoning_content" from DeepSeek, vLLM and llama.cpp,
+ * "reasoning" from OpenRouter and Ollama), kept apart from the answer;
+ * a "refusal" delta; content as an array of parts; llama.cpp's "timings"
+ * where it sends no usage.
  *
  * Most chunks are plain content deltas.  They are read by a small strict
  * scanner that understands only that shape and hands anything else
@@ -43,6 +47,10 @@ struct chatstream {
 	char finish_reason[32];        /* "" until one is seen; longer ones are cut */
 	long prompt_tokens;            /* -1 until a usage object gives it */
 	long completion_tokens;        /* -1 until a usage object gives it */
+	long cached_tokens;            /* of prompt_tokens, from the prompt cache; -1 unknown */
+	long reasoning_tokens;         /* of completion_tokens, spent reasoning; -1 unknown */
+	struct buf reasoning;          /* the model's reasoning so far, never part of content */
+	struct buf refusal;            /* the model's refusal so far ("refusal" deltas) */
 	bool done;                     /* "data: [DONE]" was seen */
 	long chunks;                   /* JSON chunks read (not counting [DONE]) */
 
@@ -57,11 +65,14 @@ struct chatstream {
 	 * AI_EX_IOERR), AI_EX_SOFTWARE otherwise.  May be NULL.
 	 */
 	int (*on_delta)(const char *text, size_t len, void *ud);
+	/* The same for each piece of reasoning (appended to reasoning).  May be NULL. */
+	int (*on_reasoning)(const char *text, size_t len, void *ud);
 	void *ud;
 
 	/* Private. */
 	size_t max_content;
 	bool no_fast;                  /* tests: always take the json-c path */
+	bool usage_seen;               /* the counts came from a usage object (jv_tokens) */
 	long fast_chunks;              /* chunks the fast path read (tests, benchmarks) */
 	json_tokener *tok;
 	struct buf scratch;

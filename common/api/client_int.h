@@ -24,6 +24,7 @@ struct ai_client {
 	int ledger_state;
 	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
 	bool auth_loaded;
+	bool no_stream_options;         /* the server refused stream_options: send it no more */
 	bool batch_now;                 /* pricing one Batch API result (ai_account_batch_result) */
 	char *host;                     /* owned: the endpoint's host, for the ledger */
 	struct ai_call *ready;          /* calls answered without the network, to complete */

@@ -88,6 +88,8 @@ struct ledger_row {
 	const char *host;             /* endpoint host, e.g. "api.openai.com"; never a URL with credentials */
 	long prompt_tokens;
 	long completion_tokens;
+	long cached_tokens;           /* of prompt_tokens, read from the provider's prompt cache; <0 unknown */
+	long reasoning_tokens;        /* of completion_tokens, spent reasoning; <0 unknown */
 	long latency_ms;
 	long status;                  /* HTTP status; 0 when none was received */
 	bool cached;                  /* answered from the response cache */

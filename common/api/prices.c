@@ -20,8 +20,10 @@
 #include <strings.h>
 
 /*
- * USD per million tokens, standard (not Batch, not cached-input) tier,
- * from OpenAI's public pricing page as known in mid-2025.  Prices
+ * USD per million tokens, standard (not Batch) tier, from OpenAI's public
+ * pricing page as known in mid-2025: input, output, and cached input (the
+ * prompt tokens the server read from its prompt cache; NAN where the
+ * model has no such discount, so they cost the input price).  Prices
  * change: keep this in step with common/api/prices.tsv, and let users
  * override in the config file.  Dated snapshots ("gpt-4o-2024-08-06")
  * are found by the prefix rule; a snapshot or variant priced
@@ -30,38 +32,38 @@
  */
 static const struct builtin {
 	const char *model;
-	double in, out;
+	double in, out, cached;
 } builtin[] = {
-	{ "gpt-5",                        1.25,   10.00 },
-	{ "gpt-5-mini",                   0.25,    2.00 },
-	{ "gpt-5-nano",                   0.05,    0.40 },
-	{ "gpt-4.1",                      2.00,    8.00 },
-	{ "gpt-4.1-mini",                 0.40,    1.60 },
-	{ "gpt-4.1-nano",                 0.10,    0.40 },
-	{ "gpt-4.5-preview",             75.00,  150.00 },
-	{ "gpt-4o",                       2.50,   10.00 },
-	{ "gpt-4o-2024-05-13",            5.00,   15.00 },
-	{ "gpt-4o-realtime-preview",      5.00,   20.00 },
-	{ "gpt-4o-mini",                  0.15,    0.60 },
-	{ "gpt-4o-mini-realtime-preview", 0.60,    2.40 },
-	{ "chatgpt-4o-latest",            5.00,   15.00 },
-	{ "gpt-4-turbo",                 10.00,   30.00 },
-	{ "gpt-4-0125-preview",          10.00,   30.00 },
-	{ "gpt-4-1106-preview",          10.00,   30.00 },
-	{ "gpt-4",                       30.00,   60.00 },
-	{ "gpt-4-32k",                   60.00,  120.00 },
-	{ "gpt-3.5-turbo",                0.50,    1.50 },
-	{ "gpt-3.5-turbo-instruct",       1.50,    2.00 },
-	{ "o1",                          15.00,   60.00 },
-	{ "o1-mini",                      1.10,    4.40 },
-	{ "o1-pro",                     150.00,  600.00 },
-	{ "o3",                           2.00,    8.00 },
-	{ "o3-mini",                      1.10,    4.40 },
-	{ "o3-pro",                      20.00,   80.00 },
-	{ "o4-mini",                      1.10,    4.40 },
-	{ "text-embedding-3-small",       0.02,    0.00 },
-	{ "text-embedding-3-large",       0.13,    0.00 },
-	{ "text-embedding-ada-002",       0.10,    0.00 },
+	{ "gpt-5",                        1.25,   10.00,   0.125 },
+	{ "gpt-5-mini",                   0.25,    2.00,   0.025 },
+	{ "gpt-5-nano",                   0.05,    0.40,   0.005 },
+	{ "gpt-4.1",                      2.00,    8.00,    0.50 },
+	{ "gpt-4.1-mini",                 0.40,    1.60,    0.10 },
+	{ "gpt-4.1-nano",                 0.10,    0.40,   0.025 },
+	{ "gpt-4.5-preview",             75.00,  150.00,   37.50 },
+	{ "gpt-4o",                       2.50,   10.00,    1.25 },
+	{ "gpt-4o-2024-05-13",            5.00,   15.00,     NAN },
+	{ "gpt-4o-realtime-preview",      5.00,   20.00,    2.50 },
+	{ "gpt-4o-mini",                  0.15,    0.60,   0.075 },
+	{ "gpt-4o-mini-realtime-preview", 0.60,    2.40,    0.30 },
+	{ "chatgpt-4o-latest",            5.00,   15.00,     NAN },
+	{ "gpt-4-turbo",                 10.00,   30.00,     NAN },
+	{ "gpt-4-0125-preview",          10.00,   30.00,     NAN },
+	{ "gpt-4-1106-preview",          10.00,   30.00,     NAN },
+	{ "gpt-4",                       30.00,   60.00,     NAN },
+	{ "gpt-4-32k",                   60.00,  120.00,     NAN },
+	{ "gpt-3.5-turbo",                0.50,    1.50,     NAN },
+	{ "gpt-3.5-turbo-instruct",       1.50,    2.00,     NAN },
+	{ "o1",                          15.00,   60.00,    7.50 },
+	{ "o1-mini",                      1.10,    4.40,    0.55 },
+	{ "o1-pro",                     150.00,  600.00,     NAN },
+	{ "o3",                           2.00,    8.00,    0.50 },
+	{ "o3-mini",                      1.10,    4.40,    0.55 },
+	{ "o3-pro",                      20.00,   80.00,     NAN },
+	{ "o4-mini",                      1.10,    4.40,   0.275 },
+	{ "text-embedding-3-small",       0.02,    0.00,     NAN },
+	{ "text-embedding-3-large",       0.13,    0.00,     NAN },
+	{ "text-embedding-ada-002",       0.10,    0.00,     NAN },
 };
 
 struct price_override {
@@ -90,7 +92,7 @@ static size_t match(const char *listed, const char *model)
 bool prices_lookup(const struct prices *ps, const char *model, struct price *out)
 {
 	size_t best = 0, i, m;
-	struct price p = { 0, 0 };
+	struct price p = { 0, 0, NAN };
 
 	if (!model || !*model)
 		return false;
@@ -109,6 +111,7 @@ bool prices_lookup(const struct prices *ps, const char *model, struct price *out
 			best = m;
 			p.in_per_mtok = builtin[i].in;
 			p.out_per_mtok = builtin[i].out;
+			p.cached_per_mtok = builtin[i].cached;
 		}
 	}
 	if (!best)
@@ -143,19 +146,26 @@ static bool price_ok(double v)
 int prices_override(struct prices *ps, const char *model, double in, double out,
 		    struct ai_err *err)
 {
+	return prices_override_cached(ps, model, in, out, NAN, err);
+}
+
+int prices_override_cached(struct prices *ps, const char *model, double in, double out,
+			   double cached, struct ai_err *err)
+{
 	size_t i;
 	char *copy;
 
 	if (check_name(model, err) < 0)
 		return -1;
-	if (!price_ok(in) || !price_ok(out))
+	if (!price_ok(in) || !price_ok(out) || !(isnan(cached) || price_ok(cached)))
 		return ai_errf(err, AI_EX_CONFIG,
-			       "bad price for '%s': want two numbers from 0 to 1000000 (USD per million input and output tokens)",
+			       "bad price for '%s': want numbers from 0 to 1000000 (USD per million input, output and cached input tokens)",
 			       model);
 	for (i = 0; i < ps->n; i++) {
 		if (strcmp(ps->v[i].model, model) == 0) {
 			ps->v[i].p.in_per_mtok = in;
 			ps->v[i].p.out_per_mtok = out;
+			ps->v[i].p.cached_per_mtok = cached;
 			return 0;
 		}
 	}
@@ -174,6 +184,7 @@ int prices_override(struct prices *ps, const char *model, double in, double out,
 	ps->v[ps->n].model = copy;
 	ps->v[ps->n].p.in_per_mtok = in;
 	ps->v[ps->n].p.out_per_mtok = out;
+	ps->v[ps->n].p.cached_per_mtok = cached;
 	ps->n++;
 	return 0;
 }
@@ -234,8 +245,11 @@ static const char *skip_blank(const char *s)
 	return s;
 }
 
-/* Parses "IN OUT" with optional blanks around; 0 or -1. */
-static int parse_pair(const char *s, double *in, double *out)
+/*
+ * Parses "IN OUT [CACHED]" with optional blanks around; a CACHED of "-"
+ * or none is NAN (no cached-input discount).  0 or -1.
+ */
+static int parse_prices(const char *s, double *in, double *out, double *cached)
 {
 	s = skip_blank(s);
 	if (parse_decimal(&s, in) < 0 || (*s != ' ' && *s != '\t'))
@@ -243,6 +257,14 @@ static int parse_pair(const char *s, double *in, double *out)
 	s = skip_blank(s);
 	if (parse_decimal(&s, out) < 0)
 		return -1;
+	*cached = NAN;
+	if (*s == ' ' || *s == '\t') {
+		s = skip_blank(s);
+		if (*s == '-')
+			s++;
+		else if (*s && parse_decimal(&s, cached) < 0)
+			return -1;
+	}
 	s = skip_blank(s);
 	return *s ? -1 : 0;
 }
@@ -250,21 +272,21 @@ static int parse_pair(const char *s, double *in, double *out)
 int prices_override_str(struct prices *ps, const char *model, const char *value,
 			struct ai_err *err)
 {
-	double in, out;
+	double in, out, cached;
 
 	if (check_name(model, err) < 0)
 		return -1;
-	if (!value || parse_pair(value, &in, &out) < 0)
+	if (!value || parse_prices(value, &in, &out, &cached) < 0)
 		return ai_errf(err, AI_EX_CONFIG,
-			       "bad price for '%s': '%s': want 'price.%s = IN OUT', USD per million input and output tokens, e.g. 0.15 0.60",
+			       "bad price for '%s': '%s': want 'price.%s = IN OUT [CACHED]', USD per million input, output and cached input tokens, e.g. 0.15 0.60 0.075",
 			       model, value ? value : "", model);
-	return prices_override(ps, model, in, out, err);
+	return prices_override_cached(ps, model, in, out, cached, err);
 }
 
 /* One parsed line of a price file. */
 struct entry {
 	char model[MODEL_MAX + 1];
-	double in, out;
+	double in, out, cached;
 };
 
 static int parse_line(char *line, struct entry *e, bool *blank)
@@ -287,7 +309,7 @@ static int parse_line(char *line, struct entry *e, bool *blank)
 		return -1;
 	memcpy(e->model, name, n);
 	e->model[n] = '\0';
-	return parse_pair(p, &e->in, &e->out);
+	return parse_prices(p, &e->in, &e->out, &e->cached);
 }
 
 int prices_load(struct prices *ps, const char *path, struct ai_err *err)
@@ -321,13 +343,14 @@ int prices_load(struct prices *ps, const char *path, struct ai_err *err)
 		}
 		if (parse_line(line, &v[n], &blank) < 0) {
 			rc = ai_errf(err, AI_EX_CONFIG,
-				     "'%s' line %ld: want 'MODEL<TAB>INPUT<TAB>OUTPUT', USD per million tokens",
+				     "'%s' line %ld: want 'MODEL<TAB>INPUT<TAB>OUTPUT[<TAB>CACHED]', USD per million tokens",
 				     path, lineno);
 			goto out;
 		}
 		if (blank)
 			continue;
-		if (check_name(v[n].model, err) < 0 || !price_ok(v[n].in) || !price_ok(v[n].out)) {
+		if (check_name(v[n].model, err) < 0 || !price_ok(v[n].in) || !price_ok(v[n].out) ||
+		    !(isnan(v[n].cached) || price_ok(v[n].cached))) {
 			rc = ai_errf(err, AI_EX_CONFIG, "'%s' line %ld: bad model name or price",
 				     path, lineno);
 			goto out;
@@ -340,7 +363,7 @@ int prices_load(struct prices *ps, const char *path, struct ai_err *err)
 		goto out;
 	}
 	for (i = 0; i < n; i++)
-		if (prices_override(ps, v[i].model, v[i].in, v[i].out, err) < 0) {
+		if (prices_override_cached(ps, v[i].model, v[i].in, v[i].out, v[i].cached, err) < 0) {
 			rc = -1;
 			break;
 		}
@@ -353,12 +376,24 @@ out:
 double prices_cost(const struct prices *ps, const char *model, long prompt_tokens,
 		   long completion_tokens, bool batch)
 {
+	return prices_cost_cached(ps, model, prompt_tokens, -1, completion_tokens, batch);
+}
+
+double prices_cost_cached(const struct prices *ps, const char *model, long prompt_tokens,
+			  long cached_tokens, long completion_tokens, bool batch)
+{
 	struct price p;
 	double c;
+	long cached = cached_tokens;
 
 	if (prompt_tokens < 0 || completion_tokens < 0 || !prices_lookup(ps, model, &p))
 		return NAN;
-	c = ((double)prompt_tokens * p.in_per_mtok + (double)completion_tokens * p.out_per_mtok) / 1e6;
+	/* Unknown, or more than the prompt (a server's bug): none at the cached rate. */
+	if (cached < 0 || cached > prompt_tokens || isnan(p.cached_per_mtok))
+		cached = 0;
+	c = ((double)(prompt_tokens - cached) * p.in_per_mtok +
+	     (cached ? (double)cached * p.cached_per_mtok : 0) +
+	     (double)completion_tokens * p.out_per_mtok) / 1e6;
 	return batch ? c / 2 : c;
 }
 
@@ -386,15 +421,23 @@ bool prices_lookup_at(const struct prices *ps, const char *model, const char *ho
 		return true;
 	if (!prices_host_local(host))
 		return false;
-	if (out)
+	if (out) {
 		out->in_per_mtok = out->out_per_mtok = 0;
+		out->cached_per_mtok = NAN;
+	}
 	return true;
 }
 
 double prices_cost_at(const struct prices *ps, const char *model, const char *host,
 		      long prompt_tokens, long completion_tokens, bool batch)
 {
-	double c = prices_cost(ps, model, prompt_tokens, completion_tokens, batch);
+	return prices_cost_cached_at(ps, model, host, prompt_tokens, -1, completion_tokens, batch);
+}
+
+double prices_cost_cached_at(const struct prices *ps, const char *model, const char *host,
+			     long prompt_tokens, long cached_tokens, long completion_tokens, bool batch)
+{
+	double c = prices_cost_cached(ps, model, prompt_tokens, cached_tokens, completion_tokens, batch);
 
 	if (isnan(c) && prompt_tokens >= 0 && completion_tokens >= 0 && prices_host_local(host))
 		return 0;
@@ -415,6 +458,7 @@ bool prices_builtin(size_t i, const char **name, struct price *p)
 	if (p) {
 		p->in_per_mtok = builtin[i].in;
 		p->out_per_mtok = builtin[i].out;
+		p->cached_per_mtok = builtin[i].cached;
 	}
 	return true;
 }

@@ -19,6 +19,8 @@
 struct price {
 	double in_per_mtok;     /* USD per million prompt (input) tokens */
 	double out_per_mtok;    /* USD per million completion (output) tokens */
+	double cached_per_mtok; /* USD per million prompt tokens read from the server's prompt
+	                         * cache (cached_tokens); NAN: no discount, the input price */
 };
 
 /* The user's overrides; the built-in table is shared and read-only. */
@@ -55,18 +57,24 @@ bool prices_lookup(const struct prices *ps, const char *model, struct price *out
 int prices_override(struct prices *ps, const char *model, double in, double out,
 		    struct ai_err *err);
 
+/* The same with a cached-input price (NAN: none, the input price). */
+int prices_override_cached(struct prices *ps, const char *model, double in, double out,
+			   double cached, struct ai_err *err);
+
 /*
- * Parses the value of a config line "price.MODEL = IN OUT" ("0.5 1.5",
- * spaces or tabs between; plain decimals, independent of the locale) and
- * adds it as an override.  Fails like prices_override, and on a value
- * that is not two numbers.
+ * Parses the value of a config line "price.MODEL = IN OUT [CACHED]"
+ * ("0.5 1.5" or "0.5 1.5 0.25", spaces or tabs between; plain decimals,
+ * independent of the locale; CACHED "-" or left out: no cached-input
+ * price) and adds it as an override.  Fails like prices_override, and on
+ * a value that is not two or three numbers.
  */
 int prices_override_str(struct prices *ps, const char *model, const char *value,
 			struct ai_err *err);
 
 /*
  * Reads a price file in the prices.tsv format as overrides of ps: one
- * "MODEL IN OUT" a line (tabs or spaces between), '#' starts a comment,
+ * "MODEL IN OUT [CACHED]" a line (tabs or spaces between; CACHED as in
+ * prices_override_str), '#' starts a comment,
  * blank lines are skipped.  All or nothing: on the first bad line it
  * fails with "'PATH' line N: ..." and adds none of the file.  A missing
  * file fails with code AI_EX_NOINPUT, so a caller can treat an optional
@@ -82,6 +90,15 @@ int prices_load(struct prices *ps, const char *path, struct ai_err *err);
  */
 double prices_cost(const struct prices *ps, const char *model, long prompt_tokens,
 		   long completion_tokens, bool batch);
+
+/*
+ * The same, cached_tokens of the prompt tokens priced at the model's
+ * cached-input price (struct price).  A cached count that is unknown
+ * (negative) or larger than the prompt prices none of it so; a model
+ * without a cached-input price charges the input price for them.
+ */
+double prices_cost_cached(const struct prices *ps, const char *model, long prompt_tokens,
+			  long cached_tokens, long completion_tokens, bool batch);
 
 /*
  * True when host (an endpoint's authority as the ledger records it:
@@ -101,9 +118,11 @@ bool prices_host_local(const char *host);
 bool prices_lookup_at(const struct prices *ps, const char *model, const char *host,
 		      struct price *out);
 
-/* As prices_cost, with the loopback default of prices_lookup_at. */
+/* As prices_cost and prices_cost_cached, with the loopback default of prices_lookup_at. */
 double prices_cost_at(const struct prices *ps, const char *model, const char *host,
 		      long prompt_tokens, long completion_tokens, bool batch);
+double prices_cost_cached_at(const struct prices *ps, const char *model, const char *host,
+			     long prompt_tokens, long cached_tokens, long completion_tokens, bool batch);
 
 /*
  * The compiled-in table, for tests and "ai-usage --prices": entry i

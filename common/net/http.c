@@ -519,6 +519,8 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 		buf_addstr(&b, pfx);
 		if (show > 14 && !strncasecmp(data, "authorization:", 14))
 			buf_addstr(&b, "Authorization: [redacted]");
+		else if (show > 8 && !strncasecmp(data, "api-key:", 8))   /* Azure OpenAI's */
+			buf_addstr(&b, "api-key: [redacted]");
 		else
 			buf_add(&b, data, show);
 		if (show && o->debug)

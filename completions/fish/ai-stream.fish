@@ -20,5 +20,6 @@ complete -c $c -l list-templates -d 'list the saved templates'
 complete -c $c -l schema -x -d 'answer JSON matching a schema (JSON, @file, short form)'
 complete -c $c -l schema-multi -x -d 'answer a list of objects matching a schema'
 complete -c $c -l max-tokens -x -d 'cap the answer'
+complete -c $c -l show-reasoning -d "print a reasoning model's reasoning on standard error"
 complete -c $c -s f -l file -r -F -d 'add a file to the message'
 complete -c $c -l no-stdin -d 'do not add piped standard input'

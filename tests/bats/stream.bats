@@ -69,7 +69,7 @@ raw_stream() {
 	last=$(tail -n 1 <<<"$output")
 	assert_eq "$(jq -r .type <<<"$last")" done
 	assert_eq "$(jq -r .finish_reason <<<"$last")" stop
-	assert_eq "$(jq -c .usage <<<"$last")" '{"prompt_tokens":7,"completion_tokens":3}'
+	assert_eq "$(jq -c .usage <<<"$last")" '{"prompt_tokens":7,"completion_tokens":3,"cached_tokens":null,"reasoning_tokens":null}'
 	assert_eq "$(jq -r .cached <<<"$last")" false
 	assert_eq "$(jq -r '(.ttft_ms|type) + " " + (.total_ms|type)' <<<"$last")" "number number"
 	assert_eq "$(jq -r '.ttft_ms <= .total_ms and .ttft_ms > 0' <<<"$last")" true

@@ -17,6 +17,9 @@ struct res {
 	int ndeltas;
 	char finish[32];
 	long pt, ct;
+	long cached, reasoning_tokens;
+	char *reasoning;       /* every on_reasoning piece, each followed by '|' */
+	char *refusal;
 	bool done;
 	char *tools;           /* chatstream_tool_calls as JSON text, or "(none)" */
 	long fast;             /* chunks read by the fast path */
@@ -26,6 +29,7 @@ struct res {
 struct dctx {
 	struct buf b;
 	int n, stop_at;
+	struct buf r;           /* the reasoning pieces */
 };
 
 static int on_delta(const char *text, size_t len, void *ud)
@@ -38,12 +42,21 @@ static int on_delta(const char *text, size_t len, void *ud)
 	return d->stop_at && d->n == d->stop_at ? AI_EX_IOERR : 0;
 }
 
+static int on_reasoning(const char *text, size_t len, void *ud)
+{
+	struct dctx *d = ud;
+
+	buf_add(&d->r, text, len);
+	buf_addch(&d->r, '|');
+	return 0;
+}
+
 /* Runs an SSE body through sse + chatstream, ending it; fast or slow path. */
 static struct res run(const char *body, size_t len, bool fast, size_t max_content, int stop_at)
 {
 	struct chatstream cs;
 	struct sse_parser p;
-	struct dctx d = { BUF_INIT, 0, stop_at };
+	struct dctx d = { BUF_INIT, 0, stop_at, BUF_INIT };
 	struct ai_err err;
 	struct res r;
 	json_object *tc;
@@ -53,9 +66,11 @@ static struct res run(const char *body, size_t len, bool fast, size_t max_conten
 	chatstream_init(&cs, max_content);
 	cs.no_fast = !fast;
 	cs.on_delta = on_delta;
+	cs.on_reasoning = on_reasoning;
 	cs.ud = &d;
 	sse_init(&p, 1 << 16, 1 << 20);
 	buf_addstr(&d.b, "");
+	buf_addstr(&d.r, "");
 	r.rc = chatstream_feed(&cs, &p, body, len, &err);
 	if (r.rc == 0)
 		r.rc = chatstream_end(&cs, &p, &err);
@@ -68,6 +83,11 @@ static struct res run(const char *body, size_t len, bool fast, size_t max_conten
 	memcpy(r.finish, cs.finish_reason, sizeof(r.finish));
 	r.pt = cs.prompt_tokens;
 	r.ct = cs.completion_tokens;
+	r.cached = cs.cached_tokens;
+	r.reasoning_tokens = cs.reasoning_tokens;
+	r.reasoning = buf_detach(&d.r, NULL);
+	buf_addstr(&cs.refusal, "");
+	r.refusal = buf_detach(&cs.refusal, NULL);
 	r.done = cs.done;
 	r.fast = cs.fast_chunks;
 	tc = chatstream_tool_calls(&cs);
@@ -83,6 +103,8 @@ static void res_free(struct res *r)
 	free(r->content);
 	free(r->deltas);
 	free(r->tools);
+	free(r->reasoning);
+	free(r->refusal);
 }
 
 static bool res_same(const struct res *a, const struct res *b)
@@ -92,7 +114,9 @@ static bool res_same(const struct res *a, const struct res *b)
 	       memcmp(a->content, b->content, a->content_len) == 0 &&
 	       strcmp(a->deltas, b->deltas) == 0 && a->ndeltas == b->ndeltas &&
 	       strcmp(a->finish, b->finish) == 0 && a->pt == b->pt && a->ct == b->ct &&
-	       a->done == b->done && strcmp(a->tools, b->tools) == 0;
+	       a->done == b->done && strcmp(a->tools, b->tools) == 0 && a->cached == b->cached &&
+	       a->reasoning_tokens == b->reasoning_tokens && strcmp(a->reasoning, b->reasoning) == 0 &&
+	       strcmp(a->refusal, b->refusal) == 0;
 }
 
 static int nsame, ndiff;
@@ -409,6 +433,84 @@ static void test_limits_and_abort(void)
 	res_free(&r);
 }
 
+/* ---- reasoning models and the shapes of issue 14 ---- */
+
+static void test_reasoning(void)
+{
+	struct res r;
+
+	/* DeepSeek, vLLM, llama.cpp: reasoning_content, then content; null on the content deltas. */
+	r = go("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+	       "\"reasoning_content\":\"think\"}}]}\n\n"
+	       "data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":\"ing\"}}]}\n\n"
+	       "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"42\",\"reasoning_content\":null}}]}\n\n"
+	       "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n"
+	       "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":30,"
+	       "\"prompt_tokens_details\":{\"cached_tokens\":4},\"completion_tokens_details\":"
+	       "{\"reasoning_tokens\":28}}}\n\ndata: [DONE]\n\n");
+	is_int(r.rc, 0, "reasoning_content: complete");
+	is_str(r.content, "42", "  never part of the answer");
+	is_str(r.reasoning, "think|ing|", "  handed to on_reasoning as it arrives");
+	is_int(r.pt, 9, "  usage after an empty choices chunk: prompt");
+	is_int(r.cached, 4, "  cached_tokens from prompt_tokens_details");
+	is_int(r.reasoning_tokens, 28, "  reasoning_tokens from completion_tokens_details");
+	is_int(r.fast, 4, "  every chunk but the usage one on the fast path");
+	res_free(&r);
+
+	/* OpenRouter and Ollama: "reasoning". */
+	r = go("data: {\"choices\":[{\"index\":0,\"delta\":{\"reasoning\":\"hm\"}}]}\n\n"
+	       "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"ok\"},\"finish_reason\":\"stop\"}]}\n\n"
+	       "data: [DONE]\n\n");
+	is_str(r.content, "ok", "reasoning: not the answer");
+	is_str(r.reasoning, "hm|", "  but the reasoning");
+	is_int(r.cached, -1, "  no usage: cached unknown");
+	res_free(&r);
+
+	/* A refusal arrives as deltas of its own, content null. */
+	r = go("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+	       "\"refusal\":\"I can\"}}]}\n\n"
+	       "data: {\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"not.\"},\"finish_reason\":\"stop\"}]}\n\n"
+	       "data: [DONE]\n\n");
+	is_str(r.refusal, "I cannot.", "refusal deltas joined");
+	is_str(r.content, "", "  and no answer");
+	res_free(&r);
+
+	/* Content as a list of parts. */
+	r = go("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":[{\"type\":\"text\",\"text\":\"a\"},"
+	       "{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}},{\"type\":\"text\",\"text\":\"b\"}]}}]}\n\n"
+	       "data: [DONE]\n\n");
+	is_str(r.content, "ab", "content parts: the text parts joined");
+	is_str(r.deltas, "ab|", "  as one delta");
+	res_free(&r);
+
+	/* llama.cpp without usage: its timings, the last of them. */
+	r = go("data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"}}],\"timings\":{\"cache_n\":3,"
+	       "\"prompt_n\":1,\"predicted_n\":1}}\n\n"
+	       "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"length\"}],\"timings\":"
+	       "{\"cache_n\":35,\"prompt_n\":1,\"prompt_ms\":1.3,\"predicted_n\":3}}\n\ndata: [DONE]\n\n");
+	is_int(r.pt, 36, "timings: prompt_n + cache_n prompt tokens");
+	is_int(r.cached, 35, "  cache_n of them cached");
+	is_int(r.ct, 3, "  predicted_n completion tokens, from the last timings");
+	res_free(&r);
+
+	/* Usage wins over timings, before or after them. */
+	r = go("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2},"
+	       "\"timings\":{\"cache_n\":0,\"prompt_n\":99,\"predicted_n\":99}}\n\n"
+	       "data: {\"choices\":[],\"timings\":{\"cache_n\":0,\"prompt_n\":77,\"predicted_n\":77}}\n\n"
+	       "data: [DONE]\n\n");
+	is_int(r.pt, 5, "usage wins over timings");
+	is_int(r.ct, 2, "  also over later timings");
+	res_free(&r);
+
+	/* A count no model could use is unknown, not believed. */
+	r = go("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2,"
+	       "\"prompt_tokens_details\":{\"cached_tokens\":-3},\"completion_tokens_details\":"
+	       "{\"reasoning_tokens\":1e99}}}\n\ndata: [DONE]\n\n");
+	is_int(r.cached, -1, "a negative cached_tokens is unknown");
+	is_int(r.reasoning_tokens, -1, "an absurd reasoning_tokens is unknown");
+	res_free(&r);
+}
+
 static void test_shapes(void)
 {
 	struct res r;
@@ -418,7 +520,7 @@ static void test_shapes(void)
 	is_str(r.content, "A", "n>1: only choice 0");
 	res_free(&r);
 	r = go("data: {\"x\":{\"y\":[1,-2.5,true,false,null,{\"z\":\"\\u00e9\"}]},\"choices\":[{\"delta\":"
-	       "{\"content\":\"ok\",\"reasoning_content\":\"hmm\",\"extra\":[[]]},\"logprobs\":{\"content\":"
+	       "{\"content\":\"ok\",\"audio_note\":\"hmm\",\"extra\":[[]]},\"logprobs\":{\"content\":"
 	       "[{\"token\":\"ok\",\"logprob\":-0.1,\"bytes\":[111,107]}]},\"index\":0}],\"usage\":null,"
 	       "\"\":{}}\n\ndata: [DONE]\n\n");
 	is_str(r.content, "ok", "unknown fields anywhere ignored");
@@ -450,7 +552,7 @@ static void test_pieces(void)
 	for (step = 1; step <= len; step++) {
 		struct chatstream cs;
 		struct sse_parser p;
-		struct dctx d = { BUF_INIT, 0, 0 };
+		struct dctx d = { BUF_INIT, 0, 0, BUF_INIT };
 		struct ai_err err;
 		int rc = 0;
 
@@ -502,6 +604,10 @@ static const char *const templates[] = {
 	"{\"choices\":[{\"delta\":{\"content\":\"%s\",\"tool_calls\":[{\"index\":0,\"function\":"
 	"{\"arguments\":\"x\"}}]}}]}",
 	"{\"choices\":[],\"usage\":{\"prompt_tokens\":3,\"completion_tokens\":4},\"x\":\"%s\"}",
+	"{\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,"
+	"\"reasoning_content\":\"%s\"},\"finish_reason\":null}]}",
+	"{\"choices\":[{\"delta\":{\"reasoning\":\"%s\",\"content\":\"\"}}]}",
+	"{\"choices\":[{\"delta\":{\"reasoning\":null,\"reasoning_content\":\"%s\"}}]}",
 };
 
 static void add_chunk(struct buf *b, const char *json, size_t n)
@@ -579,6 +685,7 @@ int main(void)
 	test_bad_data();
 	test_limits_and_abort();
 	test_shapes();
+	test_reasoning();
 	test_pieces();
 	is_int(ndiff, 0, "fast and slow paths agreed on every stream above (%d)", nsame);
 	test_differential();

@@ -1,8 +1,72 @@
 /* t_jsonval - the json-c wrappers: ownership on failure, lenient getters. */
 #include "jsonval.h"
+#include "buf.h"
 #include "tap.h"
 
 #include <math.h>
+
+/* The text jv_content_text makes of JSON text j, or "(fail)". */
+static char *content_of(const char *j)
+{
+	json_object *v = json_tokener_parse(j);
+	struct buf b;
+	char *s;
+
+	buf_init(&b, 64);
+	buf_addstr(&b, "");
+	s = jv_content_text(v, &b) ? strdup("(fail)") : buf_detach(&b, NULL);
+	buf_release(&b);
+	json_object_put(v);
+	return s;
+}
+
+/* Content as text or parts, and the token counts servers report. */
+static void test_answer_shapes(void)
+{
+	struct jv_tokens t;
+	json_object *j;
+	char *s;
+
+	is_str(s = content_of("\"plain\""), "plain", "content as a string");
+	free(s);
+	is_str(s = content_of("[{\"type\":\"text\",\"text\":\"a\"},{\"type\":\"image_url\"},"
+			      "{\"type\":\"output_text\",\"text\":\"c\"},{\"text\":\"d\"},"
+			      "{\"type\":\"refusal\",\"refusal\":\"no\"},{\"type\":\"text\",\"text\":7}]"),
+	       "acd", "parts: text, output_text and untyped text; the rest skipped");
+	free(s);
+	is_str(s = content_of("{\"text\":\"x\"}"), "(fail)", "an object is no content");
+	free(s);
+	is_str(s = content_of("[{\"type\":\"text\",\"text\":\"a\"},\"b\"]"), "(fail)",
+	       "nor a list with something other than parts");
+	free(s);
+	is_str(s = content_of("\"0123456789012345678901234567890123456789012345678901234567890123456789\""),
+	       "(fail)", "over the buffer's cap fails");
+	free(s);
+	is_str(s = content_of("null"), "", "null is nothing");
+	free(s);
+
+	jv_tokens_init(&t);
+	j = json_tokener_parse("{\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":5,"
+			       "\"prompt_tokens_details\":{\"cached_tokens\":4},"
+			       "\"completion_tokens_details\":{\"reasoning_tokens\":3}},"
+			       "\"timings\":{\"prompt_n\":1,\"cache_n\":1,\"predicted_n\":1}}");
+	jv_tokens_read(j, &t);
+	ok(t.prompt == 10 && t.completion == 5 && t.cached == 4 && t.reasoning == 3 && t.usage,
+	   "usage and its details, over timings");
+	json_object_put(j);
+	jv_tokens_init(&t);
+	j = json_tokener_parse("{\"timings\":{\"prompt_n\":18,\"cache_n\":4,\"predicted_n\":16}}");
+	jv_tokens_read(j, &t);
+	ok(t.prompt == 22 && t.completion == 16 && t.cached == 4 && t.reasoning == -1 && !t.usage,
+	   "llama.cpp's timings: prompt_n + cache_n, cache_n cached, predicted_n");
+	json_object_put(j);
+	jv_tokens_init(&t);
+	j = json_tokener_parse("{\"timings\":{\"prompt_n\":-1,\"cache_n\":4,\"predicted_n\":\"x\"},"
+			       "\"usage\":null}");
+	jv_tokens_read(j, &t);
+	ok(t.prompt == -1 && t.completion == -1 && t.cached == -1, "garbage timings are unknown, not 0");
+	json_object_put(j);
+}
 
 int main(void)
 {
@@ -84,5 +148,6 @@ int main(void)
 	}
 	json_object_put(o);
 	json_object_put(a);
+	test_answer_shapes();
 	return tap_done();
 }

@@ -107,7 +107,7 @@ static void test_override(void)
 	is_int(prices_override_str(&ps, "x", "0.5", &err), -1, "one number refused");
 	ok(strstr(err.msg, "price.x = IN OUT") != NULL, "message says the form: %s", err.msg);
 	is_int(prices_override_str(&ps, "x", "a b", &err), -1, "words refused");
-	is_int(prices_override_str(&ps, "x", "0.5 1.5 2", &err), -1, "three numbers refused");
+	is_int(prices_override_str(&ps, "x", "0.5 1.5 2 3", &err), -1, "four numbers refused");
 	is_int(prices_override_str(&ps, "x", "-1 2", &err), -1, "a sign refused");
 	is_int(prices_override_str(&ps, "x", "1,5 2", &err), -1, "a decimal comma refused");
 	is_int(prices_override_str(&ps, "x", "0.51.5", &err), -1, "no separator refused");
@@ -169,6 +169,54 @@ static void test_load(void)
 	rmdir(dir);
 }
 
+/* Prompt tokens read from the server's cache, at the cached-input price. */
+static void test_cached(void)
+{
+	struct prices own = PRICES_INIT;
+	struct price p;
+	struct ai_err err;
+	char path[512], dir[] = "/tmp/t_prices_cached.XXXXXX";
+
+	/* gpt-4o: 2.50 in, 10 out, 1.25 cached. */
+	is_dbl(prices_cost_cached(NULL, "gpt-4o", 1000000, 400000, 0, false), 2.0, 1e-12,
+	       "400k of 1M prompt tokens cached on gpt-4o: 0.6 x 2.50 + 0.4 x 1.25");
+	is_dbl(prices_cost_cached(NULL, "gpt-4o", 1000000, 400000, 1000000, true), 6.0, 1e-12,
+	       "  batch halves all of it");
+	is_dbl(prices_cost_cached(NULL, "gpt-4o", 1000000, -1, 0, false), 2.5, 1e-12,
+	       "unknown cached count: all at the input price");
+	is_dbl(prices_cost_cached(NULL, "gpt-4o", 100, 101, 0, false), 0.00025, 1e-15,
+	       "more cached than prompted (a server's bug): none at the cached price");
+	is_dbl(prices_cost_cached(NULL, "gpt-4-turbo", 1000000, 1000000, 0, false), 10.0, 1e-12,
+	       "a model without a cached price charges the input price");
+	ok(isnan(prices_cost_cached(NULL, "llama3", 10, 5, 1, false)), "unknown model: NAN");
+	is_dbl(prices_cost_cached_at(NULL, "llama3", "127.0.0.1:8080", 10, 5, 1, false), 0, 0,
+	       "  but free on a loopback host");
+	is_dbl(prices_cost(NULL, "gpt-4o", 1000000, 0, false), 2.5, 1e-12,
+	       "prices_cost knows nothing cached");
+
+	is_int(prices_override_str(&own, "m", "1 2 0.5", &err), 0, "price.m = 1 2 0.5: %s", err.msg);
+	ok(prices_lookup(&own, "m", &p) && p.cached_per_mtok == 0.5, "  the cached price is kept");
+	is_dbl(prices_cost_cached(&own, "m", 2000000, 1000000, 0, false), 1.5, 1e-12, "  and used");
+	is_int(prices_override_str(&own, "m", "1 2", &err), 0, "two numbers still do");
+	ok(prices_lookup(&own, "m", &p) && isnan(p.cached_per_mtok), "  with no cached price");
+	is_int(prices_override_str(&own, "m", "1 2 -", &err), 0, "'-' is no cached price");
+	is_int(prices_override_str(&own, "m", "1 2 x", &err), -1, "a third word that is no number fails");
+	is_int(prices_override_str(&own, "m", "1 2 3 4", &err), -1, "four numbers fail");
+	is_int(prices_override_str(&own, "m", "1 2 2000000", &err), -1, "an absurd cached price fails");
+
+	if (ok(mkdtemp(dir) != NULL, "temp dir")) {
+		snprintf(path, sizeof(path), "%s/p.tsv", dir);
+		write_file(path, "a\t1\t2\t0.25\nb\t1\t2\t-\nc 1 2\n");
+		is_int(prices_load(&own, path, &err), 0, "a price file with a CACHED column: %s", err.msg);
+		ok(prices_lookup(&own, "a", &p) && p.cached_per_mtok == 0.25, "  read");
+		ok(prices_lookup(&own, "b", &p) && isnan(p.cached_per_mtok), "  '-' read as none");
+		ok(prices_lookup(&own, "c", &p) && isnan(p.cached_per_mtok), "  a line without it as none");
+		unlink(path);
+		rmdir(dir);
+	}
+	prices_release(&own);
+}
+
 /* The .tsv shipped in common/ must hold exactly the compiled-in table. */
 static void test_tsv_matches_builtin(void)
 {
@@ -186,7 +234,7 @@ static void test_tsv_matches_builtin(void)
 		char *p = line, *end;
 		const char *name;
 		struct price bp;
-		double in, out;
+		double in, out, cached;
 		size_t len;
 
 		if (*line == '#' || *line == '\n')
@@ -194,8 +242,11 @@ static void test_tsv_matches_builtin(void)
 		len = strcspn(p, "\t");
 		in = strtod(p + len, &end);
 		out = strtod(end, &end);
+		end += strspn(end, "\t");
+		cached = *end == '-' ? NAN : strtod(end, &end);
 		if (!prices_builtin(i, &name, &bp) || strlen(name) != len ||
-		    strncmp(name, p, len) != 0 || in != bp.in_per_mtok || out != bp.out_per_mtok) {
+		    strncmp(name, p, len) != 0 || in != bp.in_per_mtok || out != bp.out_per_mtok ||
+		    !(cached == bp.cached_per_mtok || (isnan(cached) && isnan(bp.cached_per_mtok)))) {
 			printf("# prices.tsv entry %zu differs from prices.c: %s", i, line);
 			bad++;
 		}
@@ -217,7 +268,7 @@ static void test_local(void)
 		"api.openai.com", "128.0.0.1", "10.0.0.1:8080", "127.example.com", "localhost.evil.com",
 		"localhostx", "[::2]:80", "[::1", "", "127.0.0.1.nip.io",
 	};
-	struct price p = { 9, 9 };
+	struct price p = { 9, 9, 9 };
 
 	for (size_t i = 0; i < AI_ARRAY_LEN(local); i++)
 		ok(prices_host_local(local[i]), "%s is loopback", local[i]);
@@ -283,6 +334,7 @@ int main(void)
 	test_local();
 	test_override();
 	test_load();
+	test_cached();
 	test_tsv_matches_builtin();
 	prices_release(&ps);
 	return tap_done();
