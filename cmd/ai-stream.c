@@ -90,6 +90,7 @@ struct sink {
 	char last;              /* its last byte, in text mode */
 	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
 	struct buf scratch;
+	const struct structured *st;    /* --schema's: the done record carries the answer as data */
 };
 
 /* Under CGI the frames follow a header; a failure before any frame gets a status too. */
@@ -203,6 +204,14 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 		out_usage(j, r->prompt_tokens, r->completion_tokens);
 		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 		out_add(j, "cached", json_object_new_boolean(r->cached));
+		if (s->st) {
+			json_object *data = NULL;
+			struct schema_fail f;
+
+			/* Checked once already (conv_ask): parsed again for the record, not trusted blind. */
+			if (!structured_check(s->st, r->content ? r->content : "", &data, &f))
+				out_add(j, "data", data);
+		}
 	} else {
 		out_add(j, "type", json_object_new_string("error"));
 		out_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
@@ -480,6 +489,7 @@ int main(int argc, char **argv)
 		if (structured_load(&st, c.schema, c.schema_multi, &err))
 			sink_die(&sink, &err);
 		stp = &st;
+		sink.st = stp;
 	}
 	ch.client = client;
 	ch.o = &o;

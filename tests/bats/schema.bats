@@ -150,6 +150,20 @@ REFUSAL='{"push": [{"status": 400, "body": {"error": {"message": "Invalid parame
 	assert_contains "$stderr" "required property 'age' is missing"
 }
 
+@test "schema: ai-stream --json: the done record carries the parsed object as data" {
+	run --separate-stderr ai-stream --json --schema "$S" 'as data: {"name": "G", "age": 5, "tags": ["a"]}'
+	assert_eq "$status" 0 status
+	assert_eq "$(jq -c 'select(.type == "done") | .data' <<<"$output")" '{"name":"G","age":5,"tags":["a"]}'
+	assert_eq "$(jq -r 'select(.type == "delta") | .content' <<<"$output")" '{"name":"G","age":5,"tags":["a"]}'
+	# Without --schema, no data field.
+	run --separate-stderr ai-stream --json 'plain {"name": "G"}'
+	assert_eq "$(jq -c 'select(.type == "done") | has("data")' <<<"$output")" false
+	run --separate-stderr ai-stream --json --schema "$S" 'not data: {"name": "G"}'
+	assert_eq "$status" 65 status
+	assert_eq "$(jq -r 'select(.type == "error") | .exit' <<<"$output")" 65
+	assert_eq "$(jq -c 'select(.type == "delta")' <<<"$output")" "" "nothing before the check"
+}
+
 @test "schema: ai-agent gives its final answer as checked JSON" {
 	ctl '{"set": {"json_from_prompt": false}}'
 	ctl '{"push": [{"reply": "the answer is 42"}, {"reply": "{\"answer\": 42}"}]}'
