@@ -217,6 +217,16 @@ ask_setup() {
 	assert_eq "$(request_count $CHAT)" 1 "only the one good run sent"
 }
 
+@test "batch: a template's schema: line checks every answer; model: names the model" {
+	ctl '{"set": {"json_from_prompt": true}}'
+	printf 'model: tm\nschema: n int\n\nAs data: {{text}}' >"$TD/num"
+	printf '{"id": 1, "text": "{\\"n\\": 1}"}\n{"id": 2, "text": "none"}\n' >"$T/in.jsonl"
+	run --separate-stderr ai-batch -P 1 -T num "$T/in.jsonl"
+	assert_eq "$status" 1 status
+	assert_eq "$(jq -c '[.id, .data, .error.type]' <<<"$output" | tr '\n' ' ')" '[1,{"n":1},null] [2,null,"schema_invalid"] '
+	assert_eq "$(requests $CHAT | jq -r '.body.model + " " + .body.response_format.type' | sort -u)" "tm json_schema"
+}
+
 @test "batch: submit -T @FILE: the job keeps its own copy of the template" {
 	printf 'Say {{text}} in {{lang}}' >"$T/say.tmpl"
 	printf '{"id": 1, "text": "hi"}\n' >"$T/in.jsonl"
