@@ -241,7 +241,8 @@ ask_setup() {
 
 # ---- completions: -T offers the saved templates in every program that takes a prompt ----
 
-@test "completions: -T completes the saved template names (bash, fish, zsh) in every program that has it" {
+# (zsh: completions.bats, which has the pseudo-terminal that drives it.)
+@test "completions: -T completes the saved template names (bash, fish) in every program that has it" {
 	C=$(cd "$BATS_TEST_DIRNAME/../../completions" && pwd)
 	: >"$TD/legal" && : >"$TD/lisp" && : >"$TD/other"
 	mkdir -p "$T/cwd" && : >"$T/cwd/my.tmpl" && cd "$T/cwd"
@@ -267,8 +268,6 @@ ask_setup() {
 		got=$(PATH=$AI_BIN:$PATH fish -N -c 'set -p fish_complete_path $argv[1]; complete -C $argv[2]' \
 			"$C/fish" "$p -T l" | cut -f1 | sort | tr '\n' ' ')
 		assert_eq "$got" "legal lisp " "fish $p"
-		grep -q -- "--use-template=}'\[the prompt from a saved template\]:template:_files -W \${XDG_CONFIG_HOME:-\$HOME/.config}/ai/templates" \
-			"$C/zsh/_$p" || { echo "zsh $p: -T does not complete the templates" >&2; false; }
 	done
 	assert_eq "$n" 6 "ai-summarize, ai-stream, ai-batch, ai-ask, ai-agent, ai-cmd"
 }
