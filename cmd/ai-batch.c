@@ -404,11 +404,15 @@ static int keep_args(const struct cli *c, const struct structured *st, const str
 	char **v = calloc((size_t)argc + 3, sizeof(*v));
 	struct buf at = BUF_INIT, p = BUF_INIT;
 	char *text = NULL;
-	int rc = -1, fd, n = argc;
+	int rc = -1, fd, n = 0, nopt = 0;
 
 	if (!v)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	memcpy(v, argv, (size_t)argc * sizeof(*v));
+	/* The options end at a "--" (getopt moved it before the operands). */
+	while (nopt < argc && strcmp(argv[nopt], "--"))
+		nopt++;
+	memcpy(v, argv, (size_t)nopt * sizeof(*v));
+	n = nopt;
 	if (c->tmpl) {
 		if (job_path(j, "template", &p) || buf_addf(&at, "@%s", p.data)) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -419,6 +423,8 @@ static int keep_args(const struct cli *c, const struct structured *st, const str
 		v[n++] = "-T";
 		v[n++] = at.data;
 	}
+	memcpy(v + n, argv + nopt, (size_t)(argc - nopt) * sizeof(*v));
+	n += argc - nopt;
 	if (st) {
 		if (!(text = structured_save(st))) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");

@@ -230,7 +230,7 @@ ask_setup() {
 @test "batch: submit -T @FILE: the job keeps its own copy of the template" {
 	printf 'Say {{text}} in {{lang}}' >"$T/say.tmpl"
 	printf '{"id": 1, "text": "hi"}\n' >"$T/in.jsonl"
-	id=$(cd "$T" && ai-batch submit -T @say.tmpl --param lang=Welsh in.jsonl)
+	id=$(cd "$T" && ai-batch submit -T @say.tmpl --param lang=Welsh -- in.jsonl)
 	rm "$T/say.tmpl"
 	run --separate-stderr ai-batch wait "$id"
 	assert_eq "$status" 0 "status: $stderr"
