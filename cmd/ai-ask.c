@@ -18,6 +18,7 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -47,6 +48,7 @@ static const struct cli_opt opts[] = {
 
 struct opts {
 	const char *coll, *db, *embed_model;
+	const char *system;     /* -T's system line, borrowed, or NULL */
 	long k, candidates, max_tokens;
 	double min_sim, temperature;
 	bool retrieve_only, stream, int8, no_embed, no_bm25, raw;
@@ -176,7 +178,7 @@ static int answer(const struct cli *c, const struct opts *o, struct ai_client *c
 	/* On a terminal, escape sequences in the answer are shown, not obeyed. */
 	termout_init(&to, o->raw);
 	ai_chat_req_init(&req);
-	if (!(req.messages = answer_messages(question, r)))
+	if (!(req.messages = answer_messages(question, r, o->system)))
 		cli_die(AI_EX_OSERR, "out of memory");
 	req.temperature = o->temperature;
 	req.max_tokens = o->max_tokens;
@@ -225,34 +227,56 @@ static int nothing_relevant(const struct cli *c, const struct opts *o)
 }
 
 /*
- * The model gets the whole message (files, piped input, the question);
- * retrieval searches by the question in the arguments when there is one,
- * not by a piped document it is about.
+ * The model gets the whole message (files, piped input, the question, in
+ * -T's template); retrieval searches by the question in the arguments when
+ * there is one, not by a piped document it is about nor by the template's
+ * words.
  */
 static void read_question(struct cli *c, int argc, char **argv, struct buf *q, struct buf *query)
 {
 	struct ai_err err;
+	struct cli plain = *c;
 
 	buf_init(q, 1u << 20);
 	buf_init(query, 1u << 20);
-	if (cli_read_message(c, argc, argv, q, &err))
+	plain.tmpl = NULL;
+	if (cli_read_message(&plain, argc, argv, q, &err))
 		cli_die_err(&err);
 	if (q->len == strspn(q->data ? q->data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no question: give it as arguments or on standard input");
 	if (argc > 0) {
-		struct cli words = *c;
-
-		words.nfiles = 0;
-		words.no_stdin = 1;
-		if (cli_read_message(&words, argc, argv, query, &err))
+		plain.nfiles = 0;
+		plain.no_stdin = 1;
+		if (cli_read_message(&plain, argc, argv, query, &err))
 			cli_die_err(&err);
+	} else if (c->tmpl && buf_add(query, q->data, q->len)) {
+		cli_die(AI_EX_DATAERR, "the question is larger than 1 MiB");
 	}
+	if (c->save)
+		tmplcli_save(c, NULL, NAN, 0, q->data);
+	if (c->tmpl && tmplcli_fill(c, q, &err))
+		cli_die_err(&err);
+}
+
+/*
+ * -T's system line joins the built-in one, which asks for the citations;
+ * its temperature and max_tokens are defaults the options win over.
+ */
+static void use_template(const struct cli *c, struct opts *o)
+{
+	if (!c->tmpl)
+		return;
+	o->system = c->tmpl->system;
+	if (isnan(o->temperature))
+		o->temperature = c->tmpl->temperature;
+	if (!o->max_tokens)
+		o->max_tokens = c->tmpl->max_tokens;
 }
 
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, 5, 0, 0, 0, NAN,
+	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, NULL, 5, 0, 0, 0, NAN,
 			  false, false, false, false, false, false };
 	struct ai_config cfg;
 	struct ai_client *client = NULL, *cl = NULL;
@@ -269,8 +293,10 @@ int main(int argc, char **argv)
 	c.summary = "Answer a question from the knowledge base built by ai-index, citing its sources.";
 	c.opts = opts;
 	c.message = true;
+	c.template_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	use_template(&c, &o);
 	read_question(&c, argc - optind_, argv + optind_, &q, &query);
 	if (o.no_bm25 && o.no_embed)
 		cli_usage_error("--no-bm25 and --no-embed leave nothing to retrieve by");

@@ -14,6 +14,7 @@
 #include "batch/batch.h"
 #include "lib/cli.h"
 #include "closest.h"
+#include "fdio.h"
 #include "compat/compat.h"
 #include "batch/jobrun.h"
 #include "batch/jobs.h"
@@ -21,6 +22,7 @@
 #include "lib/setup.h"
 #include "batch/provbatch.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 
 #include <fcntl.h>
 #include <math.h>
@@ -97,8 +99,60 @@ static void opts_init(struct opts *o)
 	o->poll_s = 10;
 }
 
+/* -T's prompt with --param filled in now and the item's fields left for each item. */
+struct prefill {
+	const struct cli *c;
+	bool named;             /* the prompt names the item's text or a field of it */
+};
+
+static int prefill(const char *name, struct buf *out, void *ud)
+{
+	struct prefill *pf = ud;
+	const char *v = template_param(pf->c->params, pf->c->nparams, name);
+
+	if (v)
+		return buf_addstr(out, v) ? -1 : 0;
+	pf->named = true;
+	/* {{input}} is the item's text, as {{text}} names it in --template. */
+	return buf_addf(out, "{{%s}}", strcmp(name, "input") ? name : "text") ? -1 : 0;
+}
+
+/*
+ * -T: the template's prompt is --template's, each {{name}} that no
+ * --param gives taken from the item; a prompt that names nothing of the
+ * item gets its text after it, as elsewhere the input.  The header lines
+ * are defaults that the options win over.  The prompt lives until exit.
+ */
+static void use_template(const struct cli *c, struct opts *o)
+{
+	static struct buf prompt = BUF_INIT;
+	struct prefill pf = { c, false };
+	char missing[128];
+
+	if (!c->tmpl)
+		return;
+	if (o->b.item.tmpl)
+		cli_usage_error("-T and --template both give the prompt; choose one");
+	for (size_t i = 0; i < c->nparams; i++)
+		if (strstr(c->params[i], "{{"))
+			cli_usage_error("a --param value of ai-batch cannot hold '{{': it would name a field");
+	buf_reset(&prompt);
+	if (template_expand(c->tmpl->prompt, prefill, &pf, &prompt, missing, sizeof(missing)) ||
+	    (!pf.named && buf_addstr(&prompt, prompt.len ? "\n\n{{text}}" : "{{text}}")))
+		cli_die(AI_EX_OSERR, "out of memory");
+	o->b.item.tmpl = prompt.data;
+	if (!o->b.item.system)
+		o->b.item.system = c->tmpl->system;
+	if (isnan(o->b.temperature))
+		o->b.temperature = c->tmpl->temperature;
+	if (!o->b.max_tokens)
+		o->b.max_tokens = c->tmpl->max_tokens;
+}
+
 static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 {
+	int optind_;
+
 	cli_init(c, "ai-batch");
 	c->usage = "[OPTION]... [FILE]\n"
 		   "  or:  ai-batch submit [--remote] [OPTION]... [FILE]\n"
@@ -107,9 +161,12 @@ static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 	c->summary = "Send each JSON line of FILE or standard input to the model; print one JSON line per item.";
 	c->opts = opts;
 	c->schema_ok = true;
+	c->template_ok = true;
 	opts_init(o);
 	compat_getopt_reset();  /* so a runner can parse a second argv */
-	return cli_parse(c, argc, argv, on_opt, o);
+	optind_ = cli_parse(c, argc, argv, on_opt, o);
+	use_template(c, o);
+	return optind_;
 }
 
 static void install_term(void)
@@ -257,8 +314,30 @@ static void set_status(const struct job *j, const char *state)
 }
 
 /* The detached runner: its stderr is the job's log. */
+/* A job submitted with --schema: its own copy, kept by keep_args. */
+static int restore_schema(const struct job *j, struct structured *st, struct ai_err *err)
+{
+	struct buf text = BUF_INIT;
+	int fd, rc;
+
+	if (!jobrun_has_file(j, "schema.json"))
+		return 0;
+	if ((fd = jobrun_open(j, "schema.json", O_RDONLY, err)) < 0)
+		return -1;
+	if (fd_read_all(fd, &text, NULL) || !text.data) {
+		close(fd);
+		buf_release(&text);
+		return ai_errf(err, AI_EX_IOERR, "cannot read the job's schema");
+	}
+	close(fd);
+	rc = structured_restore(st, text.data, err);
+	buf_release(&text);
+	return rc;
+}
+
 static int run_job(const char *id)
 {
+	struct structured st;
 	struct job j;
 	struct ai_err err;
 	struct cli c;
@@ -277,6 +356,10 @@ static int run_job(const char *id)
 	if (job_load_args(&j, &argc, &argv, &err))
 		cli_die_err(&err);
 	parse(&c, &o, argc, argv);
+	if (restore_schema(&j, &st, &err))
+		cli_die_err(&err);
+	if (jobrun_has_file(&j, "schema.json"))
+		o.b.st = &st;
 	install_term();
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = o.b.parallel }, &err);
 	if (!o.b.item.system)
@@ -285,6 +368,8 @@ static int run_job(const char *id)
 		setup_die(client, &cfg, &err);
 	if (err.msg[0])
 		cli_warn("%s", err.msg);
+	if (o.b.st)
+		structured_release(o.b.st);
 	ai_client_release(client);
 	config_release(&cfg);
 	job_free_args(argc, argv);
@@ -306,23 +391,83 @@ static int start_runner(struct job *j)
 	return 0;
 }
 
+/*
+ * The job keeps the options for its runner and for resume, with its own
+ * copies of -T's template and --schema's schema: the runner works from "/"
+ * (a relative @FILE would be lost), and a file changed after the submit
+ * must not change a job half done.  The copy of the template is named by
+ * one more -T, which wins as the last does.
+ */
+static int keep_args(const struct cli *c, const struct structured *st, const struct job *j,
+		     int argc, char **argv, struct ai_err *err)
+{
+	char **v = calloc((size_t)argc + 3, sizeof(*v));
+	struct buf at = BUF_INIT, p = BUF_INIT;
+	char *text = NULL;
+	int rc = -1, fd, n = 0, nopt = 0;
+
+	if (!v)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	/* The options end at a "--" (getopt moved it before the operands). */
+	while (nopt < argc && strcmp(argv[nopt], "--"))
+		nopt++;
+	memcpy(v, argv, (size_t)nopt * sizeof(*v));
+	n = nopt;
+	if (c->tmpl) {
+		if (job_path(j, "template", &p) || buf_addf(&at, "@%s", p.data)) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto out;
+		}
+		if (template_save_path(p.data, c->tmpl, err))
+			goto out;
+		v[n++] = "-T";
+		v[n++] = at.data;
+	}
+	memcpy(v + n, argv + nopt, (size_t)(argc - nopt) * sizeof(*v));
+	n += argc - nopt;
+	if (st) {
+		if (!(text = structured_save(st))) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			goto out;
+		}
+		if ((fd = jobrun_open(j, "schema.json", O_WRONLY | O_CREAT | O_TRUNC, err)) < 0)
+			goto out;
+		if (fd_write_all(fd, text, strlen(text)) || fsync(fd)) {
+			ai_errf(err, AI_EX_IOERR, "cannot write the job's schema: %s", strerror(errno));
+			close(fd);
+			goto out;
+		}
+		close(fd);
+	}
+	rc = job_save_args(j, n, v, err);
+out:
+	free(text);
+	free(v);
+	buf_release(&at);
+	buf_release(&p);
+	return rc;
+}
+
 static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int optind_)
 {
 	struct job j;
 	struct ai_err err;
+	struct structured st;
 	int fd;
 
 	if (o->b.state)
 		cli_usage_error("a job keeps its own state: leave out --state");
-	if (c->schema)
-		cli_usage_error("--schema checks answers as they come: use it without submit "
-				"(ai-batch --schema SCHEMA FILE)");
-	fd = open_input(argc - optind_, argv + optind_);
 	ai_err_clear(&err);
+	if (c->schema) {
+		if (structured_load(&st, c->schema, c->schema_multi, &err))
+			cli_die_err(&err);
+		o->b.st = &st;
+	}
+	fd = open_input(argc - optind_, argv + optind_);
 	if (job_new(&j, &err))
 		cli_die_err(&err);
 	/* The options are kept for the runner and for resume; the input file is copied. */
-	if (job_save_args(&j, optind_ - 1, argv + 1, &err) || jobrun_copy_input(&j, fd, &o->b, &err))
+	if (keep_args(c, o->b.st, &j, optind_ - 1, argv + 1, &err) || jobrun_copy_input(&j, fd, &o->b, &err))
 		goto fail;
 	if (o->remote) {
 		struct ai_config cfg;
@@ -343,12 +488,16 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		if (c->dry_run) {
 			jobrun_remove(&j);
 			job_release(&j);
+			if (o->b.st)
+				structured_release(o->b.st);
 			return cli_finish(0);
 		}
 	} else {
 		set_status(&j, "queued");
 		start_runner(&j);
 	}
+	if (o->b.st)
+		structured_release(o->b.st);
 	printf("%s\n", j.id);
 	job_release(&j);
 	return cli_finish(0);
@@ -575,6 +724,9 @@ int main(int argc, char **argv)
 	 * the first of them names the command, if it is one.
 	 */
 	optind_ = parse(&c, &o, argc, argv);
+	if (c.save)
+		tmplcli_save(&c, o.b.item.system, o.b.temperature, o.b.max_tokens,
+			     o.b.item.tmpl ? o.b.item.tmpl : "");
 	if (optind_ < argc)
 		sub = subcommand(argv[optind_]);
 	if (!sub || !strcmp(sub, "run-job")) {

@@ -27,10 +27,12 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 #include "shcmd.h"
 #include "utf8.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <strings.h>
 #include <termios.h>
 #include <sys/utsname.h>
@@ -109,12 +111,18 @@ static void add_message(json_object *conv, const char *role, const char *content
 }
 
 /* One chat call over msgs (borrowed).  The cache and the ledger come with ai_chat. */
-static int ask_model(struct ai_client *c, json_object *msgs, struct ai_chat_resp *r, struct ai_err *err)
+/* t: -T's template (its temperature and max_tokens), or NULL. */
+static int ask_model(struct ai_client *c, const struct template *t, json_object *msgs,
+		     struct ai_chat_resp *r, struct ai_err *err)
 {
 	struct ai_chat_req q;
 
 	ai_chat_req_init(&q);
 	q.messages = msgs;
+	if (t) {
+		q.temperature = t->temperature;
+		q.max_tokens = t->max_tokens;
+	}
 	return ai_chat(c, &q, r, err);
 }
 
@@ -244,6 +252,7 @@ struct session {
 	struct ai_config *cfg;
 	struct ai_client *client;
 	const char *shell;
+	const struct template *tmpl;    /* -T's, or NULL */
 	struct buf os;
 	json_object *conv;      /* system, request, then each command and correction */
 	struct buf cmd;         /* the command now proposed */
@@ -261,7 +270,7 @@ static int propose(struct session *s, struct ai_err *err)
 	ai_err_clear(err);
 	ai_chat_resp_release(&s->last);
 	memset(&s->last, 0, sizeof(s->last));
-	if (ask_model(s->client, s->conv, &s->last, err))
+	if (ask_model(s->client, s->tmpl, s->conv, &s->last, err))
 		setup_die(s->client, s->cfg, err);
 	if (s->last.dry_run)
 		return 0;
@@ -285,7 +294,7 @@ static void explain(struct session *s)
 	add_message(m, "user", q.data);
 	memset(&r, 0, sizeof(r));
 	ai_err_clear(&err);
-	if (ask_model(s->client, m, &r, &err))
+	if (ask_model(s->client, NULL, m, &r, &err))
 		setup_die(s->client, s->cfg, &err);
 	show(r.content);
 	ai_chat_resp_release(&r);
@@ -375,6 +384,7 @@ int main(int argc, char **argv)
 	c.summary = "Suggest one shell command for DESCRIPTION (or standard input); run it only on Execute.";
 	c.opts = opts;
 	c.message = true;
+	c.template_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	if (!o.shell) {
 		o.shell = getenv("SHELL");
@@ -392,6 +402,8 @@ int main(int argc, char **argv)
 	buf_init(&in, cfg.max_input);
 	if (cli_read_message(&c, argc - optind_, argv + optind_, &in, &err))
 		cli_die_err(&err);
+	if (c.save)
+		tmplcli_save(&c, NULL, NAN, 0, in.data ? in.data : "");
 	if (in.len == strspn(in.data ? in.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no description: say what the command should do, as arguments "
 			"or on standard input");
@@ -400,6 +412,7 @@ int main(int argc, char **argv)
 	s.cfg = &cfg;
 	s.client = client;
 	s.shell = o.shell;
+	s.tmpl = c.tmpl;
 	describe_os(&s.os);
 	s.conv = json_object_new_array();
 	if (!s.conv)
@@ -410,6 +423,9 @@ int main(int argc, char **argv)
 		 "Markdown, no code fence, no prompt sign. Join several steps with pipes, && or ; on "
 		 "that line. When details are missing, choose the most likely meaning.",
 		 shell_name(o.shell), s.os.data);
+	/* -T's system line adds to the rules above; it cannot lift them. */
+	if (c.tmpl && c.tmpl->system)
+		buf_addf(&sys, "\n\n%s", c.tmpl->system);
 	add_message(s.conv, "system", sys.data);
 	add_message(s.conv, "user", in.data);
 	if (propose(&s, &err))

@@ -100,6 +100,7 @@ struct sink {
 	bool dim;               /* stderr is a terminal that takes SGR: the reasoning dimmed */
 	bool thinking;          /* reasoning was written to stderr and not yet ended */
 	struct termsafe rsafe;  /* reasoning is model text: made safe, terminal or not */
+	const struct structured *st;    /* --schema's: the done record carries the answer as data */
 };
 
 /* Under CGI the frames follow a header; a failure before any frame gets a status too. */
@@ -276,6 +277,14 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 		usage_details(j, r);
 		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 		out_add(j, "cached", json_object_new_boolean(r->cached));
+		if (s->st) {
+			json_object *data = NULL;
+			struct schema_fail f;
+
+			/* Checked once already (conv_ask): parsed again for the record, not trusted blind. */
+			if (!structured_check(s->st, r->content ? r->content : "", &data, &f))
+				out_add(j, "data", data);
+		}
 	} else {
 		out_add(j, "type", json_object_new_string("error"));
 		out_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
@@ -557,6 +566,7 @@ int main(int argc, char **argv)
 		if (structured_load(&st, c.schema, c.schema_multi, &err))
 			sink_die(&sink, &err);
 		stp = &st;
+		sink.st = stp;
 	}
 	ch.client = client;
 	ch.o = &o;

@@ -19,6 +19,7 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
+#include "lib/tmplcli.h"
 
 #include <math.h>
 #include <unistd.h>
@@ -158,6 +159,42 @@ static void print_json(const struct summary *s, int64_t ms)
 	json_object_put(j);
 }
 
+/*
+ * -T: the template's prompt is the request (summary.h says where), its
+ * header lines defaults that the options win over.  A missing --param is
+ * found here, before anything is read or sent.  --save keeps the
+ * instruction these options make, and exits.
+ */
+static void use_template(const struct cli *c, struct opts *o)
+{
+	struct ai_err err;
+	struct buf b = BUF_INIT;
+
+	ai_err_clear(&err);
+	if (c->save) {
+		if (o->s.prompt)
+			buf_addstr(&b, o->s.prompt);
+		else
+			summary_instruction(&o->s, &b);
+		tmplcli_save(c, NULL, o->s.temperature, o->s.max_tokens, b.data ? b.data : "");
+	}
+	if (!c->tmpl)
+		return;
+	if (o->s.prompt)
+		cli_usage_error("--prompt and -T both give the instruction; choose one");
+	if (template_fill(c->tmpl, "", c->params, c->nparams, &b, &err))
+		cli_die_err(&err);
+	buf_release(&b);
+	o->s.tmpl = c->tmpl;
+	o->s.params = c->params;
+	o->s.nparams = c->nparams;
+	o->s.system = c->tmpl->system;
+	if (isnan(o->s.temperature))
+		o->s.temperature = c->tmpl->temperature;
+	if (!o->s.max_tokens)
+		o->s.max_tokens = c->tmpl->max_tokens;
+}
+
 int main(int argc, char **argv)
 {
 	struct cli c;
@@ -179,8 +216,10 @@ int main(int argc, char **argv)
 	c.summary = "Summarize text from FILEs or standard input.";
 	c.opts = opts;
 	c.schema_ok = true;
+	c.template_ok = true;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
 	ai_err_clear(&err);
+	use_template(&c, &o);
 	if (c.schema) {
 		if (structured_load(&st, c.schema, c.schema_multi, &err))
 			cli_die_err(&err);

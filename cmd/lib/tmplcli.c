@@ -41,6 +41,9 @@ void tmplcli_setup(struct cli *c)
 	/* The template's settings are defaults: the command line wins over them. */
 	if (!c->model && loaded.model)
 		c->model = loaded.model;
+	if (loaded.schema && !c->schema_ok)
+		cli_usage_error("template '%s' asks for an answer as data (schema:), which %s does not give",
+				c->template_arg, c->prog);
 	if (!c->schema && loaded.schema) {
 		c->schema = loaded.schema;
 		c->schema_multi = 0;

@@ -82,6 +82,39 @@ int structured_load(struct structured *st, const char *arg, bool multi, struct a
 	return 0;
 }
 
+char *structured_save(const struct structured *st)
+{
+	json_object *o = json_object_new_object();
+	char *s = NULL;
+
+	if (o && !jv_add(o, "schema", json_object_get(st->schema.root)) &&
+	    !jv_add(o, "multi", json_object_new_boolean(st->multi)))
+		s = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |
+							   JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(o);
+	return s;
+}
+
+int structured_restore(struct structured *st, const char *text, struct ai_err *err)
+{
+	json_object *o = json_tokener_parse(text), *root, *multi;
+	const char *s;
+	int rc;
+
+	memset(st, 0, sizeof(*st));
+	if (!o || !json_object_object_get_ex(o, "schema", &root) ||
+	    !json_object_object_get_ex(o, "multi", &multi)) {
+		json_object_put(o);
+		return ai_errf(err, AI_EX_DATAERR, "the job's schema is damaged");
+	}
+	/* The root is whole already (--schema-multi's wrapping included): compiled as it is. */
+	s = json_object_to_json_string_ext(root, JSON_C_TO_STRING_PLAIN);
+	rc = schema_parse(&st->schema, s, strlen(s), false, err);
+	st->multi = json_object_get_boolean(multi);
+	json_object_put(o);
+	return rc;
+}
+
 int structured_from_request(struct structured *st, json_object *extra, struct ai_err *err)
 {
 	json_object *rf, *js, *schema;

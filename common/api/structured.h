@@ -38,6 +38,16 @@ int structured_load(struct structured *st, const char *arg, bool multi, struct a
 void structured_release(struct structured *st);
 
 /*
+ * The schema as one JSON text, {"schema": ROOT, "multi": BOOL}, to keep
+ * with a job that checks its answers later (ai-batch submit).  Owned
+ * (free); NULL when out of memory.
+ */
+char *structured_save(const struct structured *st);
+
+/* Loads what structured_save made.  -1 with err (AI_EX_DATAERR) when it is not that. */
+int structured_restore(struct structured *st, const char *text, struct ai_err *err);
+
+/*
  * The schema a request names itself: extra's response_format of type
  * json_schema (an ai-batch item's own).  1 with st loaded (its request's
  * response_format is then sent unchanged), 0 when extra names none, -1

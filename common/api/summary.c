@@ -52,6 +52,32 @@ static void instruction(const struct summary_opts *o, struct buf *b, int stage, 
 		buf_addstr(b, "Reply with the summary only, without a preamble.");
 }
 
+/*
+ * The user message of a request under -T: the template filled with text
+ * (the combining round first says what the text is).  -1 when out of
+ * memory or when a parameter is missing, which the caller checked.
+ */
+static int from_template(const struct summary_opts *o, struct buf *b, const char *text, size_t len,
+			 int stage)
+{
+	struct ai_err e;
+	char *t;
+	int rc;
+
+	/* The input's last newline is the file's, not a line of the prompt. */
+	while (len && strchr(" \t\r\n", text[len - 1]))
+		len--;
+	t = strndup(text, len);
+
+	if (!t)
+		return -1;
+	if (stage == 2)
+		instruction(&(struct summary_opts){ .prompt = "" }, b, 2, 1, 1);
+	rc = template_fill(o->tmpl, t, o->params, o->nparams, b, &e);
+	free(t);
+	return rc;
+}
+
 /* The messages of one request; returns owned, NULL when out of memory. */
 static json_object *messages(const struct summary_opts *o, const char *text, size_t len, int stage,
 			     size_t part, size_t parts)
@@ -61,9 +87,13 @@ static json_object *messages(const struct summary_opts *o, const char *text, siz
 	int bad;
 
 	buf_init(&b, 0);
-	instruction(o, &b, stage, part, parts);
-	bad = buf_addstr(&b, "\n\n") || buf_add(&b, text, len);
-	if (bad || !m || jv_push(m, jv_message("system", SYSTEM_PROMPT)) ||
+	if (o->tmpl && stage != 1) {
+		bad = from_template(o, &b, text, len, stage);
+	} else {
+		instruction(o, &b, stage, part, parts);
+		bad = buf_addstr(&b, "\n\n") || buf_add(&b, text, len);
+	}
+	if (bad || !b.data || !m || jv_push(m, jv_message("system", o->system ? o->system : SYSTEM_PROMPT)) ||
 	    jv_push(m, jv_message("user", b.data))) {
 		json_object_put(m);
 		m = NULL;
@@ -264,6 +294,11 @@ void summary_opts_init(struct summary_opts *o)
 	o->format = "paragraph";
 	o->max_input = 8000;
 	o->temperature = NAN;
+}
+
+void summary_instruction(const struct summary_opts *o, struct buf *b)
+{
+	instruction(o, b, 0, 1, 1);
 }
 
 int summary_run(struct ai_client *c, const struct summary_opts *o, const char *text, size_t len,

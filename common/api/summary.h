@@ -13,6 +13,7 @@
 #include "ai.h"
 #include "api/api.h"
 #include "api/structured.h"
+#include "api/template.h"
 #include "buf.h"
 
 struct summary_opts {
@@ -30,10 +31,24 @@ struct summary_opts {
 	/* Borrowed or NULL (--schema): the final request asks for JSON matching it, through
 	 * structured_chat (checked, repaired once); the parts' summaries stay text. */
 	struct structured *st;
+	/*
+	 * Borrowed or NULL (-T): the template's prompt, filled (template_fill)
+	 * with the text and params, is the whole request for a text that fits
+	 * and the instruction to combine the parts' summaries; parts are still
+	 * summarized with the built-in instruction.  The caller checks first
+	 * that params fill it.
+	 */
+	const struct template *tmpl;
+	const char *const *params;      /* "name=value", borrowed */
+	size_t nparams;
+	const char *system;             /* borrowed or NULL: replaces the built-in system message */
 };
 
 /* Sets o to the defaults above. */
 void summary_opts_init(struct summary_opts *o);
+
+/* Appends to b the instruction a text that fits is sent with (what --save keeps). */
+void summary_instruction(const struct summary_opts *o, struct buf *b);
 
 struct summary {
 	char *text;                     /* owned: the summary ("" under --dry-run); under st, data as JSON text */

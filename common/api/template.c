@@ -234,17 +234,26 @@ struct fill {
 static int fill_one(const char *name, struct buf *out, void *ud)
 {
 	struct fill *f = ud;
-	size_t nl = strlen(name);
+	const char *v;
 
 	if (!strcmp(name, "input")) {
 		f->used_input = true;
 		return buf_addstr(out, f->input ? f->input : "") ? -1 : 0;
 	}
-	/* The last --param of a name wins, as the last of an option does. */
-	for (size_t i = f->nparams; i-- > 0;)
-		if (!strncmp(f->params[i], name, nl) && f->params[i][nl] == '=')
-			return buf_addstr(out, f->params[i] + nl + 1) ? -1 : 0;
+	if ((v = template_param(f->params, f->nparams, name)))
+		return buf_addstr(out, v) ? -1 : 0;
 	return -1;
+}
+
+const char *template_param(const char *const *params, size_t nparams, const char *name)
+{
+	size_t nl = strlen(name);
+
+	/* The last --param of a name wins, as the last of an option does. */
+	for (size_t i = nparams; i-- > 0;)
+		if (!strncmp(params[i], name, nl) && params[i][nl] == '=')
+			return params[i] + nl + 1;
+	return NULL;
 }
 
 int template_fill(const struct template *t, const char *input, const char *const *params,
@@ -263,13 +272,74 @@ int template_fill(const struct template *t, const char *input, const char *const
 	return 0;
 }
 
-int template_save(const char *name, const struct template *t, struct ai_err *err)
+/* t as a template file's text into b; -1 with err for what a file cannot hold. */
+static int format(const struct template *t, struct buf *b, struct ai_err *err)
 {
-	char *dir = config_xdg_path("CONFIG", "templates"), *path = NULL, *tmp = NULL;
-	struct buf b;
+	if (t->system && strchr(t->system, '\n'))
+		return ai_errf(err, AI_EX_USAGE, "a template's system: is one line; the system message has several");
+	if (t->schema && strchr(t->schema, '\n'))
+		return ai_errf(err, AI_EX_USAGE, "a template's schema: is one line; use --schema @FILE");
+	if (t->system)
+		buf_addf(b, "system: %s\n", t->system);
+	if (t->model)
+		buf_addf(b, "model: %s\n", t->model);
+	if (!isnan(t->temperature))
+		buf_addf(b, "temperature: %g\n", t->temperature);
+	if (t->max_tokens)
+		buf_addf(b, "max_tokens: %ld\n", t->max_tokens);
+	if (t->schema)
+		buf_addf(b, "schema: %s\n", t->schema);
+	if (b->len)
+		buf_addch(b, '\n');
+	buf_addstr(b, t->prompt ? t->prompt : "");
+	if (buf_addch(b, '\n'))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	return 0;
+}
+
+int template_save_path(const char *path, const struct template *t, struct ai_err *err)
+{
+	struct buf b, tmp;
+	const char *slash = strrchr(path, '/');
 	int fd = -1, rc = -1;
 
 	buf_init(&b, 0);
+	buf_init(&tmp, 0);
+	if (format(t, &b, err))
+		goto out;
+	if (slash ? buf_addf(&tmp, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1) :
+		    buf_addf(&tmp, ".%s.tmp", path)) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
+	/* Written aside and renamed, so a reader never sees half a template. */
+	fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0 || fd_write_all(fd, b.data, b.len) || fsync(fd) || close(fd)) {
+		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", tmp.data, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		unlink(tmp.data);
+		goto out;
+	}
+	if (rename(tmp.data, path)) {
+		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
+		unlink(tmp.data);
+		goto out;
+	}
+	rc = 0;
+out:
+	buf_release(&b);
+	buf_release(&tmp);
+	return rc;
+}
+
+int template_save(const char *name, const struct template *t, struct ai_err *err)
+{
+	char *dir = config_xdg_path("CONFIG", "templates");
+	struct buf path;
+	int rc = -1;
+
+	buf_init(&path, 0);
 	if (template_name_ok(name)) {
 		ai_errf(err, AI_EX_USAGE, "'%.100s' is no template name (letters, digits, '.', '_' and '-')",
 			name);
@@ -281,56 +351,14 @@ int template_save(const char *name, const struct template *t, struct ai_err *err
 	}
 	if (config_mkdirs(dir, 0700, err))
 		goto out;
-	if (t->system && strchr(t->system, '\n')) {
-		ai_errf(err, AI_EX_USAGE, "a template's system: is one line; the system message has several");
-		goto out;
-	}
-	if (t->system)
-		buf_addf(&b, "system: %s\n", t->system);
-	if (t->model)
-		buf_addf(&b, "model: %s\n", t->model);
-	if (!isnan(t->temperature))
-		buf_addf(&b, "temperature: %g\n", t->temperature);
-	if (t->max_tokens)
-		buf_addf(&b, "max_tokens: %ld\n", t->max_tokens);
-	if (t->schema) {
-		if (strchr(t->schema, '\n')) {
-			ai_errf(err, AI_EX_USAGE, "a template's schema: is one line; use --schema @FILE");
-			goto out;
-		}
-		buf_addf(&b, "schema: %s\n", t->schema);
-	}
-	if (b.len)
-		buf_addch(&b, '\n');
-	buf_addstr(&b, t->prompt ? t->prompt : "");
-	buf_addch(&b, '\n');
-	if (!b.data || !(path = malloc(strlen(dir) + strlen(name) + 2)) ||
-	    !(tmp = malloc(strlen(dir) + strlen(name) + 8))) {
+	if (buf_addf(&path, "%s/%s", dir, name)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	snprintf(path, strlen(dir) + strlen(name) + 2, "%s/%s", dir, name);
-	snprintf(tmp, strlen(dir) + strlen(name) + 8, "%s/.%s.tmp", dir, name);
-	/* Written aside and renamed, so a reader never sees half a template. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fd_write_all(fd, b.data, b.len) || fsync(fd) || close(fd)) {
-		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", tmp, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp);
-		goto out;
-	}
-	if (rename(tmp, path)) {
-		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
-		unlink(tmp);
-		goto out;
-	}
-	rc = 0;
+	rc = template_save_path(path.data, t, err);
 out:
 	free(dir);
-	free(path);
-	free(tmp);
-	buf_release(&b);
+	buf_release(&path);
 	return rc;
 }
 

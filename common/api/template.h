@@ -53,8 +53,14 @@ int template_expand(const char *tmpl, int (*fn)(const char *name, struct buf *ou
 int template_fill(const struct template *t, const char *input, const char *const *params,
 		  size_t nparams, struct buf *out, struct ai_err *err);
 
+/* The value of --param name among params ("name=value"; the last wins), borrowed; NULL when none. */
+const char *template_param(const char *const *params, size_t nparams, const char *name);
+
 /* Writes t as template name (0600, the directory 0700), replacing one of that name. */
 int template_save(const char *name, const struct template *t, struct ai_err *err);
+
+/* Writes t to path as template_save does (0600, written aside and renamed). */
+int template_save_path(const char *path, const struct template *t, struct ai_err *err);
 
 /*
  * The names of the saved templates, sorted, into *names (owned: free each

@@ -496,23 +496,8 @@ static bool schema_again(struct batch *b, struct batch_slot *s, int rc, struct a
 /* --schema: the answer's line gets its data, or becomes a schema_invalid error keeping the reply. */
 static int schema_line(struct batch *b, struct batch_slot *s, const struct ai_chat_resp *r)
 {
-	struct schema_fail f;
-	json_object *data;
-	char why[400], msg[480];
-
-	if (!structured_check(slot_st(b, s), r->content, &data, &f)) {
-		int bad = structured_lines(&s->line, data, slot_st(b, s)->multi);
-
-		json_object_put(data);
-		s->ok = true;
-		return bad;
-	}
-	structured_describe(&f, why, sizeof(why));
-	snprintf(msg, sizeof(msg), "the reply does not match the schema %s", why);
-	buf_reset(&s->line);
-	s->ok = false;
-	return jsonl_err_line(&s->line, s->it.id, r->status, "schema_invalid", msg, r->attempts) ||
-	       structured_error_raw(&s->line, r->content) ? -1 : 0;
+	return jsonl_schema_line(&s->line, slot_st(b, s), s->it.id, r->status, r->content, r->attempts,
+				 &s->ok);
 }
 
 static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud)

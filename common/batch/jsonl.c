@@ -161,6 +161,30 @@ int jsonl_template(const char *tmpl, json_object *obj, const char *str, struct b
 	return 0;
 }
 
+int jsonl_schema_line(struct buf *out, const struct structured *st, json_object *id, long status,
+		      const char *content, int attempts, bool *ok)
+{
+	struct schema_fail f;
+	json_object *data;
+	char why[400], msg[480];
+	int bad;
+
+	if (!content)
+		content = "";
+	if (!structured_check(st, content, &data, &f)) {
+		bad = structured_lines(out, data, st->multi);
+		json_object_put(data);
+		*ok = true;
+		return bad;
+	}
+	structured_describe(&f, why, sizeof(why));
+	snprintf(msg, sizeof(msg), "the reply does not match the schema %s", why);
+	buf_reset(out);
+	*ok = false;
+	return jsonl_err_line(out, id, status, "schema_invalid", msg, attempts) ||
+	       structured_error_raw(out, content) ? -1 : 0;
+}
+
 static void bad(struct jsonl_item *it, const char *fmt, ...) AI_PRINTF(2, 3);
 static void bad(struct jsonl_item *it, const char *fmt, ...)
 {

@@ -15,6 +15,7 @@
  */
 #include "ai.h"
 #include "buf.h"
+#include "api/structured.h"
 
 #include <json-c/json.h>
 
@@ -122,6 +123,16 @@ struct jsonl_answer {
 int jsonl_ok_line(struct buf *out, json_object *id, const struct jsonl_answer *a);
 int jsonl_err_line(struct buf *out, json_object *id, long status, const char *type,
 		   const char *message, int attempts);
+
+/*
+ * --schema: out holds an item's answer line (jsonl_ok_line); content, the
+ * answer, is checked against st.  Valid: the line gets "data" (under
+ * multi, one line per object, structured_lines).  Invalid: out is
+ * replaced by an error line of type schema_invalid that says where and
+ * why, with the reply kept as "raw".  *ok says which; -1 when memory runs out.
+ */
+int jsonl_schema_line(struct buf *out, const struct structured *st, json_object *id, long status,
+		      const char *content, int attempts, bool *ok);
 
 /* ---- a set of ids ---- */
 

@@ -98,7 +98,7 @@ static int add_request(struct jsonl_item *it, void *ud)
 {
 	struct build *b = ud;
 	struct ai_chat_req q;
-	json_object *line, *body;
+	json_object *line, *body, *extra = NULL;
 	const char *s;
 	size_t n;
 	int rc = -1;
@@ -111,6 +111,9 @@ static int add_request(struct jsonl_item *it, void *ud)
 	q.extra = it->extra;
 	q.temperature = b->o->temperature;
 	q.max_tokens = b->o->max_tokens;
+	/* --schema: every request asks for it; the results are checked as they are read. */
+	if (b->o->st && !(q.extra = extra = structured_extra(b->o->st, it->extra)))
+		return ai_errf(b->err, AI_EX_OSERR, "out of memory");
 	body = ai_chat_body(b->c, &q);
 	line = json_object_new_object();
 	if (body && line && !jv_add(line, "custom_id", json_object_new_string(it->key)) &&
@@ -124,6 +127,7 @@ static int add_request(struct jsonl_item *it, void *ud)
 		rc = buf_add(b->out, s, n) || buf_addch(b->out, '\n');
 	json_object_put(body);
 	json_object_put(line);
+	json_object_put(extra);
 	if (rc)
 		return ai_errf(b->err, AI_EX_OSERR, "out of memory");
 	b->n++;
@@ -192,7 +196,7 @@ int provbatch_submit(struct ai_client *c, const struct job *j, int in_fd, const 
 	struct build b = { c, o, &file, 0, err };
 	struct http_resp resp;
 	json_object *req = NULL, *ans = NULL, *rj = NULL;
-	char *file_id = NULL;
+	char *file_id = NULL, *schema = NULL;
 	const char *hdrs[] = { "Content-Type: application/json", NULL };
 	int rc = -1, r;
 
@@ -200,10 +204,15 @@ int provbatch_submit(struct ai_client *c, const struct job *j, int in_fd, const 
 	http_resp_init(&resp);
 	if (batch_each_item(in_fd, &o->item, o->max_line, add_request, &b, err))
 		goto out;
+	if (o->st && !(schema = structured_save(o->st))) {
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+		goto out;
+	}
 	rj = json_object_new_object();
 	if (!rj || jv_add(rj, "mode", json_object_new_string(o->item.mode == JSONL_LINES ? "lines" : "json")) ||
 	    (o->item.tmpl && jv_add(rj, "template", json_object_new_string(o->item.tmpl))) ||
 	    (o->item.system && jv_add(rj, "system", json_object_new_string(o->item.system))) ||
+	    (schema && jv_add(rj, "schema", json_object_new_string(schema))) ||
 	    jv_add(rj, "max_line", json_object_new_int64((int64_t)o->max_line)) ||
 	    jv_add(rj, "requests", json_object_new_int64(b.n))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -242,6 +251,7 @@ int provbatch_submit(struct ai_client *c, const struct job *j, int in_fd, const 
 	rc = save_json(j, "remote.json", rj, err);
 out:
 	free(file_id);
+	free(schema);
 	json_object_put(req);
 	json_object_put(ans);
 	json_object_put(rj);
@@ -470,6 +480,7 @@ struct results {
 	void *ud;
 	struct buf line;
 	struct ai_err *err;
+	struct structured *st;  /* submitted with --schema: each answer is checked, or NULL */
 	long failed, ok;
 	int64_t tokens;
 	double cost;
@@ -502,6 +513,7 @@ static int index_lines(struct results *r, size_t from)
 static int result_line(struct results *r, struct jsonl_item *it, const char *text)
 {
 	json_object *l = json_tokener_parse(text), *resp = NULL, *body = NULL, *e = NULL;
+	bool good = true;
 	long status;
 	int rc;
 
@@ -537,6 +549,13 @@ static int result_line(struct results *r, struct jsonl_item *it, const char *tex
 			if (msg && json_object_object_get_ex(msg, "tool_calls", &calls))
 				a.tool_calls = calls;
 			rc = jsonl_ok_line(&r->line, it->id, &a);
+		}
+		/* --schema: checked as ai-batch's engine checks; no second ask in a batch that is over. */
+		if (!rc && r->st && (rc = jsonl_schema_line(&r->line, r->st, it->id, status,
+							    jv_str(msg, "content"), 1, &good)) == 0 && !good) {
+			r->failed++;
+			json_object_put(l);
+			return 0;
 		}
 		r->ok++;
 	} else {
@@ -598,6 +617,7 @@ static int results_run(struct ai_client *c, const struct job *j,
 		       struct tally *t, struct ai_err *err)
 {
 	json_object *rj = load_json(j, "remote.json", err), *b = NULL, *v;
+	struct structured st;
 	struct results r;
 	struct jsonl_opts io;
 	struct buf p;
@@ -646,6 +666,11 @@ static int results_run(struct ai_client *c, const struct job *j,
 	io.mode = jv_str(rj, "mode") && !strcmp(jv_str(rj, "mode"), "lines") ? JSONL_LINES : JSONL_JSON;
 	io.tmpl = jv_str(rj, "template");
 	io.system = jv_str(rj, "system");
+	if (jv_str(rj, "schema")) {
+		if (structured_restore(&st, jv_str(rj, "schema"), err))
+			goto out;
+		r.st = &st;
+	}
 	if (job_path(j, "input.jsonl", &p) || (fd = open(p.data, O_RDONLY | O_CLOEXEC)) < 0) {
 		ai_errf(err, AI_EX_NOINPUT, "job '%s' has lost its input", j->id);
 		goto out;
@@ -667,6 +692,8 @@ static int results_run(struct ai_client *c, const struct job *j,
 		t->cost = isfinite(r.cost) && r.cost > 0 ? r.cost : 0;
 	}
 out:
+	if (r.st)
+		structured_release(r.st);
 	json_object_put(r.index);
 	json_object_put(b);
 	json_object_put(rj);

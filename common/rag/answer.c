@@ -25,7 +25,7 @@ static json_object *message(const char *role, const char *content)
 	return NULL;
 }
 
-json_object *answer_messages(const char *question, const struct kb_results *r)
+json_object *answer_messages(const char *question, const struct kb_results *r, const char *system)
 {
 	json_object *m = json_object_new_array(), *sys = NULL, *user = NULL;
 	struct buf b;
@@ -46,8 +46,16 @@ json_object *answer_messages(const char *question, const struct kb_results *r)
 	}
 	bad |= buf_addf(&b, "Question: %s", question);
 	if (!bad) {
-		sys = message("system", "You answer questions from the passages you are given, citing them. "
-			      "You never cite a passage that was not given.");
+		struct buf sb;
+
+		buf_init(&sb, 0);
+		buf_addstr(&sb, "You answer questions from the passages you are given, citing them. "
+			   "You never cite a passage that was not given.");
+		if (system && *system)
+			buf_addf(&sb, "\n\n%s", system);
+		if (sb.data)
+			sys = message("system", sb.data);
+		buf_release(&sb);
 		user = message("user", b.data ? b.data : "");
 	}
 	buf_release(&b);

@@ -21,9 +21,11 @@ void passage_lines(const struct kb_passage *p, char *out, size_t n);
  * The chat messages asking question from the numbered passages of r alone,
  * citing them as [n]: a system message, then a user message holding each
  * passage as "[n] SOURCE:LINES (HEADING)" and its text, then the question.
- * Returns an owned array (json_object_put), or NULL when out of memory.
+ * system (borrowed, may be NULL: -T's system line) is added to the
+ * system message.  Returns an owned array (json_object_put), or NULL when
+ * out of memory.
  */
-json_object *answer_messages(const char *question, const struct kb_results *r);
+json_object *answer_messages(const char *question, const struct kb_results *r, const char *system);
 
 /*
  * Reads the passage numbers answer cites ("[1]", "[1, 2]", "[1][2]") into

@@ -429,3 +429,17 @@ models_server() {
 	assert_eq "$(zcomp "ai-index --db $T/other.db -c " | sorted)" "elsewhere"
 	assert_eq "$(zcomp "ai-ask --db=$T/other.db -c " | sorted)" "elsewhere"
 }
+
+# ---- templates: -T offers the saved templates' names (templates.bats checks bash and fish) ----
+
+@test "completions/zsh: -T offers the saved templates in every program that takes a prompt" {
+	need_zsh
+	mkdir -p "$XDG_CONFIG_HOME/ai/templates"
+	: >"$XDG_CONFIG_HOME/ai/templates/legal" && : >"$XDG_CONFIG_HOME/ai/templates/lisp"
+	for p in ai-summarize ai-stream ai-batch ai-ask ai-agent ai-cmd; do
+		assert_eq "$(zcomp "$p -T l" | sorted)" "legal lisp" "$p"
+	done
+	assert_eq "$(zcomp 'ai-stream --use-template=li' | sorted)" "lisp"
+	: >"$T/cwd/my.tmpl"
+	assert_eq "$(zcomp 'ai-ask -T @my' | sorted)" "my.tmpl"
+}

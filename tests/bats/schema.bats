@@ -150,6 +150,20 @@ REFUSAL='{"push": [{"status": 400, "body": {"error": {"message": "Invalid parame
 	assert_contains "$stderr" "required property 'age' is missing"
 }
 
+@test "schema: ai-stream --json: the done record carries the parsed object as data" {
+	run --separate-stderr ai-stream --json --schema "$S" 'as data: {"name": "G", "age": 5, "tags": ["a"]}'
+	assert_eq "$status" 0 status
+	assert_eq "$(jq -c 'select(.type == "done") | .data' <<<"$output")" '{"name":"G","age":5,"tags":["a"]}'
+	assert_eq "$(jq -r 'select(.type == "delta") | .content' <<<"$output")" '{"name":"G","age":5,"tags":["a"]}'
+	# Without --schema, no data field.
+	run --separate-stderr ai-stream --json 'plain {"name": "G"}'
+	assert_eq "$(jq -c 'select(.type == "done") | has("data")' <<<"$output")" false
+	run --separate-stderr ai-stream --json --schema "$S" 'not data: {"name": "G"}'
+	assert_eq "$status" 65 status
+	assert_eq "$(jq -r 'select(.type == "error") | .exit' <<<"$output")" 65
+	assert_eq "$(jq -c 'select(.type == "delta")' <<<"$output")" "" "nothing before the check"
+}
+
 @test "schema: ai-agent gives its final answer as checked JSON" {
 	ctl '{"set": {"json_from_prompt": false}}'
 	ctl '{"push": [{"reply": "the answer is 42"}, {"reply": "{\"answer\": 42}"}]}'
@@ -201,11 +215,55 @@ REFUSAL='{"push": [{"status": 400, "body": {"error": {"message": "Invalid parame
 		"json_schema json_object json_object "
 }
 
-@test "schema: ai-batch submit refuses --schema, which checks answers as they come" {
+@test "schema: ai-batch submit --schema: the job checks each answer, with its own copy of the schema" {
+	for i in $(seq 1 20); do
+		if ((i % 10 == 0)); then
+			printf '{"id": "%d", "text": "bad %d"}\n' "$i" "$i"
+		else
+			printf '{"id": "%d", "text": "{\\"n\\": %d}"}\n' "$i" "$i"
+		fi
+	done >"$T/in.jsonl"
+	printf 'n int' >"$T/s.txt"
+	id=$(cd "$T" && ai-batch submit --schema @s.txt in.jsonl)
+	rm "$T/s.txt"
+	run --separate-stderr ai-batch wait "$id"
+	assert_eq "$status" 1 "two failed"
+	run --separate-stderr ai-batch results "$id"
+	assert_eq "$(wc -l <<<"$output")" 20 lines
+	assert_eq "$(jq -r 'select(.error) | .id + " " + .error.type' <<<"$output" | tr '\n' '|')" \
+		"10 schema_invalid|20 schema_invalid|"
+	assert_eq "$(jq -r 'select(.id == "10") | .error.raw' <<<"$output")" "no JSON here"
+	assert_eq "$(jq -c 'select(.id == "3") | .data' <<<"$output")" '{"n":3}'
+	assert_eq "$(requests $CHAT | jq -r .body.response_format.type | sort -u)" json_schema
+	assert_eq "$(request_count $CHAT)" 22 "each bad item asked again once"
+}
+
+@test "schema: ai-batch submit --remote --schema: each request asks for it, each result is checked" {
+	ctl '{"set": {"batch_delay_ms": 0}}'
+	printf '{"id": "a", "text": "{\\"w\\": \\"x\\"}"}\n{"id": "b", "text": "none"}\n{"id": "c", "text": "{\\"w\\": 5}"}\n' >"$T/in.jsonl"
+	run --separate-stderr ai-batch submit --remote --schema 'w' "$T/in.jsonl"
+	assert_eq "$status" 0 "status: $stderr"
+	id=$output
+	file=$(requests /v1/files | head -n 1 | jq -r .body)
+	assert_contains "$file" '"response_format":{"type":"json_schema","json_schema":{"name":"reply"'
+	run --separate-stderr ai-batch wait --poll 0.1 "$id"
+	assert_eq "$status" 1 "two failed the schema"
+	run --separate-stderr ai-batch results "$id"
+	assert_eq "$(jq -c '[.id, .data, .error.type]' <<<"$output" | tr '\n' ' ')" \
+		'["a",{"w":"x"},null] ["b",null,"schema_invalid"] ["c",null,"schema_invalid"] '
+	assert_eq "$(jq -r 'select(.id == "c") | .error.message' <<<"$output")" \
+		"the reply does not match the schema at '/w': expected string, got integer"
+	assert_eq "$(ai-batch status "$id" | jq -c '[.ok, .failed]')" '[1,2]'
+}
+
+@test "schema: ai-batch submit with a bad schema is refused before a job is made" {
 	printf '{"id": 1, "text": "x"}\n' >"$T/in.jsonl"
-	run --separate-stderr ai-batch submit --schema 'n int' "$T/in.jsonl"
+	run --separate-stderr ai-batch submit --schema '{"type": ' "$T/in.jsonl"
 	assert_eq "$status" 64 status
-	assert_contains "$stderr" "use it without submit"
+	run --separate-stderr ai-batch submit --remote --schema @"$T/none.json" "$T/in.jsonl"
+	assert_eq "$status" 66 status
+	assert_eq "$(ai-batch list)" "" "no job"
+	assert_eq "$(requests | wc -l)" 0 "nothing sent"
 }
 
 @test "schema: an ai-batch item's own response_format json_schema is checked, per item" {

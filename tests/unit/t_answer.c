@@ -32,7 +32,7 @@ int main(void)
 	ok(!cited[0] && !cited[1], "and marks nothing");
 	is_int(answer_citations("no brackets at all [", cited, 2), 0, "no citation, no error");
 
-	m = answer_messages("what is [1]?", &r);
+	m = answer_messages("what is [1]?", &r, NULL);
 	ok(m && json_object_array_length(m) == 2, "a system and a user message");
 	is_str(jv_str(json_object_array_get_idx(m, 0), "role"), "system", "the system message first");
 	user = jv_str(json_object_array_get_idx(m, 1), "content");
@@ -42,7 +42,7 @@ int main(void)
 	   "the question last, as given");
 	json_object_put(m);
 	r.n = 0;
-	m = answer_messages("anything", &r);
+	m = answer_messages("anything", &r, NULL);
 	ok(m && strstr(jv_str(json_object_array_get_idx(m, 1), "content"), "Question: anything"),
 	   "no passages still makes a prompt");
 	json_object_put(m);

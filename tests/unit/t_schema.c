@@ -1,6 +1,7 @@
 /* t_schema.c - the validator's messages, the short form, regex translation, refusals. */
 #include "ai.h"
 #include "api/schema.h"
+#include "api/structured.h"
 #include "buf.h"
 
 #include "tap.h"
@@ -195,8 +196,35 @@ static void costly(void)
 	schema_release(&s);
 }
 
+/* What ai-batch submit keeps with a job: saved and restored, it checks the same. */
+static void saved(void)
+{
+	struct structured st, back;
+	struct schema_fail f;
+	struct ai_err err;
+	json_object *d = NULL;
+	char *text;
+
+	ok(structured_load(&st, "w, n int", true, &err) == 0, "a multi schema loads: %s", err.msg);
+	text = structured_save(&st);
+	ok(text && strstr(text, "\"multi\":true"), "saved with its multi: %s", text ? text : "(null)");
+	ok(structured_restore(&back, text, &err) == 0 && back.multi, "restored: %s", err.msg);
+	ok(structured_check(&back, "{\"items\": [{\"w\": \"a\", \"n\": 1}]}", &d, &f) == 0,
+	   "a valid list passes, not wrapped twice: %s", f.reason);
+	json_object_put(d);
+	ok(structured_check(&back, "{\"items\": [{\"w\": \"a\", \"n\": \"x\"}]}", &d, &f) == -1 &&
+	   !strcmp(f.ptr, "/items/0/n"), "an invalid one fails where it did: %s", f.ptr);
+	structured_release(&back);
+	ok(structured_restore(&back, "{\"schema\": 1}", &err) == -1 && err.code == AI_EX_DATAERR,
+	   "a damaged copy is refused");
+	ok(structured_restore(&back, "not json", &err) == -1, "so is one that is no JSON");
+	free(text);
+	structured_release(&st);
+}
+
 int main(void)
 {
+	saved();
 	short_form();
 	keywords();
 	refusals();

@@ -82,6 +82,21 @@ int main(void)
 	ok(template_load(&u, "nope", &err) == -1 && err.code == AI_EX_NOINPUT &&
 	   strstr(err.msg, "no template 'nope'"), "a template that does not exist: %s", err.msg);
 	ok(template_load(&u, "@/nonexistent/x", &err) == -1 && err.code == AI_EX_NOINPUT, "@FILE missing");
+	{
+		static const char *const ps[] = { "lang=fr", "tone=dry", "lang=de", "x==y" };
+		char path[200];
+
+		ok(!strcmp(template_param(ps, 4, "lang"), "de"), "the last --param of a name wins");
+		ok(!strcmp(template_param(ps, 4, "x"), "=y") && !template_param(ps, 4, "ton") &&
+		   !template_param(ps, 0, "lang"), "a name is matched whole");
+		snprintf(path, sizeof(path), "%s/copy", dir);
+		ok(template_save_path(path, &t, &err) == 0, "saved to a path: %s", err.msg);
+		snprintf(path, sizeof(path), "@%s/copy", dir);
+		ok(template_load(&u, path, &err) == 0 && !strcmp(u.system, "Be brief.") &&
+		   !strcmp(u.prompt, "Q: {{input}}"), "and loaded back as @FILE");
+		template_release(&u);
+		ok(unlink(path + 1) == 0, "no file left aside");
+	}
 	template_release(&t);
 	{
 		static const char *const rm[] = { "templates/brief", "templates/another", "templates" };
