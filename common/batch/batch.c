@@ -422,6 +422,8 @@ static void limits_server(struct batch *b, const struct ai_chat_resp *r)
 	if (until > b->server_until) {
 		b->server_until = until;
 		ai_client_pause(b->c, (long)(until - now));
+		if (b->o.pause)
+			b->o.pause((long)(until - now), b->o.ud);
 	}
 }
 
@@ -643,6 +645,8 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 		s->est += 8 + (b->o.max_tokens > 0 ? b->o.max_tokens : 0);
 	}
 	if ((w = limits_wait(b, s->est, now)) > 0)
+		return w;
+	if (b->o.admit && (w = b->o.admit(s->est, b->o.ud)) > 0)
 		return w;
 	limits_take(b, s->est, now);
 	ai_chat_req_init(&q);

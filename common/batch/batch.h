@@ -86,6 +86,14 @@ struct batch_opts {
 	void (*progress)(const struct batch_stats *s, bool final, void *ud);
 	long progress_ms;
 	void *ud;
+	/*
+	 * Limits shared beyond this process (ai-batch worker: Redis), or NULL:
+	 * admit is asked before each request is sent, after the batch's own
+	 * limits, and returns 0 to send it (est tokens taken) or the ms to wait;
+	 * pause is told of each new pause the server asked for (ms from now).
+	 */
+	long (*admit)(long est, void *ud);
+	void (*pause)(long ms, void *ud);
 	/* --schema: every answer is checked, repaired once, and its line gets "data"; one that
 	 * stays invalid is an error line of type schema_invalid (structured.h).  Borrowed. */
 	struct structured *st;
