@@ -319,6 +319,11 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 {
 	long backoff = 100;
 	redisReply **r = calloc(p->n ? p->n : 1, sizeof(*r));
+	struct ai_err *caller = err, lost;
+
+	/* What went wrong on the way is the caller's only if it is the end. */
+	ai_err_clear(&lost);
+	err = &lost;
 
 	*out = NULL;
 	if (!r)
@@ -330,10 +335,11 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 
 		if (stopped(q)) {
 			free(r);
-			return ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+			return ai_errf(caller, AI_EX_INTERRUPT, "interrupted");
 		}
 		if (!q->ctx && (c = connect_once(q, err)) < 0) {
 			free(r);
+			*caller = lost;
 			return -1;
 		}
 		if (!c) {
@@ -369,6 +375,7 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 		}
 		if (!patient) {
 			free(r);
+			*caller = lost;
 			return -1;
 		}
 		q->reconnects++;
@@ -476,6 +483,8 @@ int redisq_open(struct redisq *q, const char *url, const char *password,
 
 	memset(q, 0, sizeof(*q));
 	q->stop = stop;
+	if (sodium_init() < 0)  /* the password lives in guarded memory */
+		return ai_errf(err, AI_EX_OSERR, "cannot initialise libsodium");
 	if (parse_url(q, url, err))
 		goto fail;
 	if (!q->pass && password && *password) {
