@@ -684,7 +684,7 @@ static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int arg
 				 .job_open = queue_job_open, .job_close = queue_job_close,
 				 .note = c->verbose ? note_line : NULL, .ud = &j },
 			 &st, &err);
-	if (c->verbose)
+	if (!c->quiet)
 		cli_warn("%ld items run, %ld lines stored, %ld requeued, %ld poison; %ld Redis round "
 			 "trips (%.2f an item), %ld reconnects", st.items, st.stored, st.requeued, st.poison,
 			 q->round_trips, st.items ? (double)q->round_trips / (double)st.items : 0.0,

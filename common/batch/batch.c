@@ -699,6 +699,14 @@ static int slot_read(struct batch *b, struct jsonl_reader *r, struct batch_slot 
 	bool too_long;
 	int got = jsonl_next(r, &line, &len, &too_long, err);
 
+	if (!got && b->o.more && !b->no_more) {
+		if (b->o.more(b->o.ud) > 0) {
+			r->eof = false;         /* lines were appended: read on */
+			got = jsonl_next(r, &line, &len, &too_long, err);
+		} else {
+			b->no_more = true;
+		}
+	}
 	if (got <= 0) {
 		*eof = true;
 		return got;

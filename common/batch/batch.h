@@ -94,6 +94,13 @@ struct batch_opts {
 	 */
 	long (*admit)(long est, void *ud);
 	void (*pause)(long ms, void *ud);
+	/*
+	 * Called, or NULL, when the input has ended and a slot is free: it may
+	 * append lines to the input file (with pwrite, leaving the offset) and
+	 * return 1 to go on reading; 0 ends the input for the rest of the run.
+	 * A queue's worker feeds the engine so, with no gap between chunks.
+	 */
+	int (*more)(void *ud);
 	/* --schema: every answer is checked, repaired once, and its line gets "data"; one that
 	 * stays invalid is an error line of type schema_invalid (structured.h).  Borrowed. */
 	struct structured *st;
@@ -119,6 +126,7 @@ struct batch {
 	int64_t rpm_next, tpm_t, server_until;
 	double tpm_level;
 	bool emitted;           /* lines emitted since the last flush */
+	bool no_more;           /* o.more said the input has ended */
 	long down_streak;       /* requests in a row that got no answer at all */
 	long resend;            /* slots --schema asks again (S_RESEND) */
 	char down[320];         /* why the rest is not sent, once down_streak reached the limit */

@@ -24,7 +24,7 @@
 #define NOW_MS "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
 
 /*
- * TAKE: KEYS meta items tries res rl; ARGV group consumer count idle mode ("0": our own
+ * TAKE: KEYS meta items tries res rl; ARGV group consumer parallel idle mode ("0": our own
  * pending, after a (re)start; ">": reclaimed, else new).  Returns {state, total, done,
  * pause_ms, then entry, key, line, deliveries for each item}.  Items with a line already
  * (finished by a worker that died before its XACK reached us) are acked, not returned.
@@ -38,17 +38,22 @@ static const char take_lua[] =
 	"local u = tonumber(redis.call('HGET', KEYS[5], 'until')) or 0 "
 	"local out = {st, tostring(total), tostring(done), tostring(u > now and u - now or 0)} "
 	"if st == 'cancelled' or done >= total then return out end "
+	/* A quarter of what is left, between count and 16 times it: long chunks keep the
+	 * engine's slots full (each chunk ends with a tail), short ones share a small job. */
+	"local want = math.floor((total - done) / 4) "
+	"local lo = tonumber(ARGV[3]) "
+	"if want < lo then want = lo elseif want > 16 * lo then want = 16 * lo end "
 	"local got = {} "
 	"if ARGV[5] == '0' then "
-	"  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], '0') "
+	"  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[2], '0') "
 	"  if r and r[1] then got = r[1][2] end "
 	"else "
 	"  local cur = redis.call('HGET', KEYS[1], 'cursor') or '0-0' "
-	"  local c = redis.call('XAUTOCLAIM', KEYS[2], ARGV[1], ARGV[2], ARGV[4], cur, 'COUNT', ARGV[3]) "
+	"  local c = redis.call('XAUTOCLAIM', KEYS[2], ARGV[1], ARGV[2], ARGV[4], cur, 'COUNT', want) "
 	"  redis.call('HSET', KEYS[1], 'cursor', c[1]) "
 	"  got = c[2] "
 	"  if #got == 0 then "
-	"    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[2], '>') "
+	"    local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[2], '>') "
 	"    if r and r[1] then got = r[1][2] end "
 	"  end "
 	"end "
@@ -953,6 +958,8 @@ struct worker {
 	int64_t pause_until;            /* mono ms: the job's shared pause, as last read */
 	int64_t last_beat;
 	int tmp;                        /* the chunk's file */
+	uint64_t tmp_len;               /* its length: lines are appended with pwrite */
+	struct jsonl_idset seen;        /* the ids of this run */
 	struct ai_err fatal;
 	bool down;                      /* the server stopped answering during the chunk */
 };
@@ -971,13 +978,12 @@ static void note(struct worker *w, const char *fmt, ...)
 	w->o->note(msg, w->o->ud);
 }
 
+static void entry_free(struct entry *e);
+
 static void chunk_clear(struct worker *w)
 {
-	for (size_t i = 0; i < w->n; i++) {
-		free(w->e[i].eid);
-		free(w->e[i].key);
-		free(w->e[i].line);
-	}
+	for (size_t i = 0; i < w->n; i++)
+		entry_free(&w->e[i]);
 	w->n = w->next = 0;
 }
 
@@ -1194,7 +1200,10 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 	return 0;
 }
 
-/* Takes a chunk of job id's items: 1 with items, 0 none (done: the job is over), -1 error. */
+/*
+ * Takes items of job id: 1 with items, 0 none (*done: the job is over), -1
+ * error.  They are appended to the chunk (w->e from w->n on).
+ */
 static int take(struct worker *w, const char *id, bool own, bool *done, struct ai_err *err)
 {
 	struct keys k;
@@ -1202,12 +1211,13 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	redisReply **r;
 	const redisReply *a;
 	char count[16], idle[32];
+	size_t had = w->n;
 	int rc = -1;
 
 	*done = false;
 	if (job_keys(&k, id, err))
 		return -1;
-	snprintf(count, sizeof(count), "%d", w->o->parallel * 4);
+	snprintf(count, sizeof(count), "%d", w->o->parallel);
 	snprintf(idle, sizeof(idle), "%ld", w->o->claim_idle_ms);
 	pipe_init(&p);
 	if (PIPE(&p, err, "EVALSHA", shas[SC_TAKE], "5", k.meta, k.items, k.tries, k.res, k.rl,
@@ -1235,7 +1245,6 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 		if (pause > 0 && pause < 3600000)
 			w->pause_until = mono_ms() + pause;
 	}
-	chunk_clear(w);
 	if (a->elements > 4 && job_start(w, id, err))
 		goto out;
 	for (size_t i = 4; i + 3 < a->elements; i += 4) {
@@ -1263,84 +1272,134 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 			goto out;
 		}
 	}
-	rc = w->n > 0;
+	rc = w->n > had;
 out:
 	replies_free(r, 1);
 	return rc;
 }
 
-/* Runs the chunk taken: poison items get their line, the rest go through the engine. */
+/* pwrite(2) of all n bytes at off: the engine reads the same file at its own offset. */
+static int pwrite_all(int fd, const char *p, size_t n, uint64_t off)
+{
+	while (n) {
+		ssize_t k = pwrite(fd, p, n, (off_t)off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -1;
+		p += k;
+		n -= (size_t)k;
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+static void entry_free(struct entry *e)
+{
+	free(e->eid);
+	free(e->key);
+	free(e->line);
+}
+
+/* A poison item's line: given up on without another try. */
+static int poison(struct worker *w, struct entry *e, struct ai_err *err)
+{
+	struct buf l;
+	json_object *item = json_tokener_parse(e->line), *iv = NULL;
+	char msg[160];
+	int rc;
+
+	buf_init(&l, 0);
+	if (item && json_object_is_type(item, json_type_object))
+		json_object_object_get_ex(item, "id", &iv);
+	iv = iv ? json_object_get(iv) : json_object_new_string(e->key);
+	snprintf(msg, sizeof(msg), "taken %ld times without a result (its worker died each time): "
+		 "given up", e->tries - 1);
+	rc = !iv || jsonl_err_line(&l, iv, 0, "poison", msg, (int)(e->tries - 1)) ? -1 :
+	     store(w, e->eid, e->key, l.data, l.len, false, err);
+	if (rc && !err->code)
+		ai_errf(err, AI_EX_OSERR, "out of memory");
+	json_object_put(iv);
+	json_object_put(item);
+	buf_release(&l);
+	if (!rc) {
+		w->st->poison++;
+		note(w, "job %s: item '%.80s' is poison", w->job, e->key);
+	}
+	return rc;
+}
+
+/*
+ * Sorts the entries taken, from index from on: poison items get their line,
+ * an id already in this run is left pending (for a later look), the rest
+ * are appended to the chunk's file for the engine.  The number kept.
+ */
+static long admit_entries(struct worker *w, size_t from, struct ai_err *err)
+{
+	size_t keep = from;
+	long kept = 0;
+
+	for (size_t i = from; i < w->n; i++) {
+		struct entry *e = &w->e[i];
+		int dup = jsonl_idset_add(&w->seen, e->key, strlen(e->key));
+
+		if (dup < 0)
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		if (dup || e->tries > w->o->max_deliveries) {
+			if (!dup && poison(w, e, err))
+				return -1;
+			entry_free(e);
+			continue;
+		}
+		if (pwrite_all(w->tmp, e->line, strlen(e->line), w->tmp_len) ||
+		    pwrite_all(w->tmp, "\n", 1, w->tmp_len + strlen(e->line)))
+			return ai_errf_errno(err, AI_EX_IOERR, "cannot write the chunk's temporary file");
+		w->tmp_len += strlen(e->line) + 1;
+		w->e[keep++] = *e;
+		kept++;
+	}
+	w->n = keep;
+	return kept;
+}
+
+/* The engine ran out of items with a slot free: more of the same job, while the run is short. */
+static int on_more(void *ud)
+{
+	struct worker *w = ud;
+	size_t had = w->n;
+	bool done;
+	long kept;
+	int got;
+
+	if (w->fatal.code || w->n >= (size_t)w->o->parallel * 64 || stopped(w->q))
+		return 0;
+	got = take(w, w->job, false, &done, &w->fatal);
+	if (got <= 0)
+		return 0;
+	if ((kept = admit_entries(w, had, &w->fatal)) < 0 || flush_out(w, &w->fatal))
+		return 0;
+	return 1;       /* even if all were poison: ask again, the stream may hold more */
+}
+
+/* Runs the items taken (and those on_more adds) through the engine. */
 static int run_chunk(struct worker *w, struct ai_err *err)
 {
 	struct batch b;
 	struct batch_opts bo = w->bo;
-	struct jsonl_idset seen;
-	size_t keep = 0;
+	long kept;
 	int rc = 0;
 
-	jsonl_idset_init(&seen);
-	/* Poison first: an item that came back too often is not run again. */
-	for (size_t i = 0; i < w->n; i++) {
-		struct entry *e = &w->e[i];
-		int dup = jsonl_idset_add(&seen, e->key, strlen(e->key));
-
-		if (dup < 0) {
-			jsonl_idset_release(&seen);
-			return ai_errf(err, AI_EX_OSERR, "out of memory");
-		}
-		if (dup) {      /* the same id twice in one chunk: left pending for a later look */
-			free(e->eid);
-			free(e->key);
-			free(e->line);
-			continue;
-		}
-		if (e->tries > w->o->max_deliveries) {
-			struct buf l;
-			json_object *id = json_tokener_parse(e->line), *iv = NULL;
-			char msg[160];
-
-			buf_init(&l, 0);
-			if (id)
-				json_object_object_get_ex(id, "id", &iv);
-			snprintf(msg, sizeof(msg), "taken %ld times without a result (its worker died or it "
-				 "failed each time): given up", e->tries - 1);
-			if (!iv)
-				iv = json_object_new_string(e->key);
-			else
-				json_object_get(iv);
-			rc = jsonl_err_line(&l, iv, 0, "poison", msg, (int)(e->tries - 1)) ||
-			     store(w, e->eid, e->key, l.data, l.len, false, err);
-			json_object_put(iv);
-			json_object_put(id);
-			buf_release(&l);
-			free(e->eid);
-			free(e->key);
-			free(e->line);
-			if (rc) {
-				jsonl_idset_release(&seen);
-				return ai_errf(err, AI_EX_OSERR, "out of memory");
-			}
-			w->st->poison++;
-			note(w, "job %s: item '%.80s' is poison", w->job, w->e[i].key);
-			continue;
-		}
-		w->e[keep++] = *e;
-	}
-	jsonl_idset_release(&seen);
-	w->n = keep;
+	jsonl_idset_release(&w->seen);
+	jsonl_idset_init(&w->seen);
 	w->next = 0;
-	if (flush_out(w, err))
-		return -1;
-	if (!w->n)
-		return 0;
-	/* The chunk as a file, for the engine to read as the filter reads its input. */
+	w->tmp_len = 0;
 	if (ftruncate(w->tmp, 0) || lseek(w->tmp, 0, SEEK_SET) < 0)
 		return ai_errf_errno(err, AI_EX_IOERR, "cannot reuse the chunk's temporary file");
-	for (size_t i = 0; i < w->n; i++)
-		if (fd_write_all(w->tmp, w->e[i].line, strlen(w->e[i].line)) || fd_write_all(w->tmp, "\n", 1))
-			return ai_errf_errno(err, AI_EX_IOERR, "cannot write the chunk's temporary file");
-	if (lseek(w->tmp, 0, SEEK_SET) < 0)
-		return ai_errf_errno(err, AI_EX_IOERR, "cannot read the chunk's temporary file");
+	if ((kept = admit_entries(w, 0, err)) < 0 || flush_out(w, err))
+		return -1;
+	if (!kept)
+		return 0;
 	bo.parallel = w->o->parallel;
 	bo.unordered = false;
 	bo.state = NULL;
@@ -1351,6 +1410,7 @@ static int run_chunk(struct worker *w, struct ai_err *err)
 	bo.progress_ms = w->o->claim_idle_ms / 3 > 100 ? w->o->claim_idle_ms / 3 : 100;
 	bo.admit = on_admit;
 	bo.pause = on_pause;
+	bo.more = on_more;
 	bo.ud = w;
 	ai_err_clear(&w->fatal);
 	w->down = false;
@@ -1441,6 +1501,7 @@ int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct red
 	w.o = o;
 	w.st = st;
 	pipe_init(&w.out);
+	jsonl_idset_init(&w.seen);
 	if ((w.tmp = make_tmp(err)) < 0)
 		return -1;
 	for (;;) {
@@ -1510,6 +1571,7 @@ int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct red
 out:
 	chunk_clear(&w);
 	free(w.e);
+	jsonl_idset_release(&w.seen);
 	pipe_release(&w.out);
 	if (w.open)
 		o->job_close(w.c, o->ud);

@@ -107,7 +107,8 @@ int redisq_cancel(struct redisq *q, const char *id, struct ai_err *err);
 int redisq_list(struct redisq *q, char ***ids, size_t *n, struct ai_err *err);
 
 struct redisq_worker_opts {
-	int parallel;           /* requests in flight; a chunk is 4 times that many items */
+	int parallel;           /* requests in flight; a chunk is a quarter of what is left,
+				 * between that and 16 times that many items */
 	long claim_idle_ms;     /* reclaim another worker's items idle this long (default 60000) */
 	long max_deliveries;    /* deliveries without a line after which an item is poison (default 5) */
 	const char *job;        /* serve this job only, returning once it is complete; NULL: all */
