@@ -620,6 +620,7 @@ struct queue_job {
 	int argc;
 	int wargc;              /* the worker's own options, which win over the job's */
 	char **wargv;
+	int parallel;           /* the worker's -P */
 };
 
 static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_client **client,
@@ -642,7 +643,8 @@ static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_cl
 		if (!(j->argv[i] = strdup(j->argv[i])))
 			cli_die(AI_EX_OSERR, "out of memory");
 	parse(&j->c, &j->o, j->argc, j->argv);
-	setup_client_with(&j->c, &j->cfg, client, &(struct ai_client_opts){ .parallel = j->o.b.parallel },
+	/* The worker's -P, not the job's: it sizes the client as it sizes the engine. */
+	setup_client_with(&j->c, &j->cfg, client, &(struct ai_client_opts){ .parallel = j->parallel },
 			  err);
 	if (!j->o.b.item.system)
 		j->o.b.item.system = j->cfg.system;
@@ -676,6 +678,7 @@ static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int arg
 	memset(&j, 0, sizeof(j));
 	j.wargv = argv + 1;
 	j.wargc = optind_ - 2;  /* the options before "worker", as getopt ordered them */
+	j.parallel = o->b.parallel;
 	install_term();
 	ai_err_clear(&err);
 	rc = redisq_work(q, &(struct redisq_worker_opts){

@@ -17,6 +17,7 @@
 #define CONNECT_MS 2000
 #define COMMAND_S 30            /* a reply later than this: the connection is taken as lost */
 #define BACKOFF_MAX_MS 5000
+#define PAUSE_LOOK_MS 100       /* how stale a worker's view of the server's pause may be */
 
 /* ---- the scripts (loaded on every connection: a restarted Redis has none) ---- */
 
@@ -957,6 +958,7 @@ struct worker {
 	struct pipe out;                /* the stores and requeues of lines not yet flushed */
 	int64_t pause_until;            /* mono ms: the job's shared pause, as last read */
 	int64_t last_beat;
+	int64_t pause_look;             /* mono ms: when the shared pause was last read */
 	int tmp;                        /* the chunk's file */
 	uint64_t tmp_len;               /* its length: lines are appended with pwrite */
 	struct jsonl_idset seen;        /* the ids of this run */
@@ -1079,7 +1081,22 @@ static void on_flush(void *ud)
 		flush_out(w, &w->fatal);
 }
 
-/* Keeps our items fresh while a long chunk runs, so no other worker reclaims them. */
+static void on_pause(long ms, void *ud);
+
+/*
+ * A 429's Retry-After pauses our client's pool at once, mid-retry, before
+ * the engine hears of it (when the item ends): tell the other workers now.
+ */
+static void share_pause(struct worker *w)
+{
+	long ms = w->c ? ai_client_paused_ms(w->c) : 0;
+
+	if (ms > 0 && mono_ms() + ms > w->pause_until + 50)
+		on_pause(ms, w);
+}
+
+/* Keeps our items fresh while a long chunk runs, so no other worker reclaims them;
+ * shares a pause the server asked for. */
 static void on_progress(const struct batch_stats *s, bool final, void *ud)
 {
 	struct worker *w = ud;
@@ -1089,7 +1106,10 @@ static void on_progress(const struct batch_stats *s, bool final, void *ud)
 	size_t n = 0;
 
 	(void)s;
-	if (final || w->fatal.code || w->next >= w->n || mono_ms() - w->last_beat < w->o->claim_idle_ms / 3)
+	if (final || w->fatal.code)
+		return;
+	share_pause(w);
+	if (w->next >= w->n || mono_ms() - w->last_beat < w->o->claim_idle_ms / 3)
 		return;
 	w->last_beat = mono_ms();
 	if (!(argv = calloc(w->n - w->next + 8, sizeof(*argv))))
@@ -1120,10 +1140,17 @@ static long on_admit(long est, void *ud)
 
 	if (w->fatal.code)
 		return 0;
+	share_pause(w);
 	if (w->bo.rpm <= 0 && w->bo.tpm <= 0) {
 		int64_t now = mono_ms();
 
-		return w->pause_until > now ? (long)(w->pause_until - now) : 0;
+		/* No budget of our own to take: only the server's pauses, which another
+		 * worker may have met; looked at in Redis every PAUSE_LOOK_MS at most. */
+		if (w->pause_until > now)
+			return (long)(w->pause_until - now);
+		if (now - w->pause_look < PAUSE_LOOK_MS)
+			return 0;
+		w->pause_look = now;
 	}
 	snprintf(rpm, sizeof(rpm), "%.6f", w->bo.rpm);
 	snprintf(tpm, sizeof(tpm), "%.3f", w->bo.tpm);
@@ -1140,6 +1167,8 @@ static long on_admit(long est, void *ud)
 	pipe_release(&p);
 	if (wait > 60000)
 		wait = 60000;
+	if (wait > 0 && w->bo.rpm <= 0 && w->bo.tpm <= 0)
+		w->pause_until = mono_ms() + wait;
 	return wait;
 }
 
@@ -1407,7 +1436,7 @@ static int run_chunk(struct worker *w, struct ai_err *err)
 	bo.emit = on_line;
 	bo.flush = on_flush;
 	bo.progress = on_progress;
-	bo.progress_ms = w->o->claim_idle_ms / 3 > 100 ? w->o->claim_idle_ms / 3 : 100;
+	bo.progress_ms = PAUSE_LOOK_MS;    /* the heartbeat is due less often: on_progress */
 	bo.admit = on_admit;
 	bo.pause = on_pause;
 	bo.more = on_more;

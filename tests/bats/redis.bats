@@ -308,3 +308,24 @@ wait_workers() {
 	run --separate-stderr ai-batch --queue "$Q" results "$id"
 	assert_eq "$status" 75
 }
+
+@test "redis: a server's Retry-After met by one worker pauses the others" {
+	items 120 >"$T/in"
+	# 4 requests in flight every 100 ms: without the pause, 3 s of sending.
+	ctl '{"set":{"latency_ms":100}}'
+	ctl '{"push":[{"path":"/v1/chat/completions","status":429,"headers":{"Retry-After":"3"}}]}'
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	worker -P 2 "$id"
+	worker -P 2 "$id"
+	wait_workers
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 120
+	# The 429 was the first request; after the few already in flight, no request
+	# of either worker reached the server until its 3 s were over (asserted
+	# loosely: from 0.8 s to 2.5 s after it).
+	t0=$(requests $CHAT | head -n 1 | jq .t)
+	early=$(requests $CHAT | jq --argjson t0 "$t0" 'select(.t > $t0 + 800 and .t < $t0 + 2500)' | jq -s length)
+	assert_eq "$early" 0 "requests sent during the pause"
+	(($(request_count $CHAT) == 121))
+}
