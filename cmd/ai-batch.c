@@ -14,6 +14,7 @@
 #include "batch/batch.h"
 #include "lib/cli.h"
 #include "closest.h"
+#include "fdio.h"
 #include "compat/compat.h"
 #include "batch/jobrun.h"
 #include "batch/jobs.h"
@@ -588,14 +589,43 @@ static bool is_opt(const char *arg, const char *name, size_t min)
 	return n >= min && n <= strlen(name) && !strncmp(arg, name, n);
 }
 
-/* The options a job is stored with: all but --queue (it may hold a password) and --lines
- * (the items are stored as JSON objects with their ids). */
-static json_object *job_args(int argc, char **argv)
+/*
+ * The options a job is stored with: all but --queue (it may hold a
+ * password) and --lines (the items are stored as JSON objects with their
+ * ids); --schema @FILE is stored with the file's text, which a worker on
+ * another host cannot read.
+ */
+static json_object *job_args(const struct cli *c, int argc, char **argv)
 {
 	json_object *a = json_object_new_array();
+	struct buf text;
 
+	buf_init(&text, 1u << 20);
+	if (a && c->schema) {
+		const char *s = c->schema;
+
+		if (*s == '@') {
+			struct ai_err err;
+			int fd = open(s + 1, O_RDONLY | O_CLOEXEC);
+
+			ai_err_clear(&err);
+			if (fd < 0)
+				cli_die(AI_EX_NOINPUT, "cannot open '%s': %s", s + 1, strerror(errno));
+			if (fd_read_text(fd, s + 1, &text, &cli_interrupted, &err))
+				cli_die_err(&err);
+			close(fd);
+			s = text.data ? text.data : "";
+		}
+		if (jv_push(a, json_object_new_string(c->schema_multi ? "--schema-multi" : "--schema")) ||
+		    jv_push(a, json_object_new_string(s))) {
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	buf_release(&text);
 	for (int i = 0; a && i < argc; i++) {
-		if (is_opt(argv[i], "queue", 3)) {
+		if (is_opt(argv[i], "queue", 3) || is_opt(argv[i], "schema", 3) ||
+		    is_opt(argv[i], "schema-multi", 3)) {
 			i += !strchr(argv[i], '=');
 			continue;
 		}
@@ -621,6 +651,8 @@ struct queue_job {
 	int wargc;              /* the worker's own options, which win over the job's */
 	char **wargv;
 	int parallel;           /* the worker's -P */
+	struct structured st;   /* the job's --schema, when has_st */
+	bool has_st;
 };
 
 static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_client **client,
@@ -643,6 +675,13 @@ static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_cl
 		if (!(j->argv[i] = strdup(j->argv[i])))
 			cli_die(AI_EX_OSERR, "out of memory");
 	parse(&j->c, &j->o, j->argc, j->argv);
+	j->has_st = false;
+	if (j->c.schema) {
+		if (structured_load(&j->st, j->c.schema, j->c.schema_multi, err))
+			return -1;
+		j->has_st = true;
+		j->o.b.st = &j->st;
+	}
 	/* The worker's -P, not the job's: it sizes the client as it sizes the engine. */
 	setup_client_with(&j->c, &j->cfg, client, &(struct ai_client_opts){ .parallel = j->parallel },
 			  err);
@@ -658,6 +697,9 @@ static void queue_job_close(struct ai_client *client, void *ud)
 
 	ai_client_release(client);
 	config_release(&j->cfg);
+	if (j->has_st)
+		structured_release(&j->st);
+	j->has_st = false;
 	for (int i = 1; i < j->argc; i++)
 		free(j->argv[i]);
 	free(j->argv);
@@ -716,8 +758,14 @@ static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, 
 		cli_usage_error("a job keeps its own state: leave out --state");
 	if (!strcmp(sub, "resume"))
 		cli_usage_error("a job in Redis needs no resume: start a worker (ai-batch worker --queue URL)");
-	if (!strcmp(sub, "submit") && c->schema)
-		cli_usage_error("--schema is not stored with a job in Redis yet: run the filter with it");
+	if (!strcmp(sub, "submit") && c->schema) {
+		struct structured st;   /* refused here, not by every worker */
+
+		ai_err_clear(&err);
+		if (structured_load(&st, c->schema, c->schema_multi, &err))
+			cli_die_err(&err);
+		structured_release(&st);
+	}
 	if ((!strcmp(sub, "list") && optind_ != argc) ||
 	    (strcmp(sub, "list") && strcmp(sub, "submit") && strcmp(sub, "worker") && optind_ + 1 != argc))
 		cli_usage_error(!strcmp(sub, "list") ? "list takes no operand" : "%s wants one job id", sub);
@@ -727,7 +775,7 @@ static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, 
 		return queue_worker(c, o, &q, argc, argv, optind_);
 	if (!strcmp(sub, "submit")) {
 		char id[64];
-		json_object *a = job_args(optind_ - 2, argv + 1);
+		json_object *a = job_args(c, optind_ - 2, argv + 1);
 		int fd = open_input(argc - optind_, argv + optind_);
 
 		if (redisq_submit(&q, fd, &o->b, a, id, sizeof(id), &err))

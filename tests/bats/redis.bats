@@ -329,3 +329,21 @@ wait_workers() {
 	assert_eq "$early" 0 "requests sent during the pause"
 	(($(request_count $CHAT) == 121))
 }
+
+@test "redis: --schema @FILE is stored with the job, for workers that cannot read the file" {
+	ctl '{"set":{"json_from_prompt":true}}'
+	for i in 1 2 3; do printf '{"id":"%d","text":"item: {\\"n\\": %d}"}\n' "$i" "$i"; done >"$T/in"
+	printf '{"id":"4","text":"no json"}\n' >>"$T/in"
+	printf 'n int\n' >"$T/schema"
+	id=$(ai-batch --queue "$Q" submit --schema "@$T/schema" "$T/in")
+	rm "$T/schema"
+	worker "$id"
+	wait_workers
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	assert_eq "$(jq -c '.data // .error.type' <<<"$output" | tr '\n' ' ')" \
+		'{"n":1} {"n":2} {"n":3} "schema_invalid" '
+	# A schema that does not parse is refused at submit, not by every worker.
+	run --separate-stderr ai-batch --queue "$Q" submit --schema 'n nosuchtype' "$T/in"
+	assert_eq "$status" 64
+	assert_eq "$(rcli zcard ai-batch:jobs)" 1
+}
