@@ -891,6 +891,9 @@ int main(int argc, char **argv)
 		sub = subcommand(argv[optind_]);
 	if (!sub || !strcmp(sub, "run-job")) {
 		check_filter_operands(argc - optind_, argv + optind_);
+		if (o.queue)
+			cli_usage_error("--queue wants a command: submit, worker, status, results, wait, "
+					"cancel or list");
 		install_term();
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}

@@ -93,9 +93,11 @@ static const char requeue_lua[] =
 	"return 0";
 
 /*
- * BUCKET: KEYS rl; ARGV rpm tpm est.  0: take it (one request, est tokens); else the ms to
- * wait.  The request bucket holds one (requests are spaced, as the filter's --rpm), the
- * token bucket a minute's worth.
+ * BUCKET: KEYS rl; ARGV rpm tpm est want.  > 0: the ms to wait; else -G: G requests granted
+ * (est tokens taken for one), up to want when only --rpm binds, so that a worker under a
+ * high limit need not ask for every request.  The request bucket holds 100 ms of the
+ * budget, at least one (at 600 a minute or less, requests are spaced, as the filter's
+ * --rpm spaces them); the token bucket a minute's worth.
  */
 static const char bucket_lua[] =
 	NOW_MS
@@ -103,9 +105,10 @@ static const char bucket_lua[] =
 	"local u = tonumber(h[5]) or 0 "
 	"if u > now then return u - now end "
 	"local rpm, tpm, est = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
-	"local r, k, w = 0, 0, 0 "
+	"local r, k, w, g = 0, 0, 0, 1 "
+	"local cap = math.max(1, rpm / 600) "
 	"if rpm > 0 then "
-	"  r = math.min(1, (tonumber(h[1]) or 1) + (now - (tonumber(h[2]) or now)) * rpm / 60000) "
+	"  r = math.min(cap, (tonumber(h[1]) or cap) + (now - (tonumber(h[2]) or now)) * rpm / 60000) "
 	"  if r < 1 then w = math.ceil((1 - r) * 60000 / rpm) end "
 	"end "
 	"if tpm > 0 then "
@@ -114,10 +117,11 @@ static const char bucket_lua[] =
 	"  if k < need then w = math.max(w, math.ceil((need - k) * 60000 / tpm)) end "
 	"end "
 	"if w > 0 then return w end "
-	"redis.call('HSET', KEYS[1], 'r', tostring(r - 1), 'rt', tostring(now), 'k', tostring(k - est), "
+	"if rpm > 0 and tpm <= 0 then g = math.max(1, math.min(tonumber(ARGV[4]), math.floor(r))) end "
+	"redis.call('HSET', KEYS[1], 'r', tostring(r - g), 'rt', tostring(now), 'k', tostring(k - est), "
 	"  'kt', tostring(now)) "
 	"redis.call('PEXPIRE', KEYS[1], 86400000) "
-	"return 0";
+	"return -g";
 
 /* PAUSE: KEYS rl; ARGV ms.  The server said wait: every worker of the job waits. */
 static const char pause_lua[] =
@@ -959,6 +963,7 @@ struct worker {
 	int64_t pause_until;            /* mono ms: the job's shared pause, as last read */
 	int64_t last_beat;
 	int64_t pause_look;             /* mono ms: when the shared pause was last read */
+	long granted;                   /* requests the job's bucket granted us, not yet sent */
 	int tmp;                        /* the chunk's file */
 	uint64_t tmp_len;               /* its length: lines are appended with pwrite */
 	struct jsonl_idset seen;        /* the ids of this run */
@@ -1135,12 +1140,16 @@ static long on_admit(long est, void *ud)
 	struct worker *w = ud;
 	struct pipe p;
 	redisReply **r;
-	char rpm[32], tpm[32], e[32];
+	char rpm[32], tpm[32], e[32], want[16];
 	long wait = 0;
 
 	if (w->fatal.code)
 		return 0;
 	share_pause(w);
+	if (w->granted > 0 && w->pause_until <= mono_ms()) {
+		w->granted--;
+		return 0;
+	}
 	if (w->bo.rpm <= 0 && w->bo.tpm <= 0) {
 		int64_t now = mono_ms();
 
@@ -1155,11 +1164,14 @@ static long on_admit(long est, void *ud)
 	snprintf(rpm, sizeof(rpm), "%.6f", w->bo.rpm);
 	snprintf(tpm, sizeof(tpm), "%.3f", w->bo.tpm);
 	snprintf(e, sizeof(e), "%ld", est);
+	snprintf(want, sizeof(want), "%d", w->o->parallel);
 	pipe_init(&p);
-	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_BUCKET], "1", w->k.rl, rpm, tpm, e) &&
+	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_BUCKET], "1", w->k.rl, rpm, tpm, e, want) &&
 	    !rq_send(w->q, &p, &r, true, &w->fatal)) {
-		if (r[0]->type == REDIS_REPLY_INTEGER)
+		if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer > 0)
 			wait = (long)r[0]->integer;
+		else if (r[0]->type == REDIS_REPLY_INTEGER)
+			w->granted = (long)-r[0]->integer - 1;  /* one of them is this request's */
 		else
 			reply_err(r[0], "the rate limit script", &w->fatal);
 		replies_free(r, 1);
@@ -1204,6 +1216,7 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 		w->o->job_close(w->c, w->o->ud);
 	w->open = false;
 	w->c = NULL;
+	w->granted = 0;
 	snprintf(w->job, sizeof(w->job), "%s", id);
 	if (job_keys(&w->k, id, err))
 		return -1;

@@ -347,3 +347,11 @@ wait_workers() {
 	assert_eq "$status" 64
 	assert_eq "$(rcli zcard ai-batch:jobs)" 1
 }
+
+@test "redis: --queue without a command is refused, not run locally" {
+	items 2 >"$T/in"
+	run --separate-stderr ai-batch --queue "$Q" "$T/in"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--queue wants a command"
+	assert_eq "$(request_count $CHAT)" 0
+}

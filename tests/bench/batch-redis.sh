@@ -48,8 +48,13 @@ export AI_BATCH_QUEUE="redis://127.0.0.1:$rport/0"
 
 awk -v n="$N" 'BEGIN { for (i = 1; i <= n; i++) printf "{\"id\":\"i%d\",\"text\":\"item number %d, classify it\"}\n", i, i }' >"$d/in.jsonl"
 echo "batch-redis bench: $N items, -P $P a worker, server latency $LAT ms ($(nproc) cores)"
-for w in 1 2 4; do
-	id=$("$BIN/ai-batch" submit "$d/in.jsonl") || { echo "batch-redis bench: submit failed"; exit 0; }
+# The last row: one worker under a shared --rpm too high to bind, so that
+# every request takes the token bucket (one more round trip an item).
+for w in 1 2 4 1r; do
+	rpm=
+	[ "$w" = 1r ] && { w=1; rpm="--rpm 1000000"; }
+	# shellcheck disable=SC2086
+	id=$("$BIN/ai-batch" submit $rpm "$d/in.jsonl") || { echo "batch-redis bench: submit failed"; exit 0; }
 	t0=$(date +%s.%N)
 	k=0
 	pids=
@@ -64,12 +69,13 @@ for w in 1 2 4; do
 	lines=$("$BIN/ai-batch" results "$id" | wc -l)
 	errs=$("$BIN/ai-batch" results "$id" | grep -c '"error"')
 	cat "$d"/w*.err | awk -v w="$w" -v n="$N" -v p="$P" -v l="$LAT" -v t0="$t0" -v t1="$t1" \
-		-v lines="$lines" -v errs="$errs" '
+		-v lines="$lines" -v errs="$errs" -v rpm="$rpm" '
 		/round trips/ { for (f = 1; f <= NF; f++) if ($f == "Redis") rt += $(f - 1) }
 		END {
 			wall = t1 - t0; rps = n / wall; ideal = w * p * 1000 / l
-			printf "%d worker%s  %7.0f req/s  %5.1f%% of %d  %.2f Redis round trips/item  (%.2f s, %d lines, %d errors)\n",
-				w, (w > 1 ? "s" : " "), rps, 100 * rps / ideal, ideal, rt / n, wall, lines, errs
+			printf "%d worker%s  %7.0f req/s  %5.1f%% of %d  %.2f Redis round trips/item  (%.2f s, %d lines, %d errors)%s\n",
+				w, (w > 1 ? "s" : " "), rps, 100 * rps / ideal, ideal, rt / n, wall, lines, errs,
+				(rpm != "" ? "  " rpm : "")
 		}'
 	rm -f "$d"/w*.err
 done
