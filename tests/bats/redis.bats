@@ -129,7 +129,7 @@ wait_workers() {
 	assert_each_once "$T/out" $n
 	assert_eq "$(jq -r .id "$T/out" | tr '\n' ' ')" "$(jq -r .id "$T/in" | tr '\n' ' ')" "order"
 	assert_eq "$(jq -c 'select(.error)' "$T/out")" "" "every fault was retried to an answer"
-	# Each item was answered once at most: only the faults were sent again.
+	# Each id's line was stored once: the count of answers stored agrees.
 	assert_eq "$(rcli hget "ai-batch:$id" ok)" $n
 }
 
