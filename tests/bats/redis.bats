@@ -355,3 +355,34 @@ wait_workers() {
 	assert_contains "$stderr" "--queue wants a command"
 	assert_eq "$(request_count $CHAT)" 0
 }
+
+@test "redis: a worker without an id serves every job until SIGTERM" {
+	items 20 >"$T/in"
+	a=$(ai-batch --queue "$Q" submit <"$T/in")
+	b=$(ai-batch --queue "$Q" submit -m other-model <"$T/in")
+	worker -P 4
+	timeout 60 ai-batch --queue "$Q" wait "$a"
+	timeout 60 ai-batch --queue "$Q" wait "$b"
+	assert_eq "$(requests $CHAT | jq -r .body.model | sort | uniq -c | awk '{print $1, $2}' | tr '\n' ' ')" \
+		"20 gpt-4o-mini 20 other-model "
+	kill -TERM "${WORKERS[0]}"
+	rc=0
+	wait "${WORKERS[0]}" || rc=$?
+	WORKERS=()
+	assert_eq "$rc" 143 "killed by its SIGTERM"
+	assert_eq "$(rcli scard ai-batch:active)" 0 "no job left active"
+}
+
+@test "redis: a long run keeps its items, so an idle-time claim does not take them twice" {
+	items 8 >"$T/in"
+	ctl '{"set":{"latency_ms":3000}}'
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	worker -P 8 --claim-idle 1 "$id"
+	wait_for_requests 8 $CHAT 20
+	worker -P 8 --claim-idle 1 "$id"
+	wait_workers
+	assert_eq "$(request_count $CHAT)" 8 "no item taken over while its worker was at it"
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 8
+}
