@@ -622,7 +622,7 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	struct pipe p;
 	struct buf line, el;
 	const char *l, *a;
-	char created[32], total[32], nbad[32];
+	char created[32], total[32];
 	size_t len;
 	bool too_long, reader = false;
 	int got = 0, rc = -1;
@@ -666,7 +666,8 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 			buf_reset(&el);
 			r = jsonl_err_line(&el, it.id, 0, "invalid_input", it.error, 0) ||
 			    pipe_add(&p, 4, (const char *[]){ "HSET", k.res, it.key, el.data },
-				     (const size_t[]){ 4, strlen(k.res), strlen(it.key), el.len }, err);
+				     (const size_t[]){ 4, strlen(k.res), strlen(it.key), el.len }, err) ||
+			    PIPE(&p, err, "HINCRBY", k.meta, "failed", "1");
 			bad++;
 		} else {
 			r = stored_line(&it, l, len, bo.item.mode, &line) ||
@@ -685,8 +686,7 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	}
 	if (got < 0)
 		goto out;
-	snprintf(nbad, sizeof(nbad), "%ld", bad);
-	if (PIPE(&p, err, "HSET", k.meta, "state", "queued", "failed", nbad) ||
+	if (PIPE(&p, err, "HSET", k.meta, "state", "queued") ||
 	    PIPE(&p, err, "ZADD", PFX "jobs", created, id) ||
 	    (bad < b.st.total && PIPE(&p, err, "SADD", PFX "active", id)) ||
 	    send_checked(q, &p, "storing the items", err))

@@ -54,7 +54,11 @@ for w in 1 2 4 1r; do
 	rpm=
 	[ "$w" = 1r ] && { w=1; rpm="--rpm 1000000"; }
 	# shellcheck disable=SC2086
+	s0=$(date +%s.%N)
 	id=$("$BIN/ai-batch" submit $rpm "$d/in.jsonl") || { echo "batch-redis bench: submit failed"; exit 0; }
+	[ "$w" = 1 ] && [ -z "$rpm" ] &&
+		awk -v n="$N" -v s0="$s0" -v s1="$(date +%s.%N)" \
+			'BEGIN { printf "submit         %7.0f items/s  (%.2f s)\n", n / (s1 - s0), s1 - s0 }'
 	t0=$(date +%s.%N)
 	k=0
 	pids=
