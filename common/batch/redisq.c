@@ -1414,7 +1414,9 @@ static int on_more(void *ud)
 	long kept;
 	int got;
 
-	if (w->fatal.code || w->n >= (size_t)w->o->parallel * 64 || stopped(w->q))
+	/* A run ends after 64 times -P items (memory stays bounded), or once the server
+	 * stopped answering (what is taken then only goes back). */
+	if (w->fatal.code || w->down || w->n >= (size_t)w->o->parallel * 64 || stopped(w->q))
 		return 0;
 	got = take(w, w->job, false, &done, &w->fatal);
 	if (got <= 0)
