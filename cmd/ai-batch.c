@@ -898,7 +898,8 @@ int main(int argc, char **argv)
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;
-	if (o.queue || getenv("AI_BATCH_QUEUE") || !strcmp(sub, "worker"))
+	/* AI_BATCH_QUEUE sends the job commands to Redis, but for a --remote job. */
+	if (o.queue || (getenv("AI_BATCH_QUEUE") && !o.remote) || !strcmp(sub, "worker"))
 		return queue_main(&c, &o, sub, argc, argv, optind_);
 	if (!strcmp(sub, "submit"))
 		return cmd_submit(&c, &o, argc, argv, optind_);
