@@ -21,18 +21,21 @@
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "batch/provbatch.h"
+#include "batch/redisq.h"
+#include "jsonval.h"
 #include "lib/termout.h"
 #include "lib/tmplcli.h"
 
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <sodium.h>
 #include <unistd.h>
 
 enum {
 	OPT_UNORDERED = CLI_OPT_PROG, OPT_RPM, OPT_TPM, OPT_STATE, OPT_TEMPLATE, OPT_LINES,
 	OPT_SYSTEM, OPT_MAX_LINE, OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_REMOTE, OPT_WINDOW,
-	OPT_POLL
+	OPT_POLL, OPT_QUEUE, OPT_CLAIM_IDLE, OPT_MAX_DELIVERIES
 };
 
 static const struct cli_opt opts[] = {
@@ -50,6 +53,9 @@ static const struct cli_opt opts[] = {
 	{ "window", required_argument, OPT_WINDOW, "N", "read at most N items ahead of the oldest unfinished one (default the larger of 1024 and 16 times -P)" },
 	{ "remote", no_argument, OPT_REMOTE, NULL, "submit: use the provider's Batch API (half price, 24 h)" },
 	{ "poll", required_argument, OPT_POLL, "SECONDS", "wait: check a remote batch this often (default 10)" },
+	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[:PASS@]HOST[:PORT][/DB]) for workers on any host" },
+	{ "claim-idle", required_argument, OPT_CLAIM_IDLE, "SECONDS", "worker: take over items another worker left this long (default 60)" },
+	{ "max-deliveries", required_argument, OPT_MAX_DELIVERIES, "N", "worker: an item taken N times without a result is poison (default 5)" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -57,6 +63,9 @@ struct opts {
 	struct batch_opts b;
 	bool remote, lines;
 	double poll_s;
+	const char *queue;
+	double claim_idle_s;
+	long max_deliveries;
 };
 
 static volatile sig_atomic_t got_term;
@@ -87,6 +96,9 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_WINDOW: o->b.window = (size_t)cli_long("--window", arg, 1, 10000000); break;
 	case OPT_REMOTE: o->remote = true; break;
 	case OPT_POLL: o->poll_s = cli_duration("--poll", arg); break;
+	case OPT_QUEUE: o->queue = arg; break;
+	case OPT_CLAIM_IDLE: o->claim_idle_s = cli_duration("--claim-idle", arg); break;
+	case OPT_MAX_DELIVERIES: o->max_deliveries = cli_long("--max-deliveries", arg, 1, 1000); break;
 	}
 }
 
@@ -97,6 +109,8 @@ static void opts_init(struct opts *o)
 	o->b.temperature = NAN;
 	o->b.max_line = 1u << 20;
 	o->poll_s = 10;
+	o->claim_idle_s = 60;
+	o->max_deliveries = 5;
 }
 
 /* -T's prompt with --param filled in now and the item's fields left for each item. */
@@ -157,7 +171,8 @@ static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 	c->usage = "[OPTION]... [FILE]\n"
 		   "  or:  ai-batch submit [--remote] [OPTION]... [FILE]\n"
 		   "  or:  ai-batch status|results|wait|cancel|resume ID\n"
-		   "  or:  ai-batch list";
+		   "  or:  ai-batch list\n"
+		   "  or:  ai-batch --queue URL submit|worker|status|results|wait|cancel|list [ID]";
 	c->summary = "Send each JSON line of FILE or standard input to the model; print one JSON line per item.";
 	c->opts = opts;
 	c->schema_ok = true;
@@ -676,8 +691,304 @@ static int cmd_list(void)
 	return cli_finish(0);
 }
 
+/* ---- jobs in Redis (--queue): the work is in common/batch/redisq.c ---- */
+
+static void note_line(const char *msg, void *ud)
+{
+	(void)ud;
+	cli_warn("%s", msg);
+}
+
+/* Connects to --queue (or AI_BATCH_QUEUE), with redis_password_cmd's password; exits on failure. */
+static void queue_open(struct cli *c, struct opts *o, struct redisq *q)
+{
+	struct ai_config cfg;
+	struct ai_err err;
+	char *pw = NULL;
+	const char *url = o->queue ? o->queue : getenv("AI_BATCH_QUEUE");
+	int rc;
+
+	if (!url || !*url)
+		cli_usage_error("worker needs --queue URL (or AI_BATCH_QUEUE)");
+	ai_err_clear(&err);
+	if (setup_config(&cfg, c, &err) || config_redis_password(&cfg, &pw, &err))
+		cli_die_err(&err);
+	config_release(&cfg);
+	/* A password in argv shows in ps(1): the environment or ai.conf keep it out. */
+	if (o->queue && strchr(o->queue, '@') && !c->quiet)
+		cli_warn("a password in --queue shows in ps(1); set AI_BATCH_QUEUE or "
+			 "redis_password_cmd in ai.conf instead");
+	rc = redisq_open(q, url, pw, &cli_interrupted, &err);
+	if (pw)
+		sodium_free(pw);
+	if (rc)
+		cli_die_err(&err);
+}
+
+/* Whether arg is option name (or an abbreviation getopt_long takes for it, min letters long). */
+static bool is_opt(const char *arg, const char *name, size_t min)
+{
+	size_t n;
+
+	if (strncmp(arg, "--", 2))
+		return false;
+	arg += 2;
+	n = strcspn(arg, "=");
+	return n >= min && n <= strlen(name) && !strncmp(arg, name, n);
+}
+
+/*
+ * The options a job is stored with: all but --queue (it may hold a
+ * password) and --lines (the items are stored as JSON objects with their
+ * ids); --schema @FILE is stored with the file's text, which a worker on
+ * another host cannot read.
+ */
+static json_object *job_args(const struct cli *c, int argc, char **argv)
+{
+	json_object *a = json_object_new_array();
+	struct buf text;
+
+	buf_init(&text, 1u << 20);
+	if (a && c->schema) {
+		const char *s = c->schema;
+
+		if (*s == '@') {
+			struct ai_err err;
+			int fd = open(s + 1, O_RDONLY | O_CLOEXEC);
+
+			ai_err_clear(&err);
+			if (fd < 0)
+				cli_die(AI_EX_NOINPUT, "cannot open '%s': %s", s + 1, strerror(errno));
+			if (fd_read_text(fd, s + 1, &text, &cli_interrupted, &err))
+				cli_die_err(&err);
+			close(fd);
+			s = text.data ? text.data : "";
+		}
+		if (jv_push(a, json_object_new_string(c->schema_multi ? "--schema-multi" : "--schema")) ||
+		    jv_push(a, json_object_new_string(s))) {
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	buf_release(&text);
+	for (int i = 0; a && i < argc; i++) {
+		if (is_opt(argv[i], "queue", 3) || is_opt(argv[i], "schema", 3) ||
+		    is_opt(argv[i], "schema-multi", 3)) {
+			i += !strchr(argv[i], '=');
+			continue;
+		}
+		if (is_opt(argv[i], "lines", 3))
+			continue;
+		if (jv_push(a, json_object_new_string(argv[i]))) {
+			json_object_put(a);
+			a = NULL;
+		}
+	}
+	if (!a)
+		cli_die(AI_EX_OSERR, "out of memory");
+	return a;
+}
+
+/* A worker's view of one job: its options (then the worker's own) parsed as a runner's. */
+struct queue_job {
+	struct cli c;
+	struct opts o;
+	struct ai_config cfg;
+	char **argv;
+	int argc;
+	int wargc;              /* the worker's own options, which win over the job's */
+	char **wargv;
+	int parallel;           /* the worker's -P */
+	struct structured st;   /* the job's --schema, when has_st */
+	bool has_st;
+};
+
+static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_client **client,
+			  void *ud, struct ai_err *err)
+{
+	struct queue_job *j = ud;
+	size_t n = json_object_array_length(args);
+
+	(void)err;
+	if (!(j->argv = calloc(n + (size_t)j->wargc + 2, sizeof(*j->argv))))
+		cli_die(AI_EX_OSERR, "out of memory");
+	j->argc = 0;
+	j->argv[j->argc++] = "ai-batch";
+	for (size_t i = 0; i < n; i++)
+		j->argv[j->argc++] = (char *)json_object_get_string(json_object_array_get_idx(args, i));
+	for (int i = 0; i < j->wargc; i++)
+		j->argv[j->argc++] = j->wargv[i];
+	/* Strings of args live until the job closes: the caller keeps args; copy to be sure. */
+	for (int i = 1; i < j->argc; i++)
+		if (!(j->argv[i] = strdup(j->argv[i])))
+			cli_die(AI_EX_OSERR, "out of memory");
+	parse(&j->c, &j->o, j->argc, j->argv);
+	j->has_st = false;
+	if (j->c.schema) {
+		if (structured_load(&j->st, j->c.schema, j->c.schema_multi, err))
+			return -1;
+		j->has_st = true;
+		j->o.b.st = &j->st;
+	}
+	/* The worker's -P, not the job's: it sizes the client as it sizes the engine. */
+	setup_client_with(&j->c, &j->cfg, client, &(struct ai_client_opts){ .parallel = j->parallel },
+			  err);
+	if (!j->o.b.item.system)
+		j->o.b.item.system = j->cfg.system;
+	*bo = j->o.b;
+	return 0;
+}
+
+static void queue_job_close(struct ai_client *client, void *ud)
+{
+	struct queue_job *j = ud;
+
+	ai_client_release(client);
+	config_release(&j->cfg);
+	if (j->has_st)
+		structured_release(&j->st);
+	j->has_st = false;
+	for (int i = 1; i < j->argc; i++)
+		free(j->argv[i]);
+	free(j->argv);
+	j->argv = NULL;
+}
+
+static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int argc, char **argv,
+			int optind_)
+{
+	struct queue_job j;
+	struct redisq_worker_stats st;
+	struct ai_err err;
+	int rc;
+	const char *job = optind_ < argc ? argv[optind_] : NULL;
+
+	if (argc - optind_ > 1)
+		cli_usage_error("worker takes one job id at most");
+	memset(&j, 0, sizeof(j));
+	j.wargv = argv + 1;
+	j.wargc = optind_ - 2;  /* the options before "worker", as getopt ordered them */
+	j.parallel = o->b.parallel;
+	install_term();
+	ai_err_clear(&err);
+	rc = redisq_work(q, &(struct redisq_worker_opts){
+				 .parallel = o->b.parallel, .claim_idle_ms = (long)(o->claim_idle_s * 1000),
+				 .max_deliveries = o->max_deliveries, .job = job,
+				 .job_open = queue_job_open, .job_close = queue_job_close,
+				 .note = c->verbose ? note_line : NULL, .ud = &j },
+			 &st, &err);
+	if (!c->quiet)
+		cli_warn("%ld items run, %ld lines stored, %ld requeued, %ld poison; %ld Redis round "
+			 "trips (%.2f an item), %ld reconnects", st.items, st.stored, st.requeued, st.poison,
+			 q->round_trips, st.items ? (double)q->round_trips / (double)st.items : 0.0,
+			 q->reconnects);
+	redisq_close(q);
+	if (rc) {
+		if (err.code == AI_EX_INTERRUPT) {
+			term_exit();
+			return AI_EX_INTERRUPT;
+		}
+		cli_die_err(&err);
+	}
+	return cli_finish(0);
+}
+
+static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, char **argv, int optind_)
+{
+	struct redisq q;
+	struct ai_err err;
+	json_object *s = NULL;
+	int code = 0;
+
+	if (o->remote)
+		cli_usage_error("--remote and --queue do not go together");
+	if (o->b.state)
+		cli_usage_error("a job keeps its own state: leave out --state");
+	if (!strcmp(sub, "resume"))
+		cli_usage_error("a job in Redis needs no resume: start a worker (ai-batch worker --queue URL)");
+	if (!strcmp(sub, "submit") && c->schema) {
+		struct structured st;   /* refused here, not by every worker */
+
+		ai_err_clear(&err);
+		if (structured_load(&st, c->schema, c->schema_multi, &err))
+			cli_die_err(&err);
+		structured_release(&st);
+	}
+	if ((!strcmp(sub, "list") && optind_ != argc) ||
+	    (strcmp(sub, "list") && strcmp(sub, "submit") && strcmp(sub, "worker") && optind_ + 1 != argc))
+		cli_usage_error(!strcmp(sub, "list") ? "list takes no operand" : "%s wants one job id", sub);
+	queue_open(c, o, &q);
+	ai_err_clear(&err);
+	if (!strcmp(sub, "worker"))
+		return queue_worker(c, o, &q, argc, argv, optind_);
+	if (!strcmp(sub, "submit")) {
+		char id[64];
+		json_object *a = job_args(c, optind_ - 2, argv + 1);
+		int fd = open_input(argc - optind_, argv + optind_);
+
+		if (redisq_submit(&q, fd, &o->b, a, id, sizeof(id), &err))
+			goto fail;
+		json_object_put(a);
+		printf("%s\n", id);
+	} else if (!strcmp(sub, "list")) {
+		char **ids;
+		size_t n;
+
+		if (redisq_list(&q, &ids, &n, &err))
+			goto fail;
+		for (size_t i = 0; i < n; i++) {
+			if ((s = redisq_status(&q, ids[i], &err)))
+				out_json_line(s);
+			json_object_put(s);
+			s = NULL;
+			free(ids[i]);
+		}
+		free(ids);
+	} else if (!strcmp(sub, "status")) {
+		if (!(s = redisq_status(&q, argv[optind_], &err)))
+			goto fail;
+		out_json_line(s);
+	} else if (!strcmp(sub, "results")) {
+		int r = redisq_results(&q, argv[optind_], emit_stdout, NULL, &err);
+
+		if (r < 0)
+			goto fail;
+		if (r > 0) {
+			if (!c->quiet)
+				cli_warn("job '%s' is not finished: these are the lines so far", argv[optind_]);
+			code = AI_EX_TEMPFAIL;
+		}
+	} else if (!strcmp(sub, "wait")) {
+		if (redisq_wait(&q, argv[optind_], &s, &err)) {
+			if (err.code == AI_EX_INTERRUPT)
+				return AI_EX_INTERRUPT;
+			goto fail;
+		}
+		if (c->json)
+			out_json_line(s);
+		if (!strcmp(redisq_state(s), "cancelled")) {
+			if (!c->quiet)
+				cli_warn("job '%s' was cancelled", argv[optind_]);
+			code = AI_EX_TEMPFAIL;
+		} else {
+			code = jv_long(s, "failed", 0) ? AI_EX_PARTIAL : 0;
+		}
+	} else if (!strcmp(sub, "cancel")) {
+		if (redisq_cancel(&q, argv[optind_], &err))
+			goto fail;
+		if (c->json && (s = redisq_status(&q, argv[optind_], &err)))
+			out_json_line(s);
+	}
+	json_object_put(s);
+	redisq_close(&q);
+	return cli_finish(code);
+fail:
+	redisq_close(&q);
+	cli_die_err(&err);
+}
+
 static const char *const subcommands[] = {
-	"submit", "status", "results", "wait", "list", "cancel", "resume", "run-job"
+	"submit", "status", "results", "wait", "list", "cancel", "resume", "worker", "run-job"
 };
 
 /* The command an operand names, or NULL. */
@@ -731,10 +1042,16 @@ int main(int argc, char **argv)
 		sub = subcommand(argv[optind_]);
 	if (!sub || !strcmp(sub, "run-job")) {
 		check_filter_operands(argc - optind_, argv + optind_);
+		if (o.queue)
+			cli_usage_error("--queue wants a command: submit, worker, status, results, wait, "
+					"cancel or list");
 		install_term();
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;
+	/* AI_BATCH_QUEUE sends the job commands to Redis, but for a --remote job. */
+	if (o.queue || (getenv("AI_BATCH_QUEUE") && !o.remote) || !strcmp(sub, "worker"))
+		return queue_main(&c, &o, sub, argc, argv, optind_);
 	if (!strcmp(sub, "submit"))
 		return cmd_submit(&c, &o, argc, argv, optind_);
 	if (!strcmp(sub, "list")) {

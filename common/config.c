@@ -134,7 +134,8 @@ const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version", NULL
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version",
+	"redis_password_cmd", NULL
 };
 
 /*
@@ -229,6 +230,8 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 	} else if (!strcmp(key, "api_key_cmd")) {
 		r = set_str(&cfg->api_key_cmd, val);
 		cfg->endpoint_set = true;
+	} else if (!strcmp(key, "redis_password_cmd")) {
+		r = set_str(&cfg->redis_password_cmd, val);
 	} else if (!strcmp(key, "api_key_file")) {
 		r = set_str(&cfg->api_key_file, val);
 		cfg->endpoint_set = true;
@@ -720,7 +723,8 @@ int config_read_key_file(const char *path, char **key, struct ai_err *err)
 
 /* Runs api_key_cmd through the shell (it is the user's own configuration, as a git
  * credential helper is) and keeps the first line it prints. */
-static int key_from_cmd(const char *cmd, const char *where, char **key, struct ai_err *err)
+static int secret_from_cmd(const char *name, const char *cmd, const char *where, char **key,
+			   struct ai_err *err)
 {
 	FILE *p = popen(cmd, "r");
 	char *k;
@@ -729,7 +733,7 @@ static int key_from_cmd(const char *cmd, const char *where, char **key, struct a
 
 	*key = NULL;
 	if (!p)
-		return ai_errf(err, AI_EX_CONFIG, "cannot run api_key_cmd: %s", strerror(errno));
+		return ai_errf(err, AI_EX_CONFIG, "cannot run %s: %s", name, strerror(errno));
 	if (!(k = key_alloc(4097))) {
 		pclose(p);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -739,12 +743,25 @@ static int key_from_cmd(const char *cmd, const char *where, char **key, struct a
 	st = pclose(p);
 	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		sodium_free(k);
-		return ai_errf(err, AI_EX_CONFIG, "api_key_cmd failed (status %d): check it in '%s'",
+		return ai_errf(err, AI_EX_CONFIG, "%s failed (status %d): check it in '%s'", name,
 			       st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
 	}
 	k[strcspn(k, "\r\n")] = '\0';
 	*key = k;
 	return 0;
+}
+
+static int key_from_cmd(const char *cmd, const char *where, char **key, struct ai_err *err)
+{
+	return secret_from_cmd("api_key_cmd", cmd, where, key, err);
+}
+
+int config_redis_password(const struct ai_config *cfg, char **pw, struct ai_err *err)
+{
+	*pw = NULL;
+	if (!cfg->redis_password_cmd)
+		return 0;
+	return secret_from_cmd("redis_password_cmd", cfg->redis_password_cmd, cfg->path, pw, err);
 }
 
 int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
@@ -798,6 +815,7 @@ void config_release(struct ai_config *cfg)
 	free(cfg->path);
 	free(cfg->api_key_cmd);
 	free(cfg->api_key_file);
+	free(cfg->redis_password_cmd);
 	free(cfg->system);
 	free(cfg->mcp);
 	json_object_put(cfg->params);

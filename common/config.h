@@ -56,6 +56,7 @@ struct ai_config {
 	                              * config's top_p, seed and option.KEY, then -o */
 	char *api_key_cmd;     /* owned or NULL */
 	char *api_key_file;    /* owned or NULL */
+	char *redis_password_cmd; /* owned or NULL: prints the password of ai-batch --queue's Redis */
 	char *key;             /* sodium_malloc'd, or NULL: see config_key() */
 	bool key_loaded;
 	bool env_key_off;      /* the profile's endpoint is not OPENAI_API_KEY's */
@@ -101,6 +102,13 @@ int config_load(struct ai_config *cfg, const struct config_overrides *o, struct 
  * when a configured source fails or the key holds a control character.
  */
 int config_key(struct ai_config *cfg, const char **key, struct ai_err *err);
+
+/*
+ * Runs redis_password_cmd, if set, and returns its first line in *pw
+ * (sodium_malloc'd: free with sodium_free), else *pw = NULL.  -1 with
+ * AI_EX_CONFIG when the command fails.
+ */
+int config_redis_password(const struct ai_config *cfg, char **pw, struct ai_err *err);
 
 /* Frees everything; the key's memory is wiped. */
 void config_release(struct ai_config *cfg);

@@ -1571,6 +1571,11 @@ void ai_client_pause(struct ai_client *c, long ms)
 		http_pool_pause(c->pool, ms);
 }
 
+long ai_client_paused_ms(const struct ai_client *c)
+{
+	return c->pool ? http_pool_paused_ms(c->pool) : 0;
+}
+
 void ai_error_type(const char *body, size_t len, char *out, size_t n)
 {
 	json_object *j = len ? json_tokener_parse(body) : NULL, *e;

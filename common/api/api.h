@@ -167,6 +167,8 @@ int ai_client_pending(const struct ai_client *c);
 
 /* Delays every request not yet started (retries included) by ms: a batch's rate limiter. */
 void ai_client_pause(struct ai_client *c, long ms);
+/* The ms left of that pause, or of one a server asked for mid-retry; 0 when none. */
+long ai_client_paused_ms(const struct ai_client *c);
 
 /*
  * One request to another endpoint of the API (files, batches), synchronous, with the

@@ -422,6 +422,8 @@ static void limits_server(struct batch *b, const struct ai_chat_resp *r)
 	if (until > b->server_until) {
 		b->server_until = until;
 		ai_client_pause(b->c, (long)(until - now));
+		if (b->o.pause)
+			b->o.pause((long)(until - now), b->o.ud);
 	}
 }
 
@@ -629,6 +631,8 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	}
 	if ((w = limits_wait(b, s->est, now)) > 0)
 		return w;
+	if (b->o.admit && (w = b->o.admit(s->est, b->o.ud)) > 0)
+		return w;
 	limits_take(b, s->est, now);
 	ai_chat_req_init(&q);
 	q.messages = s->it.messages;
@@ -680,6 +684,14 @@ static int slot_read(struct batch *b, struct jsonl_reader *r, struct batch_slot 
 	bool too_long;
 	int got = jsonl_next(r, &line, &len, &too_long, err);
 
+	if (!got && b->o.more && !b->no_more) {
+		if (b->o.more(b->o.ud) > 0) {
+			r->eof = false;         /* lines were appended: read on */
+			got = jsonl_next(r, &line, &len, &too_long, err);
+		} else {
+			b->no_more = true;
+		}
+	}
 	if (got <= 0) {
 		*eof = true;
 		return got;

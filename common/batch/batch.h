@@ -86,6 +86,21 @@ struct batch_opts {
 	void (*progress)(const struct batch_stats *s, bool final, void *ud);
 	long progress_ms;
 	void *ud;
+	/*
+	 * Limits shared beyond this process (ai-batch worker: Redis), or NULL:
+	 * admit is asked before each request is sent, after the batch's own
+	 * limits, and returns 0 to send it (est tokens taken) or the ms to wait;
+	 * pause is told of each new pause the server asked for (ms from now).
+	 */
+	long (*admit)(long est, void *ud);
+	void (*pause)(long ms, void *ud);
+	/*
+	 * Called, or NULL, when the input has ended and a slot is free: it may
+	 * append lines to the input file (with pwrite, leaving the offset) and
+	 * return 1 to go on reading; 0 ends the input for the rest of the run.
+	 * A queue's worker feeds the engine so, with no gap between chunks.
+	 */
+	int (*more)(void *ud);
 	/* --schema: every answer is checked, repaired once, and its line gets "data"; one that
 	 * stays invalid is an error line of type schema_invalid (structured.h).  Borrowed. */
 	struct structured *st;
@@ -111,6 +126,7 @@ struct batch {
 	int64_t rpm_next, tpm_t, server_until;
 	double tpm_level;
 	bool emitted;           /* lines emitted since the last flush */
+	bool no_more;           /* o.more said the input has ended */
 	long down_streak;       /* requests in a row that got no answer at all */
 	long resend;            /* slots --schema asks again (S_RESEND) */
 	char down[320];         /* why the rest is not sent, once down_streak reached the limit */

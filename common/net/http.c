@@ -763,6 +763,13 @@ void http_pool_pause(struct http_pool *p, long ms)
 		p->pause_until_ms = until;
 }
 
+long http_pool_paused_ms(const struct http_pool *p)
+{
+	int64_t now = mono_ms();
+
+	return p->pause_until_ms > now ? (long)(p->pause_until_ms - now) : 0;
+}
+
 static void start_due(struct http_pool *p, int64_t now)
 {
 	struct http_xfer **pp = &p->waiting;

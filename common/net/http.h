@@ -141,6 +141,8 @@ int http_pool_pending(const struct http_pool *p);
 
 /* Delays every request not yet started until now + ms (an rpm/tpm limiter uses it too). */
 void http_pool_pause(struct http_pool *p, long ms);
+/* The ms left of the pool's pause (a server's Retry-After, or a caller's), 0 when none. */
+long http_pool_paused_ms(const struct http_pool *p);
 
 /* The retry policy, pure, for the unit tests and for callers that explain it. */
 bool http_retryable_status(long status);
