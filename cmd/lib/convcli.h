@@ -1,0 +1,33 @@
+#ifndef AI_CONVCLI_H
+#define AI_CONVCLI_H
+/*
+ * convcli.h - the kept conversations (api/convstore.h) on the command
+ * line: ai-stream's --list-conversations, --show and --prune, and
+ * ai-usage --log.  Each prints to stdout (JSON lines with --json, text
+ * otherwise, model and user text made safe on a terminal), exits on
+ * failure with the store's code (65 damaged, 66 not found, 74 I/O,
+ * 75 locked), and returns the exit code for main (output checked, as
+ * cli_finish does).  Like cli.h it prints and exits: it serves main().
+ */
+#include "lib/cli.h"
+
+/* The store's path: $XDG_STATE_HOME/ai/conversations/conversations.db.  Owned; exits when
+ * there is no home to put it in. */
+char *convcli_path(void);
+
+/* --list-conversations: one line a conversation, most recently continued first. */
+int convcli_list(const struct cli *c);
+
+/* --show REF: the conversation REF (an id or a title) names, every message. */
+int convcli_show(const struct cli *c, const char *ref);
+
+/* --prune AGE: removes the conversations not continued in the last AGE ("30d"). */
+int convcli_prune(const struct cli *c, const char *age);
+
+/*
+ * ai-usage --log [QUERY]...: the last limit exchanges (0: all), or with
+ * words the ones that hold every word, best match first.
+ */
+int convcli_log(const struct cli *c, int argc, char **argv, long limit);
+
+#endif
