@@ -11,6 +11,7 @@
  */
 #include "ai.h"
 #include "lib/cli.h"
+#include "lib/convcli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "jsonval.h"
@@ -24,7 +25,7 @@
 
 #include <json-c/json.h>
 
-enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS };
+enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS, OPT_LOG };
 
 static const struct cli_opt opts[] = {
 	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, yesterday, or Nd for the last N days" },
@@ -33,12 +34,16 @@ static const struct cli_opt opts[] = {
 	{ "db", required_argument, OPT_DB, "FILE", "read this ledger instead of $XDG_DATA_HOME/ai/usage.db" },
 	{ "prices", no_argument, OPT_PRICES, NULL, "print the price table (USD per million tokens) and exit" },
 	{ "cache-stats", no_argument, OPT_CACHE_STATS, NULL, "print the response cache's entries, bytes on disk and hit rate, and exit" },
+	{ "log", no_argument, OPT_LOG, NULL, "print ai-stream's kept prompts and replies, newest first, or those holding every word of QUERY" },
+	{ "limit", required_argument, 'n', "N", "with --log, at most N exchanges (default 20; 0: all)" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *since, *until, *by, *db;
 	bool prices, cache_stats;
+	bool log;
+	long limit;             /* --log's -n; -1 when not given */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -60,6 +65,8 @@ static void on_opt(int val, const char *arg, void *ud)
 		break;
 	case OPT_PRICES: o->prices = true; break;
 	case OPT_CACHE_STATS: o->cache_stats = true; break;
+	case OPT_LOG: o->log = true; break;
+	case 'n': o->limit = cli_long("-n", arg, 0, 1000000000); break;
 	}
 }
 
@@ -480,7 +487,7 @@ static void fold_progress(void *ud, int64_t done, int64_t total)
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, "program", NULL, false, false };
+	struct opts o = { .by = "program", .limit = -1 };
 	struct ai_config cfg;
 	struct ai_err err;
 	struct ledger l;
@@ -489,11 +496,16 @@ int main(int argc, char **argv)
 	int optind_, rc;
 
 	cli_init(&c, "ai-usage");
-	c.usage = "[OPTION]...";
+	c.usage = "[OPTION]...\n       ai-usage --log [-n N] [QUERY]...";
 	c.summary = "Show what the model calls recorded in the usage ledger cost, per program, model or day.\n"
 		    "-m MODEL keeps only the calls of that model (exactly as sent).";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
+	/* The log reads the conversation store, not the ledger; its operands are the query. */
+	if (o.log)
+		return convcli_log(&c, argc - optind_, argv + optind_, o.limit < 0 ? 20 : o.limit);
+	if (o.limit >= 0)
+		cli_usage_error("-n goes with --log");
 	if (optind_ < argc)
 		cli_usage_error("unexpected argument '%s'; use --db FILE to read another ledger", argv[optind_]);
 	ai_err_clear(&err);

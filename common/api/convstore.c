@@ -223,17 +223,23 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 			path, v, CONVSTORE_SCHEMA);
 		goto fail;
 	}
-	if (v == 0 && !create) {
+	/* Another program's database is refused before anything, WAL included, is changed in it. */
+	if (v == 0) {
 		long long tables = 0;
 
 		rc = sqlretry_query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables, s->busy_ms);
-		if (rc != SQLITE_OK)
+		if (rc != SQLITE_OK) {
 			db_err(s, rc, "open", err);
-		else if (tables)
+			goto fail;
+		}
+		if (tables) {
 			not_a_store(s, err);
-		else
+			goto fail;
+		}
+		if (!create) {
 			ai_errf(err, AI_EX_NOINPUT, "no conversation kept yet (no '%s')", path);
-		goto fail;
+			goto fail;
+		}
 	}
 	if (v == 0 && create_schema(s, err))
 		goto fail;
