@@ -11,3 +11,5 @@ complete -c $c -l by -x -a 'program model day' -d 'one row per program, model or
 complete -c $c -l db -r -F -d 'read this ledger'
 complete -c $c -l prices -d 'print the price table and exit'
 complete -c $c -l cache-stats -d 'print the response cache entries, bytes on disk and hit rate'
+complete -c $c -l log -d 'print or search the prompts and replies ai-stream kept'
+complete -c $c -s n -l limit -x -d 'with --log, at most this many exchanges'

@@ -373,3 +373,20 @@ line two" >/dev/null
 	assert_eq "$(jq -r '.messages | [range(0; length; 2) as $i | .[$i].role == "user" and
 		.[$i + 1].content == "echo: " + .[$i].content] | all' <<<"$output")" true
 }
+
+@test "conv: the completions offer the kept conversations' ids to --show and --conversation" {
+	ai-stream one >/dev/null
+	ai-stream two >/dev/null
+	C=$BATS_TEST_DIRNAME/../../completions
+	got=$(bash -c '
+		. "$1/bash/ai-stream" || exit 3
+		COMP_WORDS=(ai-stream --show "") COMP_CWORD=2 COMPREPLY=()
+		_ai_stream ai-stream "" --show
+		printf "%s\n" "${COMPREPLY[@]}"' bcomp "$C" | sort | tr '\n' ' ')
+	assert_eq "$got" "1 2 "
+	if command -v fish >/dev/null; then
+		got=$(fish -N -c 'set -p fish_complete_path $argv[1]; complete -C "ai-stream --conversation "' "$C/fish" |
+			cut -f1 | sort | tr '\n' ' ')
+		assert_eq "$got" "1 2 "
+	fi
+}
