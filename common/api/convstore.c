@@ -19,11 +19,18 @@
 #include <unistd.h>
 
 /*
- * messages_fts is an external-content FTS5 table: the text is stored once,
- * in messages, and the index follows it through the two triggers (a
- * message is never updated, only added and deleted).  unicode61 with
- * remove_diacritics 2 matches "cafe" to "café", as a person searching a log
- * expects.
+ * The search indexes exchanges, not messages, as llm's logs do: a question
+ * and its answer are one FTS5 row, so "git revert" finds the exchange whose
+ * question says git and whose answer says revert.  An exchange is an answer
+ * and the question just before it in its conversation (both are written in
+ * one transaction, so they are adjacent): the view "exchanges".
+ * exchanges_fts is an external-content table over that view: the text is
+ * stored once, in messages, and the index is fed by the trigger as each
+ * answer is added.  Messages are never updated; a prune removes the index
+ * rows itself before the messages, while the view can still give their
+ * text (a delete trigger could not: the question may go first).
+ * unicode61 with remove_diacritics 2 matches "cafe" to "café", as a person
+ * searching a log expects.
  */
 static const char schema_sql[] =
 	"CREATE TABLE conversations ("
@@ -43,12 +50,15 @@ static const char schema_sql[] =
 	" model TEXT,"
 	" ts_ms INTEGER NOT NULL,"
 	" UNIQUE(conv, seq));"
-	"CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id',"
+	"CREATE VIEW exchanges AS SELECT a.id AS id, a.conv AS conv, a.model AS model, a.ts_ms AS ts_ms,"
+	" u.content AS prompt, a.content AS reply FROM messages a"
+	" LEFT JOIN messages u ON u.conv = a.conv AND u.seq = a.seq - 1 AND u.role = 'user'"
+	" WHERE a.role = 'assistant';"
+	"CREATE VIRTUAL TABLE exchanges_fts USING fts5(prompt, reply, content='exchanges', content_rowid='id',"
 	" tokenize='unicode61 remove_diacritics 2');"
-	"CREATE TRIGGER messages_ai AFTER INSERT ON messages BEGIN"
-	" INSERT INTO messages_fts(rowid, content) VALUES(new.id, new.content); END;"
-	"CREATE TRIGGER messages_ad AFTER DELETE ON messages BEGIN"
-	" INSERT INTO messages_fts(messages_fts, rowid, content) VALUES('delete', old.id, old.content); END;"
+	"CREATE TRIGGER exchanges_ai AFTER INSERT ON messages WHEN new.role = 'assistant' BEGIN"
+	" INSERT INTO exchanges_fts(rowid, prompt, reply) SELECT id, prompt, reply FROM exchanges"
+	" WHERE id = new.id; END;"
 	"PRAGMA user_version = 1;";
 
 #define INFO_COLS "c.id, c.title, c.model, c.created_ms, c.updated_ms," \
@@ -169,9 +179,37 @@ static int make_dir(const char *path, struct ai_err *err)
 	return rc;
 }
 
+/*
+ * The schema version and the number of tables, read in one statement, so
+ * from one snapshot: read apart, a store another program makes meanwhile
+ * would look like version 0 with tables, another program's database.
+ */
+static int read_state(struct convstore *s, long long *version, long long *tables)
+{
+	struct sqlretry r;
+	sqlite3_stmt *st;
+	int rc;
+
+	sqlretry_init(&r, s->busy_ms);
+	do {
+		rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT user_version FROM pragma_user_version),"
+					" (SELECT count(*) FROM sqlite_master)", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			continue;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*version = sqlite3_column_int64(st, 0);
+			*tables = sqlite3_column_int64(st, 1);
+			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(st);
+	} while (rc != SQLITE_OK && sqlretry_again(&r, rc));
+	return rc;
+}
+
 int convstore_open(struct convstore *s, const char *path, bool create, struct ai_err *err)
 {
-	long long v = 0;
+	long long v = 0, tables = 0;
 	struct stat sb;
 	int rc;
 
@@ -212,7 +250,7 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, s->busy_ms);
-	rc = sqlretry_query_int(s->db, "PRAGMA user_version", &v, s->busy_ms);
+	rc = read_state(s, &v, &tables);
 	if (rc != SQLITE_OK) {
 		db_err(s, rc, "open", err);
 		goto fail;
@@ -225,13 +263,6 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 	}
 	/* Another program's database is refused before anything, WAL included, is changed in it. */
 	if (v == 0) {
-		long long tables = 0;
-
-		rc = sqlretry_query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables, s->busy_ms);
-		if (rc != SQLITE_OK) {
-			db_err(s, rc, "open", err);
-			goto fail;
-		}
 		if (tables) {
 			not_a_store(s, err);
 			goto fail;
@@ -640,15 +671,24 @@ int convstore_prune(struct convstore *s, int64_t before_ms, long *deleted, struc
 	rc = sqlretry_exec(s->db, "BEGIN IMMEDIATE", s->busy_ms);
 	if (rc != SQLITE_OK)
 		return db_err(s, rc, "prune", err);
-	rc = sqlite3_prepare_v2(s->db, "DELETE FROM messages WHERE conv IN"
-				" (SELECT id FROM conversations WHERE updated_ms < ?1)", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, before_ms);
-		rc = sqlite3_step(st);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	/* The index rows first, while the view can still give their text (see schema_sql). */
+	for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
+		static const char *const sql[] = {
+			"INSERT INTO exchanges_fts(exchanges_fts, rowid, prompt, reply)"
+			" SELECT 'delete', id, prompt, reply FROM exchanges WHERE conv IN"
+			" (SELECT id FROM conversations WHERE updated_ms < ?1)",
+			"DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE updated_ms < ?1)",
+		};
+
+		rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
+		if (rc == SQLITE_OK) {
+			sqlite3_bind_int64(st, 1, before_ms);
+			rc = sqlite3_step(st);
+			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		}
+		sqlite3_finalize(st);
+		st = NULL;
 	}
-	sqlite3_finalize(st);
-	st = NULL;
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(s->db, "DELETE FROM conversations WHERE updated_ms < ?1", -1, &st, NULL);
 	if (rc == SQLITE_OK) {
@@ -702,24 +742,14 @@ static int fts_query(const char *q, struct buf *b)
 	return 0;
 }
 
-/*
- * An exchange is an answer and the message just before it in the same
- * conversation, when that is a question (both are written in one
- * transaction, so they are adjacent).  With a query, an exchange matches
- * when either part does, ranked by its better part's bm25.
- */
+/* The log: exchanges (see schema_sql), newest first, or with a query best match first. */
 static const char log_sql[] =
-	"SELECT a.conv, c.title, a.model, a.ts_ms, u.content, a.content"
-	" FROM messages a JOIN conversations c ON c.id = a.conv"
-	" LEFT JOIN messages u ON u.conv = a.conv AND u.seq = a.seq - 1 AND u.role = 'user'"
-	" WHERE a.role = 'assistant' ORDER BY a.id DESC LIMIT ?1";
+	"SELECT e.conv, c.title, e.model, e.ts_ms, e.prompt, e.reply"
+	" FROM exchanges e JOIN conversations c ON c.id = e.conv ORDER BY e.id DESC LIMIT ?1";
 static const char log_match_sql[] =
-	"WITH hits(id, r) AS MATERIALIZED (SELECT rowid, rank FROM messages_fts WHERE messages_fts MATCH ?2)"
-	" SELECT a.conv, c.title, a.model, a.ts_ms, u.content, a.content,"
-	" (SELECT min(r) FROM hits WHERE hits.id IN (a.id, u.id)) AS best"
-	" FROM messages a JOIN conversations c ON c.id = a.conv"
-	" LEFT JOIN messages u ON u.conv = a.conv AND u.seq = a.seq - 1 AND u.role = 'user'"
-	" WHERE a.role = 'assistant' AND best IS NOT NULL ORDER BY best, a.id DESC LIMIT ?1";
+	"SELECT e.conv, c.title, e.model, e.ts_ms, e.prompt, e.reply"
+	" FROM exchanges_fts f JOIN exchanges e ON e.id = f.rowid JOIN conversations c ON c.id = e.conv"
+	" WHERE exchanges_fts MATCH ?2 ORDER BY f.rank, e.id DESC LIMIT ?1";
 
 int convstore_log(struct convstore *s, const char *query, long limit,
 		  int (*fn)(void *ud, const struct convstore_entry *e), void *ud, struct ai_err *err)

@@ -4,8 +4,8 @@
  * convstore.h - the conversations ai-stream keeps: one SQLite database,
  * $XDG_STATE_HOME/ai/conversations/conversations.db, with a row per
  * conversation (id, title, model, when it began and last grew), a row
- * per message, and an FTS5 index over the messages' text for the log's
- * full-text search.
+ * per message, and an FTS5 index over the exchanges (a question and its
+ * answer) for the log's full-text search.
  *
  * Why one database rather than a file per conversation: an exchange is
  * one transaction (a reader never sees a question without its answer,
@@ -133,7 +133,7 @@ struct convstore_entry {
 /*
  * The log: exchanges, at most limit (0: all).  Without query (NULL or
  * blank), the newest first.  With one, only the exchanges whose question
- * or answer holds every word of it (FTS5, words matched as the unicode61
+ * and answer between them hold every word of it (FTS5, words matched as the unicode61
  * tokenizer splits them, case and diacritics ignored; the query's own
  * punctuation is taken as text, never as FTS5 syntax), best match first.
  */

@@ -176,8 +176,9 @@ line two" >/dev/null
 	assert_eq "$output" "1 conversation pruned"
 	assert_eq "$(sql 'SELECT group_concat(id) FROM conversations')" 2
 	assert_eq "$(sql 'SELECT count(*) FROM messages WHERE conv = 1')" 0
-	assert_eq "$(sql "SELECT count(*) FROM messages_fts WHERE messages_fts MATCH 'old'")" 0
-	sql "INSERT INTO messages_fts(messages_fts) VALUES('integrity-check')"
+	assert_eq "$(sql "SELECT count(*) FROM exchanges_fts WHERE exchanges_fts MATCH 'old'")" 0
+	assert_eq "$(sql "SELECT count(*) FROM exchanges_fts WHERE exchanges_fts MATCH 'penguins'")" 1
+	sql "INSERT INTO exchanges_fts(exchanges_fts) VALUES('integrity-check')"
 	run --separate-stderr ai-stream --prune 30d --json
 	assert_eq "$output" '{"pruned":0}'
 	# An id is never reused: 1 stays gone.
@@ -232,9 +233,11 @@ line two" >/dev/null
 	# A word of the reply finds the exchange too.
 	run --separate-stderr ai-usage --log --json revert
 	assert_eq "$(jq -sc 'map([.prompt, .response])' <<<"$output")" '[["how to undo","try git revert HEAD"]]'
-	# Every word must be there.
+	# Every word must be there, in the question or the answer.
 	run --separate-stderr ai-usage --log --json cafe revert
 	assert_eq "$output" ""
+	run --separate-stderr ai-usage --log --json undo revert
+	assert_eq "$(jq -sc 'map(.prompt)' <<<"$output")" '["how to undo"]'
 	# What FTS5 would read as syntax is only text.
 	for q in 'NEAR(' '"' 'menu*' 'content:x' 'AND' '-' '^'; do
 		run --separate-stderr ai-usage --log "$q"
