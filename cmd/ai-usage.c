@@ -17,6 +17,7 @@
 #include "jsonval.h"
 #include "config.h"
 #include "api/cache.h"
+#include "api/convstore.h"
 #include "api/ledger.h"
 #include "api/prices.h"
 
@@ -501,12 +502,11 @@ int main(int argc, char **argv)
 		    "-m MODEL keeps only the calls of that model (exactly as sent).";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
-	/* The log reads the conversation store, not the ledger; its operands are the query. */
-	if (o.log)
-		return convcli_log(&c, argc - optind_, argv + optind_, o.limit < 0 ? 20 : o.limit);
-	if (o.limit >= 0)
+	if (o.log && (o.db || o.prices || o.cache_stats || strcmp(o.by, "program")))
+		cli_usage_error("--log reads the kept conversations: --db, --by, --prices and --cache-stats do not go with it");
+	if (!o.log && o.limit >= 0)
 		cli_usage_error("-n goes with --log");
-	if (optind_ < argc)
+	if (optind_ < argc && !o.log)
 		cli_usage_error("unexpected argument '%s'; use --db FILE to read another ledger", argv[optind_]);
 	ai_err_clear(&err);
 	now = wall_ms();
@@ -516,6 +516,10 @@ int main(int argc, char **argv)
 	if (since >= until)
 		cli_usage_error("--since '%s' is not before --until '%s'", o.since ? o.since : "",
 				o.until ? o.until : "");
+	/* The log reads the conversation store, not the ledger; its operands are the query. */
+	if (o.log)
+		return convcli_log(&c, argc - optind_, argv + optind_, &(struct convstore_query){
+			.since_ms = since, .until_ms = until, .limit = o.limit < 0 ? 20 : o.limit });
 	/* The config gives price overrides (--prices) and the daily budget; no endpoint is needed. */
 	if (setup_config(&cfg, &c, &err))
 		cli_die_err(&err);

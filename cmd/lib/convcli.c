@@ -237,6 +237,9 @@ int convcli_prune(const struct cli *c, const char *age)
 	char *path;
 	long n = 0;
 
+	/* "--prune 30" would be 30 seconds: everything but this minute's. */
+	if (!age[strspn(age, "0123456789.")])
+		cli_usage_error("--prune wants an age with its unit, such as 30d or 12h, not '%s'", age);
 	if (secs < 1)
 		cli_usage_error("--prune wants an age of at least 1s, such as 30d, not '%s'", age);
 	path = convcli_path();
@@ -307,7 +310,7 @@ static int log_one(void *ud, const struct convstore_entry *e)
 	return 0;
 }
 
-int convcli_log(const struct cli *c, int argc, char **argv, long limit)
+int convcli_log(const struct cli *c, int argc, char **argv, struct convstore_query *lq)
 {
 	struct convstore s;
 	struct buf q = BUF_INIT;
@@ -325,7 +328,9 @@ int convcli_log(const struct cli *c, int argc, char **argv, long limit)
 		return cli_finish(0);
 	}
 	free(path);
-	rc = convstore_log(&s, q.data, limit, log_one, (void *)c, &err);
+	lq->words = q.data;
+	lq->model = c->model;
+	rc = convstore_log(&s, lq, log_one, (void *)c, &err);
 	convstore_close(&s);
 	buf_release(&q);
 	if (rc)

@@ -21,13 +21,16 @@ int convcli_list(const struct cli *c);
 /* --show REF: the conversation REF (an id or a title) names, every message. */
 int convcli_show(const struct cli *c, const char *ref);
 
-/* --prune AGE: removes the conversations not continued in the last AGE ("30d"). */
+/* --prune AGE: removes the conversations not continued in the last AGE ("30d"); a bare
+ * number, which would be seconds, is refused as a likely mistake. */
 int convcli_prune(const struct cli *c, const char *age);
 
 /*
- * ai-usage --log [QUERY]...: the last limit exchanges (0: all), or with
- * words the ones that hold every word, best match first.
+ * ai-usage --log [QUERY]...: the exchanges q asks for (api/convstore.h),
+ * its words the operands argv[0..argc) joined by spaces; -m (c->model)
+ * keeps one model's.
  */
-int convcli_log(const struct cli *c, int argc, char **argv, long limit);
+struct convstore_query;
+int convcli_log(const struct cli *c, int argc, char **argv, struct convstore_query *q);
 
 #endif

@@ -745,13 +745,15 @@ static int fts_query(const char *q, struct buf *b)
 /* The log: exchanges (see schema_sql), newest first, or with a query best match first. */
 static const char log_sql[] =
 	"SELECT e.conv, c.title, e.model, e.ts_ms, e.prompt, e.reply"
-	" FROM exchanges e JOIN conversations c ON c.id = e.conv ORDER BY e.id DESC LIMIT ?1";
+	" FROM exchanges e JOIN conversations c ON c.id = e.conv WHERE e.ts_ms >= ?3 AND e.ts_ms < ?4"
+	" AND (?5 IS NULL OR e.model = ?5) ORDER BY e.id DESC LIMIT ?1";
 static const char log_match_sql[] =
 	"SELECT e.conv, c.title, e.model, e.ts_ms, e.prompt, e.reply"
 	" FROM exchanges_fts f JOIN exchanges e ON e.id = f.rowid JOIN conversations c ON c.id = e.conv"
-	" WHERE exchanges_fts MATCH ?2 ORDER BY f.rank, e.id DESC LIMIT ?1";
+	" WHERE exchanges_fts MATCH ?2 AND e.ts_ms >= ?3 AND e.ts_ms < ?4 AND (?5 IS NULL OR e.model = ?5)"
+	" ORDER BY f.rank, e.id DESC LIMIT ?1";
 
-int convstore_log(struct convstore *s, const char *query, long limit,
+int convstore_log(struct convstore *s, const struct convstore_query *lq,
 		  int (*fn)(void *ud, const struct convstore_entry *e), void *ud, struct ai_err *err)
 {
 	struct buf q;
@@ -760,7 +762,7 @@ int convstore_log(struct convstore *s, const char *query, long limit,
 	int rc;
 
 	buf_init(&q, 0);
-	if (query && fts_query(query, &q)) {
+	if (lq->words && fts_query(lq->words, &q)) {
 		buf_release(&q);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -768,9 +770,12 @@ int convstore_log(struct convstore *s, const char *query, long limit,
 		buf_release(&q);
 		return -1;
 	}
-	sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1);
+	sqlite3_bind_int64(st, 1, lq->limit > 0 ? lq->limit : -1);
 	if (q.len)
 		sqlite3_bind_text(st, 2, q.data, (int)q.len, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, lq->since_ms);
+	sqlite3_bind_int64(st, 4, lq->until_ms);
+	bind_opt_text(st, 5, lq->model);
 	while ((rc = step_row(s, st, first)) == SQLITE_ROW) {
 		struct convstore_entry e;
 

@@ -130,14 +130,22 @@ struct convstore_entry {
 	const char *reply;
 };
 
+/* What the log asks for.  Strings are borrowed. */
+struct convstore_query {
+	const char *words;            /* NULL or blank: every exchange */
+	const char *model;            /* NULL: any; else only this model's answers, as kept */
+	int64_t since_ms, until_ms;   /* kept from since_ms to before until_ms (0 and INT64_MAX: all) */
+	long limit;                   /* at most this many; 0: all */
+};
+
 /*
- * The log: exchanges, at most limit (0: all).  Without query (NULL or
- * blank), the newest first.  With one, only the exchanges whose question
- * and answer between them hold every word of it (FTS5, words matched as the unicode61
- * tokenizer splits them, case and diacritics ignored; the query's own
- * punctuation is taken as text, never as FTS5 syntax), best match first.
+ * The log: the exchanges q asks for.  Without words, the newest first.
+ * With them, only the exchanges whose question and answer between them
+ * hold every word (FTS5, words matched as the unicode61 tokenizer splits
+ * them, case and diacritics ignored; the words' own punctuation is taken
+ * as text, never as FTS5 syntax), best match first.
  */
-int convstore_log(struct convstore *s, const char *query, long limit,
+int convstore_log(struct convstore *s, const struct convstore_query *q,
 		  int (*fn)(void *ud, const struct convstore_entry *e), void *ud, struct ai_err *err);
 
 /*

@@ -186,7 +186,8 @@ line two" >/dev/null
 	assert_eq "$(sql 'SELECT group_concat(id) FROM conversations')" 2,3
 	run --separate-stderr ai-stream --show 1
 	assert_eq "$status" 66
-	for bad in 0 abc -3d ""; do
+	# A bare number would be seconds: refused rather than prune nearly everything.
+	for bad in 0 30 1.5 0d abc -3d ""; do
 		run --separate-stderr ai-stream --prune "$bad"
 		assert_eq "$status" 64
 	done
@@ -215,8 +216,20 @@ line two" >/dev/null
 	assert_eq "$status" 0
 	assert_contains "$output" $'Model: m2\n\n## Prompt\n\nthird prompt\n\n## Response\n\necho: third prompt'
 	assert_not_contains "$output" "second"
+	# -m keeps one model's answers; --since and --until a range of days.
+	run --separate-stderr ai-usage --log --json -m m1
+	assert_eq "$(jq -sc 'map(.prompt)' <<<"$output")" '["second prompt","first prompt"]'
+	run --separate-stderr ai-usage --log --json --since today
+	assert_eq "$(jq -s length <<<"$output")" 3
+	run --separate-stderr ai-usage --log --json --until yesterday
+	assert_eq "$status" 0
+	assert_eq "$output" ""
 	run --separate-stderr ai-usage --log -n x
 	assert_eq "$status" 64
+	for opt in "--db $T/x" --prices --cache-stats "--by day"; do
+		run --separate-stderr ai-usage --log $opt
+		assert_eq "$status" 64
+	done
 	run --separate-stderr ai-usage -n 3
 	assert_eq "$status" 64
 	assert_contains "$stderr" "-n goes with --log"

@@ -62,7 +62,8 @@ static const char *log_of(struct convstore *s, const char *q, long limit)
 	struct ai_err e;
 
 	logged[0] = '\0';
-	if (convstore_log(s, q, limit, log_one, NULL, &e))
+	if (convstore_log(s, &(struct convstore_query){ .words = q, .until_ms = INT64_MAX, .limit = limit },
+			  log_one, NULL, &e))
 		snprintf(logged, sizeof(logged), "error %d: %s", e.code, e.msg);
 	return logged;
 }
@@ -193,6 +194,22 @@ static void test_store(void)
 	is_str(log_of(&s, NULL, 0), "follow up>answer three|second topic>answer two|first question here>",
 	       "the log, newest first");
 	is_str(log_of(&s, "  ", 2), "follow up>answer three|second topic>answer two", "a blank query, a limit");
+	{
+		struct ai_err e2;
+
+		logged[0] = '\0';
+		is_int(convstore_log(&s, &(struct convstore_query){ .since_ms = 2000, .until_ms = 3000 },
+				     log_one, NULL, &e2), 0, "a range of time");
+		is_str(logged, "second topic>answer two", "from since to before until");
+		logged[0] = '\0';
+		is_int(convstore_log(&s, &(struct convstore_query){ .words = "answer", .since_ms = 2500,
+				     .until_ms = INT64_MAX }, log_one, NULL, &e2), 0, "a search in a range");
+		is_str(logged, "follow up>answer three", "finds only what is in it");
+		logged[0] = '\0';
+		is_int(convstore_log(&s, &(struct convstore_query){ .words = "answer", .model = "m2",
+				     .until_ms = INT64_MAX }, log_one, NULL, &e2), 0, "a search of one model");
+		is_str(logged, "second topic>answer two", "finds only its answers");
+	}
 	is_str(log_of(&s, "THREE", 0), "follow up>answer three", "a word of an answer, any case");
 	is_str(log_of(&s, "topic two", 0), "second topic>answer two", "words from the question and the answer");
 	is_str(log_of(&s, "topic three", 0), "", "every word must be in one exchange");
