@@ -102,6 +102,13 @@ static int db_err(struct convstore *s, int rc, const char *doing, struct ai_err 
 	}
 }
 
+/*
+ * The schema version and the number of tables, read in one statement, so
+ * from one snapshot: read apart, a store another program makes meanwhile
+ * would look like version 0 with tables, another program's database.
+ */
+#define STATE_SQL "SELECT (SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)"
+
 static int not_a_store(struct convstore *s, struct ai_err *err)
 {
 	return ai_errf(err, AI_EX_DATAERR,
@@ -116,40 +123,21 @@ static int not_a_store(struct convstore *s, struct ai_err *err)
  */
 static int create_schema(struct convstore *s, struct ai_err *err)
 {
-	struct sqlretry retry;
-	long long v = 0, tables = 0;
+	long long v[2] = { 0, 0 };
 	int rc;
 
-	/* WAL first, outside a transaction.  While another connection has the
-	 * file the pragma answers the old mode: that is retried too. */
-	sqlretry_init(&retry, s->busy_ms);
-	do {
-		sqlite3_stmt *st;
-
-		rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			return db_err(s, rc, "set up", err);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			const unsigned char *mode = sqlite3_column_text(st, 0);
-
-			rc = mode && !strcmp((const char *)mode, "wal") ? SQLITE_OK : SQLITE_BUSY;
-		}
-		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && sqlretry_again(&retry, rc));
+	rc = sqlretry_wal(s->db, s->busy_ms);
 	if (rc != SQLITE_OK)
 		return db_err(s, rc, "set up", err);
 	rc = sqlretry_exec(s->db, "BEGIN IMMEDIATE", s->busy_ms);
 	if (rc != SQLITE_OK)
 		return db_err(s, rc, "set up", err);
-	rc = sqlretry_query_int(s->db, "PRAGMA user_version", &v, s->busy_ms);
-	if (rc == SQLITE_OK && v == 0)
-		rc = sqlretry_query_int(s->db, "SELECT count(*) FROM sqlite_master", &tables, s->busy_ms);
-	if (rc == SQLITE_OK && v == 0 && tables > 0) {
+	rc = sqlretry_query_ints(s->db, STATE_SQL, v, 2, s->busy_ms);
+	if (rc == SQLITE_OK && v[0] == 0 && v[1] > 0) {
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return not_a_store(s, err);
 	}
-	if (rc == SQLITE_OK && v == 0)
+	if (rc == SQLITE_OK && v[0] == 0)
 		rc = sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlretry_exec(s->db, "COMMIT", s->busy_ms);
@@ -179,37 +167,9 @@ static int make_dir(const char *path, struct ai_err *err)
 	return rc;
 }
 
-/*
- * The schema version and the number of tables, read in one statement, so
- * from one snapshot: read apart, a store another program makes meanwhile
- * would look like version 0 with tables, another program's database.
- */
-static int read_state(struct convstore *s, long long *version, long long *tables)
-{
-	struct sqlretry r;
-	sqlite3_stmt *st;
-	int rc;
-
-	sqlretry_init(&r, s->busy_ms);
-	do {
-		rc = sqlite3_prepare_v2(s->db, "SELECT (SELECT user_version FROM pragma_user_version),"
-					" (SELECT count(*) FROM sqlite_master)", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			continue;
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			*version = sqlite3_column_int64(st, 0);
-			*tables = sqlite3_column_int64(st, 1);
-			rc = SQLITE_OK;
-		}
-		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && sqlretry_again(&r, rc));
-	return rc;
-}
-
 int convstore_open(struct convstore *s, const char *path, bool create, struct ai_err *err)
 {
-	long long v = 0, tables = 0;
+	long long state[2] = { 0, 0 }, v;
 	struct stat sb;
 	int rc;
 
@@ -250,11 +210,12 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, s->busy_ms);
-	rc = read_state(s, &v, &tables);
+	rc = sqlretry_query_ints(s->db, STATE_SQL, state, 2, s->busy_ms);
 	if (rc != SQLITE_OK) {
 		db_err(s, rc, "open", err);
 		goto fail;
 	}
+	v = state[0];
 	if (v > CONVSTORE_SCHEMA) {
 		ai_errf(err, AI_EX_DATAERR,
 			"conversation store '%s' has schema %lld, newer than this ai-tools knows (%d): upgrade ai-tools",
@@ -263,7 +224,7 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 	}
 	/* Another program's database is refused before anything, WAL included, is changed in it. */
 	if (v == 0) {
-		if (tables) {
+		if (state[1]) {
 			not_a_store(s, err);
 			goto fail;
 		}
@@ -662,43 +623,38 @@ int convstore_list(struct convstore *s, long limit, int (*fn)(void *ud, const st
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+/* Runs sql, which yields no row, with ?1 bound to v.  Returns the SQLite code. */
+static int run_int(struct convstore *s, const char *sql, int64_t v)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, v);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 int convstore_prune(struct convstore *s, int64_t before_ms, long *deleted, struct ai_err *err)
 {
-	sqlite3_stmt *st = NULL;
 	int rc;
 
 	*deleted = 0;
 	rc = sqlretry_exec(s->db, "BEGIN IMMEDIATE", s->busy_ms);
-	if (rc != SQLITE_OK)
-		return db_err(s, rc, "prune", err);
 	/* The index rows first, while the view can still give their text (see schema_sql). */
-	for (int i = 0; i < 2 && rc == SQLITE_OK; i++) {
-		static const char *const sql[] = {
-			"INSERT INTO exchanges_fts(exchanges_fts, rowid, prompt, reply)"
-			" SELECT 'delete', id, prompt, reply FROM exchanges WHERE conv IN"
-			" (SELECT id FROM conversations WHERE updated_ms < ?1)",
-			"DELETE FROM messages WHERE conv IN (SELECT id FROM conversations WHERE updated_ms < ?1)",
-		};
-
-		rc = sqlite3_prepare_v2(s->db, sql[i], -1, &st, NULL);
-		if (rc == SQLITE_OK) {
-			sqlite3_bind_int64(st, 1, before_ms);
-			rc = sqlite3_step(st);
-			rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-		}
-		sqlite3_finalize(st);
-		st = NULL;
-	}
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(s->db, "DELETE FROM conversations WHERE updated_ms < ?1", -1, &st, NULL);
-	if (rc == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, before_ms);
-		rc = sqlite3_step(st);
-		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
-		if (rc == SQLITE_OK)
-			*deleted = (long)sqlite3_changes(s->db);
-	}
-	sqlite3_finalize(st);
+		rc = run_int(s, "INSERT INTO exchanges_fts(exchanges_fts, rowid, prompt, reply)"
+			     " SELECT 'delete', id, prompt, reply FROM exchanges WHERE conv IN"
+			     " (SELECT id FROM conversations WHERE updated_ms < ?1)", before_ms);
+	if (rc == SQLITE_OK)
+		rc = run_int(s, "DELETE FROM messages WHERE conv IN"
+			     " (SELECT id FROM conversations WHERE updated_ms < ?1)", before_ms);
+	if (rc == SQLITE_OK)
+		rc = run_int(s, "DELETE FROM conversations WHERE updated_ms < ?1", before_ms);
+	if (rc == SQLITE_OK)
+		*deleted = (long)sqlite3_changes(s->db);
 	if (rc == SQLITE_OK)
 		rc = sqlretry_exec(s->db, "COMMIT", s->busy_ms);
 	if (rc != SQLITE_OK) {
