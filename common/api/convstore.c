@@ -149,6 +149,28 @@ static int create_schema(struct convstore *s, struct ai_err *err)
 	return -1;
 }
 
+/*
+ * Checkpoints, as the usage ledger does them (ledger.c says why at
+ * length): SQLite checkpoints and deletes the WAL when the last connection
+ * closes, which costs a run of ai-stream, nearly always that last
+ * connection, several fsyncs for one exchange.  So the WAL is left in place
+ * on close while it is small, and checkpointed on close once it has grown
+ * past CLOSE_CHECKPOINT_FRAMES; the hook replaces SQLite's own
+ * auto-checkpoint for a connection kept open (ai-stream -i).
+ */
+#define CLOSE_CHECKPOINT_FRAMES 64
+#define AUTO_CHECKPOINT_FRAMES 1000
+
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	struct convstore *s = arg;
+
+	s->wal_frames = frames;
+	if (frames >= AUTO_CHECKPOINT_FRAMES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	return SQLITE_OK;
+}
+
 /* The directory of path, made 0700 with its parents. */
 static int make_dir(const char *path, struct ai_err *err)
 {
@@ -210,6 +232,9 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, s->busy_ms);
+	/* See CLOSE_CHECKPOINT_FRAMES. */
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+	sqlite3_wal_hook(s->db, wal_hook, s);
 	rc = sqlretry_query_ints(s->db, STATE_SQL, state, 2, s->busy_ms);
 	if (rc != SQLITE_OK) {
 		db_err(s, rc, "open", err);
@@ -252,6 +277,8 @@ void convstore_close(struct convstore *s)
 {
 	if (!s)
 		return;
+	if (s->db && s->wal_frames >= CLOSE_CHECKPOINT_FRAMES)
+		sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
 	if (s->db)
 		sqlite3_close(s->db);
 	free(s->path);

@@ -30,6 +30,7 @@ struct convstore {
 	struct sqlite3 *db;           /* NULL when closed */
 	char *path;                   /* owned copy, for messages */
 	int busy_ms;
+	int wal_frames;               /* frames in the WAL after this connection's last commit */
 	char *found_title, *found_model;  /* convstore_find's strings */
 };
 
