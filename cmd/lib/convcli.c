@@ -10,6 +10,7 @@
 
 #include <inttypes.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -30,10 +31,13 @@ static bool open_existing(const struct cli *c, struct convstore *s, char *path)
 {
 	struct ai_err err;
 
+	struct stat st;
+
 	ai_err_clear(&err);
 	if (!convstore_open(s, path, false, &err))
 		return true;
-	if (err.code != AI_EX_NOINPUT || access(path, F_OK) == 0)
+	/* No file, or one made but never given its schema, holds nothing; anything else is a failure. */
+	if (err.code != AI_EX_NOINPUT || (stat(path, &st) ? errno != ENOENT : st.st_size > 0))
 		cli_die_err(&err);
 	if (!c->quiet)
 		cli_warn("%s", err.msg);

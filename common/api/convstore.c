@@ -254,7 +254,7 @@ int convstore_open(struct convstore *s, const char *path, bool create, struct ai
 			goto fail;
 		}
 		if (!create) {
-			ai_errf(err, AI_EX_NOINPUT, "no conversation kept yet (no '%s')", path);
+			ai_errf(err, AI_EX_NOINPUT, "no conversation kept yet in '%s'", path);
 			goto fail;
 		}
 	}

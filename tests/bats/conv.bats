@@ -198,6 +198,16 @@ line two" >/dev/null
 	assert_eq "$status" 0
 	assert_eq "$output" "0 conversations pruned"
 	[[ ! -e $DB ]]
+	# An empty file (made, never given its schema) holds nothing either.
+	mkdir -p "${DB%/*}"
+	: >"$DB"
+	run --separate-stderr ai-stream --list-conversations
+	assert_eq "$status" 0
+	assert_eq "$output" ""
+	assert_contains "$stderr" "no conversation kept yet"
+	run --separate-stderr ai-stream -C hello
+	assert_eq "$status" 66
+	assert_eq "$(request_count $CHAT)" 0
 }
 
 @test "conv: ai-usage --log lists prompts and replies, newest first, -n of them" {
