@@ -293,18 +293,32 @@ line two" >/dev/null
 	assert_contains "$stderr" "save"
 }
 
-@test "conv: a failed exchange, an interrupted one or a --dry-run keeps nothing" {
+@test "conv: a --dry-run, a failed exchange or one cut short keeps nothing" {
+	run --separate-stderr ai-stream --dry-run dry
+	assert_eq "$status" 0
+	[[ ! -e $DB ]]
 	ctl '{"push":[{"status":500}]}'
 	run --separate-stderr ai-stream --no-cache --retries 0 fails
 	assert_eq "$status" 75
 	ctl '{"push":[{"cut_after":2}]}'
 	run --separate-stderr ai-stream --no-cache --retries 0 cut short
 	assert_eq "$status" 75
-	run --separate-stderr ai-stream --dry-run dry
-	assert_eq "$status" 0
-	if [[ -e $DB ]]; then
-		assert_eq "$(sql 'SELECT count(*) FROM conversations')" 0
-	fi
+	assert_contains "$output" "echo"
+	assert_eq "$(sql 'SELECT count(*) FROM conversations')" 0
+	assert_eq "$(sql 'SELECT count(*) FROM messages')" 0
+}
+
+@test "conv: an answer interrupted by SIGINT is not kept" {
+	ai-stream kept first >/dev/null
+	ctl '{"push":[{"hold_ms":5000}]}'
+	ai-stream --no-cache -C one two >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	wait_for_output "$T/out" "echo: "
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 130
+	assert_eq "$(sql 'SELECT count(*) FROM messages')" 2
 }
 
 @test "conv: -i keeps its exchanges as one conversation" {
