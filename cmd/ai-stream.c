@@ -121,6 +121,7 @@ struct sink {
 	bool any;               /* a delta was written */
 	char last;              /* its last byte, in text mode */
 	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
+	int64_t conv_id;        /* the kept conversation the answer joined; 0: none */
 	struct buf scratch;
 };
 
@@ -194,6 +195,7 @@ static void sink_start(struct sink *s)
 	s->last = 0;
 	s->t0 = (double)mono_us() / 1e3;
 	s->t_first = 0;
+	s->conv_id = 0;
 }
 
 /* Milliseconds to the microsecond, printed as such rather than with 17 digits. */
@@ -235,6 +237,8 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 		out_usage(j, r->prompt_tokens, r->completion_tokens);
 		out_add(j, "model", r->model ? json_object_new_string(r->model) : NULL);
 		out_add(j, "cached", json_object_new_boolean(r->cached));
+		if (s->conv_id)
+			out_add(j, "conversation", json_object_new_int64(s->conv_id));
 	} else {
 		out_add(j, "type", json_object_new_string("error"));
 		out_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
@@ -273,8 +277,10 @@ struct chat {
  */
 static int keep(struct chat *ch, struct ai_err *err)
 {
-	if (!conv_keep(&ch->cv, err))
+	if (!conv_keep(&ch->cv, err)) {
+		ch->sink->conv_id = ch->cv.store ? ch->cv.store_id : 0;
 		return 0;
+	}
 	if (ch->resumed) {
 		cli_warn("%s", err->msg);
 		return err->code;
@@ -614,18 +620,23 @@ int main(int argc, char **argv)
 		struct ai_chat_resp resp;
 		int rc = exchange(&ch, msg.data, &resp, &err);
 
+		/* Kept first, so that the done record can say where. */
 		if (!resp.dry_run) {
-			code = report(&ch, rc, &resp, &err);
+			int kc = 0;
+
 			if (!rc && conv_save(&ch.cv, &err)) {
 				cli_warn("%s", err.msg);
-				code = err.code;
+				kc = err.code;
 			}
 			if (!rc) {
 				int k = keep(&ch, &err);
 
-				if (k && !code)
-					code = k;
+				if (k && !kc)
+					kc = k;
 			}
+			code = report(&ch, rc, &resp, &err);
+			if (!code)
+				code = kc;
 		}
 		ai_chat_resp_release(&resp);
 	}

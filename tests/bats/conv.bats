@@ -70,6 +70,18 @@ sql() { sqlite3 "$DB" "$1"; }
 	assert_eq "$(jq -sc 'map([.id, .model, .messages])' <<<"$output")" '[[3,"m3",6],[2,"m2",2],[1,"m1",3]]'
 }
 
+@test "conv: the --json done record names the kept conversation" {
+	run --separate-stderr ai-stream --json first
+	assert_eq "$(jq -s -c 'map(select(.type == "done") | .conversation)' <<<"$output")" '[1]'
+	ai-stream second >/dev/null
+	run --separate-stderr ai-stream --json --no-cache --conversation 1 again
+	assert_eq "$(jq -s -c 'map(select(.type == "done") | .conversation)' <<<"$output")" '[1]'
+	run --separate-stderr ai-stream --json --no-save third
+	assert_eq "$(jq -s -c 'map(select(.type == "done") | has("conversation"))' <<<"$output")" '[false]'
+	run --separate-stderr bash -c 'printf "%s\n" a b | ai-stream -i --json --no-cache'
+	assert_eq "$(jq -s -c 'map(select(.type == "done") | .conversation)' <<<"$output")" '[3,3]'
+}
+
 @test "conv: a kept system message comes back with -C; --system then wins for the request only" {
 	ai-stream --system "Be brief." hello >/dev/null
 	ai-stream -C --no-cache next >/dev/null
