@@ -549,16 +549,8 @@ int main(int argc, char **argv)
 
 	/* The conversation to continue, found before the client is set up: its model is the default. */
 	if (o.cont || o.conversation) {
-		char *path = convcli_path();
-
-		if (convstore_open(&store, path, false, &err) || convstore_find(&store, o.conversation, &ci, &err)) {
-			if (err.code == AI_EX_NOINPUT && !store.db)
-				ai_errf(&err, AI_EX_NOINPUT, "no conversation to continue: none was kept yet");
-			convstore_close(&store);
-			free(path);
+		if (convcli_resume(&store, o.conversation, &ci, &err))
 			sink_die(&sink, &err);
-		}
-		free(path);
 		have_store = true;
 		if (!c.model && ci.model)
 			c.model = ci.model;
@@ -577,18 +569,8 @@ int main(int argc, char **argv)
 					 "no message: give it as arguments or on standard input"), &err));
 
 	/* A store that cannot be opened costs this exchange its keeping, not its answer. */
-	if (!have_store && !o.no_save && cfg.save && !cfg.dry_run) {
-		char *path = NULL;
-
-		if (convstore_default_path(&path, &err) || convstore_open(&store, path, true, &err)) {
-			if (!c.quiet)
-				cli_warn("conversation not kept: %s", err.msg);
-			ai_err_clear(&err);
-		} else {
-			have_store = true;
-		}
-		free(path);
-	}
+	if (!have_store && !o.no_save && cfg.save && !cfg.dry_run)
+		have_store = convcli_open_keep(&c, &store);
 
 	memset(&ch, 0, sizeof(ch));
 	if (c.schema) {

@@ -4,7 +4,6 @@
 #include "lib/convcli.h"
 #include "lib/out.h"
 #include "lib/termout.h"
-#include "api/convstore.h"
 #include "clock.h"
 #include "config.h"
 
@@ -24,6 +23,35 @@ char *convcli_path(void)
 	if (convstore_default_path(&p, &err))
 		cli_die_err(&err);
 	return p;
+}
+
+int convcli_resume(struct convstore *s, const char *ref, struct convstore_info *ci, struct ai_err *err)
+{
+	char *path = convcli_path();
+	int rc = convstore_open(s, path, false, err);
+
+	if (!rc)
+		rc = convstore_find(s, ref, ci, err);
+	else if (err->code == AI_EX_NOINPUT)
+		ai_errf(err, AI_EX_NOINPUT, "no conversation to continue: none was kept yet");
+	if (rc)
+		convstore_close(s);
+	free(path);
+	return rc;
+}
+
+bool convcli_open_keep(const struct cli *c, struct convstore *s)
+{
+	struct ai_err err;
+	char *path = NULL;
+	bool ok;
+
+	ai_err_clear(&err);
+	ok = !convstore_default_path(&path, &err) && !convstore_open(s, path, true, &err);
+	if (!ok && !c->quiet)
+		cli_warn("conversation not kept: %s", err.msg);
+	free(path);
+	return ok;
 }
 
 /* Opens the store to read it; false (after a note unless quiet) when none was kept yet. */

@@ -10,10 +10,26 @@
  * cli_finish does).  Like cli.h it prints and exits: it serves main().
  */
 #include "lib/cli.h"
+#include "api/convstore.h"
 
 /* The store's path: $XDG_STATE_HOME/ai/conversations/conversations.db.  Owned; exits when
  * there is no home to put it in. */
 char *convcli_path(void);
+
+/*
+ * -C (ref NULL: the last continued) or --conversation ref: opens the store
+ * into s and finds the conversation into ci (its strings owned by s).  0,
+ * or -1 with err, s closed: AI_EX_NOINPUT when there is no such
+ * conversation, or none at all; the store's own codes otherwise.
+ */
+int convcli_resume(struct convstore *s, const char *ref, struct convstore_info *ci, struct ai_err *err);
+
+/*
+ * Opens the store into s, making it if need be, to keep this run's
+ * exchanges.  Keeping is not what the run was asked for: a store that
+ * cannot be opened is said on stderr (unless -q) and false returned.
+ */
+bool convcli_open_keep(const struct cli *c, struct convstore *s);
 
 /* --list-conversations: one line a conversation, most recently continued first. */
 int convcli_list(const struct cli *c);
@@ -30,7 +46,6 @@ int convcli_prune(const struct cli *c, const char *age);
  * its words the operands argv[0..argc) joined by spaces; -m (c->model)
  * keeps one model's.
  */
-struct convstore_query;
 int convcli_log(const struct cli *c, int argc, char **argv, struct convstore_query *q);
 
 #endif
