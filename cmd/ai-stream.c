@@ -12,11 +12,21 @@
  * was delivered: a stream cut short keeps what was printed, says why and
  * exits 75 (69 for an error the server sent in the stream), and the history
  * file is written only for a complete exchange.
+ *
+ * Every complete exchange is kept in the conversation store (convstore.h)
+ * unless --no-save or save = no: -C and --conversation continue a kept
+ * conversation, and --list-conversations, --show and --prune look after
+ * them (convcli.h).  Keeping is a side effect the user did not ask for
+ * this time, as the usage ledger is: a store that cannot be written is
+ * said on stderr and the answer stands.  Under -C or --conversation the
+ * store is the input, and its failures are the program's.
  */
 #include "ai.h"
 #include "api/api.h"
 #include "api/structured.h"
 #include "lib/cli.h"
+#include "lib/convcli.h"
+#include "api/convstore.h"
 #include "api/history.h"
 #include "lib/out.h"
 #include "lib/setup.h"
@@ -32,7 +42,7 @@
 
 enum {
 	OPT_SYSTEM = CLI_OPT_PROG, OPT_HISTORY, OPT_SSE, OPT_RAW, OPT_IDLE, OPT_TEMPERATURE,
-	OPT_MAX_TOKENS, OPT_SHOW_REASONING
+	OPT_MAX_TOKENS, OPT_SHOW_REASONING, OPT_CONVERSATION, OPT_NO_SAVE, OPT_LIST_CONV, OPT_SHOW, OPT_PRUNE
 };
 
 static const struct cli_opt opts[] = {
@@ -45,6 +55,12 @@ static const struct cli_opt opts[] = {
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
 	{ "show-reasoning", no_argument, OPT_SHOW_REASONING, NULL, "print a reasoning model's reasoning on standard error" },
+	{ "continue", no_argument, 'C', NULL, "continue the last kept conversation" },
+	{ "conversation", required_argument, OPT_CONVERSATION, "ID|TITLE", "continue the kept conversation ID (or TITLE), with its model unless -m" },
+	{ "no-save", no_argument, OPT_NO_SAVE, NULL, "do not keep this exchange in the conversations" },
+	{ "list-conversations", no_argument, OPT_LIST_CONV, NULL, "list the kept conversations, last continued first, and exit" },
+	{ "show", required_argument, OPT_SHOW, "ID|TITLE", "print a kept conversation and exit" },
+	{ "prune", required_argument, OPT_PRUNE, "AGE", "remove the conversations not continued in AGE (30d) and exit" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -52,6 +68,8 @@ struct opts {
 	const char *system, *history;
 	bool interactive, sse, raw;
 	bool show_reasoning;
+	bool cont, no_save, list_conv;
+	const char *conversation, *show, *prune;
 	bool quiet;             /* -q: not even "answer interrupted" */
 	double idle_s;
 	double temperature;
@@ -76,6 +94,20 @@ static void on_opt(int val, const char *arg, void *ud)
 		break;
 	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
+	case 'C': o->cont = true; break;
+	case OPT_CONVERSATION:
+		if (!*arg)
+			cli_usage_error("--conversation wants an id or a title");
+		o->conversation = arg;
+		break;
+	case OPT_NO_SAVE: o->no_save = true; break;
+	case OPT_LIST_CONV: o->list_conv = true; break;
+	case OPT_SHOW:
+		if (!*arg)
+			cli_usage_error("--show wants an id or a title");
+		o->show = arg;
+		break;
+	case OPT_PRUNE: o->prune = arg; break;
 	}
 }
 
@@ -94,6 +126,7 @@ struct sink {
 	bool any;               /* a delta was written */
 	char last;              /* its last byte, in text mode */
 	double t0, t_first;     /* monotonic ms: request start, first delta (0: none yet) */
+	int64_t conv_id;        /* the kept conversation the answer joined; 0: none */
 	struct buf scratch;
 	/* A reasoning model's reasoning: on stderr (--show-reasoning), in records (--json). */
 	bool show_reasoning;
@@ -223,6 +256,7 @@ static void sink_start(struct sink *s)
 	s->last = 0;
 	s->t0 = (double)mono_us() / 1e3;
 	s->t_first = 0;
+	s->conv_id = 0;
 }
 
 /* Milliseconds to the microsecond, printed as such rather than with 17 digits. */
@@ -285,6 +319,8 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 			if (!structured_check(s->st, r->content ? r->content : "", &data, &f))
 				out_add(j, "data", data);
 		}
+		if (s->conv_id)
+			out_add(j, "conversation", json_object_new_int64(s->conv_id));
 	} else {
 		out_add(j, "type", json_object_new_string("error"));
 		out_add(j, "message", json_object_new_string(e->msg[0] ? e->msg : "failed"));
@@ -312,7 +348,31 @@ struct chat {
 	struct opts *o;
 	struct sink *sink;
 	struct conv cv;         /* the conversation and its --history file */
+	bool resumed;           /* -C or --conversation: the store is the input */
 };
+
+/*
+ * Keeps the exchange in the conversation store (conv_keep).  Under -C or
+ * --conversation a failure is the program's: said, and its exit code
+ * returned.  Otherwise keeping was not asked for: the failure is said once
+ * (unless -q), the store let go, and the answer stands.
+ */
+static int keep(struct chat *ch, struct ai_err *err)
+{
+	if (!conv_keep(&ch->cv, err)) {
+		ch->sink->conv_id = ch->cv.store ? ch->cv.store_id : 0;
+		return 0;
+	}
+	if (ch->resumed) {
+		cli_warn("%s", err->msg);
+		return err->code;
+	}
+	if (!ch->o->quiet)
+		cli_warn("conversation not kept: %s", err->msg);
+	ch->cv.store = NULL;
+	ai_err_clear(err);
+	return 0;
+}
 
 /* Asks for the answer to text and streams it into the sink (conv_ask). */
 static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp, struct ai_err *err)
@@ -477,9 +537,15 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		}
 		first = NULL;
 		rc = exchange(ch, text, &resp, err);
-		if (!rc && !resp.dry_run && conv_save(&ch->cv, err)) {
-			cli_warn("%s", err->msg);
-			code = err->code;
+		if (!rc && !resp.dry_run) {
+			int k;
+
+			if (conv_save(&ch->cv, err)) {
+				cli_warn("%s", err->msg);
+				code = err->code;
+			}
+			if ((k = keep(ch, err)))
+				code = k;
 		}
 		if (rc && err->code == AI_EX_INTERRUPT) {
 			sink_end(ch->sink, rc, &resp, err);
@@ -502,13 +568,16 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { NULL, NULL, false, false, false, false, false, 60, NAN, 0 };
+	struct opts o = { .idle_s = 60, .temperature = NAN };
 	struct ai_config cfg;
 	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct sink sink;
 	struct chat ch;
 	struct structured st, *stp = NULL;
+	struct convstore store;
+	struct convstore_info ci;
+	bool have_store = false;
 	struct buf msg;
 	int optind_, code = 0;
 
@@ -530,6 +599,21 @@ int main(int argc, char **argv)
 		if (!o.max_tokens)
 			o.max_tokens = c.tmpl->max_tokens;
 	}
+	/* The actions on the kept conversations need no message and no endpoint. */
+	if (o.list_conv + !!o.show + !!o.prune > 1)
+		cli_usage_error("--list-conversations, --show and --prune are three actions; choose one");
+	if (o.list_conv || o.show || o.prune) {
+		if (optind_ < argc || c.nfiles)
+			cli_usage_error("--%s takes no message", o.list_conv ? "list-conversations" :
+					o.show ? "show" : "prune");
+		return o.list_conv ? convcli_list(&c) : o.show ? convcli_show(&c, o.show) :
+		       convcli_prune(&c, o.prune);
+	}
+	if (o.cont && o.conversation)
+		cli_usage_error("-C continues the last conversation, --conversation a given one; choose one");
+	if (o.history && (o.cont || o.conversation))
+		cli_usage_error("--history FILE is a conversation of its own; it cannot go with %s",
+				o.cont ? "-C" : "--conversation");
 	if (o.sse && c.json)
 		cli_usage_error("--sse and --json are two output formats; choose one");
 	if (o.sse && o.interactive)
@@ -549,6 +633,15 @@ int main(int argc, char **argv)
 	sink.cgi = o.sse && getenv("GATEWAY_INTERFACE");
 	sink_start(&sink);
 
+	/* The conversation to continue, found before the client is set up: its model is the default. */
+	if (o.cont || o.conversation) {
+		if (convcli_resume(&store, o.conversation, &ci, &err))
+			sink_die(&sink, &err);
+		have_store = true;
+		if (!c.model && ci.model)
+			c.model = ci.model;
+	}
+
 	setup_client_with(&c, &cfg, &client,
 			  &(struct ai_client_opts){ .idle_timeout_ms = (long)ceil(o.idle_s * 1000) }, &err);
 
@@ -561,6 +654,10 @@ int main(int argc, char **argv)
 		sink_die(&sink, (ai_errf(&err, AI_EX_NOINPUT,
 					 "no message: give it as arguments or on standard input"), &err));
 
+	/* A store that cannot be opened costs this exchange its keeping, not its answer. */
+	if (!have_store && !o.no_save && cfg.save && !cfg.dry_run)
+		have_store = convcli_open_keep(&c, &store);
+
 	memset(&ch, 0, sizeof(ch));
 	if (c.schema) {
 		if (structured_load(&st, c.schema, c.schema_multi, &err))
@@ -571,9 +668,14 @@ int main(int argc, char **argv)
 	ch.client = client;
 	ch.o = &o;
 	ch.sink = &sink;
-	if (conv_open(&ch.cv, o.history, cfg.max_input, o.system, cfg.system, &cli_interrupted, &err))
+	ch.resumed = o.cont || o.conversation;
+	if (ch.resumed ? conv_open_stored(&ch.cv, &store, ci.id, o.system, cfg.system, &cli_interrupted, &err) :
+	    conv_open(&ch.cv, o.history, cfg.max_input, o.system, cfg.system, &cli_interrupted, &err))
 		sink_die(&sink, &err);
 	ch.cv.st = stp;
+	if (have_store && !o.no_save && cfg.save && !cfg.dry_run)
+		ch.cv.store = &store;
+	ch.cv.model = cfg.model;
 
 	if (o.interactive) {
 		const char *m = blank(msg.data ? msg.data : "") ? NULL : msg.data;
@@ -587,16 +689,29 @@ int main(int argc, char **argv)
 		struct ai_chat_resp resp;
 		int rc = exchange(&ch, msg.data, &resp, &err);
 
+		/* Kept first, so that the done record can say where. */
 		if (!resp.dry_run) {
-			code = report(&ch, rc, &resp, &err);
+			int kc = 0;
+
 			if (!rc && conv_save(&ch.cv, &err)) {
 				cli_warn("%s", err.msg);
-				code = err.code;
+				kc = err.code;
 			}
+			if (!rc) {
+				int k = keep(&ch, &err);
+
+				if (k && !kc)
+					kc = k;
+			}
+			code = report(&ch, rc, &resp, &err);
+			if (!code)
+				code = kc;
 		}
 		ai_chat_resp_release(&resp);
 	}
 	conv_release(&ch.cv);
+	if (have_store)
+		convstore_close(&store);
 	if (stp)
 		structured_release(stp);
 	buf_release(&msg);

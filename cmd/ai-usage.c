@@ -11,6 +11,7 @@
  */
 #include "ai.h"
 #include "lib/cli.h"
+#include "lib/convcli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
 #include "lib/termout.h"
@@ -19,6 +20,7 @@
 #include "jsonval.h"
 #include "config.h"
 #include "api/cache.h"
+#include "api/convstore.h"
 #include "api/ledger.h"
 #include "api/prices.h"
 
@@ -30,7 +32,7 @@
 
 #include <json-c/json.h>
 
-enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS, OPT_CHART, OPT_HTML };
+enum { OPT_SINCE = CLI_OPT_PROG, OPT_UNTIL, OPT_BY, OPT_DB, OPT_PRICES, OPT_CACHE_STATS, OPT_CHART, OPT_HTML, OPT_LOG };
 
 static const struct cli_opt opts[] = {
 	{ "since", required_argument, OPT_SINCE, "DATE", "from DATE on: YYYY-MM-DD, today, yesterday, or Nd for the last N days" },
@@ -41,12 +43,16 @@ static const struct cli_opt opts[] = {
 	{ "cache-stats", no_argument, OPT_CACHE_STATS, NULL, "print the response cache's entries, bytes on disk and hit rate, and exit" },
 	{ "chart", no_argument, OPT_CHART, NULL, "draw cost and requests per day as bars, per program (--by model: per model); the last 30 days unless --since" },
 	{ "html", required_argument, OPT_HTML, "FILE", "write the same charts as one self-contained HTML page to FILE (- for stdout)" },
+	{ "log", no_argument, OPT_LOG, NULL, "print ai-stream's kept prompts and replies, newest first, or those holding every word of QUERY" },
+	{ "limit", required_argument, 'n', "N", "with --log, at most N exchanges (default 20; 0: all)" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
 struct opts {
 	const char *since, *until, *by, *db, *html;
 	bool prices, cache_stats, chart, by_given;
+	bool log;
+	long limit;             /* --log's -n; -1 when not given */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -75,6 +81,8 @@ static void on_opt(int val, const char *arg, void *ud)
 			cli_usage_error("--html wants a file name, or - for stdout");
 		o->html = arg;
 		break;
+	case OPT_LOG: o->log = true; break;
+	case 'n': o->limit = cli_long("-n", arg, 0, 1000000000); break;
 	}
 }
 
@@ -613,7 +621,7 @@ static void fold_progress(void *ud, int64_t done, int64_t total)
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { .by = "program" };
+	struct opts o = { .by = "program", .limit = -1 };
 	struct ai_config cfg;
 	struct ai_err err;
 	struct ledger l;
@@ -622,12 +630,16 @@ int main(int argc, char **argv)
 	int optind_, rc;
 
 	cli_init(&c, "ai-usage");
-	c.usage = "[OPTION]...";
+	c.usage = "[OPTION]...\n       ai-usage --log [-n N] [QUERY]...";
 	c.summary = "Show what the model calls recorded in the usage ledger cost, per program, model or day.\n"
 		    "-m MODEL keeps only the calls of that model (exactly as sent).";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
-	if (optind_ < argc)
+	if (o.log && (o.db || o.prices || o.cache_stats || strcmp(o.by, "program")))
+		cli_usage_error("--log reads the kept conversations: --db, --by, --prices and --cache-stats do not go with it");
+	if (!o.log && o.limit >= 0)
+		cli_usage_error("-n goes with --log");
+	if (optind_ < argc && !o.log)
 		cli_usage_error("unexpected argument '%s'; use --db FILE to read another ledger", argv[optind_]);
 	ai_err_clear(&err);
 	now = wall_ms();
@@ -641,6 +653,10 @@ int main(int argc, char **argv)
 	if (since >= until)
 		cli_usage_error("--since '%s' is not before --until '%s'", o.since ? o.since : "",
 				o.until ? o.until : "");
+	/* The log reads the conversation store, not the ledger; its operands are the query. */
+	if (o.log)
+		return convcli_log(&c, argc - optind_, argv + optind_, &(struct convstore_query){
+			.since_ms = since, .until_ms = until, .limit = o.limit < 0 ? 20 : o.limit });
 	/* The config gives price overrides (--prices) and the daily budget; no endpoint is needed. */
 	if (setup_config(&cfg, &c, &err))
 		cli_die_err(&err);

@@ -135,7 +135,7 @@ const char *const config_known_keys[] = {
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
 	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version",
-	"redis_password_cmd", NULL
+	"redis_password_cmd", "save", NULL
 };
 
 /*
@@ -315,6 +315,9 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 	} else if (!strcmp(key, "log_prompts")) {
 		if (parse_bool(val, &cfg->log_prompts))
 			goto bad;
+	} else if (!strcmp(key, "save")) {
+		if (parse_bool(val, &cfg->save))
+			goto bad;
 	} else if (!strcmp(key, "markdown")) {
 		if ((cfg->markdown = config_parse_markdown(val)) < 0)
 			goto bad;
@@ -364,7 +367,8 @@ char *config_xdg_path(const char *kind, const char *name)
 	char var[32];
 	const char *base, *home = getenv("HOME");
 	const char *fallback = !strcmp(kind, "CONFIG") ? ".config" :
-			       !strcmp(kind, "CACHE") ? ".cache" : ".local/share";
+			       !strcmp(kind, "CACHE") ? ".cache" :
+			       !strcmp(kind, "STATE") ? ".local/state" : ".local/share";
 	struct buf b;
 
 	snprintf(var, sizeof(var), "XDG_%s_HOME", kind);
@@ -609,6 +613,7 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 	cfg->cache = true;
 	cfg->cache_max = 512ull << 20;
 	cfg->ledger = true;
+	cfg->save = true;
 	cfg->ledger_keep = 30;
 	cfg->budget_daily = NAN;
 	cfg->confirm_over = 0.50;

@@ -42,6 +42,7 @@ struct ai_config {
 	double confirm_over;   /* USD: ai-summarize asks before a run estimated above it; NAN: never */
 	double confirm_over_tokens; /* the same in tokens, for a model without a price; NAN: never */
 	bool log_prompts;
+	bool save;             /* ai-stream keeps its conversations (convstore.h) */
 	int markdown;          /* enum ai_markdown: render model text on a terminal */
 	bool dry_run;
 	int verbose;
@@ -134,8 +135,8 @@ int config_parse_duration(const char *s, double *seconds);
 int config_header_safe(const char *s);
 
 /*
- * Returns an owned path "$XDG_<kind>_HOME/ai/<name>" (kind is "CONFIG", "CACHE" or "DATA"),
- * falling back to ~/.config, ~/.cache and ~/.local/share.  NULL when no HOME is known.
+ * Returns an owned path "$XDG_<kind>_HOME/ai/<name>" (kind is "CONFIG", "CACHE", "DATA" or
+ * "STATE"), falling back to ~/.config, ~/.cache, ~/.local/share and ~/.local/state.  NULL when no HOME is known.
  */
 char *config_xdg_path(const char *kind, const char *name);
 

@@ -37,6 +37,11 @@ int sqlretry_exec(sqlite3 *db, const char *sql, long limit_ms)
 
 int sqlretry_query_int(sqlite3 *db, const char *sql, long long *v, long limit_ms)
 {
+	return sqlretry_query_ints(db, sql, v, 1, limit_ms);
+}
+
+int sqlretry_query_ints(sqlite3 *db, const char *sql, long long *v, int n, long limit_ms)
+{
 	struct sqlretry r;
 	sqlite3_stmt *st;
 	int rc;
@@ -48,8 +53,31 @@ int sqlretry_query_int(sqlite3 *db, const char *sql, long long *v, long limit_ms
 			continue;
 		rc = sqlite3_step(st);
 		if (rc == SQLITE_ROW) {
-			*v = sqlite3_column_int64(st, 0);
+			for (int i = 0; i < n; i++)
+				v[i] = sqlite3_column_int64(st, i);
 			rc = SQLITE_OK;
+		}
+		sqlite3_finalize(st);
+	} while (rc != SQLITE_OK && sqlretry_again(&r, rc));
+	return rc;
+}
+
+int sqlretry_wal(sqlite3 *db, long limit_ms)
+{
+	struct sqlretry r;
+	sqlite3_stmt *st;
+	int rc;
+
+	sqlretry_init(&r, limit_ms);
+	do {
+		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
+		if (rc != SQLITE_OK)
+			return rc;
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			const unsigned char *mode = sqlite3_column_text(st, 0);
+
+			rc = mode && !strcmp((const char *)mode, "wal") ? SQLITE_OK : SQLITE_BUSY;
 		}
 		sqlite3_finalize(st);
 	} while (rc != SQLITE_OK && sqlretry_again(&r, rc));

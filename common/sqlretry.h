@@ -34,6 +34,16 @@ int sqlretry_exec(sqlite3 *db, const char *sql, long limit_ms);
 /* Runs a statement that yields one integer (a PRAGMA, a count), retried on BUSY. */
 int sqlretry_query_int(sqlite3 *db, const char *sql, long long *v, long limit_ms);
 
+/* The same for a row of n integers into v[0..n): read in one statement, so from one snapshot. */
+int sqlretry_query_ints(sqlite3 *db, const char *sql, long long *v, int n, long limit_ms);
+
+/*
+ * Puts the database in WAL mode (outside a transaction; it persists in the
+ * file).  Switching needs the file to itself: while another connection has
+ * it the pragma answers the old mode, and that is retried like BUSY.
+ */
+int sqlretry_wal(sqlite3 *db, long limit_ms);
+
 /* Steps a statement that yields no row, then resets it; retried on BUSY. */
 int sqlretry_step(sqlite3_stmt *st, long limit_ms);
 

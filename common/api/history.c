@@ -1,5 +1,6 @@
 #include "api/history.h"
 #include "buf.h"
+#include "clock.h"
 #include "fdio.h"
 #include "jsonval.h"
 
@@ -175,26 +176,19 @@ static const char *role_of(json_object *a, size_t i)
 	return r ? r : "";
 }
 
-int conv_open(struct conv *cv, const char *history, size_t max, const char *system,
-	      const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err)
+/*
+ * The system message of the requests, once cv->msgs holds what was loaded:
+ * system (--system) wins over the loaded one for the requests, which the
+ * file or store keeps; dflt_system (ai.conf's) only when neither has one.
+ */
+static int conv_system(struct conv *cv, const char *system, const char *dflt_system, struct ai_err *err)
 {
-	memset(cv, 0, sizeof(*cv));
-	cv->history = history;
-	cv->stop = stop;
-	if (!(cv->msgs = json_object_new_array()))
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (history && (history_check(history, err) || history_load(history, max, cv->msgs, stop, err))) {
-		conv_release(cv);
-		return -1;
-	}
-	/* ai.conf's system is only a default: a history's own system message wins over it. */
 	if (!system && dflt_system && strcmp(role_of(cv->msgs, 0), "system"))
 		system = dflt_system;
 	if (!system)
 		return 0;
 	cv->store_system = json_object_array_length(cv->msgs) == 0;
 	if (!strcmp(role_of(cv->msgs, 0), "system")) {
-		/* --system wins over the history's own for the requests; the file keeps its own. */
 		json_object *m = jv_message("system", system);
 
 		if (!m || json_object_array_put_idx(cv->msgs, 0, m)) {
@@ -218,8 +212,41 @@ int conv_open(struct conv *cv, const char *history, size_t max, const char *syst
 	}
 	return 0;
 oom:
-	conv_release(cv);
 	return ai_errf(err, AI_EX_OSERR, "out of memory");
+}
+
+int conv_open(struct conv *cv, const char *history, size_t max, const char *system,
+	      const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err)
+{
+	memset(cv, 0, sizeof(*cv));
+	cv->history = history;
+	cv->stop = stop;
+	if (!(cv->msgs = json_object_new_array()))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if ((history && (history_check(history, err) || history_load(history, max, cv->msgs, stop, err))) ||
+	    conv_system(cv, system, dflt_system, err)) {
+		conv_release(cv);
+		return -1;
+	}
+	return 0;
+}
+
+int conv_open_stored(struct conv *cv, struct convstore *store, int64_t id, const char *system,
+		     const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err)
+{
+	memset(cv, 0, sizeof(*cv));
+	cv->stop = stop;
+	if (!(cv->msgs = json_object_new_array()))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (convstore_load(store, id, cv->msgs, err) || conv_system(cv, system, dflt_system, err)) {
+		conv_release(cv);
+		return -1;
+	}
+	/* What was loaded is kept already; a --system given now is for these requests only. */
+	cv->store_system = false;
+	cv->store_id = id;
+	cv->kept = json_object_array_length(cv->msgs);
+	return 0;
 }
 
 int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, const char *text,
@@ -274,6 +301,26 @@ int conv_save(struct conv *cv, struct ai_err *err)
 		return -1;
 	cv->store_system = false;
 	return 0;
+}
+
+int conv_keep(struct conv *cv, struct ai_err *err)
+{
+	size_t len = json_object_array_length(cv->msgs), n;
+	json_object **m;
+	int rc;
+
+	if (!cv->store || cv->kept >= len)
+		return 0;
+	n = len - cv->kept;
+	if (!(m = calloc(n, sizeof(*m))))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		m[i] = json_object_array_get_idx(cv->msgs, cv->kept + i);
+	rc = convstore_add(cv->store, &cv->store_id, cv->model, m, n, wall_ms(), err);
+	free(m);
+	if (!rc)
+		cv->kept = len;
+	return rc;
 }
 
 void conv_release(struct conv *cv)

@@ -10,6 +10,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/convstore.h"
 #include "api/structured.h"
 
 #include <json-c/json.h>
@@ -60,8 +61,9 @@ int history_append(const char *path, json_object *const *msgs, size_t n, volatil
 
 /*
  * A conversation: the messages sent with each question (a system message
- * if any, the history file's messages, the exchanges so far), and the
- * history file the exchanges are appended to.
+ * if any, the history file's or the stored conversation's messages, the
+ * exchanges so far), the history file the exchanges are appended to, and
+ * the conversation store (convstore.h) that keeps them.
  */
 struct conv {
 	json_object *msgs;      /* owned array */
@@ -71,6 +73,11 @@ struct conv {
 	/* Borrowed or NULL (--schema): each answer is JSON matching it, asked, checked and
 	 * repaired once by structured_chat; set by the caller after conv_open. */
 	struct structured *st;
+	/* Borrowed or NULL (--no-save): where conv_keep keeps the exchanges; set by the caller. */
+	struct convstore *store;
+	int64_t store_id;       /* the stored conversation; 0 until its first exchange is kept */
+	size_t kept;            /* msgs[0..kept) are in the store (or are not to go there) */
+	const char *model;      /* borrowed: the model kept with each exchange */
 };
 
 /*
@@ -84,6 +91,15 @@ struct conv {
  */
 int conv_open(struct conv *cv, const char *history, size_t max, const char *system,
 	      const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err);
+
+/*
+ * As conv_open, but from stored conversation id (its messages loaded from
+ * store, borrowed) rather than a history file.  The exchanges that follow
+ * are kept in the same conversation when cv->store is set.  0, or -1 with
+ * err as convstore_load fails; cv is then released.
+ */
+int conv_open_stored(struct conv *cv, struct convstore *store, int64_t id, const char *system,
+		     const char *dflt_system, volatile sig_atomic_t *stop, struct ai_err *err);
 
 /*
  * Asks the conversation's next question, text, with the request's other
@@ -101,6 +117,15 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 /* Appends the last exchange (and the system message of a new file) to the history file,
  * when there is one.  0, or -1 with err as history_append. */
 int conv_save(struct conv *cv, struct ai_err *err);
+
+/*
+ * Keeps the messages not yet kept (the first time: the system message and
+ * what the history file brought too) in cv->store, in one transaction,
+ * when there is a store: a new stored conversation on the first call, the
+ * same one after.  0, or -1 with err as convstore_add; the messages are
+ * then offered again with the next exchange's.
+ */
+int conv_keep(struct conv *cv, struct ai_err *err);
 
 void conv_release(struct conv *cv);
 
