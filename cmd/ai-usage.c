@@ -635,8 +635,8 @@ int main(int argc, char **argv)
 		    "-m MODEL keeps only the calls of that model (exactly as sent).";
 	c.opts = opts;
 	optind_ = cli_parse(&c, argc, argv, on_opt, &o);
-	if (o.log && (o.db || o.prices || o.cache_stats || strcmp(o.by, "program")))
-		cli_usage_error("--log reads the kept conversations: --db, --by, --prices and --cache-stats do not go with it");
+	if (o.log && (o.db || o.prices || o.cache_stats || o.chart || o.html || strcmp(o.by, "program")))
+		cli_usage_error("--log reads the kept conversations: --db, --by, --prices, --cache-stats, --chart and --html do not go with it");
 	if (!o.log && o.limit >= 0)
 		cli_usage_error("-n goes with --log");
 	if (optind_ < argc && !o.log)

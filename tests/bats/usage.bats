@@ -587,6 +587,9 @@ requests per day  # ai-ask  = ai-index  + ai-summarize
 	assert_eq "$status" 64
 	run --separate-stderr ai-usage --html
 	assert_eq "$status" 64
+	run --separate-stderr ai-usage --log --chart
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--chart"
 }
 
 # usage_tty ROWS COMMAND...: runs ai-usage's COMMAND on a pseudo-terminal of ROWS x 100.
