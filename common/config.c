@@ -134,7 +134,7 @@ const char *const config_known_keys[] = {
 	"base_url", "model", "embed_model", "api_key_cmd", "api_key_file", "temperature", "markdown",
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
-	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version",
+	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version", "embed_api",
 	"redis_password_cmd", "save", NULL
 };
 
@@ -317,6 +317,15 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 			goto bad;
 	} else if (!strcmp(key, "save")) {
 		if (parse_bool(val, &cfg->save))
+			goto bad;
+	} else if (!strcmp(key, "embed_api")) {
+		if (!strcmp(val, "auto"))
+			cfg->embed_api = AI_EMBED_API_AUTO;
+		else if (!strcmp(val, "openai"))
+			cfg->embed_api = AI_EMBED_API_OPENAI;
+		else if (!strcmp(val, "ollama"))
+			cfg->embed_api = AI_EMBED_API_OLLAMA;
+		else
 			goto bad;
 	} else if (!strcmp(key, "markdown")) {
 		if ((cfg->markdown = config_parse_markdown(val)) < 0)

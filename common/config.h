@@ -18,6 +18,15 @@ struct json_object;
 /* When Markdown in model text is rendered (markdown.h): the markdown key, --markdown. */
 enum ai_markdown { AI_MARKDOWN_AUTO, AI_MARKDOWN_ALWAYS, AI_MARKDOWN_NEVER };
 
+/*
+ * Which embeddings API a server is asked through (the embed_api key):
+ * OpenAI's /v1/embeddings, or Ollama's native /api/embed, the one Ollama
+ * endpoint that can be told not to cut an input to the model's context
+ * (its /v1/embeddings cuts silently and drops a "truncate" field).  auto:
+ * Ollama's where the base URL's port is 11434, Ollama's own.
+ */
+enum ai_embed_api { AI_EMBED_API_AUTO, AI_EMBED_API_OPENAI, AI_EMBED_API_OLLAMA };
+
 struct ai_config {
 	char *base_url;        /* owned; without a trailing slash */
 	char *model;           /* owned */
@@ -44,6 +53,7 @@ struct ai_config {
 	bool log_prompts;
 	bool save;             /* ai-stream keeps its conversations (convstore.h) */
 	int markdown;          /* enum ai_markdown: render model text on a terminal */
+	int embed_api;         /* enum ai_embed_api */
 	bool dry_run;
 	int verbose;
 	size_t max_input;      /* bytes a program reads at most */

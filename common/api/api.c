@@ -1287,6 +1287,39 @@ static void embed_finish(struct ai_call *k, int rc, struct ai_err *e)
 	call_free(k);
 }
 
+/*
+ * Ollama's /api/embed answers {"embeddings": [[...], ...],
+ * "prompt_eval_count": N}: made OpenAI's {"data": [{"embedding": [...]}],
+ * "usage": {"prompt_tokens": N}} in place, so that one parser checks both.
+ */
+static void ollama_embed_shape(json_object *j)
+{
+	json_object *embs, *data, *n;
+
+	if (!j || !json_object_is_type(j, json_type_object) || json_object_object_get_ex(j, "data", NULL) ||
+	    !json_object_object_get_ex(j, "embeddings", &embs) || !json_object_is_type(embs, json_type_array) ||
+	    !(data = json_object_new_array()))
+		return;
+	for (size_t i = 0; i < json_object_array_length(embs); i++) {
+		json_object *it = json_object_new_object();
+
+		if (!it || json_object_array_add(data, it)) {
+			json_object_put(it);
+			break;
+		}
+		json_object_object_add(it, "embedding", json_object_get(json_object_array_get_idx(embs, i)));
+	}
+	json_object_object_add(j, "data", data);
+	if (json_object_object_get_ex(j, "prompt_eval_count", &n) && !json_object_object_get_ex(j, "usage", NULL)) {
+		json_object *u = json_object_new_object();
+
+		if (u) {
+			json_object_object_add(u, "prompt_tokens", json_object_get(n));
+			json_object_object_add(j, "usage", u);
+		}
+	}
+}
+
 static int parse_embed(struct ai_call *k, const char *body, size_t len, struct ai_err *err)
 {
 	struct ai_embed_resp *r = k->eresp;
@@ -1296,6 +1329,7 @@ static int parse_embed(struct ai_call *k, const char *body, size_t len, struct a
 	int rc = -1;
 
 	(void)len;
+	ollama_embed_shape(j);
 	if (!j || !json_object_object_get_ex(j, "data", &data) ||
 	    !json_object_is_type(data, json_type_array)) {
 		ai_errf(err, AI_EX_UNAVAILABLE, "the embeddings answer from %s has no data array",
@@ -1436,9 +1470,45 @@ static void embed_done(int rc, struct http_resp *h, struct ai_err *herr, void *u
 	embed_finish(k, 0, NULL);
 }
 
+/* Whether embeddings go through Ollama's /api/embed (config.h, enum ai_embed_api). */
+static bool embed_via_ollama(const struct ai_client *c)
+{
+	char host[256];
+	const char *colon;
+
+	if (c->o.cfg->embed_api != AI_EMBED_API_AUTO)
+		return c->o.cfg->embed_api == AI_EMBED_API_OLLAMA;
+	if (!url_host(c->o.cfg->base_url, host, sizeof(host)))
+		return false;
+	colon = strrchr(host, ':');
+	return colon && strcmp(colon, ":11434") == 0;
+}
+
+/* Ollama's native endpoint beside its OpenAI one: the base URL less a final /v1, then /api/embed. */
+static char *ollama_embed_url(const struct ai_client *c)
+{
+	const char *base = c->o.cfg->base_url, *s = strstr(base, "://");
+	size_t n;
+	struct buf b;
+
+	s = s ? s + 3 : base;
+	n = (size_t)(s - base) + strcspn(s, "?#");
+	while (n > (size_t)(s - base) && base[n - 1] == '/')
+		n--;
+	if (n >= 3 + (size_t)(s - base) && strncmp(base + n - 3, "/v1", 3) == 0)
+		n -= 3;
+	buf_init(&b, 0);
+	if (buf_add(&b, base, n) || buf_addstr(&b, "/api/embed")) {
+		buf_release(&b);
+		return NULL;
+	}
+	return buf_detach(&b, NULL);
+}
+
 int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, const char *model,
 		   struct ai_embed_resp *resp, ai_embed_done_fn done, void *ud, struct ai_err *err)
 {
+	bool ollama = embed_via_ollama(c);
 	struct ai_call *k = calloc(1, sizeof(*k));
 	json_object *b = json_object_new_object(), *in = json_object_new_array();
 	struct buf canon;
@@ -1465,7 +1535,13 @@ int ai_embed_start(struct ai_client *c, const char *const *texts, size_t n, cons
 	if (jv_add(b, "model", json_object_new_string(model)) || jv_add(b, "input", in))
 		goto oom;
 	in = NULL;
-	if (!(k->model = strdup(model)) || !(k->url = endpoint_for(c, "/embeddings", model)) ||
+	/* Told not to cut: an input past the context is then an error that
+	 * ai-index answers by splitting the chunk (net/httperr.c), never a
+	 * vector of its first part. */
+	if (ollama && jv_add(b, "truncate", json_object_new_boolean(0)))
+		goto oom;
+	if (!(k->model = strdup(model)) ||
+	    !(k->url = ollama ? ollama_embed_url(c) : endpoint_for(c, "/embeddings", model)) ||
 	    ai_cache_canonical(c->o.cfg->base_url, b, &canon) || !(k->body = dup_json(b, &k->body_len)))
 		goto oom;
 	rc = call_send(k, &canon, err);

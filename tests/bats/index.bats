@@ -373,3 +373,50 @@ too_big() {
 	run --separate-stderr ai-index --db "$DB" --list
 	assert_eq "$status" 66 "nothing stored"
 }
+
+# ---- Ollama: told not to cut --------------------------------------------------
+
+@test "index: Ollama is asked through /api/embed with truncate false, so a chunk too long is split, never cut" {
+	# Ollama's /v1/embeddings cuts an input past the context silently; its
+	# /api/embed answers 400 when told truncate: false.  The server here cuts
+	# above 120 tokens unless told not to.
+	ctl '{"set":{"embed_max_tokens":120}}'
+	printf 'embed_api = ollama\n' >"$T/conf"
+	run --separate-stderr env AI_CONFIG="$T/conf" ai-index --db "$DB" "$CORPUS"/*.md
+	assert_eq "$status" 0 "status: $stderr"
+	assert_contains "$stderr" "10 indexed"
+	assert_contains "$stderr" "the input length exceeds the context length"
+	assert_contains "$stderr" "from now on"
+	assert_eq "$(request_count $EMB)" 0 "nothing went to /v1/embeddings"
+	assert_eq "$(requests /api/embed | jq -r .body.truncate | sort -u)" false
+	assert_eq "$(stats vectors)" "$(stats chunks)" "every chunk has its vector"
+	# No vector stored was made from a cut input: the last requests fit.
+	assert_eq "$(requests /api/embed | tail -n 1 | jq -r '[.body.input[] | length / 4 + 1 | floor] | max <= 120')" true
+	# The question is embedded the same way, and retrieval works.
+	: >"$SERVER_LOG"
+	run --separate-stderr env AI_CONFIG="$T/conf" ai-ask --db "$DB" --retrieve-only -k 1 espresso grind
+	assert_eq "$status" 0 "ask: $stderr"
+	assert_eq "$(request_count /api/embed)" 1
+	assert_eq "$(requests /api/embed | jq -r .body.truncate)" false
+}
+
+@test "index: embed_api auto means Ollama's API at Ollama's port 11434, OpenAI's elsewhere; a bad value is a config error" {
+	# --dry-run shows where the request would go, and its truncate field.
+	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:11434/v1 \
+		ai-index --dry-run --db "$T/dry.db" "$CORPUS/coffee.md"
+	assert_eq "$status" 0
+	assert_eq "${lines[0]}" "POST http://127.0.0.1:11434/api/embed"
+	assert_contains "$output" '"truncate":false'
+	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:11435/v1 \
+		ai-index --dry-run --db "$T/dry.db" "$CORPUS/coffee.md"
+	assert_eq "${lines[0]}" "POST http://127.0.0.1:11435/v1/embeddings"
+	assert_not_contains "$output" "truncate"
+	printf 'embed_api = openai\n' >"$T/conf"
+	run --separate-stderr env AI_CONFIG="$T/conf" OPENAI_BASE_URL=http://127.0.0.1:11434/v1 \
+		ai-index --dry-run --db "$T/dry.db" "$CORPUS/coffee.md"
+	assert_eq "${lines[0]}" "POST http://127.0.0.1:11434/v1/embeddings"
+	printf 'embed_api = sometimes\n' >"$T/conf"
+	run --separate-stderr env AI_CONFIG="$T/conf" ai-index --db "$DB" "$CORPUS/coffee.md"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "embed_api"
+}

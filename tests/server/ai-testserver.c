@@ -1872,6 +1872,73 @@ static void handle_control(const char *method, const struct req *r, struct reply
 	reply_json(rp, 200, o);
 }
 
+/* ---- Ollama's /api/embed ------------------------------------------------- */
+
+/*
+ * Ollama's native embeddings, as Ollama 0.5+ answers them: {"model", "embeddings":
+ * [[...]], "prompt_eval_count"}.  An input over embed_max_tokens is cut to it,
+ * silently, unless the request says "truncate": false: then the 400 Ollama gives.
+ */
+static void handle_ollama_embed(json_object *req, struct reply *rp)
+{
+	json_object *input = jget(req, "input"), *tr = jget(req, "truncate"), *o, *embs;
+	bool cut = !tr || json_object_get_boolean(tr);
+	long dim, max;
+	size_t n;
+	int64_t tokens = 0;
+	float *v;
+
+	if (!req || !json_object_is_type(req, json_type_object))
+		{ reply_error(rp, 400, "the request body must be a JSON object"); return; }
+	if (!input || !(json_object_is_type(input, json_type_string) || json_object_is_type(input, json_type_array)))
+		{ reply_error(rp, 400, "'input' must be a string or an array of strings"); return; }
+	n = json_object_is_type(input, json_type_string) ? 1 : json_object_array_length(input);
+	pthread_mutex_lock(&g_lock);
+	dim = g_set.embed_dim;
+	max = g_embed_max_tokens;
+	pthread_mutex_unlock(&g_lock);
+	v = xmalloc((size_t)dim * sizeof(*v));
+	o = json_object_new_object();
+	embs = json_object_new_array();
+	jadd(o, "model", json_object_new_string(jstr(req, "model") ? jstr(req, "model") : "m"));
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_is_type(input, json_type_string) ? input : json_object_array_get_idx(input, i);
+		json_object *arr;
+		const char *text = json_object_get_string(it);
+		size_t len = strlen(text);
+		char *t;
+
+		if (max > 0 && (long)(len / 4 + 1) > max) {
+			if (!cut) {
+				free(v);
+				json_object_put(embs);
+				json_object_put(o);
+				rp->status = 400;
+				rp->ctype = "application/json; charset=utf-8";
+				rp->text.len = 0;
+				sb_str(&rp->text, "{\"error\":\"the input length exceeds the context length\"}");
+				return;
+			}
+			len = (size_t)(max - 1) * 4;
+		}
+		t = xmalloc(len + 1);
+		memcpy(t, text, len);
+		t[len] = '\0';
+		tokens += (int64_t)(len / 4 + 1);
+		embed(t, v, (size_t)dim);
+		free(t);
+		arr = json_object_new_array_ext((int)dim);
+		for (long k = 0; k < dim; k++)
+			jappend(arr, json_object_new_double((double)v[k]));
+		jappend(embs, arr);
+	}
+	free(v);
+	jadd(o, "embeddings", embs);
+	jadd(o, "total_duration", json_object_new_int64(1000000));
+	jadd(o, "prompt_eval_count", json_object_new_int64(tokens));
+	reply_json(rp, 200, o);
+}
+
 /* ---- dispatch ----------------------------------------------------------- */
 
 static void handle_api(const char *method, const char *path, json_object *req, const struct req *r,
@@ -1890,6 +1957,12 @@ static void handle_api(const char *method, const char *path, json_object *req, c
 		if (path[4] == 'c')
 			{ handle_chat(req, act, rp); return; }
 		{ handle_embeddings(req, rp); return; }
+	}
+	if (strcmp(path, "/api/embed") == 0) {
+		if (!post)
+			{ reply_error(rp, 405, "use POST"); return; }
+		handle_ollama_embed(req, rp);
+		return;
 	}
 	if (strcmp(path, "/v1/models") == 0) {
 		json_object *o = json_object_new_object(), *data = json_object_new_array();
