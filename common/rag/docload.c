@@ -297,7 +297,7 @@ static int run(char **argv, const char *what, const struct docload_opts *o,
 }
 
 /* Hands out what a program printed as the document's text, once checked. */
-static int take_text(const char *path, const char *what, struct toolrun_result *res,
+static int take_text(const char *what, struct toolrun_result *res,
 		     struct ingest_text *out, struct ai_err *err)
 {
 	struct buf *b = &res->out;
@@ -306,9 +306,9 @@ static int take_text(const char *path, const char *what, struct toolrun_result *
 	for (size_t i = 0; i < b->len && blank; i++)
 		blank = isspace((unsigned char)b->data[i]) != 0;
 	if (blank)
-		return ai_errf(err, AI_EX_DATAERR, "%s printed no text for '%s'", what, path);
-	if (utf8_check_input(path, b->data, b->len, err))
-		return -1;
+		return ai_errf(err, AI_EX_DATAERR, "%s printed no text", what);
+	if (utf8_valid_prefix(b->data, b->len) != b->len)
+		return ai_errf(err, AI_EX_DATAERR, "%s printed what is not UTF-8 text", what);
 	if (!(out->text = buf_detach(b, &out->len)))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	return 0;
@@ -355,7 +355,7 @@ static int load_pdf(const char *path, const struct docload_opts *o, struct inges
 		*err = e;
 		return -1;
 	}
-	if (take_text(path, "pdftotext", &res, out, err) || split_pages(out, err)) {
+	if (take_text("pdftotext", &res, out, err) || split_pages(out, err)) {
 		toolrun_result_release(&res);
 		free(out->text);
 		free(out->pages);
@@ -381,7 +381,7 @@ static int load_with(const char *path, const char *cmd, const struct docload_opt
 	docload_argv_free(argv);
 	if (rc)
 		return -1;
-	rc = take_text(path, what, &res, out, err);
+	rc = take_text(what, &res, out, err);
 	toolrun_result_release(&res);
 	return rc;
 }
