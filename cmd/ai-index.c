@@ -227,7 +227,8 @@ static int add_doc(struct run *r, const char *path, const char *source, struct a
 	if (!e.msg[0] && !path && docload_kind(source, in.data, in.len, &r->dl, NULL) == DOC_HTML)
 		docload_html(source, in.data ? in.data : "", in.len, &t, &e);
 	else if (!e.msg[0] && path && kind != DOC_TEXT)
-		docload_file(path, kind, cmd, &r->dl, &t, &e);
+		/* The canonical path, absolute: a name starting with '-' is no option to a loader. */
+		docload_file(name, kind, cmd, &r->dl, &t, &e);
 	if (e.msg[0]) {
 		buf_release(&in);
 		ingest_failed(r->ig, name, &e);

@@ -217,6 +217,12 @@ CONF
 	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only zebradebug
 	assert_eq "$status" 1
 	assert_eq "$output" ""
+	# A name that starts with '-' reaches the loader as an absolute path, not an option.
+	printf 'dashed SECRET parsnip\n' >"$T/-n.note"
+	run --separate-stderr bash -c 'cd "$1" && ai-index --db "$2" --no-embed -q -- -n.note' _ "$T" "$DB"
+	assert_eq "$status" 0
+	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only parsnip
+	assert_eq "$(jq -r .text <<<"$output")" "dashed visible parsnip"
 }
 
 @test "documents: a loader runs as an argv, never through a shell, with a scrubbed environment" {
