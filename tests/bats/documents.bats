@@ -260,6 +260,21 @@ CONF
 	assert_eq "$status" 75
 }
 
+@test "documents: what a killed loader started is killed with it" {
+	cat >"$CONF" <<'CONF'
+loader_timeout = 1s
+loader.slow = sh -c 'sleep 300 & echo $! >"$1.pid"; wait' loader
+CONF
+	touch "$T/a.slow"
+	run --separate-stderr ai-index --db "$DB" --no-embed -q "$T/a.slow"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "ran past its timeout"
+	pid=$(cat "$T/a.slow.pid")
+	[[ $pid =~ ^[0-9]+$ ]]
+	# Reaped before ai-index exits: the pid is gone, not a zombie.
+	! kill -0 "$pid" 2>/dev/null
+}
+
 @test "documents: a loader that fails, prints nothing, prints no text, or is not found is that document's error" {
 	cat >"$CONF" <<CONF
 loader.fail = sh -c "echo broken input >&2; exit 3" loader
