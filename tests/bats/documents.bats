@@ -260,6 +260,21 @@ CONF
 	assert_eq "$status" 75
 }
 
+@test "documents: Ctrl-C while a loader runs stops it and the run, status 130" {
+	printf 'loader.slow = sh -c "sleep 300" loader\n' >"$CONF"
+	touch "$T/a.slow"
+	start=$SECONDS
+	ai-index --db "$DB" --no-embed -q "$T/a.slow" 2>"$T/err" &
+	pid=$!
+	sleep 1
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 130 status
+	((SECONDS - start < 120))
+	assert_contains "$(cat "$T/err")" "interrupted"
+}
+
 @test "documents: what a killed loader started is killed with it" {
 	cat >"$CONF" <<'CONF'
 loader_timeout = 1s
