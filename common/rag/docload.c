@@ -450,12 +450,24 @@ static bool name_in(const xmlChar *name, const char *const *v, size_t n)
 	return false;
 }
 
-/* Elements whose text is not the document's: code, styles, navigation. */
-static bool dropped(const xmlChar *name)
+/*
+ * Elements whose text is not the document's: code, styles, navigation.
+ * A <header> or <footer> inside an <article>, <main> or <section> is that
+ * part's own (its title, its byline), not the site's, and is kept.
+ */
+static bool dropped(const xmlChar *name, bool in_content)
 {
-	static const char *const v[] = { "script", "style", "noscript", "template", "nav", "header",
-					 "footer", "aside", "head", "svg", "iframe", "object", "button",
-					 "select", "form" };
+	static const char *const v[] = { "script", "style", "noscript", "template", "nav", "aside",
+					 "head", "svg", "iframe", "object", "button", "select", "form" };
+	static const char *const chrome[] = { "header", "footer" };
+
+	return name_in(name, v, AI_ARRAY_LEN(v)) || (!in_content && name_in(name, chrome, AI_ARRAY_LEN(chrome)));
+}
+
+/* Elements whose header and footer are their own. */
+static bool content(const xmlChar *name)
+{
+	static const char *const v[] = { "article", "main", "section" };
 
 	return name_in(name, v, AI_ARRAY_LEN(v));
 }
@@ -492,7 +504,7 @@ static int heading_level(const xmlChar *name)
 static void flat_text(struct html_out *h, xmlNode *n, struct buf *b)
 {
 	for (; n; n = n->next) {
-		if (n->type == XML_ELEMENT_NODE && dropped(n->name))
+		if (n->type == XML_ELEMENT_NODE && dropped(n->name, true))
 			continue;
 		if ((n->type == XML_TEXT_NODE || n->type == XML_CDATA_SECTION_NODE) && n->content) {
 			for (const char *s = (const char *)n->content; *s; s++) {
@@ -510,7 +522,7 @@ static void flat_text(struct html_out *h, xmlNode *n, struct buf *b)
 	}
 }
 
-static void walk(struct html_out *h, xmlNode *n, int depth)
+static void walk(struct html_out *h, xmlNode *n, int depth, bool in_content)
 {
 	for (; n && !h->oom; n = n->next) {
 		int level;
@@ -519,7 +531,7 @@ static void walk(struct html_out *h, xmlNode *n, int depth)
 			text(h, (const char *)n->content);
 			continue;
 		}
-		if (n->type != XML_ELEMENT_NODE || dropped(n->name))
+		if (n->type != XML_ELEMENT_NODE || dropped(n->name, in_content))
 			continue;
 		if ((level = heading_level(n->name))) {
 			struct buf t;
@@ -551,7 +563,7 @@ static void walk(struct html_out *h, xmlNode *n, int depth)
 		}
 		if (!strcasecmp((const char *)n->name, "pre"))
 			h->pre++;
-		walk(h, n->children, depth + 1);
+		walk(h, n->children, depth + 1, in_content || content(n->name));
 		if (!strcasecmp((const char *)n->name, "pre"))
 			h->pre--;
 		if (block(n->name))
@@ -581,7 +593,7 @@ int docload_html(const char *name, const char *html, size_t n, struct ingest_tex
 	buf_init(&h.b, 0);
 	root = xmlDocGetRootElement(doc);
 	if (root)
-		walk(&h, root, 0);
+		walk(&h, root, 0, false);
 	xmlFreeDoc(doc);
 	if (h.oom) {
 		buf_release(&h.b);

@@ -81,8 +81,9 @@ int docload_file(const char *path, enum doc_kind kind, const char *cmd,
 
 /*
  * The text of the HTML document html[0..n), named name in messages: the
- * body's text with scripts, styles, templates and navigation (nav, header,
- * footer, aside) left out, headings h1-h6 made Markdown headings ("## Title")
+ * body's text with scripts, styles, templates, forms and navigation (nav,
+ * aside, and the page's header and footer, not those of an article, main or
+ * section) left out, headings h1-h6 made Markdown headings ("## Title")
  * so that the chunker keeps them as section titles, paragraphs and other
  * blocks separated by a blank line, list items as "- ".  *out as for
  * docload_file (markdown set).  AI_EX_DATAERR for a page without text.

@@ -103,6 +103,11 @@ static void test_html(void)
 	       "headings, paragraphs, lists, pre and cells; no script, style or navigation");
 	ok(md, "chunked as Markdown, so headings are section titles");
 	free(s);
+	s = html("<body><header><h1>Site</h1></header><article><header><h1>Post title</h1><p>by Ann</p>"
+		 "</header><p>Body.</p><footer>tags: x</footer></article><footer>site foot</footer></body>", NULL);
+	is_str(s, "# Post title\n\nby Ann\n\nBody.\n\ntags: x\n",
+	       "an article's header and footer are its own; the page's are not");
+	free(s);
 	s = html("<p>caf\xc3\xa9 <!-- hidden comment --> ok<br>next line</p>", NULL);
 	is_str(s, "caf\xc3\xa9 ok\nnext line\n", "a fragment, UTF-8 kept, no comment, <br> a line end");
 	free(s);
