@@ -23,6 +23,8 @@
 #include <json-c/json.h>
 #include <libxml/HTMLparser.h>
 #include <libxml/tree.h>
+#include <libxml/xmlerror.h>
+#include <libxml/xmlversion.h>
 
 /* ---- which kind ----------------------------------------------------------- */
 
@@ -574,6 +576,45 @@ static void walk(struct html_out *h, xmlNode *n, int depth, bool in_content)
 	}
 }
 
+/*
+ * libxml2 reports some errors (a failed encoding conversion) through its
+ * global handlers even with HTML_PARSE_NOERROR, and their default writes
+ * to stderr: common/ never prints, so they are silenced during a parse.
+ */
+static void quiet(void *ctx, const char *msg, ...)
+{
+	(void)ctx;
+	(void)msg;
+}
+
+#if LIBXML_VERSION >= 21200
+static void quiet_structured(void *ctx, const xmlError *e)
+#else
+static void quiet_structured(void *ctx, xmlErrorPtr e)
+#endif
+{
+	(void)ctx;
+	(void)e;
+}
+
+static htmlDocPtr parse_quietly(const char *html, int n)
+{
+	xmlGenericErrorFunc gen = xmlGenericError;
+	void *gen_ctx = xmlGenericErrorContext;
+	xmlStructuredErrorFunc st = xmlStructuredError;
+	void *st_ctx = xmlStructuredErrorContext;
+	htmlDocPtr doc;
+
+	xmlSetGenericErrorFunc(NULL, quiet);
+	xmlSetStructuredErrorFunc(NULL, quiet_structured);
+	/* Without NONET a page could make the parser fetch its DTD. */
+	doc = htmlReadMemory(html, n, NULL, NULL, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
+			     HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_NOBLANKS);
+	xmlSetGenericErrorFunc(gen_ctx, gen);
+	xmlSetStructuredErrorFunc(st_ctx, st);
+	return doc;
+}
+
 int docload_html(const char *name, const char *html, size_t n, struct ingest_text *out,
 		 struct ai_err *err)
 {
@@ -584,10 +625,7 @@ int docload_html(const char *name, const char *html, size_t n, struct ingest_tex
 	*out = (struct ingest_text){ NULL, 0, NULL, 0, false };
 	if (n > INT_MAX)
 		return ai_errf(err, AI_EX_DATAERR, "'%s' is too large for the HTML parser", name);
-	/* Without NONET a page could make the parser fetch its DTD. */
-	doc = htmlReadMemory(html, (int)n, NULL, NULL,
-			     HTML_PARSE_RECOVER | HTML_PARSE_NOERROR | HTML_PARSE_NOWARNING |
-			     HTML_PARSE_NONET | HTML_PARSE_NOBLANKS);
+	doc = parse_quietly(html, (int)n);
 	if (!doc)
 		return ai_errf(err, AI_EX_DATAERR, "'%s' cannot be read as HTML", name);
 	buf_init(&h.b, 0);

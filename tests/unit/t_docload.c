@@ -3,6 +3,9 @@
 #include "rag/ingest.h"
 #include "tap.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <json-c/json.h>
 
 /* The argv of cmd for path, joined with '|' (owned), or NULL with err. */
@@ -120,6 +123,24 @@ static void test_html(void)
 	ok(docload_html("e.html", "<script>x()</script><nav>n</nav>", 32, &t, &err) == -1 &&
 	   err.code == AI_EX_DATAERR && strstr(err.msg, "no text") && !t.text,
 	   "a page of scripts and navigation alone is an error: %s", err.msg);
+	{
+		/* UTF-32 by its first bytes, then bytes that do not convert: libxml2 says so on stderr. */
+		static const char bad[] = "<\0\0\0!\0\0\0\0\0!D";
+		char tmpl[] = "/tmp/t_docload.XXXXXX";
+		int fd = mkstemp(tmpl), saved = dup(2);
+		struct stat st;
+
+		fflush(stderr);
+		dup2(fd, 2);
+		if (docload_html("u.html", bad, sizeof(bad) - 1, &t, &err) == 0)
+			free(t.text);
+		fflush(stderr);
+		dup2(saved, 2);
+		close(saved);
+		ok(fstat(fd, &st) == 0 && st.st_size == 0, "libxml2 prints nothing (common/ never prints)");
+		close(fd);
+		unlink(tmpl);
+	}
 	ok(docload_html("z.html", "", 0, &t, &err) == -1 && err.code == AI_EX_DATAERR, "and so is nothing: %s",
 	   err.msg);
 }
