@@ -21,7 +21,7 @@ DATADIR  ?= $(PREFIX)/share
 CC       ?= cc
 O        ?= build
 BIN      ?= bin
-PKGS      = libcurl json-c libsodium sqlite3 hiredis
+PKGS      = libcurl json-c libsodium sqlite3 hiredis libxml-2.0
 CFLAGS   ?= -O2 -g
 WFLAGS    = -std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral

@@ -93,6 +93,7 @@ static void print_passages(const struct kb_results *r)
 		out_add(j, "lines", json_object_new_string(l));
 		out_add(j, "line_start", json_object_new_int64((int64_t)p->line_start));
 		out_add(j, "line_end", json_object_new_int64((int64_t)p->line_end));
+		out_add(j, "page", p->page ? json_object_new_int64((int64_t)p->page) : NULL);
 		out_add(j, "heading", p->heading ? json_object_new_string(p->heading) : NULL);
 		out_add(j, "score", json_object_new_double(p->score));
 		out_add(j, "bm25", jv_num(p->bm25));
@@ -117,6 +118,7 @@ static void print_json(const struct ai_chat_resp *resp, const struct kb_results 
 		out_add(s, "n", json_object_new_int64((int64_t)i + 1));
 		out_add(s, "source", json_object_new_string(r->v[i].source));
 		out_add(s, "lines", json_object_new_string(l));
+		out_add(s, "page", r->v[i].page ? json_object_new_int64((int64_t)r->v[i].page) : NULL);
 		out_add(s, "score", json_object_new_double(r->v[i].score));
 		out_add(s, "cited", json_object_new_boolean(cited[i]));
 		if (json_object_array_add(src, s))
@@ -147,12 +149,11 @@ static void print_text(struct termout *to, const char *answer, bool streamed, co
 		buf_addch(&out, '\n');
 	buf_addstr(&out, "\nSources:\n");
 	for (size_t i = 0; i < r->n; i++) {
-		char l[PASSAGE_LINES_MAX];
-
 		if (ncited && !cited[i])
 			continue;
-		passage_lines(&r->v[i], l, sizeof(l));
-		buf_addf(&out, "[%zu] %s:%s\n", i + 1, path_display(r->v[i].source), l);
+		buf_addf(&out, "[%zu] ", i + 1);
+		passage_cite(&r->v[i], &out);
+		buf_addch(&out, '\n');
 	}
 	cli_write(out.data, out.len, true);
 	buf_release(&out);

@@ -12,6 +12,7 @@
 #include "ai.h"
 #include "api/api.h"
 #include "lib/cli.h"
+#include "rag/docload.h"
 #include "rag/ingest.h"
 #include "rag/kb.h"
 #include "path.h"
@@ -107,6 +108,7 @@ struct run {
 	struct termout_progress prog;
 	struct kb *kb;          /* where what is learned of the server is kept; NULL: nowhere */
 	const char *coll;
+	struct docload_opts dl; /* PDF, HTML and the configuration's loaders */
 };
 
 static void progress(struct run *r, const struct ingest_counts *n, bool last)
@@ -193,8 +195,9 @@ static int add_doc(struct run *r, const char *path, const char *source, struct a
 	struct stat sb;
 	struct ai_err e;
 	int64_t mtime = 0;
-	char *text;
-	size_t len;
+	struct ingest_text t = { NULL, 0, NULL, 0, false };
+	enum doc_kind kind = DOC_TEXT;
+	const char *cmd = NULL;
 	int rc;
 	/*
 	 * A file is stored under its canonical path, so that notes/keys.md,
@@ -213,15 +216,32 @@ static int add_doc(struct run *r, const char *path, const char *source, struct a
 			ai_errf(&e, AI_EX_NOINPUT, "is a directory: give files, or use find ... | %s --files-from -",
 				cli_prog);
 	}
-	if (e.msg[0] || cli_read_document(path ? path : "-", &in, &e)) {
+	if (!e.msg[0] && path)
+		docload_sniff(path, &r->dl, &kind, &cmd, &e);
+	if (!e.msg[0] && (!path || kind == DOC_TEXT))
+		cli_read_document(path ? path : "-", &in, &e);
+	/*
+	 * Standard input has passed as text: of the other kinds only HTML is
+	 * text too (a PDF's bytes would have been refused, with what to do).
+	 */
+	if (!e.msg[0] && !path && docload_kind(source, in.data, in.len, &r->dl, NULL) == DOC_HTML)
+		docload_html(source, in.data ? in.data : "", in.len, &t, &e);
+	else if (!e.msg[0] && path && kind != DOC_TEXT)
+		/* The canonical path, absolute: a name starting with '-' is no option to a loader. */
+		docload_file(name, kind, cmd, &r->dl, &t, &e);
+	if (e.msg[0]) {
 		buf_release(&in);
 		ingest_failed(r->ig, name, &e);
 		free(name);
 		return 0;
 	}
-	if (!(text = buf_detach(&in, &len)))
-		cli_die(AI_EX_OSERR, "out of memory");
-	rc = ingest_add(r->ig, name, text, len, mtime, err);
+	if (!t.text) {
+		t.markdown = ingest_is_markdown(name);
+		if (!(t.text = buf_detach(&in, &t.len)))
+			cli_die(AI_EX_OSERR, "out of memory");
+	}
+	buf_release(&in);
+	rc = ingest_add_text(r->ig, name, &t, mtime, err);
 	free(name);
 	return rc;
 }
@@ -468,7 +488,7 @@ int main(int argc, char **argv)
 	struct ai_err err;
 	struct ingest_opts io;
 	struct ingest_events ev = { on_doc, on_bm25_only, on_fit, NULL };
-	struct run r = { &c, NULL, 32u << 20, false, { 0 }, NULL, NULL };
+	struct run r = { &c, NULL, 32u << 20, false, { 0 }, NULL, NULL, { NULL, 0, 0, NULL } };
 	struct ingest_counts n;
 	struct kb *kb;
 	int optind_, code = 0;
@@ -503,6 +523,10 @@ int main(int argc, char **argv)
 	r.kb = cfg.dry_run ? NULL : kb;
 	r.coll = o.coll;
 	r.progress = !c.quiet && !c.json && isatty(2);
+	r.dl.loaders = cfg.loaders;
+	r.dl.timeout_ms = (long)(cfg.loader_timeout_s * 1000);
+	r.dl.max_output = r.max_input;
+	r.dl.cancel = &cli_interrupted;
 	termout_progress_init(&r.prog);
 	if (ingest_init(&r.ig, kb, online ? client : NULL, &io, &ev, &err))
 		cli_die_err(&err);

@@ -135,8 +135,39 @@ const char *const config_known_keys[] = {
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
 	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version", "embed_api",
-	"redis_password_cmd", "save", NULL
+	"redis_password_cmd", "save", "loader_timeout", NULL
 };
+
+/*
+ * loader.EXT = COMMAND (ai-index's documents of that extension, rag/docload.h):
+ * the extension is kept in lower case, without a dot; an empty command
+ * removes the loader.
+ */
+static int set_loader(struct ai_config *cfg, const char *ext, const char *val, const char *where,
+		      struct ai_err *err)
+{
+	char low[33];
+	size_t n = strlen(ext);
+	json_object *v;
+
+	if (!n || n >= sizeof(low) || strspn(ext, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+					      "0123456789_+-") != n)
+		return ai_errf(err, AI_EX_CONFIG, "%s: loader.%s: the extension must be 1 to 32 letters, "
+			       "digits, '_', '+' or '-', without its dot", where, ext);
+	for (size_t i = 0; i <= n; i++)
+		low[i] = (char)tolower((unsigned char)ext[i]);
+	if (!cfg->loaders && !(cfg->loaders = json_object_new_object()))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (!*val) {
+		json_object_object_del(cfg->loaders, low);
+		return 0;
+	}
+	if (!(v = json_object_new_string(val)) || json_object_object_add(cfg->loaders, low, v)) {
+		json_object_put(v);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	return 0;
+}
 
 /*
  * ca_cert, proxy and no_proxy: 1 when key is none of them, else 0 or -1.
@@ -350,6 +381,12 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		if (parse_num(val, 0, tokens ? 1e12 : 1e9, &d) || (tokens && d != floor(d)))
 			goto bad;
 		*to = d;
+	} else if (!strncmp(key, "loader.", 7)) {
+		return set_loader(cfg, key + 7, val, where, err);
+	} else if (!strcmp(key, "loader_timeout")) {
+		if (config_parse_duration(val, &d) || d <= 0 || d > 86400)
+			goto bad;
+		cfg->loader_timeout_s = d;
 	} else if (!strcmp(key, "max_input")) {
 		uint64_t sz;
 
@@ -629,6 +666,7 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 	cfg->confirm_over_tokens = 200000;
 	cfg->temperature = NAN;
 	cfg->max_input = 32u << 20;
+	cfg->loader_timeout_s = 60;
 	if (set_str(&cfg->base_url, DEFAULT_BASE_URL) || set_str(&cfg->model, DEFAULT_MODEL) ||
 	    set_str(&cfg->embed_model, DEFAULT_EMBED_MODEL))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -833,6 +871,7 @@ void config_release(struct ai_config *cfg)
 	free(cfg->system);
 	free(cfg->mcp);
 	json_object_put(cfg->params);
+	json_object_put(cfg->loaders);
 	if (cfg->key)
 		sodium_free(cfg->key);
 	memset(cfg, 0, sizeof(*cfg));

@@ -72,9 +72,12 @@ struct ai_config {
 	bool key_loaded;
 	bool env_key_off;      /* the profile's endpoint is not OPENAI_API_KEY's */
 	struct prices prices;  /* the price.MODEL overrides config_set read (prices.h) */
+	struct json_object *loaders; /* owned or NULL: loader.EXT = COMMAND, extension (lower
+	                              * case) -> command string (rag/docload.h) */
+	double loader_timeout_s;     /* a loader's or pdftotext's wall-clock limit (60) */
 };
 
-/* The keys config_set takes (price.MODEL and option.KEY aside), NULL-terminated. */
+/* The keys config_set takes (price.MODEL, option.KEY and loader.EXT aside), NULL-terminated. */
 extern const char *const config_known_keys[];
 
 /*

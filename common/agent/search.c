@@ -33,6 +33,7 @@ int agent_search_kb(const char *query, long k, json_object **result, struct ai_e
 		snprintf(score, sizeof(score), "%.4g", p->score);
 		if (!o || jv_add(o, "source", json_object_new_string(p->source)) ||
 		    jv_add(o, "lines", json_object_new_string(lines)) ||
+		    (p->page && jv_add(o, "page", json_object_new_int64((int64_t)p->page))) ||
 		    (p->heading && jv_add(o, "heading", json_object_new_string(p->heading))) ||
 		    jv_add(o, "score", json_object_new_double_s(p->score, score)) ||
 		    jv_add(o, "text", json_object_new_string(p->text)) || jv_push(a, o)) {

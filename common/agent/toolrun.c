@@ -224,6 +224,8 @@ static AI_PRINTF(3, 4) int tool_err(struct ai_err *err, const struct where *w, c
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
+	if (!w->file)
+		return ai_errf(err, AI_EX_CONFIG, "%s", what);
 	if (w->name)
 		return ai_errf(err, AI_EX_CONFIG, "tools file '%s', %s '%s': %s", w->file,
 			       w->kind ? w->kind : "tool", w->name, what);
@@ -305,6 +307,13 @@ static char *resolve_cmd(const char *cmd, const struct where *w, struct ai_err *
 	buf_release(&b);
 	tool_err(err, w, "command '%s' not found in PATH; give its absolute path", cmd);
 	return NULL;
+}
+
+char *toolrun_resolve(const char *cmd, struct ai_err *err)
+{
+	const struct where w = { NULL, NULL, 0 };
+
+	return resolve_cmd(cmd, &w, err);
 }
 
 /* Returns an owned NULL-terminated copy of a JSON array of strings, or NULL with *bad set. */

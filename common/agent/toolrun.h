@@ -284,6 +284,14 @@ bool toolproc_exited(struct toolproc *p);
  */
 void toolproc_stop(struct toolproc *p, long grace_ms);
 
+/*
+ * Resolves cmd as the tools file's argv[0] is: an absolute path that must
+ * be executable, or a bare name looked up in PATH (never against the
+ * working directory).  Returns the path, owned (free()), or NULL with err
+ * (AI_EX_CONFIG: "command 'x' not found in PATH; ...").
+ */
+char *toolrun_resolve(const char *cmd, struct ai_err *err);
+
 /* Frees the buffers of res; res stays valid and empty. */
 void toolrun_result_release(struct toolrun_result *res);
 

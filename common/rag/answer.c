@@ -14,6 +14,16 @@ void passage_lines(const struct kb_passage *p, char *out, size_t n)
 		snprintf(out, n, "%zu-%zu", p->line_start, p->line_end);
 }
 
+int passage_cite(const struct kb_passage *p, struct buf *b)
+{
+	char l[PASSAGE_LINES_MAX];
+
+	if (p->page)
+		return buf_addf(b, "%s p.%zu", path_display(p->source), p->page);
+	passage_lines(p, l, sizeof(l));
+	return buf_addf(b, "%s:%s", path_display(p->source), l);
+}
+
 static json_object *message(const char *role, const char *content)
 {
 	json_object *m = json_object_new_object();
@@ -36,10 +46,8 @@ json_object *answer_messages(const char *question, const struct kb_results *r, c
 			  "that support each statement with their numbers in square brackets, like [1] or [2][3]. "
 			  "If the passages do not contain the answer, say so plainly instead of guessing.\n\n");
 	for (size_t i = 0; i < r->n; i++) {
-		char l[PASSAGE_LINES_MAX];
-
-		passage_lines(&r->v[i], l, sizeof(l));
-		bad |= buf_addf(&b, "[%zu] %s:%s", i + 1, path_display(r->v[i].source), l);
+		bad |= buf_addf(&b, "[%zu] ", i + 1);
+		bad |= passage_cite(&r->v[i], &b);
 		if (r->v[i].heading)
 			bad |= buf_addf(&b, " (%s)", r->v[i].heading);
 		bad |= buf_addf(&b, "\n%s\n\n", r->v[i].text);

@@ -7,6 +7,7 @@
  * sources and JSON, ai-agent's search tool).
  */
 #include "ai.h"
+#include "buf.h"
 #include "rag/kb.h"
 
 #include <json-c/json.h>
@@ -18,9 +19,17 @@
 void passage_lines(const struct kb_passage *p, char *out, size_t n);
 
 /*
+ * Appends where p is, as a citation names it, to b: "SOURCE:LINES", or
+ * "SOURCE p.12" for a passage of a paged document (a PDF), whose lines
+ * are those of its extracted text and mean nothing to a reader.  SOURCE
+ * is shown as path_display shows it.  0, or -1 when out of memory.
+ */
+int passage_cite(const struct kb_passage *p, struct buf *b);
+
+/*
  * The chat messages asking question from the numbered passages of r alone,
  * citing them as [n]: a system message, then a user message holding each
- * passage as "[n] SOURCE:LINES (HEADING)" and its text, then the question.
+ * passage as "[n] CITATION (HEADING)" (passage_cite) and its text, then the question.
  * system (borrowed, may be NULL: -T's system line) is added to the
  * system message.  Returns an owned array (json_object_put), or NULL when
  * out of memory.

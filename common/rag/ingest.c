@@ -27,6 +27,9 @@ struct doc {
 	size_t len;
 	char hash[65];
 	int64_t mtime;
+	size_t *pages;           /* owned or NULL: where each page starts in text (a PDF's) */
+	size_t npages;
+	bool markdown;           /* chunked with its Markdown headings */
 	struct chunk_list cl;
 	float *vecs;             /* cl.n x dim, filled by the requests */
 	size_t queued;           /* chunks handed to requests */
@@ -88,6 +91,7 @@ static void doc_free(struct doc *d)
 {
 	free(d->source);
 	free(d->text);
+	free(d->pages);
 	free(d->vecs);
 	chunk_list_release(&d->cl);
 	free(d);
@@ -110,6 +114,23 @@ static void doc_failed(struct ingest *ig, struct doc *d, bool count)
 	doc_free(d);
 }
 
+/* The 1-based page holding text offset off (0 for a document without pages). */
+static size_t page_of(const struct doc *d, size_t off)
+{
+	size_t lo = 0, hi = d->npages;
+
+	/* The last page starting at or before off. */
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (d->pages[mid] <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 static int store(struct ingest *ig, struct doc *d, bool *replaced)
 {
 	struct kb_doc kd = { d->source, d->hash, (int64_t)d->len, d->mtime };
@@ -124,6 +145,7 @@ static int store(struct ingest *ig, struct doc *d, bool *replaced)
 		ch[i].line_start = d->cl.v[i].line_start;
 		ch[i].line_end = d->cl.v[i].line_end;
 		ch[i].heading = d->cl.v[i].heading;
+		ch[i].page = page_of(d, d->cl.v[i].off);
 	}
 	rc = kb_put(ig->kb, ig->o->coll, &kd, ch, d->cl.n, d->novec ? NULL : d->vecs, ig->dim,
 		    ig->model, replaced, &d->err);
@@ -182,17 +204,59 @@ static void req_drop(struct embed_req *b, bool novec)
 	req_free(b);
 }
 
-static bool is_markdown(const char *name);
 static int queue_chunks(struct ingest *ig, struct doc *d, struct ai_err *err);
+
+/*
+ * Chunks each page of d on its own, so that a chunk never spans two pages
+ * and its citation names one; the chunks' offsets and lines are then
+ * shifted to be of the whole text.
+ */
+static int chunk_pages(struct doc *d, const struct chunk_opts *co, struct chunk_list *cl)
+{
+	size_t line = 0, at = 0;
+
+	*cl = (struct chunk_list)CHUNK_LIST_INIT;
+	for (size_t p = 0; p < d->npages; p++) {
+		size_t from = d->pages[p], to = p + 1 < d->npages ? d->pages[p + 1] : d->len;
+		struct chunk_list pc = CHUNK_LIST_INIT;
+		struct chunk *v;
+
+		for (; at < from; at++)
+			line += d->text[at] == '\n';
+		if (chunk_text(d->text + from, to - from, co, &pc, &d->err))
+			goto fail;
+		if (!pc.n)
+			continue;
+		if (!(v = realloc(cl->v, (cl->n + pc.n) * sizeof(*v)))) {
+			chunk_list_release(&pc);
+			ai_errf(&d->err, AI_EX_OSERR, "out of memory");
+			goto fail;
+		}
+		cl->v = v;
+		for (size_t i = 0; i < pc.n; i++) {
+			pc.v[i].off += from;
+			pc.v[i].line_start += line;
+			pc.v[i].line_end += line;
+			cl->v[cl->n++] = pc.v[i];
+		}
+		free(pc.v);     /* the headings moved to cl */
+	}
+	return 0;
+fail:
+	chunk_list_release(cl);
+	return -1;
+}
 
 /* Chunks d at the run's size now, the overlap in the same proportion as asked. */
 static int chunk_doc(struct ingest *ig, struct doc *d, struct chunk_list *cl)
 {
 	const struct ingest_opts *o = ig->o;
 	struct chunk_opts co = { ig->fit, o->chunk_tokens ? o->overlap * ig->fit / o->chunk_tokens : 0,
-				 is_markdown(d->source) };
+				 d->markdown };
 
 	d->target = ig->fit;
+	if (d->npages)
+		return chunk_pages(d, &co, cl);
 	return chunk_text(d->text, d->len, &co, cl, &d->err);
 }
 
@@ -430,7 +494,7 @@ static int queue_chunks(struct ingest *ig, struct doc *d, struct ai_err *err)
 	return 0;
 }
 
-static bool is_markdown(const char *name)
+bool ingest_is_markdown(const char *name)
 {
 	static const char *const ext[] = { ".md", ".markdown", ".mdown", ".mkd", ".mdx", ".rmd", ".qmd" };
 	size_t n = strlen(name);
@@ -482,16 +546,30 @@ void ingest_failed(struct ingest *ig, const char *source, const struct ai_err *e
 int ingest_add(struct ingest *ig, const char *source, char *text, size_t len, int64_t mtime,
 	       struct ai_err *err)
 {
+	struct ingest_text t = { text, len, NULL, 0, ingest_is_markdown(source) };
+
+	return ingest_add_text(ig, source, &t, mtime, err);
+}
+
+int ingest_add_text(struct ingest *ig, const char *source, struct ingest_text *t, int64_t mtime,
+		    struct ai_err *err)
+{
 	struct doc *d = calloc(1, sizeof(*d));
 	bool same = false;
 
 	if (!d || !(d->source = strdup(source))) {
 		free(d);
-		free(text);
+		free(t->text);
+		free(t->pages);
+		*t = (struct ingest_text){ NULL, 0, NULL, 0, false };
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
-	d->text = text;
-	d->len = len;
+	d->text = t->text;
+	d->len = t->len;
+	d->pages = t->pages;
+	d->npages = t->npages;
+	d->markdown = t->markdown;
+	*t = (struct ingest_text){ NULL, 0, NULL, 0, false };
 	d->mtime = mtime;
 	kb_hash(d->text, d->len, d->hash);
 	if (!ig->o->force && ig->kb &&

@@ -94,6 +94,33 @@ int ingest_init(struct ingest **out, struct kb *kb, struct ai_client *client,
 int ingest_add(struct ingest *ig, const char *source, char *text, size_t len, int64_t mtime,
 	       struct ai_err *err);
 
+/*
+ * A document's text as rag/docload.h made it: text[0..len) (UTF-8, no NUL)
+ * and, for a paged document (PDF), where each page starts (pages[i] is
+ * the offset of page i + 1, ascending, pages[0] == 0); each page is then
+ * chunked on its own and its chunks carry its number.  markdown: chunk
+ * with Markdown headings as section titles.
+ */
+struct ingest_text {
+	char *text;
+	size_t len;
+	size_t *pages;          /* NULL when not paged */
+	size_t npages;
+	bool markdown;
+};
+
+/*
+ * ingest_add for a text that is not the file as it is: t's text and pages
+ * are consumed (owned by the run, and t emptied, whatever is returned).
+ * ingest_add(..., text, len, ...) is ingest_add_text with no pages and
+ * markdown by the source's name (.md, .markdown, ...).
+ */
+int ingest_add_text(struct ingest *ig, const char *source, struct ingest_text *t, int64_t mtime,
+		    struct ai_err *err);
+
+/* Whether a document named name is chunked as Markdown (.md, .markdown, ...). */
+bool ingest_is_markdown(const char *name);
+
 /* Counts and reports a document the caller could not read (e->msg says why). */
 void ingest_failed(struct ingest *ig, const char *source, const struct ai_err *e);
 

@@ -26,7 +26,7 @@ static const char schema_sql[] =
 	" hash TEXT NOT NULL, size INTEGER NOT NULL, mtime INTEGER NOT NULL, chunks INTEGER NOT NULL,"
 	" vectors INTEGER NOT NULL, indexed_at INTEGER NOT NULL, UNIQUE(coll, source));"
 	"CREATE TABLE chunks(id INTEGER PRIMARY KEY, doc INTEGER NOT NULL, seq INTEGER NOT NULL,"
-	" line_start INTEGER NOT NULL, line_end INTEGER NOT NULL);"
+	" line_start INTEGER NOT NULL, line_end INTEGER NOT NULL, page INTEGER NOT NULL DEFAULT 0);"
 	"CREATE INDEX chunks_doc ON chunks(doc);"
 	"CREATE VIRTUAL TABLE chunks_fts USING fts5(heading, text, coll UNINDEXED,"
 	" tokenize = 'porter unicode61 remove_diacritics 2');"
@@ -37,7 +37,15 @@ static const char schema_sql[] =
 	"CREATE INDEX vblocks_off ON vblocks(off);"
 	"CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
 	"PRAGMA application_id = 1634298722;"
-	"PRAGMA user_version = 2;";
+	"PRAGMA user_version = 3;";
+
+/*
+ * Schema 2 to 3: the page of a chunk (a PDF's; 0 for a document without
+ * pages), a column whose default is right for every chunk stored before.
+ */
+static const char migrate2_sql[] =
+	"ALTER TABLE chunks ADD COLUMN page INTEGER NOT NULL DEFAULT 0;"
+	"PRAGMA user_version = 3;";
 
 /* ---- SQLite helpers ----------------------------------------------------- */
 
@@ -188,6 +196,10 @@ static int create_schema(struct kb *kb, struct ai_err *err)
 		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
 		return not_ours(kb, err);
 	}
+	if (tables > 0 && v == 2 && (rc = sqlite3_exec(kb->db, migrate2_sql, NULL, NULL, NULL)) != SQLITE_OK)
+		goto fail;
+	if (tables > 0 && v == 2)
+		v = KB_SCHEMA;
 	if (v > KB_SCHEMA || (tables > 0 && v < KB_SCHEMA)) {
 		sqlite3_exec(kb->db, "ROLLBACK", NULL, NULL, NULL);
 		return v > KB_SCHEMA ? newer_schema(kb, v, err) : older_schema(kb, v, err);
@@ -230,7 +242,9 @@ static int check_read(struct kb *kb, struct ai_err *err)
 		return not_ours(kb, err);
 	if (v > KB_SCHEMA)
 		return newer_schema(kb, v, err);
-	if (v < KB_SCHEMA)
+	/* Schema 2 is read as it is (its chunks have no page), and upgraded by the next write. */
+	kb->nopage = v == 2;
+	if (v < 2)
 		return older_schema(kb, v, err);
 	return 0;
 }
@@ -575,8 +589,8 @@ int kb_put(struct kb *kb, const char *coll, const struct kb_doc *doc, const stru
 	if ((rc = kb_step_done(ds)) != SQLITE_OK)
 		goto fail;
 	did = sqlite3_last_insert_rowid(kb->db);
-	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO chunks(doc, seq, line_start, line_end)"
-				     " VALUES (?1, ?2, ?3, ?4)", -1, &cs, NULL)) != SQLITE_OK ||
+	if ((rc = sqlite3_prepare_v2(kb->db, "INSERT INTO chunks(doc, seq, line_start, line_end, page)"
+				     " VALUES (?1, ?2, ?3, ?4, ?5)", -1, &cs, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v2(kb->db, "INSERT INTO chunks_fts(rowid, heading, text, coll)"
 				     " VALUES (?1, ?2, ?3, ?4)", -1, &fs, NULL)) != SQLITE_OK)
 		goto fail;
@@ -585,6 +599,7 @@ int kb_put(struct kb *kb, const char *coll, const struct kb_doc *doc, const stru
 		sqlite3_bind_int64(cs, 2, (int64_t)i);
 		sqlite3_bind_int64(cs, 3, (int64_t)chunks[i].line_start);
 		sqlite3_bind_int64(cs, 4, (int64_t)chunks[i].line_end);
+		sqlite3_bind_int64(cs, 5, (int64_t)chunks[i].page);
 		if ((rc = kb_step_done(cs)) != SQLITE_OK)
 			goto fail;
 		ids[i] = sqlite3_last_insert_rowid(kb->db);

@@ -5,11 +5,13 @@
  * search tool): one SQLite file holding collections of documents, their
  * chunks, an FTS5 index for BM25, and embedding vectors for similarity.
  *
- * Layout (schema 2):
+ * Layout (schema 3; an index of schema 2 is read as it is and upgraded,
+ * in place, when it is next opened for writing):
  *   collections  name, embedding model and dimension (set by the first
  *                vectors stored; later vectors must match)
  *   documents    source, content hash (BLAKE2b-256, hex), size, mtime
- *   chunks       document, sequence number, line range
+ *   chunks       document, sequence number, line range, page (a PDF's,
+ *                1-based; 0 for a document without pages)
  *   chunks_fts   FTS5 (heading, text, coll UNINDEXED), rowid = chunk id;
  *                Porter stemming over unicode61
  *   vblocks      the vectors of one document, in blocks of up to KB_BLOCK
@@ -40,7 +42,7 @@
  */
 #include "ai.h"
 
-#define KB_SCHEMA 2
+#define KB_SCHEMA 3
 #define KB_BLOCK 4096           /* most vectors in one stored block */
 #define KB_DEFAULT_COLLECTION "default"
 
@@ -56,8 +58,9 @@ enum kb_mode {
  * NULL.  Errors: AI_EX_NOINPUT when KB_READ finds no file or an empty one
  * ("no index at '...': build one with ai-index"); AI_EX_DATAERR when the
  * file is not an SQLite database, is another program's database, or has
- * a schema other than KB_SCHEMA (the message names both versions; an
- * older one must be rebuilt).  KB_WRITE creates the vector file with a new
+ * a schema newer than KB_SCHEMA or older than 2 (the message names both
+ * versions; an older one must be rebuilt).  Schema 2 is upgraded to 3 by
+ * KB_WRITE, and read as it is by KB_READ.  KB_WRITE creates the vector file with a new
  * index; both modes open it only when vectors are written or searched.
  * *out is owned; close with kb_close.
  */
@@ -88,6 +91,7 @@ struct kb_chunk {
 	size_t len;
 	size_t line_start, line_end;
 	const char *heading;    /* borrowed heading path, or NULL */
+	size_t page;            /* 1-based page of a paged document (PDF), or 0 */
 };
 
 /* Fills hex (65 bytes) with the BLAKE2b-256 of p[0..n) in hex. */
@@ -154,6 +158,7 @@ struct kb_passage {
 	int64_t id;             /* the chunk's id */
 	char *source;           /* owned */
 	size_t line_start, line_end;
+	size_t page;            /* 1-based page of a PDF's chunk, 0 for a document without pages */
 	char *heading;          /* owned or NULL */
 	char *text;             /* owned */
 	double score;           /* the fused RRF score (or BM25's or the cosine when only one list) */

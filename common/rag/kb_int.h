@@ -18,6 +18,7 @@ struct kb {
 	char *vpath;            /* path + ".vec" */
 	int vfd;                /* the vector file, opened on first use; -1 before */
 	bool vwrite;            /* vfd is open for writing */
+	bool nopage;            /* schema 2, opened to read: chunks have no page column */
 };
 
 /* One stored block of vectors, as vblocks names it. */

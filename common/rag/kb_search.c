@@ -327,6 +327,7 @@ static int fill_passage(struct kb *kb, sqlite3_stmt *st, sqlite3_stmt *ft, struc
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		p->line_start = (size_t)sqlite3_column_int64(st, 0);
 		p->line_end = (size_t)sqlite3_column_int64(st, 1);
+		p->page = (size_t)sqlite3_column_int64(st, 3);
 		if (!(p->source = strdup((const char *)sqlite3_column_text(st, 2))))
 			rc = SQLITE_NOMEM;
 	}
@@ -423,8 +424,10 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (!(st = kb_prep(kb, "SELECT c.line_start, c.line_end, d.source FROM chunks c"
-			" JOIN documents d ON d.id = c.doc WHERE c.id = ?1", err)) ||
+	if (!(st = kb_prep(kb, kb->nopage ? "SELECT c.line_start, c.line_end, d.source, 0 FROM chunks c"
+			   " JOIN documents d ON d.id = c.doc WHERE c.id = ?1"
+			   : "SELECT c.line_start, c.line_end, d.source, c.page FROM chunks c"
+			   " JOIN documents d ON d.id = c.doc WHERE c.id = ?1", err)) ||
 	    !(ft = kb_prep(kb, "SELECT heading, text FROM chunks_fts WHERE rowid = ?1", err)))
 		goto out;
 	for (size_t i = 0; i < nf; i++) {

@@ -41,6 +41,24 @@ int main(void)
 	ok(user && strstr(user, "\nQuestion: what is [1]?") && !strstr(user, "Question: what is [1]?\n"),
 	   "the question last, as given");
 	json_object_put(m);
+	{
+		struct kb_passage pg = { .source = "/no/such/dir/manual.pdf", .line_start = 40, .line_end = 52,
+					 .page = 12, .text = "a page" };
+		struct kb_results rp = { &pg, 1, false, NULL };
+		struct buf b;
+
+		buf_init(&b, 0);
+		ok(passage_cite(&p[1], &b) == 0, "a citation is written");
+		is_str(b.data, "b.txt:3-30", "a passage without a page is cited by its lines");
+		buf_reset(&b);
+		passage_cite(&pg, &b);
+		is_str(b.data, "/no/such/dir/manual.pdf p.12", "a PDF's passage by its page, not its lines");
+		buf_release(&b);
+		m = answer_messages("q", &rp);
+		user = m ? jv_str(json_object_array_get_idx(m, 1), "content") : NULL;
+		ok(user && strstr(user, "[1] /no/such/dir/manual.pdf p.12\na page\n\n"), "and so in the prompt");
+		json_object_put(m);
+	}
 	r.n = 0;
 	m = answer_messages("anything", &r, NULL);
 	ok(m && strstr(jv_str(json_object_array_get_idx(m, 1), "content"), "Question: anything"),

@@ -103,7 +103,7 @@ static void test_open_errors(void)
 	sqlite3_open(p, &db);
 	sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL);
 	sqlite3_close(db);
-	ok(kb_open(&kb, p, KB_READ, &err) == -1 && strstr(err.msg, "schema 99") && strstr(err.msg, "(2)"),
+	ok(kb_open(&kb, p, KB_READ, &err) == -1 && strstr(err.msg, "schema 99") && strstr(err.msg, "(3)"),
 	   "a newer schema is refused, naming both: %s", err.msg);
 	ok(kb_open(&kb, p, KB_WRITE, &err) == -1 && err.code == AI_EX_DATAERR, "also for writing");
 	sqlite3_open(p, &db);
