@@ -311,7 +311,7 @@ static char *resolve_cmd(const char *cmd, const struct where *w, struct ai_err *
 
 char *toolrun_resolve(const char *cmd, struct ai_err *err)
 {
-	const struct where w = { NULL, NULL, 0 };
+	const struct where w = { NULL, NULL, 0, NULL };
 
 	return resolve_cmd(cmd, &w, err);
 }
