@@ -54,7 +54,7 @@ int main(void)
 		passage_cite(&pg, &b);
 		is_str(b.data, "/no/such/dir/manual.pdf p.12", "a PDF's passage by its page, not its lines");
 		buf_release(&b);
-		m = answer_messages("q", &rp);
+		m = answer_messages("q", &rp, NULL);
 		user = m ? jv_str(json_object_array_get_idx(m, 1), "content") : NULL;
 		ok(user && strstr(user, "[1] /no/such/dir/manual.pdf p.12\na page\n\n"), "and so in the prompt");
 		json_object_put(m);
