@@ -1,7 +1,7 @@
 /*
  * kb_search.c - search in the knowledge base: BM25 over FTS5, the vector
  * scan (float32 or int8, on several threads), and their fusion by
- * reciprocal rank.
+ * weighted reciprocal rank (kb.h says why weighted).
  */
 #include "rag/kb_int.h"
 #include "buf.h"
@@ -12,7 +12,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define KB_RRF_K0 60
 #define KB_MIN_COSINE 0.3
 #define KB_MAX_TERMS 64
 /* Bytes read from the vector file at a time into one reused buffer: small
@@ -351,6 +350,7 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 	const char *name = q->coll ? q->coll : KB_DEFAULT_COLLECTION;
 	size_t k = q->k ? q->k : 5, cand = q->candidates, nbm = 0, nvec = 0, nb = 0, nf;
 	double floor_cos = q->min_cosine == 0 ? KB_MIN_COSINE : q->min_cosine;
+	double wvec = q->vec_weight > 0 ? q->vec_weight : KB_VEC_WEIGHT;
 	int64_t coll, *bm_ids = NULL, *vec_ids = NULL;
 	double *bm_sc = NULL;
 	float *qv = NULL;
@@ -418,7 +418,7 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 				vec_ids[nvec++] = t.v[i].id;
 		out->hybrid = true;
 	}
-	nf = vec_rrf(bm_ids, nbm, vec_ids, nvec, KB_RRF_K0, fused, k);
+	nf = vec_rrf_weighted(bm_ids, nbm, 1.0, vec_ids, nvec, wvec, KB_FUSION_K0, fused, k);
 	if (nf && !(out->v = calloc(nf, sizeof(*out->v)))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
