@@ -317,6 +317,27 @@ out:
 	return r;
 }
 
+/* A whole vector scan, for a thread of its own while BM25 runs in the caller's. */
+struct scan_job {
+	struct kb *kb;
+	const struct kb_block *b;
+	size_t nb;
+	const float *q;
+	size_t dim;
+	bool int8;
+	struct vec_topk *t;
+	struct ai_err err;
+	int r;
+};
+
+static void *scan_job_run(void *arg)
+{
+	struct scan_job *j = arg;
+
+	j->r = (j->int8 ? scan_i8 : scan_f32)(j->kb, j->b, j->nb, j->q, j->dim, j->t, &j->err);
+	return NULL;
+}
+
 /* Fills p (id already set) from the chunk's rows. */
 static int fill_passage(struct kb *kb, sqlite3_stmt *st, sqlite3_stmt *ft, struct kb_passage *p)
 {
@@ -360,6 +381,9 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 	struct vec_topk t = { NULL, 0, 0 };
 	struct vec_hit *fused = NULL;
 	sqlite3_stmt *st = NULL, *ft = NULL;
+	struct scan_job job;
+	pthread_t scanner;
+	bool scanning = false;
 	int rc = -1, src;
 
 	memset(out, 0, sizeof(*out));
@@ -396,8 +420,6 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (!q->no_bm25 && search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err))
-		goto out;
 	if (q->qvec && dim) {
 		if (!(qv = malloc(dim * sizeof(float))) || vec_topk_init(&t, cand)) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -409,9 +431,27 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 			goto out;
 		}
 		vec_normalize(qv, dim);
-		if (kb_list_blocks(kb, coll, &blocks, &nb, err) || (nb && kb_vec_open(kb, false, err)) ||
-		    (q->int8 ? scan_i8 : scan_f32)(kb, blocks, nb, qv, dim, &t, err))
+		if (kb_list_blocks(kb, coll, &blocks, &nb, err) || (nb && kb_vec_open(kb, false, err)))
 			goto out;
+		job = (struct scan_job){ .kb = kb, .b = blocks, .nb = nb, .q = qv, .dim = dim, .int8 = q->int8, .t = &t };
+		/* The scan reads only the vector file, BM25 only SQLite: BM25 runs meanwhile. */
+		if (!q->no_bm25 && nb)
+			scanning = pthread_create(&scanner, NULL, scan_job_run, &job) == 0;
+		if (!scanning)
+			scan_job_run(&job);
+	}
+	if (!q->no_bm25 && search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err)) {
+		if (scanning)
+			pthread_join(scanner, NULL);
+		goto out;
+	}
+	if (q->qvec && dim) {
+		if (scanning)
+			pthread_join(scanner, NULL);
+		if (job.r) {
+			*err = job.err;
+			goto out;
+		}
 		vec_topk_sorted(&t);
 		for (size_t i = 0; i < t.n; i++)
 			if (floor_cos < 0 || t.v[i].score >= floor_cos)

@@ -258,7 +258,7 @@ dev_hits() {
 }
 
 @test "ask: a good embedding lifts hybrid recall@5 above both halves on man pages" {
-	# Measured: BM25 alone 115/150, vectors alone 103/150, hybrid 120/150.
+	# Measured: BM25 alone 115/150, vectors alone 100/150, hybrid 122/150.
 	rag_dev test-embed-good
 	bm25=$(dev_hits --no-embed)
 	vec=$(dev_hits --embed-model test-embed-good --no-bm25)
