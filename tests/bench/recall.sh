@@ -6,8 +6,10 @@
 # embeddings: text-embedding-3-small (its default word hashing, 64
 # dimensions), test-embed-weak and test-embed-good (see the top of
 # tests/server/ai-testserver.c).  The fusion's constants were chosen on
-# dev; heldout is the check.  RECALL_SETS="dev" runs one set.  Takes a few
-# minutes (one ai-ask process per question and mode).  Never fails its caller.
+# dev; heldout is the check.  RECALL_SETS="dev" runs one set;
+# RECALL_WEIGHTS="0.2 0.4 1" adds a hybrid line per --vector-weight, for
+# choosing the weight again.  Takes a few minutes (one ai-ask process per
+# question and mode).  Never fails its caller.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 O=${1:-build}
@@ -60,6 +62,10 @@ run() {
 			v=$(hits "$db" "$s" --embed-model "$m" --no-bm25)
 			h=$(hits "$db" "$s" --embed-model "$m")
 			say "$s, $m: vectors alone $v ($(awk -v h="$v" -v n="$n" 'BEGIN { printf "%.3f", h / n }')), hybrid $h ($(awk -v h="$h" -v n="$n" 'BEGIN { printf "%.3f", h / n }'))"
+			for w in ${RECALL_WEIGHTS:-}; do
+				h=$(hits "$db" "$s" --embed-model "$m" --vector-weight "$w")
+				say "$s, $m: hybrid at --vector-weight $w: $h ($(awk -v h="$h" -v n="$n" 'BEGIN { printf "%.3f", h / n }'))"
+			done
 		done
 	done
 }
