@@ -58,7 +58,9 @@
  * FNV-1a followed by MurmurHash3's fmix64 finaliser to h; it adds sign(bit 31 of h) to bucket (h mod 2^32) mod dim
  * and sign(bit 63 of h) to bucket (h >> 32) mod dim (bit set: -1).  The
  * vector is then L2-normalised; a text without words is the unit vector
- * on bucket 0.  Texts sharing words therefore have a high cosine.
+ * on bucket 0.  Texts sharing words therefore have a high cosine.  The
+ * models test-embed-weak and test-embed-good get two other embeddings (see
+ * their section).
  *
  * One thread per connection (libmicrohttpd), so a scripted delay on one
  * request never holds up another.  Every wait sleeps on a condition
@@ -1047,30 +1049,38 @@ static double square_root(double x)
 	return r;
 }
 
+/*
+ * The next word of *sp, ASCII lowercased into word (its first cap bytes; the
+ * rest is skipped), *sp moved past it; returns its length, 0 at the end.
+ */
+static size_t next_word(const unsigned char **sp, char *word, size_t cap)
+{
+	const unsigned char *s = *sp;
+	size_t n = 0;
+
+	while (*s && !word_byte(*s))
+		s++;
+	for (; *s && word_byte(*s); s++)
+		if (n < cap)
+			word[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
+	*sp = s;
+	return n;
+}
+
 /* Fills v[0..dim) with the embedding of text (see the top of the file). */
 static void embed(const char *text, float *v, size_t dim)
 {
 	char word[256];
 	double norm = 0.0;
 	const unsigned char *s = (const unsigned char *)text;
+	size_t n;
 
 	memset(v, 0, dim * sizeof(*v));
-	while (*s) {
-		size_t n = 0;
+	while ((n = next_word(&s, word, sizeof(word)))) {
+		uint64_t h = fnv1a(word, n);
 
-		while (*s && !word_byte(*s))
-			s++;
-		if (!*s)
-			break;
-		for (; *s && word_byte(*s); s++)
-			if (n < sizeof(word))
-				word[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
-		{
-			uint64_t h = fnv1a(word, n);
-
-			v[(uint32_t)h % dim] += (h >> 31) & 1 ? -1.0f : 1.0f;
-			v[(uint32_t)(h >> 32) % dim] += (h >> 63) & 1 ? -1.0f : 1.0f;
-		}
+		v[(uint32_t)h % dim] += (h >> 31) & 1 ? -1.0f : 1.0f;
+		v[(uint32_t)(h >> 32) % dim] += (h >> 63) & 1 ? -1.0f : 1.0f;
 	}
 	for (size_t i = 0; i < dim; i++)
 		norm += (double)v[i] * v[i];
@@ -1170,17 +1180,9 @@ static void variant_good(const char *text, float *v, size_t dim)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	char word[256];
+	size_t n;
 
-	while (*s) {
-		size_t n = 0;
-
-		while (*s && !word_byte(*s))
-			s++;
-		if (!*s)
-			break;
-		for (; *s && word_byte(*s); s++)
-			if (n < sizeof(word))
-				word[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
+	while ((n = next_word(&s, word, sizeof(word)))) {
 		if (n < 2 || variant_stop(word, n))
 			continue;
 		n = variant_stem(word, n);
