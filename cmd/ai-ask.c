@@ -3,7 +3,7 @@
  * (pattern 4, RAG: the read side).
  *
  * Retrieval is rag_retrieve's: BM25 and vector similarity, each its top-N,
- * fused by reciprocal rank.  The k passages are numbered in the prompt
+ * fused by weighted reciprocal rank.  The k passages are numbered in the prompt
  * (answer.h) and the model is asked to answer from them alone, citing them
  * as [n]; the answer is printed, then the sources it cited.  Nothing relevant: no model
  * call at all.
@@ -25,7 +25,7 @@
 
 enum {
 	OPT_DB = CLI_OPT_PROG, OPT_RETRIEVE_ONLY, OPT_STREAM, OPT_INT8, OPT_NO_EMBED, OPT_NO_BM25, OPT_EMBED_MODEL,
-	OPT_CANDIDATES, OPT_MIN_SIM, OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_RAW
+	OPT_CANDIDATES, OPT_MIN_SIM, OPT_VEC_WEIGHT, OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_RAW
 };
 
 static const struct cli_opt opts[] = {
@@ -40,6 +40,7 @@ static const struct cli_opt opts[] = {
 	{ "no-bm25", no_argument, OPT_NO_BM25, NULL, "retrieve by the vectors alone, without BM25" },
 	{ "embed-model", required_argument, OPT_EMBED_MODEL, "MODEL", "the embedding model (must be the index's)" },
 	{ "min-similarity", required_argument, OPT_MIN_SIM, "X", "ignore vector hits with a cosine below X (default 0.3)" },
+	{ "vector-weight", required_argument, OPT_VEC_WEIGHT, "W", "weigh the vector ranking W against BM25's 1 in the fusion (default 0.4)" },
 	{ "temperature", required_argument, OPT_TEMPERATURE, "T", "sampling temperature, 0 to 2" },
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of the answer" },
 	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
@@ -50,7 +51,7 @@ struct opts {
 	const char *coll, *db, *embed_model;
 	const char *system;     /* -T's system line, borrowed, or NULL */
 	long k, candidates, max_tokens;
-	double min_sim, temperature;
+	double min_sim, vec_weight, temperature;
 	bool retrieve_only, stream, int8, no_embed, no_bm25, raw;
 };
 
@@ -74,6 +75,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_NO_BM25: o->no_bm25 = true; break;
 	case OPT_EMBED_MODEL: o->embed_model = arg; break;
 	case OPT_MIN_SIM: o->min_sim = cli_double("--min-similarity", arg, -1, 1); break;
+	case OPT_VEC_WEIGHT: o->vec_weight = cli_double("--vector-weight", arg, 0.01, 100); break;
 	case OPT_TEMPERATURE: o->temperature = cli_double("--temperature", arg, 0, 2); break;
 	case OPT_MAX_TOKENS: o->max_tokens = cli_long("--max-tokens", arg, 1, 10000000); break;
 	case OPT_RAW: o->raw = true; break;
@@ -277,8 +279,7 @@ static void use_template(const struct cli *c, struct opts *o)
 int main(int argc, char **argv)
 {
 	struct cli c;
-	struct opts o = { KB_DEFAULT_COLLECTION, NULL, NULL, NULL, 5, 0, 0, 0, NAN,
-			  false, false, false, false, false, false };
+	struct opts o = { .coll = KB_DEFAULT_COLLECTION, .k = 5, .temperature = NAN };
 	struct ai_config cfg;
 	struct ai_client *client = NULL, *cl = NULL;
 	struct ai_err err;
@@ -310,7 +311,8 @@ int main(int argc, char **argv)
 
 	kq = (struct kb_query){ .coll = o.coll, .text = query.len ? query.data : q.data, .k = (size_t)o.k,
 				.candidates = (size_t)o.candidates, .qmodel = o.embed_model, .int8 = o.int8,
-				.no_bm25 = o.no_bm25, .min_cosine = o.min_sim };
+				.no_bm25 = o.no_bm25, .min_cosine = o.min_sim,
+				.vec_weight = o.vec_weight };
 	if (kb_open(&kb, o.db, KB_READ, &err) || rag_retrieve(kb, o.no_embed ? NULL : cl, &kq, &r, &err)) {
 		kb_close(kb);
 		if (cl)

@@ -1,7 +1,7 @@
 /*
  * kb_search.c - search in the knowledge base: BM25 over FTS5, the vector
  * scan (float32 or int8, on several threads), and their fusion by
- * reciprocal rank.
+ * weighted reciprocal rank (kb.h says why weighted).
  */
 #include "rag/kb_int.h"
 #include "buf.h"
@@ -12,7 +12,6 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define KB_RRF_K0 60
 #define KB_MIN_COSINE 0.3
 #define KB_MAX_TERMS 64
 /* Bytes read from the vector file at a time into one reused buffer: small
@@ -318,6 +317,27 @@ out:
 	return r;
 }
 
+/* A whole vector scan, for a thread of its own while BM25 runs in the caller's. */
+struct scan_job {
+	struct kb *kb;
+	const struct kb_block *b;
+	size_t nb;
+	const float *q;
+	size_t dim;
+	bool int8;
+	struct vec_topk *t;
+	struct ai_err err;
+	int r;
+};
+
+static void *scan_job_run(void *arg)
+{
+	struct scan_job *j = arg;
+
+	j->r = (j->int8 ? scan_i8 : scan_f32)(j->kb, j->b, j->nb, j->q, j->dim, j->t, &j->err);
+	return NULL;
+}
+
 /* Fills p (id already set) from the chunk's rows. */
 static int fill_passage(struct kb *kb, sqlite3_stmt *st, sqlite3_stmt *ft, struct kb_passage *p)
 {
@@ -352,6 +372,7 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 	const char *name = q->coll ? q->coll : KB_DEFAULT_COLLECTION;
 	size_t k = q->k ? q->k : 5, cand = q->candidates, nbm = 0, nvec = 0, nb = 0, nf;
 	double floor_cos = q->min_cosine == 0 ? KB_MIN_COSINE : q->min_cosine;
+	double wvec = q->vec_weight > 0 ? q->vec_weight : KB_VEC_WEIGHT;
 	int64_t coll, *bm_ids = NULL, *vec_ids = NULL;
 	double *bm_sc = NULL;
 	float *qv = NULL;
@@ -361,6 +382,9 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 	struct vec_topk t = { NULL, 0, 0 };
 	struct vec_hit *fused = NULL;
 	sqlite3_stmt *st = NULL, *ft = NULL;
+	struct scan_job job;
+	pthread_t scanner;
+	bool scanning = false;
 	int rc = -1, src;
 
 	memset(out, 0, sizeof(*out));
@@ -397,8 +421,6 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	if (!q->no_bm25 && search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err))
-		goto out;
 	if (q->qvec && dim) {
 		if (!(qv = malloc(dim * sizeof(float))) || vec_topk_init(&t, cand)) {
 			ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -410,16 +432,34 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 			goto out;
 		}
 		vec_normalize(qv, dim);
-		if (kb_list_blocks(kb, coll, &blocks, &nb, err) || (nb && kb_vec_open(kb, false, err)) ||
-		    (q->int8 ? scan_i8 : scan_f32)(kb, blocks, nb, qv, dim, &t, err))
+		if (kb_list_blocks(kb, coll, &blocks, &nb, err) || (nb && kb_vec_open(kb, false, err)))
 			goto out;
+		job = (struct scan_job){ .kb = kb, .b = blocks, .nb = nb, .q = qv, .dim = dim, .int8 = q->int8, .t = &t };
+		/* The scan reads only the vector file, BM25 only SQLite: BM25 runs meanwhile. */
+		if (!q->no_bm25 && nb)
+			scanning = pthread_create(&scanner, NULL, scan_job_run, &job) == 0;
+		if (!scanning)
+			scan_job_run(&job);
+	}
+	if (!q->no_bm25 && search_bm25(kb, coll, q->text ? q->text : "", cand, bm_ids, bm_sc, &nbm, err)) {
+		if (scanning)
+			pthread_join(scanner, NULL);
+		goto out;
+	}
+	if (q->qvec && dim) {
+		if (scanning)
+			pthread_join(scanner, NULL);
+		if (job.r) {
+			*err = job.err;
+			goto out;
+		}
 		vec_topk_sorted(&t);
 		for (size_t i = 0; i < t.n; i++)
 			if (floor_cos < 0 || t.v[i].score >= floor_cos)
 				vec_ids[nvec++] = t.v[i].id;
 		out->hybrid = true;
 	}
-	nf = vec_rrf(bm_ids, nbm, vec_ids, nvec, KB_RRF_K0, fused, k);
+	nf = vec_rrf_weighted(bm_ids, nbm, 1.0, vec_ids, nvec, wvec, KB_FUSION_K0, fused, k);
 	if (nf && !(out->v = calloc(nf, sizeof(*out->v)))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;

@@ -365,8 +365,8 @@ static void rrf_insert(struct vec_hit *out, size_t *got, size_t cap, int64_t id,
 	out[p].score = f;
 }
 
-size_t vec_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t k0,
-	       struct vec_hit *out, size_t out_n)
+size_t vec_rrf_weighted(const int64_t *a, size_t na, double wa, const int64_t *b, size_t nb,
+			double wb, size_t k0, struct vec_hit *out, size_t out_n)
 {
 	size_t got = 0, i, j;
 
@@ -377,16 +377,22 @@ size_t vec_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t 
 
 		if (find_id(a, i, a[i]) < i)
 			continue;
-		s = 1.0 / ((double)k0 + (double)i + 1);
+		s = wa / ((double)k0 + (double)i + 1);
 		j = find_id(b, nb, a[i]);
 		if (j < nb)
-			s += 1.0 / ((double)k0 + (double)j + 1);
+			s += wb / ((double)k0 + (double)j + 1);
 		rrf_insert(out, &got, out_n, a[i], s);
 	}
 	for (j = 0; j < nb; j++) {
 		if (find_id(b, j, b[j]) < j || find_id(a, na, b[j]) < na)
 			continue;
-		rrf_insert(out, &got, out_n, b[j], 1.0 / ((double)k0 + (double)j + 1));
+		rrf_insert(out, &got, out_n, b[j], wb / ((double)k0 + (double)j + 1));
 	}
 	return got;
+}
+
+size_t vec_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t k0,
+	       struct vec_hit *out, size_t out_n)
+{
+	return vec_rrf_weighted(a, na, 1.0, b, nb, 1.0, k0, out, out_n);
 }

@@ -135,4 +135,13 @@ int vec_from_base64(const char *b64, size_t len, float *out, size_t dim, struct 
 size_t vec_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t k0,
 	       struct vec_hit *out, size_t out_n);
 
+/*
+ * Weighted reciprocal-rank fusion: as vec_rrf, but a rank r in a adds
+ * wa / (k0 + r) and in b wb / (k0 + r), so that a list known to be the
+ * weaker one (wb < wa) reorders the other's hits more than it brings in
+ * its own.  Weights are positive and finite.  vec_rrf is wa = wb = 1.
+ */
+size_t vec_rrf_weighted(const int64_t *a, size_t na, double wa, const int64_t *b, size_t nb,
+			double wb, size_t k0, struct vec_hit *out, size_t out_n);
+
 #endif

@@ -223,3 +223,62 @@ recall() {
 		assert_eq "$(head -n 1 "$T/out" | od -An -tx1)" "$(printf 'Grind\e]0;title\a finer\e[2J [1].\n' | od -An -tx1)"
 	done
 }
+
+# ---- fusion on real text (issue 14): tests/fixtures/rag-dev ---------------------------------
+
+# rag_dev MODEL: indexes the development set's 155 Debian man pages into $T/dev.db with MODEL.
+rag_dev() {
+	RAGDEV=$(cd "$BATS_TEST_DIRNAME/../fixtures/rag-dev" && pwd -P)
+	mkdir -p "$T/dev" && tar -C "$T/dev" -xzf "$RAGDEV/dev-docs.tar.gz"
+	(cd "$T/dev/docs" && ai-index --db "$T/dev.db" -q --embed-model "$1" ./*.txt)
+}
+
+# dev_hits ARG...: how many of the 150 development questions find their page among 5 passages.
+dev_hits() {
+	local q a hit=0
+	while IFS=$'\t' read -r q a; do
+		if ai-ask --no-stdin --db "$T/dev.db" -q --retrieve-only -k 5 "$@" "$q" | jq -r .source |
+			grep -q "/$a\$"; then
+			hit=$((hit + 1))
+		fi
+	done <"$RAGDEV/dev.tsv"
+	echo "$hit"
+}
+
+@test "ask: a weak embedding does not pull hybrid recall@5 below BM25's on man pages" {
+	# Measured: BM25 alone 115/150, hybrid 117/150.  Plain reciprocal-rank fusion
+	# (k0 60, equal weights) gave 72/150: a weak embedding's hits crowded out BM25's.
+	rag_dev test-embed-weak
+	assert_eq "$(wc -l <"$RAGDEV/dev.tsv")" 150 questions
+	bm25=$(dev_hits --no-embed)
+	hybrid=$(dev_hits --embed-model test-embed-weak)
+	echo "# recall@5, weak embedding: BM25 $bm25/150, hybrid $hybrid/150" >&3
+	((bm25 >= 110)) || { echo "BM25 recall@5 $bm25/150" >&2; false; }
+	((hybrid >= bm25 - 2)) || { echo "hybrid $hybrid/150 below BM25 $bm25/150" >&2; false; }
+}
+
+@test "ask: a good embedding lifts hybrid recall@5 above both halves on man pages" {
+	# Measured: BM25 alone 115/150, vectors alone 100/150, hybrid 122/150.
+	rag_dev test-embed-good
+	bm25=$(dev_hits --no-embed)
+	vec=$(dev_hits --embed-model test-embed-good --no-bm25)
+	hybrid=$(dev_hits --embed-model test-embed-good)
+	echo "# recall@5, good embedding: BM25 $bm25/150, vectors $vec/150, hybrid $hybrid/150" >&3
+	((vec >= 95)) || { echo "vector recall@5 $vec/150" >&2; false; }
+	((hybrid >= bm25 + 2 && hybrid >= vec + 2)) ||
+		{ echo "hybrid $hybrid/150, BM25 $bm25/150, vectors $vec/150" >&2; false; }
+}
+
+@test "ask: --vector-weight is checked, and weighs the vectors in the fusion" {
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --vector-weight 0 "espresso"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--vector-weight"
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --vector-weight x "espresso"
+	assert_eq "$status" 64
+	# A passage found by the vectors alone scores w / (5 + rank).
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --no-bm25 -k 1 --vector-weight 2 "espresso grind"
+	assert_eq "$status" 0
+	jq -e '(.score - 2 / 6 | fabs) < 1e-6' <<<"$output"
+	run --separate-stderr ai-ask --db "$DB" --retrieve-only --no-bm25 -k 1 "espresso grind"
+	jq -e '(.score - 0.4 / 6 | fabs) < 1e-6' <<<"$output"
+}

@@ -61,7 +61,9 @@
  * FNV-1a followed by MurmurHash3's fmix64 finaliser to h; it adds sign(bit 31 of h) to bucket (h mod 2^32) mod dim
  * and sign(bit 63 of h) to bucket (h >> 32) mod dim (bit set: -1).  The
  * vector is then L2-normalised; a text without words is the unit vector
- * on bucket 0.  Texts sharing words therefore have a high cosine.
+ * on bucket 0.  Texts sharing words therefore have a high cosine.  The
+ * models test-embed-weak and test-embed-good get two other embeddings (see
+ * their section).
  *
  * One thread per connection (libmicrohttpd), so a scripted delay on one
  * request never holds up another.  Every wait sleeps on a condition
@@ -1201,30 +1203,38 @@ static double square_root(double x)
 	return r;
 }
 
+/*
+ * The next word of *sp, ASCII lowercased into word (its first cap bytes; the
+ * rest is skipped), *sp moved past it; returns its length, 0 at the end.
+ */
+static size_t next_word(const unsigned char **sp, char *word, size_t cap)
+{
+	const unsigned char *s = *sp;
+	size_t n = 0;
+
+	while (*s && !word_byte(*s))
+		s++;
+	for (; *s && word_byte(*s); s++)
+		if (n < cap)
+			word[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
+	*sp = s;
+	return n;
+}
+
 /* Fills v[0..dim) with the embedding of text (see the top of the file). */
 static void embed(const char *text, float *v, size_t dim)
 {
 	char word[256];
 	double norm = 0.0;
 	const unsigned char *s = (const unsigned char *)text;
+	size_t n;
 
 	memset(v, 0, dim * sizeof(*v));
-	while (*s) {
-		size_t n = 0;
+	while ((n = next_word(&s, word, sizeof(word)))) {
+		uint64_t h = fnv1a(word, n);
 
-		while (*s && !word_byte(*s))
-			s++;
-		if (!*s)
-			break;
-		for (; *s && word_byte(*s); s++)
-			if (n < sizeof(word))
-				word[n++] = (char)((*s >= 'A' && *s <= 'Z') ? *s + 32 : *s);
-		{
-			uint64_t h = fnv1a(word, n);
-
-			v[(uint32_t)h % dim] += (h >> 31) & 1 ? -1.0f : 1.0f;
-			v[(uint32_t)(h >> 32) % dim] += (h >> 63) & 1 ? -1.0f : 1.0f;
-		}
+		v[(uint32_t)h % dim] += (h >> 31) & 1 ? -1.0f : 1.0f;
+		v[(uint32_t)(h >> 32) % dim] += (h >> 63) & 1 ? -1.0f : 1.0f;
 	}
 	for (size_t i = 0; i < dim; i++)
 		norm += (double)v[i] * v[i];
@@ -1257,6 +1267,152 @@ static void base64(struct sb *out, const unsigned char *p, size_t n)
 	}
 }
 
+/* ---- embedding variants: a weak and a good model ------------------------
+ *
+ * For the retrieval-quality tests (tests/bats/ask.bats, tests/fixtures/
+ * rag-dev), two more deterministic embeddings, chosen by the request's
+ * model; any other model gets embed() above.
+ *
+ *   test-embed-weak  embed()'s word hashing folded into 8 buckets (spread
+ *                    over the dimensions asked for): most words collide,
+ *                    so similarity carries little beyond text length, as
+ *                    a poor or mismatched model gives.
+ *   test-embed-good  1,024 dimensions unless the request names dimensions;
+ *                    stop words dropped, a crude English stemmer (plural,
+ *                    -ed, -ing, -ly, -tion), log-scaled counts, each stem
+ *                    hashed into two signed buckets and each of its
+ *                    character trigrams into one at half the weight, so
+ *                    "compressed" and "compression" land near each other;
+ *                    a direction shared by every text is added, so that
+ *                    cosines are 0.64 + 0.36 times the texts' own, and pass
+ *                    ai-ask's similarity floor as a real model's do.
+ */
+#define WEAK_BUCKETS 8
+#define GOOD_DIM 1024
+
+static long variant_dim(const char *model, long dim)
+{
+	return model && strcmp(model, "test-embed-good") == 0 ? GOOD_DIM : dim;
+}
+
+static bool variant_stop(const char *w, size_t n)
+{
+	static const char *const stop[] = {
+		"a", "an", "and", "are", "as", "at", "be", "by", "can", "do", "does", "for", "from",
+		"how", "i", "if", "in", "into", "is", "it", "its", "not", "of", "on", "or", "that",
+		"the", "then", "this", "to", "was", "what", "when", "which", "with", "you",
+	};
+
+	for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)
+		if (strlen(stop[i]) == n && strncmp(stop[i], w, n) == 0)
+			return true;
+	return false;
+}
+
+/* Strips one common suffix, keeping a stem of at least 3 bytes. */
+static size_t variant_stem(const char *w, size_t n)
+{
+	static const char *const suf[] = { "ations", "ation", "tions", "tion", "ings", "ing", "edly",
+					   "ed", "ly", "es", "s" };
+
+	for (size_t i = 0; i < sizeof(suf) / sizeof(suf[0]); i++) {
+		size_t l = strlen(suf[i]);
+
+		if (n >= l + 3 && memcmp(w + n - l, suf[i], l) == 0)
+			return n - l;
+	}
+	return n;
+}
+
+/* Adds weight w to the signed bucket h picks. */
+static void variant_add(float *v, size_t dim, uint64_t h, float w)
+{
+	v[(uint32_t)h % dim] += (h >> 63) & 1 ? -w : w;
+}
+
+static void variant_good(const char *text, float *v, size_t dim)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	char word[256];
+	size_t n;
+
+	while ((n = next_word(&s, word, sizeof(word)))) {
+		if (n < 2 || variant_stop(word, n))
+			continue;
+		n = variant_stem(word, n);
+		{
+			uint64_t h = fnv1a(word, n);
+
+			variant_add(v, dim, h, 1.0f);
+			variant_add(v, dim, h >> 32 | h << 32, 1.0f);
+		}
+		for (size_t i = 0; i + 3 <= n; i++)
+			variant_add(v, dim, fnv1a(word + i, 3) ^ 0x9e3779b97f4a7c15ULL, 0.5f);
+	}
+	/* Log-scaled counts: a word said ten times is not ten times the topic. */
+	for (size_t i = 0; i < dim; i++) {
+		float a = v[i] < 0 ? -v[i] : v[i];
+		double l = 0.0, x = 1.0 + a;
+
+		/* ln(x) by halving to [1, 2) and the series of atanh; no libm here. */
+		while (x >= 2.0) {
+			x /= 2.0;
+			l += 0.69314718055994531;
+		}
+		{
+			double y = (x - 1.0) / (x + 1.0), y2 = y * y, t = y, sum = 0.0;
+
+			for (int k = 1; k < 40; k += 2, t *= y2)
+				sum += t / k;
+			l += 2.0 * sum;
+		}
+		v[i] = (float)(v[i] < 0 ? -l : l);
+	}
+}
+
+/*
+ * Fills v[0..dim) for the variant model names, L2-normalised; false (v
+ * untouched) for any other model.
+ */
+static bool embed_variant(const char *model, const char *text, float *v, size_t dim)
+{
+	double norm = 0.0;
+
+	if (!model)
+		return false;
+	if (strcmp(model, "test-embed-weak") == 0) {
+		float b[WEAK_BUCKETS];
+
+		embed(text, b, WEAK_BUCKETS);
+		memset(v, 0, dim * sizeof(*v));
+		for (size_t i = 0; i < dim; i++)
+			v[i] = b[i % WEAK_BUCKETS];
+	} else if (strcmp(model, "test-embed-good") == 0) {
+		memset(v, 0, dim * sizeof(*v));
+		variant_good(text, v, dim);
+		for (size_t i = 0; i < dim; i++)
+			norm += (double)v[i] * v[i];
+		/* 0.6 of the text's direction and 0.8 of one shared by every text: cosines of
+		 * 0.64 + 0.36 c, as real models give unrelated texts well above 0. */
+		norm = norm > 0.0 ? square_root(norm) : 1.0;
+		for (size_t i = 0; i < dim; i++)
+			v[i] = (float)(0.6 * v[i] / norm + 0.8 / square_root((double)dim));
+		norm = 0.0;
+	} else {
+		return false;
+	}
+	for (size_t i = 0; i < dim; i++)
+		norm += (double)v[i] * v[i];
+	if (norm == 0.0) {
+		v[0] = 1.0f;
+		return true;
+	}
+	norm = square_root(norm);
+	for (size_t i = 0; i < dim; i++)
+		v[i] = (float)(v[i] / norm);
+	return true;
+}
+
 static void handle_embeddings(json_object *req, struct reply *rp)
 {
 	json_object *input = jget(req, "input"), *o, *data;
@@ -1283,7 +1439,7 @@ static void handle_embeddings(json_object *req, struct reply *rp)
 	pthread_mutex_lock(&g_lock);
 	dim = g_set.embed_dim;
 	pthread_mutex_unlock(&g_lock);
-	dim = jlong(req, "dimensions", dim);
+	dim = jlong(req, "dimensions", variant_dim(jstr(req, "model"), dim));
 	if (dim < 1 || dim > MAX_DIM)
 		{ reply_error(rp, 400, "'dimensions' must be between 1 and 8192"); return; }
 
@@ -1297,7 +1453,8 @@ static void handle_embeddings(json_object *req, struct reply *rp)
 		const char *text = json_object_get_string(it);
 
 		bytes += strlen(text);
-		embed(text, v, (size_t)dim);
+		if (!embed_variant(jstr(req, "model"), text, v, (size_t)dim))
+			embed(text, v, (size_t)dim);
 		jadd(e, "object", json_object_new_string("embedding"));
 		jadd(e, "index", json_object_new_int((int)i));
 		if (b64) {

@@ -404,10 +404,29 @@ static void test_rrf(void)
 	ok(n == 3 && out[0].id == 3 && out[2].id == 4, "only b");
 }
 
+static void test_rrf_weighted(void)
+{
+	int64_t a[] = { 1, 2, 3 }, b[] = { 4, 5, 1 };
+	struct vec_hit out[8];
+	size_t n;
+
+	n = vec_rrf_weighted(a, 3, 1.0, b, 3, 0.4, 5, out, 8);
+	is_int(n, 5, "5 distinct ids");
+	ok(n == 5 && out[0].id == 1 && out[1].id == 2 && out[2].id == 3 && out[3].id == 4 && out[4].id == 5,
+	   "a weak b reorders a's hits but its own first hit stays below a's third");
+	is_dbl(out[0].score, 1.0 / 6 + 0.4 / 8, 1e-7, "score of 1 is 1/6 + 0.4/8");
+	is_dbl(out[3].score, 0.4 / 6, 1e-7, "score of 4 is 0.4/6");
+	n = vec_rrf_weighted(a, 3, 1.0, b, 3, 1.0, 5, out, 8);
+	ok(n == 5 && out[0].id == 1 && out[1].id == 4, "at equal weights b's first hit passes a's second");
+	n = vec_rrf_weighted(a, 3, 1.0, b, 3, 1.0, 60, out, 8);
+	ok(n == 5 && out[0].id == 1 && out[1].id == 4, "as vec_rrf does");
+}
+
 int main(void)
 {
 	test_dot();
 	test_normalize();
+	test_rrf_weighted();
 	test_finite();
 	test_topk();
 	test_quantize();
