@@ -128,55 +128,6 @@ static int ask_model(struct ai_client *c, const struct template *t, json_object 
 
 /* ---- the terminal ---- */
 
-enum answer { ANS_LINE, ANS_EOF, ANS_NOTTY, ANS_INTERRUPTED };
-
-/*
- * Asks question on /dev/tty, never on standard input (which may hold the
- * description, or "yes |"), and reads one line into line (without its
- * newline; a longer line is cut at the cap).  Keys typed before the
- * question are discarded first, as sudo and ssh do, so that only an answer
- * to this question can run a command.  cli_ask_tty does the same for
- * yes or no; this one keeps the line, which Revise needs.
- */
-static enum answer ask_tty(const char *question, struct buf *line)
-{
-	enum answer ans = ANS_LINE;
-	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-
-	buf_reset(line);
-	if (fd < 0)
-		return ANS_NOTTY;
-	tcflush(fd, TCIFLUSH);
-	if (fd_write_all(fd, question, strlen(question))) {
-		close(fd);
-		return cli_interrupted ? ANS_INTERRUPTED : ANS_NOTTY;
-	}
-	for (;;) {
-		char ch;
-		ssize_t r = read(fd, &ch, 1);
-
-		if (r < 0 && errno == EINTR && !cli_interrupted)
-			continue;
-		if (r < 0 && cli_interrupted) {
-			ans = ANS_INTERRUPTED;
-			break;
-		}
-		if (r <= 0) {
-			ans = line->len ? ANS_LINE : ANS_EOF;
-			break;
-		}
-		if (ch == '\n')
-			break;
-		if (line->len + 1 < 4096)
-			buf_addch(line, ch);
-	}
-	/* End of file leaves the cursor after the question: the next line starts on its own. */
-	if (ans != ANS_LINE)
-		(void)!write(fd, "\n", 1);
-	close(fd);
-	return ans;
-}
-
 /* The text of line with white space trimmed, for comparing answers.  Borrowed from line. */
 static const char *answer_text(struct buf *line)
 {
@@ -307,11 +258,11 @@ static bool revise(struct session *s, struct buf *line)
 {
 	struct buf q = BUF_INIT;
 	struct ai_err err;
-	enum answer a = ask_tty("Revise: ", line);
+	enum cli_line a = cli_ask_tty_line("Revise: ", line);
 
-	if (a == ANS_INTERRUPTED)
+	if (a == CLI_LINE_INTERRUPTED)
 		exit(AI_EX_INTERRUPT);
-	if (a != ANS_LINE || !*answer_text(line))
+	if (a != CLI_LINE || !*answer_text(line))
 		return false;
 	buf_addf(&q, "Change the command: %s\nReply with the whole new command alone, on one line.",
 		 line->data);
@@ -339,15 +290,15 @@ static int confirm(struct session *s)
 
 	show(s->cmd.data);
 	while (code < 0) {
-		enum answer a = ask_tty("Execute, Describe, Revise or Abort? [e/d/r/A] ", &line);
+		enum cli_line a = cli_ask_tty_line("Execute, Describe, Revise or Abort? [e/d/r/A] ", &line);
 		const char *t = answer_text(&line);
 
-		if (a == ANS_INTERRUPTED)
+		if (a == CLI_LINE_INTERRUPTED)
 			exit(AI_EX_INTERRUPT);
-		if (a == ANS_NOTTY) {
+		if (a == CLI_LINE_NOTTY) {
 			cli_warn("not run: there is no terminal to ask on");
 			code = 1;
-		} else if (a == ANS_EOF || !*t || !strcasecmp(t, "a") || !strcasecmp(t, "abort")) {
+		} else if (a == CLI_LINE_EOF || !*t || !strcasecmp(t, "a") || !strcasecmp(t, "abort")) {
 			code = 1;
 		} else if (!strcasecmp(t, "e") || !strcasecmp(t, "execute")) {
 			/* Nothing of ours is open in the command: the ledger and cache close first. */

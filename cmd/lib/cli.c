@@ -469,19 +469,18 @@ static int read_fd(int fd, const char *name, struct buf *out, struct ai_err *err
 	return fd_read_text(fd, name, out, &cli_interrupted, err);
 }
 
-enum cli_answer cli_ask_tty(const char *question)
+enum cli_line cli_ask_tty_line(const char *question, struct buf *line)
 {
-	enum cli_answer ans = CLI_NO;
-	char line[64];
-	size_t n = 0;
+	enum cli_line ans = CLI_LINE;
 	int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
 
+	buf_reset(line);
 	if (fd < 0)
-		return CLI_NOTTY;
+		return CLI_LINE_NOTTY;
 	tcflush(fd, TCIFLUSH);
 	if (fd_write_all(fd, question, strlen(question))) {
 		close(fd);
-		return cli_interrupted ? CLI_INTERRUPTED : CLI_NOTTY;
+		return cli_interrupted ? CLI_LINE_INTERRUPTED : CLI_LINE_NOTTY;
 	}
 	for (;;) {
 		char ch;
@@ -490,23 +489,45 @@ enum cli_answer cli_ask_tty(const char *question)
 		if (r < 0 && errno == EINTR && !cli_interrupted)
 			continue;
 		if (r < 0 && cli_interrupted) {
-			ans = CLI_INTERRUPTED;
+			ans = CLI_LINE_INTERRUPTED;
 			break;
 		}
-		if (r <= 0 || ch == '\n')
+		if (r <= 0) {
+			ans = line->len ? CLI_LINE : CLI_LINE_EOF;
 			break;
-		if (n + 1 < sizeof(line))
-			line[n++] = ch;
+		}
+		if (ch == '\n')
+			break;
+		if (line->len + 1 < 4096)
+			buf_addch(line, ch);
 	}
+	/* End of file leaves the cursor after the question: the next line starts on its own. */
+	if (ans != CLI_LINE)
+		(void)!write(fd, "\n", 1);
 	close(fd);
-	line[n] = '\0';
-	if (ans != CLI_INTERRUPTED) {
-		char *a = line + strspn(line, " \t\r");
+	return ans;
+}
+
+enum cli_answer cli_ask_tty(const char *question)
+{
+	struct buf line = BUF_INIT;
+	enum cli_answer ans;
+
+	switch (cli_ask_tty_line(question, &line)) {
+	case CLI_LINE_NOTTY:
+		ans = CLI_NOTTY;
+		break;
+	case CLI_LINE_INTERRUPTED:
+		ans = CLI_INTERRUPTED;
+		break;
+	default: {
+		char *a = line.data ? line.data + strspn(line.data, " \t\r") : "";
 
 		a[strcspn(a, " \t\r")] = '\0';
-		if (!strcasecmp(a, "y") || !strcasecmp(a, "yes"))
-			ans = CLI_YES;
+		ans = !strcasecmp(a, "y") || !strcasecmp(a, "yes") ? CLI_YES : CLI_NO;
 	}
+	}
+	buf_release(&line);
 	return ans;
 }
 

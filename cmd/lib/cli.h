@@ -149,6 +149,17 @@ enum cli_answer { CLI_NO, CLI_YES, CLI_NOTTY, CLI_INTERRUPTED };
  */
 enum cli_answer cli_ask_tty(const char *question);
 
+/* How cli_ask_tty_line ended: a line read, end of file, no terminal, Ctrl-C. */
+enum cli_line { CLI_LINE, CLI_LINE_EOF, CLI_LINE_NOTTY, CLI_LINE_INTERRUPTED };
+
+/*
+ * As cli_ask_tty, but keeps what was typed: one line into line, without
+ * its newline, cut at 4 KiB (a line ended by end of file counts as a line
+ * when it holds something).  When no line was read, a newline is written
+ * to the terminal, so that what follows does not start after the question.
+ */
+enum cli_line cli_ask_tty_line(const char *question, struct buf *line);
+
 /* On a terminal, says on stderr (unless -q) that standard input is being read and how to end it. */
 void cli_note_stdin(void);
 
