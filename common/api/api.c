@@ -540,6 +540,8 @@ static void account(struct ai_call *k, long pt, long ct, long status, bool cache
 	r.host = k->c->host;
 	r.prompt_tokens = pt;
 	r.completion_tokens = ct;
+	r.cached_tokens = -1;
+	r.reasoning_tokens = -1;
 	r.latency_ms = (long)latency_ms;
 	r.status = status;
 	r.cached = cached;

@@ -18,8 +18,8 @@ make_ledger() {
 	start_server
 	ai-summarize <<<"make the ledger" >/dev/null || return 1
 	# The rollups go too: the ledger is then as empty as a new one.
-	sqlite3 "$DB" "DELETE FROM calls; DELETE FROM rollup; DELETE FROM rollup_lat;
-		UPDATE ledger_meta SET v = 0 WHERE k = 'folded'"
+	sqlite3 "$DB" "DELETE FROM calls; DELETE FROM rollup; DELETE FROM rollup_lat; DELETE FROM spend;
+		DELETE FROM rollup_day; DELETE FROM rollup_lat_day; UPDATE ledger_meta SET v = 0 WHERE k IN ('folded', 'days_done')"
 }
 
 # row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC),
@@ -52,12 +52,12 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$stderr" ""
 	# TOKENS_IN and TOKENS_OUT are the billed calls' (they add up with the cost); the hit's
 	# 100 + 10 tokens are in HIT_TOKENS.
-	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED HIT_TOKENS)
+	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED HIT_TOKENS CACHED_IN)
 	want=${want%$'\t'}$'\n'
-	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.0000\t0%\t$0.0000\t0\n'
-	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.0000\t0\n'
-	want+=$'ai-summarize\t1\t100\t200\t300\t30\t$0.2500\t33.3%\t$0.2500\t110\n'
-	want+=$'total\t2\t187\t500\t2350\t430\t$1.2500*\t16.7%\t$0.2500\t110\n'
+	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.0000\t0%\t$0.0000\t0\t-\n'
+	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.0000\t0\t-\n'
+	want+=$'ai-summarize\t1\t100\t200\t300\t30\t$0.2500\t33.3%\t$0.2500\t110\t-\n'
+	want+=$'total\t2\t187\t500\t2350\t430\t$1.2500*\t16.7%\t$0.2500\t110\t-\n'
 	want+=$'projected month: $37.5000 (30 x the average of 3 days)\n'
 	want+='* 1 call of models without a price is not counted; add price.MODEL to the config (see ai.conf(5))'
 	assert_eq "$output" "$want" table
@@ -160,9 +160,9 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$status" 0
 	out=${output//$'\r'/}
 	# Text left, numbers right, two spaces between columns, no tabs.
-	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%    SAVED  HIT_TOKENS"
-	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400   $1.0000     0%  $0.0000           0'
-	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2350         430  $1.2500*  16.7%  $0.2500         110'
+	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%    SAVED  HIT_TOKENS  CACHED_IN"
+	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400   $1.0000     0%  $0.0000           0          -'
+	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2350         430  $1.2500*  16.7%  $0.2500         110          -'
 	assert_not_contains "$out" $'\t'
 }
 
@@ -454,7 +454,7 @@ schema1_ledger() {
 	assert_eq "$status" 0
 	assert_eq "$stderr" ""
 	assert_eq "$output" "$want"
-	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 2
+	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 3
 	assert_eq "$(sqlite3 "$DB" 'SELECT sum(n) FROM rollup')" 6
 	assert_eq "$(sqlite3 "$DB" "SELECT v FROM ledger_meta WHERE k = 'folded'")" 6
 	# A second run folds nothing twice.
