@@ -118,6 +118,7 @@ volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
 }
 
 static void call_free(struct ai_call *k);
+static void ledger_flush(struct ai_client *c);
 
 void ai_client_release(struct ai_client *c)
 {
@@ -133,6 +134,8 @@ void ai_client_release(struct ai_client *c)
 	}
 	if (c->cache_state == 1)
 		cache_close(&c->cache);
+	ledger_flush(c);
+	free(c->lq);
 	if (c->ledger) {
 		ledger_close(c->ledger);
 		free(c->ledger);
@@ -523,6 +526,105 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
 	return prices_cost_at(&k->c->o.cfg->prices, k->model, k->c->host, pt, ct < 0 ? 0 : ct, (k->c->o.batch_price || k->c->batch_now));
 }
 
+/*
+ * The ledger rows of one wake-up.  Inside ai_client_step, account()
+ * queues its row and the step writes them all at its end in one
+ * transaction (ledger_append_many): ai-batch's wake-up that completes
+ * 40 calls pays one commit, not 40.  Outside a step (a synchronous
+ * caller between steps, ai_account_batch_result) a row is written at
+ * once.  The queue is also written before a budget check, so the check
+ * sees every call made, and when the client is released.  A program
+ * that exits from a done callback loses the queued rows of that
+ * wake-up, as it would lose them on a power cut.
+ */
+struct ledger_qrow {
+	struct ledger_row r;
+	char *model, *prompt;           /* owned copies: the call is freed before the flush */
+};
+
+#define LEDGER_QUEUE_MAX 1024
+
+static void ledger_off(struct ai_client *c, const struct ai_err *e)
+{
+	warn_once(c, "usage ledger not written", e);
+	ledger_close(c->ledger);
+	free(c->ledger);
+	c->ledger = NULL;
+	c->ledger_state = -1;
+}
+
+static void ledger_queue_clear(struct ai_client *c)
+{
+	for (size_t i = 0; i < c->lq_n; i++) {
+		free(c->lq[i].model);
+		free(c->lq[i].prompt);
+	}
+	c->lq_n = 0;
+}
+
+/* Writes the queued rows in one transaction; on failure warns once and turns the ledger off. */
+static void ledger_flush(struct ai_client *c)
+{
+	struct ledger_row rows[64];
+	struct ai_err e;
+	size_t i = 0;
+
+	ai_err_clear(&e);
+	if (c->lq_n && c->ledger) {
+		/* One transaction for all: append_many takes an array of rows. */
+		struct ledger_row *v = c->lq_n <= AI_ARRAY_LEN(rows) ? rows : malloc(c->lq_n * sizeof(*v));
+
+		if (!v) {
+			ai_errf(&e, AI_EX_OSERR, "out of memory");
+			ledger_off(c, &e);
+		} else {
+			for (i = 0; i < c->lq_n; i++)
+				v[i] = c->lq[i].r;
+			if (ledger_append_many(c->ledger, v, c->lq_n, &e))
+				ledger_off(c, &e);
+			if (v != rows)
+				free(v);
+		}
+	}
+	ledger_queue_clear(c);
+}
+
+/* Queues a row (see ledger_flush); false when it must be written at once. */
+static bool ledger_enqueue(struct ai_client *c, const struct ledger_row *r)
+{
+	struct ledger_qrow *q;
+
+	if (!c->in_step)
+		return false;
+	if (c->lq_n == c->lq_alloc) {
+		size_t na = c->lq_alloc ? 2 * c->lq_alloc : 64;
+		struct ledger_qrow *nv;
+
+		if (c->lq_n >= LEDGER_QUEUE_MAX)
+			ledger_flush(c);
+		if (c->lq_n == c->lq_alloc) {
+			nv = realloc(c->lq, na * sizeof(*nv));
+			if (!nv)
+				return false;
+			c->lq = nv;
+			c->lq_alloc = na;
+		}
+	}
+	q = &c->lq[c->lq_n];
+	q->r = *r;
+	q->model = r->model ? strdup(r->model) : NULL;
+	q->prompt = r->prompt ? strdup(r->prompt) : NULL;
+	if ((r->model && !q->model) || (r->prompt && !q->prompt)) {
+		free(q->model);
+		free(q->prompt);
+		return false;
+	}
+	q->r.model = q->model;
+	q->r.prompt = q->prompt;
+	c->lq_n++;
+	return true;
+}
+
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
 static void account(struct ai_call *k, long pt, long ct, long status, bool cached, double cost,
 		    double latency_ms)
@@ -549,14 +651,12 @@ static void account(struct ai_call *k, long pt, long ct, long status, bool cache
 	r.cost = cached ? 0 : cost;
 	r.saved = cached ? cost : NAN;
 	r.prompt = k->c->o.cfg->log_prompts ? k->prompt : NULL;
+	if (ledger_enqueue(k->c, &r))
+		return;
+	l = k->c->ledger;	/* a full queue's flush may have failed and closed it */
 	ai_err_clear(&e);
-	if (ledger_append(l, &r, &e)) {
-		warn_once(k->c, "usage ledger not written", &e);
-		ledger_close(l);
-		free(l);
-		k->c->ledger = NULL;
-		k->c->ledger_state = -1;
-	}
+	if (l && ledger_append(l, &r, &e))
+		ledger_off(k->c, &e);
 }
 
 /* ---- chat ---- */
@@ -919,6 +1019,10 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 	if (!isnan(c->o.cfg->budget_daily)) {
 		struct ledger *l = client_ledger(c);
 
+		/* The calls of this wake-up count against the budget too. */
+		if (l)
+			ledger_flush(c);
+		l = c->ledger;
 		if (!l)
 			return ai_errf(err, AI_EX_CONFIG,
 				       "a daily budget is set but the usage ledger cannot be read");
@@ -1326,13 +1430,17 @@ static void deliver_ready(struct ai_client *c)
 
 int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
 {
-	int r;
+	int r = 0;
 
+	c->in_step++;
 	deliver_ready(c);
-	if (!c->pool || !http_pool_pending(c->pool))
-		return ai_client_pending(c);
-	r = http_pool_step(c->pool, timeout_ms, err);
-	deliver_ready(c);
+	if (c->pool && http_pool_pending(c->pool)) {
+		r = http_pool_step(c->pool, timeout_ms, err);
+		deliver_ready(c);
+	}
+	/* The wake-up's ledger rows, in one transaction. */
+	if (--c->in_step == 0)
+		ledger_flush(c);
 	return r < 0 ? -1 : ai_client_pending(c);
 }
 

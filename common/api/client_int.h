@@ -9,6 +9,7 @@
 
 struct ai_call;
 struct ledger;
+struct ledger_qrow;
 
 /*
  * The client's fields: only ai_client_init writes them (api.c
@@ -22,6 +23,9 @@ struct ai_client {
 	int cache_state;                /* 0 not tried, 1 open, -1 failed */
 	struct ledger *ledger;
 	int ledger_state;
+	struct ledger_qrow *lq;         /* owned: the rows of this wake-up, written at its end */
+	size_t lq_n, lq_alloc;
+	int in_step;                    /* inside ai_client_step: account() queues its row */
 	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
 	bool auth_loaded;
 	bool batch_now;                 /* pricing one Batch API result (ai_account_batch_result) */

@@ -509,3 +509,24 @@ schema1_ledger() {
 	run --separate-stderr env AI_CONFIG="$T/conf" ai-usage --json
 	assert_eq "$status" 0
 }
+
+@test "usage: one ai-batch wake-up writes its calls' rows in one transaction, every call counted" {
+	start_server
+	for i in $(seq 1 48); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	ai-batch -q -P 16 "$T/in.jsonl" >/dev/null
+	# The rerun is all cache hits: each wake-up delivers up to 16 of them at once.  A trigger
+	# notes, at each raw row, how far the rollups had got: a row written alone finds every
+	# row before it folded; rows written together find the mark where their transaction began.
+	sqlite3 "$DB" "CREATE TABLE seen(id INTEGER, folded INTEGER);
+		CREATE TRIGGER seen_t AFTER INSERT ON calls BEGIN
+		INSERT INTO seen VALUES(new.id, (SELECT v FROM ledger_meta WHERE k = 'folded')); END"
+	run --separate-stderr ai-batch -q -P 16 "$T/in.jsonl"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 48
+	assert_eq "$(request_count)" 48
+	assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM seen')" 48
+	together=$(sqlite3 "$DB" 'SELECT count(*) FROM seen WHERE id - folded > 1')
+	((together > 0)) || { echo "every row was written in its own transaction" >&2; false; }
+	run --separate-stderr ai-usage --json
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .hits]')" '[96,48]'
+}
