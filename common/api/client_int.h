@@ -25,6 +25,7 @@ struct ai_client {
 	int ledger_state;
 	struct ledger_qrow *lq;         /* owned: the rows of this wake-up, written at its end */
 	size_t lq_n, lq_alloc;
+	int64_t lq_t0;                  /* mono_ms() when the oldest queued row came */
 	int in_step;                    /* inside ai_client_step: account() queues its row */
 	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
 	bool auth_loaded;

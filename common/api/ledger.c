@@ -1048,6 +1048,16 @@ static void maybe_prune(struct ledger *l)
 	ledger_prune(l, wall_ms(), LEDGER_PRUNE_CHUNK, &n, &e);
 }
 
+/*
+ * Up to this many rows a transaction adds each row to its rollups by
+ * its upserts; above, the rows go in raw and one grouped pass folds
+ * them, which builds a dense histogram per group and pays off only
+ * when the groups hold many rows each.  See ledger_bench.
+ */
+#ifndef LEDGER_DIRECT_MAX
+#define LEDGER_DIRECT_MAX 8
+#endif
+
 int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n, struct ai_err *err)
 {
 	int rc;
@@ -1058,12 +1068,12 @@ int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "write", err);
 	rc = step_retry(l, l->begin);
-	/* One row is added to its rollups by two upserts; many rows are
-	 * inserted raw and folded by one grouped pass, which touches each
-	 * rollup row once however many of the batch's rows it holds. */
+	/* A few rows are added to their rollups by their upserts; many
+	 * are inserted raw and folded by one grouped pass, which touches
+	 * each rollup row once however many of the batch's rows it holds. */
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-		rc = append_one(l, &rows[i], n == 1);
-	if (rc == SQLITE_OK && n > 1) {
+		rc = append_one(l, &rows[i], n <= LEDGER_DIRECT_MAX);
+	if (rc == SQLITE_OK && n > LEDGER_DIRECT_MAX) {
 		int64_t folded, days_done, top = sqlite3_last_insert_rowid(l->db), first = INT64_MAX;
 
 		rc = meta_get(l, "folded", &folded);
