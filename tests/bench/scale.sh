@@ -15,7 +15,9 @@
 #    ai-usage is timed on the schema-1 copy too.  Goals: a month < 100 ms,
 #    today < 50 ms, the budget check < 0.5 ms.
 #  - cache: SCALE_CACHE answers of 370 bytes (default 20,000): bytes on disk
-#    an entry, CPU a hit (goal 10 us).
+#    an entry, CPU a hit (goal 10 us); then tests/bench/cache_sqlite.c, the
+#    same in files and in one SQLite file (the issue's proposal): put, warm
+#    hit, one-shot open + hit + close.
 #  - ai-batch: peak RSS at each of SCALE_BATCH items (default "100000
 #    1000000"), -P 64, --state, an instant test server (goal <= 32 MB, flat).
 set -u
@@ -112,6 +114,10 @@ main() {
 	echo "# scale: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	ledger
 	"$O/bench/scale_gen" cache "$tmp/cache" "$NC"
+	# The same answers in today's files and in the one SQLite file the issue proposes.
+	if bench_build cache_sqlite cache_sqlite.c; then
+		mkdir -p "$tmp/cs" && "$O/bench/cache_sqlite" "$tmp/cs" "$NC"
+	fi
 	batch
 }
 
