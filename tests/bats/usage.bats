@@ -467,6 +467,8 @@ schema1_ledger() {
 	known_rows
 	ai-usage --json "${RANGE[@]}" >/dev/null
 	# Written without rollups, as a program of the previous schema still running would.
+	# The first report summed the ended days into day rollups, which the late row must reach too.
+	assert_eq "$(sqlite3 "$DB" "SELECT sum(n) FROM rollup_day WHERE day < (SELECT v FROM ledger_meta WHERE k = 'days_done')")" 6
 	row '2024-01-11 13:00' "'ai-ask'" "'m2'" 10 10 100 0 1 NULL
 	run --separate-stderr ai-usage --json --by model "${RANGE[@]}"
 	assert_eq "$status" 0
@@ -529,4 +531,43 @@ schema1_ledger() {
 	((together > 0)) || { echo "every row was written in its own transaction" >&2; false; }
 	run --separate-stderr ai-usage --json
 	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .hits]')" '[96,48]'
+}
+
+@test "usage: CACHED_IN and the reasoning tokens sum the billed calls that report them; unknown is '-' and null" {
+	known_rows
+	# Two of ai-ask's calls say how much of their input the provider's cache served; the hit's
+	# count is not billed and not summed; ai-summarize's calls say nothing.
+	sqlite3 "$DB" "UPDATE calls SET cached_tokens = 600, reasoning_tokens = 50 WHERE program = 'ai-ask';
+		UPDATE calls SET cached_tokens = 99 WHERE cached = 1"
+	run --separate-stderr ai-usage "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(head -1 <<<"$output" | cut -f11)" CACHED_IN
+	assert_eq "$(grep '^ai-ask' <<<"$output" | cut -f11)" 1200
+	assert_eq "$(grep '^ai-summarize' <<<"$output" | cut -f11)" -
+	assert_eq "$(grep '^total' <<<"$output" | cut -f11)" 1200
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$(jq -c 'select(.program == "ai-ask") | [.tokens_cached, .tokens_reasoning]' <<<"$output")" '[1200,100]'
+	assert_eq "$(jq -c 'select(.program == "ai-summarize") | [.tokens_cached, .tokens_reasoning]' <<<"$output")" '[null,null]'
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.tokens_cached, .tokens_reasoning]')" '[1200,100]'
+	# Read back from the day rollups the first report made, the same.
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.tokens_cached, .tokens_reasoning, .requests]')" '[1200,100,6]'
+	assert_eq "$(sqlite3 "$DB" 'SELECT sum(tokens_cached) FROM rollup_day WHERE NOT cached')" 1200
+}
+
+@test "usage: a schema-2 ledger gains the new columns on first open and reports as before" {
+	known_rows
+	ai-usage --json "${RANGE[@]}" >"$T/before"
+	# Back to what the previous ai-tools left: no cached/reasoning columns, no day rollups.
+	sqlite3 "$DB" "ALTER TABLE calls DROP COLUMN cached_tokens; ALTER TABLE calls DROP COLUMN reasoning_tokens;
+		ALTER TABLE rollup DROP COLUMN tokens_cached; ALTER TABLE rollup DROP COLUMN cached_n;
+		ALTER TABLE rollup DROP COLUMN tokens_reason; ALTER TABLE rollup DROP COLUMN reason_n;
+		DROP TABLE rollup_day; DROP TABLE rollup_lat_day; DELETE FROM ledger_meta WHERE k = 'days_done';
+		PRAGMA user_version = 2"
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$output" "$(cat "$T/before")"
+	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 3
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .tokens_cached]')" '[6,null]'
 }
