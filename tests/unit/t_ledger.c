@@ -1208,6 +1208,31 @@ static void test_day_rollups(void)
 	is_int(query_ll(l.db, "SELECT (SELECT sum(n) FROM rollup_day) ="
 			" (SELECT sum(n) FROM rollup WHERE hour < 24 * (SELECT v FROM ledger_meta WHERE k = 'days_done'))"),
 	       1, "both levels hold the same calls");
+	/* Compaction beside a writer of late rows: both levels still agree. */
+	{
+		pid_t w;
+		int status;
+
+		sqlite3_exec(l.db, "DELETE FROM rollup_day; DELETE FROM rollup_lat_day;"
+			     " UPDATE ledger_meta SET v = 0 WHERE k = 'days_done'", NULL, NULL, NULL);
+		fflush(stdout);
+		w = fork();
+		if (w == 0)	/* calls over the 40 days, nearly all on compacted days */
+			_exit(writer(path, 3000, 7, end));
+		for (int i = 0; i < 20; i++) {
+			struct ai_err e;
+
+			ledger_compact(&l, &e);
+			if (i == 10)
+				sqlite3_exec(l.db, "DELETE FROM rollup_day; DELETE FROM rollup_lat_day;"
+					     " UPDATE ledger_meta SET v = 0 WHERE k = 'days_done'", NULL, NULL, NULL);
+		}
+		waitpid(w, &status, 0);
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a writer of late rows ran beside compactions");
+		raw_sums(l.db, "", &r);
+		check_total(&l, &r, "compacted beside a writer");
+		check_days(&l, "by UTC day, compacted beside a writer");
+	}
 	/* A zone of whole hours but not UTC's days: grouped by day, the hourly rollups answer. */
 	set_tz("America/New_York");
 	check_days(&l, "by New York day");
