@@ -154,9 +154,10 @@ void ledger_set_busy_timeout(struct ledger *l, int ms);
 int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *err);
 
 /*
- * Appends n rows in one transaction (a batch wake-up's calls): one
- * commit for all, each row with its rollups.  Fails as ledger_append;
- * then no row of the n is written.
+ * Appends n rows in one transaction (the calls of ai-batch's busy
+ * wake-ups, queued by api.c): one commit for all, each row with its
+ * rollups (up to 8 rows by their own upserts, more by one grouped
+ * fold).  Fails as ledger_append; then no row of the n is written.
  */
 int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n, struct ai_err *err);
 

@@ -45,7 +45,7 @@ ledger() {
 	sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
 	calls=$(sqlite3 "$db" 'SELECT count(*) FROM calls')
 	bytes=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('calls', 'calls_ts')" 2>/dev/null)
-	roll=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('rollup', 'rollup_lat', 'spend')" 2>/dev/null)
+	roll=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('rollup', 'rollup_lat', 'spend', 'rollup_day', 'rollup_lat_day')" 2>/dev/null)
 	[ -n "$bytes" ] && say "ledger: $(awk -v b="$bytes" -v r="$roll" -v n="$calls" 'BEGIN {
 		printf "%.0f bytes on disk a raw row (kept ledger_keep days), %.1f bytes a call in rollups (kept)", b / n, r / n }')"
 	"$gen" budget "$db" 5000
