@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <sodium.h>
 #include <time.h>
+#include <unistd.h>
 
 #define MAX_STREAM_LINE (1u << 20)
 #define MAX_STREAM_EVENT (8u << 20)
@@ -119,6 +120,7 @@ volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
 
 static void call_free(struct ai_call *k);
 static void ledger_flush(struct ai_client *c);
+static void queued_list_remove(struct ai_client *c);
 
 void ai_client_release(struct ai_client *c)
 {
@@ -136,6 +138,7 @@ void ai_client_release(struct ai_client *c)
 		cache_close(&c->cache);
 	ledger_flush(c);
 	free(c->lq);
+	queued_list_remove(c);
 	if (c->ledger) {
 		ledger_close(c->ledger);
 		free(c->ledger);
@@ -538,12 +541,61 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
  * Outside a step (a synchronous caller between steps,
  * ai_account_batch_result) a row is written at once.  The queue is
  * also written before a budget check, so the check sees every call
- * made, and when the client is released.  A process killed meanwhile
- * loses at most the queued rows, LEDGER_FLUSH_MS of them, as a power
- * cut may lose the last commits (synchronous=NORMAL; ledger.h).
+ * made, when the client is released, and at exit() (below).  A process
+ * killed by a signal meanwhile loses at most the queued rows,
+ * LEDGER_FLUSH_MS of them, as a power cut may lose the last commits
+ * (synchronous=NORMAL; ledger.h).
  */
 #define LEDGER_FLUSH_ROWS 256
 #define LEDGER_FLUSH_MS 200
+
+/*
+ * A program may exit() while rows wait: cli_write's quiet exit when
+ * "ai-batch | head" closes the pipe, a cli_die from a done callback.
+ * Those calls were made and billed, so an atexit handler writes every
+ * waiting queue first (in the process that queued them: a forked child
+ * that calls exit() must not write its parent's rows twice).  A
+ * released client leaves the list.
+ */
+static struct ai_client *queued_clients;
+static pid_t queued_pid;
+
+static void flush_at_exit(void)
+{
+	if (getpid() != queued_pid)
+		return;
+	for (struct ai_client *c = queued_clients; c; c = c->next_queued) {
+		c->o.warn = NULL;	/* its user data may be gone with main's frame */
+		ledger_flush(c);
+	}
+}
+
+static void queued_list_add(struct ai_client *c)
+{
+	static bool registered;
+
+	if (c->on_queued_list)
+		return;
+	if (!registered) {
+		if (atexit(flush_at_exit))
+			return;
+		registered = true;
+		queued_pid = getpid();
+	}
+	c->next_queued = queued_clients;
+	queued_clients = c;
+	c->on_queued_list = true;
+}
+
+static void queued_list_remove(struct ai_client *c)
+{
+	for (struct ai_client **p = &queued_clients; *p; p = &(*p)->next_queued)
+		if (*p == c) {
+			*p = c->next_queued;
+			break;
+		}
+	c->on_queued_list = false;
+}
 
 struct ledger_qrow {
 	struct ledger_row r;
@@ -616,6 +668,7 @@ static bool ledger_enqueue(struct ai_client *c, const struct ledger_row *r)
 			c->lq_alloc = na;
 		}
 	}
+	queued_list_add(c);
 	q = &c->lq[c->lq_n];
 	if (!c->lq_n)
 		c->lq_t0 = mono_ms();

@@ -571,3 +571,17 @@ schema1_ledger() {
 	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 3
 	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .tokens_cached]')" '[6,null]'
 }
+
+@test "usage: calls finished before ai-batch exits on a closed pipe are in the ledger" {
+	start_server
+	ctl '{"set":{"latency_ms":300}}'
+	for i in $(seq 1 24); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	# The reader is gone long before the first answer: the first line written ends
+	# ai-batch quietly (exit 0 on EPIPE) with that line's call and the others of its
+	# wake-up still queued for the ledger's next transaction.
+	run bash -c 'ai-batch -q -P 8 "$1" | true; echo "${PIPESTATUS[0]}"' _ "$T/in.jsonl"
+	assert_eq "$output" 0
+	rows=$(sqlite3 "$DB" 'SELECT count(*) FROM calls')
+	((rows >= 1 && rows <= $(request_count))) ||
+		{ echo "$rows ledger rows for $(request_count) requests" >&2; false; }
+}
