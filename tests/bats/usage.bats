@@ -585,3 +585,19 @@ schema1_ledger() {
 	((rows >= 1 && rows <= $(request_count))) ||
 		{ echo "$rows ledger rows for $(request_count) requests" >&2; false; }
 }
+
+@test "usage: ai-batch stopped by SIGTERM has written the rows of the calls it finished" {
+	start_server
+	ctl '{"set":{"latency_ms":50}}'
+	for i in $(seq 1 200); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	ai-batch --no-cache -P 4 "$T/in.jsonl" >"$T/out" 2>"$T/err" &
+	pid=$!
+	wait_for_requests 20
+	kill -TERM $pid
+	rc=0
+	wait $pid || rc=$?
+	assert_eq "$rc" 143
+	printed=$(wc -l <"$T/out")
+	rows=$(sqlite3 "$DB" "SELECT count(*) FROM calls WHERE status = 200")
+	((printed >= 1 && rows >= printed)) || { echo "$rows ledger rows for $printed lines printed" >&2; false; }
+}
