@@ -575,9 +575,28 @@ static int create_schema(struct ledger *l, struct ai_err *err)
 	} while (rc != SQLITE_OK && sqlretry_again(&retry, rc));
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "set up", err);
-	rc = exec_retry(l, "BEGIN IMMEDIATE");
+	/* On a fresh file the process that makes the schema appends at
+	 * once, and so may the others that made it with it: a process
+	 * queued for the lock here may wait out the busy timeout behind
+	 * their appends for a schema that is there already.  So while the
+	 * lock is taken, look whether it is, and if so need no lock. */
+	sqlite3_busy_timeout(l->db, 0);
+	sqlretry_init(&retry, l->busy_ms);
+	for (;;) {
+		rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if ((rc & 0xff) != SQLITE_BUSY)
+			break;
+		if (query_int(l, "PRAGMA user_version", &v) == SQLITE_OK && v == LEDGER_SCHEMA)
+			break;
+		if (!sqlretry_again(&retry, rc))
+			break;
+	}
+	sqlite3_busy_timeout(l->db, l->busy_ms);
+	if ((rc & 0xff) == SQLITE_BUSY && v == LEDGER_SCHEMA)
+		return 0;
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "set up", err);
+	v = 0;
 	rc = query_int(l, "PRAGMA user_version", &v);
 	if (rc == SQLITE_OK && v == 0)
 		rc = query_int(l, "SELECT count(*) FROM sqlite_master", &tables);

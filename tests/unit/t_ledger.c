@@ -796,8 +796,10 @@ static int writer(const char *path, int nrows, uint64_t seed, int64_t end_ms)
 	struct ledger_row rows[50];
 
 	rng_state ^= seed * 0x9E3779B97F4A7C15ULL;
-	if (ledger_open(&l, path, &err) < 0)
+	if (ledger_open(&l, path, &err) < 0) {
+		fprintf(stderr, "writer: open: %s\n", err.msg);
 		return 1;
+	}
 	ledger_set_keep(&l, 0);
 	/* Four writers on two loaded cores: what is tested is the sums, not the wait. */
 	ledger_set_busy_timeout(&l, 60000);
