@@ -88,7 +88,7 @@ static void on_opt(int val, const char *arg, void *ud)
 
 /* ---- formatting ---- */
 
-#define NCOLS 10
+#define NCOLS 11
 #define CELL 40
 
 /* A number with at most dec decimals, trailing zeros dropped: 12, 3.5, 33.3. */
@@ -125,6 +125,10 @@ static void row_cells(const struct ledger_group *g, const char *key, char c[NCOL
 	fmt_num(c[2], CELL, g->avg_latency_ms, 0);
 	snprintf(c[3], CELL, "%ld", g->p95_latency_ms);
 	snprintf(c[4], CELL, "%" PRId64, g->prompt_tokens);
+	if (g->cached_tokens < 0)
+		snprintf(c[10], CELL, "-");
+	else
+		snprintf(c[10], CELL, "%" PRId64, g->cached_tokens);
 	snprintf(c[5], CELL, "%" PRId64, g->completion_tokens);
 	snprintf(c[9], CELL, "%" PRId64, g->hit_prompt_tokens + g->hit_completion_tokens);
 	chart_usd(usd, sizeof(usd), per_day(g->cost, g->days));
@@ -203,6 +207,8 @@ static json_object *group_json(const struct ledger_group *g, const char *by, boo
 	out_add(j, "p99_ms", json_object_new_int64(g->p99_latency_ms));
 	out_add(j, "tokens_in", json_object_new_int64(g->prompt_tokens));
 	out_add(j, "tokens_out", json_object_new_int64(g->completion_tokens));
+	out_add(j, "tokens_cached", g->cached_tokens < 0 ? NULL : json_object_new_int64(g->cached_tokens));
+	out_add(j, "tokens_reasoning", g->reasoning_tokens < 0 ? NULL : json_object_new_int64(g->reasoning_tokens));
 	out_add(j, "hit_tokens_in", json_object_new_int64(g->hit_prompt_tokens));
 	out_add(j, "hit_tokens_out", json_object_new_int64(g->hit_completion_tokens));
 	out_add(j, "cost", jusd(g->cost));
@@ -417,7 +423,7 @@ static int report(struct ledger *l, const struct opts *o, const struct cli *c,
 	} else {
 		static const char *const head[NCOLS] = {
 			NULL, "REQ/DAY", "AVG_MS", "P95_MS", "TOKENS_IN", "TOKENS_OUT", "COST/DAY",
-			"HIT%", "SAVED", "HIT_TOKENS"
+			"HIT%", "SAVED", "HIT_TOKENS", "CACHED_IN"
 		};
 		char (*cells)[NCOLS][CELL] = calloc(n + 2, sizeof(*cells));
 		char usd[32];

@@ -37,6 +37,17 @@
  * header included), not file lengths: a 400-byte entry costs a 4 KiB block
  * on most file systems, and the cap is a promise about the disk.
  *
+ * Why files and not one SQLite database (issue 20 proposed WAL, values
+ * as BLOBs, recency in a column; tests/bench/cache_sqlite.c measures
+ * both with 20,000 answers of 370 bytes on a loaded 2-core VM): SQLite
+ * packs them in 575 bytes on disk an entry against 4,253 here and puts
+ * one in 29 us of CPU against 92, but a warm hit costs the same 5.6 us,
+ * a hit that marks its entry used is a write transaction (29 us, where a
+ * futimens is one system call), and a one-shot program's open + hit +
+ * close costs 355 us against 6, the common case of the shell tools.
+ * The cap counts allocated blocks, so the disk promise holds either way;
+ * what files give up is entries per MiB of cap.
+ *
  * Not thread-safe for one struct cache used from several threads at
  * once; separate processes and separate structs are fine.
  */

@@ -9,6 +9,7 @@
 
 struct ai_call;
 struct ledger;
+struct ledger_qrow;
 
 /*
  * The client's fields: only ai_client_init writes them (api.c
@@ -22,6 +23,12 @@ struct ai_client {
 	int cache_state;                /* 0 not tried, 1 open, -1 failed */
 	struct ledger *ledger;
 	int ledger_state;
+	struct ledger_qrow *lq;         /* owned: the rows of this wake-up, written at its end */
+	size_t lq_n, lq_alloc;
+	int64_t lq_t0;                  /* mono_ms() when the oldest queued row came */
+	struct ai_client *next_queued;  /* in api.c's list of clients with a queue, for exit() */
+	bool on_queued_list;
+	int in_step;                    /* inside ai_client_step: account() queues its row */
 	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
 	bool auth_loaded;
 	bool no_stream_options;         /* the server refused stream_options: send it no more */

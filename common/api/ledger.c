@@ -67,21 +67,72 @@ static const char upgrade_sql[] =
 	"INSERT OR IGNORE INTO ledger_meta VALUES('folded', 0), ('prune_after', 0);"
 	"PRAGMA user_version = 2;";
 
-/* One row's share of the rollups: the upserts the append path runs. */
-static const char roll_row_sql[] =
-	"INSERT INTO rollup VALUES(?1 / 3600000, ifnull(?2, ''), ifnull(?3, ''), ifnull(?4, ''),"
-	" ?5, ?6, ?7, 1, max(ifnull(?8, 0), 0), max(ifnull(?9, 0), 0), ifnull(?10, 0), ?10 IS NOT NULL,"
-	" CASE WHEN ?6 THEN ifnull(?11, 0) ELSE 0 END, ?6 AND ?11 IS NOT NULL, max(?12, 0), ?1, ?1)"
-	" ON CONFLICT DO UPDATE SET n = n + 1, tokens_in = tokens_in + excluded.tokens_in,"
-	" tokens_out = tokens_out + excluded.tokens_out, cost = cost + excluded.cost,"
-	" cost_n = cost_n + excluded.cost_n, saved = saved + excluded.saved,"
-	" saved_n = saved_n + excluded.saved_n, lat_sum = lat_sum + excluded.lat_sum,"
-	" first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)";
-static const char roll_lat_sql[] =
-	"INSERT INTO rollup_lat VALUES(?1 / 3600000, ifnull(?2, ''), ifnull(?3, ''),"
-	" ledger_hist1(max(?4, 0)), max(?4, 0), max(?4, 0))"
-	" ON CONFLICT DO UPDATE SET hist = ledger_hist_merge(hist, excluded.hist),"
-	" lat_min = min(lat_min, excluded.lat_min), lat_max = max(lat_max, excluded.lat_max)";
+/*
+ * Schema 3: the provider's cached and reasoning token counts, raw and
+ * summed (with how many rows knew them, so "unknown" is not "0"), and
+ * the day rollups, keyed by UTC day (hour / 24), that ledger_compact
+ * fills.  ALTER TABLE ... ADD COLUMN only rewrites the schema, so this
+ * is instant whatever the ledger's size; rows from before it read as
+ * unknown.
+ */
+#define ROLLUP_COLS(unit)                                                                             \
+	" " unit " INTEGER NOT NULL, program TEXT NOT NULL, model TEXT NOT NULL, host TEXT NOT NULL,"  \
+	" status INTEGER NOT NULL, cached INTEGER NOT NULL, batch INTEGER NOT NULL,"                   \
+	" n INTEGER NOT NULL, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL,"                \
+	" cost REAL NOT NULL, cost_n INTEGER NOT NULL, saved REAL NOT NULL, saved_n INTEGER NOT NULL," \
+	" lat_sum INTEGER NOT NULL, first_ms INTEGER NOT NULL, last_ms INTEGER NOT NULL,"
+static const char upgrade3_sql[] =
+	"ALTER TABLE calls ADD COLUMN cached_tokens INTEGER;"
+	"ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER;"
+	"ALTER TABLE rollup ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE rollup ADD COLUMN cached_n INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE rollup ADD COLUMN tokens_reason INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE rollup ADD COLUMN reason_n INTEGER NOT NULL DEFAULT 0;"
+	"CREATE TABLE IF NOT EXISTS rollup_day (" ROLLUP_COLS("day")
+	" tokens_cached INTEGER NOT NULL, cached_n INTEGER NOT NULL,"
+	" tokens_reason INTEGER NOT NULL, reason_n INTEGER NOT NULL,"
+	" PRIMARY KEY(day, program, model, host, status, cached, batch)) WITHOUT ROWID;"
+	"CREATE TABLE IF NOT EXISTS rollup_lat_day ("
+	" day INTEGER NOT NULL, program TEXT NOT NULL, model TEXT NOT NULL,"
+	" hist BLOB NOT NULL, lat_min INTEGER NOT NULL, lat_max INTEGER NOT NULL,"
+	" PRIMARY KEY(day, program, model)) WITHOUT ROWID;"
+	"INSERT OR IGNORE INTO ledger_meta VALUES('days_done', 0);"
+	"PRAGMA user_version = 3;";
+
+/* The columns of both rollup tables, named, in the order the statements below give them. */
+#define ROLL_NAMES(unit)                                                                       \
+	"(" unit ", program, model, host, status, cached, batch, n, tokens_in, tokens_out, cost," \
+	" cost_n, saved, saved_n, lat_sum, first_ms, last_ms, tokens_cached, cached_n,"          \
+	" tokens_reason, reason_n)"
+/* What an upsert adds to a rollup row that is there already. */
+#define ROLL_ADD                                                                                   \
+	" ON CONFLICT DO UPDATE SET n = n + excluded.n, tokens_in = tokens_in + excluded.tokens_in,"   \
+	" tokens_out = tokens_out + excluded.tokens_out, cost = cost + excluded.cost,"                \
+	" cost_n = cost_n + excluded.cost_n, saved = saved + excluded.saved,"                         \
+	" saved_n = saved_n + excluded.saved_n, lat_sum = lat_sum + excluded.lat_sum,"                \
+	" first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms),"    \
+	" tokens_cached = tokens_cached + excluded.tokens_cached,"                                    \
+	" cached_n = cached_n + excluded.cached_n, tokens_reason = tokens_reason + excluded.tokens_reason," \
+	" reason_n = reason_n + excluded.reason_n"
+#define LAT_ADD                                                                  \
+	" ON CONFLICT DO UPDATE SET hist = ledger_hist_merge(hist, excluded.hist),"  \
+	" lat_min = min(lat_min, excluded.lat_min), lat_max = max(lat_max, excluded.lat_max)"
+
+/* One row's share of the rollups: the upserts the append path runs.
+ * DAY is "" for the hourly tables and " / 24" for the day ones. */
+#define ROLL_ROW(table, unit, DAY)                                                                \
+	"INSERT INTO " table ROLL_NAMES(unit) " VALUES(?1 / 3600000" DAY ", ifnull(?2, ''),"          \
+	" ifnull(?3, ''), ifnull(?4, ''), ?5, ?6, ?7, 1, max(ifnull(?8, 0), 0),"                       \
+	" max(ifnull(?9, 0), 0), ifnull(?10, 0), ?10 IS NOT NULL,"                                   \
+	" CASE WHEN ?6 THEN ifnull(?11, 0) ELSE 0 END, ?6 AND ?11 IS NOT NULL, max(?12, 0), ?1, ?1," \
+	" max(ifnull(?13, 0), 0), ?13 IS NOT NULL, max(ifnull(?14, 0), 0), ?14 IS NOT NULL)" ROLL_ADD
+#define ROLL_LAT(table, unit, DAY)                                                       \
+	"INSERT INTO " table " VALUES(?1 / 3600000" DAY ", ifnull(?2, ''), ifnull(?3, ''),"  \
+	" ledger_hist1(max(?4, 0)), max(?4, 0), max(?4, 0))" LAT_ADD
+static const char roll_row_sql[] = ROLL_ROW("rollup", "hour", "");
+static const char roll_lat_sql[] = ROLL_LAT("rollup_lat", "hour", "");
+static const char day_row_sql[] = ROLL_ROW("rollup_day", "day", " / 24");
+static const char day_lat_sql[] = ROLL_LAT("rollup_lat_day", "day", " / 24");
 
 static const char spend_row_sql[] =
 	"INSERT INTO spend VALUES(?1 / 3600000, ?2) ON CONFLICT DO UPDATE SET cost = cost + excluded.cost";
@@ -91,35 +142,46 @@ static const char spend_row_sql[] =
  * fail on a sum past 2^63 (a row written by hand); the column keeps an
  * exact integer while the sum is below 2^53, and a report reads a larger
  * one as INT64_MAX.  The '+' of the upserts turns to floating point on
- * overflow by itself. */
-static const char fold_sql[] =
-	"INSERT INTO rollup SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''),"
-	" ifnull(host, ''), status, cached != 0, batch != 0, count(*),"
-	" total(max(ifnull(prompt_tokens, 0), 0)),"
-	" total(max(ifnull(completion_tokens, 0), 0)),"
-	" total(cost), count(cost), total(CASE WHEN cached THEN saved END),"
-	" count(CASE WHEN cached THEN saved END), sum(min(max(latency_ms, 0), 1000000000)),"
-	" min(ts_ms), max(ts_ms)"
-	" FROM calls WHERE id > ?1 AND id <= ?2 GROUP BY 1, 2, 3, 4, 5, 6, 7"
-	" ON CONFLICT DO UPDATE SET n = n + excluded.n, tokens_in = tokens_in + excluded.tokens_in,"
-	" tokens_out = tokens_out + excluded.tokens_out, cost = cost + excluded.cost,"
-	" cost_n = cost_n + excluded.cost_n, saved = saved + excluded.saved,"
-	" saved_n = saved_n + excluded.saved_n, lat_sum = lat_sum + excluded.lat_sum,"
-	" first_ms = min(first_ms, excluded.first_ms), last_ms = max(last_ms, excluded.last_ms)";
+ * overflow by itself.  The day statements take only the rows of the
+ * days compacted already (day < ?3): the others reach the day rollups
+ * when their day is compacted. */
+#define FOLD(table, unit, DAY, WHERE)                                                            \
+	"INSERT INTO " table ROLL_NAMES(unit) " SELECT ts_ms / 3600000" DAY ", ifnull(program, ''),"  \
+	" ifnull(model, ''), ifnull(host, ''), status, cached != 0, batch != 0, count(*),"          \
+	" total(max(ifnull(prompt_tokens, 0), 0)),"                                                  \
+	" total(max(ifnull(completion_tokens, 0), 0)),"                                              \
+	" total(cost), count(cost), total(CASE WHEN cached THEN saved END),"                         \
+	" count(CASE WHEN cached THEN saved END), sum(min(max(latency_ms, 0), 1000000000)),"         \
+	" min(ts_ms), max(ts_ms), total(max(ifnull(cached_tokens, 0), 0)), count(cached_tokens),"   \
+	" total(max(ifnull(reasoning_tokens, 0), 0)), count(reasoning_tokens)"                       \
+	" FROM calls WHERE id > ?1 AND id <= ?2" WHERE " GROUP BY 1, 2, 3, 4, 5, 6, 7" ROLL_ADD
+#define FOLD_LAT(table, DAY, WHERE)                                                           \
+	"INSERT INTO " table " SELECT ts_ms / 3600000" DAY ", ifnull(program, ''), ifnull(model, ''),"  \
+	" ledger_hist(max(latency_ms, 0)), min(max(latency_ms, 0)), max(max(latency_ms, 0))"     \
+	" FROM calls WHERE id > ?1 AND id <= ?2" WHERE " GROUP BY 1, 2, 3" LAT_ADD
+static const char fold_sql[] = FOLD("rollup", "hour", "", "");
+static const char fold_lat_sql[] = FOLD_LAT("rollup_lat", "", "");
+static const char fold_day_sql[] = FOLD("rollup_day", "day", " / 24", " AND ts_ms / 3600000 / 24 < ?3");
+static const char fold_day_lat_sql[] = FOLD_LAT("rollup_lat_day", " / 24", " AND ts_ms / 3600000 / 24 < ?3");
 static const char fold_spend_sql[] =
 	"INSERT INTO spend SELECT ts_ms / 3600000, total(cost) FROM calls WHERE id > ?1 AND id <= ?2"
 	" GROUP BY 1 ON CONFLICT DO UPDATE SET cost = cost + excluded.cost";
-static const char fold_lat_sql[] =
-	"INSERT INTO rollup_lat SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''),"
-	" ledger_hist(max(latency_ms, 0)), min(max(latency_ms, 0)), max(max(latency_ms, 0))"
-	" FROM calls WHERE id > ?1 AND id <= ?2 GROUP BY 1, 2, 3"
-	" ON CONFLICT DO UPDATE SET hist = ledger_hist_merge(hist, excluded.hist),"
-	" lat_min = min(lat_min, excluded.lat_min), lat_max = max(lat_max, excluded.lat_max)";
+
+/* ledger_compact: the hourly rollups of the hours ?1 <= hour < ?2 (whole UTC days) summed per day. */
+static const char compact_sql[] =
+	"INSERT INTO rollup_day" ROLL_NAMES("day") " SELECT hour / 24, program, model, host, status,"
+	" cached, batch, sum(n), total(tokens_in), total(tokens_out), total(cost), sum(cost_n),"
+	" total(saved), sum(saved_n), total(lat_sum), min(first_ms), max(last_ms),"
+	" total(tokens_cached), sum(cached_n), total(tokens_reason), sum(reason_n)"
+	" FROM rollup WHERE hour >= ?1 AND hour < ?2 GROUP BY 1, 2, 3, 4, 5, 6, 7";
+static const char compact_lat_sql[] =
+	"INSERT INTO rollup_lat_day SELECT hour / 24, program, model, ledger_hist_sum(hist),"
+	" min(lat_min), max(lat_max) FROM rollup_lat WHERE hour >= ?1 AND hour < ?2 GROUP BY 1, 2, 3";
 
 static const char insert_sql[] =
 	"INSERT INTO calls(ts_ms, program, model, host, prompt_tokens, completion_tokens,"
-	" latency_ms, status, cached, batch, cost, saved, prompt)"
-	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+	" latency_ms, status, cached, batch, cost, saved, prompt, cached_tokens, reasoning_tokens)"
+	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
 
 /*
  * The latency histogram: log-linear buckets as in HdrHistogram.  Below
@@ -342,6 +404,19 @@ static void sql_hist_final(sqlite3_context *ctx)
 	result_hist(ctx, h ? h : none);
 }
 
+/* ledger_hist_sum(blob): the aggregate that merges stored histograms, for ledger_compact. */
+static void sql_hist_sum_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	uint64_t *h = sqlite3_aggregate_context(ctx, LEDGER_HIST_BUCKETS * sizeof(*h));
+
+	(void)argc;
+	if (!h) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	ledger_hist_add_blob(h, sqlite3_value_blob(argv[0]), (size_t)sqlite3_value_bytes(argv[0]));
+}
+
 static int register_functions(sqlite3 *db)
 {
 	int f = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_DIRECTONLY;
@@ -352,6 +427,9 @@ static int register_functions(sqlite3 *db)
 		rc = sqlite3_create_function(db, "ledger_hist_merge", 2, f, NULL, sql_hist_merge, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_create_function(db, "ledger_hist", 1, f, NULL, NULL, sql_hist_step,
+					     sql_hist_final);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_create_function(db, "ledger_hist_sum", 1, f, NULL, NULL, sql_hist_sum_step,
 					     sql_hist_final);
 	return rc;
 }
@@ -497,9 +575,28 @@ static int create_schema(struct ledger *l, struct ai_err *err)
 	} while (rc != SQLITE_OK && sqlretry_again(&retry, rc));
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "set up", err);
-	rc = exec_retry(l, "BEGIN IMMEDIATE");
+	/* On a fresh file the process that makes the schema appends at
+	 * once, and so may the others that made it with it: a process
+	 * queued for the lock here may wait out the busy timeout behind
+	 * their appends for a schema that is there already.  So while the
+	 * lock is taken, look whether it is, and if so need no lock. */
+	sqlite3_busy_timeout(l->db, 0);
+	sqlretry_init(&retry, l->busy_ms);
+	for (;;) {
+		rc = sqlite3_exec(l->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+		if ((rc & 0xff) != SQLITE_BUSY)
+			break;
+		if (query_int(l, "PRAGMA user_version", &v) == SQLITE_OK && v == LEDGER_SCHEMA)
+			break;
+		if (!sqlretry_again(&retry, rc))
+			break;
+	}
+	sqlite3_busy_timeout(l->db, l->busy_ms);
+	if ((rc & 0xff) == SQLITE_BUSY && v == LEDGER_SCHEMA)
+		return 0;
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "set up", err);
+	v = 0;
 	rc = query_int(l, "PRAGMA user_version", &v);
 	if (rc == SQLITE_OK && v == 0)
 		rc = query_int(l, "SELECT count(*) FROM sqlite_master", &tables);
@@ -520,8 +617,12 @@ static int create_schema(struct ledger *l, struct ai_err *err)
 	/* Schema 1 to 2 adds tables and nothing else, so it is instant
 	 * whatever the ledger's size: the old rows are folded in later,
 	 * in small transactions (ledger_fold). */
-	if (rc == SQLITE_OK && v < LEDGER_SCHEMA)
+	if (rc == SQLITE_OK && v < 2)
 		rc = sqlite3_exec(l->db, upgrade_sql, NULL, NULL, NULL);
+	/* So is 2 to 3: columns added, two empty tables; the day rollups
+	 * fill at the next report (ledger_compact). */
+	if (rc == SQLITE_OK && v < 3)
+		rc = sqlite3_exec(l->db, upgrade3_sql, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		rc = exec_retry(l, "COMMIT");
 	if (rc == SQLITE_OK)
@@ -680,6 +781,10 @@ void ledger_close(struct ledger *l)
 	sqlite3_finalize(l->fold_spend);
 	sqlite3_finalize(l->meta_get);
 	sqlite3_finalize(l->meta_set);
+	sqlite3_finalize(l->day_row);
+	sqlite3_finalize(l->day_lat);
+	sqlite3_finalize(l->fold_day);
+	sqlite3_finalize(l->fold_day_lat);
 	if (l->db && l->wal_frames >= CLOSE_CHECKPOINT_FRAMES)
 		sqlite3_db_config(l->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 0, (int *)NULL);
 	if (l->db)
@@ -778,8 +883,18 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE || rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
-/* Folds the raw rows a < id <= b into the rollups; inside the caller's transaction. */
-static int fold_range(struct ledger *l, int64_t a, int64_t b)
+/* The UTC day of a time, as the SQL above computes it (ts_ms / 3600000 / 24). */
+static int64_t utc_day(int64_t ts_ms)
+{
+	return ts_ms / 3600000 / 24;
+}
+
+/*
+ * Folds the raw rows a < id <= b into the rollups; inside the caller's
+ * transaction.  days_done is the compaction mark: those of the rows on
+ * a day below it go to the day rollups too (0: the caller knows none does).
+ */
+static int fold_range(struct ledger *l, int64_t a, int64_t b, int64_t days_done)
 {
 	int rc;
 
@@ -789,6 +904,10 @@ static int fold_range(struct ledger *l, int64_t a, int64_t b)
 		rc = prepare(l, fold_lat_sql, &l->fold_lat);
 	if (rc == SQLITE_OK)
 		rc = prepare(l, fold_spend_sql, &l->fold_spend);
+	if (rc == SQLITE_OK && days_done > 0)
+		rc = prepare(l, fold_day_sql, &l->fold_day);
+	if (rc == SQLITE_OK && days_done > 0)
+		rc = prepare(l, fold_day_lat_sql, &l->fold_day_lat);
 	if (rc != SQLITE_OK)
 		return rc;
 	sqlite3_bind_int64(l->fold, 1, a);
@@ -802,8 +921,56 @@ static int fold_range(struct ledger *l, int64_t a, int64_t b)
 		rc = step_done(l->fold_lat);
 	if (rc == SQLITE_OK)
 		rc = step_done(l->fold_spend);
+	if (rc == SQLITE_OK && days_done > 0) {
+		sqlite3_stmt *st[2] = { l->fold_day, l->fold_day_lat };
+
+		for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
+			sqlite3_bind_int64(st[i], 1, a);
+			sqlite3_bind_int64(st[i], 2, b);
+			sqlite3_bind_int64(st[i], 3, days_done);
+			rc = step_done(st[i]);
+		}
+	}
 	if (rc == SQLITE_OK)
 		rc = meta_set(l, "folded", b);
+	return rc;
+}
+
+/* Runs one row's upsert into a rollup table (roll_row_sql or day_row_sql). */
+static int roll_one(sqlite3_stmt *st, const struct ledger_row *r, const char *host)
+{
+	int rc;
+
+	sqlite3_bind_int64(st, 1, r->ts_ms);
+	bind_text(st, 2, r->program);
+	bind_text(st, 3, r->model);
+	bind_text(st, 4, host);
+	sqlite3_bind_int64(st, 5, r->status);
+	sqlite3_bind_int(st, 6, r->cached);
+	sqlite3_bind_int(st, 7, r->batch);
+	bind_count(st, 8, r->prompt_tokens);
+	bind_count(st, 9, r->completion_tokens);
+	bind_money(st, 10, r->cost);
+	bind_money(st, 11, r->cached ? r->saved : NAN);
+	sqlite3_bind_int64(st, 12, r->latency_ms > 1000000000 ? 1000000000 : r->latency_ms);
+	bind_count(st, 13, r->cached_tokens);
+	bind_count(st, 14, r->reasoning_tokens);
+	rc = step_done(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+/* Runs one row's latency upsert (roll_lat_sql or day_lat_sql). */
+static int lat_one(sqlite3_stmt *st, const struct ledger_row *r)
+{
+	int rc;
+
+	sqlite3_bind_int64(st, 1, r->ts_ms);
+	bind_text(st, 2, r->program);
+	bind_text(st, 3, r->model);
+	sqlite3_bind_int64(st, 4, r->latency_ms);
+	rc = step_done(st);
+	sqlite3_clear_bindings(st);
 	return rc;
 }
 
@@ -818,7 +985,7 @@ static int append_one(struct ledger *l, const struct ledger_row *r, bool direct)
 {
 	const char *host = r->host;
 	char hbuf[256];
-	int64_t id, folded;
+	int64_t id, folded, days_done;
 	sqlite3_stmt *st;
 	int rc;
 
@@ -840,6 +1007,8 @@ static int append_one(struct ledger *l, const struct ledger_row *r, bool direct)
 	bind_money(st, 11, r->cost);
 	bind_money(st, 12, r->cached ? r->saved : NAN);
 	bind_text(st, 13, r->prompt);
+	bind_count(st, 14, r->cached_tokens);
+	bind_count(st, 15, r->reasoning_tokens);
 	rc = step_done(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_OK)
@@ -848,47 +1017,37 @@ static int append_one(struct ledger *l, const struct ledger_row *r, bool direct)
 	if (!direct)
 		return SQLITE_OK;
 	rc = meta_get(l, "folded", &folded);
+	if (rc == SQLITE_OK)
+		rc = meta_get(l, "days_done", &days_done);
 	if (rc != SQLITE_OK)
 		return rc;
 	if (folded < id - 1) {
 		int64_t to = id - 1 - folded > LEDGER_FOLD_CHUNK ? folded + LEDGER_FOLD_CHUNK : id;
 
-		return fold_range(l, folded, to);
+		return fold_range(l, folded, to, days_done);
 	}
 	if (folded >= id)
 		return SQLITE_OK;	/* ids reused after a hand edit: ledger_fold's job */
 
-	st = l->roll_row;
-	sqlite3_bind_int64(st, 1, r->ts_ms);
-	bind_text(st, 2, r->program);
-	bind_text(st, 3, r->model);
-	bind_text(st, 4, host);
-	sqlite3_bind_int64(st, 5, r->status);
-	sqlite3_bind_int(st, 6, r->cached);
-	sqlite3_bind_int(st, 7, r->batch);
-	bind_count(st, 8, r->prompt_tokens);
-	bind_count(st, 9, r->completion_tokens);
-	bind_money(st, 10, r->cost);
-	bind_money(st, 11, r->cached ? r->saved : NAN);
-	sqlite3_bind_int64(st, 12, r->latency_ms > 1000000000 ? 1000000000 : r->latency_ms);
-	rc = step_done(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_OK)
-		return rc;
-	if (isfinite(r->cost) && r->cost != 0) {
+	rc = roll_one(l->roll_row, r, host);
+	if (rc == SQLITE_OK && isfinite(r->cost) && r->cost != 0) {
 		sqlite3_bind_int64(l->spend_row, 1, r->ts_ms);
 		sqlite3_bind_double(l->spend_row, 2, r->cost);
 		rc = step_done(l->spend_row);
-		if (rc != SQLITE_OK)
-			return rc;
 	}
-	st = l->roll_lat;
-	sqlite3_bind_int64(st, 1, r->ts_ms);
-	bind_text(st, 2, r->program);
-	bind_text(st, 3, r->model);
-	sqlite3_bind_int64(st, 4, r->latency_ms);
-	rc = step_done(st);
-	sqlite3_clear_bindings(st);
+	if (rc == SQLITE_OK)
+		rc = lat_one(l->roll_lat, r);
+	/* A row of a day compacted already (a clock set back, a late
+	 * write) joins that day's rollups too. */
+	if (rc == SQLITE_OK && utc_day(r->ts_ms) < days_done) {
+		rc = prepare(l, day_row_sql, &l->day_row);
+		if (rc == SQLITE_OK)
+			rc = prepare(l, day_lat_sql, &l->day_lat);
+		if (rc == SQLITE_OK)
+			rc = roll_one(l->day_row, r, host);
+		if (rc == SQLITE_OK)
+			rc = lat_one(l->day_lat, r);
+	}
 	if (rc != SQLITE_OK)
 		return rc;
 	return meta_set(l, "folded", id);
@@ -908,6 +1067,16 @@ static void maybe_prune(struct ledger *l)
 	ledger_prune(l, wall_ms(), LEDGER_PRUNE_CHUNK, &n, &e);
 }
 
+/*
+ * Up to this many rows a transaction adds each row to its rollups by
+ * its upserts; above, the rows go in raw and one grouped pass folds
+ * them, which builds a dense histogram per group and pays off only
+ * when the groups hold many rows each.  See ledger_bench.
+ */
+#ifndef LEDGER_DIRECT_MAX
+#define LEDGER_DIRECT_MAX 8
+#endif
+
 int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n, struct ai_err *err)
 {
 	int rc;
@@ -918,18 +1087,27 @@ int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "write", err);
 	rc = step_retry(l, l->begin);
-	/* One row is added to its rollups by two upserts; many rows are
-	 * inserted raw and folded by one grouped pass, which touches each
-	 * rollup row once however many of the batch's rows it holds. */
+	/* A few rows are added to their rollups by their upserts; many
+	 * are inserted raw and folded by one grouped pass, which touches
+	 * each rollup row once however many of the batch's rows it holds. */
 	for (size_t i = 0; rc == SQLITE_OK && i < n; i++)
-		rc = append_one(l, &rows[i], n == 1);
-	if (rc == SQLITE_OK && n > 1) {
-		int64_t folded, top = sqlite3_last_insert_rowid(l->db);
+		rc = append_one(l, &rows[i], n <= LEDGER_DIRECT_MAX);
+	if (rc == SQLITE_OK && n > LEDGER_DIRECT_MAX) {
+		int64_t folded, days_done, top = sqlite3_last_insert_rowid(l->db), first = INT64_MAX;
 
 		rc = meta_get(l, "folded", &folded);
+		if (rc == SQLITE_OK)
+			rc = meta_get(l, "days_done", &days_done);
+		for (size_t i = 0; i < n; i++)
+			if (utc_day(rows[i].ts_ms) < first)
+				first = utc_day(rows[i].ts_ms);
+		/* Rows of today only (nearly always): the day rollups are not
+		 * touched; rows left unfolded by others may be older. */
+		if (first >= days_done && folded == top - (int64_t)n)
+			days_done = 0;
 		if (rc == SQLITE_OK && folded < top)
 			rc = fold_range(l, folded, top - folded > LEDGER_FOLD_CHUNK + (int64_t)n
-					? folded + LEDGER_FOLD_CHUNK : top);
+					? folded + LEDGER_FOLD_CHUNK : top, days_done);
 	}
 	if (rc == SQLITE_OK)
 		rc = step_retry(l, l->commit);
@@ -953,7 +1131,7 @@ int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *e
 int ledger_fold(struct ledger *l, void (*progress)(void *ud, int64_t done, int64_t total), void *ud,
 		struct ai_err *err)
 {
-	int64_t folded, top, start = -1;
+	int64_t folded, top, start = -1, days_done = 0;
 	long long mx;
 	int rc;
 
@@ -982,7 +1160,9 @@ int ledger_fold(struct ledger *l, void (*progress)(void *ud, int64_t done, int64
 			start = folded;
 		to = top - folded > LEDGER_FOLD_CHUNK ? folded + LEDGER_FOLD_CHUNK : top;
 		if (folded < top)
-			rc = fold_range(l, folded, to);
+			rc = meta_get(l, "days_done", &days_done);
+		if (folded < top && rc == SQLITE_OK)
+			rc = fold_range(l, folded, to, days_done);
 		else if (start == 0 && top == 0)
 			rc = meta_set(l, "folded", 0);
 		if (rc == SQLITE_OK)
@@ -1055,6 +1235,47 @@ int ledger_prune(struct ledger *l, int64_t now_ms, long max_rows, long *deleted,
 	*deleted = 0;
 	db_err(l, rc, "prune", err);
 	if (!sqlite3_get_autocommit(l->db)) {
+		sqlite3_step(l->rollback);
+		sqlite3_reset(l->rollback);
+	}
+	return -1;
+}
+
+int ledger_compact(struct ledger *l, struct ai_err *err)
+{
+	sqlite3_stmt *st[2] = { NULL, NULL };
+	int64_t done = 0, today = utc_day(wall_ms());
+	int rc;
+
+	if (!l->db)
+		return ai_errf(err, AI_EX_SOFTWARE, "usage ledger not open");
+	rc = prepare_all(l);
+	if (rc == SQLITE_OK)
+		rc = step_retry(l, l->begin);
+	if (rc == SQLITE_OK)
+		rc = meta_get(l, "days_done", &done);
+	/* The first compaction starts at day 0: the range below is one of
+	 * the key, so the days before the first rollup cost nothing. */
+	if (rc == SQLITE_OK && done < today) {
+		rc = sqlite3_prepare_v2(l->db, compact_sql, -1, &st[0], NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_prepare_v2(l->db, compact_lat_sql, -1, &st[1], NULL);
+		for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
+			sqlite3_bind_int64(st[i], 1, done * 24);
+			sqlite3_bind_int64(st[i], 2, today * 24);
+			rc = step_done(st[i]);
+		}
+		if (rc == SQLITE_OK)
+			rc = meta_set(l, "days_done", today);
+	}
+	if (rc == SQLITE_OK)
+		rc = step_retry(l, l->commit);
+	sqlite3_finalize(st[0]);
+	sqlite3_finalize(st[1]);
+	if (rc == SQLITE_OK)
+		return 0;
+	db_err(l, rc, "compact", err);
+	if (l->db && !sqlite3_get_autocommit(l->db)) {
 		sqlite3_step(l->rollback);
 		sqlite3_reset(l->rollback);
 	}
@@ -1195,6 +1416,7 @@ struct acc {
 	int64_t lat_sum, lat_min, lat_max;
 	bool any_cost;
 	long hits_saved;
+	long cached_n, reason_n;      /* billed rows that knew their cached / reasoning tokens */
 };
 
 struct accs {
@@ -1282,6 +1504,10 @@ static void acc_finish(struct acc *a)
 		g->cost = NAN;
 	if (g->hits && !a->hits_saved)
 		g->saved = NAN;
+	if (!a->cached_n)
+		g->cached_tokens = -1;
+	if (!a->reason_n)
+		g->reasoning_tokens = -1;
 }
 
 /* The key of a rollup row for this grouping; buf holds a day's date. */
@@ -1329,6 +1555,67 @@ int ledger_report(struct ledger *l, const char *by, int64_t since_ms, int64_t un
 }
 
 /*
+ * The ranges a report reads: hours [a0, a1) and [b0, b1) from the
+ * hourly rollups, days [d0, d1) from the day rollups.
+ */
+struct ranges {
+	int64_t a0, a1, b0, b1, d0, d1;
+};
+
+/*
+ * Splits the hours [h0, h1) into the whole UTC days the day rollups hold
+ * (below the mark, read inside the caller's transaction) and the hours
+ * at either end.  Grouped by day, a UTC day is one local date only
+ * where the zone's offset is a multiple of 24 hours; elsewhere the
+ * hourly rollups serve the whole range.
+ */
+static int day_ranges(struct ledger *l, enum by b, int64_t h0, int64_t h1, struct ranges *r)
+{
+	long long done = 0, first = 0;
+	int64_t d0, d1;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->a0 = h0;
+	r->a1 = h1;
+	rc = query_int(l, "SELECT v FROM ledger_meta WHERE k = 'days_done'", &done);
+	if (rc != SQLITE_OK)
+		return rc;
+	d0 = h0 <= 0 ? 0 : (h0 + 23) / 24;
+	d1 = h1 / 24 < done ? h1 / 24 : done;
+	if (d0 >= d1)
+		return SQLITE_OK;
+	if (b == BY_DAY) {
+		rc = query_int(l, "SELECT ifnull(min(day), 0) FROM rollup_day", &first);
+		if (rc != SQLITE_OK)
+			return rc;
+		for (int64_t d = d0 > first ? d0 : first; d < d1; d++)
+			if (local_day(d * 86400000) != local_day(d * 86400000 + 23 * 3600000))
+				return SQLITE_OK;
+	}
+	r->a1 = d0 * 24;
+	r->b0 = d1 * 24;
+	r->b1 = h1;
+	r->d0 = d0;
+	r->d1 = d1;
+	return SQLITE_OK;
+}
+
+static void bind_ranges(sqlite3_stmt *st, const struct ranges *r, const char *model, int64_t since_ms,
+			int64_t until_ms)
+{
+	sqlite3_bind_int64(st, 1, r->a0);
+	sqlite3_bind_int64(st, 2, r->a1);
+	bind_text(st, 3, model);
+	sqlite3_bind_int64(st, 4, since_ms);
+	sqlite3_bind_int64(st, 5, until_ms);
+	sqlite3_bind_int64(st, 6, r->b0);
+	sqlite3_bind_int64(st, 7, r->b1);
+	sqlite3_bind_int64(st, 8, r->d0);
+	sqlite3_bind_int64(st, 9, r->d1);
+}
+
+/*
  * Reads the rollups of the hours that meet [since_ms, until_ms): whole
  * hours, so a bound inside an hour (only a time zone whose offset is
  * not a whole number of hours puts a midnight there) takes that hour
@@ -1362,23 +1649,38 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 	 * must answer then too) and cannot run on a read-only file. */
 	static const char sums_sql[] =
 		"SELECT hour, program, model, host, cached, n, tokens_in, tokens_out, cost, cost_n,"
-		" saved, saved_n, lat_sum, first_ms, last_ms FROM rollup"
-		" WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR model = ?3)"
+		" saved, saved_n, lat_sum, first_ms, last_ms, tokens_cached, cached_n, tokens_reason,"
+		" reason_n FROM rollup WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR model = ?3)"
+		" UNION ALL SELECT hour, program, model, host, cached, n, tokens_in, tokens_out, cost,"
+		" cost_n, saved, saved_n, lat_sum, first_ms, last_ms, tokens_cached, cached_n,"
+		" tokens_reason, reason_n FROM rollup WHERE hour >= ?6 AND hour < ?7"
+		" AND (?3 IS NULL OR model = ?3)"
+		" UNION ALL SELECT day * 24, program, model, host, cached, n, tokens_in, tokens_out, cost,"
+		" cost_n, saved, saved_n, lat_sum, first_ms, last_ms, tokens_cached, cached_n,"
+		" tokens_reason, reason_n FROM rollup_day WHERE day >= ?8 AND day < ?9"
+		" AND (?3 IS NULL OR model = ?3)"
 		" UNION ALL SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''), ifnull(host, ''),"
 		" cached != 0, count(*), total(max(ifnull(prompt_tokens, 0), 0)),"
 		" total(max(ifnull(completion_tokens, 0), 0)), total(cost), count(cost),"
 		" total(CASE WHEN cached THEN saved END), count(CASE WHEN cached THEN saved END),"
-		" sum(min(max(latency_ms, 0), 1000000000)), min(ts_ms), max(ts_ms) FROM calls"
+		" sum(min(max(latency_ms, 0), 1000000000)), min(ts_ms), max(ts_ms),"
+		" total(max(ifnull(cached_tokens, 0), 0)), count(cached_tokens),"
+		" total(max(ifnull(reasoning_tokens, 0), 0)), count(reasoning_tokens) FROM calls"
 		" WHERE id > (SELECT v FROM ledger_meta WHERE k = 'folded') AND +ts_ms >= ?4"
 		" AND +ts_ms < ?5 AND (?3 IS NULL OR model = ?3) GROUP BY 1, 2, 3, 4, 5";
 	static const char lat_sql[] =
 		"SELECT hour, program, model, hist, lat_min, lat_max FROM rollup_lat"
 		" WHERE hour >= ?1 AND hour < ?2 AND (?3 IS NULL OR model = ?3)"
+		" UNION ALL SELECT hour, program, model, hist, lat_min, lat_max FROM rollup_lat"
+		" WHERE hour >= ?6 AND hour < ?7 AND (?3 IS NULL OR model = ?3)"
+		" UNION ALL SELECT day * 24, program, model, hist, lat_min, lat_max FROM rollup_lat_day"
+		" WHERE day >= ?8 AND day < ?9 AND (?3 IS NULL OR model = ?3)"
 		" UNION ALL SELECT ts_ms / 3600000, ifnull(program, ''), ifnull(model, ''),"
 		" ledger_hist(max(latency_ms, 0)), min(max(latency_ms, 0)), max(max(latency_ms, 0))"
 		" FROM calls WHERE id > (SELECT v FROM ledger_meta WHERE k = 'folded') AND +ts_ms >= ?4"
 		" AND +ts_ms < ?5 AND (?3 IS NULL OR model = ?3) GROUP BY 1, 2, 3";
 	enum by b = parse_by(by);
+	struct ranges r;
 	struct accs a = { NULL, 0, 0 }, ta = { NULL, 0, 0 };
 	const char *lasthost = NULL;
 	bool lastlocal = false;
@@ -1404,6 +1706,7 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 
 		ledger_set_busy_timeout(l, 0);
 		ledger_fold(l, NULL, NULL, &e);
+		ledger_compact(l, &e);
 		ledger_set_busy_timeout(l, busy);
 	}
 	/* A month of rollups is tens of MB: mapped, they are read without a
@@ -1413,15 +1716,19 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 	sqlite3_exec(l->db, "PRAGMA mmap_size = 1073741824", NULL, NULL, NULL);
 	h0 = hour_of(since_ms);
 	h1 = until_ms == INT64_MAX ? INT64_MAX : hour_of(until_ms - 1) + 1;
+	/* One snapshot for the mark and both queries, so that a day being
+	 * compacted meanwhile is read once, from one level or the other. */
+	rc = exec_retry(l, "BEGIN");
+	if (rc != SQLITE_OK)
+		goto dberr;
+	rc = day_ranges(l, b, h0, h1, &r);
+	if (rc != SQLITE_OK)
+		goto dberr;
 
 	rc = sqlite3_prepare_v2(l->db, sums_sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		goto dberr;
-	sqlite3_bind_int64(st, 1, h0);
-	sqlite3_bind_int64(st, 2, h1);
-	bind_text(st, 3, model);
-	sqlite3_bind_int64(st, 4, since_ms);
-	sqlite3_bind_int64(st, 5, until_ms);
+	bind_ranges(st, &r, model, since_ms, until_ms);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *prog = (const char *)sqlite3_column_text(st, 1);
 		const char *mod = (const char *)sqlite3_column_text(st, 2);
@@ -1435,6 +1742,8 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 		int64_t tin = sqlite3_column_int64(st, 6), tout = sqlite3_column_int64(st, 7);
 		int64_t lsum = sqlite3_column_int64(st, 12);
 		double cost = sqlite3_column_double(st, 8), saved = sqlite3_column_double(st, 10);
+		int64_t tcached = sqlite3_column_int64(st, 15), treason = sqlite3_column_int64(st, 17);
+		long cached_n = (long)sqlite3_column_int64(st, 16), reason_n = (long)sqlite3_column_int64(st, 18);
 
 		/* Hosts are few and come in runs: ask about each run once. */
 		if (!lasthost || !host || strcmp(lasthost, host)) {
@@ -1459,6 +1768,10 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 			} else {
 				add_i64(&g->g.prompt_tokens, tin);
 				add_i64(&g->g.completion_tokens, tout);
+				add_i64(&g->g.cached_tokens, tcached);
+				add_i64(&g->g.reasoning_tokens, treason);
+				g->cached_n += cached_n;
+				g->reason_n += reason_n;
 			}
 			g->g.cost += cost;
 			if (cost_n || local)
@@ -1483,11 +1796,7 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 	rc = sqlite3_prepare_v2(l->db, lat_sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		goto dberr;
-	sqlite3_bind_int64(st, 1, h0);
-	sqlite3_bind_int64(st, 2, h1);
-	bind_text(st, 3, model);
-	sqlite3_bind_int64(st, 4, since_ms);
-	sqlite3_bind_int64(st, 5, until_ms);
+	bind_ranges(st, &r, model, since_ms, until_ms);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *prog = (const char *)sqlite3_column_text(st, 1);
 		const char *mod = (const char *)sqlite3_column_text(st, 2);
@@ -1513,6 +1822,7 @@ static int report_impl(struct ledger *l, const char *by, const char *model, int6
 		goto dberr;
 	sqlite3_finalize(st);
 	st = NULL;
+	sqlite3_exec(l->db, "COMMIT", NULL, NULL, NULL);
 
 	if (a.n) {
 		v = calloc(a.n, sizeof(*v));
@@ -1552,6 +1862,8 @@ nomem:
 	ai_errf(err, AI_EX_OSERR, "out of memory");
 fail:
 	sqlite3_finalize(st);
+	if (!sqlite3_get_autocommit(l->db))
+		sqlite3_exec(l->db, "ROLLBACK", NULL, NULL, NULL);
 	for (i = 0; i < a.n; i++) {
 		free(a.v[i].g.key);
 		free(a.v[i].hist);

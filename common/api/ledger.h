@@ -34,6 +34,17 @@
  * and in transactions of LEDGER_FOLD_CHUNK rows, by ledger_fold, which
  * every report runs first; an interrupted fold resumes where it stopped.
  *
+ * Day rollups (schema 3).  A month is 720 hours of rollups, so a report
+ * of it would read tens of thousands of rows; the same sums per UTC day
+ * (hour / 24) make it 30 times fewer.  They are not written by every
+ * append: a report compacts the whole UTC days that have ended into
+ * them (ledger_compact), and moves a mark, "days_done", past them.  From
+ * then on an append, a batch and a fold whose rows fall on a compacted
+ * day (a late row, a clock set back, an old row folded) add them to the
+ * day rollups too, in the same transaction, so both levels always hold
+ * the same sums.  A report reads the days below the mark wholly inside
+ * its range from the day rollups, the rest from the hourly ones.
+ *
  * One struct ledger is one connection: use it from one thread, and do
  * not copy or move it while open (SQLite holds its address).
  */
@@ -49,6 +60,7 @@ struct ledger {
 	struct sqlite3_stmt *begin, *commit, *rollback, *insert; /* prepared on first append */
 	struct sqlite3_stmt *roll_row, *roll_lat, *fold, *fold_lat, *meta_get, *meta_set;
 	struct sqlite3_stmt *spend_row, *fold_spend;
+	struct sqlite3_stmt *day_row, *day_lat, *fold_day, *fold_day_lat; /* the day rollups (schema 3) */
 	char *path;                   /* owned copy, for messages */
 	int busy_ms;
 	long keep_days;               /* raw rows older than this are pruned; 0 = never */
@@ -56,8 +68,9 @@ struct ledger {
 	int wal_frames;               /* frames in the WAL after this connection's last commit */
 };
 
-/* The schema version this code writes (PRAGMA user_version): 1 raw rows, 2 rollups too. */
-#define LEDGER_SCHEMA 2
+/* The schema version this code writes (PRAGMA user_version): 1 raw rows,
+ * 2 hourly rollups too, 3 cached and reasoning tokens and day rollups. */
+#define LEDGER_SCHEMA 3
 
 /* ledger_keep's default: raw rows are kept 30 days. */
 #define LEDGER_KEEP_DAYS 30
@@ -141,9 +154,10 @@ void ledger_set_busy_timeout(struct ledger *l, int ms);
 int ledger_append(struct ledger *l, const struct ledger_row *r, struct ai_err *err);
 
 /*
- * Appends n rows in one transaction (a batch wake-up's calls): one
- * commit for all, each row with its rollups.  Fails as ledger_append;
- * then no row of the n is written.
+ * Appends n rows in one transaction (the calls of ai-batch's busy
+ * wake-ups, queued by api.c): one commit for all, each row with its
+ * rollups (up to 8 rows by their own upserts, more by one grouped
+ * fold).  Fails as ledger_append; then no row of the n is written.
  */
 int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n, struct ai_err *err);
 
@@ -157,6 +171,15 @@ int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n
  */
 int ledger_fold(struct ledger *l, void (*progress)(void *ud, int64_t done, int64_t total), void *ud,
 		struct ai_err *err);
+
+/*
+ * Compacts every ended UTC day not compacted yet from the hourly
+ * rollups into the day rollups, in one transaction (see "Day rollups"
+ * above); reports call it first.  Fails as ledger_append; a report that
+ * cannot compact (the lock is held, a read-only file) reads hourly
+ * rollups instead and loses nothing but time.
+ */
+int ledger_compact(struct ledger *l, struct ai_err *err);
 
 /* Raw rows are kept this many days (default LEDGER_KEEP_DAYS); 0 keeps them for ever. */
 void ledger_set_keep(struct ledger *l, long days);
@@ -219,6 +242,8 @@ struct ledger_group {
 	int64_t completion_tokens;    /* so that they and cost add up */
 	int64_t hit_prompt_tokens;    /* the same sums over the hits: tokens the cache served */
 	int64_t hit_completion_tokens;
+	int64_t cached_tokens;        /* of prompt_tokens (billed calls), served from the provider's */
+	int64_t reasoning_tokens;     /* prompt cache / spent reasoning; -1 when no billed call says */
 	double cost;                  /* sum of the known costs; NAN when no row's cost is known */
 	long unknown_cost;            /* rows whose cost is unknown (an unpriced model); a row of
 	                                 unknown cost from a loopback host counts as cost 0

@@ -18,8 +18,8 @@ make_ledger() {
 	start_server
 	ai-summarize <<<"make the ledger" >/dev/null || return 1
 	# The rollups go too: the ledger is then as empty as a new one.
-	sqlite3 "$DB" "DELETE FROM calls; DELETE FROM rollup; DELETE FROM rollup_lat;
-		UPDATE ledger_meta SET v = 0 WHERE k = 'folded'"
+	sqlite3 "$DB" "DELETE FROM calls; DELETE FROM rollup; DELETE FROM rollup_lat; DELETE FROM spend;
+		DELETE FROM rollup_day; DELETE FROM rollup_lat_day; UPDATE ledger_meta SET v = 0 WHERE k IN ('folded', 'days_done')"
 }
 
 # row DATE PROGRAM MODEL IN OUT LATENCY CACHED COST SAVED: inserts one call at DATE (UTC),
@@ -52,12 +52,12 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$stderr" ""
 	# TOKENS_IN and TOKENS_OUT are the billed calls' (they add up with the cost); the hit's
 	# 100 + 10 tokens are in HIT_TOKENS.
-	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED HIT_TOKENS)
+	want=$(printf '%s\t' PROGRAM REQ/DAY AVG_MS P95_MS TOKENS_IN TOKENS_OUT COST/DAY HIT% SAVED HIT_TOKENS CACHED_IN)
 	want=${want%$'\t'}$'\n'
-	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.0000\t0%\t$0.0000\t0\n'
-	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.0000\t0\n'
-	want+=$'ai-summarize\t1\t100\t200\t300\t30\t$0.2500\t33.3%\t$0.2500\t110\n'
-	want+=$'total\t2\t187\t500\t2350\t430\t$1.2500*\t16.7%\t$0.2500\t110\n'
+	want+=$'ai-ask\t0.7\t400\t500\t2000\t400\t$1.0000\t0%\t$0.0000\t0\t-\n'
+	want+=$'ai-index\t0.3\t20\t20\t50\t0\t-\t0%\t$0.0000\t0\t-\n'
+	want+=$'ai-summarize\t1\t100\t200\t300\t30\t$0.2500\t33.3%\t$0.2500\t110\t-\n'
+	want+=$'total\t2\t187\t500\t2350\t430\t$1.2500*\t16.7%\t$0.2500\t110\t-\n'
 	want+=$'projected month: $37.5000 (30 x the average of 3 days)\n'
 	want+='* 1 call of models without a price is not counted; add price.MODEL to the config (see ai.conf(5))'
 	assert_eq "$output" "$want" table
@@ -160,9 +160,9 @@ RANGE=(--since 2024-01-10 --until 2024-01-12)
 	assert_eq "$status" 0
 	out=${output//$'\r'/}
 	# Text left, numbers right, two spaces between columns, no tabs.
-	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%    SAVED  HIT_TOKENS"
-	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400   $1.0000     0%  $0.0000           0'
-	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2350         430  $1.2500*  16.7%  $0.2500         110'
+	assert_eq "$(sed -n 1p <<<"$out")" "PROGRAM       REQ/DAY  AVG_MS  P95_MS  TOKENS_IN  TOKENS_OUT  COST/DAY   HIT%    SAVED  HIT_TOKENS  CACHED_IN"
+	assert_eq "$(sed -n 2p <<<"$out")" 'ai-ask            0.7     400     500       2000         400   $1.0000     0%  $0.0000           0          -'
+	assert_eq "$(sed -n 5p <<<"$out")" 'total               2     187     500       2350         430  $1.2500*  16.7%  $0.2500         110          -'
 	assert_not_contains "$out" $'\t'
 }
 
@@ -454,7 +454,7 @@ schema1_ledger() {
 	assert_eq "$status" 0
 	assert_eq "$stderr" ""
 	assert_eq "$output" "$want"
-	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 2
+	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 3
 	assert_eq "$(sqlite3 "$DB" 'SELECT sum(n) FROM rollup')" 6
 	assert_eq "$(sqlite3 "$DB" "SELECT v FROM ledger_meta WHERE k = 'folded'")" 6
 	# A second run folds nothing twice.
@@ -467,6 +467,8 @@ schema1_ledger() {
 	known_rows
 	ai-usage --json "${RANGE[@]}" >/dev/null
 	# Written without rollups, as a program of the previous schema still running would.
+	# The first report summed the ended days into day rollups, which the late row must reach too.
+	assert_eq "$(sqlite3 "$DB" "SELECT sum(n) FROM rollup_day WHERE day < (SELECT v FROM ledger_meta WHERE k = 'days_done')")" 6
 	row '2024-01-11 13:00' "'ai-ask'" "'m2'" 10 10 100 0 1 NULL
 	run --separate-stderr ai-usage --json --by model "${RANGE[@]}"
 	assert_eq "$status" 0
@@ -618,4 +620,94 @@ usage_tty() {
 	! grep -q 'cost per day' "$T/by"
 	run --separate-stderr ai-usage "${RANGE[@]}"
 	assert_not_contains "$output" "cost per day"
+}
+
+@test "usage: one ai-batch wake-up writes its calls' rows in one transaction, every call counted" {
+	start_server
+	for i in $(seq 1 48); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	ai-batch -q -P 16 "$T/in.jsonl" >/dev/null
+	# The rerun is all cache hits: each wake-up delivers up to 16 of them at once.  A trigger
+	# notes, at each raw row, how far the rollups had got: a row written alone finds every
+	# row before it folded; rows written together find the mark where their transaction began.
+	sqlite3 "$DB" "CREATE TABLE seen(id INTEGER, folded INTEGER);
+		CREATE TRIGGER seen_t AFTER INSERT ON calls BEGIN
+		INSERT INTO seen VALUES(new.id, (SELECT v FROM ledger_meta WHERE k = 'folded')); END"
+	run --separate-stderr ai-batch -q -P 16 "$T/in.jsonl"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 48
+	assert_eq "$(request_count)" 48
+	assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM seen')" 48
+	together=$(sqlite3 "$DB" 'SELECT count(*) FROM seen WHERE id - folded > 1')
+	((together > 0)) || { echo "every row was written in its own transaction" >&2; false; }
+	run --separate-stderr ai-usage --json
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .hits]')" '[96,48]'
+}
+
+@test "usage: CACHED_IN and the reasoning tokens sum the billed calls that report them; unknown is '-' and null" {
+	known_rows
+	# Two of ai-ask's calls say how much of their input the provider's cache served; the hit's
+	# count is not billed and not summed; ai-summarize's calls say nothing.
+	sqlite3 "$DB" "UPDATE calls SET cached_tokens = 600, reasoning_tokens = 50 WHERE program = 'ai-ask';
+		UPDATE calls SET cached_tokens = 99 WHERE cached = 1"
+	run --separate-stderr ai-usage "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$(head -1 <<<"$output" | cut -f11)" CACHED_IN
+	assert_eq "$(grep '^ai-ask' <<<"$output" | cut -f11)" 1200
+	assert_eq "$(grep '^ai-summarize' <<<"$output" | cut -f11)" -
+	assert_eq "$(grep '^total' <<<"$output" | cut -f11)" 1200
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$(jq -c 'select(.program == "ai-ask") | [.tokens_cached, .tokens_reasoning]' <<<"$output")" '[1200,100]'
+	assert_eq "$(jq -c 'select(.program == "ai-summarize") | [.tokens_cached, .tokens_reasoning]' <<<"$output")" '[null,null]'
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.tokens_cached, .tokens_reasoning]')" '[1200,100]'
+	# Read back from the day rollups the first report made, the same.
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.tokens_cached, .tokens_reasoning, .requests]')" '[1200,100,6]'
+	assert_eq "$(sqlite3 "$DB" 'SELECT sum(tokens_cached) FROM rollup_day WHERE NOT cached')" 1200
+}
+
+@test "usage: a schema-2 ledger gains the new columns on first open and reports as before" {
+	known_rows
+	ai-usage --json "${RANGE[@]}" >"$T/before"
+	# Back to what the previous ai-tools left: no cached/reasoning columns, no day rollups.
+	sqlite3 "$DB" "ALTER TABLE calls DROP COLUMN cached_tokens; ALTER TABLE calls DROP COLUMN reasoning_tokens;
+		ALTER TABLE rollup DROP COLUMN tokens_cached; ALTER TABLE rollup DROP COLUMN cached_n;
+		ALTER TABLE rollup DROP COLUMN tokens_reason; ALTER TABLE rollup DROP COLUMN reason_n;
+		DROP TABLE rollup_day; DROP TABLE rollup_lat_day; DELETE FROM ledger_meta WHERE k = 'days_done';
+		PRAGMA user_version = 2"
+	run --separate-stderr ai-usage --json "${RANGE[@]}"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$output" "$(cat "$T/before")"
+	assert_eq "$(sqlite3 "$DB" 'PRAGMA user_version')" 3
+	assert_eq "$(tail -1 <<<"$output" | jq -c '[.requests, .tokens_cached]')" '[6,null]'
+}
+
+@test "usage: calls finished before ai-batch exits on a closed pipe are in the ledger" {
+	start_server
+	ctl '{"set":{"latency_ms":300}}'
+	for i in $(seq 1 24); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	# The reader is gone long before the first answer: the first line written ends
+	# ai-batch quietly (exit 0 on EPIPE) with that line's call and the others of its
+	# wake-up still queued for the ledger's next transaction.
+	run bash -c 'ai-batch -q -P 8 "$1" | true; echo "${PIPESTATUS[0]}"' _ "$T/in.jsonl"
+	assert_eq "$output" 0
+	rows=$(sqlite3 "$DB" 'SELECT count(*) FROM calls')
+	((rows >= 1 && rows <= $(request_count))) ||
+		{ echo "$rows ledger rows for $(request_count) requests" >&2; false; }
+}
+
+@test "usage: ai-batch stopped by SIGTERM has written the rows of the calls it finished" {
+	start_server
+	ctl '{"set":{"latency_ms":50}}'
+	for i in $(seq 1 200); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	ai-batch --no-cache -P 4 "$T/in.jsonl" >"$T/out" 2>"$T/err" &
+	pid=$!
+	wait_for_requests 20
+	kill -TERM $pid
+	rc=0
+	wait $pid || rc=$?
+	assert_eq "$rc" 143
+	printed=$(wc -l <"$T/out")
+	rows=$(sqlite3 "$DB" "SELECT count(*) FROM calls WHERE status = 200")
+	((printed >= 1 && rows >= printed)) || { echo "$rows ledger rows for $printed lines printed" >&2; false; }
 }

@@ -10,11 +10,14 @@
 #    Then that day's rollups are copied onto the 29 days before it: the
 #    rollups of a month at SCALE_N calls a day (what ai-usage reads; the
 #    raw rows are not read), and ai-usage is timed on them, default view and
-#    --since today.  With BEFORE_BIN=DIR (an older build's bin/), its
+#    --since today; the first run, which compacts the ended days into day
+#    rollups (schema 3), is shown apart.  With BEFORE_BIN=DIR (an older build's bin/), its
 #    ai-usage is timed on the schema-1 copy too.  Goals: a month < 100 ms,
 #    today < 50 ms, the budget check < 0.5 ms.
 #  - cache: SCALE_CACHE answers of 370 bytes (default 20,000): bytes on disk
-#    an entry, CPU a hit (goal 10 us).
+#    an entry, CPU a hit (goal 10 us); then tests/bench/cache_sqlite.c, the
+#    same in files and in one SQLite file (the issue's proposal): put, warm
+#    hit, one-shot open + hit + close.
 #  - ai-batch: peak RSS at each of SCALE_BATCH items (default "100000
 #    1000000"), -P 64, --state, an instant test server (goal <= 32 MB, flat).
 set -u
@@ -42,7 +45,7 @@ ledger() {
 	sqlite3 "$db" 'PRAGMA wal_checkpoint(TRUNCATE)' >/dev/null
 	calls=$(sqlite3 "$db" 'SELECT count(*) FROM calls')
 	bytes=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('calls', 'calls_ts')" 2>/dev/null)
-	roll=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('rollup', 'rollup_lat', 'spend')" 2>/dev/null)
+	roll=$(sqlite3 "$db" "SELECT sum(pgsize) FROM dbstat WHERE name IN ('rollup', 'rollup_lat', 'spend', 'rollup_day', 'rollup_lat_day')" 2>/dev/null)
 	[ -n "$bytes" ] && say "ledger: $(awk -v b="$bytes" -v r="$roll" -v n="$calls" 'BEGIN {
 		printf "%.0f bytes on disk a raw row (kept ledger_keep days), %.1f bytes a call in rollups (kept)", b / n, r / n }')"
 	"$gen" budget "$db" 5000
@@ -70,13 +73,17 @@ ledger() {
 	while [ $i -lt 30 ]; do
 		echo "INSERT INTO rollup SELECT hour - 24 * $i, program, model, host, status, cached, batch, n,
 			tokens_in, tokens_out, cost, cost_n, saved, saved_n, lat_sum, first_ms - 86400000 * $i,
-			last_ms - 86400000 * $i FROM rollup WHERE hour > $h1 - 24;
+			last_ms - 86400000 * $i, tokens_cached, cached_n, tokens_reason, reason_n
+			FROM rollup WHERE hour > $h1 - 24;
 		INSERT INTO rollup_lat SELECT hour - 24 * $i, program, model, hist, lat_min, lat_max
 			FROM rollup_lat WHERE hour > $h1 - 24;
 		INSERT INTO spend SELECT hour - 24 * $i, cost FROM spend WHERE hour > $h1 - 24;"
 		i=$((i + 1))
 	done | sqlite3 "$db"
 	say "a month of rollups: $(sqlite3 "$db" 'SELECT count(*) || " rows, " || sum(n) || " calls" FROM rollup')"
+	# The first report compacts the ended days into day rollups (once a day in use; here 29 days at once).
+	say "ai-usage, a month, first report (compacts the ended days): $(cpu "$BIN/ai-usage" --db "$db" --json)"
+	say "day rollups: $(sqlite3 "$db" 'SELECT count(*) || " rows" FROM rollup_day')"
 	for k in 1 2 3; do
 		say "ai-usage, a month: $(cpu "$BIN/ai-usage" --db "$db" --json)"
 	done
@@ -107,6 +114,10 @@ main() {
 	echo "# scale: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	ledger
 	"$O/bench/scale_gen" cache "$tmp/cache" "$NC"
+	# The same answers in today's files and in the one SQLite file the issue proposes.
+	if bench_build cache_sqlite cache_sqlite.c; then
+		mkdir -p "$tmp/cs" && "$O/bench/cache_sqlite" "$tmp/cs" "$NC"
+	fi
 	batch
 }
 

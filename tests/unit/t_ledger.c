@@ -173,11 +173,11 @@ static void test_bad_files(void)
 
 	path_in(path, sizeof(path), "newer.db");
 	is_int(ledger_open(&l, path, &err), 0, "make a ledger");
-	sqlite3_exec(l.db, "PRAGMA user_version = 3", NULL, NULL, NULL);
+	sqlite3_exec(l.db, "PRAGMA user_version = 99", NULL, NULL, NULL);
 	ledger_close(&l);
 	is_int(ledger_open(&l, path, &err), -1, "a newer schema is refused");
 	is_int(err.code, AI_EX_DATAERR, "as bad data");
-	ok(strstr(err.msg, "schema 3") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
+	ok(strstr(err.msg, "schema 99") && strstr(err.msg, "upgrade ai-tools"), "message: %s", err.msg);
 	is_int(ledger_open_existing(&l, path, &err), -1, "by ai-usage's open too");
 
 	path_in(path, sizeof(path), "empty.db");
@@ -779,6 +779,8 @@ static void random_row(struct ledger_row *r, int64_t end_ms)
 	r->host = hosts[rnd() % 2];
 	r->prompt_tokens = (long)(rnd() % 5000) - (rnd() % 20 == 0 ? 5000 : 0); /* some unknown */
 	r->completion_tokens = (long)(rnd() % 800);
+	r->cached_tokens = rnd() % 4 ? (long)(rnd() % 3000) : -1;
+	r->reasoning_tokens = rnd() % 3 ? (long)(rnd() % 500) : -1;
 	r->latency_ms = (long)(50 + (rnd() % 400) * (1 + rnd() % 40));
 	r->status = rnd() % 10 ? 200 : 429;
 	r->cached = rnd() % 5 == 0;
@@ -794,8 +796,10 @@ static int writer(const char *path, int nrows, uint64_t seed, int64_t end_ms)
 	struct ledger_row rows[50];
 
 	rng_state ^= seed * 0x9E3779B97F4A7C15ULL;
-	if (ledger_open(&l, path, &err) < 0)
+	if (ledger_open(&l, path, &err) < 0) {
+		fprintf(stderr, "writer: open: %s\n", err.msg);
 		return 1;
+	}
 	ledger_set_keep(&l, 0);
 	/* Four writers on two loaded cores: what is tested is the sums, not the wait. */
 	ledger_set_busy_timeout(&l, 60000);
@@ -822,7 +826,7 @@ static int writer(const char *path, int nrows, uint64_t seed, int64_t end_ms)
 
 /* Exact sums of the raw rows, as the report defines them, for comparison. */
 struct raw_sums {
-	long long n, hits, tin, tout, hin, hout, unknown;
+	long long n, hits, tin, tout, hin, hout, unknown, tcached, treason;
 	double cost, saved;
 	long long p95;
 };
@@ -838,7 +842,9 @@ static void raw_sums(sqlite3 *db, const char *where, struct raw_sums *r)
 		 " total(CASE WHEN NOT cached THEN completion_tokens END),"
 		 " total(CASE WHEN cached THEN prompt_tokens END), total(CASE WHEN cached THEN completion_tokens END),"
 		 " total(cost), total(CASE WHEN cached THEN saved END),"
-		 " total(cost IS NULL AND host != '127.0.0.1') FROM calls %s", where);
+		 " total(cost IS NULL AND host != '127.0.0.1'),"
+		 " total(CASE WHEN NOT cached THEN cached_tokens END),"
+		 " total(CASE WHEN NOT cached THEN reasoning_tokens END) FROM calls %s", where);
 	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		r->n = sqlite3_column_int64(st, 0);
 		r->hits = (long long)sqlite3_column_double(st, 1);
@@ -849,6 +855,8 @@ static void raw_sums(sqlite3 *db, const char *where, struct raw_sums *r)
 		r->cost = sqlite3_column_double(st, 6);
 		r->saved = sqlite3_column_double(st, 7);
 		r->unknown = (long long)sqlite3_column_double(st, 8);
+		r->tcached = (long long)sqlite3_column_double(st, 9);
+		r->treason = (long long)sqlite3_column_double(st, 10);
 	}
 	sqlite3_finalize(st);
 	snprintf(sql, sizeof(sql), "SELECT latency_ms FROM calls %s ORDER BY latency_ms LIMIT 1 OFFSET ?1", where);
@@ -875,6 +883,11 @@ static void check_total(struct ledger *l, const struct raw_sums *r, const char *
 	is_int(g->hit_prompt_tokens, r->hin, "%s: hit tokens in", what);
 	is_int(g->hit_completion_tokens, r->hout, "%s: hit tokens out", what);
 	is_int(g->unknown_cost, r->unknown, "%s: calls of unknown cost", what);
+	/* A ledger of rows that never knew them (schema 1) reports -1: unknown, not 0. */
+	is_int(g->cached_tokens, r->tcached ? r->tcached : g->cached_tokens < 0 ? -1 : 0,
+	       "%s: cached tokens in", what);
+	is_int(g->reasoning_tokens, r->treason ? r->treason : g->reasoning_tokens < 0 ? -1 : 0,
+	       "%s: reasoning tokens", what);
 	is_dbl(g->cost, r->cost, 0.005, "%s: cost to the cent", what);
 	is_dbl(g->saved, r->saved, 0.005, "%s: saved to the cent", what);
 	ok(fabs((double)g->p95_latency_ms - (double)r->p95) <= 0.01 * (double)r->p95,
@@ -1097,6 +1110,224 @@ static void test_migration(void)
 	ledger_close(&l);
 }
 
+
+static long long query_ll(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *st;
+	long long v = -1;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+/* Compares the report by day with the raw rows of each local day: requests, tokens, cost. */
+static int check_days(struct ledger *l, const char *what)
+{
+	struct ledger_group *g = NULL;
+	struct ai_err err;
+	size_t n = 0;
+	int bad = 0;
+
+	if (ledger_report(l, "day", 0, INT64_MAX, &g, &n, &err) < 0) {
+		ok(0, "%s: report by day: %s", what, err.msg);
+		return 1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char where[160];
+		struct raw_sums r;
+
+		snprintf(where, sizeof(where), "WHERE date(ts_ms / 1000, 'unixepoch', 'localtime') = '%s'", g[i].key);
+		raw_sums(l->db, where, &r);
+		if (g[i].requests != r.n || g[i].prompt_tokens != r.tin || fabs(g[i].cost - r.cost) > 0.005 ||
+		    (r.tcached && g[i].cached_tokens != r.tcached)) {
+			printf("# %s: day %s: %ld requests, %" PRId64 " tokens, $%.4f; raw %lld, %lld, $%.4f\n",
+			       what, g[i].key, g[i].requests, g[i].prompt_tokens, g[i].cost, r.n, r.tin, r.cost);
+			bad++;
+		}
+	}
+	is_int(bad, 0, "%s: every day of %zu equals its raw rows", what, n);
+	ledger_groups_free(g, n);
+	return bad;
+}
+
+/*
+ * The day rollups: a report compacts the ended days; rows that arrive
+ * later for those days (appended singly, in a batch, or written raw by
+ * an older ai-tools and folded) reach both levels; grouped by day in a
+ * zone whose days are not UTC's, the hourly rollups answer.
+ */
+static void test_day_rollups(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	struct raw_sums r;
+	struct ledger_row rows[50];
+	int64_t end = wall_ms();
+	long long today = end / 3600000 / 24, done;
+	int bad = 0;
+
+	set_tz("UTC");
+	path_in(path, sizeof(path), "days.db");
+	if (!ok(ledger_open(&l, path, &err) == 0, "open: %s", err.msg))
+		return;
+	ledger_set_keep(&l, 0);
+	span_days = 40;
+	seq_step = 0;
+	for (int i = 0; i < 100 && !bad; i++) {
+		size_t k = i % 5 ? 1 : 50;
+
+		for (size_t j = 0; j < k; j++)
+			random_row(&rows[j], end);
+		bad += ledger_append_many(&l, rows, k, &err) < 0;
+	}
+	is_int(bad, 0, "calls over 40 days, singly and in batches");
+	raw_sums(l.db, "", &r);
+	check_total(&l, &r, "first report");
+	done = query_ll(l.db, "SELECT v FROM ledger_meta WHERE k = 'days_done'");
+	is_int(done, today, "the report compacted every ended UTC day");
+	ok(query_ll(l.db, "SELECT count(*) FROM rollup_day") > 0, "into day rollups");
+	is_int(query_ll(l.db, "SELECT count(*) FROM rollup_day WHERE day >= (SELECT v FROM ledger_meta WHERE k = 'days_done')"),
+	       0, "and no day not ended");
+	/* Late rows for compacted days: singly, in batches, and raw as an older ai-tools writes. */
+	for (int i = 0; i < 60 && !bad; i++) {
+		size_t k = i % 3 ? 1 : 50;
+
+		for (size_t j = 0; j < k; j++)
+			random_row(&rows[j], end);
+		bad += ledger_append_many(&l, rows, k, &err) < 0;
+	}
+	is_int(bad, 0, "late calls on compacted days");
+	sqlite3_exec(l.db, "INSERT INTO calls(ts_ms, program, model, host, prompt_tokens, completion_tokens,"
+		     " latency_ms, status, cached, cost, cached_tokens)"
+		     " SELECT ts_ms - 86400000, program, model, host, prompt_tokens, completion_tokens, latency_ms,"
+		     " status, cached, cost, cached_tokens FROM calls ORDER BY id LIMIT 300", NULL, NULL, NULL);
+	raw_sums(l.db, "", &r);
+	check_total(&l, &r, "late rows reach the day rollups");
+	check_days(&l, "by UTC day, from day rollups");
+	is_int(query_ll(l.db, "SELECT (SELECT sum(n) FROM rollup_day) ="
+			" (SELECT sum(n) FROM rollup WHERE hour < 24 * (SELECT v FROM ledger_meta WHERE k = 'days_done'))"),
+	       1, "both levels hold the same calls");
+	/* Compaction beside a writer of late rows: both levels still agree. */
+	{
+		pid_t w;
+		int status;
+
+		sqlite3_exec(l.db, "DELETE FROM rollup_day; DELETE FROM rollup_lat_day;"
+			     " UPDATE ledger_meta SET v = 0 WHERE k = 'days_done'", NULL, NULL, NULL);
+		fflush(stdout);
+		w = fork();
+		if (w == 0)	/* calls over the 40 days, nearly all on compacted days */
+			_exit(writer(path, 3000, 7, end));
+		for (int i = 0; i < 20; i++) {
+			struct ai_err e;
+
+			ledger_compact(&l, &e);
+			if (i == 10)
+				sqlite3_exec(l.db, "DELETE FROM rollup_day; DELETE FROM rollup_lat_day;"
+					     " UPDATE ledger_meta SET v = 0 WHERE k = 'days_done'", NULL, NULL, NULL);
+		}
+		waitpid(w, &status, 0);
+		ok(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a writer of late rows ran beside compactions");
+		raw_sums(l.db, "", &r);
+		check_total(&l, &r, "compacted beside a writer");
+		check_days(&l, "by UTC day, compacted beside a writer");
+	}
+	/* A zone of whole hours but not UTC's days: grouped by day, the hourly rollups answer. */
+	set_tz("America/New_York");
+	check_days(&l, "by New York day");
+	set_tz("UTC");
+	/* A range that starts and ends inside days: hours at the ends, days between. */
+	{
+		struct ledger_group *g = NULL;
+		size_t n = 0;
+		int64_t a = end - 20 * DAY - 5 * H, b = end - 3 * DAY + 7 * H;
+		char where[128];
+
+		a -= a % H;
+		b -= b % H;
+		snprintf(where, sizeof(where), "WHERE ts_ms >= %" PRId64 " AND ts_ms < %" PRId64, a, b);
+		raw_sums(l.db, where, &r);
+		if (ok(ledger_report(&l, "all", a, b, &g, &n, &err) == 0 && n == 1, "a range inside days")) {
+			is_int(g->requests, r.n, "its requests");
+			is_dbl(g->cost, r.cost, 0.005, "its cost");
+			is_int(g->cached_tokens, r.tcached, "its cached tokens");
+		}
+		ledger_groups_free(g, n);
+	}
+	ledger_close(&l);
+}
+
+/* A schema-2 ledger (the one before this) upgrades in place and reports as before. */
+static void test_schema2(void)
+{
+	char path[256];
+	struct ledger l;
+	struct ai_err err;
+	struct ledger_group *g = NULL;
+	size_t n = 0;
+	long before_req = -1;
+	double before_cost = NAN;
+
+	set_tz("UTC");
+	path_in(path, sizeof(path), "schema2.db");
+	if (!ok(ledger_open(&l, path, &err) == 0, "open: %s", err.msg))
+		return;
+	ledger_set_keep(&l, 0);
+	for (int i = 0; i < 500; i++) {
+		struct ledger_row r;
+
+		random_row(&r, wall_ms());
+		r.cached_tokens = r.reasoning_tokens = -1;
+		ledger_append(&l, &r, &err);
+	}
+	if (ledger_report(&l, "all", 0, INT64_MAX, &g, &n, &err) == 0 && n == 1) {
+		before_req = g->requests;
+		before_cost = g->cost;
+	}
+	ledger_groups_free(g, n);
+	/* Back to what the previous ai-tools made: no new columns, no day rollups, user_version 2. */
+	is_int(sqlite3_exec(l.db, "ALTER TABLE calls DROP COLUMN cached_tokens;"
+			    "ALTER TABLE calls DROP COLUMN reasoning_tokens;"
+			    "ALTER TABLE rollup DROP COLUMN tokens_cached; ALTER TABLE rollup DROP COLUMN cached_n;"
+			    "ALTER TABLE rollup DROP COLUMN tokens_reason; ALTER TABLE rollup DROP COLUMN reason_n;"
+			    "DROP TABLE rollup_day; DROP TABLE rollup_lat_day;"
+			    "DELETE FROM ledger_meta WHERE k = 'days_done'; PRAGMA user_version = 2",
+			    NULL, NULL, NULL), SQLITE_OK, "made a schema-2 ledger");
+	ledger_close(&l);
+	if (!ok(ledger_open_existing(&l, path, &err) == 0, "reopen upgrades: %s", err.msg))
+		return;
+	is_int(query_ll(l.db, "PRAGMA user_version"), LEDGER_SCHEMA, "now schema %d", LEDGER_SCHEMA);
+	g = NULL;
+	n = 0;
+	if (ok(ledger_report(&l, "all", 0, INT64_MAX, &g, &n, &err) == 0 && n == 1, "report")) {
+		is_int(g->requests, before_req, "the same requests");
+		is_dbl(g->cost, before_cost, 1e-9, "the same cost");
+		is_int(g->cached_tokens, -1, "cached tokens unknown, not 0");
+		is_int(g->reasoning_tokens, -1, "reasoning tokens unknown, not 0");
+	}
+	ledger_groups_free(g, n);
+	{
+		struct ledger_row r;
+
+		random_row(&r, wall_ms());
+		r.cached = false;
+		r.cached_tokens = 123;
+		r.reasoning_tokens = 45;
+		ledger_append(&l, &r, &err);
+	}
+	g = NULL;
+	n = 0;
+	if (ok(ledger_report(&l, "all", 0, INT64_MAX, &g, &n, &err) == 0 && n == 1, "report after a new call")) {
+		is_int(g->cached_tokens, 123, "a new call's cached tokens");
+		is_int(g->reasoning_tokens, 45, "and reasoning tokens");
+	}
+	ledger_groups_free(g, n);
+	ledger_close(&l);
+}
+
 static void test_hist(void)
 {
 	int bad = 0;
@@ -1140,6 +1371,8 @@ int main(void)
 	test_hist();
 	test_rollups();
 	test_migration();
+	test_day_rollups();
+	test_schema2();
 	measure();
 	test_parse_time();
 	test_env();
