@@ -1,4 +1,5 @@
 #include "api/history.h"
+#include "api/attach.h"
 #include "buf.h"
 #include "clock.h"
 #include "fdio.h"
@@ -257,8 +258,19 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if (jv_push(cv->msgs, jv_message("user", text)))
+	if (cv->attach && cv->attach->n) {
+		json_object *m = json_object_new_object();
+
+		if (m && (jv_add(m, "role", json_object_new_string("user")) ||
+			  jv_add(m, "content", attach_content(text, cv->attach)))) {
+			json_object_put(m);
+			m = NULL;
+		}
+		if (!m || jv_push(cv->msgs, m))
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+	} else if (jv_push(cv->msgs, jv_message("user", text))) {
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
 	r.messages = cv->msgs;
 	if (cv->st) {
 		json_object *data = NULL;
@@ -279,6 +291,7 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 		json_object_array_del_idx(cv->msgs, n, 1);
 		return rc;
 	}
+	cv->attach = NULL;
 	if (jv_push(cv->msgs, jv_message("assistant", resp->content ? resp->content : ""))) {
 		json_object_array_del_idx(cv->msgs, n, json_object_array_length(cv->msgs) - n);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
