@@ -310,6 +310,22 @@ json_object *attach_content(const char *text, const struct attach_set *s)
 	return a;
 }
 
+json_object *attach_message(const char *text, const struct attach_set *s)
+{
+	json_object *m = json_object_new_object(), *c = attach_content(text, s);
+
+	if (!m || !c || jv_add(m, "role", json_object_new_string("user"))) {
+		json_object_put(m);
+		json_object_put(c);
+		return NULL;
+	}
+	if (jv_add(m, "content", c)) {
+		json_object_put(m);
+		return NULL;
+	}
+	return m;
+}
+
 bool attach_refused(struct ai_err *err)
 {
 	static const char *const said[] = { "image", "vision", "multimodal", "multi-modal" };

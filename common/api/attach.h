@@ -85,6 +85,10 @@ int attach_add_mem(struct attach_set *s, const char *name, const void *data, siz
  */
 json_object *attach_content(const char *text, const struct attach_set *s);
 
+/* The user message {"role":"user","content":attach_content(text, s)}; returns owned, or NULL
+ * out of memory. */
+json_object *attach_message(const char *text, const struct attach_set *s);
+
 /* The MIME type of an image whose first bytes are p[0..n), or NULL when it is none. */
 const char *attach_image_type(const void *p, size_t n);
 

@@ -258,19 +258,8 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if (cv->attach && cv->attach->n) {
-		json_object *m = json_object_new_object();
-
-		if (m && (jv_add(m, "role", json_object_new_string("user")) ||
-			  jv_add(m, "content", attach_content(text, cv->attach)))) {
-			json_object_put(m);
-			m = NULL;
-		}
-		if (!m || jv_push(cv->msgs, m))
-			return ai_errf(err, AI_EX_OSERR, "out of memory");
-	} else if (jv_push(cv->msgs, jv_message("user", text))) {
+	if (jv_push(cv->msgs, cv->attach ? attach_message(text, cv->attach) : jv_message("user", text)))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
 	r.messages = cv->msgs;
 	if (cv->st) {
 		json_object *data = NULL;

@@ -204,3 +204,54 @@ mkpdf() {
 	assert_eq "$status" 69
 	assert_not_contains "$stderr" "attachments"
 }
+
+# ---- ai-agent and ai-summarize ----
+
+@test "attach: ai-agent sends the attachments with the task" {
+	ctl '{"push":[{"reply":"a PNG"}]}'
+	run --separate-stderr ai-agent --no-default-tools -a png.txt what is in the picture
+	assert_eq "$status" 0
+	assert_eq "$output" "a PNG"
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.messages[1].role' <<<"$r")" user
+	assert_eq "$(jq -c '.body.messages[1].content[0]' <<<"$r")" '{"type":"text","text":"what is in the picture"}'
+	assert_eq "$(jq -r '.body.messages[1].content[1].image_url.url' <<<"$r")" "data:image/png;base64,$(base64 -w0 png.txt)"
+}
+
+@test "attach: ai-agent: a refused image is 65, said once, not retried; a missing file 66" {
+	ctl '{"push":[{"status":400,"body":{"error":{"message":"this model does not support vision input"}}}]}'
+	run --separate-stderr ai-agent --no-default-tools --retries 2 -a png.txt look
+	assert_eq "$status" 65
+	assert_contains "$stderr" "the model does not take these attachments"
+	assert_eq "$(request_count $CHAT)" 1
+	run --separate-stderr ai-agent --no-default-tools -a missing.png look
+	assert_eq "$status" 66
+	assert_contains "$stderr" "'missing.png'"
+}
+
+@test "attach: ai-summarize -a FILE summarizes the attachment without reading standard input" {
+	mkpdf doc.pdf "The pump failed on Tuesday|It was replaced on Friday"
+	run --separate-stderr ai-summarize -a doc.pdf </dev/null
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_contains "$(jq -r '.body.messages[-1].content[0].text' <<<"$r")" "Summarize"
+	assert_contains "$(jq -r '.body.messages[-1].content[1].text' <<<"$r")" "The pump failed on Tuesday"
+	# With a FILE too, the file is the text and the attachment goes beside it.
+	echo "a note about pumps" >note.txt
+	run --separate-stderr ai-summarize -a png.txt note.txt
+	assert_eq "$status" 0
+	r=$(last_request $CHAT)
+	assert_contains "$(jq -r '.body.messages[-1].content[0].text' <<<"$r")" "a note about pumps"
+	assert_eq "$(jq -r '.body.messages[-1].content[1].type' <<<"$r")" image_url
+}
+
+@test "attach: ai-summarize --dry-run shortens the base64; -a - reads standard input" {
+	run --separate-stderr ai-summarize --dry-run -a - <png.txt
+	assert_eq "$status" 0
+	assert_contains "$output" 'data:image/png;base64,iVBORw0KGgoAAAAN...'
+	assert_eq "$(request_count $CHAT)" 0
+	ctl '{"push":[{"status":400,"body":{"error":{"message":"image input is not supported"}}}]}'
+	run --separate-stderr ai-summarize -a png.txt
+	assert_eq "$status" 65
+	assert_contains "$stderr" "the model does not take these attachments"
+}
