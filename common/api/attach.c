@@ -61,20 +61,36 @@ static size_t max_total(const struct attach_opts *o)
 	return o->max_total ? o->max_total : ATTACH_MAX_TOTAL_DEFAULT;
 }
 
+/* n bytes for a person: "1.5 GiB", "20.0 MiB", "3.0 KiB", "10 bytes". */
+static void human(uint64_t n, char *out, size_t size)
+{
+	if (n >= 1u << 30)
+		snprintf(out, size, "%.1f GiB", (double)n / (1u << 30));
+	else if (n >= 1u << 20)
+		snprintf(out, size, "%.1f MiB", (double)n / (1u << 20));
+	else if (n >= 1u << 10)
+		snprintf(out, size, "%.1f KiB", (double)n / (1u << 10));
+	else
+		snprintf(out, size, "%u bytes", (unsigned)n);
+}
+
 /* Over a cap: the error names the attachment and the setting that raises it. */
 static int check_size(const struct attach_set *s, const char *name, uint64_t n,
 		      const struct attach_opts *o, struct ai_err *err)
 {
-	if (n > max_each(o))
-		return ai_errf(err, AI_EX_DATAERR,
-			       "attachment '%s' is %.1f MiB, over the cap of %.1f MiB per attachment "
-			       "(attach_max in ai.conf)", name, (double)n / 1048576.0,
-			       (double)max_each(o) / 1048576.0);
-	if (n > max_total(o) - (s->total < max_total(o) ? s->total : max_total(o)) ||
-	    s->total >= max_total(o))
-		return ai_errf(err, AI_EX_DATAERR,
-			       "attachment '%s' brings the attachments over their total cap of %.1f MiB "
-			       "(attach_max_total in ai.conf)", name, (double)max_total(o) / 1048576.0);
+	char have[32], cap[32];
+
+	if (n > max_each(o)) {
+		human(n, have, sizeof(have));
+		human(max_each(o), cap, sizeof(cap));
+		return ai_errf(err, AI_EX_DATAERR, "attachment '%s' is %s, over the cap of %s per "
+			       "attachment (attach_max in ai.conf)", name, have, cap);
+	}
+	if (s->total >= max_total(o) || n > max_total(o) - s->total) {
+		human(max_total(o), cap, sizeof(cap));
+		return ai_errf(err, AI_EX_DATAERR, "attachment '%s' brings the attachments over their "
+			       "total cap of %s (attach_max_total in ai.conf)", name, cap);
+	}
 	return 0;
 }
 

@@ -99,7 +99,7 @@ mkpdf() {
 	truncate -s 1G huge.bin
 	run --separate-stderr ai-stream -a huge.bin hi
 	assert_eq "$status" 65
-	assert_contains "$stderr" "attachment 'huge.bin' is 1024.0 MiB, over the cap of 20.0 MiB"
+	assert_contains "$stderr" "attachment 'huge.bin' is 1.0 GiB, over the cap of 20.0 MiB"
 	assert_contains "$stderr" "attach_max"
 	assert_eq "$(request_count $CHAT)" 0
 	# The size named is the file's, from fstat: a reader stopped at the cap
@@ -112,7 +112,7 @@ mkpdf() {
 	echo 'attach_max = 2K' >"$CONF"
 	run --separate-stderr ai-stream -a a.txt hi
 	assert_eq "$status" 65
-	assert_contains "$stderr" "attachment 'a.txt' is 0.0 MiB, over the cap"
+	assert_contains "$stderr" "attachment 'a.txt' is 2.9 KiB, over the cap of 2.0 KiB"
 	printf 'attach_max = 4K\nattach_max_total = 5K\n' >"$CONF"
 	run --separate-stderr ai-stream -a a.txt -a a.txt hi
 	assert_eq "$status" 65
@@ -254,4 +254,39 @@ mkpdf() {
 	run --separate-stderr ai-summarize -a png.txt
 	assert_eq "$status" 65
 	assert_contains "$stderr" "the model does not take these attachments"
+}
+
+# ---- ai-batch ----
+
+@test "attach: ai-batch takes an \"attachments\" field per text item; a bad one fails that item only" {
+	mkpdf doc.pdf "Invoice 4711"
+	printf '%s\n' '{"id":"p","text":"what is it","attachments":["png.txt"]}' \
+		'{"id":"d","text":"total?","attachments":["doc.pdf","https://example.com/a.jpg"]}' \
+		'{"id":"m","text":"x","attachments":["missing.png"]}' \
+		'{"id":"b","text":"x","attachments":"png.txt"}' \
+		'{"id":"q","messages":[{"role":"user","content":"x"}],"attachments":["png.txt"]}' \
+		'{"id":"plain","text":"no attachment"}' >in.jsonl
+	run --separate-stderr ai-batch --no-cache in.jsonl
+	assert_eq "$status" 1
+	assert_eq "$(request_count $CHAT)" 3
+	r=$(requests $CHAT | jq -c 'select((.body.messages[-1].content | arrays | .[0].text) == "what is it") | .body.messages[-1].content')
+	assert_eq "$(jq -r '.[1].image_url.url' <<<"$r")" "data:image/png;base64,$(base64 -w0 png.txt)"
+	r=$(requests $CHAT | jq -c 'select((.body.messages[-1].content | arrays | .[0].text) == "total?") | .body.messages[-1].content')
+	assert_contains "$(jq -r '.[1].text' <<<"$r")" "Invoice 4711"
+	assert_eq "$(jq -r '.[2].image_url.url' <<<"$r")" "https://example.com/a.jpg"
+	assert_eq "$(requests $CHAT | jq -c 'select(.body.messages[-1].content == "no attachment")' | wc -l)" 1
+	assert_contains "$(jq -r 'select(.id == "m") | .error.message' <<<"$output")" "cannot open attachment 'missing.png'"
+	assert_contains "$(jq -r 'select(.id == "b") | .error.message' <<<"$output")" '"attachments" must be an array'
+	assert_contains "$(jq -r 'select(.id == "q") | .error.message' <<<"$output")" 'not with "messages"'
+	assert_eq "$(jq -r 'select(.id == "p") | .error // "none"' <<<"$output")" none
+}
+
+@test "attach: ai-batch: the caps of ai.conf hold for items too" {
+	echo 'attach_max = 10' >"$CONF"
+	echo '{"id":"p","text":"x","attachments":["png.txt"]}' >in.jsonl
+	run --separate-stderr ai-batch --no-cache in.jsonl
+	assert_eq "$status" 69 "every item failed"
+	assert_contains "$(jq -r .error.message <<<"$output")" "attachment 'png.txt' is $(stat -c %s png.txt) bytes, over the cap of 10 bytes"
+	assert_contains "$(jq -r .error.message <<<"$output")" "attach_max"
+	assert_eq "$(request_count $CHAT)" 0
 }
