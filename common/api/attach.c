@@ -342,6 +342,48 @@ json_object *attach_message(const char *text, const struct attach_set *s)
 	return m;
 }
 
+/* One part as it is kept: its text, or what it was in brackets. */
+static int kept_part(json_object *p, struct buf *b)
+{
+	const char *type = jv_str(p, "type");
+	json_object *in;
+
+	if (b->len && buf_addstr(b, "\n\n"))
+		return -1;
+	if (type && !strcmp(type, "text"))
+		return buf_addstr(b, jv_str(p, "text") ? jv_str(p, "text") : "");
+	if (type && !strcmp(type, "image_url") && json_object_object_get_ex(p, "image_url", &in)) {
+		const char *url = jv_str(in, "url");
+
+		if (url && is_url(url))
+			return buf_addf(b, "[image: %s]", url);
+		return buf_addstr(b, "[image attached]");
+	}
+	if (type && !strcmp(type, "file") && json_object_object_get_ex(p, "file", &in) &&
+	    jv_str(in, "filename"))
+		return buf_addf(b, "[file attached: %s]", jv_str(in, "filename"));
+	return buf_addf(b, "[%s attached]", type ? type : "part");
+}
+
+json_object *attach_kept(json_object *msg)
+{
+	json_object *c, *m;
+	struct buf b;
+	size_t i;
+
+	if (!json_object_object_get_ex(msg, "content", &c) || !json_object_is_type(c, json_type_array))
+		return json_object_get(msg);
+	buf_init(&b, 0);
+	for (i = 0; i < json_object_array_length(c); i++)
+		if (kept_part(json_object_array_get_idx(c, i), &b)) {
+			buf_release(&b);
+			return NULL;
+		}
+	m = jv_message(jv_str(msg, "role") ? jv_str(msg, "role") : "user", b.data ? b.data : "");
+	buf_release(&b);
+	return m;
+}
+
 bool attach_refused(struct ai_err *err)
 {
 	static const char *const said[] = { "image", "vision", "multimodal", "multi-modal" };

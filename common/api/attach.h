@@ -89,6 +89,16 @@ json_object *attach_content(const char *text, const struct attach_set *s);
  * out of memory. */
 json_object *attach_message(const char *text, const struct attach_set *s);
 
+/*
+ * The message msg as it is kept (the --history file, the conversation
+ * store): when its content is an array of parts, a copy whose content is
+ * their text, with each image or file named in brackets rather than its
+ * bytes ("[image: https://...]", "[image attached]", "[file attached: a.pdf]").
+ * Returns a new reference (json_object_put), msg itself when there is
+ * nothing to change, or NULL out of memory.
+ */
+json_object *attach_kept(json_object *msg);
+
 /* The MIME type of an image whose first bytes are p[0..n), or NULL when it is none. */
 const char *attach_image_type(const void *p, size_t n);
 

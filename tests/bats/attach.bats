@@ -205,6 +205,20 @@ mkpdf() {
 	assert_not_contains "$stderr" "attachments"
 }
 
+@test "attach: the history file and the kept conversation name the attachments, not their bytes" {
+	run --separate-stderr ai-stream --history h.jsonl -a png.txt -a https://example.com/p.png first
+	assert_eq "$status" 0
+	assert_eq "$(sed -n 1p h.jsonl | jq -r .content)" "$(printf 'first\n\n[image attached]\n\n[image: https://example.com/p.png]')"
+	assert_not_contains "$(cat h.jsonl)" "base64"
+	# The file reads back: the next exchange sends it as text.
+	run --separate-stderr ai-stream --history h.jsonl second
+	assert_eq "$status" 0
+	assert_eq "$(last_request $CHAT | jq -r '.body.messages[0].content')" "$(sed -n 1p h.jsonl | jq -r .content)"
+	run --separate-stderr ai-stream -C third
+	assert_eq "$status" 0
+	assert_not_contains "$(last_request $CHAT | jq -c .body.messages)" "base64"
+}
+
 # ---- ai-agent and ai-summarize ----
 
 @test "attach: ai-agent sends the attachments with the task" {

@@ -5,6 +5,7 @@
  */
 #include "api/attach.h"
 #include "buf.h"
+#include "jsonval.h"
 
 #include "tap.h"
 
@@ -106,8 +107,28 @@ static void test_refused(void)
 	ok(!attach_refused(&e), "a 5xx is no refusal");
 }
 
+static void test_kept(void)
+{
+	json_object *m = json_tokener_parse("{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"hi\"},"
+		"{\"type\":\"image_url\",\"image_url\":{\"url\":\"data:image/png;base64,AAAA\"}},"
+		"{\"type\":\"file\",\"file\":{\"filename\":\"a.pdf\",\"file_data\":\"data:x\"}}]}");
+	json_object *plain = json_tokener_parse("{\"role\":\"assistant\",\"content\":\"ok\"}");
+	json_object *k;
+
+	k = attach_kept(m);
+	is_str(jv_str(k, "content"), "hi\n\n[image attached]\n\n[file attached: a.pdf]", "parts kept as text");
+	is_str(jv_str(k, "role"), "user", "the role stays");
+	json_object_put(k);
+	k = attach_kept(plain);
+	ok(k == plain, "a plain message is itself");
+	json_object_put(k);
+	json_object_put(m);
+	json_object_put(plain);
+}
+
 int main(void)
 {
+	test_kept();
 	test_image_type();
 	test_mem();
 	test_shorten();
