@@ -469,7 +469,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < r.o.att.n; i++)
 		if (!strcmp(r.o.att.src[i], "-") && optind_ == argc && !r.c.nfiles)
 			cli_usage_error("-a - reads standard input: give the task as arguments");
-	attachcli_load(&r.o.att, &r.cfg, &att);
+	if (attachcli_load(&r.o.att, &r.cfg, &att, &err))
+		cli_die_err(&err);
 	r.o.a.attach = &att;
 	buf_init(&task, r.cfg.max_input);
 	if (cli_read_message(&r.c, argc - optind_, argv + optind_, &task, &err))

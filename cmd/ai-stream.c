@@ -660,7 +660,8 @@ int main(int argc, char **argv)
 		for (size_t i = 0; i < o.att.n; i++)
 			if (!strcmp(o.att.src[i], "-"))
 				cli_usage_error("-a - reads standard input: give the message as arguments");
-	attachcli_load(&o.att, &cfg, &att);
+	if (attachcli_load(&o.att, &cfg, &att, &err))
+		sink_die(&sink, &err);
 	buf_init(&msg, cfg.max_input);
 	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))
 		sink_die(&sink, &err);

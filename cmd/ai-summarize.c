@@ -233,7 +233,8 @@ int main(int argc, char **argv)
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 
 	/* With -a and no FILE the attachments are the input: standard input is read only for "-a -". */
-	attachcli_load(&o.att, &cfg, &att);
+	if (attachcli_load(&o.att, &cfg, &att, &err))
+		cli_die_err(&err);
 	if (att.n)
 		o.s.attach = &att;
 	buf_init(&in, cfg.max_input);

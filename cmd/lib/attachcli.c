@@ -64,36 +64,47 @@ void attachcli_opts(const struct attachcli *a, const struct ai_config *cfg, stru
 	o->pdf_ud = (void *)cfg;
 }
 
-void attachcli_load(const struct attachcli *a, const struct ai_config *cfg, struct attach_set *s)
+int attachcli_load(const struct attachcli *a, const struct ai_config *cfg, struct attach_set *s,
+		   struct ai_err *err)
 {
 	struct attach_opts o;
-	struct ai_err err;
 	bool stdin_used = false;
 	size_t i;
 
 	attachcli_opts(a, cfg, &o);
 	attach_set_init(s);
-	ai_err_clear(&err);
 	for (i = 0; i < a->n; i++) {
 		int rc;
 
 		if (!strcmp(a->src[i], "-")) {
+			size_t cap = o.max_each ? o.max_each : ATTACH_MAX_DEFAULT;
 			struct buf b;
 
 			if (stdin_used)
 				cli_usage_error("-a - is given twice: standard input is read once");
 			stdin_used = true;
 			/* One byte over the cap is enough to know it is over. */
-			buf_init(&b, (o.max_each ? o.max_each : ATTACH_MAX_DEFAULT) + 1);
-			if (fd_read_all(STDIN_FILENO, &b, &cli_interrupted) && errno != EFBIG)
-				cli_die(errno == ENOMEM ? AI_EX_OSERR : AI_EX_NOINPUT,
-					"cannot read attachment '-': %s", strerror(errno));
-			rc = attach_add_mem(s, "-", b.data ? b.data : "", b.len, &o, &err);
+			buf_init(&b, cap + 1);
+			if (fd_read_all(STDIN_FILENO, &b, &cli_interrupted)) {
+				if (errno == EFBIG)
+					ai_errf(err, AI_EX_DATAERR, "attachment '-' is over the cap of %.1f MiB "
+						"per attachment (attach_max in ai.conf)", (double)cap / 1048576.0);
+				else
+					ai_errf_errno(err, errno == ENOMEM ? AI_EX_OSERR :
+						      errno == EINTR ? AI_EX_INTERRUPT : AI_EX_NOINPUT,
+						      "cannot read attachment '-'");
+				rc = -1;
+			} else {
+				rc = attach_add_mem(s, "-", b.data ? b.data : "", b.len, &o, err);
+			}
 			buf_release(&b);
 		} else {
-			rc = attach_add(s, a->src[i], &o, &err);
+			rc = attach_add(s, a->src[i], &o, err);
 		}
-		if (rc)
-			cli_die_err(&err);
+		if (rc) {
+			attach_set_release(s);
+			return -1;
+		}
 	}
+	return 0;
 }

@@ -31,8 +31,13 @@ void attachcli_opt(struct attachcli *a, int val, const char *arg);
 /* Options for api/attach from the configuration's caps, with docload's PDF text. */
 void attachcli_opts(const struct attachcli *a, const struct ai_config *cfg, struct attach_opts *o);
 
-/* Loads every -a into s (initialised here); exits on the first failure, naming it. */
-void attachcli_load(const struct attachcli *a, const struct ai_config *cfg, struct attach_set *s);
+/*
+ * Loads every -a into s (initialised here; released on failure): 0, or -1
+ * with err for the first that fails, naming it, for the program to report
+ * in its own way (ai-stream's --json gives it an error record).
+ */
+int attachcli_load(const struct attachcli *a, const struct ai_config *cfg, struct attach_set *s,
+		   struct ai_err *err);
 
 /* docload's PDF text, as attach_opts.pdf_text wants it (ai-batch passes it too). */
 int attachcli_pdf_text(const char *name, const char *path, struct buf *out, void *ud,

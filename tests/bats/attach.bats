@@ -134,6 +134,19 @@ mkpdf() {
 	assert_eq "$(request_count $CHAT)" 0
 }
 
+@test "attach: --json gives a failed attachment an error record; -a - over the cap is 65" {
+	run --separate-stderr ai-stream --json -a nothere.png hi
+	assert_eq "$status" 66
+	assert_eq "$(jq -r .type <<<"$output")" error
+	assert_eq "$(jq -r .exit <<<"$output")" 66
+	assert_contains "$(jq -r .message <<<"$output")" "'nothere.png'"
+	echo 'attach_max = 1K' >"$CONF"
+	run --separate-stderr ai-stream -a - hi < <(head -c 5000 /dev/zero)
+	assert_eq "$status" 65
+	assert_contains "$stderr" "attachment '-' is over the cap"
+	assert_eq "$(request_count $CHAT)" 0
+}
+
 @test "attach: a binary that is neither image, PDF nor text is refused with 65" {
 	printf '\0\1\2\3\377\376' >blob.dat
 	run --separate-stderr ai-stream -a blob.dat hi
