@@ -328,6 +328,7 @@ static int item_attachments(struct jsonl_item *it, const struct jsonl_opts *o, j
 			json_object_put(m);
 			rc = -1;
 		}
+		it->attachments = s.n;
 	}
 	attach_set_release(&s);
 	return rc;

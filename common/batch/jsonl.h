@@ -82,6 +82,7 @@ struct jsonl_item {
 	char *text;             /* owned: the user text of a text item, for the token estimate */
 	bool bad;               /* the item cannot be sent: error says why */
 	char error[200];
+	size_t attachments;     /* its "attachments", in its messages as content parts */
 };
 
 /*

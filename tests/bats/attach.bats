@@ -317,3 +317,12 @@ mkpdf() {
 	assert_contains "$(jq -r .error.message <<<"$output")" "attach_max"
 	assert_eq "$(request_count $CHAT)" 0
 }
+
+@test "attach: ai-batch: an item whose model refuses images fails with one clear message" {
+	ctl '{"push":[{"status":400,"body":{"error":{"message":"model is not multimodal"}}}]}'
+	echo '{"id":"p","text":"x","attachments":["png.txt"]}' >in.jsonl
+	run --separate-stderr ai-batch --no-cache --retries 2 in.jsonl
+	assert_eq "$status" 69 "every item failed"
+	assert_contains "$(jq -r .error.message <<<"$output")" "the model does not take these attachments"
+	assert_eq "$(request_count $CHAT)" 1
+}
