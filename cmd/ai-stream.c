@@ -656,10 +656,11 @@ int main(int argc, char **argv)
 			  &(struct ai_client_opts){ .idle_timeout_ms = (long)ceil(o.idle_s * 1000) }, &err);
 
 	/* Before the message: "-a -" is standard input, and the message then comes from the operands. */
-	if (o.att.n && optind_ == argc && !c.nfiles && !o.interactive)
-		for (size_t i = 0; i < o.att.n; i++)
-			if (!strcmp(o.att.src[i], "-"))
-				cli_usage_error("-a - reads standard input: give the message as arguments");
+	for (size_t i = 0; i < o.att.n; i++)
+		if (!strcmp(o.att.src[i], "-") && o.interactive)
+			cli_usage_error("-a - reads standard input, where -i reads the messages; attach a file");
+		else if (!strcmp(o.att.src[i], "-") && optind_ == argc && !c.nfiles)
+			cli_usage_error("-a - reads standard input: give the message as arguments");
 	if (attachcli_load(&o.att, &cfg, &att, &err))
 		sink_die(&sink, &err);
 	buf_init(&msg, cfg.max_input);

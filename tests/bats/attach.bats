@@ -164,6 +164,10 @@ mkpdf() {
 	run --separate-stderr ai-stream -a - <gif.txt
 	assert_eq "$status" 64
 	assert_contains "$stderr" "give the message as arguments"
+	run --separate-stderr ai-stream -i -a - hi <gif.txt
+	assert_eq "$status" 64
+	assert_contains "$stderr" "where -i reads the messages"
+	assert_eq "$(request_count $CHAT)" 1
 }
 
 @test "attach: a PDF goes as its text by default, from a file or from standard input" {
@@ -216,6 +220,15 @@ mkpdf() {
 	run --separate-stderr ai-stream -a png.txt hi
 	assert_eq "$status" 69
 	assert_not_contains "$stderr" "attachments"
+}
+
+@test "attach: under -i the attachments go with the first message and stay in the conversation" {
+	run --separate-stderr ai-stream -i -a png.txt < <(printf 'first\nsecond\n')
+	assert_eq "$status" 0
+	assert_eq "$(request_count $CHAT)" 2
+	r=$(last_request $CHAT)
+	assert_eq "$(jq -r '.body.messages[0].content[1].type' <<<"$r")" image_url "the image is still in the conversation"
+	assert_eq "$(jq -r '.body.messages[-1].content' <<<"$r")" second "sent once, with the first message"
 }
 
 @test "attach: the history file and the kept conversation name the attachments, not their bytes" {
