@@ -12,6 +12,7 @@
 #include "api/structured.h"
 #include "clock.h"
 #include "jsonval.h"
+#include "lib/attachcli.h"
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
@@ -47,6 +48,7 @@ static const struct cli_opt opts[] = {
 	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
 	{ "mcp", required_argument, OPT_MCP, "NAME", "start the MCP server NAME declared in a tools file (repeatable)" },
 	{ "list-tools", no_argument, OPT_LIST_TOOLS, NULL, "print every tool offered and where it comes from, then exit" },
+	ATTACHCLI_OPTS,
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -58,6 +60,7 @@ struct opts {
 	size_t nmcp;
 	bool no_default_tools, raw, list_tools;
 	const char *coll, *kb_path, *trace;
+	struct attachcli att;   /* -a, --attach-as: sent with the task */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -73,6 +76,7 @@ static void on_opt(int val, const char *arg, void *ud)
 		break;
 	case OPT_NO_DEFAULT_TOOLS: o->no_default_tools = true; break;
 	case 'y': o->a.yes = true; break;
+	case 'a': case ATTACHCLI_OPT_AS: attachcli_opt(&o->att, val, arg); break;
 	case OPT_DB_SQL: o->a.sql_db = arg; break;
 	case 'c': o->coll = arg; break;
 	case OPT_DB: o->kb_path = arg; break;
@@ -420,6 +424,7 @@ int main(int argc, char **argv)
 	struct agent_result res;
 	struct ai_err err;
 	struct buf task;
+	struct attach_set att;
 	int64_t t0 = mono_ms();
 	int optind_, rc, code = AI_EX_OK;
 
@@ -460,6 +465,13 @@ int main(int argc, char **argv)
 		return cli_finish(code);
 	}
 
+	/* Before the task: "-a -" is standard input, and the task then comes from the operands. */
+	for (size_t i = 0; i < r.o.att.n; i++)
+		if (!strcmp(r.o.att.src[i], "-") && optind_ == argc && !r.c.nfiles)
+			cli_usage_error("-a - reads standard input: give the task as arguments");
+	if (attachcli_load(&r.o.att, &r.cfg, &att, &err))
+		cli_die_err(&err);
+	r.o.a.attach = &att;
 	buf_init(&task, r.cfg.max_input);
 	if (cli_read_message(&r.c, argc - optind_, argv + optind_, &task, &err))
 		cli_die_err(&err);
@@ -473,6 +485,7 @@ int main(int argc, char **argv)
 	if (!rc)
 		code = report(&r, &res, mono_ms() - t0);
 	agent_result_release(&res);
+	attach_set_release(&att);
 	buf_release(&task);
 	release(&r);
 	if (rc)

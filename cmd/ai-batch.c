@@ -12,6 +12,7 @@
 #include "ai.h"
 #include "api/api.h"
 #include "batch/batch.h"
+#include "lib/attachcli.h"
 #include "lib/cli.h"
 #include "closest.h"
 #include "fdio.h"
@@ -75,6 +76,19 @@ static void on_term(int sig)
 	(void)sig;
 	got_term = 1;
 	cli_interrupted = 1;
+}
+
+/*
+ * Items' "attachments" are made parts as -a makes them, with ai.conf's caps
+ * (and PDFs as text); the options live as long as the program, cfg as long
+ * as the run.
+ */
+static void use_attach(struct jsonl_opts *item, const struct ai_config *cfg)
+{
+	static struct attach_opts ao;
+
+	attachcli_opts(&(struct attachcli){ .pdf = ATTACH_PDF_TEXT }, cfg, &ao);
+	item->attach = &ao;
 }
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -281,6 +295,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	setup_client_with(c, &cfg, &client, &(struct ai_client_opts){ .parallel = o->b.parallel }, &err);
 	if (!o->b.item.system)
 		o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
+	use_attach(&o->b.item, &cfg);
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
 	if (!c->quiet && isatty(2)) {
@@ -379,6 +394,7 @@ static int run_job(const char *id)
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = o.b.parallel }, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
+	use_attach(&o.b.item, &cfg);
 	if ((code = jobrun_run(&j, client, &o.b, warn_line, NULL, &err)) < 0)
 		setup_die(client, &cfg, &err);
 	if (err.msg[0])
@@ -494,6 +510,7 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		setup_client(c, &cfg, &client, &err);
 		if (!o->b.item.system)
 			o->b.item.system = cfg.system;     /* ai.conf: the default of --system */
+		use_attach(&o->b.item, &cfg);
 		rc = provbatch_submit(client, &j, in, &o->b, &err);
 		close(in);
 		ai_client_release(client);
@@ -835,6 +852,7 @@ static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_cl
 			  err);
 	if (!j->o.b.item.system)
 		j->o.b.item.system = j->cfg.system;
+	use_attach(&j->o.b.item, &j->cfg);
 	*bo = j->o.b;
 	return 0;
 }

@@ -24,6 +24,7 @@
 #include "ai.h"
 #include "api/api.h"
 #include "api/structured.h"
+#include "lib/attachcli.h"
 #include "lib/cli.h"
 #include "lib/convcli.h"
 #include "api/convstore.h"
@@ -61,6 +62,7 @@ static const struct cli_opt opts[] = {
 	{ "list-conversations", no_argument, OPT_LIST_CONV, NULL, "list the kept conversations, last continued first, and exit" },
 	{ "show", required_argument, OPT_SHOW, "ID|TITLE", "print a kept conversation and exit" },
 	{ "prune", required_argument, OPT_PRUNE, "AGE", "remove the conversations not continued in AGE (30d) and exit" },
+	ATTACHCLI_OPTS,
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -74,6 +76,7 @@ struct opts {
 	double idle_s;
 	double temperature;
 	long max_tokens;
+	struct attachcli att;   /* -a, --attach-as: sent with the first message */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -108,6 +111,7 @@ static void on_opt(int val, const char *arg, void *ud)
 		o->show = arg;
 		break;
 	case OPT_PRUNE: o->prune = arg; break;
+	case 'a': case ATTACHCLI_OPT_AS: attachcli_opt(&o->att, val, arg); break;
 	}
 }
 
@@ -387,7 +391,12 @@ static int exchange(struct chat *ch, const char *text, struct ai_chat_resp *resp
 	q.on_reasoning = on_reasoning;
 	q.ud = ch->sink;
 	sink_start(ch->sink);
-	return conv_ask(&ch->cv, ch->client, &q, text, resp, err);
+	if (!conv_ask(&ch->cv, ch->client, &q, text, resp, err))
+		return 0;
+	/* A model that cannot see the attachments is told once; a retry would get the same. */
+	if (ch->cv.attach)
+		attach_refused(err);
+	return -1;
 }
 
 /* ---- input ---- */
@@ -579,6 +588,7 @@ int main(int argc, char **argv)
 	struct convstore_info ci;
 	bool have_store = false;
 	struct buf msg;
+	struct attach_set att;
 	int optind_, code = 0;
 
 	cli_init(&c, "ai-stream");
@@ -645,6 +655,14 @@ int main(int argc, char **argv)
 	setup_client_with(&c, &cfg, &client,
 			  &(struct ai_client_opts){ .idle_timeout_ms = (long)ceil(o.idle_s * 1000) }, &err);
 
+	/* Before the message: "-a -" is standard input, and the message then comes from the operands. */
+	for (size_t i = 0; i < o.att.n; i++)
+		if (!strcmp(o.att.src[i], "-") && o.interactive)
+			cli_usage_error("-a - reads standard input, where -i reads the messages; attach a file");
+		else if (!strcmp(o.att.src[i], "-") && optind_ == argc && !c.nfiles)
+			cli_usage_error("-a - reads standard input: give the message as arguments");
+	if (attachcli_load(&o.att, &cfg, &att, &err))
+		sink_die(&sink, &err);
 	buf_init(&msg, cfg.max_input);
 	if (read_message(&c, &o, argc - optind_, argv + optind_, &msg, &err))
 		sink_die(&sink, &err);
@@ -676,6 +694,7 @@ int main(int argc, char **argv)
 	if (have_store && !o.no_save && cfg.save && !cfg.dry_run)
 		ch.cv.store = &store;
 	ch.cv.model = cfg.model;
+	ch.cv.attach = &att;
 
 	if (o.interactive) {
 		const char *m = blank(msg.data ? msg.data : "") ? NULL : msg.data;
@@ -710,6 +729,7 @@ int main(int argc, char **argv)
 		ai_chat_resp_release(&resp);
 	}
 	conv_release(&ch.cv);
+	attach_set_release(&att);
 	if (have_store)
 		convstore_close(&store);
 	if (stp)

@@ -15,6 +15,7 @@
 #include "ai.h"
 #include "api/api.h"
 #include "api/summary.h"
+#include "lib/attachcli.h"
 #include "lib/cli.h"
 #include "lib/out.h"
 #include "lib/setup.h"
@@ -42,6 +43,7 @@ static const struct cli_opt opts[] = {
 	{ "max-tokens", required_argument, OPT_MAX_TOKENS, "N", "cap the length of each answer" },
 	{ "raw", no_argument, OPT_RAW, NULL, "do not neutralise control characters on a terminal" },
 	{ "yes", no_argument, OPT_YES, NULL, "send input estimated above confirm_over without asking" },
+	ATTACHCLI_OPTS,
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -50,6 +52,7 @@ struct opts {
 	long parallel;
 	bool raw;
 	bool yes;
+	struct attachcli att;   /* -a, --attach-as: with the request that summarizes the whole */
 };
 
 static void on_opt(int val, const char *arg, void *ud)
@@ -74,6 +77,7 @@ static void on_opt(int val, const char *arg, void *ud)
 		o->s.format = arg;
 		break;
 	case OPT_LANG: o->s.lang = arg; break;
+	case 'a': case ATTACHCLI_OPT_AS: attachcli_opt(&o->att, val, arg); break;
 	case OPT_FOCUS: o->s.focus = arg; break;
 	case OPT_PROMPT: o->s.prompt = arg; break;
 	case OPT_MAX_INPUT: o->s.max_input = cli_long("--max-input-tokens", arg, 100, 10000000); break;
@@ -203,6 +207,7 @@ int main(int argc, char **argv)
 	struct ai_client *client = NULL;
 	struct ai_err err;
 	struct buf in;
+	struct attach_set att;
 	struct summary s;
 	struct structured st;
 	struct termout_progress tp;
@@ -227,10 +232,15 @@ int main(int argc, char **argv)
 	}
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = (int)o.parallel }, &err);
 
-	buf_init(&in, cfg.max_input);
-	if (cli_read_input(argc - optind_, argv + optind_, &in, &err))
+	/* With -a and no FILE the attachments are the input: standard input is read only for "-a -". */
+	if (attachcli_load(&o.att, &cfg, &att, &err))
 		cli_die_err(&err);
-	if (in.len == strspn(in.data ? in.data : "", " \t\r\n\f\v"))
+	if (att.n)
+		o.s.attach = &att;
+	buf_init(&in, cfg.max_input);
+	if ((!att.n || optind_ < argc) && cli_read_input(argc - optind_, argv + optind_, &in, &err))
+		cli_die_err(&err);
+	if (!att.n && in.len == strspn(in.data ? in.data : "", " \t\r\n\f\v"))
 		cli_die(AI_EX_NOINPUT, "no input: give a file or pipe text to standard input");
 	confirm(&o, &c, client, in.data, in.len);
 	if (!c.quiet && isatty(STDERR_FILENO)) {
@@ -239,8 +249,12 @@ int main(int argc, char **argv)
 		o.s.ud = &tp;
 	}
 
-	if (summary_run(client, &o.s, in.data, in.len, &s, &err))
+	if (summary_run(client, &o.s, in.data ? in.data : "", in.len, &s, &err)) {
+		/* A model that cannot see the attachments: said once, exit 65. */
+		if (att.n && attach_refused(&err))
+			cli_die_err(&err);
 		setup_die(client, &cfg, &err);
+	}
 	/* Under --dry-run the requests were printed, and nothing was sent. */
 	if (!s.dry_run && c.json)
 		print_json(&s, mono_ms() - t0);
@@ -250,6 +264,7 @@ int main(int argc, char **argv)
 	if (o.s.st)
 		structured_release(o.s.st);
 	buf_release(&in);
+	attach_set_release(&att);
 	ai_client_release(client);
 	config_release(&cfg);
 	return cli_finish(0);

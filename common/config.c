@@ -135,7 +135,7 @@ const char *const config_known_keys[] = {
 	"max_tokens", "system", "top_p", "seed", "timeout", "connect_timeout", "retries", "cache",
 	"cache_ttl", "cache_max", "ledger", "ledger_keep", "log_prompts", "budget_daily", "max_input", "ca_cert",
 	"proxy", "no_proxy", "confirm_over", "confirm_over_tokens", "mcp", "azure_api_version", "embed_api",
-	"redis_password_cmd", "save", "loader_timeout", NULL
+	"redis_password_cmd", "save", "loader_timeout", "attach_max", "attach_max_total", NULL
 };
 
 /*
@@ -393,6 +393,15 @@ int config_set(struct ai_config *cfg, const char *key, const char *val, const ch
 		if (parse_size(val, &sz) || sz < 1 || sz > SIZE_MAX / 2)
 			goto bad;
 		cfg->max_input = (size_t)sz;
+	} else if (!strcmp(key, "attach_max") || !strcmp(key, "attach_max_total")) {
+		uint64_t sz;
+
+		if (parse_size(val, &sz) || sz < 1 || sz > SIZE_MAX / 4)
+			goto bad;
+		if (!strcmp(key, "attach_max"))
+			cfg->attach_max = (size_t)sz;
+		else
+			cfg->attach_max_total = (size_t)sz;
 	} else {
 		const char *near = closest(key, config_known_keys, AI_ARRAY_LEN(config_known_keys) - 1, 2);
 
@@ -666,6 +675,8 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 	cfg->confirm_over_tokens = 200000;
 	cfg->temperature = NAN;
 	cfg->max_input = 32u << 20;
+	cfg->attach_max = 20u << 20;
+	cfg->attach_max_total = 50u << 20;
 	cfg->loader_timeout_s = 60;
 	if (set_str(&cfg->base_url, DEFAULT_BASE_URL) || set_str(&cfg->model, DEFAULT_MODEL) ||
 	    set_str(&cfg->embed_model, DEFAULT_EMBED_MODEL))

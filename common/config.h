@@ -57,6 +57,8 @@ struct ai_config {
 	bool dry_run;
 	int verbose;
 	size_t max_input;      /* bytes a program reads at most */
+	size_t attach_max;     /* bytes of one attachment (-a), at most */
+	size_t attach_max_total; /* bytes of all of a request's attachments, at most */
 	/* Defaults of every chat request; a program's own option wins over them. */
 	double temperature;    /* NAN when unset */
 	long max_tokens;       /* 0 when unset */

@@ -1,5 +1,6 @@
 #include "lib/out.h"
 #include "lib/setup.h"
+#include "api/attach.h"
 #include "api/models.h"
 #include "api/prices.h"
 #include "lib/termout.h"
@@ -40,7 +41,10 @@ static void on_dry_run(const char *method, const char *url, const char *const *h
 	free(shown);
 	for (; *headers; headers++)
 		printf("%s\n", *headers);
-	printf("\n%s\n", body ? body : "");
+	/* An attachment's base64 would bury the request: its start and its length show it. */
+	shown = body ? attach_shorten(body) : NULL;
+	printf("\n%s\n", shown ? shown : body ? body : "");
+	free(shown);
 	fflush(stdout);
 }
 

@@ -2,6 +2,7 @@
  * agent.c - the tool-calling loop behind ai-agent.
  */
 #include "agent/agent.h"
+#include "api/attach.h"
 #include "jsonval.h"
 #include "agent/calc.h"
 #include "agent/mcp.h"
@@ -1407,7 +1408,7 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 		 json_object_new_string(o->system ? o->system : default_system)) ||
 	    jv_push(messages, json_object_new_object()) ||
 	    jv_add(json_object_array_get_idx(messages, 1), "role", json_object_new_string("user")) ||
-	    jv_add(json_object_array_get_idx(messages, 1), "content", json_object_new_string(task))) {
+	    jv_add(json_object_array_get_idx(messages, 1), "content", attach_content(task, o->attach))) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
@@ -1429,6 +1430,9 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 		memset(&resp, 0, sizeof(resp));
 		if (ai_chat(c, &q, &resp, err)) {
 			ai_chat_resp_release(&resp);
+			/* A model that cannot see the attachments: said once, exit 65. */
+			if (step == 1 && o->attach && o->attach->n && attach_refused(err))
+				break;
 			if (q.tools && step == 1)
 				name_endpoint(&r, model, err);
 			break;

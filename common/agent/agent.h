@@ -78,6 +78,8 @@ typedef int (*agent_approve_fn)(const struct tooldef *t, const char *args, void 
  */
 typedef void (*agent_trace_fn)(json_object *ev, void *ud);
 
+struct attach_set;
+
 struct agent_opts {
 	long max_steps;               /* model turns at most; <= 0: AGENT_DEFAULT_MAX_STEPS */
 	const char *system;           /* the system prompt; NULL: a built-in one */
@@ -103,6 +105,8 @@ struct agent_opts {
 	 * it by one more request, checked and repaired once (structured_chat), so the tool
 	 * loop itself stays as it is; res->answer is then that JSON text. */
 	struct structured *st;
+	/* Borrowed or NULL (-a): the attachments sent with the task (api/attach.h). */
+	const struct attach_set *attach;
 };
 
 /* Sets o to the defaults above (no sql, no search, no user tools, nobody to ask). */

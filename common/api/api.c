@@ -724,6 +724,21 @@ static bool ledger_enqueue(struct ai_client *c, const struct ledger_row *r)
 	return true;
 }
 
+/*
+ * The image and file parts in a request body (attach.h).  The body is json-c's
+ * plain text: a quote inside a string is escaped, so these can only be parts.
+ */
+static long count_attachments(const char *body)
+{
+	static const char *const kinds[] = { "\"type\":\"image_url\"", "\"type\":\"file\"" };
+	long n = 0;
+
+	for (size_t i = 0; body && i < AI_ARRAY_LEN(kinds); i++)
+		for (const char *p = body; (p = strstr(p, kinds[i])); p++)
+			n++;
+	return n;
+}
+
 /* Every call ends here: one ledger row, hit or miss, success or failure. */
 static void account(struct ai_call *k, long pt, long ct, long status, bool cached, double cost,
 		    double latency_ms)
@@ -750,6 +765,7 @@ static void account(struct ai_call *k, long pt, long ct, long status, bool cache
 	r.cost = cached ? 0 : cost;
 	r.saved = cached ? cost : NAN;
 	r.prompt = k->c->o.cfg->log_prompts ? k->prompt : NULL;
+	r.attachments = count_attachments(k->body);
 	if (ledger_enqueue(k->c, &r))
 		return;
 	l = k->c->ledger;	/* a full queue's flush may have failed and closed it */

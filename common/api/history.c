@@ -1,4 +1,5 @@
 #include "api/history.h"
+#include "api/attach.h"
 #include "buf.h"
 #include "clock.h"
 #include "fdio.h"
@@ -257,7 +258,7 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 	int rc;
 
 	memset(resp, 0, sizeof(*resp));
-	if (jv_push(cv->msgs, jv_message("user", text)))
+	if (jv_push(cv->msgs, cv->attach ? attach_message(text, cv->attach) : jv_message("user", text)))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	r.messages = cv->msgs;
 	if (cv->st) {
@@ -279,6 +280,7 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 		json_object_array_del_idx(cv->msgs, n, 1);
 		return rc;
 	}
+	cv->attach = NULL;
 	if (jv_push(cv->msgs, jv_message("assistant", resp->content ? resp->content : ""))) {
 		json_object_array_del_idx(cv->msgs, n, json_object_array_length(cv->msgs) - n);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -286,10 +288,33 @@ int conv_ask(struct conv *cv, struct ai_client *c, const struct ai_chat_req *q, 
 	return 0;
 }
 
+/*
+ * What is kept of m[0..n) (the file, the store): each message as
+ * attach_kept makes it, so an attachment's bytes stay in this exchange's
+ * requests and never fill the history.  Each m[i] becomes a reference of
+ * its own, put back by unkept; on failure the ones not made are NULL.
+ */
+static int kept(json_object **m, size_t n)
+{
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (!(m[i] = rc ? NULL : attach_kept(m[i])))
+			rc = -1;
+	return rc;
+}
+
+static void unkept(json_object **m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		json_object_put(m[i]);
+}
+
 int conv_save(struct conv *cv, struct ai_err *err)
 {
 	json_object *m[3];
 	size_t len = json_object_array_length(cv->msgs), k = 0;
+	int rc;
 
 	if (!cv->history)
 		return 0;
@@ -297,7 +322,10 @@ int conv_save(struct conv *cv, struct ai_err *err)
 		m[k++] = json_object_array_get_idx(cv->msgs, 0);
 	m[k++] = json_object_array_get_idx(cv->msgs, len - 2);
 	m[k++] = json_object_array_get_idx(cv->msgs, len - 1);
-	if (history_append(cv->history, m, k, cv->stop, err))
+	rc = kept(m, k) ? ai_errf(err, AI_EX_OSERR, "out of memory") :
+	     history_append(cv->history, m, k, cv->stop, err);
+	unkept(m, k);
+	if (rc)
 		return -1;
 	cv->store_system = false;
 	return 0;
@@ -316,7 +344,9 @@ int conv_keep(struct conv *cv, struct ai_err *err)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		m[i] = json_object_array_get_idx(cv->msgs, cv->kept + i);
-	rc = convstore_add(cv->store, &cv->store_id, cv->model, m, n, wall_ms(), err);
+	rc = kept(m, n) ? ai_errf(err, AI_EX_OSERR, "out of memory") :
+	     convstore_add(cv->store, &cv->store_id, cv->model, m, n, wall_ms(), err);
+	unkept(m, n);
 	free(m);
 	if (!rc)
 		cv->kept = len;

@@ -65,6 +65,8 @@ int history_append(const char *path, json_object *const *msgs, size_t n, volatil
  * exchanges so far), the history file the exchanges are appended to, and
  * the conversation store (convstore.h) that keeps them.
  */
+struct attach_set;
+
 struct conv {
 	json_object *msgs;      /* owned array */
 	const char *history;    /* borrowed or NULL: no file */
@@ -78,6 +80,9 @@ struct conv {
 	int64_t store_id;       /* the stored conversation; 0 until its first exchange is kept */
 	size_t kept;            /* msgs[0..kept) are in the store (or are not to go there) */
 	const char *model;      /* borrowed: the model kept with each exchange */
+	/* Borrowed or NULL (-a): the attachments of the next message, whose content is then
+	 * an array of parts (attach.h); conv_ask sends them once and sets this to NULL. */
+	const struct attach_set *attach;
 };
 
 /*

@@ -6,6 +6,7 @@
  * concurrently, then their summaries are summarized, until one is left.
  */
 #include "api/summary.h"
+#include "api/attach.h"
 #include "api/prices.h"
 #include "jsonval.h"
 #include "chunk.h"
@@ -94,7 +95,7 @@ static json_object *messages(const struct summary_opts *o, const char *text, siz
 		bad = buf_addstr(&b, "\n\n") || buf_add(&b, text, len);
 	}
 	if (bad || !b.data || !m || jv_push(m, jv_message("system", o->system ? o->system : SYSTEM_PROMPT)) ||
-	    jv_push(m, jv_message("user", b.data))) {
+	    jv_push(m, stage == 1 || !o->attach ? jv_message("user", b.data) : attach_message(b.data, o->attach))) {
 		json_object_put(m);
 		m = NULL;
 	}

@@ -16,6 +16,8 @@
 #include "api/template.h"
 #include "buf.h"
 
+struct attach_set;
+
 struct summary_opts {
 	long words;                     /* about this many words (summary_opts_init: 150) */
 	const char *format;             /* "paragraph" (default), "bullets" or "line" */
@@ -42,6 +44,9 @@ struct summary_opts {
 	const char *const *params;      /* "name=value", borrowed */
 	size_t nparams;
 	const char *system;             /* borrowed or NULL: replaces the built-in system message */
+	/* Borrowed or NULL (-a): attachments sent with the request that summarizes the whole
+	 * (the text that fits, or the combining of the parts' summaries), not with each part. */
+	const struct attach_set *attach;
 };
 
 /* Sets o to the defaults above. */

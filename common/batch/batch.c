@@ -1,4 +1,5 @@
 #include "batch/batch.h"
+#include "api/attach.h"
 #include "batch/extsort.h"
 #include "chunk.h"
 #include "fdio.h"
@@ -552,6 +553,9 @@ static void slot_done(int rc, struct ai_chat_resp *r, struct ai_err *e, void *ud
 	} else {
 		long status = r->status > 0 ? r->status : e->status;
 
+		/* A model that cannot see the item's attachments: one clear message. */
+		if (s->it.attachments)
+			attach_refused(e);
 		bad = jsonl_err_line(&s->line, s->it.id, status, error_type(r, e), e->msg, r->attempts);
 		b->st.failed++;
 		if (e->code == AI_EX_TEMPFAIL)

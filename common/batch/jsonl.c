@@ -1,4 +1,5 @@
 #include "batch/jsonl.h"
+#include "api/attach.h"
 #include "jsonval.h"
 #include "api/template.h"
 #include "utf8.h"
@@ -279,7 +280,78 @@ static int from_text(struct jsonl_item *it, const struct jsonl_opts *o, json_obj
 	return rc;
 }
 
+static int from_fields(struct jsonl_item *it, const struct jsonl_opts *o, json_object *j);
+
+/*
+ * A text item's "attachments": the user message (the last) becomes its text
+ * and their parts.  An attachment that cannot be had makes the item bad,
+ * with attach's message; -1 only out of memory.
+ */
+static int item_attachments(struct jsonl_item *it, const struct jsonl_opts *o, json_object *att)
+{
+	struct attach_set s;
+	struct ai_err e;
+	json_object *m;
+	size_t i, n, last;
+	int rc = 0;
+
+	if (!json_object_is_type(att, json_type_array)) {
+		bad(it, "\"attachments\" must be an array of files and URLs");
+		return 0;
+	}
+	if (!o->attach) {
+		bad(it, "\"attachments\" are not taken here");
+		return 0;
+	}
+	n = json_object_array_length(att);
+	attach_set_init(&s);
+	ai_err_clear(&e);
+	for (i = 0; i < n && !it->bad; i++) {
+		json_object *v = json_object_array_get_idx(att, i);
+
+		if (!json_object_is_type(v, json_type_string) || !json_object_get_string_len(v) ||
+		    !strcmp(json_object_get_string(v), "-"))
+			bad(it, "attachment %zu must be the name of a file or a URL", i + 1);
+		else if (attach_add(&s, json_object_get_string(v), o->attach, &e)) {
+			if (e.code == AI_EX_OSERR)
+				rc = -1;
+			bad(it, "%s", e.msg);
+		}
+	}
+	if (it->bad) {
+		json_object_put(it->messages);
+		it->messages = NULL;
+	} else if (!rc && s.n) {
+		last = json_object_array_length(it->messages) - 1;
+		if (!(m = attach_message(it->text, &s)) ||
+		    json_object_array_put_idx(it->messages, last, m)) {
+			json_object_put(m);
+			rc = -1;
+		}
+		it->attachments = s.n;
+	}
+	attach_set_release(&s);
+	return rc;
+}
+
 static int from_object(struct jsonl_item *it, const struct jsonl_opts *o, json_object *j)
+{
+	json_object *att;
+	int rc;
+
+	if (!json_object_object_get_ex(j, "attachments", &att))
+		return from_fields(it, o, j);
+	if (json_object_object_get_ex(j, "messages", NULL)) {
+		bad(it, "\"attachments\" go with a text item, not with \"messages\"");
+		return 0;
+	}
+	rc = from_fields(it, o, j);
+	if (rc || it->bad)
+		return rc;
+	return item_attachments(it, o, att);
+}
+
+static int from_fields(struct jsonl_item *it, const struct jsonl_opts *o, json_object *j)
 {
 	json_object *msgs, *text;
 

@@ -59,10 +59,15 @@ int jsonl_next(struct jsonl_reader *r, const char **line, size_t *len, bool *too
 
 enum jsonl_mode { JSONL_JSON, JSONL_LINES };
 
+struct attach_opts;
+
 struct jsonl_opts {
 	enum jsonl_mode mode;
 	const char *tmpl;       /* "Classify: {{text}}", or NULL */
 	const char *system;     /* a system message put before text items, or NULL */
+	/* Borrowed or NULL: how a text item's "attachments" (an array of files and URLs, as
+	 * -a takes them) are made content parts (api/attach.h); NULL: the field is refused. */
+	const struct attach_opts *attach;
 };
 
 struct jsonl_item {
@@ -77,6 +82,7 @@ struct jsonl_item {
 	char *text;             /* owned: the user text of a text item, for the token estimate */
 	bool bad;               /* the item cannot be sent: error says why */
 	char error[200];
+	size_t attachments;     /* its "attachments", in its messages as content parts */
 };
 
 /*

@@ -23,3 +23,5 @@ complete -c $c -s T -l use-template -x -a '(command ls (set -q XDG_CONFIG_HOME; 
 complete -c $c -l param -x -d 'fill {{NAME}} in the template'
 complete -c $c -l save -x -d 'save the options and the prompt as a template'
 complete -c $c -l list-templates -d 'list the saved templates'
+complete -c $c -s a -l attach -r -F -d 'attach an image, a PDF or a text file, or an image URL'
+complete -c $c -l attach-as -x -a 'text file' -d 'send a PDF as its text or as a file'

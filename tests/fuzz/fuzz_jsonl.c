@@ -114,7 +114,7 @@ static void item(const char *line, size_t len, bool too_long, long lineno,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct jsonl_opts o = { JSONL_JSON, NULL, NULL };
+	struct jsonl_opts o = { .mode = JSONL_JSON };
 	struct jsonl_reader r;
 	struct jsonl_idset ids;
 	struct seen seen;

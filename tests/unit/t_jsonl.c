@@ -68,7 +68,7 @@ static const char *user(const struct jsonl_item *it)
 
 static void test_items(void)
 {
-	struct jsonl_opts o = { JSONL_JSON, NULL, NULL };
+	struct jsonl_opts o = { .mode = JSONL_JSON };
 	struct jsonl_item it;
 
 	item("\"hello\"", &o, &it);
