@@ -84,6 +84,7 @@ static const char upgrade_sql[] =
 static const char upgrade3_sql[] =
 	"ALTER TABLE calls ADD COLUMN cached_tokens INTEGER;"
 	"ALTER TABLE calls ADD COLUMN reasoning_tokens INTEGER;"
+	"ALTER TABLE calls ADD COLUMN attachments INTEGER;"
 	"ALTER TABLE rollup ADD COLUMN tokens_cached INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE rollup ADD COLUMN cached_n INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE rollup ADD COLUMN tokens_reason INTEGER NOT NULL DEFAULT 0;"
@@ -180,8 +181,8 @@ static const char compact_lat_sql[] =
 
 static const char insert_sql[] =
 	"INSERT INTO calls(ts_ms, program, model, host, prompt_tokens, completion_tokens,"
-	" latency_ms, status, cached, batch, cost, saved, prompt, cached_tokens, reasoning_tokens)"
-	" VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)";
+	" latency_ms, status, cached, batch, cost, saved, prompt, cached_tokens, reasoning_tokens,"
+	" attachments) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
 
 /*
  * The latency histogram: log-linear buckets as in HdrHistogram.  Below
@@ -1009,6 +1010,7 @@ static int append_one(struct ledger *l, const struct ledger_row *r, bool direct)
 	bind_text(st, 13, r->prompt);
 	bind_count(st, 14, r->cached_tokens);
 	bind_count(st, 15, r->reasoning_tokens);
+	bind_count(st, 16, r->attachments);
 	rc = step_done(st);
 	sqlite3_clear_bindings(st);
 	if (rc != SQLITE_OK)

@@ -110,8 +110,8 @@ struct ledger_row {
 	double cost;                  /* USD actually spent (0 for a cache hit); NAN = unknown */
 	double saved;                 /* for a hit, the cost it avoided; NAN = unknown; ignored on a miss */
 	const char *prompt;           /* NULL unless --log-prompts */
-	/* Attachments sent as parts of their own (images, files; api/attach.h).  Not stored
-	 * yet: it needs a column, a schema change left to the ledger's owner. */
+	/* Attachments sent as parts of their own (images, files; api/attach.h): the raw
+	 * row's attachments column (schema 3); <0 unknown. */
 	long attachments;
 };
 

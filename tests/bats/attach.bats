@@ -71,6 +71,10 @@ mkpdf() {
 	assert_eq "$status" 0
 	assert_eq "$(parts | sed -n 2p | jq -r .image_url.url)" "data:image/gif;base64,$(base64 -w0 gif.txt)"
 	assert_eq "$(parts | sed -n 3p | jq -r .text)" "$(printf 'notes.md:\nline one\nline two')"
+	# The ledger counts the parts sent as attachments of their own: the image, not the text.
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'SELECT attachments FROM calls ORDER BY id DESC LIMIT 1')" 1
+	run --separate-stderr ai-stream --no-cache hi
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'SELECT attachments FROM calls ORDER BY id DESC LIMIT 1')" 0
 }
 
 @test "attach: --dry-run shows the content parts with the base64 shortened" {

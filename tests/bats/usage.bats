@@ -669,7 +669,7 @@ usage_tty() {
 	known_rows
 	ai-usage --json "${RANGE[@]}" >"$T/before"
 	# Back to what the previous ai-tools left: no cached/reasoning columns, no day rollups.
-	sqlite3 "$DB" "ALTER TABLE calls DROP COLUMN cached_tokens; ALTER TABLE calls DROP COLUMN reasoning_tokens;
+	sqlite3 "$DB" "ALTER TABLE calls DROP COLUMN cached_tokens; ALTER TABLE calls DROP COLUMN reasoning_tokens; ALTER TABLE calls DROP COLUMN attachments;
 		ALTER TABLE rollup DROP COLUMN tokens_cached; ALTER TABLE rollup DROP COLUMN cached_n;
 		ALTER TABLE rollup DROP COLUMN tokens_reason; ALTER TABLE rollup DROP COLUMN reason_n;
 		DROP TABLE rollup_day; DROP TABLE rollup_lat_day; DELETE FROM ledger_meta WHERE k = 'days_done';

@@ -1290,7 +1290,7 @@ static void test_schema2(void)
 	ledger_groups_free(g, n);
 	/* Back to what the previous ai-tools made: no new columns, no day rollups, user_version 2. */
 	is_int(sqlite3_exec(l.db, "ALTER TABLE calls DROP COLUMN cached_tokens;"
-			    "ALTER TABLE calls DROP COLUMN reasoning_tokens;"
+			    "ALTER TABLE calls DROP COLUMN reasoning_tokens; ALTER TABLE calls DROP COLUMN attachments;"
 			    "ALTER TABLE rollup DROP COLUMN tokens_cached; ALTER TABLE rollup DROP COLUMN cached_n;"
 			    "ALTER TABLE rollup DROP COLUMN tokens_reason; ALTER TABLE rollup DROP COLUMN reason_n;"
 			    "DROP TABLE rollup_day; DROP TABLE rollup_lat_day;"
