@@ -1565,9 +1565,10 @@ struct ranges {
 /*
  * Splits the hours [h0, h1) into the whole UTC days the day rollups hold
  * (below the mark, read inside the caller's transaction) and the hours
- * at either end.  Grouped by day, a UTC day is one local date only
- * where the zone's offset is a multiple of 24 hours; elsewhere the
- * hourly rollups serve the whole range.
+ * at either end.  Grouped by day (alone or with a program or model, as
+ * --chart groups), a UTC day is one local date only where the zone's
+ * offset is a multiple of 24 hours; elsewhere the hourly rollups serve
+ * the whole range.
  */
 static int day_ranges(struct ledger *l, enum by b, int64_t h0, int64_t h1, struct ranges *r)
 {
@@ -1585,7 +1586,7 @@ static int day_ranges(struct ledger *l, enum by b, int64_t h0, int64_t h1, struc
 	d1 = h1 / 24 < done ? h1 / 24 : done;
 	if (d0 >= d1)
 		return SQLITE_OK;
-	if (b == BY_DAY) {
+	if (b == BY_DAY || b == BY_DAY_PROGRAM || b == BY_DAY_MODEL) {
 		rc = query_int(l, "SELECT ifnull(min(day), 0) FROM rollup_day", &first);
 		if (rc != SQLITE_OK)
 			return rc;
