@@ -1098,13 +1098,15 @@ int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n
 		rc = meta_get(l, "folded", &folded);
 		if (rc == SQLITE_OK)
 			rc = meta_get(l, "days_done", &days_done);
-		for (size_t i = 0; i < n; i++)
-			if (utc_day(rows[i].ts_ms) < first)
-				first = utc_day(rows[i].ts_ms);
-		/* Rows of today only (nearly always): the day rollups are not
-		 * touched; rows left unfolded by others may be older. */
-		if (first >= days_done && folded == top - (int64_t)n)
-			days_done = 0;
+		if (rc == SQLITE_OK) {
+			for (size_t i = 0; i < n; i++)
+				if (utc_day(rows[i].ts_ms) < first)
+					first = utc_day(rows[i].ts_ms);
+			/* Rows of today only (nearly always): the day rollups are not
+			 * touched; rows left unfolded by others may be older. */
+			if (first >= days_done && folded == top - (int64_t)n)
+				days_done = 0;
+		}
 		if (rc == SQLITE_OK && folded < top)
 			rc = fold_range(l, folded, top - folded > LEDGER_FOLD_CHUNK + (int64_t)n
 					? folded + LEDGER_FOLD_CHUNK : top, days_done);
