@@ -572,10 +572,13 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
  * queues its row; a step writes the queue in one transaction
  * (ledger_append_many) when it ends with no call in flight, or with
  * LEDGER_FLUSH_ROWS rows queued, or LEDGER_FLUSH_MS after the oldest
- * came.  A commit costs ~80 us of CPU whatever it holds (the pages it
- * writes to the WAL), and ai-batch's wake-ups at -P 64 complete about
- * four calls each: written per wake-up the ledger cost 0.145 s of CPU
- * per 1,000 calls against 0.105 s without it; see tests/bench/batch.sh.
+ * came; a step with rows queued waits no longer than that deadline,
+ * so the rows are written within about LEDGER_FLUSH_MS of their call's
+ * end whatever timeout the caller passed (ai_client_run's 1000 s).  A
+ * commit costs ~80 us of CPU whatever it holds (the pages it writes to
+ * the WAL), and ai-batch's wake-ups at -P 64 complete about four calls
+ * each: written per wake-up the ledger cost 0.145 s of CPU per 1,000
+ * calls against 0.105 s without it; see tests/bench/batch.sh.
  * Outside a step (a synchronous caller between steps,
  * ai_account_batch_result) a row is written at once.  The queue is
  * also written before a budget check, so the check sees every call
@@ -1782,6 +1785,16 @@ int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
 {
 	int r = 0;
 
+	/* Queued rows bound the wait: the step ends by their flush deadline,
+	 * however long the caller would wait (ai_client_run waits 1000 s). */
+	if (c->in_step == 0 && c->lq_n) {
+		int64_t left = LEDGER_FLUSH_MS - (mono_ms() - c->lq_t0);
+
+		if (left < 0)
+			left = 0;
+		if (timeout_ms < 0 || timeout_ms > left)
+			timeout_ms = (long)left;
+	}
 	c->in_step++;
 	deliver_ready(c);
 	if (c->pool && http_pool_pending(c->pool)) {
