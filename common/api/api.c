@@ -580,12 +580,12 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
  * each: written per wake-up the ledger cost 0.145 s of CPU per 1,000
  * calls against 0.105 s without it; see tests/bench/batch.sh.
  * Outside a step (a synchronous caller between steps,
- * ai_account_batch_result) a row is written at once.  The queue is
- * also written before a budget check, so the check sees every call
- * made, when the client is released, and at exit() (below).  A process
- * killed by a signal meanwhile loses at most the queued rows,
- * LEDGER_FLUSH_MS of them, as a power cut may lose the last commits
- * (synchronous=NORMAL; ledger.h).
+ * ai_account_batch_result) a row is written at once.  A budget check
+ * adds the queued rows' cost to the ledger's, so it sees every call
+ * made.  The queue is also written when the client is released, and
+ * at exit() (below).  A process killed by a signal meanwhile loses at
+ * most the queued rows, LEDGER_FLUSH_MS of them, as a power cut may
+ * lose the last commits (synchronous=NORMAL; ledger.h).
  */
 #define LEDGER_FLUSH_ROWS 256
 #define LEDGER_FLUSH_MS 200
@@ -686,6 +686,18 @@ static void ledger_flush(struct ai_client *c)
 		}
 	}
 	ledger_queue_clear(c);
+}
+
+/* The known cost of the queued rows of today (the budget's day). */
+static double queued_cost_today(const struct ai_client *c)
+{
+	int64_t today = c->lq_n ? ledger_today_ms() : 0;
+	double usd = 0;
+
+	for (size_t i = 0; i < c->lq_n; i++)
+		if (c->lq[i].r.ts_ms >= today && isfinite(c->lq[i].r.cost))
+			usd += c->lq[i].r.cost;
+	return usd;
 }
 
 /* Queues a row (see ledger_flush); false when it must be written at once. */
@@ -1258,14 +1270,12 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 	if (!isnan(c->o.cfg->budget_daily)) {
 		struct ledger *l = client_ledger(c);
 
-		/* The calls of this wake-up count against the budget too. */
-		if (l)
-			ledger_flush(c);
-		l = c->ledger;
 		if (!l)
 			return ai_errf(err, AI_EX_CONFIG,
 				       "a daily budget is set but the usage ledger cannot be read");
-		if (ledger_check_budget(l, c->o.cfg->budget_daily, err))
+		/* The calls of this wake-up count against the budget too,
+		 * from the queue: writing it first would end its batching. */
+		if (ledger_check_budget_with(l, c->o.cfg->budget_daily, queued_cost_today(c), err))
 			return -1;
 	}
 	if (call_headers(k, &auth, err) || !client_pool(c, err))

@@ -1339,7 +1339,17 @@ static void fmt_usd(char *out, size_t n, double v)
 	snprintf(out, n, v != 0 && fabs(v) < 0.01 ? "$%.4f" : "$%.2f", v);
 }
 
+int64_t ledger_today_ms(void)
+{
+	return local_midnight_ms(wall_ms(), 0);
+}
+
 int ledger_check_budget(struct ledger *l, double limit_usd, struct ai_err *err)
+{
+	return ledger_check_budget_with(l, limit_usd, 0, err);
+}
+
+int ledger_check_budget_with(struct ledger *l, double limit_usd, double unwritten_usd, struct ai_err *err)
 {
 	double spent;
 	char s[32], lim[32];
@@ -1348,6 +1358,8 @@ int ledger_check_budget(struct ledger *l, double limit_usd, struct ai_err *err)
 		return ai_errf(err, AI_EX_CONFIG, "bad daily budget: want AI_BUDGET_DAILY in USD, 0 or more");
 	if (ledger_spent_today(l, &spent, err) < 0)
 		return -1;
+	if (isfinite(unwritten_usd) && unwritten_usd > 0)
+		spent += unwritten_usd;
 	if (spent < limit_usd)
 		return 0;
 	fmt_usd(s, sizeof(s), spent);

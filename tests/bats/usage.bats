@@ -744,3 +744,21 @@ slow_parts() {
 	wait $pid || true
 	assert_eq "$(ledger_rows)" 1
 }
+
+@test "usage: with a daily budget set, ai-batch's rows are still written many to a transaction" {
+	start_server
+	for i in $(seq 1 96); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	ai-summarize <<<"make the ledger" >/dev/null
+	# As above: a row written alone, or with up to 8 others (added one by one to the
+	# rollups), finds every row before it folded; at -P 8 a transaction of more rows
+	# can only come from a queue that the budget check before each call did not write.
+	sqlite3 "$DB" "CREATE TABLE seen(id INTEGER, folded INTEGER);
+		CREATE TRIGGER seen_t AFTER INSERT ON calls BEGIN
+		INSERT INTO seen VALUES(new.id, (SELECT v FROM ledger_meta WHERE k = 'folded')); END"
+	run --separate-stderr env AI_BUDGET_DAILY=100 ai-batch -q --no-cache -P 8 "$T/in.jsonl"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 96
+	assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM seen')" 96
+	together=$(sqlite3 "$DB" 'SELECT count(*) FROM seen WHERE id - folded > 1')
+	((together > 0)) || { echo "no transaction held more than 8 rows" >&2; false; }
+}

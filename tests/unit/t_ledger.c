@@ -401,6 +401,12 @@ static void test_spent_and_budget(void)
 	is_int(ledger_check_budget(&l, -1, &err), -1, "a negative budget is refused");
 	is_int(err.code, AI_EX_CONFIG, "as configuration");
 	is_int(ledger_check_budget(&l, NAN, &err), -1, "a NAN budget is refused");
+	/* A writer's queue counts too: 0.5 written and 0.25 waiting reach 0.75. */
+	is_int(ledger_check_budget_with(&l, 1.0, 0.25, &err), 0, "written and queued under the budget: go");
+	is_int(ledger_check_budget_with(&l, 0.75, 0.25, &err), -1, "written and queued reach the budget: stop");
+	ok(strstr(err.msg, "$0.75 spent today") != NULL, "the spend named counts the queue: %s", err.msg);
+	is_int(ledger_check_budget_with(&l, 1.0, NAN, &err), 0, "a queue of unknown cost adds nothing");
+	ok(ledger_today_ms() <= now && now - ledger_today_ms() < 25 * H, "today began at the last local midnight");
 
 	/* what the row keeps, and what it never keeps */
 	memset(&r, 0, sizeof(r));
