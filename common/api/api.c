@@ -74,6 +74,7 @@ int ai_client_init(struct ai_client **cp, const struct ai_client_opts *o, struct
 	if (!c)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	c->o = *o;
+	c->owner = getpid();
 	if (c->o.parallel < 1)
 		c->o.parallel = 1;
 	http_opts_init(&c->http);
@@ -124,12 +125,13 @@ volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
 
 static void call_free(struct ai_call *k);
 static void ledger_flush(struct ai_client *c);
-static void queued_list_remove(struct ai_client *c);
 
 void ai_client_release(struct ai_client *c)
 {
 	if (!c)
 		return;
+	if (c->o.released)
+		c->o.released(c, c->o.ud);
 	if (c->pool)
 		http_pool_free(c->pool);
 	while (c->ready) {
@@ -142,7 +144,6 @@ void ai_client_release(struct ai_client *c)
 		cache_close(&c->cache);
 	ledger_flush(c);
 	free(c->lq);
-	queued_list_remove(c);
 	if (c->ledger) {
 		ledger_close(c->ledger);
 		free(c->ledger);
@@ -583,60 +584,13 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
  * ai_account_batch_result) a row is written at once.  A budget check
  * adds the queued rows' cost to the ledger's, so it sees every call
  * made.  The queue is also written when the client is released, and
- * at exit() (below).  A process killed by a signal meanwhile loses at
- * most the queued rows, LEDGER_FLUSH_MS of them, as a power cut may
- * lose the last commits (synchronous=NORMAL; ledger.h).
+ * by ai_client_flush (libcmd calls it at exit()).  A process killed by
+ * a signal meanwhile loses at most the queued rows, LEDGER_FLUSH_MS of
+ * them, as a power cut may lose the last commits (synchronous=NORMAL;
+ * ledger.h).
  */
 #define LEDGER_FLUSH_ROWS 256
 #define LEDGER_FLUSH_MS 200
-
-/*
- * A program may exit() while rows wait: cli_write's quiet exit when
- * "ai-batch | head" closes the pipe, a cli_die from a done callback.
- * Those calls were made and billed, so an atexit handler writes every
- * waiting queue first (in the process that queued them: a forked child
- * that calls exit() must not write its parent's rows twice).  A
- * released client leaves the list.
- */
-static struct ai_client *queued_clients;
-static pid_t queued_pid;
-
-static void flush_at_exit(void)
-{
-	if (getpid() != queued_pid)
-		return;
-	for (struct ai_client *c = queued_clients; c; c = c->next_queued) {
-		c->o.warn = NULL;	/* its user data may be gone with main's frame */
-		ledger_flush(c);
-	}
-}
-
-static void queued_list_add(struct ai_client *c)
-{
-	static bool registered;
-
-	if (c->on_queued_list)
-		return;
-	if (!registered) {
-		if (atexit(flush_at_exit))
-			return;
-		registered = true;
-		queued_pid = getpid();
-	}
-	c->next_queued = queued_clients;
-	queued_clients = c;
-	c->on_queued_list = true;
-}
-
-static void queued_list_remove(struct ai_client *c)
-{
-	for (struct ai_client **p = &queued_clients; *p; p = &(*p)->next_queued)
-		if (*p == c) {
-			*p = c->next_queued;
-			break;
-		}
-	c->on_queued_list = false;
-}
 
 struct ledger_qrow {
 	struct ledger_row r;
@@ -661,7 +615,11 @@ static void ledger_queue_clear(struct ai_client *c)
 	c->lq_n = 0;
 }
 
-/* Writes the queued rows in one transaction; on failure warns once and turns the ledger off. */
+/*
+ * Writes the queued rows in one transaction; on failure warns once and
+ * turns the ledger off.  In a forked child the rows are its parent's
+ * (which writes them): dropped.
+ */
 static void ledger_flush(struct ai_client *c)
 {
 	struct ledger_row rows[64];
@@ -669,7 +627,7 @@ static void ledger_flush(struct ai_client *c)
 	size_t i = 0;
 
 	ai_err_clear(&e);
-	if (c->lq_n && c->ledger) {
+	if (c->lq_n && c->ledger && c->owner == getpid()) {
 		/* One transaction for all: append_many takes an array of rows. */
 		struct ledger_row *v = c->lq_n <= AI_ARRAY_LEN(rows) ? rows : malloc(c->lq_n * sizeof(*v));
 
@@ -686,6 +644,12 @@ static void ledger_flush(struct ai_client *c)
 		}
 	}
 	ledger_queue_clear(c);
+}
+
+void ai_client_flush(struct ai_client *c)
+{
+	if (c)
+		ledger_flush(c);
 }
 
 /* The known cost of the queued rows of today (the budget's day). */
@@ -721,7 +685,6 @@ static bool ledger_enqueue(struct ai_client *c, const struct ledger_row *r)
 			c->lq_alloc = na;
 		}
 	}
-	queued_list_add(c);
 	q = &c->lq[c->lq_n];
 	if (!c->lq_n)
 		c->lq_t0 = mono_ms();
