@@ -574,8 +574,9 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
  * (ledger_append_many) when it ends with no call in flight, or with
  * LEDGER_FLUSH_ROWS rows queued, or LEDGER_FLUSH_MS after the oldest
  * came; a step with rows queued waits no longer than that deadline,
- * so the rows are written within about LEDGER_FLUSH_MS of their call's
- * end whatever timeout the caller passed (ai_client_run's 1000 s).  A
+ * and a call started past it writes them first, so the rows are
+ * written within about LEDGER_FLUSH_MS of their call's end whatever
+ * timeout the caller passed (ai_client_run's 1000 s).  A
  * commit costs ~80 us of CPU whatever it holds (the pages it writes to
  * the WAL), and ai-batch's wake-ups at -P 64 complete about four calls
  * each: written per wake-up the ledger cost 0.145 s of CPU per 1,000
@@ -1192,6 +1193,10 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 	const char *auth = NULL;
 
 	k->t0_wall = wall_ms();
+	/* A caller that starts calls between rare steps (ingest.c steps at
+	 * its parallel limit only) still writes its rows by their deadline. */
+	if (c->lq_n && mono_ms() - c->lq_t0 >= LEDGER_FLUSH_MS)
+		ledger_flush(c);
 	if (c->o.cfg->dry_run) {
 		const char *shown[5];
 		size_t i;
