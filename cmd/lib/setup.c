@@ -9,11 +9,66 @@
 #include <math.h>
 #include <unistd.h>
 
+/*
+ * The clients setup made and not yet released.  A program may exit()
+ * while one holds usage ledger rows in memory (cli_write's quiet exit
+ * when "ai-batch | head" closes the pipe, a cli_die from a callback):
+ * those calls were made and billed, so an atexit handler writes them
+ * (ai_client_flush; in a forked child it drops its parent's).  libai
+ * registers nothing at exit: the process is the program's.  Main
+ * thread only, as setup is.
+ */
+static struct ai_client **made;
+static size_t n_made, made_alloc;
+static bool exiting, exit_quiet;
+
+static void flush_at_exit(void)
+{
+	/* The struct cli a warning would read may be gone with main's frame. */
+	exiting = true;
+	for (size_t i = 0; i < n_made; i++)
+		ai_client_flush(made[i]);
+}
+
+static void on_released(struct ai_client *client, void *ud)
+{
+	(void)ud;
+	for (size_t i = 0; i < n_made; i++)
+		if (made[i] == client) {
+			made[i] = made[--n_made];
+			break;
+		}
+}
+
+/* Keeps client for flush_at_exit; false (out of memory) leaves it to ai_client_release alone. */
+static bool keep_made(struct ai_client *client, bool quiet)
+{
+	static bool registered;
+
+	if (!registered) {
+		if (atexit(flush_at_exit))
+			return false;
+		registered = true;
+	}
+	if (n_made == made_alloc) {
+		size_t na = made_alloc ? 2 * made_alloc : 4;
+		struct ai_client **nv = realloc(made, na * sizeof(*nv));
+
+		if (!nv)
+			return false;
+		made = nv;
+		made_alloc = na;
+	}
+	made[n_made++] = client;
+	exit_quiet = quiet;
+	return true;
+}
+
 static void on_warn(const char *msg, void *ud)
 {
-	const struct cli *c = ud;
+	const struct cli *c = exiting ? NULL : ud;
 
-	if (!c->quiet)
+	if (c ? !c->quiet : !exit_quiet)
 		cli_warn("%s", msg);
 }
 
@@ -97,8 +152,10 @@ bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client **cl
 	co.debug = on_debug;
 	co.dry_run = on_dry_run;
 	co.ud = c;
+	co.released = on_released;
 	if (ai_client_init(client, &co, err))
 		cli_die_err(err);
+	keep_made(*client, c->quiet);
 	return true;
 }
 

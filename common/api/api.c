@@ -74,6 +74,7 @@ int ai_client_init(struct ai_client **cp, const struct ai_client_opts *o, struct
 	if (!c)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	c->o = *o;
+	c->owner = getpid();
 	if (c->o.parallel < 1)
 		c->o.parallel = 1;
 	http_opts_init(&c->http);
@@ -124,12 +125,13 @@ volatile sig_atomic_t *ai_client_stop(const struct ai_client *c)
 
 static void call_free(struct ai_call *k);
 static void ledger_flush(struct ai_client *c);
-static void queued_list_remove(struct ai_client *c);
 
 void ai_client_release(struct ai_client *c)
 {
 	if (!c)
 		return;
+	if (c->o.released)
+		c->o.released(c, c->o.ud);
 	if (c->pool)
 		http_pool_free(c->pool);
 	while (c->ready) {
@@ -142,7 +144,6 @@ void ai_client_release(struct ai_client *c)
 		cache_close(&c->cache);
 	ledger_flush(c);
 	free(c->lq);
-	queued_list_remove(c);
 	if (c->ledger) {
 		ledger_close(c->ledger);
 		free(c->ledger);
@@ -572,68 +573,25 @@ static double call_cost(const struct ai_call *k, long pt, long ct)
  * queues its row; a step writes the queue in one transaction
  * (ledger_append_many) when it ends with no call in flight, or with
  * LEDGER_FLUSH_ROWS rows queued, or LEDGER_FLUSH_MS after the oldest
- * came.  A commit costs ~80 us of CPU whatever it holds (the pages it
- * writes to the WAL), and ai-batch's wake-ups at -P 64 complete about
- * four calls each: written per wake-up the ledger cost 0.145 s of CPU
- * per 1,000 calls against 0.105 s without it; see tests/bench/batch.sh.
+ * came; a step with rows queued waits no longer than that deadline,
+ * and a call started past it writes them first, so the rows are
+ * written within about LEDGER_FLUSH_MS of their call's end whatever
+ * timeout the caller passed (ai_client_run's 1000 s).  A
+ * commit costs ~80 us of CPU whatever it holds (the pages it writes to
+ * the WAL), and ai-batch's wake-ups at -P 64 complete about four calls
+ * each: written per wake-up the ledger cost 0.145 s of CPU per 1,000
+ * calls against 0.105 s without it; see tests/bench/batch.sh.
  * Outside a step (a synchronous caller between steps,
- * ai_account_batch_result) a row is written at once.  The queue is
- * also written before a budget check, so the check sees every call
- * made, when the client is released, and at exit() (below).  A process
- * killed by a signal meanwhile loses at most the queued rows,
- * LEDGER_FLUSH_MS of them, as a power cut may lose the last commits
- * (synchronous=NORMAL; ledger.h).
+ * ai_account_batch_result) a row is written at once.  A budget check
+ * adds the queued rows' cost to the ledger's, so it sees every call
+ * made.  The queue is also written when the client is released, and
+ * by ai_client_flush (libcmd calls it at exit()).  A process killed by
+ * a signal meanwhile loses at most the queued rows, LEDGER_FLUSH_MS of
+ * them, as a power cut may lose the last commits (synchronous=NORMAL;
+ * ledger.h).
  */
 #define LEDGER_FLUSH_ROWS 256
 #define LEDGER_FLUSH_MS 200
-
-/*
- * A program may exit() while rows wait: cli_write's quiet exit when
- * "ai-batch | head" closes the pipe, a cli_die from a done callback.
- * Those calls were made and billed, so an atexit handler writes every
- * waiting queue first (in the process that queued them: a forked child
- * that calls exit() must not write its parent's rows twice).  A
- * released client leaves the list.
- */
-static struct ai_client *queued_clients;
-static pid_t queued_pid;
-
-static void flush_at_exit(void)
-{
-	if (getpid() != queued_pid)
-		return;
-	for (struct ai_client *c = queued_clients; c; c = c->next_queued) {
-		c->o.warn = NULL;	/* its user data may be gone with main's frame */
-		ledger_flush(c);
-	}
-}
-
-static void queued_list_add(struct ai_client *c)
-{
-	static bool registered;
-
-	if (c->on_queued_list)
-		return;
-	if (!registered) {
-		if (atexit(flush_at_exit))
-			return;
-		registered = true;
-		queued_pid = getpid();
-	}
-	c->next_queued = queued_clients;
-	queued_clients = c;
-	c->on_queued_list = true;
-}
-
-static void queued_list_remove(struct ai_client *c)
-{
-	for (struct ai_client **p = &queued_clients; *p; p = &(*p)->next_queued)
-		if (*p == c) {
-			*p = c->next_queued;
-			break;
-		}
-	c->on_queued_list = false;
-}
 
 struct ledger_qrow {
 	struct ledger_row r;
@@ -658,7 +616,11 @@ static void ledger_queue_clear(struct ai_client *c)
 	c->lq_n = 0;
 }
 
-/* Writes the queued rows in one transaction; on failure warns once and turns the ledger off. */
+/*
+ * Writes the queued rows in one transaction; on failure warns once and
+ * turns the ledger off.  In a forked child the rows are its parent's
+ * (which writes them): dropped.
+ */
 static void ledger_flush(struct ai_client *c)
 {
 	struct ledger_row rows[64];
@@ -666,7 +628,7 @@ static void ledger_flush(struct ai_client *c)
 	size_t i = 0;
 
 	ai_err_clear(&e);
-	if (c->lq_n && c->ledger) {
+	if (c->lq_n && c->ledger && c->owner == getpid()) {
 		/* One transaction for all: append_many takes an array of rows. */
 		struct ledger_row *v = c->lq_n <= AI_ARRAY_LEN(rows) ? rows : malloc(c->lq_n * sizeof(*v));
 
@@ -683,6 +645,24 @@ static void ledger_flush(struct ai_client *c)
 		}
 	}
 	ledger_queue_clear(c);
+}
+
+void ai_client_flush(struct ai_client *c)
+{
+	if (c)
+		ledger_flush(c);
+}
+
+/* The known cost of the queued rows of today (the budget's day). */
+static double queued_cost_today(const struct ai_client *c)
+{
+	int64_t today = c->lq_n ? ledger_today_ms() : 0;
+	double usd = 0;
+
+	for (size_t i = 0; i < c->lq_n; i++)
+		if (c->lq[i].r.ts_ms >= today && isfinite(c->lq[i].r.cost))
+			usd += c->lq[i].r.cost;
+	return usd;
 }
 
 /* Queues a row (see ledger_flush); false when it must be written at once. */
@@ -706,7 +686,6 @@ static bool ledger_enqueue(struct ai_client *c, const struct ledger_row *r)
 			c->lq_alloc = na;
 		}
 	}
-	queued_list_add(c);
 	q = &c->lq[c->lq_n];
 	if (!c->lq_n)
 		c->lq_t0 = mono_ms();
@@ -1230,6 +1209,10 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 	const char *auth = NULL;
 
 	k->t0_wall = wall_ms();
+	/* A caller that starts calls between rare steps (ingest.c steps at
+	 * its parallel limit only) still writes its rows by their deadline. */
+	if (c->lq_n && mono_ms() - c->lq_t0 >= LEDGER_FLUSH_MS)
+		ledger_flush(c);
 	if (c->o.cfg->dry_run) {
 		const char *shown[5];
 		size_t i;
@@ -1271,14 +1254,12 @@ static int call_send(struct ai_call *k, struct buf *canon, struct ai_err *err)
 	if (!isnan(c->o.cfg->budget_daily)) {
 		struct ledger *l = client_ledger(c);
 
-		/* The calls of this wake-up count against the budget too. */
-		if (l)
-			ledger_flush(c);
-		l = c->ledger;
 		if (!l)
 			return ai_errf(err, AI_EX_CONFIG,
 				       "a daily budget is set but the usage ledger cannot be read");
-		if (ledger_check_budget(l, c->o.cfg->budget_daily, err))
+		/* The calls of this wake-up count against the budget too,
+		 * from the queue: writing it first would end its batching. */
+		if (ledger_check_budget_with(l, c->o.cfg->budget_daily, queued_cost_today(c), err))
 			return -1;
 	}
 	if (call_headers(k, &auth, err) || !client_pool(c, err))
@@ -1798,6 +1779,16 @@ int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
 {
 	int r = 0;
 
+	/* Queued rows bound the wait: the step ends by their flush deadline,
+	 * however long the caller would wait (ai_client_run waits 1000 s). */
+	if (c->in_step == 0 && c->lq_n) {
+		int64_t left = LEDGER_FLUSH_MS - (mono_ms() - c->lq_t0);
+
+		if (left < 0)
+			left = 0;
+		if (timeout_ms < 0 || timeout_ms > left)
+			timeout_ms = (long)left;
+	}
 	c->in_step++;
 	deliver_ready(c);
 	if (c->pool && http_pool_pending(c->pool)) {

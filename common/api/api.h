@@ -22,6 +22,8 @@ struct ai_call;
 typedef void (*ai_dry_run_fn)(const char *method, const char *url, const char *const *headers,
 			      const char *body, void *ud);
 
+struct ai_client;
+
 /*
  * Everything a client is set up with, given once to ai_client_init.  A
  * zeroed struct is the default for every field but cfg.
@@ -41,7 +43,10 @@ struct ai_client_opts {
 	void (*debug)(const char *line, void *ud);
 	/* --dry-run: shows each request that is not sent.  NULL: nothing is shown. */
 	ai_dry_run_fn dry_run;
-	void *ud;                       /* passed to the three callbacks */
+	void *ud;                       /* passed to the callbacks */
+	/* Called by ai_client_release before it frees c (so a caller that keeps a list of
+	 * its clients, as libcmd does to flush them at exit, can drop c).  NULL: nothing. */
+	void (*released)(struct ai_client *c, void *ud);
 };
 
 /*
@@ -57,6 +62,15 @@ struct ai_client;
 int ai_client_init(struct ai_client **cp, const struct ai_client_opts *o, struct ai_err *err);
 /* Closes what the client opened and frees it; NULL is a no-op. */
 void ai_client_release(struct ai_client *c);
+/*
+ * Writes the usage ledger rows the client holds in memory (the calls of
+ * busy wake-ups, written LEDGER_FLUSH_MS after at the latest).  A program
+ * that may exit() without releasing the client (a die from a callback, a
+ * closed pipe) calls it first; libcmd does, from an atexit handler.  A
+ * client belongs to the process that made it: in a forked child the
+ * queue, its parent's calls, is dropped, never written twice.
+ */
+void ai_client_flush(struct ai_client *c);
 /* The endpoint's host (for messages and the ledger); borrowed, valid as long as c. */
 const char *ai_client_host(const struct ai_client *c);
 

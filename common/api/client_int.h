@@ -7,6 +7,8 @@
 #include "api/cache.h"
 #include "net/http.h"
 
+#include <sys/types.h>
+
 struct ai_call;
 struct ledger;
 struct ledger_qrow;
@@ -26,8 +28,7 @@ struct ai_client {
 	struct ledger_qrow *lq;         /* owned: the rows of this wake-up, written at its end */
 	size_t lq_n, lq_alloc;
 	int64_t lq_t0;                  /* mono_ms() when the oldest queued row came */
-	struct ai_client *next_queued;  /* in api.c's list of clients with a queue, for exit() */
-	bool on_queued_list;
+	pid_t owner;                    /* the process that made it: only it writes the queue */
 	int in_step;                    /* inside ai_client_step: account() queues its row */
 	char *auth;                     /* sodium_malloc'd "Authorization: Bearer KEY" or NULL */
 	bool auth_loaded;

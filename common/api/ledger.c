@@ -1100,13 +1100,15 @@ int ledger_append_many(struct ledger *l, const struct ledger_row *rows, size_t n
 		rc = meta_get(l, "folded", &folded);
 		if (rc == SQLITE_OK)
 			rc = meta_get(l, "days_done", &days_done);
-		for (size_t i = 0; i < n; i++)
-			if (utc_day(rows[i].ts_ms) < first)
-				first = utc_day(rows[i].ts_ms);
-		/* Rows of today only (nearly always): the day rollups are not
-		 * touched; rows left unfolded by others may be older. */
-		if (first >= days_done && folded == top - (int64_t)n)
-			days_done = 0;
+		if (rc == SQLITE_OK) {
+			for (size_t i = 0; i < n; i++)
+				if (utc_day(rows[i].ts_ms) < first)
+					first = utc_day(rows[i].ts_ms);
+			/* Rows of today only (nearly always): the day rollups are not
+			 * touched; rows left unfolded by others may be older. */
+			if (first >= days_done && folded == top - (int64_t)n)
+				days_done = 0;
+		}
 		if (rc == SQLITE_OK && folded < top)
 			rc = fold_range(l, folded, top - folded > LEDGER_FOLD_CHUNK + (int64_t)n
 					? folded + LEDGER_FOLD_CHUNK : top, days_done);
@@ -1339,7 +1341,17 @@ static void fmt_usd(char *out, size_t n, double v)
 	snprintf(out, n, v != 0 && fabs(v) < 0.01 ? "$%.4f" : "$%.2f", v);
 }
 
+int64_t ledger_today_ms(void)
+{
+	return local_midnight_ms(wall_ms(), 0);
+}
+
 int ledger_check_budget(struct ledger *l, double limit_usd, struct ai_err *err)
+{
+	return ledger_check_budget_with(l, limit_usd, 0, err);
+}
+
+int ledger_check_budget_with(struct ledger *l, double limit_usd, double unwritten_usd, struct ai_err *err)
 {
 	double spent;
 	char s[32], lim[32];
@@ -1348,6 +1360,8 @@ int ledger_check_budget(struct ledger *l, double limit_usd, struct ai_err *err)
 		return ai_errf(err, AI_EX_CONFIG, "bad daily budget: want AI_BUDGET_DAILY in USD, 0 or more");
 	if (ledger_spent_today(l, &spent, err) < 0)
 		return -1;
+	if (isfinite(unwritten_usd) && unwritten_usd > 0)
+		spent += unwritten_usd;
 	if (spent < limit_usd)
 		return 0;
 	fmt_usd(s, sizeof(s), spent);
@@ -1567,9 +1581,10 @@ struct ranges {
 /*
  * Splits the hours [h0, h1) into the whole UTC days the day rollups hold
  * (below the mark, read inside the caller's transaction) and the hours
- * at either end.  Grouped by day, a UTC day is one local date only
- * where the zone's offset is a multiple of 24 hours; elsewhere the
- * hourly rollups serve the whole range.
+ * at either end.  Grouped by day (alone or with a program or model, as
+ * --chart groups), a UTC day is one local date only where the zone's
+ * offset is a multiple of 24 hours; elsewhere the hourly rollups serve
+ * the whole range.
  */
 static int day_ranges(struct ledger *l, enum by b, int64_t h0, int64_t h1, struct ranges *r)
 {
@@ -1587,7 +1602,7 @@ static int day_ranges(struct ledger *l, enum by b, int64_t h0, int64_t h1, struc
 	d1 = h1 / 24 < done ? h1 / 24 : done;
 	if (d0 >= d1)
 		return SQLITE_OK;
-	if (b == BY_DAY) {
+	if (b == BY_DAY || b == BY_DAY_PROGRAM || b == BY_DAY_MODEL) {
 		rc = query_int(l, "SELECT ifnull(min(day), 0) FROM rollup_day", &first);
 		if (rc != SQLITE_OK)
 			return rc;

@@ -220,6 +220,16 @@ int ledger_spent_today(struct ledger *l, double *usd, struct ai_err *err);
 int ledger_check_budget(struct ledger *l, double limit_usd, struct ai_err *err);
 
 /*
+ * As ledger_check_budget, with unwritten_usd more spent today: the known
+ * cost of today's calls a writer holds in memory (api.c's queue), so
+ * that a check need not write them first.
+ */
+int ledger_check_budget_with(struct ledger *l, double limit_usd, double unwritten_usd, struct ai_err *err);
+
+/* The local midnight that began today, in ms since the epoch: where "today" starts for the budget. */
+int64_t ledger_today_ms(void);
+
+/*
  * One line of ai-usage.  days is the denominator for "per day" figures
  * (requests/day = requests / days, cost/day = cost / days):
  *  - grouped by "day": 1;

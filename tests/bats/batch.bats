@@ -342,6 +342,18 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 	assert_eq "$(request_count $CHAT)" 1
 }
 
+@test "batch: the daily budget counts the calls whose ledger rows still wait to be written" {
+	items 40 >"$T/in"
+	# The first 8 go out at once; each answer's row waits in the ledger queue while
+	# the others are in flight, and its cost already stops every later item.
+	ctl '{"set":{"latency_ms":200}}'
+	run --separate-stderr env AI_BUDGET_DAILY=0.0000001 ai-batch --no-cache -P 8 -m gpt-4o "$T/in"
+	assert_eq "$status" 1
+	assert_eq "$(jq -r '.error.type // "ok"' <<<"$output" | sort | uniq -c | awk '{ print $2 "=" $1 }' | tr '\n' ' ')" \
+		"not_sent=32 ok=8 "
+	assert_eq "$(request_count $CHAT)" 8
+}
+
 @test "batch: answers between failures keep it sending, errors included" {
 	items 40 >"$T/in"
 	# 30 of the 40 fail with a 500: an answer, so the server is not gone.

@@ -711,3 +711,54 @@ usage_tty() {
 	rows=$(sqlite3 "$DB" "SELECT count(*) FROM calls WHERE status = 200")
 	((printed >= 1 && rows >= printed)) || { echo "$rows ledger rows for $printed lines printed" >&2; false; }
 }
+
+# ledger_rows: the calls in the ledger so far (0 before the first is written).
+ledger_rows() {
+	local n
+	[[ -s $DB ]] && n=$(sqlite3 "$DB" 'SELECT count(*) FROM calls' 2>/dev/null)
+	echo "${n:-0}"
+}
+
+# slow_parts: ai-summarize's first part is answered at once, every other part in 30 s.
+slow_parts() {
+	start_server
+	ctl '{"push":[{"latency_ms":0},{"latency_ms":30000,"times":100}]}'
+	for ((i = 1; i <= 60; i++)); do
+		echo "Paragraph $i tells a short story about item number $i and what became of it in the end."
+		echo
+	done >"$T/long"
+}
+
+@test "usage: a finished call's row is written while the others are in flight, and survives SIGKILL" {
+	slow_parts
+	ai-summarize --no-cache -q --max-input-tokens 200 "$T/long" >/dev/null 2>&1 &
+	pid=$!
+	# Written within LEDGER_FLUSH_MS of the answer, not when the last part ends (30 s
+	# later); 10 s is room for a loaded machine.
+	SECONDS=0
+	while (($(ledger_rows) < 1 && SECONDS < 10)); do
+		sleep 0.05
+	done
+	kill -0 $pid || { echo "ai-summarize ended before the test could look" >&2; false; }
+	kill -KILL $pid
+	wait $pid || true
+	assert_eq "$(ledger_rows)" 1
+}
+
+@test "usage: with a daily budget set, ai-batch's rows are still written many to a transaction" {
+	start_server
+	for i in $(seq 1 96); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
+	ai-summarize <<<"make the ledger" >/dev/null
+	# As above: a row written alone, or with up to 8 others (added one by one to the
+	# rollups), finds every row before it folded; at -P 8 a transaction of more rows
+	# can only come from a queue that the budget check before each call did not write.
+	sqlite3 "$DB" "CREATE TABLE seen(id INTEGER, folded INTEGER);
+		CREATE TRIGGER seen_t AFTER INSERT ON calls BEGIN
+		INSERT INTO seen VALUES(new.id, (SELECT v FROM ledger_meta WHERE k = 'folded')); END"
+	run --separate-stderr env AI_BUDGET_DAILY=100 ai-batch -q --no-cache -P 8 "$T/in.jsonl"
+	assert_eq "$status" 0
+	assert_eq "$(wc -l <<<"$output")" 96
+	assert_eq "$(sqlite3 "$DB" 'SELECT count(*) FROM seen')" 96
+	together=$(sqlite3 "$DB" 'SELECT count(*) FROM seen WHERE id - folded > 1')
+	((together > 0)) || { echo "no transaction held more than 8 rows" >&2; false; }
+}

@@ -401,6 +401,12 @@ static void test_spent_and_budget(void)
 	is_int(ledger_check_budget(&l, -1, &err), -1, "a negative budget is refused");
 	is_int(err.code, AI_EX_CONFIG, "as configuration");
 	is_int(ledger_check_budget(&l, NAN, &err), -1, "a NAN budget is refused");
+	/* A writer's queue counts too: 0.5 written and 0.25 waiting reach 0.75. */
+	is_int(ledger_check_budget_with(&l, 1.0, 0.25, &err), 0, "written and queued under the budget: go");
+	is_int(ledger_check_budget_with(&l, 0.75, 0.25, &err), -1, "written and queued reach the budget: stop");
+	ok(strstr(err.msg, "$0.75 spent today") != NULL, "the spend named counts the queue: %s", err.msg);
+	is_int(ledger_check_budget_with(&l, 1.0, NAN, &err), 0, "a queue of unknown cost adds nothing");
+	ok(ledger_today_ms() <= now && now - ledger_today_ms() < 25 * H, "today began at the last local midnight");
 
 	/* what the row keeps, and what it never keeps */
 	memset(&r, 0, sizeof(r));
@@ -1123,33 +1129,45 @@ static long long query_ll(sqlite3 *db, const char *sql)
 }
 
 /* Compares the report by day with the raw rows of each local day: requests, tokens, cost. */
-static int check_days(struct ledger *l, const char *what)
+/* Each group of a report by "day", "day,program" or "day,model" against its raw rows. */
+static int check_days_by(struct ledger *l, const char *by, const char *what)
 {
 	struct ledger_group *g = NULL;
 	struct ai_err err;
 	size_t n = 0;
 	int bad = 0;
 
-	if (ledger_report(l, "day", 0, INT64_MAX, &g, &n, &err) < 0) {
-		ok(0, "%s: report by day: %s", what, err.msg);
+	if (ledger_report(l, by, 0, INT64_MAX, &g, &n, &err) < 0) {
+		ok(0, "%s: report by %s: %s", what, by, err.msg);
 		return 1;
 	}
 	for (size_t i = 0; i < n; i++) {
-		char where[160];
+		char where[256], date[16];
+		const char *tab = strchr(g[i].key, '\t'), *col = strchr(by, ',');
 		struct raw_sums r;
 
-		snprintf(where, sizeof(where), "WHERE date(ts_ms / 1000, 'unixepoch', 'localtime') = '%s'", g[i].key);
+		snprintf(date, sizeof(date), "%.*s", tab ? (int)(tab - g[i].key) : (int)strlen(g[i].key), g[i].key);
+		if (tab && col)	/* "-" is the group of rows without one */
+			snprintf(where, sizeof(where), "WHERE date(ts_ms / 1000, 'unixepoch', 'localtime') = '%s'"
+				 " AND ifnull(%s, '') = '%s'", date, col + 1, strcmp(tab + 1, "-") ? tab + 1 : "");
+		else
+			snprintf(where, sizeof(where), "WHERE date(ts_ms / 1000, 'unixepoch', 'localtime') = '%s'", date);
 		raw_sums(l->db, where, &r);
 		if (g[i].requests != r.n || g[i].prompt_tokens != r.tin || fabs(g[i].cost - r.cost) > 0.005 ||
 		    (r.tcached && g[i].cached_tokens != r.tcached)) {
-			printf("# %s: day %s: %ld requests, %" PRId64 " tokens, $%.4f; raw %lld, %lld, $%.4f\n",
-			       what, g[i].key, g[i].requests, g[i].prompt_tokens, g[i].cost, r.n, r.tin, r.cost);
+			printf("# %s: %s %s: %ld requests, %" PRId64 " tokens, $%.4f; raw %lld, %lld, $%.4f\n",
+			       what, by, g[i].key, g[i].requests, g[i].prompt_tokens, g[i].cost, r.n, r.tin, r.cost);
 			bad++;
 		}
 	}
-	is_int(bad, 0, "%s: every day of %zu equals its raw rows", what, n);
+	is_int(bad, 0, "%s: every group of %zu by %s equals its raw rows", what, n, by);
 	ledger_groups_free(g, n);
 	return bad;
+}
+
+static int check_days(struct ledger *l, const char *what)
+{
+	return check_days_by(l, "day", what);
 }
 
 /*
@@ -1238,6 +1256,9 @@ static void test_day_rollups(void)
 	/* A zone of whole hours but not UTC's days: grouped by day, the hourly rollups answer. */
 	set_tz("America/New_York");
 	check_days(&l, "by New York day");
+	/* ai-usage --chart's groupings: a local date and a program or model. */
+	check_days_by(&l, "day,program", "by New York day");
+	check_days_by(&l, "day,model", "by New York day");
 	set_tz("UTC");
 	/* A range that starts and ends inside days: hours at the ends, days between. */
 	{
