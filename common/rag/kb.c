@@ -335,7 +335,6 @@ void kb_close(struct kb *kb)
 	if (!kb)
 		return;
 	sqlite3_close_v2(kb->db);
-	kb_vec_unmap(kb);
 	if (kb->vfd >= 0)
 		close(kb->vfd);
 	free(kb->path);

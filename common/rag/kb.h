@@ -19,10 +19,9 @@
  *   meta         the id of the vector file
  * and beside it the vector file, PATH.vec: append-only blocks, each the
  * chunk ids (int64), int8 scales (float), int8 codes and float32 vectors
- * (dim each, L2-normalised, host order), so that a query scans one
- * collection's codes or vectors in place, in a map of the file taken for
- * that search (pread into a small buffer where mmap fails), and an int8
- * query reads a quarter of the bytes.  Blocks reach the
+ * (dim each, L2-normalised, host order), so that a query reads one
+ * collection's codes or vectors with a few large reads into one reused
+ * buffer, and an int8 query reads a quarter of the bytes.  Blocks reach the
  * disk before the transaction naming them commits: a killed writer leaves
  * unreferenced bytes at the end of the file, never a row naming bytes that
  * are not there.  Replaced and removed documents leave their old blocks

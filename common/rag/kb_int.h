@@ -18,8 +18,6 @@ struct kb {
 	char *vpath;            /* path + ".vec" */
 	int vfd;                /* the vector file, opened on first use; -1 before */
 	bool vwrite;            /* vfd is open for writing */
-	const char *vmap;       /* the vector file mapped during a search (kb_vec_map), or NULL */
-	size_t vmaplen;         /* its bytes: the file's size when it was mapped */
 	bool nopage;            /* schema 2, opened to read: chunks have no page column */
 };
 
@@ -85,27 +83,12 @@ size_t kb_codes_at(size_t m);
 
 size_t kb_f32_at(size_t m, size_t dim);
 
-/*
- * Maps the whole vector file read-only for one search, so that the scan
- * reads the page cache in place instead of copying it out with pread
- * (half a hybrid query's time went to that copy).  Only bytes below the
- * size seen here are ever touched, and only bytes committed rows name:
- * the file is only appended to, and cut back (by a failed writer) no
- * further than its named bytes, so no access can fall past its end.
- * When mmap fails nothing is mapped and kb_vread falls back to pread.
- */
-void kb_vec_map(struct kb *kb);
-
-void kb_vec_unmap(struct kb *kb);
-
-/* Reads n bytes at off into p (from the map when there is one), or fills
- * err: a short file is a damaged one. */
+/* Reads n bytes at off into p, or fills err: a short file is a damaged one. */
 int kb_vread(struct kb *kb, void *p, size_t n, int64_t off, struct ai_err *err);
 
 /*
  * Reads block b's header and first part (the header and ids, plus the
- * scales when scales is not NULL) and checks the header against b (and,
- * when the file is mapped, that all of b is inside the map).
+ * scales when scales is not NULL) and checks the header against b.
  */
 int kb_read_head(struct kb *kb, const struct kb_block *b, size_t dim, int64_t *ids, float *scales,
 		 char *tmp, struct ai_err *err);

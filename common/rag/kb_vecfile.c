@@ -9,7 +9,6 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/file.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <sodium.h>
@@ -393,42 +392,10 @@ size_t kb_f32_at(size_t m, size_t dim)
 	return kb_codes_at(m) + m * dim;
 }
 
-void kb_vec_map(struct kb *kb)
-{
-	struct stat st;
-	void *m;
-
-	kb_vec_unmap(kb);
-	if (kb->vfd < 0 || fstat(kb->vfd, &st) || st.st_size <= 0 || (uintmax_t)st.st_size > SIZE_MAX)
-		return;
-	m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, kb->vfd, 0);
-	if (m == MAP_FAILED)
-		return;
-	kb->vmap = m;
-	kb->vmaplen = (size_t)st.st_size;
-}
-
-void kb_vec_unmap(struct kb *kb)
-{
-	if (kb->vmap)
-		munmap((void *)kb->vmap, kb->vmaplen);
-	kb->vmap = NULL;
-	kb->vmaplen = 0;
-}
-
-/* Reads n bytes at off into p (from the map when there is one), or fills
- * err: a short file is a damaged one. */
+/* Reads n bytes at off into p, or fills err: a short file is a damaged one. */
 int kb_vread(struct kb *kb, void *p, size_t n, int64_t off, struct ai_err *err)
 {
-	int r;
-
-	if (kb->vmap) {
-		if (off < 0 || (uint64_t)off > kb->vmaplen || n > kb->vmaplen - (size_t)off)
-			return vec_damaged(kb, "is cut short", err);
-		memcpy(p, kb->vmap + off, n);
-		return 0;
-	}
-	r = off < 0 ? 1 : read_at(kb->vfd, p, n, (off_t)off);
+	int r = off < 0 ? 1 : read_at(kb->vfd, p, n, (off_t)off);
 
 	if (r < 0)
 		return ai_errf(err, AI_EX_IOERR, "cannot read vector file '%s': %s", kb->vpath, strerror(errno));
@@ -439,8 +406,7 @@ int kb_vread(struct kb *kb, void *p, size_t n, int64_t off, struct ai_err *err)
 
 /*
  * Reads block b's header and first part (the header and ids, plus the
- * scales when scales is not NULL) and checks the header against b (and,
- * when the file is mapped, that all of b is inside the map).
+ * scales when scales is not NULL) and checks the header against b.
  */
 int kb_read_head(struct kb *kb, const struct kb_block *b, size_t dim, int64_t *ids, float *scales,
 		 char *tmp, struct ai_err *err)
@@ -450,10 +416,6 @@ int kb_read_head(struct kb *kb, const struct kb_block *b, size_t dim, int64_t *i
 
 	if (b->dim != dim || !m || m > KB_BLOCK)
 		return ai_errf(err, AI_EX_DATAERR, "index '%s' is damaged: rebuild it with ai-index", kb->path);
-	/* Scanned in place from the map, the whole block must lie inside it. */
-	if (kb->vmap && (b->off < 0 || (uint64_t)b->off > kb->vmaplen ||
-			 block_bytes(m, dim) > kb->vmaplen - (size_t)b->off))
-		return vec_damaged(kb, "is cut short", err);
 	if (kb_vread(kb, tmp, n, b->off, err))
 		return -1;
 	memcpy(&c, tmp + 8, 4);

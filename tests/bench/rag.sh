@@ -13,8 +13,11 @@
 #
 # The 100k database is written directly with kb_put by rag_bench.c (through
 # the API it would take hours) and kept in O/bench/rag100000-s2.db (and its
-# .vec) for reruns (about 1 GB; RAG_BENCH_N overrides the size).  Never
-# fails its caller.
+# .vec) for reruns (about 1 GB; RAG_BENCH_N overrides the size).
+# RAG_BENCH_OLD=DIR adds an A/B of the float32 queries against DIR/ai-ask
+# (an older build), the two run by turns so that both meet the same load.
+# The ratio is the whole process's median wall time over membw's bound_ms:
+# one core reading 614 MB already in memory.  Never fails its caller.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 O=${1:-build}
@@ -45,6 +48,28 @@ median_ms() {
 		echo $(((e - s) / 1000))
 		i=$((i + 1))
 	done | sort -n | sed -n 6p | awk '{ printf "%.1f", $1 / 1000 }'
+}
+
+# median_ab OLD NEW ARG...: OLD/ai-ask ARG... and NEW/ai-ask ARG... run by turns, 11 times each
+# after a warm-up, so that both meet the same load; prints both medians in ms.
+median_ab() {
+	a=$1 b=$2
+	shift 2
+	"$a/ai-ask" "$@" >/dev/null 2>&1
+	"$b/ai-ask" "$@" >/dev/null 2>&1
+	i=0
+	while [ $i -lt 11 ]; do
+		for x in "$a" "$b"; do
+			s=$(date +%s%N)
+			"$x/ai-ask" "$@" >/dev/null 2>&1
+			e=$(date +%s%N)
+			echo "$x $(((e - s) / 1000))"
+		done
+		i=$((i + 1))
+	done >"$tmp/ab"
+	for x in "$a" "$b"; do
+		awk -v x="$x" '$1 == x { print $2 }' "$tmp/ab" | sort -n | sed -n 6p
+	done | awk '{ printf "%.1f ", $1 / 1000 }'
 }
 
 # rss_mb CMD...: peak resident set of one run, in MB.
@@ -118,11 +143,26 @@ run() {
 	say "query, whole ai-ask --retrieve-only process, $N x $DIM, median of 11 (load average $(cut -d' ' -f1 /proc/loadavg)):"
 	say "  float32, vectors alone: $f32v ms ($(ratio "$f32v")x the read bound; target 1.6x), peak RSS $rf MB"
 	say "  int8 + rescore, alone:  $i8v ms (target < 25 ms), peak RSS $ri MB"
-	say "  float32 hybrid:         $f32 ms"
-	say "  int8 hybrid:            $i8 ms"
+	say "  float32 hybrid:         $f32 ms ($(ratio "$f32")x the read bound; target 1.6x)"
+	say "  int8 hybrid:            $i8 ms ($(ratio "$i8")x)"
 	say "  BM25 alone:             $bm ms (a question matching nothing, the process's floor: $base ms)"
 	say "  vectors: $(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.0f", n * d * 4 / 1048576 }') MiB float32 (RSS target <= 1.1x)"
 	say "  command: $BIN/ai-ask --db $db --retrieve-only [--no-bm25 --min-similarity -1] [--int8|--no-embed] -k 10 '$q'"
+	# RAG_BENCH_OLD=DIR: the same queries by DIR/ai-ask (an older build) and this one, by turns.
+	if [ -n "${RAG_BENCH_OLD:-}" ] && [ -x "$RAG_BENCH_OLD/ai-ask" ]; then
+		for m in vec hybrid; do
+			if [ $m = vec ]; then
+				set -- --no-bm25 --min-similarity -1
+			else
+				set --
+			fi
+			ab=$(median_ab "$RAG_BENCH_OLD" "$BIN" --db "$db" --retrieve-only "$@" -k 10 "$q")
+			# shellcheck disable=SC2086
+			set -- $ab
+			say "  A/B float32 $m, by turns: $RAG_BENCH_OLD $1 ms ($(ratio "$1")x), $BIN $2 ms ($(ratio "$2")x)"
+		done
+		say "  load average after the A/B: $(cut -d' ' -f1-3 /proc/loadavg)"
+	fi
 
 	# 3. int8 recall.
 	"$out/rag_bench" recall "$db" "$DIM" "$MODEL" 50

@@ -544,12 +544,11 @@ static void test_vecfile(void)
 }
 
 /*
- * The scan reads the vector file in place through a map taken for each
- * search: a block whose float32 part is not 4-byte aligned in the file
- * (three vectors of three dims put it at byte 125) is copied out first
- * (the sanitizer build would trap a misaligned read), and a file cut
- * short after the index was opened, between two searches, is found by
- * the next one as an error, never a SIGBUS.
+ * A block whose float32 part is not 4-byte aligned in the file (three
+ * vectors of three dims put it at byte 125) is scanned right (a scan in
+ * place would be a misaligned read, which the sanitizer build traps), and
+ * a file cut short under an open index, between two searches, is found
+ * by the next one as an error (a scan of a stale map would be a SIGBUS).
  */
 static void test_mapped(void)
 {
