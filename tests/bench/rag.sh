@@ -13,8 +13,13 @@
 #
 # The 100k database is written directly with kb_put by rag_bench.c (through
 # the API it would take hours) and kept in O/bench/rag100000-s2.db (and its
-# .vec) for reruns (about 1 GB; RAG_BENCH_N overrides the size).  Never
-# fails its caller.
+# .vec) for reruns (about 1 GB; RAG_BENCH_N overrides the size).
+# RAG_BENCH_OLD=DIR adds an A/B of the float32 queries against DIR/ai-ask
+# (an older build), the two run by turns so that both meet the same load.
+# The ratio is the whole process's median wall time over membw's bound_ms:
+# one core reading 614 MB already in memory.  Each query also gets its best
+# wall time and its median CPU time (user + system, all threads), which a
+# loaded machine inflates far less than the wall.  Never fails its caller.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
 O=${1:-build}
@@ -34,17 +39,10 @@ SERVER=$O/tests/ai-testserver
 
 say() { echo "rag-bench: $*"; }
 
-# median_ms CMD...: runs CMD 11 times (after one warm-up) and prints the median wall time in ms.
-median_ms() {
-	"$@" >/dev/null 2>&1
-	i=0
-	while [ $i -lt 11 ]; do
-		s=$(date +%s%N)
-		"$@" >/dev/null 2>&1
-		e=$(date +%s%N)
-		echo $(((e - s) / 1000))
-		i=$((i + 1))
-	done | sort -n | sed -n 6p | awk '{ printf "%.1f", $1 / 1000 }'
+# timed ARG...: $BIN/ai-ask ARG... 11 times after a warm-up (rag_bench time): its median wall
+# time in ms, then "(best B, CPU C)": the best wall time and the median CPU time of the process.
+timed() {
+	"$out/rag_bench" time 11 "$BIN/ai-ask" "$@" | awk '{ printf "%s ms (best %s, CPU %s)", $1, $2, $3 }'
 }
 
 # rss_mb CMD...: peak resident set of one run, in MB.
@@ -102,27 +100,49 @@ run() {
 		"http://127.0.0.1:$port/_control" >/dev/null || { say "cannot set the server's dimension"; return 1; }
 	cat "$db" "$db.vec" >/dev/null   # warm page cache
 	q="kalo mire tavo senda"
-	ratio() { awk -v a="$1" -v b="${bound:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
+	ratio() { awk -v a="${1%% *}" -v b="${bound:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "?" }'; }
 	# The bench's vectors are random: no passage reaches the default cosine floor (0.3), so the
 	# vector-only runs lower it to print their ten passages, as a real question would.
 	n=$("$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --min-similarity -1 -k 10 "$q" 2>/dev/null | grep -c '^{"n":')
 	[ "$n" -eq 10 ] || say "warning: the vector-only query printed $n passages, not 10"
-	f32v=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --min-similarity -1 -k 10 "$q")
-	i8v=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --min-similarity -1 --int8 -k 10 "$q")
-	f32=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only -k 10 "$q")
-	i8=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --int8 -k 10 "$q")
-	bm=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-embed -k 10 "$q")
-	base=$(median_ms "$BIN/ai-ask" --db "$db" --retrieve-only --no-embed -k 10 "zzzz")
+	set -- --db "$db" --retrieve-only
+	nob="--no-bm25 --min-similarity -1"
+	# shellcheck disable=SC2086
+	f32v=$(timed "$@" $nob -k 10 "$q")
+	# shellcheck disable=SC2086
+	i8v=$(timed "$@" $nob --int8 -k 10 "$q")
+	f32=$(timed "$@" -k 10 "$q")
+	i8=$(timed "$@" --int8 -k 10 "$q")
+	bm=$(timed "$@" --no-embed -k 10 "$q")
+	base=$(timed "$@" --no-embed -k 10 "zzzz")
 	rf=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --min-similarity -1 -k 10 "$q")
 	ri=$(rss_mb "$BIN/ai-ask" --db "$db" --retrieve-only --no-bm25 --min-similarity -1 --int8 -k 10 "$q")
-	say "query, whole ai-ask --retrieve-only process, $N x $DIM, median of 11 (load average $(cut -d' ' -f1 /proc/loadavg)):"
-	say "  float32, vectors alone: $f32v ms ($(ratio "$f32v")x the read bound; target 1.6x), peak RSS $rf MB"
-	say "  int8 + rescore, alone:  $i8v ms (target < 25 ms), peak RSS $ri MB"
-	say "  float32 hybrid:         $f32 ms"
-	say "  int8 hybrid:            $i8 ms"
-	say "  BM25 alone:             $bm ms (a question matching nothing, the process's floor: $base ms)"
+	say "query, whole ai-ask --retrieve-only process, $N x $DIM, median of 11 (load average $(cut -d' ' -f1 /proc/loadavg)); the ratio is of the median wall time:"
+	say "  float32, vectors alone: $f32v ($(ratio "$f32v")x the read bound; target 1.6x), peak RSS $rf MB"
+	say "  int8 + rescore, alone:  $i8v (target < 25 ms), peak RSS $ri MB"
+	say "  float32 hybrid:         $f32 ($(ratio "$f32")x the read bound; target 1.6x)"
+	say "  int8 hybrid:            $i8 ($(ratio "$i8")x)"
+	say "  BM25 alone:             $bm (a question matching nothing, the process's floor: $base)"
 	say "  vectors: $(awk -v n="$N" -v d="$DIM" 'BEGIN { printf "%.0f", n * d * 4 / 1048576 }') MiB float32 (RSS target <= 1.1x)"
 	say "  command: $BIN/ai-ask --db $db --retrieve-only [--no-bm25 --min-similarity -1] [--int8|--no-embed] -k 10 '$q'"
+	# RAG_BENCH_OLD=DIR: the same float32 queries by DIR/ai-ask (an older build) and this one, by turns.
+	if [ -n "${RAG_BENCH_OLD:-}" ] && [ -x "$RAG_BENCH_OLD/ai-ask" ]; then
+		for m in "vectors alone" hybrid; do
+			if [ "$m" = hybrid ]; then
+				set --
+			else
+				set -- --no-bm25 --min-similarity -1
+			fi
+			"$out/rag_bench" time 11 "$RAG_BENCH_OLD/ai-ask" --db "$db" --retrieve-only "$@" -k 10 "$q" \
+				-- "$BIN/ai-ask" --db "$db" --retrieve-only "$@" -k 10 "$q" >"$tmp/ab" || continue
+			who=old
+			while read -r w b c; do
+				say "  A/B float32 $m, $who: $w ms ($(ratio "$w")x; best $b, CPU $c)"
+				who=new
+			done <"$tmp/ab"
+		done
+		say "  (A/B by turns: old $RAG_BENCH_OLD/ai-ask, new $BIN/ai-ask; load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+	fi
 
 	# 3. int8 recall.
 	"$out/rag_bench" recall "$db" "$DIM" "$MODEL" 50

@@ -10,6 +10,15 @@
  *                                    queries, and the in-process times
  *   rag_bench corpus DIR MB          writes about MB megabytes of Markdown
  *                                    files for the ingest benchmark
+ *   rag_bench time N CMD... [-- CMD2...]
+ *                                    runs CMD N times after a warm-up (and
+ *                                    CMD2 by turns with it, so that both meet
+ *                                    the same load) and prints, a line each,
+ *                                    "wall_ms best_ms cpu_ms": the median and
+ *                                    best wall time, and the median CPU time
+ *                                    (user + system of the process and its
+ *                                    threads, from wait4), which a loaded
+ *                                    machine inflates far less than the wall
  */
 #include "rag/kb.h"
 #include "rag/vec.h"
@@ -18,6 +27,10 @@
 #include <math.h>
 #include <time.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define PER_DOC 1000
 #define WORDS 40
@@ -192,6 +205,78 @@ static int corpus(const char *dir, double mb)
 	return 0;
 }
 
+/* Runs argv once, its output to /dev/null: its wall and CPU seconds, or -1 if it did not exit. */
+static int run_once(char **argv, double *wall, double *cpu)
+{
+	struct rusage ru;
+	double t0 = bench_now();
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		int fd = open("/dev/null", O_WRONLY);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	while (wait4(pid, &status, 0, &ru) < 0)
+		if (errno != EINTR)
+			return -1;
+	*wall = bench_now() - t0;
+	*cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	/* Any exit counts (a question matching nothing exits 1); a signal or a failed exec does not. */
+	return WIFEXITED(status) && WEXITSTATUS(status) != 127 ? 0 : -1;
+}
+
+static int timing(int n, int argc, char **argv)
+{
+	char **cmd[2] = { argv, NULL };
+	double *t[2][2];
+	int ncmd = 1;
+
+	for (int i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--")) {
+			argv[i] = NULL;
+			cmd[1] = argv + i + 1;
+			ncmd = 2;
+		}
+	if (n < 1 || !argv[0] || (cmd[1] && !cmd[1][0])) {
+		fprintf(stderr, "rag_bench: time N CMD... [-- CMD2...]\n");
+		return 64;
+	}
+	for (int c = 0; c < ncmd; c++)
+		for (int k = 0; k < 2; k++)
+			if (!(t[c][k] = calloc((size_t)n, sizeof(double))))
+				return 71;
+	for (int i = -1; i < n; i++)
+		for (int c = 0; c < ncmd; c++) {
+			double w, u;
+
+			if (run_once(cmd[c], &w, &u)) {
+				fprintf(stderr, "rag_bench: %s failed\n", cmd[c][0]);
+				return 1;
+			}
+			if (i >= 0) {
+				t[c][0][i] = w;
+				t[c][1][i] = u;
+			}
+		}
+	for (int c = 0; c < ncmd; c++) {
+		qsort(t[c][0], (size_t)n, sizeof(double), bench_cmp_dbl);
+		qsort(t[c][1], (size_t)n, sizeof(double), bench_cmp_dbl);
+		printf("%.1f %.1f %.1f\n", t[c][0][n / 2] * 1e3, t[c][0][0] * 1e3, t[c][1][n / 2] * 1e3);
+		free(t[c][0]);
+		free(t[c][1]);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	bench_rng_state = 11;
@@ -199,8 +284,11 @@ int main(int argc, char **argv)
 		return build(argv[2], strtoul(argv[3], NULL, 10), strtoul(argv[4], NULL, 10), argv[5]);
 	if (argc == 6 && !strcmp(argv[1], "recall"))
 		return recall(argv[2], strtoul(argv[3], NULL, 10), argv[4], (int)strtol(argv[5], NULL, 10));
+	if (argc >= 4 && !strcmp(argv[1], "time"))
+		return timing((int)strtol(argv[2], NULL, 10), argc - 3, argv + 3);
 	if (argc == 4 && !strcmp(argv[1], "corpus"))
 		return corpus(argv[2], strtod(argv[3], NULL));
-	fprintf(stderr, "usage: rag_bench build DB N DIM MODEL | recall DB DIM MODEL Q | corpus DIR MB\n");
+	fprintf(stderr, "usage: rag_bench build DB N DIM MODEL | recall DB DIM MODEL Q | corpus DIR MB | "
+		"time N CMD... [-- CMD2...]\n");
 	return 64;
 }

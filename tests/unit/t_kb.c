@@ -543,6 +543,60 @@ static void test_vecfile(void)
 	unlink(save);
 }
 
+/*
+ * A block whose float32 part is not 4-byte aligned in the file (three
+ * vectors of three dims put it at byte 125) is scanned right (a scan in
+ * place would be a misaligned read, which the sanitizer build traps), and
+ * a file cut short under an open index, between two searches, is found
+ * by the next one as an error (a scan of a stale map would be a SIGBUS).
+ */
+static void test_mapped(void)
+{
+	enum { D = 3 };
+	static const char *const t[] = { "red apple", "green pear", "blue plum" };
+	char p[300], vp[310];
+	float v[3 * D], q[D];
+	struct kb_query qq = { 0 };
+	struct kb_results r;
+	struct ai_err err;
+	struct kb *kb;
+	struct stat sb;
+
+	xpath(p, sizeof(p), "mapped.db");
+	snprintf(vp, sizeof(vp), "%s.vec", p);
+	axis(v, D, 0, 1);
+	axis(v + D, D, 1, 2);
+	axis(v + 2 * D, D, 2, 0);
+	axis(q, D, 1, 1);
+	ok(kb_open(&kb, p, KB_WRITE, &err) == 0 && put(kb, NULL, "a", t, 3, v, D, "m", &err) == 0,
+	   "three vectors of three dims: %s", err.msg);
+	kb_close(kb);
+	ok(stat(vp, &sb) == 0 && (64 + 16 + 3 * (8 + 4 + D)) % 4 == 1, "their float32 part is misaligned");
+	qq.text = "";
+	qq.k = 3;
+	qq.qvec = q;
+	qq.qdim = D;
+	qq.qmodel = "m";
+	qq.min_cosine = -1;
+	ok(kb_open(&kb, p, KB_READ, &err) == 0, "opened to read");
+	for (int i8 = 0; i8 < 2; i8++) {
+		qq.int8 = i8;
+		ok(kb_search(kb, &qq, &r, &err) == 0 && r.n == 3, "searched (%s): %s", i8 ? "int8" : "f32", err.msg);
+		if (r.n == 3) {
+			is_int(r.v[0].line_start, 3, "the nearest first");
+			is_dbl(r.v[0].cosine, 1 / sqrt(1.04), 1e-6, "with its exact score");
+		}
+		kb_results_release(&r);
+	}
+	ok(truncate(vp, sb.st_size - 7) == 0, "the file cut short under the open index");
+	for (int i8 = 0; i8 < 2; i8++) {
+		qq.int8 = i8;
+		ok(kb_search(kb, &qq, &r, &err) == -1 && err.code == AI_EX_DATAERR && strstr(err.msg, "is cut short"),
+		   "the next search says so (%s): %s", i8 ? "int8" : "f32", err.msg);
+	}
+	kb_close(kb);
+}
+
 /* The chunk size learned of a collection's server: per collection, replaced, kept across opens. */
 static void test_embed_limit(struct kb *kb)
 {
@@ -578,6 +632,7 @@ int main(void)
 	test_embed_limit(kb);
 	kb_close(kb);
 	test_vecfile();
+	test_mapped();
 	ok(kb_open(&kb, path, KB_READ, &err) == 0, "reopen for reading");
 	{
 		size_t n = 0;
