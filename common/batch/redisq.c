@@ -969,6 +969,8 @@ struct worker {
 	struct jsonl_idset seen;        /* the ids of this run */
 	struct ai_err fatal;
 	bool down;                      /* the server stopped answering during the chunk */
+	char refused[64];               /* the last job whose options job_open refused */
+	char why[256];                  /* and why */
 };
 
 static void note(struct worker *w, const char *fmt, ...) AI_PRINTF(2, 3);
@@ -1203,11 +1205,16 @@ static void on_pause(long ms, void *ud)
 	pipe_release(&p);
 }
 
+/*
+ * Opens job id for the items taken: 0, 1 when its options are refused
+ * (unreadable, or job_open said no: its items get an error line), -1 when
+ * Redis is lost for good.
+ */
 static int job_start(struct worker *w, const char *id, struct ai_err *err)
 {
 	struct pipe p;
 	redisReply **r;
-	json_object *args;
+	json_object *args = NULL;
 	int rc;
 
 	if (w->open && !strcmp(w->job, id))
@@ -1220,6 +1227,8 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 	snprintf(w->job, sizeof(w->job), "%s", id);
 	if (job_keys(&w->k, id, err))
 		return -1;
+	if (!strcmp(w->refused, id))
+		return 1;
 	pipe_init(&p);
 	if (PIPE(&p, err, "HGET", w->k.meta, "args") || rq_send(w->q, &p, &r, true, err)) {
 		pipe_release(&p);
@@ -1228,19 +1237,28 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 	pipe_release(&p);
 	if (r[0]->type != REDIS_REPLY_STRING || !(args = json_tokener_parse(r[0]->str)) ||
 	    !json_object_is_type(args, json_type_array)) {
-		replies_free(r, 1);
-		return ai_errf(err, AI_EX_DATAERR, "job '%s' has no options that can be read", id);
+		ai_errf(err, AI_EX_DATAERR, "the job's options cannot be read");
+		rc = -1;
+	} else {
+		memset(&w->bo, 0, sizeof(w->bo));
+		rc = w->o->job_open(args, &w->bo, &w->c, w->o->ud, err);
 	}
 	replies_free(r, 1);
-	memset(&w->bo, 0, sizeof(w->bo));
-	rc = w->o->job_open(args, &w->bo, &w->c, w->o->ud, err);
 	json_object_put(args);
-	if (rc)
-		return -1;
+	if (rc) {
+		/* A job anyone with access to Redis may have written: the worker goes on. */
+		snprintf(w->refused, sizeof(w->refused), "%s", id);
+		snprintf(w->why, sizeof(w->why), "%s", err->msg[0] ? err->msg : "its options are refused");
+		ai_err_clear(err);
+		note(w, "job %s refused: %s", id, w->why);
+		return 1;
+	}
 	w->open = true;
 	note(w, "working on job %s", id);
 	return 0;
 }
+
+static int refuse(struct worker *w, size_t from, struct ai_err *err);
 
 /*
  * Takes items of job id: 1 with items, 0 none (*done: the job is over), -1
@@ -1254,7 +1272,7 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	const redisReply *a;
 	char count[16], idle[32];
 	size_t had = w->n;
-	int rc = -1;
+	int rc = -1, refused = 0;
 
 	*done = false;
 	if (job_keys(&k, id, err))
@@ -1287,7 +1305,7 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 		if (pause > 0 && pause < 3600000)
 			w->pause_until = mono_ms() + pause;
 	}
-	if (a->elements > 4 && job_start(w, id, err))
+	if (a->elements > 4 && (refused = job_start(w, id, err)) < 0)
 		goto out;
 	for (size_t i = 4; i + 3 < a->elements; i += 4) {
 		struct entry *e;
@@ -1315,6 +1333,8 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 		}
 	}
 	rc = w->n > had;
+	if (rc && refused && refuse(w, had, err))
+		rc = -1;
 out:
 	replies_free(r, 1);
 	return rc;
@@ -1344,32 +1364,58 @@ static void entry_free(struct entry *e)
 	free(e->line);
 }
 
-/* A poison item's line: given up on without another try. */
-static int poison(struct worker *w, struct entry *e, struct ai_err *err)
+/* An item's error line of type, stored without a request: it is not tried (again). */
+static int give_up(struct worker *w, struct entry *e, const char *type, const char *msg, int attempts,
+		   struct ai_err *err)
 {
 	struct buf l;
 	json_object *item = json_tokener_parse(e->line), *iv = NULL;
-	char msg[160];
 	int rc;
 
 	buf_init(&l, 0);
 	if (item && json_object_is_type(item, json_type_object))
 		json_object_object_get_ex(item, "id", &iv);
 	iv = iv ? json_object_get(iv) : json_object_new_string(e->key);
-	snprintf(msg, sizeof(msg), "taken %ld times without a result (its worker died each time): "
-		 "given up", e->tries - 1);
-	rc = !iv || jsonl_err_line(&l, iv, 0, "poison", msg, (int)(e->tries - 1)) ? -1 :
+	rc = !iv || jsonl_err_line(&l, iv, 0, type, msg, attempts) ? -1 :
 	     store(w, e->eid, e->key, l.data, l.len, false, err);
 	if (rc && !err->code)
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 	json_object_put(iv);
 	json_object_put(item);
 	buf_release(&l);
-	if (!rc) {
-		w->st->poison++;
-		note(w, "job %s: item '%.80s' is poison", w->job, e->key);
-	}
 	return rc;
+}
+
+/* A poison item's line: given up on without another try. */
+static int poison(struct worker *w, struct entry *e, struct ai_err *err)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "taken %ld times without a result (its worker died each time): "
+		 "given up", e->tries - 1);
+	if (give_up(w, e, "poison", msg, (int)(e->tries - 1), err))
+		return -1;
+	w->st->poison++;
+	note(w, "job %s: item '%.80s' is poison", w->job, e->key);
+	return 0;
+}
+
+/* The items taken from index from on, of a job whose options were refused: each its error line. */
+static int refuse(struct worker *w, size_t from, struct ai_err *err)
+{
+	char msg[320];
+	int rc = 0;
+
+	snprintf(msg, sizeof(msg), "the job was refused: %s", w->why);
+	for (size_t i = from; i < w->n; i++) {
+		if (!rc && give_up(w, &w->e[i], "job_refused", msg, 0, err))
+			rc = -1;
+		if (!rc)
+			w->st->refused++;
+		entry_free(&w->e[i]);
+	}
+	w->n = from;
+	return rc || flush_out(w, err) ? -1 : 0;
 }
 
 /*

@@ -115,7 +115,9 @@ struct redisq_worker_opts {
 	/*
 	 * Called when the worker starts on a job: fills *bo (the job's options
 	 * from args, borrowed) and *c (a client for them); both stay valid
-	 * until job_close.  -1 with err ends the worker.
+	 * until job_close.  -1 with err refuses the job (anyone who can write
+	 * to Redis can write its args): each of its items gets an error line
+	 * of type "job_refused" saying err, and the worker goes on.
 	 */
 	int (*job_open)(json_object *args, struct batch_opts *bo, struct ai_client **c,
 			void *ud, struct ai_err *err);
@@ -130,7 +132,7 @@ struct redisq_worker_opts {
  * job is complete or cancelled (0).  Counts go to *st (items run, stored).
  */
 struct redisq_worker_stats {
-	long items, stored, requeued, poison;
+	long items, stored, requeued, poison, refused;
 };
 int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct redisq_worker_stats *st,
 		struct ai_err *err);

@@ -389,3 +389,58 @@ wait_workers() {
 	printf '%s\n' "$output" >"$T/out"
 	assert_each_once "$T/out" 8
 }
+
+# ---- what a worker takes from Redis (the review's fixes) ----
+
+@test "redis: a job's options are an allowlist: a refused job's items get error lines, the worker goes on" {
+	items 3 >"$T/in"
+	good=$(ai-batch --queue "$Q" submit -m test-model <"$T/in")
+	# Jobs written by anyone who can write to Redis: options a worker must not
+	# take (its key sent elsewhere, its files read, an exit on every take).
+	bad=()
+	for args in '["--base-url","http://127.0.0.1:1/v1"]' '["-T","@/etc/passwd"]' '["--version"]' \
+		'["-h"]' '["--temperature","7"]' '["--model"]' '["--profile","x"]' '{"a":1}' \
+		'["--option","model=x"]' '["--schema-saved","not json"]' '[1,2]'; do
+		id=$(ai-batch --queue "$Q" submit <"$T/in")
+		rcli hset "ai-batch:$id" args "$args" >/dev/null
+		bad+=("$id")
+	done
+	worker -P 2
+	for id in "${bad[@]}" "$good"; do
+		run --separate-stderr timeout 60 ai-batch --queue "$Q" wait "$id"
+		assert_eq "$status" $([[ $id == "$good" ]] && echo 0 || echo 1) "wait $id"
+	done
+	for id in "${bad[@]}"; do
+		run --separate-stderr ai-batch --queue "$Q" results "$id"
+		assert_eq "$(jq -r .error.type <<<"$output" | sort | uniq -c | awk '{print $1, $2}')" "3 job_refused" "$id"
+	done
+	assert_contains "$(ai-batch --queue "$Q" results "${bad[0]}" | head -n 1 | jq -r .error.message)" "--base-url"
+	assert_eq "$(request_count $CHAT)" 3 "only the good job's items were sent"
+	assert_eq "$(requests $CHAT | jq -r .body.model | sort -u)" "test-model"
+	kill -TERM "${WORKERS[0]}"
+	rc=0
+	wait "${WORKERS[0]}" || rc=$?
+	WORKERS=()
+	assert_eq "$rc" 143 "the worker served every job until its SIGTERM"
+}
+
+@test "redis: -T is stored expanded, for workers that have not the template" {
+	TD=$XDG_CONFIG_HOME/ai/templates
+	mkdir -p "$TD"
+	printf 'system: Classify.\ntemperature: 0.1\nmax_tokens: 5\n\nAs {{kind}}: {{input}}' >"$TD/cls"
+	printf 'Say {{input}}' >"$T/say.tmpl"
+	items 2 >"$T/in"
+	a=$(ai-batch --queue "$Q" submit -T cls --param kind=sentiment "$T/in")
+	b=$(ai-batch --queue "$Q" submit -T "@$T/say.tmpl" "$T/in")
+	rm -r "$TD" "$T/say.tmpl"
+	assert_not_contains "$(rcli hget "ai-batch:$a" args)" '"-T"'
+	worker "$a"
+	worker "$b"
+	wait_workers
+	assert_eq "$(requests $CHAT | jq -r '.body.messages[-1].content' | sort | tr '\n' '|')" \
+		"As sentiment: echo-me 1|As sentiment: echo-me 2|Say echo-me 1|Say echo-me 2|"
+	r=$(requests $CHAT | jq -c 'select(.body.messages[-1].content | startswith("As"))' | head -n 1)
+	assert_eq "$(jq -r '.body.messages[0].content' <<<"$r")" "Classify."
+	assert_eq "$(jq -r '.body.temperature' <<<"$r")" 0.1
+	assert_eq "$(jq -r '.body.max_tokens // .body.max_completion_tokens' <<<"$r")" 5
+}
