@@ -323,7 +323,9 @@ static bool stopped(const struct redisq *q)
  * vector).  A lost connection, or a Redis still loading, is waited out
  * with backoff when q->patient, and the whole pipeline is sent again: the
  * caller makes every pipeline idempotent.  Error replies are returned as
- * replies.
+ * replies.  *q->stop ends only the waiting: on a live connection the
+ * pipeline is sent once whatever it says, so that the lines of the items
+ * finished when SIGTERM came (paid for) are stored, not run again.
  */
 static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool patient, struct ai_err *err)
 {
@@ -337,13 +339,13 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 
 	*out = NULL;
 	if (!r)
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
+		return ai_errf(caller, AI_EX_OSERR, "out of memory");
 	for (;;) {
 		size_t got = 0;
 		bool again = false;
 		int c = 0;
 
-		if (stopped(q)) {
+		if (!q->ctx && stopped(q)) {
 			free(r);
 			return ai_errf(caller, AI_EX_INTERRUPT, "interrupted");
 		}
@@ -387,6 +389,10 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 			free(r);
 			*caller = lost;
 			return -1;
+		}
+		if (stopped(q)) {
+			free(r);
+			return ai_errf(caller, AI_EX_INTERRUPT, "interrupted");
 		}
 		q->reconnects++;
 		sleep_ms(backoff);
