@@ -341,8 +341,7 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 	if (!r)
 		return ai_errf(caller, AI_EX_OSERR, "out of memory");
 	for (;;) {
-		size_t got = 0;
-		bool again = false;
+		size_t got = 0, again = 0;     /* again: 1 + the index of a transient reply */
 		int c = 0;
 
 		if (!q->ctx && stopped(q)) {
@@ -365,8 +364,8 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 				if (redisGetReply(q->ctx, &rep) != REDIS_OK)
 					break;
 				r[got] = rep;
-				if (transient(rep))
-					again = true;
+				if (!again && transient(rep))
+					again = got + 1;
 			}
 			if (got == p->n && !again) {
 				*out = r;
@@ -378,7 +377,7 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 					"connection closed");
 			else
 				ai_errf(err, AI_EX_UNAVAILABLE, "%s is not ready: %.120s", q->url,
-					r[got - 1]->str);
+					r[again - 1]->str);
 			for (size_t i = 0; i < got; i++) {
 				freeReplyObject(r[i]);
 				r[i] = NULL;
