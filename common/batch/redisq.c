@@ -60,9 +60,11 @@ static const char take_lua[] =
 	"end "
 	"for _, e in ipairs(got) do "
 	"  local f = e[2] "
-	"  if f and f[2] and redis.call('HEXISTS', KEYS[4], f[2]) == 0 then "
+	"  if f and type(f[2]) == 'string' and redis.call('HEXISTS', KEYS[4], f[2]) == 0 then "
 	"    local n = redis.call('HINCRBY', KEYS[3], f[2], 1) "
-	"    table.insert(out, e[1]) table.insert(out, f[2]) table.insert(out, f[4]) "
+	/* Four values an item, always: a nil would shift every later group (an entry
+	 * written by another hand); its empty line becomes its error line. */
+	"    table.insert(out, e[1]) table.insert(out, f[2]) table.insert(out, type(f[4]) == 'string' and f[4] or '') "
 	"    table.insert(out, tostring(n)) "
 	"  else "
 	"    redis.call('XACK', KEYS[2], ARGV[1], e[1]) "
@@ -720,6 +722,18 @@ static long reply_long(const redisReply *r)
 	return 0;
 }
 
+/* Whether the elements of array reply a from index from on are all strings (a reply is
+ * data: what another hand wrote to Redis may be anything). */
+static bool strings_from(const redisReply *a, size_t from)
+{
+	if (!a || a->type != REDIS_REPLY_ARRAY)
+		return false;
+	for (size_t i = from; i < a->elements; i++)
+		if (!a->element[i] || a->element[i]->type != REDIS_REPLY_STRING)
+			return false;
+	return true;
+}
+
 json_object *redisq_status(struct redisq *q, const char *id, struct ai_err *err)
 {
 	struct keys k;
@@ -808,7 +822,7 @@ int redisq_results(struct redisq *q, const char *id,
 		np = p.n;
 		pipe_reset(&p);
 		ks = r[0];
-		if (ks->type != REDIS_REPLY_ARRAY) {
+		if (!strings_from(ks, 0)) {
 			reply_err(ks, "LRANGE", err);
 			replies_free(r, np);
 			goto out;
@@ -918,7 +932,7 @@ int redisq_list(struct redisq *q, char ***ids, size_t *n, struct ai_err *err)
 	pipe_init(&p);
 	if (PIPE(&p, err, "ZRANGE", PFX "jobs", "0", "-1") || rq_send(q, &p, &r, false, err))
 		goto out;
-	if (r[0]->type != REDIS_REPLY_ARRAY) {
+	if (!strings_from(r[0], 0)) {
 		reply_err(r[0], "ZRANGE", err);
 		replies_free(r, 1);
 		goto out;
@@ -1293,7 +1307,7 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	}
 	pipe_release(&p);
 	a = r[0];
-	if (a->type != REDIS_REPLY_ARRAY || a->elements < 1) {
+	if (a->type != REDIS_REPLY_ARRAY || a->elements < 1 || !strings_from(a, 0)) {
 		reply_err(a, "taking items", err);
 		goto out;
 	}
@@ -1439,8 +1453,11 @@ static long admit_entries(struct worker *w, size_t from, struct ai_err *err)
 
 		if (dup < 0)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
-		if (dup || e->tries > w->o->max_deliveries) {
-			if (!dup && poison(w, e, err))
+		if (dup || e->tries > w->o->max_deliveries || !e->line[0]) {
+			if (!dup && !e->line[0] &&
+			    give_up(w, e, "invalid_input", "the item's entry in Redis has no line", 0, err))
+				return -1;
+			if (!dup && e->line[0] && poison(w, e, err))
 				return -1;
 			entry_free(e);
 			continue;
@@ -1560,7 +1577,7 @@ static int active_jobs(struct worker *w, char ***ids, size_t *n, struct ai_err *
 	pipe_init(&p);
 	if (PIPE(&p, err, "SMEMBERS", PFX "active") || rq_send(w->q, &p, &r, true, err))
 		goto out;
-	if (r[0]->type != REDIS_REPLY_ARRAY) {
+	if (!strings_from(r[0], 0)) {
 		reply_err(r[0], "SMEMBERS", err);
 		replies_free(r, 1);
 		goto out;

@@ -444,3 +444,18 @@ wait_workers() {
 	assert_eq "$(jq -r '.body.temperature' <<<"$r")" 0.1
 	assert_eq "$(jq -r '.body.max_tokens // .body.max_completion_tokens' <<<"$r")" 5
 }
+
+@test "redis: a stream entry without a line (written by another hand) gets an error line, the rest run" {
+	items 3 >"$T/in"
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	rcli xadd "ai-batch:$id:items" '*' k bogus >/dev/null
+	rcli xadd "ai-batch:$id:items" '*' k i9 line '{"id":"i9","text":"echo-me 9"}' >/dev/null
+	rcli rpush "ai-batch:$id:keys" bogus i9 >/dev/null
+	rcli hincrby "ai-batch:$id" total 2 >/dev/null
+	run timeout 60 ai-batch --queue "$Q" worker --no-cache -P 8 "$id"
+	assert_eq "$status" 0
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r '.id + " " + (.output // .error.type)' <<<"$output" | tr '\n' '|')" \
+		"i1 echo: echo-me 1|i2 echo: echo-me 2|i3 echo: echo-me 3|bogus invalid_input|i9 echo: echo-me 9|"
+}
