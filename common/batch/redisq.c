@@ -495,7 +495,8 @@ bad:
 int redisq_open(struct redisq *q, const char *url, const char *password,
 		volatile sig_atomic_t *stop, struct ai_err *err)
 {
-	char host[64];
+	char host[64], hex[17];
+	unsigned char rnd[8];
 	int c;
 
 	memset(q, 0, sizeof(*q));
@@ -516,7 +517,11 @@ int redisq_open(struct redisq *q, const char *url, const char *password,
 	if (gethostname(host, sizeof(host)))
 		snprintf(host, sizeof(host), "host");
 	host[sizeof(host) - 1] = '\0';
-	snprintf(q->consumer, sizeof(q->consumer), "%s:%ld", host, (long)getpid());
+	/* Containers share hostnames and pids (every one is pid 1): random bytes keep two
+	 * workers from being one consumer, which would take each other's pending items. */
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(q->consumer, sizeof(q->consumer), "%s:%ld:%s", host, (long)getpid(), hex);
 	if ((c = connect_once(q, err))) {
 		if (c > 0 && !err->msg[0])
 			ai_errf(err, AI_EX_UNAVAILABLE, "cannot connect to %s", q->url);

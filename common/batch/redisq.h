@@ -52,7 +52,7 @@ struct redisq {
 	int port, db;
 	char *pass;             /* owned (sodium_malloc'd) or NULL */
 	char url[160];          /* for messages: without the password */
-	char consumer[128];     /* host:pid, this worker's name in the group */
+	char consumer[128];     /* host:pid:16 random hex digits, this worker's name in the group */
 	long round_trips;       /* pipelines sent (each one round trip) */
 	long reconnects;
 	volatile sig_atomic_t *stop;    /* borrowed, or NULL */

@@ -459,3 +459,12 @@ wait_workers() {
 	assert_eq "$(jq -r '.id + " " + (.output // .error.type)' <<<"$output" | tr '\n' '|')" \
 		"i1 echo: echo-me 1|i2 echo: echo-me 2|i3 echo: echo-me 3|bogus invalid_input|i9 echo: echo-me 9|"
 }
+
+@test "redis: a worker's consumer name holds random bytes, so containers with one hostname and pid differ" {
+	items 2 >"$T/in"
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	worker "$id"
+	wait_workers
+	name=$(rcli xinfo consumers "ai-batch:$id:items" workers | sed -n 2p)
+	[[ $name =~ ^.+:[0-9]+:[0-9a-f]{16}$ ]] || { echo "consumer '$name'" >&2; false; }
+}
