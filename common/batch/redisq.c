@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "fdio.h"
 #include "jsonval.h"
+#include "net/url.h"
 
 #include <hiredis/hiredis.h>
 #include <sodium.h>
@@ -256,7 +257,8 @@ static int connect_once(struct redisq *q, struct ai_err *err)
 	redisSetTimeout(c, tv);
 	redisEnableKeepAlive(c);
 	if (q->pass) {
-		r = cmd1(q, 2, (const char *[]){ "AUTH", q->pass });
+		r = q->user ? cmd1(q, 3, (const char *[]){ "AUTH", q->user, q->pass }) :
+			      cmd1(q, 2, (const char *[]){ "AUTH", q->pass });
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			bool t = !r || transient(r);
 
@@ -412,19 +414,61 @@ static void replies_free(redisReply **r, size_t n)
 
 /* ---- the URL ---- */
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * Decodes the %XX of s[0, n) (RFC 3986: a password may hold '@', ':' or
+ * '/' only so) into *out, NUL-terminated: sodium_malloc'd when secret,
+ * else malloc'd.  0; 1 for a %00 (it would end the string); -1 out of
+ * memory.  A '%' without two hex digits after it stays as it is.
+ */
+static int pct_decode(const char *s, size_t n, bool secret, char **out)
+{
+	char *d = secret ? sodium_malloc(n + 1) : malloc(n + 1);
+	size_t k = 0;
+
+	*out = NULL;
+	if (!d)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int hi = s[i] == '%' && i + 2 < n ? hexval(s[i + 1]) : -1;
+		int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+
+		if (lo < 0) {
+			d[k++] = s[i];
+			continue;
+		}
+		if (!(d[k++] = (char)(hi * 16 + lo))) {
+			if (secret)
+				sodium_free(d);
+			else
+				free(d);
+			return 1;
+		}
+		i += 2;
+	}
+	d[k] = '\0';
+	*out = d;
+	return 0;
+}
+
 static int parse_url(struct redisq *q, const char *url, struct ai_err *err)
 {
 	const char *s, *at, *host, *hend, *slash;
-	char *end;
+	char *end, shown[120];
 	long v;
 
 	if (!strncmp(url, "rediss://", 9))
 		return ai_errf(err, AI_EX_UNAVAILABLE, "rediss:// needs TLS, and this build's hiredis "
 			       "(0.14, Debian 12) has none: use redis:// over a tunnel (stunnel, "
 			       "spiped, ssh -L) or a private network");
-	if (strncmp(url, "redis://", 8))
-		return ai_errf(err, AI_EX_USAGE, "'%.100s' is not a Redis URL: give "
-			       "redis://[:PASSWORD@]HOST[:PORT][/DB]", url);
+	if (strncmp(url, "redis://", 8))       /* shown without its password */
+		return ai_errf(err, AI_EX_USAGE, "'%s' is not a Redis URL: give "
+			       "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", url_shown(url, shown, sizeof(shown)));
 	s = url + 8;
 	slash = strchr(s, '/');
 	at = NULL;              /* the last '@' before the path: a password may hold one */
@@ -434,16 +478,19 @@ static int parse_url(struct redisq *q, const char *url, struct ai_err *err)
 	host = s;
 	if (at) {
 		const char *colon = memchr(s, ':', (size_t)(at - s));
+		const char *uend = colon ? colon : at;
+		int d = 0;
 
 		host = at + 1;
-		if (colon && at > colon + 1) {
-			size_t n = (size_t)(at - colon - 1);
-
-			if (!(q->pass = sodium_malloc(n + 1)))
-				return ai_errf(err, AI_EX_OSERR, "out of memory");
-			memcpy(q->pass, colon + 1, n);
-			q->pass[n] = '\0';
-		}
+		/* redis://USER:PASS@ (an ACL user), redis://:PASS@ (the default user) */
+		if (uend > s)
+			d = pct_decode(s, (size_t)(uend - s), false, &q->user);
+		if (!d && colon && at > colon + 1)
+			d = pct_decode(colon + 1, (size_t)(at - colon - 1), true, &q->pass);
+		if (d < 0)
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		if (d > 0)
+			goto bad;
 	}
 	hend = slash ? slash : host + strlen(host);
 	{
@@ -489,7 +536,7 @@ static int parse_url(struct redisq *q, const char *url, struct ai_err *err)
 		 q->port, q->db);
 	return 0;
 bad:
-	return ai_errf(err, AI_EX_USAGE, "bad Redis URL (give redis://[:PASSWORD@]HOST[:PORT][/DB])");
+	return ai_errf(err, AI_EX_USAGE, "bad Redis URL (give redis://[[USER]:PASSWORD@]HOST[:PORT][/DB])");
 }
 
 int redisq_open(struct redisq *q, const char *url, const char *password,
@@ -505,6 +552,11 @@ int redisq_open(struct redisq *q, const char *url, const char *password,
 		return ai_errf(err, AI_EX_OSERR, "cannot initialise libsodium");
 	if (parse_url(q, url, err))
 		goto fail;
+	if (q->user && !q->pass && !(password && *password)) {
+		ai_errf(err, AI_EX_CONFIG, "%s names user '%.40s' without a password: give it in the URL "
+			"(redis://USER:PASSWORD@host) or as redis_password_cmd in ai.conf", q->url, q->user);
+		goto fail;
+	}
 	if (!q->pass && password && *password) {
 		size_t n = strlen(password);
 
@@ -538,6 +590,8 @@ void redisq_close(struct redisq *q)
 	drop(q);
 	free(q->host);
 	q->host = NULL;
+	free(q->user);
+	q->user = NULL;
 	if (q->pass)
 		sodium_free(q->pass);
 	q->pass = NULL;

@@ -50,6 +50,7 @@ struct redisq {
 	void *ctx;              /* redisContext, or NULL while disconnected */
 	char *host;             /* owned */
 	int port, db;
+	char *user;             /* owned or NULL: the URL's user (Redis 6 ACL) */
 	char *pass;             /* owned (sodium_malloc'd) or NULL */
 	char url[160];          /* for messages: without the password */
 	char consumer[128];     /* host:pid:16 random hex digits, this worker's name in the group */
@@ -59,9 +60,9 @@ struct redisq {
 };
 
 /*
- * Parses url (redis://[[user]:pass@]host[:port][/db]) and connects: AUTH
- * with the URL's password, else with password (borrowed; from
- * redis_password_cmd), then SELECT db.  -1 with err: a bad URL
+ * Parses url (redis://[[user]:pass@]host[:port][/db], user and pass
+ * percent-decoded) and connects: AUTH [user] with the URL's password, else
+ * with password (borrowed; from redis_password_cmd), then SELECT db.  -1 with err: a bad URL
  * (AI_EX_USAGE), rediss:// (AI_EX_UNAVAILABLE: this hiredis has no TLS),
  * no answer (AI_EX_UNAVAILABLE), a refused password (AI_EX_CONFIG).
  * stop (borrowed, may be NULL) ends waits for a lost connection.

@@ -468,3 +468,34 @@ wait_workers() {
 	name=$(rcli xinfo consumers "ai-batch:$id:items" workers | sed -n 2p)
 	[[ $name =~ ^.+:[0-9]+:[0-9a-f]{16}$ ]] || { echo "consumer '$name'" >&2; false; }
 }
+
+@test "redis: redis://USER:PASS@ logs in as that ACL user, the password percent-decoded; never echoed" {
+	stop_redis
+	RPASS="pw-$RANDOM$RANDOM"
+	start_redis --requirepass "$RPASS"
+	rcli acl setuser alice on '>s3:cr@t/x%' '~*' '&*' +@all >/dev/null
+	items 2 >"$T/in"
+	AI_BATCH_QUEUE="redis://alice:s3%3Acr%40t%2Fx%25@127.0.0.1:$RPORT/0" run --separate-stderr \
+		ai-batch submit "$T/in"
+	assert_eq "$status" 0 "$stderr"
+	id=$output
+	AI_BATCH_QUEUE="redis://alice:wrong@127.0.0.1:$RPORT/0" run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 78
+	assert_not_contains "$stderr" wrong
+	# The user's password from redis_password_cmd.
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	printf 'redis_password_cmd = printf %%s %q\n' 's3:cr@t/x%' >"$XDG_CONFIG_HOME/ai/config"
+	AI_BATCH_QUEUE="redis://alice@127.0.0.1:$RPORT/0" run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 0 "$stderr"
+	rm "$XDG_CONFIG_HOME/ai/config"
+	AI_BATCH_QUEUE="redis://alice@127.0.0.1:$RPORT/0" run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "without a password"
+	# A URL of another scheme is refused without showing its password.
+	run --separate-stderr ai-batch --queue "http://u:hunter2@127.0.0.1:$RPORT/0" list
+	assert_eq "$status" 64
+	assert_contains "$stderr" "not a Redis URL"
+	assert_not_contains "$stderr" hunter2
+	run --separate-stderr ai-batch --queue "redis://:a%00b@127.0.0.1:$RPORT/0" list
+	assert_eq "$status" 64
+}
