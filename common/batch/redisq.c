@@ -216,6 +216,12 @@ static void drop(struct redisq *q)
 	q->ctx = NULL;
 }
 
+/* A script's error: the server has forgotten it (SCRIPT FLUSH, a failover to a replica). */
+static bool noscript(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8);
+}
+
 /* An error reply that a moment's wait cures: a Redis still loading its data after a restart. */
 static bool transient(const redisReply *r)
 {
@@ -235,6 +241,8 @@ static redisReply *cmd1(struct redisq *q, int argc, const char **argv)
 {
 	return redisCommandArgv(q->ctx, argc, argv, NULL);
 }
+
+static int load_scripts(struct redisq *q, struct ai_err *err);
 
 /* Connects, authenticates, selects the database and loads the scripts.  1: try again later. */
 static int connect_once(struct redisq *q, struct ai_err *err)
@@ -290,6 +298,18 @@ static int connect_once(struct redisq *q, struct ai_err *err)
 		return t ? 1 : -1;
 	}
 	freeReplyObject(r);
+	return load_scripts(q, err);
+}
+
+/*
+ * Loads the scripts on the connection (on every connect: a restarted Redis
+ * has none; after a SCRIPT FLUSH, again).  1: try again later, the
+ * connection dropped; -1 with err.
+ */
+static int load_scripts(struct redisq *q, struct ai_err *err)
+{
+	redisReply *r;
+
 	for (int i = 0; i < SC_N; i++) {
 		r = cmd1(q, 3, (const char *[]){ "SCRIPT", "LOAD", scripts[i] });
 		if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
@@ -336,6 +356,7 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 	long backoff = 100;
 	redisReply **r = calloc(p->n ? p->n : 1, sizeof(*r));
 	struct ai_err *caller = err, lost;
+	bool reloaded = false;
 
 	/* What went wrong on the way is the caller's only if it is the end. */
 	ai_err_clear(&lost);
@@ -346,6 +367,7 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 		return ai_errf(caller, AI_EX_OSERR, "out of memory");
 	for (;;) {
 		size_t got = 0, again = 0;     /* again: 1 + the index of a transient reply */
+		bool forgot = false;
 		int c = 0;
 
 		if (!q->ctx && stopped(q)) {
@@ -370,23 +392,42 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 				r[got] = rep;
 				if (!again && transient(rep))
 					again = got + 1;
+				forgot = forgot || noscript(rep);
 			}
-			if (got == p->n && !again) {
+			if (got == p->n && !again && forgot && !reloaded) {
+				/* Loaded again and sent once more (every pipeline is idempotent);
+				 * a second NOSCRIPT is the caller's error reply. */
+				for (size_t i = 0; i < got; i++) {
+					freeReplyObject(r[i]);
+					r[i] = NULL;
+				}
+				reloaded = true;
+				if ((c = load_scripts(q, err)) < 0) {
+					free(r);
+					*caller = lost;
+					return -1;
+				}
+				if (!c)
+					continue;
+				/* Lost while loading (dropped, err said so): waited out as any loss. */
+			} else if (got == p->n && !again) {
 				*out = r;
 				return 0;
 			}
-			if (got < p->n)
-				ai_errf(err, AI_EX_UNAVAILABLE, "lost %s: %s", q->url,
-					((redisContext *)q->ctx)->errstr[0] ? ((redisContext *)q->ctx)->errstr :
-					"connection closed");
-			else
-				ai_errf(err, AI_EX_UNAVAILABLE, "%s is not ready: %.120s", q->url,
-					r[again - 1]->str);
-			for (size_t i = 0; i < got; i++) {
-				freeReplyObject(r[i]);
-				r[i] = NULL;
+			if (q->ctx) {
+				if (got < p->n)
+					ai_errf(err, AI_EX_UNAVAILABLE, "lost %s: %s", q->url,
+						((redisContext *)q->ctx)->errstr[0] ?
+						((redisContext *)q->ctx)->errstr : "connection closed");
+				else
+					ai_errf(err, AI_EX_UNAVAILABLE, "%s is not ready: %.120s", q->url,
+						r[again - 1]->str);
+				for (size_t i = 0; i < got; i++) {
+					freeReplyObject(r[i]);
+					r[i] = NULL;
+				}
+				drop(q);
 			}
-			drop(q);
 		}
 		if (!patient) {
 			free(r);

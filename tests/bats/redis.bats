@@ -499,3 +499,18 @@ wait_workers() {
 	run --separate-stderr ai-batch --queue "redis://:a%00b@127.0.0.1:$RPORT/0" list
 	assert_eq "$status" 64
 }
+
+@test "redis: SCRIPT FLUSH mid-run: the worker loads its scripts again and goes on" {
+	items 30 >"$T/in"
+	ctl '{"set":{"latency_ms":100}}'
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	worker -P 2 "$id"
+	wait_for_requests 4 $CHAT 30
+	rcli script flush >/dev/null
+	wait_workers
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	assert_eq "$status" 0
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 30
+	assert_eq "$(request_count $CHAT)" 30 "nothing sent twice"
+}
