@@ -731,7 +731,7 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	const char *l, *a;
 	char created[32], total[32];
 	size_t len;
-	bool too_long, reader = false;
+	bool too_long, reader = false, created_keys = false;
 	int got = 0, rc = -1;
 	long bad = 0;
 	time_t t = time(NULL);
@@ -757,8 +757,10 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	a = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN);
 	if (PIPE(&p, err, "HSET", k.meta, "state", "submitting", "total", total, "created", created,
 		 "args", a, "ok", "0", "failed", "0") ||
-	    PIPE(&p, err, "XGROUP", "CREATE", k.items, GROUP, "0", "MKSTREAM") ||
-	    send_checked(q, &p, "creating the job", err))
+	    PIPE(&p, err, "XGROUP", "CREATE", k.items, GROUP, "0", "MKSTREAM"))
+		goto out;
+	created_keys = true;    /* from here, a failure removes what was stored */
+	if (send_checked(q, &p, "creating the job", err))
 		goto out;
 	if (jsonl_reader_init(&rd, b.fd, bo.max_line, err))
 		goto out;
@@ -800,6 +802,16 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 		goto out;
 	rc = 0;
 out:
+	if (rc && created_keys) {
+		/* Not listed nor active yet: no worker knows the job; what was stored
+		 * would only stay as state=submitting.  Best effort: err says why. */
+		struct ai_err ignored;
+
+		ai_err_clear(&ignored);
+		pipe_reset(&p);
+		if (!PIPE(&p, &ignored, "DEL", k.meta, k.items, k.keys, k.res))
+			send_checked(q, &p, "removing the job", &ignored);
+	}
 	if (reader)
 		jsonl_reader_release(&rd);
 	batch_close(&b);

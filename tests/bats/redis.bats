@@ -514,3 +514,13 @@ wait_workers() {
 	assert_each_once "$T/out" 30
 	assert_eq "$(request_count $CHAT)" 30 "nothing sent twice"
 }
+
+@test "redis: a submit that fails half way (Redis out of memory) leaves no keys behind" {
+	for ((i = 0; i < 4000; i++)); do printf '{"id":"i%d","text":"%0200d"}\n' "$i" 0; done >"$T/in"
+	rcli config set maxmemory 2mb >/dev/null
+	rcli config set maxmemory-policy noeviction >/dev/null
+	run --separate-stderr ai-batch --queue "$Q" submit "$T/in"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "OOM"
+	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys left"
+}
