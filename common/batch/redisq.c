@@ -136,8 +136,26 @@ static const char pause_lua[] =
 	"redis.call('PEXPIRE', KEYS[1], 86400000) "
 	"return 0";
 
-enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_N };
-static const char *const scripts[SC_N] = { take_lua, store_lua, requeue_lua, bucket_lua, pause_lua };
+/*
+ * BEAT: KEYS items; ARGV group consumer entry...  Resets the idle time of
+ * the entries still pending with this consumer, and of no other: one that
+ * another worker reclaimed meanwhile (a pause longer than the idle time)
+ * stays its.  XCLAIM with min-idle 0 alone would take it back.
+ */
+static const char beat_lua[] =
+	"local n = 0 "
+	"for i = 3, #ARGV do "
+	"  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) "
+	"  if p[1] and p[1][2] == ARGV[2] then "
+	"    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') "
+	"    n = n + 1 "
+	"  end "
+	"end "
+	"return n";
+
+enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_BEAT, SC_N };
+static const char *const scripts[SC_N] = { take_lua, store_lua, requeue_lua, bucket_lua, pause_lua,
+					   beat_lua };
 static char shas[SC_N][41];
 
 /* ---- commands: a pipeline sent in one round trip, again after a reconnect ---- */
@@ -1100,6 +1118,7 @@ struct worker {
 	struct jsonl_idset seen;        /* the ids of this run */
 	struct ai_err fatal;
 	bool down;                      /* the server stopped answering during the chunk */
+	int64_t quiet_until;            /* mono ms: no quick_send before (Redis failed one) */
 	char refused[64];               /* the last job whose options job_open refused */
 	char why[256];                  /* and why */
 };
@@ -1219,6 +1238,27 @@ static void on_flush(void *ud)
 		flush_out(w, &w->fatal);
 }
 
+/*
+ * Sends p from inside the engine (admit, pause, progress), where a wait
+ * for Redis would stall every request in flight: once, not patient, and
+ * after a failure not again for a second.  On failure the caller goes on
+ * without Redis (fails open: the items are still ours, their lines are
+ * stored by flush_out, which waits).  0 with *r (owned), or -1.
+ */
+static int quick_send(struct worker *w, struct pipe *p, redisReply ***r)
+{
+	struct ai_err e;
+
+	if (mono_ms() < w->quiet_until)
+		return -1;
+	ai_err_clear(&e);
+	if (!rq_send(w->q, p, r, false, &e))
+		return 0;
+	w->quiet_until = mono_ms() + 1000;
+	note(w, "%s", e.msg);
+	return -1;
+}
+
 static void on_pause(long ms, void *ud);
 
 /*
@@ -1252,16 +1292,16 @@ static void on_progress(const struct batch_stats *s, bool final, void *ud)
 	w->last_beat = mono_ms();
 	if (!(argv = calloc(w->n - w->next + 8, sizeof(*argv))))
 		return;
-	argv[n++] = "XCLAIM";
+	argv[n++] = "EVALSHA";
+	argv[n++] = shas[SC_BEAT];
+	argv[n++] = "1";
 	argv[n++] = w->k.items;
 	argv[n++] = GROUP;
 	argv[n++] = w->q->consumer;
-	argv[n++] = "0";
 	for (size_t i = w->next; i < w->n; i++)
 		argv[n++] = w->e[i].eid;
-	argv[n++] = "JUSTID";
 	pipe_init(&p);
-	if (!pipe_add(&p, (int)n, argv, NULL, &w->fatal) && !rq_send(w->q, &p, &r, true, &w->fatal))
+	if (!pipe_add(&p, (int)n, argv, NULL, &w->fatal) && !quick_send(w, &p, &r))
 		replies_free(r, p.n);
 	pipe_release(&p);
 	free(argv);
@@ -1300,7 +1340,7 @@ static long on_admit(long est, void *ud)
 	snprintf(want, sizeof(want), "%d", w->o->parallel);
 	pipe_init(&p);
 	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_BUCKET], "1", w->k.rl, rpm, tpm, e, want) &&
-	    !rq_send(w->q, &p, &r, true, &w->fatal)) {
+	    !quick_send(w, &p, &r)) {
 		if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer > 0)
 			wait = (long)r[0]->integer;
 		else if (r[0]->type == REDIS_REPLY_INTEGER)
@@ -1330,8 +1370,7 @@ static void on_pause(long ms, void *ud)
 		w->pause_until = mono_ms() + ms;
 	snprintf(m, sizeof(m), "%ld", ms);
 	pipe_init(&p);
-	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_PAUSE], "1", w->k.rl, m) &&
-	    !rq_send(w->q, &p, &r, true, &w->fatal))
+	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_PAUSE], "1", w->k.rl, m) && !quick_send(w, &p, &r))
 		replies_free(r, 1);
 	pipe_release(&p);
 }
