@@ -54,7 +54,7 @@ static const struct cli_opt opts[] = {
 	{ "window", required_argument, OPT_WINDOW, "N", "read at most N items ahead of the oldest unfinished one (default the larger of 1024 and 16 times -P)" },
 	{ "remote", no_argument, OPT_REMOTE, NULL, "submit: use the provider's Batch API (half price, 24 h)" },
 	{ "poll", required_argument, OPT_POLL, "SECONDS", "wait: check a remote batch this often (default 10)" },
-	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[:PASS@]HOST[:PORT][/DB]) for workers on any host" },
+	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[[USER]:PASS@]HOST[:PORT][/DB]) for workers on any host" },
 	{ "claim-idle", required_argument, OPT_CLAIM_IDLE, "SECONDS", "worker: take over items another worker left this long (default 60)" },
 	{ "max-deliveries", required_argument, OPT_MAX_DELIVERIES, "N", "worker: an item taken N times without a result is poison (default 5)" },
 	{ NULL, 0, 0, NULL, NULL }
