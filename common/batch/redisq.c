@@ -1119,6 +1119,10 @@ struct worker {
 	struct ai_err fatal;
 	bool down;                      /* the server stopped answering during the chunk */
 	int64_t quiet_until;            /* mono ms: no quick_send before (Redis failed one) */
+	struct entry *later;            /* taken twice in one run: for the next run of later_job */
+	size_t nlater, caplater;
+	char later_job[64];
+	int64_t later_at;               /* mono ms: when the first of them was put off */
 	char refused[64];               /* the last job whose options job_open refused */
 	char why[256];                  /* and why */
 };
@@ -1144,6 +1148,70 @@ static void chunk_clear(struct worker *w)
 	for (size_t i = 0; i < w->n; i++)
 		entry_free(&w->e[i]);
 	w->n = w->next = 0;
+}
+
+/* Appends *e (its strings moved in) to the vector; -1 out of memory (nothing moved). */
+static int entries_push(struct entry **v, size_t *n, size_t *cap, const struct entry *e)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct entry *nv = realloc(*v, c * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = *e;
+	return 0;
+}
+
+static void later_clear(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlater; i++)
+		entry_free(&w->later[i]);
+	w->nlater = 0;
+}
+
+/*
+ * An id taken a second time in one run (a requeued item taken again while
+ * the run goes on): kept for the next run of the job rather than left
+ * pending, where only an idle-time claim would take it again, a delivery
+ * later (one more try counted for one request).  Owns *e's strings.
+ */
+static void put_off(struct worker *w, struct entry *e)
+{
+	if (w->nlater && strcmp(w->later_job, w->job))
+		later_clear(w);         /* another job's: they stay pending, for a claim */
+	if (!w->nlater) {
+		snprintf(w->later_job, sizeof(w->later_job), "%s", w->job);
+		w->later_at = mono_ms();
+	}
+	if (entries_push(&w->later, &w->nlater, &w->caplater, e))
+		entry_free(e);
+}
+
+/*
+ * Adds the entries put off to the chunk when it is of their job and they
+ * are fresh (not yet idle long enough for another worker to claim them:
+ * the heartbeat does not cover them).
+ */
+static void take_later(struct worker *w)
+{
+	if (!w->nlater)
+		return;
+	if (!strcmp(w->later_job, w->job) && mono_ms() - w->later_at < w->o->claim_idle_ms / 2) {
+		size_t i = 0;
+
+		for (; i < w->nlater; i++)
+			if (entries_push(&w->e, &w->n, &w->cap, &w->later[i]))
+				break;
+		for (; i < w->nlater; i++)   /* out of memory: left pending */
+			entry_free(&w->later[i]);
+		w->nlater = 0;
+		return;
+	}
+	later_clear(w);
 }
 
 /* Whether a line is a failure (*failed) that another try may cure, and whether it was sent. */
@@ -1590,7 +1658,7 @@ static int refuse(struct worker *w, size_t from, struct ai_err *err)
 
 /*
  * Sorts the entries taken, from index from on: poison items get their line,
- * an id already in this run is left pending (for a later look), the rest
+ * an id already in this run is put off to the next run (put_off), the rest
  * are appended to the chunk's file for the engine.  The number kept.
  */
 static long admit_entries(struct worker *w, size_t from, struct ai_err *err)
@@ -1604,7 +1672,11 @@ static long admit_entries(struct worker *w, size_t from, struct ai_err *err)
 
 		if (dup < 0)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
-		if (dup || e->tries > w->o->max_deliveries || !e->line[0]) {
+		if (dup) {
+			put_off(w, e);
+			continue;
+		}
+		if (e->tries > w->o->max_deliveries || !e->line[0]) {
 			if (!dup && !e->line[0] &&
 			    give_up(w, e, "invalid_input", "the item's entry in Redis has no line", 0, err))
 				return -1;
@@ -1659,6 +1731,7 @@ static int run_chunk(struct worker *w, struct ai_err *err)
 	w->tmp_len = 0;
 	if (ftruncate(w->tmp, 0) || lseek(w->tmp, 0, SEEK_SET) < 0)
 		return ai_errf_errno(err, AI_EX_IOERR, "cannot reuse the chunk's temporary file");
+	take_later(w);
 	if ((kept = admit_entries(w, 0, err)) < 0 || flush_out(w, err))
 		return -1;
 	if (!kept)
@@ -1794,6 +1867,9 @@ int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct red
 			}
 			if (!done)
 				all_done = false;
+			/* Nothing new, but items put off for this job: a run for them. */
+			if (!got && w.nlater && w.open && !strcmp(w.later_job, ids[i]) && !strcmp(w.job, ids[i]))
+				got = 1;
 			if (got > 0) {
 				worked = true;
 				if (run_chunk(&w, err)) {
@@ -1834,6 +1910,8 @@ int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct red
 out:
 	chunk_clear(&w);
 	free(w.e);
+	later_clear(&w);
+	free(w.later);
 	jsonl_idset_release(&w.seen);
 	pipe_release(&w.out);
 	if (w.open)

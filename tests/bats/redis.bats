@@ -524,3 +524,21 @@ wait_workers() {
 	assert_contains "$stderr" "OOM"
 	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys left"
 }
+
+@test "redis: an item requeued and taken again in the same run is run next, not after the idle time" {
+	# An item fails once (500, no retries): it goes back to the end of the stream and
+	# the same run takes it again; it used to stay pending until --claim-idle
+	# (60 s) had passed, with one more delivery counted for it.
+	items 6 >"$T/in"
+	ctl '{"set":{"latency_ms":300}}'
+	ctl '{"push":[{"path":"/v1/chat/completions","status":500}]}'
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	run timeout 30 ai-batch --queue "$Q" worker --no-cache --retries 0 -P 2 "$id"
+	assert_eq "$status" 0 "done well before the 60 s idle time"
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 6
+	assert_eq "$(jq -c 'select(.error)' "$T/out")" "" "no error lines"
+	assert_eq "$(rcli hvals "ai-batch:$id:tries" | awk '{ s += $1 } END { print s }')" 7 "one delivery a request"
+	assert_eq "$(request_count $CHAT)" 7
+}
