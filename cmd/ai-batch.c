@@ -11,6 +11,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "api/params.h"
 #include "batch/batch.h"
 #include "lib/attachcli.h"
 #include "lib/cli.h"
@@ -54,7 +55,7 @@ static const struct cli_opt opts[] = {
 	{ "window", required_argument, OPT_WINDOW, "N", "read at most N items ahead of the oldest unfinished one (default the larger of 1024 and 16 times -P)" },
 	{ "remote", no_argument, OPT_REMOTE, NULL, "submit: use the provider's Batch API (half price, 24 h)" },
 	{ "poll", required_argument, OPT_POLL, "SECONDS", "wait: check a remote batch this often (default 10)" },
-	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[:PASS@]HOST[:PORT][/DB]) for workers on any host" },
+	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[[USER]:PASS@]HOST[:PORT][/DB]) for workers on any host" },
 	{ "claim-idle", required_argument, OPT_CLAIM_IDLE, "SECONDS", "worker: take over items another worker left this long (default 60)" },
 	{ "max-deliveries", required_argument, OPT_MAX_DELIVERIES, "N", "worker: an item taken N times without a result is poison (default 5)" },
 	{ NULL, 0, 0, NULL, NULL }
@@ -742,68 +743,142 @@ static void queue_open(struct cli *c, struct opts *o, struct redisq *q)
 		cli_die_err(&err);
 }
 
-/* Whether arg is option name (or an abbreviation getopt_long takes for it, min letters long). */
-static bool is_opt(const char *arg, const char *name, size_t min)
-{
-	size_t n;
+/*
+ * What a job in Redis carries, and all a worker takes from it: anyone who
+ * can write to Redis can write a job, so a worker must not take --base-url
+ * (its key would go there), -T @FILE or --schema @FILE (its own files),
+ * --profile, --dry-run, -h or a bad value (it would exit) from one.  These
+ * are the options that shape the requests; the rest are the worker's own.
+ * A number is checked here with the range on_opt gives it, so that parse()
+ * never exits on a job's value.  "--schema-saved" is structured_save's text,
+ * not a file name.
+ */
+static const struct job_opt {
+	const char *name;
+	bool number, integer;
+	double lo, hi;
+} job_opts[] = {
+	{ "--model", false, false, 0, 0 },
+	{ "--system", false, false, 0, 0 },
+	{ "--template", false, false, 0, 0 },
+	{ "--option", false, false, 0, 0 },
+	{ "--schema-saved", false, false, 0, 0 },
+	{ "--temperature", true, false, 0, 2 },
+	{ "--max-tokens", true, true, 1, 10000000 },
+	{ "--rpm", true, false, 0.001, 1e9 },
+	{ "--tpm", true, false, 1, 1e12 },
+	{ "--max-line", true, true, 16, 1L << 30 },
+};
 
-	if (strncmp(arg, "--", 2))
-		return false;
-	arg += 2;
-	n = strcspn(arg, "=");
-	return n >= min && n <= strlen(name) && !strncmp(arg, name, n);
+#define JOB_OPTIONS_MAX 32      /* -o a job may carry: the worker's own need room in cli.options */
+
+static void job_arg(json_object *a, const char *name, const char *value)
+{
+	if (jv_push(a, json_object_new_string(name)) || jv_push(a, json_object_new_string(value)))
+		cli_die(AI_EX_OSERR, "out of memory");
+}
+
+static void job_num(json_object *a, const char *name, double v)
+{
+	char s[64];
+
+	snprintf(s, sizeof(s), "%.17g", v);
+	job_arg(a, name, s);
 }
 
 /*
- * The options a job is stored with: all but --queue (it may hold a
- * password) and --lines (the items are stored as JSON objects with their
- * ids); --schema @FILE is stored with the file's text, which a worker on
- * another host cannot read.
+ * The options a job is stored with, as pairs of a name of job_opts and its
+ * value, taken from what submit parsed: -T's prompt already expanded with
+ * its --param (a worker on another host has not the template, nor the
+ * file), --schema compiled (structured_save), never --queue (it may hold
+ * a password) nor --lines (the items are stored as JSON objects).
  */
-static json_object *job_args(const struct cli *c, int argc, char **argv)
+static json_object *job_args(const struct cli *c, const struct opts *o, const struct structured *st)
 {
 	json_object *a = json_object_new_array();
-	struct buf text;
 
-	buf_init(&text, 1u << 20);
-	if (a && c->schema) {
-		const char *s = c->schema;
-
-		if (*s == '@') {
-			struct ai_err err;
-			int fd = open(s + 1, O_RDONLY | O_CLOEXEC);
-
-			ai_err_clear(&err);
-			if (fd < 0)
-				cli_die(AI_EX_NOINPUT, "cannot open '%s': %s", s + 1, strerror(errno));
-			if (fd_read_text(fd, s + 1, &text, &cli_interrupted, &err))
-				cli_die_err(&err);
-			close(fd);
-			s = text.data ? text.data : "";
-		}
-		if (jv_push(a, json_object_new_string(c->schema_multi ? "--schema-multi" : "--schema")) ||
-		    jv_push(a, json_object_new_string(s))) {
-			json_object_put(a);
-			a = NULL;
-		}
-	}
-	buf_release(&text);
-	for (int i = 0; a && i < argc; i++) {
-		if (is_opt(argv[i], "queue", 3) || is_opt(argv[i], "schema", 3) ||
-		    is_opt(argv[i], "schema-multi", 3)) {
-			i += !strchr(argv[i], '=');
-			continue;
-		}
-		if (is_opt(argv[i], "lines", 3))
-			continue;
-		if (jv_push(a, json_object_new_string(argv[i]))) {
-			json_object_put(a);
-			a = NULL;
-		}
-	}
 	if (!a)
 		cli_die(AI_EX_OSERR, "out of memory");
+	if (c->n_options > JOB_OPTIONS_MAX)
+		cli_usage_error("a job in Redis carries %d -o options at most", JOB_OPTIONS_MAX);
+	if (c->model)
+		job_arg(a, "--model", c->model);
+	if (o->b.item.system)
+		job_arg(a, "--system", o->b.item.system);
+	if (o->b.item.tmpl)
+		job_arg(a, "--template", o->b.item.tmpl);
+	for (size_t i = 0; i < c->n_options; i++)
+		job_arg(a, "--option", c->options[i]);
+	if (!isnan(o->b.temperature))
+		job_num(a, "--temperature", o->b.temperature);
+	if (o->b.max_tokens)
+		job_num(a, "--max-tokens", (double)o->b.max_tokens);
+	if (o->b.rpm > 0)
+		job_num(a, "--rpm", o->b.rpm);
+	if (o->b.tpm > 0)
+		job_num(a, "--tpm", o->b.tpm);
+	if (o->b.max_line != 1u << 20)
+		job_num(a, "--max-line", (double)o->b.max_line);
+	if (st) {
+		char *text = structured_save(st);
+
+		if (!text)
+			cli_die(AI_EX_OSERR, "out of memory");
+		job_arg(a, "--schema-saved", text);   /* multi or not: inside */
+		free(text);
+	}
 	return a;
+}
+
+/* Whether s is a whole number in [lo, hi] (an integer where integer). */
+static bool job_num_ok(const char *s, bool integer, double lo, double hi)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	return *s && !*end && !errno && isfinite(v) && v >= lo && v <= hi && (!integer || v == floor(v));
+}
+
+/*
+ * Checks a job's args against job_opts: -1 with err (AI_EX_DATAERR, saying
+ * which) when one is not a job's or its value is bad.
+ */
+static int job_args_check(json_object *args, struct ai_err *err)
+{
+	size_t n = json_object_array_length(args), nopt = 0;
+
+	if (n % 2)
+		return ai_errf(err, AI_EX_DATAERR, "the job's options are not name and value pairs");
+	for (size_t i = 0; i < n; i += 2) {
+		json_object *k = json_object_array_get_idx(args, i), *v = json_object_array_get_idx(args, i + 1);
+		const struct job_opt *jo = NULL;
+		const char *name, *val;
+
+		if (!json_object_is_type(k, json_type_string) || !json_object_is_type(v, json_type_string))
+			return ai_errf(err, AI_EX_DATAERR, "the job's options are not strings");
+		name = json_object_get_string(k);
+		val = json_object_get_string(v);
+		if ((size_t)json_object_get_string_len(v) != strlen(val))
+			return ai_errf(err, AI_EX_DATAERR, "the job's %.40s holds a NUL byte", name);
+		for (size_t j = 0; j < AI_ARRAY_LEN(job_opts) && !jo; j++)
+			if (!strcmp(name, job_opts[j].name))
+				jo = &job_opts[j];
+		if (!jo)
+			return ai_errf(err, AI_EX_DATAERR, "'%.40s' is not an option a job may carry", name);
+		if (jo->number && !job_num_ok(val, jo->integer, jo->lo, jo->hi))
+			return ai_errf(err, AI_EX_DATAERR, "the job's %s '%.40s' is not a number from %g to %g",
+				       name, val, jo->lo, jo->hi);
+		if (!strcmp(name, "--option")) {
+			if (++nopt > JOB_OPTIONS_MAX)
+				return ai_errf(err, AI_EX_DATAERR, "the job carries more than %d -o options",
+					       JOB_OPTIONS_MAX);
+			if (params_parse(val, NULL, NULL, err))
+				return -1;
+		}
+	}
+	return 0;
 }
 
 /* A worker's view of one job: its options (then the worker's own) parsed as a runner's. */
@@ -820,19 +895,34 @@ struct queue_job {
 	bool has_st;
 };
 
+/*
+ * Opens a job for the worker: -1 with err when its options are refused
+ * (redisq gives its items an error line and goes on), never an exit.
+ */
 static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_client **client,
 			  void *ud, struct ai_err *err)
 {
 	struct queue_job *j = ud;
 	size_t n = json_object_array_length(args);
+	const char *saved = NULL;
 
-	(void)err;
+	if (job_args_check(args, err))
+		return -1;
 	if (!(j->argv = calloc(n + (size_t)j->wargc + 2, sizeof(*j->argv))))
 		cli_die(AI_EX_OSERR, "out of memory");
 	j->argc = 0;
 	j->argv[j->argc++] = "ai-batch";
-	for (size_t i = 0; i < n; i++)
-		j->argv[j->argc++] = (char *)json_object_get_string(json_object_array_get_idx(args, i));
+	for (size_t i = 0; i < n; i += 2) {
+		const char *name = json_object_get_string(json_object_array_get_idx(args, i));
+		const char *val = json_object_get_string(json_object_array_get_idx(args, i + 1));
+
+		if (!strcmp(name, "--schema-saved")) {  /* not an option: loaded below */
+			saved = val;
+			continue;
+		}
+		j->argv[j->argc++] = (char *)name;
+		j->argv[j->argc++] = (char *)val;
+	}
 	for (int i = 0; i < j->wargc; i++)
 		j->argv[j->argc++] = j->wargv[i];
 	/* Strings of args live until the job closes: the caller keeps args; copy to be sure. */
@@ -841,9 +931,13 @@ static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_cl
 			cli_die(AI_EX_OSERR, "out of memory");
 	parse(&j->c, &j->o, j->argc, j->argv);
 	j->has_st = false;
-	if (j->c.schema) {
-		if (structured_load(&j->st, j->c.schema, j->c.schema_multi, err))
-			return -1;
+	if (saved) {
+		if (structured_restore(&j->st, saved, err))
+			goto refused;
+	} else if (j->c.schema && structured_load(&j->st, j->c.schema, j->c.schema_multi, err)) {
+		goto refused;
+	}
+	if (saved || j->c.schema) {
 		j->has_st = true;
 		j->o.b.st = &j->st;
 	}
@@ -855,6 +949,12 @@ static int queue_job_open(json_object *args, struct batch_opts *bo, struct ai_cl
 	use_attach(&j->o.b.item, &j->cfg);
 	*bo = j->o.b;
 	return 0;
+refused:
+	for (int i = 1; i < j->argc; i++)
+		free(j->argv[i]);
+	free(j->argv);
+	j->argv = NULL;
+	return -1;
 }
 
 static void queue_job_close(struct ai_client *client, void *ud)
@@ -896,8 +996,9 @@ static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int arg
 				 .note = c->verbose ? note_line : NULL, .ud = &j },
 			 &st, &err);
 	if (!c->quiet)
-		cli_warn("%ld items run, %ld lines stored, %ld requeued, %ld poison; %ld Redis round "
-			 "trips (%.2f an item), %ld reconnects", st.items, st.stored, st.requeued, st.poison,
+		cli_warn("%ld items run, %ld lines stored, %ld requeued, %ld poison, %ld refused; %ld Redis "
+			 "round trips (%.2f an item), %ld reconnects", st.items, st.stored, st.requeued, st.poison,
+			 st.refused,
 			 q->round_trips, st.items ? (double)q->round_trips / (double)st.items : 0.0,
 			 q->reconnects);
 	redisq_close(q);
@@ -916,6 +1017,8 @@ static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, 
 	struct redisq q;
 	struct ai_err err;
 	json_object *s = NULL;
+	struct structured st;
+	bool has_st = false;
 	int code = 0;
 
 	if (o->remote)
@@ -925,12 +1028,10 @@ static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, 
 	if (!strcmp(sub, "resume"))
 		cli_usage_error("a job in Redis needs no resume: start a worker (ai-batch worker --queue URL)");
 	if (!strcmp(sub, "submit") && c->schema) {
-		struct structured st;   /* refused here, not by every worker */
-
-		ai_err_clear(&err);
+		ai_err_clear(&err);     /* refused here, not by every worker */
 		if (structured_load(&st, c->schema, c->schema_multi, &err))
 			cli_die_err(&err);
-		structured_release(&st);
+		has_st = true;
 	}
 	if ((!strcmp(sub, "list") && optind_ != argc) ||
 	    (strcmp(sub, "list") && strcmp(sub, "submit") && strcmp(sub, "worker") && optind_ + 1 != argc))
@@ -941,9 +1042,11 @@ static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, 
 		return queue_worker(c, o, &q, argc, argv, optind_);
 	if (!strcmp(sub, "submit")) {
 		char id[64];
-		json_object *a = job_args(c, optind_ - 2, argv + 1);
+		json_object *a = job_args(c, o, has_st ? &st : NULL);
 		int fd = open_input(argc - optind_, argv + optind_);
 
+		if (has_st)
+			structured_release(&st);
 		if (redisq_submit(&q, fd, &o->b, a, id, sizeof(id), &err))
 			goto fail;
 		json_object_put(a);

@@ -4,6 +4,7 @@
 #include "clock.h"
 #include "fdio.h"
 #include "jsonval.h"
+#include "net/url.h"
 
 #include <hiredis/hiredis.h>
 #include <sodium.h>
@@ -60,9 +61,11 @@ static const char take_lua[] =
 	"end "
 	"for _, e in ipairs(got) do "
 	"  local f = e[2] "
-	"  if f and f[2] and redis.call('HEXISTS', KEYS[4], f[2]) == 0 then "
+	"  if f and type(f[2]) == 'string' and redis.call('HEXISTS', KEYS[4], f[2]) == 0 then "
 	"    local n = redis.call('HINCRBY', KEYS[3], f[2], 1) "
-	"    table.insert(out, e[1]) table.insert(out, f[2]) table.insert(out, f[4]) "
+	/* Four values an item, always: a nil would shift every later group (an entry
+	 * written by another hand); its empty line becomes its error line. */
+	"    table.insert(out, e[1]) table.insert(out, f[2]) table.insert(out, type(f[4]) == 'string' and f[4] or '') "
 	"    table.insert(out, tostring(n)) "
 	"  else "
 	"    redis.call('XACK', KEYS[2], ARGV[1], e[1]) "
@@ -133,8 +136,26 @@ static const char pause_lua[] =
 	"redis.call('PEXPIRE', KEYS[1], 86400000) "
 	"return 0";
 
-enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_N };
-static const char *const scripts[SC_N] = { take_lua, store_lua, requeue_lua, bucket_lua, pause_lua };
+/*
+ * BEAT: KEYS items; ARGV group consumer entry...  Resets the idle time of
+ * the entries still pending with this consumer, and of no other: one that
+ * another worker reclaimed meanwhile (a pause longer than the idle time)
+ * stays its.  XCLAIM with min-idle 0 alone would take it back.
+ */
+static const char beat_lua[] =
+	"local n = 0 "
+	"for i = 3, #ARGV do "
+	"  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1) "
+	"  if p[1] and p[1][2] == ARGV[2] then "
+	"    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID') "
+	"    n = n + 1 "
+	"  end "
+	"end "
+	"return n";
+
+enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_BEAT, SC_N };
+static const char *const scripts[SC_N] = { take_lua, store_lua, requeue_lua, bucket_lua, pause_lua,
+					   beat_lua };
 static char shas[SC_N][41];
 
 /* ---- commands: a pipeline sent in one round trip, again after a reconnect ---- */
@@ -213,6 +234,12 @@ static void drop(struct redisq *q)
 	q->ctx = NULL;
 }
 
+/* A script's error: the server has forgotten it (SCRIPT FLUSH, a failover to a replica). */
+static bool noscript(const redisReply *r)
+{
+	return r && r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8);
+}
+
 /* An error reply that a moment's wait cures: a Redis still loading its data after a restart. */
 static bool transient(const redisReply *r)
 {
@@ -232,6 +259,8 @@ static redisReply *cmd1(struct redisq *q, int argc, const char **argv)
 {
 	return redisCommandArgv(q->ctx, argc, argv, NULL);
 }
+
+static int load_scripts(struct redisq *q, struct ai_err *err);
 
 /* Connects, authenticates, selects the database and loads the scripts.  1: try again later. */
 static int connect_once(struct redisq *q, struct ai_err *err)
@@ -254,7 +283,8 @@ static int connect_once(struct redisq *q, struct ai_err *err)
 	redisSetTimeout(c, tv);
 	redisEnableKeepAlive(c);
 	if (q->pass) {
-		r = cmd1(q, 2, (const char *[]){ "AUTH", q->pass });
+		r = q->user ? cmd1(q, 3, (const char *[]){ "AUTH", q->user, q->pass }) :
+			      cmd1(q, 2, (const char *[]){ "AUTH", q->pass });
 		if (!r || r->type == REDIS_REPLY_ERROR) {
 			bool t = !r || transient(r);
 
@@ -286,6 +316,18 @@ static int connect_once(struct redisq *q, struct ai_err *err)
 		return t ? 1 : -1;
 	}
 	freeReplyObject(r);
+	return load_scripts(q, err);
+}
+
+/*
+ * Loads the scripts on the connection (on every connect: a restarted Redis
+ * has none; after a SCRIPT FLUSH, again).  1: try again later, the
+ * connection dropped; -1 with err.
+ */
+static int load_scripts(struct redisq *q, struct ai_err *err)
+{
+	redisReply *r;
+
 	for (int i = 0; i < SC_N; i++) {
 		r = cmd1(q, 3, (const char *[]){ "SCRIPT", "LOAD", scripts[i] });
 		if (!r || r->type != REDIS_REPLY_STRING || r->len != 40) {
@@ -323,13 +365,16 @@ static bool stopped(const struct redisq *q)
  * vector).  A lost connection, or a Redis still loading, is waited out
  * with backoff when q->patient, and the whole pipeline is sent again: the
  * caller makes every pipeline idempotent.  Error replies are returned as
- * replies.
+ * replies.  *q->stop ends only the waiting: on a live connection the
+ * pipeline is sent once whatever it says, so that the lines of the items
+ * finished when SIGTERM came (paid for) are stored, not run again.
  */
 static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool patient, struct ai_err *err)
 {
 	long backoff = 100;
 	redisReply **r = calloc(p->n ? p->n : 1, sizeof(*r));
 	struct ai_err *caller = err, lost;
+	bool reloaded = false;
 
 	/* What went wrong on the way is the caller's only if it is the end. */
 	ai_err_clear(&lost);
@@ -337,13 +382,13 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 
 	*out = NULL;
 	if (!r)
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
+		return ai_errf(caller, AI_EX_OSERR, "out of memory");
 	for (;;) {
-		size_t got = 0;
-		bool again = false;
+		size_t got = 0, again = 0;     /* again: 1 + the index of a transient reply */
+		bool forgot = false;
 		int c = 0;
 
-		if (stopped(q)) {
+		if (!q->ctx && stopped(q)) {
 			free(r);
 			return ai_errf(caller, AI_EX_INTERRUPT, "interrupted");
 		}
@@ -363,30 +408,53 @@ static int rq_send(struct redisq *q, struct pipe *p, redisReply ***out, bool pat
 				if (redisGetReply(q->ctx, &rep) != REDIS_OK)
 					break;
 				r[got] = rep;
-				if (transient(rep))
-					again = true;
+				if (!again && transient(rep))
+					again = got + 1;
+				forgot = forgot || noscript(rep);
 			}
-			if (got == p->n && !again) {
+			if (got == p->n && !again && forgot && !reloaded) {
+				/* Loaded again and sent once more (every pipeline is idempotent);
+				 * a second NOSCRIPT is the caller's error reply. */
+				for (size_t i = 0; i < got; i++) {
+					freeReplyObject(r[i]);
+					r[i] = NULL;
+				}
+				reloaded = true;
+				if ((c = load_scripts(q, err)) < 0) {
+					free(r);
+					*caller = lost;
+					return -1;
+				}
+				if (!c)
+					continue;
+				/* Lost while loading (dropped, err said so): waited out as any loss. */
+			} else if (got == p->n && !again) {
 				*out = r;
 				return 0;
 			}
-			if (got < p->n)
-				ai_errf(err, AI_EX_UNAVAILABLE, "lost %s: %s", q->url,
-					((redisContext *)q->ctx)->errstr[0] ? ((redisContext *)q->ctx)->errstr :
-					"connection closed");
-			else
-				ai_errf(err, AI_EX_UNAVAILABLE, "%s is not ready: %.120s", q->url,
-					r[got - 1]->str);
-			for (size_t i = 0; i < got; i++) {
-				freeReplyObject(r[i]);
-				r[i] = NULL;
+			if (q->ctx) {
+				if (got < p->n)
+					ai_errf(err, AI_EX_UNAVAILABLE, "lost %s: %s", q->url,
+						((redisContext *)q->ctx)->errstr[0] ?
+						((redisContext *)q->ctx)->errstr : "connection closed");
+				else
+					ai_errf(err, AI_EX_UNAVAILABLE, "%s is not ready: %.120s", q->url,
+						r[again - 1]->str);
+				for (size_t i = 0; i < got; i++) {
+					freeReplyObject(r[i]);
+					r[i] = NULL;
+				}
+				drop(q);
 			}
-			drop(q);
 		}
 		if (!patient) {
 			free(r);
 			*caller = lost;
 			return -1;
+		}
+		if (stopped(q)) {
+			free(r);
+			return ai_errf(caller, AI_EX_INTERRUPT, "interrupted");
 		}
 		q->reconnects++;
 		sleep_ms(backoff);
@@ -405,19 +473,61 @@ static void replies_free(redisReply **r, size_t n)
 
 /* ---- the URL ---- */
 
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 :
+	       c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/*
+ * Decodes the %XX of s[0, n) (RFC 3986: a password may hold '@', ':' or
+ * '/' only so) into *out, NUL-terminated: sodium_malloc'd when secret,
+ * else malloc'd.  0; 1 for a %00 (it would end the string); -1 out of
+ * memory.  A '%' without two hex digits after it stays as it is.
+ */
+static int pct_decode(const char *s, size_t n, bool secret, char **out)
+{
+	char *d = secret ? sodium_malloc(n + 1) : malloc(n + 1);
+	size_t k = 0;
+
+	*out = NULL;
+	if (!d)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		int hi = s[i] == '%' && i + 2 < n ? hexval(s[i + 1]) : -1;
+		int lo = hi >= 0 ? hexval(s[i + 2]) : -1;
+
+		if (lo < 0) {
+			d[k++] = s[i];
+			continue;
+		}
+		if (!(d[k++] = (char)(hi * 16 + lo))) {
+			if (secret)
+				sodium_free(d);
+			else
+				free(d);
+			return 1;
+		}
+		i += 2;
+	}
+	d[k] = '\0';
+	*out = d;
+	return 0;
+}
+
 static int parse_url(struct redisq *q, const char *url, struct ai_err *err)
 {
 	const char *s, *at, *host, *hend, *slash;
-	char *end;
+	char *end, shown[120];
 	long v;
 
 	if (!strncmp(url, "rediss://", 9))
 		return ai_errf(err, AI_EX_UNAVAILABLE, "rediss:// needs TLS, and this build's hiredis "
 			       "(0.14, Debian 12) has none: use redis:// over a tunnel (stunnel, "
 			       "spiped, ssh -L) or a private network");
-	if (strncmp(url, "redis://", 8))
-		return ai_errf(err, AI_EX_USAGE, "'%.100s' is not a Redis URL: give "
-			       "redis://[:PASSWORD@]HOST[:PORT][/DB]", url);
+	if (strncmp(url, "redis://", 8))       /* shown without its password */
+		return ai_errf(err, AI_EX_USAGE, "'%s' is not a Redis URL: give "
+			       "redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", url_shown(url, shown, sizeof(shown)));
 	s = url + 8;
 	slash = strchr(s, '/');
 	at = NULL;              /* the last '@' before the path: a password may hold one */
@@ -427,16 +537,19 @@ static int parse_url(struct redisq *q, const char *url, struct ai_err *err)
 	host = s;
 	if (at) {
 		const char *colon = memchr(s, ':', (size_t)(at - s));
+		const char *uend = colon ? colon : at;
+		int d = 0;
 
 		host = at + 1;
-		if (colon && at > colon + 1) {
-			size_t n = (size_t)(at - colon - 1);
-
-			if (!(q->pass = sodium_malloc(n + 1)))
-				return ai_errf(err, AI_EX_OSERR, "out of memory");
-			memcpy(q->pass, colon + 1, n);
-			q->pass[n] = '\0';
-		}
+		/* redis://USER:PASS@ (an ACL user), redis://:PASS@ (the default user) */
+		if (uend > s)
+			d = pct_decode(s, (size_t)(uend - s), false, &q->user);
+		if (!d && colon && at > colon + 1)
+			d = pct_decode(colon + 1, (size_t)(at - colon - 1), true, &q->pass);
+		if (d < 0)
+			return ai_errf(err, AI_EX_OSERR, "out of memory");
+		if (d > 0)
+			goto bad;
 	}
 	hend = slash ? slash : host + strlen(host);
 	{
@@ -482,13 +595,14 @@ static int parse_url(struct redisq *q, const char *url, struct ai_err *err)
 		 q->port, q->db);
 	return 0;
 bad:
-	return ai_errf(err, AI_EX_USAGE, "bad Redis URL (give redis://[:PASSWORD@]HOST[:PORT][/DB])");
+	return ai_errf(err, AI_EX_USAGE, "bad Redis URL (give redis://[[USER]:PASSWORD@]HOST[:PORT][/DB])");
 }
 
 int redisq_open(struct redisq *q, const char *url, const char *password,
 		volatile sig_atomic_t *stop, struct ai_err *err)
 {
-	char host[64];
+	char host[64], hex[17];
+	unsigned char rnd[8];
 	int c;
 
 	memset(q, 0, sizeof(*q));
@@ -497,6 +611,11 @@ int redisq_open(struct redisq *q, const char *url, const char *password,
 		return ai_errf(err, AI_EX_OSERR, "cannot initialise libsodium");
 	if (parse_url(q, url, err))
 		goto fail;
+	if (q->user && !q->pass && !(password && *password)) {
+		ai_errf(err, AI_EX_CONFIG, "%s names user '%.40s' without a password: give it in the URL "
+			"(redis://USER:PASSWORD@host) or as redis_password_cmd in ai.conf", q->url, q->user);
+		goto fail;
+	}
 	if (!q->pass && password && *password) {
 		size_t n = strlen(password);
 
@@ -509,7 +628,11 @@ int redisq_open(struct redisq *q, const char *url, const char *password,
 	if (gethostname(host, sizeof(host)))
 		snprintf(host, sizeof(host), "host");
 	host[sizeof(host) - 1] = '\0';
-	snprintf(q->consumer, sizeof(q->consumer), "%s:%ld", host, (long)getpid());
+	/* Containers share hostnames and pids (every one is pid 1): random bytes keep two
+	 * workers from being one consumer, which would take each other's pending items. */
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(hex, sizeof(hex), rnd, sizeof(rnd));
+	snprintf(q->consumer, sizeof(q->consumer), "%s:%ld:%s", host, (long)getpid(), hex);
 	if ((c = connect_once(q, err))) {
 		if (c > 0 && !err->msg[0])
 			ai_errf(err, AI_EX_UNAVAILABLE, "cannot connect to %s", q->url);
@@ -526,6 +649,8 @@ void redisq_close(struct redisq *q)
 	drop(q);
 	free(q->host);
 	q->host = NULL;
+	free(q->user);
+	q->user = NULL;
 	if (q->pass)
 		sodium_free(q->pass);
 	q->pass = NULL;
@@ -624,7 +749,7 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	const char *l, *a;
 	char created[32], total[32];
 	size_t len;
-	bool too_long, reader = false;
+	bool too_long, reader = false, created_keys = false;
 	int got = 0, rc = -1;
 	long bad = 0;
 	time_t t = time(NULL);
@@ -650,8 +775,10 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	a = json_object_to_json_string_ext(args, JSON_C_TO_STRING_PLAIN);
 	if (PIPE(&p, err, "HSET", k.meta, "state", "submitting", "total", total, "created", created,
 		 "args", a, "ok", "0", "failed", "0") ||
-	    PIPE(&p, err, "XGROUP", "CREATE", k.items, GROUP, "0", "MKSTREAM") ||
-	    send_checked(q, &p, "creating the job", err))
+	    PIPE(&p, err, "XGROUP", "CREATE", k.items, GROUP, "0", "MKSTREAM"))
+		goto out;
+	created_keys = true;    /* from here, a failure removes what was stored */
+	if (send_checked(q, &p, "creating the job", err))
 		goto out;
 	if (jsonl_reader_init(&rd, b.fd, bo.max_line, err))
 		goto out;
@@ -693,6 +820,16 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 		goto out;
 	rc = 0;
 out:
+	if (rc && created_keys) {
+		/* Not listed nor active yet: no worker knows the job; what was stored
+		 * would only stay as state=submitting.  Best effort: err says why. */
+		struct ai_err ignored;
+
+		ai_err_clear(&ignored);
+		pipe_reset(&p);
+		if (!PIPE(&p, &ignored, "DEL", k.meta, k.items, k.keys, k.res))
+			send_checked(q, &p, "removing the job", &ignored);
+	}
 	if (reader)
 		jsonl_reader_release(&rd);
 	batch_close(&b);
@@ -713,6 +850,18 @@ static long reply_long(const redisReply *r)
 	if (r->type == REDIS_REPLY_STRING)
 		return strtol(r->str, NULL, 10);
 	return 0;
+}
+
+/* Whether the elements of array reply a from index from on are all strings (a reply is
+ * data: what another hand wrote to Redis may be anything). */
+static bool strings_from(const redisReply *a, size_t from)
+{
+	if (!a || a->type != REDIS_REPLY_ARRAY)
+		return false;
+	for (size_t i = from; i < a->elements; i++)
+		if (!a->element[i] || a->element[i]->type != REDIS_REPLY_STRING)
+			return false;
+	return true;
 }
 
 json_object *redisq_status(struct redisq *q, const char *id, struct ai_err *err)
@@ -803,7 +952,7 @@ int redisq_results(struct redisq *q, const char *id,
 		np = p.n;
 		pipe_reset(&p);
 		ks = r[0];
-		if (ks->type != REDIS_REPLY_ARRAY) {
+		if (!strings_from(ks, 0)) {
 			reply_err(ks, "LRANGE", err);
 			replies_free(r, np);
 			goto out;
@@ -913,7 +1062,7 @@ int redisq_list(struct redisq *q, char ***ids, size_t *n, struct ai_err *err)
 	pipe_init(&p);
 	if (PIPE(&p, err, "ZRANGE", PFX "jobs", "0", "-1") || rq_send(q, &p, &r, false, err))
 		goto out;
-	if (r[0]->type != REDIS_REPLY_ARRAY) {
+	if (!strings_from(r[0], 0)) {
 		reply_err(r[0], "ZRANGE", err);
 		replies_free(r, 1);
 		goto out;
@@ -969,6 +1118,13 @@ struct worker {
 	struct jsonl_idset seen;        /* the ids of this run */
 	struct ai_err fatal;
 	bool down;                      /* the server stopped answering during the chunk */
+	int64_t quiet_until;            /* mono ms: no quick_send before (Redis failed one) */
+	struct entry *later;            /* taken twice in one run: for the next run of later_job */
+	size_t nlater, caplater;
+	char later_job[64];
+	int64_t later_at;               /* mono ms: when the first of them was put off */
+	char refused[64];               /* the last job whose options job_open refused */
+	char why[256];                  /* and why */
 };
 
 static void note(struct worker *w, const char *fmt, ...) AI_PRINTF(2, 3);
@@ -992,6 +1148,70 @@ static void chunk_clear(struct worker *w)
 	for (size_t i = 0; i < w->n; i++)
 		entry_free(&w->e[i]);
 	w->n = w->next = 0;
+}
+
+/* Appends *e (its strings moved in) to the vector; -1 out of memory (nothing moved). */
+static int entries_push(struct entry **v, size_t *n, size_t *cap, const struct entry *e)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		struct entry *nv = realloc(*v, c * sizeof(*nv));
+
+		if (!nv)
+			return -1;
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = *e;
+	return 0;
+}
+
+static void later_clear(struct worker *w)
+{
+	for (size_t i = 0; i < w->nlater; i++)
+		entry_free(&w->later[i]);
+	w->nlater = 0;
+}
+
+/*
+ * An id taken a second time in one run (a requeued item taken again while
+ * the run goes on): kept for the next run of the job rather than left
+ * pending, where only an idle-time claim would take it again, a delivery
+ * later (one more try counted for one request).  Owns *e's strings.
+ */
+static void put_off(struct worker *w, struct entry *e)
+{
+	if (w->nlater && strcmp(w->later_job, w->job))
+		later_clear(w);         /* another job's: they stay pending, for a claim */
+	if (!w->nlater) {
+		snprintf(w->later_job, sizeof(w->later_job), "%s", w->job);
+		w->later_at = mono_ms();
+	}
+	if (entries_push(&w->later, &w->nlater, &w->caplater, e))
+		entry_free(e);
+}
+
+/*
+ * Adds the entries put off to the chunk when it is of their job and they
+ * are fresh (not yet idle long enough for another worker to claim them:
+ * the heartbeat does not cover them).
+ */
+static void take_later(struct worker *w)
+{
+	if (!w->nlater)
+		return;
+	if (!strcmp(w->later_job, w->job) && mono_ms() - w->later_at < w->o->claim_idle_ms / 2) {
+		size_t i = 0;
+
+		for (; i < w->nlater; i++)
+			if (entries_push(&w->e, &w->n, &w->cap, &w->later[i]))
+				break;
+		for (; i < w->nlater; i++)   /* out of memory: left pending */
+			entry_free(&w->later[i]);
+		w->nlater = 0;
+		return;
+	}
+	later_clear(w);
 }
 
 /* Whether a line is a failure (*failed) that another try may cure, and whether it was sent. */
@@ -1086,6 +1306,27 @@ static void on_flush(void *ud)
 		flush_out(w, &w->fatal);
 }
 
+/*
+ * Sends p from inside the engine (admit, pause, progress), where a wait
+ * for Redis would stall every request in flight: once, not patient, and
+ * after a failure not again for a second.  On failure the caller goes on
+ * without Redis (fails open: the items are still ours, their lines are
+ * stored by flush_out, which waits).  0 with *r (owned), or -1.
+ */
+static int quick_send(struct worker *w, struct pipe *p, redisReply ***r)
+{
+	struct ai_err e;
+
+	if (mono_ms() < w->quiet_until)
+		return -1;
+	ai_err_clear(&e);
+	if (!rq_send(w->q, p, r, false, &e))
+		return 0;
+	w->quiet_until = mono_ms() + 1000;
+	note(w, "%s", e.msg);
+	return -1;
+}
+
 static void on_pause(long ms, void *ud);
 
 /*
@@ -1119,16 +1360,16 @@ static void on_progress(const struct batch_stats *s, bool final, void *ud)
 	w->last_beat = mono_ms();
 	if (!(argv = calloc(w->n - w->next + 8, sizeof(*argv))))
 		return;
-	argv[n++] = "XCLAIM";
+	argv[n++] = "EVALSHA";
+	argv[n++] = shas[SC_BEAT];
+	argv[n++] = "1";
 	argv[n++] = w->k.items;
 	argv[n++] = GROUP;
 	argv[n++] = w->q->consumer;
-	argv[n++] = "0";
 	for (size_t i = w->next; i < w->n; i++)
 		argv[n++] = w->e[i].eid;
-	argv[n++] = "JUSTID";
 	pipe_init(&p);
-	if (!pipe_add(&p, (int)n, argv, NULL, &w->fatal) && !rq_send(w->q, &p, &r, true, &w->fatal))
+	if (!pipe_add(&p, (int)n, argv, NULL, &w->fatal) && !quick_send(w, &p, &r))
 		replies_free(r, p.n);
 	pipe_release(&p);
 	free(argv);
@@ -1167,7 +1408,7 @@ static long on_admit(long est, void *ud)
 	snprintf(want, sizeof(want), "%d", w->o->parallel);
 	pipe_init(&p);
 	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_BUCKET], "1", w->k.rl, rpm, tpm, e, want) &&
-	    !rq_send(w->q, &p, &r, true, &w->fatal)) {
+	    !quick_send(w, &p, &r)) {
 		if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer > 0)
 			wait = (long)r[0]->integer;
 		else if (r[0]->type == REDIS_REPLY_INTEGER)
@@ -1197,17 +1438,21 @@ static void on_pause(long ms, void *ud)
 		w->pause_until = mono_ms() + ms;
 	snprintf(m, sizeof(m), "%ld", ms);
 	pipe_init(&p);
-	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_PAUSE], "1", w->k.rl, m) &&
-	    !rq_send(w->q, &p, &r, true, &w->fatal))
+	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_PAUSE], "1", w->k.rl, m) && !quick_send(w, &p, &r))
 		replies_free(r, 1);
 	pipe_release(&p);
 }
 
+/*
+ * Opens job id for the items taken: 0, 1 when its options are refused
+ * (unreadable, or job_open said no: its items get an error line), -1 when
+ * Redis is lost for good.
+ */
 static int job_start(struct worker *w, const char *id, struct ai_err *err)
 {
 	struct pipe p;
 	redisReply **r;
-	json_object *args;
+	json_object *args = NULL;
 	int rc;
 
 	if (w->open && !strcmp(w->job, id))
@@ -1220,6 +1465,8 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 	snprintf(w->job, sizeof(w->job), "%s", id);
 	if (job_keys(&w->k, id, err))
 		return -1;
+	if (!strcmp(w->refused, id))
+		return 1;
 	pipe_init(&p);
 	if (PIPE(&p, err, "HGET", w->k.meta, "args") || rq_send(w->q, &p, &r, true, err)) {
 		pipe_release(&p);
@@ -1228,19 +1475,28 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 	pipe_release(&p);
 	if (r[0]->type != REDIS_REPLY_STRING || !(args = json_tokener_parse(r[0]->str)) ||
 	    !json_object_is_type(args, json_type_array)) {
-		replies_free(r, 1);
-		return ai_errf(err, AI_EX_DATAERR, "job '%s' has no options that can be read", id);
+		ai_errf(err, AI_EX_DATAERR, "the job's options cannot be read");
+		rc = -1;
+	} else {
+		memset(&w->bo, 0, sizeof(w->bo));
+		rc = w->o->job_open(args, &w->bo, &w->c, w->o->ud, err);
 	}
 	replies_free(r, 1);
-	memset(&w->bo, 0, sizeof(w->bo));
-	rc = w->o->job_open(args, &w->bo, &w->c, w->o->ud, err);
 	json_object_put(args);
-	if (rc)
-		return -1;
+	if (rc) {
+		/* A job anyone with access to Redis may have written: the worker goes on. */
+		snprintf(w->refused, sizeof(w->refused), "%s", id);
+		snprintf(w->why, sizeof(w->why), "%s", err->msg[0] ? err->msg : "its options are refused");
+		ai_err_clear(err);
+		note(w, "job %s refused: %s", id, w->why);
+		return 1;
+	}
 	w->open = true;
 	note(w, "working on job %s", id);
 	return 0;
 }
+
+static int refuse(struct worker *w, size_t from, struct ai_err *err);
 
 /*
  * Takes items of job id: 1 with items, 0 none (*done: the job is over), -1
@@ -1254,7 +1510,7 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	const redisReply *a;
 	char count[16], idle[32];
 	size_t had = w->n;
-	int rc = -1;
+	int rc = -1, refused = 0;
 
 	*done = false;
 	if (job_keys(&k, id, err))
@@ -1270,7 +1526,7 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	}
 	pipe_release(&p);
 	a = r[0];
-	if (a->type != REDIS_REPLY_ARRAY || a->elements < 1) {
+	if (a->type != REDIS_REPLY_ARRAY || a->elements < 1 || !strings_from(a, 0)) {
 		reply_err(a, "taking items", err);
 		goto out;
 	}
@@ -1287,7 +1543,7 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 		if (pause > 0 && pause < 3600000)
 			w->pause_until = mono_ms() + pause;
 	}
-	if (a->elements > 4 && job_start(w, id, err))
+	if (a->elements > 4 && (refused = job_start(w, id, err)) < 0)
 		goto out;
 	for (size_t i = 4; i + 3 < a->elements; i += 4) {
 		struct entry *e;
@@ -1315,6 +1571,8 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 		}
 	}
 	rc = w->n > had;
+	if (rc && refused && refuse(w, had, err))
+		rc = -1;
 out:
 	replies_free(r, 1);
 	return rc;
@@ -1344,37 +1602,63 @@ static void entry_free(struct entry *e)
 	free(e->line);
 }
 
-/* A poison item's line: given up on without another try. */
-static int poison(struct worker *w, struct entry *e, struct ai_err *err)
+/* An item's error line of type, stored without a request: it is not tried (again). */
+static int give_up(struct worker *w, struct entry *e, const char *type, const char *msg, int attempts,
+		   struct ai_err *err)
 {
 	struct buf l;
 	json_object *item = json_tokener_parse(e->line), *iv = NULL;
-	char msg[160];
 	int rc;
 
 	buf_init(&l, 0);
 	if (item && json_object_is_type(item, json_type_object))
 		json_object_object_get_ex(item, "id", &iv);
 	iv = iv ? json_object_get(iv) : json_object_new_string(e->key);
-	snprintf(msg, sizeof(msg), "taken %ld times without a result (its worker died each time): "
-		 "given up", e->tries - 1);
-	rc = !iv || jsonl_err_line(&l, iv, 0, "poison", msg, (int)(e->tries - 1)) ? -1 :
+	rc = !iv || jsonl_err_line(&l, iv, 0, type, msg, attempts) ? -1 :
 	     store(w, e->eid, e->key, l.data, l.len, false, err);
 	if (rc && !err->code)
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 	json_object_put(iv);
 	json_object_put(item);
 	buf_release(&l);
-	if (!rc) {
-		w->st->poison++;
-		note(w, "job %s: item '%.80s' is poison", w->job, e->key);
-	}
 	return rc;
+}
+
+/* A poison item's line: given up on without another try. */
+static int poison(struct worker *w, struct entry *e, struct ai_err *err)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), "taken %ld times without a result (its worker died each time): "
+		 "given up", e->tries - 1);
+	if (give_up(w, e, "poison", msg, (int)(e->tries - 1), err))
+		return -1;
+	w->st->poison++;
+	note(w, "job %s: item '%.80s' is poison", w->job, e->key);
+	return 0;
+}
+
+/* The items taken from index from on, of a job whose options were refused: each its error line. */
+static int refuse(struct worker *w, size_t from, struct ai_err *err)
+{
+	char msg[320];
+	int rc = 0;
+
+	snprintf(msg, sizeof(msg), "the job was refused: %s", w->why);
+	for (size_t i = from; i < w->n; i++) {
+		if (!rc && give_up(w, &w->e[i], "job_refused", msg, 0, err))
+			rc = -1;
+		if (!rc)
+			w->st->refused++;
+		entry_free(&w->e[i]);
+	}
+	w->n = from;
+	return rc || flush_out(w, err) ? -1 : 0;
 }
 
 /*
  * Sorts the entries taken, from index from on: poison items get their line,
- * an id already in this run is left pending (for a later look), the rest
+ * an id already in this run is put off to the next run (put_off), the rest
  * are appended to the chunk's file for the engine.  The number kept.
  */
 static long admit_entries(struct worker *w, size_t from, struct ai_err *err)
@@ -1388,8 +1672,15 @@ static long admit_entries(struct worker *w, size_t from, struct ai_err *err)
 
 		if (dup < 0)
 			return ai_errf(err, AI_EX_OSERR, "out of memory");
-		if (dup || e->tries > w->o->max_deliveries) {
-			if (!dup && poison(w, e, err))
+		if (dup) {
+			put_off(w, e);
+			continue;
+		}
+		if (e->tries > w->o->max_deliveries || !e->line[0]) {
+			if (!dup && !e->line[0] &&
+			    give_up(w, e, "invalid_input", "the item's entry in Redis has no line", 0, err))
+				return -1;
+			if (!dup && e->line[0] && poison(w, e, err))
 				return -1;
 			entry_free(e);
 			continue;
@@ -1440,6 +1731,7 @@ static int run_chunk(struct worker *w, struct ai_err *err)
 	w->tmp_len = 0;
 	if (ftruncate(w->tmp, 0) || lseek(w->tmp, 0, SEEK_SET) < 0)
 		return ai_errf_errno(err, AI_EX_IOERR, "cannot reuse the chunk's temporary file");
+	take_later(w);
 	if ((kept = admit_entries(w, 0, err)) < 0 || flush_out(w, err))
 		return -1;
 	if (!kept)
@@ -1509,7 +1801,7 @@ static int active_jobs(struct worker *w, char ***ids, size_t *n, struct ai_err *
 	pipe_init(&p);
 	if (PIPE(&p, err, "SMEMBERS", PFX "active") || rq_send(w->q, &p, &r, true, err))
 		goto out;
-	if (r[0]->type != REDIS_REPLY_ARRAY) {
+	if (!strings_from(r[0], 0)) {
 		reply_err(r[0], "SMEMBERS", err);
 		replies_free(r, 1);
 		goto out;
@@ -1575,6 +1867,9 @@ int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct red
 			}
 			if (!done)
 				all_done = false;
+			/* Nothing new, but items put off for this job: a run for them. */
+			if (!got && w.nlater && w.open && !strcmp(w.later_job, ids[i]) && !strcmp(w.job, ids[i]))
+				got = 1;
 			if (got > 0) {
 				worked = true;
 				if (run_chunk(&w, err)) {
@@ -1615,6 +1910,8 @@ int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct red
 out:
 	chunk_clear(&w);
 	free(w.e);
+	later_clear(&w);
+	free(w.later);
 	jsonl_idset_release(&w.seen);
 	pipe_release(&w.out);
 	if (w.open)

@@ -50,18 +50,19 @@ struct redisq {
 	void *ctx;              /* redisContext, or NULL while disconnected */
 	char *host;             /* owned */
 	int port, db;
+	char *user;             /* owned or NULL: the URL's user (Redis 6 ACL) */
 	char *pass;             /* owned (sodium_malloc'd) or NULL */
 	char url[160];          /* for messages: without the password */
-	char consumer[128];     /* host:pid, this worker's name in the group */
+	char consumer[128];     /* host:pid:16 random hex digits, this worker's name in the group */
 	long round_trips;       /* pipelines sent (each one round trip) */
 	long reconnects;
 	volatile sig_atomic_t *stop;    /* borrowed, or NULL */
 };
 
 /*
- * Parses url (redis://[[user]:pass@]host[:port][/db]) and connects: AUTH
- * with the URL's password, else with password (borrowed; from
- * redis_password_cmd), then SELECT db.  -1 with err: a bad URL
+ * Parses url (redis://[[user]:pass@]host[:port][/db], user and pass
+ * percent-decoded) and connects: AUTH [user] with the URL's password, else
+ * with password (borrowed; from redis_password_cmd), then SELECT db.  -1 with err: a bad URL
  * (AI_EX_USAGE), rediss:// (AI_EX_UNAVAILABLE: this hiredis has no TLS),
  * no answer (AI_EX_UNAVAILABLE), a refused password (AI_EX_CONFIG).
  * stop (borrowed, may be NULL) ends waits for a lost connection.
@@ -115,7 +116,9 @@ struct redisq_worker_opts {
 	/*
 	 * Called when the worker starts on a job: fills *bo (the job's options
 	 * from args, borrowed) and *c (a client for them); both stay valid
-	 * until job_close.  -1 with err ends the worker.
+	 * until job_close.  -1 with err refuses the job (anyone who can write
+	 * to Redis can write its args): each of its items gets an error line
+	 * of type "job_refused" saying err, and the worker goes on.
 	 */
 	int (*job_open)(json_object *args, struct batch_opts *bo, struct ai_client **c,
 			void *ud, struct ai_err *err);
@@ -130,7 +133,7 @@ struct redisq_worker_opts {
  * job is complete or cancelled (0).  Counts go to *st (items run, stored).
  */
 struct redisq_worker_stats {
-	long items, stored, requeued, poison;
+	long items, stored, requeued, poison, refused;
 };
 int redisq_work(struct redisq *q, const struct redisq_worker_opts *o, struct redisq_worker_stats *st,
 		struct ai_err *err);

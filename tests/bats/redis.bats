@@ -389,3 +389,156 @@ wait_workers() {
 	printf '%s\n' "$output" >"$T/out"
 	assert_each_once "$T/out" 8
 }
+
+# ---- what a worker takes from Redis (the review's fixes) ----
+
+@test "redis: a job's options are an allowlist: a refused job's items get error lines, the worker goes on" {
+	items 3 >"$T/in"
+	good=$(ai-batch --queue "$Q" submit -m test-model <"$T/in")
+	# Jobs written by anyone who can write to Redis: options a worker must not
+	# take (its key sent elsewhere, its files read, an exit on every take).
+	bad=()
+	for args in '["--base-url","http://127.0.0.1:1/v1"]' '["-T","@/etc/passwd"]' '["--version"]' \
+		'["-h"]' '["--temperature","7"]' '["--model"]' '["--profile","x"]' '{"a":1}' \
+		'["--option","model=x"]' '["--schema-saved","not json"]' '[1,2]'; do
+		id=$(ai-batch --queue "$Q" submit <"$T/in")
+		rcli hset "ai-batch:$id" args "$args" >/dev/null
+		bad+=("$id")
+	done
+	worker -P 2
+	for id in "${bad[@]}" "$good"; do
+		run --separate-stderr timeout 60 ai-batch --queue "$Q" wait "$id"
+		assert_eq "$status" $([[ $id == "$good" ]] && echo 0 || echo 1) "wait $id"
+	done
+	for id in "${bad[@]}"; do
+		run --separate-stderr ai-batch --queue "$Q" results "$id"
+		assert_eq "$(jq -r .error.type <<<"$output" | sort | uniq -c | awk '{print $1, $2}')" "3 job_refused" "$id"
+	done
+	assert_contains "$(ai-batch --queue "$Q" results "${bad[0]}" | head -n 1 | jq -r .error.message)" "--base-url"
+	assert_eq "$(request_count $CHAT)" 3 "only the good job's items were sent"
+	assert_eq "$(requests $CHAT | jq -r .body.model | sort -u)" "test-model"
+	kill -TERM "${WORKERS[0]}"
+	rc=0
+	wait "${WORKERS[0]}" || rc=$?
+	WORKERS=()
+	assert_eq "$rc" 143 "the worker served every job until its SIGTERM"
+}
+
+@test "redis: -T is stored expanded, for workers that have not the template" {
+	TD=$XDG_CONFIG_HOME/ai/templates
+	mkdir -p "$TD"
+	printf 'system: Classify.\ntemperature: 0.1\nmax_tokens: 5\n\nAs {{kind}}: {{input}}' >"$TD/cls"
+	printf 'Say {{input}}' >"$T/say.tmpl"
+	items 2 >"$T/in"
+	a=$(ai-batch --queue "$Q" submit -T cls --param kind=sentiment "$T/in")
+	b=$(ai-batch --queue "$Q" submit -T "@$T/say.tmpl" "$T/in")
+	rm -r "$TD" "$T/say.tmpl"
+	assert_not_contains "$(rcli hget "ai-batch:$a" args)" '"-T"'
+	worker "$a"
+	worker "$b"
+	wait_workers
+	assert_eq "$(requests $CHAT | jq -r '.body.messages[-1].content' | sort | tr '\n' '|')" \
+		"As sentiment: echo-me 1|As sentiment: echo-me 2|Say echo-me 1|Say echo-me 2|"
+	r=$(requests $CHAT | jq -c 'select(.body.messages[-1].content | startswith("As"))' | head -n 1)
+	assert_eq "$(jq -r '.body.messages[0].content' <<<"$r")" "Classify."
+	assert_eq "$(jq -r '.body.temperature' <<<"$r")" 0.1
+	assert_eq "$(jq -r '.body.max_tokens // .body.max_completion_tokens' <<<"$r")" 5
+}
+
+@test "redis: a stream entry without a line (written by another hand) gets an error line, the rest run" {
+	items 3 >"$T/in"
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	rcli xadd "ai-batch:$id:items" '*' k bogus >/dev/null
+	rcli xadd "ai-batch:$id:items" '*' k i9 line '{"id":"i9","text":"echo-me 9"}' >/dev/null
+	rcli rpush "ai-batch:$id:keys" bogus i9 >/dev/null
+	rcli hincrby "ai-batch:$id" total 2 >/dev/null
+	run timeout 60 ai-batch --queue "$Q" worker --no-cache -P 8 "$id"
+	assert_eq "$status" 0
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	assert_eq "$status" 0
+	assert_eq "$(jq -r '.id + " " + (.output // .error.type)' <<<"$output" | tr '\n' '|')" \
+		"i1 echo: echo-me 1|i2 echo: echo-me 2|i3 echo: echo-me 3|bogus invalid_input|i9 echo: echo-me 9|"
+}
+
+@test "redis: a worker's consumer name holds random bytes, so containers with one hostname and pid differ" {
+	items 2 >"$T/in"
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	worker "$id"
+	wait_workers
+	name=$(rcli xinfo consumers "ai-batch:$id:items" workers | sed -n 2p)
+	[[ $name =~ ^.+:[0-9]+:[0-9a-f]{16}$ ]] || { echo "consumer '$name'" >&2; false; }
+}
+
+@test "redis: redis://USER:PASS@ logs in as that ACL user, the password percent-decoded; never echoed" {
+	stop_redis
+	RPASS="pw-$RANDOM$RANDOM"
+	start_redis --requirepass "$RPASS"
+	rcli acl setuser alice on '>s3:cr@t/x%' '~*' '&*' +@all >/dev/null
+	items 2 >"$T/in"
+	AI_BATCH_QUEUE="redis://alice:s3%3Acr%40t%2Fx%25@127.0.0.1:$RPORT/0" run --separate-stderr \
+		ai-batch submit "$T/in"
+	assert_eq "$status" 0 "$stderr"
+	id=$output
+	AI_BATCH_QUEUE="redis://alice:wrong@127.0.0.1:$RPORT/0" run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 78
+	assert_not_contains "$stderr" wrong
+	# The user's password from redis_password_cmd.
+	mkdir -p "$XDG_CONFIG_HOME/ai"
+	printf 'redis_password_cmd = printf %%s %q\n' 's3:cr@t/x%' >"$XDG_CONFIG_HOME/ai/config"
+	AI_BATCH_QUEUE="redis://alice@127.0.0.1:$RPORT/0" run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 0 "$stderr"
+	rm "$XDG_CONFIG_HOME/ai/config"
+	AI_BATCH_QUEUE="redis://alice@127.0.0.1:$RPORT/0" run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 78
+	assert_contains "$stderr" "without a password"
+	# A URL of another scheme is refused without showing its password.
+	run --separate-stderr ai-batch --queue "http://u:hunter2@127.0.0.1:$RPORT/0" list
+	assert_eq "$status" 64
+	assert_contains "$stderr" "not a Redis URL"
+	assert_not_contains "$stderr" hunter2
+	run --separate-stderr ai-batch --queue "redis://:a%00b@127.0.0.1:$RPORT/0" list
+	assert_eq "$status" 64
+}
+
+@test "redis: SCRIPT FLUSH mid-run: the worker loads its scripts again and goes on" {
+	items 30 >"$T/in"
+	ctl '{"set":{"latency_ms":100}}'
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	worker -P 2 "$id"
+	wait_for_requests 4 $CHAT 30
+	rcli script flush >/dev/null
+	wait_workers
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	assert_eq "$status" 0
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 30
+	assert_eq "$(request_count $CHAT)" 30 "nothing sent twice"
+}
+
+@test "redis: a submit that fails half way (Redis out of memory) leaves no keys behind" {
+	for ((i = 0; i < 4000; i++)); do printf '{"id":"i%d","text":"%0200d"}\n' "$i" 0; done >"$T/in"
+	rcli config set maxmemory 2mb >/dev/null
+	rcli config set maxmemory-policy noeviction >/dev/null
+	run --separate-stderr ai-batch --queue "$Q" submit "$T/in"
+	assert_eq "$status" 69
+	assert_contains "$stderr" "OOM"
+	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys left"
+}
+
+@test "redis: an item requeued and taken again in the same run is run next, not after the idle time" {
+	# An item fails once (500, no retries): it goes back to the end of the stream and
+	# the same run takes it again; it used to stay pending until --claim-idle
+	# (60 s) had passed, with one more delivery counted for it.
+	items 6 >"$T/in"
+	ctl '{"set":{"latency_ms":300}}'
+	ctl '{"push":[{"path":"/v1/chat/completions","status":500}]}'
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	run timeout 30 ai-batch --queue "$Q" worker --no-cache --retries 0 -P 2 "$id"
+	assert_eq "$status" 0 "done well before the 60 s idle time"
+	run --separate-stderr ai-batch --queue "$Q" results "$id"
+	printf '%s\n' "$output" >"$T/out"
+	assert_each_once "$T/out" 6
+	assert_eq "$(jq -c 'select(.error)' "$T/out")" "" "no error lines"
+	assert_eq "$(rcli hvals "ai-batch:$id:tries" | awk '{ s += $1 } END { print s }')" 7 "one delivery a request"
+	assert_eq "$(request_count $CHAT)" 7
+}
