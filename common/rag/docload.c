@@ -607,9 +607,13 @@ static htmlDocPtr parse_quietly(const char *html, int n)
 
 	xmlSetGenericErrorFunc(NULL, quiet);
 	xmlSetStructuredErrorFunc(NULL, quiet_structured);
-	/* Without NONET a page could make the parser fetch its DTD. */
+	/*
+	 * Without NONET a page could make the parser fetch its DTD.  No NOBLANKS:
+	 * it drops the space between two inline elements ("<b>a</b> <b>b</b>"
+	 * would read "ab"); walk collapses whitespace itself.
+	 */
 	doc = htmlReadMemory(html, n, NULL, NULL, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
-			     HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_NOBLANKS);
+			     HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
 	xmlSetGenericErrorFunc(gen_ctx, gen);
 	xmlSetStructuredErrorFunc(st_ctx, st);
 	return doc;

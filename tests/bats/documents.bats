@@ -183,6 +183,11 @@ HTML
 		ai-index --db "$DB" --no-embed -q --source web/page.html
 	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only geysers
 	assert_eq "$(jq -r .text <<<"$output")" "stdin page about geysers"
+	# the space between two inline elements is a word break, not nothing
+	printf '<p>marked <mark>alpha</mark> <mark>omega</mark> words</p>\n' |
+		ai-index --db "$DB" --no-embed -q --source web/marks.html
+	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only omega
+	assert_eq "$(jq -r .text <<<"$output")" "marked alpha omega words"
 	# A page with no text outside its scripts is that document's error.
 	printf '<html><body><script>only()</script></body></html>\n' >"$T/empty.html"
 	run --separate-stderr ai-index --db "$DB" --no-embed -q "$T/empty.html"
