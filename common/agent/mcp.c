@@ -29,7 +29,8 @@ struct mcp_server {
 	bool skipping;                  /* discarding the rest of an over-long line */
 	struct buf eline;               /* stderr, not yet a whole line */
 	bool eskipping;
-	bool eof;                       /* its stdout ended */
+	bool eof;                       /* its stdout ended, or it was stopped */
+	bool toolong;                   /* a line past MCP_LINE_MAX was dropped while writing */
 	int64_t next_id;
 	char version[16];
 	bool list_changed;
@@ -209,6 +210,11 @@ static int next_message(struct mcp_server *s, long deadline, json_object **msg, 
 			return 0;
 		}
 		s->scanned = s->in.len;
+		if (s->toolong) {
+			s->toolong = false;
+			return serr(s, AI_EX_UNAVAILABLE, err,
+				    "sent a message longer than %zu bytes", MCP_LINE_MAX);
+		}
 		if (s->eof) {
 			read_stderr(s);
 			return serr(s, AI_EX_UNAVAILABLE, err, "exited (its output ended)");
@@ -419,6 +425,18 @@ static int run_headers_cmd(struct mcp_server *s, struct ai_err *err)
 
 /* ---- writing ------------------------------------------------------------ */
 
+/* toolproc_write's drain: reads what the server says while it is written to. */
+static int drain(void *ud)
+{
+	struct mcp_server *s = ud;
+	bool toolong = false;
+
+	read_stderr(s);
+	if (!s->eof && read_stdout(s, &toolong) && toolong)
+		s->toolong = true;
+	return s->eof ? -1 : 0;
+}
+
 /* Sends msg (borrowed) as one line. */
 static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struct ai_err *err)
 {
@@ -445,12 +463,19 @@ static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struc
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
 	ai_err_clear(&e);
-	rc = toolproc_write(&s->proc, line.data, line.len, deadline, s->o.cancel, &e);
+	rc = toolproc_write(&s->proc, line.data, line.len, deadline, s->o.cancel, drain, s, &e);
 	buf_release(&line);
-	if (rc)
-		return e.code == AI_EX_INTERRUPT ? ai_errf(err, e.code, "interrupted") :
-		       serr(s, e.code, err, "%s", e.msg);
-	return 0;
+	if (!rc)
+		return 0;
+	/*
+	 * Part of the line may be in its input: the next message would be glued
+	 * to it.  Nothing said to it from here on could be trusted: it is stopped.
+	 */
+	read_stderr(s);
+	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
+	s->eof = true;
+	return e.code == AI_EX_INTERRUPT ? ai_errf(err, e.code, "interrupted") :
+	       serr(s, e.code, err, "%s; it was stopped", e.msg);
 }
 
 /* A new {"jsonrpc":"2.0"} with method (may be NULL) and params (taken; may be NULL). */

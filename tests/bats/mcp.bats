@@ -99,7 +99,7 @@ npm_servers() {
 	# every tool of every page is offered
 	assert_contains "$output" fault_echo
 	assert_contains "$output" fault_weird_name_x
-	assert_eq "$(grep -c '^fault_' <<<"$output")" 13
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 15
 }
 
 @test "mcp: a protocol version ai-agent does not speak is refused at start" {
@@ -112,7 +112,7 @@ npm_servers() {
 	declare_fault --version 2024-11-05
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 13 tools"
+	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 15 tools"
 }
 
 @test "mcp: a server that never answers initialize fails at the start-up timeout" {
@@ -269,6 +269,38 @@ inside
 	assert_eq "${ERR[2]}" "the tool 'fault_huge' failed: MCP server 'fault': sent a message longer than 16777216 bytes"
 	# the rest of the long line is skipped: the next call is answered
 	assert_eq "${RES[3]}" '{"output":"{\"text\":\"after\"}"}'
+}
+
+@test "mcp: a server blocked writing its stderr still gets a long message: its output is read while writing" {
+	local long
+	long=$(printf 'z%.0s' {1..30000})
+	push "$(calls '{"name":"fault_flood","arguments":{}}')" \
+		"$(calls "{\"name\":\"fault_echo\",\"arguments\":{\"text\":\"$long\"}}")" '{"reply":"done"}'
+	run --separate-stderr agent --yes --mcp fault --tool-timeout 20s --max-output 65536 "go"
+	assert_eq "$status" 0
+	assert_eq "$output" done
+	results 2
+	assert_eq "${RES[0]}" '{"output":"flooded"}'
+	results 3
+	assert_eq "$(jq -r '.output | fromjson | .text | length' <<<"${RES[1]}")" 30000
+}
+
+@test "mcp: a message written only in part stops the server: the next one is not glued to it" {
+	local long
+	long=$(printf 'z%.0s' {1..30000})
+	push "$(calls '{"name":"fault_stall","arguments":{}}')" \
+		"$(calls "{\"name\":\"fault_echo\",\"arguments\":{\"text\":\"$long\"}}")" \
+		"$(calls '{"name":"fault_echo","arguments":{"text":"after"}}')" '{"reply":"done"}'
+	run --separate-stderr agent --yes --mcp fault --tool-timeout 0.5s "go"
+	assert_eq "$status" 0
+	assert_eq "$output" done
+	results 2
+	assert_eq "${RES[0]}" '{"output":"stalled"}'
+	results 3
+	assert_eq "${ERR[1]}" "the tool 'fault_echo' failed: MCP server 'fault': it did not read its input in time; it was stopped"
+	results 4
+	assert_eq "${ERR[2]}" "the tool 'fault_echo' failed: MCP server 'fault': is no longer running"
+	! pgrep -f "$FLOG" >/dev/null
 }
 
 @test "mcp: a call that never ends is cancelled at --tool-timeout and the server told" {

@@ -29,8 +29,14 @@
  *   ping      pings the client first, then answers "ponged" once it answered
  *   changed   sends notifications/tools/list_changed, then answers "changed"
  *   noisy     writes "noise on stderr" to stderr, then answers "quiet"
+ *   flood     shrinks its input pipe to 4 KiB, answers "flooded", then writes
+ *             512 KiB of lines to stderr before it reads on (the client must
+ *             read them while it writes)
+ *   stall     shrinks its input pipe to 4 KiB, answers "stalled", then reads
+ *             nothing for 3 s
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE             /* F_SETPIPE_SZ */
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -98,7 +104,7 @@ static json_object *tool(const char *name, bool ro)
 
 static const char *const tools[] = {
 	"echo", "write", "fail", "media", "die", "wrongid", "malformed", "huge", "hang", "ping",
-	"changed", "noisy", "weird.name/x", NULL
+	"changed", "noisy", "weird.name/x", "flood", "stall", NULL
 };
 
 static void list(json_object *id, json_object *params)
@@ -210,6 +216,17 @@ static void call(json_object *id, json_object *params)
 		fputs("noise on stderr\n", stderr);
 		fflush(stderr);
 		result(id, text_result("quiet", false));
+	} else if (!strcmp(name, "flood")) {
+		/* A one-page input pipe: a message past 4 KiB fills it (tool arguments stop at 64 KiB). */
+		fcntl(0, F_SETPIPE_SZ, 4096);
+		result(id, text_result("flooded", false));
+		for (int i = 0; i < 8192; i++)
+			fprintf(stderr, "flood %05d %50s\n", i, "");
+		fflush(stderr);
+	} else if (!strcmp(name, "stall")) {
+		fcntl(0, F_SETPIPE_SZ, 4096);
+		result(id, text_result("stalled", false));
+		sleep(3);
 	} else {
 		json_object *o = reply(id);
 
