@@ -354,7 +354,11 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	}
 	if (resp.captured[0] && !s->session[0])
 		snprintf(s->session, sizeof(s->session), "%s", resp.captured);
-	if (resp.status == 404 && s->session[0]) {
+	if (resp.captured_bad) {
+		/* Sent back cut or with other bytes, it would name another session, or none. */
+		rc = serr(s, AI_EX_UNAVAILABLE, err, "sent an Mcp-Session-Id that is longer than %zu "
+			  "bytes or not visible ASCII", sizeof(resp.captured) - 1);
+	} else if (resp.status == 404 && s->session[0]) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
 	} else if (resp.status < 200 || resp.status > 299) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "answered HTTP %ld", resp.status);

@@ -353,6 +353,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 		r->retry_after_ms = r->rl_remaining_requests = r->rl_remaining_tokens = r->rl_reset_ms = -1;
 		r->content_type[0] = '\0';
 		r->captured[0] = '\0';
+		r->captured_bad = false;
 		return len;
 	}
 	colon = memchr(line, ':', len);
@@ -396,8 +397,19 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 			r->rl_reset_ms = ms;
 	}
 	if (x->req->capture && nl == strlen(x->req->capture) && !strncasecmp(line, x->req->capture, nl)) {
-		memcpy(r->captured, v, vl + 1 < sizeof(r->captured) ? vl + 1 : sizeof(r->captured));
-		r->captured[sizeof(r->captured) - 1] = '\0';
+		/* Kept whole or not at all: a value cut, or with bytes a header cannot carry back, is flagged. */
+		size_t whole = (size_t)(line + len - colon);
+
+		while (whole && (colon[whole - 1] == '\r' || colon[whole - 1] == '\n' || colon[whole - 1] == ' '))
+			whole--;
+		r->captured[0] = '\0';
+		r->captured_bad = whole >= sizeof(r->captured);
+		for (size_t i = 0; i < whole && !r->captured_bad; i++)
+			r->captured_bad = (unsigned char)colon[i] < 0x21 || (unsigned char)colon[i] > 0x7e;
+		if (!r->captured_bad) {
+			memcpy(r->captured, colon, whole);
+			r->captured[whole] = '\0';
+		}
 	}
 #undef IS
 	return len;

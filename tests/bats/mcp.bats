@@ -524,6 +524,20 @@ data: $call
 		'["initialize","notifications/initialized","tools/list","tools/call","tools/call",null]'
 }
 
+@test "mcp: Streamable HTTP: a session id too long or with bytes outside 0x21-0x7E is refused, not cut" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local long
+	long=$(printf 's%.0s' {1..300})
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" '{mcp: {web: {url: $u}}}' >"$T/mcp.json"
+	for id in "$long" "two words"; do
+		ctl "$(jq -nc --argjson init "$init" --arg id "$id" '{push: [
+			{path: "/mcp", status: 200, body: $init, headers: {"Mcp-Session-Id": $id}}]}')"
+		run --separate-stderr agent --mcp web "go"
+		assert_eq "$status" 69
+		assert_contains "$stderr" "MCP server 'web': sent an Mcp-Session-Id that is longer than 255 bytes or not visible ASCII"
+	done
+}
+
 @test "mcp: Streamable HTTP: a call that is not answered in time is cancelled with a POST" {
 	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
 	local list='{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"slow","annotations":{"readOnlyHint":true}}]}}'
