@@ -381,49 +381,94 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	return rc;
 }
 
-/* headers_cmd through the shell, as api_key_cmd is (it is the user's own
- * configuration): "Name: value" lines, or a bare token for "Authorization: Bearer". */
+/* True when line (n bytes) is "Name: value", Name made of RFC 9110 token characters. */
+static bool header_line(const char *line, size_t n)
+{
+	const char *colon = memchr(line, ':', n);
+
+	if (!colon || colon == line)
+		return false;
+	for (const char *p = line; p < colon; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+			return false;
+	return true;
+}
+
+/*
+ * headers_cmd through the shell, as api_key_cmd is (it is the user's own
+ * configuration).  Its output is one line, a header or a bare token sent
+ * as "Authorization: Bearer", or lines that are all "Name: value": any
+ * other line (a stray message, a second token) is refused rather than
+ * sent.  Lines are never quoted in the error: they may be secrets.
+ */
 static int run_headers_cmd(struct mcp_server *s, struct ai_err *err)
 {
 	FILE *p = popen(s->d->headers_cmd, "r");
-	char line[4096];
+	struct buf out;
+	char chunk[4096];
+	size_t n, nlines = 0, bad = 0;
 	int st;
 
 	if (!p)
 		return serr(s, AI_EX_CONFIG, err, "cannot run headers_cmd: %s", strerror(errno));
-	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs)))) {
-		pclose(p);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
-	while (fgets(line, sizeof(line), p)) {
-		size_t n = strcspn(line, "\r\n");
-		char *colon;
-		struct buf b;
-
-		line[n] = '\0';
-		if (!n)
-			continue;
-		if (s->nhdrs == HTTP_HEADER_MAX)
-			break;
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
-				line[i] = ' ';
-		colon = strchr(line, ':');
-		buf_init(&b, 0);
-		if (colon && colon > line && memchr(line, ' ', (size_t)(colon - line)) == NULL)
-			buf_addstr(&b, line);
-		else
-			buf_addf(&b, "Authorization: Bearer %s", line);
-		if (!(s->hdrs[s->nhdrs] = buf_detach(&b, NULL))) {
+	buf_init(&out, HTTP_HEADER_MAX * 4096);
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0)
+		if (buf_add(&out, chunk, n)) {
 			pclose(p);
-			return ai_errf(err, AI_EX_OSERR, "out of memory");
+			buf_release(&out);
+			return serr(s, AI_EX_CONFIG, err, "headers_cmd printed more than %d bytes",
+				    HTTP_HEADER_MAX * 4096);
 		}
-		s->nhdrs++;
-	}
 	st = pclose(p);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		buf_release(&out);
 		return serr(s, AI_EX_CONFIG, err, "headers_cmd failed (status %d): check it in '%s'",
 			    st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), s->d->file);
+	}
+	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs)))) {
+		buf_release(&out);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	/* Twice through its lines: to count those not blank, then to take them. */
+	for (int pass = 0; pass < 2 && !bad; pass++) {
+		for (size_t off = 0, no = 1; off < out.len && !bad; no++) {
+			char *line = out.data + off, *nl = memchr(line, '\n', out.len - off);
+			size_t len = nl ? (size_t)(nl - line) : out.len - off;
+			struct buf b;
+
+			off += len + (nl != NULL);
+			while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
+				       line[len - 1] == '\t'))
+				len--;
+			if (!len)
+				continue;
+			if (!pass) {
+				nlines++;
+				continue;
+			}
+			for (size_t i = 0; i < len && !bad; i++)
+				if ((unsigned char)line[i] < 0x20 ? line[i] != '\t' : line[i] == 0x7f)
+					bad = no;
+			if (bad || (nlines > 1 && !header_line(line, len)) ||
+			    s->nhdrs == HTTP_HEADER_MAX) {
+				bad = no;
+				break;
+			}
+			buf_init(&b, 0);
+			if (header_line(line, len) ? buf_add(&b, line, len) :
+			    buf_addf(&b, "Authorization: Bearer %.*s", (int)len, line)) {
+				buf_release(&b);
+				buf_release(&out);
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			}
+			s->hdrs[s->nhdrs++] = buf_detach(&b, NULL);
+		}
+	}
+	buf_release(&out);
+	if (bad)
+		return serr(s, AI_EX_CONFIG, err, "headers_cmd printed line %zu, which is not "
+			    "\"Name: value\" (only a single line may be a bare token), or more than %d "
+			    "headers: check it in '%s'", bad, HTTP_HEADER_MAX, s->d->file);
 	return 0;
 }
 

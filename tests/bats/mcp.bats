@@ -461,7 +461,7 @@ inside
 	pid=$!
 	wait_for_output "$T/ev.out" "listening on port $port"
 	jq -n --arg u "http://127.0.0.1:$port/mcp" \
-		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo tok-123"}}}' >"$T/mcp.json"
+		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo Authorization: Bearer tok-123"}}}' >"$T/mcp.json"
 	push "$(calls '{"name":"web_echo","arguments":{"message":"over http"}}' '{"name":"web_get-sum","arguments":{"a":1,"b":2}}')" \
 		'{"reply":"done"}'
 	run --separate-stderr agent --mcp web "go"
@@ -499,7 +499,7 @@ data: $call
 		{path: "/mcp", status: 500, body: "boom"},
 		{path: "/mcp", status: 200, body: ""}]}')"
 	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
-		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo tok-123"}}}' >"$T/mcp.json"
+		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo Authorization: Bearer tok-123"}}}' >"$T/mcp.json"
 	push "$(calls '{"name":"web_w","arguments":{}}')" "$(calls '{"name":"web_w","arguments":{}}')" '{"reply":"done"}'
 	run --separate-stderr agent -v --mcp web "go"
 	assert_eq "$status" 0
@@ -522,6 +522,30 @@ data: $call
 	assert_not_contains "$stderr" tok-123
 	assert_eq "$(jq -sc '[.[] | .body.method?]' "$T/mcp.log")" \
 		'["initialize","notifications/initialized","tools/list","tools/call","tools/call",null]'
+}
+
+@test "mcp: headers_cmd: one line may be a bare token; several must all be headers, or nothing is sent" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local list='{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}'
+	ctl "$(jq -nc --argjson init "$init" --argjson list "$list" '{push: [
+		{path: "/mcp", status: 200, body: $init},
+		{path: "/mcp", status: 202, body: ""},
+		{path: "/mcp", status: 200, body: $list}]}')"
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" '{mcp: {web: {url: $u, headers_cmd: "echo tok-9"}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp web --list-tools
+	assert_eq "$status" 0
+	assert_eq "$(requests /mcp | jq -sc '[.[] | .headers.authorization] | unique')" '["Bearer tok-9"]'
+	# a second line that is not a header: refused, never sent as a second Authorization
+	: >"$SERVER_LOG"
+	for cmd in "echo X-A: 1; echo stray message" "echo tok-1; echo tok-2" "printf 'X-A: 1\001\n'"; do
+		jq -n --arg u "http://127.0.0.1:$PORT/mcp" --arg c "$cmd" '{mcp: {web: {url: $u, headers_cmd: $c}}}' >"$T/mcp.json"
+		run --separate-stderr agent --mcp web --list-tools
+		assert_eq "$status" 78 "$cmd"
+		assert_contains "$stderr" "MCP server 'web': headers_cmd printed line "
+		assert_not_contains "$stderr" tok-
+		assert_not_contains "$stderr" stray
+	done
+	assert_eq "$(requests /mcp | wc -l)" 0
 }
 
 @test "mcp: Streamable HTTP: a session id too long or with bytes outside 0x21-0x7E is refused, not cut" {
