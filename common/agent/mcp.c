@@ -199,13 +199,20 @@ static int next_message(struct mcp_server *s, long deadline, json_object **msg, 
 			     json_tokener_get_parse_end(tok) == end &&
 			     json_object_is_type(o, json_type_object);
 			json_tokener_free(tok);
+			if (!ok) {
+				/* A banner or a stray print: noted, and the answer still awaited. */
+				char note[STDERR_LINE_MAX];
+
+				json_object_put(o);
+				snprintf(note, sizeof(note), "skipped a line on its output that is not "
+					 "a JSON-RPC message: %.*s", (int)(end < 200 ? end : 200), s->in.data);
+				buf_consume(&s->in, len + 1);
+				s->scanned = 0;
+				slog(s, "note", note);
+				continue;
+			}
 			buf_consume(&s->in, len + 1);
 			s->scanned = 0;
-			if (!ok) {
-				json_object_put(o);
-				return serr(s, AI_EX_UNAVAILABLE, err,
-					    "sent a line that is not a JSON-RPC message");
-			}
 			*msg = o;
 			return 0;
 		}

@@ -102,6 +102,14 @@ npm_servers() {
 	assert_eq "$(grep -c '^fault_' <<<"$output")" 15
 }
 
+@test "mcp: a banner line on stdout before initialize's answer is skipped, and noted with -v" {
+	declare_fault --banner
+	run --separate-stderr agent -v --mcp fault --list-tools
+	assert_eq "$status" 0
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 15
+	assert_contains "$stderr" "MCP server 'fault' note: skipped a line on its output that is not a JSON-RPC message: mcp-faultserver: ready"
+}
+
 @test "mcp: a protocol version ai-agent does not speak is refused at start" {
 	declare_fault --version 2023-01-01
 	run --separate-stderr agent --mcp fault "task"
@@ -257,15 +265,16 @@ inside
 	assert_eq "${ERR[1]}" "the tool 'fault_echo' failed: MCP server 'fault': is no longer running"
 }
 
-@test "mcp: a wrong id, a malformed line and a 50 MB line are errors for the model, not a hang" {
+@test "mcp: a wrong id and a 50 MB line are errors for the model, not a hang; a line not JSON is skipped" {
 	push "$(calls '{"name":"fault_wrongid","arguments":{}}' '{"name":"fault_malformed","arguments":{}}' \
 		'{"name":"fault_huge","arguments":{}}' '{"name":"fault_echo","arguments":{"text":"after"}}')" '{"reply":"done"}'
-	run --separate-stderr agent --yes --mcp fault "go"
+	run --separate-stderr agent -v --yes --mcp fault "go"
 	assert_eq "$status" 0
 	assert_eq "$output" done
 	results 2
 	assert_eq "${ERR[0]}" "the tool 'fault_wrongid' failed: MCP server 'fault': answered id 103, which was never asked (waiting for 3)"
-	assert_eq "${ERR[1]}" "the tool 'fault_malformed' failed: MCP server 'fault': sent a line that is not a JSON-RPC message"
+	assert_eq "${RES[1]}" '{"output":"after the noise"}'
+	assert_contains "$stderr" "MCP server 'fault' note: skipped a line on its output that is not a JSON-RPC message: this is {not json"
 	assert_eq "${ERR[2]}" "the tool 'fault_huge' failed: MCP server 'fault': sent a message longer than 16777216 bytes"
 	# the rest of the long line is skipped: the next call is answered
 	assert_eq "${RES[3]}" '{"output":"{\"text\":\"after\"}"}'

@@ -3,7 +3,7 @@
  * tests/bats/mcp.bats: what the reference servers never do.
  *
  *   mcp-faultserver [--log FILE] [--version V] [--pages N] [--hang-init]
- *                   [--ignore-term] [--clash] [--no-tools-cap]
+ *                   [--ignore-term] [--clash] [--no-tools-cap] [--banner]
  *
  * It speaks newline-delimited JSON-RPC 2.0 on stdin and stdout and logs
  * every line it receives to FILE (one line each, flushed), so a test can
@@ -12,6 +12,7 @@
  *   --version V     answer initialize with protocolVersion V (default: the client's)
  *   --pages N       spread tools/list over N pages (cursors "p1", "p2", ...)
  *   --hang-init     never answer initialize
+ *   --banner        print a line that is not JSON on stdout first, as some servers do
  *   --ignore-term   ignore SIGTERM and keep running after stdin ends (the
  *                   client must SIGKILL it)
  *   --clash         also offer "a.b" and "a_b", which sanitise to one name
@@ -23,7 +24,7 @@
  *   media     an image, a resource and a resource link
  *   die       exits 3 before answering
  *   wrongid   answers with another id
- *   malformed writes a line that is not JSON
+ *   malformed writes a line that is not JSON, then answers "after the noise"
  *   huge      writes a 50 MB line
  *   hang      never answers
  *   ping      pings the client first, then answers "ponged" once it answered
@@ -185,6 +186,7 @@ static void call(json_object *id, json_object *params)
 	} else if (!strcmp(name, "malformed")) {
 		fputs("this is {not json\n", stdout);
 		fflush(stdout);
+		result(id, text_result("after the noise", false));
 	} else if (!strcmp(name, "huge")) {
 		char *buf = malloc(1 << 20);
 
@@ -247,6 +249,8 @@ int main(int argc, char **argv)
 			version = argv[++i];
 		else if (!strcmp(argv[i], "--pages") && i + 1 < argc)
 			pages = (int)strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--banner"))
+			puts("mcp-faultserver: ready");
 		else if (!strcmp(argv[i], "--hang-init"))
 			hang_init = true;
 		else if (!strcmp(argv[i], "--ignore-term"))
