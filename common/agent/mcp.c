@@ -530,8 +530,9 @@ static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struc
 	read_stderr(s);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	s->eof = true;
-	return e.code == AI_EX_INTERRUPT ? ai_errf(err, e.code, "interrupted") :
-	       serr(s, e.code, err, "%s; it was stopped", e.msg);
+	if (e.code == AI_EX_INTERRUPT)
+		return ai_errf(err, e.code, "interrupted");
+	return serr(s, e.code, err, e.code == AI_EX_TEMPFAIL ? "%s; it was stopped" : "%s", e.msg);
 }
 
 /* A new {"jsonrpc":"2.0"} with method (may be NULL) and params (taken; may be NULL). */
