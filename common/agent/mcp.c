@@ -107,6 +107,10 @@ static void read_stderr(struct mcp_server *s)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		/* Its last line may have no newline: it is logged all the same. */
+		if (s->eline.len && !s->eskipping)
+			slog(s, "stderr", s->eline.data);
+		buf_reset(&s->eline);
 		close(s->proc.err);
 		s->proc.err = -1;
 	}
@@ -1091,9 +1095,16 @@ int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, si
 		json_object_put(p);
 		return serr(s, AI_EX_UNAVAILABLE, err, "is no longer running");
 	}
-	args = json_tokener_parse(args_json && *args_json ? args_json : "{}");
-	if (!args || jv_add(p, "name", json_object_new_string(t->remote)) ||
-	    jv_add(p, "arguments", args)) {
+	if (!(args = json_tokener_parse(args_json && *args_json ? args_json : "{}"))) {
+		json_object_put(p);
+		return ai_errf(err, AI_EX_DATAERR, "its arguments are not JSON");
+	}
+	if (jv_add(p, "name", json_object_new_string(t->remote))) {
+		json_object_put(args);
+		json_object_put(p);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if (jv_add(p, "arguments", args)) {     /* takes args, even on failure */
 		json_object_put(p);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -1104,7 +1115,9 @@ int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, si
 	if (request(s, "tools/call", p, timeout_ms, true, &out, err))
 		return -1;
 	res->ms = (long)mono_ms() - t0;
-	res->is_error = json_object_object_get_ex(out, "isError", &v) && json_object_get_boolean(v);
+	/* Only true itself: json_object_get_boolean would call the string "false" true. */
+	res->is_error = json_object_object_get_ex(out, "isError", &v) &&
+			json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
 	buf_init(&b, 0);
 	if (json_object_object_get_ex(out, "content", &content) &&
 	    json_object_is_type(content, json_type_array) && json_object_array_length(content)) {

@@ -639,6 +639,8 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 	}
 	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, &d->cmd, &w, err))
 		return -1;
+	if (d->headers_cmd && !d->url)
+		return tool_err(err, &w, "\"headers_cmd\" is for a server at a \"url\"");
 	if (json_object_object_get_ex(o, "command", &v)) {
 		if (d->url)
 			return tool_err(err, &w, "give \"command\" (stdio) or \"url\" (HTTP), not both");

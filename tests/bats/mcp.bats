@@ -99,14 +99,14 @@ npm_servers() {
 	# every tool of every page is offered
 	assert_contains "$output" fault_echo
 	assert_contains "$output" fault_weird_name_x
-	assert_eq "$(grep -c '^fault_' <<<"$output")" 15
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 17
 }
 
 @test "mcp: a banner line on stdout before initialize's answer is skipped, and noted with -v" {
 	declare_fault --banner
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_eq "$(grep -c '^fault_' <<<"$output")" 15
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 17
 	assert_contains "$stderr" "MCP server 'fault' note: skipped a line on its output that is not a JSON-RPC message: mcp-faultserver: ready"
 }
 
@@ -120,7 +120,7 @@ npm_servers() {
 	declare_fault --version 2024-11-05
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 15 tools"
+	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 17 tools"
 }
 
 @test "mcp: a server that never answers initialize fails at the start-up timeout" {
@@ -157,6 +157,10 @@ npm_servers() {
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/bad.json" "task"
 	assert_eq "$status" 78
 	assert_contains "$stderr" 'not both'
+	echo '{"mcp": {"x": {"command": ["/bin/cat"], "headers_cmd": "echo tok"}}}' >"$T/bad.json"
+	run --separate-stderr ai-agent --no-default-tools --tools "$T/bad.json" "task"
+	assert_eq "$status" 78
+	assert_eq "$stderr" "ai-agent: tools file '$T/bad.json', MCP server 'x': \"headers_cmd\" is for a server at a \"url\""
 	echo '{"mcp": {"bad name": {"command": ["/bin/cat"]}}}' >"$T/bad.json"
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/bad.json" "task"
 	assert_eq "$status" 78
@@ -252,6 +256,15 @@ npm_servers() {
 inside
 [resource link: file:///y]"
 	assert_eq "$(jq -sc '[.[] | select(.event == "tool") | .ok]' "$T/trace")" '[false,true]'
+}
+
+@test "mcp: isError is a boolean: the string \"false\" is no error; a last stderr line without newline is logged" {
+	push "$(calls '{"name":"fault_strfalse","arguments":{}}')" "$(calls '{"name":"fault_lastword","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault "go"
+	assert_eq "$status" 0
+	results 2
+	assert_eq "${RES[0]}" '{"output":"not an error"}'
+	assert_contains "$stderr" "MCP server 'fault' stderr: last words"
 }
 
 @test "mcp: a server that dies mid-call: the model is told, the run goes on" {

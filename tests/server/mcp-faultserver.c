@@ -33,6 +33,8 @@
  *   flood     shrinks its input pipe to 4 KiB, answers "flooded", then writes
  *             512 KiB of lines to stderr before it reads on (the client must
  *             read them while it writes)
+ *   strfalse  answers with "isError": "false" (a string, not a boolean)
+ *   lastword  writes "last words" to stderr without a newline, then exits 3
  *   stall     shrinks its input pipe to 4 KiB, answers "stalled", then reads
  *             nothing for 3 s
  */
@@ -105,7 +107,7 @@ static json_object *tool(const char *name, bool ro)
 
 static const char *const tools[] = {
 	"echo", "write", "fail", "media", "die", "wrongid", "malformed", "huge", "hang", "ping",
-	"changed", "noisy", "weird.name/x", "flood", "stall", NULL
+	"changed", "noisy", "weird.name/x", "flood", "stall", "strfalse", "lastword", NULL
 };
 
 static void list(json_object *id, json_object *params)
@@ -225,6 +227,14 @@ static void call(json_object *id, json_object *params)
 		for (int i = 0; i < 8192; i++)
 			fprintf(stderr, "flood %05d %50s\n", i, "");
 		fflush(stderr);
+	} else if (!strcmp(name, "strfalse")) {
+		json_object *r = text_result("not an error", false);
+
+		json_object_object_add(r, "isError", json_object_new_string("false"));
+		result(id, r);
+	} else if (!strcmp(name, "lastword")) {
+		fputs("last words", stderr);
+		exit(3);
 	} else if (!strcmp(name, "stall")) {
 		fcntl(0, F_SETPIPE_SZ, 4096);
 		result(id, text_result("stalled", false));
