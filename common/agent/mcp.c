@@ -39,6 +39,7 @@ struct mcp_server {
 	bool http;
 	char **hdrs;                    /* owned: headers_cmd's "Name: value" lines */
 	size_t nhdrs;
+	char **hdr_names;               /* owned, NULL-terminated: their names, hidden by -v */
 	char session[256];              /* Mcp-Session-Id, or "" */
 	json_object *queue;             /* owned array of messages not yet read */
 	size_t qhead;
@@ -355,6 +356,7 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	req.body_len = text ? strlen(text) : 0;
 	req.headers = hdrs;
 	req.capture = "mcp-session-id";
+	req.redact = (const char *const *)s->hdr_names;
 	http_resp_init(&resp);
 	if (http_do(&ho, &req, &resp, err)) {
 		http_resp_release(&resp);
@@ -436,14 +438,15 @@ static int run_headers_cmd(struct mcp_server *s, struct ai_err *err)
 		return serr(s, AI_EX_CONFIG, err, "headers_cmd failed (status %d): check it in '%s'",
 			    st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), s->d->file);
 	}
-	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs)))) {
+	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs))) ||
+	    !(s->hdr_names = calloc(HTTP_HEADER_MAX + 1, sizeof(*s->hdr_names)))) {
 		buf_release(&out);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
 	/* Twice through its lines: to count those not blank, then to take them. */
 	for (int pass = 0; pass < 2 && !bad; pass++) {
 		for (size_t off = 0, no = 1; off < out.len && !bad; no++) {
-			char *line = out.data + off, *nl = memchr(line, '\n', out.len - off);
+			char *line = out.data + off, *nl = memchr(line, '\n', out.len - off), *hdr;
 			size_t len = nl ? (size_t)(nl - line) : out.len - off;
 			struct buf b;
 
@@ -472,7 +475,13 @@ static int run_headers_cmd(struct mcp_server *s, struct ai_err *err)
 				buf_release(&out);
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
 			}
-			s->hdrs[s->nhdrs++] = buf_detach(&b, NULL);
+			hdr = s->hdrs[s->nhdrs] = buf_detach(&b, NULL);
+			/* Every header it gives may be a secret: -v shows none of their values. */
+			s->hdr_names[s->nhdrs++] = strndup(hdr, strcspn(hdr, ":"));
+			if (!s->hdr_names[s->nhdrs - 1]) {
+				buf_release(&out);
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			}
 		}
 	}
 	buf_release(&out);
@@ -942,9 +951,12 @@ static void server_free(struct mcp_server *s)
 		s->o.cancel = NULL;
 		http_send(s, "DELETE", NULL, (long)mono_ms() + 2000, &e);
 	}
-	for (size_t i = 0; i < s->nhdrs; i++)
+	for (size_t i = 0; i < s->nhdrs; i++) {
 		free(s->hdrs[i]);
+		free(s->hdr_names ? s->hdr_names[i] : NULL);
+	}
 	free(s->hdrs);
+	free(s->hdr_names);
 	json_object_put(s->queue);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	buf_release(&s->in);

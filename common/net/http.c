@@ -499,6 +499,18 @@ static void debug_line(const struct http_opts *o, struct buf *b)
 	o->debug(b->data, o->debug_ud);
 }
 
+/* True when line (n bytes) is "Name: ..." with Name in names (NULL-terminated; may be NULL). */
+static bool redacted(const char *const *names, const char *line, size_t n)
+{
+	const char *colon = memchr(line, ':', n);
+
+	for (; names && *names && colon; names++)
+		if (strlen(*names) == (size_t)(colon - line) &&
+		    !strncasecmp(line, *names, (size_t)(colon - line)))
+			return true;
+	return false;
+}
+
 /* -v: the exchange on stderr through the caller's function, the bearer token redacted. */
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 {
@@ -533,6 +545,9 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 			buf_addstr(&b, "Authorization: [redacted]");
 		else if (show > 8 && !strncasecmp(data, "api-key:", 8))   /* Azure OpenAI's */
 			buf_addstr(&b, "api-key: [redacted]");
+		else if (type == CURLINFO_HEADER_OUT && redacted(x->req->redact, data, show))
+			buf_addf(&b, "%.*s: [redacted]", (int)((const char *)memchr(data, ':', show) - data),
+				 data);
 		else
 			buf_add(&b, data, show);
 		if (show && o->debug)

@@ -77,6 +77,8 @@ struct http_req {
 	size_t fd_max;
 	const char *capture;            /* NULL, or a header name whose value the answer
 	                                   keeps in resp->captured (MCP's Mcp-Session-Id) */
+	const char *const *redact;      /* NULL, or NULL-terminated header names whose values
+	                                   debug output hides, as it hides Authorization's */
 };
 
 struct http_resp {
