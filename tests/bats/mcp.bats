@@ -570,6 +570,27 @@ data: $call
 	assert_eq "$(requests /mcp | wc -l)" 0
 }
 
+@test "mcp: headers_cmd reads no input of ai-agent's, and is killed at the start-up timeout" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local list='{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}'
+	ctl "$(jq -nc --argjson init "$init" --argjson list "$list" '{push: [
+		{path: "/mcp", status: 200, body: $init},
+		{path: "/mcp", status: 202, body: ""},
+		{path: "/mcp", status: 200, body: $list}]}')"
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
+		'{mcp: {web: {url: $u, headers_cmd: "if read -r x; then echo X-Got: $x; else echo X-Got: nothing; fi"}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp web --list-tools <<<"the piped task"
+	assert_eq "$status" 0
+	assert_eq "$(requests /mcp | jq -sc '[.[] | .headers["x-got"]] | unique')" '["nothing"]'
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
+		'{mcp: {web: {url: $u, headers_cmd: "sleep 61.5; echo tok", startup_timeout_ms: 300}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp web --list-tools
+	assert_eq "$status" 75
+	assert_eq "$stderr" "ai-agent: MCP server 'web' did not start within 300 ms (startup_timeout_ms)"
+	# and what it started went with it
+	! pgrep -f "sleep 61.5" >/dev/null
+}
+
 @test "mcp: Streamable HTTP: a session id too long or with bytes outside 0x21-0x7E is refused, not cut" {
 	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
 	local long
