@@ -1002,11 +1002,14 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 				continue;
 			}
 			if (name_taken(ts, v, n, v[n].name)) {
-				serr(s, AI_EX_CONFIG, err, "its tool '%.100s' would be offered as '%s', "
-				     "which another tool already is", v[n].remote, v[n].name);
+				/* Its other tools are still worth having: this one is left out. */
+				char note[300];
+
+				snprintf(note, sizeof(note), "its tool '%.100s' would be offered as '%s', "
+					 "which another tool already is: left out", v[n].remote, v[n].name);
+				slog(s, "note", note);
 				tooldef_release(&v[n]);
-				json_object_put(res);
-				goto fail;
+				continue;
 			}
 			n++;
 		}
@@ -1018,6 +1021,20 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 		if (++pages == MCP_MAX_PAGES) {
 			serr(s, AI_EX_UNAVAILABLE, err, "pages tools/list past %d pages", MCP_MAX_PAGES);
 			goto fail;
+		}
+	}
+	/* A name in "allow" that it does not offer is likely a typo: said, not fatal. */
+	for (char **a = s->d->allow; a && *a; a++) {
+		size_t i = 0;
+
+		while (i < n && strcmp(v[i].remote, *a))
+			i++;
+		if (i == n) {
+			char note[200];
+
+			snprintf(note, sizeof(note), "\"allow\" names '%.100s', a tool it does not offer",
+				 *a);
+			slog(s, "note", note);
 		}
 	}
 	*out = v;

@@ -169,11 +169,16 @@ npm_servers() {
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/mcp.json" --tools "$T/mcp.json" "task"
 	assert_eq "$status" 78
 	assert_contains "$stderr" "the MCP server 'fault' is already declared in '$T/mcp.json'"
-	# two tools that sanitise to one name
-	declare_fault --clash
-	run --separate-stderr agent --mcp fault "task"
-	assert_eq "$status" 78
-	assert_eq "$stderr" "ai-agent: MCP server 'fault': its tool 'a_b' would be offered as 'fault_a_b', which another tool already is"
+	# a name clash after sanitising leaves the second tool out, with a note; the server starts
+	declare_fault --clash -- '{"allow": ["echo", "nosuch"]}'
+	run --separate-stderr agent -v --mcp fault --list-tools
+	assert_eq "$status" 0
+	assert_eq "$(grep -c '^fault_a_b' <<<"$output")" 1
+	assert_contains "$output" fault_echo
+	assert_contains "$stderr" "MCP server 'fault' note: its tool 'a_b' would be offered as 'fault_a_b', which another tool already is: left out"
+	# and an allowed name it does not offer is noted
+	assert_contains "$stderr" "MCP server 'fault' note: \"allow\" names 'nosuch', a tool it does not offer"
+	assert_not_contains "$stderr" "names 'echo'"
 	# an HTTP server that is not there fails the start
 	echo '{"mcp": {"remote": {"url": "http://127.0.0.1:9/mcp"}}}' >"$T/http.json"
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/http.json" --mcp remote "task"
