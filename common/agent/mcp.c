@@ -23,6 +23,7 @@
 const char *const mcp_versions[] = { "2025-06-18", "2025-03-26", "2024-11-05", NULL };
 
 #define STDERR_LINE_MAX ((size_t)4096)
+#define STDERR_LINES_MAX 100            /* logged per request: a chatty server floods no log */
 #define READ_CHUNK ((size_t)65536)
 
 struct mcp_server {
@@ -33,6 +34,7 @@ struct mcp_server {
 	bool skipping;                  /* discarding the rest of an over-long line */
 	struct buf eline;               /* stderr, not yet a whole line */
 	bool eskipping;
+	int elines;                     /* stderr lines logged since the last request */
 	bool eof;                       /* its stdout ended, or it was stopped */
 	bool toolong;                   /* a line past MCP_LINE_MAX was dropped while writing */
 	int64_t next_id;
@@ -76,18 +78,29 @@ static int serr(struct mcp_server *s, int code, struct ai_err *err, const char *
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* Logs one stderr line, up to STDERR_LINES_MAX a request, then says the rest are not. */
+static void log_stderr(struct mcp_server *s, const char *text)
+{
+	if (s->elines < STDERR_LINES_MAX)
+		slog(s, "stderr", text);
+	else if (s->elines == STDERR_LINES_MAX)
+		slog(s, "note", "its further stderr lines until the next request are not logged");
+	if (s->elines <= STDERR_LINES_MAX)
+		s->elines++;
+}
+
 /* Hands each whole stderr line to the log; a line past STDERR_LINE_MAX is cut. */
 static void take_stderr(struct mcp_server *s, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] == '\n') {
 			if (!s->eskipping)
-				slog(s, "stderr", s->eline.data ? s->eline.data : "");
+				log_stderr(s, s->eline.data ? s->eline.data : "");
 			buf_reset(&s->eline);
 			s->eskipping = false;
 		} else if (!s->eskipping) {
 			if (s->eline.len >= STDERR_LINE_MAX - 1) {
-				slog(s, "stderr", s->eline.data);
+				log_stderr(s, s->eline.data);
 				buf_reset(&s->eline);
 				s->eskipping = true;
 			} else {
@@ -114,7 +127,7 @@ static void read_stderr(struct mcp_server *s)
 			return;
 		/* Its last line may have no newline: it is logged all the same. */
 		if (s->eline.len && !s->eskipping)
-			slog(s, "stderr", s->eline.data);
+			log_stderr(s, s->eline.data);
 		buf_reset(&s->eline);
 		close(s->proc.err);
 		s->proc.err = -1;
@@ -765,6 +778,7 @@ static int request(struct mcp_server *s, const char *method, json_object *params
 	int rc;
 
 	*result = NULL;
+	s->elines = 0;
 	if (!m || jv_add(m, "id", json_object_new_int64(id))) {
 		json_object_put(m);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");

@@ -303,9 +303,13 @@ inside
 	long=$(printf 'z%.0s' {1..30000})
 	push "$(calls '{"name":"fault_flood","arguments":{}}')" \
 		"$(calls "{\"name\":\"fault_echo\",\"arguments\":{\"text\":\"$long\"}}")" '{"reply":"done"}'
-	run --separate-stderr agent --yes --mcp fault --tool-timeout 20s --max-output 65536 "go"
+	run --separate-stderr agent --yes --mcp fault --tool-timeout 20s --max-output 65536 --trace "$T/trace" "go"
 	assert_eq "$status" 0
 	assert_eq "$output" done
+	# of its 8192 stderr lines, 100 a request are logged, then a note says the rest are not
+	(($(jq -s '[.[] | select(.event == "mcp" and .kind == "stderr")] | length' "$T/trace") <= 200))
+	assert_contains "$(jq -r 'select(.event == "mcp" and .kind == "note") | .text' "$T/trace")" \
+		"its further stderr lines until the next request are not logged"
 	results 2
 	assert_eq "${RES[0]}" '{"output":"flooded"}'
 	results 3
