@@ -1228,7 +1228,11 @@ int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, si
 	memset(res, 0, sizeof(*res));
 	if (!p)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (!s->http && (s->eof || toolproc_exited(&s->proc))) {
+	/*
+	 * Alive while its output is open, not while the child started is: a
+	 * launcher (a shell, npx) may fork the server and exit.
+	 */
+	if (!s->http && s->eof) {
 		json_object_put(p);
 		return serr(s, AI_EX_UNAVAILABLE, err, "is no longer running");
 	}

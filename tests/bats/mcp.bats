@@ -272,6 +272,16 @@ inside
 	assert_contains "$stderr" "MCP server 'fault' stderr: last words"
 }
 
+@test "mcp: a server started by a launcher that exits is alive while its output is open" {
+	jq -n --arg f "$FAULT" --arg log "$FLOG" \
+		'{mcp: {fault: {command: ["/bin/sh", "-c", "exec 3<&0; \"$0\" --log \"$1\" <&3 3<&- & exit 0", $f, $log]}}}' >"$T/mcp.json"
+	push "$(calls '{"name":"fault_echo","arguments":{"text":"still here"}}')" '{"reply":"done"}'
+	run --separate-stderr agent --mcp fault "go"
+	assert_eq "$status" 0
+	results 2
+	assert_eq "${RES[0]}" '{"output":"{\"text\":\"still here\"}"}'
+}
+
 @test "mcp: a server that dies mid-call: the model is told, the run goes on" {
 	push "$(calls '{"name":"fault_die","arguments":{}}')" "$(calls '{"name":"fault_echo","arguments":{}}')" '{"reply":"done"}'
 	run --separate-stderr agent --yes --mcp fault "go"
