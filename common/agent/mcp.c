@@ -11,14 +11,19 @@
 #include "utf8.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *const mcp_versions[] = { "2025-06-18", "2025-03-26", "2024-11-05", NULL };
 
 #define STDERR_LINE_MAX ((size_t)4096)
+#define STDERR_LINES_MAX 100            /* logged per request: a chatty server floods no log */
 #define READ_CHUNK ((size_t)65536)
 
 struct mcp_server {
@@ -29,7 +34,9 @@ struct mcp_server {
 	bool skipping;                  /* discarding the rest of an over-long line */
 	struct buf eline;               /* stderr, not yet a whole line */
 	bool eskipping;
-	bool eof;                       /* its stdout ended */
+	int elines;                     /* stderr lines logged since the last request */
+	bool eof;                       /* its stdout ended, or it was stopped */
+	bool toolong;                   /* a line past MCP_LINE_MAX was dropped while writing */
 	int64_t next_id;
 	char version[16];
 	bool list_changed;
@@ -38,6 +45,7 @@ struct mcp_server {
 	bool http;
 	char **hdrs;                    /* owned: headers_cmd's "Name: value" lines */
 	size_t nhdrs;
+	char **hdr_names;               /* owned, NULL-terminated: their names, hidden by -v */
 	char session[256];              /* Mcp-Session-Id, or "" */
 	json_object *queue;             /* owned array of messages not yet read */
 	size_t qhead;
@@ -70,18 +78,29 @@ static int serr(struct mcp_server *s, int code, struct ai_err *err, const char *
 
 /* ---- reading ------------------------------------------------------------ */
 
+/* Logs one stderr line, up to STDERR_LINES_MAX a request, then says the rest are not. */
+static void log_stderr(struct mcp_server *s, const char *text)
+{
+	if (s->elines < STDERR_LINES_MAX)
+		slog(s, "stderr", text);
+	else if (s->elines == STDERR_LINES_MAX)
+		slog(s, "note", "its further stderr lines until the next request are not logged");
+	if (s->elines <= STDERR_LINES_MAX)
+		s->elines++;
+}
+
 /* Hands each whole stderr line to the log; a line past STDERR_LINE_MAX is cut. */
 static void take_stderr(struct mcp_server *s, const char *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (p[i] == '\n') {
 			if (!s->eskipping)
-				slog(s, "stderr", s->eline.data ? s->eline.data : "");
+				log_stderr(s, s->eline.data ? s->eline.data : "");
 			buf_reset(&s->eline);
 			s->eskipping = false;
 		} else if (!s->eskipping) {
 			if (s->eline.len >= STDERR_LINE_MAX - 1) {
-				slog(s, "stderr", s->eline.data);
+				log_stderr(s, s->eline.data);
 				buf_reset(&s->eline);
 				s->eskipping = true;
 			} else {
@@ -106,6 +125,10 @@ static void read_stderr(struct mcp_server *s)
 			continue;
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
+		/* Its last line may have no newline: it is logged all the same. */
+		if (s->eline.len && !s->eskipping)
+			log_stderr(s, s->eline.data);
+		buf_reset(&s->eline);
 		close(s->proc.err);
 		s->proc.err = -1;
 	}
@@ -198,17 +221,29 @@ static int next_message(struct mcp_server *s, long deadline, json_object **msg, 
 			     json_tokener_get_parse_end(tok) == end &&
 			     json_object_is_type(o, json_type_object);
 			json_tokener_free(tok);
+			if (!ok) {
+				/* A banner or a stray print: noted, and the answer still awaited. */
+				char note[STDERR_LINE_MAX];
+
+				json_object_put(o);
+				snprintf(note, sizeof(note), "skipped a line on its output that is not "
+					 "a JSON-RPC message: %.*s", (int)(end < 200 ? end : 200), s->in.data);
+				buf_consume(&s->in, len + 1);
+				s->scanned = 0;
+				slog(s, "note", note);
+				continue;
+			}
 			buf_consume(&s->in, len + 1);
 			s->scanned = 0;
-			if (!ok) {
-				json_object_put(o);
-				return serr(s, AI_EX_UNAVAILABLE, err,
-					    "sent a line that is not a JSON-RPC message");
-			}
 			*msg = o;
 			return 0;
 		}
 		s->scanned = s->in.len;
+		if (s->toolong) {
+			s->toolong = false;
+			return serr(s, AI_EX_UNAVAILABLE, err,
+				    "sent a message longer than %zu bytes", MCP_LINE_MAX);
+		}
 		if (s->eof) {
 			read_stderr(s);
 			return serr(s, AI_EX_UNAVAILABLE, err, "exited (its output ended)");
@@ -338,6 +373,7 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	req.body_len = text ? strlen(text) : 0;
 	req.headers = hdrs;
 	req.capture = "mcp-session-id";
+	req.redact = (const char *const *)s->hdr_names;
 	http_resp_init(&resp);
 	if (http_do(&ho, &req, &resp, err)) {
 		http_resp_release(&resp);
@@ -348,7 +384,11 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	}
 	if (resp.captured[0] && !s->session[0])
 		snprintf(s->session, sizeof(s->session), "%s", resp.captured);
-	if (resp.status == 404 && s->session[0]) {
+	if (resp.captured_bad) {
+		/* Sent back cut or with other bytes, it would name another session, or none. */
+		rc = serr(s, AI_EX_UNAVAILABLE, err, "sent an Mcp-Session-Id that is longer than %zu "
+			  "bytes or not visible ASCII", sizeof(resp.captured) - 1);
+	} else if (resp.status == 404 && s->session[0]) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
 	} else if (resp.status < 200 || resp.status > 299) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "answered HTTP %ld", resp.status);
@@ -371,53 +411,207 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	return rc;
 }
 
-/* headers_cmd through the shell, as api_key_cmd is (it is the user's own
- * configuration): "Name: value" lines, or a bare token for "Authorization: Bearer". */
-static int run_headers_cmd(struct mcp_server *s, struct ai_err *err)
+/* True when line (n bytes) is "Name: value", Name made of RFC 9110 token characters. */
+static bool header_line(const char *line, size_t n)
 {
-	FILE *p = popen(s->d->headers_cmd, "r");
-	char line[4096];
-	int st;
+	const char *colon = memchr(line, ':', n);
 
-	if (!p)
-		return serr(s, AI_EX_CONFIG, err, "cannot run headers_cmd: %s", strerror(errno));
-	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs)))) {
-		pclose(p);
+	if (!colon || colon == line)
+		return false;
+	for (const char *p = line; p < colon; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
+			return false;
+	return true;
+}
+
+extern char **environ;
+
+/*
+ * Runs cmd through /bin/sh with stdin /dev/null (it must not read ai-agent's
+ * input: a task piped in would be swallowed), stdout into out (bounded by
+ * out's cap), stderr and the environment ai-agent's, as api_key_cmd's are
+ * (a credential helper may need both).  Waits until deadline or *cancel:
+ * then the shell is killed.  0 with *status (waitpid's), or -1 with err:
+ * AI_EX_TEMPFAIL at the deadline, AI_EX_INTERRUPT, AI_EX_CONFIG when it
+ * cannot run or prints too much.  It runs in a process group of its own,
+ * killed whole then.
+ */
+static int run_shell(struct mcp_server *s, const char *cmd, long deadline, struct buf *out,
+		     int *status, struct ai_err *err)
+{
+	char *argv[] = { "sh", "-c", (char *)(uintptr_t)cmd, NULL };
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, dflt;
+	int pfd[2], rc = 0, e;
+	bool eof = false;
+	pid_t pid;
+
+	if (pipe(pfd))
+		return ai_errf_errno(err, AI_EX_OSERR, "pipe");
+	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
+	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
+	sigemptyset(&none);
+	sigemptyset(&dflt);
+	sigaddset(&dflt, SIGPIPE);      /* ai-agent ignores it; the command must not */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_addclose(&fa, pfd[1]);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &dflt);
+	/* A group of its own, so that what it started goes with it at the deadline. */
+	posix_spawnattr_setpgroup(&at, 0);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
+				 POSIX_SPAWN_SETPGROUP);
+	e = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(pfd[1]);
+	if (e) {
+		close(pfd[0]);
+		return serr(s, AI_EX_CONFIG, err, "cannot run headers_cmd: %s", strerror(e));
+	}
+	for (;;) {
+		struct pollfd p = { pfd[0], POLLIN, 0 };
+		long now = (long)mono_ms();
+		pid_t w;
+
+		if (eof) {
+			w = waitpid(pid, status, WNOHANG);
+			if (w == pid)
+				break;
+			if (w < 0 && errno != EINTR) {
+				rc = ai_errf_errno(err, AI_EX_OSERR, "waitpid");
+				break;
+			}
+		}
+		if (s->o.cancel && *s->o.cancel) {
+			rc = ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+			break;
+		}
+		if (now >= deadline) {
+			rc = serr(s, AI_EX_TEMPFAIL, err, "headers_cmd did not finish in time");
+			break;
+		}
+		if (eof) {
+			struct timespec ts = { 0, 10 * 1000 * 1000 };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (poll(&p, 1, (int)(deadline - now < 50 ? deadline - now : 50)) > 0) {
+			char chunk[4096];
+			ssize_t r = read(pfd[0], chunk, sizeof(chunk));
+
+			if (r > 0 && buf_add(out, chunk, (size_t)r)) {
+				rc = serr(s, AI_EX_CONFIG, err, "headers_cmd printed more than %zu bytes",
+					  out->max);
+				break;
+			}
+			eof = r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN);
+		}
+	}
+	close(pfd[0]);
+	if (rc) {
+		kill(-pid, SIGKILL);
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	return rc;
+}
+
+/*
+ * headers_cmd through the shell, as api_key_cmd is (it is the user's own
+ * configuration), with an empty stdin, until deadline (run_shell).  Its output is one line, a header or a bare token sent
+ * as "Authorization: Bearer", or lines that are all "Name: value": any
+ * other line (a stray message, a second token) is refused rather than
+ * sent.  Lines are never quoted in the error: they may be secrets.
+ */
+static int run_headers_cmd(struct mcp_server *s, long deadline, struct ai_err *err)
+{
+	struct buf out;
+	size_t nlines = 0, bad = 0;
+	int st = -1;
+
+	buf_init(&out, HTTP_HEADER_MAX * 4096);
+	if (run_shell(s, s->d->headers_cmd, deadline, &out, &st, err)) {
+		buf_release(&out);
+		return -1;
+	}
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		buf_release(&out);
+		return serr(s, AI_EX_CONFIG, err, "headers_cmd failed (status %d): check it in '%s'",
+			    !WIFEXITED(st) ? -1 : WEXITSTATUS(st), s->d->file);
+	}
+	if (!(s->hdrs = calloc(HTTP_HEADER_MAX, sizeof(*s->hdrs))) ||
+	    !(s->hdr_names = calloc(HTTP_HEADER_MAX + 1, sizeof(*s->hdr_names)))) {
+		buf_release(&out);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
-	while (fgets(line, sizeof(line), p)) {
-		size_t n = strcspn(line, "\r\n");
-		char *colon;
-		struct buf b;
+	/* Twice through its lines: to count those not blank, then to take them. */
+	for (int pass = 0; pass < 2 && !bad; pass++) {
+		for (size_t off = 0, no = 1; off < out.len && !bad; no++) {
+			char *line = out.data + off, *nl = memchr(line, '\n', out.len - off), *hdr;
+			size_t len = nl ? (size_t)(nl - line) : out.len - off;
+			struct buf b;
 
-		line[n] = '\0';
-		if (!n)
-			continue;
-		if (s->nhdrs == HTTP_HEADER_MAX)
-			break;
-		for (size_t i = 0; i < n; i++)
-			if ((unsigned char)line[i] < 0x20 && line[i] != '\t')
-				line[i] = ' ';
-		colon = strchr(line, ':');
-		buf_init(&b, 0);
-		if (colon && colon > line && memchr(line, ' ', (size_t)(colon - line)) == NULL)
-			buf_addstr(&b, line);
-		else
-			buf_addf(&b, "Authorization: Bearer %s", line);
-		if (!(s->hdrs[s->nhdrs] = buf_detach(&b, NULL))) {
-			pclose(p);
-			return ai_errf(err, AI_EX_OSERR, "out of memory");
+			off += len + (nl != NULL);
+			while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' ||
+				       line[len - 1] == '\t'))
+				len--;
+			if (!len)
+				continue;
+			if (!pass) {
+				nlines++;
+				continue;
+			}
+			for (size_t i = 0; i < len && !bad; i++)
+				if ((unsigned char)line[i] < 0x20 ? line[i] != '\t' : line[i] == 0x7f)
+					bad = no;
+			if (bad || (nlines > 1 && !header_line(line, len)) ||
+			    s->nhdrs == HTTP_HEADER_MAX) {
+				bad = no;
+				break;
+			}
+			buf_init(&b, 0);
+			if (header_line(line, len) ? buf_add(&b, line, len) :
+			    buf_addf(&b, "Authorization: Bearer %.*s", (int)len, line)) {
+				buf_release(&b);
+				buf_release(&out);
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			}
+			hdr = s->hdrs[s->nhdrs] = buf_detach(&b, NULL);
+			/* Every header it gives may be a secret: -v shows none of their values. */
+			s->hdr_names[s->nhdrs++] = strndup(hdr, strcspn(hdr, ":"));
+			if (!s->hdr_names[s->nhdrs - 1]) {
+				buf_release(&out);
+				return ai_errf(err, AI_EX_OSERR, "out of memory");
+			}
 		}
-		s->nhdrs++;
 	}
-	st = pclose(p);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-		return serr(s, AI_EX_CONFIG, err, "headers_cmd failed (status %d): check it in '%s'",
-			    st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), s->d->file);
+	buf_release(&out);
+	if (bad)
+		return serr(s, AI_EX_CONFIG, err, "headers_cmd printed line %zu, which is not "
+			    "\"Name: value\" (only a single line may be a bare token), or more than %d "
+			    "headers: check it in '%s'", bad, HTTP_HEADER_MAX, s->d->file);
 	return 0;
 }
 
 /* ---- writing ------------------------------------------------------------ */
+
+/* toolproc_write's drain: reads what the server says while it is written to. */
+static int drain(void *ud)
+{
+	struct mcp_server *s = ud;
+	bool toolong = false;
+
+	read_stderr(s);
+	if (!s->eof && read_stdout(s, &toolong) && toolong)
+		s->toolong = true;
+	return s->eof ? -1 : 0;
+}
 
 /* Sends msg (borrowed) as one line. */
 static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struct ai_err *err)
@@ -445,12 +639,20 @@ static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struc
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
 	ai_err_clear(&e);
-	rc = toolproc_write(&s->proc, line.data, line.len, deadline, s->o.cancel, &e);
+	rc = toolproc_write(&s->proc, line.data, line.len, deadline, s->o.cancel, drain, s, &e);
 	buf_release(&line);
-	if (rc)
-		return e.code == AI_EX_INTERRUPT ? ai_errf(err, e.code, "interrupted") :
-		       serr(s, e.code, err, "%s", e.msg);
-	return 0;
+	if (!rc)
+		return 0;
+	/*
+	 * Part of the line may be in its input: the next message would be glued
+	 * to it.  Nothing said to it from here on could be trusted: it is stopped.
+	 */
+	read_stderr(s);
+	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
+	s->eof = true;
+	if (e.code == AI_EX_INTERRUPT)
+		return ai_errf(err, e.code, "interrupted");
+	return serr(s, e.code, err, e.code == AI_EX_TEMPFAIL ? "%s; it was stopped" : "%s", e.msg);
 }
 
 /* A new {"jsonrpc":"2.0"} with method (may be NULL) and params (taken; may be NULL). */
@@ -576,6 +778,7 @@ static int request(struct mcp_server *s, const char *method, json_object *params
 	int rc;
 
 	*result = NULL;
+	s->elines = 0;
 	if (!m || jv_add(m, "id", json_object_new_int64(id))) {
 		json_object_put(m);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
@@ -813,11 +1016,14 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 				continue;
 			}
 			if (name_taken(ts, v, n, v[n].name)) {
-				serr(s, AI_EX_CONFIG, err, "its tool '%.100s' would be offered as '%s', "
-				     "which another tool already is", v[n].remote, v[n].name);
+				/* Its other tools are still worth having: this one is left out. */
+				char note[300];
+
+				snprintf(note, sizeof(note), "its tool '%.100s' would be offered as '%s', "
+					 "which another tool already is: left out", v[n].remote, v[n].name);
+				slog(s, "note", note);
 				tooldef_release(&v[n]);
-				json_object_put(res);
-				goto fail;
+				continue;
 			}
 			n++;
 		}
@@ -829,6 +1035,20 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 		if (++pages == MCP_MAX_PAGES) {
 			serr(s, AI_EX_UNAVAILABLE, err, "pages tools/list past %d pages", MCP_MAX_PAGES);
 			goto fail;
+		}
+	}
+	/* A name in "allow" that it does not offer is likely a typo: said, not fatal. */
+	for (char **a = s->d->allow; a && *a; a++) {
+		size_t i = 0;
+
+		while (i < n && strcmp(v[i].remote, *a))
+			i++;
+		if (i == n) {
+			char note[200];
+
+			snprintf(note, sizeof(note), "\"allow\" names '%.100s', a tool it does not offer",
+				 *a);
+			slog(s, "note", note);
 		}
 	}
 	*out = v;
@@ -856,9 +1076,12 @@ static void server_free(struct mcp_server *s)
 		s->o.cancel = NULL;
 		http_send(s, "DELETE", NULL, (long)mono_ms() + 2000, &e);
 	}
-	for (size_t i = 0; i < s->nhdrs; i++)
+	for (size_t i = 0; i < s->nhdrs; i++) {
 		free(s->hdrs[i]);
+		free(s->hdr_names ? s->hdr_names[i] : NULL);
+	}
 	free(s->hdrs);
+	free(s->hdr_names);
 	json_object_put(s->queue);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	buf_release(&s->in);
@@ -889,7 +1112,7 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 	s->proc.in = s->proc.out = s->proc.err = s->proc.pidfd = -1;
 	if (d->url) {
 		s->http = true;
-		if (d->headers_cmd && run_headers_cmd(s, err))
+		if (d->headers_cmd && run_headers_cmd(s, deadline, err))
 			goto fail;
 	} else if (toolproc_start(&s->proc, &d->cmd, NULL, err)) {
 		/* No memory limit: a server is a runtime (node, python) that reserves far more
@@ -1005,13 +1228,24 @@ int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, si
 	memset(res, 0, sizeof(*res));
 	if (!p)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (!s->http && (s->eof || toolproc_exited(&s->proc))) {
+	/*
+	 * Alive while its output is open, not while the child started is: a
+	 * launcher (a shell, npx) may fork the server and exit.
+	 */
+	if (!s->http && s->eof) {
 		json_object_put(p);
 		return serr(s, AI_EX_UNAVAILABLE, err, "is no longer running");
 	}
-	args = json_tokener_parse(args_json && *args_json ? args_json : "{}");
-	if (!args || jv_add(p, "name", json_object_new_string(t->remote)) ||
-	    jv_add(p, "arguments", args)) {
+	if (!(args = json_tokener_parse(args_json && *args_json ? args_json : "{}"))) {
+		json_object_put(p);
+		return ai_errf(err, AI_EX_DATAERR, "its arguments are not JSON");
+	}
+	if (jv_add(p, "name", json_object_new_string(t->remote))) {
+		json_object_put(args);
+		json_object_put(p);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	if (jv_add(p, "arguments", args)) {     /* takes args, even on failure */
 		json_object_put(p);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
@@ -1022,7 +1256,9 @@ int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, si
 	if (request(s, "tools/call", p, timeout_ms, true, &out, err))
 		return -1;
 	res->ms = (long)mono_ms() - t0;
-	res->is_error = json_object_object_get_ex(out, "isError", &v) && json_object_get_boolean(v);
+	/* Only true itself: json_object_get_boolean would call the string "false" true. */
+	res->is_error = json_object_object_get_ex(out, "isError", &v) &&
+			json_object_is_type(v, json_type_boolean) && json_object_get_boolean(v);
 	buf_init(&b, 0);
 	if (json_object_object_get_ex(out, "content", &content) &&
 	    json_object_is_type(content, json_type_array) && json_object_array_length(content)) {

@@ -113,9 +113,6 @@ void mcp_result_release(struct mcp_result *r);
 int mcp_call(const struct tooldef *t, const char *args_json, long timeout_ms, size_t max_output,
 	     struct mcp_result *res, struct ai_err *err);
 
-/* Answers a ping from the server within timeout_ms: 0, or -1 with err. */
-int mcp_ping(struct mcp_server *s, long timeout_ms, struct ai_err *err);
-
 /* Borrowed from s: its name, the protocol version agreed, where it was declared. */
 const char *mcp_server_name(const struct mcp_server *s);
 const char *mcp_server_version(const struct mcp_server *s);

@@ -639,6 +639,8 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 	}
 	if (json_object_object_get_ex(o, "env", &v) && parse_env(v, &d->cmd, &w, err))
 		return -1;
+	if (d->headers_cmd && !d->url)
+		return tool_err(err, &w, "\"headers_cmd\" is for a server at a \"url\"");
 	if (json_object_object_get_ex(o, "command", &v)) {
 		if (d->url)
 			return tool_err(err, &w, "give \"command\" (stdio) or \"url\" (HTTP), not both");
@@ -1595,7 +1597,8 @@ void toolproc_stop(struct toolproc *p, long grace_ms)
 }
 
 int toolproc_write(struct toolproc *p, const char *data, size_t len, long deadline,
-		   const volatile sig_atomic_t *cancel, struct ai_err *err)
+		   const volatile sig_atomic_t *cancel, int (*reader)(void *ud), void *ud,
+		   struct ai_err *err)
 {
 	sigset_t pipeset, old, pend;
 	bool was_pending;
@@ -1613,7 +1616,8 @@ int toolproc_write(struct toolproc *p, const char *data, size_t len, long deadli
 	while (off < len) {
 		ssize_t w = write(p->in, data + off, len - off > 65536 ? 65536 : len - off);
 		long now;
-		struct pollfd pfd = { p->in, POLLOUT, 0 };
+		struct pollfd pfd[3] = { { p->in, POLLOUT, 0 } };
+		nfds_t np = 1;
 
 		if (w > 0) {
 			off += (size_t)w;
@@ -1640,7 +1644,17 @@ int toolproc_write(struct toolproc *p, const char *data, size_t len, long deadli
 			rc = ai_errf(err, AI_EX_TEMPFAIL, "it did not read its input in time");
 			break;
 		}
-		poll(&pfd, 1, (int)(deadline - now < 50 ? deadline - now : 50));
+		if (reader) {
+			if (p->out >= 0)
+				pfd[np++] = (struct pollfd){ p->out, POLLIN, 0 };
+			if (p->err >= 0)
+				pfd[np++] = (struct pollfd){ p->err, POLLIN, 0 };
+		}
+		if (poll(pfd, np, (int)(deadline - now < 50 ? deadline - now : 50)) > 0 && np > 1 &&
+		    (pfd[1].revents || (np > 2 && pfd[2].revents)) && reader(ud)) {
+			rc = ai_errf(err, AI_EX_UNAVAILABLE, "its output ended");
+			break;
+		}
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;

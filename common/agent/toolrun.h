@@ -263,13 +263,20 @@ int toolproc_start(struct toolproc *p, const struct tooldef *t, const struct too
 
 /*
  * Writes all of data to the child's stdin, waiting while the pipe is full
- * until deadline (mono_ms() time) or *cancel (may be NULL).  SIGPIPE is
+ * until deadline (mono_ms() time) or *cancel (may be NULL).  While it
+ * waits, reader(ud) (may be NULL) is called whenever the child's stdout or
+ * stderr is readable, to read them: a child blocked writing its own output
+ * reads no input, and both would wait for the deadline.  reader returns 0,
+ * or -1 to give up (AI_EX_UNAVAILABLE, "its output ended").  SIGPIPE is
  * handled as toolrun handles it.  0, or -1 with err: AI_EX_UNAVAILABLE
  * (closed, or the child stopped reading), AI_EX_TEMPFAIL (deadline),
- * AI_EX_INTERRUPT; the message says what the child did ("it ...").
+ * AI_EX_INTERRUPT; the message says what the child did ("it ...").  After
+ * -1 part of data may have been written: a line protocol is then out of
+ * step, and the caller should stop the child.
  */
 int toolproc_write(struct toolproc *p, const char *data, size_t len, long deadline,
-		   const volatile sig_atomic_t *cancel, struct ai_err *err);
+		   const volatile sig_atomic_t *cancel, int (*reader)(void *ud), void *ud,
+		   struct ai_err *err);
 
 /* True once the child has exited (it stays a zombie until toolproc_stop). */
 bool toolproc_exited(struct toolproc *p);

@@ -353,6 +353,7 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 		r->retry_after_ms = r->rl_remaining_requests = r->rl_remaining_tokens = r->rl_reset_ms = -1;
 		r->content_type[0] = '\0';
 		r->captured[0] = '\0';
+		r->captured_bad = false;
 		return len;
 	}
 	colon = memchr(line, ':', len);
@@ -396,8 +397,19 @@ static size_t on_header(char *line, size_t size, size_t n, void *ud)
 			r->rl_reset_ms = ms;
 	}
 	if (x->req->capture && nl == strlen(x->req->capture) && !strncasecmp(line, x->req->capture, nl)) {
-		memcpy(r->captured, v, vl + 1 < sizeof(r->captured) ? vl + 1 : sizeof(r->captured));
-		r->captured[sizeof(r->captured) - 1] = '\0';
+		/* Kept whole or not at all: a value cut, or with bytes a header cannot carry back, is flagged. */
+		size_t whole = (size_t)(line + len - colon);
+
+		while (whole && (colon[whole - 1] == '\r' || colon[whole - 1] == '\n' || colon[whole - 1] == ' '))
+			whole--;
+		r->captured[0] = '\0';
+		r->captured_bad = whole >= sizeof(r->captured);
+		for (size_t i = 0; i < whole && !r->captured_bad; i++)
+			r->captured_bad = (unsigned char)colon[i] < 0x21 || (unsigned char)colon[i] > 0x7e;
+		if (!r->captured_bad) {
+			memcpy(r->captured, colon, whole);
+			r->captured[whole] = '\0';
+		}
 	}
 #undef IS
 	return len;
@@ -487,6 +499,18 @@ static void debug_line(const struct http_opts *o, struct buf *b)
 	o->debug(b->data, o->debug_ud);
 }
 
+/* True when line (n bytes) is "Name: ..." with Name in names (NULL-terminated; may be NULL). */
+static bool redacted(const char *const *names, const char *line, size_t n)
+{
+	const char *colon = memchr(line, ':', n);
+
+	for (; names && *names && colon; names++)
+		if (strlen(*names) == (size_t)(colon - line) &&
+		    !strncasecmp(line, *names, (size_t)(colon - line)))
+			return true;
+	return false;
+}
+
 /* -v: the exchange on stderr through the caller's function, the bearer token redacted. */
 static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *ud)
 {
@@ -521,6 +545,9 @@ static int on_debug(CURL *h, curl_infotype type, char *data, size_t size, void *
 			buf_addstr(&b, "Authorization: [redacted]");
 		else if (show > 8 && !strncasecmp(data, "api-key:", 8))   /* Azure OpenAI's */
 			buf_addstr(&b, "api-key: [redacted]");
+		else if (type == CURLINFO_HEADER_OUT && redacted(x->req->redact, data, show))
+			buf_addf(&b, "%.*s: [redacted]", (int)((const char *)memchr(data, ':', show) - data),
+				 data);
 		else
 			buf_add(&b, data, show);
 		if (show && o->debug)

@@ -77,6 +77,8 @@ struct http_req {
 	size_t fd_max;
 	const char *capture;            /* NULL, or a header name whose value the answer
 	                                   keeps in resp->captured (MCP's Mcp-Session-Id) */
+	const char *const *redact;      /* NULL, or NULL-terminated header names whose values
+	                                   debug output hides, as it hides Authorization's */
 };
 
 struct http_resp {
@@ -92,6 +94,8 @@ struct http_resp {
 	double ttfb_ms;                 /* first body byte of the last attempt */
 	bool delivered;                 /* on_data was called */
 	char captured[256];             /* req->capture's value in the last response, or "" */
+	bool captured_bad;              /* that value was longer than 255 bytes or held a byte
+	                                   outside 0x21-0x7E: captured is then "" */
 };
 
 void http_resp_init(struct http_resp *r);

@@ -502,9 +502,18 @@ static int heading_level(const xmlChar *name)
 	return 0;
 }
 
+/*
+ * How deep walk and flat_text recurse.  libxml2 itself stops at 256
+ * levels (without HTML_PARSE_HUGE), which docload_html reports.
+ */
+#define HTML_DEPTH_MAX 256
+
 /* Appends the text of n's subtree to b, all on one line (a heading's title). */
-static void flat_text(struct html_out *h, xmlNode *n, struct buf *b)
+static void flat_text(struct html_out *h, xmlNode *n, int depth, struct buf *b)
 {
+	/* As walk: a tree nested past reason is cut there rather than recursed into. */
+	if (depth > HTML_DEPTH_MAX)
+		return;
 	for (; n; n = n->next) {
 		if (n->type == XML_ELEMENT_NODE && dropped(n->name, true))
 			continue;
@@ -519,7 +528,7 @@ static void flat_text(struct html_out *h, xmlNode *n, struct buf *b)
 		} else if (n->type == XML_ELEMENT_NODE) {
 			if (b->len && b->data[b->len - 1] != ' ' && (block(n->name) || line(n->name)))
 				h->oom |= buf_addch(b, ' ') != 0;
-			flat_text(h, n->children, b);
+			flat_text(h, n->children, depth + 1, b);
 		}
 	}
 }
@@ -539,7 +548,7 @@ static void walk(struct html_out *h, xmlNode *n, int depth, bool in_content)
 			struct buf t;
 
 			buf_init(&t, 0);
-			flat_text(h, n->children, &t);
+			flat_text(h, n->children, depth + 1, &t);
 			while (t.len && t.data[t.len - 1] == ' ')
 				t.len--;
 			if (t.len) {
@@ -553,7 +562,7 @@ static void walk(struct html_out *h, xmlNode *n, int depth, bool in_content)
 			continue;
 		}
 		/* A page nested past reason is cut there rather than recursed into. */
-		if (depth > 256)
+		if (depth > HTML_DEPTH_MAX)
 			continue;
 		if (block(n->name))
 			owe(h, 2);
@@ -597,22 +606,52 @@ static void quiet_structured(void *ctx, xmlErrorPtr e)
 	(void)e;
 }
 
-static htmlDocPtr parse_quietly(const char *html, int n)
+/*
+ * Parses html into *doc (owned; xmlFreeDoc), quietly.  0, or -1 when the
+ * parser stopped part-way (too deep a nesting: RECOVER would hand back the
+ * part before it as if it were all), *doc then NULL and why in err_msg.
+ */
+static int parse_quietly(const char *html, int n, htmlDocPtr *doc, char *err_msg, size_t cap)
 {
 	xmlGenericErrorFunc gen = xmlGenericError;
 	void *gen_ctx = xmlGenericErrorContext;
 	xmlStructuredErrorFunc st = xmlStructuredError;
 	void *st_ctx = xmlStructuredErrorContext;
-	htmlDocPtr doc;
+	htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
+	const xmlError *e;
+	int rc = 0;
 
+	*doc = NULL;
+	if (!ctxt) {
+		snprintf(err_msg, cap, "out of memory");
+		return -1;
+	}
 	xmlSetGenericErrorFunc(NULL, quiet);
 	xmlSetStructuredErrorFunc(NULL, quiet_structured);
-	/* Without NONET a page could make the parser fetch its DTD. */
-	doc = htmlReadMemory(html, n, NULL, NULL, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
-			     HTML_PARSE_NOWARNING | HTML_PARSE_NONET | HTML_PARSE_NOBLANKS);
+	/*
+	 * Without NONET a page could make the parser fetch its DTD.  No NOBLANKS:
+	 * it drops the space between two inline elements ("<b>a</b> <b>b</b>"
+	 * would read "ab"); walk collapses whitespace itself.
+	 */
+	*doc = htmlCtxtReadMemory(ctxt, html, n, NULL, NULL, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
+				  HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
 	xmlSetGenericErrorFunc(gen_ctx, gen);
 	xmlSetStructuredErrorFunc(st_ctx, st);
-	return doc;
+	/* The depth limit is XML_ERR_INTERNAL_ERROR up to 2.10, XML_ERR_RESOURCE_LIMIT after. */
+	e = xmlCtxtGetLastError(ctxt);
+	if (e && (e->code == XML_ERR_INTERNAL_ERROR
+#if LIBXML_VERSION >= 21100
+		  || e->code == XML_ERR_RESOURCE_LIMIT
+#endif
+		  )) {
+		snprintf(err_msg, cap, "%.*s", (int)strcspn(e->message ? e->message : "", "\n"),
+			 e->message ? e->message : "");
+		xmlFreeDoc(*doc);
+		*doc = NULL;
+		rc = -1;
+	}
+	htmlFreeParserCtxt(ctxt);
+	return rc;
 }
 
 int docload_html(const char *name, const char *html, size_t n, struct ingest_text *out,
@@ -621,11 +660,13 @@ int docload_html(const char *name, const char *html, size_t n, struct ingest_tex
 	struct html_out h = { .b = { 0 } };
 	htmlDocPtr doc;
 	xmlNode *root;
+	char why[128];
 
 	*out = (struct ingest_text){ NULL, 0, NULL, 0, false };
 	if (n > INT_MAX)
 		return ai_errf(err, AI_EX_DATAERR, "'%s' is too large for the HTML parser", name);
-	doc = parse_quietly(html, (int)n);
+	if (parse_quietly(html, (int)n, &doc, why, sizeof(why)))
+		return ai_errf(err, AI_EX_DATAERR, "'%s' cannot be read whole as HTML (libxml2: %s)", name, why);
 	if (!doc)
 		return ai_errf(err, AI_EX_DATAERR, "'%s' cannot be read as HTML", name);
 	buf_init(&h.b, 0);

@@ -183,11 +183,40 @@ HTML
 		ai-index --db "$DB" --no-embed -q --source web/page.html
 	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only geysers
 	assert_eq "$(jq -r .text <<<"$output")" "stdin page about geysers"
+	# the space between two inline elements is a word break, not nothing
+	printf '<p>marked <mark>alpha</mark> <mark>omega</mark> words</p>\n' |
+		ai-index --db "$DB" --no-embed -q --source web/marks.html
+	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only omega
+	assert_eq "$(jq -r .text <<<"$output")" "marked alpha omega words"
 	# A page with no text outside its scripts is that document's error.
 	printf '<html><body><script>only()</script></body></html>\n' >"$T/empty.html"
 	run --separate-stderr ai-index --db "$DB" --no-embed -q "$T/empty.html"
 	assert_eq "$status" 65
 	assert_contains "$stderr" "no text"
+}
+
+@test "documents: HTML nested deeper than libxml2 reads is an error (65), not a page cut short" {
+	{
+		printf '<html><body><p>shallow start</p>'
+		for ((i = 0; i < 300; i++)); do printf '<div>'; done
+		printf 'deepword'
+		for ((i = 0; i < 300; i++)); do printf '</div>'; done
+		printf '<p>shallow end</p></body></html>\n'
+	} >"$T/deep.html"
+	run --separate-stderr ai-index --db "$DB" --no-embed -q "$T/deep.html"
+	assert_eq "$status" 65
+	assert_contains "$stderr" "cannot be read whole as HTML (libxml2: Excessive depth in document"
+	# 200 levels are read, to the end
+	{
+		for ((i = 0; i < 200; i++)); do printf '<div>'; done
+		printf 'deepword'
+		for ((i = 0; i < 200; i++)); do printf '</div>'; done
+		printf '<p>shallow end</p>\n'
+	} >"$T/ok.html"
+	run --separate-stderr ai-index --db "$DB" --no-embed -q "$T/ok.html"
+	assert_eq "$status" 0
+	run --separate-stderr ai-ask --db "$DB" --no-embed --retrieve-only deepword
+	assert_contains "$(jq -r .text <<<"$output")" "shallow end"
 }
 
 @test "documents: Markdown and man pages are indexed as they are" {

@@ -99,7 +99,15 @@ npm_servers() {
 	# every tool of every page is offered
 	assert_contains "$output" fault_echo
 	assert_contains "$output" fault_weird_name_x
-	assert_eq "$(grep -c '^fault_' <<<"$output")" 13
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 17
+}
+
+@test "mcp: a banner line on stdout before initialize's answer is skipped, and noted with -v" {
+	declare_fault --banner
+	run --separate-stderr agent -v --mcp fault --list-tools
+	assert_eq "$status" 0
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 17
+	assert_contains "$stderr" "MCP server 'fault' note: skipped a line on its output that is not a JSON-RPC message: mcp-faultserver: ready"
 }
 
 @test "mcp: a protocol version ai-agent does not speak is refused at start" {
@@ -112,7 +120,7 @@ npm_servers() {
 	declare_fault --version 2024-11-05
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 13 tools"
+	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 17 tools"
 }
 
 @test "mcp: a server that never answers initialize fails at the start-up timeout" {
@@ -149,6 +157,10 @@ npm_servers() {
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/bad.json" "task"
 	assert_eq "$status" 78
 	assert_contains "$stderr" 'not both'
+	echo '{"mcp": {"x": {"command": ["/bin/cat"], "headers_cmd": "echo tok"}}}' >"$T/bad.json"
+	run --separate-stderr ai-agent --no-default-tools --tools "$T/bad.json" "task"
+	assert_eq "$status" 78
+	assert_eq "$stderr" "ai-agent: tools file '$T/bad.json', MCP server 'x': \"headers_cmd\" is for a server at a \"url\""
 	echo '{"mcp": {"bad name": {"command": ["/bin/cat"]}}}' >"$T/bad.json"
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/bad.json" "task"
 	assert_eq "$status" 78
@@ -157,11 +169,16 @@ npm_servers() {
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/mcp.json" --tools "$T/mcp.json" "task"
 	assert_eq "$status" 78
 	assert_contains "$stderr" "the MCP server 'fault' is already declared in '$T/mcp.json'"
-	# two tools that sanitise to one name
-	declare_fault --clash
-	run --separate-stderr agent --mcp fault "task"
-	assert_eq "$status" 78
-	assert_eq "$stderr" "ai-agent: MCP server 'fault': its tool 'a_b' would be offered as 'fault_a_b', which another tool already is"
+	# a name clash after sanitising leaves the second tool out, with a note; the server starts
+	declare_fault --clash -- '{"allow": ["echo", "nosuch"]}'
+	run --separate-stderr agent -v --mcp fault --list-tools
+	assert_eq "$status" 0
+	assert_eq "$(grep -c '^fault_a_b' <<<"$output")" 1
+	assert_contains "$output" fault_echo
+	assert_contains "$stderr" "MCP server 'fault' note: its tool 'a_b' would be offered as 'fault_a_b', which another tool already is: left out"
+	# and an allowed name it does not offer is noted
+	assert_contains "$stderr" "MCP server 'fault' note: \"allow\" names 'nosuch', a tool it does not offer"
+	assert_not_contains "$stderr" "names 'echo'"
 	# an HTTP server that is not there fails the start
 	echo '{"mcp": {"remote": {"url": "http://127.0.0.1:9/mcp"}}}' >"$T/http.json"
 	run --separate-stderr ai-agent --no-default-tools --tools "$T/http.json" --mcp remote "task"
@@ -246,6 +263,25 @@ inside
 	assert_eq "$(jq -sc '[.[] | select(.event == "tool") | .ok]' "$T/trace")" '[false,true]'
 }
 
+@test "mcp: isError is a boolean: the string \"false\" is no error; a last stderr line without newline is logged" {
+	push "$(calls '{"name":"fault_strfalse","arguments":{}}')" "$(calls '{"name":"fault_lastword","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault "go"
+	assert_eq "$status" 0
+	results 2
+	assert_eq "${RES[0]}" '{"output":"not an error"}'
+	assert_contains "$stderr" "MCP server 'fault' stderr: last words"
+}
+
+@test "mcp: a server started by a launcher that exits is alive while its output is open" {
+	jq -n --arg f "$FAULT" --arg log "$FLOG" \
+		'{mcp: {fault: {command: ["/bin/sh", "-c", "exec 3<&0; \"$0\" --log \"$1\" <&3 3<&- & exit 0", $f, $log]}}}' >"$T/mcp.json"
+	push "$(calls '{"name":"fault_echo","arguments":{"text":"still here"}}')" '{"reply":"done"}'
+	run --separate-stderr agent --mcp fault "go"
+	assert_eq "$status" 0
+	results 2
+	assert_eq "${RES[0]}" '{"output":"{\"text\":\"still here\"}"}'
+}
+
 @test "mcp: a server that dies mid-call: the model is told, the run goes on" {
 	push "$(calls '{"name":"fault_die","arguments":{}}')" "$(calls '{"name":"fault_echo","arguments":{}}')" '{"reply":"done"}'
 	run --separate-stderr agent --yes --mcp fault "go"
@@ -257,18 +293,55 @@ inside
 	assert_eq "${ERR[1]}" "the tool 'fault_echo' failed: MCP server 'fault': is no longer running"
 }
 
-@test "mcp: a wrong id, a malformed line and a 50 MB line are errors for the model, not a hang" {
+@test "mcp: a wrong id and a 50 MB line are errors for the model, not a hang; a line not JSON is skipped" {
 	push "$(calls '{"name":"fault_wrongid","arguments":{}}' '{"name":"fault_malformed","arguments":{}}' \
 		'{"name":"fault_huge","arguments":{}}' '{"name":"fault_echo","arguments":{"text":"after"}}')" '{"reply":"done"}'
-	run --separate-stderr agent --yes --mcp fault "go"
+	run --separate-stderr agent -v --yes --mcp fault "go"
 	assert_eq "$status" 0
 	assert_eq "$output" done
 	results 2
 	assert_eq "${ERR[0]}" "the tool 'fault_wrongid' failed: MCP server 'fault': answered id 103, which was never asked (waiting for 3)"
-	assert_eq "${ERR[1]}" "the tool 'fault_malformed' failed: MCP server 'fault': sent a line that is not a JSON-RPC message"
+	assert_eq "${RES[1]}" '{"output":"after the noise"}'
+	assert_contains "$stderr" "MCP server 'fault' note: skipped a line on its output that is not a JSON-RPC message: this is {not json"
 	assert_eq "${ERR[2]}" "the tool 'fault_huge' failed: MCP server 'fault': sent a message longer than 16777216 bytes"
 	# the rest of the long line is skipped: the next call is answered
 	assert_eq "${RES[3]}" '{"output":"{\"text\":\"after\"}"}'
+}
+
+@test "mcp: a server blocked writing its stderr still gets a long message: its output is read while writing" {
+	local long
+	long=$(printf 'z%.0s' {1..30000})
+	push "$(calls '{"name":"fault_flood","arguments":{}}')" \
+		"$(calls "{\"name\":\"fault_echo\",\"arguments\":{\"text\":\"$long\"}}")" '{"reply":"done"}'
+	run --separate-stderr agent --yes --mcp fault --tool-timeout 20s --max-output 65536 --trace "$T/trace" "go"
+	assert_eq "$status" 0
+	assert_eq "$output" done
+	# of its 8192 stderr lines, 100 a request are logged, then a note says the rest are not
+	(($(jq -s '[.[] | select(.event == "mcp" and .kind == "stderr")] | length' "$T/trace") <= 200))
+	assert_contains "$(jq -r 'select(.event == "mcp" and .kind == "note") | .text' "$T/trace")" \
+		"its further stderr lines until the next request are not logged"
+	results 2
+	assert_eq "${RES[0]}" '{"output":"flooded"}'
+	results 3
+	assert_eq "$(jq -r '.output | fromjson | .text | length' <<<"${RES[1]}")" 30000
+}
+
+@test "mcp: a message written only in part stops the server: the next one is not glued to it" {
+	local long
+	long=$(printf 'z%.0s' {1..30000})
+	push "$(calls '{"name":"fault_stall","arguments":{}}')" \
+		"$(calls "{\"name\":\"fault_echo\",\"arguments\":{\"text\":\"$long\"}}")" \
+		"$(calls '{"name":"fault_echo","arguments":{"text":"after"}}')" '{"reply":"done"}'
+	run --separate-stderr agent --yes --mcp fault --tool-timeout 0.5s "go"
+	assert_eq "$status" 0
+	assert_eq "$output" done
+	results 2
+	assert_eq "${RES[0]}" '{"output":"stalled"}'
+	results 3
+	assert_eq "${ERR[1]}" "the tool 'fault_echo' failed: MCP server 'fault': it did not read its input in time; it was stopped"
+	results 4
+	assert_eq "${ERR[2]}" "the tool 'fault_echo' failed: MCP server 'fault': is no longer running"
+	! pgrep -f "$FLOG" >/dev/null
 }
 
 @test "mcp: a call that never ends is cancelled at --tool-timeout and the server told" {
@@ -429,7 +502,7 @@ inside
 	pid=$!
 	wait_for_output "$T/ev.out" "listening on port $port"
 	jq -n --arg u "http://127.0.0.1:$port/mcp" \
-		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo tok-123"}}}' >"$T/mcp.json"
+		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo Authorization: Bearer tok-123"}}}' >"$T/mcp.json"
 	push "$(calls '{"name":"web_echo","arguments":{"message":"over http"}}' '{"name":"web_get-sum","arguments":{"a":1,"b":2}}')" \
 		'{"reply":"done"}'
 	run --separate-stderr agent --mcp web "go"
@@ -467,7 +540,7 @@ data: $call
 		{path: "/mcp", status: 500, body: "boom"},
 		{path: "/mcp", status: 200, body: ""}]}')"
 	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
-		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo tok-123"}}}' >"$T/mcp.json"
+		'{mcp: {web: {url: $u, headers_cmd: "echo X-Trace-Me: 1; echo Authorization: Bearer tok-123"}}}' >"$T/mcp.json"
 	push "$(calls '{"name":"web_w","arguments":{}}')" "$(calls '{"name":"web_w","arguments":{}}')" '{"reply":"done"}'
 	run --separate-stderr agent -v --mcp web "go"
 	assert_eq "$status" 0
@@ -490,6 +563,65 @@ data: $call
 	assert_not_contains "$stderr" tok-123
 	assert_eq "$(jq -sc '[.[] | .body.method?]' "$T/mcp.log")" \
 		'["initialize","notifications/initialized","tools/list","tools/call","tools/call",null]'
+}
+
+@test "mcp: headers_cmd: one line may be a bare token; several must all be headers, or nothing is sent" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local list='{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}'
+	ctl "$(jq -nc --argjson init "$init" --argjson list "$list" '{push: [
+		{path: "/mcp", status: 200, body: $init},
+		{path: "/mcp", status: 202, body: ""},
+		{path: "/mcp", status: 200, body: $list}]}')"
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" '{mcp: {web: {url: $u, headers_cmd: "echo tok-9"}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp web --list-tools
+	assert_eq "$status" 0
+	assert_eq "$(requests /mcp | jq -sc '[.[] | .headers.authorization] | unique')" '["Bearer tok-9"]'
+	# a second line that is not a header: refused, never sent as a second Authorization
+	: >"$SERVER_LOG"
+	for cmd in "echo X-A: 1; echo stray message" "echo tok-1; echo tok-2" "printf 'X-A: 1\001\n'"; do
+		jq -n --arg u "http://127.0.0.1:$PORT/mcp" --arg c "$cmd" '{mcp: {web: {url: $u, headers_cmd: $c}}}' >"$T/mcp.json"
+		run --separate-stderr agent --mcp web --list-tools
+		assert_eq "$status" 78 "$cmd"
+		assert_contains "$stderr" "MCP server 'web': headers_cmd printed line "
+		assert_not_contains "$stderr" tok-
+		assert_not_contains "$stderr" stray
+	done
+	assert_eq "$(requests /mcp | wc -l)" 0
+}
+
+@test "mcp: headers_cmd reads no input of ai-agent's, and is killed at the start-up timeout" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local list='{"jsonrpc":"2.0","id":2,"result":{"tools":[]}}'
+	ctl "$(jq -nc --argjson init "$init" --argjson list "$list" '{push: [
+		{path: "/mcp", status: 200, body: $init},
+		{path: "/mcp", status: 202, body: ""},
+		{path: "/mcp", status: 200, body: $list}]}')"
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
+		'{mcp: {web: {url: $u, headers_cmd: "if read -r x; then echo X-Got: $x; else echo X-Got: nothing; fi"}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp web --list-tools <<<"the piped task"
+	assert_eq "$status" 0
+	assert_eq "$(requests /mcp | jq -sc '[.[] | .headers["x-got"]] | unique')" '["nothing"]'
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" \
+		'{mcp: {web: {url: $u, headers_cmd: "sleep 61.5; echo tok", startup_timeout_ms: 300}}}' >"$T/mcp.json"
+	run --separate-stderr agent --mcp web --list-tools
+	assert_eq "$status" 75
+	assert_eq "$stderr" "ai-agent: MCP server 'web' did not start within 300 ms (startup_timeout_ms)"
+	# and what it started went with it
+	! pgrep -f "sleep 61.5" >/dev/null
+}
+
+@test "mcp: Streamable HTTP: a session id too long or with bytes outside 0x21-0x7E is refused, not cut" {
+	local init='{"jsonrpc":"2.0","id":1,"result":{"protocolVersion":"2025-06-18","capabilities":{"tools":{}}}}'
+	local long
+	long=$(printf 's%.0s' {1..300})
+	jq -n --arg u "http://127.0.0.1:$PORT/mcp" '{mcp: {web: {url: $u}}}' >"$T/mcp.json"
+	for id in "$long" "two words"; do
+		ctl "$(jq -nc --argjson init "$init" --arg id "$id" '{push: [
+			{path: "/mcp", status: 200, body: $init, headers: {"Mcp-Session-Id": $id}}]}')"
+		run --separate-stderr agent --mcp web "go"
+		assert_eq "$status" 69
+		assert_contains "$stderr" "MCP server 'web': sent an Mcp-Session-Id that is longer than 255 bytes or not visible ASCII"
+	done
 }
 
 @test "mcp: Streamable HTTP: a call that is not answered in time is cancelled with a POST" {

@@ -3,7 +3,7 @@
  * tests/bats/mcp.bats: what the reference servers never do.
  *
  *   mcp-faultserver [--log FILE] [--version V] [--pages N] [--hang-init]
- *                   [--ignore-term] [--clash] [--no-tools-cap]
+ *                   [--ignore-term] [--clash] [--no-tools-cap] [--banner]
  *
  * It speaks newline-delimited JSON-RPC 2.0 on stdin and stdout and logs
  * every line it receives to FILE (one line each, flushed), so a test can
@@ -12,6 +12,7 @@
  *   --version V     answer initialize with protocolVersion V (default: the client's)
  *   --pages N       spread tools/list over N pages (cursors "p1", "p2", ...)
  *   --hang-init     never answer initialize
+ *   --banner        print a line that is not JSON on stdout first, as some servers do
  *   --ignore-term   ignore SIGTERM and keep running after stdin ends (the
  *                   client must SIGKILL it)
  *   --clash         also offer "a.b" and "a_b", which sanitise to one name
@@ -23,14 +24,22 @@
  *   media     an image, a resource and a resource link
  *   die       exits 3 before answering
  *   wrongid   answers with another id
- *   malformed writes a line that is not JSON
+ *   malformed writes a line that is not JSON, then answers "after the noise"
  *   huge      writes a 50 MB line
  *   hang      never answers
  *   ping      pings the client first, then answers "ponged" once it answered
  *   changed   sends notifications/tools/list_changed, then answers "changed"
  *   noisy     writes "noise on stderr" to stderr, then answers "quiet"
+ *   flood     shrinks its input pipe to 4 KiB, answers "flooded", then writes
+ *             512 KiB of lines to stderr before it reads on (the client must
+ *             read them while it writes)
+ *   strfalse  answers with "isError": "false" (a string, not a boolean)
+ *   lastword  writes "last words" to stderr without a newline, then exits 3
+ *   stall     shrinks its input pipe to 4 KiB, answers "stalled", then reads
+ *             nothing for 3 s
  */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE             /* F_SETPIPE_SZ */
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -98,7 +107,7 @@ static json_object *tool(const char *name, bool ro)
 
 static const char *const tools[] = {
 	"echo", "write", "fail", "media", "die", "wrongid", "malformed", "huge", "hang", "ping",
-	"changed", "noisy", "weird.name/x", NULL
+	"changed", "noisy", "weird.name/x", "flood", "stall", "strfalse", "lastword", NULL
 };
 
 static void list(json_object *id, json_object *params)
@@ -179,6 +188,7 @@ static void call(json_object *id, json_object *params)
 	} else if (!strcmp(name, "malformed")) {
 		fputs("this is {not json\n", stdout);
 		fflush(stdout);
+		result(id, text_result("after the noise", false));
 	} else if (!strcmp(name, "huge")) {
 		char *buf = malloc(1 << 20);
 
@@ -210,6 +220,25 @@ static void call(json_object *id, json_object *params)
 		fputs("noise on stderr\n", stderr);
 		fflush(stderr);
 		result(id, text_result("quiet", false));
+	} else if (!strcmp(name, "flood")) {
+		/* A one-page input pipe: a message past 4 KiB fills it (tool arguments stop at 64 KiB). */
+		fcntl(0, F_SETPIPE_SZ, 4096);
+		result(id, text_result("flooded", false));
+		for (int i = 0; i < 8192; i++)
+			fprintf(stderr, "flood %05d %50s\n", i, "");
+		fflush(stderr);
+	} else if (!strcmp(name, "strfalse")) {
+		json_object *r = text_result("not an error", false);
+
+		json_object_object_add(r, "isError", json_object_new_string("false"));
+		result(id, r);
+	} else if (!strcmp(name, "lastword")) {
+		fputs("last words", stderr);
+		exit(3);
+	} else if (!strcmp(name, "stall")) {
+		fcntl(0, F_SETPIPE_SZ, 4096);
+		result(id, text_result("stalled", false));
+		sleep(3);
 	} else {
 		json_object *o = reply(id);
 
@@ -230,6 +259,8 @@ int main(int argc, char **argv)
 			version = argv[++i];
 		else if (!strcmp(argv[i], "--pages") && i + 1 < argc)
 			pages = (int)strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--banner"))
+			puts("mcp-faultserver: ready");
 		else if (!strcmp(argv[i], "--hang-init"))
 			hang_init = true;
 		else if (!strcmp(argv[i], "--ignore-term"))

@@ -3,6 +3,10 @@
 #include "net/httperr.h"
 #include "tap.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 static void test_statuses(void)
 {
 	static const long yes[] = { 408, 409, 429, 500, 502, 503, 504, 599 };
@@ -184,6 +188,54 @@ static void test_known_errors(void)
 	}
 }
 
+static void keep_line(const char *line, void *ud)
+{
+	buf_addf(ud, "%s\n", line);
+}
+
+/* -v never shows the value of a header the caller names in req.redact (MCP's headers_cmd). */
+static void test_redact(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	const char *hdrs[] = { "X-Secret: sekrit-7", "Authorization: Bearer tok-1", "X-Plain: shown", NULL };
+	const char *const names[] = { "x-secret", NULL };
+	char url[64];
+	struct http_opts o;
+	struct http_req q = { 0 };
+	struct http_resp r;
+	struct ai_err e;
+	struct buf log;
+
+	/* A listener that never answers: the request headers are sent, then the time runs out. */
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) || listen(fd, 4) ||
+	    getsockname(fd, (struct sockaddr *)&a, &al)) {
+		ok(0, "a listening socket");
+		return;
+	}
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/mcp", ntohs(a.sin_port));
+	buf_init(&log, 0);
+	http_opts_init(&o);
+	o.retries = 0;
+	o.timeout_ms = 500;
+	o.verbose = 1;
+	o.debug = keep_line;
+	o.debug_ud = &log;
+	q.url = url;
+	q.headers = hdrs;
+	q.redact = names;
+	http_resp_init(&r);
+	ai_err_clear(&e);
+	is_int(http_do(&o, &q, &r, &e), -1, "no answer in time");
+	ok(log.data && strstr(log.data, "> X-Secret: [redacted]"), "a named header is redacted");
+	ok(log.data && !strstr(log.data, "sekrit-7") && !strstr(log.data, "tok-1"), "its value never shown");
+	ok(log.data && strstr(log.data, "> X-Plain: shown"), "another header is shown");
+	http_resp_release(&r);
+	buf_release(&log);
+	close(fd);
+}
+
 int main(void)
 {
 	test_known_errors();
@@ -192,5 +244,6 @@ int main(void)
 	test_server_waits();
 	test_delays();
 	test_refused();
+	test_redact();
 	return tap_done();
 }

@@ -791,7 +791,7 @@ static void test_toolproc(void)
 
 	ai_err_clear(&err);
 	is_int(toolproc_start(&p, &t, NULL, &err), 0, "toolproc: cat starts (%s)", err.msg);
-	is_int(toolproc_write(&p, "hello\n", 6, (long)mono_ms() + 5000, NULL, &err), 0, "toolproc: write");
+	is_int(toolproc_write(&p, "hello\n", 6, (long)mono_ms() + 5000, NULL, NULL, NULL, &err), 0, "toolproc: write");
 	for (int i = 0; i < 500 && n < 0; i++) {
 		n = read(p.out, buf, sizeof(buf) - 1);
 		if (n < 0)
@@ -802,7 +802,7 @@ static void test_toolproc(void)
 	pid = p.pid;
 	toolproc_stop(&p, 1000);
 	ok(pid_gone(pid) && p.pid == 0 && p.in < 0 && p.out < 0, "toolproc: stopped by end of input");
-	is_int(toolproc_write(&p, "x", 1, (long)mono_ms() + 100, NULL, &err), -1,
+	is_int(toolproc_write(&p, "x", 1, (long)mono_ms() + 100, NULL, NULL, NULL, &err), -1,
 	       "toolproc: no write after stop");
 	toolproc_stop(&p, 1000);        /* harmless */
 
