@@ -617,15 +617,10 @@ static int parse_quietly(const char *html, int n, htmlDocPtr *doc, char *err_msg
 	void *gen_ctx = xmlGenericErrorContext;
 	xmlStructuredErrorFunc st = xmlStructuredError;
 	void *st_ctx = xmlStructuredErrorContext;
-	htmlParserCtxtPtr ctxt = htmlNewParserCtxt();
 	const xmlError *e;
 	int rc = 0;
 
 	*doc = NULL;
-	if (!ctxt) {
-		snprintf(err_msg, cap, "out of memory");
-		return -1;
-	}
 	xmlSetGenericErrorFunc(NULL, quiet);
 	xmlSetStructuredErrorFunc(NULL, quiet_structured);
 	/*
@@ -633,12 +628,19 @@ static int parse_quietly(const char *html, int n, htmlDocPtr *doc, char *err_msg
 	 * it drops the space between two inline elements ("<b>a</b> <b>b</b>"
 	 * would read "ab"); walk collapses whitespace itself.
 	 */
-	*doc = htmlCtxtReadMemory(ctxt, html, n, NULL, NULL, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
-				  HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
+	/*
+	 * htmlReadMemory, not a context of our own: it reads with an XML memory
+	 * context, whose encoding guess takes UTF-8 unless the page says
+	 * otherwise; libxml2 2.9's HTML contexts take Latin-1 ("café" became
+	 * "cafÃ©").  The error that stopped it, if any, is the thread's last.
+	 */
+	xmlResetLastError();
+	*doc = htmlReadMemory(html, n, NULL, NULL, HTML_PARSE_RECOVER | HTML_PARSE_NOERROR |
+			      HTML_PARSE_NOWARNING | HTML_PARSE_NONET);
 	xmlSetGenericErrorFunc(gen_ctx, gen);
 	xmlSetStructuredErrorFunc(st_ctx, st);
 	/* The depth limit is XML_ERR_INTERNAL_ERROR up to 2.10, XML_ERR_RESOURCE_LIMIT after. */
-	e = xmlCtxtGetLastError(ctxt);
+	e = xmlGetLastError();
 	if (e && (e->code == XML_ERR_INTERNAL_ERROR
 #if LIBXML_VERSION >= 21100
 		  || e->code == XML_ERR_RESOURCE_LIMIT
@@ -650,7 +652,7 @@ static int parse_quietly(const char *html, int n, htmlDocPtr *doc, char *err_msg
 		*doc = NULL;
 		rc = -1;
 	}
-	htmlFreeParserCtxt(ctxt);
+	xmlResetLastError();
 	return rc;
 }
 
