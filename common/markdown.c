@@ -714,6 +714,38 @@ static int char_cols(const char *v, size_t len, size_t i, size_t *k)
 }
 
 /*
+ * What wrap_run has decided but not yet written: vis[from..to), which
+ * starts in style cur.  The words and spaces of an output line are
+ * contiguous in vis, so they go out as one run (an SGR sequence only
+ * where the style changes) rather than one buf_add each.
+ */
+struct wpend {
+	size_t from, to;
+	unsigned cur;
+};
+
+static void wflush(struct markdown *m, struct buf *out, struct wpend *p)
+{
+	if (p->from != p->to)
+		emit_styled(m, out, p->from, p->to, p->cur);
+	p->from = p->to = 0;
+}
+
+/* vis[from..to) is decided: added to the pending run; m->wcur is the style it leaves on. */
+static void wemit(struct markdown *m, struct buf *out, struct wpend *p, size_t from, size_t to)
+{
+	if (from == to)
+		return;
+	if (p->from == p->to || p->to != from) {
+		wflush(m, out, p);
+		p->from = from;
+		p->cur = m->wcur;
+	}
+	p->to = to;
+	m->wcur = (unsigned char)m->sty.data[to - 1];
+}
+
+/*
  * Writes the rendered line (m->vis) from the wrap cursor up to upto,
  * wrapped to the width, greedily: a space is written when it fits (a line
  * may end in spaces, which no one sees), else the line ends there and the
@@ -729,12 +761,14 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 {
 	const char *v = m->vis.data ? m->vis.data : "";
 	int avail = avail_of(m, px);
+	struct wpend pend = { 0, 0, 0 };
 
 	if (upto > m->vis.len)
 		upto = m->vis.len;
 	while (m->wpos < upto) {
 		size_t we, i, k, from;
 		int ww = 0;
+		bool ascii = true;
 
 		if (v[m->wpos] == ' ') {
 			size_t run, fit;
@@ -745,6 +779,7 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 				continue;
 			}
 			if (m->wstarted && m->wcol + 1 > avail) {
+				wflush(m, out, &pend);
 				wrap_end_line(m, out, px);
 				continue;
 			}
@@ -756,36 +791,51 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 			fit = (size_t)(avail - m->wcol);
 			if (run > fit)
 				run = fit;
-			m->wcur = emit_styled(m, out, m->wpos, m->wpos + run, m->wcur);
+			wemit(m, out, &pend, m->wpos, m->wpos + run);
 			m->wcol += (int)run;
 			m->wpos += run;
 			continue;
 		}
+		/* A word of ASCII but tabs is as wide as it is long: no UTF-8 to decode. */
 		for (we = m->wpos; we < upto && v[we] != ' '; we++)
-			;
+			if ((unsigned char)v[we] >= 0x80 || v[we] == '\t')
+				ascii = false;
 		if (we == upto && !final)
 			break;
-		for (i = m->wpos; i < we; i += k)
-			ww += char_cols(v, we, i, &k);
+		if (ascii)
+			ww = (int)(we - m->wpos);
+		else
+			for (i = m->wpos; i < we; i += k)
+				ww += char_cols(v, we, i, &k);
 		if (m->wstarted && m->wcol > 0 && m->wcol + ww > avail) {
+			wflush(m, out, &pend);
 			wrap_end_line(m, out, px);
 			continue;
 		}
 		wrap_start_line(m, out, px);
+		if (m->wcol + ww <= avail) {
+			/* It fits whole: no character of it can break the line. */
+			wemit(m, out, &pend, m->wpos, we);
+			m->wcol += ww;
+			m->wpos = we;
+			continue;
+		}
 		for (i = from = m->wpos; i < we; i += k) {
 			int w = char_cols(v, we, i, &k);
 
 			if (m->wcol + w > avail && m->wcol > 0) {
-				m->wcur = emit_styled(m, out, from, i, m->wcur);
+				wemit(m, out, &pend, from, i);
+				wflush(m, out, &pend);
 				wrap_end_line(m, out, px);
 				wrap_start_line(m, out, px);
 				from = i;
 			}
 			m->wcol += w;
 		}
-		m->wcur = emit_styled(m, out, from, we, m->wcur);
+		wemit(m, out, &pend, from, we);
 		m->wpos = we;
 	}
+	wflush(m, out, &pend);
 	if (final)
 		wrap_end_line(m, out, px);
 }
