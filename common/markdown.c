@@ -148,6 +148,10 @@ static int strwidth(const char *s, size_t n)
 	uint32_t cp;
 
 	for (size_t i = 0; i < n;) {
+		if ((unsigned char)s[i] < 0x80) {
+			i++, w++;
+			continue;
+		}
 		i += u8len((const unsigned char *)s + i, n - i, &cp);
 		w += cpwidth(cp);
 	}
@@ -189,6 +193,7 @@ static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 static void vis_add(struct markdown *m, const char *s, size_t n, unsigned st)
 {
 	char *v, *y;
+	size_t i;
 
 	/* Room for the worst case first (3 bytes for each control), then plain stores. */
 	if (n > SIZE_MAX / 4 || buf_grow(&m->vis, 3 * n) || buf_grow(&m->sty, 3 * n)) {
@@ -197,7 +202,15 @@ static void vis_add(struct markdown *m, const char *s, size_t n, unsigned st)
 	}
 	v = m->vis.data + m->vis.len;
 	y = m->sty.data + m->sty.len;
-	for (size_t i = 0; i < n; i++) {
+	/* Printable ASCII and UTF-8 up to the first control character are copied at once. */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			break;
+	if (i) {
+		memcpy(v, s, i);
+		v += i;
+	}
+	for (; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c >= 0x20 && c != 0x7f) {
@@ -326,14 +339,24 @@ static size_t link_end(const char *s, size_t n, size_t i, size_t *t0, size_t *t1
  */
 static void tokenize(struct markdown *m, const char *s, size_t n, bool links)
 {
+	/* The bytes the switch below looks at; prose is mostly none of them. */
+	static const bool starts[256] = {
+		['\\'] = true, ['`'] = true, ['*'] = true, ['_'] = true,
+		['~'] = true, ['!'] = true, ['['] = true, ['<'] = true
+	};
 	size_t i = 0, text = 0;
 
 #define FLUSH_TEXT(to) do { if ((to) > text) tok_push(m, T_TEXT, text, (to) - text); } while (0)
 	while (i < n && !m->fail) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c;
 		size_t j, k, close, t0, t1, u0, u1;
 		struct tok *t;
 
+		while (i < n && !starts[(unsigned char)s[i]])
+			i++;
+		if (i == n)
+			break;
+		c = (unsigned char)s[i];
 		switch (c) {
 		case '\\':
 			if (i + 1 < n && is_punct((unsigned char)s[i + 1])) {
@@ -796,8 +819,13 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 			m->wpos += run;
 			continue;
 		}
-		/* A word of ASCII but tabs is as wide as it is long: no UTF-8 to decode. */
-		for (we = m->wpos; we < upto && v[we] != ' '; we++)
+		/*
+		 * A word of printable ASCII is as wide as it is long: no UTF-8 to
+		 * decode.  (vis holds no control character but tab.)
+		 */
+		for (we = m->wpos; we < upto && (unsigned char)(v[we] - 0x21) < 0x5e; we++)
+			;
+		for (; we < upto && v[we] != ' '; we++)
 			if ((unsigned char)v[we] >= 0x80 || v[we] == '\t')
 				ascii = false;
 		if (we == upto && !final)
