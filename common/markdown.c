@@ -793,6 +793,29 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 		int ww = 0;
 		bool ascii = true;
 
+		/*
+		 * On a line already started, the printable ASCII words and spaces
+		 * that fit whole would each be written as they are: all at once.
+		 * Then the general case below decides where the line breaks.
+		 */
+		if (m->wstarted && m->wcol < avail) {
+			size_t lim = m->wpos + (size_t)(avail - m->wcol), j;
+
+			if (lim > upto)
+				lim = upto;
+			for (j = m->wpos; j < lim && (unsigned char)(v[j] - 0x20) < 0x5f; j++)
+				;
+			/* Not into a word that goes on past here (or that may, unless final). */
+			if (j < upto ? v[j] != ' ' : !final)
+				while (j > m->wpos && v[j - 1] != ' ')
+					j--;
+			if (j > m->wpos) {
+				wemit(m, out, &pend, m->wpos, j);
+				m->wcol += (int)(j - m->wpos);
+				m->wpos = j;
+				continue;
+			}
+		}
 		if (v[m->wpos] == ' ') {
 			size_t run, fit;
 
