@@ -1062,74 +1062,83 @@ static bool delim_row(struct markdown *m, const char *s, size_t n, int ncols)
 	return true;
 }
 
-/* Renders one cell into m->vis (reset first) and returns its width. */
-static int cell_render(struct markdown *m, const char *s, size_t n, unsigned base)
-{
-	buf_reset(&m->vis);
-	buf_reset(&m->sty);
-	m->tab_space = true;
-	render_inline(m, s, n, base);
-	m->tab_space = false;
-	return strwidth(m->vis.data ? m->vis.data : "", m->vis.len);
-}
+/* A rendered table cell: its bytes in m->vis and their width. */
+struct cellr {
+	size_t from, to;
+	int w;
+};
 
-/* Writes the table read so far, every column as wide as its widest cell, and forgets it. */
+/*
+ * Writes the table read so far, every column as wide as its widest cell,
+ * and forgets it.  Every cell is rendered once, all of them into m->vis,
+ * before the widths are known; then written.
+ */
 static void table_out(struct markdown *m, struct buf *out)
 {
 	int width[MARKDOWN_MAX_COLS] = { 0 };
 	const char *s = m->table.data, *end = s + m->table.len;
+	const struct cellr *cr;
+	size_t nrow = 0;
 
-	for (int pass = 0; pass < 2; pass++) {
-		bool head = true;
+	buf_reset(&m->vis);
+	buf_reset(&m->sty);
+	buf_reset(&m->cells);
+	m->tab_space = true;
+	for (const char *p = s; p < end && !m->fail;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *cell[MARKDOWN_MAX_COLS];
+		size_t clen[MARKDOWN_MAX_COLS];
+		int nc = split_row(p, (size_t)(nl - p), cell, clen);
 
-		for (const char *p = s; p < end && !m->fail;) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			const char *cell[MARKDOWN_MAX_COLS];
-			size_t clen[MARKDOWN_MAX_COLS];
-			int nc = split_row(p, (size_t)(nl - p), cell, clen);
+		for (int c = 0; c < m->ncols; c++) {
+			struct cellr r;
 
+			r.from = m->vis.len;
+			render_inline(m, c < nc ? cell[c] : "", c < nc ? clen[c] : 0, nrow ? 0 : ST_BOLD);
+			r.to = m->vis.len;
+			r.w = r.to > r.from ? strwidth(m->vis.data + r.from, r.to - r.from) : 0;
+			if (r.w > width[c])
+				width[c] = r.w;
+			if (buf_add(&m->cells, &r, sizeof(r)))
+				m->fail = true;
+		}
+		nrow++;
+		p = nl + 1;
+	}
+	m->tab_space = false;
+	cr = (const struct cellr *)(const void *)m->cells.data;
+	for (size_t row = 0; row < nrow && !m->fail; row++) {
+		for (int c = 0; c < m->ncols; c++) {
+			const struct cellr *r = &cr[row * (size_t)m->ncols + (size_t)c];
+			int w = r->w, pad = width[c] - w, lpad;
+			bool last = c + 1 == m->ncols;
+			unsigned cur;
+
+			/* The last column is not padded on the right: no trailing blanks. */
+			if (last && !w)
+				pad = 0;
+			if (c) {
+				sgr(m, out, 0, ST_DIM);
+				md_addstr(m, out, last && !w ? " \xe2\x94\x82" : " \xe2\x94\x82 ");
+				sgr(m, out, ST_DIM, 0);
+			}
+			lpad = m->align[c] == 'r' ? pad : m->align[c] == 'c' ? pad / 2 : 0;
+			spaces(m, out, lpad);
+			cur = emit_styled(m, out, r->from, r->to, 0);
+			sgr(m, out, cur, 0);
+			if (!last)
+				spaces(m, out, pad - lpad);
+		}
+		md_add(m, out, "\n", 1);
+		if (!row) {
+			sgr(m, out, 0, ST_DIM);
 			for (int c = 0; c < m->ncols; c++) {
-				int w = cell_render(m, c < nc ? cell[c] : "", c < nc ? clen[c] : 0,
-						    head ? ST_BOLD : 0);
-				int pad = width[c] - w, lpad;
-				bool last = c + 1 == m->ncols;
-				unsigned cur;
-
-				if (!pass) {
-					if (w > width[c])
-						width[c] = w;
-					continue;
-				}
-				/* The last column is not padded on the right: no trailing blanks. */
-				if (last && !w)
-					pad = 0;
-				if (c) {
-					sgr(m, out, 0, ST_DIM);
-					md_addstr(m, out, last && !w ? " \xe2\x94\x82" : " \xe2\x94\x82 ");
-					sgr(m, out, ST_DIM, 0);
-				}
-				lpad = m->align[c] == 'r' ? pad : m->align[c] == 'c' ? pad / 2 : 0;
-				spaces(m, out, lpad);
-				cur = emit_styled(m, out, 0, m->vis.len, 0);
-				sgr(m, out, cur, 0);
-				if (!last)
-					spaces(m, out, pad - lpad);
+				if (c)
+					md_addstr(m, out, "\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80");
+				dash_run(m, out, width[c]);
 			}
-			if (pass) {
-				md_add(m, out, "\n", 1);
-				if (head) {
-					sgr(m, out, 0, ST_DIM);
-					for (int c = 0; c < m->ncols; c++) {
-						if (c)
-							md_addstr(m, out, "\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80");
-						dash_run(m, out, width[c]);
-					}
-					sgr(m, out, ST_DIM, 0);
-					md_add(m, out, "\n", 1);
-				}
-			}
-			head = false;
-			p = nl + 1;
+			sgr(m, out, ST_DIM, 0);
+			md_add(m, out, "\n", 1);
 		}
 	}
 	buf_reset(&m->table);
@@ -1596,6 +1605,7 @@ void markdown_init(struct markdown *m, int width, bool sgr_on)
 	buf_init(&m->sty, 0);
 	buf_init(&m->toks, 0);
 	buf_init(&m->cnt, 0);
+	buf_init(&m->cells, 0);
 }
 
 static int failed(struct markdown *m, struct ai_err *err)
@@ -1674,4 +1684,5 @@ void markdown_release(struct markdown *m)
 	buf_release(&m->sty);
 	buf_release(&m->toks);
 	buf_release(&m->cnt);
+	buf_release(&m->cells);
 }
