@@ -39,6 +39,14 @@ struct cnt {
 
 static void md_add(struct markdown *m, struct buf *out, const void *p, size_t n)
 {
+	/* Most adds are a few bytes into room already there: no call to buf_add for those. */
+	if (n < out->alloc - out->len && (!out->max || n <= out->max - out->len)) {
+		if (n)
+			memcpy(out->data + out->len, p, n);
+		out->len += n;
+		out->data[out->len] = 0;
+		return;
+	}
 	if (buf_add(out, p, n))
 		m->fail = true;
 }
