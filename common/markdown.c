@@ -170,9 +170,9 @@ static int strwidth(const char *s, size_t n)
 static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 {
 	/* Built by hand: this runs at every change of style, and snprintf showed in the profile. */
-	static const struct { unsigned bit; char code[4]; } attr[] = {
-		{ ST_BOLD, ";1" }, { ST_DIM, ";2" }, { ST_ITALIC, ";3" }, { ST_UNDER, ";4" },
-		{ ST_STRIKE, ";9" }, { ST_CODE, ";36" }, { ST_HEAD, ";35" }
+	static const struct { unsigned bit; char code[4]; size_t len; } attr[] = {
+		{ ST_BOLD, ";1", 2 }, { ST_DIM, ";2", 2 }, { ST_ITALIC, ";3", 2 }, { ST_UNDER, ";4", 2 },
+		{ ST_STRIKE, ";9", 2 }, { ST_CODE, ";36", 3 }, { ST_HEAD, ";35", 3 }
 	};
 	char t[32] = "\033[0";
 	size_t n = 3;
@@ -180,14 +180,11 @@ static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 	if (!m->sgr || cur == to)
 		return;
 	for (size_t i = 0; i < AI_ARRAY_LEN(attr); i++) {
-		size_t k;
-
 		/* Code's colour wins over a heading's. */
 		if (!(to & attr[i].bit) || (attr[i].bit == ST_HEAD && (to & ST_CODE)))
 			continue;
-		k = strlen(attr[i].code);
-		memcpy(t + n, attr[i].code, k);
-		n += k;
+		memcpy(t + n, attr[i].code, attr[i].len);
+		n += attr[i].len;
 	}
 	t[n++] = 'm';
 	md_add(m, out, t, n);
@@ -986,7 +983,9 @@ static void blank_out(struct markdown *m, struct buf *out, int quote)
 static void add_clean(struct markdown *m, struct buf *out, const char *s, size_t n)
 {
 	for (size_t i = 0, from = 0; i <= n; i++) {
-		if (i < n && ((unsigned char)s[i] >= 0x20 || s[i] == '\t') && s[i] != 0x7f)
+		while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != 0x7f)
+			i++;
+		if (i < n && s[i] == '\t')
 			continue;
 		md_add(m, out, s + from, i - from);
 		if (i < n)
