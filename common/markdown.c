@@ -200,8 +200,13 @@ static void vis_add(struct markdown *m, const char *s, size_t n, unsigned st)
 	char *v, *y;
 	size_t i;
 
-	/* Room for the worst case first (3 bytes for each control), then plain stores. */
-	if (n > SIZE_MAX / 4 || buf_grow(&m->vis, 3 * n) || buf_grow(&m->sty, 3 * n)) {
+	/*
+	 * Room for the worst case first (3 bytes for each control), then plain
+	 * stores.  vis and sty have no cap: room already there needs no call.
+	 */
+	if (n > SIZE_MAX / 4 ||
+	    (3 * n >= m->vis.alloc - m->vis.len && buf_grow(&m->vis, 3 * n)) ||
+	    (3 * n >= m->sty.alloc - m->sty.len && buf_grow(&m->sty, 3 * n))) {
 		m->fail = true;
 		return;
 	}
