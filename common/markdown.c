@@ -1532,8 +1532,8 @@ static bool prose_decided(const struct markdown *m, const char *s, size_t n)
 	return true;
 }
 
-/* The line so far, without its newline: what of it is decided is written now. */
-static void line_partial(struct markdown *m, struct buf *out, bool spaced)
+/* The line so far, without its newline, piece[0..plen) its end: what of it is decided is written now. */
+static void line_partial(struct markdown *m, struct buf *out, const char *piece, size_t plen)
 {
 	const char *s = m->line.data;
 	size_t n = m->line.len;
@@ -1570,7 +1570,8 @@ static void line_partial(struct markdown *m, struct buf *out, bool spaced)
 		m->blank = false;
 		return;
 	}
-	if (!spaced || n > MARKDOWN_PARTIAL_MAX)
+	/* Prose is decided word by word: nothing new without a space in the piece. */
+	if (n > MARKDOWN_PARTIAL_MAX || !memchr(piece, ' ', plen))
 		return;
 	/*
 	 * Each look reads the line again from its start: pieces that come
@@ -1645,7 +1646,7 @@ int markdown_feed(struct markdown *m, const void *p, size_t n, struct buf *out, 
 		s += take, n -= take;
 		if (!n) {
 			/* The piece ends inside a line. */
-			line_partial(m, out, memchr(s - take, ' ', take) != NULL);
+			line_partial(m, out, s - take, take);
 			break;
 		}
 		if (*s == '\n') {
