@@ -255,7 +255,7 @@ static struct tok *tok_push(struct markdown *m, enum tok_kind kind, size_t off, 
 {
 	struct tok *t;
 
-	if (buf_grow(&m->toks, sizeof(*t))) {
+	if (sizeof(*t) >= m->toks.alloc - m->toks.len && buf_grow(&m->toks, sizeof(*t))) {
 		m->fail = true;
 		return NULL;
 	}
