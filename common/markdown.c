@@ -39,6 +39,14 @@ struct cnt {
 
 static void md_add(struct markdown *m, struct buf *out, const void *p, size_t n)
 {
+	/* Most adds are a few bytes into room already there: no call to buf_add for those. */
+	if (n < out->alloc - out->len && (!out->max || n <= out->max - out->len)) {
+		if (n)
+			memcpy(out->data + out->len, p, n);
+		out->len += n;
+		out->data[out->len] = 0;
+		return;
+	}
 	if (buf_add(out, p, n))
 		m->fail = true;
 }
@@ -148,6 +156,10 @@ static int strwidth(const char *s, size_t n)
 	uint32_t cp;
 
 	for (size_t i = 0; i < n;) {
+		if ((unsigned char)s[i] < 0x80) {
+			i++, w++;
+			continue;
+		}
 		i += u8len((const unsigned char *)s + i, n - i, &cp);
 		w += cpwidth(cp);
 	}
@@ -158,9 +170,9 @@ static int strwidth(const char *s, size_t n)
 static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 {
 	/* Built by hand: this runs at every change of style, and snprintf showed in the profile. */
-	static const struct { unsigned bit; char code[4]; } attr[] = {
-		{ ST_BOLD, ";1" }, { ST_DIM, ";2" }, { ST_ITALIC, ";3" }, { ST_UNDER, ";4" },
-		{ ST_STRIKE, ";9" }, { ST_CODE, ";36" }, { ST_HEAD, ";35" }
+	static const struct { unsigned bit; char code[4]; size_t len; } attr[] = {
+		{ ST_BOLD, ";1", 2 }, { ST_DIM, ";2", 2 }, { ST_ITALIC, ";3", 2 }, { ST_UNDER, ";4", 2 },
+		{ ST_STRIKE, ";9", 2 }, { ST_CODE, ";36", 3 }, { ST_HEAD, ";35", 3 }
 	};
 	char t[32] = "\033[0";
 	size_t n = 3;
@@ -168,14 +180,11 @@ static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 	if (!m->sgr || cur == to)
 		return;
 	for (size_t i = 0; i < AI_ARRAY_LEN(attr); i++) {
-		size_t k;
-
 		/* Code's colour wins over a heading's. */
 		if (!(to & attr[i].bit) || (attr[i].bit == ST_HEAD && (to & ST_CODE)))
 			continue;
-		k = strlen(attr[i].code);
-		memcpy(t + n, attr[i].code, k);
-		n += k;
+		memcpy(t + n, attr[i].code, attr[i].len);
+		n += attr[i].len;
 	}
 	t[n++] = 'm';
 	md_add(m, out, t, n);
@@ -189,15 +198,29 @@ static void sgr(struct markdown *m, struct buf *out, unsigned cur, unsigned to)
 static void vis_add(struct markdown *m, const char *s, size_t n, unsigned st)
 {
 	char *v, *y;
+	size_t i;
 
-	/* Room for the worst case first (3 bytes for each control), then plain stores. */
-	if (n > SIZE_MAX / 4 || buf_grow(&m->vis, 3 * n) || buf_grow(&m->sty, 3 * n)) {
+	/*
+	 * Room for the worst case first (3 bytes for each control), then plain
+	 * stores.  vis and sty have no cap: room already there needs no call.
+	 */
+	if (n > SIZE_MAX / 4 ||
+	    (3 * n >= m->vis.alloc - m->vis.len && buf_grow(&m->vis, 3 * n)) ||
+	    (3 * n >= m->sty.alloc - m->sty.len && buf_grow(&m->sty, 3 * n))) {
 		m->fail = true;
 		return;
 	}
 	v = m->vis.data + m->vis.len;
 	y = m->sty.data + m->sty.len;
-	for (size_t i = 0; i < n; i++) {
+	/* Printable ASCII and UTF-8 up to the first control character are copied at once. */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			break;
+	if (i) {
+		memcpy(v, s, i);
+		v += i;
+	}
+	for (; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if (c >= 0x20 && c != 0x7f) {
@@ -232,7 +255,7 @@ static struct tok *tok_push(struct markdown *m, enum tok_kind kind, size_t off, 
 {
 	struct tok *t;
 
-	if (buf_grow(&m->toks, sizeof(*t))) {
+	if (sizeof(*t) >= m->toks.alloc - m->toks.len && buf_grow(&m->toks, sizeof(*t))) {
 		m->fail = true;
 		return NULL;
 	}
@@ -326,14 +349,24 @@ static size_t link_end(const char *s, size_t n, size_t i, size_t *t0, size_t *t1
  */
 static void tokenize(struct markdown *m, const char *s, size_t n, bool links)
 {
+	/* The bytes the switch below looks at; prose is mostly none of them. */
+	static const bool starts[256] = {
+		['\\'] = true, ['`'] = true, ['*'] = true, ['_'] = true,
+		['~'] = true, ['!'] = true, ['['] = true, ['<'] = true
+	};
 	size_t i = 0, text = 0;
 
 #define FLUSH_TEXT(to) do { if ((to) > text) tok_push(m, T_TEXT, text, (to) - text); } while (0)
 	while (i < n && !m->fail) {
-		unsigned char c = (unsigned char)s[i];
+		unsigned char c;
 		size_t j, k, close, t0, t1, u0, u1;
 		struct tok *t;
 
+		while (i < n && !starts[(unsigned char)s[i]])
+			i++;
+		if (i == n)
+			break;
+		c = (unsigned char)s[i];
 		switch (c) {
 		case '\\':
 			if (i + 1 < n && is_punct((unsigned char)s[i + 1])) {
@@ -616,10 +649,14 @@ static unsigned emit_styled(struct markdown *m, struct buf *out, size_t from, si
 {
 	const unsigned char *sty = (const unsigned char *)m->sty.data;
 	size_t run = from;
+	uint64_t same = UINT64_C(0x0101010101010101) * cur, w;
 
 	if (from == to)
 		return cur;
 	for (size_t i = from; i <= to; i++) {
+		/* Styles change seldom: eight style bytes at a time while they stay. */
+		while (to - i >= 8 && (memcpy(&w, sty + i, sizeof(w)), w == same))
+			i += 8;
 		if (i < to && sty[i] == cur)
 			continue;
 		md_add(m, out, m->vis.data + run, i - run);
@@ -627,6 +664,7 @@ static unsigned emit_styled(struct markdown *m, struct buf *out, size_t from, si
 			break;
 		sgr(m, out, cur, sty[i]);
 		cur = sty[i];
+		same = UINT64_C(0x0101010101010101) * cur;
 		run = i;
 	}
 	return cur;
@@ -714,6 +752,38 @@ static int char_cols(const char *v, size_t len, size_t i, size_t *k)
 }
 
 /*
+ * What wrap_run has decided but not yet written: vis[from..to), which
+ * starts in style cur.  The words and spaces of an output line are
+ * contiguous in vis, so they go out as one run (an SGR sequence only
+ * where the style changes) rather than one buf_add each.
+ */
+struct wpend {
+	size_t from, to;
+	unsigned cur;
+};
+
+static void wflush(struct markdown *m, struct buf *out, struct wpend *p)
+{
+	if (p->from != p->to)
+		emit_styled(m, out, p->from, p->to, p->cur);
+	p->from = p->to = 0;
+}
+
+/* vis[from..to) is decided: added to the pending run; m->wcur is the style it leaves on. */
+static void wemit(struct markdown *m, struct buf *out, struct wpend *p, size_t from, size_t to)
+{
+	if (from == to)
+		return;
+	if (p->from == p->to || p->to != from) {
+		wflush(m, out, p);
+		p->from = from;
+		p->cur = m->wcur;
+	}
+	p->to = to;
+	m->wcur = (unsigned char)m->sty.data[to - 1];
+}
+
+/*
  * Writes the rendered line (m->vis) from the wrap cursor up to upto,
  * wrapped to the width, greedily: a space is written when it fits (a line
  * may end in spaces, which no one sees), else the line ends there and the
@@ -729,13 +799,38 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 {
 	const char *v = m->vis.data ? m->vis.data : "";
 	int avail = avail_of(m, px);
+	struct wpend pend = { 0, 0, 0 };
 
 	if (upto > m->vis.len)
 		upto = m->vis.len;
 	while (m->wpos < upto) {
 		size_t we, i, k, from;
 		int ww = 0;
+		bool ascii = true;
 
+		/*
+		 * On a line already started, the printable ASCII words and spaces
+		 * that fit whole would each be written as they are: all at once.
+		 * Then the general case below decides where the line breaks.
+		 */
+		if (m->wstarted && m->wcol < avail) {
+			size_t lim = m->wpos + (size_t)(avail - m->wcol), j;
+
+			if (lim > upto)
+				lim = upto;
+			for (j = m->wpos; j < lim && (unsigned char)(v[j] - 0x20) < 0x5f; j++)
+				;
+			/* Not into a word that goes on past here (or that may, unless final). */
+			if (j < upto ? v[j] != ' ' : !final)
+				while (j > m->wpos && v[j - 1] != ' ')
+					j--;
+			if (j > m->wpos) {
+				wemit(m, out, &pend, m->wpos, j);
+				m->wcol += (int)(j - m->wpos);
+				m->wpos = j;
+				continue;
+			}
+		}
 		if (v[m->wpos] == ' ') {
 			size_t run, fit;
 
@@ -745,6 +840,7 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 				continue;
 			}
 			if (m->wstarted && m->wcol + 1 > avail) {
+				wflush(m, out, &pend);
 				wrap_end_line(m, out, px);
 				continue;
 			}
@@ -756,36 +852,56 @@ static void wrap_run(struct markdown *m, struct buf *out, const struct prefix *p
 			fit = (size_t)(avail - m->wcol);
 			if (run > fit)
 				run = fit;
-			m->wcur = emit_styled(m, out, m->wpos, m->wpos + run, m->wcur);
+			wemit(m, out, &pend, m->wpos, m->wpos + run);
 			m->wcol += (int)run;
 			m->wpos += run;
 			continue;
 		}
-		for (we = m->wpos; we < upto && v[we] != ' '; we++)
+		/*
+		 * A word of printable ASCII is as wide as it is long: no UTF-8 to
+		 * decode.  (vis holds no control character but tab.)
+		 */
+		for (we = m->wpos; we < upto && (unsigned char)(v[we] - 0x21) < 0x5e; we++)
 			;
+		for (; we < upto && v[we] != ' '; we++)
+			if ((unsigned char)v[we] >= 0x80 || v[we] == '\t')
+				ascii = false;
 		if (we == upto && !final)
 			break;
-		for (i = m->wpos; i < we; i += k)
-			ww += char_cols(v, we, i, &k);
+		if (ascii)
+			ww = (int)(we - m->wpos);
+		else
+			for (i = m->wpos; i < we; i += k)
+				ww += char_cols(v, we, i, &k);
 		if (m->wstarted && m->wcol > 0 && m->wcol + ww > avail) {
+			wflush(m, out, &pend);
 			wrap_end_line(m, out, px);
 			continue;
 		}
 		wrap_start_line(m, out, px);
+		if (m->wcol + ww <= avail) {
+			/* It fits whole: no character of it can break the line. */
+			wemit(m, out, &pend, m->wpos, we);
+			m->wcol += ww;
+			m->wpos = we;
+			continue;
+		}
 		for (i = from = m->wpos; i < we; i += k) {
 			int w = char_cols(v, we, i, &k);
 
 			if (m->wcol + w > avail && m->wcol > 0) {
-				m->wcur = emit_styled(m, out, from, i, m->wcur);
+				wemit(m, out, &pend, from, i);
+				wflush(m, out, &pend);
 				wrap_end_line(m, out, px);
 				wrap_start_line(m, out, px);
 				from = i;
 			}
 			m->wcol += w;
 		}
-		m->wcur = emit_styled(m, out, from, we, m->wcur);
+		wemit(m, out, &pend, from, we);
 		m->wpos = we;
 	}
+	wflush(m, out, &pend);
 	if (final)
 		wrap_end_line(m, out, px);
 }
@@ -877,7 +993,9 @@ static void blank_out(struct markdown *m, struct buf *out, int quote)
 static void add_clean(struct markdown *m, struct buf *out, const char *s, size_t n)
 {
 	for (size_t i = 0, from = 0; i <= n; i++) {
-		if (i < n && ((unsigned char)s[i] >= 0x20 || s[i] == '\t') && s[i] != 0x7f)
+		while (i < n && (unsigned char)s[i] >= 0x20 && s[i] != 0x7f)
+			i++;
+		if (i < n && s[i] == '\t')
 			continue;
 		md_add(m, out, s + from, i - from);
 		if (i < n)
@@ -961,74 +1079,83 @@ static bool delim_row(struct markdown *m, const char *s, size_t n, int ncols)
 	return true;
 }
 
-/* Renders one cell into m->vis (reset first) and returns its width. */
-static int cell_render(struct markdown *m, const char *s, size_t n, unsigned base)
-{
-	buf_reset(&m->vis);
-	buf_reset(&m->sty);
-	m->tab_space = true;
-	render_inline(m, s, n, base);
-	m->tab_space = false;
-	return strwidth(m->vis.data ? m->vis.data : "", m->vis.len);
-}
+/* A rendered table cell: its bytes in m->vis and their width. */
+struct cellr {
+	size_t from, to;
+	int w;
+};
 
-/* Writes the table read so far, every column as wide as its widest cell, and forgets it. */
+/*
+ * Writes the table read so far, every column as wide as its widest cell,
+ * and forgets it.  Every cell is rendered once, all of them into m->vis,
+ * before the widths are known; then written.
+ */
 static void table_out(struct markdown *m, struct buf *out)
 {
 	int width[MARKDOWN_MAX_COLS] = { 0 };
 	const char *s = m->table.data, *end = s + m->table.len;
+	const struct cellr *cr;
+	size_t nrow = 0;
 
-	for (int pass = 0; pass < 2; pass++) {
-		bool head = true;
+	buf_reset(&m->vis);
+	buf_reset(&m->sty);
+	buf_reset(&m->cells);
+	m->tab_space = true;
+	for (const char *p = s; p < end && !m->fail;) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *cell[MARKDOWN_MAX_COLS];
+		size_t clen[MARKDOWN_MAX_COLS];
+		int nc = split_row(p, (size_t)(nl - p), cell, clen);
 
-		for (const char *p = s; p < end && !m->fail;) {
-			const char *nl = memchr(p, '\n', (size_t)(end - p));
-			const char *cell[MARKDOWN_MAX_COLS];
-			size_t clen[MARKDOWN_MAX_COLS];
-			int nc = split_row(p, (size_t)(nl - p), cell, clen);
+		for (int c = 0; c < m->ncols; c++) {
+			struct cellr r;
 
+			r.from = m->vis.len;
+			render_inline(m, c < nc ? cell[c] : "", c < nc ? clen[c] : 0, nrow ? 0 : ST_BOLD);
+			r.to = m->vis.len;
+			r.w = r.to > r.from ? strwidth(m->vis.data + r.from, r.to - r.from) : 0;
+			if (r.w > width[c])
+				width[c] = r.w;
+			if (buf_add(&m->cells, &r, sizeof(r)))
+				m->fail = true;
+		}
+		nrow++;
+		p = nl + 1;
+	}
+	m->tab_space = false;
+	cr = (const struct cellr *)(const void *)m->cells.data;
+	for (size_t row = 0; row < nrow && !m->fail; row++) {
+		for (int c = 0; c < m->ncols; c++) {
+			const struct cellr *r = &cr[row * (size_t)m->ncols + (size_t)c];
+			int w = r->w, pad = width[c] - w, lpad;
+			bool last = c + 1 == m->ncols;
+			unsigned cur;
+
+			/* The last column is not padded on the right: no trailing blanks. */
+			if (last && !w)
+				pad = 0;
+			if (c) {
+				sgr(m, out, 0, ST_DIM);
+				md_addstr(m, out, last && !w ? " \xe2\x94\x82" : " \xe2\x94\x82 ");
+				sgr(m, out, ST_DIM, 0);
+			}
+			lpad = m->align[c] == 'r' ? pad : m->align[c] == 'c' ? pad / 2 : 0;
+			spaces(m, out, lpad);
+			cur = emit_styled(m, out, r->from, r->to, 0);
+			sgr(m, out, cur, 0);
+			if (!last)
+				spaces(m, out, pad - lpad);
+		}
+		md_add(m, out, "\n", 1);
+		if (!row) {
+			sgr(m, out, 0, ST_DIM);
 			for (int c = 0; c < m->ncols; c++) {
-				int w = cell_render(m, c < nc ? cell[c] : "", c < nc ? clen[c] : 0,
-						    head ? ST_BOLD : 0);
-				int pad = width[c] - w, lpad;
-				bool last = c + 1 == m->ncols;
-				unsigned cur;
-
-				if (!pass) {
-					if (w > width[c])
-						width[c] = w;
-					continue;
-				}
-				/* The last column is not padded on the right: no trailing blanks. */
-				if (last && !w)
-					pad = 0;
-				if (c) {
-					sgr(m, out, 0, ST_DIM);
-					md_addstr(m, out, last && !w ? " \xe2\x94\x82" : " \xe2\x94\x82 ");
-					sgr(m, out, ST_DIM, 0);
-				}
-				lpad = m->align[c] == 'r' ? pad : m->align[c] == 'c' ? pad / 2 : 0;
-				spaces(m, out, lpad);
-				cur = emit_styled(m, out, 0, m->vis.len, 0);
-				sgr(m, out, cur, 0);
-				if (!last)
-					spaces(m, out, pad - lpad);
+				if (c)
+					md_addstr(m, out, "\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80");
+				dash_run(m, out, width[c]);
 			}
-			if (pass) {
-				md_add(m, out, "\n", 1);
-				if (head) {
-					sgr(m, out, 0, ST_DIM);
-					for (int c = 0; c < m->ncols; c++) {
-						if (c)
-							md_addstr(m, out, "\xe2\x94\x80\xe2\x94\xbc\xe2\x94\x80");
-						dash_run(m, out, width[c]);
-					}
-					sgr(m, out, ST_DIM, 0);
-					md_add(m, out, "\n", 1);
-				}
-			}
-			head = false;
-			p = nl + 1;
+			sgr(m, out, ST_DIM, 0);
+			md_add(m, out, "\n", 1);
 		}
 	}
 	buf_reset(&m->table);
@@ -1410,8 +1537,8 @@ static bool prose_decided(const struct markdown *m, const char *s, size_t n)
 	return true;
 }
 
-/* The line so far, without its newline: what of it is decided is written now. */
-static void line_partial(struct markdown *m, struct buf *out, bool spaced)
+/* The line so far, without its newline, piece[0..plen) its end: what of it is decided is written now. */
+static void line_partial(struct markdown *m, struct buf *out, const char *piece, size_t plen)
 {
 	const char *s = m->line.data;
 	size_t n = m->line.len;
@@ -1448,7 +1575,8 @@ static void line_partial(struct markdown *m, struct buf *out, bool spaced)
 		m->blank = false;
 		return;
 	}
-	if (!spaced || n > MARKDOWN_PARTIAL_MAX)
+	/* Prose is decided word by word: nothing new without a space in the piece. */
+	if (n > MARKDOWN_PARTIAL_MAX || !memchr(piece, ' ', plen))
 		return;
 	/*
 	 * Each look reads the line again from its start: pieces that come
@@ -1495,6 +1623,7 @@ void markdown_init(struct markdown *m, int width, bool sgr_on)
 	buf_init(&m->sty, 0);
 	buf_init(&m->toks, 0);
 	buf_init(&m->cnt, 0);
+	buf_init(&m->cells, 0);
 }
 
 static int failed(struct markdown *m, struct ai_err *err)
@@ -1522,7 +1651,7 @@ int markdown_feed(struct markdown *m, const void *p, size_t n, struct buf *out, 
 		s += take, n -= take;
 		if (!n) {
 			/* The piece ends inside a line. */
-			line_partial(m, out, memchr(s - take, ' ', take) != NULL);
+			line_partial(m, out, s - take, take);
 			break;
 		}
 		if (*s == '\n') {
@@ -1573,4 +1702,5 @@ void markdown_release(struct markdown *m)
 	buf_release(&m->sty);
 	buf_release(&m->toks);
 	buf_release(&m->cnt);
+	buf_release(&m->cells);
 }

@@ -96,6 +96,7 @@ struct markdown {
 	int64_t last_look;      /* monotonic ns of the last look at a line still coming */         /* a tab is a space (table cells, whose width must be known) */
 	struct buf vis, sty;    /* one rendered line: its text, and a style byte per byte */
 	struct buf toks, cnt;   /* the inline parser's tokens and emphasis counters */
+	struct buf cells;       /* a table's cells, rendered in vis: where each is and its width */
 	bool fail;              /* a buf could not grow: reported by feed or end */
 };
 
