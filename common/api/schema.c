@@ -230,14 +230,18 @@ static int control_escape(char c)
 static int ecma_to_ere(const char *p, struct buf *o, const char **why)
 {
 	bool quant = false;     /* the last thing written was a quantifier */
+	bool rep = false;       /* the last thing read was one, a lazy '?' included */
 
 	*why = NULL;
 	while (*p) {
 		char c = *p++;
+		bool after_rep = rep;
 		int r;
 
+		rep = false;
 		if (c == '?' && quant) {        /* lazy: same set of matches */
 			quant = false;
+			rep = true;
 			continue;
 		}
 		quant = false;
@@ -348,9 +352,19 @@ class_out:
 				return -1;
 			continue;
 		}
+		/*
+		 * ECMA-262 refuses a quantifier on a quantifier ("a++", "(x)*+",
+		 * "a+??": nothing to repeat), and glibc's regcomp would copy the
+		 * repeated part again for each one: a stack of them took
+		 * gigabytes (the fuzzer's oom-dba544e6).
+		 */
+		if (after_rep && (c == '*' || c == '+' || c == '?' || c == '{')) {
+			*why = "a quantifier on a quantifier (as in '++'), which ECMA-262 refuses";
+			return -1;
+		}
 		if (buf_addch(o, c))
 			return -1;
-		quant = c == '*' || c == '+' || c == '?' || c == '}';
+		quant = rep = c == '*' || c == '+' || c == '?' || c == '}';
 	}
 	return 0;
 }

@@ -146,9 +146,19 @@ static void refusals(void)
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"\\\\bword\"}", false, &err) == -1, "\\b refused");
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a(\"}", false, &err) == -1 &&
 	   strstr(err.msg, "does not compile"), "a bad regex: %s", err.msg);
-	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a)b+++++++++++++++++++++++++++++++++++++++\"}",
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a)((b{100}){100}){100}\"}",
 		false, &err) == -1 && strstr(err.msg, "closes nothing"),
 	   "a ')' that closes nothing is refused, not a way past the cost: %s", err.msg);
+	/* ECMA-262's "nothing to repeat": a stack of quantifiers, which regcomp would copy each time. */
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a++\"}", false, &err) == -1 &&
+	   strstr(err.msg, "quantifier on a quantifier"), "a++ refused: %s", err.msg);
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"(ab)*{2}\"}", false, &err) == -1 &&
+	   strstr(err.msg, "quantifier on a quantifier"), "(ab)*{2} refused: %s", err.msg);
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"a+??\"}", false, &err) == -1 &&
+	   strstr(err.msg, "quantifier on a quantifier"), "a+?? refused: %s", err.msg);
+	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"^a+?b{1,2}?c*?$\"}", false, &err) == 0,
+	   "lazy quantifiers still taken: %s", err.msg);
+	schema_release(&s);
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"(a{200}){200}\"}", false, &err) == -1 &&
 	   strstr(err.msg, "repeats too much"), "a pattern glibc would copy 40000 times: %s", err.msg);
 	ok(load(&s, "{\"type\":\"string\",\"pattern\":\"((((((((((((((((a+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+\"}",
