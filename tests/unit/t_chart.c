@@ -32,8 +32,10 @@ static char *line_of(const char *text, const char *mmdd, char *out, size_t n)
 {
 	const char *p = strstr(text, mmdd), *e;
 
-	if (!p)
-		return strcpy(out, "");
+	if (!p) {
+		snprintf(out, n, "%s", "");
+		return out;
+	}
 	e = strchr(p, '\n');
 	snprintf(out, n, "%.*s", (int)(e ? e - p : (ptrdiff_t)strlen(p)), p);
 	return out;
