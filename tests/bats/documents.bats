@@ -15,37 +15,6 @@ setup() {
 }
 teardown() { stop_server; }
 
-# mkpdf OUT PAGE...: a PDF with one page per argument, each argument's
-# lines ('|' between them) set in Helvetica; plain ASCII without
-# parentheses or backslashes.  Written by hand, byte offsets and all, so
-# that the test needs no PDF writer.
-mkpdf() {
-	local LC_ALL=C out=$1 n=$(($# - 1)) i=0 obj off page line s kids="" body
-	local -a offs lines
-	shift
-	body='%PDF-1.4'$'\n'
-	pdfobj() { offs[$1]=${#body}; body+="$1 0 obj"$'\n'"$2"$'\n'"endobj"$'\n'; }
-	pdfobj 1 "<< /Type /Catalog /Pages 2 0 R >>"
-	for ((i = 0; i < n; i++)); do kids+="$((4 + 2 * i)) 0 R "; done
-	pdfobj 2 "<< /Type /Pages /Kids [ $kids] /Count $n >>"
-	pdfobj 3 "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
-	i=0
-	for page in "$@"; do
-		s="BT /F1 12 Tf 72 720 Td 14 TL"
-		IFS='|' read -ra lines <<<"$page"
-		for line in "${lines[@]}"; do s+=" ($line) Tj T*"; done
-		s+=" ET"
-		pdfobj $((4 + 2 * i)) "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents $((5 + 2 * i)) 0 R >>"
-		pdfobj $((5 + 2 * i)) "<< /Length ${#s} >>"$'\n'"stream"$'\n'"$s"$'\n'"endstream"
-		i=$((i + 1))
-	done
-	obj=$((4 + 2 * n))
-	off=${#body}
-	body+="xref"$'\n'"0 $obj"$'\n'"0000000000 65535 f "$'\n'
-	for ((i = 1; i < obj; i++)); do body+=$(printf '%010d 00000 n ' "${offs[$i]}")$'\n'; done
-	body+="trailer"$'\n'"<< /Size $obj /Root 1 0 R >>"$'\n'"startxref"$'\n'"$off"$'\n'"%%EOF"$'\n'
-	printf '%s' "$body" >"$out"
-}
 
 manual() {
 	mkpdf "$T/manual.pdf" \
