@@ -204,11 +204,29 @@ struct kb_query {
 #define KB_VEC_WEIGHT 0.4
 
 /*
+ * The vectors' say in one query's fusion: their weight times the gate,
+ * which is KB_VEC_GATE_MIN while the best vector hit stands no more than
+ * KB_VEC_GATE_Z deviations above the top 50 (vec_top_zscore), rises in
+ * a straight line to 1 one deviation further, and is 1 when there are
+ * too few hits to tell.  A fixed weight could not be right on every
+ * set: whichever one was chosen on dev, some held-out set and embedding
+ * lost one or two questions to BM25, the noise of a weak embedding
+ * breaking BM25's near-ties.  The gate lets a query's vectors reorder
+ * BM25 only when they look like they know; at KB_VEC_GATE_MIN they can
+ * no longer move anything into BM25's top 7, but still fill the list
+ * when BM25 finds fewer than k passages.  KB_VEC_GATE_Z is the noise
+ * level: the median z of test-embed-weak, an embedding that finds 3-10%
+ * of the answers alone, is 2.75-2.81 on the three sets.
+ */
+#define KB_VEC_GATE_Z 3.0
+#define KB_VEC_GATE_MIN 0.1
+
+/*
  * Retrieves the k best passages for q: BM25 over FTS5 and (when q->qvec is
  * given and the collection has vectors) the vector scan, each its top-N,
  * fused by weighted reciprocal rank: a passage scores 1 / (k0 + its BM25
  * rank) plus w / (k0 + its vector rank), k0 KB_FUSION_K0 and w
- * q->vec_weight.  With w below 1 the vectors reorder BM25's hits more than
+ * q->vec_weight times the gate above.  With w below 1 the vectors reorder BM25's hits more than
  * they bring in their own, so weak embeddings cannot push BM25's answer
  * out of the top k (plain RRF, k0 60 and w 1, lost a third of BM25's
  * hits with a weak embedding on the development set), while a good one

@@ -371,6 +371,16 @@ static int fill_passage(struct kb *kb, sqlite3_stmt *st, sqlite3_stmt *ft, struc
 	return rc == SQLITE_ROW ? SQLITE_OK : rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
 }
 
+/* The share of the vectors' weight that one query's z earns (kb.h). */
+static double vec_gate(double z)
+{
+	double g = z - KB_VEC_GATE_Z;
+
+	if (isnan(z))
+		return 1;
+	return g >= 1 ? 1 : g <= KB_VEC_GATE_MIN ? KB_VEC_GATE_MIN : g;
+}
+
 int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, struct ai_err *err)
 {
 	const char *name = q->coll ? q->coll : KB_DEFAULT_COLLECTION;
@@ -458,6 +468,7 @@ int kb_search(struct kb *kb, const struct kb_query *q, struct kb_results *out, s
 			goto out;
 		}
 		vec_topk_sorted(&t);
+		wvec *= vec_gate(vec_top_zscore(t.v, t.n));
 		for (size_t i = 0; i < t.n; i++)
 			if (floor_cos < 0 || t.v[i].score >= floor_cos)
 				vec_ids[nvec++] = t.v[i].id;

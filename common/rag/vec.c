@@ -365,6 +365,25 @@ static void rrf_insert(struct vec_hit *out, size_t *got, size_t cap, int64_t id,
 	out[p].score = f;
 }
 
+double vec_top_zscore(const struct vec_hit *v, size_t n)
+{
+	double mean = 0, var = 0;
+
+	if (n > 50)
+		n = 50;
+	if (n < 10)
+		return NAN;
+	for (size_t i = 0; i < n; i++)
+		mean += v[i].score;
+	mean /= (double)n;
+	for (size_t i = 0; i < n; i++)
+		var += (v[i].score - mean) * (v[i].score - mean);
+	var /= (double)n;
+	if (!(var > 0))
+		return NAN;
+	return (v[0].score - mean) / sqrt(var);
+}
+
 size_t vec_rrf_weighted(const int64_t *a, size_t na, double wa, const int64_t *b, size_t nb,
 			double wb, size_t k0, struct vec_hit *out, size_t out_n)
 {

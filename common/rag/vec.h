@@ -136,6 +136,17 @@ size_t vec_rrf(const int64_t *a, size_t na, const int64_t *b, size_t nb, size_t 
 	       struct vec_hit *out, size_t out_n);
 
 /*
+ * How far the best of a ranked list of scores v[0..n) (best first, e.g.
+ * cosines) stands out from the list: (v[0] - mean) / standard deviation,
+ * over at most the first 50.  A list that is noise (an embedding that
+ * does not know the words) has its best hit about 2.8 deviations above
+ * the mean of its top 50 on the man pages of tests/fixtures/rag-dev; an
+ * embedding that found the answer puts it further out.  Returns NAN when
+ * n is below 10 or the scores are all equal: too few to tell.
+ */
+double vec_top_zscore(const struct vec_hit *v, size_t n);
+
+/*
  * Weighted reciprocal-rank fusion: as vec_rrf, but a rank r in a adds
  * wa / (k0 + r) and in b wb / (k0 + r), so that a list known to be the
  * weaker one (wb < wa) reorders the other's hits more than it brings in

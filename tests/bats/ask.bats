@@ -246,7 +246,7 @@ dev_hits() {
 }
 
 @test "ask: a weak embedding does not pull hybrid recall@5 below BM25's on man pages" {
-	# Measured: BM25 alone 115/150, hybrid 117/150.  Plain reciprocal-rank fusion
+	# Measured: BM25 alone 115/150, hybrid 116/150.  Plain reciprocal-rank fusion
 	# (k0 60, equal weights) gave 72/150: a weak embedding's hits crowded out BM25's.
 	rag_dev test-embed-weak
 	assert_eq "$(wc -l <"$RAGDEV/dev.tsv")" 150 questions
@@ -254,11 +254,11 @@ dev_hits() {
 	hybrid=$(dev_hits --embed-model test-embed-weak)
 	echo "# recall@5, weak embedding: BM25 $bm25/150, hybrid $hybrid/150" >&3
 	((bm25 >= 110)) || { echo "BM25 recall@5 $bm25/150" >&2; false; }
-	((hybrid >= bm25 - 2)) || { echo "hybrid $hybrid/150 below BM25 $bm25/150" >&2; false; }
+	((hybrid >= bm25)) || { echo "hybrid $hybrid/150 below BM25 $bm25/150" >&2; false; }
 }
 
 @test "ask: a good embedding lifts hybrid recall@5 above both halves on man pages" {
-	# Measured: BM25 alone 115/150, vectors alone 100/150, hybrid 122/150.
+	# Measured: BM25 alone 115/150, vectors alone 100/150, hybrid 120/150.
 	rag_dev test-embed-good
 	bm25=$(dev_hits --no-embed)
 	vec=$(dev_hits --embed-model test-embed-good --no-bm25)
@@ -275,10 +275,34 @@ dev_hits() {
 	assert_contains "$stderr" "--vector-weight"
 	run --separate-stderr ai-ask --db "$DB" --retrieve-only --vector-weight x "espresso"
 	assert_eq "$status" 64
-	# A passage found by the vectors alone scores w / (5 + rank).
+	# A passage found by the vectors alone scores w g / (5 + rank), g the query's
+	# gate (kb.h): the same for both runs, so the weights' ratio shows.
 	run --separate-stderr ai-ask --db "$DB" --retrieve-only --no-bm25 -k 1 --vector-weight 2 "espresso grind"
 	assert_eq "$status" 0
-	jq -e '(.score - 2 / 6 | fabs) < 1e-6' <<<"$output"
+	s2=$(jq .score <<<"$output")
+	jq -e '.score > 0 and .score <= 2 / 6 + 1e-6' <<<"$output"
 	run --separate-stderr ai-ask --db "$DB" --retrieve-only --no-bm25 -k 1 "espresso grind"
-	jq -e '(.score - 0.4 / 6 | fabs) < 1e-6' <<<"$output"
+	jq -e --argjson s2 "$s2" '(.score * 5 - $s2 | fabs) < 1e-6' <<<"$output"
+}
+
+@test "ask: a weak embedding's noise does not break BM25's near-ties (held-out man pages)" {
+	# Two held-out questions whose page BM25 ranks fifth: without the gate
+	# (kb.h), test-embed-weak's random hits lifted BM25's sixth and seventh
+	# passages over it.  The same embedding may still fill a list BM25 leaves short.
+	RAGDEV=$(cd "$BATS_TEST_DIRNAME/../fixtures/rag-dev" && pwd -P)
+	mkdir -p "$T/h2" && tar -C "$T/h2" -xzf "$RAGDEV/heldout2-docs.tar.gz"
+	(cd "$T/h2/docs" && ai-index --db "$T/h2.db" -q --embed-model test-embed-weak ./*.txt)
+	for qa in "Local hostname configuration file:hostname.5.txt" \
+		"Portable Document Format (PDF) page merger:pdfunite.1.txt"; do
+		run --separate-stderr ai-ask --no-stdin --db "$T/h2.db" -q --retrieve-only -k 5 --embed-model test-embed-weak "${qa%%:*}"
+		assert_eq "$status" 0
+		assert_eq "$(jq -r .source <<<"$output" | grep -c "/${qa##*:}\$")" 1 "${qa##*:} among the 5 passages"
+		run ai-ask --no-stdin --db "$T/h2.db" -q --retrieve-only -k 5 --no-embed "${qa%%:*}"
+		assert_eq "$(jq -r .source <<<"$output" | grep -c "/${qa##*:}\$")" 1 "BM25 alone finds ${qa##*:}"
+	done
+	# A question BM25 finds nothing for is answered by the vectors alone, gate or not.
+	run --separate-stderr ai-ask --no-stdin --db "$T/h2.db" -q --retrieve-only -k 3 --embed-model test-embed-weak "zzyzx qwxv"
+	assert_eq "$status" 0
+	assert_eq "$(grep -c . <<<"$output")" 3 "three passages from the vectors"
+	jq -s -e 'all(.bm25 == null and .cosine != null)' <<<"$output" >/dev/null
 }

@@ -404,6 +404,25 @@ static void test_rrf(void)
 	ok(n == 3 && out[0].id == 3 && out[2].id == 4, "only b");
 }
 
+static void test_top_zscore(void)
+{
+	struct vec_hit v[60];
+
+	for (size_t i = 0; i < 60; i++)
+		v[i] = (struct vec_hit){ (int64_t)i, 0.5f };
+	ok(isnan(vec_top_zscore(v, 9)), "fewer than 10 scores: too few to tell");
+	ok(isnan(vec_top_zscore(v, 20)), "all equal: nothing stands out");
+	/* 1 and nineteen 0s: mean 0.05, deviation sqrt(0.0475). */
+	v[0].score = 1;
+	for (size_t i = 1; i < 20; i++)
+		v[i].score = 0;
+	is_dbl(vec_top_zscore(v, 20), 0.95 / sqrt(0.0475), 1e-5, "z of a lone best hit");
+	/* Only the first 50 count: what lies beyond changes nothing. */
+	for (size_t i = 1; i < 60; i++)
+		v[i].score = i < 50 ? 0.0f : -100.0f;
+	is_dbl(vec_top_zscore(v, 60), vec_top_zscore(v, 50), 1e-9, "scores past the 50th are ignored");
+}
+
 static void test_rrf_weighted(void)
 {
 	int64_t a[] = { 1, 2, 3 }, b[] = { 4, 5, 1 };
@@ -427,6 +446,7 @@ int main(void)
 	test_dot();
 	test_normalize();
 	test_rrf_weighted();
+	test_top_zscore();
 	test_finite();
 	test_topk();
 	test_quantize();
