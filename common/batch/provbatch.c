@@ -76,6 +76,11 @@ static json_object *load_json(const struct job *j, const char *name, struct ai_e
 	return o;
 }
 
+json_object *provbatch_record(const struct job *j, struct ai_err *err)
+{
+	return load_json(j, "remote.json", err);
+}
+
 static int save_json(const struct job *j, const char *name, json_object *o, struct ai_err *err)
 {
 	size_t n;

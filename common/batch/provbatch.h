@@ -40,6 +40,12 @@ json_object *provbatch_status(struct ai_client *c, const struct job *j, struct a
 int provbatch_results(struct ai_client *c, const struct job *j,
 		   void (*emit)(const char *line, size_t len, void *ud), void *ud, struct ai_err *err);
 
+/*
+ * The job's remote.json: {batch_id, input_file_id, ...}, the provider's
+ * names of its batch and files.  Owned, or NULL with err.
+ */
+json_object *provbatch_record(const struct job *j, struct ai_err *err);
+
 int provbatch_cancel(struct ai_client *c, const struct job *j, struct ai_err *err);
 
 /*
