@@ -1220,6 +1220,8 @@ int main(int argc, char **argv)
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;
+	if (o.force && strcmp(sub, "delete"))
+		cli_usage_error("--force is for 'ai-batch delete'");
 	/* AI_BATCH_QUEUE sends the job commands to Redis, but for a --remote job. */
 	if (o.queue || (getenv("AI_BATCH_QUEUE") && !o.remote) || !strcmp(sub, "worker"))
 		return queue_main(&c, &o, sub, argc, argv, optind_);
@@ -1235,8 +1237,6 @@ int main(int argc, char **argv)
 	ai_err_clear(&err);
 	if (job_open(&j, argv[optind_], &err))
 		cli_die_err(&err);
-	if (o.force && strcmp(sub, "delete"))
-		cli_usage_error("--force is for 'ai-batch delete'");
 	if (!strcmp(sub, "delete"))
 		code = cmd_delete(&c, &o, &j);
 	else if (is_remote(&j) && strcmp(sub, "resume"))
