@@ -160,7 +160,7 @@ static const char beat_lua[] =
 	"return n";
 
 /*
- * DELETE: KEYS meta items keys res tries rl jobs active; ARGV id force(1/0).  Every key of
+ * DELETE: KEYS meta items keys res tries rl jobs active; ARGV id force(1/0) group.  Every key of
  * the job at once, so a worker sees the whole job or none of it (each of its scripts first
  * looks for the job's state).  Returns "deleted", "none" (no such job), or the state of a
  * job not over nor cancelled, which only force deletes.  Keys left without the job's hash
@@ -173,9 +173,16 @@ static const char delete_lua[] =
 	"     and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]) == 0 then "
 	"    return 'none' "
 	"  end "
-	"elseif ARGV[2] ~= '1' and st ~= 'cancelled' and "
-	"       redis.call('HLEN', KEYS[4]) < (tonumber(redis.call('HGET', KEYS[1], 'total')) or 0) then "
-	"  return st "
+	"elseif ARGV[2] ~= '1' and st ~= 'cancelled' then "
+	"  local done = redis.call('HLEN', KEYS[4]) "
+	"  if done < (tonumber(redis.call('HGET', KEYS[1], 'total')) or 0) then "
+	/* The state as status names it: running once a worker took an item. */
+	"    local p = redis.pcall('XPENDING', KEYS[2], ARGV[3]) "
+	"    if st == 'queued' and (done > 0 or (type(p) == 'table' and (tonumber(p[1]) or 0) > 0)) then "
+	"      st = 'running' "
+	"    end "
+	"    return st "
+	"  end "
 	"end "
 	"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]) "
 	"redis.call('ZREM', KEYS[7], ARGV[1]) "
@@ -1090,7 +1097,7 @@ int redisq_delete(struct redisq *q, const char *id, bool force, struct ai_err *e
 		return -1;
 	pipe_init(&p);
 	if (PIPE(&p, err, "EVALSHA", shas[SC_DELETE], "8", k.meta, k.items, k.keys, k.res, k.tries, k.rl,
-		 PFX "jobs", PFX "active", id, force ? "1" : "0") ||
+		 PFX "jobs", PFX "active", id, force ? "1" : "0", GROUP) ||
 	    rq_send(q, &p, &r, false, err))
 		goto out;
 	if (r[0]->type != REDIS_REPLY_STRING)
