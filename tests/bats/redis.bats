@@ -434,13 +434,13 @@ wait_workers() {
 
 @test "redis: a long run keeps its items, so an idle-time claim does not take them twice" {
 	items 8 >"$T/in"
-	# Answers take 5 s, more than twice the idle time after which items are taken
+	# Answers take 2.5 s, more than twice the idle time after which items are taken
 	# over; a worker refreshes its items every third of that time.
-	ctl '{"set":{"latency_ms":5000}}'
+	ctl '{"set":{"latency_ms":2500}}'
 	id=$(ai-batch --queue "$Q" submit <"$T/in")
-	worker -P 8 --claim-idle 2 "$id"
+	worker -P 8 --claim-idle 1 "$id"
 	wait_for_requests 8 $CHAT 20
-	worker -P 8 --claim-idle 2 "$id"
+	worker -P 8 --claim-idle 1 "$id"
 	wait_workers
 	assert_eq "$(request_count $CHAT)" 8 "no item taken over while its worker was at it"
 	run --separate-stderr ai-batch --queue "$Q" results "$id"
