@@ -662,44 +662,46 @@ static int cmd_cancel(struct cli *c, struct job *j)
 }
 
 /*
- * Deletes a local job, or the local record of a --remote one: the Batch
- * API deletes no batch, so the provider keeps it and its files, and it is
- * said so.  A remote batch still running is refused as a local job is.
+ * Deletes a local job, or a --remote one: its files at the provider first
+ * (not under --force, which asks the provider nothing), then the local
+ * record.  The Batch API deletes no batch, and it is said so.
  */
 static int cmd_delete(struct cli *c, const struct opts *o, struct job *j)
 {
 	struct ai_err err;
 	json_object *rj = NULL;
+	int files = -1;
 
 	ai_err_clear(&err);
+	if (c->dry_run)
+		cli_usage_error("delete has no --dry-run: 'ai-batch status ID' shows the job");
 	if (is_remote(j)) {
-		struct ai_config cfg;
-		struct ai_client *client = NULL;
-		json_object *s;
-		const char *st;
-
+		if (!(rj = provbatch_record(j, &err)))
+			cli_die_err(&err);
 		if (!o->force) {
+			struct ai_config cfg;
+			struct ai_client *client = NULL;
+
 			setup_client(c, &cfg, &client, &err);
-			if (!(s = provbatch_status(client, j, &err)))
+			if (provbatch_delete_files(client, j, &files, &err))
 				setup_die(client, &cfg, &err);
-			st = jobrun_state(s);
-			if (!strcmp(st, "queued") || !strcmp(st, "running"))
-				cli_die(AI_EX_TEMPFAIL, "job '%s' is %s at the provider: cancel it first "
-					"(ai-batch cancel %s), or delete it with --force", j->id, st, j->id);
-			json_object_put(s);
 			ai_client_release(client);
 			config_release(&cfg);
 		}
-		rj = provbatch_record(j, &err);
-		ai_err_clear(&err);
 	}
 	if (jobrun_delete(j, o->force, &err))
 		cli_die_err(&err);
-	if (rj && !c->quiet)
-		cli_warn("job '%s' is deleted here only: the provider keeps batch %s and its input "
-			 "file %s (the Batch API deletes no batch)", j->id,
-			 jv_str(rj, "batch_id") ? jv_str(rj, "batch_id") : "(none)",
-			 jv_str(rj, "input_file_id") ? jv_str(rj, "input_file_id") : "(none)");
+	if (rj && !c->quiet) {
+		const char *bid = jv_str(rj, "batch_id") ? jv_str(rj, "batch_id") : "(none)";
+
+		if (files >= 0)
+			cli_warn("job '%s' is deleted, and %d of its files at the provider; batch %s stays "
+				 "there (the Batch API deletes no batch)", j->id, files, bid);
+		else
+			cli_warn("job '%s' is deleted here only: the provider keeps batch %s and its files "
+				 "(the input is %s)", j->id, bid,
+				 jv_str(rj, "input_file_id") ? jv_str(rj, "input_file_id") : "(none)");
+	}
 	json_object_put(rj);
 	return cli_finish(0);
 }

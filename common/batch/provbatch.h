@@ -46,6 +46,15 @@ int provbatch_results(struct ai_client *c, const struct job *j,
  */
 json_object *provbatch_record(const struct job *j, struct ai_err *err);
 
+/*
+ * The provider's side of a job to delete: its batch must be over (else
+ * AI_EX_TEMPFAIL: cancel it first), then its files, the input and the
+ * batch's output and error files, are deleted (DELETE /files/ID; a file
+ * the provider has no more counts as gone).  The batch itself stays: the
+ * Batch API deletes none.  *deleted: the files deleted now.
+ */
+int provbatch_delete_files(struct ai_client *c, const struct job *j, int *deleted, struct ai_err *err);
+
 int provbatch_cancel(struct ai_client *c, const struct job *j, struct ai_err *err);
 
 /*

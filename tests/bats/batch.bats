@@ -582,7 +582,7 @@ wait_state() {
 	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'select count(*), min(batch) from calls where program = "ai-batch"')" "4|1"
 }
 
-@test "remote: delete removes the local record, says the provider keeps the batch, refuses one in progress" {
+@test "remote: delete refuses a batch in progress, deletes the files of one over, keeps the record of none" {
 	ctl '{"set":{"batch_delay_ms":3600000}}'
 	id=$(ai-batch submit --remote <<<'"x"')
 	bid=$(ai-batch status "$id" | jq -r .batch)
@@ -594,18 +594,35 @@ wait_state() {
 	n=$(request_count)
 	run --separate-stderr ai-batch delete "$id"
 	assert_eq "$status" 0
-	assert_contains "$stderr" "deleted here only: the provider keeps batch $bid"
-	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method != "GET") | .method + " " + .path')" "" \
-		"nothing but a look at the batch was sent"
+	assert_contains "$stderr" "job '$id' is deleted, and 1 of its files at the provider; batch $bid stays there"
+	fid=$(requests /v1/batches | jq -r 'select(.method == "POST" and .path == "/v1/batches") | .body.input_file_id' | tail -n 1)
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method != "GET") | .method + " " + .path')" \
+		"DELETE /v1/files/$fid"
 	assert_eq "$(ai-batch list)" ""
 	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" ""
-	# --force: no look at the provider at all.
+	# A batch over: its input, output and error files.
+	ctl '{"set":{"batch_delay_ms":0,"batch_fail_every":2}}'
+	id=$(ai-batch submit --remote <<<$'"x"\n"y"')
+	ai-batch wait --poll 0.1 "$id" || true
+	n=$(request_count)
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "and 3 of its files at the provider"
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method == "DELETE")' | jq -s length)" 3
+	# --force: the provider is not asked, and keeps everything.
 	id=$(ai-batch submit --remote <<<'"x"')
 	n=$(request_count)
 	run --separate-stderr ai-batch delete --force "$id"
 	assert_eq "$status" 0
+	assert_contains "$stderr" "deleted here only: the provider keeps batch"
 	assert_eq "$(request_count)" "$n"
 	assert_eq "$(ai-batch list)" ""
+	# A provider that cannot be reached: nothing is deleted.
+	id=$(ai-batch submit --remote <<<'"x"')
+	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:1/v1 ai-batch delete --retries 0 "$id"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "127.0.0.1"
+	[[ -d $XDG_DATA_HOME/ai/jobs/$id ]]
 }
 
 @test "remote: cancel maps to the API" {
