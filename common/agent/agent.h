@@ -107,6 +107,14 @@ struct agent_opts {
 	struct structured *st;
 	/* Borrowed or NULL (-a): the attachments sent with the task (api/attach.h). */
 	const struct attach_set *attach;
+	/*
+	 * NULL, or called before each model turn after the first, when no tool
+	 * runs: it may change user's tools (an MCP server said its list changed:
+	 * mcp_refresh).  1 when it did (the tools offered are made again), 0,
+	 * or -1 with err, which ends the run.
+	 */
+	int (*refresh)(void *ud, struct ai_err *err);
+	void *refresh_ud;
 };
 
 /* Sets o to the defaults above (no sql, no search, no user tools, nobody to ask). */

@@ -802,7 +802,7 @@ static void take_notification(struct mcp_server *s, json_object *msg)
 	json_object_object_get_ex(msg, "params", &params);
 	if (!strcmp(method, "notifications/tools/list_changed")) {
 		s->list_changed = true;
-		slog(s, "note", "its tool list changed; the tools offered stay those listed at start");
+		slog(s, "note", "its tool list changed; it is listed again before the next turn");
 	} else if (!strcmp(method, "notifications/message") && params) {
 		const char *level = jv_str(params, "level");
 		struct buf b;
@@ -1231,6 +1231,89 @@ fail:
 			d->startup_timeout_ms > 0 ? d->startup_timeout_ms : MCP_STARTUP_TIMEOUT_MS);
 	server_free(s);
 	return -1;
+}
+
+/*
+ * Lists s's tools again and puts them in ts where its old ones were: 1
+ * done, 0 when the listing failed (noted; its old tools stay), -1 with
+ * err on AI_EX_INTERRUPT or out of memory.
+ */
+static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
+{
+	struct toolset others = TOOLSET_INIT;
+	struct tooldef *tools = NULL, *nv;
+	size_t n = 0, nold = 0, k = 0;
+	bool placed = false;
+	struct ai_err e;
+	char note[400];
+	int rc;
+
+	/* Its new tools may take any name but another tool's (its old ones are going). */
+	if (!(others.v = malloc((ts->n ? ts->n : 1) * sizeof(*others.v))))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	for (size_t i = 0; i < ts->n; i++) {
+		if (ts->v[i].mcp == s)
+			nold++;
+		else
+			others.v[others.n++] = ts->v[i];        /* a view: only its names are read */
+	}
+	ai_err_clear(&e);
+	rc = list_tools(s, &others, (long)mono_ms() + (s->d->startup_timeout_ms > 0 ?
+			s->d->startup_timeout_ms : MCP_STARTUP_TIMEOUT_MS), &tools, &n, &e);
+	free(others.v);
+	if (rc) {
+		if (e.code == AI_EX_INTERRUPT || e.code == AI_EX_OSERR)
+			return (*err = e, -1);
+		snprintf(note, sizeof(note), "its tools could not be listed again, so they stay as "
+			 "they were: %s", e.msg);
+		slog(s, "note", note);
+		return 0;
+	}
+	if (!(nv = malloc((ts->n - nold + n ? ts->n - nold + n : 1) * sizeof(*nv)))) {
+		for (size_t i = 0; i < n; i++)
+			tooldef_release(&tools[i]);
+		free(tools);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	for (size_t i = 0; i <= ts->n; i++) {
+		if (!placed && (i == ts->n || ts->v[i].mcp == s)) {
+			memcpy(nv + k, tools, n * sizeof(*tools));
+			k += n;
+			placed = true;
+		}
+		if (i == ts->n)
+			break;
+		if (ts->v[i].mcp == s)
+			tooldef_release(&ts->v[i]);
+		else
+			nv[k++] = ts->v[i];
+	}
+	free(ts->v);
+	free(tools);
+	ts->v = nv;
+	ts->n = k;
+	snprintf(note, sizeof(note), "listed its tools again: %zu tools", n);
+	slog(s, "note", note);
+	return 1;
+}
+
+int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err *err)
+{
+	*changed = false;
+	for (size_t i = 0; i < m->n; i++) {
+		struct mcp_server *s = m->v[i];
+		int rc;
+
+		if (!s->list_changed)
+			continue;
+		/* Cleared first: said again while it is listed, it is listed again next time. */
+		s->list_changed = false;
+		if ((rc = relist(s, ts, err)) < 0)
+			return -1;
+		if (rc > 0)
+			*changed = true;
+	}
+	return 0;
 }
 
 void mcp_stop_all(struct mcp *m)

@@ -433,6 +433,21 @@ inside
 	assert_eq "$(jq -r 'select(.event == "mcp" and .kind == "stderr") | .text' "$T/trace")" "noise on stderr"
 }
 
+@test "mcp: after notifications/tools/list_changed the tools are listed again before the next turn" {
+	push "$(calls '{"name":"fault_changed","arguments":{}}')" "$(calls '{"name":"fault_added","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault --trace "$T/trace" "go"
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$output" done
+	# the first turn was not offered the new tool; the ones after the notification were
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | [.body.tools[].function.name] | index("fault_added") != null]' "$SERVER_LOG")" \
+		'[false,true,true]'
+	results 3
+	assert_eq "${RES[1]}" '{"output":"added"}'
+	assert_eq "$(received tools/list)" 2
+	assert_contains "$stderr" "MCP server 'fault' note: listed its tools again: 18 tools"
+	assert_eq "$(jq -c 'select(.event == "tools") | [.step, (.tools | index("fault_added") != null)]' "$T/trace")" '[2,true]'
+}
+
 @test "mcp: --max-output caps what an MCP tool sends back" {
 	local long
 	long=$(printf 'y%.0s' {1..2000})

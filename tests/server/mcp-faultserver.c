@@ -39,7 +39,9 @@
  *   huge      writes a 50 MB line
  *   hang      never answers
  *   ping      pings the client first, then answers "ponged" once it answered
- *   changed   sends notifications/tools/list_changed, then answers "changed"
+ *   changed   sends notifications/tools/list_changed, then answers "changed";
+ *             from then on tools/list offers "added" too (readOnlyHint), which
+ *             answers "added"
  *   noisy     writes "noise on stderr" to stderr, then answers "quiet"
  *   flood     shrinks its input pipe to 4 KiB, answers "flooded", then writes
  *             512 KiB of lines to stderr before it reads on (the client must
@@ -68,7 +70,7 @@
 static FILE *logfile;
 static const char *version;
 static int pages = 1;
-static bool hang_init, ignore_term, clash;
+static bool hang_init, ignore_term, clash, changed;
 static int out_fd = -1;         /* --http: the stream messages go to, as SSE events */
 
 static void write_all(int fd, const char *p, size_t n)
@@ -162,6 +164,8 @@ static void list(json_object *id, json_object *params)
 	per = (n + pages - 1) / pages;
 	for (int i = page * per; i < n && i < (page + 1) * per; i++)
 		json_object_array_add(a, tool(tools[i], !strcmp(tools[i], "echo")));
+	if (changed && page == pages - 1)
+		json_object_array_add(a, tool("added", true));
 	if (clash && page == pages - 1) {
 		json_object_array_add(a, tool("a.b", true));
 		json_object_array_add(a, tool("a_b", true));
@@ -253,9 +257,12 @@ static void call(json_object *id, json_object *params)
 			exit(4);
 		result(id, text_result("ponged", false));
 	} else if (!strcmp(name, "changed")) {
+		changed = true;
 		send_line(json_tokener_parse("{\"jsonrpc\":\"2.0\",\"method\":"
 					     "\"notifications/tools/list_changed\"}"));
 		result(id, text_result("changed", false));
+	} else if (!strcmp(name, "added") && changed) {
+		result(id, text_result("added", false));
 	} else if (!strcmp(name, "noisy")) {
 		fputs("noise on stderr\n", stderr);
 		fflush(stderr);
