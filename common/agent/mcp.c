@@ -449,6 +449,8 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 		if (a.err.code) {
 			*err = a.err;
 			rc = -1;
+		} else {
+			ai_err_clear(err);      /* http.h's "transfer aborted" was ours */
 		}
 	} else if (resp.status == 404 && s->session[0]) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
@@ -881,8 +883,12 @@ static int request(struct mcp_server *s, const char *method, json_object *params
 	if (s->http) {
 		msg = s->answer;
 		s->answer = NULL;
-		if (!rc && !msg)
+		if (rc) {
+			json_object_put(msg);   /* an answer in a stream that then went wrong */
+			msg = NULL;
+		} else if (!msg) {
 			rc = serr(s, AI_EX_UNAVAILABLE, err, "its HTTP answer held no response");
+		}
 	}
 	while (!rc && !msg) {
 		int r;

@@ -87,6 +87,15 @@ static void write_all(int fd, const char *p, size_t n)
 	}
 }
 
+/* Text as it is, to the stream (--http) or stdout. */
+static void raw(const char *text)
+{
+	if (out_fd >= 0)
+		write_all(out_fd, text, strlen(text));
+	else
+		fputs(text, stdout);
+}
+
 static void send_line(json_object *o)
 {
 	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
@@ -237,13 +246,19 @@ static void call(json_object *id, json_object *params)
 		char *buf = malloc(1 << 20);
 
 		memset(buf, 'x', 1 << 20);
-		fputs("{\"jsonrpc\":\"2.0\",\"id\":", stdout);
-		fputs(json_object_to_json_string(id), stdout);
-		fputs(",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"", stdout);
-		for (int i = 0; i < 50; i++)
-			if (fwrite(buf, 1, 1 << 20, stdout) != 1 << 20)
+		/* Over HTTP, one SSE event of 50 MB: the client closes the stream midway. */
+		if (out_fd >= 0)
+			write_all(out_fd, "event: message\ndata: ", 21);
+		raw("{\"jsonrpc\":\"2.0\",\"id\":");
+		raw(json_object_to_json_string(id));
+		raw(",\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"");
+		for (int i = 0; i < 50; i++) {
+			if (out_fd >= 0)
+				write_all(out_fd, buf, 1 << 20);
+			else if (fwrite(buf, 1, 1 << 20, stdout) != 1 << 20)
 				exit(1);
-		fputs("\"}]}}\n", stdout);
+		}
+		raw(out_fd >= 0 ? "\"}]}}\n\n" : "\"}]}}\n");
 		fflush(stdout);
 		free(buf);
 	} else if (!strcmp(name, "hang")) {
