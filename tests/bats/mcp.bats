@@ -448,6 +448,20 @@ inside
 	assert_eq "$(jq -c 'select(.event == "tools") | [.step, (.tools | index("fault_added") != null)]' "$T/trace")" '[2,true]'
 }
 
+@test "mcp: when the tools cannot be listed again, they stay as they were, with a note" {
+	push "$(calls '{"name":"fault_changed","arguments":{"text":"badlist"}}')" "$(calls '{"name":"fault_echo","arguments":{"text":"still"}}')" \
+		'{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault "go"
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$output" done
+	results 3
+	assert_eq "${RES[1]}" '{"output":"{\"text\":\"still\"}"}'
+	assert_eq "$(received tools/list)" 2
+	assert_contains "$stderr" "MCP server 'fault' note: its tools could not be listed again, so they stay as they were: MCP server 'fault': tools/list failed: the list is broken"
+	# every turn offered the same tools: its 17 and calculate
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | .body.tools | length] | unique' "$SERVER_LOG")" '[18]'
+}
+
 @test "mcp: --max-output caps what an MCP tool sends back" {
 	local long
 	long=$(printf 'y%.0s' {1..2000})

@@ -41,7 +41,8 @@
  *   ping      pings the client first, then answers "ponged" once it answered
  *   changed   sends notifications/tools/list_changed, then answers "changed";
  *             from then on tools/list offers "added" too (readOnlyHint), which
- *             answers "added"
+ *             answers "added"; with {"text": "badlist"}, tools/list answers
+ *             an error from then on instead
  *   noisy     writes "noise on stderr" to stderr, then answers "quiet"
  *   flood     shrinks its input pipe to 4 KiB, answers "flooded", then writes
  *             512 KiB of lines to stderr before it reads on (the client must
@@ -70,7 +71,7 @@
 static FILE *logfile;
 static const char *version;
 static int pages = 1;
-static bool hang_init, ignore_term, clash, changed;
+static bool hang_init, ignore_term, clash, changed, badlist;
 static int out_fd = -1;         /* --http: the stream messages go to, as SSE events */
 
 static void write_all(int fd, const char *p, size_t n)
@@ -168,6 +169,16 @@ static void list(json_object *id, json_object *params)
 	int n = 0, per;
 	json_object *r = json_object_new_object(), *a = json_object_new_array();
 
+	if (badlist) {
+		json_object *o = reply(id);
+
+		json_object_object_add(o, "error", json_tokener_parse(
+			"{\"code\":-32603,\"message\":\"the list is broken\"}"));
+		send_line(o);
+		json_object_put(r);
+		json_object_put(a);
+		return;
+	}
 	while (tools[n])
 		n++;
 	per = (n + pages - 1) / pages;
@@ -272,7 +283,12 @@ static void call(json_object *id, json_object *params)
 			exit(4);
 		result(id, text_result("ponged", false));
 	} else if (!strcmp(name, "changed")) {
-		changed = true;
+		const char *t = json_object_get_string(json_object_object_get(args, "text"));
+
+		if (t && !strcmp(t, "badlist"))
+			badlist = true;
+		else
+			changed = true;
 		send_line(json_tokener_parse("{\"jsonrpc\":\"2.0\",\"method\":"
 					     "\"notifications/tools/list_changed\"}"));
 		result(id, text_result("changed", false));
