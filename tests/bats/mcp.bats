@@ -694,7 +694,7 @@ data: $call
 	# every answer comes on a stream the server holds open for 60 s: read to its end, each call
 	# would wait out its timeout; a wrong id, a silence (at the deadline) and an SSE event of 50 MB
 	# still end a call
-	fault_http '{"timeout_ms": 1500, "startup_timeout_ms": 3000}'
+	fault_http '{"timeout_ms": 1000, "startup_timeout_ms": 3000}'
 	push "$(calls '{"name":"web_echo","arguments":{"text":"kept open"}}' '{"name":"web_wrongid","arguments":{}}' \
 		'{"name":"web_hang","arguments":{}}' '{"name":"web_huge","arguments":{}}')" '{"reply":"done"}'
 	local t0=$SECONDS
@@ -704,7 +704,7 @@ data: $call
 	results 2
 	assert_eq "${RES[0]}" '{"output":"{\"text\":\"kept open\"}"}'
 	assert_eq "${ERR[1]}" "the tool 'web_wrongid' failed: MCP server 'web': answered id 104, which was never asked (waiting for 4)"
-	assert_eq "${ERR[2]}" "the tool 'web_hang' failed: MCP server 'web': no answer to tools/call within 1500 ms"
+	assert_eq "${ERR[2]}" "the tool 'web_hang' failed: MCP server 'web': no answer to tools/call within 1000 ms"
 	assert_eq "${ERR[3]}" "the tool 'web_huge' failed: MCP server 'web': sent a message longer than 16777216 bytes"
 	((SECONDS - t0 < 5))
 	wait_for_output "$FLOG" notifications/cancelled
