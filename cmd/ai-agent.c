@@ -244,6 +244,17 @@ static void mcp_log(const char *server, const char *kind, const char *text, void
 	}
 }
 
+/* agent_opts.refresh: an MCP server whose tool list changed is listed again. */
+static int refresh_tools(void *ud, struct ai_err *err)
+{
+	struct run *r = ud;
+	bool changed;
+
+	if (mcp_refresh(&r->mcp, &r->ts, &changed, err))
+		return -1;
+	return changed;
+}
+
 /* Starts the servers --mcp names, else those of the configuration's mcp key. */
 static void start_servers(struct run *r)
 {
@@ -369,6 +380,10 @@ static void gather(struct run *r)
 	}
 	/* After the trace, which gets their stderr; before the limits, which they do not take. */
 	start_servers(r);
+	if (r->mcp.n) {
+		a->refresh = refresh_tools;
+		a->refresh_ud = r;
+	}
 	agent_opts_limits(a);
 	a->approve = approve_tty;
 	a->approve_ud = &r->c;

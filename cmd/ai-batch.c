@@ -37,7 +37,7 @@
 enum {
 	OPT_UNORDERED = CLI_OPT_PROG, OPT_RPM, OPT_TPM, OPT_STATE, OPT_TEMPLATE, OPT_LINES,
 	OPT_SYSTEM, OPT_MAX_LINE, OPT_TEMPERATURE, OPT_MAX_TOKENS, OPT_REMOTE, OPT_WINDOW,
-	OPT_POLL, OPT_QUEUE, OPT_CLAIM_IDLE, OPT_MAX_DELIVERIES
+	OPT_POLL, OPT_QUEUE, OPT_CLAIM_IDLE, OPT_MAX_DELIVERIES, OPT_FORCE
 };
 
 static const struct cli_opt opts[] = {
@@ -58,6 +58,7 @@ static const struct cli_opt opts[] = {
 	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[[USER]:PASS@]HOST[:PORT][/DB]) for workers on any host" },
 	{ "claim-idle", required_argument, OPT_CLAIM_IDLE, "SECONDS", "worker: take over items another worker left this long (default 60)" },
 	{ "max-deliveries", required_argument, OPT_MAX_DELIVERIES, "N", "worker: an item taken N times without a result is poison (default 5)" },
+	{ "force", no_argument, OPT_FORCE, NULL, "delete: a job still running too (cancelled first)" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -68,6 +69,7 @@ struct opts {
 	const char *queue;
 	double claim_idle_s;
 	long max_deliveries;
+	bool force;
 };
 
 static volatile sig_atomic_t got_term;
@@ -114,6 +116,7 @@ static void on_opt(int val, const char *arg, void *ud)
 	case OPT_QUEUE: o->queue = arg; break;
 	case OPT_CLAIM_IDLE: o->claim_idle_s = cli_duration("--claim-idle", arg); break;
 	case OPT_MAX_DELIVERIES: o->max_deliveries = cli_long("--max-deliveries", arg, 1, 1000); break;
+	case OPT_FORCE: o->force = true; break;
 	}
 }
 
@@ -186,8 +189,9 @@ static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 	c->usage = "[OPTION]... [FILE]\n"
 		   "  or:  ai-batch submit [--remote] [OPTION]... [FILE]\n"
 		   "  or:  ai-batch status|results|wait|cancel|resume ID\n"
+		   "  or:  ai-batch delete [--force] ID\n"
 		   "  or:  ai-batch list\n"
-		   "  or:  ai-batch --queue URL submit|worker|status|results|wait|cancel|list [ID]";
+		   "  or:  ai-batch --queue URL submit|worker|status|results|wait|cancel|delete|list [ID]";
 	c->summary = "Send each JSON line of FILE or standard input to the model; print one JSON line per item.";
 	c->opts = opts;
 	c->schema_ok = true;
@@ -519,7 +523,7 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		if (rc)
 			goto fail;
 		if (c->dry_run) {
-			jobrun_remove(&j);
+			job_remove(&j);
 			job_release(&j);
 			if (o->b.st)
 				structured_release(o->b.st);
@@ -535,7 +539,7 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 	job_release(&j);
 	return cli_finish(0);
 fail:
-	jobrun_remove(&j);
+	job_remove(&j);
 	job_release(&j);
 	cli_die_err(&err);
 }
@@ -654,6 +658,51 @@ static int cmd_cancel(struct cli *c, struct job *j)
 		cli_die_err(&err);
 	if (c->json)
 		print_status(j);
+	return cli_finish(0);
+}
+
+/*
+ * Deletes a local job, or a --remote one: its files at the provider first
+ * (not under --force, which asks the provider nothing), then the local
+ * record.  The Batch API deletes no batch, and it is said so.
+ */
+static int cmd_delete(struct cli *c, const struct opts *o, struct job *j)
+{
+	struct ai_err err;
+	json_object *rj = NULL;
+	int files = -1;
+
+	ai_err_clear(&err);
+	if (c->dry_run)
+		cli_usage_error("delete has no --dry-run: 'ai-batch status ID' shows the job");
+	if (is_remote(j)) {
+		if (!(rj = provbatch_record(j, &err)))
+			cli_die_err(&err);
+		if (!o->force) {
+			struct ai_config cfg;
+			struct ai_client *client = NULL;
+
+			setup_client(c, &cfg, &client, &err);
+			if (provbatch_delete_files(client, j, &files, &err))
+				setup_die(client, &cfg, &err);
+			ai_client_release(client);
+			config_release(&cfg);
+		}
+	}
+	if (jobrun_delete(j, o->force, &err))
+		cli_die_err(&err);
+	if (rj && !c->quiet) {
+		const char *bid = jv_str(rj, "batch_id") ? jv_str(rj, "batch_id") : "(none)";
+
+		if (files >= 0)
+			cli_warn("job '%s' is deleted, and %d of its files at the provider; batch %s stays "
+				 "there (the Batch API deletes no batch)", j->id, files, bid);
+		else
+			cli_warn("job '%s' is deleted here only: the provider keeps batch %s and its files "
+				 "(the input is %s)", j->id, bid,
+				 jv_str(rj, "input_file_id") ? jv_str(rj, "input_file_id") : "(none)");
+	}
+	json_object_put(rj);
 	return cli_finish(0);
 }
 
@@ -1094,6 +1143,9 @@ static int queue_main(struct cli *c, struct opts *o, const char *sub, int argc, 
 		} else {
 			code = jv_long(s, "failed", 0) ? AI_EX_PARTIAL : 0;
 		}
+	} else if (!strcmp(sub, "delete")) {
+		if (redisq_delete(&q, argv[optind_], o->force, &err))
+			goto fail;
 	} else if (!strcmp(sub, "cancel")) {
 		if (redisq_cancel(&q, argv[optind_], &err))
 			goto fail;
@@ -1109,7 +1161,7 @@ fail:
 }
 
 static const char *const subcommands[] = {
-	"submit", "status", "results", "wait", "list", "cancel", "resume", "worker", "run-job"
+	"submit", "status", "results", "wait", "list", "cancel", "delete", "resume", "worker", "run-job"
 };
 
 /* The command an operand names, or NULL. */
@@ -1136,7 +1188,7 @@ static void check_filter_operands(int n, char **v)
 		cli_usage_error("unknown command '%s'; did you mean '%s'?", v[0], near);
 	if (n > 1)
 		cli_usage_error("unknown command '%s'; the commands are submit, status, results, wait, "
-				"cancel, resume and list", v[0]);
+				"cancel, delete, resume and list", v[0]);
 }
 
 int main(int argc, char **argv)
@@ -1165,11 +1217,13 @@ int main(int argc, char **argv)
 		check_filter_operands(argc - optind_, argv + optind_);
 		if (o.queue)
 			cli_usage_error("--queue wants a command: submit, worker, status, results, wait, "
-					"cancel or list");
+					"cancel, delete or list");
 		install_term();
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;
+	if (o.force && strcmp(sub, "delete"))
+		cli_usage_error("--force is for 'ai-batch delete'");
 	/* AI_BATCH_QUEUE sends the job commands to Redis, but for a --remote job. */
 	if (o.queue || (getenv("AI_BATCH_QUEUE") && !o.remote) || !strcmp(sub, "worker"))
 		return queue_main(&c, &o, sub, argc, argv, optind_);
@@ -1185,7 +1239,9 @@ int main(int argc, char **argv)
 	ai_err_clear(&err);
 	if (job_open(&j, argv[optind_], &err))
 		cli_die_err(&err);
-	if (is_remote(&j) && strcmp(sub, "resume"))
+	if (!strcmp(sub, "delete"))
+		code = cmd_delete(&c, &o, &j);
+	else if (is_remote(&j) && strcmp(sub, "resume"))
 		code = cli_finish(remote(&c, &o, &j, sub));
 	else if (!strcmp(sub, "status"))
 		code = cmd_status(&j);

@@ -62,11 +62,11 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
 	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }
 
-int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err)
+/* fd_replace_file and fd_replace_private: the temporary file made mode, synced when sync. */
+static int replace(const char *path, const void *p, size_t n, mode_t mode, bool sync, struct ai_err *err)
 {
 	size_t len = strlen(path);
 	char *tmp = malloc(len + sizeof(".XXXXXX"));
-	mode_t um;
 	int fd;
 
 	if (!tmp)
@@ -79,10 +79,7 @@ int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *er
 		free(tmp);
 		return -1;
 	}
-	/* mkstemp makes 0600; a report is as readable as any file the user writes. */
-	um = umask(0);
-	umask(um);
-	if (fchmod(fd, 0666 & ~um) || fd_write_all(fd, p, n) || close(fd)) {
+	if (fchmod(fd, mode) || fd_write_all(fd, p, n) || (sync && fsync(fd)) || close(fd)) {
 		int e = errno;
 
 		close(fd);
@@ -99,4 +96,18 @@ int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *er
 	}
 	free(tmp);
 	return 0;
+}
+
+int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err)
+{
+	mode_t um = umask(0);
+
+	/* mkstemp makes 0600; a report is as readable as any file the user writes. */
+	umask(um);
+	return replace(path, p, n, 0666 & ~um, false, err);
+}
+
+int fd_replace_private(const char *path, const void *p, size_t n, struct ai_err *err)
+{
+	return replace(path, p, n, 0600, true, err);
 }

@@ -39,4 +39,11 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
  */
 int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err);
 
+/*
+ * fd_replace_file for a file of the user's own data (a job's status): mode
+ * 0600 whatever the umask, and synced before the rename, so that a crash
+ * leaves the old file or the new one, never an empty one.
+ */
+int fd_replace_private(const char *path, const void *p, size_t n, struct ai_err *err);
+
 #endif

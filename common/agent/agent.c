@@ -1123,6 +1123,20 @@ static json_object *new_event(struct run *r, const char *name)
 	return ev;
 }
 
+/* The names of the tools in the chat request's array tools: owned, or NULL. */
+static json_object *tool_names(json_object *tools)
+{
+	json_object *names = json_object_new_array();
+
+	for (size_t i = 0; names && i < json_object_array_length(tools); i++) {
+		json_object *f;
+
+		if (json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &f))
+			jv_push(names, json_object_new_string(jv_str(f, "name") ? jv_str(f, "name") : ""));
+	}
+	return names;
+}
+
 static void trace_start(struct run *r, const char *task, json_object *tools, const char *model)
 {
 	json_object *ev, *names;
@@ -1131,17 +1145,27 @@ static void trace_start(struct run *r, const char *task, json_object *tools, con
 	if (!r->o->trace)
 		return;
 	ev = new_event(r, "start");
-	names = json_object_new_array();
-	for (size_t i = 0; names && i < json_object_array_length(tools); i++) {
-		json_object *f;
-
-		if (json_object_object_get_ex(json_object_array_get_idx(tools, i), "function", &f))
-			jv_push(names, json_object_new_string(jv_str(f, "name") ? jv_str(f, "name") : ""));
-	}
+	names = tool_names(tools);
 	if (!ev || jv_add(ev, "task", jstring_cut(task, r->trace_max, &cut)) ||
 	    jv_add(ev, "model", model ? json_object_new_string(model) : NULL) ||
 	    jv_add(ev, "max_steps", json_object_new_int64(r->o->max_steps)) ||
 	    jv_add(ev, "tools", names)) {
+		json_object_put(ev);
+		return;
+	}
+	trace(r, ev);
+}
+
+/* The tools offered changed before turn step (an MCP server's list). */
+static void trace_tools(struct run *r, long step, json_object *tools)
+{
+	json_object *ev;
+
+	if (!r->o->trace)
+		return;
+	ev = new_event(r, "tools");
+	if (!ev || jv_add(ev, "step", json_object_new_int64(step)) ||
+	    jv_add(ev, "tools", tool_names(tools))) {
 		json_object_put(ev);
 		return;
 	}
@@ -1420,6 +1444,19 @@ int agent_run(struct ai_client *c, const struct agent_opts *o, const char *task,
 		if (o->lim.cancel && *o->lim.cancel) {
 			ai_errf(err, AI_EX_INTERRUPT, "interrupted");
 			break;
+		}
+		if (step > 1 && o->refresh) {
+			int changed = o->refresh(o->refresh_ud, err);
+
+			if (changed < 0)
+				break;
+			if (changed) {
+				json_object_put(tools);
+				tools = NULL;
+				if (agent_tools(o, &tools, err))
+					break;
+				trace_tools(&r, step, tools);
+			}
 		}
 		ai_chat_req_init(&q);
 		q.messages = messages;

@@ -11,6 +11,9 @@
  * (toolrun.h).  Nothing a model, a document or a tool says can change
  * that set, the limits, or what needs approval: tool output goes back to
  * the model as data in a "tool" message and is never interpreted here.
+ * The one exception is an MCP server's own tools, which the server may
+ * change between turns (opts.refresh, mcp_refresh): its new tools need
+ * approval by the same rules as its first ones.
  *
  * Every call is checked before anything runs: the name must be one of the
  * tools offered, the arguments must be one JSON object (a reply cut short
@@ -107,6 +110,14 @@ struct agent_opts {
 	struct structured *st;
 	/* Borrowed or NULL (-a): the attachments sent with the task (api/attach.h). */
 	const struct attach_set *attach;
+	/*
+	 * NULL, or called before each model turn after the first, when no tool
+	 * runs: it may change user's tools (an MCP server said its list changed:
+	 * mcp_refresh).  1 when it did (the tools offered are made again), 0,
+	 * or -1 with err, which ends the run.
+	 */
+	int (*refresh)(void *ud, struct ai_err *err);
+	void *refresh_ud;
 };
 
 /* Sets o to the defaults above (no sql, no search, no user tools, nobody to ask). */

@@ -41,14 +41,15 @@ struct mcp_server {
 	char version[16];
 	bool list_changed;
 	struct mcp_opts o;
-	/* Streamable HTTP: each message a POST; the answers wait in queue. */
+	int64_t awaited;                /* the id of the request waiting, 0 when none */
+	/* Streamable HTTP: each message a POST, its answer read as it arrives. */
 	bool http;
 	char **hdrs;                    /* owned: headers_cmd's "Name: value" lines */
 	size_t nhdrs;
 	char **hdr_names;               /* owned, NULL-terminated: their names, hidden by -v */
 	char session[256];              /* Mcp-Session-Id, or "" */
-	json_object *queue;             /* owned array of messages not yet read */
-	size_t qhead;
+	json_object *answer;            /* owned: the response to awaited, once a POST's answer held it */
+	bool posting_request;           /* the next POST is awaited's request: its answer is read */
 };
 
 const char *mcp_server_name(const struct mcp_server *s) { return s->d->name; }
@@ -179,19 +180,13 @@ static int read_stdout(struct mcp_server *s, bool *toolong)
 }
 
 /*
- * The next message from the server, parsed, into *msg (owned), waiting
- * until deadline.  -1 with err when it cannot be had.
+ * The next message from a stdio server, parsed, into *msg (owned), waiting
+ * until deadline.  -1 with err when it cannot be had.  (Over HTTP the
+ * messages come with the answer to each POST: http_send.)
  */
 static int next_message(struct mcp_server *s, long deadline, json_object **msg, struct ai_err *err)
 {
 	*msg = NULL;
-	if (s->http) {
-		if (s->queue && s->qhead < json_object_array_length(s->queue)) {
-			*msg = json_object_get(json_object_array_get_idx(s->queue, s->qhead++));
-			return 0;
-		}
-		return serr(s, AI_EX_UNAVAILABLE, err, "its HTTP answer held no response");
-	}
 	for (;;) {
 		char *nl = s->in.len > s->scanned ? memchr(s->in.data + s->scanned, '\n',
 							   s->in.len - s->scanned) : NULL;
@@ -280,58 +275,108 @@ static int next_message(struct mcp_server *s, long deadline, json_object **msg, 
 
 #define HTTP_HEADER_MAX 32
 
-/* Appends the JSON-RPC message text (an object, or a batch array) to the queue. */
-static int enqueue(struct mcp_server *s, const char *text, size_t n, struct ai_err *err)
+static int dispatch(struct mcp_server *s, json_object *msg, long deadline, struct ai_err *err);
+
+/* The answer to one POST, read as it arrives (http_send). */
+struct http_answer {
+	struct mcp_server *s;
+	long deadline;
+	bool read;                      /* a request's answer: its messages are dispatched */
+	bool stopped;                   /* on_body ended the transfer */
+	const struct http_resp *resp;
+	struct sse_parser sse;
+	struct buf body;                /* a JSON answer, whole: at most MCP_LINE_MAX */
+	struct ai_err err;              /* why on_body stopped it: code 0 when nothing went wrong */
+};
+
+/*
+ * Dispatches the JSON-RPC message text (an object, or a batch array):
+ * 1 once the response awaited is in (s->answer), 0 when all of it was
+ * dealt with, -1 with a->err.
+ */
+static int take_text(struct http_answer *a, const char *text, size_t n)
 {
+	struct mcp_server *s = a->s;
 	json_tokener *tok = json_tokener_new();
 	json_object *o;
+	int rc = 0;
 	bool ok;
 
 	if (!tok)
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
+		return ai_errf(&a->err, AI_EX_OSERR, "out of memory");
 	o = json_tokener_parse_ex(tok, text, (int)n);
 	ok = o && json_tokener_get_error(tok) == json_tokener_success;
 	json_tokener_free(tok);
 	if (!ok || !(json_object_is_type(o, json_type_object) || json_object_is_type(o, json_type_array))) {
 		json_object_put(o);
-		return serr(s, AI_EX_UNAVAILABLE, err, "sent an answer that is not a JSON-RPC message");
+		return serr(s, AI_EX_UNAVAILABLE, &a->err, "sent an answer that is not a JSON-RPC message");
 	}
-	if (!s->queue && !(s->queue = json_object_new_array())) {
-		json_object_put(o);
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	}
-	if (json_object_is_type(o, json_type_object))
-		return jv_push(s->queue, o) ? ai_errf(err, AI_EX_OSERR, "out of memory") : 0;
-	for (size_t i = 0; i < json_object_array_length(o); i++) {
-		json_object *m = json_object_array_get_idx(o, i);
+	for (size_t i = 0; !rc && i < (json_object_is_type(o, json_type_array) ?
+				       json_object_array_length(o) : 1); i++) {
+		json_object *m = json_object_is_type(o, json_type_array) ?
+				 json_object_array_get_idx(o, i) : o;
 
-		if (!json_object_is_type(m, json_type_object) || jv_push(s->queue, json_object_get(m))) {
-			json_object_put(o);
-			return serr(s, AI_EX_UNAVAILABLE, err, "sent a batch that is not JSON-RPC messages");
-		}
+		if (!json_object_is_type(m, json_type_object))
+			rc = serr(s, AI_EX_UNAVAILABLE, &a->err, "sent a batch that is not JSON-RPC messages");
+		else if ((rc = dispatch(s, m, a->deadline, &a->err)) > 0)
+			s->answer = json_object_get(m);
 	}
 	json_object_put(o);
-	return 0;
+	return rc;
 }
-
-struct sse_ctx {
-	struct mcp_server *s;
-	struct ai_err *err;
-};
 
 static int on_event(const struct sse_event *ev, void *ud)
 {
-	struct sse_ctx *c = ud;
+	struct http_answer *a = ud;
 
 	if (!ev->data_len)
 		return 0;
-	return enqueue(c->s, ev->data, ev->data_len, c->err) ? -1 : 0;
+	return take_text(a, ev->data, ev->data_len) ? -1 : 0;
 }
 
 /*
- * POSTs text (one message) and queues what the answer holds: nothing
- * (202), one JSON body, or the events of an SSE body.  method is "DELETE"
- * to end the session (text NULL).
+ * http.h's on_data: a piece of a 2xx body.  An SSE stream is dispatched
+ * event by event as it comes, and ended (non-zero) once the awaited
+ * response is in: a server may keep it open long after (Streamable HTTP
+ * allows it), and waiting for its end would wait out the deadline.  A
+ * JSON body is kept whole, up to MCP_LINE_MAX.  The answer to a
+ * notification or a response is not read at all (202 is all it should be).
+ */
+static int on_body(const char *p, size_t n, void *ud)
+{
+	struct http_answer *a = ud;
+	struct mcp_server *s = a->s;
+
+	/* A ping on the stream of initialize's answer is answered within the session. */
+	if (a->resp->captured[0] && !a->resp->captured_bad && !s->session[0])
+		snprintf(s->session, sizeof(s->session), "%s", a->resp->captured);
+	if (!a->read) {
+		a->stopped = true;
+		return 1;
+	}
+	if (!strncasecmp(a->resp->content_type, "text/event-stream", 17)) {
+		if (!sse_feed(&a->sse, p, n, on_event, a, &a->err))
+			return 0;
+		if (a->err.code == AI_EX_DATAERR)
+			serr(s, AI_EX_UNAVAILABLE, &a->err, "sent a message longer than %zu bytes",
+			     MCP_LINE_MAX);
+		a->stopped = true;
+		return 1;
+	}
+	if (buf_add(&a->body, p, n)) {
+		serr(s, AI_EX_UNAVAILABLE, &a->err, "sent an answer longer than %zu bytes", MCP_LINE_MAX);
+		a->stopped = true;
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * POSTs text (one message) and, when it is a request (s->awaited), reads
+ * what the answer holds as it arrives: nothing (202), one JSON body
+ * (a message or a batch), or an SSE stream of them, each dispatched; the
+ * response awaited lands in s->answer.  method is "DELETE" to end the
+ * session (text NULL).
  */
 static int http_send(struct mcp_server *s, const char *method, const char *text, long deadline,
 		     struct ai_err *err)
@@ -341,6 +386,7 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	struct http_opts ho;
 	struct http_req req;
 	struct http_resp resp;
+	struct http_answer a;
 	size_t n = 0;
 	long left = deadline - (long)mono_ms();
 	int rc = 0;
@@ -361,11 +407,20 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 		hdrs[n++] = s->hdrs[i];
 	hdrs[n] = NULL;
 	http_opts_init(&ho);
-	ho.timeout_ms = left;
+	ho.timeout_ms = left;   /* the whole answer, stream or not: the request's deadline */
 	ho.retries = 0;         /* a tools/call is not idempotent: never sent twice */
 	ho.max_response = MCP_LINE_MAX;
 	/* http.h only reads the flag; its pointer is not const for its other callers. */
 	ho.interrupt = (volatile sig_atomic_t *)(uintptr_t)s->o.cancel;
+	http_resp_init(&resp);
+	memset(&a, 0, sizeof(a));
+	a.s = s;
+	a.deadline = deadline;
+	a.read = text && s->posting_request;
+	s->posting_request = false;     /* what is sent while it is read (a pong) is not */
+	a.resp = &resp;
+	sse_init(&a.sse, MCP_LINE_MAX, MCP_LINE_MAX);
+	buf_init(&a.body, MCP_LINE_MAX);
 	memset(&req, 0, sizeof(req));
 	req.url = s->d->url;
 	req.method = method;
@@ -374,13 +429,14 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 	req.headers = hdrs;
 	req.capture = "mcp-session-id";
 	req.redact = (const char *const *)s->hdr_names;
-	http_resp_init(&resp);
-	if (http_do(&ho, &req, &resp, err)) {
-		http_resp_release(&resp);
-		if (err->code == AI_EX_INTERRUPT)
-			return -1;
-		return serr(s, err->code == AI_EX_TEMPFAIL && (long)mono_ms() >= deadline ?
-			    AI_EX_TEMPFAIL : AI_EX_UNAVAILABLE, err, "%s", err->msg);
+	req.on_data = on_body;
+	req.ud = &a;
+	if (http_do(&ho, &req, &resp, err) && !a.stopped) {
+		if (err->code != AI_EX_INTERRUPT)
+			serr(s, err->code == AI_EX_TEMPFAIL && (long)mono_ms() >= deadline ?
+			     AI_EX_TEMPFAIL : AI_EX_UNAVAILABLE, err, "%s", err->msg);
+		rc = -1;
+		goto out;
 	}
 	if (resp.captured[0] && !s->session[0])
 		snprintf(s->session, sizeof(s->session), "%s", resp.captured);
@@ -388,25 +444,33 @@ static int http_send(struct mcp_server *s, const char *method, const char *text,
 		/* Sent back cut or with other bytes, it would name another session, or none. */
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "sent an Mcp-Session-Id that is longer than %zu "
 			  "bytes or not visible ASCII", sizeof(resp.captured) - 1);
+	} else if (a.stopped) {
+		/* Ended by on_body (its status was 2xx): the answer is in, or a.err says why not. */
+		if (a.err.code) {
+			*err = a.err;
+			rc = -1;
+		} else {
+			ai_err_clear(err);      /* http.h's "transfer aborted" was ours */
+		}
 	} else if (resp.status == 404 && s->session[0]) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
 	} else if (resp.status < 200 || resp.status > 299) {
 		rc = serr(s, AI_EX_UNAVAILABLE, err, "answered HTTP %ld", resp.status);
-	} else if (resp.status == 202 || resp.status == 204 || !resp.body.len || !text) {
+	} else if (!a.read || resp.status == 202 || resp.status == 204) {
 		/* Nothing to read: a notification or a response was taken. */
 	} else if (!strncasecmp(resp.content_type, "text/event-stream", 17)) {
-		struct sse_parser p;
-		struct sse_ctx c = { s, err };
-
-		sse_init(&p, MCP_LINE_MAX, MCP_LINE_MAX);
-		if (sse_feed(&p, resp.body.data, resp.body.len, on_event, &c, err))
+		/* The stream ended without the answer: its last event may lack the blank line. */
+		if (sse_feed(&a.sse, "\n\n", 2, on_event, &a, &a.err) && a.err.code) {
+			*err = a.err;
 			rc = -1;
-		else if (sse_feed(&p, "\n\n", 2, on_event, &c, err))
-			rc = -1;
-		sse_release(&p);
-	} else {
-		rc = enqueue(s, resp.body.data, resp.body.len, err);
+		}
+	} else if (a.body.len && take_text(&a, a.body.data, a.body.len) < 0) {
+		*err = a.err;
+		rc = -1;
 	}
+out:
+	sse_release(&a.sse);
+	buf_release(&a.body);
 	http_resp_release(&resp);
 	return rc;
 }
@@ -624,15 +688,8 @@ static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struc
 
 	if (!text)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (s->http) {
-		/* What the last answer held and was read is done with. */
-		if (s->queue && s->qhead >= json_object_array_length(s->queue)) {
-			json_object_put(s->queue);
-			s->queue = NULL;
-			s->qhead = 0;
-		}
+	if (s->http)
 		return http_send(s, "POST", text, deadline, err);
-	}
 	buf_init(&line, 0);
 	if (buf_addstr(&line, text) || buf_addch(&line, '\n')) {
 		buf_release(&line);
@@ -747,7 +804,7 @@ static void take_notification(struct mcp_server *s, json_object *msg)
 	json_object_object_get_ex(msg, "params", &params);
 	if (!strcmp(method, "notifications/tools/list_changed")) {
 		s->list_changed = true;
-		slog(s, "note", "its tool list changed; the tools offered stay those listed at start");
+		slog(s, "note", "its tool list changed; it is listed again before the next turn");
 	} else if (!strcmp(method, "notifications/message") && params) {
 		const char *level = jv_str(params, "level");
 		struct buf b;
@@ -761,6 +818,36 @@ static void take_notification(struct mcp_server *s, json_object *msg)
 			slog(s, "log", b.data);
 		buf_release(&b);
 	}
+}
+
+/*
+ * What msg (borrowed), come from the server while s->awaited's answer is
+ * waited for, is: 1 that answer; 0 something else, dealt with (a request
+ * answered, a notification taken, a late answer to a request given up);
+ * -1 with err when it breaks the protocol or answering failed.
+ */
+static int dispatch(struct mcp_server *s, json_object *msg, long deadline, struct ai_err *err)
+{
+	json_object *v;
+	bool has_id = json_object_object_get_ex(msg, "id", &v);
+	int64_t got;
+
+	if (jv_str(msg, "method")) {
+		if (has_id)
+			return answer_request(s, msg, deadline, err);
+		take_notification(s, msg);
+		return 0;
+	}
+	if (!has_id || !json_object_is_type(v, json_type_int))
+		return serr(s, AI_EX_UNAVAILABLE, err, "sent an answer without a numeric id");
+	got = json_object_get_int64(v);
+	if (got == s->awaited)
+		return 1;
+	/* A late answer to a request given up, or a repeat: nothing waits for it. */
+	if (got > 0 && got < s->awaited)
+		return 0;
+	return serr(s, AI_EX_UNAVAILABLE, err, "answered id %lld, which was never asked "
+		    "(waiting for %lld)", (long long)got, (long long)s->awaited);
 }
 
 /*
@@ -783,52 +870,48 @@ static int request(struct mcp_server *s, const char *method, json_object *params
 		json_object_put(m);
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
-	/* Over HTTP the answer comes with the POST: its failure is the wait's. */
+	s->awaited = id;
+	json_object_put(s->answer);
+	s->answer = NULL;
+	s->posting_request = true;
+	/* Over HTTP the answer comes with the POST, dispatched as it arrives: its failure is the wait's. */
 	rc = send_msg(s, m, deadline, err);
+	s->posting_request = false;
 	json_object_put(m);
 	if (rc && !s->http)
 		return -1;
-	for (;;) {
-		bool has_id;
+	if (s->http) {
+		msg = s->answer;
+		s->answer = NULL;
+		if (rc) {
+			json_object_put(msg);   /* an answer in a stream that then went wrong */
+			msg = NULL;
+		} else if (!msg) {
+			rc = serr(s, AI_EX_UNAVAILABLE, err, "its HTTP answer held no response");
+		}
+	}
+	while (!rc && !msg) {
+		int r;
 
+		if (next_message(s, deadline, &msg, err)) {
+			rc = -1;
+			break;
+		}
+		if ((r = dispatch(s, msg, deadline, err)) > 0)
+			break;
 		json_object_put(msg);
 		msg = NULL;
-		if (rc || next_message(s, deadline, &msg, err)) {
-			if (cancellable && (err->code == AI_EX_TEMPFAIL || err->code == AI_EX_INTERRUPT))
-				cancel_request(s, id, err->code == AI_EX_TEMPFAIL ? "timeout" :
-					       "interrupted by the user");
-			if (err->code == AI_EX_TEMPFAIL)
-				serr(s, AI_EX_TEMPFAIL, err, "no answer to %s within %ld ms", method,
-				     timeout_ms);
-			return -1;
-		}
-		has_id = json_object_object_get_ex(msg, "id", &v);
-		if (jv_str(msg, "method")) {
-			if (has_id) {
-				if (answer_request(s, msg, deadline, err)) {
-					json_object_put(msg);
-					return -1;
-				}
-			} else {
-				take_notification(s, msg);
-			}
-			continue;
-		}
-		if (!has_id || !json_object_is_type(v, json_type_int)) {
-			json_object_put(msg);
-			return serr(s, AI_EX_UNAVAILABLE, err, "sent an answer without a numeric id");
-		}
-		if (json_object_get_int64(v) != id) {
-			int64_t got = json_object_get_int64(v);
-
-			/* A late answer to a request given up, or a repeat: nothing waits for it. */
-			if (got > 0 && got < id)
-				continue;
-			json_object_put(msg);
-			return serr(s, AI_EX_UNAVAILABLE, err, "answered id %lld, which was never asked "
-				    "(waiting for %lld)", (long long)got, (long long)id);
-		}
-		break;
+		if (r < 0)
+			return -1;      /* not a wait given up: nothing to cancel */
+	}
+	if (rc) {
+		if (cancellable && (err->code == AI_EX_TEMPFAIL || err->code == AI_EX_INTERRUPT))
+			cancel_request(s, id, err->code == AI_EX_TEMPFAIL ? "timeout" :
+				       "interrupted by the user");
+		if (err->code == AI_EX_TEMPFAIL)
+			serr(s, AI_EX_TEMPFAIL, err, "no answer to %s within %ld ms", method,
+			     timeout_ms);
+		return -1;
 	}
 	if (json_object_object_get_ex(msg, "error", &v)) {
 		const char *what = jv_str(v, "message");
@@ -1082,7 +1165,7 @@ static void server_free(struct mcp_server *s)
 	}
 	free(s->hdrs);
 	free(s->hdr_names);
-	json_object_put(s->queue);
+	json_object_put(s->answer);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	buf_release(&s->in);
 	buf_release(&s->eline);
@@ -1154,6 +1237,89 @@ fail:
 			d->startup_timeout_ms > 0 ? d->startup_timeout_ms : MCP_STARTUP_TIMEOUT_MS);
 	server_free(s);
 	return -1;
+}
+
+/*
+ * Lists s's tools again and puts them in ts where its old ones were: 1
+ * done, 0 when the listing failed (noted; its old tools stay), -1 with
+ * err on AI_EX_INTERRUPT or out of memory.
+ */
+static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
+{
+	struct toolset others = TOOLSET_INIT;
+	struct tooldef *tools = NULL, *nv;
+	size_t n = 0, nold = 0, k = 0;
+	bool placed = false;
+	struct ai_err e;
+	char note[400];
+	int rc;
+
+	/* Its new tools may take any name but another tool's (its old ones are going). */
+	if (!(others.v = malloc((ts->n ? ts->n : 1) * sizeof(*others.v))))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	for (size_t i = 0; i < ts->n; i++) {
+		if (ts->v[i].mcp == s)
+			nold++;
+		else
+			others.v[others.n++] = ts->v[i];        /* a view: only its names are read */
+	}
+	ai_err_clear(&e);
+	rc = list_tools(s, &others, (long)mono_ms() + (s->d->startup_timeout_ms > 0 ?
+			s->d->startup_timeout_ms : MCP_STARTUP_TIMEOUT_MS), &tools, &n, &e);
+	free(others.v);
+	if (rc) {
+		if (e.code == AI_EX_INTERRUPT || e.code == AI_EX_OSERR)
+			return (*err = e, -1);
+		snprintf(note, sizeof(note), "its tools could not be listed again, so they stay as "
+			 "they were: %s", e.msg);
+		slog(s, "note", note);
+		return 0;
+	}
+	if (!(nv = malloc((ts->n - nold + n ? ts->n - nold + n : 1) * sizeof(*nv)))) {
+		for (size_t i = 0; i < n; i++)
+			tooldef_release(&tools[i]);
+		free(tools);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	for (size_t i = 0; i <= ts->n; i++) {
+		if (!placed && (i == ts->n || ts->v[i].mcp == s)) {
+			memcpy(nv + k, tools, n * sizeof(*tools));
+			k += n;
+			placed = true;
+		}
+		if (i == ts->n)
+			break;
+		if (ts->v[i].mcp == s)
+			tooldef_release(&ts->v[i]);
+		else
+			nv[k++] = ts->v[i];
+	}
+	free(ts->v);
+	free(tools);
+	ts->v = nv;
+	ts->n = k;
+	snprintf(note, sizeof(note), "listed its tools again: %zu tools", n);
+	slog(s, "note", note);
+	return 1;
+}
+
+int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err *err)
+{
+	*changed = false;
+	for (size_t i = 0; i < m->n; i++) {
+		struct mcp_server *s = m->v[i];
+		int rc;
+
+		if (!s->list_changed)
+			continue;
+		/* Cleared first: said again while it is listed, it is listed again next time. */
+		s->list_changed = false;
+		if ((rc = relist(s, ts, err)) < 0)
+			return -1;
+		if (rc > 0)
+			*changed = true;
+	}
+	return 0;
 }
 
 void mcp_stop_all(struct mcp *m)

@@ -11,7 +11,9 @@
  * JSON-RPC 2.0 on its stdin and stdout; its stderr lines go to the log
  * callback.  The Streamable HTTP transport POSTs each message through
  * net/http.h (never retried) and reads the answer: nothing (202), one JSON
- * message or batch, or an SSE stream of them (net/sse.h); the
+ * message or batch, or an SSE stream of them (net/sse.h), dispatched as it
+ * arrives and closed once the answer awaited is in (the server may keep it
+ * open after); the
  * Mcp-Session-Id given at initialize goes with every later message, and
  * the session is DELETEd at stop.  headers_cmd runs once, through the
  * shell as api_key_cmd does.  Start: "initialize" (the versions in mcp_versions, the
@@ -27,8 +29,8 @@
  * Requests from the server are answered: "ping" with {}, every other one
  * with "method not found" (this client offers no sampling, roots or
  * elicitation).  "notifications/tools/list_changed" is noted (logged and
- * in mcp_server_list_changed) but changes nothing: the tools offered are
- * fixed before the first turn (agent.h).
+ * in mcp_server_list_changed), and mcp_refresh lists the tools again:
+ * ai-agent calls it before each model turn (agent.h, agent_opts.refresh).
  *
  * Like the rest of common/, this never prints: what a caller may want to
  * show goes to the log callback.
@@ -118,8 +120,19 @@ const char *mcp_server_name(const struct mcp_server *s);
 const char *mcp_server_version(const struct mcp_server *s);
 const char *mcp_server_file(const struct mcp_server *s);
 
-/* True once the server said its tool list changed. */
+/* True when the server said its tool list changed since its tools were last listed. */
 bool mcp_server_list_changed(const struct mcp_server *s);
+
+/*
+ * For each server in m that said its tool list changed since it was last
+ * listed: lists its tools again, as mcp_start does (within its
+ * startup_timeout_ms), and puts them in ts in place of its old ones, where
+ * they were.  *changed is set when ts changed.  A server whose listing
+ * fails keeps its old tools, and the reason goes to the log as a note.  0,
+ * or -1 with err only when interrupted (AI_EX_INTERRUPT) or out of memory
+ * (AI_EX_OSERR).  No tool of ts may be running: pointers into ts->v die.
+ */
+int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err *err);
 
 /*
  * Stops every server (stdin closed, then SIGTERM, then SIGKILL to its

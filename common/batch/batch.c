@@ -635,8 +635,13 @@ static long slot_send(struct batch *b, struct batch_slot *s, struct ai_err *err)
 	}
 	if ((w = limits_wait(b, s->est, now)) > 0)
 		return w;
-	if (b->o.admit && (w = b->o.admit(s->est, b->o.ud)) > 0)
-		return w;
+	if (b->o.admit && (w = b->o.admit(s->est, b->o.ud)) != 0) {
+		if (w > 0)
+			return w;
+		/* Withdrawn (a queue's job deleted): this item and the rest go unsent. */
+		snprintf(b->down, sizeof(b->down), "the work was withdrawn");
+		return slot_send(b, s, err);
+	}
 	limits_take(b, s->est, now);
 	ai_chat_req_init(&q);
 	q.messages = s->it.messages;

@@ -89,7 +89,9 @@ struct batch_opts {
 	/*
 	 * Limits shared beyond this process (ai-batch worker: Redis), or NULL:
 	 * admit is asked before each request is sent, after the batch's own
-	 * limits, and returns 0 to send it (est tokens taken) or the ms to wait;
+	 * limits, and returns 0 to send it (est tokens taken), the ms to wait,
+	 * or a negative value to withdraw the rest of the run: this item and
+	 * every later one get a "not_sent" line at once, and nothing more is sent;
 	 * pause is told of each new pause the server asked for (ms from now).
 	 */
 	long (*admit)(long est, void *ud);

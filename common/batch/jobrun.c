@@ -164,25 +164,6 @@ int jobrun_copy_input(const struct job *j, int fd, const struct batch_opts *o, s
 	return 0;
 }
 
-int jobrun_remove(const struct job *j)
-{
-	static const char *const files[] = {
-		"input.jsonl", "args", "state", "out.jsonl", "status.json", "status.json.tmp", "log",
-		"lock", "remote.json", "cancelled", "batch-output.jsonl", "batch-errors.jsonl",
-		"requests.jsonl"
-	};
-	struct buf p;
-
-	buf_init(&p, 0);
-	for (size_t i = 0; i < AI_ARRAY_LEN(files); i++) {
-		buf_reset(&p);
-		if (!job_path(j, files[i], &p))
-			unlink(p.data);
-	}
-	buf_release(&p);
-	return rmdir(j->dir);
-}
-
 /* ---- the runner ---- */
 
 struct runner {
@@ -381,4 +362,39 @@ int jobrun_requeue(const struct job *j, struct ai_err *err)
 	unlink(p.data);
 	buf_release(&p);
 	return jobrun_set_status(j, "queued", NULL, -1, err);
+}
+
+int jobrun_delete(struct job *j, bool force, struct ai_err *err)
+{
+	json_object *s;
+	int lock = -1, r, rc;
+
+	/* Held through the delete: no runner starts in the job while it goes. */
+	r = job_lock(j, &lock, err);
+	if (r < 0)
+		return -1;
+	if (r > 0) {
+		if (!force)
+			return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is running: cancel it first "
+				       "(ai-batch cancel %s), or delete it with --force", j->id, j->id);
+		if (jobrun_cancel(j, err))
+			return -1;
+		if ((r = job_lock(j, &lock, err)) != 0)
+			return r < 0 ? -1 : ai_errf(err, AI_EX_TEMPFAIL, "job '%s' did not stop", j->id);
+	}
+	/* Queued: a runner was started and has not yet taken the lock. */
+	if (!force && !jobrun_has_file(j, "remote.json") && (s = job_read_status(j, err))) {
+		bool queued = !strcmp(jobrun_state(s), "queued");
+
+		json_object_put(s);
+		if (queued) {
+			close(lock);
+			return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is about to run: cancel it first "
+				       "(ai-batch cancel %s), or delete it with --force", j->id, j->id);
+		}
+	}
+	ai_err_clear(err);      /* a status that cannot be read does not keep a job */
+	rc = job_delete(j, err);
+	close(lock);
+	return rc;
 }

@@ -66,9 +66,6 @@ int jobrun_open(const struct job *j, const char *name, int flags, struct ai_err 
  */
 int jobrun_copy_input(const struct job *j, int fd, const struct batch_opts *o, struct ai_err *err);
 
-/* Removes the job's files and its directory, as far as it can. */
-int jobrun_remove(const struct job *j);
-
 /*
  * The runner: the batch of o over the job's input.jsonl, with its journal
  * ("state") and its output (out.jsonl, rewritten from the journal each
@@ -101,6 +98,15 @@ int jobrun_wait(const struct job *j, volatile sig_atomic_t *stop, json_object **
  * cancelled.
  */
 int jobrun_cancel(const struct job *j, struct ai_err *err);
+
+/*
+ * Deletes a local job or the local record of a --remote one (jobs.h's
+ * job_delete), under the job's lock so that no runner starts meanwhile.
+ * A job running or queued (a runner about to start) is refused with
+ * AI_EX_TEMPFAIL, unless force: then it is cancelled first.  The provider's
+ * side of a --remote job is the caller's to deal with.
+ */
+int jobrun_delete(struct job *j, bool force, struct ai_err *err);
 
 /* Makes a stopped or cancelled job queued again, for a new runner. */
 int jobrun_requeue(const struct job *j, struct ai_err *err);

@@ -213,22 +213,14 @@ void job_free_args(int argc, char **argv)
 
 int job_write_status(const struct job *j, json_object *status, struct ai_err *err)
 {
-	struct buf tmp, path;
+	struct buf path;
 	size_t n;
 	const char *s = json_object_to_json_string_length(status, JSON_C_TO_STRING_PLAIN, &n);
-	int rc = -1;
+	int rc;
 
-	buf_init(&tmp, 0);
 	buf_init(&path, 0);
-	if (job_path(j, "status.json.tmp", &tmp) || job_path(j, "status.json", &path)) {
-		ai_errf(err, AI_EX_OSERR, "out of memory");
-	} else if (!write_file(tmp.data, s, n, err)) {
-		if (rename(tmp.data, path.data))
-			ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path.data, strerror(errno));
-		else
-			rc = 0;
-	}
-	buf_release(&tmp);
+	rc = job_path(j, "status.json", &path) ? ai_errf(err, AI_EX_OSERR, "out of memory") :
+	     fd_replace_private(path.data, s, n, err);
 	buf_release(&path);
 	return rc;
 }
@@ -344,6 +336,80 @@ void job_free_list(char **ids, size_t n)
 	for (size_t i = 0; i < n; i++)
 		free(ids[i]);
 	free(ids);
+}
+
+/* Removes every file in dir, then dir: a job holds files only.  0, or -1 with errno. */
+static int remove_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	struct buf p;
+	int rc = 0, e = 0;
+
+	if (!d)
+		return -1;
+	buf_init(&p, 0);
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		buf_reset(&p);
+		if (buf_addf(&p, "%s/%s", dir, de->d_name)) {
+			e = ENOMEM;
+			rc = -1;
+			break;
+		}
+		if (unlink(p.data) && errno != ENOENT) {
+			e = errno;
+			rc = -1;
+		}
+	}
+	closedir(d);
+	buf_release(&p);
+	if (!rc && rmdir(dir)) {
+		e = errno;
+		rc = -1;
+	}
+	errno = e;
+	return rc;
+}
+
+int job_remove(const struct job *j)
+{
+	return remove_dir(j->dir);
+}
+
+int job_delete(struct job *j, struct ai_err *err)
+{
+	char *root = jobs_root(err);
+	struct buf hidden;
+	int rc;
+
+	if (!root)
+		return -1;
+	buf_init(&hidden, 0);
+	rc = buf_addf(&hidden, "%s/.deleting-%s", root, j->id);
+	free(root);
+	if (rc) {
+		buf_release(&hidden);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	/* What an earlier delete cut short left: else the rename below would fail. */
+	remove_dir(hidden.data);
+	/*
+	 * Out of sight in one step: list skips a name with a dot, job_open
+	 * refuses it, and a runner not yet started finds no job.
+	 */
+	if (rename(j->dir, hidden.data)) {
+		ai_errf(err, AI_EX_IOERR, "cannot delete job '%s': %s", j->id, strerror(errno));
+		buf_release(&hidden);
+		return -1;
+	}
+	free(j->dir);
+	j->dir = buf_detach(&hidden, NULL);
+	if (remove_dir(j->dir))
+		return ai_errf(err, AI_EX_IOERR, "job '%s' is deleted, but '%s' is left: %s", j->id, j->dir,
+			       strerror(errno));
+	return 0;
 }
 
 int job_detach(const struct job *j, struct ai_err *err)

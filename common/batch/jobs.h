@@ -47,7 +47,7 @@ int job_save_args(const struct job *j, int argc, char **argv, struct ai_err *err
 int job_load_args(const struct job *j, int *argc, char ***argv, struct ai_err *err);
 void job_free_args(int argc, char **argv);
 
-/* Writes status atomically (status.json.tmp, then rename); status is borrowed. */
+/* Writes status whole or not at all (fd_replace_private); status is borrowed. */
 int job_write_status(const struct job *j, json_object *status, struct ai_err *err);
 /* Returns the status, owned (json_object_put), or NULL with err. */
 json_object *job_read_status(const struct job *j, struct ai_err *err);
@@ -63,6 +63,17 @@ int job_running(const struct job *j);
 /* The ids of all jobs, sorted (oldest first), as an owned vector of owned strings. */
 int job_list(char ***ids, size_t *n, struct ai_err *err);
 void job_free_list(char **ids, size_t n);
+
+/* Removes the job's files and its directory, as far as it can: 0, or -1 with errno. */
+int job_remove(const struct job *j);
+
+/*
+ * Deletes the job: renames its directory to a hidden name first (.deleting-ID,
+ * which list and job_open do not see), then removes it.  The caller makes
+ * sure no runner works in it (it holds the lock).  j->dir then names the
+ * hidden directory; release j as ever.  -1 with err (AI_EX_IOERR).
+ */
+int job_delete(struct job *j, struct ai_err *err);
 
 /*
  * Detaches: forks twice and calls setsid, so the runner survives the

@@ -76,6 +76,11 @@ static json_object *load_json(const struct job *j, const char *name, struct ai_e
 	return o;
 }
 
+json_object *provbatch_record(const struct job *j, struct ai_err *err)
+{
+	return load_json(j, "remote.json", err);
+}
+
 static int save_json(const struct job *j, const char *name, json_object *o, struct ai_err *err)
 {
 	size_t n;
@@ -728,6 +733,70 @@ int provbatch_cancel(struct ai_client *c, const struct job *j, struct ai_err *er
 	}
 	http_resp_release(&resp);
 	buf_release(&path);
+	json_object_put(rj);
+	return rc;
+}
+
+/* DELETE /files/ID: 1 deleted, 0 the provider has it no more (404), -1 with err. */
+static int delete_file(struct ai_client *c, const char *id, struct ai_err *err)
+{
+	struct http_resp resp;
+	struct buf path;
+	int rc;
+
+	/* A name the provider gave: it must stay one segment of the path. */
+	if (!*id || strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != strlen(id))
+		return ai_errf(err, AI_EX_DATAERR, "'%.60s' is not a file id", id);
+	buf_init(&path, 0);
+	if (buf_addf(&path, "/files/%s", id)) {
+		buf_release(&path);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
+	http_resp_init(&resp);
+	rc = ai_api_request(c, "DELETE", path.data, NULL, NULL, 0, &resp, err);
+	if (rc < 0 && err->status == 404) {
+		ai_err_clear(err);
+		rc = 0;
+	} else if (!rc) {
+		rc = 1;
+	}
+	http_resp_release(&resp);
+	buf_release(&path);
+	return rc;
+}
+
+int provbatch_delete_files(struct ai_client *c, const struct job *j, int *deleted, struct ai_err *err)
+{
+	json_object *rj = load_json(j, "remote.json", err), *b = NULL;
+	const char *ids[3] = { NULL, NULL, NULL }, *st;
+	int rc = -1;
+
+	*deleted = 0;
+	if (!rj)
+		return -1;
+	if (jv_str(rj, "batch_id")) {
+		if (!(b = get_batch(c, jv_str(rj, "batch_id"), err)))
+			goto out;
+		st = jv_str(b, "status");
+		if (!terminal(st)) {
+			ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is %s at the provider: cancel it first "
+				"(ai-batch cancel %s), or delete it with --force", j->id, job_state(st), j->id);
+			goto out;
+		}
+		ids[1] = jv_str(b, "output_file_id");
+		ids[2] = jv_str(b, "error_file_id");
+	}
+	ids[0] = jv_str(rj, "input_file_id");
+	for (size_t i = 0; i < AI_ARRAY_LEN(ids); i++) {
+		int r = ids[i] ? delete_file(c, ids[i], err) : 0;
+
+		if (r < 0)
+			goto out;
+		*deleted += r;
+	}
+	rc = 0;
+out:
+	json_object_put(b);
 	json_object_put(rj);
 	return rc;
 }

@@ -40,6 +40,21 @@ json_object *provbatch_status(struct ai_client *c, const struct job *j, struct a
 int provbatch_results(struct ai_client *c, const struct job *j,
 		   void (*emit)(const char *line, size_t len, void *ud), void *ud, struct ai_err *err);
 
+/*
+ * The job's remote.json: {batch_id, input_file_id, ...}, the provider's
+ * names of its batch and files.  Owned, or NULL with err.
+ */
+json_object *provbatch_record(const struct job *j, struct ai_err *err);
+
+/*
+ * The provider's side of a job to delete: its batch must be over (else
+ * AI_EX_TEMPFAIL: cancel it first), then its files, the input and the
+ * batch's output and error files, are deleted (DELETE /files/ID; a file
+ * the provider has no more counts as gone).  The batch itself stays: the
+ * Batch API deletes none.  *deleted: the files deleted now.
+ */
+int provbatch_delete_files(struct ai_client *c, const struct job *j, int *deleted, struct ai_err *err);
+
 int provbatch_cancel(struct ai_client *c, const struct job *j, struct ai_err *err);
 
 /*

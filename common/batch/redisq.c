@@ -74,8 +74,10 @@ static const char take_lua[] =
 	"return out";
 
 /* STORE: KEYS res meta items active; ARGV group entry key line ok(1/0) job.  The line and
- * the XACK together: an item is pending or has its line, never neither. */
+ * the XACK together: an item is pending or has its line, never neither.  -1 when the job is
+ * gone (deleted): nothing is written, so a worker mid-job recreates no key of it. */
 static const char store_lua[] =
+	"if not redis.call('HGET', KEYS[2], 'state') then return -1 end "
 	"if redis.call('HSETNX', KEYS[1], ARGV[3], ARGV[4]) == 1 then "
 	"  redis.call('HINCRBY', KEYS[2], ARGV[5] == '1' and 'ok' or 'failed', 1) "
 	"  if redis.call('HLEN', KEYS[1]) >= (tonumber(redis.call('HGET', KEYS[2], 'total')) or 0) then "
@@ -96,13 +98,15 @@ static const char requeue_lua[] =
 	"return 0";
 
 /*
- * BUCKET: KEYS rl; ARGV rpm tpm est want.  > 0: the ms to wait; else -G: G requests granted
+ * BUCKET: KEYS rl meta; ARGV rpm tpm est want.  > 0: the ms to wait; "gone" when the job is
+ * (deleted: the bucket is not made again); else -G: G requests granted
  * (est tokens taken for one), up to want when only --rpm binds, so that a worker under a
  * high limit need not ask for every request.  The request bucket holds 100 ms of the
  * budget, at least one (at 600 a minute or less, requests are spaced, as the filter's
  * --rpm spaces them); the token bucket a minute's worth.
  */
 static const char bucket_lua[] =
+	"if not redis.call('HGET', KEYS[2], 'state') then return 'gone' end "
 	NOW_MS
 	"local h = redis.call('HMGET', KEYS[1], 'r', 'rt', 'k', 'kt', 'until') "
 	"local u = tonumber(h[5]) or 0 "
@@ -126,8 +130,10 @@ static const char bucket_lua[] =
 	"redis.call('PEXPIRE', KEYS[1], 86400000) "
 	"return -g";
 
-/* PAUSE: KEYS rl; ARGV ms.  The server said wait: every worker of the job waits. */
+/* PAUSE: KEYS rl meta; ARGV ms.  The server said wait: every worker of the job waits;
+ * "gone" when the job is. */
 static const char pause_lua[] =
+	"if not redis.call('HGET', KEYS[2], 'state') then return 'gone' end "
 	NOW_MS
 	"local u = now + tonumber(ARGV[1]) "
 	"if u > (tonumber(redis.call('HGET', KEYS[1], 'until')) or 0) then "
@@ -153,9 +159,39 @@ static const char beat_lua[] =
 	"end "
 	"return n";
 
-enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_BEAT, SC_N };
+/*
+ * DELETE: KEYS meta items keys res tries rl jobs active; ARGV id force(1/0) group.  Every key of
+ * the job at once, so a worker sees the whole job or none of it (each of its scripts first
+ * looks for the job's state).  Returns "deleted", "none" (no such job), or the state of a
+ * job not over nor cancelled, which only force deletes.  Keys left without the job's hash
+ * (by a worker older than this check) are deleted too.
+ */
+static const char delete_lua[] =
+	"local st = redis.call('HGET', KEYS[1], 'state') "
+	"if not st then "
+	"  if not redis.call('ZSCORE', KEYS[7], ARGV[1]) and redis.call('SISMEMBER', KEYS[8], ARGV[1]) == 0 "
+	"     and redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]) == 0 then "
+	"    return 'none' "
+	"  end "
+	"elseif ARGV[2] ~= '1' and st ~= 'cancelled' then "
+	"  local done = redis.call('HLEN', KEYS[4]) "
+	"  if done < (tonumber(redis.call('HGET', KEYS[1], 'total')) or 0) then "
+	/* The state as status names it: running once a worker took an item. */
+	"    local p = redis.pcall('XPENDING', KEYS[2], ARGV[3]) "
+	"    if st == 'queued' and (done > 0 or (type(p) == 'table' and (tonumber(p[1]) or 0) > 0)) then "
+	"      st = 'running' "
+	"    end "
+	"    return st "
+	"  end "
+	"end "
+	"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]) "
+	"redis.call('ZREM', KEYS[7], ARGV[1]) "
+	"redis.call('SREM', KEYS[8], ARGV[1]) "
+	"return 'deleted'";
+
+enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_BEAT, SC_DELETE, SC_N };
 static const char *const scripts[SC_N] = { take_lua, store_lua, requeue_lua, bucket_lua, pause_lua,
-					   beat_lua };
+					   beat_lua, delete_lua };
 static char shas[SC_N][41];
 
 /* ---- commands: a pipeline sent in one round trip, again after a reconnect ---- */
@@ -1050,6 +1086,35 @@ int redisq_cancel(struct redisq *q, const char *id, struct ai_err *err)
 	return rc;
 }
 
+int redisq_delete(struct redisq *q, const char *id, bool force, struct ai_err *err)
+{
+	struct keys k;
+	struct pipe p;
+	redisReply **r;
+	int rc = -1;
+
+	if (job_keys(&k, id, err))
+		return -1;
+	pipe_init(&p);
+	if (PIPE(&p, err, "EVALSHA", shas[SC_DELETE], "8", k.meta, k.items, k.keys, k.res, k.tries, k.rl,
+		 PFX "jobs", PFX "active", id, force ? "1" : "0", GROUP) ||
+	    rq_send(q, &p, &r, false, err))
+		goto out;
+	if (r[0]->type != REDIS_REPLY_STRING)
+		reply_err(r[0], "deleting the job", err);
+	else if (!strcmp(r[0]->str, "none"))
+		ai_errf(err, AI_EX_NOINPUT, "no job '%s' in %s (see ai-batch list --queue URL)", id, q->url);
+	else if (strcmp(r[0]->str, "deleted"))
+		ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is %.20s: cancel it first (ai-batch cancel --queue URL %s), "
+			"or delete it with --force", id, r[0]->str, id);
+	else
+		rc = 0;
+	replies_free(r, 1);
+out:
+	pipe_release(&p);
+	return rc;
+}
+
 int redisq_list(struct redisq *q, char ***ids, size_t *n, struct ai_err *err)
 {
 	struct pipe p;
@@ -1123,6 +1188,7 @@ struct worker {
 	size_t nlater, caplater;
 	char later_job[64];
 	int64_t later_at;               /* mono ms: when the first of them was put off */
+	bool gone;                      /* the job was deleted during the chunk: it sends no more */
 	char refused[64];               /* the last job whose options job_open refused */
 	char why[256];                  /* and why */
 };
@@ -1259,6 +1325,19 @@ static int requeue(struct worker *w, const struct entry *e, bool unsent, struct 
 			NULL, err);
 }
 
+/*
+ * The job was deleted under the worker (ai-batch delete --force): it sends
+ * no more of its items (on_admit withdraws them) and takes none, the lines
+ * still to come are dropped, and the scripts, which look for the job
+ * first, write nothing of it again.
+ */
+static void job_gone(struct worker *w)
+{
+	if (!w->gone)
+		note(w, "job %s was deleted: its items here are dropped", w->job);
+	w->gone = true;
+}
+
 /* Sends the stores and requeues gathered (waiting out a lost Redis). */
 static int flush_out(struct worker *w, struct ai_err *err)
 {
@@ -1270,6 +1349,9 @@ static int flush_out(struct worker *w, struct ai_err *err)
 	if (rq_send(w->q, &w->out, &r, true, err))
 		return -1;
 	rc = check_replies(r, w->out.n, "storing lines", err);
+	for (size_t i = 0; i < w->out.n; i++)
+		if (r[i]->type == REDIS_REPLY_INTEGER && r[i]->integer == -1)
+			job_gone(w);    /* STORE's answer: no line was stored */
 	replies_free(r, w->out.n);
 	pipe_reset(&w->out);
 	return rc;
@@ -1284,6 +1366,8 @@ static void on_line(const char *line, size_t len, void *ud)
 	if (w->fatal.code || w->next >= w->n)
 		return;
 	e = &w->e[w->next++];
+	if (w->gone)
+		return;
 	temp = temporary(line, len, &failed, &unsent);
 	if (unsent)
 		w->down = true;
@@ -1384,6 +1468,8 @@ static long on_admit(long est, void *ud)
 	char rpm[32], tpm[32], e[32], want[16];
 	long wait = 0;
 
+	if (w->gone)
+		return -1;
 	if (w->fatal.code)
 		return 0;
 	share_pause(w);
@@ -1407,9 +1493,11 @@ static long on_admit(long est, void *ud)
 	snprintf(e, sizeof(e), "%ld", est);
 	snprintf(want, sizeof(want), "%d", w->o->parallel);
 	pipe_init(&p);
-	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_BUCKET], "1", w->k.rl, rpm, tpm, e, want) &&
+	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_BUCKET], "2", w->k.rl, w->k.meta, rpm, tpm, e, want) &&
 	    !quick_send(w, &p, &r)) {
-		if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer > 0)
+		if (r[0]->type == REDIS_REPLY_STRING && !strcmp(r[0]->str, "gone"))
+			job_gone(w);
+		else if (r[0]->type == REDIS_REPLY_INTEGER && r[0]->integer > 0)
 			wait = (long)r[0]->integer;
 		else if (r[0]->type == REDIS_REPLY_INTEGER)
 			w->granted = (long)-r[0]->integer - 1;  /* one of them is this request's */
@@ -1418,6 +1506,8 @@ static long on_admit(long est, void *ud)
 		replies_free(r, 1);
 	}
 	pipe_release(&p);
+	if (w->gone)
+		return -1;
 	if (wait > 60000)
 		wait = 60000;
 	if (wait > 0 && w->bo.rpm <= 0 && w->bo.tpm <= 0)
@@ -1432,14 +1522,18 @@ static void on_pause(long ms, void *ud)
 	redisReply **r;
 	char m[32];
 
-	if (w->fatal.code || ms <= 0)
+	if (w->fatal.code || w->gone || ms <= 0)
 		return;
 	if (mono_ms() + ms > w->pause_until)
 		w->pause_until = mono_ms() + ms;
 	snprintf(m, sizeof(m), "%ld", ms);
 	pipe_init(&p);
-	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_PAUSE], "1", w->k.rl, m) && !quick_send(w, &p, &r))
+	if (!PIPE(&p, &w->fatal, "EVALSHA", shas[SC_PAUSE], "2", w->k.rl, w->k.meta, m) &&
+	    !quick_send(w, &p, &r)) {
+		if (r[0]->type == REDIS_REPLY_STRING && !strcmp(r[0]->str, "gone"))
+			job_gone(w);
 		replies_free(r, 1);
+	}
 	pipe_release(&p);
 }
 
@@ -1462,6 +1556,7 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 	w->open = false;
 	w->c = NULL;
 	w->granted = 0;
+	w->gone = false;
 	snprintf(w->job, sizeof(w->job), "%s", id);
 	if (job_keys(&w->k, id, err))
 		return -1;
@@ -1531,6 +1626,10 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 		goto out;
 	}
 	if (a->elements < 4) {          /* gone: removed from under us */
+		if (!strcmp(id, w->job))
+			job_gone(w);
+		if (w->nlater && !strcmp(id, w->later_job))
+			later_clear(w);
 		*done = true;
 		rc = 0;
 		goto out;
@@ -1707,7 +1806,7 @@ static int on_more(void *ud)
 
 	/* A run ends after 64 times -P items (memory stays bounded), or once the server
 	 * stopped answering (what is taken then only goes back). */
-	if (w->fatal.code || w->down || w->n >= (size_t)w->o->parallel * 64 || stopped(w->q))
+	if (w->fatal.code || w->down || w->gone || w->n >= (size_t)w->o->parallel * 64 || stopped(w->q))
 		return 0;
 	got = take(w, w->job, false, &done, &w->fatal);
 	if (got <= 0)
@@ -1756,6 +1855,8 @@ static int run_chunk(struct worker *w, struct ai_err *err)
 	rc = batch_run(&b, w->c, err);
 	w->st->items += b.st.done;
 	batch_close(&b);
+	if (w->gone && w->nlater && !strcmp(w->later_job, w->job))
+		later_clear(w);
 	if (!w->fatal.code)
 		flush_out(w, &w->fatal);
 	if (w->fatal.code) {

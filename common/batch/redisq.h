@@ -104,6 +104,16 @@ int redisq_wait(struct redisq *q, const char *id, json_object **status, struct a
 /* Cancels the job: workers take no more of its items; the lines stored stay. */
 int redisq_cancel(struct redisq *q, const char *id, struct ai_err *err);
 
+/*
+ * Deletes the job: every key above of it, and its place in P jobs and
+ * P active, in one script, so that no worker ever sees half a job.  A job
+ * not done nor cancelled is refused (AI_EX_TEMPFAIL) unless force; a
+ * worker in the middle of it then drops what it holds of it and sends no
+ * more of its items, and its scripts, which look for the job first, write
+ * nothing of it again.  AI_EX_NOINPUT: no such job.
+ */
+int redisq_delete(struct redisq *q, const char *id, bool force, struct ai_err *err);
+
 /* The ids of every job, oldest first, owned (free each, then the vector). */
 int redisq_list(struct redisq *q, char ***ids, size_t *n, struct ai_err *err);
 

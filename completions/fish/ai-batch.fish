@@ -7,16 +7,17 @@ function __ai_batch_jobs
 end
 
 set -l c ai-batch
-set -l subs submit status results wait list cancel resume worker
+set -l subs submit status results wait list cancel delete resume worker
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'submit' -d 'run the batch as a detached job'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'status' -d 'state of a job'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'results' -d 'output lines of a job so far'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'wait' -d 'wait for a job to end'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'list' -d 'every job'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'cancel' -d 'stop a job'
+complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'delete' -d 'remove a job and its output'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'resume' -d 'start a stopped job again'
 complete -c $c -n "not __fish_seen_subcommand_from $subs" -a 'worker' -d 'take items of jobs in Redis (--queue)'
-complete -c $c -n "__fish_seen_subcommand_from status results wait cancel resume" -f -a '(__ai_batch_jobs)'
+complete -c $c -n "__fish_seen_subcommand_from status results wait cancel delete resume" -f -a '(__ai_batch_jobs)'
 __ai_common_complete $c
 complete -c $c -s P -l parallel -x -d 'requests in flight at once'
 complete -c $c -l unordered -d 'print each line as its item finishes'
@@ -41,3 +42,4 @@ complete -c $c -l list-templates -d 'list the saved templates'
 complete -c $c -l queue -x -d 'jobs in Redis (redis://[:pass@]host[:port][/db])'
 complete -c $c -l claim-idle -x -d 'worker: take over items another worker left this long'
 complete -c $c -l max-deliveries -x -d 'worker: an item taken N times without a result is poison'
+complete -c $c -l force -d 'delete: a job still running too (cancelled first)'

@@ -464,6 +464,45 @@ wait_state() {
 	assert_not_sent_again
 }
 
+@test "jobs: delete refuses a running job, --force cancels it first; a finished one goes, and from list" {
+	items 60 >"$T/in"
+	ctl '{"set":{"latency_ms":100}}'
+	id=$(ai-batch submit --no-cache -P 1 <"$T/in")
+	wait_state "$id" running
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "is running: cancel it first (ai-batch cancel $id)"
+	[[ -d $XDG_DATA_HOME/ai/jobs/$id ]]
+	run --separate-stderr ai-batch delete --force "$id"
+	assert_eq "$status" 0
+	assert_eq "$(ai-batch list)" "" "list shows it no more"
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" "" "no file of it left, hidden or not"
+	n=$(request_count $CHAT)
+	sleep 0.4
+	assert_eq "$(request_count $CHAT)" "$n" "its runner stopped"
+	run --separate-stderr ai-batch status "$id"
+	assert_eq "$status" 66
+	# A finished job, with its schema kept beside it: deleted, every file.
+	echo '{"type":"object"}' >"$T/schema.json"
+	ctl '{"set":{"latency_ms":0,"json_from_prompt":true}}'
+	id=$(ai-batch submit --no-cache --schema @"$T/schema.json" <<<'{"id":"a","text":"{}"}')
+	run --separate-stderr ai-batch wait "$id"
+	[[ -f $XDG_DATA_HOME/ai/jobs/$id/schema.json ]]
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" ""
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no job '$id'"
+	run --separate-stderr ai-batch delete ../etc
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch delete
+	assert_eq "$status" 64
+	run --separate-stderr ai-batch status --force "$id"
+	assert_eq "$status" 64
+}
+
 @test "jobs: bad submissions are refused at once and leave no job" {
 	run --separate-stderr ai-batch submit <<<$'{"id":1,"text":"a"}\n{"id":1,"text":"b"}'
 	assert_eq "$status" 65
@@ -541,6 +580,49 @@ wait_state() {
 	# Priced at the batch rate, once, however often the results are read.
 	ai-batch results "$id" >/dev/null
 	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'select count(*), min(batch) from calls where program = "ai-batch"')" "4|1"
+}
+
+@test "remote: delete refuses a batch in progress, deletes the files of one over, keeps the record of none" {
+	ctl '{"set":{"batch_delay_ms":3600000}}'
+	id=$(ai-batch submit --remote <<<'"x"')
+	bid=$(ai-batch status "$id" | jq -r .batch)
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "is running at the provider: cancel it first"
+	[[ -d $XDG_DATA_HOME/ai/jobs/$id ]]
+	ai-batch cancel "$id"
+	n=$(request_count)
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "job '$id' is deleted, and 1 of its files at the provider; batch $bid stays there"
+	fid=$(requests /v1/batches | jq -r 'select(.method == "POST" and .path == "/v1/batches") | .body.input_file_id' | tail -n 1)
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method != "GET") | .method + " " + .path')" \
+		"DELETE /v1/files/$fid"
+	assert_eq "$(ai-batch list)" ""
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" ""
+	# A batch over: its input, output and error files.
+	ctl '{"set":{"batch_delay_ms":0,"batch_fail_every":2}}'
+	id=$(ai-batch submit --remote <<<$'"x"\n"y"')
+	ai-batch wait --poll 0.1 "$id" || true
+	n=$(request_count)
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "and 3 of its files at the provider"
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method == "DELETE")' | jq -s length)" 3
+	# --force: the provider is not asked, and keeps everything.
+	id=$(ai-batch submit --remote <<<'"x"')
+	n=$(request_count)
+	run --separate-stderr ai-batch delete --force "$id"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "deleted here only: the provider keeps batch"
+	assert_eq "$(request_count)" "$n"
+	assert_eq "$(ai-batch list)" ""
+	# A provider that cannot be reached: nothing is deleted.
+	id=$(ai-batch submit --remote <<<'"x"')
+	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:1/v1 ai-batch delete --retries 0 "$id"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "127.0.0.1"
+	[[ -d $XDG_DATA_HOME/ai/jobs/$id ]]
 }
 
 @test "remote: cancel maps to the API" {

@@ -153,6 +153,11 @@ EOF
 	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch s | sorted)" "status submit"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch status '' | sorted)" "j1 j2"
+	# delete takes a job; a job half deleted (hidden) is not offered.
+	mkdir -p "$XDG_DATA_HOME/ai/jobs/.deleting-j3"
+	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch de | sorted)" "delete"
+	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch delete '' | sorted)" "j1 j2"
+	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch delete --fo | sorted)" "--force"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch submit -p '' | sorted)" "cheap work"
 }
 
@@ -340,6 +345,7 @@ models_server() {
 	assert_eq "$(fcomp 'ai-stream no' | sorted)" ""
 	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
 	assert_eq "$(fcomp 'ai-batch wait ' | sorted)" "j1 j2"
+	assert_eq "$(fcomp 'ai-batch delete ' | sorted)" "j1 j2"
 }
 
 @test "completions/fish: -c offers the collections of the index" {
@@ -418,6 +424,7 @@ models_server() {
 	assert_contains "$got" "--format"
 	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
 	assert_eq "$(zcomp 'ai-batch cancel ' | sorted)" "j1 j2"
+	assert_eq "$(zcomp 'ai-batch delete ' | sorted)" "j1 j2"
 	assert_eq "$(zcomp 'ai-batch submit --profile ' | sorted)" "cheap work"
 }
 

@@ -18,7 +18,10 @@ setup() {
 	: >"$FLOG"
 	declare_fault
 }
-teardown() { stop_server; }
+teardown() {
+	[[ -z ${FPID:-} ]] || kill "$FPID" 2>/dev/null || true
+	stop_server
+}
 
 # declare_fault [ARG...] [-- EXTRA-JSON]: the tools file $T/mcp.json declaring the
 # fault server "fault" with these arguments; EXTRA-JSON is merged into its declaration.
@@ -35,6 +38,18 @@ declare_fault() {
 	jq -n --arg f "$FAULT" --arg log "$FLOG" --argjson extra "$extra" \
 		--argjson args "$( ((${#args[@]})) && printf '%s\n' "${args[@]}" | jq -R . | jq -sc . || echo '[]')" \
 		'{mcp: {fault: ({command: ([$f, "--log", $log] + $args)} + $extra)}}' >"$T/mcp.json"
+}
+
+# fault_http [EXTRA-JSON]: starts the fault server over Streamable HTTP (FPID) and
+# declares it as "web" in $T/mcp.json; EXTRA-JSON is merged into its declaration.
+fault_http() {
+	local port extra=${1:-'{}'}
+	port=$(free_port)
+	"$FAULT" --http "$port" --log "$FLOG" >"$T/fault-http.out" 2>&1 3>&- &
+	FPID=$!
+	wait_for_output "$T/fault-http.out" "listening on $port"
+	jq -n --arg u "http://127.0.0.1:$port/mcp" --argjson extra "$extra" \
+		'{mcp: {web: ({url: $u} + $extra)}}' >"$T/mcp.json"
 }
 
 agent() {
@@ -418,6 +433,35 @@ inside
 	assert_eq "$(jq -r 'select(.event == "mcp" and .kind == "stderr") | .text' "$T/trace")" "noise on stderr"
 }
 
+@test "mcp: after notifications/tools/list_changed the tools are listed again before the next turn" {
+	push "$(calls '{"name":"fault_changed","arguments":{}}')" "$(calls '{"name":"fault_added","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault --trace "$T/trace" "go"
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$output" done
+	# the first turn was not offered the new tool; the ones after the notification were
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | [.body.tools[].function.name] | index("fault_added") != null]' "$SERVER_LOG")" \
+		'[false,true,true]'
+	results 3
+	assert_eq "${RES[1]}" '{"output":"added"}'
+	assert_eq "$(received tools/list)" 2
+	assert_contains "$stderr" "MCP server 'fault' note: listed its tools again: 18 tools"
+	assert_eq "$(jq -c 'select(.event == "tools") | [.step, (.tools | index("fault_added") != null)]' "$T/trace")" '[2,true]'
+}
+
+@test "mcp: when the tools cannot be listed again, they stay as they were, with a note" {
+	push "$(calls '{"name":"fault_changed","arguments":{"text":"badlist"}}')" "$(calls '{"name":"fault_echo","arguments":{"text":"still"}}')" \
+		'{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault "go"
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$output" done
+	results 3
+	assert_eq "${RES[1]}" '{"output":"{\"text\":\"still\"}"}'
+	assert_eq "$(received tools/list)" 2
+	assert_contains "$stderr" "MCP server 'fault' note: its tools could not be listed again, so they stay as they were: MCP server 'fault': tools/list failed: the list is broken"
+	# every turn offered the same tools: its 17 and calculate
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | .body.tools | length] | unique' "$SERVER_LOG")" '[18]'
+}
+
 @test "mcp: --max-output caps what an MCP tool sends back" {
 	local long
 	long=$(printf 'y%.0s' {1..2000})
@@ -644,4 +688,38 @@ data: $call
 		'{"requestId":3,"reason":"timeout"}'
 	# no session was given, so there is none to delete
 	assert_eq "$(requests /mcp | jq -r .method | sort -u)" POST
+}
+
+@test "mcp: Streamable HTTP: SSE answers are read as they come, though the server keeps each stream open" {
+	# every answer comes on a stream the server holds open for 60 s: read to its end, each call
+	# would wait out its timeout; a wrong id, a silence (at the deadline) and an SSE event of 50 MB
+	# still end a call
+	fault_http '{"timeout_ms": 1000, "startup_timeout_ms": 3000}'
+	push "$(calls '{"name":"web_echo","arguments":{"text":"kept open"}}' '{"name":"web_wrongid","arguments":{}}' \
+		'{"name":"web_hang","arguments":{}}' '{"name":"web_huge","arguments":{}}')" '{"reply":"done"}'
+	local t0=$SECONDS
+	run --separate-stderr agent --yes --mcp web "go"
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$output" done
+	results 2
+	assert_eq "${RES[0]}" '{"output":"{\"text\":\"kept open\"}"}'
+	assert_eq "${ERR[1]}" "the tool 'web_wrongid' failed: MCP server 'web': answered id 104, which was never asked (waiting for 4)"
+	assert_eq "${ERR[2]}" "the tool 'web_hang' failed: MCP server 'web': no answer to tools/call within 1000 ms"
+	assert_eq "${ERR[3]}" "the tool 'web_huge' failed: MCP server 'web': sent a message longer than 16777216 bytes"
+	((SECONDS - t0 < 5))
+	wait_for_output "$FLOG" notifications/cancelled
+	assert_eq "$(jq -c 'select(.method == "notifications/cancelled") | .params' "$FLOG")" '{"requestId":5,"reason":"timeout"}'
+}
+
+@test "mcp: Streamable HTTP: a ping on the stream before the answer is answered in the session; list_changed is noted" {
+	# the server answers the call only once the pong is POSTed, with the session id
+	fault_http '{"timeout_ms": 3000, "startup_timeout_ms": 3000}'
+	push "$(calls '{"name":"web_ping","arguments":{}}' '{"name":"web_changed","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp web "go"
+	assert_eq "$status" 0 "$stderr"
+	results 2
+	assert_eq "${RES[0]}" '{"output":"ponged"}'
+	assert_eq "${RES[1]}" '{"output":"changed"}'
+	assert_eq "$(jq -c 'select(.id == "srv-1") | .result' "$FLOG")" '{}'
+	assert_contains "$stderr" "MCP server 'web' note: its tool list changed"
 }

@@ -310,6 +310,64 @@ wait_workers() {
 	assert_eq "$status" 75
 }
 
+@test "redis: delete removes every key of a job; one not over is refused until cancelled" {
+	items 20 >"$T/in"
+	done_id=$(ai-batch --queue "$Q" submit --rpm 60000 <"$T/in")
+	worker -P 4 "$done_id"
+	wait_workers
+	id=$(ai-batch --queue "$Q" submit <"$T/in")
+	# Every kind of key a job has: its hash, stream and group, ids, lines, tries, bucket.
+	assert_eq "$(rcli --scan --pattern "ai-batch:$done_id*" | sort | tr '\n' ' ')" \
+		"ai-batch:$done_id ai-batch:$done_id:items ai-batch:$done_id:keys ai-batch:$done_id:res ai-batch:$done_id:rl ai-batch:$done_id:tries "
+	run --separate-stderr ai-batch --queue "$Q" delete "$id"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "job '$id' is queued: cancel it first (ai-batch cancel --queue URL $id)"
+	assert_eq "$(rcli exists "ai-batch:$id" "ai-batch:$id:items" "ai-batch:$id:keys")" 3 "nothing deleted"
+	ai-batch --queue "$Q" cancel "$id"
+	run --separate-stderr ai-batch --queue "$Q" delete "$id"
+	assert_eq "$status" 0
+	run --separate-stderr ai-batch --queue "$Q" delete "$done_id"
+	assert_eq "$status" 0
+	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys left"
+	assert_eq "$(ai-batch --queue "$Q" list)" ""
+	run --separate-stderr ai-batch --queue "$Q" delete "$id"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no job '$id'"
+	run --separate-stderr ai-batch --queue "$Q" delete 'ai-batch:*'
+	assert_eq "$status" 64
+}
+
+@test "redis: delete --force mid-run: the worker drops the job, sends no more of it, recreates no key, goes on" {
+	items 300 >"$T/in"
+	ctl '{"set":{"latency_ms":150}}'
+	id=$(ai-batch --queue "$Q" submit --rpm 60000 <"$T/in")
+	worker -v -P 4    # every job, until SIGTERM
+	for ((i = 0; i < 200; i++)); do
+		(($(rcli hlen "ai-batch:$id:res") >= 8)) && break
+		sleep 0.05
+	done
+	run --separate-stderr ai-batch --queue "$Q" delete "$id"
+	assert_eq "$status" 75
+	assert_contains "$stderr" "is running: cancel it first"
+	run --separate-stderr ai-batch --queue "$Q" delete --force "$id"
+	assert_eq "$status" 0
+	n=$(request_count $CHAT)
+	sleep 1
+	# At most what was in flight and what the bucket had granted (-P each).
+	(($(request_count $CHAT) <= n + 8)) || { echo "sent $n, then $(request_count $CHAT)" >&2; false; }
+	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys the worker made again"
+	assert_contains "$(cat "$T/worker.err")" "job $id was deleted"
+	# The worker goes on with the next job.
+	ctl '{"set":{"latency_ms":0}}'
+	id2=$(ai-batch --queue "$Q" submit <<<'{"id":"x","text":"y"}')
+	run --separate-stderr timeout 10 ai-batch --queue "$Q" wait "$id2"
+	assert_eq "$status" 0
+	kill -TERM "${WORKERS[0]}"
+	wait "${WORKERS[0]}" || true
+	WORKERS=()
+	assert_eq "$(rcli --scan --pattern "ai-batch:$id*")" ""
+}
+
 @test "redis: a server's Retry-After met by one worker pauses the others" {
 	items 120 >"$T/in"
 	# 4 requests in flight every 100 ms: without the pause, 3 s of sending.
@@ -376,13 +434,13 @@ wait_workers() {
 
 @test "redis: a long run keeps its items, so an idle-time claim does not take them twice" {
 	items 8 >"$T/in"
-	# Answers take 5 s, more than twice the idle time after which items are taken
+	# Answers take 2.5 s, more than twice the idle time after which items are taken
 	# over; a worker refreshes its items every third of that time.
-	ctl '{"set":{"latency_ms":5000}}'
+	ctl '{"set":{"latency_ms":2500}}'
 	id=$(ai-batch --queue "$Q" submit <"$T/in")
-	worker -P 8 --claim-idle 2 "$id"
+	worker -P 8 --claim-idle 1 "$id"
 	wait_for_requests 8 $CHAT 20
-	worker -P 8 --claim-idle 2 "$id"
+	worker -P 8 --claim-idle 1 "$id"
 	wait_workers
 	assert_eq "$(request_count $CHAT)" 8 "no item taken over while its worker was at it"
 	run --separate-stderr ai-batch --queue "$Q" results "$id"

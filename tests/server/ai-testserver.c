@@ -51,7 +51,7 @@
  *
  * Endpoints: POST /v1/chat/completions (plain and "stream": true),
  * POST /v1/embeddings, GET /v1/models; the Batch API: POST /v1/files
- * (multipart: purpose, file), GET /v1/files/ID/content, POST /v1/batches,
+ * (multipart: purpose, file), GET /v1/files/ID/content, DELETE /v1/files/ID, POST /v1/batches,
  * GET /v1/batches/ID, POST /v1/batches/ID/cancel (kept in memory; answers
  * are made as /v1/chat/completions makes them, when the batch completes);
  * anything else is a 404.
@@ -1776,6 +1776,32 @@ static void handle_batch_api(struct MHD_Connection *conn, const char *method, co
 		pthread_mutex_unlock(&g_lock);
 		if (!f)
 			reply_json(rp, 404, error_obj("no such file", "invalid_request_error", json_object_new_string("not_found")));
+		return;
+	}
+	if (strcmp(method, "DELETE") == 0 && sscanf(path, "/v1/files/%63[^/]", id) == 1 &&
+	    !strchr(path + 10, '/')) {
+		struct stored_file **pf, *f = NULL;
+
+		pthread_mutex_lock(&g_lock);
+		for (pf = &g_files; *pf; pf = &(*pf)->next)
+			if (strcmp((*pf)->id, id) == 0) {
+				f = *pf;
+				*pf = f->next;
+				break;
+			}
+		pthread_mutex_unlock(&g_lock);
+		if (!f) {
+			reply_json(rp, 404, error_obj("no such file", "invalid_request_error", json_object_new_string("not_found")));
+			return;
+		}
+		free(f->purpose);
+		free(f->content.p);
+		free(f);
+		o = json_object_new_object();
+		jadd(o, "id", json_object_new_string(id));
+		jadd(o, "object", json_object_new_string("file"));
+		jadd(o, "deleted", json_object_new_boolean(1));
+		reply_json(rp, 200, o);
 		return;
 	}
 	if (strcmp(path, "/v1/batches") == 0 && post) {

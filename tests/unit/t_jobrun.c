@@ -145,9 +145,37 @@ int main(void)
 			close(p[0]);
 		}
 	}
-	ok(jobrun_remove(&j) == 0, "remove the job");
+	put_file(&j, "schema.json", "{}");     /* a file no fixed list of names knew */
+	ok(job_remove(&j) == 0, "remove the job");
 	ok(access(j.dir, F_OK) != 0, "its directory is gone");
 	job_release(&j);
+
+	/* delete: refused while queued (a runner about to start), else gone from list at once. */
+	{
+		char id[64], **ids;
+		size_t n;
+		bool listed = false;
+
+		ai_err_clear(&err);
+		ok(job_new(&j, &err) == 0, "a job to delete");
+		snprintf(id, sizeof(id), "%s", j.id);
+		put_file(&j, "template", "x");
+		ok(jobrun_set_status(&j, "queued", NULL, -1, &err) == 0, "queued");
+		ok(jobrun_delete(&j, false, &err) == -1 && err.code == AI_EX_TEMPFAIL &&
+		   strstr(err.msg, "cancel it first"), "a queued job is not deleted: %s", err.msg);
+		ok(access(j.dir, F_OK) == 0, "it is still there");
+		ai_err_clear(&err);
+		ok(jobrun_set_status(&j, "done", NULL, 0, &err) == 0 && jobrun_delete(&j, false, &err) == 0,
+		   "a done job is deleted: %s", err.msg);
+		ok(access(j.dir, F_OK) != 0, "its directory is gone, hidden name and all");
+		job_release(&j);
+		ok(job_open(&j, id, &err) == -1 && err.code == AI_EX_NOINPUT, "open says no such job");
+		ok(job_list(&ids, &n, &err) == 0, "list");
+		for (size_t i = 0; i < n; i++)
+			listed |= !!strstr(ids[i], id);
+		ok(!listed, "list does not show it");
+		job_free_list(ids, n);
+	}
 	buf_init(&b, 0);
 	buf_addf(&b, "%s/ai/jobs", dir);
 	rmdir(b.data);
