@@ -579,7 +579,7 @@ static int charts(struct ledger *l, const struct opts *o, const struct cli *c, i
 		if (strcmp(o->html, "-") == 0)
 			cli_write(b.data, b.len, false);
 		else
-			rc = fd_replace_file(o->html, b.data, b.len, err);
+			rc = fd_replace_file(o->html, b.data, b.len, 0666, err);
 	}
 	buf_release(&b);
 	chart_release(&ch);
