@@ -14,6 +14,10 @@
 #                         temporary directory, $tmp, removed (and the server
 #                         stopped) on exit.  Returns 1 if either failed, after
 #                         saying so with the caller's say().
+#   bench_hit NAME        for the benchmarks of a cache hit: bench_start NAME,
+#                         then one ai-summarize of $tmp/in, so that the next
+#                         is a hit; sets s to ai-summarize's path.  Returns 1
+#                         if anything is missing or failed, after saying so.
 #   bench_machine         prints "N cores, load A B C", for a figure's header.
 #   bench_build NAME SRC  compiles tests/bench/SRC against libai.a into
 #                         $O/bench/NAME, linking every library the programs
@@ -57,6 +61,15 @@ bench_start() {
 	trap 'bench_stop; rm -rf "$tmp"' EXIT INT TERM
 	bench_home "$tmp"
 	bench_server "$tmp" || { say "the test server did not start; skipped"; return 1; }
+}
+
+bench_hit() {
+	[ -x "$BIN/ai-summarize" ] && [ -x "$O/tests/ai-testserver" ] ||
+		{ say "needs $BIN/ai-summarize and $O/tests/ai-testserver (make all $O/tests/ai-testserver); skipped"; return 1; }
+	bench_start "$1" || return 1
+	echo "A short text to summarize, the same every time." >"$tmp/in"
+	s="$BIN/ai-summarize"
+	"$s" "$tmp/in" >/dev/null || { say "ai-summarize failed; skipped"; return 1; }
 }
 
 bench_machine() {
