@@ -179,10 +179,8 @@ static void emit(struct sink *s, json_object *j)
 /* A piece of the answer as a record: {"type": type, key: text}. */
 static void emit_piece(struct sink *s, const char *type, const char *key, const char *text, size_t n)
 {
-	json_object *j = json_object_new_object();
+	json_object *j = out_object();
 
-	if (!j)
-		cli_die(AI_EX_OSERR, "out of memory");
 	cgi_headers(s, 0);
 	out_add(j, "type", json_object_new_string(type));
 	out_add(j, key, json_object_new_string_len(text, (int)n));
@@ -304,9 +302,7 @@ static void sink_end(struct sink *s, int rc, const struct ai_chat_resp *r, const
 			cli_write("\n", 1, true);
 		return;
 	}
-	j = json_object_new_object();
-	if (!j)
-		cli_die(AI_EX_OSERR, "out of memory");
+	j = out_object();
 	cgi_headers(s, rc ? (e->code ? e->code : AI_EX_SOFTWARE) : 0);
 	if (!rc) {
 		out_add(j, "type", json_object_new_string("done"));

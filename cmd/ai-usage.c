@@ -192,10 +192,8 @@ static json_object *jusd(double v)
 
 static json_object *group_json(const struct ledger_group *g, const char *by, bool total)
 {
-	json_object *j = json_object_new_object();
+	json_object *j = out_object();
 
-	if (!j)
-		cli_die(AI_EX_OSERR, "out of memory");
 	out_add(j, by, total ? NULL : json_object_new_string(g->key));
 	out_add(j, "total", json_object_new_boolean(total));
 	out_add(j, "days", json_object_new_int64(g->days));
@@ -239,10 +237,8 @@ static int print_prices(const struct prices *ps, bool json)
 		/* The config file's price.MODEL overrides apply here as to every call. */
 		prices_lookup(ps, name, &p);
 		if (json) {
-			json_object *j = json_object_new_object();
+			json_object *j = out_object();
 
-			if (!j)
-				cli_die(AI_EX_OSERR, "out of memory");
 			out_add(j, "model", json_object_new_string(name));
 			out_add(j, "in_per_mtok", jnum(p.in_per_mtok));
 			out_add(j, "out_per_mtok", jnum(p.out_per_mtok));
@@ -305,10 +301,8 @@ static int print_cache_stats(const struct opts *o, const struct cli *c, const st
 		ledger_close(&l);
 	}
 	if (c->json) {
-		json_object *j = json_object_new_object();
+		json_object *j = out_object();
 
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
 		out_add(j, "cache", json_object_new_string(dir));
 		out_add(j, "entries", json_object_new_int64((int64_t)st.entries));
 		out_add(j, "bytes_on_disk", json_object_new_int64((int64_t)st.bytes_on_disk));
@@ -579,7 +573,7 @@ static int charts(struct ledger *l, const struct opts *o, const struct cli *c, i
 		if (strcmp(o->html, "-") == 0)
 			cli_write(b.data, b.len, false);
 		else
-			rc = fd_replace_file(o->html, b.data, b.len, err);
+			rc = fd_replace_file(o->html, b.data, b.len, 0666, err);
 	}
 	buf_release(&b);
 	chart_release(&ch);

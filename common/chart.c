@@ -171,6 +171,22 @@ static double cell(const struct chart *c, enum chart_what what, size_t d, size_t
 }
 
 /* The day's figure as its line shows it. */
+/* The total of the largest day (0 for none), the top of the scale. */
+static double tallest_day(const struct chart *c, enum chart_what what)
+{
+	double max = 0;
+
+	for (size_t d = 0; d < c->ndays; d++) {
+		double t = 0;
+
+		for (size_t k = 0; k < c->nkeys; k++)
+			t += cell(c, what, d, k);
+		if (t > max)
+			max = t;
+	}
+	return max;
+}
+
 static void day_label(const struct chart *c, enum chart_what what, size_t d, char *out, size_t n)
 {
 	double sum = 0;
@@ -265,7 +281,7 @@ int chart_text(struct buf *out, const struct chart *c, enum chart_what what, int
 {
 	const char *title = what == CHART_COST ? "cost per day" : "requests per day";
 	size_t *ord = key_order(c), valw = 1, barw;
-	double max = 0;
+	double max;
 	char v[64];
 	int rc = 0;
 
@@ -273,13 +289,8 @@ int chart_text(struct buf *out, const struct chart *c, enum chart_what what, int
 		return -1;
 	if (width < 40)
 		width = 40;
+	max = tallest_day(c, what);
 	for (size_t d = 0; d < c->ndays; d++) {
-		double t = 0;
-
-		for (size_t k = 0; k < c->nkeys; k++)
-			t += cell(c, what, d, k);
-		if (t > max)
-			max = t;
 		day_label(c, what, d, v, sizeof(v));
 		if (strlen(v) > valw)
 			valw = strlen(v);
@@ -372,18 +383,11 @@ static int svg(struct buf *out, const struct chart *c, const size_t *ord, enum c
 	const char *name = what == CHART_COST ? "cost per day" : "requests per day";
 	int plot = SVG_H - SVG_TOP - SVG_BOTTOM;
 	size_t w = SVG_LEFT + c->ndays * (BAR_W + BAR_GAP) + BAR_GAP;
-	double max = 0;
+	double max;
 	char v[64];
 	int rc = 0;
 
-	for (size_t d = 0; d < c->ndays; d++) {
-		double t = 0;
-
-		for (size_t k = 0; k < c->nkeys; k++)
-			t += cell(c, what, d, k);
-		if (t > max)
-			max = t;
-	}
+	max = tallest_day(c, what);
 	rc |= buf_addf(out, "<h2>%s</h2>\n<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%zu\" height=\"%d\""
 			    " viewBox=\"0 0 %zu %d\" role=\"img\" aria-label=\"%s\">\n",
 		       what == CHART_COST ? "Cost per day" : "Requests per day", w, SVG_H, w, SVG_H, name);

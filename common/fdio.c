@@ -2,7 +2,9 @@
 #include "utf8.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,52 +64,89 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
 	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }
 
-/* fd_replace_file and fd_replace_private: the temporary file made mode, synced when sync. */
-static int replace(const char *path, const void *p, size_t n, mode_t mode, bool sync, struct ai_err *err)
+int fd_replace_open(struct fd_replace *r, const char *path, mode_t mode, struct ai_err *err)
 {
-	size_t len = strlen(path);
-	char *tmp = malloc(len + sizeof(".XXXXXX"));
-	int fd;
+	const char *slash = strrchr(path, '/');
+	size_t dir = slash ? (size_t)(slash + 1 - path) : 0, len = strlen(path);
+	mode_t um;
 
-	if (!tmp)
+	r->fd = -1;
+	r->path = path;
+	/* dir + "." + base + ".XXXXXX" */
+	if (!(r->tmp = malloc(len + 1 + sizeof(".XXXXXX"))))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	memcpy(tmp, path, len);
-	memcpy(tmp + len, ".XXXXXX", sizeof(".XXXXXX"));
-	fd = mkstemp(tmp);
-	if (fd < 0) {
+	memcpy(r->tmp, path, dir);
+	r->tmp[dir] = '.';
+	memcpy(r->tmp + dir + 1, path + dir, len - dir);
+	memcpy(r->tmp + len + 1, ".XXXXXX", sizeof(".XXXXXX"));
+	r->fd = mkstemp(r->tmp);
+	if (r->fd < 0) {
 		ai_errf_errno(err, AI_EX_IOERR, "cannot create '%s'", path);
-		free(tmp);
+		free(r->tmp);
+		r->tmp = NULL;
 		return -1;
 	}
-	if (fchmod(fd, mode) || fd_write_all(fd, p, n) || (sync && fsync(fd)) || close(fd)) {
-		int e = errno;
-
-		close(fd);
-		unlink(tmp);
-		free(tmp);
-		errno = e;
-		return ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
-	}
-	if (rename(tmp, path)) {
-		ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
-		unlink(tmp);
-		free(tmp);
+	/* mkstemp makes 0600 whatever the umask; mode is what open(2) would have made. */
+	um = umask(0);
+	umask(um);
+	if (fcntl(r->fd, F_SETFD, FD_CLOEXEC) || fchmod(r->fd, mode & ~um)) {
+		ai_errf_errno(err, AI_EX_IOERR, "cannot create '%s'", path);
+		fd_replace_abort(r);
 		return -1;
 	}
-	free(tmp);
 	return 0;
 }
 
-int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err)
+void fd_replace_abort(struct fd_replace *r)
 {
-	mode_t um = umask(0);
+	int e = errno;
 
-	/* mkstemp makes 0600; a report is as readable as any file the user writes. */
-	umask(um);
-	return replace(path, p, n, 0666 & ~um, false, err);
+	if (r->fd >= 0)
+		close(r->fd);
+	if (r->tmp)
+		unlink(r->tmp);
+	free(r->tmp);
+	r->fd = -1;
+	r->tmp = NULL;
+	errno = e;
 }
 
-int fd_replace_private(const char *path, const void *p, size_t n, struct ai_err *err)
+int fd_replace_commit(struct fd_replace *r, struct ai_err *err)
 {
-	return replace(path, p, n, 0600, true, err);
+	int rc = fsync(r->fd), e = errno;
+
+	/* Closed once, whatever fsync said: a second close could close another thread's file. */
+	if (close(r->fd) && !rc) {
+		rc = -1;
+		e = errno;
+	}
+	r->fd = -1;
+	if (rc) {
+		errno = e;
+		ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", r->path);
+		fd_replace_abort(r);
+		return -1;
+	}
+	if (rename(r->tmp, r->path)) {
+		ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", r->path);
+		fd_replace_abort(r);
+		return -1;
+	}
+	free(r->tmp);
+	r->tmp = NULL;
+	return 0;
+}
+
+int fd_replace_file(const char *path, const void *p, size_t n, mode_t mode, struct ai_err *err)
+{
+	struct fd_replace r;
+
+	if (fd_replace_open(&r, path, mode, err))
+		return -1;
+	if (fd_write_all(r.fd, p, n)) {
+		ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
+		fd_replace_abort(&r);
+		return -1;
+	}
+	return fd_replace_commit(&r, err);
 }

@@ -9,6 +9,7 @@
 #include "buf.h"
 
 #include <signal.h>
+#include <sys/types.h>
 
 /*
  * Appends everything fd has until end of file to out.  0, or -1 with
@@ -31,19 +32,31 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
 		 struct ai_err *err);
 
 /*
- * Replaces the file at path with n bytes, whole or not at all: written to
- * a temporary file beside it (mode 0666 less the umask, as a shell's >
- * would make it), then renamed over it, so a reader never sees half a
- * file.  0, or -1 with err (AI_EX_IOERR, naming path
- * and the cause); no temporary file is left behind.
+ * A file replaced whole or not at all, written in pieces: a reader never
+ * sees half of it.  fd_replace_open makes a temporary file beside path,
+ * hidden (.NAME.XXXXXX, so that no one listing the directory takes it for
+ * a file of its own), mode less the umask; the caller writes r->fd;
+ * fd_replace_commit flushes it to disk and renames it over path;
+ * fd_replace_abort removes it.  After a failed open or commit nothing is
+ * left behind and there is nothing to abort.  Failures are -1 with err:
+ * AI_EX_IOERR naming path and the cause, AI_EX_OSERR out of memory.
  */
-int fd_replace_file(const char *path, const void *p, size_t n, struct ai_err *err);
+struct fd_replace {
+	int fd;                 /* the temporary file, open for writing */
+	char *tmp;              /* its path, owned */
+	const char *path;       /* borrowed from fd_replace_open's caller */
+};
+
+int fd_replace_open(struct fd_replace *r, const char *path, mode_t mode, struct ai_err *err);
+int fd_replace_commit(struct fd_replace *r, struct ai_err *err);
+void fd_replace_abort(struct fd_replace *r);
 
 /*
- * fd_replace_file for a file of the user's own data (a job's status): mode
- * 0600 whatever the umask, and synced before the rename, so that a crash
- * leaves the old file or the new one, never an empty one.
+ * Replaces the file at path with n bytes, as fd_replace_open and
+ * fd_replace_commit do, mode less the umask (0666 is what a shell's >
+ * would make).  0, or -1 with err (AI_EX_IOERR, naming path and the
+ * cause); no temporary file is left behind.
  */
-int fd_replace_private(const char *path, const void *p, size_t n, struct ai_err *err);
+int fd_replace_file(const char *path, const void *p, size_t n, mode_t mode, struct ai_err *err);
 
 #endif

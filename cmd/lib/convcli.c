@@ -94,6 +94,18 @@ static json_object *opt_string(const char *s)
 	return s ? json_object_new_string(s) : NULL;
 }
 
+/*
+ * Writes b, whose last append returned added (its earlier ones were checked
+ * as they were made), to stdout, and releases it; out of memory exits.
+ */
+static void put_buf(struct buf *b, int added)
+{
+	if (added < 0)
+		cli_die(AI_EX_OSERR, "out of memory");
+	cli_write(b->data, b->len, false);
+	buf_release(b);
+}
+
 /* Text from a person or a model, on stdout: made safe on a terminal, exact in a pipe. */
 static void put_text(const char *s)
 {
@@ -116,8 +128,7 @@ static int list_one(void *ud, const struct convstore_info *ci)
 	char when[32];
 
 	if (c->json) {
-		if (!(j = json_object_new_object()))
-			cli_die(AI_EX_OSERR, "out of memory");
+		j = out_object();
 		out_add(j, "id", json_object_new_int64(ci->id));
 		out_add(j, "title", json_object_new_string(ci->title ? ci->title : ""));
 		out_add(j, "model", opt_string(ci->model));
@@ -134,10 +145,7 @@ static int list_one(void *ud, const struct convstore_info *ci)
 	add_visible(&b, ci->model);
 	buf_addstr(&b, "  ");
 	add_visible(&b, ci->title);
-	if (buf_addch(&b, '\n'))
-		cli_die(AI_EX_OSERR, "out of memory");
-	cli_write(b.data, b.len, false);
-	buf_release(&b);
+	put_buf(&b, buf_addch(&b, '\n'));
 	return 0;
 }
 
@@ -175,10 +183,8 @@ static int show_one(void *ud, const char *role, const char *content, const char 
 	struct buf b = BUF_INIT;
 
 	if (sh->c->json) {
-		json_object *m = json_object_new_object();
+		json_object *m = out_object();
 
-		if (!m)
-			cli_die(AI_EX_OSERR, "out of memory");
 		out_add(m, "role", json_object_new_string(role ? role : ""));
 		out_add(m, "content", opt_string(content));
 		out_add(m, "model", opt_string(model));
@@ -191,10 +197,7 @@ static int show_one(void *ud, const char *role, const char *content, const char 
 	}
 	buf_addstr(&b, "\n## ");
 	add_visible(&b, role);
-	if (buf_addstr(&b, "\n\n"))
-		cli_die(AI_EX_OSERR, "out of memory");
-	cli_write(b.data, b.len, false);
-	buf_release(&b);
+	put_buf(&b, buf_addstr(&b, "\n\n"));
 	put_text(content);
 	return 0;
 }
@@ -232,20 +235,15 @@ int convcli_show(const struct cli *c, const char *ref)
 		add_visible(&b, ci.title);
 		buf_addstr(&b, "\n\nModel: ");
 		add_visible(&b, ci.model);
-		if (buf_addf(&b, ", %ld messages, last %s\n", ci.messages, when) < 0)
-			cli_die(AI_EX_OSERR, "out of memory");
-		cli_write(b.data, b.len, false);
-		buf_release(&b);
+		put_buf(&b, buf_addf(&b, ", %ld messages, last %s\n", ci.messages, when));
 	}
 	if (convstore_messages(&s, ci.id, show_one, &sh, &err)) {
 		convstore_close(&s);
 		cli_die_err(&err);
 	}
 	if (c->json) {
-		json_object *j = json_object_new_object();
+		json_object *j = out_object();
 
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
 		out_add(j, "id", json_object_new_int64(ci.id));
 		out_add(j, "title", json_object_new_string(ci.title));
 		out_add(j, "model", opt_string(ci.model));
@@ -286,20 +284,15 @@ int convcli_prune(const struct cli *c, const char *age)
 	}
 	free(path);
 	if (c->json) {
-		json_object *j = json_object_new_object();
+		json_object *j = out_object();
 
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
 		out_add(j, "pruned", json_object_new_int64(n));
 		out_json_line(j);
 		json_object_put(j);
 	} else {
 		struct buf b = BUF_INIT;
 
-		if (buf_addf(&b, "%ld conversation%s pruned\n", n, n == 1 ? "" : "s") < 0)
-			cli_die(AI_EX_OSERR, "out of memory");
-		cli_write(b.data, b.len, false);
-		buf_release(&b);
+		put_buf(&b, buf_addf(&b, "%ld conversation%s pruned\n", n, n == 1 ? "" : "s"));
 	}
 	return cli_finish(0);
 }
@@ -313,10 +306,8 @@ static int log_one(void *ud, const struct convstore_entry *e)
 	char when[32];
 
 	if (c->json) {
-		json_object *j = json_object_new_object();
+		json_object *j = out_object();
 
-		if (!j)
-			cli_die(AI_EX_OSERR, "out of memory");
 		out_add(j, "conversation", json_object_new_int64(e->conv));
 		out_add(j, "title", json_object_new_string(e->title ? e->title : ""));
 		out_add(j, "model", opt_string(e->model));
@@ -331,10 +322,7 @@ static int log_one(void *ud, const struct convstore_entry *e)
 	fmt_time(when, sizeof(when), e->ts_ms);
 	buf_addf(&b, "# %s    conversation: %" PRId64 "\n\nModel: ", when, e->conv);
 	add_visible(&b, e->model);
-	if (buf_addstr(&b, "\n\n## Prompt\n\n"))
-		cli_die(AI_EX_OSERR, "out of memory");
-	cli_write(b.data, b.len, false);
-	buf_release(&b);
+	put_buf(&b, buf_addstr(&b, "\n\n## Prompt\n\n"));
 	put_text(e->prompt);
 	cli_puts("\n## Response\n\n", false);
 	put_text(e->reply);

@@ -22,12 +22,19 @@ void out_usage(json_object *o, long prompt_tokens, long completion_tokens)
 	out_add(o, "usage", u);
 }
 
+json_object *out_object(void)
+{
+	json_object *o = json_object_new_object();
+
+	if (!o)
+		cli_die(AI_EX_OSERR, "out of memory");
+	return o;
+}
+
 json_object *out_message(const char *role, const char *content)
 {
-	json_object *m = json_object_new_object();
+	json_object *m = out_object();
 
-	if (!m)
-		cli_die(AI_EX_OSERR, "out of memory");
 	out_add(m, "role", json_object_new_string(role));
 	out_add(m, "content", json_object_new_string(content));
 	return m;

@@ -9,6 +9,9 @@
 #include "ai.h"
 #include <json-c/json.h>
 
+/* Returns a new empty object, owned (free with json_object_put); exits on ENOMEM. */
+json_object *out_object(void);
+
 /* Returns a new {"role": role, "content": content} object; exits on ENOMEM. */
 json_object *out_message(const char *role, const char *content);
 

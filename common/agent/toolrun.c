@@ -411,6 +411,23 @@ fail:
 	return NULL;
 }
 
+/* Refuses a member of o whose key is not one of known[0..n): a misspelt key is said, not ignored. */
+static int check_keys(json_object *o, const char *const *known, size_t n, const struct where *w,
+		      struct ai_err *err)
+{
+	json_object_object_foreach(o, key, val) {
+		size_t i;
+
+		(void)val;
+		for (i = 0; i < n; i++)
+			if (strcmp(key, known[i]) == 0)
+				break;
+		if (i == n)
+			return tool_err(err, w, "unknown key \"%s\"", key);
+	}
+	return 0;
+}
+
 /* The integer member key of o, when present, as 1..TOOL_TIMEOUT_MAX ms into *out. */
 static int parse_ms(json_object *o, const char *key, long *out, const struct where *w,
 		    struct ai_err *err)
@@ -453,18 +470,8 @@ static int parse_tool(json_object *o, struct where *w, struct tooldef *t, struct
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	w->name = t->name;
 
-	{
-		json_object_object_foreach(o, key, val) {
-			size_t i;
-
-			(void)val;
-			for (i = 0; i < AI_ARRAY_LEN(known); i++)
-				if (strcmp(key, known[i]) == 0)
-					break;
-			if (i == AI_ARRAY_LEN(known))
-				return tool_err(err, w, "unknown key \"%s\"", key);
-		}
-	}
+	if (check_keys(o, known, AI_ARRAY_LEN(known), w, err))
+		return -1;
 
 	if (json_object_object_get_ex(o, "description", &v)) {
 		if (!json_object_is_type(v, json_type_string))
@@ -607,18 +614,8 @@ static int parse_mcp(const char *name, json_object *o, const char *file, struct 
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	if (!json_object_is_type(o, json_type_object))
 		return tool_err(err, &w, "not a JSON object");
-	{
-		json_object_object_foreach(o, key, val) {
-			size_t i;
-
-			(void)val;
-			for (i = 0; i < AI_ARRAY_LEN(known); i++)
-				if (strcmp(key, known[i]) == 0)
-					break;
-			if (i == AI_ARRAY_LEN(known))
-				return tool_err(err, &w, "unknown key \"%s\"", key);
-		}
-	}
+	if (check_keys(o, known, AI_ARRAY_LEN(known), &w, err))
+		return -1;
 	if (parse_str(o, "url", &d->url, &w, err) ||
 	    parse_str(o, "headers_cmd", &d->headers_cmd, &w, err) ||
 	    parse_ms(o, "timeout_ms", &d->timeout_ms, &w, err) ||

@@ -409,30 +409,56 @@ int convstore_find(struct convstore *s, const char *ref, struct convstore_info *
 	return 0;
 }
 
-int convstore_messages(struct convstore *s, int64_t id,
-		       int (*fn)(void *ud, const char *role, const char *content, const char *model,
-				 int64_t ts_ms),
-		       void *ud, struct ai_err *err)
+/*
+ * Steps st (prepared and bound) to its end, calling row(st, ctx) for each
+ * row; a row that returns non-zero ends the walk early, which is not a
+ * failure.  Finalizes st.  A failure is reported by db_err with doing.
+ */
+static int walk(struct convstore *s, sqlite3_stmt *st, int (*row)(sqlite3_stmt *st, void *ctx), void *ctx,
+		const char *doing, struct ai_err *err)
 {
-	sqlite3_stmt *st;
 	bool first = true;
 	int rc;
 
-	if (prepare(s, "SELECT role, content, model, ts_ms FROM messages WHERE conv = ?1 ORDER BY seq",
-		    &st, "read", err))
-		return -1;
-	sqlite3_bind_int64(st, 1, id);
 	while ((rc = step_row(s, st, first)) == SQLITE_ROW) {
 		first = false;
-		if (fn(ud, col_str(st, 0), col_str(st, 1), col_str(st, 2), sqlite3_column_int64(st, 3))) {
+		if (row(st, ctx)) {
 			rc = SQLITE_DONE;
 			break;
 		}
 	}
 	if (rc != SQLITE_DONE)
-		db_err(s, rc, "read", err);
+		db_err(s, rc, doing, err);
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : -1;
+}
+
+/* convstore_messages' caller, for walk. */
+struct messages_walk {
+	int (*fn)(void *ud, const char *role, const char *content, const char *model, int64_t ts_ms);
+	void *ud;
+};
+
+static int message_row(sqlite3_stmt *st, void *ctx)
+{
+	const struct messages_walk *w = ctx;
+
+	return w->fn(w->ud, col_str(st, 0), col_str(st, 1), col_str(st, 2), sqlite3_column_int64(st, 3));
+}
+
+int convstore_messages(struct convstore *s, int64_t id,
+		       int (*fn)(void *ud, const char *role, const char *content, const char *model,
+				 int64_t ts_ms),
+		       void *ud, struct ai_err *err)
+{
+	struct messages_walk w = { fn, ud };
+	sqlite3_stmt *st;
+
+	if (prepare(s, "SELECT role, content, model, ts_ms FROM messages WHERE conv = ?1 ORDER BY seq",
+		    &st, "read", err))
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return walk(s, st, message_row, &w, "read", err);
 }
 
 /* convstore_load's walk: the array it fills, and whether memory ran out. */
@@ -623,31 +649,32 @@ int convstore_add(struct convstore *s, int64_t *id, const char *model, json_obje
 	return 0;
 }
 
+/* convstore_list's caller, for walk. */
+struct list_walk {
+	int (*fn)(void *ud, const struct convstore_info *c);
+	void *ud;
+};
+
+static int list_row(sqlite3_stmt *st, void *ctx)
+{
+	const struct list_walk *w = ctx;
+	struct convstore_info c;
+
+	fill_info(st, &c);
+	return w->fn(w->ud, &c);
+}
+
 int convstore_list(struct convstore *s, long limit, int (*fn)(void *ud, const struct convstore_info *c),
 		   void *ud, struct ai_err *err)
 {
+	struct list_walk w = { fn, ud };
 	sqlite3_stmt *st;
-	bool first = true;
-	int rc;
 
 	if (prepare(s, "SELECT " INFO_COLS " FROM conversations c ORDER BY c.updated_ms DESC, c.id DESC LIMIT ?1",
 		    &st, "read", err))
 		return -1;
 	sqlite3_bind_int64(st, 1, limit > 0 ? limit : -1);
-	while ((rc = step_row(s, st, first)) == SQLITE_ROW) {
-		struct convstore_info c;
-
-		first = false;
-		fill_info(st, &c);
-		if (fn(ud, &c)) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		db_err(s, rc, "read", err);
-	sqlite3_finalize(st);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return walk(s, st, list_row, &w, "read", err);
 }
 
 /* Runs sql, which yields no row, with ?1 bound to v.  Returns the SQLite code. */
@@ -736,12 +763,34 @@ static const char log_match_sql[] =
 	" WHERE exchanges_fts MATCH ?2 AND e.ts_ms >= ?3 AND e.ts_ms < ?4 AND (?5 IS NULL OR e.model = ?5)"
 	" ORDER BY f.rank, e.id DESC LIMIT ?1";
 
+/* convstore_log's caller, for walk. */
+struct log_walk {
+	int (*fn)(void *ud, const struct convstore_entry *e);
+	void *ud;
+};
+
+static int log_row(sqlite3_stmt *st, void *ctx)
+{
+	const struct log_walk *w = ctx;
+	struct convstore_entry e;
+
+	e.conv = sqlite3_column_int64(st, 0);
+	e.title = col_str(st, 1);
+	e.model = col_str(st, 2);
+	e.ts_ms = sqlite3_column_int64(st, 3);
+	e.prompt = col_str(st, 4);
+	e.reply = col_str(st, 5);
+	if (!e.reply)
+		e.reply = "";
+	return w->fn(w->ud, &e);
+}
+
 int convstore_log(struct convstore *s, const struct convstore_query *lq,
 		  int (*fn)(void *ud, const struct convstore_entry *e), void *ud, struct ai_err *err)
 {
+	struct log_walk w = { fn, ud };
 	struct buf q;
 	sqlite3_stmt *st;
-	bool first = true;
 	int rc;
 
 	buf_init(&q, 0);
@@ -759,26 +808,7 @@ int convstore_log(struct convstore *s, const struct convstore_query *lq,
 	sqlite3_bind_int64(st, 3, lq->since_ms);
 	sqlite3_bind_int64(st, 4, lq->until_ms);
 	bind_opt_text(st, 5, lq->model);
-	while ((rc = step_row(s, st, first)) == SQLITE_ROW) {
-		struct convstore_entry e;
-
-		first = false;
-		e.conv = sqlite3_column_int64(st, 0);
-		e.title = col_str(st, 1);
-		e.model = col_str(st, 2);
-		e.ts_ms = sqlite3_column_int64(st, 3);
-		e.prompt = col_str(st, 4);
-		e.reply = col_str(st, 5);
-		if (!e.reply)
-			e.reply = "";
-		if (fn(ud, &e)) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		db_err(s, rc, "search", err);
-	sqlite3_finalize(st);
+	rc = walk(s, st, log_row, &w, "search", err);
 	buf_release(&q);
-	return rc == SQLITE_DONE ? 0 : -1;
+	return rc;
 }

@@ -553,27 +553,12 @@ static int newer_schema(struct ledger *l, long long v, struct ai_err *err)
  */
 static int create_schema(struct ledger *l, struct ai_err *err)
 {
-	sqlite3_stmt *st;
 	long long v = 0, tables = 0;
 	struct sqlretry retry;
 	int rc;
-	const unsigned char *mode = NULL;
 
-	/* WAL first, outside a transaction; it persists in the file.
-	 * Switching needs the file to itself; while another process holds
-	 * it the pragma answers the old mode, so that is retried too. */
-	sqlretry_init(&retry, l->busy_ms);
-	do {
-		rc = sqlite3_prepare_v2(l->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			return db_err(l, rc, "set up", err);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			mode = sqlite3_column_text(st, 0);
-			rc = mode && strcmp((const char *)mode, "wal") == 0 ? SQLITE_OK : SQLITE_BUSY;
-		}
-		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && sqlretry_again(&retry, rc));
+	/* WAL first, outside a transaction; it persists in the file. */
+	rc = sqlretry_wal(l->db, l->busy_ms);
 	if (rc != SQLITE_OK)
 		return db_err(l, rc, "set up", err);
 	/* On a fresh file the process that makes the schema appends at

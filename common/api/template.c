@@ -299,37 +299,15 @@ static int format(const struct template *t, struct buf *b, struct ai_err *err)
 
 int template_save_path(const char *path, const struct template *t, struct ai_err *err)
 {
-	struct buf b, tmp;
-	const char *slash = strrchr(path, '/');
-	int fd = -1, rc = -1;
+	struct buf b;
+	int rc;
 
 	buf_init(&b, 0);
-	buf_init(&tmp, 0);
-	if (format(t, &b, err))
-		goto out;
-	if (slash ? buf_addf(&tmp, "%.*s/.%s.tmp", (int)(slash - path), path, slash + 1) :
-		    buf_addf(&tmp, ".%s.tmp", path)) {
-		ai_errf(err, AI_EX_OSERR, "out of memory");
-		goto out;
-	}
+	rc = format(t, &b, err);
 	/* Written aside and renamed, so a reader never sees half a template. */
-	fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0 || fd_write_all(fd, b.data, b.len) || fsync(fd) || close(fd)) {
-		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", tmp.data, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		unlink(tmp.data);
-		goto out;
-	}
-	if (rename(tmp.data, path)) {
-		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path, strerror(errno));
-		unlink(tmp.data);
-		goto out;
-	}
-	rc = 0;
-out:
+	if (!rc)
+		rc = fd_replace_file(path, b.data, b.len, 0600, err);
 	buf_release(&b);
-	buf_release(&tmp);
 	return rc;
 }
 

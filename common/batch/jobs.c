@@ -220,7 +220,7 @@ int job_write_status(const struct job *j, json_object *status, struct ai_err *er
 
 	buf_init(&path, 0);
 	rc = job_path(j, "status.json", &path) ? ai_errf(err, AI_EX_OSERR, "out of memory") :
-	     fd_replace_private(path.data, s, n, err);
+	     fd_replace_file(path.data, s, n, 0600, err);
 	buf_release(&path);
 	return rc;
 }

@@ -47,7 +47,7 @@ int job_save_args(const struct job *j, int argc, char **argv, struct ai_err *err
 int job_load_args(const struct job *j, int *argc, char ***argv, struct ai_err *err);
 void job_free_args(int argc, char **argv);
 
-/* Writes status whole or not at all (fd_replace_private); status is borrowed. */
+/* Writes status whole or not at all (fd_replace_file, mode 0600, synced); status is borrowed. */
 int job_write_status(const struct job *j, json_object *status, struct ai_err *err);
 /* Returns the status, owned (json_object_put), or NULL with err. */
 json_object *job_read_status(const struct job *j, struct ai_err *err);

@@ -436,41 +436,32 @@ out:
 
 /*
  * Downloads a result file into the job as name.  It goes straight to disk
- * (NAME.part, renamed when whole), not through memory: a result file may
- * be far larger than any answer (OpenAI allows 200 MB), up to what
- * results_run reads back.
+ * (written aside and renamed when whole, by fd_replace_open), not through
+ * memory: a result file may be far larger than any answer (OpenAI allows
+ * 200 MB), up to what results_run reads back.
  */
 static int download(struct ai_client *c, const struct job *j, const char *file_id,
 		    const char *name, struct ai_err *err)
 {
-	struct buf url, part, path;
-	int fd = -1, rc = -1;
+	struct buf url, path;
+	struct fd_replace out;
+	int rc = -1;
 
 	buf_init(&url, 0);
-	buf_init(&part, 0);
 	buf_init(&path, 0);
-	if (buf_addf(&url, "/files/%s/content", file_id) || job_path(j, name, &path) ||
-	    buf_addf(&part, "%s.part", path.data)) {
+	if (buf_addf(&url, "/files/%s/content", file_id) || job_path(j, name, &path)) {
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
-	fd = open(part.data, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", part.data, strerror(errno));
+	if (fd_replace_open(&out, path.data, 0600, err))
 		goto out;
-	}
-	rc = ai_api_download(c, url.data, fd, MAX_FILE, err);
-	if (!rc && fsync(fd))
-		rc = ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", part.data, strerror(errno));
-	if (close(fd) && !rc)
-		rc = ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", part.data, strerror(errno));
-	if (!rc && rename(part.data, path.data))
-		rc = ai_errf(err, AI_EX_IOERR, "cannot write '%s': %s", path.data, strerror(errno));
+	rc = ai_api_download(c, url.data, out.fd, MAX_FILE, err);
 	if (rc)
-		unlink(part.data);
+		fd_replace_abort(&out);         /* failed, or --dry-run (1): nothing written */
+	else
+		rc = fd_replace_commit(&out, err);
 out:
 	buf_release(&url);
-	buf_release(&part);
 	buf_release(&path);
 	return rc < 0 ? -1 : 0;
 }

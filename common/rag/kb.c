@@ -158,29 +158,15 @@ static int not_ours(struct kb *kb, struct ai_err *err)
 /* Sets WAL, then creates the schema when the file is empty (several processes may race here). */
 static int create_schema(struct kb *kb, struct ai_err *err)
 {
-	struct sqlretry retry;
 	long long v = 0, app = 0, tables = 0;
-	sqlite3_stmt *st;
 	int rc;
 
-	sqlretry_init(&retry, KB_BUSY_MS);
 	/*
 	 * Only a new, empty file takes this.  The vectors live in the vector
 	 * file; 16 KiB pages suit FTS5's segment blobs and chunk texts.
 	 */
 	sqlite3_exec(kb->db, "PRAGMA page_size = 16384", NULL, NULL, NULL);
-	do {
-		rc = sqlite3_prepare_v2(kb->db, "PRAGMA journal_mode=WAL", -1, &st, NULL);
-		if (rc != SQLITE_OK)
-			return kb_db_err(kb, rc, "set up", err);
-		rc = sqlite3_step(st);
-		if (rc == SQLITE_ROW) {
-			const unsigned char *mode = sqlite3_column_text(st, 0);
-
-			rc = mode && !strcmp((const char *)mode, "wal") ? SQLITE_OK : SQLITE_BUSY;
-		}
-		sqlite3_finalize(st);
-	} while (rc != SQLITE_OK && sqlretry_again(&retry, rc));
+	rc = sqlretry_wal(kb->db, KB_BUSY_MS);
 	if (rc != SQLITE_OK)
 		return kb_db_err(kb, rc, "set up", err);
 	if ((rc = kb_exec_retry(kb, "BEGIN IMMEDIATE")) != SQLITE_OK)

@@ -135,7 +135,8 @@ core_limit() {
 	assert_eq "$(jq -r .id <<<"$output" | tr '\n' ' ')" "1 2 3 4 5 " ids
 	assert_eq "$(jq -r '.output | length' <<<"$output" | sort -u)" 10000 "answer length"
 	(($(stat -c %s "$XDG_DATA_HOME/ai/jobs/$id/batch-output.jsonl") > 50000))
-	[[ ! -e $XDG_DATA_HOME/ai/jobs/$id/batch-output.jsonl.part ]]
+	# Downloaded aside and renamed: no temporary file is left beside it.
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs/$id" | grep -c 'batch-output')" 1 "batch-output files"
 }
 
 @test "hostile files: an answer over the in-memory cap fails with 75, not 69 (refused for good)" {

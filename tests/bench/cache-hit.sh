@@ -14,29 +14,17 @@
 # A benchmark, not a test: it never fails (always exits 0).
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-O=${1:-build}
-BIN=${2:-bin}
-case $O in /*) ;; *) O="$top/$O" ;; esac
-case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
-RUNS=${RUNS:-200}
 . "$top/tests/bench/lib.sh"
+bench_paths "${1:-build}" "${2:-bin}"
+RUNS=${RUNS:-200}
 say() { echo "cache-hit: $*"; }
-
 
 main() {
 	bench_build noop_main noop_main.c && bench_build spawn_ab spawn_ab.c ||
 		{ say "cannot build noop_main and spawn_ab; skipped"; return 0; }
-	[ -x "$BIN/ai-summarize" ] && [ -x "$O/tests/ai-testserver" ] ||
-		{ say "needs $BIN/ai-summarize and $O/tests/ai-testserver (make all $O/tests/ai-testserver); skipped"; return 0; }
-	tmp=$(mktemp -d "${TMPDIR:-/tmp}/cache-hit.XXXXXX") || return 0
-	trap 'bench_stop; rm -rf "$tmp"' EXIT INT TERM
-	bench_home "$tmp"
-	bench_server "$tmp" || { say "the test server did not start; skipped"; return 0; }
-	echo "A short text to summarize, the same every time." >"$tmp/in"
-	s="$BIN/ai-summarize"
-	"$s" "$tmp/in" >/dev/null || { say "ai-summarize failed; skipped"; return 0; }
+	bench_hit cache-hit || return 0
 	ab="$O/bench/spawn_ab"
-	echo "# cache-hit: $RUNS runs each, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# cache-hit: $RUNS runs each, $(bench_machine)"
 	echo "## A: the fastest start (noop), B: a cache hit, ledger off"
 	"$ab" "$RUNS" "noop" "hit, AI_LEDGER=0" env AI_LEDGER=0 "$O/bench/noop_main" -- \
 		env AI_LEDGER=0 "$s" "$tmp/in"

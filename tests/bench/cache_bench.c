@@ -19,6 +19,7 @@
  */
 #include "api/cache.h"
 #include "bench.h"
+#include "../unit/rmtree.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -107,28 +108,6 @@ static void spawn_medians(const char *self, char *const a[], char *const b[], in
 	}
 	free(ta);
 	free(tb);
-}
-
-static void rm_rf_at(int at, const char *name)
-{
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct dirent *d;
-	DIR *dp;
-
-	if (fd < 0) {
-		unlinkat(at, name, 0);
-		return;
-	}
-	dp = fdopendir(fd);
-	if (!dp) {
-		close(fd);
-		return;
-	}
-	while ((d = readdir(dp)) != NULL)
-		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
-			rm_rf_at(fd, d->d_name);
-	closedir(dp);
-	unlinkat(at, name, AT_REMOVEDIR);
 }
 
 static void bench_sizes(struct cache *c)

@@ -8,11 +8,23 @@
 #                         it.  Sets SERVER_PID, PORT and OPENAI_BASE_URL and a
 #                         dummy OPENAI_API_KEY.  Returns 1 if it did not start.
 #   bench_stop            stops it (for an EXIT trap).
+#   bench_paths O BIN     sets O and BIN, a name relative to the source tree
+#                         made absolute (the benchmark may cd).
+#   bench_start NAME      the private HOME and the test server in a new
+#                         temporary directory, $tmp, removed (and the server
+#                         stopped) on exit.  Returns 1 if either failed, after
+#                         saying so with the caller's say().
+#   bench_hit NAME        for the benchmarks of a cache hit: bench_start NAME,
+#                         then one ai-summarize of $tmp/in, so that the next
+#                         is a hit; sets s to ai-summarize's path.  Returns 1
+#                         if anything is missing or failed, after saying so.
+#   bench_machine         prints "N cores, load A B C", for a figure's header.
 #   bench_build NAME SRC  compiles tests/bench/SRC against libai.a into
 #                         $O/bench/NAME, linking every library the programs
 #                         link (--no-as-needed: the loader maps them all).
 #
-# The caller sets top (the source tree) and O (the build directory) first.
+# The caller sets top (the source tree) first, and O (the build directory)
+# before bench_build.
 
 bench_home() {
 	export HOME="$1/home" XDG_CACHE_HOME="$1/home/.cache" XDG_DATA_HOME="$1/home/.local/share" \
@@ -35,6 +47,33 @@ bench_server() {
 	[ -s "$_dir/port" ] || return 1
 	PORT=$(cat "$_dir/port")
 	export OPENAI_BASE_URL="http://127.0.0.1:$PORT/v1" OPENAI_API_KEY=sk-bench
+}
+
+bench_paths() {
+	O=$1
+	BIN=$2
+	case $O in /*) ;; *) O="$top/$O" ;; esac
+	case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
+}
+
+bench_start() {
+	tmp=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX") || { say "cannot make a temporary directory; skipped"; return 1; }
+	trap 'bench_stop; rm -rf "$tmp"' EXIT INT TERM
+	bench_home "$tmp"
+	bench_server "$tmp" || { say "the test server did not start; skipped"; return 1; }
+}
+
+bench_hit() {
+	[ -x "$BIN/ai-summarize" ] && [ -x "$O/tests/ai-testserver" ] ||
+		{ say "needs $BIN/ai-summarize and $O/tests/ai-testserver (make all $O/tests/ai-testserver); skipped"; return 1; }
+	bench_start "$1" || return 1
+	echo "A short text to summarize, the same every time." >"$tmp/in"
+	s="$BIN/ai-summarize"
+	"$s" "$tmp/in" >/dev/null || { say "ai-summarize failed; skipped"; return 1; }
+}
+
+bench_machine() {
+	echo "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 bench_stop() {

@@ -16,12 +16,9 @@
 # A benchmark, not a test: it never fails (always exits 0).
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-O=${1:-build}
-BIN=${2:-bin}
-case $O in /*) ;; *) O="$top/$O" ;; esac
-case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
-RUNS=${RUNS:-10}
 . "$top/tests/bench/lib.sh"
+bench_paths "${1:-build}" "${2:-bin}"
+RUNS=${RUNS:-10}
 say() { echo "mcp: $*"; }
 
 # push TOOL N ARGS: 5 model turns of N calls of TOOL with ARGS each, then an answer.
@@ -48,13 +45,10 @@ main() {
 	[ -x "$npm/mcp-server-everything" ] || { say "needs make mcp-servers; skipped"; return 0; }
 	[ -x "$O/tests/mcp-faultserver" ] && [ -x "$BIN/ai-agent" ] && [ -x "$O/tests/ai-testserver" ] ||
 		{ say "needs $BIN/ai-agent, $O/tests/ai-testserver and $O/tests/mcp-faultserver; skipped"; return 0; }
-	tmp=$(mktemp -d "${TMPDIR:-/tmp}/mcp-bench.XXXXXX") || return 0
-	trap 'bench_stop; rm -rf "$tmp"' EXIT INT TERM
-	bench_home "$tmp"
-	bench_server "$tmp" || { say "the test server did not start; skipped"; return 0; }
+	bench_start mcp-bench || return 0
 	jq -n --arg e "$npm/mcp-server-everything" --arg f "$O/tests/mcp-faultserver" \
 		'{mcp: {ev: {command: [$e]}, fault: {command: [$f]}}}' >"$tmp/mcp.json"
-	echo "# mcp: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), node $(node --version 2>/dev/null)"
+	echo "# mcp: $(bench_machine), node $(node --version 2>/dev/null)"
 
 	: >"$tmp/starts"
 	_i=0

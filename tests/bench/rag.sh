@@ -22,10 +22,8 @@
 # loaded machine inflates far less than the wall.  Never fails its caller.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-O=${1:-build}
-BIN=${2:-bin}
-case $O in /*) ;; *) O="$top/$O" ;; esac
-case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
+. "$top/tests/bench/lib.sh"
+bench_paths "${1:-build}" "${2:-bin}"
 out="$O/bench"
 N=${RAG_BENCH_N:-100000}
 DIM=1536
@@ -35,7 +33,6 @@ WFLAGS="-std=c11 -Wall -Wextra -pedantic -Werror -Wshadow -Wstrict-prototypes
 -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral"
 PKGS="json-c libsodium libcurl sqlite3"
 SERVER=$O/tests/ai-testserver
-. "$top/tests/bench/lib.sh"
 
 say() { echo "rag-bench: $*"; }
 

@@ -12,14 +12,11 @@
 # question and mode).  Never fails its caller.
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-O=${1:-build}
-BIN=${2:-bin}
-case $O in /*) ;; *) O="$top/$O" ;; esac
-case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
+. "$top/tests/bench/lib.sh"
+bench_paths "${1:-build}" "${2:-bin}"
 FIX=$top/tests/fixtures/rag-dev
 SETS=${RECALL_SETS:-dev heldout heldout2}
 MODELS="text-embedding-3-small test-embed-weak test-embed-good"
-. "$top/tests/bench/lib.sh"
 
 say() { echo "recall: $*"; }
 

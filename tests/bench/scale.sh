@@ -22,14 +22,11 @@
 #    1000000"), -P 64, --state, an instant test server (goal <= 32 MB, flat).
 set -u
 top=$(cd "$(dirname "$0")/../.." && pwd)
-O=${1:-build}
-BIN=${2:-bin}
-case $O in /*) ;; *) O="$top/$O" ;; esac
-case $BIN in /*) ;; *) BIN="$top/$BIN" ;; esac
+. "$top/tests/bench/lib.sh"
+bench_paths "${1:-build}" "${2:-bin}"
 N=${SCALE_N:-1000000}
 NC=${SCALE_CACHE:-20000}
 NB=${SCALE_BATCH:-100000 1000000}
-. "$top/tests/bench/lib.sh"
 say() { echo "scale: $*"; }
 
 # cpu CMD...: "WALL s wall, CPU s CPU" of one run (GNU time), output discarded.

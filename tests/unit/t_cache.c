@@ -4,6 +4,7 @@
  */
 #include "api/cache.h"
 #include "tap.h"
+#include "rmtree.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,28 +17,6 @@
 #define HDR 88   /* header bytes before the value, as cache.h describes */
 
 static char top[64];
-
-static void rm_rf_at(int at, const char *name)
-{
-	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct dirent *d;
-	DIR *dp;
-
-	if (fd < 0) {
-		unlinkat(at, name, 0);
-		return;
-	}
-	dp = fdopendir(fd);
-	if (!dp) {
-		close(fd);
-		return;
-	}
-	while ((d = readdir(dp)) != NULL)
-		if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0)
-			rm_rf_at(fd, d->d_name);
-	closedir(dp);
-	unlinkat(at, name, AT_REMOVEDIR);
-}
 
 /* path = DIR/ab/abcdef... of key k */
 static void entry_path(char *path, size_t size, const char *dir, const unsigned char *k)

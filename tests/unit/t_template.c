@@ -5,6 +5,7 @@
 #include "tap.h"
 
 #include <math.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int parse(struct template *t, const char *s, struct ai_err *err)
@@ -68,7 +69,17 @@ int main(void)
 	setenv("XDG_CONFIG_HOME", dir, 1);
 	ok(template_list(&names, &n, &err) == 0 && n == 0, "no directory: no templates");
 	ok(parse(&t, "system: Be brief.\nschema: a int\n\nQ: {{input}}", &err) == 0, "parse to save");
+	umask(022);     /* a shell's usual: the file must still be the user's alone */
 	ok(template_save("brief", &t, &err) == 0, "saved: %s", err.msg);
+	{
+		char path[128];
+		struct stat st;
+
+		memset(&st, 0, sizeof(st));
+		snprintf(path, sizeof(path), "%s/ai/templates/brief", dir);
+		stat(path, &st);
+		is_int(st.st_mode & 0777, 0600, "saved 0600");
+	}
 	ok(template_save("../evil", &t, &err) == -1 && err.code == AI_EX_USAGE, "a name with a slash refused");
 	ok(template_load(&u, "brief", &err) == 0 && !strcmp(u.system, "Be brief.") &&
 	   !strcmp(u.schema, "a int") && !strcmp(u.prompt, "Q: {{input}}"), "saved and loaded back the same");
