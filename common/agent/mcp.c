@@ -1489,6 +1489,38 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 	return 1;
 }
 
+/*
+ * Deals with what a stdio server said since its last answer, without
+ * waiting: a list_changed or a log message sent after a result, a ping.
+ * Requests are answered, notifications taken, stray responses dropped;
+ * a failure here is left for its next request to meet.
+ */
+static void drain_pending(struct mcp_server *s)
+{
+	for (int round = 0; round < 16 && !s->http && !s->eof; round++) {
+		json_object *msg;
+		struct ai_err e;
+		size_t had;
+		bool toolong = false;
+
+		ai_err_clear(&e);
+		/* A deadline already past: only the lines already read are taken. */
+		while (!next_message(s, 0, &msg, &e)) {
+			if (jv_str(msg, "method"))
+				dispatch(s, msg, (long)mono_ms() + MCP_STOP_GRACE_MS, &e);
+			json_object_put(msg);
+		}
+		if (e.code == AI_EX_OSERR || s->eof)
+			return;
+		read_stderr(s);
+		had = s->in.len;
+		if (read_stdout(s, &toolong) && !toolong)
+			return;
+		if (s->in.len == had && !toolong)
+			return;
+	}
+}
+
 int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err *err)
 {
 	*changed = false;
@@ -1496,6 +1528,7 @@ int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err 
 		struct mcp_server *s = m->v[i];
 		int rc;
 
+		drain_pending(s);
 		if (!s->list_changed)
 			continue;
 		/* Cleared first: said again while it is listed, it is listed again next time. */

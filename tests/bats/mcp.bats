@@ -450,6 +450,20 @@ inside
 	assert_eq "$(jq -c 'select(.event == "tools") | [.step, (.tools | index("fault_added") != null)]' "$T/trace")" '[2,true]'
 }
 
+@test "mcp: a list_changed written after the call's result is seen before the next turn" {
+	# the result and the notification come in one write: the notification is left unread after
+	# the call, and must not wait for the next one
+	push "$(calls '{"name":"fault_changedafter","arguments":{}}')" "$(calls '{"name":"fault_added","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault "go"
+	assert_eq "$status" 0 "$stderr"
+	results 3
+	assert_eq "${RES[0]}" '{"output":"changed after"}'
+	assert_eq "${RES[1]}" '{"output":"added"}'
+	assert_eq "$(received tools/list)" 2
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | [.body.tools[].function.name] | index("fault_added") != null]' "$SERVER_LOG")" \
+		'[false,true,true]'
+}
+
 @test "mcp: when the tools cannot be listed again, they stay as they were, with a note" {
 	push "$(calls '{"name":"fault_changed","arguments":{"text":"badlist"}}')" "$(calls '{"name":"fault_echo","arguments":{"text":"still"}}')" \
 		'{"reply":"done"}'
