@@ -53,6 +53,9 @@ struct mcp_server {
 	bool reading;                   /* a POST's answer is being read: what is sent is queued */
 	char **outq;                    /* owned: messages queued while reading, POSTed after */
 	size_t noutq;
+	/* Approval: the remote names of its tools that were read-only when it started. */
+	char **ro_start;                /* owned, NULL-terminated, or NULL */
+	bool started;                   /* its tools were listed once */
 };
 
 const char *mcp_server_name(const struct mcp_server *s) { return s->d->name; }
@@ -1293,6 +1296,13 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 				tooldef_release(&v[n]);
 				continue;
 			}
+			/*
+			 * Listed again mid-run, a tool is read-only only when it was
+			 * so at start: what needed approval, or was not there, cannot
+			 * make itself free of it by its own annotation.
+			 */
+			if (s->started && !v[n].side_effects && !in_list(s->ro_start, v[n].remote))
+				v[n].side_effects = true;
 			n++;
 		}
 		if (jv_str(res, "nextCursor") && *jv_str(res, "nextCursor"))
@@ -1305,8 +1315,8 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 			goto fail;
 		}
 	}
-	/* A name in "allow" that it does not offer is likely a typo: said, not fatal. */
-	for (char **a = s->d->allow; a && *a; a++) {
+	/* A name in "allow" that it does not offer is likely a typo: said once, at start. */
+	for (char **a = s->d->allow; !s->started && a && *a; a++) {
 		size_t i = 0;
 
 		while (i < n && strcmp(v[i].remote, *a))
@@ -1351,6 +1361,9 @@ static void server_free(struct mcp_server *s)
 	free(s->hdrs);
 	free(s->hdr_names);
 	free(s->outq);
+	for (char **r = s->ro_start; r && *r; r++)
+		free(*r);
+	free(s->ro_start);
 	json_object_put(s->answer);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	buf_release(&s->in);
@@ -1395,6 +1408,11 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		goto fail;
 	if (list_tools(s, ts, deadline, &tools, &n, err))
 		goto fail;
+	if (!(s->ro_start = calloc(n + 1, sizeof(*s->ro_start))))
+		goto fail_tools;
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (!tools[i].side_effects && !(s->ro_start[k++] = strdup(tools[i].remote)))
+			goto fail_tools;
 	if (n) {
 		if (!(tv = realloc(ts->v, (ts->n + n) * sizeof(*tv)))) {
 			for (size_t i = 0; i < n; i++)
@@ -1408,6 +1426,7 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		ts->n += n;
 	}
 	free(tools);
+	s->started = true;
 	m->v[m->n++] = s;
 	{
 		char note[96];
@@ -1416,6 +1435,11 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		slog(s, "note", note);
 	}
 	return 0;
+fail_tools:
+	for (size_t i = 0; i < n; i++)
+		tooldef_release(&tools[i]);
+	free(tools);
+	ai_errf(err, AI_EX_OSERR, "out of memory");
 fail:
 	if (err->code == AI_EX_TEMPFAIL)
 		ai_errf(err, AI_EX_TEMPFAIL, "MCP server '%s' did not start within %ld ms "
@@ -1423,6 +1447,71 @@ fail:
 			d->startup_timeout_ms > 0 ? d->startup_timeout_ms : MCP_STARTUP_TIMEOUT_MS);
 	server_free(s);
 	return -1;
+}
+
+#define NOTE_MAX ((size_t)2048)
+
+/* The old tool of s in ts named remote, or NULL. */
+static const struct tooldef *old_tool(const struct mcp_server *s, const struct toolset *ts,
+				      const char *remote)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		if (ts->v[i].mcp == s && !strcmp(ts->v[i].remote, remote))
+			return &ts->v[i];
+	return NULL;
+}
+
+/* Adds name to the list headed what in b ("; added: a, b"), or "..." once b is nearly full. */
+static int note_name(struct buf *b, const char **what, const char *name)
+{
+	if (b->len > NOTE_MAX - 200)
+		return b->data[b->len - 1] == '.' ? 0 : buf_addstr(b, ", ...");
+	if (*what) {
+		int rc = buf_addf(b, "; %s: %s", *what, name);
+
+		*what = NULL;
+		return rc;
+	}
+	return buf_addf(b, ", %s", name);
+}
+
+/*
+ * The note for s's tools listed again (new, n of them) in place of its
+ * old ones in ts: how many, then each tool added, changed (description,
+ * parameters or approval) or gone, by the name the model sees, into b.
+ * Names are made of [a-zA-Z0-9_-] (local_name): safe to show.
+ */
+static int tools_diff(const struct mcp_server *s, const struct toolset *ts,
+		      const struct tooldef *v, size_t n, struct buf *b)
+{
+	const char *added = "added (approval needed unless allowed)", *changed = "changed",
+		   *gone = "gone";
+
+	if (buf_addf(b, "listed its tools again: %zu tools", n))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!old_tool(s, ts, v[i].remote) && note_name(b, &added, v[i].name))
+			return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct tooldef *o = old_tool(s, ts, v[i].remote);
+
+		if (o && (strcmp(o->name, v[i].name) || strcmp(o->description, v[i].description) ||
+			  o->side_effects != v[i].side_effects ||
+			  !json_object_equal(o->parameters, v[i].parameters)) &&
+		    note_name(b, &changed, v[i].name))
+			return -1;
+	}
+	for (size_t i = 0; i < ts->n; i++) {
+		size_t j = 0;
+
+		if (ts->v[i].mcp != s)
+			continue;
+		while (j < n && strcmp(v[j].remote, ts->v[i].remote))
+			j++;
+		if (j == n && note_name(b, &gone, ts->v[i].name))
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1436,6 +1525,7 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 	struct tooldef *tools = NULL, *nv;
 	size_t n = 0, nold = 0, k = 0;
 	bool placed = false;
+	struct buf diff;
 	struct ai_err e;
 	char note[400];
 	int rc;
@@ -1461,7 +1551,16 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 		slog(s, "note", note);
 		return 0;
 	}
+	buf_init(&diff, NOTE_MAX);
+	if (tools_diff(s, ts, tools, n, &diff)) {
+		buf_release(&diff);
+		for (size_t i = 0; i < n; i++)
+			tooldef_release(&tools[i]);
+		free(tools);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
 	if (!(nv = malloc((ts->n - nold + n ? ts->n - nold + n : 1) * sizeof(*nv)))) {
+		buf_release(&diff);
 		for (size_t i = 0; i < n; i++)
 			tooldef_release(&tools[i]);
 		free(tools);
@@ -1484,8 +1583,8 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 	free(tools);
 	ts->v = nv;
 	ts->n = k;
-	snprintf(note, sizeof(note), "listed its tools again: %zu tools", n);
-	slog(s, "note", note);
+	slog(s, "note", diff.data ? diff.data : "listed its tools again");
+	buf_release(&diff);
 	return 1;
 }
 

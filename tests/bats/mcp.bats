@@ -464,6 +464,24 @@ inside
 		'[false,true,true]'
 }
 
+@test "mcp: a tool listed mid-run, or re-listed as read-only, still needs approval; each change is named once" {
+	# "write" comes back with readOnlyHint, "added" is new (and says readOnlyHint): with no
+	# terminal and no --yes both are refused; the "allow" typo is noted at start only
+	declare_fault -- '{"allow": ["changed", "nosuch"]}'
+	push "$(calls '{"name":"fault_changed","arguments":{}}')" \
+		"$(calls '{"name":"fault_added","arguments":{}}' '{"name":"fault_write","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --mcp fault --trace "$T/trace" "go"
+	assert_eq "$status" 0 "$stderr"
+	results 3
+	assert_eq "${RES[0]}" '{"output":"changed"}'
+	assert_eq "${ERR[1]}" "the tool 'fault_added' has side effects and needs approval: run with --yes or from a terminal"
+	assert_eq "${ERR[2]}" "the tool 'fault_write' has side effects and needs approval: run with --yes or from a terminal"
+	assert_eq "$(jq -c 'select(.event == "tool") | .approval' "$T/trace" | jq -sc .)" '["allow","no terminal","no terminal"]'
+	assert_eq "$(received tools/call)" 1
+	assert_contains "$stderr" "note: listed its tools again: 20 tools; added (approval needed unless allowed): fault_added; changed: fault_write"$'\n'
+	assert_eq "$(grep -c "names 'nosuch', a tool it does not offer" <<<"$stderr")" 1
+}
+
 @test "mcp: when the tools cannot be listed again, they stay as they were, with a note" {
 	push "$(calls '{"name":"fault_changed","arguments":{"text":"badlist"}}')" "$(calls '{"name":"fault_echo","arguments":{"text":"still"}}')" \
 		'{"reply":"done"}'

@@ -43,8 +43,10 @@
  *   ping      pings the client first, then answers "ponged" once it answered
  *   changed   sends notifications/tools/list_changed, then answers "changed";
  *             from then on tools/list offers "added" too (readOnlyHint), which
- *             answers "added"; with {"text": "badlist"}, tools/list answers
- *             an error from then on instead
+ *             answers "added", and "write" becomes readOnlyHint (and says so
+ *             in its description); with
+ *             {"text": "badlist"}, tools/list answers an error from then on
+ *             instead
  *   changedafter  as changed, but the notification comes after the result,
  *             in the same write (the same piece of the HTTP stream)
  *   batchping one message that is a batch: the result ("batched"), then a
@@ -178,7 +180,7 @@ static json_object *tool(const char *name, bool ro)
 
 	json_object_object_add(t, "name", json_object_new_string(name));
 	json_object_object_add(t, "description", json_object_new_string(
-		name));
+		changed && !strcmp(name, "write") ? "write, now read-only" : name));
 	json_object_object_add(t, "inputSchema", json_tokener_parse(
 		"{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}}}"));
 	if (ro)
@@ -213,7 +215,8 @@ static void list(json_object *id, json_object *params)
 		n++;
 	per = (n + pages - 1) / pages;
 	for (int i = page * per; i < n && i < (page + 1) * per; i++)
-		json_object_array_add(a, tool(tools[i], !strcmp(tools[i], "echo")));
+		json_object_array_add(a, tool(tools[i], !strcmp(tools[i], "echo") ||
+					      (changed && !strcmp(tools[i], "write"))));
 	if (changed && page == pages - 1)
 		json_object_array_add(a, tool("added", true));
 	if (clash && page == pages - 1) {
