@@ -12,8 +12,8 @@
  * that set, the limits, or what needs approval: tool output goes back to
  * the model as data in a "tool" message and is never interpreted here.
  * The one exception is an MCP server's own tools, which the server may
- * change between turns (opts.refresh, mcp_refresh): its new tools need
- * approval by the same rules as its first ones.
+ * change between turns (opts.refresh, mcp_refresh): a tool new mid-run
+ * always needs approval, and one that needed it at start still does.
  *
  * Every call is checked before anything runs: the name must be one of the
  * tools offered, the arguments must be one JSON object (a reply cut short

@@ -50,6 +50,12 @@ struct mcp_server {
 	char session[256];              /* Mcp-Session-Id, or "" */
 	json_object *answer;            /* owned: the response to awaited, once a POST's answer held it */
 	bool posting_request;           /* the next POST is awaited's request: its answer is read */
+	bool reading;                   /* a POST's answer is being read: what is sent is queued */
+	char **outq;                    /* owned: messages queued while reading, POSTed after */
+	size_t noutq;
+	/* Approval: the remote names of its tools that were read-only when it started. */
+	char **ro_start;                /* owned, NULL-terminated, or NULL */
+	bool started;                   /* its tools were listed once */
 };
 
 const char *mcp_server_name(const struct mcp_server *s) { return s->d->name; }
@@ -274,8 +280,22 @@ static int next_message(struct mcp_server *s, long deadline, json_object **msg, 
 /* ---- Streamable HTTP ---------------------------------------------------- */
 
 #define HTTP_HEADER_MAX 32
+#define HTTP_STEP_MS 20L                /* http_send looks at its queue this often */
 
 static int dispatch(struct mcp_server *s, json_object *msg, long deadline, struct ai_err *err);
+
+/* One POST of http_send's: its headers, request and response. */
+struct http_post {
+	const char *hdrs[HTTP_HEADER_MAX + 5];
+	char sess[300], ver[64];
+	char *text;                     /* owned: a queued reply's text, or NULL */
+	struct http_req req;
+	struct http_resp resp;
+	bool done;                      /* its transfer is over: rc and err */
+	int rc;
+	struct ai_err err;
+	struct http_post *next;
+};
 
 /* The answer to one POST, read as it arrives (http_send). */
 struct http_answer {
@@ -283,16 +303,58 @@ struct http_answer {
 	long deadline;
 	bool read;                      /* a request's answer: its messages are dispatched */
 	bool stopped;                   /* on_body ended the transfer */
-	const struct http_resp *resp;
+	struct http_post post;
 	struct sse_parser sse;
 	struct buf body;                /* a JSON answer, whole: at most MCP_LINE_MAX */
 	struct ai_err err;              /* why on_body stopped it: code 0 when nothing went wrong */
 };
 
+/* Sets p up to send text (NULL: none) with method and the session's headers as they are now. */
+static void post_init(struct mcp_server *s, struct http_post *p, const char *method, const char *text)
+{
+	size_t n = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->hdrs[n++] = "Content-Type: application/json";
+	p->hdrs[n++] = "Accept: application/json, text/event-stream";
+	if (s->session[0]) {
+		snprintf(p->sess, sizeof(p->sess), "Mcp-Session-Id: %s", s->session);
+		p->hdrs[n++] = p->sess;
+	}
+	if (s->version[0]) {
+		snprintf(p->ver, sizeof(p->ver), "MCP-Protocol-Version: %s", s->version);
+		p->hdrs[n++] = p->ver;
+	}
+	for (size_t i = 0; i < s->nhdrs; i++)
+		p->hdrs[n++] = s->hdrs[i];
+	p->hdrs[n] = NULL;
+	http_resp_init(&p->resp);
+	p->req.url = s->d->url;
+	p->req.method = method;
+	p->req.body = text;
+	p->req.body_len = text ? strlen(text) : 0;
+	p->req.headers = p->hdrs;
+	p->req.capture = "mcp-session-id";
+	p->req.redact = (const char *const *)s->hdr_names;
+}
+
+/* http_pool's done: the transfer of one POST is over. */
+static void post_done(int rc, struct http_resp *resp, struct ai_err *e, void *ud)
+{
+	struct http_post *p = ud;
+
+	(void)resp;
+	p->done = true;
+	p->rc = rc;
+	if (rc)
+		p->err = *e;
+}
+
 /*
- * Dispatches the JSON-RPC message text (an object, or a batch array):
- * 1 once the response awaited is in (s->answer), 0 when all of it was
- * dealt with, -1 with a->err.
+ * Dispatches the JSON-RPC message text (an object, or a batch array), all
+ * of it: a batch's messages after the response awaited too.  1 when the
+ * response awaited is in (s->answer; a repeat of it is ignored), 0 when
+ * it is not, -1 with a->err.
  */
 static int take_text(struct http_answer *a, const char *text, size_t n)
 {
@@ -311,36 +373,50 @@ static int take_text(struct http_answer *a, const char *text, size_t n)
 		json_object_put(o);
 		return serr(s, AI_EX_UNAVAILABLE, &a->err, "sent an answer that is not a JSON-RPC message");
 	}
-	for (size_t i = 0; !rc && i < (json_object_is_type(o, json_type_array) ?
-				       json_object_array_length(o) : 1); i++) {
+	for (size_t i = 0; rc >= 0 && i < (json_object_is_type(o, json_type_array) ?
+					   json_object_array_length(o) : 1); i++) {
 		json_object *m = json_object_is_type(o, json_type_array) ?
 				 json_object_array_get_idx(o, i) : o;
 
 		if (!json_object_is_type(m, json_type_object))
 			rc = serr(s, AI_EX_UNAVAILABLE, &a->err, "sent a batch that is not JSON-RPC messages");
-		else if ((rc = dispatch(s, m, a->deadline, &a->err)) > 0)
+		else if ((rc = dispatch(s, m, a->deadline, &a->err)) > 0 && !s->answer)
 			s->answer = json_object_get(m);
 	}
 	json_object_put(o);
-	return rc;
+	return rc < 0 ? -1 : s->answer != NULL;
 }
 
+/*
+ * sse_feed's callback.  Once the answer is in, the rest of the piece
+ * received is still dispatched (a list_changed or a ping sent after it);
+ * a message there that breaks the protocol is only noted, since the call
+ * has its answer, and ends the reading.
+ */
 static int on_event(const struct sse_event *ev, void *ud)
 {
 	struct http_answer *a = ud;
 
 	if (!ev->data_len)
 		return 0;
-	return take_text(a, ev->data, ev->data_len) ? -1 : 0;
+	if (take_text(a, ev->data, ev->data_len) >= 0)
+		return 0;
+	if (a->s->answer && a->err.code != AI_EX_OSERR) {
+		slog(a->s, "note", a->err.msg);
+		ai_err_clear(&a->err);
+	}
+	return -1;
 }
 
 /*
  * http.h's on_data: a piece of a 2xx body.  An SSE stream is dispatched
- * event by event as it comes, and ended (non-zero) once the awaited
- * response is in: a server may keep it open long after (Streamable HTTP
- * allows it), and waiting for its end would wait out the deadline.  A
- * JSON body is kept whole, up to MCP_LINE_MAX.  The answer to a
- * notification or a response is not read at all (202 is all it should be).
+ * event by event as it comes, and ended (non-zero) at the end of the
+ * piece in which the awaited response came: a server may keep it open
+ * long after (Streamable HTTP allows it), and waiting for its end would
+ * wait out the deadline.  A JSON body is kept whole, up to MCP_LINE_MAX.
+ * The answer to a notification or a response is not read at all (202 is
+ * all it should be).  Nothing here calls libcurl: a reply to the server
+ * (a pong) is queued (s->outq) and POSTed by http_send between steps.
  */
 static int on_body(const char *p, size_t n, void *ud)
 {
@@ -348,18 +424,25 @@ static int on_body(const char *p, size_t n, void *ud)
 	struct mcp_server *s = a->s;
 
 	/* A ping on the stream of initialize's answer is answered within the session. */
-	if (a->resp->captured[0] && !a->resp->captured_bad && !s->session[0])
-		snprintf(s->session, sizeof(s->session), "%s", a->resp->captured);
+	if (a->post.resp.captured[0] && !a->post.resp.captured_bad && !s->session[0])
+		snprintf(s->session, sizeof(s->session), "%s", a->post.resp.captured);
 	if (!a->read) {
 		a->stopped = true;
 		return 1;
 	}
-	if (!strncasecmp(a->resp->content_type, "text/event-stream", 17)) {
-		if (!sse_feed(&a->sse, p, n, on_event, a, &a->err))
-			return 0;
-		if (a->err.code == AI_EX_DATAERR)
+	if (!strncasecmp(a->post.resp.content_type, "text/event-stream", 17)) {
+		if (!sse_feed(&a->sse, p, n, on_event, a, &a->err)) {
+			if (!s->answer)
+				return 0;
+		} else if (s->answer && a->err.code && a->err.code != AI_EX_OSERR) {
+			/* What came after the answer cannot undo it. */
+			slog(s, "note", a->err.code == AI_EX_DATAERR ? "sent a message longer than "
+			     "16 MiB after the answer: not read" : a->err.msg);
+			ai_err_clear(&a->err);
+		} else if (a->err.code == AI_EX_DATAERR) {
 			serr(s, AI_EX_UNAVAILABLE, &a->err, "sent a message longer than %zu bytes",
 			     MCP_LINE_MAX);
+		}
 		a->stopped = true;
 		return 1;
 	}
@@ -371,107 +454,210 @@ static int on_body(const char *p, size_t n, void *ud)
 	return 0;
 }
 
+/* What the first POST's answer says, once its transfer is over: 0, or -1 with err. */
+static int post_answered(struct http_answer *a, struct ai_err *err)
+{
+	struct mcp_server *s = a->s;
+	struct http_resp *resp = &a->post.resp;
+
+	if (a->post.rc && !a->stopped) {
+		*err = a->post.err;
+		if (err->code != AI_EX_INTERRUPT)
+			serr(s, err->code == AI_EX_TEMPFAIL && (long)mono_ms() >= a->deadline ?
+			     AI_EX_TEMPFAIL : AI_EX_UNAVAILABLE, err, "%s", a->post.err.msg);
+		return -1;
+	}
+	if (resp->captured[0] && !s->session[0])
+		snprintf(s->session, sizeof(s->session), "%s", resp->captured);
+	if (resp->captured_bad) {
+		/* Sent back cut or with other bytes, it would name another session, or none. */
+		return serr(s, AI_EX_UNAVAILABLE, err, "sent an Mcp-Session-Id that is longer than %zu "
+			    "bytes or not visible ASCII", sizeof(resp->captured) - 1);
+	} else if (a->stopped) {
+		/* Ended by on_body (its status was 2xx): the answer is in, or a.err says why not. */
+		if (a->err.code)
+			return (*err = a->err, -1);
+	} else if (resp->status == 404 && s->session[0]) {
+		return serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
+	} else if (resp->status < 200 || resp->status > 299) {
+		return serr(s, AI_EX_UNAVAILABLE, err, "answered HTTP %ld", resp->status);
+	} else if (!a->read || resp->status == 202 || resp->status == 204) {
+		/* Nothing to read: a notification or a response was taken. */
+	} else if (!strncasecmp(resp->content_type, "text/event-stream", 17)) {
+		/* The stream ended without the answer: its last event may lack the blank line. */
+		if (sse_feed(&a->sse, "\n\n", 2, on_event, a, &a->err) && a->err.code)
+			return (*err = a->err, -1);
+	} else if (a->body.len && take_text(a, a->body.data, a->body.len) < 0) {
+		return (*err = a->err, -1);
+	}
+	return 0;
+}
+
+/* Queues text (a reply made while an answer is read) for http_send to POST. */
+static int queue_msg(struct mcp_server *s, const char *text, struct ai_err *err)
+{
+	char **nq = realloc(s->outq, (s->noutq + 1) * sizeof(*nq));
+
+	if (!nq)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	s->outq = nq;
+	if (!(s->outq[s->noutq] = strdup(text)))
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	s->noutq++;
+	return 0;
+}
+
+/*
+ * Moves the replies queued into the pool, each a POST of its own beside
+ * the first, with the session's headers as they are now.  -1 only when
+ * memory runs out.
+ */
+static int post_queued(struct mcp_server *s, struct http_pool *pool, struct http_post **replies,
+		       struct ai_err *err)
+{
+	for (size_t i = 0; i < s->noutq; i++) {
+		struct http_post *p = malloc(sizeof(*p));
+
+		if (!p) {
+			ai_errf(err, AI_EX_OSERR, "out of memory");
+			for (; i < s->noutq; i++)
+				free(s->outq[i]);
+			s->noutq = 0;
+			return -1;
+		}
+		post_init(s, p, "POST", s->outq[i]);
+		p->text = s->outq[i];
+		s->outq[i] = NULL;
+		p->next = *replies;
+		*replies = p;
+		if (http_pool_add(pool, &p->req, &p->resp, post_done, p, err)) {
+			for (i++; i < s->noutq; i++)
+				free(s->outq[i]);
+			s->noutq = 0;
+			return -1;
+		}
+	}
+	s->noutq = 0;
+	return 0;
+}
+
 /*
  * POSTs text (one message) and, when it is a request (s->awaited), reads
  * what the answer holds as it arrives: nothing (202), one JSON body
  * (a message or a batch), or an SSE stream of them, each dispatched; the
  * response awaited lands in s->answer.  method is "DELETE" to end the
- * session (text NULL).
+ * session (text NULL).  The replies the server's requests get (a pong)
+ * are POSTs of their own in the same pool, made between its steps and
+ * never from libcurl's callbacks; all of it ends by deadline.  A reply
+ * refused fails the request while its answer is not in, and is only
+ * noted after.
  */
 static int http_send(struct mcp_server *s, const char *method, const char *text, long deadline,
 		     struct ai_err *err)
 {
-	const char *hdrs[HTTP_HEADER_MAX + 5];
-	char sess[300], ver[64];
 	struct http_opts ho;
-	struct http_req req;
-	struct http_resp resp;
 	struct http_answer a;
-	size_t n = 0;
+	struct http_pool *pool;
+	struct http_post *replies = NULL;
 	long left = deadline - (long)mono_ms();
+	bool taken = false;
 	int rc = 0;
 
 	if (left <= 0)
 		return serr(s, AI_EX_TEMPFAIL, err, "no answer in time");
-	hdrs[n++] = "Content-Type: application/json";
-	hdrs[n++] = "Accept: application/json, text/event-stream";
-	if (s->session[0]) {
-		snprintf(sess, sizeof(sess), "Mcp-Session-Id: %s", s->session);
-		hdrs[n++] = sess;
-	}
-	if (s->version[0]) {
-		snprintf(ver, sizeof(ver), "MCP-Protocol-Version: %s", s->version);
-		hdrs[n++] = ver;
-	}
-	for (size_t i = 0; i < s->nhdrs; i++)
-		hdrs[n++] = s->hdrs[i];
-	hdrs[n] = NULL;
 	http_opts_init(&ho);
 	ho.timeout_ms = left;   /* the whole answer, stream or not: the request's deadline */
 	ho.retries = 0;         /* a tools/call is not idempotent: never sent twice */
 	ho.max_response = MCP_LINE_MAX;
 	/* http.h only reads the flag; its pointer is not const for its other callers. */
 	ho.interrupt = (volatile sig_atomic_t *)(uintptr_t)s->o.cancel;
-	http_resp_init(&resp);
 	memset(&a, 0, sizeof(a));
 	a.s = s;
 	a.deadline = deadline;
 	a.read = text && s->posting_request;
-	s->posting_request = false;     /* what is sent while it is read (a pong) is not */
-	a.resp = &resp;
+	s->posting_request = false;
+	post_init(s, &a.post, method, text);
+	a.post.req.on_data = on_body;
+	a.post.req.ud = &a;
 	sse_init(&a.sse, MCP_LINE_MAX, MCP_LINE_MAX);
 	buf_init(&a.body, MCP_LINE_MAX);
-	memset(&req, 0, sizeof(req));
-	req.url = s->d->url;
-	req.method = method;
-	req.body = text;
-	req.body_len = text ? strlen(text) : 0;
-	req.headers = hdrs;
-	req.capture = "mcp-session-id";
-	req.redact = (const char *const *)s->hdr_names;
-	req.on_data = on_body;
-	req.ud = &a;
-	if (http_do(&ho, &req, &resp, err) && !a.stopped) {
-		if (err->code != AI_EX_INTERRUPT)
-			serr(s, err->code == AI_EX_TEMPFAIL && (long)mono_ms() >= deadline ?
-			     AI_EX_TEMPFAIL : AI_EX_UNAVAILABLE, err, "%s", err->msg);
+	if (!(pool = http_pool_new(&ho, 4, err)) ||
+	    http_pool_add(pool, &a.post.req, &a.post.resp, post_done, &a.post, err)) {
 		rc = -1;
 		goto out;
 	}
-	if (resp.captured[0] && !s->session[0])
-		snprintf(s->session, sizeof(s->session), "%s", resp.captured);
-	if (resp.captured_bad) {
-		/* Sent back cut or with other bytes, it would name another session, or none. */
-		rc = serr(s, AI_EX_UNAVAILABLE, err, "sent an Mcp-Session-Id that is longer than %zu "
-			  "bytes or not visible ASCII", sizeof(resp.captured) - 1);
-	} else if (a.stopped) {
-		/* Ended by on_body (its status was 2xx): the answer is in, or a.err says why not. */
-		if (a.err.code) {
-			*err = a.err;
-			rc = -1;
-		} else {
-			ai_err_clear(err);      /* http.h's "transfer aborted" was ours */
+	s->reading = a.read;
+	for (;;) {
+		if (a.post.done && !taken) {
+			taken = true;
+			if ((rc = post_answered(&a, err)))
+				break;
 		}
-	} else if (resp.status == 404 && s->session[0]) {
-		rc = serr(s, AI_EX_UNAVAILABLE, err, "its session ended (HTTP 404)");
-	} else if (resp.status < 200 || resp.status > 299) {
-		rc = serr(s, AI_EX_UNAVAILABLE, err, "answered HTTP %ld", resp.status);
-	} else if (!a.read || resp.status == 202 || resp.status == 204) {
-		/* Nothing to read: a notification or a response was taken. */
-	} else if (!strncasecmp(resp.content_type, "text/event-stream", 17)) {
-		/* The stream ended without the answer: its last event may lack the blank line. */
-		if (sse_feed(&a.sse, "\n\n", 2, on_event, &a, &a.err) && a.err.code) {
-			*err = a.err;
-			rc = -1;
+		for (struct http_post *p = replies; p; p = p->next) {
+			if (!p->done || p->text == NULL)
+				continue;
+			if (p->rc || p->resp.status < 200 || p->resp.status > 299) {
+				struct ai_err e;
+
+				if (p->rc)
+					e = p->err;
+				else
+					ai_errf(&e, AI_EX_UNAVAILABLE, "HTTP %ld", p->resp.status);
+				if (!s->answer) {
+					serr(s, e.code == AI_EX_INTERRUPT ? e.code : AI_EX_UNAVAILABLE, err,
+					     "refused ai-agent's answer to its request: %s", e.msg);
+					rc = -1;
+				} else {
+					char note[300];
+
+					snprintf(note, sizeof(note), "refused ai-agent's answer to its request: %s",
+						 e.msg);
+					slog(s, "note", note);
+				}
+			}
+			free(p->text);
+			p->text = NULL;         /* dealt with */
 		}
-	} else if (a.body.len && take_text(&a, a.body.data, a.body.len) < 0) {
-		*err = a.err;
-		rc = -1;
+		if (rc)
+			break;
+		if (post_queued(s, pool, &replies, err)) {
+			rc = -1;
+			break;
+		}
+		if (!http_pool_pending(pool))
+			break;
+		/* The answer is in and only replies are left: they share the deadline, not more. */
+		if ((left = deadline - (long)mono_ms()) <= 0) {
+			if (!taken)
+				rc = serr(s, AI_EX_TEMPFAIL, err, "no answer in time");
+			break;
+		}
+		/*
+		 * In slices: a step returns only when a transfer ends, and a reply
+		 * queued by on_body meanwhile must go out while the stream waits for it.
+		 */
+		if (http_pool_step(pool, left < HTTP_STEP_MS ? left : HTTP_STEP_MS, err) < 0) {
+			rc = -1;
+			break;
+		}
 	}
 out:
+	s->reading = false;
+	for (size_t i = 0; i < s->noutq; i++)
+		free(s->outq[i]);
+	s->noutq = 0;
+	http_pool_free(pool);
+	while (replies) {
+		struct http_post *p = replies;
+
+		replies = p->next;
+		free(p->text);
+		http_resp_release(&p->resp);
+		free(p);
+	}
 	sse_release(&a.sse);
 	buf_release(&a.body);
-	http_resp_release(&resp);
+	http_resp_release(&a.post.resp);
 	return rc;
 }
 
@@ -688,6 +874,8 @@ static int send_msg(struct mcp_server *s, json_object *msg, long deadline, struc
 
 	if (!text)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (s->http && s->reading)
+		return queue_msg(s, text, err);
 	if (s->http)
 		return http_send(s, "POST", text, deadline, err);
 	buf_init(&line, 0);
@@ -1108,6 +1296,13 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 				tooldef_release(&v[n]);
 				continue;
 			}
+			/*
+			 * Listed again mid-run, a tool is read-only only when it was
+			 * so at start: what needed approval, or was not there, cannot
+			 * make itself free of it by its own annotation.
+			 */
+			if (s->started && !v[n].side_effects && !in_list(s->ro_start, v[n].remote))
+				v[n].side_effects = true;
 			n++;
 		}
 		if (jv_str(res, "nextCursor") && *jv_str(res, "nextCursor"))
@@ -1120,8 +1315,8 @@ static int list_tools(struct mcp_server *s, const struct toolset *ts, long deadl
 			goto fail;
 		}
 	}
-	/* A name in "allow" that it does not offer is likely a typo: said, not fatal. */
-	for (char **a = s->d->allow; a && *a; a++) {
+	/* A name in "allow" that it does not offer is likely a typo: said once, at start. */
+	for (char **a = s->d->allow; !s->started && a && *a; a++) {
 		size_t i = 0;
 
 		while (i < n && strcmp(v[i].remote, *a))
@@ -1165,6 +1360,10 @@ static void server_free(struct mcp_server *s)
 	}
 	free(s->hdrs);
 	free(s->hdr_names);
+	free(s->outq);
+	for (char **r = s->ro_start; r && *r; r++)
+		free(*r);
+	free(s->ro_start);
 	json_object_put(s->answer);
 	toolproc_stop(&s->proc, MCP_STOP_GRACE_MS);
 	buf_release(&s->in);
@@ -1209,6 +1408,11 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		goto fail;
 	if (list_tools(s, ts, deadline, &tools, &n, err))
 		goto fail;
+	if (!(s->ro_start = calloc(n + 1, sizeof(*s->ro_start))))
+		goto fail_tools;
+	for (size_t i = 0, k = 0; i < n; i++)
+		if (!tools[i].side_effects && !(s->ro_start[k++] = strdup(tools[i].remote)))
+			goto fail_tools;
 	if (n) {
 		if (!(tv = realloc(ts->v, (ts->n + n) * sizeof(*tv)))) {
 			for (size_t i = 0; i < n; i++)
@@ -1222,6 +1426,7 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		ts->n += n;
 	}
 	free(tools);
+	s->started = true;
 	m->v[m->n++] = s;
 	{
 		char note[96];
@@ -1230,6 +1435,11 @@ int mcp_start(struct mcp *m, const struct mcp_decl *d, const struct mcp_opts *o,
 		slog(s, "note", note);
 	}
 	return 0;
+fail_tools:
+	for (size_t i = 0; i < n; i++)
+		tooldef_release(&tools[i]);
+	free(tools);
+	ai_errf(err, AI_EX_OSERR, "out of memory");
 fail:
 	if (err->code == AI_EX_TEMPFAIL)
 		ai_errf(err, AI_EX_TEMPFAIL, "MCP server '%s' did not start within %ld ms "
@@ -1237,6 +1447,71 @@ fail:
 			d->startup_timeout_ms > 0 ? d->startup_timeout_ms : MCP_STARTUP_TIMEOUT_MS);
 	server_free(s);
 	return -1;
+}
+
+#define NOTE_MAX ((size_t)2048)
+
+/* The old tool of s in ts named remote, or NULL. */
+static const struct tooldef *old_tool(const struct mcp_server *s, const struct toolset *ts,
+				      const char *remote)
+{
+	for (size_t i = 0; i < ts->n; i++)
+		if (ts->v[i].mcp == s && !strcmp(ts->v[i].remote, remote))
+			return &ts->v[i];
+	return NULL;
+}
+
+/* Adds name to the list headed what in b ("; added: a, b"), or "..." once b is nearly full. */
+static int note_name(struct buf *b, const char **what, const char *name)
+{
+	if (b->len > NOTE_MAX - 200)
+		return b->data[b->len - 1] == '.' ? 0 : buf_addstr(b, ", ...");
+	if (*what) {
+		int rc = buf_addf(b, "; %s: %s", *what, name);
+
+		*what = NULL;
+		return rc;
+	}
+	return buf_addf(b, ", %s", name);
+}
+
+/*
+ * The note for s's tools listed again (new, n of them) in place of its
+ * old ones in ts: how many, then each tool added, changed (description,
+ * parameters or approval) or gone, by the name the model sees, into b.
+ * Names are made of [a-zA-Z0-9_-] (local_name): safe to show.
+ */
+static int tools_diff(const struct mcp_server *s, const struct toolset *ts,
+		      const struct tooldef *v, size_t n, struct buf *b)
+{
+	const char *added = "added (approval needed unless allowed)", *changed = "changed",
+		   *gone = "gone";
+
+	if (buf_addf(b, "listed its tools again: %zu tools", n))
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (!old_tool(s, ts, v[i].remote) && note_name(b, &added, v[i].name))
+			return -1;
+	for (size_t i = 0; i < n; i++) {
+		const struct tooldef *o = old_tool(s, ts, v[i].remote);
+
+		if (o && (strcmp(o->name, v[i].name) || strcmp(o->description, v[i].description) ||
+			  o->side_effects != v[i].side_effects ||
+			  !json_object_equal(o->parameters, v[i].parameters)) &&
+		    note_name(b, &changed, v[i].name))
+			return -1;
+	}
+	for (size_t i = 0; i < ts->n; i++) {
+		size_t j = 0;
+
+		if (ts->v[i].mcp != s)
+			continue;
+		while (j < n && strcmp(v[j].remote, ts->v[i].remote))
+			j++;
+		if (j == n && note_name(b, &gone, ts->v[i].name))
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -1250,6 +1525,7 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 	struct tooldef *tools = NULL, *nv;
 	size_t n = 0, nold = 0, k = 0;
 	bool placed = false;
+	struct buf diff;
 	struct ai_err e;
 	char note[400];
 	int rc;
@@ -1275,7 +1551,16 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 		slog(s, "note", note);
 		return 0;
 	}
+	buf_init(&diff, NOTE_MAX);
+	if (tools_diff(s, ts, tools, n, &diff)) {
+		buf_release(&diff);
+		for (size_t i = 0; i < n; i++)
+			tooldef_release(&tools[i]);
+		free(tools);
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	}
 	if (!(nv = malloc((ts->n - nold + n ? ts->n - nold + n : 1) * sizeof(*nv)))) {
+		buf_release(&diff);
 		for (size_t i = 0; i < n; i++)
 			tooldef_release(&tools[i]);
 		free(tools);
@@ -1298,9 +1583,41 @@ static int relist(struct mcp_server *s, struct toolset *ts, struct ai_err *err)
 	free(tools);
 	ts->v = nv;
 	ts->n = k;
-	snprintf(note, sizeof(note), "listed its tools again: %zu tools", n);
-	slog(s, "note", note);
+	slog(s, "note", diff.data ? diff.data : "listed its tools again");
+	buf_release(&diff);
 	return 1;
+}
+
+/*
+ * Deals with what a stdio server said since its last answer, without
+ * waiting: a list_changed or a log message sent after a result, a ping.
+ * Requests are answered, notifications taken, stray responses dropped;
+ * a failure here is left for its next request to meet.
+ */
+static void drain_pending(struct mcp_server *s)
+{
+	for (int round = 0; round < 16 && !s->http && !s->eof; round++) {
+		json_object *msg;
+		struct ai_err e;
+		size_t had;
+		bool toolong = false;
+
+		ai_err_clear(&e);
+		/* A deadline already past: only the lines already read are taken. */
+		while (!next_message(s, 0, &msg, &e)) {
+			if (jv_str(msg, "method"))
+				dispatch(s, msg, (long)mono_ms() + MCP_STOP_GRACE_MS, &e);
+			json_object_put(msg);
+		}
+		if (e.code == AI_EX_OSERR || s->eof)
+			return;
+		read_stderr(s);
+		had = s->in.len;
+		if (read_stdout(s, &toolong) && !toolong)
+			return;
+		if (s->in.len == had && !toolong)
+			return;
+	}
 }
 
 int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err *err)
@@ -1310,6 +1627,7 @@ int mcp_refresh(struct mcp *m, struct toolset *ts, bool *changed, struct ai_err 
 		struct mcp_server *s = m->v[i];
 		int rc;
 
+		drain_pending(s);
 		if (!s->list_changed)
 			continue;
 		/* Cleared first: said again while it is listed, it is listed again next time. */

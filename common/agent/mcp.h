@@ -12,10 +12,15 @@
  * callback.  The Streamable HTTP transport POSTs each message through
  * net/http.h (never retried) and reads the answer: nothing (202), one JSON
  * message or batch, or an SSE stream of them (net/sse.h), dispatched as it
- * arrives and closed once the answer awaited is in (the server may keep it
- * open after); the
- * Mcp-Session-Id given at initialize goes with every later message, and
- * the session is DELETEd at stop.  headers_cmd runs once, through the
+ * arrives and closed at the end of the piece in which the answer awaited
+ * came (the server may keep it open after): what came with the answer, a
+ * list_changed or a ping, is still dealt with.  Only messages on a
+ * request's own stream are seen: no GET stream is opened, so what a
+ * server sends between requests never arrives.  A reply to the server's
+ * request (a pong) is a POST of its own, made between steps of the
+ * transfer, never from inside libcurl's callbacks.  The Mcp-Session-Id
+ * given at initialize goes with every later message, and the session is
+ * DELETEd at stop.  headers_cmd runs once, through the
  * shell as api_key_cmd does.  Start: "initialize" (the versions in mcp_versions, the
  * server's answer accepted only when it is one of them), then
  * "notifications/initialized", then "tools/list" page by page.
@@ -31,6 +36,8 @@
  * elicitation).  "notifications/tools/list_changed" is noted (logged and
  * in mcp_server_list_changed), and mcp_refresh lists the tools again:
  * ai-agent calls it before each model turn (agent.h, agent_opts.refresh).
+ * A stdio server's output is read then too, without waiting, so that a
+ * notification written after a result is not missed.
  *
  * Like the rest of common/, this never prints: what a caller may want to
  * show goes to the log callback.
@@ -124,10 +131,16 @@ const char *mcp_server_file(const struct mcp_server *s);
 bool mcp_server_list_changed(const struct mcp_server *s);
 
 /*
- * For each server in m that said its tool list changed since it was last
- * listed: lists its tools again, as mcp_start does (within its
- * startup_timeout_ms), and puts them in ts in place of its old ones, where
- * they were.  *changed is set when ts changed.  A server whose listing
+ * First reads what each stdio server wrote since its last answer, without
+ * waiting: its requests are answered, its notifications taken, a stray
+ * response dropped.  Then, for each server in m that said its tool list
+ * changed since it was last listed: lists its tools again, as mcp_start
+ * does (within its startup_timeout_ms), and puts them in ts in place of
+ * its old ones, where they were, with a note naming each tool added,
+ * changed or gone.  Approval does not loosen: a tool is free of it
+ * (side_effects false) only when it was read-only at start and still
+ * says readOnlyHint; a tool new mid-run needs allow, -y or y whatever its
+ * annotations say.  *changed is set when ts changed.  A server whose listing
  * fails keeps its old tools, and the reason goes to the log as a note.  0,
  * or -1 with err only when interrupted (AI_EX_INTERRUPT) or out of memory
  * (AI_EX_OSERR).  No tool of ts may be running: pointers into ts->v die.

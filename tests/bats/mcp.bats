@@ -40,12 +40,14 @@ declare_fault() {
 		'{mcp: {fault: ({command: ([$f, "--log", $log] + $args)} + $extra)}}' >"$T/mcp.json"
 }
 
-# fault_http [EXTRA-JSON]: starts the fault server over Streamable HTTP (FPID) and
-# declares it as "web" in $T/mcp.json; EXTRA-JSON is merged into its declaration.
+# fault_http [EXTRA-JSON [ARG...]]: starts the fault server over Streamable HTTP (FPID),
+# with these arguments, and declares it as "web" in $T/mcp.json; EXTRA-JSON is merged
+# into its declaration.
 fault_http() {
 	local port extra=${1:-'{}'}
+	shift || true
 	port=$(free_port)
-	"$FAULT" --http "$port" --log "$FLOG" >"$T/fault-http.out" 2>&1 3>&- &
+	"$FAULT" --http "$port" --log "$FLOG" "$@" >"$T/fault-http.out" 2>&1 3>&- &
 	FPID=$!
 	wait_for_output "$T/fault-http.out" "listening on $port"
 	jq -n --arg u "http://127.0.0.1:$port/mcp" --argjson extra "$extra" \
@@ -114,14 +116,14 @@ npm_servers() {
 	# every tool of every page is offered
 	assert_contains "$output" fault_echo
 	assert_contains "$output" fault_weird_name_x
-	assert_eq "$(grep -c '^fault_' <<<"$output")" 17
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 19
 }
 
 @test "mcp: a banner line on stdout before initialize's answer is skipped, and noted with -v" {
 	declare_fault --banner
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_eq "$(grep -c '^fault_' <<<"$output")" 17
+	assert_eq "$(grep -c '^fault_' <<<"$output")" 19
 	assert_contains "$stderr" "MCP server 'fault' note: skipped a line on its output that is not a JSON-RPC message: mcp-faultserver: ready"
 }
 
@@ -135,7 +137,7 @@ npm_servers() {
 	declare_fault --version 2024-11-05
 	run --separate-stderr agent -v --mcp fault --list-tools
 	assert_eq "$status" 0
-	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 17 tools"
+	assert_contains "$stderr" "MCP server 'fault' note: started: protocol 2024-11-05, 19 tools"
 }
 
 @test "mcp: a server that never answers initialize fails at the start-up timeout" {
@@ -444,8 +446,40 @@ inside
 	results 3
 	assert_eq "${RES[1]}" '{"output":"added"}'
 	assert_eq "$(received tools/list)" 2
-	assert_contains "$stderr" "MCP server 'fault' note: listed its tools again: 18 tools"
+	assert_contains "$stderr" "MCP server 'fault' note: listed its tools again: 20 tools"
 	assert_eq "$(jq -c 'select(.event == "tools") | [.step, (.tools | index("fault_added") != null)]' "$T/trace")" '[2,true]'
+}
+
+@test "mcp: a list_changed written after the call's result is seen before the next turn" {
+	# the result and the notification come in one write: the notification is left unread after
+	# the call, and must not wait for the next one
+	push "$(calls '{"name":"fault_changedafter","arguments":{}}')" "$(calls '{"name":"fault_added","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp fault "go"
+	assert_eq "$status" 0 "$stderr"
+	results 3
+	assert_eq "${RES[0]}" '{"output":"changed after"}'
+	assert_eq "${RES[1]}" '{"output":"added"}'
+	assert_eq "$(received tools/list)" 2
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | [.body.tools[].function.name] | index("fault_added") != null]' "$SERVER_LOG")" \
+		'[false,true,true]'
+}
+
+@test "mcp: a tool listed mid-run, or re-listed as read-only, still needs approval; each change is named once" {
+	# "write" comes back with readOnlyHint, "added" is new (and says readOnlyHint): with no
+	# terminal and no --yes both are refused; the "allow" typo is noted at start only
+	declare_fault -- '{"allow": ["changed", "nosuch"]}'
+	push "$(calls '{"name":"fault_changed","arguments":{}}')" \
+		"$(calls '{"name":"fault_added","arguments":{}}' '{"name":"fault_write","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --mcp fault --trace "$T/trace" "go"
+	assert_eq "$status" 0 "$stderr"
+	results 3
+	assert_eq "${RES[0]}" '{"output":"changed"}'
+	assert_eq "${ERR[1]}" "the tool 'fault_added' has side effects and needs approval: run with --yes or from a terminal"
+	assert_eq "${ERR[2]}" "the tool 'fault_write' has side effects and needs approval: run with --yes or from a terminal"
+	assert_eq "$(jq -c 'select(.event == "tool") | .approval' "$T/trace" | jq -sc .)" '["allow","no terminal","no terminal"]'
+	assert_eq "$(received tools/call)" 1
+	assert_contains "$stderr" "note: listed its tools again: 20 tools; added (approval needed unless allowed): fault_added; changed: fault_write"$'\n'
+	assert_eq "$(grep -c "names 'nosuch', a tool it does not offer" <<<"$stderr")" 1
 }
 
 @test "mcp: when the tools cannot be listed again, they stay as they were, with a note" {
@@ -458,8 +492,8 @@ inside
 	assert_eq "${RES[1]}" '{"output":"{\"text\":\"still\"}"}'
 	assert_eq "$(received tools/list)" 2
 	assert_contains "$stderr" "MCP server 'fault' note: its tools could not be listed again, so they stay as they were: MCP server 'fault': tools/list failed: the list is broken"
-	# every turn offered the same tools: its 17 and calculate
-	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | .body.tools | length] | unique' "$SERVER_LOG")" '[18]'
+	# every turn offered the same tools: its 19 and calculate
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | .body.tools | length] | unique' "$SERVER_LOG")" '[20]'
 }
 
 @test "mcp: --max-output caps what an MCP tool sends back" {
@@ -722,4 +756,32 @@ data: $call
 	assert_eq "${RES[1]}" '{"output":"changed"}'
 	assert_eq "$(jq -c 'select(.id == "srv-1") | .result' "$FLOG")" '{}'
 	assert_contains "$stderr" "MCP server 'web' note: its tool list changed"
+}
+
+@test "mcp: Streamable HTTP: what follows the answer in the stream is dispatched: list_changed, a batch's ping" {
+	# the result and list_changed come in one piece of the stream; a batch holds the result, then
+	# a ping: both are dealt with before the stream is closed, and the tools listed again over HTTP
+	fault_http '{"timeout_ms": 3000, "startup_timeout_ms": 3000}'
+	push "$(calls '{"name":"web_changedafter","arguments":{}}' '{"name":"web_batchping","arguments":{}}')" \
+		"$(calls '{"name":"web_added","arguments":{}}')" '{"reply":"done"}'
+	run --separate-stderr agent -v --yes --mcp web "go"
+	assert_eq "$status" 0 "$stderr"
+	results 3
+	assert_eq "${RES[0]}" '{"output":"changed after"}'
+	assert_eq "${RES[1]}" '{"output":"batched"}'
+	assert_eq "${RES[2]}" '{"output":"added"}'
+	assert_eq "$(received tools/list)" 2
+	assert_eq "$(jq -sc --arg p "$CHAT" '[.[] | select(.path == $p) | [.body.tools[].function.name] | index("web_added") != null]' "$SERVER_LOG")" \
+		'[false,true,true]'
+	assert_eq "$(jq -c 'select(.id == "srv-2") | .result' "$FLOG")" '{}'
+}
+
+@test "mcp: Streamable HTTP: a ping on the stream of initialize's answer is answered with the new session id" {
+	# the server answers initialize only once the pong comes, and refuses it (400) without the
+	# session id it gave in the headers of that very stream
+	fault_http '{"startup_timeout_ms": 3000}' --ping-init
+	run --separate-stderr agent --mcp web --list-tools
+	assert_eq "$status" 0 "$stderr"
+	assert_contains "$output" web_echo
+	assert_eq "$(jq -c 'select(.id == "srv-1")' "$FLOG")" '{"jsonrpc":"2.0","id":"srv-1","result":{}}'
 }

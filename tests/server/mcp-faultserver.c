@@ -4,7 +4,7 @@
  *
  *   mcp-faultserver [--log FILE] [--version V] [--pages N] [--hang-init]
  *                   [--ignore-term] [--clash] [--no-tools-cap] [--banner]
- *                   [--http PORT]
+ *                   [--http PORT] [--ping-init]
  *
  * It speaks newline-delimited JSON-RPC 2.0 on stdin and stdout and logs
  * every line it receives to FILE (one line each, flushed), so a test can
@@ -19,6 +19,8 @@
  *                   initialize gives Mcp-Session-Id "fault-1", and a later
  *                   POST without it gets 400.  Notifications and responses
  *                   get 202, DELETE 200.  The log holds each POST's body.
+ *   --ping-init     (--http) ping the client on initialize's stream first, and
+ *                   answer initialize once the pong is POSTed in the session
  *
  *   --version V     answer initialize with protocolVersion V (default: the client's)
  *   --pages N       spread tools/list over N pages (cursors "p1", "p2", ...)
@@ -41,8 +43,14 @@
  *   ping      pings the client first, then answers "ponged" once it answered
  *   changed   sends notifications/tools/list_changed, then answers "changed";
  *             from then on tools/list offers "added" too (readOnlyHint), which
- *             answers "added"; with {"text": "badlist"}, tools/list answers
- *             an error from then on instead
+ *             answers "added", and "write" becomes readOnlyHint (and says so
+ *             in its description); with
+ *             {"text": "badlist"}, tools/list answers an error from then on
+ *             instead
+ *   changedafter  as changed, but the notification comes after the result,
+ *             in the same write (the same piece of the HTTP stream)
+ *   batchping one message that is a batch: the result ("batched"), then a
+ *             ping "srv-2" to the client
  *   noisy     writes "noise on stderr" to stderr, then answers "quiet"
  *   flood     shrinks its input pipe to 4 KiB, answers "flooded", then writes
  *             512 KiB of lines to stderr before it reads on (the client must
@@ -71,7 +79,7 @@
 static FILE *logfile;
 static const char *version;
 static int pages = 1;
-static bool hang_init, ignore_term, clash, changed, badlist;
+static bool hang_init, ignore_term, clash, changed, badlist, ping_init;
 static int out_fd = -1;         /* --http: the stream messages go to, as SSE events */
 
 static void write_all(int fd, const char *p, size_t n)
@@ -122,6 +130,28 @@ static json_object *reply(json_object *id)
 	return o;
 }
 
+/* Two messages in one write, so that the client reads them in one piece. */
+static void send_two(json_object *a, json_object *b)
+{
+	const char *ta = json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN);
+	const char *tb = json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN);
+	size_t n = strlen(ta) + strlen(tb) + 64;
+	char *buf = malloc(n);
+
+	if (!buf)
+		exit(1);
+	if (out_fd >= 0) {
+		snprintf(buf, n, "event: message\ndata: %s\n\nevent: message\ndata: %s\n\n", ta, tb);
+		write_all(out_fd, buf, strlen(buf));
+	} else {
+		snprintf(buf, n, "%s\n%s\n", ta, tb);
+		write_all(1, buf, strlen(buf));
+	}
+	free(buf);
+	json_object_put(a);
+	json_object_put(b);
+}
+
 static void result(json_object *id, json_object *res)
 {
 	json_object *o = reply(id);
@@ -149,7 +179,8 @@ static json_object *tool(const char *name, bool ro)
 	json_object *t = json_object_new_object();
 
 	json_object_object_add(t, "name", json_object_new_string(name));
-	json_object_object_add(t, "description", json_object_new_string(name));
+	json_object_object_add(t, "description", json_object_new_string(
+		changed && !strcmp(name, "write") ? "write, now read-only" : name));
 	json_object_object_add(t, "inputSchema", json_tokener_parse(
 		"{\"type\":\"object\",\"properties\":{\"text\":{\"type\":\"string\"}}}"));
 	if (ro)
@@ -159,7 +190,8 @@ static json_object *tool(const char *name, bool ro)
 
 static const char *const tools[] = {
 	"echo", "write", "fail", "media", "die", "wrongid", "malformed", "huge", "hang", "ping",
-	"changed", "noisy", "weird.name/x", "flood", "stall", "strfalse", "lastword", NULL
+	"changed", "noisy", "weird.name/x", "flood", "stall", "strfalse", "lastword", "changedafter",
+	"batchping", NULL
 };
 
 static void list(json_object *id, json_object *params)
@@ -183,7 +215,8 @@ static void list(json_object *id, json_object *params)
 		n++;
 	per = (n + pages - 1) / pages;
 	for (int i = page * per; i < n && i < (page + 1) * per; i++)
-		json_object_array_add(a, tool(tools[i], !strcmp(tools[i], "echo")));
+		json_object_array_add(a, tool(tools[i], !strcmp(tools[i], "echo") ||
+					      (changed && !strcmp(tools[i], "write"))));
 	if (changed && page == pages - 1)
 		json_object_array_add(a, tool("added", true));
 	if (clash && page == pages - 1) {
@@ -292,6 +325,21 @@ static void call(json_object *id, json_object *params)
 		send_line(json_tokener_parse("{\"jsonrpc\":\"2.0\",\"method\":"
 					     "\"notifications/tools/list_changed\"}"));
 		result(id, text_result("changed", false));
+	} else if (!strcmp(name, "changedafter")) {
+		json_object *o = reply(id);
+
+		changed = true;
+		json_object_object_add(o, "result", text_result("changed after", false));
+		send_two(o, json_tokener_parse("{\"jsonrpc\":\"2.0\",\"method\":"
+					       "\"notifications/tools/list_changed\"}"));
+	} else if (!strcmp(name, "batchping")) {
+		json_object *o = reply(id), *b = json_object_new_array();
+
+		json_object_object_add(o, "result", text_result("batched", false));
+		json_object_array_add(b, o);
+		json_object_array_add(b, json_tokener_parse(
+			"{\"jsonrpc\":\"2.0\",\"id\":\"srv-2\",\"method\":\"ping\"}"));
+		send_line(b);
 	} else if (!strcmp(name, "added") && changed) {
 		result(id, text_result("added", false));
 	} else if (!strcmp(name, "noisy")) {
@@ -367,7 +415,7 @@ struct conn {
 	size_t len;
 	time_t since;           /* when its stream was opened */
 	bool streaming;         /* answered; held open until the client closes it */
-	json_object *pong_for;  /* owned: the tools/call id a pong is awaited for */
+	json_object *deferred;  /* owned: the request answered once a pong comes */
 };
 
 static struct conn conns[MAX_CONNS];
@@ -377,7 +425,7 @@ static void conn_close(int i)
 {
 	close(conns[i].fd);
 	free(conns[i].req);
-	json_object_put(conns[i].pong_for);
+	json_object_put(conns[i].deferred);
 	conns[i] = conns[--nconns];
 }
 
@@ -444,12 +492,18 @@ static void serve(int i)
 		if (!method && json_object_object_get_ex(m, "id", &id) &&
 		    !strcmp(json_object_get_string(id), "srv-1"))
 			for (int j = 0; j < nconns; j++)
-				if (conns[j].pong_for) {
+				if (conns[j].deferred) {
+					json_object *d = conns[j].deferred;
+
 					out_fd = conns[j].fd;
-					result(conns[j].pong_for, text_result("ponged", false));
+					if (!strcmp(json_object_get_string(json_object_object_get(d, "method")),
+						    "tools/call"))
+						result(json_object_object_get(d, "id"), text_result("ponged", false));
+					else
+						handle(d);
 					out_fd = -1;
-					json_object_put(conns[j].pong_for);
-					conns[j].pong_for = NULL;
+					json_object_put(d);
+					conns[j].deferred = NULL;
 				}
 		json_object_put(m);
 		conn_close(i);
@@ -467,9 +521,10 @@ static void serve(int i)
 	c->since = time(NULL);
 	out_fd = c->fd;
 	tool = json_object_get_string(json_object_object_get(json_object_object_get(m, "params"), "name"));
-	if (!strcmp(method, "tools/call") && tool && !strcmp(tool, "ping")) {
+	if ((!strcmp(method, "tools/call") && tool && !strcmp(tool, "ping")) ||
+	    (ping_init && !strcmp(method, "initialize"))) {
 		send_line(json_tokener_parse("{\"jsonrpc\":\"2.0\",\"id\":\"srv-1\",\"method\":\"ping\"}"));
-		c->pong_for = json_object_get(id);
+		c->deferred = json_object_get(m);
 	} else {
 		handle(m);
 	}
@@ -564,6 +619,8 @@ int main(int argc, char **argv)
 			ignore_term = true;
 		else if (!strcmp(argv[i], "--http") && i + 1 < argc)
 			http_port = (int)strtol(argv[++i], NULL, 10);
+		else if (!strcmp(argv[i], "--ping-init"))
+			ping_init = true;
 		else if (!strcmp(argv[i], "--clash"))
 			clash = true;
 		else {
