@@ -170,7 +170,6 @@ static double cell(const struct chart *c, enum chart_what what, size_t d, size_t
 	return isnan(v) || v < 0 ? 0 : v;
 }
 
-/* The day's figure as its line shows it. */
 /* The total of the largest day (0 for none), the top of the scale. */
 static double tallest_day(const struct chart *c, enum chart_what what)
 {
@@ -187,6 +186,7 @@ static double tallest_day(const struct chart *c, enum chart_what what)
 	return max;
 }
 
+/* The day's figure as its line shows it. */
 static void day_label(const struct chart *c, enum chart_what what, size_t d, char *out, size_t n)
 {
 	double sum = 0;

@@ -4,8 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 int fd_read_all(int fd, struct buf *out, volatile sig_atomic_t *stop)
@@ -64,11 +66,28 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
 	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }
 
+/* The suffix of a temporary name: 6 characters that differ from call to call. */
+static void tmp_suffix(char *out)
+{
+	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+	static uint64_t calls;
+	struct timespec ts;
+	uint64_t x;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 16) ^ ++calls;
+	/* splitmix64's finaliser: each input bit moves every output bit. */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	x ^= x >> 31;
+	for (int i = 0; i < 6; i++, x /= sizeof(set) - 1)
+		out[i] = set[x % (sizeof(set) - 1)];
+}
+
 int fd_replace_open(struct fd_replace *r, const char *path, mode_t mode, struct ai_err *err)
 {
 	const char *slash = strrchr(path, '/');
 	size_t dir = slash ? (size_t)(slash + 1 - path) : 0, len = strlen(path);
-	mode_t um;
 
 	r->fd = -1;
 	r->path = path;
@@ -79,19 +98,21 @@ int fd_replace_open(struct fd_replace *r, const char *path, mode_t mode, struct 
 	r->tmp[dir] = '.';
 	memcpy(r->tmp + dir + 1, path + dir, len - dir);
 	memcpy(r->tmp + len + 1, ".XXXXXX", sizeof(".XXXXXX"));
-	r->fd = mkstemp(r->tmp);
+	/*
+	 * open(2) rather than mkstemp: the kernel applies the umask to mode
+	 * (mkstemp's 0600 would need umask(2) read and restored, a race with
+	 * any other thread making a file), and O_CLOEXEC is set at once.
+	 */
+	for (int tries = 0; r->fd < 0 && tries < 100; tries++) {
+		tmp_suffix(r->tmp + len + 2);
+		r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (r->fd < 0 && errno != EEXIST)
+			break;
+	}
 	if (r->fd < 0) {
 		ai_errf_errno(err, AI_EX_IOERR, "cannot create '%s'", path);
 		free(r->tmp);
 		r->tmp = NULL;
-		return -1;
-	}
-	/* mkstemp makes 0600 whatever the umask; mode is what open(2) would have made. */
-	um = umask(0);
-	umask(um);
-	if (fcntl(r->fd, F_SETFD, FD_CLOEXEC) || fchmod(r->fd, mode & ~um)) {
-		ai_errf_errno(err, AI_EX_IOERR, "cannot create '%s'", path);
-		fd_replace_abort(r);
 		return -1;
 	}
 	return 0;

@@ -54,7 +54,8 @@ void fd_replace_abort(struct fd_replace *r);
 /*
  * Replaces the file at path with n bytes, as fd_replace_open and
  * fd_replace_commit do, mode less the umask (0666 is what a shell's >
- * would make).  0, or -1 with err (AI_EX_IOERR, naming path and the
+ * would make).  It syncs the file before the rename (fd_replace_commit):
+ * keep it off paths that write many times a second.  0, or -1 with err (AI_EX_IOERR, naming path and the
  * cause); no temporary file is left behind.
  */
 int fd_replace_file(const char *path, const void *p, size_t n, mode_t mode, struct ai_err *err);

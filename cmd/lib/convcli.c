@@ -95,8 +95,9 @@ static json_object *opt_string(const char *s)
 }
 
 /*
- * Writes b, whose last append returned added (its earlier ones were checked
- * as they were made), to stdout, and releases it; out of memory exits.
+ * Writes b, whose last append returned added, to stdout, and releases it;
+ * out of memory exits.  Only the last append is checked here: a line
+ * whose earlier append ran out of memory is printed short, as before.
  */
 static void put_buf(struct buf *b, int added)
 {

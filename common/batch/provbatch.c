@@ -2,6 +2,7 @@
 #include "fdio.h"
 #include "jsonval.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <sodium.h>
@@ -431,6 +432,26 @@ out:
 	json_object_put(rj);
 	return o;
 }
+/*
+ * Removes the temporary files (.NAME.XXXXXX, fdio.h) of downloads that a
+ * kill or a power cut stopped: each is up to MAX_FILE, and a runner is
+ * the job directory's only writer, so none of them is in use.
+ */
+static void drop_leftovers(const char *dir, const char *name)
+{
+	DIR *d = opendir(dir);
+	size_t n = strlen(name);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d)))
+		if (e->d_name[0] == '.' && !strncmp(e->d_name + 1, name, n) && e->d_name[n + 1] == '.' &&
+		    strlen(e->d_name + n + 2) == 6)
+			unlinkat(dirfd(d), e->d_name, 0);
+	closedir(d);
+}
+
 
 /* ---- results ---- */
 
@@ -453,6 +474,7 @@ static int download(struct ai_client *c, const struct job *j, const char *file_i
 		ai_errf(err, AI_EX_OSERR, "out of memory");
 		goto out;
 	}
+	drop_leftovers(j->dir, name);
 	if (fd_replace_open(&out, path.data, 0600, err))
 		goto out;
 	rc = ai_api_download(c, url.data, out.fd, MAX_FILE, err);

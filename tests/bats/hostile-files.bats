@@ -127,6 +127,8 @@ core_limit() {
 	ctl "$(jq -cn --arg r "$reply" '{set: {reply: $r}}')"
 	printf '{"id":%d,"text":"t%d"}\n' 1 1 2 2 3 3 4 4 5 5 >"$T/in"
 	id=$(ai-batch submit --remote "$T/in")
+	# What a download killed by SIGKILL leaves: removed before the next one.
+	head -c 4096 /dev/zero >"$XDG_DATA_HOME/ai/jobs/$id/.batch-output.jsonl.KiLl3d"
 	export AI_MAX_RESPONSE=16K
 	run --separate-stderr ai-batch wait --poll 0.1 "$id"
 	assert_eq "$status" 0 status
@@ -135,7 +137,7 @@ core_limit() {
 	assert_eq "$(jq -r .id <<<"$output" | tr '\n' ' ')" "1 2 3 4 5 " ids
 	assert_eq "$(jq -r '.output | length' <<<"$output" | sort -u)" 10000 "answer length"
 	(($(stat -c %s "$XDG_DATA_HOME/ai/jobs/$id/batch-output.jsonl") > 50000))
-	# Downloaded aside and renamed: no temporary file is left beside it.
+	# Downloaded aside and renamed: no temporary file is left beside it, nor an old one.
 	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs/$id" | grep -c 'batch-output')" 1 "batch-output files"
 }
 
