@@ -390,14 +390,21 @@ line two" >/dev/null
 	sqlite3 "$DB" <"$T/lock.sql" >/dev/null 2>&1 3>&- &
 	LOCKER=$!
 	sleep 0.5
-	run --separate-stderr ai-stream --no-cache second
+	# Both wait out the 5 s at the same time, not one after the other.
+	ai-stream --no-cache second >"$T/2.out" 2>"$T/2.err" 3>&- &
+	second=$!
+	ai-stream -C --no-cache third >"$T/3.out" 2>"$T/3.err" 3>&- &
+	third=$!
+	status=0
+	wait "$second" || status=$?
 	assert_eq "$status" 0
-	assert_eq "$output" "echo: second"
-	assert_contains "$stderr" "locked by another process"
-	run --separate-stderr ai-stream -C --no-cache third
+	assert_eq "$(cat "$T/2.out")" "echo: second"
+	assert_contains "$(cat "$T/2.err")" "locked by another process"
+	status=0
+	wait "$third" || status=$?
 	assert_eq "$status" 75
-	assert_eq "$output" "echo: third"
-	assert_contains "$stderr" "locked by another process"
+	assert_eq "$(cat "$T/3.out")" "echo: third"
+	assert_contains "$(cat "$T/3.err")" "locked by another process"
 	# Reading is not held up by a writer (WAL).
 	run --separate-stderr ai-stream --list-conversations --json
 	assert_eq "$status" 0

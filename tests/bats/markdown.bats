@@ -85,15 +85,18 @@ RULE40=$(dash 40)
 	whole=$(tty "ai-stream --no-cache x")
 	assert_contains "$whole" "${H1}T$R"
 	n=$(jq -rn --arg t "$text" '$t | length')
+	# Every cut is queued at once, in order: one jq and one ctl, not one each a cut.
+	ctl "$(jq -cn --arg t "$text" '
+		def ev(d): "data: " + ({choices: [{index: 0, delta: d}]} | tojson) + "\n\n";
+		{push: [range(0; ($t | length) + 1) as $i | {raw: (ev({content: $t[0:$i]}) + ev({content: $t[$i:]}) +
+			"data: " + ({choices: [{index: 0, delta: {}, finish_reason: "stop"}]} | tojson) +
+			"\n\ndata: [DONE]\n\n")}]}')"
+	assert_eq "$(queued)" $((n + 1)) "cuts queued"
 	for ((i = 0; i <= n; i++)); do
-		ctl "$(jq -cn --arg t "$text" --argjson i "$i" '
-			def ev(d): "data: " + ({choices: [{index: 0, delta: d}]} | tojson) + "\n\n";
-			{push: [{raw: (ev({content: $t[0:$i]}) + ev({content: $t[$i:]}) +
-				"data: " + ({choices: [{index: 0, delta: {}, finish_reason: "stop"}]} | tojson) +
-				"\n\ndata: [DONE]\n\n")}]}')"
 		got=$(tty "ai-stream --no-cache x")
 		assert_eq "$got" "$whole" "cut at character $i"
 	done
+	assert_eq "$(queued)" 0 "cuts left"
 	# And five bytes at a time, as the test server drips them.
 	ctl '{"push":[{"drip_ms":1}]}'
 	assert_eq "$(tty "ai-stream --no-cache x")" "$whole" "dripped"
