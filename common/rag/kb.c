@@ -210,16 +210,20 @@ fail:
 	return -1;
 }
 
-/* The checks of a file opened for reading: ours, not newer, not empty. */
+/*
+ * The checks of a file opened for reading: ours, not newer, not empty.
+ * The three figures come from one statement, so from one snapshot: read
+ * one by one, a writer creating the schema meanwhile could show tables
+ * but no application id yet, and a good index be called another's.
+ */
 static int check_read(struct kb *kb, struct ai_err *err)
 {
-	long long v = 0, app = 0, tables = 0;
-	int rc = kb_query_int(kb, "PRAGMA user_version", &v);
+	long long f[3] = { 0, 0, 0 };
+	int rc = sqlretry_query_ints(kb->db, "SELECT (SELECT user_version FROM pragma_user_version),"
+				     " (SELECT application_id FROM pragma_application_id),"
+				     " (SELECT count(*) FROM sqlite_master)", f, 3, KB_BUSY_MS);
+	long long v = f[0], app = f[1], tables = f[2];
 
-	if (rc == SQLITE_OK)
-		rc = kb_query_int(kb, "PRAGMA application_id", &app);
-	if (rc == SQLITE_OK)
-		rc = kb_query_int(kb, "SELECT count(*) FROM sqlite_master", &tables);
 	if (rc != SQLITE_OK)
 		return kb_db_err(kb, rc, "open", err);
 	if (tables == 0)
