@@ -161,12 +161,14 @@ static void show(const char *text)
  * status as a shell reports it (128 + N for a signal).  The command gets
  * the default SIGPIPE back (cli_init ignores it, and an ignored signal
  * stays ignored across exec, so "yes | head" would complain); SIGINT and
- * SIGQUIT reach it, not this process, which waits as system(3) does.
+ * SIGQUIT reach it, not this process, which waits as system(3) does;
+ * a SIGTERM or SIGHUP sent to this process alone is passed on.
  */
 static int run(const char *shell, const char *cmd)
 {
 	char *argv[] = { (char *)shell, "-c", (char *)cmd, NULL };
 	struct sigaction ign, old_int, old_quit;
+	bool forwarded = false;
 	int status;
 	pid_t pid;
 
@@ -187,9 +189,17 @@ static int run(const char *shell, const char *cmd)
 		cli_warn("cannot run '%s': %s", shell, strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
-	while (waitpid(pid, &status, 0) < 0)
+	for (;;) {
+		/* SIGTERM or SIGHUP for this process ends the command too, then this one (cli.h). */
+		if (cli_interrupted && cli_signal != SIGINT && !forwarded) {
+			kill(pid, cli_signal);
+			forwarded = true;
+		}
+		if (waitpid(pid, &status, 0) >= 0)
+			break;
 		if (errno != EINTR)
 			cli_die(AI_EX_OSERR, "cannot wait for '%s': %s", shell, strerror(errno));
+	}
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
 	if (WIFSIGNALED(status))

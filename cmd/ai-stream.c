@@ -505,6 +505,11 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		ssize_t n = 0;
 		int rc;
 
+		/* A SIGTERM that came after the last answer would not wake the read below. */
+		if (cli_interrupted && !cli_interrupt_resume()) {
+			code = AI_EX_INTERRUPT;
+			break;
+		}
 		if (!text) {
 			if (prompt)
 				fputs("> ", stderr);
@@ -512,8 +517,11 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 			n = getline(&line, &cap, stdin);
 			if (n < 0) {
 				if (cli_interrupted) {
+					if (!cli_interrupt_resume()) {
+						code = AI_EX_INTERRUPT;  /* SIGTERM or SIGHUP: the chat ends */
+						break;
+					}
 					/* Ctrl-C at the prompt: a fresh line, as a shell does. */
-					cli_interrupted = 0;
 					clearerr(stdin);
 					if (prompt)
 						fputc('\n', stderr);
@@ -558,7 +566,11 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		}
 		if (rc && err->code == AI_EX_INTERRUPT) {
 			sink_end(ch->sink, rc, &resp, err);
-			cli_interrupted = 0;
+			if (!cli_interrupt_resume()) {
+				ai_chat_resp_release(&resp);
+				code = AI_EX_INTERRUPT;  /* SIGTERM or SIGHUP: the chat ends */
+				break;
+			}
 			if (!ch->o->quiet)
 				cli_warn("answer interrupted");
 		} else if (!resp.dry_run) {

@@ -19,6 +19,7 @@
 
 const char *cli_prog = "ai";
 volatile sig_atomic_t cli_interrupted;
+volatile sig_atomic_t cli_signal;
 
 static const struct cli_opt common_opts[] = {
 	{ "model", required_argument, 'm', "NAME", "model to use (AI_MODEL)" },
@@ -71,10 +72,84 @@ static const struct cli_opt template_opts[] = {
 
 static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 
-static void on_sigint(int sig)
+/*
+ * SIGINT, SIGTERM and SIGHUP only raise a flag: the transfer loop wakes
+ * within POLL_MAX_MS (its epoll wait also returns EINTR), every read and
+ * wait gives up, and the program leaves through exit(), whose handlers
+ * write the ledger rows still queued (setup.c) before exit_by_signal
+ * dies by the signal.  Killed at once, a call that was answered and paid
+ * for would be missing from ai-usage.  A second of the same signal
+ * before the program is gone is the user insisting: it kills at once.
+ * A termination signal outranks an earlier SIGINT, which ai-stream's
+ * chat forgives (cli_interrupt_resume).
+ */
+static void on_signal(int sig)
 {
-	(void)sig;
+	if (cli_interrupted && cli_signal == sig) {
+		signal(sig, SIG_DFL);
+		raise(sig);     /* blocked in the handler: delivered as it returns */
+		return;
+	}
+	if (!cli_signal || cli_signal == SIGINT)
+		cli_signal = sig;
 	cli_interrupted = 1;
+}
+
+/*
+ * Registered first, so run last by exit(): the ledger is written by now.
+ * Dies by the signal the Unix way, so a shell sees 128 + N and a loop
+ * that ran the program stops as it would for any killed command.
+ */
+static void exit_by_signal(void)
+{
+	int sig = cli_signal;
+	struct sigaction sa;
+	sigset_t set;
+
+	if (!sig || !cli_interrupted)
+		return;
+	fflush(NULL);   /* exit() would after the handlers; stdout may be closed already (cli_finish) */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
+bool cli_interrupt_resume(void)
+{
+	if (cli_signal != SIGINT)
+		return false;
+	cli_signal = 0;
+	cli_interrupted = 0;
+	return true;
+}
+
+/*
+ * SIGINT is always caught (a background job of a script starts with it
+ * ignored, and kill -INT must still stop it cleanly); SIGTERM and SIGHUP
+ * stay ignored when the program was started so (nohup).
+ */
+static void catch_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	static bool registered;
+	struct sigaction sa, old;
+
+	if (!registered && !atexit(exit_by_signal))
+		registered = true;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < AI_ARRAY_LEN(sigs); i++) {
+		if (sigs[i] != SIGINT && !sigaction(sigs[i], NULL, &old) && old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(sigs[i], &sa, NULL);
+	}
 }
 
 /*
@@ -115,14 +190,9 @@ static void no_core_dumps(void)
 
 void cli_init(struct cli *c, const char *prog)
 {
-	struct sigaction sa;
-
 	open_std_fds();
 	no_core_dumps();
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
+	catch_signals();
 	signal(SIGPIPE, SIG_IGN);
 	cli_prog = prog;
 	c->prog = prog;

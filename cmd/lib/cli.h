@@ -81,14 +81,26 @@ struct cli {
 };
 
 extern const char *cli_prog;                 /* for messages; "ai" until cli_init */
-extern volatile sig_atomic_t cli_interrupted; /* set by the SIGINT handler */
+extern volatile sig_atomic_t cli_interrupted; /* set by SIGINT, SIGTERM or SIGHUP */
+extern volatile sig_atomic_t cli_signal;      /* the signal that set it; 0 when none */
 
 /*
  * Sets the program name, ignores SIGPIPE (so a closed pipe is EPIPE, not a
- * silent death mid-write), and installs a SIGINT handler that only sets
- * cli_interrupted, so network loops can stop cleanly and exit 130.
+ * silent death mid-write), and installs handlers for SIGINT, SIGTERM and
+ * SIGHUP that only set cli_interrupted and cli_signal, so network loops
+ * stop cleanly.  Once such a signal came, the program still leaves through
+ * exit() (whose handlers write the queued ledger rows), and then dies by
+ * that signal: the shell sees 128 + N (130, 143, 129).  A second of the
+ * same signal kills at once.
  */
 void cli_init(struct cli *c, const char *prog);
+
+/*
+ * A chat that goes on after Ctrl-C: clears the interruption and returns
+ * true when it was SIGINT; false (flag kept) for SIGTERM or SIGHUP, which
+ * must end the program.
+ */
+bool cli_interrupt_resume(void);
 
 /*
  * Parses argv with the common options and c->opts.  For each option of the
