@@ -1,0 +1,138 @@
+#!/usr/bin/env bats
+# SIGTERM, SIGHUP and SIGINT for the programs that make one call: each stops
+# promptly (its network wait wakes), writes what it owes the ledger, keeps
+# what it printed, and dies by the same signal (the shell sees 128 + N).
+# The ledger side is in usage.bats ("SIGTERM just after the answer came").
+
+bats_require_minimum_version 1.5.0
+load helpers
+
+setup() { setup_env; start_server; }
+teardown() {
+	[[ -z ${HOLDER:-} ]] || { kill "$HOLDER" 2>/dev/null || true; wait "$HOLDER" 2>/dev/null || true; }
+	stop_server
+}
+
+CHAT=/v1/chat/completions
+
+# signal_mid_request SIG WANT PROGRAM ARGS...: PROGRAM, its request held by a
+# slow server (10 s), gets SIG once the request has arrived; it must exit
+# with WANT within a second.
+signal_mid_request() {
+	local sig=$1 want=$2 n start rc=0 ms
+	shift 2
+	n=$(request_count)
+	ctl '{"set":{"latency_ms":10000}}'
+	"$@" </dev/null >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	wait_for_requests $((n + 1))
+	start=$(date +%s%N)
+	kill -"$sig" "$pid"
+	wait "$pid" || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	ctl '{"set":{"latency_ms":0}}'
+	assert_eq "$rc" "$want" "status of $* after SIG$sig"
+	((ms < 1000)) || { echo "$* took $ms ms to end after SIG$sig" >&2; false; }
+}
+
+@test "signals: SIGTERM mid-request ends every single-call program at once with 143" {
+	printf 'Tides come twice a day.\n' >"$T/doc.txt"
+	ai-index --db "$T/kb.db" -q "$T/doc.txt"
+	signal_mid_request TERM 143 ai-summarize --no-cache "$T/doc.txt"
+	signal_mid_request TERM 143 ai-stream --no-cache hello
+	signal_mid_request TERM 143 ai-ask --no-cache --db "$T/kb.db" "how often do tides come?"
+	signal_mid_request TERM 143 ai-agent --no-cache "wait"
+	signal_mid_request TERM 143 ai-cmd --no-cache "list the files"
+	printf 'More about tides.\n' >"$T/doc2.txt"
+	signal_mid_request TERM 143 ai-index --db "$T/kb.db" -q "$T/doc2.txt"
+}
+
+@test "signals: SIGHUP mid-request exits 129, SIGINT 130" {
+	echo text >"$T/in"
+	signal_mid_request HUP 129 ai-summarize --no-cache "$T/in"
+	signal_mid_request HUP 129 ai-stream --no-cache hello
+	signal_mid_request INT 130 ai-stream --no-cache hello
+}
+
+@test "signals: SIGTERM mid-stream keeps what was printed and exits 143" {
+	ctl '{"push":[{"hold_ms":5000}]}'
+	ai-stream --no-cache one two >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	wait_for_output "$T/out" "echo: "
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 143
+	assert_eq "$(cat "$T/out")" "echo: "
+}
+
+@test "signals: ai-stream -i ends on SIGTERM at the prompt and during an answer, where Ctrl-C would go on" {
+	mkfifo "$T/in"
+	# At the prompt: the read is interrupted, and the chat ends.
+	ai-stream --no-cache -i <"$T/in" >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	exec 5>"$T/in"
+	echo "first" >&5
+	wait_for_output "$T/out" "echo: first"
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	exec 5>&-
+	assert_eq "$rc" 143 "status after SIGTERM at the prompt"
+	# During an answer: SIGINT stops the answer and the chat goes on ...
+	ctl '{"push":[{"hold_ms":5000}]}'
+	ai-stream --no-cache -i <"$T/in" >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	exec 5>"$T/in"
+	echo "second" >&5
+	wait_for_output "$T/out" "echo: "
+	kill -INT "$pid"
+	wait_for_output "$T/err" "answer interrupted"
+	kill -0 "$pid"
+	echo "third" >&5
+	wait_for_output "$T/out" "echo: third"
+	# ... SIGTERM stops the answer and the chat.
+	ctl '{"push":[{"hold_ms":5000}]}'
+	echo "fourth" >&5
+	wait_for_requests 3 $CHAT
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	exec 5>&-
+	assert_eq "$rc" 143 "status after SIGTERM during an answer"
+}
+
+@test "signals: SIGHUP ignored at start (nohup) stays ignored" {
+	ctl '{"push":[{"reply":"done","latency_ms":1000}]}'
+	(trap '' HUP; exec ai-summarize --no-cache <<<"text" >"$T/out" 2>"$T/err" 3>&-) &
+	pid=$!
+	wait_for_requests 1 $CHAT
+	kill -HUP "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 0
+	assert_eq "$(cat "$T/out")" "done"
+}
+
+@test "signals: a second SIGTERM kills at once a program still busy after the first" {
+	DB=$XDG_DATA_HOME/ai/usage.db
+	ai-summarize --no-cache <<<"make the ledger" >/dev/null
+	ctl '{"push":[{"reply":"late","latency_ms":500}]}'
+	ai-summarize --no-cache <<<"text" >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	wait_for_requests 2 $CHAT
+	# The ledger's write lock, held for 4 s, keeps the program writing its row.
+	{ echo 'BEGIN IMMEDIATE;'; sleep 4; echo 'COMMIT;'; } | sqlite3 "$DB" &
+	HOLDER=$!
+	sleep 1
+	kill -TERM "$pid"
+	sleep 0.3
+	kill -0 "$pid" || { echo "ended on the first SIGTERM, with the lock still held" >&2; false; }
+	start=$(date +%s%N)
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$rc" 143
+	((ms < 1000)) || { echo "took $ms ms after the second SIGTERM" >&2; false; }
+}
