@@ -1,9 +1,11 @@
 #include "config.h"
 #include "buf.h"
+#include "clock.h"
 #include "closest.h"
 #include "api/params.h"
 #include "api/prices.h"
 #include "net/url.h"
+#include "runcmd.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -738,6 +740,7 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 	}
 	cfg->dry_run = c->dry_run;
 	cfg->verbose = c->verbose;
+	cfg->cancel = c->cancel;
 	return 0;
 }
 
@@ -784,39 +787,58 @@ int config_read_key_file(const char *path, char **key, struct ai_err *err)
 	return 0;
 }
 
-/* Runs api_key_cmd through the shell (it is the user's own configuration, as a git
- * credential helper is) and keeps the first line it prints. */
-static int secret_from_cmd(const char *name, const char *cmd, const char *where, char **key,
-			   struct ai_err *err)
+/*
+ * Runs api_key_cmd through the shell (it is the user's own configuration, as
+ * a git credential helper is) and keeps the first line it prints.  It runs
+ * as runcmd.h runs a helper: with stdin /dev/null, for it must not eat the
+ * data piped to the program, in a group of its own, killed with what it
+ * started after CONFIG_CMD_TIMEOUT_MS (a helper waiting for a password
+ * prompt nobody sees would hang a cron job for ever).  The output buffer
+ * is allocated once, so no realloc leaves a copy of the key behind, and
+ * wiped.
+ */
+static int secret_from_cmd(const char *name, const char *cmd, const char *where,
+			   const volatile sig_atomic_t *cancel, char **key, struct ai_err *err)
 {
-	FILE *p = popen(cmd, "r");
+	struct buf out;
 	char *k;
-	size_t n;
-	int st;
+	int st = -1;
 
 	*key = NULL;
-	if (!p)
-		return ai_errf(err, AI_EX_CONFIG, "cannot run %s: %s", name, strerror(errno));
-	if (!(k = key_alloc(4097))) {
-		pclose(p);
+	buf_init(&out, 4096);
+	if (buf_grow(&out, 4096))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (runcmd_shell(name, cmd, mono_ms() + CONFIG_CMD_TIMEOUT_MS, cancel, &out, &st, err)) {
+		sodium_memzero(out.data, out.alloc);
+		buf_release(&out);
+		if (err->code == AI_EX_TEMPFAIL)
+			return ai_errf(err, AI_EX_CONFIG, "%s did not finish in %d s and was killed: check it in '%s'",
+				       name, CONFIG_CMD_TIMEOUT_MS / 1000, where);
+		if (err->code == AI_EX_CONFIG)
+			return ai_errf(err, AI_EX_CONFIG, "%s: check it in '%s'", err->msg, where);
+		return -1;
 	}
-	n = fread(k, 1, 4096, p);
-	k[n] = '\0';
-	st = pclose(p);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		sodium_free(k);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		sodium_memzero(out.data, out.alloc);
+		buf_release(&out);
 		return ai_errf(err, AI_EX_CONFIG, "%s failed (status %d): check it in '%s'", name,
-			       st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
+			       !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
 	}
+	if ((k = key_alloc(out.len + 1)))
+		memcpy(k, out.data, out.len + 1);
+	sodium_memzero(out.data, out.alloc);
+	buf_release(&out);
+	if (!k)
+		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	k[strcspn(k, "\r\n")] = '\0';
 	*key = k;
 	return 0;
 }
 
-static int key_from_cmd(const char *cmd, const char *where, char **key, struct ai_err *err)
+static int key_from_cmd(const char *cmd, const char *where, const volatile sig_atomic_t *cancel,
+			char **key, struct ai_err *err)
 {
-	return secret_from_cmd("api_key_cmd", cmd, where, key, err);
+	return secret_from_cmd("api_key_cmd", cmd, where, cancel, key, err);
 }
 
 int config_redis_password(const struct ai_config *cfg, char **pw, struct ai_err *err)
@@ -824,7 +846,8 @@ int config_redis_password(const struct ai_config *cfg, char **pw, struct ai_err 
 	*pw = NULL;
 	if (!cfg->redis_password_cmd)
 		return 0;
-	return secret_from_cmd("redis_password_cmd", cfg->redis_password_cmd, cfg->path, pw, err);
+	return secret_from_cmd("redis_password_cmd", cfg->redis_password_cmd, cfg->path, cfg->cancel, pw,
+			       err);
 }
 
 int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
@@ -842,7 +865,7 @@ int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
 			memcpy(cfg->key, env, n + 1);
 		} else if (cfg->api_key_cmd) {
-			r = key_from_cmd(cfg->api_key_cmd, cfg->path, &cfg->key, err);
+			r = key_from_cmd(cfg->api_key_cmd, cfg->path, cfg->cancel, &cfg->key, err);
 		} else if (cfg->api_key_file) {
 			r = config_read_key_file(cfg->api_key_file, &cfg->key, err);
 		}

@@ -119,6 +119,7 @@ void setup_overrides(const struct cli *c, struct config_overrides *o)
 	o->markdown = c->markdown;
 	o->options = c->options;
 	o->n_options = c->n_options;
+	o->cancel = &cli_interrupted;
 }
 
 int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)

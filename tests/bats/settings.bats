@@ -78,6 +78,59 @@ CHAT=/v1/chat/completions
 	assert_eq "$(request_count $CHAT)" 0
 }
 
+@test "settings: api_key_cmd reads an empty stdin, so it cannot eat the lines piped to the program" {
+	unset OPENAI_API_KEY
+	printf 'api_key_cmd = cat >%s; echo sk-cmd\n' "$T/eaten" >"$CONF"
+	# The second line comes after the first answer, when the key command has run:
+	# with the program's stdin, it would wait for it and take it.
+	mkfifo "$T/in"
+	ai-stream --no-cache -i <"$T/in" >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	exec 5>"$T/in"
+	echo one >&5
+	wait_for_output "$T/out" "echo: one"
+	echo two >&5
+	wait_for_output "$T/out" "echo: two"
+	exec 5>&-
+	rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 0
+	assert_eq "$(cat "$T/eaten")" ""
+	assert_eq "$(request_count $CHAT)" 2
+	assert_eq "$(last_request $CHAT | jq -r .headers.authorization)" "Bearer sk-cmd"
+}
+
+@test "settings: an api_key_cmd that never ends is killed, with what it started, after 10 s" {
+	unset OPENAI_API_KEY
+	printf 'api_key_cmd = sleep 300 & echo $! >%s; wait\n' "$T/child" >"$CONF"
+	SECONDS=0
+	run --separate-stderr ai-summarize --no-cache <<<"text"
+	elapsed=$SECONDS
+	assert_eq "$status" 78
+	assert_eq "$stderr" "ai-summarize: api_key_cmd did not finish in 10 s and was killed: check it in '$CONF'"
+	((elapsed >= 9 && elapsed <= 13)) || { echo "took $elapsed s" >&2; false; }
+	! kill -0 "$(cat "$T/child")" 2>/dev/null
+	assert_eq "$(request_count $CHAT)" 0
+}
+
+@test "settings: SIGTERM while api_key_cmd runs stops it and the program at once" {
+	unset OPENAI_API_KEY
+	printf 'api_key_cmd = sleep 300 & echo $! >%s; wait\n' "$T/child" >"$CONF"
+	ai-summarize --no-cache <<<"text" >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	for ((i = 0; i < 500; i++)); do [[ -s $T/child ]] && break; sleep 0.01; done
+	start=$(date +%s%N)
+	kill -TERM "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	assert_eq "$rc" 143
+	((ms < 1000)) || { echo "took $ms ms" >&2; false; }
+	# Killed, it may take its new parent a moment to reap it.
+	for ((i = 0; i < 100; i++)); do kill -0 "$(cat "$T/child")" 2>/dev/null || break; sleep 0.01; done
+	! kill -0 "$(cat "$T/child")" 2>/dev/null
+}
+
 @test "settings: a history file that cannot be written stops the run before the request is paid for" {
 	run --separate-stderr ai-stream --no-cache --history "$T/no/such/dir/chat.jsonl" hello
 	assert_eq "$status" 74
