@@ -200,6 +200,32 @@ on_tty() {
 	SHELL=/bin/sh timeout 20 script -qec "exec $1" /dev/null
 }
 
+# signal_wait SIG PID: sends SIG to PID (a child of this shell) and waits
+# for it; sets rc (its exit status) and ms (how long it took to end).
+signal_wait() {
+	local start
+	start=$(date +%s%N)
+	kill -"$1" "$2"
+	rc=0
+	wait "$2" || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+}
+
+# hold_write_lock DB SECONDS: another process holds the SQLite database DB's
+# write lock for SECONDS (under the ledger's 5 s busy timeout, so a writer
+# waits it out); returns once it is held.  HOLDER is its pid.
+hold_write_lock() {
+	local i
+	{ echo '.timeout 2000'; echo 'BEGIN IMMEDIATE;'; sleep "$2"; echo 'COMMIT;'; } | sqlite3 "$1" &
+	HOLDER=$!
+	for ((i = 0; i < 500; i++)); do
+		sqlite3 "$1" 'PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null || return 0
+		sleep 0.01
+	done
+	echo "hold_write_lock: the lock on $1 was never held" >&2
+	return 1
+}
+
 # assert_eq GOT WANT [WHAT]
 assert_eq() {
 	[[ $1 == "$2" ]] && return 0

@@ -119,11 +119,7 @@ CHAT=/v1/chat/completions
 	ai-summarize --no-cache <<<"text" >"$T/out" 2>"$T/err" 3>&- &
 	pid=$!
 	for ((i = 0; i < 500; i++)); do [[ -s $T/child ]] && break; sleep 0.01; done
-	start=$(date +%s%N)
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
-	ms=$((($(date +%s%N) - start) / 1000000))
+	signal_wait TERM "$pid"
 	assert_eq "$rc" 143
 	((ms < 1000)) || { echo "took $ms ms" >&2; false; }
 	# Killed, it may take its new parent a moment to reap it.

@@ -19,17 +19,14 @@ CHAT=/v1/chat/completions
 # slow server (10 s), gets SIG once the request has arrived; it must exit
 # with WANT within a second.
 signal_mid_request() {
-	local sig=$1 want=$2 n start rc=0 ms
+	local sig=$1 want=$2 n
 	shift 2
 	n=$(request_count)
 	ctl '{"set":{"latency_ms":10000}}'
 	"$@" </dev/null >"$T/out" 2>"$T/err" 3>&- &
 	pid=$!
 	wait_for_requests $((n + 1))
-	start=$(date +%s%N)
-	kill -"$sig" "$pid"
-	wait "$pid" || rc=$?
-	ms=$((($(date +%s%N) - start) / 1000000))
+	signal_wait "$sig" "$pid"
 	ctl '{"set":{"latency_ms":0}}'
 	assert_eq "$rc" "$want" "status of $* after SIG$sig"
 	((ms < 1000)) || { echo "$* took $ms ms to end after SIG$sig" >&2; false; }
@@ -59,9 +56,7 @@ signal_mid_request() {
 	ai-stream --no-cache one two >"$T/out" 2>"$T/err" 3>&- &
 	pid=$!
 	wait_for_output "$T/out" "echo: "
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
+	signal_wait TERM "$pid"
 	assert_eq "$rc" 143
 	assert_eq "$(cat "$T/out")" "echo: "
 }
@@ -74,9 +69,7 @@ signal_mid_request() {
 	exec 5>"$T/in"
 	echo "first" >&5
 	wait_for_output "$T/out" "echo: first"
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
+	signal_wait TERM "$pid"
 	exec 5>&-
 	assert_eq "$rc" 143 "status after SIGTERM at the prompt"
 	# During an answer: SIGINT stops the answer and the chat goes on ...
@@ -95,9 +88,7 @@ signal_mid_request() {
 	ctl '{"push":[{"hold_ms":5000}]}'
 	echo "fourth" >&5
 	wait_for_requests 3 $CHAT
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
+	signal_wait TERM "$pid"
 	exec 5>&-
 	assert_eq "$rc" 143 "status after SIGTERM during an answer"
 }
@@ -107,9 +98,7 @@ signal_mid_request() {
 	(trap '' HUP; exec ai-summarize --no-cache <<<"text" >"$T/out" 2>"$T/err" 3>&-) &
 	pid=$!
 	wait_for_requests 1 $CHAT
-	kill -HUP "$pid"
-	rc=0
-	wait "$pid" || rc=$?
+	signal_wait HUP "$pid"
 	assert_eq "$rc" 0
 	assert_eq "$(cat "$T/out")" "done"
 }
@@ -122,17 +111,12 @@ signal_mid_request() {
 	pid=$!
 	wait_for_requests 2 $CHAT
 	# The ledger's write lock, held for 4 s, keeps the program writing its row.
-	{ echo 'BEGIN IMMEDIATE;'; sleep 4; echo 'COMMIT;'; } | sqlite3 "$DB" &
-	HOLDER=$!
+	hold_write_lock "$DB" 4
 	sleep 1
 	kill -TERM "$pid"
 	sleep 0.3
 	kill -0 "$pid" || { echo "ended on the first SIGTERM, with the lock still held" >&2; false; }
-	start=$(date +%s%N)
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
-	ms=$((($(date +%s%N) - start) / 1000000))
+	signal_wait TERM "$pid"
 	assert_eq "$rc" 143
 	((ms < 1000)) || { echo "took $ms ms after the second SIGTERM" >&2; false; }
 }

@@ -745,19 +745,6 @@ slow_parts() {
 	assert_eq "$(ledger_rows)" 1
 }
 
-# hold_ledger SECONDS: another process holds the ledger's write lock for SECONDS
-# (under LEDGER_BUSY_MS, so a writer waits it out); returns once it is held.
-hold_ledger() {
-	{ echo 'BEGIN IMMEDIATE;'; sleep "$1"; echo 'COMMIT;'; } | sqlite3 "$DB" &
-	LOCKER=$!
-	for ((i = 0; i < 500; i++)); do
-		sqlite3 "$DB" 'PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null || return 0
-		sleep 0.01
-	done
-	echo "hold_ledger: the lock was never held" >&2
-	return 1
-}
-
 @test "usage: SIGTERM just after the answer came: the call's row is written, then the program dies by SIGTERM" {
 	make_ledger
 	ctl '{"push":[{"reply":"the summary","latency_ms":1500}]}'
@@ -766,13 +753,11 @@ hold_ledger() {
 	wait_for_requests 2 /v1/chat/completions
 	# The answer comes at 1.5 s, and writing its row waits for the lock held until 3 s:
 	# TERM at 2 s finds the answer received and its row not yet written.
-	hold_ledger 3
+	hold_write_lock "$DB" 3
 	sleep 2
 	kill -0 $pid || { echo "ai-summarize ended before the test could look" >&2; false; }
-	kill -TERM $pid
-	rc=0
-	wait $pid || rc=$?
-	wait $LOCKER
+	signal_wait TERM $pid
+	wait $HOLDER
 	assert_eq "$rc" 143 status
 	assert_eq "$(ledger_rows)" 1
 	assert_eq "$(cat "$T/out")" "the summary"
