@@ -269,6 +269,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	use_attach(&o->b.item, &cfg);
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
+	o->b.stop = &cli_interrupted;
 	if (!c->quiet && isatty(2)) {
 		termout_progress_init(&prog);
 		o->b.progress = progress_tty;

@@ -201,14 +201,21 @@ on_tty() {
 }
 
 # signal_wait SIG PID: sends SIG to PID (a child of this shell) and waits
-# for it; sets rc (its exit status) and ms (how long it took to end).
+# for it; sets rc (its exit status) and ms (how long it took to end).  One
+# still alive after 5 s is killed (rc 137), so a hang fails instead of
+# holding the suite.
 signal_wait() {
-	local start
+	local start i
 	start=$(date +%s%N)
 	kill -"$1" "$2"
+	for ((i = 0; i < 500; i++)); do
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.01
+	done
+	ms=$((($(date +%s%N) - start) / 1000000))
+	kill -KILL "$2" 2>/dev/null || true
 	rc=0
 	wait "$2" || rc=$?
-	ms=$((($(date +%s%N) - start) / 1000000))
 }
 
 # hold_write_lock DB SECONDS: another process holds the SQLite database DB's

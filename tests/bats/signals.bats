@@ -120,3 +120,18 @@ signal_mid_request() {
 	assert_eq "$rc" 143
 	((ms < 1000)) || { echo "took $ms ms after the second SIGTERM" >&2; false; }
 }
+
+@test "signals: SIGTERM while a program waits for piped input that does not come ends it at once" {
+	mkfifo "$T/in"
+	for p in ai-summarize ai-batch "ai-stream -i" "ai-index --db $T/kb.db --source x"; do
+		exec 5<>"$T/in"     # a writer that stays and writes nothing
+		$p --no-cache <"$T/in" >"$T/out" 2>"$T/err" 3>&- &
+		pid=$!
+		sleep 0.3
+		signal_wait TERM "$pid"
+		exec 5>&-
+		assert_eq "$rc" 143 "status of $p"
+		((ms < 1000)) || { echo "$p took $ms ms to end" >&2; false; }
+	done
+	assert_eq "$(request_count)" 0
+}
