@@ -233,6 +233,14 @@ hold_write_lock() {
 	return 1
 }
 
+# running PID: PID is alive and not a zombie (a killed orphan waits for
+# whoever adopted it to reap it, and that may be slow).
+running() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ -n $st && $st != Z* ]]
+}
+
 # assert_eq GOT WANT [WHAT]
 assert_eq() {
 	[[ $1 == "$2" ]] && return 0
