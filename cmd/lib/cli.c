@@ -82,7 +82,15 @@ static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
  * before the program is gone is the user insisting: it kills at once.
  * A termination signal outranks an earlier SIGINT, which ai-stream's
  * chat forgives (cli_interrupt_resume).
+ *
+ * A flag is only as good as the code that looks at it: a read that
+ * began just after the look, or a wait that never looks, would make
+ * SIGTERM do nothing.  So SIGTERM and SIGHUP also start a grace of
+ * CLI_SIGNAL_GRACE_S (longer than the ledger's busy timeout, 5 s), after
+ * which SIGALRM kills by the signal, the flush done or not.
  */
+#define CLI_SIGNAL_GRACE_S 10
+
 static void on_signal(int sig)
 {
 	if (cli_interrupted && cli_signal == sig) {
@@ -90,9 +98,21 @@ static void on_signal(int sig)
 		raise(sig);     /* blocked in the handler: delivered as it returns */
 		return;
 	}
-	if (!cli_signal || cli_signal == SIGINT)
+	if (!cli_signal || cli_signal == SIGINT) {
 		cli_signal = sig;
+		if (sig != SIGINT)
+			alarm(CLI_SIGNAL_GRACE_S);
+	}
 	cli_interrupted = 1;
+}
+
+static void on_grace_over(int sig)
+{
+	(void)sig;
+	if (cli_signal && cli_signal != SIGINT) {
+		signal(cli_signal, SIG_DFL);
+		raise(cli_signal);      /* not blocked here: it kills before raise returns */
+	}
 }
 
 /*
@@ -150,6 +170,8 @@ static void catch_signals(void)
 			continue;
 		sigaction(sigs[i], &sa, NULL);
 	}
+	sa.sa_handler = on_grace_over;
+	sigaction(SIGALRM, &sa, NULL);
 }
 
 /*

@@ -91,7 +91,8 @@ extern volatile sig_atomic_t cli_signal;      /* the signal that set it; 0 when 
  * stop cleanly.  Once such a signal came, the program still leaves through
  * exit() (whose handlers write the queued ledger rows), and then dies by
  * that signal: the shell sees 128 + N (130, 143, 129).  A second of the
- * same signal kills at once.
+ * same signal kills at once, and so does SIGALRM 10 s after a SIGTERM or
+ * SIGHUP (no program may use alarm(2) for anything else).
  */
 void cli_init(struct cli *c, const char *prog);
 
