@@ -809,13 +809,18 @@ static int secret_from_cmd(const char *name, const char *cmd, const char *where,
 	if (buf_grow(&out, 4096))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	if (runcmd_shell(name, cmd, mono_ms() + CONFIG_CMD_TIMEOUT_MS, cancel, &out, &st, err)) {
+		char why[sizeof(err->msg)];
+
 		sodium_memzero(out.data, out.alloc);
 		buf_release(&out);
+		/* A helper that hangs may wait on a vault that is slow today: 75, as a timeout is. */
 		if (err->code == AI_EX_TEMPFAIL)
-			return ai_errf(err, AI_EX_CONFIG, "%s did not finish in %d s and was killed: check it in '%s'",
+			return ai_errf(err, AI_EX_TEMPFAIL, "%s did not finish in %d s and was killed: check it in '%s'",
 				       name, CONFIG_CMD_TIMEOUT_MS / 1000, where);
-		if (err->code == AI_EX_CONFIG)
-			return ai_errf(err, AI_EX_CONFIG, "%s: check it in '%s'", err->msg, where);
+		if (err->code == AI_EX_CONFIG) {
+			snprintf(why, sizeof(why), "%s", err->msg);
+			return ai_errf(err, AI_EX_CONFIG, "%s: check it in '%s'", why, where);
+		}
 		return -1;
 	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {

@@ -106,7 +106,7 @@ CHAT=/v1/chat/completions
 	SECONDS=0
 	run --separate-stderr ai-summarize --no-cache <<<"text"
 	elapsed=$SECONDS
-	assert_eq "$status" 78
+	assert_eq "$status" 75
 	assert_eq "$stderr" "ai-summarize: api_key_cmd did not finish in 10 s and was killed: check it in '$CONF'"
 	((elapsed >= 9 && elapsed <= 13)) || { echo "took $elapsed s" >&2; false; }
 	! running "$(cat "$T/child")"
