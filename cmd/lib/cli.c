@@ -73,29 +73,48 @@ static const struct cli_opt template_opts[] = {
 static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 
 /*
- * SIGINT, SIGTERM and SIGHUP only raise a flag: the transfer loop wakes
- * within POLL_MAX_MS (its epoll wait also returns EINTR), every read and
- * wait gives up, and the program leaves through exit(), whose handlers
- * write the ledger rows still queued (setup.c) before exit_by_signal
- * dies by the signal.  Killed at once, a call that was answered and paid
- * for would be missing from ai-usage.  A second of the same signal
- * before the program is gone is the user insisting: it kills at once.
- * A termination signal outranks an earlier SIGINT, which ai-stream's
- * chat forgives (cli_interrupt_resume).
+ * SIGINT only raises a flag: the transfer loop wakes within POLL_MAX_MS
+ * (its epoll wait also returns EINTR), every read and wait gives up, and
+ * the program says so and exits 130.
+ *
+ * SIGTERM and SIGHUP kill at once, as if the program caught nothing,
+ * unless it holds them deferred (cli_defer_signals): from the moment it
+ * has a client, whose ledger rows may be queued, or runs a loop that
+ * polls the flag and has something to undo (children to kill, an index
+ * in a transaction).  Deferred, they raise the flag as SIGINT does, and
+ * the program leaves through exit(), whose handlers write the ledger
+ * rows still queued (setup.c) before exit_by_signal dies by the signal.
+ * Killed at once, a call that was answered and paid for would be missing
+ * from ai-usage.  A second of the same signal before the program is gone
+ * is the user insisting: it kills at once.  A termination signal
+ * outranks an earlier SIGINT, which ai-stream's chat forgives
+ * (cli_interrupt_resume).
  *
  * A flag is only as good as the code that looks at it: a read that
  * began just after the look, or a wait that never looks, would make
- * SIGTERM do nothing.  So SIGTERM and SIGHUP also start a grace of
- * CLI_SIGNAL_GRACE_S (longer than the ledger's busy timeout, 5 s), after
- * which SIGALRM kills by the signal, the flush done or not.
+ * SIGTERM do nothing.  So a deferred SIGTERM or SIGHUP also starts a
+ * grace of CLI_SIGNAL_GRACE_S (longer than the ledger's busy timeout,
+ * 5 s), after which SIGALRM kills by the signal, the flush done or not.
  */
 #define CLI_SIGNAL_GRACE_S 10
 
+static volatile sig_atomic_t deferring;  /* holds of cli_defer_signals */
+
+/* Dies by sig now; from the handler (where sig is blocked) as it returns. */
+static void die_by(int sig)
+{
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
 static void on_signal(int sig)
 {
+	if (sig != SIGINT && !deferring) {
+		die_by(sig);    /* nothing to save: as if uncaught */
+		return;
+	}
 	if (cli_interrupted && cli_signal == sig) {
-		signal(sig, SIG_DFL);
-		raise(sig);     /* blocked in the handler: delivered as it returns */
+		die_by(sig);
 		return;
 	}
 	if (!cli_signal || cli_signal == SIGINT) {
@@ -137,6 +156,29 @@ static void exit_by_signal(void)
 	sigaddset(&set, sig);
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	raise(sig);
+	_exit(128 + sig);
+}
+
+void cli_defer_signals(bool on)
+{
+	int sig;
+	sigset_t set;
+
+	if (on) {
+		deferring++;
+		return;
+	}
+	if (deferring > 0)
+		deferring--;
+	/* A SIGTERM or SIGHUP held until now: nothing is left to save, so it kills. */
+	sig = cli_signal;
+	if (deferring || !cli_interrupted || !sig || sig == SIGINT)
+		return;
+	fflush(NULL);   /* as exit_by_signal: what was printed is kept */
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	die_by(sig);
 	_exit(128 + sig);
 }
 
