@@ -698,9 +698,15 @@ static void queue_open(struct cli *c, struct opts *o, struct redisq *q)
 	if (!url || !*url)
 		cli_usage_error("worker needs --queue URL (or AI_BATCH_QUEUE)");
 	ai_err_clear(&err);
-	if (setup_config(&cfg, c, &err) || config_redis_password(&cfg, &pw, &err))
+	if (setup_config(&cfg, c, &err))
 		cli_die_err(&err);
+	/* redis_password_cmd runs in a group of its own: a SIGTERM must kill it first (runcmd.h). */
+	cli_defer_signals(true);
+	rc = config_redis_password(&cfg, &pw, &err);
 	config_release(&cfg);
+	if (rc)
+		cli_die_err(&err);
+	cli_defer_signals(false);
 	/* A password in argv shows in ps(1): the environment or ai.conf keep it out. */
 	if (o->queue && strchr(o->queue, '@') && !c->quiet)
 		cli_warn("a password in --queue shows in ps(1); set AI_BATCH_QUEUE or "
@@ -956,6 +962,8 @@ static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int arg
 	j.wargv = argv + 1;
 	j.wargc = optind_ - 2;  /* the options before "worker", as getopt ordered them */
 	j.parallel = o->b.parallel;
+	/* Between jobs it has no client, but claims to give back and stats to print (cli.h). */
+	cli_defer_signals(true);
 	ai_err_clear(&err);
 	rc = redisq_work(q, &(struct redisq_worker_opts){
 				 .parallel = o->b.parallel, .claim_idle_ms = (long)(o->claim_idle_s * 1000),
