@@ -505,7 +505,7 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		ssize_t n = 0;
 		int rc;
 
-		/* A SIGTERM that came after the last answer would not wake the read below. */
+		/* A SIGTERM that came during the last answer ends the chat here. */
 		if (cli_interrupted && !cli_interrupt_resume()) {
 			code = AI_EX_INTERRUPT;
 			break;
@@ -514,7 +514,18 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 			if (prompt)
 				fputs("> ", stderr);
 			errno = 0;
+			/*
+			 * At the prompt nothing is owed: the last answer's ledger row was
+			 * written when its call ended (no call pending, api.c), and the
+			 * history saved.  So SIGTERM and SIGHUP are let go while the line
+			 * is read: they kill at once, even one that came just before the
+			 * read began (a flag looked at before it would miss that one, and
+			 * the read would wait for the 10 s alarm).  Ctrl-C still only
+			 * raises the flag: a fresh prompt.
+			 */
+			cli_defer_signals(false);
 			n = getline(&line, &cap, stdin);
+			cli_defer_signals(true);
 			if (n < 0) {
 				if (cli_interrupted) {
 					if (!cli_interrupt_resume()) {
