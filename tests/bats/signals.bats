@@ -135,3 +135,79 @@ signal_mid_request() {
 	done
 	assert_eq "$(request_count)" 0
 }
+
+# blocked_writing PID: waits (up to 5 s) until PID sleeps in a write to a full pipe.
+blocked_writing() {
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_write ]] && return 0
+		sleep 0.01
+	done
+	echo "$1 never blocked writing to its pipe" >&2
+	return 1
+}
+
+# blocked_reading PID: waits (up to 5 s) until PID sleeps in a read of an empty pipe.
+blocked_reading() {
+	local i
+	for ((i = 0; i < 500; i++)); do
+		[[ $(cat "/proc/$1/wchan" 2>/dev/null) == *pipe_read ]] && return 0
+		sleep 0.01
+	done
+	echo "$1 never blocked reading its pipe" >&2
+	return 1
+}
+
+# killed_at_once SIG WANT PROGRAM ARGS...: PROGRAM, started and blocked by the
+# caller (pid $pid), gets SIG; it must exit with WANT within a second.
+killed_at_once() {
+	signal_wait "$1" "$pid"
+	assert_eq "$rc" "$2" "status of ${*:3} after SIG$1"
+	((ms < 1000)) || { echo "${*:3} took $ms ms to end after SIG$1" >&2; false; }
+}
+
+@test "signals: SIGTERM and SIGHUP kill at once a program that owes nothing (ai-usage, ai-batch list), however blocked" {
+	# ai-usage --log: a few calls whose kept prompts and replies fill a pipe (64 KiB).
+	msg=$(head -c 30000 /dev/zero | tr '\0' a)
+	for i in 1 2 3; do ai-stream --no-cache --log-prompts "$msg $i" >/dev/null; done
+	[[ $(ai-usage --log | wc -c) -gt 70000 ]]
+	mkfifo "$T/pipe"
+	for sig in "TERM 143" "HUP 129"; do
+		exec 5<>"$T/pipe"   # held open and never read: the pipe fills, and the write waits
+		ai-usage --log >"$T/pipe" 2>"$T/err" 3>&- &
+		pid=$!
+		blocked_writing "$pid"
+		killed_at_once $sig ai-usage --log
+		exec 5>&-
+	done
+	# ai-batch list and status: a job's status that does not come (a hung file
+	# system; here a FIFO with a writer that writes nothing) holds the read.
+	id=$(ai-batch submit --no-cache <<<'{"id":1,"text":"a"}')
+	ai-batch wait "$id" >/dev/null
+	st=$XDG_DATA_HOME/ai/jobs/$id/status.json
+	rm "$st"
+	mkfifo "$st"
+	exec 5<>"$st"
+	for p in "ai-batch list" "ai-batch status $id"; do
+		$p >"$T/out" 2>"$T/err" 3>&- &
+		pid=$!
+		blocked_reading "$pid"
+		killed_at_once TERM 143 $p
+	done
+	exec 5>&-
+}
+
+@test "signals: SIGTERM at ai-stream -i's prompt keeps the last answer's ledger row" {
+	mkfifo "$T/in"
+	ai-stream --no-cache -i <"$T/in" >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	exec 5>"$T/in"
+	echo "first" >&5
+	wait_for_output "$T/out" "echo: first"
+	sleep 0.2   # at the prompt again
+	signal_wait TERM "$pid"
+	exec 5>&-
+	assert_eq "$rc" 143
+	((ms < 1000)) || { echo "took $ms ms to end" >&2; false; }
+	assert_eq "$(sqlite3 "$XDG_DATA_HOME/ai/usage.db" 'SELECT count(*) FROM calls')" 1
+}
