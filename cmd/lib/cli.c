@@ -75,20 +75,19 @@ static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 /*
  * SIGINT only raises a flag: the transfer loop wakes within POLL_MAX_MS
  * (its epoll wait also returns EINTR), every read and wait gives up, and
- * the program says so and exits 130.
+ * the program leaves through exit(), whose handlers write the ledger
+ * rows still queued (setup.c) before exit_by_signal dies by the signal.
  *
  * SIGTERM and SIGHUP kill at once, as if the program caught nothing,
  * unless it holds them deferred (cli_defer_signals): from the moment it
  * has a client, whose ledger rows may be queued, or runs a loop that
  * polls the flag and has something to undo (children to kill, an index
- * in a transaction).  Deferred, they raise the flag as SIGINT does, and
- * the program leaves through exit(), whose handlers write the ledger
- * rows still queued (setup.c) before exit_by_signal dies by the signal.
- * Killed at once, a call that was answered and paid for would be missing
- * from ai-usage.  A second of the same signal before the program is gone
- * is the user insisting: it kills at once.  A termination signal
- * outranks an earlier SIGINT, which ai-stream's chat forgives
- * (cli_interrupt_resume).
+ * in a transaction).  Deferred, they raise the flag and the program
+ * leaves as it does on SIGINT: killed at once, a call that was answered
+ * and paid for would be missing from ai-usage.  A second of the same
+ * signal before the program is gone is the user insisting: it kills at
+ * once.  A termination signal outranks an earlier SIGINT, which
+ * ai-stream's chat forgives (cli_interrupt_resume).
  *
  * A flag is only as good as the code that looks at it: a read that
  * began just after the look, or a wait that never looks, would make
