@@ -431,7 +431,7 @@ static bool header_line(const char *line, size_t n)
 static int run_shell(struct mcp_server *s, const char *cmd, long deadline, struct buf *out,
 		     int *status, struct ai_err *err)
 {
-	if (!runcmd_shell("headers_cmd", cmd, deadline, s->o.cancel, out, status, err))
+	if (!runcmd_shell("headers_cmd", cmd, deadline, s->o.cancel, 0, out, status, err))
 		return 0;
 	if (err->code == AI_EX_TEMPFAIL || err->code == AI_EX_CONFIG)
 		return serr(s, err->code, err, "%s", err->msg);
