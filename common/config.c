@@ -793,22 +793,26 @@ int config_read_key_file(const char *path, char **key, struct ai_err *err)
  * as runcmd.h runs a helper: with stdin /dev/null, for it must not eat the
  * data piped to the program, in a group of its own, killed with what it
  * started after CONFIG_CMD_TIMEOUT_MS (a helper waiting for a password
- * prompt nobody sees would hang a cron job for ever).  The output buffer
- * is allocated once, so no realloc leaves a copy of the key behind, and
- * wiped.
+ * prompt nobody sees would hang a cron job for ever), or
+ * CONFIG_CMD_TTY_TIMEOUT_MS when a person may be typing one.  What follows
+ * the first line (a "pass show" entry's notes) is read and dropped.  The
+ * output buffer is allocated once, so no realloc leaves a copy of the key
+ * behind, and wiped.
  */
 static int secret_from_cmd(const char *name, const char *cmd, const char *where,
 			   const volatile sig_atomic_t *cancel, char **key, struct ai_err *err)
 {
+	int timeout_ms = runcmd_interactive() ? CONFIG_CMD_TTY_TIMEOUT_MS : CONFIG_CMD_TIMEOUT_MS;
 	struct buf out;
-	char *k;
-	int st = -1;
+	char *k = NULL;
+	size_t n = 0;
+	int st = -1, r = 0;
 
 	*key = NULL;
-	buf_init(&out, 4096);
-	if (buf_grow(&out, 4096))
+	buf_init(&out, CONFIG_CMD_LINE_MAX);
+	if (buf_grow(&out, CONFIG_CMD_LINE_MAX))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	if (runcmd_shell(name, cmd, mono_ms() + CONFIG_CMD_TIMEOUT_MS, cancel, &out, &st, err)) {
+	if (runcmd_shell(name, cmd, mono_ms() + timeout_ms, cancel, RUNCMD_FIRST_LINE, &out, &st, err)) {
 		char why[sizeof(err->msg)];
 
 		sodium_memzero(out.data, out.alloc);
@@ -816,28 +820,35 @@ static int secret_from_cmd(const char *name, const char *cmd, const char *where,
 		/* A helper that hangs may wait on a vault that is slow today: 75, as a timeout is. */
 		if (err->code == AI_EX_TEMPFAIL)
 			return ai_errf(err, AI_EX_TEMPFAIL, "%s did not finish in %d s and was killed: check it in '%s'",
-				       name, CONFIG_CMD_TIMEOUT_MS / 1000, where);
+				       name, timeout_ms / 1000, where);
 		if (err->code == AI_EX_CONFIG) {
 			snprintf(why, sizeof(why), "%s", err->msg);
 			return ai_errf(err, AI_EX_CONFIG, "%s: check it in '%s'", why, where);
 		}
 		return -1;
 	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		sodium_memzero(out.data, out.alloc);
-		buf_release(&out);
-		return ai_errf(err, AI_EX_CONFIG, "%s failed (status %d): check it in '%s'", name,
-			       !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
+	/* out.data holds out.len bytes and no terminating NUL: buf_grow writes none. */
+	while (n < out.len && out.data[n] != '\n' && out.data[n] != '\r')
+		n++;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		r = ai_errf(err, AI_EX_CONFIG, "%s failed (status %d): check it in '%s'", name,
+			    !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
+	else if (!n)
+		r = ai_errf(err, AI_EX_CONFIG, "%s printed %s: check it in '%s'", name,
+			    out.len ? "an empty first line" : "nothing", where);
+	else if (n == out.max)
+		r = ai_errf(err, AI_EX_CONFIG, "%s printed a first line longer than %zu bytes: check it in '%s'",
+			    name, out.max - 1, where);
+	else if (!(k = key_alloc(n + 1)))
+		r = ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (k) {
+		memcpy(k, out.data, n);
+		k[n] = '\0';
 	}
-	if ((k = key_alloc(out.len + 1)))
-		memcpy(k, out.data, out.len + 1);
 	sodium_memzero(out.data, out.alloc);
 	buf_release(&out);
-	if (!k)
-		return ai_errf(err, AI_EX_OSERR, "out of memory");
-	k[strcspn(k, "\r\n")] = '\0';
 	*key = k;
-	return 0;
+	return r;
 }
 
 static int key_from_cmd(const char *cmd, const char *where, const volatile sig_atomic_t *cancel,

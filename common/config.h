@@ -22,6 +22,13 @@ struct json_object;
  * with what it started (runcmd.h); each runs with stdin /dev/null.
  */
 #define CONFIG_CMD_TIMEOUT_MS 10000
+/*
+ * The same when stdin or stderr is a terminal (runcmd_interactive): a
+ * person may be typing a passphrase for age, gpg, op or sudo.
+ */
+#define CONFIG_CMD_TTY_TIMEOUT_MS 300000
+/* The longest first line (the key, or the password) such a command may print, plus one. */
+#define CONFIG_CMD_LINE_MAX 4097
 
 /* When Markdown in model text is rendered (markdown.h): the markdown key, --markdown. */
 enum ai_markdown { AI_MARKDOWN_AUTO, AI_MARKDOWN_ALWAYS, AI_MARKDOWN_NEVER };
