@@ -61,6 +61,9 @@ static int spool(int in, int *out, volatile sig_atomic_t *stop, struct ai_err *e
 		goto fail;
 	}
 	unlink(path.data);
+	/* Not for the helpers it starts (api_key_cmd): the spool holds the user's input.
+	 * One thread, so nothing spawns between mkstemp and this (mkostemp is a GNU name). */
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	for (;;) {
 		/* A signal's EINTR comes back here: a pipe that stays silent must not hold it. */
 		if (stop && *stop) {
