@@ -6,6 +6,7 @@
 #include "lib/setup.h"
 #include "lib/termout.h"
 #include "lib/tmplcli.h"
+#include "runcmd.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -73,27 +74,31 @@ static const struct cli_opt template_opts[] = {
 static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 
 /*
- * SIGINT only raises a flag: the transfer loop wakes within POLL_MAX_MS
- * (its epoll wait also returns EINTR), every read and wait gives up, and
- * the program leaves through exit(), whose handlers write the ledger
- * rows still queued (setup.c) before exit_by_signal dies by the signal.
- *
- * SIGTERM and SIGHUP kill at once, as if the program caught nothing,
- * unless it holds them deferred (cli_defer_signals): from the moment it
- * has a client, whose ledger rows may be queued, or runs a loop that
- * polls the flag and has something to undo (children to kill, an index
- * in a transaction).  Deferred, they raise the flag and the program
- * leaves as it does on SIGINT: killed at once, a call that was answered
- * and paid for would be missing from ai-usage.  A second of the same
- * signal before the program is gone is the user insisting: it kills at
- * once.  A termination signal outranks an earlier SIGINT, which
- * ai-stream's chat forgives (cli_interrupt_resume).
+ * SIGINT, SIGTERM and SIGHUP kill at once, as if the program caught
+ * nothing, unless it holds them deferred (cli_defer_signals): from the
+ * moment it has a client, whose ledger rows may be queued, or runs a loop
+ * that polls the flag and has something to undo (children to kill, an
+ * index in a transaction).  A program that never looks at the flag (ai-usage
+ * over a large ledger) must still stop on Ctrl-C.  Deferred, they raise
+ * the flag: the transfer loop wakes within POLL_MAX_MS (its epoll wait
+ * also returns EINTR), every read and wait gives up, and the program
+ * leaves through exit(), whose handlers write the ledger rows still
+ * queued (setup.c) before exit_by_signal dies by the signal: killed at
+ * once, a call that was answered and paid for would be missing from
+ * ai-usage.  A second of the same signal before the program is gone is
+ * the user insisting: it kills at once.  A termination signal outranks an
+ * earlier SIGINT, which ai-stream's chat forgives (cli_interrupt_resume).
+ * Whatever kills from here first kills the helper runcmd.h may be running
+ * (api_key_cmd), which has a process group of its own and would be left.
  *
  * A flag is only as good as the code that looks at it: a read that
  * began just after the look, or a wait that never looks, would make
  * SIGTERM do nothing.  So a deferred SIGTERM or SIGHUP also starts a
  * grace of CLI_SIGNAL_GRACE_S (longer than the ledger's busy timeout,
  * 5 s), after which SIGALRM kills by the signal, the flush done or not.
+ * SIGALRM is caught only from then on: until then it keeps its default,
+ * so an alarm inherited across exec (a "perl -e 'alarm 10; exec'" timeout)
+ * still kills, and no read is cut short by EINTR for it.
  */
 #define CLI_SIGNAL_GRACE_S 10
 
@@ -102,13 +107,33 @@ static volatile sig_atomic_t deferring;  /* holds of cli_defer_signals */
 /* Dies by sig now; from the handler (where sig is blocked) as it returns. */
 static void die_by(int sig)
 {
+	runcmd_kill_running();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
+static void on_grace_over(int sig)
+{
+	(void)sig;
+	if (cli_signal && cli_signal != SIGINT)
+		die_by(cli_signal);     /* not blocked here: it kills before raise returns */
+}
+
+/* Catches SIGALRM and sets it to ring once the grace is over; async-signal-safe. */
+static void arm_grace(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_grace_over;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(CLI_SIGNAL_GRACE_S);
+}
+
 static void on_signal(int sig)
 {
-	if (sig != SIGINT && !deferring) {
+	if (!deferring) {
 		die_by(sig);    /* nothing to save: as if uncaught */
 		return;
 	}
@@ -119,18 +144,9 @@ static void on_signal(int sig)
 	if (!cli_signal || cli_signal == SIGINT) {
 		cli_signal = sig;
 		if (sig != SIGINT)
-			alarm(CLI_SIGNAL_GRACE_S);
+			arm_grace();
 	}
 	cli_interrupted = 1;
-}
-
-static void on_grace_over(int sig)
-{
-	(void)sig;
-	if (cli_signal && cli_signal != SIGINT) {
-		signal(cli_signal, SIG_DFL);
-		raise(cli_signal);      /* not blocked here: it kills before raise returns */
-	}
 }
 
 /*
@@ -183,17 +199,30 @@ void cli_defer_signals(bool on)
 
 bool cli_interrupt_resume(void)
 {
-	if (cli_signal != SIGINT)
-		return false;
-	cli_signal = 0;
-	cli_interrupted = 0;
-	return true;
+	sigset_t set, old;
+	bool resumed = false;
+
+	/* A SIGTERM between the look and the clearing would be forgiven with the SIGINT. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	if (cli_signal == SIGINT) {
+		cli_signal = 0;
+		cli_interrupted = 0;
+		resumed = true;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return resumed;
 }
 
 /*
  * SIGINT is always caught (a background job of a script starts with it
  * ignored, and kill -INT must still stop it cleanly); SIGTERM and SIGHUP
- * stay ignored when the program was started so (nohup).
+ * stay ignored when the program was started so (nohup).  SIGCHLD ignored
+ * at start would be inherited too, and then waitpid(2) finds no child to
+ * wait for (the kernel reaps them): it goes back to its default.
  */
 static void catch_signals(void)
 {
@@ -211,8 +240,7 @@ static void catch_signals(void)
 			continue;
 		sigaction(sigs[i], &sa, NULL);
 	}
-	sa.sa_handler = on_grace_over;
-	sigaction(SIGALRM, &sa, NULL);
+	signal(SIGCHLD, SIG_DFL);
 }
 
 /*

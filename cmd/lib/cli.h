@@ -86,24 +86,25 @@ extern volatile sig_atomic_t cli_signal;      /* the signal that set it; 0 when 
 
 /*
  * Sets the program name, ignores SIGPIPE (so a closed pipe is EPIPE, not a
- * silent death mid-write), and installs handlers for SIGINT, SIGTERM and
- * SIGHUP.  SIGINT only sets cli_interrupted and cli_signal, so network
- * loops stop cleanly.  SIGTERM and SIGHUP kill at once, unless deferred
- * (cli_defer_signals): then they set the flags as SIGINT does.  Once a
- * deferred signal came, the program still leaves through exit() (whose
- * handlers write the queued ledger rows), and then dies by that signal:
- * the shell sees 128 + N (130, 143, 129).  A second of the same signal
- * kills at once, and so does SIGALRM 10 s after a deferred SIGTERM or
- * SIGHUP (no program may use alarm(2) for anything else).
+ * silent death mid-write), sets SIGCHLD to its default, and installs
+ * handlers for SIGINT, SIGTERM and SIGHUP.  They kill at once, unless
+ * deferred (cli_defer_signals): then they only set cli_interrupted and
+ * cli_signal, so network loops stop cleanly, and the program still leaves
+ * through exit() (whose handlers write the queued ledger rows), and then
+ * dies by that signal: the shell sees 128 + N (130, 143, 129).  A second
+ * of the same signal kills at once, and so does SIGALRM 10 s after a
+ * deferred SIGTERM or SIGHUP (no program may use alarm(2) for anything
+ * else; SIGALRM keeps its default until then).  Killing, they first kill
+ * the helper command runcmd.h may be running.
  */
 void cli_init(struct cli *c, const char *prog);
 
 /*
- * Holds SIGTERM and SIGHUP (on) or lets them go (off); holds nest.  A
+ * Holds SIGINT, SIGTERM and SIGHUP (on) or lets them go (off); holds nest.  A
  * program holds them while it has something to save or undo that the
  * flag lets it do: a client's queued ledger rows (setup.c holds them
  * from the first client on), children to kill, a database to leave
- * whole.  When the last hold goes and such a signal came meanwhile, the
+ * whole.  When the last hold goes and a SIGTERM or SIGHUP came meanwhile, the
  * program dies by it there (stdout flushed).
  */
 void cli_defer_signals(bool on);
