@@ -241,6 +241,20 @@ term_cmd() {
 	((secs <= 2)) || { echo "took $secs s" >&2; false; }
 }
 
+@test "cmd/tty: SIGTERM to the whole process group reaches the command once, not twice" {
+	# The command notes each SIGTERM and takes 100 ms to end after the first:
+	# a second one passed on by ai-cmd would be noted too.
+	reply 'echo $PPID >aipid; trap "echo t >>terms" TERM; sleep 30 & s=$!; echo $$ >cmdpid; wait; kill $s; sleep 0.1; exit 0'
+	(tty_cmd execute x; echo "$status" >"$T/status") &
+	bg=$!
+	for ((i = 0; i < 1000; i++)); do [[ -s $T/cmdpid ]] && break; sleep 0.01; done
+	[[ -s $T/cmdpid ]]
+	kill -TERM -- -"$(cat "$T/aipid")"
+	wait "$bg"
+	assert_eq "$(cat "$T/terms")" "t"
+	assert_eq "$(cat "$T/status")" 143
+}
+
 @test "cmd/tty: a command that ignores SIGTERM holds ai-cmd no longer than 10 s" {
 	reply 'echo $PPID >aipid; echo $$ >cmdpid; trap "" TERM; exec sleep 30'
 	term_cmd

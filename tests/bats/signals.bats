@@ -190,3 +190,30 @@ killed_at_once() {
 	done
 	exec 5>&-
 }
+
+@test "signals: SIGINT kills at once a program that holds nothing (ai-usage blocked), as Ctrl-C must" {
+	msg=$(head -c 30000 /dev/zero | tr '\0' a)
+	for i in 1 2 3; do ai-stream --no-cache --log-prompts "$msg $i" >/dev/null; done
+	mkfifo "$T/pipe"
+	exec 5<>"$T/pipe"
+	# A background job of a script starts with SIGINT ignored; the program catches it anyway.
+	(trap '' INT; exec ai-usage --log >"$T/pipe" 2>"$T/err" 3>&-) &
+	pid=$!
+	blocked_in "$pid" pipe_write
+	killed_at_once INT 130 ai-usage --log
+	exec 5>&-
+}
+
+@test "signals: an alarm inherited across exec still kills (SIGALRM is not caught before a SIGTERM)" {
+	command -v perl >/dev/null || skip "no perl"
+	mkfifo "$T/in"
+	exec 5<>"$T/in"     # a writer that stays and writes nothing
+	start=$(date +%s%N)
+	rc=0
+	timeout 10 perl -e 'alarm 1; exec @ARGV' ai-summarize --no-cache <"$T/in" >"$T/out" 2>"$T/err" 3>&- || rc=$?
+	ms=$((($(date +%s%N) - start) / 1000000))
+	exec 5>&-
+	assert_eq "$rc" 142
+	((ms >= 900 && ms < 2500)) || { echo "took $ms ms" >&2; false; }
+	assert_eq "$(request_count)" 0
+}
