@@ -166,6 +166,17 @@ CHAT=/v1/chat/completions
 	assert_eq "$(last_request $CHAT | jq -r .headers.authorization)" "Bearer sk-cmd"
 }
 
+@test "settings: SIGCHLD ignored at start does not lose api_key_cmd's status" {
+	command -v perl >/dev/null || skip "no perl"
+	unset OPENAI_API_KEY
+	printf 'api_key_cmd = echo sk-cmd\n' >"$CONF"
+	# Ignored, SIGCHLD is inherited across exec, and the kernel reaps children at once.
+	run --separate-stderr perl -e '$SIG{CHLD} = "IGNORE"; exec @ARGV' ai-summarize --no-cache <<<"text"
+	assert_eq "$status" 0
+	assert_eq "$stderr" ""
+	assert_eq "$(last_request $CHAT | jq -r .headers.authorization)" "Bearer sk-cmd"
+}
+
 @test "settings: an api_key_cmd that asks for a passphrase on the terminal gets it (foreground, no 10 s limit)" {
 	command -v script >/dev/null || skip "no script(1)"
 	unset OPENAI_API_KEY
