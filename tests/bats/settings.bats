@@ -177,6 +177,15 @@ CHAT=/v1/chat/completions
 	assert_eq "$(last_request $CHAT | jq -r .headers.authorization)" "Bearer sk-cmd"
 }
 
+@test "settings: api_key_cmd gets none of the program's open files (ai-batch's spool of piped input)" {
+	unset OPENAI_API_KEY
+	printf 'api_key_cmd = ls -l /proc/$$/fd >%s; echo sk-cmd\n' "$T/fds" >"$CONF"
+	run --separate-stderr ai-batch --no-cache < <(echo '{"id":1,"text":"a"}')
+	assert_eq "$status" 0
+	[[ -s $T/fds ]]
+	if grep -E 'ai-batch|\.db|socket:' "$T/fds"; then echo "the key command inherited these" >&2; false; fi
+}
+
 @test "settings: an api_key_cmd that asks for a passphrase on the terminal gets it (foreground, no 10 s limit)" {
 	command -v script >/dev/null || skip "no script(1)"
 	unset OPENAI_API_KEY
