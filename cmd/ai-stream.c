@@ -520,12 +520,14 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 			 * history saved.  So SIGTERM and SIGHUP are let go while the line
 			 * is read: they kill at once, even one that came just before the
 			 * read began (a flag looked at before it would miss that one, and
-			 * the read would wait for the 10 s alarm).  Ctrl-C still only
-			 * raises the flag: a fresh prompt.
+			 * the read would wait for the 10 s alarm).  Ctrl-C, held on its
+			 * own, still only raises the flag: a fresh prompt.
 			 */
+			cli_hold_sigint(true);
 			cli_defer_signals(false);
 			n = getline(&line, &cap, stdin);
 			cli_defer_signals(true);
+			cli_hold_sigint(false);
 			if (n < 0) {
 				if (cli_interrupted) {
 					if (!cli_interrupt_resume()) {

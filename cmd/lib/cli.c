@@ -103,6 +103,7 @@ static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 #define CLI_SIGNAL_GRACE_S 10
 
 static volatile sig_atomic_t deferring;  /* holds of cli_defer_signals */
+static volatile sig_atomic_t int_held;   /* holds of cli_hold_sigint */
 
 /* Dies by sig now; from the handler (where sig is blocked) as it returns. */
 static void die_by(int sig)
@@ -133,7 +134,7 @@ static void arm_grace(void)
 
 static void on_signal(int sig)
 {
-	if (!deferring) {
+	if (!deferring && !(sig == SIGINT && int_held)) {
 		die_by(sig);    /* nothing to save: as if uncaught */
 		return;
 	}
@@ -195,6 +196,14 @@ void cli_defer_signals(bool on)
 	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	die_by(sig);
 	_exit(128 + sig);
+}
+
+void cli_hold_sigint(bool on)
+{
+	if (on)
+		int_held++;
+	else if (int_held > 0)
+		int_held--;
 }
 
 bool cli_interrupt_resume(void)

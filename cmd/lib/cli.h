@@ -110,6 +110,13 @@ void cli_init(struct cli *c, const char *prog);
 void cli_defer_signals(bool on);
 
 /*
+ * Holds SIGINT alone (on) or lets it go (off); holds nest.  For a chat
+ * whose Ctrl-C at its prompt means a fresh prompt, while SIGTERM and
+ * SIGHUP are let go there: held, SIGINT only raises the flag.
+ */
+void cli_hold_sigint(bool on);
+
+/*
  * A chat that goes on after Ctrl-C: clears the interruption and returns
  * true when it was SIGINT; false (flag kept) for SIGTERM or SIGHUP, which
  * must end the program.
