@@ -158,6 +158,9 @@ static void show(const char *text)
 	fflush(stdout);
 }
 
+/* How long the command may outlive a SIGTERM or SIGHUP before it is passed on (run). */
+#define FORWARD_GRACE_MS 300
+
 /*
  * Runs cmd with shell -c in the current directory and returns its exit
  * status as a shell reports it (128 + N for a signal).  The command gets
@@ -166,8 +169,6 @@ static void show(const char *text)
  * SIGQUIT reach it, not this process, which waits as system(3) does;
  * a SIGTERM or SIGHUP sent to this process alone is passed on.
  */
-#define FORWARD_GRACE_MS 300
-
 static int run(const char *shell, const char *cmd)
 {
 	char *argv[] = { (char *)shell, "-c", (char *)cmd, NULL };
