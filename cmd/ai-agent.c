@@ -281,6 +281,9 @@ static void start_servers(struct run *r)
 		}
 	}
 	ai_err_clear(&err);
+	/* Servers are children to stop, not to leave behind: --list-tools has no client to hold SIGTERM (cli.h). */
+	if (n)
+		cli_defer_signals(true);
 	for (size_t i = 0; i < n; i++) {
 		const struct mcp_decl *d = toolset_find_mcp(&r->ts, names[i]);
 

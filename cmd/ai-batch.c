@@ -72,15 +72,6 @@ struct opts {
 	bool force;
 };
 
-static volatile sig_atomic_t got_term;
-
-static void on_term(int sig)
-{
-	(void)sig;
-	got_term = 1;
-	cli_interrupted = 1;
-}
-
 /*
  * Items' "attachments" are made parts as -a makes them, with ai.conf's caps
  * (and PDFs as text); the options live as long as the program, cfg as long
@@ -203,27 +194,6 @@ static int parse(struct cli *c, struct opts *o, int argc, char **argv)
 	return optind_;
 }
 
-static void install_term(void)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-}
-
-/* Killed by SIGTERM: say so the Unix way, once the journal is safe. */
-static void term_exit(void)
-{
-	if (!got_term)
-		return;
-	fflush(stdout);
-	signal(SIGTERM, SIG_DFL);
-	raise(SIGTERM);
-	_exit(AI_EX_TEMPFAIL);
-}
-
 static int open_input(int argc, char **argv)
 {
 	int fd;
@@ -303,6 +273,7 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 	use_attach(&o->b.item, &cfg);
 	o->b.emit = emit_stdout;
 	o->b.flush = flush_stdout;
+	o->b.stop = &cli_interrupted;
 	if (!c->quiet && isatty(2)) {
 		termout_progress_init(&prog);
 		o->b.progress = progress_tty;
@@ -313,7 +284,6 @@ static int run_filter(struct cli *c, struct opts *o, int argc, char **argv)
 		setup_die(client, &cfg, &err);
 	if (batch_run(&b, client, &err)) {
 		batch_close(&b);
-		term_exit();
 		setup_die(client, &cfg, &err);
 	}
 	code = batch_exit_code(&b);
@@ -395,7 +365,6 @@ static int run_job(const char *id)
 		cli_die_err(&err);
 	if (jobrun_has_file(&j, "schema.json"))
 		o.b.st = &st;
-	install_term();
 	setup_client_with(&c, &cfg, &client, &(struct ai_client_opts){ .parallel = o.b.parallel }, &err);
 	if (!o.b.item.system)
 		o.b.item.system = cfg.system;     /* ai.conf: the default of --system */
@@ -778,9 +747,15 @@ static void queue_open(struct cli *c, struct opts *o, struct redisq *q)
 	if (!url || !*url)
 		cli_usage_error("worker needs --queue URL (or AI_BATCH_QUEUE)");
 	ai_err_clear(&err);
-	if (setup_config(&cfg, c, &err) || config_redis_password(&cfg, &pw, &err))
+	if (setup_config(&cfg, c, &err))
 		cli_die_err(&err);
+	/* redis_password_cmd runs in a group of its own: a SIGTERM must kill it first (runcmd.h). */
+	cli_defer_signals(true);
+	rc = config_redis_password(&cfg, &pw, &err);
 	config_release(&cfg);
+	if (rc)
+		cli_die_err(&err);
+	cli_defer_signals(false);
 	/* A password in argv shows in ps(1): the environment or ai.conf keep it out. */
 	if (o->queue && strchr(o->queue, '@') && !c->quiet)
 		cli_warn("a password in --queue shows in ps(1); set AI_BATCH_QUEUE or "
@@ -1036,7 +1011,8 @@ static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int arg
 	j.wargv = argv + 1;
 	j.wargc = optind_ - 2;  /* the options before "worker", as getopt ordered them */
 	j.parallel = o->b.parallel;
-	install_term();
+	/* Between jobs it has no client, but claims to give back and stats to print (cli.h). */
+	cli_defer_signals(true);
 	ai_err_clear(&err);
 	rc = redisq_work(q, &(struct redisq_worker_opts){
 				 .parallel = o->b.parallel, .claim_idle_ms = (long)(o->claim_idle_s * 1000),
@@ -1052,10 +1028,8 @@ static int queue_worker(struct cli *c, struct opts *o, struct redisq *q, int arg
 			 q->reconnects);
 	redisq_close(q);
 	if (rc) {
-		if (err.code == AI_EX_INTERRUPT) {
-			term_exit();
+		if (err.code == AI_EX_INTERRUPT)
 			return AI_EX_INTERRUPT;
-		}
 		cli_die_err(&err);
 	}
 	return cli_finish(0);
@@ -1218,7 +1192,6 @@ int main(int argc, char **argv)
 		if (o.queue)
 			cli_usage_error("--queue wants a command: submit, worker, status, results, wait, "
 					"cancel, delete or list");
-		install_term();
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;

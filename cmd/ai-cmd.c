@@ -22,6 +22,7 @@
  */
 #include "ai.h"
 #include "api/api.h"
+#include "clock.h"
 #include "fdio.h"
 #include "lib/cli.h"
 #include "lib/out.h"
@@ -35,6 +36,7 @@
 #include <math.h>
 #include <strings.h>
 #include <termios.h>
+#include <time.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -156,17 +158,23 @@ static void show(const char *text)
 	fflush(stdout);
 }
 
+/* How long the command may outlive a SIGTERM or SIGHUP before it is passed on (run). */
+#define FORWARD_GRACE_MS 300
+
 /*
  * Runs cmd with shell -c in the current directory and returns its exit
  * status as a shell reports it (128 + N for a signal).  The command gets
  * the default SIGPIPE back (cli_init ignores it, and an ignored signal
  * stays ignored across exec, so "yes | head" would complain); SIGINT and
- * SIGQUIT reach it, not this process, which waits as system(3) does.
+ * SIGQUIT reach it, not this process, which waits as system(3) does;
+ * a SIGTERM or SIGHUP sent to this process alone is passed on.
  */
 static int run(const char *shell, const char *cmd)
 {
 	char *argv[] = { (char *)shell, "-c", (char *)cmd, NULL };
 	struct sigaction ign, old_int, old_quit;
+	bool forwarded = false;
+	int64_t signalled = 0;
 	int status;
 	pid_t pid;
 
@@ -187,9 +195,33 @@ static int run(const char *shell, const char *cmd)
 		cli_warn("cannot run '%s': %s", shell, strerror(errno));
 		_exit(errno == ENOENT ? 127 : 126);
 	}
-	while (waitpid(pid, &status, 0) < 0)
-		if (errno != EINTR)
+	/*
+	 * A SIGTERM or SIGHUP sent to the whole group (kill %1, timeout(1), a
+	 * hangup) has reached the command already, and a second one is a
+	 * force-quit to many programs (ours among them: the ledger row is
+	 * lost).  The sender cannot be told apart (si_pid names the shell in
+	 * both cases), so the signal is passed on only when the command is
+	 * still there FORWARD_GRACE_MS later.  waitpid is polled, not
+	 * blocked in, so a signal that comes at any moment is seen.
+	 */
+	for (;;) {
+		struct timespec tick = { 0, 20 * 1000 * 1000 };
+		pid_t w = waitpid(pid, &status, WNOHANG);
+
+		if (w == pid)
+			break;
+		if (w < 0 && errno != EINTR)
 			cli_die(AI_EX_OSERR, "cannot wait for '%s': %s", shell, strerror(errno));
+		if (cli_interrupted && cli_signal != SIGINT && !forwarded) {
+			if (!signalled)
+				signalled = mono_ms();
+			else if (mono_ms() - signalled >= FORWARD_GRACE_MS) {
+				kill(pid, cli_signal);
+				forwarded = true;
+			}
+		}
+		nanosleep(&tick, NULL);
+	}
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
 	if (WIFSIGNALED(status))

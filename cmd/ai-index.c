@@ -527,6 +527,13 @@ int main(int argc, char **argv)
 	r.dl.timeout_ms = (long)(cfg.loader_timeout_s * 1000);
 	r.dl.max_output = r.max_input;
 	r.dl.cancel = &cli_interrupted;
+	/*
+	 * Without embeddings there is no client to hold SIGTERM (setup.c), but
+	 * the loaders are children to kill and the index is written in
+	 * transactions: the loop below stops on the flag, and what was indexed
+	 * is kept.
+	 */
+	cli_defer_signals(true);
 	termout_progress_init(&r.prog);
 	if (ingest_init(&r.ig, kb, online ? client : NULL, &io, &ev, &err))
 		cli_die_err(&err);

@@ -501,15 +501,36 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		ssize_t n = 0;
 		int rc;
 
+		/* A SIGTERM that came during the last answer ends the chat here. */
+		if (cli_interrupted && !cli_interrupt_resume()) {
+			code = AI_EX_INTERRUPT;
+			break;
+		}
 		if (!text) {
 			if (prompt)
 				fputs("> ", stderr);
 			errno = 0;
+			/*
+			 * At the prompt nothing is owed: the last answer's ledger row was
+			 * written when its call ended (no call pending, api.c), and the
+			 * history saved.  So SIGTERM and SIGHUP are let go while the line
+			 * is read: they kill at once, even one that came just before the
+			 * read began (a flag looked at before it would miss that one, and
+			 * the read would wait for the 10 s alarm).  Ctrl-C, held on its
+			 * own, still only raises the flag: a fresh prompt.
+			 */
+			cli_hold_sigint(true);
+			cli_defer_signals(false);
 			n = getline(&line, &cap, stdin);
+			cli_defer_signals(true);
+			cli_hold_sigint(false);
 			if (n < 0) {
 				if (cli_interrupted) {
+					if (!cli_interrupt_resume()) {
+						code = AI_EX_INTERRUPT;  /* SIGTERM or SIGHUP: the chat ends */
+						break;
+					}
 					/* Ctrl-C at the prompt: a fresh line, as a shell does. */
-					cli_interrupted = 0;
 					clearerr(stdin);
 					if (prompt)
 						fputc('\n', stderr);
@@ -554,7 +575,11 @@ static int interactive(struct chat *ch, const char *first, const char *context, 
 		}
 		if (rc && err->code == AI_EX_INTERRUPT) {
 			sink_end(ch->sink, rc, &resp, err);
-			cli_interrupted = 0;
+			if (!cli_interrupt_resume()) {
+				ai_chat_resp_release(&resp);
+				code = AI_EX_INTERRUPT;  /* SIGTERM or SIGHUP: the chat ends */
+				break;
+			}
 			if (!ch->o->quiet)
 				cli_warn("answer interrupted");
 		} else if (!resp.dry_run) {

@@ -1,9 +1,11 @@
 #include "config.h"
 #include "buf.h"
+#include "clock.h"
 #include "closest.h"
 #include "api/params.h"
 #include "api/prices.h"
 #include "net/url.h"
+#include "runcmd.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -738,6 +740,7 @@ int config_load(struct ai_config *cfg, const struct config_overrides *c, struct 
 	}
 	cfg->dry_run = c->dry_run;
 	cfg->verbose = c->verbose;
+	cfg->cancel = c->cancel;
 	return 0;
 }
 
@@ -784,39 +787,74 @@ int config_read_key_file(const char *path, char **key, struct ai_err *err)
 	return 0;
 }
 
-/* Runs api_key_cmd through the shell (it is the user's own configuration, as a git
- * credential helper is) and keeps the first line it prints. */
-static int secret_from_cmd(const char *name, const char *cmd, const char *where, char **key,
-			   struct ai_err *err)
+/*
+ * Runs api_key_cmd through the shell (it is the user's own configuration, as
+ * a git credential helper is) and keeps the first line it prints.  It runs
+ * as runcmd.h runs a helper: with stdin /dev/null, for it must not eat the
+ * data piped to the program, in a group of its own, killed with what it
+ * started after CONFIG_CMD_TIMEOUT_MS (a helper waiting for a password
+ * prompt nobody sees would hang a cron job for ever), or
+ * CONFIG_CMD_TTY_TIMEOUT_MS when a person may be typing one.  What follows
+ * the first line (a "pass show" entry's notes) is read and dropped.  The
+ * output buffer is allocated once, so no realloc leaves a copy of the key
+ * behind, and wiped.
+ */
+static int secret_from_cmd(const char *name, const char *cmd, const char *where,
+			   const volatile sig_atomic_t *cancel, char **key, struct ai_err *err)
 {
-	FILE *p = popen(cmd, "r");
-	char *k;
-	size_t n;
-	int st;
+	int timeout_ms = runcmd_interactive() ? CONFIG_CMD_TTY_TIMEOUT_MS : CONFIG_CMD_TIMEOUT_MS;
+	struct buf out;
+	char *k = NULL;
+	size_t n = 0;
+	int st = -1, r = 0;
 
 	*key = NULL;
-	if (!p)
-		return ai_errf(err, AI_EX_CONFIG, "cannot run %s: %s", name, strerror(errno));
-	if (!(k = key_alloc(4097))) {
-		pclose(p);
+	buf_init(&out, CONFIG_CMD_LINE_MAX);
+	if (buf_grow(&out, CONFIG_CMD_LINE_MAX))
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (runcmd_shell(name, cmd, mono_ms() + timeout_ms, cancel, RUNCMD_FIRST_LINE, &out, &st, err)) {
+		char why[sizeof(err->msg)];
+
+		sodium_memzero(out.data, out.alloc);
+		buf_release(&out);
+		/* A helper that hangs may wait on a vault that is slow today: 75, as a timeout is. */
+		if (err->code == AI_EX_TEMPFAIL)
+			return ai_errf(err, AI_EX_TEMPFAIL, "%s did not finish in %d s and was killed: check it in '%s'",
+				       name, timeout_ms / 1000, where);
+		if (err->code == AI_EX_CONFIG) {
+			snprintf(why, sizeof(why), "%s", err->msg);
+			return ai_errf(err, AI_EX_CONFIG, "%s: check it in '%s'", why, where);
+		}
+		return -1;
 	}
-	n = fread(k, 1, 4096, p);
-	k[n] = '\0';
-	st = pclose(p);
-	if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		sodium_free(k);
-		return ai_errf(err, AI_EX_CONFIG, "%s failed (status %d): check it in '%s'", name,
-			       st == -1 || !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
+	/* out.data holds out.len bytes and no terminating NUL: buf_grow writes none. */
+	while (n < out.len && out.data[n] != '\n' && out.data[n] != '\r')
+		n++;
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		r = ai_errf(err, AI_EX_CONFIG, "%s failed (status %d): check it in '%s'", name,
+			    !WIFEXITED(st) ? -1 : WEXITSTATUS(st), where);
+	else if (!n)
+		r = ai_errf(err, AI_EX_CONFIG, "%s printed %s: check it in '%s'", name,
+			    out.len ? "an empty first line" : "nothing", where);
+	else if (n == out.max)
+		r = ai_errf(err, AI_EX_CONFIG, "%s printed a first line longer than %zu bytes: check it in '%s'",
+			    name, out.max - 1, where);
+	else if (!(k = key_alloc(n + 1)))
+		r = ai_errf(err, AI_EX_OSERR, "out of memory");
+	if (k) {
+		memcpy(k, out.data, n);
+		k[n] = '\0';
 	}
-	k[strcspn(k, "\r\n")] = '\0';
+	sodium_memzero(out.data, out.alloc);
+	buf_release(&out);
 	*key = k;
-	return 0;
+	return r;
 }
 
-static int key_from_cmd(const char *cmd, const char *where, char **key, struct ai_err *err)
+static int key_from_cmd(const char *cmd, const char *where, const volatile sig_atomic_t *cancel,
+			char **key, struct ai_err *err)
 {
-	return secret_from_cmd("api_key_cmd", cmd, where, key, err);
+	return secret_from_cmd("api_key_cmd", cmd, where, cancel, key, err);
 }
 
 int config_redis_password(const struct ai_config *cfg, char **pw, struct ai_err *err)
@@ -824,7 +862,8 @@ int config_redis_password(const struct ai_config *cfg, char **pw, struct ai_err 
 	*pw = NULL;
 	if (!cfg->redis_password_cmd)
 		return 0;
-	return secret_from_cmd("redis_password_cmd", cfg->redis_password_cmd, cfg->path, pw, err);
+	return secret_from_cmd("redis_password_cmd", cfg->redis_password_cmd, cfg->path, cfg->cancel, pw,
+			       err);
 }
 
 int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
@@ -842,7 +881,7 @@ int config_key(struct ai_config *cfg, const char **key, struct ai_err *err)
 				return ai_errf(err, AI_EX_OSERR, "out of memory");
 			memcpy(cfg->key, env, n + 1);
 		} else if (cfg->api_key_cmd) {
-			r = key_from_cmd(cfg->api_key_cmd, cfg->path, &cfg->key, err);
+			r = key_from_cmd(cfg->api_key_cmd, cfg->path, cfg->cancel, &cfg->key, err);
 		} else if (cfg->api_key_file) {
 			r = config_read_key_file(cfg->api_key_file, &cfg->key, err);
 		}

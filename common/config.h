@@ -13,7 +13,22 @@
 #include "ai.h"
 #include "api/prices.h"
 
+#include <signal.h>
+
 struct json_object;
+
+/*
+ * How long api_key_cmd or redis_password_cmd may run before it is killed
+ * with what it started (runcmd.h); each runs with stdin /dev/null.
+ */
+#define CONFIG_CMD_TIMEOUT_MS 10000
+/*
+ * The same when stdin or stderr is a terminal (runcmd_interactive): a
+ * person may be typing a passphrase for age, gpg, op or sudo.
+ */
+#define CONFIG_CMD_TTY_TIMEOUT_MS 300000
+/* The longest first line (the key, or the password) such a command may print, plus one. */
+#define CONFIG_CMD_LINE_MAX 4097
 
 /* When Markdown in model text is rendered (markdown.h): the markdown key, --markdown. */
 enum ai_markdown { AI_MARKDOWN_AUTO, AI_MARKDOWN_ALWAYS, AI_MARKDOWN_NEVER };
@@ -77,6 +92,8 @@ struct ai_config {
 	struct json_object *loaders; /* owned or NULL: loader.EXT = COMMAND, extension (lower
 	                              * case) -> command string (rag/docload.h) */
 	double loader_timeout_s;     /* a loader's or pdftotext's wall-clock limit (60) */
+	const volatile sig_atomic_t *cancel; /* borrowed or NULL: stops api_key_cmd and
+	                                      * redis_password_cmd (config_overrides) */
 };
 
 /* The keys config_set takes (price.MODEL, option.KEY and loader.EXT aside), NULL-terminated. */
@@ -99,6 +116,8 @@ struct config_overrides {
 	int markdown;                 /* --markdown: an enum ai_markdown, -1 not given */
 	const char *const *options;   /* -o KEY=VALUE (params.h), n_options of them, borrowed */
 	size_t n_options;
+	const volatile sig_atomic_t *cancel; /* borrowed or NULL: when non-zero, a running
+	                                      * api_key_cmd or redis_password_cmd is killed */
 };
 
 /* Sets o to "no flag given". */

@@ -38,7 +38,11 @@ int attachcli_pdf_text(const char *name, const char *path, struct buf *out, void
 	o.loaders = cfg ? cfg->loaders : NULL;
 	o.timeout_ms = cfg ? (long)(cfg->loader_timeout_s * 1000) : 0;
 	o.cancel = &cli_interrupted;
-	if (docload_file(path, DOC_PDF, NULL, &o, &t, err)) {
+	/* The loader is a child to kill, not to leave behind, on SIGTERM (cli.h). */
+	cli_defer_signals(true);
+	rc = docload_file(path, DOC_PDF, NULL, &o, &t, err);
+	cli_defer_signals(false);
+	if (rc) {
 		/* Its message names path: for "-" that is a temporary file. */
 		if (strcmp(name, path)) {
 			char was[sizeof(err->msg)];

@@ -6,6 +6,7 @@
 #include "lib/setup.h"
 #include "lib/termout.h"
 #include "lib/tmplcli.h"
+#include "runcmd.h"
 #include "utf8.h"
 
 #include <fcntl.h>
@@ -19,6 +20,7 @@
 
 const char *cli_prog = "ai";
 volatile sig_atomic_t cli_interrupted;
+volatile sig_atomic_t cli_signal;
 
 static const struct cli_opt common_opts[] = {
 	{ "model", required_argument, 'm', "NAME", "model to use (AI_MODEL)" },
@@ -71,10 +73,183 @@ static const struct cli_opt template_opts[] = {
 
 static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 
-static void on_sigint(int sig)
+/*
+ * SIGINT, SIGTERM and SIGHUP kill at once, as if the program caught
+ * nothing, unless it holds them deferred (cli_defer_signals): from the
+ * moment it has a client, whose ledger rows may be queued, or runs a loop
+ * that polls the flag and has something to undo (children to kill, an
+ * index in a transaction).  A program that never looks at the flag (ai-usage
+ * over a large ledger) must still stop on Ctrl-C.  Deferred, they raise
+ * the flag: the transfer loop wakes within POLL_MAX_MS (its epoll wait
+ * also returns EINTR), every read and wait gives up, and the program
+ * leaves through exit(), whose handlers write the ledger rows still
+ * queued (setup.c) before exit_by_signal dies by the signal: killed at
+ * once, a call that was answered and paid for would be missing from
+ * ai-usage.  A second of the same signal before the program is gone is
+ * the user insisting: it kills at once.  A termination signal outranks an
+ * earlier SIGINT, which ai-stream's chat forgives (cli_interrupt_resume).
+ * Whatever kills from here first kills the helper runcmd.h may be running
+ * (api_key_cmd), which has a process group of its own and would be left.
+ *
+ * A flag is only as good as the code that looks at it: a read that
+ * began just after the look, or a wait that never looks, would make
+ * SIGTERM do nothing.  So a deferred SIGTERM or SIGHUP also starts a
+ * grace of CLI_SIGNAL_GRACE_S (longer than the ledger's busy timeout,
+ * 5 s), after which SIGALRM kills by the signal, the flush done or not.
+ * SIGALRM is caught only from then on: until then it keeps its default,
+ * so an alarm inherited across exec (a "perl -e 'alarm 10; exec'" timeout)
+ * still kills, and no read is cut short by EINTR for it.
+ */
+#define CLI_SIGNAL_GRACE_S 10
+
+static volatile sig_atomic_t deferring;  /* holds of cli_defer_signals */
+static volatile sig_atomic_t int_held;   /* holds of cli_hold_sigint */
+
+/* Dies by sig now; from the handler (where sig is blocked) as it returns. */
+static void die_by(int sig)
+{
+	runcmd_kill_running();
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void on_grace_over(int sig)
 {
 	(void)sig;
+	if (cli_signal && cli_signal != SIGINT)
+		die_by(cli_signal);     /* not blocked here: it kills before raise returns */
+}
+
+/* Catches SIGALRM and sets it to ring once the grace is over; async-signal-safe. */
+static void arm_grace(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_grace_over;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(CLI_SIGNAL_GRACE_S);
+}
+
+static void on_signal(int sig)
+{
+	if (!deferring && !(sig == SIGINT && int_held)) {
+		die_by(sig);    /* nothing to save: as if uncaught */
+		return;
+	}
+	if (cli_interrupted && cli_signal == sig) {
+		die_by(sig);
+		return;
+	}
+	if (!cli_signal || cli_signal == SIGINT) {
+		cli_signal = sig;
+		if (sig != SIGINT)
+			arm_grace();
+	}
 	cli_interrupted = 1;
+}
+
+/*
+ * Registered first, so run last by exit(): the ledger is written by now.
+ * Dies by the signal the Unix way, so a shell sees 128 + N and a loop
+ * that ran the program stops as it would for any killed command.
+ */
+static void exit_by_signal(void)
+{
+	int sig = cli_signal;
+	struct sigaction sa;
+	sigset_t set;
+
+	if (!sig || !cli_interrupted)
+		return;
+	fflush(NULL);   /* exit() would after the handlers; stdout may be closed already (cli_finish) */
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_DFL;
+	sigemptyset(&sa.sa_mask);
+	sigaction(sig, &sa, NULL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
+void cli_defer_signals(bool on)
+{
+	int sig;
+	sigset_t set;
+
+	if (on) {
+		deferring++;
+		return;
+	}
+	if (deferring > 0)
+		deferring--;
+	/* A SIGTERM or SIGHUP held until now: nothing is left to save, so it kills. */
+	sig = cli_signal;
+	if (deferring || !cli_interrupted || !sig || sig == SIGINT)
+		return;
+	fflush(NULL);   /* as exit_by_signal: what was printed is kept */
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
+	die_by(sig);
+	_exit(128 + sig);
+}
+
+void cli_hold_sigint(bool on)
+{
+	if (on)
+		int_held++;
+	else if (int_held > 0)
+		int_held--;
+}
+
+bool cli_interrupt_resume(void)
+{
+	sigset_t set, old;
+	bool resumed = false;
+
+	/* A SIGTERM between the look and the clearing would be forgiven with the SIGINT. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, &old);
+	if (cli_signal == SIGINT) {
+		cli_signal = 0;
+		cli_interrupted = 0;
+		resumed = true;
+	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return resumed;
+}
+
+/*
+ * SIGINT is always caught (a background job of a script starts with it
+ * ignored, and kill -INT must still stop it cleanly); SIGTERM and SIGHUP
+ * stay ignored when the program was started so (nohup).  SIGCHLD ignored
+ * at start would be inherited too, and then waitpid(2) finds no child to
+ * wait for (the kernel reaps them): it goes back to its default.
+ */
+static void catch_signals(void)
+{
+	static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	static bool registered;
+	struct sigaction sa, old;
+
+	if (!registered && !atexit(exit_by_signal))
+		registered = true;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < AI_ARRAY_LEN(sigs); i++) {
+		if (sigs[i] != SIGINT && !sigaction(sigs[i], NULL, &old) && old.sa_handler == SIG_IGN)
+			continue;
+		sigaction(sigs[i], &sa, NULL);
+	}
+	signal(SIGCHLD, SIG_DFL);
 }
 
 /*
@@ -115,14 +290,9 @@ static void no_core_dumps(void)
 
 void cli_init(struct cli *c, const char *prog)
 {
-	struct sigaction sa;
-
 	open_std_fds();
 	no_core_dumps();
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
+	catch_signals();
 	signal(SIGPIPE, SIG_IGN);
 	cli_prog = prog;
 	c->prog = prog;

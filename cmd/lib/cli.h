@@ -81,14 +81,47 @@ struct cli {
 };
 
 extern const char *cli_prog;                 /* for messages; "ai" until cli_init */
-extern volatile sig_atomic_t cli_interrupted; /* set by the SIGINT handler */
+extern volatile sig_atomic_t cli_interrupted; /* set by SIGINT, SIGTERM or SIGHUP */
+extern volatile sig_atomic_t cli_signal;      /* the signal that set it; 0 when none */
 
 /*
  * Sets the program name, ignores SIGPIPE (so a closed pipe is EPIPE, not a
- * silent death mid-write), and installs a SIGINT handler that only sets
- * cli_interrupted, so network loops can stop cleanly and exit 130.
+ * silent death mid-write), sets SIGCHLD to its default, and installs
+ * handlers for SIGINT, SIGTERM and SIGHUP.  They kill at once, unless
+ * deferred (cli_defer_signals): then they only set cli_interrupted and
+ * cli_signal, so network loops stop cleanly, and the program still leaves
+ * through exit() (whose handlers write the queued ledger rows), and then
+ * dies by that signal: the shell sees 128 + N (130, 143, 129).  A second
+ * of the same signal kills at once, and so does SIGALRM 10 s after a
+ * deferred SIGTERM or SIGHUP (no program may use alarm(2) for anything
+ * else; SIGALRM keeps its default until then).  Killing, they first kill
+ * the helper command runcmd.h may be running.
  */
 void cli_init(struct cli *c, const char *prog);
+
+/*
+ * Holds SIGINT, SIGTERM and SIGHUP (on) or lets them go (off); holds nest.  A
+ * program holds them while it has something to save or undo that the
+ * flag lets it do: a client's queued ledger rows (setup.c holds them
+ * from the first client on), children to kill, a database to leave
+ * whole.  When the last hold goes and a SIGTERM or SIGHUP came meanwhile, the
+ * program dies by it there (stdout flushed).
+ */
+void cli_defer_signals(bool on);
+
+/*
+ * Holds SIGINT alone (on) or lets it go (off); holds nest.  For a chat
+ * whose Ctrl-C at its prompt means a fresh prompt, while SIGTERM and
+ * SIGHUP are let go there: held, SIGINT only raises the flag.
+ */
+void cli_hold_sigint(bool on);
+
+/*
+ * A chat that goes on after Ctrl-C: clears the interruption and returns
+ * true when it was SIGINT; false (flag kept) for SIGTERM or SIGHUP, which
+ * must end the program.
+ */
+bool cli_interrupt_resume(void);
 
 /*
  * Parses argv with the common options and c->opts.  For each option of the

@@ -119,6 +119,7 @@ void setup_overrides(const struct cli *c, struct config_overrides *o)
 	o->markdown = c->markdown;
 	o->options = c->options;
 	o->n_options = c->n_options;
+	o->cancel = &cli_interrupted;
 }
 
 int setup_config(struct ai_config *cfg, const struct cli *c, struct ai_err *err)
@@ -153,6 +154,12 @@ bool setup_client_if(struct cli *c, struct ai_config *cfg, struct ai_client **cl
 	co.dry_run = on_dry_run;
 	co.ud = c;
 	co.released = on_released;
+	/*
+	 * From here a call may leave a ledger row in memory: SIGTERM and SIGHUP
+	 * only stop the program, which writes it on its way out (cli.h).  The
+	 * hold stays to the end: a program ends soon after its client does.
+	 */
+	cli_defer_signals(true);
 	if (ai_client_init(client, &co, err))
 		cli_die_err(err);
 	keep_made(*client, c->quiet);

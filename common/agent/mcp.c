@@ -8,13 +8,13 @@
 #include "jsonval.h"
 #include "net/http.h"
 #include "net/sse.h"
+#include "runcmd.h"
 #include "utf8.h"
 
 #include <ctype.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -674,102 +674,18 @@ static bool header_line(const char *line, size_t n)
 	return true;
 }
 
-extern char **environ;
-
 /*
- * Runs cmd through /bin/sh with stdin /dev/null (it must not read ai-agent's
- * input: a task piped in would be swallowed), stdout into out (bounded by
- * out's cap), stderr and the environment ai-agent's, as api_key_cmd's are
- * (a credential helper may need both).  Waits until deadline or *cancel:
- * then the shell is killed.  0 with *status (waitpid's), or -1 with err:
- * AI_EX_TEMPFAIL at the deadline, AI_EX_INTERRUPT, AI_EX_CONFIG when it
- * cannot run or prints too much.  It runs in a process group of its own,
- * killed whole then.
+ * headers_cmd through runcmd_shell (stdin /dev/null, its own process
+ * group, killed at deadline or on cancel); its own failures name the server.
  */
 static int run_shell(struct mcp_server *s, const char *cmd, long deadline, struct buf *out,
 		     int *status, struct ai_err *err)
 {
-	char *argv[] = { "sh", "-c", (char *)(uintptr_t)cmd, NULL };
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, dflt;
-	int pfd[2], rc = 0, e;
-	bool eof = false;
-	pid_t pid;
-
-	if (pipe(pfd))
-		return ai_errf_errno(err, AI_EX_OSERR, "pipe");
-	fcntl(pfd[0], F_SETFD, FD_CLOEXEC);
-	fcntl(pfd[0], F_SETFL, O_NONBLOCK);
-	sigemptyset(&none);
-	sigemptyset(&dflt);
-	sigaddset(&dflt, SIGPIPE);      /* ai-agent ignores it; the command must not */
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	posix_spawn_file_actions_addclose(&fa, pfd[1]);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &dflt);
-	/* A group of its own, so that what it started goes with it at the deadline. */
-	posix_spawnattr_setpgroup(&at, 0);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF |
-				 POSIX_SPAWN_SETPGROUP);
-	e = posix_spawn(&pid, "/bin/sh", &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(pfd[1]);
-	if (e) {
-		close(pfd[0]);
-		return serr(s, AI_EX_CONFIG, err, "cannot run headers_cmd: %s", strerror(e));
-	}
-	for (;;) {
-		struct pollfd p = { pfd[0], POLLIN, 0 };
-		long now = (long)mono_ms();
-		pid_t w;
-
-		if (eof) {
-			w = waitpid(pid, status, WNOHANG);
-			if (w == pid)
-				break;
-			if (w < 0 && errno != EINTR) {
-				rc = ai_errf_errno(err, AI_EX_OSERR, "waitpid");
-				break;
-			}
-		}
-		if (s->o.cancel && *s->o.cancel) {
-			rc = ai_errf(err, AI_EX_INTERRUPT, "interrupted");
-			break;
-		}
-		if (now >= deadline) {
-			rc = serr(s, AI_EX_TEMPFAIL, err, "headers_cmd did not finish in time");
-			break;
-		}
-		if (eof) {
-			struct timespec ts = { 0, 10 * 1000 * 1000 };
-
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if (poll(&p, 1, (int)(deadline - now < 50 ? deadline - now : 50)) > 0) {
-			char chunk[4096];
-			ssize_t r = read(pfd[0], chunk, sizeof(chunk));
-
-			if (r > 0 && buf_add(out, chunk, (size_t)r)) {
-				rc = serr(s, AI_EX_CONFIG, err, "headers_cmd printed more than %zu bytes",
-					  out->max);
-				break;
-			}
-			eof = r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN);
-		}
-	}
-	close(pfd[0]);
-	if (rc) {
-		kill(-pid, SIGKILL);
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
-	}
-	return rc;
+	if (!runcmd_shell("headers_cmd", cmd, deadline, s->o.cancel, 0, out, status, err))
+		return 0;
+	if (err->code == AI_EX_TEMPFAIL || err->code == AI_EX_CONFIG)
+		return serr(s, err->code, err, "%s", err->msg);
+	return -1;
 }
 
 /*

@@ -1796,8 +1796,8 @@ int ai_client_step(struct ai_client *c, long timeout_ms, struct ai_err *err)
 		deliver_ready(c);
 	}
 	/* The ledger rows of the wake-ups so far, in one transaction (see ledger_flush). */
-	/* An interrupted program (SIGINT, ai-batch's SIGTERM) may end by
-	 * raising the signal again, past exit()'s handlers: write now. */
+	/* An interrupted program (SIGINT, SIGTERM, SIGHUP) is about to
+	 * end, and a second signal kills it at once: write now. */
 	if (--c->in_step == 0 && c->lq_n &&
 	    (c->lq_n >= LEDGER_FLUSH_ROWS || !ai_client_pending(c) || mono_ms() - c->lq_t0 >= LEDGER_FLUSH_MS ||
 	     (c->o.stop && *c->o.stop)))

@@ -41,7 +41,7 @@ static struct structured *slot_st(const struct batch *b, struct batch_slot *s)
 
 /* ---- reading the input once: spool, hash, count, ids ---- */
 
-static int spool(int in, int *out, struct ai_err *err)
+static int spool(int in, int *out, volatile sig_atomic_t *stop, struct ai_err *err)
 {
 	const char *dir = getenv("TMPDIR");
 	struct buf path;
@@ -61,7 +61,15 @@ static int spool(int in, int *out, struct ai_err *err)
 		goto fail;
 	}
 	unlink(path.data);
+	/* Not for the helpers it starts (api_key_cmd): the spool holds the user's input.
+	 * One thread, so nothing spawns between mkstemp and this (mkostemp is a GNU name). */
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	for (;;) {
+		/* A signal's EINTR comes back here: a pipe that stays silent must not hold it. */
+		if (stop && *stop) {
+			ai_errf(err, AI_EX_INTERRUPT, "interrupted");
+			goto fail;
+		}
 		n = read(in, blk, 64 * 1024);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -294,7 +302,7 @@ int batch_open(struct batch *b, const struct batch_opts *o, int fd, struct ai_er
 		b->fd = fd;
 		b->start_off = (uint64_t)off;
 	} else {
-		if (spool(fd, &b->fd, err))
+		if (spool(fd, &b->fd, b->o.stop, err))
 			return -1;
 		b->own_fd = true;
 	}

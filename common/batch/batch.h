@@ -86,6 +86,8 @@ struct batch_opts {
 	void (*progress)(const struct batch_stats *s, bool final, void *ud);
 	long progress_ms;
 	void *ud;
+	/* NULL, or set (by a signal handler) to stop waiting for a pipe's input. */
+	volatile sig_atomic_t *stop;
 	/*
 	 * Limits shared beyond this process (ai-batch worker: Redis), or NULL:
 	 * admit is asked before each request is sent, after the batch's own

@@ -48,6 +48,15 @@ int compat_pipe_cloexec(int fd[2]);
 void compat_close_from(int lo, int keep, long maxfd);
 
 /*
+ * Adds to fa (a posix_spawn_file_actions_t *) the closing of every
+ * descriptor from lo up, so a helper started with posix_spawn(3) gets
+ * none of the program's files (a spool, a database, a socket) that lack
+ * close-on-exec.  glibc's addclosefrom_np (2.34); 0, or an errno value
+ * (ENOSYS where the system has none: the helper then inherits them).
+ */
+int compat_spawn_close_from(void *fa, int lo);
+
+/*
  * A descriptor that becomes readable when child pid exits (pidfd_open(2)),
  * so a poll(2) loop needs no tick to notice.  -1 where the kernel has none:
  * the caller then polls with a short timeout.  The caller closes it.

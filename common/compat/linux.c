@@ -5,10 +5,13 @@
  * the oldest glibc we build on (pipe2 needs _GNU_SOURCE, close_range
  * 2.34, pidfd_open 2.36); each falls back when the kernel says ENOSYS.
  */
+/* posix_spawn_file_actions_addclosefrom_np is a GNU extension. */
+#define _GNU_SOURCE 1
 #include "compat/compat.h"
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -57,6 +60,17 @@ void compat_close_from(int lo, int keep, long maxfd)
 	for (long fd = lo; fd < maxfd; fd++)
 		if (fd != keep)
 			close((int)fd);
+}
+
+int compat_spawn_close_from(void *fa, int lo)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 34)
+	return posix_spawn_file_actions_addclosefrom_np(fa, lo);
+#else
+	(void)fa;
+	(void)lo;
+	return ENOSYS;
+#endif
 }
 
 int compat_pidfd_open(pid_t pid)

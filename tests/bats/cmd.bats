@@ -218,6 +218,51 @@ execute() { wait_for_output "$T/tty" "$QUESTION" && printf 'e\n'; }
 	assert_not_contains "$(cat "$T/tty")" "Broken pipe"
 }
 
+# term_cmd: runs ai-cmd on a terminal (tty_cmd execute) in the background, its command
+# writing ai-cmd's pid to $T/aipid; sends ai-cmd SIGTERM once it is there.  Sets status
+# (tty_cmd's) and secs (from the signal to the end).
+term_cmd() {
+	local bg i start
+	(tty_cmd execute x; echo "$status" >"$T/status") &
+	bg=$!
+	for ((i = 0; i < 1000; i++)); do [[ -s $T/aipid ]] && break; sleep 0.01; done
+	start=$SECONDS
+	kill -TERM "$(cat "$T/aipid")"
+	wait "$bg"
+	secs=$((SECONDS - start))
+	status=$(cat "$T/status")
+}
+
+@test "cmd/tty: SIGTERM to ai-cmd while the command runs ends the command, then ai-cmd by SIGTERM" {
+	reply 'echo $PPID >aipid; echo $$ >cmdpid; exec sleep 30'
+	term_cmd
+	running "$(cat "$T/cmdpid")" && { kill -KILL "$(cat "$T/cmdpid")"; echo "the command outlived ai-cmd" >&2; false; }
+	assert_eq "$status" 143
+	((secs <= 2)) || { echo "took $secs s" >&2; false; }
+}
+
+@test "cmd/tty: SIGTERM to the whole process group reaches the command once, not twice" {
+	# The command notes each SIGTERM and takes 100 ms to end after the first:
+	# a second one passed on by ai-cmd would be noted too.
+	reply 'echo $PPID >aipid; trap "echo t >>terms" TERM; sleep 30 & s=$!; echo $$ >cmdpid; wait; kill $s; sleep 0.1; exit 0'
+	(tty_cmd execute x; echo "$status" >"$T/status") &
+	bg=$!
+	for ((i = 0; i < 1000; i++)); do [[ -s $T/cmdpid ]] && break; sleep 0.01; done
+	[[ -s $T/cmdpid ]]
+	kill -TERM -- -"$(cat "$T/aipid")"
+	wait "$bg"
+	assert_eq "$(cat "$T/terms")" "t"
+	assert_eq "$(cat "$T/status")" 143
+}
+
+@test "cmd/tty: a command that ignores SIGTERM holds ai-cmd no longer than 10 s" {
+	reply 'echo $PPID >aipid; echo $$ >cmdpid; trap "" TERM; exec sleep 30'
+	term_cmd
+	kill -KILL "$(cat "$T/cmdpid")" 2>/dev/null || true
+	assert_eq "$status" 143
+	((secs >= 9 && secs <= 13)) || { echo "took $secs s" >&2; false; }
+}
+
 @test "cmd/tty: Describe shows the model's explanation, made safe, then asks again" {
 	reply "touch '$T/marker'" $'It creates a file.\u001b[2J Harmless.'
 	keys() {

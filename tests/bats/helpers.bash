@@ -200,6 +200,47 @@ on_tty() {
 	SHELL=/bin/sh timeout 20 script -qec "exec $1" /dev/null
 }
 
+# signal_wait SIG PID: sends SIG to PID (a child of this shell) and waits
+# for it; sets rc (its exit status) and ms (how long it took to end).  One
+# still alive after 5 s is killed (rc 137), so a hang fails instead of
+# holding the suite.
+signal_wait() {
+	local start i
+	start=$(date +%s%N)
+	kill -"$1" "$2"
+	for ((i = 0; i < 500; i++)); do
+		kill -0 "$2" 2>/dev/null || break
+		sleep 0.01
+	done
+	ms=$((($(date +%s%N) - start) / 1000000))
+	kill -KILL "$2" 2>/dev/null || true
+	rc=0
+	wait "$2" || rc=$?
+}
+
+# hold_write_lock DB SECONDS: another process holds the SQLite database DB's
+# write lock for SECONDS (under the ledger's 5 s busy timeout, so a writer
+# waits it out); returns once it is held.  HOLDER is its pid.
+hold_write_lock() {
+	local i
+	{ echo '.timeout 2000'; echo 'BEGIN IMMEDIATE;'; sleep "$2"; echo 'COMMIT;'; } | sqlite3 "$1" &
+	HOLDER=$!
+	for ((i = 0; i < 500; i++)); do
+		sqlite3 "$1" 'PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;' 2>/dev/null || return 0
+		sleep 0.01
+	done
+	echo "hold_write_lock: the lock on $1 was never held" >&2
+	return 1
+}
+
+# running PID: PID is alive and not a zombie (a killed orphan waits for
+# whoever adopted it to reap it, and that may be slow).
+running() {
+	local st
+	st=$(ps -o stat= -p "$1" 2>/dev/null) || return 1
+	[[ -n $st && $st != Z* ]]
+}
+
 # assert_eq GOT WANT [WHAT]
 assert_eq() {
 	[[ $1 == "$2" ]] && return 0

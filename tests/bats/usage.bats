@@ -745,6 +745,24 @@ slow_parts() {
 	assert_eq "$(ledger_rows)" 1
 }
 
+@test "usage: SIGTERM just after the answer came: the call's row is written, then the program dies by SIGTERM" {
+	make_ledger
+	ctl '{"push":[{"reply":"the summary","latency_ms":1500}]}'
+	ai-summarize --no-cache <<<"a short text" >"$T/out" 2>"$T/err" &
+	pid=$!
+	wait_for_requests 2 /v1/chat/completions
+	# The answer comes at 1.5 s, and writing its row waits for the lock held until 3 s:
+	# TERM at 2 s finds the answer received and its row not yet written.
+	hold_write_lock "$DB" 3
+	sleep 2
+	kill -0 $pid || { echo "ai-summarize ended before the test could look" >&2; false; }
+	signal_wait TERM $pid
+	wait $HOLDER
+	assert_eq "$rc" 143 status
+	assert_eq "$(ledger_rows)" 1
+	assert_eq "$(cat "$T/out")" "the summary"
+}
+
 @test "usage: with a daily budget set, ai-batch's rows are still written many to a transaction" {
 	start_server
 	for i in $(seq 1 96); do printf '{"id":"i%d","text":"item %d"}\n' "$i" "$i"; done >"$T/in.jsonl"
