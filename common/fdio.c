@@ -79,10 +79,19 @@ static int replace(const char *path, const void *p, size_t n, mode_t mode, bool 
 		free(tmp);
 		return -1;
 	}
-	if (fchmod(fd, mode) || fd_write_all(fd, p, n) || (sync && fsync(fd)) || close(fd)) {
+	if (fchmod(fd, mode) || fd_write_all(fd, p, n) || (sync && fsync(fd))) {
 		int e = errno;
 
 		close(fd);
+		unlink(tmp);
+		free(tmp);
+		errno = e;
+		return ai_errf_errno(err, AI_EX_IOERR, "cannot write '%s'", path);
+	}
+	/* close releases fd even when it fails (POSIX leaves it so on Linux): no second close. */
+	if (close(fd)) {
+		int e = errno;
+
 		unlink(tmp);
 		free(tmp);
 		errno = e;
