@@ -1213,6 +1213,11 @@ int main(int argc, char **argv)
 			     o.b.item.tmpl ? o.b.item.tmpl : "");
 	if (optind_ < argc)
 		sub = subcommand(argv[optind_]);
+	/* Before the path is chosen: the filter and --queue would otherwise take them silently. */
+	if (o.force && (!sub || strcmp(sub, "delete")))
+		cli_usage_error("--force is for 'ai-batch delete'");
+	if (c.dry_run && sub && !strcmp(sub, "delete"))
+		cli_usage_error("delete has no --dry-run: 'ai-batch status ID' shows the job");
 	if (!sub || !strcmp(sub, "run-job")) {
 		check_filter_operands(argc - optind_, argv + optind_);
 		if (o.queue)
@@ -1222,8 +1227,6 @@ int main(int argc, char **argv)
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;
-	if (o.force && strcmp(sub, "delete"))
-		cli_usage_error("--force is for 'ai-batch delete'");
 	/* AI_BATCH_QUEUE sends the job commands to Redis, but for a --remote job. */
 	if (o.queue || (getenv("AI_BATCH_QUEUE") && !o.remote) || !strcmp(sub, "worker"))
 		return queue_main(&c, &o, sub, argc, argv, optind_);

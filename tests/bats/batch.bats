@@ -501,6 +501,13 @@ wait_state() {
 	assert_eq "$status" 64
 	run --separate-stderr ai-batch status --force "$id"
 	assert_eq "$status" 64
+	# The filter takes no --force either, and sends nothing.
+	n=$(request_count $CHAT)
+	run --separate-stderr ai-batch --force --no-cache <<<'"x"'
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--force is for 'ai-batch delete'"
+	assert_eq "$output" ""
+	assert_eq "$(request_count $CHAT)" "$n"
 }
 
 @test "jobs: bad submissions are refused at once and leave no job" {
