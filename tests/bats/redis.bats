@@ -340,6 +340,11 @@ wait_workers() {
 	assert_contains "$stderr" "no job '$id'"
 	run --separate-stderr ai-batch --queue "$Q" delete 'ai-batch:*'
 	assert_eq "$status" 64
+	# A cancel that comes after the delete brings back no key of the job.
+	run --separate-stderr ai-batch --queue "$Q" cancel "$id"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no job '$id'"
+	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys made again by cancel"
 }
 
 @test "redis: delete --force mid-run: the worker drops the job, sends no more of it, recreates no key, goes on" {
