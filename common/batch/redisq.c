@@ -1562,8 +1562,8 @@ static void on_pause(long ms, void *ud)
 
 /*
  * Opens job id for the items taken: 0, 1 when its options are refused
- * (unreadable, or job_open said no: its items get an error line), -1 when
- * Redis is lost for good.
+ * (unreadable, or job_open said no: its items get an error line), 2 when
+ * the job was deleted meanwhile (job_gone), -1 when Redis is lost for good.
  */
 static int job_start(struct worker *w, const char *id, struct ai_err *err)
 {
@@ -1591,6 +1591,12 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 		return -1;
 	}
 	pipe_release(&p);
+	if (r[0]->type == REDIS_REPLY_NIL) {
+		/* Deleted between TAKE and now: dropped, not refused (no error lines for it). */
+		replies_free(r, 1);
+		job_gone(w);
+		return 2;
+	}
 	if (r[0]->type != REDIS_REPLY_STRING || !(args = json_tokener_parse(r[0]->str)) ||
 	    !json_object_is_type(args, json_type_array)) {
 		ai_errf(err, AI_EX_DATAERR, "the job's options cannot be read");
@@ -1667,6 +1673,11 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	}
 	if (a->elements > 4 && (refused = job_start(w, id, err)) < 0)
 		goto out;
+	if (refused == 2) {             /* gone: what was taken goes with it */
+		*done = true;
+		rc = 0;
+		goto out;
+	}
 	for (size_t i = 4; i + 3 < a->elements; i += 4) {
 		struct entry *e;
 
