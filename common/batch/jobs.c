@@ -44,6 +44,33 @@ static int set_dir(struct job *j, const char *root, struct ai_err *err)
 	return 0;
 }
 
+static int remove_dir(const char *dir);
+
+/*
+ * Removes what deletes cut short left (.deleting-ID), as far as it can: a
+ * delete still under way loses nothing by it, its job is out of sight
+ * already and remove_dir takes a file gone as removed.
+ */
+static void sweep(const char *root)
+{
+	DIR *d = opendir(root);
+	struct dirent *de;
+	struct buf p;
+
+	if (!d)
+		return;
+	buf_init(&p, 0);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, ".deleting-", 10) || !valid_id(de->d_name + 10))
+			continue;
+		buf_reset(&p);
+		if (!buf_addf(&p, "%s/%s", root, de->d_name))
+			remove_dir(p.data);
+	}
+	buf_release(&p);
+	closedir(d);
+}
+
 int job_new(struct job *j, struct ai_err *err)
 {
 	char *root = jobs_root(err);
@@ -57,6 +84,7 @@ int job_new(struct job *j, struct ai_err *err)
 		return -1;
 	if (config_mkdirs(root, 0700, err))
 		goto out;
+	sweep(root);
 	for (int tries = 0; tries < 20; tries++) {
 		size_t n;
 
@@ -346,8 +374,9 @@ static int remove_dir(const char *dir)
 	struct buf p;
 	int rc = 0, e = 0;
 
+	/* Gone already: another delete, or a sweep, removed it first. */
 	if (!d)
-		return -1;
+		return errno == ENOENT ? 0 : -1;
 	buf_init(&p, 0);
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -365,7 +394,7 @@ static int remove_dir(const char *dir)
 	}
 	closedir(d);
 	buf_release(&p);
-	if (!rc && rmdir(dir)) {
+	if (!rc && rmdir(dir) && errno != ENOENT) {
 		e = errno;
 		rc = -1;
 	}
@@ -394,7 +423,12 @@ int job_delete(struct job *j, struct ai_err *err)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
 	/* What an earlier delete cut short left: else the rename below would fail. */
-	remove_dir(hidden.data);
+	if (remove_dir(hidden.data)) {
+		ai_errf(err, AI_EX_IOERR, "cannot delete job '%s': '%s', left by an earlier delete, "
+			"cannot be removed: %s", j->id, hidden.data, strerror(errno));
+		buf_release(&hidden);
+		return -1;
+	}
 	/*
 	 * Out of sight in one step: list skips a name with a dot, job_open
 	 * refuses it, and a runner not yet started finds no job.

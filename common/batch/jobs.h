@@ -31,7 +31,10 @@ struct job {
 	char *dir;              /* owned */
 };
 
-/* Creates a new job directory with a fresh id.  Release with job_release. */
+/*
+ * Creates a new job directory with a fresh id.  Release with job_release.
+ * Sweeps away first what deletes cut short left (.deleting-ID).
+ */
 int job_new(struct job *j, struct ai_err *err);
 
 /* Opens the job id: AI_EX_USAGE for an id that is not one, AI_EX_NOINPUT when it does not exist. */
