@@ -385,9 +385,13 @@ static int run_job(const char *id)
 	ai_err_clear(&err);
 	if (job_open(&j, id, &err))
 		cli_die_err(&err);
-	rc = job_lock(&j, &lock, &err);
-	if (rc)
-		cli_die(AI_EX_TEMPFAIL, "%s", rc > 0 ? "the job is running already" : err.msg);
+	rc = jobrun_take(&j, &lock, &err);
+	if (rc < 0)
+		cli_die_err(&err);
+	if (rc > 0) {
+		job_release(&j);
+		return 0;       /* deleted or cancelled before it started: nothing to run */
+	}
 	if (job_load_args(&j, &argc, &argv, &err))
 		cli_die_err(&err);
 	parse(&c, &o, argc, argv);
@@ -689,7 +693,7 @@ static int cmd_delete(struct cli *c, const struct opts *o, struct job *j)
 			config_release(&cfg);
 		}
 	}
-	if (jobrun_delete(j, o->force, &err))
+	if (jobrun_delete(j, o->force, NULL, NULL, &err))
 		cli_die_err(&err);
 	if (rj && !c->quiet) {
 		const char *bid = jv_str(rj, "batch_id") ? jv_str(rj, "batch_id") : "(none)";

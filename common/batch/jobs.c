@@ -298,6 +298,79 @@ int job_lock(const struct job *j, int *fd, struct ai_err *err)
 	return 0;
 }
 
+int job_lock_wait(const struct job *j, int *fd, long wait_ms, struct ai_err *err)
+{
+	struct timespec ts = { 0, 20 * 1000000L };
+	int r;
+
+	/* Short holders (a look with job_running, a delete deciding) are waited out. */
+	for (long waited = 0;; waited += 20) {
+		r = job_lock(j, fd, err);
+		if (r != 1 || waited >= wait_ms)
+			return r;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int job_lock_claim(int fd, struct ai_err *err)
+{
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
+		return ai_errf_errno(err, AI_EX_IOERR, "cannot write the runner's pid into the job's lock");
+	return 0;
+}
+
+bool job_lock_current(const struct job *j, int fd)
+{
+	struct stat held, named;
+	struct buf p;
+	bool same;
+
+	buf_init(&p, 0);
+	same = !job_path(j, "lock", &p) && !fstat(fd, &held) && !stat(p.data, &named) &&
+	       held.st_nlink > 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+	buf_release(&p);
+	return same;
+}
+
+long job_runner_pid(const struct job *j)
+{
+	struct buf p;
+	char text[24];
+	ssize_t n;
+	long pid = 0;
+	int fd;
+
+	buf_init(&p, 0);
+	if (job_path(j, "lock", &p)) {
+		buf_release(&p);
+		return 0;
+	}
+	fd = open(p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	buf_release(&p);
+	if (fd < 0)
+		return -1;
+	/* A shared lock is enough to learn that no runner holds the exclusive one. */
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		close(fd);
+		return -1;
+	}
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	if (n > 0) {
+		char *end;
+
+		text[n] = '\0';
+		errno = 0;
+		pid = strtol(text, &end, 10);
+		if (errno || end == text || *end != '\n' || pid <= 1)
+			pid = 0;
+	}
+	return pid;
+}
+
 int job_running(const struct job *j)
 {
 	struct ai_err e;
