@@ -731,14 +731,35 @@ wait_state() {
 	assert_eq "$status" 0
 	assert_contains "$stderr" "and 3 of its files at the provider"
 	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method == "DELETE")' | jq -s length)" 3
-	# --force: the provider is not asked, and keeps everything.
+	# --force, the batch over: only looked at; the provider keeps the files.
 	id=$(ai-batch submit --remote <<<'"x"')
 	n=$(request_count)
 	run --separate-stderr ai-batch delete --force "$id"
 	assert_eq "$status" 0
 	assert_contains "$stderr" "deleted here only: the provider keeps batch"
-	assert_eq "$(request_count)" "$n"
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method != "GET") | .path')" ""
 	assert_eq "$(ai-batch list)" ""
+	# --force, the batch in progress: cancelled there, and its ids said even under -q,
+	# for the record that held them is gone.
+	ctl '{"set":{"batch_delay_ms":3600000}}'
+	id=$(ai-batch submit --remote <<<'"x"')
+	bid=$(ai-batch status "$id" | jq -r .batch)
+	fid=$(requests /v1/batches | jq -r 'select(.method == "POST" and .path == "/v1/batches") | .body.input_file_id' | tail -n 1)
+	n=$(request_count)
+	run --separate-stderr ai-batch -q delete --force "$id"
+	assert_eq "$status" 0
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method == "POST") | .path')" "/v1/batches/$bid/cancel"
+	assert_contains "$stderr" "the provider keeps batch $bid, cancelled now, and its files (the input is $fid)"
+	assert_eq "$(ai-batch list)" ""
+	# --force with the provider out of reach: deleted all the same, the ids said.
+	id=$(ai-batch submit --remote <<<'"x"')
+	bid=$(ai-batch status "$id" | jq -r .batch)
+	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:1/v1 ai-batch -q delete --force --retries 0 "$id"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "cannot cancel the batch at the provider"
+	assert_contains "$stderr" "the provider keeps batch $bid and its files"
+	assert_eq "$(ai-batch list)" ""
+	ctl '{"set":{"batch_delay_ms":0}}'
 	# A provider that cannot be reached: nothing is deleted.
 	id=$(ai-batch submit --remote <<<'"x"')
 	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:1/v1 ai-batch delete --retries 0 "$id"
