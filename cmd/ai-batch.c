@@ -58,7 +58,7 @@ static const struct cli_opt opts[] = {
 	{ "queue", required_argument, OPT_QUEUE, "URL", "jobs in Redis (redis://[[USER]:PASS@]HOST[:PORT][/DB]) for workers on any host" },
 	{ "claim-idle", required_argument, OPT_CLAIM_IDLE, "SECONDS", "worker: take over items another worker left this long (default 60)" },
 	{ "max-deliveries", required_argument, OPT_MAX_DELIVERIES, "N", "worker: an item taken N times without a result is poison (default 5)" },
-	{ "force", no_argument, OPT_FORCE, NULL, "delete: a job still running too (cancelled first)" },
+	{ "force", no_argument, OPT_FORCE, NULL, "delete: a job still running too, cancelled first (a --remote batch at the provider too)" },
 	{ NULL, 0, 0, NULL, NULL }
 };
 
@@ -355,9 +355,13 @@ static int run_job(const char *id)
 	ai_err_clear(&err);
 	if (job_open(&j, id, &err))
 		cli_die_err(&err);
-	rc = job_lock(&j, &lock, &err);
-	if (rc)
-		cli_die(AI_EX_TEMPFAIL, "%s", rc > 0 ? "the job is running already" : err.msg);
+	rc = jobrun_take(&j, &lock, &err);
+	if (rc < 0)
+		cli_die_err(&err);
+	if (rc > 0) {
+		job_release(&j);
+		return 0;       /* deleted or cancelled before it started: nothing to run */
+	}
 	if (job_load_args(&j, &argc, &argv, &err))
 		cli_die_err(&err);
 	parse(&c, &o, argc, argv);
@@ -630,46 +634,65 @@ static int cmd_cancel(struct cli *c, struct job *j)
 	return cli_finish(0);
 }
 
+/* What a --remote job's delete does at the provider, under the job's lock. */
+struct remote_delete {
+	struct cli *c;
+	bool force;
+	int files;              /* deleted there, -1 when none was asked for */
+	int stopped;            /* --force: 1 the batch was cancelled, 0 it was over, -1 unknown */
+};
+
+static int delete_at_provider(struct job *j, void *ud, struct ai_err *err)
+{
+	struct remote_delete *d = ud;
+	struct ai_config cfg;
+	struct ai_client *client = NULL;
+	struct ai_err e;
+
+	setup_client(d->c, &cfg, &client, err);
+	if (!d->force) {
+		if (provbatch_delete_files(client, j, &d->files, err))
+			setup_die(client, &cfg, err);
+	} else {
+		/* Best effort: a --force delete goes on whatever the provider says. */
+		ai_err_clear(&e);
+		if ((d->stopped = provbatch_stop(client, j, &e)) < 0)
+			cli_warn("cannot cancel the batch at the provider: %s", e.msg);
+	}
+	ai_client_release(client);
+	config_release(&cfg);
+	return 0;
+}
+
 /*
- * Deletes a local job, or a --remote one: its files at the provider first
- * (not under --force, which asks the provider nothing), then the local
- * record.  The Batch API deletes no batch, and it is said so.
+ * Deletes a local job, or a --remote one: under the job's lock, its files
+ * at the provider first (under --force, the batch is cancelled instead if
+ * not over, and the files kept), then the local record.  The Batch API
+ * deletes no batch; the ids that the local record held are printed, even
+ * under -q, for they are known nowhere else from now on.
  */
 static int cmd_delete(struct cli *c, const struct opts *o, struct job *j)
 {
+	struct remote_delete d = { c, o->force, -1, -1 };
 	struct ai_err err;
 	json_object *rj = NULL;
-	int files = -1;
+	const char *bid, *fid;
 
 	ai_err_clear(&err);
-	if (c->dry_run)
-		cli_usage_error("delete has no --dry-run: 'ai-batch status ID' shows the job");
-	if (is_remote(j)) {
-		if (!(rj = provbatch_record(j, &err)))
-			cli_die_err(&err);
-		if (!o->force) {
-			struct ai_config cfg;
-			struct ai_client *client = NULL;
-
-			setup_client(c, &cfg, &client, &err);
-			if (provbatch_delete_files(client, j, &files, &err))
-				setup_die(client, &cfg, &err);
-			ai_client_release(client);
-			config_release(&cfg);
-		}
-	}
-	if (jobrun_delete(j, o->force, &err))
+	if (is_remote(j) && !(rj = provbatch_record(j, &err)))
 		cli_die_err(&err);
-	if (rj && !c->quiet) {
-		const char *bid = jv_str(rj, "batch_id") ? jv_str(rj, "batch_id") : "(none)";
-
-		if (files >= 0)
+	if (jobrun_delete(j, o->force, rj ? delete_at_provider : NULL, &d, &err))
+		cli_die_err(&err);
+	if (rj) {
+		bid = jv_str(rj, "batch_id") ? jv_str(rj, "batch_id") : "(none)";
+		fid = jv_str(rj, "input_file_id") ? jv_str(rj, "input_file_id") : "(none)";
+		if (d.files >= 0)
 			cli_warn("job '%s' is deleted, and %d of its files at the provider; batch %s stays "
-				 "there (the Batch API deletes no batch)", j->id, files, bid);
+				 "there (the Batch API deletes no batch)", j->id, d.files, bid);
 		else
-			cli_warn("job '%s' is deleted here only: the provider keeps batch %s and its files "
-				 "(the input is %s)", j->id, bid,
-				 jv_str(rj, "input_file_id") ? jv_str(rj, "input_file_id") : "(none)");
+			cli_warn("job '%s' is deleted here only: the provider keeps batch %s%s and its "
+				 "files (the input is %s)", j->id, bid,
+				 d.stopped > 0 ? ", cancelled now," : "", fid);
 	}
 	json_object_put(rj);
 	return cli_finish(0);
@@ -1187,6 +1210,11 @@ int main(int argc, char **argv)
 			     o.b.item.tmpl ? o.b.item.tmpl : "");
 	if (optind_ < argc)
 		sub = subcommand(argv[optind_]);
+	/* Before the path is chosen: the filter and --queue would otherwise take them silently. */
+	if (o.force && (!sub || strcmp(sub, "delete")))
+		cli_usage_error("--force is for 'ai-batch delete'");
+	if (c.dry_run && sub && !strcmp(sub, "delete"))
+		cli_usage_error("delete has no --dry-run: 'ai-batch status ID' shows the job");
 	if (!sub || !strcmp(sub, "run-job")) {
 		check_filter_operands(argc - optind_, argv + optind_);
 		if (o.queue)
@@ -1195,8 +1223,6 @@ int main(int argc, char **argv)
 		return run_filter(&c, &o, argc - optind_, argv + optind_);
 	}
 	optind_++;
-	if (o.force && strcmp(sub, "delete"))
-		cli_usage_error("--force is for 'ai-batch delete'");
 	/* AI_BATCH_QUEUE sends the job commands to Redis, but for a --remote job. */
 	if (o.queue || (getenv("AI_BATCH_QUEUE") && !o.remote) || !strcmp(sub, "worker"))
 		return queue_main(&c, &o, sub, argc, argv, optind_);

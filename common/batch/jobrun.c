@@ -324,32 +324,82 @@ int jobrun_wait(const struct job *j, volatile sig_atomic_t *stop, json_object **
 	return 0;
 }
 
+/* The status, state cancelled unless the job is done; the mark is what counts if it cannot be written. */
+static void mark_cancelled(const struct job *j)
+{
+	struct ai_err ignored;
+	json_object *s = job_read_status(j, &ignored);
+
+	if (s && strcmp(jobrun_state(s), "done") && !jv_add(s, "state", json_object_new_string("cancelled")))
+		job_write_status(j, s, &ignored);
+	json_object_put(s);
+}
+
+/* Whether status.json says that pid runs the job: the pid in the lock alone may be a stale one. */
+static bool runs_it(const struct job *j, long pid)
+{
+	struct ai_err ignored;
+	json_object *s = job_read_status(j, &ignored), *p;
+	bool yes = s && !strcmp(jobrun_state(s), "running") && json_object_object_get_ex(s, "pid", &p) &&
+		   json_object_get_int64(p) == pid;
+
+	json_object_put(s);
+	return yes;
+}
+
 int jobrun_cancel(const struct job *j, struct ai_err *err)
 {
-	json_object *s, *pid;
-	int fd = jobrun_open(j, "cancelled", O_WRONLY | O_CREAT, err), rc = 0;
+	int fd = jobrun_open(j, "cancelled", O_WRONLY | O_CREAT, err);
+	bool seen = false, killed = false;
+	long pid;
 
 	if (fd < 0)
 		return -1;
 	close(fd);
-	if (!(s = jobrun_status(j, err)))
-		return -1;
-	if (job_running(j)) {
-		if (json_object_object_get_ex(s, "pid", &pid) && json_object_get_int64(pid) > 1)
-			kill((pid_t)json_object_get_int64(pid), SIGTERM);
-		for (int i = 0; i < 100 && job_running(j); i++)
-			sleep_ms(50);
-		if (job_running(j))
-			rc = ai_errf(err, AI_EX_TEMPFAIL, "job '%s' did not stop within 5 s", j->id);
-	} else if (strcmp(jobrun_state(s), "done")) {
-		struct ai_err ignored;
-
-		/* The mark is what counts: a status not rewritten still reads as stopped. */
-		if (!jv_add(s, "state", json_object_new_string("cancelled")))
-			job_write_status(j, s, &ignored);
+	/*
+	 * A runner that takes the lock from now on finds the mark and stops;
+	 * one that holds it is sent SIGTERM once it is known to be the one
+	 * running (it wrote its pid into the lock, then "running" with it).
+	 */
+	for (int i = 0; (pid = job_runner_pid(j)) >= 0; i++) {
+		seen = true;
+		if (pid > 0 && !killed && runs_it(j, pid))
+			killed = !kill((pid_t)pid, SIGTERM);
+		if (i == 100)
+			return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' did not stop within 5 s", j->id);
+		sleep_ms(50);
 	}
-	json_object_put(s);
-	return rc;
+	/* A runner stopped by the mark wrote its own status, with its counts. */
+	if (!seen)
+		mark_cancelled(j);
+	return 0;
+}
+
+int jobrun_take(const struct job *j, int *lock, struct ai_err *err)
+{
+	int r = job_lock_wait(j, lock, 5000, err);
+
+	if (r < 0 && access(j->dir, F_OK) && errno == ENOENT)
+		return 1;       /* deleted before this runner came to its lock */
+	if (r < 0)
+		return -1;
+	if (r > 0)
+		return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is running already", j->id);
+	/* A delete may have held the lock while this runner waited for it. */
+	if (!job_lock_current(j, *lock)) {
+		close(*lock);
+		return 1;
+	}
+	if (jobrun_has_file(j, "cancelled")) {
+		mark_cancelled(j);
+		close(*lock);
+		return 1;
+	}
+	if (job_lock_claim(*lock, err)) {
+		close(*lock);
+		return -1;
+	}
+	return 0;
 }
 
 int jobrun_requeue(const struct job *j, struct ai_err *err)
@@ -364,13 +414,33 @@ int jobrun_requeue(const struct job *j, struct ai_err *err)
 	return jobrun_set_status(j, "queued", NULL, -1, err);
 }
 
-int jobrun_delete(struct job *j, bool force, struct ai_err *err)
+/* Whether the job waits for a runner that has not yet taken the lock. */
+static bool queued(const struct job *j)
 {
+	struct ai_err ignored;
 	json_object *s;
+	bool yes;
+
+	if (jobrun_has_file(j, "remote.json") || !(s = job_read_status(j, &ignored)))
+		return false;
+	yes = !strcmp(jobrun_state(s), "queued");
+	json_object_put(s);
+	return yes;
+}
+
+int jobrun_delete(struct job *j, bool force, int (*under_lock)(struct job *j, void *ud, struct ai_err *err),
+		  void *ud, struct ai_err *err)
+{
 	int lock = -1, r, rc;
 
+	/*
+	 * Looked at before the lock is taken too: a runner about to start
+	 * waits for the lock a while, but need not wait for a refusal.
+	 */
+	if (!force && queued(j))
+		goto about_to_run;
 	/* Held through the delete: no runner starts in the job while it goes. */
-	r = job_lock(j, &lock, err);
+	r = job_lock_wait(j, &lock, 1000, err);
 	if (r < 0)
 		return -1;
 	if (r > 0) {
@@ -379,22 +449,22 @@ int jobrun_delete(struct job *j, bool force, struct ai_err *err)
 				       "(ai-batch cancel %s), or delete it with --force", j->id, j->id);
 		if (jobrun_cancel(j, err))
 			return -1;
-		if ((r = job_lock(j, &lock, err)) != 0)
+		if ((r = job_lock_wait(j, &lock, 1000, err)) != 0)
 			return r < 0 ? -1 : ai_errf(err, AI_EX_TEMPFAIL, "job '%s' did not stop", j->id);
 	}
-	/* Queued: a runner was started and has not yet taken the lock. */
-	if (!force && !jobrun_has_file(j, "remote.json") && (s = job_read_status(j, err))) {
-		bool queued = !strcmp(jobrun_state(s), "queued");
-
-		json_object_put(s);
-		if (queued) {
-			close(lock);
-			return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is about to run: cancel it first "
-				       "(ai-batch cancel %s), or delete it with --force", j->id, j->id);
-		}
+	if (!force && queued(j)) {
+		close(lock);
+		goto about_to_run;
+	}
+	if (under_lock && under_lock(j, ud, err)) {
+		close(lock);
+		return -1;
 	}
 	ai_err_clear(err);      /* a status that cannot be read does not keep a job */
 	rc = job_delete(j, err);
 	close(lock);
 	return rc;
+about_to_run:
+	return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is about to run: cancel it first "
+		       "(ai-batch cancel %s), or delete it with --force", j->id, j->id);
 }

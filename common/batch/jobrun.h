@@ -93,20 +93,35 @@ int jobrun_results(const struct job *j, void (*emit)(const char *data, size_t le
 int jobrun_wait(const struct job *j, volatile sig_atomic_t *stop, json_object **final, struct ai_err *err);
 
 /*
- * Cancels a local job: marks it, stops a runner alive (SIGTERM, then up to
- * 5 s: AI_EX_TEMPFAIL if it is still there), or marks a job not done
+ * Cancels a local job: marks it (a runner yet to start stops at the mark),
+ * stops the runner that holds the job's lock (SIGTERM to the pid it wrote
+ * there, once status.json says that pid runs the job; then up to 5 s:
+ * AI_EX_TEMPFAIL if the lock is still held), or marks a job not done
  * cancelled.
  */
 int jobrun_cancel(const struct job *j, struct ai_err *err);
 
 /*
+ * Takes the job's lock for its runner, waiting up to 5 s for a short
+ * holder (a delete deciding, a look at the job): 0 with *lock (keep it
+ * open while running; the runner's pid is written into it), 1 when there
+ * is nothing to run (the job was deleted meanwhile, or cancelled before
+ * it started: its status then says so), -1 with err (AI_EX_TEMPFAIL when
+ * another runner holds it).
+ */
+int jobrun_take(const struct job *j, int *lock, struct ai_err *err);
+
+/*
  * Deletes a local job or the local record of a --remote one (jobs.h's
  * job_delete), under the job's lock so that no runner starts meanwhile.
  * A job running or queued (a runner about to start) is refused with
- * AI_EX_TEMPFAIL, unless force: then it is cancelled first.  The provider's
- * side of a --remote job is the caller's to deal with.
+ * AI_EX_TEMPFAIL, unless force: then it is cancelled first.  under_lock
+ * (may be NULL) runs under the lock just before the files go, and an
+ * error from it keeps the job: the provider's side of a --remote job is
+ * the caller's to deal with there.
  */
-int jobrun_delete(struct job *j, bool force, struct ai_err *err);
+int jobrun_delete(struct job *j, bool force, int (*under_lock)(struct job *j, void *ud, struct ai_err *err),
+		  void *ud, struct ai_err *err);
 
 /* Makes a stopped or cancelled job queued again, for a new runner. */
 int jobrun_requeue(const struct job *j, struct ai_err *err);

@@ -44,6 +44,33 @@ static int set_dir(struct job *j, const char *root, struct ai_err *err)
 	return 0;
 }
 
+static int remove_dir(const char *dir);
+
+/*
+ * Removes what deletes cut short left (.deleting-ID), as far as it can: a
+ * delete still under way loses nothing by it, its job is out of sight
+ * already and remove_dir takes a file gone as removed.
+ */
+static void sweep(const char *root)
+{
+	DIR *d = opendir(root);
+	struct dirent *de;
+	struct buf p;
+
+	if (!d)
+		return;
+	buf_init(&p, 0);
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, ".deleting-", 10) || !valid_id(de->d_name + 10))
+			continue;
+		buf_reset(&p);
+		if (!buf_addf(&p, "%s/%s", root, de->d_name))
+			remove_dir(p.data);
+	}
+	buf_release(&p);
+	closedir(d);
+}
+
 int job_new(struct job *j, struct ai_err *err)
 {
 	char *root = jobs_root(err);
@@ -57,6 +84,7 @@ int job_new(struct job *j, struct ai_err *err)
 		return -1;
 	if (config_mkdirs(root, 0700, err))
 		goto out;
+	sweep(root);
 	for (int tries = 0; tries < 20; tries++) {
 		size_t n;
 
@@ -270,6 +298,79 @@ int job_lock(const struct job *j, int *fd, struct ai_err *err)
 	return 0;
 }
 
+int job_lock_wait(const struct job *j, int *fd, long wait_ms, struct ai_err *err)
+{
+	struct timespec ts = { 0, 20 * 1000000L };
+	int r;
+
+	/* Short holders (a look with job_running, a delete deciding) are waited out. */
+	for (long waited = 0;; waited += 20) {
+		r = job_lock(j, fd, err);
+		if (r != 1 || waited >= wait_ms)
+			return r;
+		nanosleep(&ts, NULL);
+	}
+}
+
+int job_lock_claim(int fd, struct ai_err *err)
+{
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+
+	if (ftruncate(fd, 0) || pwrite(fd, pid, (size_t)n, 0) != n)
+		return ai_errf_errno(err, AI_EX_IOERR, "cannot write the runner's pid into the job's lock");
+	return 0;
+}
+
+bool job_lock_current(const struct job *j, int fd)
+{
+	struct stat held, named;
+	struct buf p;
+	bool same;
+
+	buf_init(&p, 0);
+	same = !job_path(j, "lock", &p) && !fstat(fd, &held) && !stat(p.data, &named) &&
+	       held.st_nlink > 0 && held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+	buf_release(&p);
+	return same;
+}
+
+long job_runner_pid(const struct job *j)
+{
+	struct buf p;
+	char text[24];
+	ssize_t n;
+	long pid = 0;
+	int fd;
+
+	buf_init(&p, 0);
+	if (job_path(j, "lock", &p)) {
+		buf_release(&p);
+		return 0;
+	}
+	fd = open(p.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	buf_release(&p);
+	if (fd < 0)
+		return -1;
+	/* A shared lock is enough to learn that no runner holds the exclusive one. */
+	if (!flock(fd, LOCK_SH | LOCK_NB)) {
+		close(fd);
+		return -1;
+	}
+	n = pread(fd, text, sizeof(text) - 1, 0);
+	close(fd);
+	if (n > 0) {
+		char *end;
+
+		text[n] = '\0';
+		errno = 0;
+		pid = strtol(text, &end, 10);
+		if (errno || end == text || *end != '\n' || pid <= 1)
+			pid = 0;
+	}
+	return pid;
+}
+
 int job_running(const struct job *j)
 {
 	struct ai_err e;
@@ -346,8 +447,9 @@ static int remove_dir(const char *dir)
 	struct buf p;
 	int rc = 0, e = 0;
 
+	/* Gone already: another delete, or a sweep, removed it first. */
 	if (!d)
-		return -1;
+		return errno == ENOENT ? 0 : -1;
 	buf_init(&p, 0);
 	while ((de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -365,7 +467,7 @@ static int remove_dir(const char *dir)
 	}
 	closedir(d);
 	buf_release(&p);
-	if (!rc && rmdir(dir)) {
+	if (!rc && rmdir(dir) && errno != ENOENT) {
 		e = errno;
 		rc = -1;
 	}
@@ -394,7 +496,12 @@ int job_delete(struct job *j, struct ai_err *err)
 		return ai_errf(err, AI_EX_OSERR, "out of memory");
 	}
 	/* What an earlier delete cut short left: else the rename below would fail. */
-	remove_dir(hidden.data);
+	if (remove_dir(hidden.data)) {
+		ai_errf(err, AI_EX_IOERR, "cannot delete job '%s': '%s', left by an earlier delete, "
+			"cannot be removed: %s", j->id, hidden.data, strerror(errno));
+		buf_release(&hidden);
+		return -1;
+	}
 	/*
 	 * Out of sight in one step: list skips a name with a dot, job_open
 	 * refuses it, and a runner not yet started finds no job.

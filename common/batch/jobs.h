@@ -31,7 +31,10 @@ struct job {
 	char *dir;              /* owned */
 };
 
-/* Creates a new job directory with a fresh id.  Release with job_release. */
+/*
+ * Creates a new job directory with a fresh id.  Release with job_release.
+ * Sweeps away first what deletes cut short left (.deleting-ID).
+ */
 int job_new(struct job *j, struct ai_err *err);
 
 /* Opens the job id: AI_EX_USAGE for an id that is not one, AI_EX_NOINPUT when it does not exist. */
@@ -57,6 +60,24 @@ json_object *job_read_status(const struct job *j, struct ai_err *err);
  * 1 when another runner holds it, -1 on error.
  */
 int job_lock(const struct job *j, int *fd, struct ai_err *err);
+/* job_lock, tried again for up to wait_ms while another holds it. */
+int job_lock_wait(const struct job *j, int *fd, long wait_ms, struct ai_err *err);
+
+/*
+ * Writes this process's pid into the lock held on fd, for cancel: the pid
+ * in status.json is only whoever wrote the status last.
+ */
+int job_lock_claim(int fd, struct ai_err *err);
+
+/* Whether the lock held on fd is still the job's (not deleted meanwhile). */
+bool job_lock_current(const struct job *j, int fd);
+
+/*
+ * The pid a runner holding the job's lock wrote into it: -1 when no runner
+ * holds it, 0 when one does but its pid is not (yet) known.
+ */
+long job_runner_pid(const struct job *j);
+
 /* 1 when a runner holds the job's lock. */
 int job_running(const struct job *j);
 

@@ -750,6 +750,31 @@ int provbatch_cancel(struct ai_client *c, const struct job *j, struct ai_err *er
 	return rc;
 }
 
+int provbatch_stop(struct ai_client *c, const struct job *j, struct ai_err *err)
+{
+	json_object *rj = load_json(j, "remote.json", err), *b = NULL;
+	const char *st;
+	int rc = -1;
+
+	if (!rj)
+		return -1;
+	if (!jv_str(rj, "batch_id")) {
+		rc = 0;
+		goto out;
+	}
+	if (!(b = get_batch(c, jv_str(rj, "batch_id"), err)))
+		goto out;
+	st = jv_str(b, "status") ? jv_str(b, "status") : "";
+	if (terminal(st) || !strcmp(st, "cancelling"))
+		rc = 0;
+	else
+		rc = provbatch_cancel(c, j, err) ? -1 : 1;
+out:
+	json_object_put(b);
+	json_object_put(rj);
+	return rc;
+}
+
 /* DELETE /files/ID: 1 deleted, 0 the provider has it no more (404), -1 with err. */
 static int delete_file(struct ai_client *c, const char *id, struct ai_err *err)
 {

@@ -58,6 +58,12 @@ int provbatch_delete_files(struct ai_client *c, const struct job *j, int *delete
 int provbatch_cancel(struct ai_client *c, const struct job *j, struct ai_err *err);
 
 /*
+ * Cancels the batch unless the provider says it is over (or being
+ * cancelled): 1 cancelled now, 0 nothing to cancel, -1 with err.
+ */
+int provbatch_stop(struct ai_client *c, const struct job *j, struct ai_err *err);
+
+/*
  * Polls every poll_ms until the batch is over; returns the exit status
  * (0 all answered, 1 some failed, 75 expired or cancelled, 69 failed), or
  * -1 with err (AI_EX_INTERRUPT when *stop became non-zero).

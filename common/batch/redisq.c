@@ -189,9 +189,20 @@ static const char delete_lua[] =
 	"redis.call('SREM', KEYS[8], ARGV[1]) "
 	"return 'deleted'";
 
-enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_BEAT, SC_DELETE, SC_N };
+/*
+ * CANCEL: KEYS meta active; ARGV id.  Writes only into a job that exists, so
+ * a cancel racing a delete does not bring back a hash of the job deleted.
+ * Returns "cancelled" or "none".
+ */
+static const char cancel_lua[] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return 'none' end "
+	"redis.call('HSET', KEYS[1], 'state', 'cancelled') "
+	"redis.call('SREM', KEYS[2], ARGV[1]) "
+	"return 'cancelled'";
+
+enum { SC_TAKE, SC_STORE, SC_REQUEUE, SC_BUCKET, SC_PAUSE, SC_BEAT, SC_DELETE, SC_CANCEL, SC_N };
 static const char *const scripts[SC_N] = { take_lua, store_lua, requeue_lua, bucket_lua, pause_lua,
-					   beat_lua, delete_lua };
+					   beat_lua, delete_lua, cancel_lua };
 static char shas[SC_N][41];
 
 /* ---- commands: a pipeline sent in one round trip, again after a reconnect ---- */
@@ -849,6 +860,12 @@ int redisq_submit(struct redisq *q, int fd, const struct batch_opts *o, json_obj
 	}
 	if (got < 0)
 		goto out;
+	/*
+	 * Not closed: a delete --force that lands while the items are stored
+	 * leaves this pipeline (and the items after it) to write keys of the
+	 * job again, a job without its items.  A later delete of the id
+	 * removes such keys too; ai-batch list shows the job meanwhile.
+	 */
 	if (PIPE(&p, err, "HSET", k.meta, "state", "queued") ||
 	    PIPE(&p, err, "ZADD", PFX "jobs", created, id) ||
 	    (bad < b.st.total && PIPE(&p, err, "SADD", PFX "active", id)) ||
@@ -1069,19 +1086,25 @@ int redisq_wait(struct redisq *q, const char *id, json_object **status, struct a
 
 int redisq_cancel(struct redisq *q, const char *id, struct ai_err *err)
 {
-	json_object *s = redisq_status(q, id, err);
 	struct keys k;
 	struct pipe p;
-	int rc;
+	redisReply **r;
+	int rc = -1;
 
-	if (!s)
-		return -1;
-	json_object_put(s);
 	if (job_keys(&k, id, err))
 		return -1;
 	pipe_init(&p);
-	rc = PIPE(&p, err, "HSET", k.meta, "state", "cancelled") ||
-	     PIPE(&p, err, "SREM", PFX "active", id) || send_checked(q, &p, "cancelling", err) ? -1 : 0;
+	if (PIPE(&p, err, "EVALSHA", shas[SC_CANCEL], "2", k.meta, PFX "active", id) ||
+	    rq_send(q, &p, &r, false, err))
+		goto out;
+	if (r[0]->type != REDIS_REPLY_STRING)
+		reply_err(r[0], "cancelling", err);
+	else if (!strcmp(r[0]->str, "none"))
+		ai_errf(err, AI_EX_NOINPUT, "no job '%s' in %s (see ai-batch list --queue URL)", id, q->url);
+	else
+		rc = 0;
+	replies_free(r, 1);
+out:
 	pipe_release(&p);
 	return rc;
 }
@@ -1539,8 +1562,8 @@ static void on_pause(long ms, void *ud)
 
 /*
  * Opens job id for the items taken: 0, 1 when its options are refused
- * (unreadable, or job_open said no: its items get an error line), -1 when
- * Redis is lost for good.
+ * (unreadable, or job_open said no: its items get an error line), 2 when
+ * the job was deleted meanwhile (job_gone), -1 when Redis is lost for good.
  */
 static int job_start(struct worker *w, const char *id, struct ai_err *err)
 {
@@ -1568,6 +1591,12 @@ static int job_start(struct worker *w, const char *id, struct ai_err *err)
 		return -1;
 	}
 	pipe_release(&p);
+	if (r[0]->type == REDIS_REPLY_NIL) {
+		/* Deleted between TAKE and now: dropped, not refused (no error lines for it). */
+		replies_free(r, 1);
+		job_gone(w);
+		return 2;
+	}
 	if (r[0]->type != REDIS_REPLY_STRING || !(args = json_tokener_parse(r[0]->str)) ||
 	    !json_object_is_type(args, json_type_array)) {
 		ai_errf(err, AI_EX_DATAERR, "the job's options cannot be read");
@@ -1644,6 +1673,11 @@ static int take(struct worker *w, const char *id, bool own, bool *done, struct a
 	}
 	if (a->elements > 4 && (refused = job_start(w, id, err)) < 0)
 		goto out;
+	if (refused == 2) {             /* gone: what was taken goes with it */
+		*done = true;
+		rc = 0;
+		goto out;
+	}
 	for (size_t i = 4; i + 3 < a->elements; i += 4) {
 		struct entry *e;
 

@@ -101,7 +101,11 @@ int redisq_results(struct redisq *q, const char *id,
  * (owned).  -1 with err (AI_EX_INTERRUPT when *q->stop). */
 int redisq_wait(struct redisq *q, const char *id, json_object **status, struct ai_err *err);
 
-/* Cancels the job: workers take no more of its items; the lines stored stay. */
+/*
+ * Cancels the job: workers take no more of its items; the lines stored
+ * stay.  One script, which writes only into a job that exists: a job
+ * deleted meanwhile is AI_EX_NOINPUT, and not brought back.
+ */
 int redisq_cancel(struct redisq *q, const char *id, struct ai_err *err);
 
 /*

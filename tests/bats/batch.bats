@@ -501,6 +501,128 @@ wait_state() {
 	assert_eq "$status" 64
 	run --separate-stderr ai-batch status --force "$id"
 	assert_eq "$status" 64
+	# The filter takes no --force either, and sends nothing.
+	n=$(request_count $CHAT)
+	run --separate-stderr ai-batch --force --no-cache <<<'"x"'
+	assert_eq "$status" 64
+	assert_contains "$stderr" "--force is for 'ai-batch delete'"
+	assert_eq "$output" ""
+	assert_eq "$(request_count $CHAT)" "$n"
+}
+
+@test "jobs: a delete or a look racing a runner's start never leaves the job queued for good" {
+	jobs=$XDG_DATA_HOME/ai/jobs
+	mkdir -p "$jobs"
+	# Someone looking at every job all the time: each look holds the lock a moment,
+	# as ai-batch status and list do (a runner that tried it once gave up then).
+	# (It stops when the test does, failed or not: bats waits for no fd of it.)
+	: >"$T/looking"
+	(while [[ -e $T/looking ]] && ((SECONDS < 60)); do
+		for f in "$jobs"/*/lock; do flock -n "$f" true 2>/dev/null || :; done
+	done) >/dev/null 2>&1 3>&- &
+	looker=$!
+	local round     # not i: bats's run sets an i of its own
+	for ((round = 0; round < 30; round++)); do
+		id=$(ai-batch submit --no-cache <<<'"x"')
+		run --separate-stderr ai-batch delete "$id"
+		if ((status == 75)); then
+			run --separate-stderr timeout 5 ai-batch wait "$id"
+			assert_eq "$status" 0 "job $id stuck $(cat "$jobs/$id/status.json" "$jobs/$id/log" 2>&1)"
+			run --separate-stderr ai-batch delete "$id"
+		fi
+		assert_eq "$status" 0 "delete of $id: $stderr"
+	done
+	rm "$T/looking"
+	wait "$looker" 2>/dev/null || true
+	assert_eq "$(ls -A "$jobs")" "" "jobs left"
+}
+
+@test "jobs: a runner that finds its lock held a moment waits for it, then runs, or stops for a job deleted or cancelled" {
+	id=$(ai-batch submit --no-cache <<<'"x"')
+	ai-batch wait "$id"
+	dir=$XDG_DATA_HOME/ai/jobs/$id
+	# queued again, as submit and resume leave it for the runner they start.
+	requeue() { jq -c '.state = "queued" | .exit = null' "$dir/status.json" >"$T/st" && cp "$T/st" "$dir/status.json"; }
+	requeue
+	flock "$dir/lock" sleep 1.5 &
+	holder=$!
+	sleep 0.2
+	run --separate-stderr timeout 10 ai-batch run-job "$id"
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$(jq -r .state "$dir/status.json")" done
+	wait "$holder"
+	# Cancelled while it waited: it stops, and says so in the status (wait ends).
+	requeue
+	flock "$dir/lock" sleep 1.5 &
+	holder=$!
+	sleep 0.2
+	ai-batch run-job "$id" &
+	runner=$!
+	: >"$dir/cancelled"
+	wait "$runner"
+	assert_eq "$(jq -r .state "$dir/status.json")" cancelled
+	run --separate-stderr timeout 5 ai-batch wait "$id"
+	assert_eq "$status" 75
+	wait "$holder"
+	# Deleted while it waited (the delete held the lock): it leaves, and writes nothing.
+	rm "$dir/cancelled"
+	requeue
+	flock "$dir/lock" sleep 1.5 &
+	holder=$!
+	sleep 0.2
+	n=$(request_count $CHAT)
+	ai-batch run-job "$id" 2>"$T/runner.err" &
+	runner=$!
+	sleep 0.3
+	mv "$dir" "$XDG_DATA_HOME/ai/jobs/.deleting-$id"
+	rm -r "$XDG_DATA_HOME/ai/jobs/.deleting-$id"
+	rc=0
+	wait "$runner" || rc=$?
+	# 0: it found the job gone once it had the lock; 66 (loaded machine): it came late.
+	[[ $rc == 0 || $rc == 66 ]] || { echo "runner: $rc $(cat "$T/runner.err")" >&2; false; }
+	wait "$holder"
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" ""
+	assert_eq "$(request_count $CHAT)" "$n"
+}
+
+@test "jobs: delete --force kills a runner only: not whoever wrote status.json last, nor for a lock held by another" {
+	id=$(ai-batch submit --no-cache <<<'"x"')
+	ai-batch wait "$id"
+	dir=$XDG_DATA_HOME/ai/jobs/$id
+	sleep 30 &
+	victim=$!
+	# The status names an unrelated process, said to run the job; the lock is held,
+	# but by no runner (a look at the job, or anything else).
+	jq -c --argjson p "$victim" '.pid = $p | .state = "running"' "$dir/status.json" >"$T/st"
+	cp "$T/st" "$dir/status.json"
+	flock "$dir/lock" sleep 2 &
+	holder=$!
+	sleep 0.2
+	run --separate-stderr ai-batch delete --force "$id"
+	kill -0 "$victim" || { echo "delete --force killed pid $victim" >&2; false; }
+	kill "$victim"
+	wait "$holder" || true
+	assert_eq "$status" 0 "$stderr"
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" ""
+}
+
+@test "jobs: what a delete cut short is swept away; one that cannot be is named, not 'Directory not empty'" {
+	jobs=$XDG_DATA_HOME/ai/jobs
+	mkdir -p "$jobs/.deleting-20260101T000000-abcdef"
+	: >"$jobs/.deleting-20260101T000000-abcdef/out.jsonl"
+	id=$(ai-batch submit --no-cache <<<'"x"')
+	ai-batch wait "$id"
+	assert_eq "$(ls -A "$jobs")" "$id" "the leftover is swept by the next submit"
+	# A leftover of this very job that cannot go (a job holds no directory).
+	mkdir -p "$jobs/.deleting-$id/sub"
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 74
+	assert_contains "$stderr" "'$jobs/.deleting-$id', left by an earlier delete, cannot be removed"
+	[[ -d $jobs/$id ]]
+	rmdir "$jobs/.deleting-$id/sub"
+	run --separate-stderr ai-batch delete "$id"
+	assert_eq "$status" 0
+	assert_eq "$(ls -A "$jobs")" ""
 }
 
 @test "jobs: bad submissions are refused at once and leave no job" {
@@ -609,14 +731,35 @@ wait_state() {
 	assert_eq "$status" 0
 	assert_contains "$stderr" "and 3 of its files at the provider"
 	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method == "DELETE")' | jq -s length)" 3
-	# --force: the provider is not asked, and keeps everything.
+	# --force, the batch over: only looked at; the provider keeps the files.
 	id=$(ai-batch submit --remote <<<'"x"')
 	n=$(request_count)
 	run --separate-stderr ai-batch delete --force "$id"
 	assert_eq "$status" 0
 	assert_contains "$stderr" "deleted here only: the provider keeps batch"
-	assert_eq "$(request_count)" "$n"
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method != "GET") | .path')" ""
 	assert_eq "$(ai-batch list)" ""
+	# --force, the batch in progress: cancelled there, and its ids said even under -q,
+	# for the record that held them is gone.
+	ctl '{"set":{"batch_delay_ms":3600000}}'
+	id=$(ai-batch submit --remote <<<'"x"')
+	bid=$(ai-batch status "$id" | jq -r .batch)
+	fid=$(requests /v1/batches | jq -r 'select(.method == "POST" and .path == "/v1/batches") | .body.input_file_id' | tail -n 1)
+	n=$(request_count)
+	run --separate-stderr ai-batch -q delete --force "$id"
+	assert_eq "$status" 0
+	assert_eq "$(requests | tail -n +$((n + 1)) | jq -r 'select(.method == "POST") | .path')" "/v1/batches/$bid/cancel"
+	assert_contains "$stderr" "the provider keeps batch $bid, cancelled now, and its files (the input is $fid)"
+	assert_eq "$(ai-batch list)" ""
+	# --force with the provider out of reach: deleted all the same, the ids said.
+	id=$(ai-batch submit --remote <<<'"x"')
+	bid=$(ai-batch status "$id" | jq -r .batch)
+	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:1/v1 ai-batch -q delete --force --retries 0 "$id"
+	assert_eq "$status" 0
+	assert_contains "$stderr" "cannot cancel the batch at the provider"
+	assert_contains "$stderr" "the provider keeps batch $bid and its files"
+	assert_eq "$(ai-batch list)" ""
+	ctl '{"set":{"batch_delay_ms":0}}'
 	# A provider that cannot be reached: nothing is deleted.
 	id=$(ai-batch submit --remote <<<'"x"')
 	run --separate-stderr env OPENAI_BASE_URL=http://127.0.0.1:1/v1 ai-batch delete --retries 0 "$id"

@@ -153,8 +153,7 @@ EOF
 	mkdir -p "$XDG_DATA_HOME/ai/jobs/j1" "$XDG_DATA_HOME/ai/jobs/j2"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch s | sorted)" "status submit"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch status '' | sorted)" "j1 j2"
-	# delete takes a job; a job half deleted (hidden) is not offered.
-	mkdir -p "$XDG_DATA_HOME/ai/jobs/.deleting-j3"
+	# delete takes a job.
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch de | sorted)" "delete"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch delete '' | sorted)" "j1 j2"
 	assert_eq "$(bcomp "$C/bash/ai-batch" ai-batch delete --fo | sorted)" "--force"

@@ -323,7 +323,12 @@ wait_workers() {
 	assert_eq "$status" 75
 	assert_contains "$stderr" "job '$id' is queued: cancel it first (ai-batch cancel --queue URL $id)"
 	assert_eq "$(rcli exists "ai-batch:$id" "ai-batch:$id:items" "ai-batch:$id:keys")" 3 "nothing deleted"
+	# --dry-run is no delete: refused before Redis is asked, the job stays.
 	ai-batch --queue "$Q" cancel "$id"
+	run --separate-stderr ai-batch --queue "$Q" delete --dry-run "$id"
+	assert_eq "$status" 64
+	assert_contains "$stderr" "delete has no --dry-run"
+	assert_eq "$(rcli exists "ai-batch:$id" "ai-batch:$id:items" "ai-batch:$id:keys")" 3 "deleted by --dry-run"
 	run --separate-stderr ai-batch --queue "$Q" delete "$id"
 	assert_eq "$status" 0
 	run --separate-stderr ai-batch --queue "$Q" delete "$done_id"
@@ -335,6 +340,11 @@ wait_workers() {
 	assert_contains "$stderr" "no job '$id'"
 	run --separate-stderr ai-batch --queue "$Q" delete 'ai-batch:*'
 	assert_eq "$status" 64
+	# A cancel that comes after the delete brings back no key of the job.
+	run --separate-stderr ai-batch --queue "$Q" cancel "$id"
+	assert_eq "$status" 66
+	assert_contains "$stderr" "no job '$id'"
+	assert_eq "$(rcli --scan --pattern 'ai-batch:*')" "" "keys made again by cancel"
 }
 
 @test "redis: delete --force mid-run: the worker drops the job, sends no more of it, recreates no key, goes on" {

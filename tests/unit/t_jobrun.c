@@ -5,6 +5,7 @@
 #include "tap.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -34,6 +35,13 @@ static const char *state_now(const struct job *j)
 	snprintf(st, sizeof(st), "%s", s ? jobrun_state(s) : "(error)");
 	json_object_put(s);
 	return st;
+}
+
+static int fail_under_lock(struct job *j, void *ud, struct ai_err *err)
+{
+	(void)j;
+	(void)ud;
+	return ai_errf(err, AI_EX_UNAVAILABLE, "the provider said no");
 }
 
 int main(void)
@@ -161,11 +169,11 @@ int main(void)
 		snprintf(id, sizeof(id), "%s", j.id);
 		put_file(&j, "template", "x");
 		ok(jobrun_set_status(&j, "queued", NULL, -1, &err) == 0, "queued");
-		ok(jobrun_delete(&j, false, &err) == -1 && err.code == AI_EX_TEMPFAIL &&
+		ok(jobrun_delete(&j, false, NULL, NULL, &err) == -1 && err.code == AI_EX_TEMPFAIL &&
 		   strstr(err.msg, "cancel it first"), "a queued job is not deleted: %s", err.msg);
 		ok(access(j.dir, F_OK) == 0, "it is still there");
 		ai_err_clear(&err);
-		ok(jobrun_set_status(&j, "done", NULL, 0, &err) == 0 && jobrun_delete(&j, false, &err) == 0,
+		ok(jobrun_set_status(&j, "done", NULL, 0, &err) == 0 && jobrun_delete(&j, false, NULL, NULL, &err) == 0,
 		   "a done job is deleted: %s", err.msg);
 		ok(access(j.dir, F_OK) != 0, "its directory is gone, hidden name and all");
 		job_release(&j);
@@ -176,6 +184,43 @@ int main(void)
 		ok(!listed, "list does not show it");
 		job_free_list(ids, n);
 	}
+	/* A runner's lock: its pid, what a delete meanwhile does to it, an error under the lock. */
+	{
+		char id[64], left[512];
+		int lock = -1;
+		struct job again;
+
+		ai_err_clear(&err);
+		ok(job_new(&j, &err) == 0, "a job to run");
+		snprintf(id, sizeof(id), "%s", j.id);
+		ok(job_runner_pid(&j) == -1, "no runner holds its lock");
+		ok(jobrun_take(&j, &lock, &err) == 0, "the runner takes the lock: %s", err.msg);
+		ok(job_runner_pid(&j) == (long)getpid(), "and its pid is in it");
+		ok(job_lock_current(&j, lock), "the lock is the job's");
+		ok(jobrun_delete(&j, false, NULL, NULL, &err) == -1 && err.code == AI_EX_TEMPFAIL,
+		   "a job whose lock is held is running: %s", err.msg);
+		close(lock);
+		ok(job_lock(&j, &lock, &err) == 0, "lock it as a delete does");
+		ok(job_delete(&j, &err) == 0, "delete it under the lock");
+		ok(!job_lock_current(&j, lock), "a runner that waited finds its lock no more the job's");
+		close(lock);
+		job_release(&j);
+
+		ok(job_new(&j, &err) == 0 && jobrun_set_status(&j, "done", NULL, 0, &err) == 0, "a done job");
+		ai_err_clear(&err);
+		ok(jobrun_delete(&j, false, fail_under_lock, NULL, &err) == -1 && err.code == AI_EX_UNAVAILABLE,
+		   "an error under the lock: %s", err.msg);
+		ok(job_open(&again, j.id, &err) == 0, "keeps the job");
+		job_release(&again);
+		/* A delete cut short: its leftover is swept by the next job_new. */
+		snprintf(left, sizeof(left), "%s/ai/jobs/.deleting-%s", dir, id);
+		ok(mkdir(left, 0700) == 0, "a leftover of a delete cut short");
+		job_release(&j);
+		ok(job_new(&j, &err) == 0 && access(left, F_OK) != 0, "job_new sweeps it away");
+		ok(job_remove(&j) == 0, "remove the jobs");
+		job_release(&j);
+	}
+
 	buf_init(&b, 0);
 	buf_addf(&b, "%s/ai/jobs", dir);
 	rmdir(b.data);
