@@ -113,7 +113,7 @@ wait_workers() {
 	items $n >"$T/in"
 	acts=$(for ((i = 0; i < 700; i++)); do
 		case $((RANDOM % 30)) in
-		0) echo '{"path":"/v1/chat/completions","status":429,"headers":{"Retry-After":"1"}}' ;;
+		0) echo '{"path":"/v1/chat/completions","status":429,"headers":{"retry-after-ms":"150"}}' ;;
 		1) echo '{"path":"/v1/chat/completions","status":500}' ;;
 		2) echo '{"path":"/v1/chat/completions","close":true}' ;;
 		*) echo '{"path":"/v1/chat/completions"}' ;;
