@@ -473,6 +473,12 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		o->b.st = &st;
 	}
 	fd = open_input(argc - optind_, argv + optind_);
+	/*
+	 * Held until the job is whole: killed between job_new and its status,
+	 * it would be left half made, invisible to list and never removed.
+	 * Interrupted, it is removed (fail) before the program dies by the signal.
+	 */
+	cli_defer_signals(true);
 	if (job_new(&j, &err))
 		cli_die_err(&err);
 	/* The options are kept for the runner and for resume; the input file is copied. */
@@ -495,6 +501,7 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 		config_release(&cfg);
 		if (rc)
 			goto fail;
+		cli_defer_signals(false);
 		if (c->dry_run) {
 			job_remove(&j);
 			job_release(&j);
@@ -503,7 +510,12 @@ static int cmd_submit(struct cli *c, struct opts *o, int argc, char **argv, int 
 			return cli_finish(0);
 		}
 	} else {
+		if (cli_interrupted) {
+			ai_errf(&err, AI_EX_INTERRUPT, "interrupted");
+			goto fail;
+		}
 		set_status(&j, "queued");
+		cli_defer_signals(false);
 		start_runner(&j);
 	}
 	if (o->b.st)

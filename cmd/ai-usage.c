@@ -572,8 +572,12 @@ static int charts(struct ledger *l, const struct opts *o, const struct cli *c, i
 			cli_die(AI_EX_OSERR, "out of memory");
 		if (strcmp(o->html, "-") == 0)
 			cli_write(b.data, b.len, false);
-		else
+		else {
+			/* Held: killed mid-write, it would leave its hidden .FILE.XXXXXX behind. */
+			cli_defer_signals(true);
 			rc = fd_replace_file(o->html, b.data, b.len, 0666, err);
+			cli_defer_signals(false);
+		}
 	}
 	buf_release(&b);
 	chart_release(&ch);

@@ -115,9 +115,12 @@ static void die_by(int sig)
 
 static void on_grace_over(int sig)
 {
+	int saved = errno;
+
 	(void)sig;
 	if (cli_signal && cli_signal != SIGINT)
 		die_by(cli_signal);     /* not blocked here: it kills before raise returns */
+	errno = saved;
 }
 
 /* Catches SIGALRM and sets it to ring once the grace is over; async-signal-safe. */
@@ -132,22 +135,24 @@ static void arm_grace(void)
 	alarm(CLI_SIGNAL_GRACE_S);
 }
 
+/* The code it interrupts may be about to read errno: the handler leaves it as it was. */
 static void on_signal(int sig)
 {
+	int saved = errno;
+
 	if (!deferring && !(sig == SIGINT && int_held)) {
 		die_by(sig);    /* nothing to save: as if uncaught */
-		return;
-	}
-	if (cli_interrupted && cli_signal == sig) {
+	} else if (cli_interrupted && cli_signal == sig) {
 		die_by(sig);
-		return;
+	} else {
+		if (!cli_signal || cli_signal == SIGINT) {
+			cli_signal = sig;
+			if (sig != SIGINT)
+				arm_grace();
+		}
+		cli_interrupted = 1;
 	}
-	if (!cli_signal || cli_signal == SIGINT) {
-		cli_signal = sig;
-		if (sig != SIGINT)
-			arm_grace();
-	}
-	cli_interrupted = 1;
+	errno = saved;
 }
 
 /*

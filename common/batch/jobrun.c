@@ -138,13 +138,19 @@ int jobrun_copy_input(const struct job *j, int fd, const struct batch_opts *o, s
 	struct batch b;
 	int out = jobrun_open(j, "input.jsonl", O_WRONLY | O_CREAT | O_TRUNC, err);
 	char blk[65536];
-	ssize_t n;
+	ssize_t n = 0;
 
 	if (out < 0)
 		return -1;
-	while ((n = read(fd, blk, sizeof(blk))) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
+	/* The flag is looked at before each read too: a signal between two reads cuts none short. */
+	while ((o->stop && *o->stop) || (n = read(fd, blk, sizeof(blk))) != 0) {
+		if ((o->stop && *o->stop) || (n < 0 && errno == EINTR)) {
+			if (!o->stop || !*o->stop)
+				continue;
+			ai_errf(err, AI_EX_INTERRUPT, "interrupted copying the input into job '%s'", j->id);
+			close(out);
+			return -1;
+		}
 		if (n < 0 || write(out, blk, (size_t)n) != n) {
 			ai_errf(err, AI_EX_IOERR, "cannot copy the input into job '%s': %s", j->id, strerror(errno));
 			close(out);

@@ -62,7 +62,8 @@ int jobrun_open(const struct job *j, const char *name, int flags, struct ai_err 
 /*
  * Copies the input on fd into the job's input.jsonl (synced), then reads
  * it once through batch_open with o, so that bad ids or size are refused
- * before anything is detached.
+ * before anything is detached.  Interrupted (o->stop set while it waits for
+ * input), it gives up with AI_EX_INTERRUPT.
  */
 int jobrun_copy_input(const struct job *j, int fd, const struct batch_opts *o, struct ai_err *err);
 

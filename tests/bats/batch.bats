@@ -435,6 +435,23 @@ wait_state() {
 	assert_eq "$(stat -c %a "$XDG_DATA_HOME/ai/jobs/$id")" 700
 }
 
+@test "jobs: Ctrl-C while submit still reads its input leaves no half-made job" {
+	{ echo '{"prompt":"a"}'; sleep 3; } | ai-batch submit --no-cache >"$T/out" 2>"$T/err" 3>&- &
+	pid=$!
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $(echo "$XDG_DATA_HOME"/ai/jobs/*/input.jsonl) ]] && break
+		sleep 0.05
+	done
+	[[ -s $(echo "$XDG_DATA_HOME"/ai/jobs/*/input.jsonl) ]]
+	kill -INT "$pid"
+	rc=0
+	wait "$pid" || rc=$?
+	assert_eq "$rc" 130
+	assert_contains "$(cat "$T/err")" "interrupted"
+	assert_eq "$(ls -A "$XDG_DATA_HOME/ai/jobs")" "" "the job was removed, hidden or not"
+	assert_eq "$(ai-batch list)" ""
+}
+
 @test "jobs: cancel stops the runner; resume after killing the runner completes without repeats" {
 	items 100 >"$T/in"
 	ctl '{"set":{"latency_ms":60}}'
