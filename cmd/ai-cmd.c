@@ -23,6 +23,7 @@
 #include "ai.h"
 #include "api/api.h"
 #include "clock.h"
+#include "compat/compat.h"
 #include "fdio.h"
 #include "lib/cli.h"
 #include "lib/out.h"
@@ -34,9 +35,11 @@
 
 #include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <strings.h>
 #include <termios.h>
 #include <time.h>
+#include <sys/select.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -173,9 +176,10 @@ static int run(const char *shell, const char *cmd)
 {
 	char *argv[] = { (char *)shell, "-c", (char *)cmd, NULL };
 	struct sigaction ign, old_int, old_quit;
+	sigset_t block, unblocked;
 	bool forwarded = false;
 	int64_t signalled = 0;
-	int status;
+	int status, pfd;
 	pid_t pid;
 
 	fflush(stdout);
@@ -201,11 +205,18 @@ static int run(const char *shell, const char *cmd)
 	 * force-quit to many programs (ours among them: the ledger row is
 	 * lost).  The sender cannot be told apart (si_pid names the shell in
 	 * both cases), so the signal is passed on only when the command is
-	 * still there FORWARD_GRACE_MS later.  waitpid is polled, not
-	 * blocked in, so a signal that comes at any moment is seen.
+	 * still there FORWARD_GRACE_MS later.  TERM and HUP are blocked but
+	 * while pselect waits on the command's pidfd, so one that comes at any
+	 * moment wakes the wait and nothing wakes it else; without a pidfd
+	 * (an old kernel), waitpid is polled every 20 ms.
 	 */
+	pfd = compat_pidfd_open(pid);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &unblocked);
 	for (;;) {
-		struct timespec tick = { 0, 20 * 1000 * 1000 };
+		struct timespec tick = { 0, 20 * 1000 * 1000 }, *wait = NULL;
 		pid_t w = waitpid(pid, &status, WNOHANG);
 
 		if (w == pid)
@@ -213,15 +224,34 @@ static int run(const char *shell, const char *cmd)
 		if (w < 0 && errno != EINTR)
 			cli_die(AI_EX_OSERR, "cannot wait for '%s': %s", shell, strerror(errno));
 		if (cli_interrupted && cli_signal != SIGINT && !forwarded) {
+			int64_t left;
+
 			if (!signalled)
 				signalled = mono_ms();
-			else if (mono_ms() - signalled >= FORWARD_GRACE_MS) {
+			left = FORWARD_GRACE_MS - (mono_ms() - signalled);
+			if (left <= 0) {
 				kill(pid, cli_signal);
 				forwarded = true;
+			} else {
+				tick = (struct timespec){ left / 1000, (long)(left % 1000) * 1000000L };
+				wait = &tick;
 			}
 		}
-		nanosleep(&tick, NULL);
+		if (pfd >= 0) {
+			fd_set rd;
+
+			FD_ZERO(&rd);
+			FD_SET(pfd, &rd);
+			pselect(pfd + 1, &rd, NULL, NULL, wait, &unblocked);
+		} else {
+			sigprocmask(SIG_SETMASK, &unblocked, NULL);
+			nanosleep(&tick, NULL);
+			sigprocmask(SIG_BLOCK, &block, NULL);
+		}
 	}
+	sigprocmask(SIG_SETMASK, &unblocked, NULL);
+	if (pfd >= 0)
+		close(pfd);
 	sigaction(SIGINT, &old_int, NULL);
 	sigaction(SIGQUIT, &old_quit, NULL);
 	if (WIFSIGNALED(status))
