@@ -3,11 +3,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 int fd_read_all(int fd, struct buf *out, volatile sig_atomic_t *stop)
@@ -66,24 +66,6 @@ int fd_read_text(int fd, const char *name, struct buf *out, volatile sig_atomic_
 	return ai_errf(err, AI_EX_NOINPUT, "cannot read '%s': %s", name, strerror(errno));
 }
 
-/* The suffix of a temporary name: 6 characters that differ from call to call. */
-static void tmp_suffix(char *out)
-{
-	static const char set[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	static uint64_t calls;
-	struct timespec ts;
-	uint64_t x;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 16) ^ ++calls;
-	/* splitmix64's finaliser: each input bit moves every output bit. */
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-	x ^= x >> 31;
-	for (int i = 0; i < 6; i++, x /= sizeof(set) - 1)
-		out[i] = set[x % (sizeof(set) - 1)];
-}
-
 int fd_replace_open(struct fd_replace *r, const char *path, mode_t mode, struct ai_err *err)
 {
 	const char *slash = strrchr(path, '/');
@@ -103,8 +85,16 @@ int fd_replace_open(struct fd_replace *r, const char *path, mode_t mode, struct 
 	 * (mkstemp's 0600 would need umask(2) read and restored, a race with
 	 * any other thread making a file), and O_CLOEXEC is set at once.
 	 */
+	if (sodium_init() < 0) {
+		free(r->tmp);
+		r->tmp = NULL;
+		return ai_errf(err, AI_EX_SOFTWARE, "cannot initialise libsodium");
+	}
 	for (int tries = 0; r->fd < 0 && tries < 100; tries++) {
-		tmp_suffix(r->tmp + len + 2);
+		unsigned char rnd[3];
+
+		randombytes_buf(rnd, sizeof(rnd));
+		snprintf(r->tmp + len + 2, 7, "%02x%02x%02x", rnd[0], rnd[1], rnd[2]);
 		r->fd = open(r->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 		if (r->fd < 0 && errno != EEXIST)
 			break;
