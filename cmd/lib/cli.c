@@ -105,12 +105,25 @@ static bool parse_quiet;        /* -q, for the notes cli.c prints itself */
 static volatile sig_atomic_t deferring;  /* holds of cli_defer_signals */
 static volatile sig_atomic_t int_held;   /* holds of cli_hold_sigint */
 
-/* Dies by sig now; from the handler (where sig is blocked) as it returns. */
+/* Dies by sig now, from a handler (where sig is blocked) or not; async-signal-safe. */
 static void die_by(int sig)
 {
+	sigset_t set;
+
 	runcmd_kill_running();
 	signal(sig, SIG_DFL);
+	sigemptyset(&set);
+	sigaddset(&set, sig);
+	sigprocmask(SIG_UNBLOCK, &set, NULL);
 	raise(sig);
+}
+
+/* die_by outside a handler: what was printed is kept first (stdout may be closed already). */
+static void die_flushed(int sig)
+{
+	fflush(NULL);
+	die_by(sig);
+	_exit(128 + sig);
 }
 
 static void on_grace_over(int sig)
@@ -162,28 +175,13 @@ static void on_signal(int sig)
  */
 static void exit_by_signal(void)
 {
-	int sig = cli_signal;
-	struct sigaction sa;
-	sigset_t set;
-
-	if (!sig || !cli_interrupted)
-		return;
-	fflush(NULL);   /* exit() would after the handlers; stdout may be closed already (cli_finish) */
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = SIG_DFL;
-	sigemptyset(&sa.sa_mask);
-	sigaction(sig, &sa, NULL);
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	sigprocmask(SIG_UNBLOCK, &set, NULL);
-	raise(sig);
-	_exit(128 + sig);
+	if (cli_signal && cli_interrupted)
+		die_flushed(cli_signal);
 }
 
 void cli_defer_signals(bool on)
 {
 	int sig;
-	sigset_t set;
 
 	if (on) {
 		deferring++;
@@ -195,12 +193,7 @@ void cli_defer_signals(bool on)
 	sig = cli_signal;
 	if (deferring || !cli_interrupted || !sig || sig == SIGINT)
 		return;
-	fflush(NULL);   /* as exit_by_signal: what was printed is kept */
-	sigemptyset(&set);
-	sigaddset(&set, sig);
-	sigprocmask(SIG_UNBLOCK, &set, NULL);
-	die_by(sig);
-	_exit(128 + sig);
+	die_flushed(sig);
 }
 
 void cli_hold_sigint(bool on)
