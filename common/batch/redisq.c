@@ -1084,58 +1084,70 @@ int redisq_wait(struct redisq *q, const char *id, json_object **status, struct a
 	}
 }
 
+/*
+ * Sends p, a job script that answers its verdict on job id as a word:
+ * "none" (no such job: AI_EX_NOINPUT) or another, copied into verdict.
+ * Releases p.  what names the step in a reply error.
+ */
+static int job_verdict(struct redisq *q, struct pipe *p, const char *id, const char *what,
+		       char *verdict, size_t n, struct ai_err *err)
+{
+	redisReply **r;
+	int rc = -1;
+
+	if (rq_send(q, p, &r, false, err)) {
+		pipe_release(p);
+		return -1;
+	}
+	if (r[0]->type != REDIS_REPLY_STRING)
+		reply_err(r[0], what, err);
+	else if (!strcmp(r[0]->str, "none"))
+		ai_errf(err, AI_EX_NOINPUT, "no job '%s' in %s (see ai-batch list --queue URL)", id, q->url);
+	else {
+		snprintf(verdict, n, "%s", r[0]->str);
+		rc = 0;
+	}
+	replies_free(r, 1);
+	pipe_release(p);
+	return rc;
+}
+
 int redisq_cancel(struct redisq *q, const char *id, struct ai_err *err)
 {
 	struct keys k;
 	struct pipe p;
-	redisReply **r;
-	int rc = -1;
+	char verdict[32];
 
 	if (job_keys(&k, id, err))
 		return -1;
 	pipe_init(&p);
-	if (PIPE(&p, err, "EVALSHA", shas[SC_CANCEL], "2", k.meta, PFX "active", id) ||
-	    rq_send(q, &p, &r, false, err))
-		goto out;
-	if (r[0]->type != REDIS_REPLY_STRING)
-		reply_err(r[0], "cancelling", err);
-	else if (!strcmp(r[0]->str, "none"))
-		ai_errf(err, AI_EX_NOINPUT, "no job '%s' in %s (see ai-batch list --queue URL)", id, q->url);
-	else
-		rc = 0;
-	replies_free(r, 1);
-out:
-	pipe_release(&p);
-	return rc;
+	if (PIPE(&p, err, "EVALSHA", shas[SC_CANCEL], "2", k.meta, PFX "active", id)) {
+		pipe_release(&p);
+		return -1;
+	}
+	return job_verdict(q, &p, id, "cancelling", verdict, sizeof(verdict), err);
 }
 
 int redisq_delete(struct redisq *q, const char *id, bool force, struct ai_err *err)
 {
 	struct keys k;
 	struct pipe p;
-	redisReply **r;
-	int rc = -1;
+	char verdict[32];
 
 	if (job_keys(&k, id, err))
 		return -1;
 	pipe_init(&p);
 	if (PIPE(&p, err, "EVALSHA", shas[SC_DELETE], "8", k.meta, k.items, k.keys, k.res, k.tries, k.rl,
-		 PFX "jobs", PFX "active", id, force ? "1" : "0", GROUP) ||
-	    rq_send(q, &p, &r, false, err))
-		goto out;
-	if (r[0]->type != REDIS_REPLY_STRING)
-		reply_err(r[0], "deleting the job", err);
-	else if (!strcmp(r[0]->str, "none"))
-		ai_errf(err, AI_EX_NOINPUT, "no job '%s' in %s (see ai-batch list --queue URL)", id, q->url);
-	else if (strcmp(r[0]->str, "deleted"))
-		ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is %.20s: cancel it first (ai-batch cancel --queue URL %s), "
-			"or delete it with --force", id, r[0]->str, id);
-	else
-		rc = 0;
-	replies_free(r, 1);
-out:
-	pipe_release(&p);
-	return rc;
+		 PFX "jobs", PFX "active", id, force ? "1" : "0", GROUP)) {
+		pipe_release(&p);
+		return -1;
+	}
+	if (job_verdict(q, &p, id, "deleting the job", verdict, sizeof(verdict), err))
+		return -1;
+	if (strcmp(verdict, "deleted"))
+		return ai_errf(err, AI_EX_TEMPFAIL, "job '%s' is %.20s: cancel it first (ai-batch cancel "
+			       "--queue URL %s), or delete it with --force", id, verdict, id);
+	return 0;
 }
 
 int redisq_list(struct redisq *q, char ***ids, size_t *n, struct ai_err *err)
